@@ -1,0 +1,143 @@
+"""``cortan ask``: one question, one answer, shaped for the terminal or for a script."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cortan.cli.runner import EXIT_INTERRUPTED, EXIT_OK, Context, get_context, guard, run_async
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cortan.config.settings import Settings
+    from cortan.engine.events import Attachment, ChatEnded, ChatRequested
+    from cortan.render.views import AnswerView
+
+
+def ask(
+    ctx: typer.Context,
+    prompt: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="The question (several words are joined). '-' reads it from stdin.",
+            show_default=False,
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="provider:model, an alias, or a bare model name."),
+    ] = None,
+    system: Annotated[str | None, typer.Option("--system", "-s", help="System prompt.")] = None,
+    no_stdin: Annotated[
+        bool, typer.Option("--no-stdin", help="Never read stdin (for loops and cron).")
+    ] = False,
+    no_stream: Annotated[
+        bool, typer.Option("--no-stream", help="Print the answer once, complete.")
+    ] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object with the answer and usage.")
+    ] = False,
+    raw: Annotated[
+        bool,
+        typer.Option("--raw", help="Pass the model's bytes through untouched (not on a terminal)."),
+    ] = False,
+) -> None:
+    """Ask one question and print the answer. Piped text is sent along with it."""
+    context = get_context(ctx)
+    with guard(context):
+        settings = context.load_settings()
+        request = _make_request(settings, prompt or [], model, system, no_stdin, context)
+        ended = run_async(lambda: _run(settings, request, context, no_stream, json_output, raw))
+        raise typer.Exit(exit_code(ended))
+
+
+def exit_code(ended: ChatEnded) -> int:
+    from cortan.engine.events import ChatCancelled, ChatFailed
+
+    if isinstance(ended, ChatCancelled):
+        return EXIT_INTERRUPTED
+    if isinstance(ended, ChatFailed):
+        return ended.exit_code
+    return EXIT_OK
+
+
+def _make_request(
+    settings: Settings,
+    words: list[str],
+    model: str | None,
+    system: str | None,
+    no_stdin: bool,
+    context: Context,
+) -> ChatRequested:
+    from cortan.engine.events import ChatRequested
+
+    dash = words == ["-"]
+    prompt = "" if dash else " ".join(words)
+    attachments = () if no_stdin else _stdin_attachments(settings, bool(prompt), dash, context)
+    return ChatRequested(1, prompt, attachments, model, system)
+
+
+def _stdin_attachments(
+    settings: Settings, has_prompt: bool, dash: bool, context: Context
+) -> tuple[Attachment, ...]:
+    from cortan.cli.stdin import get_stdin, read_stdin, should_read
+    from cortan.engine.events import Attachment
+
+    stream = get_stdin()
+    if not should_read(stream, has_prompt=has_prompt, dash=dash):
+        return ()
+    timeout = settings.stdin_timeout if has_prompt else None
+    result = read_stdin(stream, max_bytes=settings.max_input_bytes, timeout=timeout)
+    if result.note:
+        context.diagnostics.warning(result.note)
+    return (Attachment("Input from stdin", result.data),) if result.data else ()
+
+
+async def _run(
+    settings: Settings,
+    request: ChatRequested,
+    context: Context,
+    no_stream: bool,
+    json_output: bool,
+    raw: bool,
+) -> ChatEnded:
+    from cortan.app import App
+
+    app = App.build(settings)
+    app.attach_view(_make_view(settings, context, no_stream, json_output, raw))
+    app.attach_diagnostics(context.diagnostics)
+    try:
+        return await app.ask(request)
+    finally:
+        await app.aclose()
+
+
+def _make_view(
+    settings: Settings, context: Context, no_stream: bool, json_output: bool, raw: bool
+) -> AnswerView:
+    from cortan.render import views
+
+    if json_output:
+        return views.JsonView(sys.stdout)
+    terminal = sys.stdout.isatty()
+    if raw and terminal:
+        context.diagnostics.warning("--raw is ignored on a terminal: escape codes stay neutralised")
+    if not terminal:
+        if no_stream:
+            return views.BufferedView(None, sys.stdout, code_theme=settings.code_theme)
+        return views.PlainView(sys.stdout, raw=raw)
+    console = make_console(settings, context)
+    if no_stream:
+        return views.BufferedView(console, sys.stdout, code_theme=settings.code_theme)
+    return views.MarkdownView(console, code_theme=settings.code_theme)
+
+
+def make_console(settings: Settings, context: Context) -> Console:
+    """The stdout console for rendered answers; colour off by setting, flag or NO_COLOR."""
+    from rich.console import Console
+
+    color = settings.color and context.color_enabled
+    return Console(no_color=not color, highlight=False)

@@ -1,0 +1,104 @@
+"""Running a command: settings, the one-sentence error, the exit code.
+
+Every command body runs inside :func:`guard`, which turns cortan's errors into
+one line on stderr and the stable exit codes (0 ok, 1 runtime failure, 2 usage,
+130 interrupted), and never shows a traceback unless ``--debug`` asked for one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import typer
+
+from cortan.errors import CortanError
+
+if TYPE_CHECKING:
+    from cortan.config.settings import Settings
+    from cortan.render.diagnostics import Diagnostics
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+@dataclass
+class Context:
+    """Global options, shared by every command."""
+
+    debug: bool = False
+    no_color: bool = False
+    _diagnostics: Diagnostics | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.debug:
+            logging.basicConfig(
+                level=logging.DEBUG, format="cortan: %(levelname)s %(name)s: %(message)s"
+            )
+
+    @property
+    def color_enabled(self) -> bool:
+        return not self.no_color and "NO_COLOR" not in os.environ
+
+    @property
+    def diagnostics(self) -> Diagnostics:
+        if self._diagnostics is None:
+            from cortan.render.diagnostics import Diagnostics
+
+            color = self.color_enabled and sys.stderr.isatty()
+            self._diagnostics = Diagnostics(sys.stderr, color=color)
+        return self._diagnostics
+
+    def load_settings(self, **flags: Any) -> Settings:
+        from cortan.config.load import load_settings
+
+        return load_settings(**flags)
+
+
+def get_context(ctx: typer.Context) -> Context:
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Context) else Context()
+
+
+def fail(context: Context, message: str, code: int = EXIT_FAILURE) -> NoReturn:
+    context.diagnostics.error(message)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def guard(context: Context) -> Iterator[None]:
+    """Map whatever a command raises to one sentence and an exit code."""
+    try:
+        yield
+    except (typer.Exit, typer.Abort):
+        raise
+    except CortanError as exc:
+        if context.debug:
+            logging.getLogger("cortan").exception("error")
+        fail(context, str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except BrokenPipeError:
+        _silence_broken_pipe()
+    except Exception as exc:
+        if context.debug:
+            raise
+        fail(context, f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
+
+
+def _silence_broken_pipe() -> NoReturn:
+    # `cortan ask … | head -1`: the reader left. Exit quietly, as Unix tools do.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise typer.Exit(EXIT_FAILURE)
+
+
+def run_async(main: Callable[[], Any]) -> Any:
+    """asyncio.run, with Ctrl-C surfacing as KeyboardInterrupt after cleanup."""
+    import asyncio
+
+    return asyncio.run(main())

@@ -1,0 +1,90 @@
+"""Reading piped input without hanging and without swallowing what was not meant for us.
+
+Rules, in order (docs/scripting.md explains them to users):
+
+* ``--no-stdin``: never read.
+* stdin is a terminal: read it only when the prompt is ``-``.
+* stdin is a regular file already partly read (``while read line; do cortan ask
+  "$line"; done < list``) and a prompt was given: leave it alone, the rest of the
+  file belongs to the loop.
+* otherwise (a pipe, a file, /dev/null): wait for the first byte. With a prompt
+  argument the wait is bounded by ``stdin_timeout`` (a parent that holds stdin
+  open without writing must not hang us); without one it is the only prompt,
+  so we wait as ``cat`` would.
+
+Reading stops one byte past ``max_bytes``: an enormous input is refused after
+reading the limit, never loaded whole.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import stat
+import sys
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from cortan.engine.validator import format_size
+from cortan.errors import InputError
+
+CHUNK = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class StdinResult:
+    data: bytes | None
+    note: str | None = None
+
+
+def should_read(stream: BinaryIO, *, has_prompt: bool, dash: bool) -> bool:
+    """Whether stdin carries input for us at all (see the module docstring)."""
+    try:
+        fd = stream.fileno()
+        mode = os.fstat(fd).st_mode
+    except (OSError, ValueError):
+        return False  # closed or not a real file: nothing for us
+    if os.isatty(fd):
+        return dash
+    if stat.S_ISREG(mode) and has_prompt and not dash:
+        try:
+            return os.lseek(fd, 0, os.SEEK_CUR) == 0
+        except OSError:
+            return True
+    return True
+
+
+def read_stdin(
+    stream: BinaryIO, *, max_bytes: int, timeout: float | None, label: str = "stdin"
+) -> StdinResult:
+    """Read all of stdin up to ``max_bytes``; ``timeout`` bounds the wait for the first byte."""
+    fd = stream.fileno()
+    if timeout is not None and not _wait_readable(fd, timeout):
+        return StdinResult(
+            None,
+            f"nothing arrived on stdin within {timeout:g} s; asking without it "
+            "(pass --no-stdin to skip the wait, or set stdin_timeout)",
+        )
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := os.read(fd, CHUNK):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > max_bytes:
+            raise InputError(
+                f"{label} is larger than the {format_size(max_bytes)} limit "
+                "(setting max_input_bytes); stopped reading"
+            )
+    return StdinResult(b"".join(chunks))
+
+
+def _wait_readable(fd: int, timeout: float) -> bool:
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+    except (OSError, ValueError):
+        return True  # select cannot watch this kind of file: read it directly
+    return bool(ready)
+
+
+def get_stdin() -> BinaryIO:
+    return sys.stdin.buffer

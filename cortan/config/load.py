@@ -1,0 +1,98 @@
+"""Loading settings, with errors that name the file, the key and what is wrong.
+
+The TOML file is parsed here (not by pydantic-settings) so a syntax error can say
+its line, and a validation error can say whether the bad value came from the
+file, a ``CORTAN_*`` variable or a flag.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cortan.config.paths import get_config_file
+from cortan.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from cortan.config.settings import Settings
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse the TOML file; a missing file is an empty config, anything else wrong is an error."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory, not a TOML file") from None
+    except PermissionError:
+        raise ConfigError(f"config file {path} cannot be read: permission denied") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def load_settings(path: Path | None = None, **flags: Any) -> Settings:
+    """Build Settings from every source; ``flags`` are the command line's overrides."""
+    from pydantic import ValidationError
+
+    from cortan.config.settings import FILE_DATA, Settings
+
+    path = path or get_config_file()
+    data = read_config_file(path)
+    token = FILE_DATA.set(data)
+    try:
+        return Settings(**{k: v for k, v in flags.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, path, data, flags)) from None
+    finally:
+        FILE_DATA.reset(token)
+
+
+def describe_validation_error(
+    exc: ValidationError, path: Path, data: dict[str, Any], flags: dict[str, Any]
+) -> str:
+    """One sentence for the first problem: where the value came from, which key, what is wrong."""
+    error = exc.errors()[0]
+    loc = [str(part) for part in error["loc"] if part not in ("function-after",)]
+    key = ".".join(loc) or "(top level)"
+    message = _explain(error)
+    if loc and loc[0] in flags and flags[loc[0]] is not None:
+        return f"option --{loc[0].replace('_', '-')}: {message}"
+    env_name = "CORTAN_" + "__".join(loc).upper()
+    if env_name in os.environ and not _has_key(data, loc):
+        return f"environment variable {env_name}: {message}"
+    return f"config file {path}: key `{key}`: {message}"
+
+
+def _explain(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown setting (see docs/configuration.md for the list)"
+    return str(error["msg"]).rstrip(".")
+
+
+def _has_key(data: dict[str, Any], loc: list[str]) -> bool:
+    node: Any = data
+    for part in loc:
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def is_readable_by_others(path: Path) -> bool:
+    """True when group or others may read ``path`` (a warning sign for a file naming keys)."""
+    try:
+        return bool(path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH))
+    except OSError:
+        return False

@@ -1,0 +1,38 @@
+"""Where cortan keeps its files, by platform convention (platformdirs).
+
+``CORTAN_CONFIG`` names the config file and ``CORTAN_DATA_DIR`` the data folder
+(history, session store), so tests and portable setups can move both.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+APP_NAME = "cortan"
+
+
+def get_config_file() -> Path:
+    """The TOML file settings are read from (it need not exist)."""
+    explicit = os.environ.get("CORTAN_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    from platformdirs import user_config_path
+
+    return user_config_path(APP_NAME) / "config.toml"
+
+
+def get_data_dir() -> Path:
+    """The folder for history and the session store (created on first write)."""
+    explicit = os.environ.get("CORTAN_DATA_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    from platformdirs import user_data_path
+
+    return user_data_path(APP_NAME)
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` owner-only (0700): history and sessions are private."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,174 @@
+"""The settings model: every knob cortan has, its type, range and default.
+
+Sources, lowest priority first: defaults, the TOML config file, ``CORTAN_*``
+variables (``__`` between nested keys, e.g. ``CORTAN_TIMEOUTS__CONNECT``), then
+command-line flags. The ecosystem's own variables (``OLLAMA_HOST``,
+``OPENAI_BASE_URL``, ``OPENAI_API_KEY``) fill the built-in providers' defaults, so
+a machine already set up for ``ollama`` or the OpenAI SDK works unchanged.
+
+docs/configuration.md lists every setting; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from contextvars import ContextVar
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ProviderKind = Literal["ollama", "openai"]
+DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"
+DEFAULT_OPENAI_URL = "https://api.openai.com/v1"
+
+
+def normalize_ollama_host(value: str) -> str:
+    """Accept OLLAMA_HOST's spellings (``0.0.0.0``, ``host:port``, ``:11434``, URLs)."""
+    value = value.strip().rstrip("/")
+    if "://" not in value:
+        value = "http://" + value
+    parts = urlsplit(value)
+    host = parts.hostname or "127.0.0.1"
+    if host in ("0.0.0.0", "::"):  # a bind-all address: the server is on this machine
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port or (443 if parts.scheme == "https" else 11434)
+    return f"{parts.scheme}://{host}:{port}{parts.path}"
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when ``url`` points at this machine (localhost or a loopback address)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ProviderConfig(BaseModel):
+    """One named backend: ``[providers.NAME]`` in the config file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: ProviderKind
+    hosts: list[str] = Field(default_factory=list)
+    base_url: str | None = None
+    api_key_env: str | None = None
+    api_key_cmd: str | None = None
+    local: bool | None = None
+
+    @field_validator("hosts")
+    @classmethod
+    def _check_hosts(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            if not host.strip():
+                raise ValueError("a host is empty")
+        return hosts
+
+    def get_urls(self) -> list[str]:
+        """Base URLs to try, each normalised for this kind of server."""
+        urls = list(self.hosts) or ([self.base_url] if self.base_url else [])
+        if self.kind == "ollama":
+            return [normalize_ollama_host(u) for u in urls] or [DEFAULT_OLLAMA_HOST]
+        return [u.strip().rstrip("/") for u in urls] or [DEFAULT_OPENAI_URL]
+
+    def is_local(self) -> bool:
+        """Local providers are exempt from the secret guard; config may say otherwise."""
+        if self.local is not None:
+            return self.local
+        return all(is_loopback_url(url) for url in self.get_urls())
+
+
+def default_providers() -> dict[str, ProviderConfig]:
+    """The two providers that exist without any config, shaped by the environment."""
+    ollama_host = os.environ.get("OLLAMA_HOST")
+    openai_url = os.environ.get("OPENAI_BASE_URL")
+    return {
+        "ollama": ProviderConfig(kind="ollama", hosts=[ollama_host] if ollama_host else []),
+        "openai": ProviderConfig(
+            kind="openai",
+            base_url=openai_url or DEFAULT_OPENAI_URL,
+            api_key_env="OPENAI_API_KEY",
+        ),
+    }
+
+
+class Timeouts(BaseModel):
+    """Seconds. A local model loading into memory can take minutes before its first token."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    connect: float = Field(default=5.0, gt=0, le=3600)
+    first_token: float = Field(default=300.0, gt=0, le=86400)
+    total: float = Field(default=1800.0, gt=0, le=86400)
+
+
+class Settings(BaseSettings):
+    """All of cortan's configuration, validated once and passed down as plain data."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CORTAN_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    default_model: str = Field(default="ollama:llama3.2", min_length=1)
+    system: str | None = None
+    instruction_position: Literal["before", "after"] = "after"
+    max_input_bytes: int = Field(default=1_048_576, gt=0, le=1 << 31)
+    stdin_timeout: float = Field(default=10.0, ge=0, le=86400)
+    color: bool = True
+    code_theme: str = "monokai"
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    providers: dict[str, ProviderConfig] = Field(default_factory=default_providers)
+    aliases: dict[str, str] = Field(default_factory=dict)
+    fallback: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _keep_builtin_providers(self) -> Settings:
+        # A config that adds [providers.work] must not make `ollama` and `openai` vanish.
+        builtins = default_providers()
+        missing = {k: v for k, v in builtins.items() if k not in self.providers}
+        if missing:
+            object.__setattr__(self, "providers", {**missing, **self.providers})
+        for name in self.providers:
+            if not name or ":" in name:
+                raise ValueError(f"provider name {name!r} must be non-empty and have no ':'")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _DictSource(settings_cls, FILE_DATA.get()))
+
+
+# The config file's parsed content for the load under way (see load.py): a context
+# variable because pydantic-settings builds sources from the class, not the call.
+FILE_DATA: ContextVar[dict[str, Any]] = ContextVar("cortan_file_data", default={})  # noqa: B039
+
+
+class _DictSource(PydanticBaseSettingsSource):
+    """Serves the already-parsed TOML file, so that parse errors are cortan's own."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)

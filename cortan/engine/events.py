@@ -1,0 +1,125 @@
+"""The events that carry one prompt through cortan, in the order they happen.
+
+Each is a frozen, slotted dataclass: cheap to build (the bus moves millions a
+second), immutable so no subscriber can change what the next one sees, and
+typed so subscribers register for exactly what they handle.
+
+    ChatRequested  front end -> validator         raw prompt, raw stdin / files
+    ChatValidated  validator -> context manager   decoded, normalised text
+    ChatPrepared   context   -> model manager     the messages to send
+    ChatStarted    model manager                  provider and model chosen
+    TokenDelta     model manager                  one piece of the answer
+    Notice         anyone                         a dim one-line remark for the user
+    ChatFinished | ChatFailed | ChatCancelled     exactly one ends every request
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cortan.providers.base import Message, Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """Data that travels with a prompt (stdin, a file), still as bytes."""
+
+    label: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TextAttachment:
+    """An attachment after validation: decoded and cleaned."""
+
+    label: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequested:
+    request_id: int
+    prompt: str
+    attachments: tuple[Attachment, ...] = ()
+    model: str | None = None
+    system: str | None = None
+    history: tuple[Message, ...] = ()
+    options: tuple[tuple[str, object], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ChatValidated:
+    request: ChatRequested
+    prompt: str
+    attachments: tuple[TextAttachment, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatPrepared:
+    request: ChatRequested
+    model: str | None
+    messages: tuple[Message, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatStarted:
+    request_id: int
+    provider: str
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class TokenDelta:
+    request_id: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    request_id: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """Seconds, measured by cortan: to the first token, and in all."""
+
+    first_token: float | None = None
+    total: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ChatFinished:
+    request_id: int
+    provider: str
+    model: str
+    content: str
+    finish_reason: str
+    usage: Usage = field(default_factory=Usage)
+    timings: Timings = field(default_factory=Timings)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatFailed:
+    """The request ended in an error; ``content`` is whatever arrived before it."""
+
+    request_id: int
+    kind: str
+    message: str
+    exit_code: int = 1
+    content: str = ""
+    provider: str | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatCancelled:
+    """The user interrupted; ``content`` is the partial answer, kept."""
+
+    request_id: int
+    content: str = ""
+    provider: str | None = None
+    model: str | None = None
+
+
+ChatEnded = ChatFinished | ChatFailed | ChatCancelled

@@ -1,0 +1,101 @@
+"""Every error cortan reports to a user, as one tree.
+
+Library exceptions are mapped into this tree at the provider boundary and nowhere
+else; everything above that boundary only ever sees these classes. Each carries
+the one sentence a user reads (``str(error)``) and the exit code the CLI returns.
+
+    * CortanError                   exit 1 unless noted
+      + UsageError                  exit 2: a flag or argument that makes no sense
+      + ConfigError                 exit 2: a bad config file or CORTAN_* variable
+      + InputError                  rejected input: empty, binary, undecodable, too large
+      + StoreError                  the session store cannot be opened or written
+      + KeyringError                no usable OS keyring, or it refused
+      + ProviderError               a backend failed; ``kind`` names how
+        - UnreachableError          connection refused, DNS, reset before an answer
+        - ProviderTimeoutError      connect, first-token or total deadline passed
+        - AuthError                 a missing or rejected API key
+        - ModelNotFoundError        the model does not exist (or is not pulled)
+        - RateLimitedError          HTTP 429, with ``retry_after`` when the server said
+        - ServerError               5xx, an error mid-stream, a connection cut mid-answer
+        - BadResponseError          a reply cortan cannot parse
+        - BadRequestError           the server refused the request itself (4xx)
+"""
+
+from __future__ import annotations
+
+
+class CortanError(Exception):
+    """Base of the tree: ``str(error)`` is the sentence shown to the user."""
+
+    exit_code = 1
+
+
+class UsageError(CortanError):
+    """The command line asks for something impossible."""
+
+    exit_code = 2
+
+
+class ConfigError(CortanError):
+    """A configuration source holds a value cortan cannot use."""
+
+    exit_code = 2
+
+
+class InputError(CortanError):
+    """The prompt or piped data was rejected before anything was sent."""
+
+
+class StoreError(CortanError):
+    """The session store could not be opened, read or written."""
+
+
+class KeyringError(CortanError):
+    """The OS keyring is missing or refused the operation."""
+
+
+class ProviderError(CortanError):
+    """A backend failed. ``retryable`` tells the model manager whether to try again."""
+
+    kind = "provider"
+    retryable = False
+
+
+class UnreachableError(ProviderError):
+    kind = "unreachable"
+    retryable = True
+
+
+class ProviderTimeoutError(ProviderError):
+    kind = "timeout"
+    retryable = True
+
+
+class AuthError(ProviderError):
+    kind = "auth"
+
+
+class ModelNotFoundError(ProviderError):
+    kind = "model_not_found"
+
+
+class RateLimitedError(ProviderError):
+    kind = "rate_limited"
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ServerError(ProviderError):
+    kind = "server_error"
+    retryable = True
+
+
+class BadResponseError(ProviderError):
+    kind = "bad_response"
+
+
+class BadRequestError(ProviderError):
+    kind = "bad_request"

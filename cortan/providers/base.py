@@ -1,0 +1,98 @@
+"""The provider seam: what every backend implements, and the values it trades in.
+
+A provider is deliberately small. It lists its models and streams one chat as an
+async iterator of text pieces that ends with exactly one :class:`Finish`. It does
+not retry, time, log, render or store anything: the model manager owns retries,
+deadlines, fallback and events, so every backend behaves alike and a new one is a
+page of code. Library exceptions are mapped to :mod:`cortan.errors` inside the
+provider, because this is the boundary where they are understood.
+
+Contract for ``stream_chat``:
+
+* yield ``str`` pieces in order as they arrive (never empty strings), then one
+  ``Finish`` and stop;
+* raise a :class:`cortan.errors.ProviderError` subclass on failure, before or
+  after pieces were yielded;
+* when the consumer stops early (``aclose()``, cancellation), close the HTTP
+  stream so the server stops generating.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """One chat as a provider sees it: the model's own name, the full message list."""
+
+    model: str
+    messages: tuple[Message, ...]
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts as the provider reported them (None where it did not)."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """The end of a stream: why it stopped and what it cost."""
+
+    finish_reason: str = "stop"
+    usage: Usage = field(default_factory=Usage)
+    server_timings: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """A model a provider offers; fields other than the name are best effort."""
+
+    name: str
+    provider: str
+    family: str | None = None
+    size: int | None = None
+    parameter_size: str | None = None
+    context_length: int | None = None
+
+
+class Provider(Protocol):
+    """A chat backend reached at one base URL.
+
+    ``name`` is the configured provider name (``ollama``, ``work``), ``url`` the
+    host this instance talks to, ``label`` a human name for messages ("Ollama").
+    """
+
+    name: str
+    url: str
+    label: str
+
+    async def list_models(self) -> list[ModelInfo]:
+        """Every model the server offers now."""
+        ...
+
+    def stream_chat(self, request: ChatRequest) -> AsyncIterator[str | Finish]:
+        """Stream one answer: text pieces, then one Finish (see the module docstring)."""
+        ...
+
+    async def get_context_length(self, model: str) -> int | None:
+        """The model's context window in tokens, if the server says."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...

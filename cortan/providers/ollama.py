@@ -1,0 +1,143 @@
+"""Ollama, through ``ollama.AsyncClient``, with its errors mapped to cortan's.
+
+Ollama streams newline-delimited JSON. Its client raises ``ResponseError`` for
+HTTP errors and for an ``{"error": …}`` line mid-stream, the builtin
+``ConnectionError`` when nothing listens, httpx's exceptions for timeouts and
+cut connections, and ``json.JSONDecodeError`` for a line that is not JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import ollama
+
+from cortan.errors import (
+    AuthError,
+    BadRequestError,
+    BadResponseError,
+    ModelNotFoundError,
+    ProviderError,
+    ProviderTimeoutError,
+    RateLimitedError,
+    ServerError,
+    UnreachableError,
+)
+from cortan.providers.base import ChatRequest, Finish, ModelInfo, Usage
+
+if TYPE_CHECKING:
+    from cortan.config.settings import ProviderConfig, Timeouts
+
+NS = 1e-9
+
+
+class OllamaProvider:
+    """One Ollama server."""
+
+    label = "Ollama"
+
+    def __init__(self, name: str, url: str, timeouts: Timeouts) -> None:
+        self.name = name
+        self.url = url
+        timeout = httpx.Timeout(timeouts.total, connect=timeouts.connect)
+        self._client = ollama.AsyncClient(host=url, timeout=timeout)
+
+    async def list_models(self) -> list[ModelInfo]:
+        try:
+            listing = await self._client.list()
+        except Exception as exc:
+            raise self.map_error(exc) from exc
+        return [self._model_info(m) for m in listing.models]
+
+    def _model_info(self, model: Any) -> ModelInfo:
+        details = model.details
+        return ModelInfo(
+            name=str(model.model),
+            provider=self.name,
+            family=getattr(details, "family", None),
+            size=model.size,
+            parameter_size=getattr(details, "parameter_size", None),
+        )
+
+    async def get_context_length(self, model: str) -> int | None:
+        try:
+            shown = await self._client.show(model)
+        except Exception as exc:
+            raise self.map_error(exc, model) from exc
+        for key, value in (shown.modelinfo or {}).items():
+            if key.endswith(".context_length") and isinstance(value, int):
+                return value
+        return None
+
+    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[str | Finish]:
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        try:
+            stream = await self._client.chat(
+                model=request.model,
+                messages=messages,
+                stream=True,
+                options=dict(request.options) or None,
+            )
+            async for part in stream:
+                if part.message.content:
+                    yield part.message.content
+                if part.done:
+                    yield self._finish(part)
+                    return
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise self.map_error(exc, request.model) from exc
+        raise ServerError(f"Ollama at {self.url} ended the answer without its final message")
+
+    @staticmethod
+    def _finish(part: Any) -> Finish:
+        timings = {
+            name: getattr(part, name) * NS
+            for name in ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
+            if getattr(part, name, None) is not None
+        }
+        usage = Usage(prompt_tokens=part.prompt_eval_count, completion_tokens=part.eval_count)
+        return Finish(finish_reason=part.done_reason or "stop", usage=usage, server_timings=timings)
+
+    def map_error(self, exc: BaseException, model: str | None = None) -> ProviderError:
+        """Turn a library exception into the sentence a user needs."""
+        where = f"Ollama at {self.url}"
+        if isinstance(exc, ollama.ResponseError):
+            return self._map_response_error(exc, model)
+        if isinstance(exc, httpx.TimeoutException):
+            return ProviderTimeoutError(f"{where} did not answer in time")
+        if isinstance(exc, httpx.ConnectError | ConnectionError):
+            return UnreachableError(f"cannot reach {where}: is `ollama serve` running?")
+        if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+            return ServerError(f"{where} closed the connection before the answer was complete")
+        if isinstance(exc, json.JSONDecodeError | ValueError):
+            return BadResponseError(f"{where} sent a reply cortan cannot parse")
+        if isinstance(exc, httpx.HTTPError):
+            return UnreachableError(f"cannot talk to {where}: {type(exc).__name__}")
+        return BadResponseError(f"{where} failed unexpectedly: {type(exc).__name__}")
+
+    def _map_response_error(self, exc: ollama.ResponseError, model: str | None) -> ProviderError:
+        status, text = exc.status_code, str(exc.error).strip()
+        where = f"Ollama at {self.url}"
+        if status == 404 and "not found" in text:
+            name = model or "the model"
+            return ModelNotFoundError(f"model {name!r} is not on {where}: run `ollama pull {name}`")
+        if status in (401, 403):
+            return AuthError(f"{where} refused the request ({status}): {text}")
+        if status == 429:
+            return RateLimitedError(f"{where} is rate limiting requests: {text}")
+        if status >= 500 or status == -1:
+            return ServerError(f"{where} reported an error: {text}")
+        return BadRequestError(f"{where} rejected the request ({status}): {text}")
+
+    async def aclose(self) -> None:
+        await self._client._client.aclose()
+
+
+def make_provider(name: str, url: str, config: ProviderConfig, timeouts: Timeouts) -> OllamaProvider:
+    """Factory registered in :data:`cortan.providers.KINDS`."""
+    return OllamaProvider(name, url, timeouts)

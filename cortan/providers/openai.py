@@ -1,0 +1,168 @@
+"""OpenAI and OpenAI-compatible servers (vLLM, LM Studio, llama.cpp) via ``openai.AsyncOpenAI``.
+
+The SDK's own retries are off (``max_retries=0``): the model manager owns
+retries, so an answer is never stitched from two attempts. Usage comes from the
+final chunk that ``stream_options.include_usage`` asks for; servers that ignore
+the option simply report no usage.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import httpx2
+import openai
+
+from cortan.config.keys import get_api_key
+from cortan.config.settings import DEFAULT_OPENAI_URL
+from cortan.errors import (
+    AuthError,
+    BadRequestError,
+    BadResponseError,
+    ModelNotFoundError,
+    ProviderError,
+    ProviderTimeoutError,
+    RateLimitedError,
+    ServerError,
+    UnreachableError,
+)
+from cortan.providers.base import ChatRequest, Finish, ModelInfo, Usage
+
+if TYPE_CHECKING:
+    from cortan.config.settings import ProviderConfig, Timeouts
+
+# Local servers accept any key but the SDK insists on one.
+NO_KEY = "cortan-no-key"
+
+
+class OpenAIProvider:
+    """One OpenAI-compatible endpoint."""
+
+    def __init__(self, name: str, url: str, api_key: str | None, timeouts: Timeouts) -> None:
+        self.name = name
+        self.url = url
+        self.label = "OpenAI" if url == DEFAULT_OPENAI_URL else "the OpenAI-compatible server"
+        self._key_variable = "OPENAI_API_KEY" if name == "openai" else f"the key for {name!r}"
+        self._has_key = api_key is not None
+        timeout = httpx2.Timeout(timeouts.total, connect=timeouts.connect)
+        self._client = openai.AsyncOpenAI(
+            api_key=api_key or NO_KEY, base_url=url, max_retries=0, timeout=timeout
+        )
+
+    def _require_key(self) -> None:
+        # OpenAI itself always needs a key: say so without a round trip that can only fail.
+        if not self._has_key and self.url == DEFAULT_OPENAI_URL:
+            raise AuthError(f"OpenAI needs an API key: set {self._key_variable}")
+
+    async def list_models(self) -> list[ModelInfo]:
+        self._require_key()
+        try:
+            page = await self._client.models.list()
+            return [ModelInfo(name=m.id, provider=self.name) async for m in page]
+        except Exception as exc:
+            raise self.map_error(exc) from exc
+
+    async def get_context_length(self, model: str) -> int | None:
+        return None  # the OpenAI API does not say; config or the default applies
+
+    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[str | Finish]:
+        finish_reason, usage = "stop", Usage()
+        self._require_key()
+        try:
+            stream = await self._client.chat.completions.create(
+                model=request.model,
+                messages=[{"role": m.role, "content": m.content} for m in request.messages],  # type: ignore[misc]
+                stream=True,
+                stream_options={"include_usage": True},
+                **self._options(request),
+            )
+            async with stream:
+                async for chunk in stream:
+                    if chunk.usage is not None:
+                        usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                    for choice in chunk.choices:
+                        if choice.delta.content:
+                            yield choice.delta.content
+                        if choice.finish_reason:
+                            finish_reason = choice.finish_reason
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise self.map_error(exc, request.model) from exc
+        yield Finish(finish_reason=finish_reason, usage=usage)
+
+    @staticmethod
+    def _options(request: ChatRequest) -> dict[str, Any]:
+        allowed = ("temperature", "top_p", "max_tokens", "seed")
+        return {k: v for k, v in request.options.items() if k in allowed}
+
+    def map_error(self, exc: BaseException, model: str | None = None) -> ProviderError:
+        """Turn a library exception into the sentence a user needs."""
+        where = f"{self.label} at {self.url}"
+        if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
+            return ProviderTimeoutError(f"{where} did not answer in time")
+        if isinstance(exc, openai.APIConnectionError | httpx2.ConnectError):
+            return UnreachableError(f"cannot reach {where}: check the base URL and your network")
+        if isinstance(exc, openai.APIStatusError):
+            return self._map_status(exc, model)
+        if isinstance(exc, openai.APIError):
+            return ServerError(f"{where} reported an error mid-answer: {_message(exc)}")
+        if isinstance(exc, httpx2.RemoteProtocolError | httpx2.ReadError):
+            return ServerError(f"{where} closed the connection before the answer was complete")
+        if isinstance(exc, json.JSONDecodeError | ValueError | httpx2.DecodingError):
+            return BadResponseError(f"{where} sent a reply cortan cannot parse")
+        return BadResponseError(f"{where} failed unexpectedly: {type(exc).__name__}")
+
+    def _map_status(self, exc: openai.APIStatusError, model: str | None) -> ProviderError:
+        where, status, text = f"{self.label} at {self.url}", exc.status_code, _message(exc)
+        if status == 401 or status == 403:
+            if not self._has_key:
+                return AuthError(f"{where} needs an API key: set {self._key_variable}")
+            return AuthError(f"{where} rejected the API key: check {self._key_variable}")
+        if status == 404:
+            return self._map_not_found(exc, model)
+        if status == 429:
+            return RateLimitedError(f"{where} is rate limiting: {text}", _retry_after(exc))
+        if status >= 500:
+            return ServerError(f"{where} failed with HTTP {status}: {text}")
+        return BadRequestError(f"{where} rejected the request (HTTP {status}): {text}")
+
+    def _map_not_found(self, exc: openai.APIStatusError, model: str | None) -> ProviderError:
+        body = exc.body if isinstance(exc.body, dict) else {}
+        if body.get("code") == "model_not_found" or "model" in _message(exc).lower():
+            return ModelNotFoundError(
+                f"model {model!r} does not exist on {self.label} at {self.url}: "
+                f"`cortan models` lists the ones it has"
+            )
+        if not urlsplit(self.url).path.rstrip("/").endswith("/v1"):
+            return BadRequestError(
+                f"{self.url} answered 404 for the chat endpoint: "
+                f"does the base URL need to end in /v1 (e.g. {self.url}/v1)?"
+            )
+        return BadRequestError(f"{self.url} has no chat completions endpoint (HTTP 404)")
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def _message(exc: openai.APIError) -> str:
+    body = exc.body
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return body["message"]
+    return exc.message
+
+
+def _retry_after(exc: openai.APIStatusError) -> float | None:
+    value = exc.response.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def make_provider(name: str, url: str, config: ProviderConfig, timeouts: Timeouts) -> OpenAIProvider:
+    """Factory registered in :data:`cortan.providers.KINDS`."""
+    return OpenAIProvider(name, url, get_api_key(name, config), timeouts)

@@ -1,0 +1,1 @@
+"""Output: streaming markdown, plain and JSON writers, terminal-safe text. Layer: render (imports rich only)."""

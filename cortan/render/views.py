@@ -1,0 +1,142 @@
+"""Answer views: how one answer reaches stdout in each output mode.
+
+Each view gets the answer's events (the composition root subscribes it to the
+bus) and writes to stdout only; diagnostics go to :mod:`cortan.render.diagnostics`.
+
+* ``MarkdownView``: a terminal. A spinner until the first token, then rendered
+  markdown, block by block (:class:`cortan.render.markdown.MarkdownStream`).
+* ``PlainView``: a pipe or file. Text as it arrives, flushed per piece.
+* ``BufferedView``: ``--no-stream``. The whole answer once, when it is complete.
+* ``JsonView``: ``--json``. One JSON object when the answer ends.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, TextIO
+
+from cortan.engine.events import (
+    ChatCancelled,
+    ChatEnded,
+    ChatFailed,
+    ChatStarted,
+    TokenDelta,
+)
+from cortan.render.plain import PlainWriter
+from cortan.render.report import write_report
+from cortan.render.sanitize import sanitize
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.status import Status
+
+    from cortan.render.markdown import MarkdownStream
+
+
+class AnswerView(Protocol):
+    """Receives one answer's events, in order."""
+
+    def on_started(self, event: ChatStarted) -> None: ...
+
+    def on_delta(self, event: TokenDelta) -> None: ...
+
+    def on_ended(self, event: ChatEnded) -> None: ...
+
+
+def ending_note(event: ChatEnded) -> str | None:
+    """The dim remark shown under a partial answer."""
+    if isinstance(event, ChatCancelled):
+        return "[interrupted]" if event.content else None
+    if isinstance(event, ChatFailed) and event.content:
+        return "[answer incomplete: the request failed]"
+    return None
+
+
+class PlainView:
+    def __init__(self, file: TextIO, *, raw: bool = False) -> None:
+        self._writer = PlainWriter(file, raw=raw)
+
+    def on_started(self, event: ChatStarted) -> None:
+        pass
+
+    def on_delta(self, event: TokenDelta) -> None:
+        self._writer.write(event.text)
+
+    def on_ended(self, event: ChatEnded) -> None:
+        self._writer.end()
+
+
+class BufferedView:
+    """Writes the answer once, complete; a failed or interrupted one still shows what came."""
+
+    def __init__(self, console: Console | None, file: TextIO, *, code_theme: str) -> None:
+        self._console = console
+        self._file = file
+        self._code_theme = code_theme
+
+    def on_started(self, event: ChatStarted) -> None:
+        pass
+
+    def on_delta(self, event: TokenDelta) -> None:
+        pass
+
+    def on_ended(self, event: ChatEnded) -> None:
+        if not event.content:
+            return
+        if self._console is None:
+            writer = PlainWriter(self._file)
+            writer.write(event.content)
+            writer.end()
+            return
+        from cortan.render.markdown import MarkdownStream
+
+        stream = MarkdownStream(self._console, code_theme=self._code_theme)
+        stream.feed(event.content)
+        stream.abort(ending_note(event))
+
+
+class JsonView:
+    def __init__(self, file: TextIO) -> None:
+        self._file = file
+
+    def on_started(self, event: ChatStarted) -> None:
+        pass
+
+    def on_delta(self, event: TokenDelta) -> None:
+        pass
+
+    def on_ended(self, event: ChatEnded) -> None:
+        write_report(self._file, event)
+
+
+class MarkdownView:
+    """Rendered markdown on a terminal, with a spinner until the first token."""
+
+    def __init__(self, console: Console, *, code_theme: str) -> None:
+        self._console = console
+        self._code_theme = code_theme
+        self._status: Status | None = None
+        self._stream: MarkdownStream | None = None
+
+    def on_started(self, event: ChatStarted) -> None:
+        label = sanitize(f"{event.provider}:{event.model}")
+        self._status = self._console.status(f"[dim]{label}[/]", spinner="dots")
+        self._status.start()
+
+    def on_delta(self, event: TokenDelta) -> None:
+        if self._stream is None:
+            self._stop_status()
+            from cortan.render.markdown import MarkdownStream
+
+            self._stream = MarkdownStream(self._console, code_theme=self._code_theme)
+        self._stream.feed(event.text)
+
+    def on_ended(self, event: ChatEnded) -> None:
+        self._stop_status()
+        if self._stream is not None:
+            self._stream.abort(ending_note(event))
+            self._stream = None
+
+    def _stop_status(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None

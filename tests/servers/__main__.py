@@ -1,0 +1,72 @@
+"""Run one fake server in the foreground: `python -m tests.servers ollama|openai`.
+
+For pointing a real cortan at a scripted backend by hand (e.g. in tmux) and
+for benchmarks that spawn a server process.  The URL is the first stdout line;
+requests are logged to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from tests.servers.http import FakeServer, Reply
+from tests.servers.ollama import FakeOllama
+from tests.servers.openai import FakeOpenAI
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.servers", description=__doc__)
+    parser.add_argument("kind", choices=["ollama", "openai"])
+    parser.add_argument("--port", type=int, default=0, help="0 = any free port")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds between pieces")
+    parser.add_argument("--first-byte-delay", type=float, default=0.0)
+    parser.add_argument("--pieces-file", type=Path, help="stream this text in ~4-char pieces")
+    parser.add_argument("--model", action="append", help="served model (repeatable)")
+    parser.add_argument("--api-key", help="openai: require this Bearer key")
+    parser.add_argument("--quiet", action="store_true", help="do not log requests")
+    args = parser.parse_args(argv)
+
+    server: FakeServer = (
+        FakeOllama(port=args.port) if args.kind == "ollama" else FakeOpenAI(port=args.port)
+    )
+    if isinstance(server, FakeOpenAI):
+        server.api_key = args.api_key
+    if args.model:
+        server.models = list(args.model)
+    pieces = Reply().pieces
+    if args.pieces_file is not None:
+        text = args.pieces_file.read_text(encoding="utf-8")
+        pieces = [text[i : i + 4] for i in range(0, len(text), 4)]
+    server.default = Reply(pieces=pieces, delay=args.delay, first_byte_delay=args.first_byte_delay)
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    with server:
+        print(server.url, flush=True)
+        base = server.url + ("/v1" if args.kind == "openai" else "")
+        print(
+            f"fake {args.kind} serving {server.models} at {base} (Ctrl-C to stop)", file=sys.stderr
+        )
+        seen = 0
+        try:
+            while True:
+                time.sleep(0.1)
+                for request in server.requests[seen:]:
+                    if not args.quiet:
+                        print(f"{request.method} {request.path}", file=sys.stderr, flush=True)
+                seen = len(server.requests)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

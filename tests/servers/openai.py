@@ -1,0 +1,187 @@
+"""Fake OpenAI-compatible server: /v1/models and /v1/chat/completions (SSE).
+
+Mirrors api.openai.com closely enough for the `openai` SDK and cortan's
+OpenAI provider: Bearer-key checks, the error envelope and codes the SDK maps
+to exception classes, `chat.completion.chunk` events with an optional usage
+chunk, `data: [DONE]`, and a framework-style 404 outside `/v1` (the classic
+"forgot /v1 in the base URL" mistake).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from http import HTTPStatus
+from typing import Any
+
+from tests.servers.http import Exchange, FakeServer, Reply
+
+__all__ = ["FakeOpenAI"]
+
+_SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
+_NO_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an "
+    "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), "
+    "or as the password field (with blank username) if you're accessing the API "
+    "from your browser and are prompted for a username and password. You can "
+    "obtain an API key from https://platform.openai.com/account/api-keys."
+)
+
+
+def _error(message: str, type_: str, code: str | None, param: str | None = None) -> object:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def _bad_key(key: str) -> object:
+    shown = f"{key[:3]}...{key[-4:]}" if len(key) > 7 else key
+    return _error(
+        f"Incorrect API key provided: {shown}. You can find your API key at "
+        "https://platform.openai.com/account/api-keys.",
+        "invalid_request_error",
+        "invalid_api_key",
+    )
+
+
+def _event(obj: object) -> bytes:
+    return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+
+class _OpenAIWire:
+    """`chat.completion` / `chat.completion.chunk` shapes for one request."""
+
+    content_type = "text/event-stream; charset=utf-8"
+
+    def __init__(self, model: str, include_usage: bool, key: str) -> None:
+        self.model, self.include_usage, self.key = model, include_usage, key
+        self.id = "chatcmpl-" + secrets.token_urlsafe(22)
+        self.created = int(time.time())
+
+    def error_body(self, status: int, message: str | None) -> object:
+        if status == 401:
+            return (
+                _bad_key(self.key)
+                if message is None
+                else _error(message, "invalid_request_error", "invalid_api_key")
+            )
+        if status == 404:
+            default = f"The model `{self.model}` does not exist or you do not have access to it."
+            return _error(message or default, "invalid_request_error", "model_not_found")
+        if status == 429:
+            default = (
+                f"Rate limit reached for {self.model} in organization org-fake on "
+                "requests per min (RPM): Limit 3, Used 3, Requested 1. Please try "
+                "again in 20s. Visit https://platform.openai.com/account/rate-limits "
+                "to learn more."
+            )
+            return _error(message or default, "requests", "rate_limit_exceeded")
+        if status >= 500:
+            return _error(message or _SERVER_ERROR, "server_error", None)
+        phrase = HTTPStatus(status).phrase
+        return _error(message or phrase, "invalid_request_error", None)
+
+    def _usage(self, reply: Reply) -> dict[str, int]:
+        total = reply.prompt_tokens + reply.eval_count
+        return {
+            "prompt_tokens": reply.prompt_tokens,
+            "completion_tokens": reply.eval_count,
+            "total_tokens": total,
+        }
+
+    def _head(self, kind: str) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": kind,
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": "fp_fake",
+        }
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        chunk = {**self._head("chat.completion.chunk"), "choices": [choice]}
+        if self.include_usage:  # real OpenAI adds usage: null to every chunk
+            chunk["usage"] = None
+        return _event(chunk)
+
+    def complete(self, reply: Reply) -> object:
+        message = {"role": "assistant", "content": reply.text, "refusal": None}
+        choice = {"index": 0, "message": message, "logprobs": None}
+        choice["finish_reason"] = reply.finish_reason
+        return {
+            **self._head("chat.completion"),
+            "choices": [choice],
+            "usage": self._usage(reply),
+        }
+
+    def opening(self) -> list[bytes]:
+        return [self._chunk({"role": "assistant", "content": "", "refusal": None}, None)]
+
+    def piece(self, text: str) -> bytes:
+        return self._chunk({"content": text}, None)
+
+    def malformed(self) -> bytes:
+        return b"data: {not json\n\n"
+
+    def stream_error(self, message: str | None) -> bytes:
+        return _event(_error(message or _SERVER_ERROR, "server_error", None))
+
+    def closing(self, reply: Reply) -> list[bytes]:
+        events = [self._chunk({}, reply.finish_reason)]
+        if self.include_usage:
+            usage = {**self._head("chat.completion.chunk"), "choices": []}
+            events.append(_event({**usage, "usage": self._usage(reply)}))
+        return [*events, b"data: [DONE]\n\n"]
+
+
+class FakeOpenAI(FakeServer):
+    """Fake OpenAI API; point clients at `url + "/v1"`."""
+
+    default_models = ("gpt-4o-mini", "gpt-4o")
+    chat_path = "/v1/chat/completions"
+
+    def __init__(self, *, port: int = 0, host: str = "127.0.0.1") -> None:
+        super().__init__(port=port, host=host)
+        self.api_key: str | None = None
+
+    def _model(self, name: str) -> dict[str, Any]:
+        return {"id": name, "object": "model", "created": 1715367049, "owned_by": "system"}
+
+    async def handle(self, ex: Exchange) -> None:
+        method, path, body = ex.request.method, ex.request.path, ex.request.json
+        if path != "/v1" and not path.startswith("/v1/"):
+            await ex.send_json(404, {"detail": "Not Found"})
+            return
+        ex.headers["x-request-id"] = "req_" + secrets.token_hex(16)
+        headers: dict[str, str] = {}
+        auth = ex.request.headers.get("authorization", "")
+        key = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else ""
+        if self.api_key is not None and key != self.api_key:
+            no_key = _error(_NO_KEY, "invalid_request_error", None)
+            await ex.send_json(401, _bad_key(key) if key else no_key, headers)
+        elif (method, path) == ("GET", "/v1/models"):
+            data = [self._model(m) for m in self.models]
+            await ex.send_json(200, {"object": "list", "data": data}, headers)
+        elif method == "GET" and path.startswith("/v1/models/"):
+            name = path.removeprefix("/v1/models/")
+            if name in self.models:
+                await ex.send_json(200, self._model(name), headers)
+            else:
+                missing = f"The model '{name}' does not exist"
+                error = _error(missing, "invalid_request_error", "model_not_found", "model")
+                await ex.send_json(404, error, headers)
+        elif (method, path) != ("POST", "/v1/chat/completions"):
+            invalid = f"Invalid URL ({method} {path})"
+            error = _error(invalid, "invalid_request_error", None)
+            await ex.send_json(404, error, headers)
+        elif not isinstance(body, dict):
+            unparsable = "We could not parse the JSON body of your request."
+            await ex.send_json(400, _error(unparsable, "invalid_request_error", None), headers)
+        elif not (model := body.get("model")) or not isinstance(model, str):
+            required = "you must provide a model parameter"
+            await ex.send_json(400, _error(required, "invalid_request_error", None), headers)
+        else:
+            options = body.get("stream_options") or {}
+            usage = isinstance(options, dict) and options.get("include_usage") is True
+            wire = _OpenAIWire(model, usage, key)
+            await self.chat(ex, model, wire, stream=body.get("stream") is True)
