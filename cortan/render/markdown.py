@@ -52,6 +52,7 @@ __all__ = ["MarkdownStream"]
 _FENCE_OPEN = re.compile(r"((?:[ \t>]|(?:[-+*]|\d{1,9}[.)])[ \t])*)(`{3,}(?=[^`]*$)|~{3,})")
 _FENCE_CLOSE = re.compile(r"[ \t>]*(`{3,}|~{3,})[ \t]*$")
 _LIST_ITEM = re.compile(r" {0,3}(?:[-+*]|\d{1,9}[.)])(?:[ \t]|$)")
+_LIST_MARKER_SO_FAR = re.compile(r"[-+*]|\d{1,9}[.)]?")  # could still become a list item
 _TABLE_DELIMITER = re.compile(r" {0,3}\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$")
 
 
@@ -80,15 +81,17 @@ class _Blocks:
 
     def push(self, text: str) -> list[str]:
         """Add streamed text; return the blocks it finished, oldest first."""
-        if "\n" not in text:
-            self._partial.append(text)
-            return []
-        lines = text.split("\n")
-        lines[0] = "".join([*self._partial, lines[0]])
-        self._partial = [lines.pop()]
         finished: list[str] = []
-        for line in lines:
-            self._add_line(line, finished)
+        if "\n" in text:
+            lines = text.split("\n")
+            lines[0] = "".join([*self._partial, lines[0]])
+            self._partial = [lines.pop()]
+            for line in lines:
+                self._add_line(line, finished)
+        else:
+            self._partial.append(text)
+        if self._after_blank and self._has_text:
+            self._check_partial(finished)
         return finished
 
     def open_text(self) -> str:
@@ -132,6 +135,16 @@ class _Blocks:
             self._fence = self._anchor = None
             if top_level:
                 finished.append(self._cut(keep_last=False))
+
+    def _check_partial(self, finished: list[str]) -> None:
+        """Cut as soon as the line still arriving after a blank line shows a new block."""
+        line = self._partial_line()
+        if not line or (self._in_list and _LIST_MARKER_SO_FAR.fullmatch(line)):
+            return  # too early to tell
+        if self._starts_block(line):
+            finished.append(self._cut(keep_last=False))
+        else:  # the full line will not start one either: no need to look again
+            self._after_blank = False
 
     def _starts_block(self, line: str) -> bool:
         """Whether `line`, after a blank line, starts a new top-level block."""

@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         pieces = [text[i : i + 4] for i in range(0, len(text), 4)]
     server.default = Reply(pieces=pieces, delay=args.delay, first_byte_delay=args.first_byte_delay)
 
-    signal.signal(signal.SIGTERM, _interrupt)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT may be ignored when backgrounded
+        signal.signal(signum, _interrupt)
     with server:
         print(server.url, flush=True)
         base = server.url + ("/v1" if args.kind == "openai" else "")
@@ -59,10 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             while True:
                 time.sleep(0.1)
+                if args.quiet:
+                    continue
                 for request in server.requests[seen:]:
-                    if not args.quiet:
-                        print(f"{request.method} {request.path}", file=sys.stderr, flush=True)
-                seen = len(server.requests)
+                    print(f"{request.method} {request.path}", file=sys.stderr, flush=True)
+                    seen += 1
         except KeyboardInterrupt:
             pass
     return 0

@@ -71,7 +71,7 @@ class Recorded:
     headers: dict[str, str]  # lower-cased names
     json: Any  # parsed body, or None when absent or not JSON
     body: bytes
-    received_at: float  # time.monotonic() when the request line arrived
+    received_at: float  # time.monotonic() when the request's first byte arrived
 
 
 class _Conn:
@@ -443,7 +443,7 @@ class FakeServer:
         if reply is None and not self.knows(model):
             await ex.send_json(404, wire.error_body(404, None))
             return
-        await play(ex, reply or self.default, wire, stream=stream)
+        await play(ex, self.default if reply is None else reply, wire, stream=stream)
 
     # -- scripting (thread-safe) ---------------------------------------------------
     def queue(self, *replies: Reply) -> None:

@@ -174,6 +174,7 @@ def test_ollama_malformed_line_and_close_mid_stream(fake_ollama: FakeOllama) -> 
 
 
 def test_openai_stream_yields_pieces_and_usage(fake_openai: FakeOpenAI) -> None:
+    fake_openai.api_key = "k"  # the client's key: accepted
     chunks = run(openai_chunks(fake_openai))
     assert chunks[0].choices[0].delta.role == "assistant"
     assert [c.choices[0].delta.content for c in chunks[1:5]] == ["Hello", ", ", "world", "!"]

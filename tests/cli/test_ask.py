@@ -1,0 +1,352 @@
+"""`cortan ask` end to end: the installed command against loopback servers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CortanRunner, assert_one_sentence
+from tests.servers import FakeOllama, FakeOpenAI, Reply
+
+
+def user_message(server: FakeOllama | FakeOpenAI, index: int = -1) -> str:
+    messages = server.chat_requests[index].json["messages"]
+    return str(messages[-1]["content"])
+
+
+def test_ollama_answer_streams_to_stdout(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
+    result = cortan.run("ask", "Why", "is", "the", "sky", "blue?")
+    assert result.code == 0, result.stderr
+    assert result.stdout == "Hello, world!\n"
+    assert result.stderr == ""
+    body = ollama_env.chat_requests[0].json
+    assert body["model"] == "llama3.2:latest"
+    assert body["messages"] == [{"role": "user", "content": "Why is the sky blue?"}]
+
+
+def test_openai_answer_with_system_prompt(
+    cortan: type[CortanRunner], openai_env: FakeOpenAI
+) -> None:
+    result = cortan.run("ask", "-s", "Be brief.", "hi")
+    assert result.code == 0, result.stderr
+    assert result.stdout == "Hello, world!\n"
+    request = openai_env.chat_requests[0]
+    assert request.headers["authorization"] == "Bearer sk-test-key"
+    assert request.json["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert request.json["stream_options"] == {"include_usage": True}
+
+
+def test_model_flag_routes_to_named_provider(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, openai_env: FakeOpenAI
+) -> None:
+    result = cortan.run("ask", "-m", "ollama:qwen2.5-coder:7b", "hi")
+    assert result.code == 0, result.stderr
+    assert ollama_env.chat_requests[0].json["model"] == "qwen2.5-coder:7b"
+    assert openai_env.chat_requests == []
+
+
+def test_bare_model_name_uses_default_provider(
+    cortan: type[CortanRunner], openai_env: FakeOpenAI
+) -> None:
+    result = cortan.run("ask", "-m", "gpt-4o", "hi")
+    assert result.code == 0, result.stderr
+    assert openai_env.chat_requests[0].json["model"] == "gpt-4o"
+
+
+def test_piped_text_is_framed_with_instruction_after(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    result = cortan.run("ask", "summarise this", input="line one\nline two\n")
+    assert result.code == 0, result.stderr
+    assert user_message(ollama_env) == (
+        "Input from stdin:\n```\nline one\nline two\n```\n\nsummarise this"
+    )
+
+
+def test_instruction_position_before_is_a_setting(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    env = {"CORTAN_INSTRUCTION_POSITION": "before"}
+    result = cortan.run("ask", "summarise", input="data ``` with a fence\n", env=env)
+    assert result.code == 0, result.stderr
+    assert user_message(ollama_env) == (
+        "summarise\n\nInput from stdin:\n````\ndata ``` with a fence\n````"
+    )
+
+
+def test_stdin_alone_is_the_prompt(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
+    assert cortan.run("ask", input="What is 2+2?\n").code == 0
+    assert cortan.run("ask", "-", input="What is 3+3?\n").code == 0
+    assert user_message(ollama_env, 0) == "What is 2+2?\n"
+    assert user_message(ollama_env, 1) == "What is 3+3?\n"
+
+
+def test_no_stdin_leaves_stdin_alone(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
+    result = cortan.run("ask", "--no-stdin", "hi", input="not for cortan\n")
+    assert result.code == 0
+    assert user_message(ollama_env) == "hi"
+
+
+def test_dev_null_stdin_as_under_cron(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
+    result = cortan.run("ask", "hi", stdin=subprocess.DEVNULL)
+    assert result.code == 0, result.stderr
+    assert user_message(ollama_env) == "hi"
+
+
+def test_parent_holding_stdin_open_does_not_hang(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    proc = cortan.popen("ask", "hi", stdin=subprocess.PIPE, env=_env(CORTAN_STDIN_TIMEOUT="0.3"))
+    assert proc.stdout is not None and proc.stderr is not None and proc.stdin is not None
+    out = proc.stdout.read()  # stdin stays open and silent the whole time
+    assert proc.wait(timeout=20) == 0
+    err = proc.stderr.read()
+    proc.stdin.close()
+    assert out.decode() == "Hello, world!\n"
+    assert "nothing arrived on stdin" in err.decode()
+    assert user_message(ollama_env) == "hi"
+
+
+def test_while_read_loop_keeps_its_lines(
+    tmp_path: Path, cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    listing = tmp_path / "list"
+    listing.write_text("first question\nsecond question\nthird question\n")
+    command = " ".join(cortan_args := [*__import__("tests.conftest").conftest.cortan_command()])
+    assert cortan_args
+    script = f'while read line; do {command} ask "$line"; done < {listing}'
+    done = subprocess.run(["bash", "-c", script], capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    asked = [r.json["messages"][-1]["content"] for r in ollama_env.chat_requests]
+    assert asked == ["first question", "second question", "third question"]
+
+
+def test_json_output(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
+    ollama_env.queue(Reply(pieces=["4"], prompt_tokens=11, completion_tokens=1))
+    result = cortan.run("ask", "--json", "2+2?")
+    assert result.code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["content"] == "4"
+    assert report["model"] == "llama3.2:latest"
+    assert report["provider"] == "ollama"
+    assert report["finish_reason"] == "stop"
+    assert report["usage"] == {"prompt_tokens": 11, "completion_tokens": 1}
+    assert report["timings"]["total_s"] >= report["timings"]["first_token_s"] >= 0
+
+
+def test_openai_usage_in_json(cortan: type[CortanRunner], openai_env: FakeOpenAI) -> None:
+    openai_env.queue(Reply(pieces=["a", "b"], prompt_tokens=5, completion_tokens=2))
+    report = json.loads(cortan.run("ask", "--json", "x").stdout)
+    assert report["usage"] == {"prompt_tokens": 5, "completion_tokens": 2}
+    assert report["content"] == "ab"
+
+
+def test_no_stream_prints_once(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
+    ollama_env.queue(Reply(pieces=["one ", "two"]))
+    result = cortan.run("ask", "--no-stream", "x")
+    assert (result.code, result.stdout) == (0, "one two\n")
+
+
+def test_pipe_output_is_flushed_per_piece(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    ollama_env.queue(Reply(pieces=["first ", "second"], delay=1.0))
+    proc = cortan.popen("ask", "--no-stdin", "x")
+    assert proc.stdout is not None
+    start = time.monotonic()
+    assert proc.stdout.read(6) == b"first "
+    assert time.monotonic() - start < 20
+    assert proc.poll() is None  # the second piece has not come yet
+    proc.communicate(timeout=20)
+    assert proc.returncode == 0
+
+
+def test_escape_sequences_are_neutralised_in_pipes(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    ollama_env.queue(Reply(pieces=["a\x1b[2Jb", "\x1b]52;c;ZXZpbA==\x07"]))
+    result = cortan.run("ask", "x")
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "␛[2J" in result.stdout
+
+
+def test_raw_passes_bytes_when_not_a_terminal(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    ollama_env.queue(Reply(pieces=["a\x1b[1mb"]))
+    assert cortan.run("ask", "--raw", "x").stdout == "a\x1b[1mb\n"
+
+
+# -- failures: exit code, one sentence, partial answer kept -------------------------------
+
+
+def test_connection_refused(cortan: type[CortanRunner]) -> None:
+    result = cortan.run("ask", "hi", env={"OLLAMA_HOST": "http://127.0.0.1:9"})
+    assert result.code == 1
+    assert_one_sentence(result.stderr)
+    assert "cannot reach Ollama at http://127.0.0.1:9: is `ollama serve` running?" in result.stderr
+
+
+def test_stall_before_first_byte_times_out(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    ollama_env.queue(Reply(first_byte_delay=30))
+    result = cortan.run("ask", "hi", env={"CORTAN_TIMEOUTS__FIRST_TOKEN": "0.5"})
+    assert result.code == 1
+    assert_one_sentence(result.stderr)
+    assert "first token" in result.stderr
+
+
+def test_connection_closed_mid_stream_keeps_partial(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    ollama_env.queue(Reply(pieces=["partial ", "answer", "never"], fault="close_mid_stream", fault_after=2))
+    result = cortan.run("ask", "hi")
+    assert result.code == 1
+    assert result.stdout == "partial answer\n"
+    assert_one_sentence(result.stderr)
+    assert "closed the connection" in result.stderr
+
+
+def test_malformed_line(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
+    ollama_env.queue(Reply(pieces=["ok ", "then"], fault="malformed_line", fault_after=1))
+    result = cortan.run("ask", "hi")
+    assert result.code == 1
+    assert result.stdout.startswith("ok ")
+    assert_one_sentence(result.stderr)
+    assert "cannot parse" in result.stderr
+
+
+def test_error_line_mid_stream(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
+    ollama_env.queue(Reply(pieces=["so far"], fault="error_in_stream", error="out of memory"))
+    result = cortan.run("ask", "hi")
+    assert result.code == 1
+    assert result.stdout == "so far\n"
+    assert "out of memory" in result.stderr
+
+
+def test_unknown_ollama_model(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
+    result = cortan.run("ask", "-m", "ollama:mistral", "hi")
+    assert result.code == 1
+    assert_one_sentence(result.stderr)
+    assert "run `ollama pull mistral`" in result.stderr
+
+
+def test_unknown_openai_model(cortan: type[CortanRunner], openai_env: FakeOpenAI) -> None:
+    result = cortan.run("ask", "-m", "openai:gpt-9", "hi")
+    assert result.code == 1
+    assert_one_sentence(result.stderr)
+    assert "'gpt-9' does not exist" in result.stderr
+
+
+def test_wrong_api_key(cortan: type[CortanRunner], openai_env: FakeOpenAI) -> None:
+    result = cortan.run("ask", "hi", env={"OPENAI_API_KEY": "sk-wrong"})
+    assert result.code == 1
+    assert_one_sentence(result.stderr)
+    assert "rejected the API key: check OPENAI_API_KEY" in result.stderr
+    assert "sk-wrong" not in result.stderr
+
+
+def test_base_url_missing_v1(cortan: type[CortanRunner], openai_env: FakeOpenAI) -> None:
+    result = cortan.run("ask", "hi", env={"OPENAI_BASE_URL": openai_env.url})
+    assert result.code == 1
+    assert_one_sentence(result.stderr)
+    assert "end in /v1" in result.stderr
+
+
+def test_rate_limited(cortan: type[CortanRunner], openai_env: FakeOpenAI) -> None:
+    openai_env.default = Reply(status=429, headers={"retry-after": "0"})
+    result = cortan.run("ask", "--no-stdin", "hi", env={"CORTAN_RETRY__ATTEMPTS": "1"})
+    assert result.code == 1
+    assert_one_sentence(result.stderr)
+    assert "rate limiting" in result.stderr
+
+
+def test_server_error(cortan: type[CortanRunner], openai_env: FakeOpenAI) -> None:
+    openai_env.default = Reply(status=500, error="boom")
+    result = cortan.run("ask", "hi", env={"CORTAN_RETRY__ATTEMPTS": "1"})
+    assert result.code == 1
+    assert_one_sentence(result.stderr)
+    assert "HTTP 500" in result.stderr
+
+
+def test_openai_needs_a_key(cortan: type[CortanRunner]) -> None:
+    result = cortan.run("ask", "-m", "openai:gpt-4o-mini", "hi")
+    assert result.code == 1
+    assert "OpenAI needs an API key: set OPENAI_API_KEY" in result.stderr
+
+
+def test_ctrl_c_mid_answer_flushes_partial_and_exits_130(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    ollama_env.queue(Reply(pieces=["so far", "x"], fault="never_end", fault_after=1))
+    proc = cortan.popen("ask", "--no-stdin", "hi")
+    assert proc.stdout is not None
+    assert proc.stdout.read(6) == b"so far"
+    result = cortan.interrupt(proc)
+    assert result.code == 130
+    assert result.stdout == "\n"  # the rest of the partial answer: its line is ended
+    assert "Traceback" not in result.stderr
+    assert ollama_env.wait_disconnect(5)
+
+
+def test_json_reports_failure(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
+    result = cortan.run("ask", "--json", "-m", "ollama:nope", "hi")
+    assert result.code == 1
+    report = json.loads(result.stdout)
+    assert report["error"]["kind"] == "model_not_found"
+    assert report["finish_reason"] == "error"
+
+
+# -- rejected input -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (b"", "the prompt is empty"),
+        (b"   \n\t\n", "the prompt is empty"),
+        (b"\x00\x01binary\x00", "binary data"),
+        (b"caf\xe9 au lait", "not valid UTF-8"),
+    ],
+)
+def test_bad_stdin_is_refused(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, data: bytes, fragment: str
+) -> None:
+    result = cortan.run("ask", input=data)
+    assert result.code == 1
+    assert_one_sentence(result.stderr)
+    assert fragment in result.stderr
+    assert ollama_env.chat_requests == []
+
+
+def test_oversized_stdin_is_refused_quickly(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    result = cortan.run("ask", "x", input=b"a" * 3_000_000)
+    assert result.code == 1
+    assert "larger than the 1 MiB limit" in result.stderr
+    assert ollama_env.chat_requests == []
+
+
+def test_utf16_with_bom_is_decoded(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
+    result = cortan.run("ask", "x", input="héllo".encode("utf-16"))
+    assert result.code == 0, result.stderr
+    assert "héllo" in user_message(ollama_env)
+
+
+def test_control_characters_are_stripped(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    assert cortan.run("ask", "a\x1b[31mb\x07c").code == 0
+    assert user_message(ollama_env) == "a[31mbc"
+
+
+def _env(**values: str) -> dict[str, str]:
+    import os
+
+    return {**os.environ, **values}

@@ -1,0 +1,177 @@
+"""Shared fixtures: an isolated home for every test, loopback servers, a cortan runner.
+
+Only what lies outside cortan is replaced: the environment, the folders, the
+keyring backend and the network (by loopback servers speaking the real
+protocols). cortan's own classes are never patched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.servers import FakeOllama, FakeOpenAI
+
+STRIPPED_PREFIXES = ("CORTAN_", "OPENAI_", "OLLAMA_")
+STRIPPED = (
+    "NO_COLOR",
+    "FORCE_COLOR",
+    "COLUMNS",
+    "LINES",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "VISUAL",
+    "EDITOR",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private config file, data folder and keyring for each test; no user settings leak in."""
+    for name in list(os.environ):
+        if name.startswith(STRIPPED_PREFIXES) or name in STRIPPED:
+            monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    monkeypatch.setenv("CORTAN_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.setenv("CORTAN_DATA_DIR", str(tmp_path / "data"))
+    # No test may reach a real keyring (D-Bus may hang); tests that need one set it.
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    monkeypatch.setenv("TERM", "xterm-256color")
+    return tmp_path
+
+
+@pytest.fixture
+def config_file(isolated_env: Path) -> Path:
+    return isolated_env / "config.toml"
+
+
+@pytest.fixture
+def ollama() -> Iterator[FakeOllama]:
+    with FakeOllama() as server:
+        yield server
+
+
+@pytest.fixture
+def openai_server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as server:
+        server.api_key = "sk-test-key"
+        yield server
+
+
+@pytest.fixture
+def ollama_env(ollama: FakeOllama, monkeypatch: pytest.MonkeyPatch) -> FakeOllama:
+    """cortan's default provider pointed at the fake Ollama, default model on it."""
+    monkeypatch.setenv("OLLAMA_HOST", ollama.url)
+    monkeypatch.setenv("CORTAN_DEFAULT_MODEL", "ollama:llama3.2:latest")
+    return ollama
+
+
+@pytest.fixture
+def openai_env(openai_server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_server.url + "/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key")
+    monkeypatch.setenv("CORTAN_DEFAULT_MODEL", "openai:gpt-4o-mini")
+    return openai_server
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def cortan_command() -> list[str]:
+    """The installed ``cortan`` script beside this interpreter, else ``python -m cortan``."""
+    script = Path(sys.executable).parent / "cortan"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("cortan")
+    return [found] if found else [sys.executable, "-m", "cortan"]
+
+
+def run_cortan(
+    *args: str,
+    input: str | bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 30,
+    stdin: int | None = None,
+) -> Result:
+    """Run the real cortan as a user would: argv, stdin, stdout, stderr, exit code."""
+    data = input.encode() if isinstance(input, str) else input
+    done = subprocess.run(
+        [*cortan_command(), *args],
+        input=data,
+        stdin=stdin if data is None else None,
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        check=False,
+    )
+    return Result(
+        done.returncode,
+        done.stdout.decode("utf-8", "replace"),
+        done.stderr.decode("utf-8", "replace"),
+    )
+
+
+@pytest.fixture
+def cortan() -> type[CortanRunner]:
+    return CortanRunner
+
+
+class CortanRunner:
+    """Namespace for running cortan in tests (``cortan.run(...)``, ``cortan.popen(...)``)."""
+
+    run = staticmethod(run_cortan)
+
+    @staticmethod
+    def popen(*args: str, **kwargs: object) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+            [*cortan_command(), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            **kwargs,
+        )
+
+    @staticmethod
+    def interrupt(proc: subprocess.Popen[bytes], timeout: float = 10) -> Result:
+        """Send Ctrl-C (SIGINT) and collect what the process wrote."""
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=timeout)
+        return Result(proc.returncode, out.decode(), err.decode())
+
+
+def assert_one_sentence(stderr: str) -> None:
+    """A failure is one clear line on stderr, never a traceback."""
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("cortan: error:")]
+    assert len(lines) == 1, stderr
+
+
+def wait_until(predicate: object, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(predicate) and predicate():
+            return True
+        time.sleep(0.01)
+    return False

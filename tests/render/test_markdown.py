@@ -1,0 +1,370 @@
+"""Tests for cortan.render.markdown: streamed answers end up as if rendered at once.
+
+Non-terminal consoles are compared byte for byte with `console.print(Markdown(answer))`.
+Terminal consoles are replayed through pyte, a terminal emulator with a scrollback, at
+the console's own size, so that a live view that duplicated or lost lines (rich issue
+3263) would show in the final scrollback.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+
+import pyte
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rich.console import Console
+from rich.markdown import Markdown
+
+from cortan.render.markdown import MarkdownStream
+
+WIDTH, HEIGHT = 80, 24
+
+MIXED = """\
+# Title
+
+Some *prose* with `code`, **bold** and a [link](http://example.com).
+A second line of the same paragraph.
+
+## Lists
+
+- one
+- two
+  continued
+
+- three, making the list loose
+
+1. first
+2. second
+
+| name | value |
+|------|------:|
+| a    |     1 |
+| b    |     2 |
+
+```python
+def f(x):
+
+    return x
+```
+Text right after the fence.
+
+---
+
+> a quote
+> on two lines
+
+~~~~
+tilde fence with ``` inside
+~~~~
+
+Final paragraph.
+"""
+
+NESTED = """\
+Steps:
+
+1. Install:
+
+   ```bash
+   pip install cortan
+
+   cortan --version
+   ```
+
+2. Configure
+   - nested item
+
+     with a paragraph
+   - another
+10. Tenth
+
+    indented code after a blank line
+
+![an image](http://example.com/x.png) then text
+Setext heading
+==============
+***
+    indented code
+
+    more indented code
+Closing words.
+"""
+
+UNCLOSED = "Here is code:\n\n```rust\nfn main() {\n\n    println!(\"hi\");\n"
+
+SNIPPETS = [
+    "# Heading",
+    "Plain paragraph text.",
+    "A paragraph\nover two lines.",
+    "- item\n- item",
+    "- loose item",
+    "1. one\n2. two",
+    "3) three",
+    "| a | b |\n|---|---|\n| 1 | 2 |",
+    "```\ncode\n\nmore code\n```",
+    "```py\nx = 1\n",
+    "~~~\ntilde\n~~~",
+    "---",
+    "> quote",
+    "    indented code",
+    "  - indented item",
+    "![img](x.png)",
+    "",
+]
+
+
+def plain_console() -> Console:
+    return Console(file=io.StringIO(), width=WIDTH, color_system=None)
+
+
+@pytest.fixture
+def terminal_console(monkeypatch: pytest.MonkeyPatch) -> Console:
+    """An interactive terminal console, whatever TERM the test runner has."""
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.delenv("TTY_INTERACTIVE", raising=False)
+    return Console(
+        file=io.StringIO(), width=WIDTH, height=HEIGHT, color_system=None, force_terminal=True
+    )
+
+
+def output(console: Console) -> str:
+    file = console.file
+    assert isinstance(file, io.StringIO)
+    return file.getvalue()
+
+
+def rendered_at_once(answer: str) -> str:
+    console = plain_console()
+    console.print(Markdown(answer, hyperlinks=False))
+    return output(console)
+
+
+def stream(console: Console, pieces: list[str], **kwargs: object) -> MarkdownStream:
+    md = MarkdownStream(console, **kwargs)  # type: ignore[arg-type]
+    for piece in pieces:
+        md.feed(piece)
+    md.finish()
+    return md
+
+
+def streamed(pieces: list[str]) -> str:
+    console = plain_console()
+    stream(console, pieces)
+    return output(console)
+
+
+def visible_lines(text: str) -> list[str]:
+    lines = [line.rstrip() for line in text.split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def scrollback(terminal_output: str) -> list[str]:
+    """What a WIDTH x HEIGHT terminal shows, scrollback included, after the output."""
+    screen = pyte.HistoryScreen(WIDTH, HEIGHT, history=100_000)
+    screen.set_mode(pyte.modes.LNM)  # a tty turns "\n" into "\r\n"
+    pyte.Stream(screen).feed(terminal_output)
+    history = ["".join(line[x].data for x in range(WIDTH)) for line in screen.history.top]
+    return visible_lines("\n".join([*history, *screen.display]))
+
+
+class FakeClock:
+    """A monotonic clock that moves `step` seconds each time it is read."""
+
+    def __init__(self, step: float) -> None:
+        self.now = 0.0
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+@pytest.mark.parametrize("answer", [MIXED, NESTED, UNCLOSED], ids=["mixed", "nested", "unclosed"])
+def test_split_anywhere_renders_as_the_whole(answer: str) -> None:
+    expected = rendered_at_once(answer)
+    assert streamed([answer]) == expected
+    for cut in range(1, len(answer)):
+        assert streamed([answer[:cut], answer[cut:]]) == expected, f"cut at {cut}"
+
+
+def test_one_character_at_a_time() -> None:
+    assert streamed(list(MIXED)) == rendered_at_once(MIXED)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.sampled_from(SNIPPETS), max_size=8),
+    st.lists(st.sampled_from(["\n", "\n\n", "\n\n\n"]), min_size=8, max_size=8),
+    st.lists(st.integers(min_value=0, max_value=400), max_size=12),
+)
+def test_random_answers_split_randomly(
+    snippets: list[str], separators: list[str], cuts: list[int]
+) -> None:
+    answer = "".join(s + sep for s, sep in zip(snippets, separators, strict=False))
+    bounds = sorted({0, len(answer), *(c for c in cuts if c < len(answer))})
+    pieces = [answer[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    assert streamed(pieces) == rendered_at_once(answer)
+
+
+def test_blocks_are_committed_as_they_finish() -> None:
+    console = plain_console()
+    md = MarkdownStream(console)
+    md.feed("First paragraph.\n\n")
+    assert output(console) == ""  # a list item could still continue it
+    md.feed("Second")
+    assert "First paragraph." in output(console)
+    assert "Second" not in output(console)
+    md.feed(" paragraph.\n\n```\ncode\n")
+    assert "Second paragraph." in output(console)
+    md.feed("```\n")
+    assert "code" in output(console)  # a closed top-level fence ends its block at once
+    md.finish()
+    assert md.committed_blocks == 3
+
+
+def test_fence_marker_split_across_pieces() -> None:
+    pieces = ["``", "`py\nx = 1\n", "``", "`\nafter\n"]
+    assert streamed(pieces) == rendered_at_once("".join(pieces))
+
+
+def test_unclosed_fence_renders_as_code_at_finish() -> None:
+    out = streamed(["```python\n", "print('hi')\n", "\nx = 1"])
+    assert out == rendered_at_once("```python\nprint('hi')\n\nx = 1\n```\n")
+
+
+def test_crlf_split_across_pieces_is_one_newline() -> None:
+    assert streamed(["one\r", "\ntwo\r\n"]) == rendered_at_once("one\ntwo\n")
+    assert "␍" in streamed(["over\r", "written"])
+    assert "␍" in streamed(["ends with\r"])
+
+
+ATTACKS = [
+    "Start \x1b[2J\x1b[H cleared? ",
+    "\x1b]0;new title\x07",
+    "\x1b]52;c;cm0gLXJmIH4=\x07 clipboard ",
+    "\x1b]8;;http://evil.example\x1b\\click\x1b]8;;\x1b\\ ",
+    "\x9b31m 8-bit CSI \u202eevil\u202c ",
+    "[a link](http://evil.example/ok)\n\n```\n\x1b[31mred code\n```\n",
+]
+
+
+def assert_no_model_sequences(out: str) -> None:
+    for sequence in ("\x1b[2J", "\x1b]", "\x1b[31m", "\x9b", "\u202e", "\x07"):
+        assert sequence not in out
+    assert "␛]52;" in out  # shown, not obeyed
+
+
+def test_escape_sequences_never_reach_a_plain_console() -> None:
+    out = streamed(ATTACKS)
+    assert "\x1b" not in out
+    assert_no_model_sequences(out)
+
+
+def test_escape_sequences_never_reach_a_terminal(terminal_console: Console) -> None:
+    stream(terminal_console, ATTACKS, clock=FakeClock(0.1))
+    assert_no_model_sequences(output(terminal_console))
+
+
+def test_abort_keeps_the_partial_answer() -> None:
+    console = plain_console()
+    md = MarkdownStream(console)
+    for piece in ["Para one.\n\n", "Para two is **cut", " off"]:
+        md.feed(piece)
+    md.abort("interrupted \x1b[2J")
+    out = output(console)
+    assert "Para one." in out
+    assert "Para two is **cut off" in out
+    assert "interrupted ␛[2J" in out
+    md.abort()  # a second call does nothing
+    assert output(console) == out
+
+
+def test_abort_on_a_terminal_keeps_the_partial_answer(terminal_console: Console) -> None:
+    md = MarkdownStream(terminal_console, clock=FakeClock(0.1))
+    md.feed("Para one.\n\n```python\nx = 1\n")
+    md.abort("interrupted")
+    lines = scrollback(output(terminal_console))
+    assert lines[0] == "Para one."
+    assert any("x = 1" in line for line in lines)
+    assert lines[-1] == "interrupted"
+
+
+def test_context_manager_aborts_on_error() -> None:
+    console = plain_console()
+    with pytest.raises(KeyboardInterrupt), MarkdownStream(console) as md:
+        md.feed("kept text")
+        raise KeyboardInterrupt
+    assert "kept text" in output(console)
+
+
+def test_feed_after_finish_is_an_error() -> None:
+    md = stream(plain_console(), ["done"])
+    with pytest.raises(RuntimeError):
+        md.feed("more")
+
+
+@pytest.mark.parametrize("answer", [MIXED, NESTED], ids=["mixed", "nested"])
+def test_terminal_scrollback_matches_whole_render(terminal_console: Console, answer: str) -> None:
+    pieces = [answer[i : i + 3] for i in range(0, len(answer), 3)]
+    stream(terminal_console, pieces, clock=FakeClock(0.02))
+    assert scrollback(output(terminal_console)) == visible_lines(rendered_at_once(answer))
+
+
+TALL_CODE = "```python\n" + "".join(f"line_{i:03} = {i}\n" for i in range(200)) + "```\n\nAfter.\n"
+
+
+def test_tall_code_block_is_printed_once_on_a_plain_console() -> None:
+    pieces = [TALL_CODE[i : i + 4] for i in range(0, len(TALL_CODE), 4)]
+    out = streamed(pieces)
+    assert out == rendered_at_once(TALL_CODE)
+    for i in range(200):
+        assert out.count(f"line_{i:03} ") == 1
+
+
+def test_tall_code_block_is_printed_once_on_a_terminal(terminal_console: Console) -> None:
+    pieces = [TALL_CODE[i : i + 4] for i in range(0, len(TALL_CODE), 4)]
+    md = stream(terminal_console, pieces, clock=FakeClock(0.01))
+    lines = scrollback(output(terminal_console))
+    assert lines == visible_lines(rendered_at_once(TALL_CODE))
+    assert md.redraws > 50  # the live view was used while the block was open
+
+
+def test_redraws_are_throttled_in_a_tight_loop(terminal_console: Console) -> None:
+    md = MarkdownStream(terminal_console)
+    start = time.monotonic()
+    for i in range(10_000):
+        md.feed(f"w{i} " if i % 50 else "\n")
+    elapsed = time.monotonic() - start
+    md.finish()
+    assert md.redraws <= elapsed * 20 + md.committed_blocks + 2
+
+
+def test_redraws_follow_the_clock(terminal_console: Console) -> None:
+    # 10,000 pieces 1 ms apart: 10 s at 20 frames per second.
+    md = stream(terminal_console, ["word "] * 10_000, clock=FakeClock(0.001))
+    assert 150 <= md.redraws <= 201
+    assert md.committed_blocks == 1
+
+
+def test_refresh_shows_text_that_arrived_between_frames(terminal_console: Console) -> None:
+    clock = FakeClock(0.0)
+    md = MarkdownStream(terminal_console, clock=clock)
+    md.feed("first")
+    md.feed(" second")  # no time has passed: not drawn yet
+    assert md.redraws == 1
+    md.refresh()
+    assert md.redraws == 2
+    md.refresh()  # nothing new
+    assert md.redraws == 2
+    md.finish()
+
+
+def test_no_live_view_on_a_plain_console() -> None:
+    md = stream(plain_console(), ["# Title\n\n", "text " * 1000], clock=FakeClock(1.0))
+    assert md.redraws == 0
+    assert md.committed_blocks == 2
