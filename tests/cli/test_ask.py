@@ -101,11 +101,11 @@ def test_parent_holding_stdin_open_does_not_hang(
     cortan: type[CortanRunner], ollama_env: FakeOllama
 ) -> None:
     proc = cortan.popen("ask", "hi", stdin=subprocess.PIPE, env=_env(CORTAN_STDIN_TIMEOUT="0.3"))
-    assert proc.stdout is not None and proc.stderr is not None and proc.stdin is not None
-    out = proc.stdout.read()  # stdin stays open and silent the whole time
-    assert proc.wait(timeout=20) == 0
-    err = proc.stderr.read()
-    proc.stdin.close()
+    with proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        out = proc.stdout.read()  # stdin stays open and silent the whole time
+        assert proc.wait(timeout=20) == 0
+        err = proc.stderr.read()
     assert out.decode() == "Hello, world!\n"
     assert "nothing arrived on stdin" in err.decode()
     assert user_message(ollama_env) == "hi"
