@@ -9,6 +9,7 @@ later the store) and publishes requests.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ from cortan.engine.events import (
     ChatEnded,
     ChatFailed,
     ChatFinished,
+    ChatPrepared,
     ChatRequested,
     ChatStarted,
     Notice,
@@ -28,9 +30,18 @@ from cortan.engine.manager import ModelManager
 from cortan.engine.validator import InputValidator
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from prompt_toolkit.input import Input
+    from prompt_toolkit.output import Output
+    from rich.console import Console
+
     from cortan.config.settings import Settings
     from cortan.render.diagnostics import Diagnostics
     from cortan.render.views import AnswerView
+    from cortan.shell.repl import Repl
+    from cortan.store.recorder import Recorder
+    from cortan.store.sessions import SessionStore
 
 ENDINGS: tuple[type[ChatEnded], ...] = (ChatFinished, ChatFailed, ChatCancelled)
 
@@ -79,6 +90,23 @@ class App:
         self.bus.subscribe(ChatFailed, lambda e: diagnostics.error(e.message), priority=10)
         self.bus.subscribe(Notice, lambda e: diagnostics.notice(e.text))
 
+    def attach_store(
+        self, store: SessionStore, *, warn: Callable[[str], None] | None = None
+    ) -> Recorder:
+        """Record every exchange in ``store``; the front end tells the recorder where.
+
+        The user's turn is subscribed ahead of the model manager (priority -10), so it
+        is committed before the request is sent; answers are committed before views
+        finish, so an answer on screen is an answer on disk.
+        """
+        from cortan.store.recorder import Recorder
+
+        recorder = Recorder(store, warn=warn)
+        self.bus.subscribe(ChatPrepared, recorder.on_prepared, priority=-10)
+        for ending in ENDINGS:
+            self.bus.subscribe(ending, recorder.on_ended, priority=-10)
+        return recorder
+
     async def ask(self, request: ChatRequested) -> ChatEnded:
         """Publish one request and return how it ended."""
         await self.bus.publish(request)
@@ -86,3 +114,40 @@ class App:
 
     async def aclose(self) -> None:
         await self.manager.aclose()
+
+
+def make_repl(
+    app: App,
+    console: Console,
+    *,
+    history_path: Path | None,
+    vi_mode: bool = False,
+    input: Input | None = None,
+    output: Output | None = None,
+) -> Repl:
+    """Wire the interactive shell: prompt, completion sources, model cache, answer view."""
+    from cortan.render.views import MarkdownView
+    from cortan.shell.actions import make_command_table
+    from cortan.shell.completion import ShellCompleter
+    from cortan.shell.models_cache import ModelCache
+    from cortan.shell.prompt import make_history, make_prompt_session
+    from cortan.shell.repl import Repl
+
+    commands = make_command_table()
+    models = ModelCache(app.settings)
+    completer = ShellCompleter(
+        commands,
+        {
+            "model": models.names,
+            "setting": lambda: ["vi", "emacs"],
+        },
+    )
+    session = make_prompt_session(
+        completer=completer,
+        history=make_history(history_path),
+        vi_mode=vi_mode,
+        input=input,
+        output=output,
+    )
+    app.attach_view(MarkdownView(console, code_theme=app.settings.code_theme))
+    return Repl(app, console, session, commands, models)

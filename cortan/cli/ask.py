@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,6 +13,7 @@ from cortan.cli.runner import EXIT_INTERRUPTED, EXIT_OK, Context, get_context, g
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from cortan.cli.continuation import Continuation
     from cortan.config.settings import Settings
     from cortan.engine.events import Attachment, ChatEnded, ChatRequested
     from cortan.render.views import AnswerView
@@ -30,6 +32,9 @@ def ask(
         str | None,
         typer.Option("--model", "-m", help="provider:model, an alias, or a bare model name."),
     ] = None,
+    no_fallback: Annotated[
+        bool, typer.Option("--no-fallback", help="Only the model asked for: no fallback chain.")
+    ] = False,
     system: Annotated[str | None, typer.Option("--system", "-s", help="System prompt.")] = None,
     no_stdin: Annotated[
         bool, typer.Option("--no-stdin", help="Never read stdin (for loops and cron).")
@@ -44,13 +49,34 @@ def ask(
         bool,
         typer.Option("--raw", help="Pass the model's bytes through untouched (not on a terminal)."),
     ] = False,
+    continue_last: Annotated[
+        bool, typer.Option("--continue", "-c", help="Continue the most recent conversation.")
+    ] = False,
+    session: Annotated[
+        str | None,
+        typer.Option("--session", help="Continue the conversation named NAME, or start it."),
+    ] = None,
+    no_log: Annotated[
+        bool, typer.Option("--no-log", help="Keep this exchange out of the session store.")
+    ] = False,
 ) -> None:
     """Ask one question and print the answer. Piped text is sent along with it."""
+    from cortan.cli.continuation import plan_continuation
+
     context = get_context(ctx)
     with guard(context):
         settings = context.load_settings()
+        plan = plan_continuation(
+            settings, continue_last=continue_last, session=session, no_log=no_log
+        )
+        ctx.call_on_close(plan.close)
         request = _make_request(settings, prompt or [], model, system, no_stdin, context)
-        ended = run_async(lambda: _run(settings, request, context, no_stream, json_output, raw))
+        if no_fallback:
+            request = dataclasses.replace(request, allow_fallback=False)
+        request = plan.apply(request)
+        ended = run_async(
+            lambda: _run(settings, request, context, no_stream, json_output, raw, plan)
+        )
         raise typer.Exit(exit_code(ended))
 
 
@@ -103,12 +129,15 @@ async def _run(
     no_stream: bool,
     json_output: bool,
     raw: bool,
+    plan: Continuation | None = None,
 ) -> ChatEnded:
     from cortan.app import App
 
     app = App.build(settings)
     app.attach_view(_make_view(settings, context, no_stream, json_output, raw))
     app.attach_diagnostics(context.diagnostics)
+    if plan is not None:
+        plan.attach(app, context.diagnostics.warning)
     try:
         return await app.ask(request)
     finally:

@@ -27,7 +27,9 @@ def path() -> None:
 @app.command("show")
 def show(
     ctx: typer.Context,
-    json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of TOML.")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of TOML.")
+    ] = False,
 ) -> None:
     """Print the effective configuration, every source applied, secrets redacted."""
     context = get_context(ctx)

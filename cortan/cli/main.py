@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from cortan import __version__
-from cortan.cli import ask, chat, config, models
+from cortan.cli import ask, chat, config, doctor, keys, logs, models, sessions
 from cortan.cli.runner import Context
 
 app = typer.Typer(
@@ -57,6 +57,10 @@ app.command("ask")(ask.ask)
 app.command("chat")(chat.chat)
 app.command("models")(models.models)
 app.add_typer(config.app, name="config")
+app.add_typer(keys.app, name="keys")
+app.command("doctor")(doctor.doctor)
+app.add_typer(sessions.app, name="sessions")
+app.command("logs")(logs.logs)
 
 
 def run() -> None:

@@ -1,10 +1,15 @@
-"""``cortan models``: every configured provider's models, in a table or as JSON."""
+"""``cortan models``: every provider's models, and where each alias leads.
+
+The first table lists the models the providers report; the second the default
+model and every alias, what each resolves to, whether that model was found, and
+its fallback chain. ``--json`` prints both as one object (``models``, ``names``).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -16,15 +21,28 @@ if TYPE_CHECKING:
     from cortan.errors import CortanError
     from cortan.providers.base import ModelInfo
 
+DEFAULT = "(default)"
+
+
+@dataclass(frozen=True, slots=True)
+class NameRoute:
+    """Where a name leads; ``available`` is None when its provider did not answer."""
+
+    name: str
+    resolves_to: str | None = None
+    available: bool | None = None
+    fallback: list[str] = field(default_factory=list)
+    error: str | None = None
+
 
 def models(
     ctx: typer.Context,
-    json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     provider: Annotated[
         str | None, typer.Option("--provider", "-p", help="Only this provider.")
     ] = None,
 ) -> None:
-    """List the models of every configured provider."""
+    """List the models of every configured provider, and where each alias leads."""
     context = get_context(ctx)
     with guard(context):
         settings = context.load_settings()
@@ -38,16 +56,20 @@ def models(
                 context.diagnostics.warning(f"{name}: {result}")
         if not any(isinstance(r, list) for r in results.values()):
             fail(context, "no provider answered; `cortan config show` lists them")
+        routes = describe_names(settings, results, provider)
         if json_output:
-            sys.stdout.write(json.dumps([_as_dict(m) for m in found], indent=2) + "\n")
+            report = {"models": [_as_dict(m) for m in found], "names": [asdict(r) for r in routes]}
+            sys.stdout.write(json.dumps(report, indent=2) + "\n")
         else:
-            _print_table(found, context.color_enabled)
+            _print_tables(found, routes, context.color_enabled)
 
 
 async def gather_models(
     settings: Settings, names: list[str]
 ) -> dict[str, list[ModelInfo] | CortanError]:
     """Ask every named provider at once; a failure is kept as that provider's result."""
+    import asyncio  # here, not at the top: `cortan --help` must not pay for it
+
     from cortan.app import App
     from cortan.errors import CortanError, UsageError
 
@@ -68,6 +90,34 @@ async def gather_models(
     return dict(zip(names, results, strict=True))
 
 
+def describe_names(
+    settings: Settings,
+    results: dict[str, list[ModelInfo] | CortanError],
+    provider: str | None,
+) -> list[NameRoute]:
+    """The default model and each alias: its route, whether it was found, its fallbacks."""
+    from cortan.cli.checks import has_model
+    from cortan.engine.routes import Router
+    from cortan.errors import CortanError
+
+    router = Router(settings)
+    rows: list[NameRoute] = []
+    for name in [None, *settings.aliases]:
+        try:
+            chain = router.get_chain(name)
+        except CortanError as exc:
+            rows.append(NameRoute(name or DEFAULT, error=str(exc)))
+            continue
+        route = chain[0]
+        if provider and route.provider != provider:
+            continue
+        listed = results.get(route.provider)
+        available = has_model(listed, route.model) if isinstance(listed, list) else None
+        fallback = [str(r) for r in chain[1:]]
+        rows.append(NameRoute(name or DEFAULT, str(route), available, fallback))
+    return rows
+
+
 def _as_dict(model: ModelInfo) -> dict[str, object]:
     return {
         "name": model.name,
@@ -78,7 +128,7 @@ def _as_dict(model: ModelInfo) -> dict[str, object]:
     }
 
 
-def _print_table(found: list[ModelInfo], color: bool) -> None:
+def _print_tables(found: list[ModelInfo], routes: list[NameRoute], color: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -91,4 +141,15 @@ def _print_table(found: list[ModelInfo], color: bool) -> None:
         size = f"{m.size / 1e9:.1f} GB" if m.size else ""
         cells = (m.name, m.provider, m.family or "", m.parameter_size or "", size)
         table.add_row(*(sanitize(c) for c in cells))
-    Console(no_color=not color, highlight=False).print(table)
+    names = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("alias", "resolves to", "found", "fallback"):
+        names.add_column(column)
+    for row in routes:
+        found_cell = "?" if row.available is None else "yes" if row.available else "no"
+        target = row.resolves_to or row.error or ""
+        route_cells = (row.name, target, found_cell, ", ".join(row.fallback))
+        names.add_row(*(sanitize(c) for c in route_cells))
+    console = Console(no_color=not color, highlight=False)
+    console.print(table)
+    console.print()
+    console.print(names)

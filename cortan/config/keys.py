@@ -1,48 +1,82 @@
 """API keys: from the provider's variable, its key command, or the OS keyring.
 
-Keys are never written to a file by cortan. Lookup order: the variable the
-provider names (``api_key_env``), then its ``api_key_cmd`` (for password
-managers), then the keyring entry ``cortan/<provider>``. keyring is imported only
-when a lookup reaches it, because it is slow to import and may probe D-Bus.
+Layer: config. Keys are never written to a file by cortan, and never appear in a
+message: every sentence here names where a key lives, not what it is. Lookup
+order: the variable the provider names (``api_key_env``), then its
+``api_key_cmd`` (for password managers), then the keyring entry
+``cortan/<provider>``. A key belongs to one provider: the OpenAI key is sent to
+a custom base URL only when that provider names ``OPENAI_API_KEY`` itself.
+
+keyring is imported only when a lookup reaches it, because it is slow to import
+and may probe D-Bus. Where no backend works (a headless Linux box) the error
+names the environment variable to use instead; there is no plain-file fallback.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
-from cortan.errors import ConfigError, KeyringError
+from cortan.errors import ConfigError, KeyringError, UsageError
 
 if TYPE_CHECKING:
     from cortan.config.settings import ProviderConfig
 
 SERVICE = "cortan"
+KeySource = Literal["env", "command", "keyring"]
+UNSAFE_KEY = re.compile(r"[\s\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLocation:
+    """Where a provider's key comes from (never the key): ``detail`` names the place."""
+
+    source: KeySource | None
+    detail: str
 
 
 def get_api_key(name: str, config: ProviderConfig, *, use_keyring: bool = True) -> str | None:
     """The key for provider ``name``, or None when it has none anywhere."""
-    if config.api_key_env and os.environ.get(config.api_key_env):
+    if config.api_key_env and os.environ.get(config.api_key_env, "").strip():
         return os.environ[config.api_key_env].strip()
     if config.api_key_cmd:
         return run_key_command(name, config.api_key_cmd)
     if use_keyring:
         try:
-            return get_keyring_key(name)
+            return get_keyring_key(name, config)
         except KeyringError:
             return None
     return None
 
 
+def locate_api_key(name: str, config: ProviderConfig) -> KeyLocation:
+    """Where the key would come from, without running ``api_key_cmd`` (it may prompt)."""
+    if config.api_key_env and os.environ.get(config.api_key_env, "").strip():
+        return KeyLocation("env", config.api_key_env)
+    if config.api_key_cmd:
+        return KeyLocation("command", config.api_key_cmd)
+    try:
+        found = get_keyring_key(name, config)
+    except KeyringError:
+        return KeyLocation(None, "no keyring backend")
+    if found:
+        return KeyLocation("keyring", f"{SERVICE}/{name}")
+    return KeyLocation(None, "none")
+
+
 def run_key_command(name: str, command: str) -> str:
     """Run ``api_key_cmd`` and take the first line it prints as the key."""
     try:
-        done = subprocess.run(  # noqa: S603 - the user's own configured command
+        done = subprocess.run(  # the user's own configured command
             shlex.split(command), capture_output=True, text=True, timeout=30, check=False
         )
     except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
-        raise ConfigError(f"api_key_cmd for provider {name!r} could not run: {exc}") from None
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise ConfigError(f"api_key_cmd for provider {name!r} could not run: {why}") from None
     key = done.stdout.strip().splitlines()[0].strip() if done.stdout.strip() else ""
     if done.returncode != 0 or not key:
         raise ConfigError(
@@ -51,46 +85,84 @@ def run_key_command(name: str, command: str) -> str:
     return key
 
 
-def get_keyring_key(name: str) -> str | None:
+def check_key(name: str, key: str) -> str:
+    """The key as it will be stored: trimmed, one token, no control characters."""
+    key = key.strip()
+    if not key:
+        raise UsageError(f"no key was given for provider {name!r}")
+    if UNSAFE_KEY.search(key):
+        raise UsageError(
+            f"the key for provider {name!r} contains spaces or control characters: "
+            "give the key alone"
+        )
+    return key
+
+
+def get_keyring_key(name: str, config: ProviderConfig | None = None) -> str | None:
     """Read the keyring entry; raises KeyringError when no backend works."""
     keyring = _import_keyring()
     try:
-        return keyring.get_password(SERVICE, name)  # type: ignore[no-any-return]
+        found = keyring.get_password(SERVICE, name)
     except Exception as exc:
-        raise KeyringError(_no_keyring_sentence(name, exc)) from None
+        raise KeyringError(_no_keyring_sentence(name, config, exc)) from None
+    return str(found) if found else None
 
 
-def set_keyring_key(name: str, key: str) -> None:
+def set_keyring_key(name: str, key: str, config: ProviderConfig | None = None) -> None:
     keyring = _import_keyring()
     try:
         keyring.set_password(SERVICE, name, key)
     except Exception as exc:
-        raise KeyringError(_no_keyring_sentence(name, exc)) from None
+        raise KeyringError(_no_keyring_sentence(name, config, exc)) from None
 
 
-def delete_keyring_key(name: str) -> bool:
+def delete_keyring_key(name: str, config: ProviderConfig | None = None) -> bool:
     """Remove the entry; False when there was none."""
     keyring = _import_keyring()
-    import keyring.errors
+    from keyring.errors import PasswordDeleteError
 
     try:
         keyring.delete_password(SERVICE, name)
-    except keyring.errors.PasswordDeleteError:
+    except PasswordDeleteError:
         return False
     except Exception as exc:
-        raise KeyringError(_no_keyring_sentence(name, exc)) from None
+        raise KeyringError(_no_keyring_sentence(name, config, exc)) from None
     return True
 
 
-def _import_keyring():  # type: ignore[no-untyped-def]
+def get_keyring_name() -> str:
+    """The backend keyring would use, for messages ("SecretService Keyring")."""
+    keyring = _import_keyring()
+    try:
+        return str(getattr(keyring.get_keyring(), "name", type(keyring.get_keyring()).__name__))
+    except Exception:
+        return "none"
+
+
+def suggest_variable(name: str, config: ProviderConfig | None) -> str:
+    """The environment variable a user should set for ``name``'s key."""
+    if config is not None and config.api_key_env:
+        return config.api_key_env
+    return re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_") + "_API_KEY"
+
+
+def _import_keyring() -> Any:
     import keyring
 
     return keyring
 
 
-def _no_keyring_sentence(name: str, exc: BaseException) -> str:
-    variable = "OPENAI_API_KEY" if name == "openai" else f"the provider's api_key_env variable"
+def _no_keyring_sentence(name: str, config: ProviderConfig | None, exc: BaseException) -> str:
+    from keyring.errors import NoKeyringError
+
+    variable = suggest_variable(name, config)
+    if isinstance(exc, NoKeyringError):
+        problem = "no usable OS keyring was found"
+    else:
+        problem = f"the OS keyring refused ({type(exc).__name__})"
+    if config is not None and config.api_key_env:
+        return f"{problem}: set {variable} in the environment instead"
     return (
-        f"no usable OS keyring ({type(exc).__name__}); "
-        f"set {variable} in the environment instead"
+        f"{problem}: set {variable} in the environment and add "
+        f'api_key_env = "{variable}" to [providers.{name}] in the config instead'
     )

@@ -109,6 +109,56 @@ class Timeouts(BaseModel):
     total: float = Field(default=1800.0, gt=0, le=86400)
 
 
+class Retry(BaseModel):
+    """Trying a model again after a failure before its first token (docs/providers.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    attempts: int = Field(default=3, ge=1, le=20)  # tries in all; 1 turns retries off
+    base_delay: float = Field(default=0.5, ge=0, le=600)
+    max_delay: float = Field(default=8.0, ge=0, le=3600)
+    deadline: float = Field(default=60.0, ge=0, le=86400)  # no retry starts after this
+
+
+class Breaker(BaseModel):
+    """The circuit breaker each host has: skip a host that keeps failing for a while."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    failures: int = Field(default=3, ge=1, le=1000)  # in a row, to open the circuit
+    cooldown: float = Field(default=30.0, ge=0, le=86400)  # open this long, then one trial
+
+
+class ContextSettings(BaseModel):
+    """Token budgets: ``[context]`` (docs/configuration.md, "Context")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window: int = Field(default=8192, ge=512, le=100_000_000)  # when nothing else says
+    windows: dict[str, int] = Field(default_factory=dict)  # per model name, over the server's
+    answer_reserve: int = Field(default=1024, ge=0, le=1_000_000)  # tokens kept for the answer
+    ollama_num_ctx_min: int = Field(default=4096, ge=512, le=100_000_000)
+    ollama_num_ctx_max: int = Field(default=32768, ge=512, le=100_000_000)  # memory grows with it
+
+    @field_validator("windows")
+    @classmethod
+    def _check_windows(cls, windows: dict[str, int]) -> dict[str, int]:
+        for name, size in windows.items():
+            if size < 512:
+                raise ValueError(f"the window of {name!r} must be at least 512 tokens")
+        return windows
+
+
+class RoleConfig(BaseModel):
+    """A named role, ``[roles.NAME]``: a system prompt, optionally a model and a temperature."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    system: str | None = None  # may be left out only to change a built-in role's model
+    model: str | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+
+
 class Settings(BaseSettings):
     """All of cortan's configuration, validated once and passed down as plain data."""
 
@@ -126,10 +176,16 @@ class Settings(BaseSettings):
     stdin_timeout: float = Field(default=10.0, ge=0, le=86400)
     color: bool = True
     code_theme: str = "monokai"
+    log: bool = True  # store every exchange in the session store (docs/sessions.md)
     timeouts: Timeouts = Field(default_factory=Timeouts)
     providers: dict[str, ProviderConfig] = Field(default_factory=default_providers)
     aliases: dict[str, str] = Field(default_factory=dict)
     fallback: list[str] = Field(default_factory=list)
+    fallbacks: dict[str, list[str]] = Field(default_factory=dict)  # per alias or model name
+    retry: Retry = Field(default_factory=Retry)
+    breaker: Breaker = Field(default_factory=Breaker)
+    context: ContextSettings = Field(default_factory=ContextSettings)
+    roles: dict[str, RoleConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _keep_builtin_providers(self) -> Settings:

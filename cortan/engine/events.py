@@ -7,7 +7,7 @@ typed so subscribers register for exactly what they handle.
     ChatRequested  front end -> validator         raw prompt, raw stdin / files
     ChatValidated  validator -> context manager   decoded, normalised text
     ChatPrepared   context   -> model manager     the messages to send
-    ChatStarted    model manager                  provider and model chosen
+    ChatStarted    model manager                  the model that answers is known
     TokenDelta     model manager                  one piece of the answer
     Notice         anyone                         a dim one-line remark for the user
     ChatFinished | ChatFailed | ChatCancelled     exactly one ends every request
@@ -45,6 +45,7 @@ class ChatRequested:
     system: str | None = None
     history: tuple[Message, ...] = ()
     options: tuple[tuple[str, object], ...] = ()
+    allow_fallback: bool = True  # False: only the model asked for (``--no-fallback``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,7 @@ class ChatPrepared:
     request: ChatRequested
     model: str | None
     messages: tuple[Message, ...]
+    options: tuple[tuple[str, object], ...] = ()  # over the request's (Ollama's num_ctx)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,22 +1,32 @@
-"""The model manager: resolves a model name to a provider and streams its answer as events.
+"""The model manager: routes a request to a model and streams its answer as events.
 
-Names resolve in this order: an alias (``[aliases] fast = "ollama:llama3.2"``),
-then ``provider:model`` where ``provider`` is a configured provider, then a bare
-model name on the default model's provider (so Ollama's own ``llama3.2:latest``
-still means a model, not a provider). Each piece of the answer is republished as
-a ``TokenDelta``; exactly one ``ChatFinished``, ``ChatFailed`` or ``ChatCancelled``
+Layer: engine. For each ``ChatPrepared`` it walks the fallback chain of the name
+asked for (:mod:`cortan.engine.routes`); for each model it picks a host
+(:mod:`cortan.engine.hosts`), and tries again after a failure as the retry policy
+allows (:mod:`cortan.engine.retry`). Only failures before the first piece of an
+answer are retried or passed to the next model: once a piece was published the
+answer belongs to that attempt, and a later failure ends the request with the
+partial answer kept.
+
+``ChatStarted`` names the model that answers: it is published at once when there
+is no fallback to go to, otherwise when the first piece arrives (after a
+``Notice`` saying which models failed). Each piece is republished as a
+``TokenDelta``; exactly one ``ChatFinished``, ``ChatFailed`` or ``ChatCancelled``
 ends the request, carrying whatever text arrived.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, cast
 
+from cortan.engine.breaker import CircuitBreaker
 from cortan.engine.bus import EventBus
 from cortan.engine.events import (
     ChatCancelled,
@@ -24,35 +34,46 @@ from cortan.engine.events import (
     ChatFinished,
     ChatPrepared,
     ChatStarted,
+    Notice,
     Timings,
     TokenDelta,
 )
-from cortan.errors import CortanError, ProviderError, ProviderTimeoutError, UsageError
+from cortan.engine.hosts import Host, HostPool, HostState
+from cortan.engine.retry import RetryPolicy
+from cortan.engine.routes import Route, Router
+from cortan.errors import (
+    CortanError,
+    ProviderError,
+    ProviderTimeoutError,
+    UnreachableError,
+    UsageError,
+)
 from cortan.providers import get_factory
 from cortan.providers.base import ChatRequest, Finish, ModelInfo, Provider
 
 if TYPE_CHECKING:
     from cortan.config.settings import Settings
 
+__all__ = ["ModelManager", "Route"]
 
-@dataclass(frozen=True, slots=True)
-class Route:
-    """Where a model name leads."""
+log = logging.getLogger(__name__)
 
-    provider: str
-    model: str
-
-    def __str__(self) -> str:
-        return f"{self.provider}:{self.model}"
+#: Waits at least this long are announced in a Notice; shorter ones stay quiet.
+NOTICE_WAIT = 1.0
 
 
 @dataclass(slots=True)
-class _Progress:
-    """What has arrived so far for one request."""
+class _Answer:
+    """One request on its way through the chain: what arrived, and what failed."""
 
-    pieces: list[str]
+    request_id: int
+    chain: list[Route]
     started: float
+    route: Route
+    pieces: list[str] = field(default_factory=list)
     first_token: float | None = None
+    announced: bool = False
+    failures: list[tuple[Route, CortanError]] = field(default_factory=list)
 
     @property
     def content(self) -> str:
@@ -60,7 +81,11 @@ class _Progress:
 
 
 class ModelManager:
-    """Routes requests to providers and turns their streams into events."""
+    """Routes requests to providers and turns their streams into events.
+
+    ``clock``, ``sleep`` and ``jitter`` (uniform in [0, 1)) are the seams for time and
+    chance: tests pass their own so that backoff and cool-downs run without waiting.
+    """
 
     def __init__(
         self,
@@ -68,109 +93,262 @@ class ModelManager:
         settings: Settings,
         *,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self._bus = bus
         self._settings = settings
-        self._providers: dict[str, Provider] = {}
         self._clock = clock
+        self._sleep = sleep
+        self._jitter = jitter
+        self.router = Router(settings)
+        self._retry = RetryPolicy.from_settings(settings.retry)
+        self._pools: dict[str, HostPool] = {}
+        self._windows: dict[str, int | None] = {}  # context lengths, per route
         bus.subscribe(ChatPrepared, self.on_prepared)
+
+    # -- names, providers, hosts -------------------------------------------------------
 
     def resolve(self, name: str | None) -> Route:
         """The provider and model a user-facing name means."""
-        return self._resolve(name or self._settings.default_model, depth=0)
-
-    def _resolve(self, name: str, depth: int) -> Route:
-        if depth > 8:
-            raise UsageError(f"alias {name!r} refers to itself in a loop")
-        if name in self._settings.aliases:
-            return self._resolve(self._settings.aliases[name], depth + 1)
-        prefix, sep, rest = name.partition(":")
-        if sep and prefix in self._settings.providers:
-            if not rest:
-                raise UsageError(f"model name {name!r} has a provider but no model")
-            return Route(prefix, rest)
-        return Route(self.default_provider(), name)
+        return self.router.resolve(name)
 
     def default_provider(self) -> str:
-        prefix, sep, _ = self._settings.default_model.partition(":")
-        return prefix if sep and prefix in self._settings.providers else "ollama"
+        return self.router.default_provider()
 
-    def get_provider(self, name: str) -> Provider:
-        """The (cached) provider instance for a configured provider name."""
-        if name not in self._providers:
+    def get_pool(self, name: str) -> HostPool:
+        """The hosts of a configured provider (providers are made on first use)."""
+        if name not in self._pools:
             config = self._settings.providers.get(name)
             if config is None:
                 raise UsageError(f"no provider named {name!r} is configured")
-            factory = get_factory(config.kind)
-            url = config.get_urls()[0]
-            self._providers[name] = factory(name, url, config, self._settings.timeouts)
-        return self._providers[name]
+            timeouts, limits = self._settings.timeouts, self._settings.breaker
+
+            def make_provider(url: str) -> Provider:
+                return get_factory(config.kind)(name, url, config, timeouts)
+
+            def make_breaker() -> CircuitBreaker:
+                return CircuitBreaker(
+                    failures=limits.failures, cooldown=limits.cooldown, clock=self._clock
+                )
+
+            self._pools[name] = HostPool(name, config.get_urls(), make_provider, make_breaker)
+        return self._pools[name]
+
+    def get_provider(self, name: str) -> Provider:
+        """The provider instance for the host a request to ``name`` would use now."""
+        pool = self.get_pool(name)
+        return pool.get_provider(pool.preferred())
+
+    def host_states(self) -> list[HostState]:
+        """Every configured host's circuit, load and latency, as this process saw them."""
+        return [
+            state for name in self._settings.providers for state in self.get_pool(name).states()
+        ]
+
+    async def get_context_length(self, name: str | None) -> int | None:
+        """The context window the server reports for the model ``name`` means (cached).
+
+        None when the server does not say (OpenAI's API never does). Errors are raised
+        and not cached: the caller decides, and a server that comes back is asked again.
+        """
+        route = self.resolve(name)
+        key = str(route)
+        if key not in self._windows:
+            provider = self.get_provider(route.provider)
+            self._windows[key] = await provider.get_context_length(route.model)
+        return self._windows[key]
 
     async def list_models(self, provider: str) -> list[ModelInfo]:
-        return await self.get_provider(provider).list_models()
+        """The models of a provider, from the first of its hosts that answers."""
+        pool = self.get_pool(provider)
+        error: ProviderError | None = None
+        for host in pool.ranked():
+            try:
+                return await self.list_host_models(pool, host)
+            except ProviderError as exc:
+                error = exc
+        assert error is not None  # a pool has at least one host
+        raise error
+
+    async def list_host_models(self, pool: HostPool, host: Host) -> list[ModelInfo]:
+        """One host's models, asked even while its circuit is open; the outcome counts."""
+        host.breaker.acquire(force=True)
+        host.in_flight += 1
+        try:
+            models = await pool.get_provider(host).list_models()
+        except ProviderError as exc:
+            host.record(exc)
+            raise
+        except BaseException:
+            host.breaker.release()
+            raise
+        finally:
+            host.in_flight -= 1
+        host.record(None)
+        return models
+
+    # -- answering ---------------------------------------------------------------------
 
     async def on_prepared(self, event: ChatPrepared) -> None:
         request_id = event.request.request_id
         try:
-            route = self.resolve(event.model)
-            provider = self.get_provider(route.provider)
+            chain = self.router.get_chain(event.model, fallback=event.request.allow_fallback)
         except CortanError as exc:
             await self._fail(request_id, exc, None, None)
             return
-        options = dict(event.request.options)
-        await self._stream(request_id, route, provider, ChatRequest(route.model, event.messages, options))
+        options = {**dict(event.request.options), **dict(event.options)}
+        answer = _Answer(request_id, chain, self._clock(), chain[0])
+        await self._answer(answer, ChatRequest(chain[0].model, event.messages, options))
 
-    async def _stream(
-        self, request_id: int, route: Route, provider: Provider, request: ChatRequest
-    ) -> None:
-        progress = _Progress([], self._clock())
-        await self._bus.publish(ChatStarted(request_id, route.provider, route.model))
-        try:
-            finish = await self._consume(request_id, provider, request, progress)
-        except asyncio.CancelledError:
-            await self._bus.publish(
-                ChatCancelled(request_id, progress.content, route.provider, route.model)
-            )
-            raise
-        except CortanError as exc:
-            await self._fail(request_id, exc, route, progress.content)
+    async def _answer(self, answer: _Answer, request: ChatRequest) -> None:
+        if len(answer.chain) == 1:
+            await self._announce(answer)
+        for route in answer.chain:
+            answer.route = route
+            last = route is answer.chain[-1]
+            try:
+                finish = await self._try_route(answer, replace(request, model=route.model), last)
+            except asyncio.CancelledError:
+                await self._bus.publish(
+                    ChatCancelled(answer.request_id, answer.content, route.provider, route.model)
+                )
+                raise
+            except CortanError as exc:
+                if answer.first_token is not None or last:
+                    await self._give_up(answer, exc)
+                    return
+                log.debug("%s cannot answer (%s); falling back", route, exc)
+                answer.failures.append((route, exc))
+                continue
+            await self._bus.publish(self._finished(answer, finish))
             return
-        await self._bus.publish(self._finished(request_id, route, progress, finish))
+
+    async def _try_route(self, answer: _Answer, request: ChatRequest, last: bool) -> Finish:
+        """One model: attempts on its hosts until one answers or the policy says stop."""
+        pool = self.get_pool(answer.route.provider)
+        tried: list[str] = []
+        attempt = 0
+        while True:
+            attempt += 1
+            host = pool.pick(avoid=tried, force=last)
+            if host is None:
+                raise UnreachableError(pool.describe_open())
+            tried.append(host.url)
+            try:
+                return await self._attempt(answer, pool, host, request)
+            except ProviderError as exc:
+                delay = self._get_delay(answer, pool, tried, exc, attempt)
+                if delay is None:
+                    raise
+                await self._wait(answer, exc, attempt, delay)
+
+    def _get_delay(
+        self, answer: _Answer, pool: HostPool, tried: list[str], exc: ProviderError, attempt: int
+    ) -> float | None:
+        if answer.first_token is not None:
+            return None  # never stitch an answer from two attempts
+        elapsed = self._clock() - answer.started
+        delay = self._retry.get_delay(exc, attempt, elapsed, self._jitter)
+        if delay is not None and pool.has_fresh(tried):
+            return 0.0  # another host is waiting: fail over at once
+        return delay
+
+    async def _wait(self, answer: _Answer, exc: ProviderError, attempt: int, delay: float) -> None:
+        log.debug(
+            "attempt %d of %s failed (%s); retrying in %.2f s", attempt, answer.route, exc, delay
+        )
+        if delay >= NOTICE_WAIT:
+            text = f"{answer.route}: {exc}; trying again in {delay:.0f} s"
+            await self._bus.publish(Notice(answer.request_id, text))
+        if delay > 0:
+            await self._sleep(delay)
+
+    async def _attempt(
+        self, answer: _Answer, pool: HostPool, host: Host, request: ChatRequest
+    ) -> Finish:
+        """One try on one host; its outcome counts for the host's breaker and latency."""
+        host.in_flight += 1
+        try:
+            finish = await self._consume(answer, pool.get_provider(host), request, host)
+        except ProviderError as exc:
+            host.record(exc)
+            raise
+        except BaseException:
+            host.breaker.release()
+            raise
+        finally:
+            host.in_flight -= 1
+        host.record(None)
+        return finish
 
     async def _consume(
-        self, request_id: int, provider: Provider, request: ChatRequest, progress: _Progress
+        self, answer: _Answer, provider: Provider, request: ChatRequest, host: Host
     ) -> Finish:
         timeouts = self._settings.timeouts
         loop = asyncio.get_running_loop()
+        begun = self._clock()
         try:
             async with asyncio.timeout(timeouts.first_token) as deadline:
-                async with aclosing(provider.stream_chat(request)) as stream:
+                async with aclosing(_as_generator(provider.stream_chat(request))) as stream:
                     async for item in stream:
                         if isinstance(item, Finish):
+                            await self._announce(answer)
                             return item
-                        if progress.first_token is None:
-                            progress.first_token = self._clock() - progress.started
+                        if answer.first_token is None:
+                            answer.first_token = self._clock() - answer.started
+                            host.observe_latency(self._clock() - begun)
                             deadline.reschedule(loop.time() + timeouts.total)
-                        progress.pieces.append(item)
-                        await self._bus.publish(TokenDelta(request_id, item))
+                            await self._announce(answer)
+                        answer.pieces.append(item)
+                        await self._bus.publish(TokenDelta(answer.request_id, item))
         except TimeoutError:
-            which = "first token" if progress.first_token is None else "whole answer"
-            limit = timeouts.first_token if progress.first_token is None else timeouts.total
-            raise ProviderTimeoutError(
-                f"{provider.label} at {provider.url} took longer than {limit:g} s for the {which} "
-                f"(timeouts.{'first_token' if progress.first_token is None else 'total'})"
-            ) from None
-        raise ProviderError(f"{provider.label} at {provider.url} ended the stream without finishing")
+            raise self._timeout_error(provider, answer.first_token is None) from None
+        raise ProviderError(
+            f"{provider.label} at {provider.url} ended the stream without finishing"
+        )
 
-    def _finished(
-        self, request_id: int, route: Route, progress: _Progress, finish: Finish
-    ) -> ChatFinished:
-        timings = Timings(progress.first_token, self._clock() - progress.started)
+    def _timeout_error(self, provider: Provider, before_first: bool) -> ProviderTimeoutError:
+        timeouts = self._settings.timeouts
+        which, key = ("first token", "first_token") if before_first else ("whole answer", "total")
+        error = ProviderTimeoutError(
+            f"{provider.label} at {provider.url} took longer than {getattr(timeouts, key):g} s "
+            f"for the {which} (timeouts.{key})"
+        )
+        # The first-token wait is already the long one: go to the fallback, not again.
+        error.retryable = False
+        return error
+
+    async def _announce(self, answer: _Answer) -> None:
+        """Say which model answers (once), after the models that could not."""
+        if answer.announced:
+            return
+        answer.announced = True
+        route = answer.route
+        if answer.failures:
+            failed = "; ".join(f"{r} failed ({exc})" for r, exc in answer.failures)
+            await self._bus.publish(Notice(answer.request_id, f"{failed}; answered by {route}"))
+        await self._bus.publish(ChatStarted(answer.request_id, route.provider, route.model))
+
+    async def _give_up(self, answer: _Answer, exc: CortanError) -> None:
+        """End the request failed: with the answering model's error once it started, else
+        with the first model's, the fallbacks' failures told in a Notice before it."""
+        if answer.first_token is not None or not answer.failures:
+            await self._fail(answer.request_id, exc, answer.route, answer.content)
+            return
+        (first, first_exc), *others = [*answer.failures, (answer.route, exc)]
+        told = "; ".join(f"{route} failed too ({error})" for route, error in others)
+        await self._bus.publish(Notice(answer.request_id, f"fallback {told}"))
+        await self._fail(answer.request_id, first_exc, first, "")
+
+    def _finished(self, answer: _Answer, finish: Finish) -> ChatFinished:
+        timings = Timings(answer.first_token, self._clock() - answer.started)
+        route = answer.route
         return ChatFinished(
-            request_id,
+            answer.request_id,
             route.provider,
             route.model,
-            progress.content,
+            answer.content,
             finish.finish_reason,
             finish.usage,
             timings,
@@ -193,6 +371,12 @@ class ModelManager:
         )
 
     async def aclose(self) -> None:
-        providers, self._providers = list(self._providers.values()), {}
-        for provider in providers:
-            await provider.aclose()
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.aclose()
+
+
+def _as_generator(stream: AsyncIterator[str | Finish]) -> AsyncGenerator[str | Finish, None]:
+    # The protocol promises an async iterator; every provider's is a generator, which
+    # aclose() stops so the HTTP stream closes (providers/base.py's contract).
+    return cast("AsyncGenerator[str | Finish, None]", stream)

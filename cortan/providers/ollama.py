@@ -27,6 +27,7 @@ from cortan.errors import (
     UnreachableError,
 )
 from cortan.providers.base import ChatRequest, Finish, ModelInfo, Usage
+from cortan.providers.tls import get_verify
 
 if TYPE_CHECKING:
     from cortan.config.settings import ProviderConfig, Timeouts
@@ -43,7 +44,8 @@ class OllamaProvider:
         self.name = name
         self.url = url
         timeout = httpx.Timeout(timeouts.total, connect=timeouts.connect)
-        self._client = ollama.AsyncClient(host=url, timeout=timeout)
+        # verify: no CA bundle read for a plain-http server (cortan.providers.tls)
+        self._client = ollama.AsyncClient(host=url, timeout=timeout, verify=get_verify(url))
 
     async def list_models(self) -> list[ModelInfo]:
         try:
@@ -138,6 +140,8 @@ class OllamaProvider:
         await self._client._client.aclose()
 
 
-def make_provider(name: str, url: str, config: ProviderConfig, timeouts: Timeouts) -> OllamaProvider:
+def make_provider(
+    name: str, url: str, config: ProviderConfig, timeouts: Timeouts
+) -> OllamaProvider:
     """Factory registered in :data:`cortan.providers.KINDS`."""
     return OllamaProvider(name, url, timeouts)

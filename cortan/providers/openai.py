@@ -30,6 +30,7 @@ from cortan.errors import (
     UnreachableError,
 )
 from cortan.providers.base import ChatRequest, Finish, ModelInfo, Usage
+from cortan.providers.tls import get_verify, load_system
 
 if TYPE_CHECKING:
     from cortan.config.settings import ProviderConfig, Timeouts
@@ -49,7 +50,11 @@ class OpenAIProvider:
         self._has_key = api_key is not None
         timeout = httpx2.Timeout(timeouts.total, connect=timeouts.connect)
         self._client = openai.AsyncOpenAI(
-            api_key=api_key or NO_KEY, base_url=url, max_retries=0, timeout=timeout
+            api_key=api_key or NO_KEY,
+            base_url=url,
+            max_retries=0,
+            timeout=timeout,
+            http_client=_make_http_client(url, timeout),
         )
 
     def _require_key(self) -> None:
@@ -148,6 +153,14 @@ class OpenAIProvider:
         await self._client.close()
 
 
+def _make_http_client(url: str, timeout: httpx2.Timeout) -> httpx2.AsyncClient | None:
+    """The SDK's own client, except that plain http reads no CA bundle (cortan.providers.tls)."""
+    verify = get_verify(url, load_system)
+    if verify is True:
+        return None
+    return openai.DefaultAsyncHttpxClient(verify=verify, timeout=timeout)
+
+
 def _message(exc: openai.APIError) -> str:
     body = exc.body
     if isinstance(body, dict) and isinstance(body.get("message"), str):
@@ -163,6 +176,8 @@ def _retry_after(exc: openai.APIStatusError) -> float | None:
         return None
 
 
-def make_provider(name: str, url: str, config: ProviderConfig, timeouts: Timeouts) -> OpenAIProvider:
+def make_provider(
+    name: str, url: str, config: ProviderConfig, timeouts: Timeouts
+) -> OpenAIProvider:
     """Factory registered in :data:`cortan.providers.KINDS`."""
     return OpenAIProvider(name, url, get_api_key(name, config), timeouts)

@@ -1,1 +1,4 @@
-"""Output: streaming markdown, plain and JSON writers, terminal-safe text. Layer: render (imports rich only)."""
+"""Output: streaming markdown, plain and JSON writers, terminal-safe text.
+
+Layer: render (imports rich only).
+"""

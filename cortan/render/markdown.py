@@ -1,32 +1,20 @@
 """Streaming markdown on a terminal, in time linear in the length of the answer.
 
-Layer: render (rich and the stdlib only). This module imports `rich.markdown`, which is
-heavy: import it where an answer is about to be rendered, not at start-up.
+Layer: render (rich and the stdlib). `rich.markdown` is heavy: import this module when an
+answer is about to be shown, not at start-up.
 
-How an answer is shown while it streams in (`MarkdownStream`):
+The answer is cut into markdown blocks as it arrives, each line examined once: a block ends
+at a blank line outside a code fence when the next line starts a new top-level block (not
+indented, nor the next item of an open list), or at the closing fence of a top-level code
+block (fences as in CommonMark). A finished block is printed once, with rich's `Markdown`,
+so the scrollback ends up as rich renders the whole answer at once. Only the open block is
+live, in a transient `Live` redrawn from `feed` (no thread) at most `max_fps` times a
+second and cut to the tail that fits on the screen: a redraw costs the same however long
+the block, and a `Live` taller than the screen duplicates lines (rich issue 3263). A
+console that is not an interactive terminal gets no live view, only the finished blocks.
 
-* The text is cut into markdown *blocks*. A block ends at a blank line outside a fenced
-  code block when the next line starts a new top-level block (it is not indented, and
-  it is not the next item of a list that is still open), or right after a closing fence
-  whose opening fence started at column 0. Fences are tracked as CommonMark does
-  (backticks or tildes, at least as long as the opening fence to close it). Each line
-  is looked at once, when its newline arrives; nothing is scanned twice.
-* A finished block is printed once, with `console.print(Markdown(block))`, preceded by
-  the blank line rich puts between top-level elements, so the scrollback ends up the
-  same as rendering the whole answer at once; it is never rendered again.
-* Only the open block is live, in a transient `rich.live.Live` without a refresh
-  thread. Redraws happen inside `feed`, at most `max_fps` times a second, and each one
-  renders only the tail of the open block that fits on the screen (height - 1 lines),
-  so a redraw costs the same for a 10-line and a 1,000-line code block, and the live
-  view never gets taller than the screen (rich issue 3263: a `Live` taller than the
-  screen duplicates lines in the scrollback). The whole block is printed when it
-  closes, or at `finish`.
-* On a console that is not an interactive terminal (a pipe, a file, a test), there is
-  no live view: finished blocks are printed as they complete and the rest at the end.
-
-Known differences from rendering the whole answer at once: a link reference definition
-(``[1]: http://...``) only applies inside its own block, and an HTML block that holds a
-blank line is split at it. Neither is common in model output.
+Known differences from one rendering of the whole answer: a link reference definition
+applies only inside its own block, and an HTML block holding a blank line is cut there.
 """
 
 from __future__ import annotations
@@ -35,22 +23,20 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
+from functools import partial
 
-from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.console import Console
 from rich.live import Live
 from rich.markdown import Markdown, UnknownElement
-from rich.segment import Segment
+from rich.segment import SegmentLines
 from rich.text import Text
 
 from cortan.render.sanitize import sanitize
 
-__all__ = ["MarkdownStream"]
-
 # A fence may follow list markers, quote markers and indentation ("1. ```py", "> ~~~");
 # only a fence with nothing before it is top-level and ends a block when it closes.
 _FENCE_OPEN = re.compile(r"((?:[ \t>]|(?:[-+*]|\d{1,9}[.)])[ \t])*)(`{3,}(?=[^`]*$)|~{3,})")
-_FENCE_CLOSE = re.compile(r"[ \t>]*(`{3,}|~{3,})[ \t]*$")
+_FENCE_CLOSE = re.compile(r"([ \t>]*)(`{3,}|~{3,})[ \t]*$")
 _LIST_ITEM = re.compile(r" {0,3}(?:[-+*]|\d{1,9}[.)])(?:[ \t]|$)")
 _LIST_MARKER_SO_FAR = re.compile(r"[-+*]|\d{1,9}[.)]?")  # could still become a list item
 _TABLE_DELIMITER = re.compile(r" {0,3}\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$")
@@ -60,11 +46,18 @@ _TABLE_DELIMITER = re.compile(r" {0,3}\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t
 class _Fence:
     char: str
     length: int
-    top_level: bool
+    prefix: str  # what comes before the opening fence; "" for a top-level fence
 
     def closed_by(self, line: str) -> bool:
+        """Same character, at least as long, in the same quote, at most 3 columns further."""
         match = _FENCE_CLOSE.match(line)
-        return match is not None and match[1][0] == self.char and len(match[1]) >= self.length
+        return (
+            match is not None
+            and len(match[1]) <= len(self.prefix) + 3
+            and match[1].count(">") == self.prefix.count(">")
+            and match[2][0] == self.char
+            and len(match[2]) >= self.length
+        )
 
 
 class _Blocks:
@@ -99,17 +92,14 @@ class _Blocks:
         return "\n".join([*self._lines, self._partial_line()])
 
     def tail(self, max_lines: int, max_chars: int) -> str:
-        """Return the end of the open block: at most about `max_lines` and `max_chars`.
-
-        The opening fence of an open code block and the header of a table are kept, so
-        that the tail renders as code or as a table.
-        """
+        """Return the last `max_lines` and `max_chars` of the open block, plus the lines
+        that make it render as code or as a table (an open fence, a table header)."""
         start = max(len(self._lines) - max_lines, 0)
         head: list[str] = []
         if self._anchor is not None and self._anchor[0] < start:
             head = self._lines[self._anchor[0] : min(self._anchor[1], start)]
-        picked = _clip([*self._lines[start:], self._partial_line()], max_chars)
-        return "\n".join([*head, *picked])
+        tail = "\n".join([*self._lines[start:], self._partial_line()])
+        return "\n".join([*head, tail[-max_chars:]])
 
     def _partial_line(self) -> str:
         line = "".join(self._partial)
@@ -119,7 +109,11 @@ class _Blocks:
     def _add_line(self, line: str, finished: list[str]) -> None:
         self._lines.append(line)
         if self._fence is not None:
-            self._in_fence(line, finished)
+            if self._fence.closed_by(line):
+                top_level = not self._fence.prefix
+                self._fence = self._anchor = None
+                if top_level:
+                    finished.append(self._cut(keep_last=False))
         elif not line.strip(" \t"):
             self._after_blank = True
         else:
@@ -128,13 +122,6 @@ class _Blocks:
             self._after_blank = False
             self._has_text = True
             self._classify(line)
-
-    def _in_fence(self, line: str, finished: list[str]) -> None:
-        if self._fence is not None and self._fence.closed_by(line):
-            top_level = self._fence.top_level
-            self._fence = self._anchor = None
-            if top_level:
-                finished.append(self._cut(keep_last=False))
 
     def _check_partial(self, finished: list[str]) -> None:
         """Cut as soon as the line still arriving after a blank line shows a new block."""
@@ -157,7 +144,7 @@ class _Blocks:
             self._in_list = True
         index = len(self._lines) - 1
         if fence := _FENCE_OPEN.match(line):
-            self._fence = _Fence(fence[2][0], len(fence[2]), top_level=not fence[1])
+            self._fence = _Fence(fence[2][0], len(fence[2]), prefix=fence[1])
             self._anchor = (index, index + 1)
         elif index and "|" in line and _TABLE_DELIMITER.match(line):
             self._anchor = (index - 1, index + 1)
@@ -172,45 +159,11 @@ class _Blocks:
         return block
 
 
-def _clip(lines: list[str], max_chars: int) -> list[str]:
-    """Keep the last `lines` that fit in `max_chars`, cutting the oldest one kept."""
-    kept: list[str] = []
-    for line in reversed(lines):
-        if len(line) >= max_chars:
-            kept.append(line[len(line) - max_chars :])
-            break
-        kept.append(line)
-        max_chars -= len(line) + 1
-    kept.reverse()
-    return kept
-
-
-class _Lines:
-    """Already rendered lines, as a renderable for the live view."""
-
-    def __init__(self, lines: list[list[Segment]]) -> None:
-        self._lines = lines
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        new_line = Segment.line()
-        for line in self._lines:
-            yield from line
-            yield new_line
-
-
-def _gap_after(block: Markdown) -> bool:
-    """Whether rich's Markdown would put an empty line after the last element of `block`."""
-    last = block.parsed[-1].type.replace("_close", "_open")
-    return Markdown.elements.get(last, UnknownElement).new_line
-
-
 def _open_gap(block: Markdown) -> None:
-    """Make `block` render as if it followed an element that wants an empty line after it.
+    """Render `block` as if it followed an element that wants an empty line after it.
 
-    rich decides on the empty line before an element from the last element it closed,
-    nested ones included (a list ends with a list item), so the gap cannot be printed
-    from outside: a leading token rich does not know renders as nothing but, like any
-    element, asks for the empty line.
+    rich decides from the last element closed, nested ones included, so the gap cannot be
+    printed from outside; a token rich does not know renders nothing but asks for it.
     """
     first = block.parsed[0]
     gap = first.copy(type="cortan_gap", tag="", nesting=0, level=0, children=None, content="")
@@ -222,15 +175,18 @@ class MarkdownStream:
 
     Call `feed` with each piece as it arrives, then `finish` once at the end, or `abort`
     if the answer was interrupted or failed. Pieces are sanitised here (see
-    `cortan.render.sanitize`): nothing fed in reaches the terminal unsanitised. Used as
-    a context manager, the stream finishes on a normal exit and aborts on an exception.
+    `cortan.render.sanitize`): nothing fed in reaches the terminal unsanitised.
 
     Args:
-        console: Where to render. Live display is used only when it is an interactive
-            terminal.
+        console: Where to render; with a live view only if it is an interactive terminal.
         code_theme: Pygments theme for code blocks.
+        hyperlinks: OSC 8 links, which hide their target; off, the target follows the text.
         max_fps: Most live redraws per second.
         clock: Seconds from a monotonic clock; tests and benchmarks pass a fake one.
+
+    Attributes:
+        redraws: How many times the live view was rendered.
+        committed_blocks: How many finished blocks were printed to the scrollback.
     """
 
     def __init__(
@@ -238,35 +194,32 @@ class MarkdownStream:
         console: Console,
         *,
         code_theme: str = "monokai",
+        hyperlinks: bool = False,
         max_fps: float = 20.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._console = console
-        self._code_theme = code_theme
+        self._markdown = partial(Markdown, code_theme=code_theme, hyperlinks=hyperlinks)
         self._interval = 1.0 / max_fps
         self._clock = clock
         self._blocks = _Blocks()
         self._live: Live | None = None
-        self._use_live = (
-            console.is_terminal and console.is_interactive and not console.is_dumb_terminal
-        )
+        if console.is_terminal and console.is_interactive and not console.is_dumb_terminal:
+            self._live = Live(
+                console=console,
+                transient=True,
+                auto_refresh=False,
+                vertical_overflow="crop",  # a safety net: the view is already cut to fit
+                redirect_stdout=False,  # no global side effects: write to `console` only
+                redirect_stderr=False,
+            )
         self._held_cr = False  # a "\r" that may be the first half of "\r\n"
         self._gap = False  # the next block is preceded by an empty line
-        self._last_draw = -float("inf")
+        self._next_draw = -float("inf")
         self._stale = False  # text arrived since the last redraw
         self._done = False
-        self._redraws = 0
-        self._committed = 0
-
-    @property
-    def redraws(self) -> int:
-        """How many times the live view was rendered."""
-        return self._redraws
-
-    @property
-    def committed_blocks(self) -> int:
-        """How many finished blocks were printed to the scrollback."""
-        return self._committed
+        self.redraws = 0
+        self.committed_blocks = 0
 
     def feed(self, text: str) -> None:
         """Add the next piece of the answer (any text: it is sanitised here)."""
@@ -277,16 +230,14 @@ class MarkdownStream:
             return
         finished = self._blocks.push(sanitize(text))
         self._stale = True
-        if self._use_live:
-            self._redraw(finished)
+        if self._live is not None and (finished or self._clock() >= self._next_draw):
+            # Printing a block redraws the live view too: show the new open block first.
+            self._draw()
         for block in finished:
             self._print_block(block)
 
     def refresh(self) -> None:
-        """Redraw the live view now if text arrived since the last redraw.
-
-        `feed` redraws only when a piece arrives; call this when the stream stalls.
-        """
+        """Redraw now if text arrived since the last redraw (for when the stream stalls)."""
         if self._live is not None and self._stale:
             self._draw()
 
@@ -309,20 +260,6 @@ class MarkdownStream:
         if note:
             self._console.print(Text(sanitize(note), style="dim italic"))
 
-    def __enter__(self) -> MarkdownStream:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.finish()
-        else:
-            self.abort()
-
     def _hold_cr(self, text: str) -> str:
         """Keep a trailing "\\r" back so that a "\\r\\n" split across pieces stays a newline."""
         if self._held_cr:
@@ -330,52 +267,33 @@ class MarkdownStream:
         self._held_cr = text.endswith("\r")
         return text[:-1] if self._held_cr else text
 
-    def _markdown(self, text: str) -> Markdown:
-        return Markdown(text, code_theme=self._code_theme, hyperlinks=False)
-
     def _print_block(self, text: str) -> None:
         block = self._markdown(text)
         if not block.parsed:  # blank, or only link reference definitions: rich prints nothing
             return
-        gap_after = _gap_after(block)
+        last = block.parsed[-1].type.replace("_close", "_open")
+        gap_after = Markdown.elements.get(last, UnknownElement).new_line  # as rich decides
         if self._gap:
             _open_gap(block)
         self._console.print(block)
         self._gap = gap_after
-        self._committed += 1
+        self.committed_blocks += 1
 
-    def _redraw(self, finished: list[str]) -> None:
-        """Redraw if the frame budget allows, or before blocks are printed above the view.
-
-        Printing while the live view is up redraws it too, so it must already show the
-        new open block rather than the text about to be printed.
-        """
-        if self._live is None:
-            self._live = Live(
-                console=self._console,
-                transient=True,
-                auto_refresh=False,
-                vertical_overflow="crop",
-                redirect_stdout=False,
-                redirect_stderr=False,
-            )
-            self._live.start()
-        if finished or self._clock() - self._last_draw >= self._interval:
-            self._draw(refresh=not finished)
-
-    def _draw(self, *, refresh: bool = True) -> None:
+    def _draw(self) -> None:
         assert self._live is not None
-        self._live.update(self._render_tail(), refresh=refresh)
-        self._last_draw = self._clock()
+        if not self._live.is_started:
+            self._live.start()
+        self._live.update(self._render_tail(), refresh=True)
+        self._next_draw = self._clock() + self._interval
         self._stale = False
-        self._redraws += 1
+        self.redraws += 1
 
-    def _render_tail(self) -> RenderableType:
+    def _render_tail(self) -> SegmentLines:
         """Render the part of the open block that fits on the screen."""
         height = max(self._console.height - 1, 1)
         source = self._blocks.tail(height, height * self._console.width)
         if not source.strip():
-            return _Lines([])
+            return SegmentLines([])
         options = self._console.options.update(height=None)
         lines = self._console.render_lines(self._markdown(source), options, pad=False)
-        return _Lines(lines[-height:])
+        return SegmentLines(lines[-height:], new_lines=True)

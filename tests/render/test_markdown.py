@@ -9,6 +9,7 @@ the console's own size, so that a live view that duplicated or lost lines (rich 
 from __future__ import annotations
 
 import io
+import itertools
 import time
 
 import pyte
@@ -93,7 +94,7 @@ Setext heading
 Closing words.
 """
 
-UNCLOSED = "Here is code:\n\n```rust\nfn main() {\n\n    println!(\"hi\");\n"
+UNCLOSED = 'Here is code:\n\n```rust\nfn main() {\n\n    println!("hi");\n'
 
 SNIPPETS = [
     "# Heading",
@@ -112,6 +113,13 @@ SNIPPETS = [
     "    indented code",
     "  - indented item",
     "![img](x.png)",
+    "- a\n```\nb\n```\n- c",
+    "1. a\n\n   ```\n   x\n\n   ```",
+    "- a\n  - b\n\n    ```\n    deep\n\n    ```",
+    "> ```\n> q\n>\n> r\n> ```",
+    "- a\n\n  b\n\n- c",
+    "````\n```\n````",
+    "* * *",
     "",
 ]
 
@@ -207,7 +215,7 @@ def test_random_answers_split_randomly(
 ) -> None:
     answer = "".join(s + sep for s, sep in zip(snippets, separators, strict=False))
     bounds = sorted({0, len(answer), *(c for c in cuts if c < len(answer))})
-    pieces = [answer[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    pieces = [answer[a:b] for a, b in itertools.pairwise(bounds)]
     assert streamed(pieces) == rendered_at_once(answer)
 
 
@@ -262,6 +270,7 @@ def assert_no_model_sequences(out: str) -> None:
 def test_escape_sequences_never_reach_a_plain_console() -> None:
     out = streamed(ATTACKS)
     assert "\x1b" not in out
+    assert "(http://evil.example/ok)" in out  # a link shows its target
     assert_no_model_sequences(out)
 
 
@@ -294,14 +303,6 @@ def test_abort_on_a_terminal_keeps_the_partial_answer(terminal_console: Console)
     assert lines[-1] == "interrupted"
 
 
-def test_context_manager_aborts_on_error() -> None:
-    console = plain_console()
-    with pytest.raises(KeyboardInterrupt), MarkdownStream(console) as md:
-        md.feed("kept text")
-        raise KeyboardInterrupt
-    assert "kept text" in output(console)
-
-
 def test_feed_after_finish_is_an_error() -> None:
     md = stream(plain_console(), ["done"])
     with pytest.raises(RuntimeError):
@@ -332,6 +333,19 @@ def test_tall_code_block_is_printed_once_on_a_terminal(terminal_console: Console
     lines = scrollback(output(terminal_console))
     assert lines == visible_lines(rendered_at_once(TALL_CODE))
     assert md.redraws > 50  # the live view was used while the block was open
+
+
+def test_live_view_shows_the_open_block_after_a_commit(terminal_console: Console) -> None:
+    md = MarkdownStream(terminal_console, clock=FakeClock(0.0))
+    md.feed("First block.\n\n| a | b |\n|---|---|\n" + "| row | 1 |\n" * 40)
+    screen = pyte.Screen(WIDTH, HEIGHT)
+    screen.set_mode(pyte.modes.LNM)
+    pyte.Stream(screen).feed(output(terminal_console))
+    shown = [line.rstrip() for line in screen.display]
+    assert shown[0] == "First block."
+    assert shown[2].split() == ["a", "b"]  # the open table keeps its header when cut
+    assert "row  1" in shown[-2]
+    md.finish()
 
 
 def test_redraws_are_throttled_in_a_tight_loop(terminal_console: Console) -> None:

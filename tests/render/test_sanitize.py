@@ -20,9 +20,7 @@ DANGEROUS = frozenset(C0 | C1 | BIDI | {"\x7f"})
 
 # Text that leans on the interesting characters, so that examples hit them often.
 INTERESTING = st.sampled_from(sorted(DANGEROUS | {"\n", "\r\n", "[", "]", "\\", "é", "👍"}))
-TEXT = st.one_of(
-    st.text(), st.lists(st.one_of(INTERESTING, st.text(max_size=3))).map("".join)
-)
+TEXT = st.one_of(st.text(), st.lists(st.one_of(INTERESTING, st.text(max_size=3))).map("".join))
 
 
 def has_dangerous(text: str) -> bool:

@@ -1,0 +1,218 @@
+"""The checks ``cortan doctor`` runs, each one row of its table.
+
+Layer: cli (it looks at everything: config, the model manager's hosts and
+breakers, keys, the session store, the terminal). Every check returns a
+:class:`Check` and never raises: a failure is a row that says what is wrong.
+Hosts are probed through the same model manager a prompt uses, so the circuit
+breaker states shown are the ones this process arrived at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from cortan.errors import CortanError
+
+if TYPE_CHECKING:
+    from cortan.config.settings import ProviderConfig, Settings
+    from cortan.engine.hosts import Host, HostPool
+    from cortan.engine.manager import ModelManager
+    from cortan.engine.routes import Route
+    from cortan.providers.base import ModelInfo
+
+Status = Literal["ok", "warn", "fail", "info"]
+
+
+@dataclass
+class Check:
+    """One row: what was checked, how it went, and the figures behind it (for --json)."""
+
+    area: str
+    name: str
+    status: Status
+    detail: str
+    data: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class HostProbe:
+    """What one host answered (or why it did not)."""
+
+    provider: str
+    url: str
+    models: list[ModelInfo] | None
+    error: str | None
+    latency: float
+    version: str | None = None
+
+
+def check_config(path: Path) -> tuple[Settings | None, Check]:
+    from cortan.config.load import load_settings
+
+    try:
+        settings = load_settings(path)
+    except CortanError as exc:
+        return None, Check("config", str(path), "fail", str(exc), {"path": str(path)})
+    state = "valid" if path.exists() else "no file: defaults apply"
+    return settings, Check("config", str(path), "ok", state, {"path": str(path)})
+
+
+async def probe_hosts(manager: ModelManager, settings: Settings) -> list[HostProbe]:
+    """Every host of every provider, all at once."""
+    jobs = []
+    for name, config in settings.providers.items():
+        pool = manager.get_pool(name)
+        jobs += [probe_host(manager, pool, host, config, settings) for host in pool.hosts]
+    return list(await asyncio.gather(*jobs))
+
+
+async def probe_host(
+    manager: ModelManager, pool: HostPool, host: Host, config: ProviderConfig, settings: Settings
+) -> HostProbe:
+    limit = settings.timeouts.connect + 10
+    start = time.perf_counter()
+    try:
+        pool.get_provider(host)  # made first: importing an SDK is not the host's latency
+        start = time.perf_counter()
+        async with asyncio.timeout(limit):
+            models = await manager.list_host_models(pool, host)
+    except CortanError as exc:
+        return HostProbe(pool.name, host.url, None, str(exc), time.perf_counter() - start)
+    except TimeoutError:
+        error = f"{host.url} did not answer within {limit:g} s"
+        return HostProbe(pool.name, host.url, None, error, time.perf_counter() - start)
+    probe = HostProbe(pool.name, host.url, models, None, time.perf_counter() - start)
+    if config.kind == "ollama":
+        probe.version = await get_ollama_version(host.url, settings.timeouts.connect)
+    return probe
+
+
+async def get_ollama_version(url: str, connect: float) -> str | None:
+    import httpx
+
+    try:
+        async with httpx.AsyncClient(timeout=connect) as client:
+            reply = await client.get(f"{url}/api/version")
+            version = reply.json().get("version")
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+    return str(version) if version else None
+
+
+def host_rows(manager: ModelManager, probes: list[HostProbe]) -> list[Check]:
+    """One row per host, with its breaker state as this process left it.
+
+    A host that is down is a warning: whether it matters is the default model's row.
+    """
+    states = {(s.provider, s.url): s for s in manager.host_states()}
+    rows = []
+    for probe in probes:
+        state = states[(probe.provider, probe.url)]
+        circuit = f"circuit {state.state}" + (
+            f", {state.failures} failed" if state.failures else ""
+        )
+        data: dict[str, object] = {
+            "provider": probe.provider,
+            "url": probe.url,
+            "reachable": probe.error is None,
+            "version": probe.version,
+            "latency_ms": round(probe.latency * 1000, 1),
+            "breaker": str(state.state),
+            "failures": state.failures,
+            "models": None if probe.models is None else len(probe.models),
+        }
+        name = f"{probe.provider} {probe.url}"
+        if probe.models is None:
+            rows.append(Check("provider", name, "warn", f"{probe.error} ({circuit})", data))
+            continue
+        version = f"version {probe.version}, " if probe.version else ""
+        detail = f"{version}{len(probe.models)} models, {probe.latency * 1000:.0f} ms, {circuit}"
+        rows.append(Check("provider", name, "ok", detail, data))
+    return rows
+
+
+def key_rows(settings: Settings) -> list[Check]:
+    """Providers that need a key: whether they have one and from where (never the key)."""
+    from cortan.config.keys import locate_api_key, suggest_variable
+
+    rows = []
+    for name, config in settings.providers.items():
+        if config.kind != "openai" or config.is_local():
+            continue
+        found = locate_api_key(name, config)
+        data: dict[str, object] = {"provider": name, "source": found.source}
+        if found.source is not None:
+            where = "api_key_cmd" if found.source == "command" else f"{found.source} {found.detail}"
+            rows.append(Check("key", name, "ok", f"from {where}", data))
+            continue
+        hint = f"set {suggest_variable(name, config)} or run `cortan keys set {name}`"
+        rows.append(Check("key", name, "warn", f"no API key: {hint}", data))
+    return rows
+
+
+def check_default(settings: Settings, route: Route, probes: list[HostProbe]) -> Check:
+    """Whether the default model can answer; if not, the sentence that says why."""
+    mine = [p for p in probes if p.provider == route.provider]
+    answering = [p for p in mine if p.models is not None]
+    data: dict[str, object] = {"model": str(route)}
+    if not answering:
+        why = mine[0].error if mine else f"provider {route.provider!r} is not configured"
+    elif not any(has_model(p.models or [], route.model) for p in answering):
+        why = f"{route.provider} has no model {route.model!r} ({_missing_hint(settings, route)})"
+    else:
+        return Check("model", "default model", "ok", f"{route} is available", data)
+    sentence = f"the default model {route} cannot be used: {why}"
+    return Check("model", "default model", "fail", sentence, data)
+
+
+def has_model(models: list[ModelInfo], name: str) -> bool:
+    """Whether ``name`` is among ``models`` (Ollama's bare names mean ``:latest``)."""
+    names = {m.name for m in models}
+    return name in names or (":" not in name and f"{name}:latest" in names)
+
+
+def _missing_hint(settings: Settings, route: Route) -> str:
+    if settings.providers[route.provider].kind == "ollama":
+        return f"run `ollama pull {route.model}`"
+    return f"`cortan models -p {route.provider}` lists the ones it has"
+
+
+def check_store(data_dir: Path) -> Check:
+    from cortan.store import describe_store
+
+    try:
+        info = describe_store(data_dir)
+    except CortanError as exc:
+        return Check("store", str(data_dir), "fail", str(exc), {"path": str(data_dir)})
+    data: dict[str, object] = {
+        "path": str(info.path),
+        "exists": info.exists,
+        "schema_version": info.schema_version,
+        "size_bytes": info.size_bytes,
+    }
+    if not info.exists:
+        return Check("store", str(info.path), "ok", "not created yet", data)
+    size = f"{info.size_bytes / 1024:.0f} KiB"
+    detail = f"schema v{info.schema_version}, {size}, {info.conversations} conversations"
+    return Check("store", str(info.path), "ok", detail, data)
+
+
+def check_terminal(color_enabled: bool) -> Check:
+    from rich.console import Console
+
+    console = Console(no_color=not color_enabled)
+    colour = console.color_system if console.is_terminal and color_enabled else None
+    data: dict[str, object] = {
+        "terminal": console.is_terminal,
+        "color": colour,
+        "width": console.width,
+        "encoding": console.encoding,
+    }
+    where = "a terminal" if console.is_terminal else "not a terminal (plain output)"
+    detail = f"{where}, colour {colour or 'off'}, width {console.width}, {console.encoding}"
+    status: Status = "ok" if console.encoding.lower().startswith("utf") else "warn"
+    return Check("terminal", "stdout", status, detail, data)

@@ -1,0 +1,114 @@
+"""Which conversation a ``cortan ask`` belongs to, and what it brings along.
+
+Layer: cli. Every ``ask`` is stored in a new conversation unless ``--no-log`` (or
+``log = false``) says otherwise; ``-c`` continues the most recent conversation and
+``--session NAME`` continues (or starts) a named one. Continuing sends the earlier
+turns as history and keeps the conversation's system prompt and model, unless
+``-s`` or ``-m`` override them.
+
+The store is opened here, before stdin is read or anything is sent, so a store
+that cannot be used stops the command with one sentence instead of losing an
+exchange. Reading commands never create the store file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from cortan.errors import UsageError
+
+if TYPE_CHECKING:
+    from cortan.app import App
+    from cortan.config.settings import Settings
+    from cortan.engine.events import ChatRequested
+    from cortan.providers.base import Message
+    from cortan.store import Conversation, SessionStore, StoredMessage
+
+
+def open_store(*, create: bool) -> SessionStore | None:
+    """The store in cortan's data folder; None when it does not exist and ``create`` is off."""
+    from cortan.config.paths import get_data_dir
+    from cortan.store import SessionStore, get_store_path
+
+    data_dir = get_data_dir()
+    if not create and not get_store_path(data_dir).exists():
+        return None
+    return SessionStore.open(data_dir)
+
+
+def to_history(messages: list[StoredMessage]) -> tuple[Message, ...]:
+    """Stored turns as the messages a model is sent (see ``select_history``)."""
+    from cortan.providers.base import Message
+    from cortan.store.records import select_history
+
+    return tuple(Message(m.role, m.content) for m in select_history(messages))
+
+
+@dataclass
+class Continuation:
+    """The plan for one ``ask``: the store (if any), the conversation continued (if any)."""
+
+    store: SessionStore | None = None
+    conversation: Conversation | None = None
+    new_name: str | None = None
+    record: bool = False
+    history: tuple[Message, ...] = ()
+
+    def apply(self, request: ChatRequested) -> ChatRequested:
+        """The request with the conversation's history, model and system prompt added."""
+        found = self.conversation
+        if found is None:
+            return request
+        system = request.system if request.system is not None else found.system
+        model = request.model or found.model
+        return dataclasses.replace(request, history=self.history, model=model, system=system)
+
+    def attach(self, app: App, warn: Callable[[str], None]) -> None:
+        """Subscribe the store's recorder to ``app``, aimed at the right conversation."""
+        if self.store is None or not self.record:
+            return
+        recorder = app.attach_store(self.store, warn=warn)
+        if self.conversation is not None:
+            recorder.continue_conversation(self.conversation.id)
+        else:
+            recorder.start_new(self.new_name)
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+
+def plan_continuation(
+    settings: Settings, *, continue_last: bool, session: str | None, no_log: bool
+) -> Continuation:
+    """Open the store as needed and find the conversation ``-c`` or ``--session`` names."""
+    from cortan.store.sessions import check_name
+
+    if continue_last and session is not None:
+        raise UsageError("use either -c/--continue or --session NAME, not both")
+    name = check_name(session) if session is not None else None
+    record = settings.log and not no_log
+    if not (record or continue_last or name):
+        return Continuation()
+    store = open_store(create=record)
+    plan = Continuation(store, new_name=name, record=record)
+    try:
+        plan.conversation = _find(store, continue_last, name)
+        if plan.conversation is not None and store is not None:
+            plan.history = to_history(store.messages(plan.conversation.id))
+    except BaseException:
+        plan.close()
+        raise
+    return plan
+
+
+def _find(store: SessionStore | None, continue_last: bool, name: str | None) -> Conversation | None:
+    found = None
+    if store is not None:
+        found = store.latest() if continue_last else store.get_by_name(name) if name else None
+    if continue_last and found is None:
+        raise UsageError("there is no earlier conversation to continue: ask without -c first")
+    return found

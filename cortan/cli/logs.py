@@ -1,0 +1,53 @@
+"""``cortan logs``: the newest stored messages, or those matching a search.
+
+Layer: cli. One line per message, newest first, with its conversation, role,
+model and token counts; ``-q`` searches the full-text index (any text is safe:
+it is never read as FTS5 syntax). ``--json`` prints a list for scripts.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cortan.cli.runner import get_context, guard
+
+if TYPE_CHECKING:
+    from cortan.store import LogEntry
+
+
+def logs(
+    ctx: typer.Context,
+    count: Annotated[int, typer.Option("-n", help="Show the newest N messages.", min=1)] = 20,
+    query: Annotated[
+        str | None, typer.Option("--query", "-q", help="Only messages containing these words.")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """Show stored messages, newest first, with model and tokens."""
+    from cortan.cli import transcript
+    from cortan.render.sanitize import sanitize
+
+    context = get_context(ctx)
+    with guard(context):
+        entries = _read(count, query)
+        if json_output:
+            data = [transcript.log_to_json(entry) for entry in entries]
+            sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        elif entries:
+            sys.stdout.write(sanitize("\n".join(transcript.log_rows(entries))) + "\n")
+        else:
+            context.diagnostics.notice("no matching messages" if query else "nothing stored yet")
+
+
+def _read(count: int, query: str | None) -> list[LogEntry]:
+    from cortan.cli.continuation import open_store
+
+    store = open_store(create=False)
+    if store is None:
+        return []
+    with store:
+        return store.search(query, count) if query is not None else store.recent_messages(count)

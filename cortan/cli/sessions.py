@@ -1,0 +1,195 @@
+"""``cortan sessions``: list, show, rename, delete and export stored conversations.
+
+Layer: cli (thin: find the conversation, call the store, print). A conversation is
+named by its name or its id (``7`` or ``#7``, as ``sessions list`` shows it). The
+store is only read here, never created: with no store there is nothing to list.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cortan.cli.runner import get_context, guard
+from cortan.errors import UsageError
+
+if TYPE_CHECKING:
+    from cortan.cli.runner import Context
+    from cortan.store import Conversation, SessionStore, StoredMessage
+
+app = typer.Typer(
+    help="List, show, rename, delete and export stored conversations.", no_args_is_help=True
+)
+
+NameArg = Annotated[str, typer.Argument(help="The conversation's name or id (7 or #7).")]
+
+
+class ExportFormat(enum.StrEnum):
+    md = "md"
+    json = "json"
+
+
+@app.command("list")
+def list_sessions(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("-n", help="Show at most N, newest first.", min=1)] = 50,
+    json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """List conversations, most recently active first."""
+    from cortan.cli import transcript
+
+    context = get_context(ctx)
+    with guard(context):
+        conversations = _list(limit)
+        if json_output:
+            data = [
+                transcript.to_json(c, []) | {"messages": c.message_count} for c in conversations
+            ]
+            _write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        elif conversations:
+            _write("\n".join(transcript.conversation_rows(conversations)) + "\n")
+        else:
+            context.diagnostics.notice("no stored conversations yet")
+
+
+@app.command("show")
+def show(ctx: typer.Context, name: NameArg) -> None:
+    """Print one conversation, every message with its model, tokens and status."""
+    from cortan.cli import transcript
+
+    with guard(get_context(ctx)):
+        conversation, messages = _load(name)
+        _write(transcript.to_text(conversation, messages), sanitized=True)
+
+
+@app.command("rename")
+def rename(
+    ctx: typer.Context,
+    old: NameArg,
+    new: Annotated[str, typer.Argument(help="The new name (not a number).")],
+) -> None:
+    """Give a conversation a new name."""
+    with guard(get_context(ctx)):
+        store = _require_store(old)
+        with store:
+            store.rename(_find(store, old).id, new)
+
+
+@app.command("rm")
+def remove(
+    ctx: typer.Context,
+    name: NameArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
+) -> None:
+    """Delete a conversation and all its messages (asks first on a terminal)."""
+    context = get_context(ctx)
+    with guard(context):
+        store = _require_store(name)
+        with store:
+            conversation = _find(store, name)
+            if not yes:
+                _confirm(context, conversation)
+            store.delete(conversation.id)
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    name: NameArg,
+    format: Annotated[
+        ExportFormat, typer.Option("--format", "-f", help="md or json.")
+    ] = ExportFormat.md,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file (created 0600).")
+    ] = None,
+) -> None:
+    """Export a conversation as markdown or JSON, to stdout or a file."""
+    from cortan.cli import transcript
+
+    with guard(get_context(ctx)):
+        conversation, messages = _load(name)
+        if format is ExportFormat.json:
+            data = transcript.to_json(conversation, messages)
+            text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        else:
+            text = transcript.to_markdown(conversation, messages)
+        if output is None:
+            _write(text, sanitized=sys.stdout.isatty())
+        else:
+            _write_private(output, text)
+
+
+# -- helpers --------------------------------------------------------------------------
+
+
+def _list(limit: int) -> list[Conversation]:
+    from cortan.cli.continuation import open_store
+
+    store = open_store(create=False)
+    if store is None:
+        return []
+    with store:
+        return store.list_conversations(limit)
+
+
+def _require_store(ref: str) -> SessionStore:
+    from cortan.cli.continuation import open_store
+
+    store = open_store(create=False)
+    if store is None:
+        raise _not_found(ref)
+    return store
+
+
+def _find(store: SessionStore, ref: str) -> Conversation:
+    conversation = store.find(ref)
+    if conversation is None:
+        raise _not_found(ref)
+    return conversation
+
+
+def _not_found(ref: str) -> UsageError:
+    what = f"session {ref}" if ref.lstrip("#").isdigit() else f"session named {ref!r}"
+    return UsageError(f"there is no {what}: `cortan sessions list` shows them")
+
+
+def _load(ref: str) -> tuple[Conversation, list[StoredMessage]]:
+    with _require_store(ref) as store:
+        conversation = _find(store, ref)
+        return conversation, store.messages(conversation.id)
+
+
+def _confirm(context: Context, conversation: Conversation) -> None:
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"not deleting {conversation.label} without confirmation: stdin is not a terminal, "
+            "so add --yes"
+        )
+    question = f"Delete {conversation.label} and its {conversation.message_count} messages?"
+    if not typer.confirm(question, default=False, err=True):
+        context.diagnostics.notice("nothing deleted")
+        raise typer.Exit(1)
+
+
+def _write(text: str, *, sanitized: bool = False) -> None:
+    if sanitized:
+        from cortan.render.sanitize import sanitize
+
+        text = sanitize(text)
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _write_private(path: Path, text: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None

@@ -1,0 +1,174 @@
+"""Stored conversations as text: transcripts, markdown and JSON exports, log lines.
+
+Layer: cli (formatting for ``cortan sessions`` and ``cortan logs``; stdlib only).
+Everything here returns strings or JSON-ready dicts; the commands decide where
+they go and sanitise what reaches a terminal. Times are local in text meant for
+reading, ISO 8601 UTC in exports meant for programs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cortan.store import Conversation, LogEntry, StoredMessage
+
+PREVIEW = 60
+
+
+def local_time(seconds: float, *, with_seconds: bool = False) -> str:
+    return time.strftime(
+        "%Y-%m-%d %H:%M" + (":%S" if with_seconds else ""), time.localtime(seconds)
+    )
+
+
+def iso_time(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
+
+
+def preview(text: str, width: int = PREVIEW) -> str:
+    """One line: whitespace collapsed, cut with an ellipsis."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def tokens(message: StoredMessage) -> str:
+    if message.prompt_tokens is None and message.completion_tokens is None:
+        return ""
+    prompt = "?" if message.prompt_tokens is None else message.prompt_tokens
+    completion = "?" if message.completion_tokens is None else message.completion_tokens
+    return f"{prompt}+{completion} tok"
+
+
+def describe_message(message: StoredMessage, who: str) -> str:
+    """A message's heading: who, when, how it ended, what it cost (`` · `` between)."""
+    parts = [who, local_time(message.created, with_seconds=True)]
+    if message.status != "complete":
+        parts.append(message.status)
+    if tokens(message):
+        parts.append(tokens(message))
+    if message.duration is not None and message.role == "assistant":
+        parts.append(f"{message.duration:.1f} s")
+    return " · ".join(parts)
+
+
+# -- one conversation ---------------------------------------------------------------
+
+
+def conversation_header(conversation: Conversation) -> str:
+    parts = [conversation.label, conversation.model or "default model"]
+    parts.append(f"{conversation.message_count} messages")
+    parts.append(local_time(conversation.updated))
+    return " · ".join(parts)
+
+
+def to_text(conversation: Conversation, messages: list[StoredMessage]) -> str:
+    """The transcript ``cortan sessions show`` prints."""
+    out = [conversation_header(conversation)]
+    if conversation.system:
+        out.append(f"system: {conversation.system}")
+    for message in messages:
+        who = "you" if message.role == "user" else message.model or message.role
+        out.append(f"\n── {describe_message(message, who)}")
+        out.append(message.content if message.content else "(no answer)")
+    return "\n".join(out) + "\n"
+
+
+def to_markdown(conversation: Conversation, messages: list[StoredMessage]) -> str:
+    """A markdown document of the conversation, for notes and sharing."""
+    title = conversation.name or f"Conversation {conversation.id}"
+    out = [f"# {title}", ""]
+    out.append(f"- id: {conversation.id}")
+    out.append(f"- created: {iso_time(conversation.created)}")
+    out.append(f"- model: {conversation.model or 'default'}")
+    if conversation.system:
+        out += ["", "## System", "", conversation.system]
+    for message in messages:
+        who = "User" if message.role == "user" else f"Assistant ({message.model or '?'})"
+        out += ["", f"## {describe_message(message, who)}", "", message.content]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def to_json(conversation: Conversation, messages: list[StoredMessage]) -> dict[str, Any]:
+    """The conversation as data; keys are stable for scripts."""
+    return {
+        "id": conversation.id,
+        "name": conversation.name,
+        "created": iso_time(conversation.created),
+        "updated": iso_time(conversation.updated),
+        "model": conversation.model,
+        "system": conversation.system,
+        "messages": [message_to_json(m) for m in messages],
+    }
+
+
+def summary_to_json(conversation: Conversation) -> dict[str, Any]:
+    """A conversation in ``sessions list --json``: counts instead of messages."""
+    return {
+        **to_json(conversation, []),
+        "messages": conversation.message_count,
+        "title": conversation.title,
+    }
+
+
+def message_to_json(message: StoredMessage) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "role": message.role,
+        "content": message.content,
+        "created": iso_time(message.created),
+        "status": message.status,
+        "model": message.model,
+        "provider": message.provider,
+        "prompt_tokens": message.prompt_tokens,
+        "completion_tokens": message.completion_tokens,
+        "duration_s": None if message.duration is None else round(message.duration, 4),
+    }
+
+
+# -- listings -----------------------------------------------------------------------
+
+
+def conversation_rows(conversations: list[Conversation]) -> list[str]:
+    """Aligned lines for ``cortan sessions list``, with a heading."""
+    rows = [("ID", "NAME", "MSGS", "UPDATED", "MODEL", "FIRST PROMPT")]
+    for c in conversations:
+        cells = (str(c.id), preview(c.name or "", 24), str(c.message_count))
+        rows.append((*cells, local_time(c.updated), c.model or "", preview(c.title, 40)))
+    return _align(rows, right={0, 2})
+
+
+def log_rows(entries: list[LogEntry]) -> list[str]:
+    """Aligned lines for ``cortan logs``: one message each, newest first."""
+    rows = [("TIME", "SESSION", "ROLE", "MODEL", "TOKENS", "TEXT")]
+    for entry in entries:
+        m = entry.message
+        text = preview(m.content)
+        if m.status != "complete":
+            text = f"[{m.status}] {text}"
+        label = preview(entry.conversation_label, 24)
+        rows.append((local_time(m.created), label, m.role, m.model or "", tokens(m), text))
+    return _align(rows, right=set())
+
+
+def log_to_json(entry: LogEntry) -> dict[str, Any]:
+    return {
+        "conversation_id": entry.message.conversation_id,
+        "conversation": entry.conversation_name,
+        **message_to_json(entry.message),
+    }
+
+
+def _align(rows: Sequence[tuple[str, ...]], *, right: set[int]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [
+            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+            for i, cell in enumerate(row)
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return lines

@@ -1,0 +1,85 @@
+"""Attaching files to a prompt: ``cortan ask -f PATH`` and the REPL's ``/file PATH``.
+
+Engine layer, used by both front ends so that a file is refused the same way
+wherever it is attached. A file becomes an :class:`~cortan.engine.events.Attachment`
+labelled ``File PATH``, which the context manager frames like piped input. It is
+checked before anything is sent: it must exist and not be a folder, fit in what
+is left of ``max_input_bytes`` (the limit covers the prompt, stdin and every
+file together), and be text (the validator's own decoding rules). Its size is
+looked up first and at most the limit plus one byte is read, so attaching a
+huge file or an endless device costs nothing; pipes (``-f <(git diff)``) work.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from cortan.engine.events import Attachment
+from cortan.engine.validator import decode_text, format_size
+from cortan.errors import InputError
+
+CHUNK = 1 << 16
+
+
+def read_attachment(
+    path: Path, *, max_bytes: int, used: int = 0, label: str | None = None
+) -> Attachment:
+    """Read ``path`` as a text attachment, or raise InputError with one sentence.
+
+    ``used`` is how many bytes of ``max_bytes`` the prompt and earlier attachments
+    already take; ``label`` defaults to ``File PATH`` with the path as given.
+    """
+    label = label or f"File {path}"
+    room = max(max_bytes - used, 0)
+    size = _stat_size(path)
+    if size is not None and size > room:
+        raise _too_large(path, size, max_bytes, used)
+    data = _read_at_most(path, room + 1)
+    if len(data) > room:
+        raise _too_large(path, None, max_bytes, used)
+    decode_text(data, label)
+    return Attachment(label, data)
+
+
+def _stat_size(path: Path) -> int | None:
+    """The size of a regular file; None for pipes and devices, whose size is unknown."""
+    try:
+        info = path.expanduser().stat()
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError(f"cannot attach {path}: it is a folder; attach the files in it one by one")
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+
+def _read_at_most(path: Path, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        with path.expanduser().open("rb", buffering=0) as file:
+            while size < limit and (chunk := file.read(min(CHUNK, limit - size))):
+                chunks.append(chunk)
+                size += len(chunk)
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    return b"".join(chunks)
+
+
+def _unreadable(path: Path, exc: OSError) -> InputError:
+    if isinstance(exc, FileNotFoundError):
+        return InputError(f"cannot attach {path}: there is no such file")
+    if isinstance(exc, PermissionError):
+        return InputError(f"cannot attach {path}: permission denied")
+    reason = exc.strerror or os.strerror(exc.errno or 0) or type(exc).__name__
+    return InputError(f"cannot attach {path}: {reason}")
+
+
+def _too_large(path: Path, size: int | None, max_bytes: int, used: int) -> InputError:
+    limit = f"the {format_size(max_bytes)} limit (setting max_input_bytes)"
+    if used and (size is None or size <= max_bytes):
+        return InputError(f"cannot attach {path}: with the rest of the input it is over {limit}")
+    if size is None:
+        return InputError(f"cannot attach {path}: it is larger than {limit}")
+    return InputError(f"cannot attach {path}: it is {format_size(size)}, over {limit}")

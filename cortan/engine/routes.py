@@ -1,0 +1,91 @@
+"""Routes: what a model name means, and which models stand in when it cannot answer.
+
+Layer: engine. Pure look-ups over settings, shared by the model manager, ``cortan
+models`` and the REPL.
+
+Names resolve in this order: an alias (``[aliases] fast = "ollama:llama3.2"``),
+then ``provider:model`` where ``provider`` is a configured provider, then a bare
+model name on the default model's provider (so Ollama's own ``llama3.2:latest``
+still means a model, not a provider).
+
+The fallback chain of a name is the name itself, then its own list from
+``[fallbacks]`` (looked up by the name as asked, then by what it resolves to),
+else the global ``fallback`` list. A model appears in a chain once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from cortan.errors import CortanError, UsageError
+
+if TYPE_CHECKING:
+    from cortan.config.settings import Settings
+
+MAX_ALIAS_DEPTH = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a model name leads."""
+
+    provider: str
+    model: str
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.model}"
+
+
+class Router:
+    """Resolves names and builds fallback chains from one Settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def resolve(self, name: str | None) -> Route:
+        """The provider and model a user-facing name means (None: the default model)."""
+        return self._resolve(name or self._settings.default_model, depth=0)
+
+    def _resolve(self, name: str, depth: int) -> Route:
+        if depth > MAX_ALIAS_DEPTH:
+            raise UsageError(f"alias {name!r} refers to itself in a loop")
+        if name in self._settings.aliases:
+            return self._resolve(self._settings.aliases[name], depth + 1)
+        prefix, sep, rest = name.partition(":")
+        if sep and prefix in self._settings.providers:
+            if not rest:
+                raise UsageError(f"model name {name!r} has a provider but no model")
+            return Route(prefix, rest)
+        return Route(self.default_provider(), name)
+
+    def default_provider(self) -> str:
+        prefix, sep, _ = self._settings.default_model.partition(":")
+        if sep and prefix in self._settings.providers:
+            return prefix
+        alias = self._settings.aliases.get(self._settings.default_model, "")
+        prefix, sep, _ = alias.partition(":")
+        return prefix if sep and prefix in self._settings.providers else "ollama"
+
+    def get_fallbacks(self, name: str | None) -> list[str]:
+        """The names to try after ``name``, as configured (not yet resolved)."""
+        asked = name or self._settings.default_model
+        per_name = self._settings.fallbacks
+        if asked in per_name:
+            return list(per_name[asked])
+        resolved = str(self.resolve(asked))
+        if resolved in per_name:
+            return list(per_name[resolved])
+        return list(self._settings.fallback)
+
+    def get_chain(self, name: str | None, *, fallback: bool = True) -> list[Route]:
+        """The routes to try in order: the name itself, then its fallbacks."""
+        chain = [self.resolve(name)]
+        for entry in self.get_fallbacks(name) if fallback else []:
+            try:
+                route = self.resolve(entry)
+            except CortanError as exc:
+                raise UsageError(f"fallback {entry!r}: {exc}") from None
+            if route not in chain:
+                chain.append(route)
+        return chain

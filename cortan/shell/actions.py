@@ -1,0 +1,178 @@
+"""What each slash command does, and the table that lists them.
+
+Each handler takes the running :class:`~cortan.shell.repl.Repl` and the text
+after the command name. Handlers print through the Repl (sanitised, to the
+shell's console) and raise :class:`cortan.errors.CortanError` for a one-line
+error; the Repl shows it and returns to the prompt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cortan.errors import UsageError
+from cortan.shell.commands import CommandTable, SlashCommand
+from cortan.shell.repl import ExitShell
+
+if TYPE_CHECKING:
+    from cortan.shell.repl import Repl
+
+KEYS_HELP = (
+    'Keys: Enter sends · Alt-Enter (Esc Enter) new line · a line of """ opens a block '
+    'until the next """ · Ctrl-R searches history · Ctrl-C stops an answer or clears '
+    "the line · Ctrl-D leaves · //text sends text starting with /"
+)
+
+
+async def do_help(repl: Repl, arg: str) -> None:
+    width = max(len(c.usage) for c in repl.commands)
+    for command in repl.commands:
+        repl.say(f"  {command.usage.ljust(width)}  {command.summary}")
+    repl.dim(KEYS_HELP)
+
+
+async def do_model(repl: Repl, arg: str) -> None:
+    if arg:
+        route = repl.app.manager.resolve(arg)  # raises on a bad name
+        repl.conversation.model = arg
+        repl.dim(f"model: {route}")
+        return
+    repl.say(f"model: {repl.app.manager.resolve(repl.conversation.model)}")
+
+
+async def do_models(repl: Repl, arg: str) -> None:
+    if not repl.models.loaded.is_set():
+        repl.dim("fetching the model list…")
+        await asyncio.to_thread(repl.models.loaded.wait, 30)
+    for model in repl.models.models:
+        details = " · ".join(x for x in (model.family, model.parameter_size) if x)
+        repl.say(f"  {model.provider}:{model.name}" + (f"  ({details})" if details else ""))
+    for alias, target in repl.app.settings.aliases.items():
+        repl.say(f"  {alias} → {target}")
+    for provider, error in repl.models.errors.items():
+        repl.dim(f"  {provider}: {error}")
+    repl.models.start()  # refresh for next time
+
+
+async def do_system(repl: Repl, arg: str) -> None:
+    if arg == "-":
+        repl.conversation.system = ""
+        repl.dim("system prompt cleared")
+    elif arg:
+        repl.conversation.system = arg
+        repl.dim("system prompt set")
+    else:
+        current = repl.conversation.system
+        if current is None:
+            current = repl.app.settings.system
+        repl.say(f"system: {current}" if current else "no system prompt (/system TEXT sets one)")
+
+
+async def do_clear(repl: Repl, arg: str) -> None:
+    repl.conversation.clear()
+    repl.dim("new conversation")
+
+
+async def do_retry(repl: Repl, arg: str) -> None:
+    last = repl.conversation.last_request
+    if last is None:
+        raise UsageError("nothing to retry yet")
+    if repl.conversation.last_added_turn:
+        repl.conversation.drop_last_turn()
+    repl.conversation.pending[:0] = list(last.attachments)
+    await repl.send(last.prompt)
+
+
+async def do_edit(repl: Repl, arg: str) -> None:
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    if not editor:
+        raise UsageError("set $VISUAL or $EDITOR to the editor /edit should open")
+    last = repl.conversation.last_request
+    initial = last.prompt if arg.strip() == "last" and last is not None else ""
+    text = await asyncio.to_thread(edit_text, editor, initial)
+    if not text.strip():
+        repl.dim("nothing saved; nothing sent")
+        return
+    await repl.send(text.rstrip("\n"))
+
+
+def edit_text(editor: str, initial: str) -> str:
+    """Open ``editor`` on a temporary file holding ``initial``; return what was saved."""
+    with tempfile.TemporaryDirectory(prefix="cortan-") as folder:
+        path = Path(folder) / "prompt.md"
+        path.write_text(initial, encoding="utf-8")
+        try:
+            done = subprocess.run([*shlex.split(editor), str(path)], check=False)
+        except OSError as exc:
+            raise UsageError(f"cannot run the editor {editor!r}: {exc.strerror}") from None
+        if done.returncode != 0:
+            raise UsageError(f"the editor exited with status {done.returncode}; nothing sent")
+        return path.read_text(encoding="utf-8", errors="replace")
+
+
+async def do_file(repl: Repl, arg: str) -> None:
+    if not arg:
+        raise UsageError("usage: /file PATH")
+    from cortan.engine.attachments import read_attachment
+
+    attachment = read_attachment(Path(arg), max_bytes=repl.app.settings.max_input_bytes)
+    repl.conversation.pending.append(attachment)
+    repl.dim(f"attached {attachment.label} ({len(attachment.data)} bytes) to the next message")
+
+
+async def do_usage(repl: Repl, arg: str) -> None:
+    turns = repl.conversation.turns
+    prompt = sum(t.prompt_tokens or 0 for t in turns)
+    completion = sum(t.completion_tokens or 0 for t in turns)
+    repl.say(f"this conversation: {len(turns)} turns, {prompt} tokens in, {completion} out")
+    window = await repl.app.context_window(repl.conversation.model)
+    if window:
+        last = next((t for t in reversed(turns) if t.prompt_tokens), None)
+        used = (last.prompt_tokens or 0) + (last.completion_tokens or 0) if last else 0
+        repl.say(f"context: about {used} of {window} tokens used, {max(window - used, 0)} left")
+
+
+async def do_set(repl: Repl, arg: str) -> None:
+    from prompt_toolkit.enums import EditingMode
+
+    modes = {"vi": EditingMode.VI, "emacs": EditingMode.EMACS}
+    if arg not in modes:
+        raise UsageError("usage: /set vi | /set emacs")
+    repl.session.app.editing_mode = modes[arg]
+    repl.session.editing_mode = modes[arg]
+    repl.dim(f"{arg} keys")
+
+
+async def do_exit(repl: Repl, arg: str) -> None:
+    raise ExitShell
+
+
+def make_command_table() -> CommandTable:
+    return CommandTable(
+        [
+            SlashCommand("help", "list commands and keys", "/help", "none", do_help),
+            SlashCommand("model", "show or switch the model", "/model [NAME]", "model", do_model),
+            SlashCommand("models", "list models of every provider", "/models", "none", do_models),
+            SlashCommand(
+                "system", "show or set the system prompt", "/system [TEXT|-]", "text", do_system
+            ),
+            SlashCommand("clear", "start a new conversation", "/clear", "none", do_clear),
+            SlashCommand("retry", "regenerate the last answer", "/retry", "none", do_retry),
+            SlashCommand(
+                "edit", "write the next prompt in $EDITOR", "/edit [last]", "none", do_edit
+            ),
+            SlashCommand(
+                "file", "attach a text file to the next message", "/file PATH", "path", do_file
+            ),
+            SlashCommand("usage", "tokens used and context left", "/usage", "none", do_usage),
+            SlashCommand("set", "switch vi or emacs keys", "/set vi|emacs", "setting", do_set),
+            SlashCommand("exit", "leave the shell", "/exit", "none", do_exit),
+        ],
+        aliases={"quit": "exit", "q": "exit", "?": "help"},
+    )

@@ -1,0 +1,78 @@
+"""Slash commands: the table the shell dispatches on and the completer reads.
+
+One :class:`SlashCommand` per command: its name, one line of help, what its
+argument is (so completion knows to offer model names, paths or sessions) and
+the handler. Handlers live in :mod:`cortan.shell.actions`; this module is only
+the table and the parsing of a line into a command and its argument.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from cortan.shell.repl import Repl
+
+ArgKind = Literal["model", "path", "session", "role", "setting", "text", "none"]
+Handler = Callable[["Repl", str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class SlashCommand:
+    name: str
+    summary: str
+    usage: str
+    arg: ArgKind
+    handler: Handler
+
+
+class CommandTable:
+    """Commands by name, in the order ``/help`` lists them."""
+
+    def __init__(self, commands: list[SlashCommand], aliases: dict[str, str]) -> None:
+        self._commands = {c.name: c for c in commands}
+        self._aliases = aliases
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._commands.values())
+
+    def get(self, name: str) -> SlashCommand | None:
+        return self._commands.get(self._aliases.get(name, name))
+
+    def names(self) -> list[str]:
+        return [*self._commands, *self._aliases]
+
+    def suggest(self, name: str) -> str | None:
+        """The nearest command name, for 'did you mean'."""
+        close = difflib.get_close_matches(name, self.names(), n=1, cutoff=0.5)
+        if close:
+            return close[0]
+        prefixed = [n for n in self.names() if n.startswith(name[:2])] if len(name) >= 2 else []
+        return prefixed[0] if prefixed else None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedLine:
+    """A line the user entered: a command with its argument, or text to send."""
+
+    command: str | None
+    arg: str
+    text: str
+
+
+def parse_line(line: str) -> ParsedLine:
+    """``/model x`` is a command; ``//etc`` is the text ``/etc``; anything else is text."""
+    stripped = line.strip()
+    if stripped.startswith("//"):
+        return ParsedLine(None, "", line.lstrip()[1:])
+    if stripped.startswith("/") and "\n" not in stripped:
+        name, _, arg = stripped[1:].partition(" ")
+        return ParsedLine(name.lower(), arg.strip(), line)
+    if stripped.startswith("/") and "\n" in stripped:
+        first, _, rest = stripped.partition("\n")
+        name, _, arg = first[1:].partition(" ")
+        return ParsedLine(name.lower(), (arg + "\n" + rest).strip(), line)
+    return ParsedLine(None, "", line)

@@ -1,0 +1,87 @@
+"""The conversation the shell is having: turns so far, the current model and system prompt.
+
+A turn is the user's message as it was sent (attachments framed into it) and the
+answer, complete or interrupted. A failed answer adds no turn: the conversation
+stays as it was, so ``/retry`` can try the same request again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cortan.engine.events import (
+    Attachment,
+    ChatCancelled,
+    ChatEnded,
+    ChatFailed,
+    ChatFinished,
+    ChatRequested,
+)
+from cortan.providers.base import Message
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    user: str
+    answer: str
+    interrupted: bool = False
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass
+class Conversation:
+    """What the next request is sent with."""
+
+    model: str | None = None
+    system: str | None = None
+    turns: list[Turn] = field(default_factory=list)
+    pending: list[Attachment] = field(default_factory=list)
+    last_request: ChatRequested | None = None
+    last_added_turn: bool = False
+    store_id: int | None = None
+
+    def history(self) -> tuple[Message, ...]:
+        messages: list[Message] = []
+        for turn in self.turns:
+            messages.append(Message("user", turn.user))
+            if turn.answer:
+                messages.append(Message("assistant", turn.answer))
+        return tuple(messages)
+
+    def make_request(self, request_id: int, prompt: str) -> ChatRequested:
+        """The next request: this prompt, the attachments waiting, the turns so far."""
+        request = ChatRequested(
+            request_id,
+            prompt,
+            tuple(self.pending),
+            self.model,
+            self.system,
+            self.history(),
+        )
+        self.pending.clear()
+        self.last_request = request
+        return request
+
+    def record(self, sent: str | None, ended: ChatEnded) -> None:
+        """Add the turn that just ended (``sent`` is the user message as the model saw it)."""
+        self.last_added_turn = not isinstance(ended, ChatFailed) and sent is not None
+        if not self.last_added_turn or sent is None:
+            return
+        if isinstance(ended, ChatFinished):
+            usage = ended.usage
+            self.turns.append(
+                Turn(sent, ended.content, False, usage.prompt_tokens, usage.completion_tokens)
+            )
+        elif isinstance(ended, ChatCancelled):
+            self.turns.append(Turn(sent, ended.content, interrupted=True))
+
+    def drop_last_turn(self) -> Turn | None:
+        return self.turns.pop() if self.turns else None
+
+    def clear(self) -> None:
+        self.turns.clear()
+        self.pending.clear()
+        self.last_request = None
+        self.last_added_turn = False
+        self.store_id = None

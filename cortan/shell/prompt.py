@@ -1,0 +1,115 @@
+"""The prompt: history, suggestions, completion, and the keys for multiline input.
+
+Keys beyond prompt-toolkit's Emacs (or vi) defaults:
+
+* Enter sends, unless the text opened a ``\"\"\"`` block that is not closed yet.
+* Alt-Enter (or Esc then Enter) inserts a newline.
+* Ctrl-C clears the line; on an empty line it interrupts (the shell explains how
+  to leave). Ctrl-D on an empty line leaves. Ctrl-R searches history.
+* Pasted text (bracketed paste) keeps its newlines as text.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+from prompt_toolkit.enums import EditingMode
+from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.styles import Style
+
+if TYPE_CHECKING:
+    from prompt_toolkit.completion import Completer
+    from prompt_toolkit.input import Input
+    from prompt_toolkit.output import Output
+
+BLOCK = '"""'
+STYLE = Style.from_dict({"prompt": "ansicyan bold", "continuation": "ansibrightblack"})
+
+
+def in_open_block(text: str) -> bool:
+    """True while a ``\"\"\"`` block has been opened and not yet closed."""
+    lines = text.split("\n")
+    if lines[0].strip() != BLOCK:
+        return False
+    return not any(line.strip() == BLOCK for line in lines[1:])
+
+
+def unwrap_block(text: str) -> str:
+    """The text inside a closed ``\"\"\"`` block; other text unchanged."""
+    lines = text.split("\n")
+    if len(lines) >= 2 and lines[0].strip() == BLOCK and lines[-1].strip() == BLOCK:
+        return "\n".join(lines[1:-1])
+    return text
+
+
+def make_key_bindings() -> KeyBindings:
+    bindings = KeyBindings()
+
+    @bindings.add("enter")
+    def _(event: KeyPressEvent) -> None:
+        """Send the line, take the highlighted completion, or go on inside an open block."""
+        buffer = event.current_buffer
+        state = buffer.complete_state
+        if state is not None and state.current_completion is not None:
+            buffer.apply_completion(state.current_completion)
+        elif in_open_block(buffer.text):
+            buffer.insert_text("\n")
+        else:
+            buffer.validate_and_handle()
+
+    @bindings.add("escape", "enter")
+    def _(event: KeyPressEvent) -> None:
+        """Alt-Enter: a newline in the message."""
+        event.current_buffer.insert_text("\n")
+
+    @bindings.add("c-c")
+    def _(event: KeyPressEvent) -> None:
+        """Clear the line; on an empty line, interrupt."""
+        buffer = event.current_buffer
+        if buffer.text:
+            buffer.reset()
+        else:
+            event.app.exit(exception=KeyboardInterrupt())
+
+    return bindings
+
+
+def make_history(path: Path | None) -> History:
+    """History in a file created owner-only, or in memory with ``--no-history``."""
+    if path is None:
+        return InMemoryHistory()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    return FileHistory(str(path))
+
+
+def make_prompt_session(
+    *,
+    completer: Completer,
+    history: History,
+    vi_mode: bool = False,
+    input: Input | None = None,
+    output: Output | None = None,
+) -> PromptSession[str]:
+    """The PromptSession the shell reads from (input/output injectable for tests)."""
+    return PromptSession(
+        message=[("class:prompt", "› ")],
+        multiline=False,
+        prompt_continuation=lambda width, n, wrap: [("class:continuation", "… ".rjust(width))],
+        key_bindings=make_key_bindings(),
+        history=history,
+        auto_suggest=AutoSuggestFromHistory(),
+        completer=completer,
+        complete_while_typing=True,
+        editing_mode=EditingMode.VI if vi_mode else EditingMode.EMACS,
+        style=STYLE,
+        enable_open_in_editor=False,
+        input=input,
+        output=output,
+    )

@@ -1,0 +1,208 @@
+"""The interactive shell's loop: read a line, run a command or send it, show the answer.
+
+Each prompt is published on the event bus exactly as ``cortan ask`` does; the
+answer renders through the same views. While an answer streams, Ctrl-C (SIGINT,
+since the terminal is back in cooked mode) cancels that answer's task: the HTTP
+stream is closed, the partial answer is kept in the conversation marked
+interrupted, and the prompt comes back. At the prompt, Ctrl-C clears the line;
+on an empty line it says how to leave, and a second one leaves, as Ctrl-D does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+
+from cortan.engine.events import (
+    ChatCancelled,
+    ChatEnded,
+    ChatFailed,
+    ChatFinished,
+    ChatPrepared,
+    Notice,
+)
+from cortan.errors import CortanError
+from cortan.render.sanitize import sanitize
+from cortan.shell.commands import parse_line
+from cortan.shell.conversation import Conversation
+from cortan.shell.prompt import unwrap_block
+
+if TYPE_CHECKING:
+    from prompt_toolkit import PromptSession
+    from rich.console import Console
+
+    from cortan.app import App
+    from cortan.shell.commands import CommandTable
+    from cortan.shell.models_cache import ModelCache
+
+EXIT_HINT = "(Ctrl-D or /exit leaves the shell; Ctrl-C again to leave now)"
+
+
+class ExitShell(Exception):
+    """Raised by /exit and /quit."""
+
+
+class Repl:
+    """One interactive session: the prompt, the conversation, the running answer."""
+
+    def __init__(
+        self,
+        app: App,
+        console: Console,
+        session: PromptSession[str],
+        commands: CommandTable,
+        models: ModelCache,
+        conversation: Conversation | None = None,
+    ) -> None:
+        self.app = app
+        self.console = console
+        self.session = session
+        self.commands = commands
+        self.models = models
+        self.conversation = conversation or Conversation()
+        self._answer: asyncio.Task[ChatEnded] | None = None
+        self._sent: dict[int, str] = {}
+        self._last_interrupt_empty = False
+        app.bus.subscribe(ChatPrepared, self._on_prepared, priority=-50)  # before it is sent
+        app.bus.subscribe(ChatFailed, self._on_failed, priority=10)
+        app.bus.subscribe(ChatFinished, self._on_finished, priority=10)
+        app.bus.subscribe(Notice, self._on_notice)
+
+    # -- events ------------------------------------------------------------------------
+
+    def _on_prepared(self, event: ChatPrepared) -> None:
+        self._sent[event.request.request_id] = event.messages[-1].content
+
+    def _on_failed(self, event: ChatFailed) -> None:
+        self.error(event.message)
+        if event.kind != "input":
+            self.dim("the conversation is unchanged; /retry tries again")
+
+    def _on_finished(self, event: ChatFinished) -> None:
+        self.dim(footer(event))
+
+    def _on_notice(self, event: Notice) -> None:
+        self.dim(event.text)
+
+    # -- output ------------------------------------------------------------------------
+
+    def dim(self, text: str) -> None:
+        self.console.print(Text(sanitize(text), style="dim"))
+
+    def error(self, text: str) -> None:
+        self.console.print(Text(sanitize(text), style="red"))
+
+    def say(self, text: str) -> None:
+        self.console.print(Text(sanitize(text)))
+
+    # -- the loop ----------------------------------------------------------------------
+
+    async def run(self, first_input: str | None = None) -> None:
+        """Until Ctrl-D or /exit. ``first_input`` (piped text) starts the conversation."""
+        self.models.start()
+        with self._sigint_cancels_answer():
+            if first_input is not None:
+                await self.send("", first_input)
+            while True:
+                try:
+                    line = await self.session.prompt_async(handle_sigint=False)
+                except KeyboardInterrupt:
+                    if self._last_interrupt_empty:
+                        return
+                    self._last_interrupt_empty = True
+                    self.dim(EXIT_HINT)
+                    continue
+                except EOFError:
+                    return
+                self._last_interrupt_empty = False
+                try:
+                    await self.handle(line)
+                except ExitShell:
+                    return
+
+    async def handle(self, line: str) -> None:
+        """One entered line: a slash command, or text for the model."""
+        line = unwrap_block(line)
+        if not line.strip():
+            return
+        parsed = parse_line(line)
+        if parsed.command is None:
+            await self.send(parsed.text)
+            return
+        command = self.commands.get(parsed.command)
+        if command is None:
+            nearest = self.commands.suggest(parsed.command)
+            hint = f"; did you mean /{nearest}?" if nearest else "; /help lists them"
+            self.error(f"unknown command /{parsed.command}{hint}")
+            return
+        try:
+            await command.handler(self, parsed.arg)
+        except CortanError as exc:
+            self.error(str(exc))
+
+    async def send(self, prompt: str, stdin_text: str | None = None) -> ChatEnded | None:
+        """Send one prompt with the conversation so far; render the answer as it streams."""
+        if stdin_text is not None:
+            from cortan.engine.events import Attachment
+
+            self.conversation.pending.append(Attachment("Input", stdin_text.encode()))
+        request = self.conversation.make_request(self.app.next_id(), prompt)
+        return await self.run_request(request)
+
+    async def run_request(self, request: object) -> ChatEnded | None:
+        from cortan.engine.events import ChatRequested
+
+        assert isinstance(request, ChatRequested)
+        answer = self._answer = asyncio.ensure_future(self.app.ask(request))
+        try:
+            ended = await asyncio.shield(answer)
+        except asyncio.CancelledError:
+            if not answer.cancelled():  # the shell itself is being stopped
+                answer.cancel()
+                raise
+            # Ctrl-C cancelled the answer; the shell goes on.
+            ended = self.app.endings.pop(request.request_id, None) or ChatCancelled(
+                request.request_id
+            )
+        finally:
+            self._answer = None
+        self.conversation.record(self._sent.pop(request.request_id, None), ended)
+        return ended
+
+    def cancel_answer(self) -> bool:
+        """Stop the answer that is streaming, if any (what Ctrl-C does)."""
+        if self._answer is None or self._answer.done():
+            return False
+        self._answer.cancel()
+        return True
+
+    @contextlib.contextmanager
+    def _sigint_cancels_answer(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGINT, self.cancel_answer)
+        except (NotImplementedError, RuntimeError, ValueError):
+            yield  # not the main thread, or no signals here: Ctrl-C stays a key only
+            return
+        try:
+            yield
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+def footer(event: ChatFinished) -> str:
+    """One dim line after an answer: model, tokens in and out, speed, time."""
+    usage, timings = event.usage, event.timings
+    parts = [f"{event.provider}:{event.model}"]
+    if usage.prompt_tokens is not None or usage.completion_tokens is not None:
+        parts.append(f"{usage.prompt_tokens or 0} in / {usage.completion_tokens or 0} out")
+    generating = timings.total - (timings.first_token or 0.0)
+    if usage.completion_tokens and generating > 0:
+        parts.append(f"{usage.completion_tokens / generating:.1f} tok/s")
+    parts.append(f"{timings.total:.1f} s")
+    return " · ".join(parts)

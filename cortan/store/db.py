@@ -1,0 +1,165 @@
+"""Opening the session store: one SQLite file, checked, configured and migrated.
+
+Layer: store (stdlib ``sqlite3`` only). The caller passes the data folder in; the
+store never reads configuration itself.
+
+* The folder is created 0700 and the file 0600 before SQLite touches it (SQLite
+  gives its ``-wal`` and ``-shm`` files the database file's mode).
+* WAL journal, ``synchronous=NORMAL``: a commit is one append to the log, and a
+  process killed at any moment (``kill -9``) leaves every committed transaction
+  in place. Only a power cut can drop the last commits, never corrupt the file.
+* A 5 s busy timeout, and writes that take the lock up front (``BEGIN
+  IMMEDIATE``), so two cortan processes writing at once both succeed.
+* A file that is not a cortan store (not SQLite, or SQLite with someone else's
+  tables) is refused with one sentence naming it, *before* anything is written
+  to it: cortan never overwrites or deletes a file it did not make.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+from cortan.errors import StoreError
+from cortan.store.records import StoreInfo
+from cortan.store.schema import APPLICATION_ID, LATEST_VERSION, MIGRATIONS, TABLES
+
+FILENAME = "cortan.db"
+BUSY_TIMEOUT_S = 5.0
+_MOVE_ASIDE = "move it aside and cortan will start a new store"
+
+
+def get_store_path(data_dir: Path) -> Path:
+    """The store's file inside cortan's data folder."""
+    return data_dir / FILENAME
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating if need be) the store at ``path``, migrated to the latest schema."""
+    _create_private(path)
+    with translate_errors(path):
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        with translate_errors(path):
+            check_identity(conn, path)
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            migrate(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _create_private(path: Path) -> None:
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot create the session store {path}: {exc.strerror}") from None
+    try:
+        os.fchmod(fd, 0o600)  # whatever the umask
+    finally:
+        os.close(fd)
+
+
+def check_identity(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a file that is not a cortan store, or is one from a newer cortan; read-only."""
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if app_id == APPLICATION_ID:
+        if version > LATEST_VERSION:
+            raise StoreError(
+                f"the session store {path} was written by a newer cortan (schema version "
+                f"{version}, this one knows {LATEST_VERSION}): upgrade cortan"
+            )
+        return
+    tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    if app_id != 0 or tables or version:
+        raise StoreError(
+            f"{path} is an SQLite database but not a cortan session store: {_MOVE_ASIDE}"
+        )
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring the schema to the latest version in one transaction (no-op when current)."""
+    if conn.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Another process may have migrated while this one waited for the lock.
+        check_identity(conn, path)
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for steps in MIGRATIONS[version:]:
+            for statement in steps:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {LATEST_VERSION}")
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+@contextmanager
+def translate_errors(path: Path) -> Iterator[None]:
+    """Turn sqlite3's exceptions into one StoreError sentence naming the file."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise describe_error(exc, path) from exc
+
+
+def describe_error(exc: sqlite3.Error, path: Path) -> StoreError:
+    text = str(exc)
+    if "file is not a database" in text:
+        return StoreError(
+            f"{path} is not a cortan session store (not an SQLite database): {_MOVE_ASIDE}"
+        )
+    if "malformed" in text or "corrupt" in text:
+        return StoreError(f"the session store {path} is damaged ({text}): {_MOVE_ASIDE}")
+    if "locked" in text or "busy" in text:
+        return StoreError(
+            f"the session store {path} stayed locked by another process for "
+            f"{BUSY_TIMEOUT_S:g} s: try again"
+        )
+    if "readonly" in text or "unable to open" in text:
+        return StoreError(f"cannot write the session store {path} ({text}): check its permissions")
+    return StoreError(f"the session store {path} failed: {text}")
+
+
+def describe_store(path: Path) -> StoreInfo:
+    """Look at a store without changing or creating anything (for ``cortan doctor``).
+
+    ``path`` is the store file, or the data folder that holds (or will hold) it.
+    Raises StoreError for a file that is not a cortan store or is damaged.
+    """
+    if path.name != FILENAME and not path.is_file():
+        path = get_store_path(path)
+    if not path.exists():
+        return StoreInfo(path, exists=False)
+    with translate_errors(path), closing(_open_read_only(path)) as conn:
+        check_identity(conn, path)
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        counts = _count_rows(conn) if version else (0, 0)
+        journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    size = sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists())
+    return StoreInfo(path, True, version, size, counts[0], counts[1], str(journal))
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+
+
+def _count_rows(conn: sqlite3.Connection) -> tuple[int, int]:
+    conversations, messages = (
+        conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in TABLES
+    )
+    return int(conversations), int(messages)

@@ -1,0 +1,89 @@
+"""The session store's schema, as the list of forward migrations that builds it.
+
+Layer: store (plain SQL). ``MIGRATIONS[n]`` takes a database at schema version
+``n`` to ``n + 1``; the version lives in ``PRAGMA user_version``, so a fresh file
+(version 0) runs every step and an older store runs only what it lacks. Steps are
+never edited once released: a change is a new step appended at the end, and a
+test builds a database at each older version and migrates it.
+
+Each step is a tuple of single statements (not a script) so that the whole
+migration runs inside one ``BEGIN IMMEDIATE`` transaction: ``executescript``
+would commit half-way. Times are Unix seconds (REAL); ``datetime(created,
+'unixepoch')`` shows them in the ``sqlite3`` shell.
+
+    version 1  conversations and messages
+    version 2  full-text search over message content (FTS5), kept in step by triggers
+"""
+
+from __future__ import annotations
+
+APPLICATION_ID = 0x636F7274
+"""``PRAGMA application_id`` of a cortan store ("cort"): how cortan knows its own files."""
+
+_V1 = (
+    """
+    CREATE TABLE conversations (
+        id      INTEGER PRIMARY KEY,
+        name    TEXT UNIQUE,
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        model   TEXT,
+        system  TEXT
+    )
+    """,
+    """
+    CREATE TABLE messages (
+        id                INTEGER PRIMARY KEY,
+        conversation_id   INTEGER NOT NULL
+                          REFERENCES conversations(id) ON DELETE CASCADE,
+        role              TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+        content           TEXT NOT NULL,
+        model             TEXT,
+        provider          TEXT,
+        created           REAL NOT NULL,
+        status            TEXT NOT NULL DEFAULT 'complete'
+                          CHECK (status IN ('complete', 'interrupted', 'failed')),
+        prompt_tokens     INTEGER,
+        completion_tokens INTEGER,
+        duration          REAL
+    )
+    """,
+    "CREATE INDEX messages_by_conversation ON messages (conversation_id, id)",
+    "CREATE INDEX conversations_by_updated ON conversations (updated, id)",
+)
+
+# An external-content FTS5 index: the text is stored once (in messages) and the
+# triggers keep the index in step, including deletes cascaded from conversations.
+_V2 = (
+    """
+    CREATE VIRTUAL TABLE messages_fts USING fts5(
+        content,
+        content = 'messages',
+        content_rowid = 'id',
+        tokenize = 'unicode61 remove_diacritics 2'
+    )
+    """,
+    """
+    CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content);
+    END
+    """,
+    """
+    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, content)
+        VALUES ('delete', old.id, old.content);
+    END
+    """,
+    """
+    CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, content)
+        VALUES ('delete', old.id, old.content);
+        INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content);
+    END
+    """,
+    "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+LATEST_VERSION = len(MIGRATIONS)
+TABLES = ("conversations", "messages")

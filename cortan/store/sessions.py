@@ -1,0 +1,258 @@
+"""The session store: conversations and their messages in one SQLite file.
+
+Layer: store (stdlib ``sqlite3`` only). The REPL, ``cortan ask`` and the
+``sessions`` and ``logs`` commands all go through :class:`SessionStore`; the
+model layer never calls it (answers reach it through
+:class:`cortan.store.recorder.Recorder`, a bus subscriber).
+
+Every write is its own short ``BEGIN IMMEDIATE`` transaction, committed before the
+method returns, so what a method stored survives the process being killed the
+next instant, and a second cortan process waits its turn (up to the busy timeout)
+instead of failing. Every sqlite3 error leaves as a one-sentence StoreError.
+
+Names: a conversation may have a unique name (``cortan ask --session work``);
+names cannot look like an id (``12``, ``#12``), so ``find`` never has to guess.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from cortan.errors import UsageError
+from cortan.store.db import connect, describe_store, get_store_path, translate_errors
+from cortan.store.records import Conversation, LogEntry, Role, Status, StoredMessage, StoreInfo
+from cortan.store.search import make_match_query
+
+MAX_NAME = 100
+_ID_LIKE = re.compile(r"#?\d+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_TITLE_CHARS = 200
+
+_CONVERSATION = f"""
+    SELECT c.id, c.name, c.created, c.updated, c.model, c.system,
+        (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id),
+        coalesce((SELECT substr(m.content, 1, {_TITLE_CHARS}) FROM messages m
+                  WHERE m.conversation_id = c.id AND m.role = 'user' ORDER BY m.id LIMIT 1), '')
+    FROM conversations c
+"""
+_MESSAGE_COLUMNS = """m.id, m.conversation_id, m.role, m.content, m.created, m.status,
+    m.model, m.provider, m.prompt_tokens, m.completion_tokens, m.duration"""
+_LOG = f"""SELECT {_MESSAGE_COLUMNS}, c.name
+    FROM messages m JOIN conversations c ON c.id = m.conversation_id"""
+
+
+def check_name(name: str) -> str:
+    """A conversation name as stored (trimmed), or UsageError saying what is wrong with it."""
+    name = name.strip()
+    if not name or len(name) > MAX_NAME or _CONTROL.search(name):
+        raise UsageError(f"a session name must be 1 to {MAX_NAME} printable characters")
+    if _ID_LIKE.fullmatch(name):
+        raise UsageError(f"a session name cannot be a number ({name!r} would read as an id)")
+    return name
+
+
+class SessionStore:
+    """Conversations and messages in the SQLite file at ``path``.
+
+    Open it with :meth:`open` (from the data folder) and close it with
+    :meth:`close` or a ``with`` block. ``clock`` gives Unix seconds (tests pass
+    their own).
+    """
+
+    def __init__(
+        self, conn: sqlite3.Connection, path: Path, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._conn = conn
+        self.path = path
+        self._clock = clock
+
+    @classmethod
+    def open(cls, data_dir: Path, *, clock: Callable[[], float] = time.time) -> SessionStore:
+        """Open the store in ``data_dir``, creating folder (0700) and file (0600) if needed."""
+        path = get_store_path(data_dir)
+        return cls(connect(path), path, clock=clock)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One committed transaction; the write lock is taken at the start, not mid-way."""
+        with translate_errors(self.path):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with translate_errors(self.path):
+            return self._conn.execute(sql, params).fetchall()
+
+    # -- conversations -----------------------------------------------------------------
+
+    def create(
+        self, name: str | None = None, *, model: str | None = None, system: str | None = None
+    ) -> Conversation:
+        """A new, empty conversation. A name already taken is a UsageError."""
+        name = check_name(name) if name is not None else None
+        now = self._clock()
+        with self._write() as conn:
+            _check_free(conn, name)
+            cursor = conn.execute(
+                "INSERT INTO conversations (name, created, updated, model, system)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (name, now, now, model, system),
+            )
+        return Conversation(int(cursor.lastrowid or 0), name, now, now, model, system)
+
+    def get(self, conversation_id: int) -> Conversation | None:
+        rows = self._read(_CONVERSATION + " WHERE c.id = ?", (conversation_id,))
+        return _conversation(rows[0]) if rows else None
+
+    def get_by_name(self, name: str) -> Conversation | None:
+        rows = self._read(_CONVERSATION + " WHERE c.name = ?", (name.strip(),))
+        return _conversation(rows[0]) if rows else None
+
+    def find(self, ref: str) -> Conversation | None:
+        """The conversation a user means by ``ref``: its name, or its id (``7`` or ``#7``)."""
+        if _ID_LIKE.fullmatch(ref.strip()):
+            return self.get(int(ref.strip().lstrip("#")))
+        return self.get_by_name(ref)
+
+    def latest(self) -> Conversation | None:
+        """The conversation most recently written to (what ``ask -c`` continues)."""
+        rows = self._read(_CONVERSATION + " ORDER BY c.updated DESC, c.id DESC LIMIT 1")
+        return _conversation(rows[0]) if rows else None
+
+    def list_conversations(self, limit: int | None = None) -> list[Conversation]:
+        """Conversations, most recently active first."""
+        sql = _CONVERSATION + " ORDER BY c.updated DESC, c.id DESC LIMIT ?"
+        return [_conversation(row) for row in self._read(sql, (-1 if limit is None else limit,))]
+
+    def rename(self, conversation_id: int, name: str | None) -> None:
+        """Give a conversation a (new) name, or none; a name already taken is a UsageError."""
+        name = check_name(name) if name is not None else None
+        with self._write() as conn:
+            _check_free(conn, name, conversation_id)
+            conn.execute("UPDATE conversations SET name = ? WHERE id = ?", (name, conversation_id))
+
+    set_name = rename
+
+    def update(self, conversation_id: int, *, model: str | None, system: str | None) -> None:
+        """Set the model and system prompt a conversation continues with."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE conversations SET model = ?, system = ? WHERE id = ?",
+                (model, system, conversation_id),
+            )
+
+    def delete(self, conversation_id: int) -> bool:
+        """Delete a conversation and all its messages; False when there was none."""
+        with self._write() as conn:
+            cursor = conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+        return cursor.rowcount > 0
+
+    # -- messages ----------------------------------------------------------------------
+
+    def add_message(
+        self,
+        conversation_id: int,
+        role: Role,
+        content: str,
+        *,
+        status: Status = "complete",
+        model: str | None = None,
+        provider: str | None = None,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+        duration: float | None = None,
+    ) -> int:
+        """Append a message and commit it; returns its id.
+
+        The conversation's ``updated`` time moves to now; an assistant message that
+        names its provider and model also becomes the conversation's model, so that
+        continuing it asks the model that last answered.
+        """
+        now = self._clock()
+        answered_by = f"{provider}:{model}" if role == "assistant" and provider and model else None
+        with self._write() as conn:
+            cursor = conn.execute(
+                "INSERT INTO messages (conversation_id, role, content, created, status, model,"
+                " provider, prompt_tokens, completion_tokens, duration)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (conversation_id, role, content, now, status, model, provider,
+                 prompt_tokens, completion_tokens, duration),
+            )  # fmt: skip
+            conn.execute(
+                "UPDATE conversations SET updated = ?, model = coalesce(?, model) WHERE id = ?",
+                (now, answered_by, conversation_id),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def messages(self, conversation_id: int) -> list[StoredMessage]:
+        """A conversation's messages, oldest first."""
+        sql = f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE m.conversation_id = ? ORDER BY m.id"
+        return [_message(row) for row in self._read(sql, (conversation_id,))]
+
+    def recent_messages(self, limit: int = 20) -> list[LogEntry]:
+        """The newest messages across all conversations, newest first."""
+        rows = self._read(_LOG + " ORDER BY m.id DESC LIMIT ?", (limit,))
+        return [_log_entry(row) for row in rows]
+
+    def search(self, text: str, limit: int = 20) -> list[LogEntry]:
+        """Messages containing every word of ``text`` (any text is safe), newest first."""
+        query = make_match_query(text)
+        if query is None:
+            return []
+        sql = (
+            f"SELECT {_MESSAGE_COLUMNS}, c.name FROM messages_fts f"
+            " JOIN messages m ON m.id = f.rowid JOIN conversations c ON c.id = m.conversation_id"
+            " WHERE messages_fts MATCH ? ORDER BY f.rowid DESC LIMIT ?"
+        )
+        return [_log_entry(row) for row in self._read(sql, (query, limit))]
+
+    def stats(self) -> StoreInfo:
+        """Path, schema version, size and counts of this store."""
+        return describe_store(self.path)
+
+
+def _check_free(conn: sqlite3.Connection, name: str | None, owner: int | None = None) -> None:
+    """Refuse a name another conversation holds (called under the write lock: no race)."""
+    if name is None:
+        return
+    row = conn.execute("SELECT id FROM conversations WHERE name = ?", (name,)).fetchone()
+    if row is not None and row[0] != owner:
+        raise UsageError(f"a session named {name!r} already exists: choose another name")
+
+
+def _conversation(row: tuple[Any, ...]) -> Conversation:
+    return Conversation(*row)
+
+
+def _message(row: tuple[Any, ...]) -> StoredMessage:
+    return StoredMessage(*row)
+
+
+def _log_entry(row: tuple[Any, ...]) -> LogEntry:
+    return LogEntry(StoredMessage(*row[:-1]), row[-1])

@@ -1,0 +1,211 @@
+"""First request (issue 7, target 2): process start to the request's first byte at the server.
+
+For ``cortan ask -m ollama:M hi`` and ``-m openai:M``, against a loopback server
+hosted by this process, beside a minimal script that imports the same client
+library and sends the same streamed chat. The spawn time and the server's
+``Recorded.received_at`` are both ``time.monotonic()`` in this process, so their
+difference is the child's time to first byte. Target: ≤ 1.2× the minimal script.
+
+The second figure is the exit lag: from the server's last byte of the answer to
+the child being reaped. Target: ≤ 30 ms (no slow teardown).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tests.benchmarks.measure import (
+    PYTHON,
+    Figure,
+    cortan_command,
+    isolated_env,
+    median,
+    ms,
+    report,
+    reap,
+)
+from tests.servers import FakeOllama, FakeOpenAI
+from tests.servers.http import Exchange, FakeServer, Wire
+
+REPEAT = 15
+EXIT_LAG_TARGET_MS = 30.0
+
+OLLAMA_SCRIPT = """
+import sys, ollama
+client = ollama.Client(host=sys.argv[1])
+for part in client.chat(model=sys.argv[2], messages=[{"role": "user", "content": "hi"}],
+                        stream=True):
+    sys.stdout.write(part.message.content)
+    sys.stdout.flush()
+sys.stdout.write("\\n")
+"""
+
+OPENAI_SCRIPT = """
+import sys, openai
+client = openai.OpenAI(base_url=sys.argv[1], api_key="sk-bench", max_retries=0)
+stream = client.chat.completions.create(
+    model=sys.argv[2], messages=[{"role": "user", "content": "hi"}], stream=True,
+    stream_options={"include_usage": True})
+for chunk in stream:
+    for choice in chunk.choices:
+        if choice.delta.content:
+            sys.stdout.write(choice.delta.content)
+            sys.stdout.flush()
+sys.stdout.write("\\n")
+"""
+
+
+class _LastByte:
+    """Mixin for a fake server: the client's CPU at its request, the time of the last byte."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.client_pid: int | None = None
+        self.client_cpu: list[float] = []
+        self.last_bytes: list[float] = []
+        self.answered = threading.Condition()
+
+    async def chat(self, ex: Exchange, model: str, wire: Wire, *, stream: bool) -> None:
+        cpu = process_cpu(self.client_pid) if self.client_pid else float("nan")
+        await super().chat(ex, model, wire, stream=stream)  # type: ignore[misc]
+        with self.answered:
+            self.client_cpu.append(cpu)
+            self.last_bytes.append(time.monotonic())
+            self.answered.notify_all()
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a running process used so far; 10 ms resolution."""
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        fields = stat.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class TimedOllama(_LastByte, FakeOllama):
+    pass
+
+
+class TimedOpenAI(_LastByte, FakeOpenAI):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    first_byte: float  # seconds from spawn to the request's first byte at the server
+    first_byte_cpu: float  # the child's CPU seconds when its request arrived
+    exit_lag: float  # seconds from the answer's last byte to the child's exit
+    cpu: float
+
+
+def time_request(
+    server: FakeServer, timed: _LastByte, argv: Sequence[str], env: Mapping[str, str]
+) -> Timing:
+    """Spawn ``argv``, wait for it, and read both ends of its request off the server."""
+    seen = len(server.chat_requests)
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    timed.client_pid = proc.pid
+    run = reap(proc, time.perf_counter())
+    exited = time.monotonic()
+    if run.code != 0 or len(server.chat_requests) != seen + 1:
+        raise RuntimeError(f"{argv[:3]} failed (exit {run.code}) or sent no chat request")
+    with timed.answered:
+        last, cpu = timed.last_bytes[-1], timed.client_cpu[-1]
+    return Timing(server.chat_requests[seen].received_at - start, cpu, exited - last, run.cpu)
+
+
+def measure(
+    server: FakeServer, cases: Mapping[str, tuple[Sequence[str], Mapping[str, str]]], repeat: int
+) -> dict[str, list[Timing]]:
+    assert isinstance(server, _LastByte)
+    runs: dict[str, list[Timing]] = {name: [] for name in cases}
+    for round_ in range(repeat + 1):  # the first round warms the disk cache, untimed
+        for name, (argv, env) in cases.items():
+            timing = time_request(server, server, argv, env)
+            if round_:
+                runs[name].append(timing)
+    return runs
+
+
+def figures(kind: str, runs: dict[str, list[Timing]]) -> list[Figure]:
+    def med(name: str, pick: Callable[[Timing], float]) -> float:
+        return ms(median([pick(t) for t in runs[name]]))
+
+    base = f"minimal {kind} script"
+    return [
+        Figure(f"{kind}: first byte, minimal script", med("baseline", lambda t: t.first_byte), "ms"),
+        Figure(
+            f"{kind}: first byte, cortan ask",
+            med("cortan", lambda t: t.first_byte),
+            "ms",
+            med("baseline", lambda t: t.first_byte),
+            base,
+            1.2,
+        ),
+        Figure(
+            f"{kind}: CPU to first byte, cortan ask",
+            med("cortan", lambda t: t.first_byte_cpu),
+            "ms CPU",
+            med("baseline", lambda t: t.first_byte_cpu),
+            base,
+        ),
+        Figure(
+            f"{kind}: CPU of the whole run, cortan ask",
+            med("cortan", lambda t: t.cpu),
+            "ms CPU",
+            med("baseline", lambda t: t.cpu),
+            base,
+        ),
+        Figure(
+            f"{kind}: exit after last byte, cortan ask",
+            med("cortan", lambda t: t.exit_lag),
+            "ms",
+            target=EXIT_LAG_TARGET_MS,
+        ),
+        Figure(f"{kind}: exit after last byte, minimal script", med("baseline", lambda t: t.exit_lag), "ms"),
+    ]
+
+
+def main(repeat: int = REPEAT) -> dict[str, Any]:
+    cortan = cortan_command()
+    out: list[Figure] = []
+    with TimedOllama() as ollama, isolated_env(OLLAMA_HOST=ollama.url) as env:
+        model = "llama3.2:latest"
+        out += figures(
+            "ollama",
+            measure(
+                ollama,
+                {
+                    "baseline": ([PYTHON, "-c", OLLAMA_SCRIPT, ollama.url, model], env),
+                    "cortan": ([*cortan, "ask", "-m", f"ollama:{model}", "hi"], env),
+                },
+                repeat,
+            ),
+        )
+    with TimedOpenAI() as openai, isolated_env(
+        OPENAI_BASE_URL=openai.url + "/v1", OPENAI_API_KEY="sk-bench"
+    ) as env:
+        model = "gpt-4o-mini"
+        out += figures(
+            "openai",
+            measure(
+                openai,
+                {
+                    "baseline": ([PYTHON, "-c", OPENAI_SCRIPT, openai.url + "/v1", model], env),
+                    "cortan": ([*cortan, "ask", "-m", f"openai:{model}", "hi"], env),
+                },
+                repeat,
+            ),
+        )
+    return report(f"first request: median of {repeat} runs each", out, repeat=repeat)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else REPEAT)

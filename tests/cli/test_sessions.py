@@ -1,0 +1,454 @@
+"""Sessions end to end: `ask` storing and continuing, `sessions …`, `logs`, over the fake Ollama."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cortan.store import SessionStore, get_store_path
+from tests.conftest import CortanRunner, assert_one_sentence, cortan_command
+from tests.servers import FakeOllama, Reply
+
+
+@pytest.fixture
+def data_dir(isolated_env: Path) -> Path:
+    return isolated_env / "data"
+
+
+@pytest.fixture
+def store(data_dir: Path) -> Iterator[SessionStore]:
+    with SessionStore.open(data_dir) as opened:
+        yield opened
+
+
+def sent(server: FakeOllama, index: int = -1) -> dict[str, Any]:
+    body: dict[str, Any] = server.chat_requests[index].json
+    return body
+
+
+def ok(cortan: type[CortanRunner], *args: str, **kwargs: Any) -> str:
+    result = cortan.run(*args, **kwargs)
+    assert result.code == 0, result.stderr
+    return result.stdout
+
+
+# -- ask: stored by default, continued on request ------------------------------------------
+
+
+def test_every_ask_is_stored_in_its_own_conversation(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, data_dir: Path
+) -> None:
+    ok(cortan, "ask", "first question")
+    ok(cortan, "ask", "second question")
+    with SessionStore.open(data_dir) as store:
+        conversations = store.list_conversations()
+        assert [c.title for c in conversations] == ["second question", "first question"]
+        user, answer = store.messages(conversations[0].id)
+    assert (user.content, answer.content, answer.status) == (
+        "second question",
+        "Hello, world!",
+        "complete",
+    )
+    assert (answer.model, answer.provider, answer.prompt_tokens) == ("llama3.2:latest", "ollama", 7)
+
+
+def test_continue_sends_history_with_the_conversation_model_and_system(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    ollama_env.queue(Reply(pieces=["Paris."]))
+    ok(cortan, "ask", "-m", "ollama:qwen2.5-coder:7b", "-s", "Be terse.", "capital of France?")
+    ok(cortan, "ask", "-c", "and of Italy?")
+    body = sent(ollama_env)
+    assert body["model"] == "qwen2.5-coder:7b"
+    assert body["messages"] == [
+        {"role": "system", "content": "Be terse."},
+        {"role": "user", "content": "capital of France?"},
+        {"role": "assistant", "content": "Paris."},
+        {"role": "user", "content": "and of Italy?"},
+    ]
+
+
+def test_flags_override_a_continued_conversation(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    ok(cortan, "ask", "-s", "old system", "one")
+    ok(cortan, "ask", "-c", "-m", "ollama:qwen2.5-coder:7b", "-s", "new system", "two")
+    ok(cortan, "ask", "-c", "three")
+    body = sent(ollama_env)
+    assert body["model"] == "qwen2.5-coder:7b"  # the model that last answered
+    assert body["messages"][0] == {"role": "system", "content": "new system"}
+    assert [m["content"] for m in body["messages"] if m["role"] == "user"] == [
+        "one",
+        "two",
+        "three",
+    ]
+
+
+def test_session_name_starts_then_continues(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, data_dir: Path
+) -> None:
+    ok(cortan, "ask", "--session", "trip", "plan a trip")
+    ok(cortan, "ask", "unrelated")
+    ok(cortan, "ask", "--session", "trip", "add a day")
+    assert [m["content"] for m in sent(ollama_env)["messages"]] == [
+        "plan a trip",
+        "Hello, world!",
+        "add a day",
+    ]
+    with SessionStore.open(data_dir) as store:
+        trip = store.get_by_name("trip")
+        assert trip is not None and trip.message_count == 4
+
+
+def test_piped_data_is_stored_as_it_was_sent(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    ok(cortan, "ask", "summarise", input="line one\n")
+    ok(cortan, "ask", "-c", "shorter")
+    first = sent(ollama_env)["messages"][0]["content"]
+    assert first == "Input from stdin:\n```\nline one\n```\n\nsummarise"
+
+
+def test_continue_with_nothing_to_continue(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    result = cortan.run("ask", "-c", "hello?")
+    assert result.code == 2
+    assert_one_sentence(result.stderr)
+    assert "no earlier conversation" in result.stderr
+    assert ollama_env.chat_requests == []
+
+
+def test_continue_and_session_together(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
+    result = cortan.run("ask", "-c", "--session", "x", "hi")
+    assert result.code == 2
+    assert_one_sentence(result.stderr)
+
+
+def test_session_name_that_looks_like_an_id(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    result = cortan.run("ask", "--session", "42", "hi")
+    assert result.code == 2
+    assert "cannot be a number" in result.stderr
+    assert ollama_env.chat_requests == []
+
+
+def test_killed_question_is_not_sent_again(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, store: SessionStore
+) -> None:
+    first = store.create()
+    store.add_message(first.id, "user", "asked, then the process died")
+    ok(cortan, "ask", "-c", "again")
+    assert sent(ollama_env)["messages"] == [{"role": "user", "content": "again"}]
+
+
+# -- keeping things out of the store ------------------------------------------------------
+
+
+def test_no_log_stores_nothing_and_creates_no_file(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, data_dir: Path
+) -> None:
+    ok(cortan, "ask", "--no-log", "secret question")
+    ok(cortan, "ask", "also secret", env={"CORTAN_LOG": "false"})
+    assert not get_store_path(data_dir).exists()
+
+
+def test_no_log_reads_a_continued_conversation_without_adding_to_it(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, data_dir: Path
+) -> None:
+    ok(cortan, "ask", "kept")
+    ok(cortan, "ask", "-c", "--no-log", "not kept")
+    assert [m["content"] for m in sent(ollama_env)["messages"]] == [
+        "kept",
+        "Hello, world!",
+        "not kept",
+    ]
+    with SessionStore.open(data_dir) as store:
+        assert store.stats().messages == 2
+        assert store.search("not kept") == []
+
+
+# -- crashes, concurrency, foreign files ---------------------------------------------------
+
+
+def test_kill_9_mid_answer_keeps_the_question(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, data_dir: Path
+) -> None:
+    ollama_env.queue(Reply(pieces=["so far", "x"], fault="never_end", fault_after=1))
+    with cortan.popen("ask", "--no-stdin", "do not lose me") as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.read(6) == b"so far"
+        proc.kill()
+        proc.wait(10)
+    conn = sqlite3.connect(get_store_path(data_dir))
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        rows = conn.execute("SELECT role, content FROM messages").fetchall()
+    finally:
+        conn.close()
+    assert rows == [("user", "do not lose me")]
+    assert "do not lose me" in ok(cortan, "logs")
+
+
+def test_two_asks_at_once_are_both_stored(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, data_dir: Path
+) -> None:
+    ollama_env.default = Reply(pieces=["a", "b", "c", "d"], delay=0.05)
+    procs = [cortan.popen("ask", "--no-stdin", f"terminal {i}") for i in (1, 2)]
+    for proc in procs:
+        with proc:
+            out, err = proc.communicate(timeout=30)
+            assert proc.returncode == 0, err
+            assert out == b"abcd\n"
+    with SessionStore.open(data_dir) as store:
+        conversations = store.list_conversations()
+        assert sorted(c.title for c in conversations) == ["terminal 1", "terminal 2"]
+        assert [c.message_count for c in conversations] == [2, 2]
+
+
+@pytest.mark.parametrize("kind", ["garbage", "foreign-sqlite"])
+@pytest.mark.parametrize(
+    "args", [("ask", "hi"), ("logs",), ("sessions", "list"), ("sessions", "show", "x")]
+)
+def test_a_file_that_is_not_a_store_is_named_and_left_alone(
+    cortan: type[CortanRunner],
+    ollama_env: FakeOllama,
+    data_dir: Path,
+    kind: str,
+    args: tuple[str, ...],
+) -> None:
+    path = get_store_path(data_dir)
+    data_dir.mkdir()
+    if kind == "garbage":
+        path.write_bytes(b"\x00\x01 not a database \xff" * 64)
+    else:
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE TABLE notes (text TEXT)")
+        conn.commit()
+        conn.close()
+    before = path.read_bytes()
+    result = cortan.run(*args)
+    assert result.code == 1
+    assert_one_sentence(result.stderr)
+    assert str(path) in result.stderr
+    assert "not a cortan session store" in result.stderr
+    assert path.read_bytes() == before
+    assert ollama_env.chat_requests == []
+
+
+def test_store_files_are_private(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, data_dir: Path
+) -> None:
+    ok(cortan, "ask", "hi")
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(get_store_path(data_dir).stat().st_mode) == 0o600
+
+
+# -- cortan sessions ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def two_sessions(store: SessionStore) -> tuple[int, int]:
+    work = store.create("work", model="ollama:llama3.2:latest", system="be brief")
+    store.add_message(work.id, "user", "what is WAL?")
+    store.add_message(
+        work.id, "assistant", "A write-ahead log.", model="llama3.2:latest", provider="ollama",
+        prompt_tokens=12, completion_tokens=5, duration=0.8,
+    )  # fmt: skip
+    other = store.create()
+    store.add_message(other.id, "user", "unnamed \x1b[2J question")
+    store.add_message(other.id, "assistant", "cut", status="interrupted")
+    return work.id, other.id
+
+
+def test_sessions_list(cortan: type[CortanRunner], two_sessions: tuple[int, int]) -> None:
+    out = ok(cortan, "sessions", "list")
+    header, newest, older = out.splitlines()
+    assert header.split() == ["ID", "NAME", "MSGS", "UPDATED", "MODEL", "FIRST", "PROMPT"]
+    assert newest.split()[0] == str(two_sessions[1])
+    assert "\x1b" not in out and "␛[2J" in newest
+    assert older.split()[:3] == [str(two_sessions[0]), "work", "2"]
+    data = json.loads(ok(cortan, "sessions", "list", "--json"))
+    assert [(d["id"], d["name"], d["messages"]) for d in data] == [
+        (two_sessions[1], None, 2),
+        (two_sessions[0], "work", 2),
+    ]
+
+
+def test_sessions_list_without_a_store(cortan: type[CortanRunner], data_dir: Path) -> None:
+    result = cortan.run("sessions", "list")
+    assert (result.code, result.stdout) == (0, "")
+    assert "no stored conversations" in result.stderr
+    assert not data_dir.exists()
+
+
+def test_sessions_show(cortan: type[CortanRunner], two_sessions: tuple[int, int]) -> None:
+    out = ok(cortan, "sessions", "show", "work")
+    assert out.splitlines()[0].startswith(f"#{two_sessions[0]} work · ollama:llama3.2:latest")
+    assert "system: be brief" in out
+    assert "what is WAL?" in out and "A write-ahead log." in out
+    assert "12+5 tok" in out and "0.8 s" in out
+    other = ok(cortan, "sessions", "show", f"#{two_sessions[1]}")
+    assert "\x1b" not in other and "interrupted" in other
+
+
+def test_sessions_rename(
+    cortan: type[CortanRunner], two_sessions: tuple[int, int], store: SessionStore
+) -> None:
+    ok(cortan, "sessions", "rename", "work", "job")
+    ok(cortan, "sessions", "rename", str(two_sessions[1]), "misc")
+    assert store.find("job") is not None and store.find("misc") is not None
+    taken = cortan.run("sessions", "rename", "misc", "job")
+    assert taken.code == 2
+    assert_one_sentence(taken.stderr)
+    assert "already exists" in taken.stderr
+
+
+def test_sessions_rm_needs_yes_off_a_terminal(
+    cortan: type[CortanRunner], two_sessions: tuple[int, int], store: SessionStore
+) -> None:
+    refused = cortan.run("sessions", "rm", "work", stdin=subprocess.DEVNULL)
+    assert refused.code == 2
+    assert "--yes" in refused.stderr
+    assert store.find("work") is not None
+    ok(cortan, "sessions", "rm", "work", "--yes")
+    assert store.find("work") is None
+    assert store.messages(two_sessions[0]) == []
+    assert store.search("write-ahead") == []
+
+
+def test_sessions_rm_asks_on_a_terminal(
+    two_sessions: tuple[int, int], store: SessionStore
+) -> None:
+    import pexpect
+
+    command, *args = cortan_command()
+    for answer, kept in (("n", True), ("y", False)):
+        child = pexpect.spawn(
+            command, [*args, "sessions", "rm", "work"], env=dict(os.environ), timeout=20
+        )
+        child.expect(r"Delete #\d+ work and its 2 messages\? \[y/N\]")
+        child.sendline(answer)
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == (1 if kept else 0)
+        assert (store.find("work") is not None) is kept
+
+
+@pytest.mark.parametrize(
+    "args", [("show", "nope"), ("rm", "--yes", "nope"), ("export", "99"), ("rename", "#7", "x")]
+)
+def test_unknown_session(
+    cortan: type[CortanRunner], two_sessions: tuple[int, int], args: tuple[str, ...]
+) -> None:
+    result = cortan.run("sessions", *args)
+    assert result.code == 2
+    assert_one_sentence(result.stderr)
+    assert "cortan sessions list" in result.stderr
+
+
+def test_export_markdown(cortan: type[CortanRunner], two_sessions: tuple[int, int]) -> None:
+    out = ok(cortan, "sessions", "export", "work", "--format", "md")
+    lines = out.splitlines()
+    assert lines[0] == "# work"
+    assert "## System" in lines and "be brief" in lines
+    assert any(line.startswith("## User · ") for line in lines)
+    assert any(line.startswith("## Assistant (llama3.2:latest) · ") for line in lines)
+    assert "A write-ahead log." in lines
+
+
+def test_export_json_to_a_private_file(
+    cortan: type[CortanRunner], two_sessions: tuple[int, int], tmp_path: Path
+) -> None:
+    target = tmp_path / "work.json"
+    ok(cortan, "sessions", "export", "work", "--format", "json", "-o", str(target))
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    data = json.loads(target.read_text())
+    assert (data["name"], data["system"], data["model"]) == (
+        "work",
+        "be brief",
+        "ollama:llama3.2:latest",
+    )
+    answer = data["messages"][1]
+    assert (answer["role"], answer["content"], answer["status"]) == (
+        "assistant",
+        "A write-ahead log.",
+        "complete",
+    )
+    assert (answer["prompt_tokens"], answer["completion_tokens"], answer["duration_s"]) == (
+        12,
+        5,
+        0.8,
+    )
+    assert answer["created"].endswith("+00:00")
+
+
+def test_export_to_a_pipe_keeps_the_exact_text(
+    cortan: type[CortanRunner], two_sessions: tuple[int, int]
+) -> None:
+    data = json.loads(ok(cortan, "sessions", "export", str(two_sessions[1]), "--format", "json"))
+    assert data["messages"][0]["content"] == "unnamed \x1b[2J question"
+
+
+# -- cortan logs --------------------------------------------------------------------------
+
+
+def test_logs_newest_first_with_model_and_tokens(
+    cortan: type[CortanRunner], two_sessions: tuple[int, int]
+) -> None:
+    lines = ok(cortan, "logs").splitlines()
+    assert lines[0].split() == ["TIME", "SESSION", "ROLE", "MODEL", "TOKENS", "TEXT"]
+    assert "[interrupted] cut" in lines[1]
+    assert "work" in lines[3] and "llama3.2:latest" in lines[3] and "12+5 tok" in lines[3]
+    assert len(ok(cortan, "logs", "-n", "2").splitlines()) == 3
+
+
+def test_logs_json(cortan: type[CortanRunner], two_sessions: tuple[int, int]) -> None:
+    entries = json.loads(ok(cortan, "logs", "--json", "-n", "3"))
+    assert [e["role"] for e in entries] == ["assistant", "user", "assistant"]
+    assert entries[2]["conversation"] == "work"
+    assert entries[2]["model"] == "llama3.2:latest"
+    assert entries[2]["completion_tokens"] == 5
+
+
+@pytest.mark.parametrize("text", ['"', "*", "NEAR(", "-", 'WAL" OR "x', "AND", "(x"])
+def test_logs_query_with_hostile_text(
+    cortan: type[CortanRunner], two_sessions: tuple[int, int], text: str
+) -> None:
+    result = cortan.run("logs", "-q", text)
+    assert result.code == 0, result.stderr
+    assert "error" not in result.stderr
+
+
+def test_logs_query_finds_words(cortan: type[CortanRunner], two_sessions: tuple[int, int]) -> None:
+    entries = json.loads(ok(cortan, "logs", "--json", "-q", "wal?"))
+    assert [e["content"] for e in entries] == ["what is WAL?"]
+    assert json.loads(ok(cortan, "logs", "--json", "-q", "write-ahead")) != []
+    nothing = cortan.run("logs", "-q", "zebra")
+    assert (nothing.code, nothing.stdout) == (0, "")
+    assert "no matching messages" in nothing.stderr
+
+
+def test_a_damaged_store_is_one_sentence(
+    cortan: type[CortanRunner], store: SessionStore, data_dir: Path
+) -> None:
+    for i in range(300):
+        store.add_message(store.create().id, "user", f"message {i} " * 40)
+    store.close()
+    path = get_store_path(data_dir)
+    data = bytearray(path.read_bytes())
+    data[4096 * 2 :] = b"\x07" * (len(data) - 4096 * 2)
+    path.write_bytes(bytes(data))
+    result = cortan.run("logs")
+    assert result.code == 1
+    assert_one_sentence(result.stderr)
+    assert str(path) in result.stderr

@@ -1,0 +1,65 @@
+"""Names, aliases and fallback chains."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cortan.config.settings import Settings
+from cortan.engine.routes import Route, Router
+from cortan.errors import UsageError
+
+
+def router(**values: Any) -> Router:
+    providers = {"work": {"kind": "openai", "base_url": "http://127.0.0.1:1/v1"}}
+    return Router(Settings(providers=values.pop("providers", providers), **values))
+
+
+def test_names_resolve_by_alias_provider_then_default_provider() -> None:
+    r = router(aliases={"fast": "ollama:llama3.2", "smart": "work:gpt-4o"})
+    assert r.resolve("fast") == Route("ollama", "llama3.2")
+    assert r.resolve("smart") == Route("work", "gpt-4o")
+    assert r.resolve("work:gpt-4o-mini") == Route("work", "gpt-4o-mini")
+    assert r.resolve("llama3.2:latest") == Route("ollama", "llama3.2:latest")
+    assert r.resolve(None) == Route("ollama", "llama3.2")
+
+
+def test_alias_loop_is_one_sentence() -> None:
+    with pytest.raises(UsageError, match="loop"):
+        router(aliases={"a": "b", "b": "a"}).resolve("a")
+
+
+def test_global_fallback_follows_any_name_and_skips_itself() -> None:
+    r = router(fallback=["ollama:llama3.2", "openai:gpt-4o-mini"])
+    assert [str(x) for x in r.get_chain(None)] == ["ollama:llama3.2", "openai:gpt-4o-mini"]
+    assert [str(x) for x in r.get_chain("work:x")] == [
+        "work:x",
+        "ollama:llama3.2",
+        "openai:gpt-4o-mini",
+    ]
+
+
+def test_per_name_fallbacks_replace_the_global_list() -> None:
+    r = router(
+        aliases={"fast": "ollama:llama3.2"},
+        fallback=["openai:gpt-4o-mini"],
+        fallbacks={"fast": ["work:small"], "work:big": ["fast"]},
+    )
+    assert [str(x) for x in r.get_chain("fast")] == ["ollama:llama3.2", "work:small"]
+    assert [str(x) for x in r.get_chain("work:big")] == ["work:big", "ollama:llama3.2"]
+    assert [str(x) for x in r.get_chain("ollama:llama3.2")] == [
+        "ollama:llama3.2",
+        "openai:gpt-4o-mini",
+    ]
+
+
+def test_no_fallback_is_the_name_alone() -> None:
+    r = router(fallback=["openai:gpt-4o-mini"])
+    assert r.get_chain("fast", fallback=False) == [Route("ollama", "fast")]
+
+
+def test_bad_fallback_entry_names_itself() -> None:
+    r = router(aliases={"a": "b", "b": "a"}, fallback=["a"])
+    with pytest.raises(UsageError, match="fallback 'a'"):
+        r.get_chain("ollama:x")

@@ -1,0 +1,363 @@
+"""The REPL driven through prompt-toolkit's pipe input, against the loopback servers.
+
+Assertions are on what a user sees (the console's text), what the server
+received, the conversation and the history: never on prompt-toolkit's bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from prompt_toolkit.application import create_app_session
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
+from prompt_toolkit.input import PipeInput, create_pipe_input
+from prompt_toolkit.output import DummyOutput
+from rich.console import Console
+
+from cortan.app import App, make_repl
+from cortan.config.load import load_settings
+from cortan.engine.events import ChatCancelled, ChatEnded, ChatFailed, ChatFinished, TokenDelta
+from cortan.shell.repl import Repl
+from tests.servers import FakeOllama, Reply
+
+ALT_ENTER = "\x1b\r"
+
+
+@dataclass
+class Shell:
+    """A running REPL, its input pipe, its console and the events it produced."""
+
+    repl: Repl
+    pipe: PipeInput
+    console: Console
+    ended: asyncio.Queue[ChatEnded]
+    deltas: asyncio.Queue[str]
+    task: asyncio.Task[None]
+
+    @property
+    def screen(self) -> str:
+        file = self.console.file
+        assert isinstance(file, io.StringIO)
+        return file.getvalue()
+
+    async def send(self, text: str) -> None:
+        self.pipe.send_text(text)
+        await asyncio.sleep(0)
+
+    async def ask(self, line: str) -> ChatEnded:
+        self.pipe.send_text(line + "\r")
+        return await asyncio.wait_for(self.ended.get(), 10)
+
+    async def command(self, line: str) -> None:
+        """Run a slash command and wait until the prompt is back."""
+        marker = f"/__done_{id(line)}"
+        before = self.screen
+        self.pipe.send_text(line + "\r" + marker + "\r")
+        await wait_for(lambda: f"unknown command {marker}" in self.screen[len(before) :])
+
+    async def exit(self) -> None:
+        self.pipe.send_text("\x04")
+        await asyncio.wait_for(self.task, 10)
+
+
+async def wait_for(predicate: object, timeout: float = 10) -> None:
+    async def poll() -> None:
+        while not (callable(predicate) and predicate()):
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+@pytest.fixture
+def pipe() -> Iterator[PipeInput]:
+    with create_pipe_input() as inp, create_app_session(input=inp, output=DummyOutput()):
+        yield inp
+
+
+@pytest.fixture
+async def shell(
+    pipe: PipeInput, ollama_env: FakeOllama, isolated_env: Path
+) -> AsyncIterator[Shell]:
+    shell = start_shell(pipe, isolated_env / "history")
+    yield shell
+    if not shell.task.done():
+        shell.task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await shell.task
+    await shell.repl.app.aclose()
+
+
+def start_shell(pipe: PipeInput, history: Path | None) -> Shell:
+    console = Console(file=io.StringIO(), width=80, color_system=None)
+    app = App.build(load_settings())
+    ended: asyncio.Queue[ChatEnded] = asyncio.Queue()
+    deltas: asyncio.Queue[str] = asyncio.Queue()
+    for kind in (ChatFinished, ChatFailed, ChatCancelled):
+        app.bus.subscribe(kind, ended.put_nowait, priority=200)
+    app.bus.subscribe(TokenDelta, lambda e: deltas.put_nowait(e.text))
+    repl = make_repl(app, console, history_path=history, input=pipe, output=DummyOutput())
+    task = asyncio.ensure_future(repl.run())
+    return Shell(repl, pipe, console, ended, deltas, task)
+
+
+def sent_messages(server: FakeOllama, index: int = -1) -> list[dict[str, str]]:
+    messages: list[dict[str, str]] = server.chat_requests[index].json["messages"]
+    return messages
+
+
+async def test_two_turns_carry_the_conversation(shell: Shell, ollama_env: FakeOllama) -> None:
+    ollama_env.queue(Reply(pieces=["Paris."]), Reply(pieces=["About 2 million."]))
+    assert isinstance(await shell.ask("Capital of France?"), ChatFinished)
+    assert isinstance(await shell.ask("Population?"), ChatFinished)
+    assert sent_messages(ollama_env) == [
+        {"role": "user", "content": "Capital of France?"},
+        {"role": "assistant", "content": "Paris."},
+        {"role": "user", "content": "Population?"},
+    ]
+    assert "Paris." in shell.screen and "About 2 million." in shell.screen
+    assert "ollama:llama3.2:latest · 7 in / 1 out" in shell.screen  # the dim footer
+    await shell.exit()
+
+
+async def test_history_persists_across_runs(
+    pipe: PipeInput, ollama_env: FakeOllama, isolated_env: Path
+) -> None:
+    first = start_shell(pipe, isolated_env / "history")
+    await first.ask("remember me")
+    await first.exit()
+    await first.repl.app.aclose()
+    second = start_shell(pipe, isolated_env / "history")
+    await wait_for(lambda: "remember me" in list(second.repl.session.history.get_strings()))
+    second.pipe.send_text("\x1b[A\r")  # Up recalls it; Enter sends it again
+    await asyncio.wait_for(second.ended.get(), 10)
+    assert sent_messages(ollama_env)[-1]["content"] == "remember me"
+    await second.exit()
+    await second.repl.app.aclose()
+    assert (isolated_env / "history").stat().st_mode & 0o777 == 0o600
+
+
+async def test_no_history_writes_nothing(
+    pipe: PipeInput, ollama_env: FakeOllama, isolated_env: Path
+) -> None:
+    shell = start_shell(pipe, None)
+    await shell.ask("secret thought")
+    await shell.exit()
+    await shell.repl.app.aclose()
+    assert not (isolated_env / "data").exists()
+
+
+async def test_triple_quote_block_and_alt_enter(shell: Shell, ollama_env: FakeOllama) -> None:
+    await shell.ask('"""\rline one\rline two\r"""')
+    assert sent_messages(ollama_env)[-1]["content"] == "line one\nline two"
+    await shell.ask("first" + ALT_ENTER + "second")
+    assert sent_messages(ollama_env)[-1]["content"] == "first\nsecond"
+    await shell.exit()
+
+
+async def test_bracketed_paste_keeps_newlines(shell: Shell, ollama_env: FakeOllama) -> None:
+    await shell.ask("\x1b[200~pasted\nlines\x1b[201~")
+    assert sent_messages(ollama_env)[-1]["content"] == "pasted\nlines"
+    await shell.exit()
+
+
+async def test_double_slash_sends_text(shell: Shell, ollama_env: FakeOllama) -> None:
+    await shell.ask("//etc/hosts is a file")
+    assert sent_messages(ollama_env)[-1]["content"] == "/etc/hosts is a file"
+    await shell.exit()
+
+
+async def test_unknown_command_suggests(shell: Shell, ollama_env: FakeOllama) -> None:
+    await shell.command("/modle")
+    assert "unknown command /modle; did you mean /model?" in shell.screen
+    assert ollama_env.chat_requests == []
+    await shell.exit()
+
+
+async def test_model_show_and_switch(shell: Shell, ollama_env: FakeOllama) -> None:
+    await shell.command("/model")
+    assert "model: ollama:llama3.2:latest" in shell.screen
+    await shell.command("/model ollama:qwen2.5-coder:7b")
+    await shell.ask("hi")
+    assert ollama_env.chat_requests[-1].json["model"] == "qwen2.5-coder:7b"
+    await shell.command("/model ollama:")
+    assert "has a provider but no model" in shell.screen
+    await shell.exit()
+
+
+async def test_models_lists_every_provider(shell: Shell) -> None:
+    await shell.command("/models")
+    assert "ollama:llama3.2:latest" in shell.screen
+    assert "ollama:qwen2.5-coder:7b" in shell.screen
+    assert "openai: OpenAI needs an API key" in shell.screen  # a provider that cannot answer
+    await shell.exit()
+
+
+async def test_system_prompt(shell: Shell, ollama_env: FakeOllama) -> None:
+    await shell.command("/system")
+    assert "no system prompt" in shell.screen
+    await shell.command("/system You are terse.")
+    await shell.ask("hi")
+    assert sent_messages(ollama_env)[0] == {"role": "system", "content": "You are terse."}
+    await shell.command("/system")
+    assert "system: You are terse." in shell.screen
+    await shell.exit()
+
+
+async def test_clear_starts_over(shell: Shell, ollama_env: FakeOllama) -> None:
+    await shell.ask("one")
+    await shell.command("/clear")
+    await shell.ask("two")
+    assert sent_messages(ollama_env) == [{"role": "user", "content": "two"}]
+    await shell.exit()
+
+
+async def test_failure_then_retry(shell: Shell, ollama_env: FakeOllama) -> None:
+    ollama_env.queue(Reply(status=400, error="model runner crashed"), Reply(pieces=["fine"]))
+    ended = await shell.ask("try this")
+    assert isinstance(ended, ChatFailed)
+    assert "rejected the request (400)" in shell.screen
+    assert shell.repl.conversation.turns == []
+    shell.pipe.send_text("/retry\r")
+    ended = await asyncio.wait_for(shell.ended.get(), 10)
+    assert isinstance(ended, ChatFinished) and ended.content == "fine"
+    assert sent_messages(ollama_env) == [{"role": "user", "content": "try this"}]
+    await wait_for(lambda: shell.repl.conversation.turns)
+    assert [t.answer for t in shell.repl.conversation.turns] == ["fine"]
+    await shell.exit()
+
+
+async def test_retry_replaces_the_last_answer(shell: Shell, ollama_env: FakeOllama) -> None:
+    ollama_env.queue(Reply(pieces=["first"]), Reply(pieces=["second"]))
+    await shell.ask("q")
+    shell.pipe.send_text("/retry\r")
+    await asyncio.wait_for(shell.ended.get(), 10)
+    assert sent_messages(ollama_env) == [{"role": "user", "content": "q"}]
+    await wait_for(lambda: [t.answer for t in shell.repl.conversation.turns] == ["second"])
+    await shell.exit()
+
+
+async def test_ctrl_c_mid_answer_keeps_partial_and_shell(
+    shell: Shell, ollama_env: FakeOllama
+) -> None:
+    ollama_env.queue(Reply(pieces=["partial", "more"], fault="never_end", fault_after=1))
+    shell.pipe.send_text("long question\r")
+    assert await asyncio.wait_for(shell.deltas.get(), 10) == "partial"
+    os.kill(os.getpid(), signal.SIGINT)  # what the terminal sends for Ctrl-C while streaming
+    ended = await asyncio.wait_for(shell.ended.get(), 10)
+    assert isinstance(ended, ChatCancelled) and ended.content == "partial"
+    assert await asyncio.to_thread(ollama_env.wait_disconnect, 5)
+    await wait_for(lambda: shell.repl.conversation.turns)
+    turn = shell.repl.conversation.turns[-1]
+    assert (turn.answer, turn.interrupted) == ("partial", True)
+    assert "[interrupted]" in shell.screen
+    assert isinstance(await shell.ask("still there?"), ChatFinished)
+    assert sent_messages(ollama_env)[-2] == {"role": "assistant", "content": "partial"}
+    await shell.exit()
+
+
+async def test_ctrl_c_at_prompt(shell: Shell) -> None:
+    await shell.send("half typed\x03")
+    await wait_for(lambda: shell.repl.session.default_buffer.text == "")
+    await shell.send("\x03")
+    await wait_for(lambda: "Ctrl-D or /exit leaves" in shell.screen)
+    assert not shell.task.done()
+    await shell.send("\x03")
+    await asyncio.wait_for(shell.task, 10)
+
+
+async def test_exit_and_quit(shell: Shell) -> None:
+    await shell.send("/quit\r")
+    await asyncio.wait_for(shell.task, 10)
+
+
+async def test_help_lists_commands(shell: Shell) -> None:
+    await shell.command("/help")
+    for name in ("/model", "/models", "/system", "/clear", "/retry", "/edit", "/file", "/usage"):
+        assert name in shell.screen
+    assert "Alt-Enter" in shell.screen
+    await shell.exit()
+
+
+async def test_file_attaches_to_next_message(
+    shell: Shell, ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("the data\n")
+    await shell.command(f"/file {notes}")
+    assert "attached" in shell.screen
+    await shell.ask("summarise")
+    content = sent_messages(ollama_env)[-1]["content"]
+    assert "the data" in content and content.endswith("summarise")
+    await shell.ask("again")
+    assert sent_messages(ollama_env)[-1]["content"] == "again"  # attached once only
+    binary = tmp_path / "blob.bin"
+    binary.write_bytes(b"\x00\x01\x02")
+    await shell.command(f"/file {binary}")
+    assert "binary" in shell.screen
+    await shell.exit()
+
+
+async def test_usage(shell: Shell) -> None:
+    await shell.ask("hi")
+    await shell.command("/usage")
+    assert "this conversation: 1 turns, 7 tokens in, 4 out" in shell.screen
+    await shell.exit()
+
+
+async def test_edit_sends_what_the_editor_saved(
+    shell: Shell, ollama_env: FakeOllama, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    editor = tmp_path / "editor.py"
+    editor.write_text("import sys\nopen(sys.argv[1], 'w').write('from the editor\\n')\n")
+    monkeypatch.setenv("EDITOR", f"{sys.executable} {editor}")
+    shell.pipe.send_text("/edit\r")
+    await asyncio.wait_for(shell.ended.get(), 10)
+    assert sent_messages(ollama_env)[-1]["content"] == "from the editor"
+    await shell.exit()
+
+
+async def test_set_vi_keys(shell: Shell) -> None:
+    from prompt_toolkit.enums import EditingMode
+
+    await shell.command("/set vi")
+    assert shell.repl.session.editing_mode == EditingMode.VI
+    await shell.exit()
+
+
+async def test_control_characters_in_a_line_are_stripped(
+    shell: Shell, ollama_env: FakeOllama
+) -> None:
+    await shell.ask("\x1b[200~a\x07b\x1b]0;x\x07c\x1b[201~")
+    assert "\x07" not in sent_messages(ollama_env)[-1]["content"]
+    await shell.exit()
+
+
+def test_completion_of_commands_models_and_paths(tmp_path: Path) -> None:
+    from cortan.shell.actions import make_command_table
+    from cortan.shell.completion import ShellCompleter
+
+    (tmp_path / "notes.txt").write_text("x")
+    completer = ShellCompleter(
+        make_command_table(), {"model": lambda: ["ollama:llama3.2:latest", "openai:gpt-4o"]}
+    )
+
+    def complete(text: str) -> list[str]:
+        found = completer.get_completions(Document(text), CompleteEvent())
+        return [c.text for c in found]
+
+    assert "/model" in complete("/") and "/models" in complete("/mo")
+    first = next(iter(completer.get_completions(Document("/he"), CompleteEvent())))
+    assert first.display_meta_text == "list commands and keys"
+    assert complete("/model open") == ["openai:gpt-4o"]
+    assert complete("/model llama") == ["ollama:llama3.2:latest"]
+    assert complete(f"/file {tmp_path}/no") == ["tes.txt"]
+    assert complete("hello /mo") == []

@@ -1,0 +1,134 @@
+"""The recorder on a real App and bus, against the fake Ollama: what is stored, and when."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from cortan.app import App
+from cortan.config.load import load_settings
+from cortan.engine.events import ChatRequested, ChatStarted, TokenDelta
+from cortan.store import SessionStore
+from tests.servers import FakeOllama, Reply
+
+
+@pytest.fixture
+async def app(ollama_env: FakeOllama) -> AsyncIterator[App]:
+    built = App.build(load_settings(retry={"attempts": 1}))
+    yield built
+    await built.aclose()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SessionStore:
+    return SessionStore.open(tmp_path / "data")
+
+
+def request(app: App, prompt: str, **fields: object) -> ChatRequested:
+    return ChatRequested(app.next_id(), prompt, **fields)  # type: ignore[arg-type]
+
+
+async def test_exchange_is_stored_in_a_new_conversation(app: App, store: SessionStore) -> None:
+    recorder = app.attach_store(store)
+    await app.ask(request(app, "hi", system="be brief"))
+    assert recorder.conversation_id is not None
+    conversation = store.get(recorder.conversation_id)
+    assert conversation is not None
+    assert (conversation.system, conversation.model) == ("be brief", "ollama:llama3.2:latest")
+    user, answer = store.messages(conversation.id)
+    assert (user.role, user.content) == ("user", "hi")
+    assert (answer.content, answer.status, answer.provider) == ("Hello, world!", "complete", "ollama")
+    assert (answer.prompt_tokens, answer.completion_tokens) == (7, 4)
+    assert answer.duration is not None and answer.duration > 0
+
+
+async def test_user_message_is_committed_before_the_request_starts(
+    app: App, store: SessionStore, tmp_path: Path
+) -> None:
+    app.attach_store(store)
+    seen: list[list[str]] = []
+
+    def look(event: ChatStarted) -> None:
+        with SessionStore.open(tmp_path / "data") as other:  # another connection: committed?
+            seen.append([e.message.content for e in other.recent_messages()])
+
+    app.bus.subscribe(ChatStarted, look)
+    await app.ask(request(app, "remember me"))
+    assert seen == [["remember me"]]
+
+
+async def test_failed_answer_keeps_partial_text(
+    app: App, store: SessionStore, ollama_env: FakeOllama
+) -> None:
+    recorder = app.attach_store(store)
+    ollama_env.queue(Reply(pieces=["so far"], fault="error_in_stream", error="out of memory"))
+    await app.ask(request(app, "hi"))
+    assert recorder.conversation_id is not None
+    answer = store.messages(recorder.conversation_id)[-1]
+    assert (answer.content, answer.status) == ("so far", "failed")
+
+
+async def test_unknown_model_is_a_failed_empty_answer(app: App, store: SessionStore) -> None:
+    recorder = app.attach_store(store)
+    await app.ask(request(app, "hi", model="ollama:nope"))
+    assert recorder.conversation_id is not None
+    user, answer = store.messages(recorder.conversation_id)
+    assert (answer.content, answer.status, answer.model) == ("", "failed", "nope")
+    conversation = store.get(recorder.conversation_id)
+    assert conversation is not None and conversation.model == "ollama:nope"
+
+
+async def test_cancelled_answer_is_interrupted_with_partial_text(
+    app: App, store: SessionStore, ollama_env: FakeOllama
+) -> None:
+    recorder = app.attach_store(store)
+    ollama_env.queue(Reply(pieces=["so far", "x"], fault="never_end", fault_after=1))
+    first_piece = asyncio.Event()
+    app.bus.subscribe(TokenDelta, lambda event: first_piece.set())
+    task = asyncio.create_task(app.ask(request(app, "hi")))
+    await asyncio.wait_for(first_piece.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert recorder.conversation_id is not None
+    answer = store.messages(recorder.conversation_id)[-1]
+    assert (answer.content, answer.status) == ("so far", "interrupted")
+
+
+async def test_rejected_input_stores_nothing(app: App, store: SessionStore) -> None:
+    recorder = app.attach_store(store)
+    recorder.start_new("never-made")
+    await app.ask(request(app, "   "))
+    assert store.list_conversations() == []
+    assert recorder.conversation_id is None
+
+
+async def test_continue_appends_and_new_names_the_next(app: App, store: SessionStore) -> None:
+    earlier = store.create("earlier", system="terse")
+    recorder = app.attach_store(store)
+    recorder.continue_conversation(earlier.id)
+    await app.ask(request(app, "one", system="terse"))
+    await app.ask(request(app, "two", system="verbose"))
+    recorder.start_new("fresh")
+    await app.ask(request(app, "three"))
+    assert [m.content for m in store.messages(earlier.id) if m.role == "user"] == ["one", "two"]
+    after = store.get(earlier.id)
+    assert after is not None and after.system == "verbose"
+    fresh = store.get_by_name("fresh")
+    assert fresh is not None and fresh.id == recorder.conversation_id
+    assert [m.content for m in store.messages(fresh.id)] == ["three", "Hello, world!"]
+
+
+async def test_a_failing_store_warns_and_the_answer_still_arrives(
+    app: App, store: SessionStore
+) -> None:
+    warnings: list[str] = []
+    app.attach_store(store, warn=warnings.append)
+    store.close()  # every write from now on fails
+    ended = await app.ask(request(app, "hi"))
+    assert ended.content == "Hello, world!"
+    assert len(warnings) == 1
+    assert "not being saved" in warnings[0] and str(store.path) in warnings[0]

@@ -1,0 +1,141 @@
+"""SessionStore: conversations, names, messages, deletion, history selection."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cortan.errors import UsageError
+from cortan.store import SessionStore, StoredMessage
+from cortan.store.records import select_history
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SessionStore]:
+    ticks = itertools.count(1000)
+    with SessionStore.open(tmp_path / "data", clock=lambda: float(next(ticks))) as opened:
+        yield opened
+
+
+def test_create_and_find_by_name_or_id(store: SessionStore) -> None:
+    work = store.create("work", model="ollama:llama3.2", system="be brief")
+    unnamed = store.create()
+    assert store.get_by_name("work") == work
+    assert store.find("work") == work
+    assert store.find(str(work.id)) == work
+    assert store.find(f"#{unnamed.id}") == unnamed
+    assert store.find("nope") is None
+    assert store.find("999") is None
+    assert (work.model, work.system, unnamed.name) == ("ollama:llama3.2", "be brief", None)
+
+
+@pytest.mark.parametrize("name", ["", "   ", "12", "#12", "a\nb", "x" * 101])
+def test_bad_names_are_refused(store: SessionStore, name: str) -> None:
+    with pytest.raises(UsageError):
+        store.create(name)
+
+
+def test_names_are_unique(store: SessionStore) -> None:
+    store.create("work")
+    with pytest.raises(UsageError, match="already exists"):
+        store.create("work")
+    other = store.create("play")
+    with pytest.raises(UsageError, match="already exists"):
+        store.rename(other.id, "work")
+    store.rename(other.id, "play")  # its own name again is fine
+    store.rename(other.id, "games")
+    assert store.find("games") is not None and store.find("play") is None
+    assert len(store.list_conversations()) == 2  # the refused create left nothing behind
+
+
+def test_messages_in_order_with_metadata(store: SessionStore) -> None:
+    conversation = store.create()
+    store.add_message(conversation.id, "user", "hi")
+    store.add_message(
+        conversation.id, "assistant", "hello", model="llama3.2", provider="ollama",
+        prompt_tokens=3, completion_tokens=1, duration=0.5,
+    )  # fmt: skip
+    user, answer = store.messages(conversation.id)
+    assert (user.role, user.content, user.status, user.model) == ("user", "hi", "complete", None)
+    assert (answer.prompt_tokens, answer.completion_tokens, answer.duration) == (3, 1, 0.5)
+    assert answer.created > user.created
+
+
+def test_an_answer_sets_the_conversation_model_and_updated_time(store: SessionStore) -> None:
+    conversation = store.create(model="fast")
+    store.add_message(conversation.id, "user", "hi")
+    store.add_message(conversation.id, "assistant", "yo", model="llama3.2", provider="ollama")
+    after = store.get(conversation.id)
+    assert after is not None
+    assert after.model == "ollama:llama3.2"
+    assert after.updated > conversation.updated
+    assert (after.message_count, after.title) == (2, "hi")
+
+
+def test_latest_is_the_most_recently_written(store: SessionStore) -> None:
+    first, second = store.create(), store.create()
+    assert store.latest() == second
+    store.add_message(first.id, "user", "back to the first")
+    latest = store.latest()
+    assert latest is not None and latest.id == first.id
+    assert [c.id for c in store.list_conversations()] == [first.id, second.id]
+    assert [c.id for c in store.list_conversations(limit=1)] == [first.id]
+
+
+def test_delete_removes_messages_and_their_search_entries(store: SessionStore) -> None:
+    keep, drop = store.create(), store.create("drop")
+    store.add_message(keep.id, "user", "walrus kept")
+    store.add_message(drop.id, "user", "walrus dropped")
+    assert store.delete(drop.id)
+    assert not store.delete(drop.id)
+    assert store.messages(drop.id) == []
+    assert [e.message.content for e in store.search("walrus")] == ["walrus kept"]
+    assert store.stats().messages == 1
+
+
+def test_recent_messages_newest_first_across_conversations(store: SessionStore) -> None:
+    a, b = store.create("a"), store.create()
+    store.add_message(a.id, "user", "one")
+    store.add_message(b.id, "user", "two")
+    store.add_message(a.id, "user", "three")
+    entries = store.recent_messages(2)
+    assert [(e.message.content, e.conversation_label) for e in entries] == [
+        ("three", f"#{a.id} a"),
+        ("two", f"#{b.id}"),
+    ]
+
+
+def test_update_model_and_system(store: SessionStore) -> None:
+    conversation = store.create(system="old")
+    store.update(conversation.id, model="openai:gpt-4o", system=None)
+    after = store.get(conversation.id)
+    assert after is not None and (after.model, after.system) == ("openai:gpt-4o", None)
+
+
+def message(i: int, role: str, status: str = "complete", content: str = "x") -> StoredMessage:
+    return StoredMessage(i, 1, role, content, float(i), status)  # type: ignore[arg-type]
+
+
+def test_history_leaves_out_failed_and_unanswered_turns() -> None:
+    messages = [
+        message(1, "user", content="ok question"),
+        message(2, "assistant", content="ok answer"),
+        message(3, "user", content="failed question"),
+        message(4, "assistant", "failed", content="half"),
+        message(5, "user", content="interrupted question"),
+        message(6, "assistant", "interrupted", content="partial"),
+        message(7, "user", content="cut before any text"),
+        message(8, "assistant", "interrupted", content=""),
+        message(9, "user", content="killed: never answered"),
+    ]
+    kept = [m.content for m in select_history(messages)]
+    assert kept == [
+        "ok question",
+        "ok answer",
+        "interrupted question",
+        "partial",
+        "cut before any text",
+    ]

@@ -1,0 +1,123 @@
+"""The import budget (issue 7): what loading cortan and running one command may import.
+
+As click's own ``tests/test_imports.py`` does, each check runs a fresh interpreter
+and reads ``sys.modules``. The command runs through the real entry point inside a
+small wrapper of this test's own: an ``atexit`` handler, registered before cortan
+loads, writes the modules that were loaded by the time the process exits.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.servers import FakeOllama, FakeOpenAI
+
+#: Heavy libraries that `import cortan`, the CLI module and `cortan --help` must not load.
+HEAVY = (
+    "openai",
+    "ollama",
+    "prompt_toolkit",
+    "pydantic_settings",
+    "keyring",
+    "rich.markdown",
+)
+
+LOADED_AFTER = """
+import json, sys
+for name in sys.argv[1:]:
+    __import__(name)
+json.dump(sorted(sys.modules), sys.stdout)
+"""
+
+# Runs the `cortan` entry point with argv[2:]; at exit, writes sys.modules to argv[1].
+WRAPPER = """
+import atexit, json, sys
+out = sys.argv[1]
+def dump():
+    with open(out, "w") as f:
+        json.dump(sorted(sys.modules), f)
+atexit.register(dump)
+sys.argv = ["cortan", *sys.argv[2:]]
+from cortan.cli import main
+main()
+"""
+
+
+def loaded_by(*modules: str) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", LOADED_AFTER, *modules],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return set(json.loads(done.stdout))
+
+
+def loaded_running(tmp_path: Path, *args: str) -> tuple[set[str], subprocess.CompletedProcess[str]]:
+    out = tmp_path / "modules.json"
+    done = subprocess.run(
+        [sys.executable, "-c", WRAPPER, str(out), *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=30,
+        check=False,
+    )
+    assert out.exists(), done.stderr
+    return set(json.loads(out.read_text())), done
+
+
+def heavy_in(modules: set[str], names: tuple[str, ...] = HEAVY) -> list[str]:
+    return sorted(m for m in modules for name in names if m == name or m.startswith(name + "."))
+
+
+@pytest.mark.parametrize("module", ["cortan", "cortan.cli", "cortan.cli.main"])
+def test_import_loads_no_heavy_library(module: str) -> None:
+    assert heavy_in(loaded_by(module)) == []
+
+
+def test_import_cortan_loads_neither_typer_nor_rich() -> None:
+    # `cortan --version` is answered from here: it must cost about a bare interpreter.
+    assert heavy_in(loaded_by("cortan", "cortan.cli"), ("typer", "rich", "pydantic")) == []
+
+
+def test_help_loads_no_heavy_library(tmp_path: Path) -> None:
+    modules, done = loaded_running(tmp_path, "--help")
+    assert done.returncode == 0, done.stderr
+    assert "Usage" in done.stdout
+    assert heavy_in(modules, (*HEAVY, "rich", "asyncio")) == []
+
+
+def test_version_loads_only_cortan(tmp_path: Path) -> None:
+    modules, done = loaded_running(tmp_path, "--version")
+    assert done.returncode == 0, done.stderr
+    assert heavy_in(modules, ("typer", "rich", "pydantic", "asyncio")) == []
+
+
+def test_ask_ollama_never_imports_openai(tmp_path: Path, ollama_env: FakeOllama) -> None:
+    modules, done = loaded_running(tmp_path, "ask", "-m", "ollama:llama3.2:latest", "hi")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "Hello, world!\n"
+    assert "ollama" in modules
+    assert heavy_in(modules, ("openai", "httpx2", "prompt_toolkit", "keyring")) == []
+
+
+def test_ask_openai_never_imports_ollama(tmp_path: Path, openai_env: FakeOpenAI) -> None:
+    modules, done = loaded_running(tmp_path, "ask", "-m", "openai:gpt-4o-mini", "hi")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "Hello, world!\n"
+    assert "openai" in modules
+    assert heavy_in(modules, ("ollama", "prompt_toolkit", "keyring")) == []
+
+
+def test_piped_answer_loads_no_markdown_renderer(tmp_path: Path, ollama_env: FakeOllama) -> None:
+    # stdout is a pipe here: plain text, so rich's markdown stack has no business loading.
+    modules, done = loaded_running(tmp_path, "ask", "hi")
+    assert done.returncode == 0, done.stderr
+    assert heavy_in(modules, ("rich.markdown", "markdown_it", "pygments")) == []
