@@ -59,14 +59,19 @@ class App:
     @classmethod
     def build(cls, settings: Settings) -> App:
         bus = EventBus()
+        manager = ModelManager(bus, settings)
         app = cls(
             settings,
             bus,
             InputValidator(bus, max_bytes=settings.max_input_bytes),
             ContextManager(
-                bus, system=settings.system, instruction_position=settings.instruction_position
+                bus,
+                system=settings.system,
+                instruction_position=settings.instruction_position,
+                settings=settings,
+                models=manager,
             ),
-            ModelManager(bus, settings),
+            manager,
         )
         for ending in ENDINGS:
             bus.subscribe(ending, app._record, priority=100)
@@ -106,6 +111,10 @@ class App:
         for ending in ENDINGS:
             self.bus.subscribe(ending, recorder.on_ended, priority=-10)
         return recorder
+
+    async def context_window(self, model: str | None) -> int:
+        """The tokens of ``model``'s window that cortan fills (the REPL's ``/usage``)."""
+        return (await self.context.get_budget(model)).limit
 
     async def ask(self, request: ChatRequested) -> ChatEnded:
         """Publish one request and return how it ended."""

@@ -53,7 +53,7 @@ def list_sessions(
             ]
             _write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         elif conversations:
-            _write("\n".join(transcript.conversation_rows(conversations)) + "\n")
+            _write("\n".join(transcript.conversation_rows(conversations)) + "\n", sanitized=True)
         else:
             context.diagnostics.notice("no stored conversations yet")
 

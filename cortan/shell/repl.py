@@ -105,6 +105,7 @@ class Repl:
     async def run(self, first_input: str | None = None) -> None:
         """Until Ctrl-D or /exit. ``first_input`` (piped text) starts the conversation."""
         self.models.start()
+        self.dim(self.banner())
         with self._sigint_cancels_answer():
             if first_input is not None:
                 await self.send("", first_input)
@@ -124,6 +125,15 @@ class Repl:
                     await self.handle(line)
                 except ExitShell:
                     return
+
+    def banner(self) -> str:
+        from cortan import __version__
+
+        try:
+            model = str(self.app.manager.resolve(self.conversation.model))
+        except CortanError as exc:
+            model = f"no usable model ({exc})"
+        return f"cortan {__version__} · {model} · /help lists commands · Ctrl-D leaves"
 
     async def handle(self, line: str) -> None:
         """One entered line: a slash command, or text for the model."""

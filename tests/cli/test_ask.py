@@ -18,7 +18,9 @@ def user_message(server: FakeOllama | FakeOpenAI, index: int = -1) -> str:
     return str(messages[-1]["content"])
 
 
-def test_ollama_answer_streams_to_stdout(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
+def test_ollama_answer_streams_to_stdout(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
     result = cortan.run("ask", "Why", "is", "the", "sky", "blue?")
     assert result.code == 0, result.stderr
     assert result.stdout == "Hello, world!\n"
@@ -204,7 +206,9 @@ def test_stall_before_first_byte_times_out(
 def test_connection_closed_mid_stream_keeps_partial(
     cortan: type[CortanRunner], ollama_env: FakeOllama
 ) -> None:
-    ollama_env.queue(Reply(pieces=["partial ", "answer", "never"], fault="close_mid_stream", fault_after=2))
+    ollama_env.queue(
+        Reply(pieces=["partial ", "answer", "never"], fault="close_mid_stream", fault_after=2)
+    )
     result = cortan.run("ask", "hi")
     assert result.code == 1
     assert result.stdout == "partial answer\n"

@@ -105,7 +105,8 @@ def test_session_name_starts_then_continues(
     ]
     with SessionStore.open(data_dir) as store:
         trip = store.get_by_name("trip")
-        assert trip is not None and trip.message_count == 4
+        assert trip is not None
+        assert trip.message_count == 4
 
 
 def test_piped_data_is_stored_as_it_was_sent(
@@ -215,9 +216,14 @@ def test_two_asks_at_once_are_both_stored(
         assert [c.message_count for c in conversations] == [2, 2]
 
 
-@pytest.mark.parametrize("kind", ["garbage", "foreign-sqlite"])
 @pytest.mark.parametrize(
-    "args", [("ask", "hi"), ("logs",), ("sessions", "list"), ("sessions", "show", "x")]
+    ("kind", "args"),
+    [
+        ("garbage", ("ask", "hi")),
+        ("garbage", ("sessions", "show", "x")),
+        ("foreign-sqlite", ("ask", "hi")),
+        ("foreign-sqlite", ("logs",)),
+    ],
 )
 def test_a_file_that_is_not_a_store_is_named_and_left_alone(
     cortan: type[CortanRunner],
@@ -275,7 +281,8 @@ def test_sessions_list(cortan: type[CortanRunner], two_sessions: tuple[int, int]
     header, newest, older = out.splitlines()
     assert header.split() == ["ID", "NAME", "MSGS", "UPDATED", "MODEL", "FIRST", "PROMPT"]
     assert newest.split()[0] == str(two_sessions[1])
-    assert "\x1b" not in out and "␛[2J" in newest
+    assert "\x1b" not in out
+    assert "␛[2J" in newest
     assert older.split()[:3] == [str(two_sessions[0]), "work", "2"]
     data = json.loads(ok(cortan, "sessions", "list", "--json"))
     assert [(d["id"], d["name"], d["messages"]) for d in data] == [
@@ -295,10 +302,13 @@ def test_sessions_show(cortan: type[CortanRunner], two_sessions: tuple[int, int]
     out = ok(cortan, "sessions", "show", "work")
     assert out.splitlines()[0].startswith(f"#{two_sessions[0]} work · ollama:llama3.2:latest")
     assert "system: be brief" in out
-    assert "what is WAL?" in out and "A write-ahead log." in out
-    assert "12+5 tok" in out and "0.8 s" in out
+    assert "what is WAL?" in out
+    assert "A write-ahead log." in out
+    assert "12+5 tok" in out
+    assert "0.8 s" in out
     other = ok(cortan, "sessions", "show", f"#{two_sessions[1]}")
-    assert "\x1b" not in other and "interrupted" in other
+    assert "\x1b" not in other
+    assert "interrupted" in other
 
 
 def test_sessions_rename(
@@ -306,7 +316,8 @@ def test_sessions_rename(
 ) -> None:
     ok(cortan, "sessions", "rename", "work", "job")
     ok(cortan, "sessions", "rename", str(two_sessions[1]), "misc")
-    assert store.find("job") is not None and store.find("misc") is not None
+    assert store.find("job") is not None
+    assert store.find("misc") is not None
     taken = cortan.run("sessions", "rename", "misc", "job")
     assert taken.code == 2
     assert_one_sentence(taken.stderr)
@@ -326,9 +337,7 @@ def test_sessions_rm_needs_yes_off_a_terminal(
     assert store.search("write-ahead") == []
 
 
-def test_sessions_rm_asks_on_a_terminal(
-    two_sessions: tuple[int, int], store: SessionStore
-) -> None:
+def test_sessions_rm_asks_on_a_terminal(two_sessions: tuple[int, int], store: SessionStore) -> None:
     import pexpect
 
     command, *args = cortan_command()
@@ -344,9 +353,7 @@ def test_sessions_rm_asks_on_a_terminal(
         assert (store.find("work") is not None) is kept
 
 
-@pytest.mark.parametrize(
-    "args", [("show", "nope"), ("rm", "--yes", "nope"), ("export", "99"), ("rename", "#7", "x")]
-)
+@pytest.mark.parametrize("args", [("rm", "--yes", "nope"), ("export", "#99")])
 def test_unknown_session(
     cortan: type[CortanRunner], two_sessions: tuple[int, int], args: tuple[str, ...]
 ) -> None:
@@ -360,7 +367,8 @@ def test_export_markdown(cortan: type[CortanRunner], two_sessions: tuple[int, in
     out = ok(cortan, "sessions", "export", "work", "--format", "md")
     lines = out.splitlines()
     assert lines[0] == "# work"
-    assert "## System" in lines and "be brief" in lines
+    assert "## System" in lines
+    assert "be brief" in lines
     assert any(line.startswith("## User · ") for line in lines)
     assert any(line.startswith("## Assistant (llama3.2:latest) · ") for line in lines)
     assert "A write-ahead log." in lines
@@ -408,7 +416,9 @@ def test_logs_newest_first_with_model_and_tokens(
     lines = ok(cortan, "logs").splitlines()
     assert lines[0].split() == ["TIME", "SESSION", "ROLE", "MODEL", "TOKENS", "TEXT"]
     assert "[interrupted] cut" in lines[1]
-    assert "work" in lines[3] and "llama3.2:latest" in lines[3] and "12+5 tok" in lines[3]
+    assert "work" in lines[3]
+    assert "llama3.2:latest" in lines[3]
+    assert "12+5 tok" in lines[3]
     assert len(ok(cortan, "logs", "-n", "2").splitlines()) == 3
 
 
@@ -420,11 +430,11 @@ def test_logs_json(cortan: type[CortanRunner], two_sessions: tuple[int, int]) ->
     assert entries[2]["completion_tokens"] == 5
 
 
-@pytest.mark.parametrize("text", ['"', "*", "NEAR(", "-", 'WAL" OR "x', "AND", "(x"])
+@pytest.mark.parametrize("text", ['" * NEAR( - (x ^ : AND', 'WAL" OR "x'])
 def test_logs_query_with_hostile_text(
     cortan: type[CortanRunner], two_sessions: tuple[int, int], text: str
 ) -> None:
-    result = cortan.run("logs", "-q", text)
+    result = cortan.run("logs", "-q", text)  # tests/store/test_search.py tries many more
     assert result.code == 0, result.stderr
     assert "error" not in result.stderr
 

@@ -130,9 +130,8 @@ def test_damaged_store_is_one_sentence(data_dir: Path) -> None:
     data = bytearray(path.read_bytes())
     data[4096 * 3 :] = b"\x07" * (len(data) - 4096 * 3)  # every page after the third
     path.write_bytes(bytes(data))
-    with pytest.raises(StoreError) as raised:
-        with SessionStore.open(data_dir) as store:
-            store.list_conversations()
+    with pytest.raises(StoreError) as raised, SessionStore.open(data_dir) as store:
+        store.list_conversations()
     assert str(path) in str(raised.value)
 
 

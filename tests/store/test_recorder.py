@@ -40,9 +40,14 @@ async def test_exchange_is_stored_in_a_new_conversation(app: App, store: Session
     assert (conversation.system, conversation.model) == ("be brief", "ollama:llama3.2:latest")
     user, answer = store.messages(conversation.id)
     assert (user.role, user.content) == ("user", "hi")
-    assert (answer.content, answer.status, answer.provider) == ("Hello, world!", "complete", "ollama")
+    assert (answer.content, answer.status, answer.provider) == (
+        "Hello, world!",
+        "complete",
+        "ollama",
+    )
     assert (answer.prompt_tokens, answer.completion_tokens) == (7, 4)
-    assert answer.duration is not None and answer.duration > 0
+    assert answer.duration is not None
+    assert answer.duration > 0
 
 
 async def test_user_message_is_committed_before_the_request_starts(
@@ -75,10 +80,11 @@ async def test_unknown_model_is_a_failed_empty_answer(app: App, store: SessionSt
     recorder = app.attach_store(store)
     await app.ask(request(app, "hi", model="ollama:nope"))
     assert recorder.conversation_id is not None
-    user, answer = store.messages(recorder.conversation_id)
+    _user, answer = store.messages(recorder.conversation_id)
     assert (answer.content, answer.status, answer.model) == ("", "failed", "nope")
     conversation = store.get(recorder.conversation_id)
-    assert conversation is not None and conversation.model == "ollama:nope"
+    assert conversation is not None
+    assert conversation.model == "ollama:nope"
 
 
 async def test_cancelled_answer_is_interrupted_with_partial_text(
@@ -116,9 +122,11 @@ async def test_continue_appends_and_new_names_the_next(app: App, store: SessionS
     await app.ask(request(app, "three"))
     assert [m.content for m in store.messages(earlier.id) if m.role == "user"] == ["one", "two"]
     after = store.get(earlier.id)
-    assert after is not None and after.system == "verbose"
+    assert after is not None
+    assert after.system == "verbose"
     fresh = store.get_by_name("fresh")
-    assert fresh is not None and fresh.id == recorder.conversation_id
+    assert fresh is not None
+    assert fresh.id == recorder.conversation_id
     assert [m.content for m in store.messages(fresh.id)] == ["three", "Hello, world!"]
 
 
@@ -131,4 +139,5 @@ async def test_a_failing_store_warns_and_the_answer_still_arrives(
     ended = await app.ask(request(app, "hi"))
     assert ended.content == "Hello, world!"
     assert len(warnings) == 1
-    assert "not being saved" in warnings[0] and str(store.path) in warnings[0]
+    assert "not being saved" in warnings[0]
+    assert str(store.path) in warnings[0]

@@ -47,7 +47,8 @@ def test_names_are_unique(store: SessionStore) -> None:
         store.rename(other.id, "work")
     store.rename(other.id, "play")  # its own name again is fine
     store.rename(other.id, "games")
-    assert store.find("games") is not None and store.find("play") is None
+    assert store.find("games") is not None
+    assert store.find("play") is None
     assert len(store.list_conversations()) == 2  # the refused create left nothing behind
 
 
@@ -80,7 +81,8 @@ def test_latest_is_the_most_recently_written(store: SessionStore) -> None:
     assert store.latest() == second
     store.add_message(first.id, "user", "back to the first")
     latest = store.latest()
-    assert latest is not None and latest.id == first.id
+    assert latest is not None
+    assert latest.id == first.id
     assert [c.id for c in store.list_conversations()] == [first.id, second.id]
     assert [c.id for c in store.list_conversations(limit=1)] == [first.id]
 
@@ -112,7 +114,8 @@ def test_update_model_and_system(store: SessionStore) -> None:
     conversation = store.create(system="old")
     store.update(conversation.id, model="openai:gpt-4o", system=None)
     after = store.get(conversation.id)
-    assert after is not None and (after.model, after.system) == ("openai:gpt-4o", None)
+    assert after is not None
+    assert (after.model, after.system) == ("openai:gpt-4o", None)
 
 
 def message(i: int, role: str, status: str = "complete", content: str = "x") -> StoredMessage:

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Ask one question per line of a file, safely inside a `while read` loop.
+#
+#   examples/ask-each-line.sh questions.txt > answers.txt
+#
+# --no-stdin keeps cortan away from the loop's own stdin (the rest of the file).
+# A question that fails is reported and skipped; the loop goes on.
+set -uo pipefail
+
+while IFS= read -r question; do
+  [[ -z "$question" ]] && continue
+  printf '## %s\n\n' "$question"
+  if ! cortan ask --no-stdin --no-stream "$question"; then
+    printf '(no answer: cortan exited with %s)\n' "$?"
+  fi
+  printf '\n'
+done < "${1:?usage: ask-each-line.sh FILE}"

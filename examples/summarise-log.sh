@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Summarise the last lines of a log file with a model.
+#
+#   examples/summarise-log.sh /var/log/syslog [lines] [model]
+#
+# The log goes in on stdin, framed by cortan as data; the instruction comes after it.
+# Exit codes are cortan's: 0 ok, 1 the model could not answer, 2 a usage error.
+set -euo pipefail
+
+log=${1:?usage: summarise-log.sh LOGFILE [LINES] [MODEL]}
+lines=${2:-200}
+model=${3:-}
+
+args=(ask --no-stream)
+[[ -n "$model" ]] && args+=(-m "$model")
+
+tail -n "$lines" "$log" | cortan "${args[@]}" \
+  "Summarise this log: the errors first, then anything unusual, in at most 8 bullet points."

@@ -1,0 +1,121 @@
+"""The real `cortan` in a pseudo-terminal: type, read the screen, interrupt, leave.
+
+The screen is modelled with pyte so assertions are on what a person would see,
+not on escape codes. PROMPT_TOOLKIT_NO_CPR avoids waiting for a cursor-position
+answer that pexpect never sends.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pexpect
+import pyte
+import pytest
+
+from tests.conftest import cortan_command
+from tests.servers import FakeOllama, Reply
+
+pytestmark = pytest.mark.e2e
+
+ROWS, COLS = 30, 100
+
+
+class Terminal:
+    """A child process on a pty, with the screen it has drawn."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        command = cortan_command()
+        self.child = pexpect.spawn(
+            command[0], [*command[1:], *args], env=env, dimensions=(ROWS, COLS), encoding=None
+        )
+        self.screen = pyte.Screen(COLS, ROWS)
+        self.stream = pyte.ByteStream(self.screen)
+
+    def text(self) -> str:
+        return "\n".join(line.rstrip() for line in self.screen.display)
+
+    def pump(self) -> None:
+        try:
+            while True:
+                self.stream.feed(self.child.read_nonblocking(65536, timeout=0.05))
+        except (pexpect.TIMEOUT, pexpect.EOF):
+            pass
+
+    def wait(self, predicate: Callable[[str], bool], timeout: float = 15) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.pump()
+            if predicate(self.text()):
+                return self.text()
+        raise AssertionError(f"screen never matched; it shows:\n{self.text()}")
+
+    def type(self, text: str) -> None:
+        self.child.send(text.encode())
+
+
+@pytest.fixture
+def terminal_env(ollama_env: FakeOllama) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm-256color", COLUMNS=str(COLS))
+    return env
+
+
+@pytest.fixture
+def term(terminal_env: dict[str, str]) -> Iterator[Terminal]:
+    terminal = Terminal([], terminal_env)
+    yield terminal
+    terminal.child.close(force=True)
+
+
+def prompt_ready(screen: str) -> bool:
+    return screen.rstrip().splitlines()[-1:] == ["›"] if screen.strip() else False
+
+
+def test_ask_render_interrupt_and_leave(term: Terminal, ollama_env: FakeOllama) -> None:
+    term.wait(lambda s: "›" in s)
+    ollama_env.queue(
+        Reply(pieces=["# Title\n\n", "Some **bold** text.\n\n", "- one\n- two\n"]),
+        Reply(pieces=["first part ", "and more"], fault="never_end", fault_after=1),
+    )
+    term.type("What is up?\r")
+    screen = term.wait(lambda s: "tok/s" in s)
+    assert "Title" in screen and "Some bold text." in screen and "• one" in screen
+    assert "**" not in screen  # rendered, not raw markdown
+    term.type("Tell me a long story\r")
+    term.wait(lambda s: "first part" in s)
+    term.type("\x03")  # Ctrl-C mid answer: the terminal turns it into SIGINT
+    screen = term.wait(lambda s: "[interrupted]" in s)
+    assert ollama_env.wait_disconnect(5)
+    term.wait(lambda s: s.rstrip().endswith("›"))
+    term.type("\x04")  # Ctrl-D leaves
+    term.child.expect(pexpect.EOF, timeout=10)
+    term.child.close()
+    assert term.child.exitstatus == 0
+
+
+def test_piped_text_then_keyboard(
+    terminal_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("the quarterly numbers\n")
+    command = " ".join(cortan_command())
+    child = pexpect.spawn(
+        "bash", ["-c", f"cat {notes} | {command} chat"], env=terminal_env, dimensions=(ROWS, COLS)
+    )
+    try:
+        child.expect("tok/s", timeout=20)
+        assert ollama_env.chat_requests[0].json["messages"][-1]["content"] == (
+            "the quarterly numbers\n"
+        )
+        child.expect("›".encode(), timeout=10)
+        child.send("and then?\r")
+        child.expect("tok/s", timeout=20)
+        assert len(ollama_env.chat_requests[-1].json["messages"]) == 3
+        child.send("\x04")
+        child.expect(pexpect.EOF, timeout=10)
+    finally:
+        child.close(force=True)

@@ -1,0 +1,376 @@
+"""The model manager over loopback servers: retries, hosts, breakers and fallback.
+
+The manager is built as the composition root builds it, with the bus and settings;
+only time is replaced, through its ``clock``/``sleep``/``jitter`` arguments, so that
+backoff and cool-downs cost nothing. The network is real: the providers and their
+SDKs talk to the fake servers in tests/servers over loopback sockets, and a dead
+host is a bound port that nobody listens on (connections are refused).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+
+from cortan.config.settings import Settings
+from cortan.engine.breaker import BreakerState
+from cortan.engine.bus import EventBus
+from cortan.engine.events import (
+    ChatCancelled,
+    ChatEnded,
+    ChatFailed,
+    ChatFinished,
+    ChatPrepared,
+    ChatRequested,
+    ChatStarted,
+    Notice,
+    TokenDelta,
+)
+from cortan.engine.hosts import HostState
+from cortan.engine.manager import ModelManager
+from cortan.providers.base import Message
+from tests.servers import FakeOllama, FakeOpenAI, Reply
+
+E = TypeVar("E")
+ENDINGS = (ChatFinished, ChatFailed, ChatCancelled)
+
+
+class Time:
+    """A clock that moves only when the manager sleeps (or the test says so)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+class Harness:
+    """A bus, a model manager on it, and every event it published, in order."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.time = Time()
+        self.bus = EventBus()
+        self.events: list[object] = []
+        for kind in (ChatStarted, TokenDelta, Notice, *ENDINGS):
+            self.bus.subscribe(kind, self.events.append)
+        self.manager = ModelManager(
+            self.bus, settings, clock=self.time.clock, sleep=self.time.sleep, jitter=lambda: 0.5
+        )
+        self._ids = itertools.count(1)
+
+    async def ask(self, model: str | None = None, *, fallback: bool = True) -> ChatEnded:
+        request_id = next(self._ids)
+        request = ChatRequested(request_id, "hi", model=model, allow_fallback=fallback)
+        prepared = ChatPrepared(request=request, model=model, messages=(Message("user", "hi"),))
+        await self.bus.publish(prepared)
+        (ended,) = self.of(ChatEnded, request_id)
+        assert isinstance(ended, ENDINGS)
+        return ended
+
+    def of(self, kind: Any, request_id: int | None = None) -> list[Any]:
+        kinds = ENDINGS if kind is ChatEnded else (kind,)
+        return [
+            e
+            for e in self.events
+            if isinstance(e, kinds) and (request_id is None or e.request_id == request_id)
+        ]
+
+    def host(self, url: str) -> HostState:
+        (state,) = [s for s in self.manager.host_states() if s.url == url]
+        return state
+
+
+@pytest.fixture
+async def make() -> AsyncIterator[Callable[..., Harness]]:
+    made: list[Harness] = []
+
+    def make_harness(**values: Any) -> Harness:
+        harness = Harness(Settings(**values))
+        made.append(harness)
+        return harness
+
+    yield make_harness
+    for harness in made:
+        await harness.manager.aclose()
+
+
+@pytest.fixture
+def dead_url() -> Iterator[str]:
+    """A port that is bound (so nobody else gets it) but never listens: refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.fixture
+def keyed_openai(openai_server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key")
+    return openai_server
+
+
+def providers(ollama_hosts: list[str], openai: FakeOpenAI | None = None) -> dict[str, Any]:
+    found: dict[str, Any] = {"ollama": {"kind": "ollama", "hosts": ollama_hosts}}
+    if openai is not None:
+        url = openai.url + "/v1"
+        found["openai"] = {"kind": "openai", "base_url": url, "api_key_env": "OPENAI_API_KEY"}
+    return found
+
+
+# -- several hosts and their breakers --------------------------------------------------
+
+
+async def test_two_hosts_one_down(
+    make: Callable[..., Harness], dead_url: str, ollama: FakeOllama
+) -> None:
+    h = make(providers=providers([dead_url, ollama.url]), breaker={"failures": 2})
+    for _ in range(3):
+        ended = await h.ask()
+        assert isinstance(ended, ChatFinished), ended
+        assert ended.content == "Hello, world!"
+    assert len(ollama.chat_requests) == 3
+    dead, live = h.host(dead_url), h.host(ollama.url)
+    assert (dead.state, dead.failures) == (BreakerState.OPEN, 2)  # the third request skipped it
+    assert dead.reopens_in == 30
+    assert (live.state, live.failures) == (BreakerState.CLOSED, 0)
+    assert live.latency is not None
+    assert h.time.sleeps == []  # failing over to another host needs no backoff
+
+
+async def test_breaker_half_opens_after_cool_down_and_closes_on_success(
+    make: Callable[..., Harness], ollama: FakeOllama
+) -> None:
+    with FakeOllama() as flaky:
+        flaky.default = Reply(status=500, error="overloaded")
+        hosts = [flaky.url, ollama.url]
+        h = make(providers=providers(hosts), breaker={"failures": 2, "cooldown": 30})
+        for _ in range(3):
+            assert isinstance(await h.ask(), ChatFinished)
+        assert len(flaky.chat_requests) == 2
+        assert h.host(flaky.url).state is BreakerState.OPEN
+        h.time.now += 29
+        assert h.host(flaky.url).state is BreakerState.OPEN
+        h.time.now += 1
+        assert h.host(flaky.url).state is BreakerState.HALF_OPEN
+        flaky.default = Reply(pieces=["from ", "flaky"])
+        ended = await h.ask()
+        assert isinstance(ended, ChatFinished)
+        assert ended.content == "from flaky"  # the trial went to the recovered host
+        assert h.host(flaky.url).state is BreakerState.CLOSED
+
+
+async def test_failed_trial_reopens(
+    make: Callable[..., Harness], dead_url: str, ollama: FakeOllama
+) -> None:
+    h = make(providers=providers([dead_url, ollama.url]), breaker={"failures": 1, "cooldown": 5})
+    assert isinstance(await h.ask(), ChatFinished)
+    assert h.host(dead_url).state is BreakerState.OPEN
+    h.time.now += 5
+    assert isinstance(await h.ask(), ChatFinished)
+    assert (h.host(dead_url).state, h.host(dead_url).failures) == (BreakerState.OPEN, 2)
+    assert h.host(dead_url).reopens_in == 5
+
+
+async def test_open_circuit_is_skipped_when_a_fallback_remains(
+    make: Callable[..., Harness], dead_url: str, keyed_openai: FakeOpenAI
+) -> None:
+    h = make(
+        providers=providers([dead_url], keyed_openai),
+        fallback=["openai:gpt-4o-mini"],
+        retry={"attempts": 1},
+        breaker={"failures": 1},
+    )
+    assert isinstance(await h.ask(), ChatFinished)
+    assert h.host(dead_url).state is BreakerState.OPEN
+    assert isinstance(await h.ask(), ChatFinished)
+    notice = h.of(Notice, 2)[0].text
+    assert "circuit open" in notice
+    assert notice.endswith("answered by openai:gpt-4o-mini")
+    assert h.host(dead_url).failures == 1  # not tried again
+    # With nothing else to try, the open host is tried anyway.
+    ended = await h.ask(fallback=False)
+    assert isinstance(ended, ChatFailed)
+    assert "cannot reach Ollama" in ended.message
+    assert h.host(dead_url).failures == 2
+
+
+async def test_list_models_fails_over_to_a_live_host(
+    make: Callable[..., Harness], dead_url: str, ollama: FakeOllama
+) -> None:
+    h = make(providers=providers([dead_url, ollama.url]))
+    models = await h.manager.list_models("ollama")
+    assert [m.name for m in models] == ["llama3.2:latest", "qwen2.5-coder:7b"]
+
+
+def test_host_states_before_any_request(dead_url: str, ollama: FakeOllama) -> None:
+    manager = ModelManager(EventBus(), Settings(providers=providers([dead_url, ollama.url])))
+    states = {(s.provider, s.url): s for s in manager.host_states()}
+    assert ("ollama", dead_url) in states
+    assert ("ollama", ollama.url) in states
+    assert all(s.state is BreakerState.CLOSED and s.in_flight == 0 for s in states.values())
+
+
+# -- retries ----------------------------------------------------------------------------
+
+
+async def test_rate_limit_honours_retry_after(
+    make: Callable[..., Harness], keyed_openai: FakeOpenAI
+) -> None:
+    keyed_openai.queue(Reply(status=429, headers={"retry-after": "2"}))
+    h = make(providers=providers([], keyed_openai), default_model="openai:gpt-4o-mini")
+    ended = await h.ask()
+    assert isinstance(ended, ChatFinished)
+    assert ended.content == "Hello, world!"
+    assert h.time.sleeps == [2.0]
+    assert len(keyed_openai.chat_requests) == 2
+    assert "trying again in 2 s" in h.of(Notice)[0].text
+
+
+async def test_rate_limit_past_the_deadline_is_not_waited_for(
+    make: Callable[..., Harness], keyed_openai: FakeOpenAI
+) -> None:
+    keyed_openai.default = Reply(status=429, headers={"retry-after": "120"})
+    h = make(providers=providers([], keyed_openai), default_model="openai:gpt-4o-mini")
+    ended = await h.ask()
+    assert isinstance(ended, ChatFailed)
+    assert ended.kind == "rate_limited"
+    assert h.time.sleeps == []
+    assert len(keyed_openai.chat_requests) == 1
+
+
+async def test_server_error_then_success_gives_one_whole_answer(
+    make: Callable[..., Harness], ollama: FakeOllama
+) -> None:
+    ollama.queue(
+        Reply(status=500, error="boom"),
+        Reply(pieces=["never", "shown"], fault="error_in_stream", fault_after=0),
+    )
+    h = make(providers=providers([ollama.url]))
+    ended = await h.ask()
+    assert isinstance(ended, ChatFinished)
+    assert ended.content == "Hello, world!"
+    assert "".join(d.text for d in h.of(TokenDelta)) == "Hello, world!"
+    assert len(ollama.chat_requests) == 3
+    assert h.time.sleeps == [0.25, 0.5]  # full jitter at 0.5 of 0.5 s, then of 1 s
+    assert len(h.of(ChatStarted)) == 1
+
+
+async def test_no_retry_or_fallback_after_the_first_token(
+    make: Callable[..., Harness], ollama: FakeOllama, keyed_openai: FakeOpenAI
+) -> None:
+    ollama.queue(Reply(pieces=["partial ", "rest"], fault="close_mid_stream", fault_after=1))
+    h = make(providers=providers([ollama.url], keyed_openai), fallback=["openai:gpt-4o-mini"])
+    ended = await h.ask()
+    assert isinstance(ended, ChatFailed)
+    assert ended.content == "partial "
+    assert (ended.provider, ended.model) == ("ollama", "llama3.2")
+    assert len(ollama.chat_requests) == 1
+    assert keyed_openai.chat_requests == []
+    assert h.time.sleeps == []
+
+
+async def test_client_errors_are_not_retried(
+    make: Callable[..., Harness], ollama: FakeOllama
+) -> None:
+    h = make(providers=providers([ollama.url]))
+    ended = await h.ask("ollama:mistral")
+    assert isinstance(ended, ChatFailed)
+    assert ended.kind == "model_not_found"
+    assert len(ollama.chat_requests) == 1
+
+
+# -- fallback ---------------------------------------------------------------------------
+
+
+async def test_fallback_from_a_dead_model_to_a_live_one(
+    make: Callable[..., Harness], dead_url: str, keyed_openai: FakeOpenAI
+) -> None:
+    h = make(providers=providers([dead_url], keyed_openai), fallback=["openai:gpt-4o-mini"])
+    ended = await h.ask()
+    assert isinstance(ended, ChatFinished)
+    assert (ended.provider, ended.model, ended.content) == (
+        "openai",
+        "gpt-4o-mini",
+        "Hello, world!",
+    )
+    (started,) = h.of(ChatStarted)
+    assert (started.provider, started.model) == ("openai", "gpt-4o-mini")
+    (notice,) = h.of(Notice)
+    assert notice.text.startswith(f"ollama:llama3.2 failed (cannot reach Ollama at {dead_url}")
+    assert notice.text.endswith("; answered by openai:gpt-4o-mini")
+    order = [type(e) for e in h.events]
+    assert order.index(Notice) < order.index(ChatStarted) < order.index(TokenDelta)
+    assert h.time.sleeps == [0.25, 0.5]  # the dead host was retried first, as configured
+
+
+async def test_no_fallback_tries_only_the_model_asked_for(
+    make: Callable[..., Harness], dead_url: str, keyed_openai: FakeOpenAI
+) -> None:
+    h = make(
+        providers=providers([dead_url], keyed_openai),
+        fallback=["openai:gpt-4o-mini"],
+        retry={"attempts": 1},
+    )
+    ended = await h.ask(fallback=False)
+    assert isinstance(ended, ChatFailed)
+    assert ended.kind == "unreachable"
+    assert keyed_openai.chat_requests == []
+
+
+async def test_unknown_model_falls_back_without_retrying(
+    make: Callable[..., Harness], ollama: FakeOllama, keyed_openai: FakeOpenAI
+) -> None:
+    h = make(
+        providers=providers([ollama.url], keyed_openai),
+        aliases={"fast": "ollama:mistral"},
+        fallbacks={"fast": ["openai:gpt-4o"]},
+    )
+    ended = await h.ask("fast")
+    assert isinstance(ended, ChatFinished)
+    assert ended.model == "gpt-4o"
+    assert len(ollama.chat_requests) == 1
+    assert "ollama pull mistral" in h.of(Notice)[0].text
+
+
+async def test_first_token_timeout_goes_to_the_fallback_without_retry(
+    make: Callable[..., Harness], ollama: FakeOllama, keyed_openai: FakeOpenAI
+) -> None:
+    ollama.queue(Reply(first_byte_delay=30))
+    h = make(
+        providers=providers([ollama.url], keyed_openai),
+        fallback=["openai:gpt-4o-mini"],
+        timeouts={"first_token": 0.3},
+    )
+    ended = await h.ask()
+    assert isinstance(ended, ChatFinished)
+    assert ended.provider == "openai"
+    assert len(ollama.chat_requests) == 1
+    assert "first token" in h.of(Notice)[0].text
+
+
+async def test_when_every_model_fails_the_first_error_is_the_answer(
+    make: Callable[..., Harness], dead_url: str, openai_server: FakeOpenAI
+) -> None:
+    h = make(
+        providers=providers([dead_url], openai_server),
+        fallback=["openai:gpt-4o-mini"],
+        retry={"attempts": 1},
+    )
+    ended = await h.ask()
+    assert isinstance(ended, ChatFailed)
+    assert ended.kind == "unreachable"
+    assert (ended.provider, ended.model) == ("ollama", "llama3.2")
+    (notice,) = h.of(Notice)
+    assert notice.text.startswith("fallback openai:gpt-4o-mini failed too (")
+    assert h.of(ChatStarted) == []

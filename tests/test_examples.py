@@ -1,0 +1,73 @@
+"""The scripts in examples/ run for real against the loopback servers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.servers import FakeOllama, Reply
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run(
+    script: str, *args: str, cwd: Path | None = None, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(
+        ["bash", str(EXAMPLES / script), *args],
+        capture_output=True,
+        text=True,
+        env={**env, "GIT_EDITOR": "true"},
+        cwd=cwd,
+        input=input,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_summarise_log(tmp_path: Path, ollama_env: FakeOllama) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("".join(f"line {i}\n" for i in range(500)))
+    ollama_env.queue(Reply(pieces=["- all quiet"]))
+    done = run("summarise-log.sh", str(log), "10")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "- all quiet\n"
+    content = ollama_env.chat_requests[0].json["messages"][-1]["content"]
+    assert "line 499" in content and "line 489" not in content
+    assert content.endswith("in at most 8 bullet points.")
+
+
+def test_ask_each_line(tmp_path: Path, ollama_env: FakeOllama) -> None:
+    questions = tmp_path / "q.txt"
+    questions.write_text("first?\n\nsecond?\n")
+    done = run("ask-each-line.sh", str(questions))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("Hello, world!") == 2
+    asked = [r.json["messages"][-1]["content"] for r in ollama_env.chat_requests]
+    assert asked == ["first?", "second?"]
+
+
+def test_commit_message(tmp_path: Path, ollama_env: FakeOllama) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
+    (repo / "a.txt").write_text("hello\n")
+    subprocess.run([*git, "add", "a.txt"], cwd=repo, check=True)
+    ollama_env.queue(Reply(pieces=["Add a greeting\n\nSo the file says hello."]))
+    env_git = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com"}
+    os.environ.update(env_git | {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"})
+    try:
+        done = run("commit-message.sh", cwd=repo)
+    finally:
+        for name in (*env_git, "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
+            os.environ.pop(name, None)
+    assert done.returncode == 0, done.stderr
+    log = subprocess.run(
+        ["git", "log", "-1", "--format=%B"], cwd=repo, capture_output=True, text=True, check=True
+    )
+    assert log.stdout.strip() == "Add a greeting\n\nSo the file says hello."
+    assert "+hello" in ollama_env.chat_requests[0].json["messages"][-1]["content"]
