@@ -36,6 +36,14 @@ def ask(
         bool, typer.Option("--no-fallback", help="Only the model asked for: no fallback chain.")
     ] = False,
     system: Annotated[str | None, typer.Option("--system", "-s", help="System prompt.")] = None,
+    role: Annotated[
+        str | None,
+        typer.Option("--role", metavar="NAME", help="A named role (`cortan roles` lists them)."),
+    ] = None,
+    files: Annotated[
+        list[str] | None,
+        typer.Option("--file", "-f", metavar="PATH", help="Attach a text file (repeatable)."),
+    ] = None,
     no_stdin: Annotated[
         bool, typer.Option("--no-stdin", help="Never read stdin (for loops and cron).")
     ] = False,
@@ -70,7 +78,11 @@ def ask(
             settings, continue_last=continue_last, session=session, no_log=no_log
         )
         ctx.call_on_close(plan.close)
-        request = _make_request(settings, prompt or [], model, system, no_stdin, context)
+        attached = _read_files(settings, files or [])  # before stdin: a bad path fails at once
+        request = _make_request(
+            settings, prompt or [], model, system, no_stdin, context, has_files=bool(attached)
+        )
+        request = _with_role_and_files(settings, request, role, attached)
         if no_fallback:
             request = dataclasses.replace(request, allow_fallback=False)
         request = plan.apply(request)
@@ -97,13 +109,47 @@ def _make_request(
     system: str | None,
     no_stdin: bool,
     context: Context,
+    has_files: bool = False,
 ) -> ChatRequested:
     from cortan.engine.events import ChatRequested
 
     dash = words == ["-"]
     prompt = "" if dash else " ".join(words)
-    attachments = () if no_stdin else _stdin_attachments(settings, bool(prompt), dash, context)
+    has_prompt = bool(prompt) or has_files  # files say what to do as a prompt would: no hang
+    attachments = () if no_stdin else _stdin_attachments(settings, has_prompt, dash, context)
     return ChatRequested(1, prompt, attachments, model, system)
+
+
+def _read_files(settings: Settings, paths: list[str]) -> list[Attachment]:
+    """Each ``-f`` file as an attachment; together they stay within max_input_bytes."""
+    from pathlib import Path
+
+    from cortan.engine.attachments import read_attachment
+
+    attached: list[Attachment] = []
+    for path in paths:
+        used = sum(len(a.data) for a in attached)
+        attached.append(read_attachment(Path(path), max_bytes=settings.max_input_bytes, used=used))
+    return attached
+
+
+def _with_role_and_files(
+    settings: Settings, request: ChatRequested, role: str | None, files: list[Attachment]
+) -> ChatRequested:
+    """``--role`` fills what ``-s`` and ``-m`` left open; files follow piped input."""
+    from cortan.config.roles import get_role
+
+    attachments = (*request.attachments, *files)
+    if role is None:
+        return dataclasses.replace(request, attachments=attachments)
+    found = get_role(settings, role)
+    return dataclasses.replace(
+        request,
+        attachments=attachments,
+        system=found.system if request.system is None else request.system,
+        model=request.model or found.model,
+        options=(*request.options, *found.options),
+    )
 
 
 def _stdin_attachments(

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from cortan import __version__
-from cortan.cli import ask, chat, config, doctor, keys, logs, models, sessions
+from cortan.cli import ask, chat, config, doctor, keys, logs, models, roles, sessions
 from cortan.cli.runner import Context
 
 app = typer.Typer(
@@ -56,6 +56,7 @@ def root(
 app.command("ask")(ask.ask)
 app.command("chat")(chat.chat)
 app.command("models")(models.models)
+app.command("roles")(roles.roles)
 app.add_typer(config.app, name="config")
 app.add_typer(keys.app, name="keys")
 app.command("doctor")(doctor.doctor)

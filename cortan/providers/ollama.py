@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -83,12 +84,13 @@ class OllamaProvider:
                 stream=True,
                 options=dict(request.options) or None,
             )
-            async for part in stream:
-                if part.message.content:
-                    yield part.message.content
-                if part.done:
-                    yield self._finish(part)
-                    return
+            async with aclosing(stream):  # stopping early must close the HTTP stream
+                async for part in stream:
+                    if part.message.content:
+                        yield part.message.content
+                    if part.done:
+                        yield self._finish(part)
+                        return
         except ProviderError:
             raise
         except Exception as exc:

@@ -109,6 +109,8 @@ class OpenAIProvider:
         where = f"{self.label} at {self.url}"
         if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
             return ProviderTimeoutError(f"{where} did not answer in time")
+        if _cut_mid_stream(exc):
+            return ServerError(f"{where} closed the connection before the answer was complete")
         if isinstance(exc, openai.APIConnectionError | httpx2.ConnectError):
             return UnreachableError(f"cannot reach {where}: check the base URL and your network")
         if isinstance(exc, openai.APIStatusError):
@@ -159,6 +161,16 @@ def _make_http_client(url: str, timeout: httpx2.Timeout) -> httpx2.AsyncClient |
     if verify is True:
         return None
     return openai.DefaultAsyncHttpxClient(verify=verify, timeout=timeout)
+
+
+def _cut_mid_stream(exc: BaseException) -> bool:
+    """The SDK reports a stream cut short as a connection error; its cause says which."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, httpx2.RemoteProtocolError | httpx2.ReadError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _message(exc: openai.APIError) -> str:

@@ -118,8 +118,11 @@ class MarkdownView:
         self._stream: MarkdownStream | None = None
 
     def on_started(self, event: ChatStarted) -> None:
-        label = sanitize(f"{event.provider}:{event.model}")
-        self._status = self._console.status(f"[dim]{label}[/]", spinner="dots")
+        from rich.text import Text
+
+        # A Text, not markup: a model name from a server may contain "[...]".
+        label = Text(sanitize(f"{event.provider}:{event.model}"), style="dim")
+        self._status = self._console.status(label, spinner="dots")
         self._status.start()
 
     def on_delta(self, event: TokenDelta) -> None:

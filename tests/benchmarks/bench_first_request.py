@@ -140,7 +140,9 @@ def figures(kind: str, runs: dict[str, list[Timing]]) -> list[Figure]:
 
     base = f"minimal {kind} script"
     return [
-        Figure(f"{kind}: first byte, minimal script", med("baseline", lambda t: t.first_byte), "ms"),
+        Figure(
+            f"{kind}: first byte, minimal script", med("baseline", lambda t: t.first_byte), "ms"
+        ),
         Figure(
             f"{kind}: first byte, cortan ask",
             med("cortan", lambda t: t.first_byte),
@@ -169,7 +171,11 @@ def figures(kind: str, runs: dict[str, list[Timing]]) -> list[Figure]:
             "ms",
             target=EXIT_LAG_TARGET_MS,
         ),
-        Figure(f"{kind}: exit after last byte, minimal script", med("baseline", lambda t: t.exit_lag), "ms"),
+        Figure(
+            f"{kind}: exit after last byte, minimal script",
+            med("baseline", lambda t: t.exit_lag),
+            "ms",
+        ),
     ]
 
 
@@ -189,9 +195,10 @@ def main(repeat: int = REPEAT) -> dict[str, Any]:
                 repeat,
             ),
         )
-    with TimedOpenAI() as openai, isolated_env(
-        OPENAI_BASE_URL=openai.url + "/v1", OPENAI_API_KEY="sk-bench"
-    ) as env:
+    with (
+        TimedOpenAI() as openai,
+        isolated_env(OPENAI_BASE_URL=openai.url + "/v1", OPENAI_API_KEY="sk-bench") as env,
+    ):
         model = "gpt-4o-mini"
         out += figures(
             "openai",

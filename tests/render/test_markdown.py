@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import itertools
 import time
+from collections.abc import Callable
 
 import pyte
 import pytest
@@ -150,8 +151,10 @@ def rendered_at_once(answer: str) -> str:
     return output(console)
 
 
-def stream(console: Console, pieces: list[str], **kwargs: object) -> MarkdownStream:
-    md = MarkdownStream(console, **kwargs)  # type: ignore[arg-type]
+def stream(
+    console: Console, pieces: list[str], clock: Callable[[], float] = time.monotonic
+) -> MarkdownStream:
+    md = MarkdownStream(console, clock=clock)
     for piece in pieces:
         md.feed(piece)
     md.finish()

@@ -214,6 +214,7 @@ def test_openai_non_stream_and_models(fake_openai: FakeOpenAI) -> None:
         (lambda s: s.queue(Reply(status=429)), openai.RateLimitError, "rate_limit_exceeded"),
         (lambda s: s.queue(Reply(status=503)), openai.InternalServerError, None),
     ],
+    ids=["401", "404", "429", "503"],
 )
 def test_openai_status_errors(
     fake_openai: FakeOpenAI,

@@ -19,58 +19,15 @@ from pathlib import Path
 
 from cortan.store import SessionStore, get_store_path
 
-WORDS = [
-    "the",
-    "a",
-    "of",
-    "to",
-    "and",
-    "in",
-    "is",
-    "it",
-    "that",
-    "for",
-    "on",
-    "with",
-    "as",
-    "was",
-    "be",
-    "at",
-    "by",
-    "this",
-    "from",
-    "or",
-    "have",
-    "an",
-    "not",
-    "are",
-    "function",
-    "class",
-    "error",
-    "deploy",
-    "server",
-    "request",
-    "model",
-    "answer",
-    "token",
-    "stream",
-    "python",
-    "shell",
-    "file",
-    "config",
-    "cache",
-    "test",
-    "build",
-    "commit",
-    "branch",
-    "merge",
-    "docker",
-    "kernel",
-    "memory",
-    "thread",
-    "socket",
-    "async",
-]
+# fmt: off
+WORDS = (
+    "the", "a", "of", "to", "and", "in", "is", "it", "that", "for", "on", "with", "as", "was",
+    "be", "at", "by", "this", "from", "or", "have", "an", "not", "are", "function", "class",
+    "error", "deploy", "server", "request", "model", "answer", "token", "stream", "python",
+    "shell", "file", "config", "cache", "test", "build", "commit", "branch", "merge", "docker",
+    "kernel", "memory", "thread", "socket", "async",
+)
+# fmt: on
 RARE = "zebra"
 
 

@@ -1,0 +1,91 @@
+"""`cortan doctor` on a healthy setup and on broken ones."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import CortanRunner, assert_one_sentence
+from tests.servers import FakeOllama, FakeOpenAI
+
+
+def rows(stdout: str) -> dict[str, dict[str, Any]]:
+    report = json.loads(stdout)
+    return {f"{c['area']} {c['name']}": c for c in report["checks"]}
+
+
+def test_healthy(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
+    result = cortan.run("doctor")
+    assert result.code == 0, result.stderr
+    assert result.stderr == ""
+    assert "version 0.12.0, 2 models" in result.stdout
+    assert "ollama:llama3.2:latest is available" in result.stdout
+    report = cortan.run("doctor", "--json")
+    assert report.code == 0
+    assert json.loads(report.stdout)["ok"] is True
+    found = rows(report.stdout)
+    host = found[f"provider ollama {ollama_env.url}"]
+    assert host["status"] == "ok"
+    assert (host["reachable"], host["version"], host["models"]) == (True, "0.12.0", 2)
+    assert host["breaker"] == "closed"
+    assert host["latency_ms"] >= 0
+    assert found["model default model"]["status"] == "ok"
+    (store,) = [c for c in found.values() if c["area"] == "store"]
+    assert (store["status"], store["detail"], store["exists"]) == ("ok", "not created yet", False)
+    terminal = found["terminal stdout"]
+    assert terminal["terminal"] is False
+    assert terminal["encoding"] == "utf-8"
+
+
+def test_keys_are_reported_by_where_they_come_from(
+    cortan: type[CortanRunner], openai_env: FakeOpenAI
+) -> None:
+    result = cortan.run("doctor", "--json")
+    assert result.code == 0, result.stderr
+    key = rows(result.stdout)["key openai"]
+    assert (key["status"], key["detail"]) == ("ok", "from env OPENAI_API_KEY")
+    assert "sk-test-key" not in result.stdout
+
+
+def test_model_not_pulled(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
+    result = cortan.run("doctor", env={"CORTAN_DEFAULT_MODEL": "ollama:mistral"})
+    assert result.code == 1
+    assert_one_sentence(result.stderr)
+    assert (
+        "cortan: error: the default model ollama:mistral cannot be used: ollama has no model "
+        "'mistral' (run `ollama pull mistral`)"
+    ) in result.stderr
+
+
+def test_default_host_down(cortan: type[CortanRunner]) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        result = cortan.run("doctor", "--json", env={"OLLAMA_HOST": url})
+    assert result.code == 1
+    assert_one_sentence(result.stderr)
+    assert f"cannot be used: cannot reach Ollama at {url}" in result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    host = rows(result.stdout)[f"provider ollama {url}"]
+    assert (host["status"], host["reachable"], host["failures"]) == ("warn", False, 1)
+
+
+def test_an_unused_provider_down_is_only_a_warning(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, config_file: Path
+) -> None:
+    config_file.write_text('[providers.lab]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\n')
+    result = cortan.run("doctor", "--json")
+    assert result.code == 0, result.stderr
+    assert rows(result.stdout)["provider lab http://127.0.0.1:9/v1"]["status"] == "warn"
+
+
+def test_broken_config(cortan: type[CortanRunner], config_file: Path) -> None:
+    config_file.write_text("default_model = \n")
+    result = cortan.run("doctor")
+    assert result.code == 1
+    assert_one_sentence(result.stderr)
+    assert "is not valid TOML" in result.stderr
+    assert "terminal" in result.stdout  # the other checks still ran

@@ -1,0 +1,140 @@
+"""One contract, run over every provider: the real SDK against its loopback server.
+
+Same prompt, same pieces in order and exactly one Finish; the same cortan error
+class for the same failure, whichever backend it came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
+from dataclasses import dataclass
+
+import pytest
+
+from cortan.config.settings import ProviderConfig, Timeouts
+from cortan.errors import (
+    BadResponseError,
+    ModelNotFoundError,
+    ProviderError,
+    ProviderTimeoutError,
+    ServerError,
+    UnreachableError,
+)
+from cortan.providers import get_factory
+from cortan.providers.base import ChatRequest, Finish, Message, Provider
+from tests.servers import FakeOllama, FakeOpenAI, Reply
+from tests.servers.http import FakeServer
+
+
+@dataclass
+class Backend:
+    server: FakeServer
+    provider: Provider
+    model: str
+
+
+def make_backend(kind: str, server: FakeServer, timeouts: Timeouts) -> Backend:
+    if kind == "ollama":
+        config = ProviderConfig(kind="ollama", hosts=[server.url])
+        url, model = server.url, "llama3.2:latest"
+    else:
+        assert isinstance(server, FakeOpenAI)
+        server.api_key = "sk-contract"
+        config = ProviderConfig(kind="openai", base_url=server.url + "/v1", api_key_env="K")
+        url, model = server.url + "/v1", "gpt-4o-mini"
+    return Backend(server, get_factory(kind)(kind, url, config, timeouts), model)
+
+
+@pytest.fixture(params=["ollama", "openai"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
+    monkeypatch.setenv("K", "sk-contract")
+    server = FakeOllama() if request.param == "ollama" else FakeOpenAI()
+    with server:
+        timeouts = Timeouts(connect=2, first_token=5, total=2)
+        yield make_backend(request.param, server, timeouts)
+
+
+async def collect(backend: Backend, model: str | None = None) -> list[str | Finish]:
+    request = ChatRequest(model or backend.model, (Message("user", "hi"),))
+    items: list[str | Finish] = []
+    async with aclosing(_stream(backend.provider, request)) as stream:
+        async for item in stream:
+            items.append(item)
+    return items
+
+
+async def _stream(provider: Provider, request: ChatRequest) -> AsyncIterator[str | Finish]:
+    async for item in provider.stream_chat(request):
+        yield item
+
+
+async def test_pieces_then_one_finish(backend: Backend) -> None:
+    backend.server.queue(Reply(pieces=["héllo", " wörld ", "🌍"], prompt_tokens=9))
+    items = await collect(backend)
+    assert items[:-1] == ["héllo", " wörld ", "🌍"]
+    finish = items[-1]
+    assert isinstance(finish, Finish)
+    assert finish.finish_reason == "stop"
+    assert (finish.usage.prompt_tokens, finish.usage.completion_tokens) == (9, 3)
+    await backend.provider.aclose()
+
+
+async def test_lists_models(backend: Backend) -> None:
+    names = [m.name for m in await backend.provider.list_models()]
+    assert backend.model in names
+    await backend.provider.aclose()
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        (Reply(status=500, error="boom"), ServerError),
+        (Reply(pieces=["a", "b"], fault="close_mid_stream", fault_after=1), ServerError),
+        (Reply(pieces=["a", "b"], fault="malformed_line", fault_after=1), BadResponseError),
+        (Reply(pieces=["a"], fault="error_in_stream", error="oom"), ServerError),
+    ],
+)
+async def test_faults_map_to_the_same_errors(
+    backend: Backend, reply: Reply, error: type[ProviderError]
+) -> None:
+    backend.server.queue(reply)
+    with pytest.raises(error):
+        await collect(backend)
+    await backend.provider.aclose()
+
+
+async def test_unknown_model(backend: Backend) -> None:
+    with pytest.raises(ModelNotFoundError):
+        await collect(backend, model="no-such-model")
+    await backend.provider.aclose()
+
+
+async def test_stall_is_a_timeout(backend: Backend) -> None:
+    backend.server.queue(Reply(first_byte_delay=10))
+    with pytest.raises(ProviderTimeoutError):
+        await collect(backend)
+    await backend.provider.aclose()
+
+
+async def test_closing_early_closes_the_connection(backend: Backend) -> None:
+    backend.server.queue(Reply(pieces=["a", "b"], fault="never_end", fault_after=1))
+    request = ChatRequest(backend.model, (Message("user", "hi"),))
+    stream = backend.provider.stream_chat(request)
+    assert hasattr(stream, "aclose")  # an async generator: the manager closes it early
+    async with aclosing(stream):
+        assert await anext(stream) == "a"
+    assert backend.server.wait_disconnect(5)
+    await backend.provider.aclose()
+
+
+@pytest.mark.parametrize("kind", ["ollama", "openai"])
+async def test_connection_refused(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("K", "sk")
+    config = ProviderConfig(kind=kind, hosts=["http://127.0.0.1:9"], api_key_env="K")  # type: ignore[arg-type]
+    url = "http://127.0.0.1:9" if kind == "ollama" else "http://127.0.0.1:9/v1"
+    provider = get_factory(kind)(kind, url, config, Timeouts(connect=2))
+    with pytest.raises(UnreachableError):
+        async for _ in provider.stream_chat(ChatRequest("m", (Message("user", "x"),))):
+            pass
+    await provider.aclose()
