@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import dataclasses
 import sys
 from typing import TYPE_CHECKING, Annotated
@@ -180,12 +182,21 @@ async def _run(
     from cortan.app import App
 
     app = App.build(settings)
-    app.attach_view(_make_view(settings, context, no_stream, json_output, raw))
+    view = _make_view(settings, context, no_stream, json_output, raw)
+    app.attach_view(view)
     app.attach_diagnostics(context.diagnostics)
     if plan is not None:
         plan.attach(app, context.diagnostics.warning)
     try:
         return await app.ask(request)
+    except asyncio.CancelledError:
+        if not getattr(view, "closed", False):
+            raise  # Ctrl-C: asyncio.run turns it into KeyboardInterrupt, exit 130
+        # The reader closed our stdout (`| head`): stop quietly, as Unix tools do.
+        from cortan.engine.events import ChatFailed
+
+        asyncio.current_task().uncancel()  # type: ignore[union-attr]
+        return ChatFailed(request.request_id, "output_closed", "stdout was closed", 1)
     finally:
         await app.aclose()
 

@@ -98,10 +98,10 @@ def as_dict(check: Check) -> dict[str, object]:
 
 
 def print_table(checks: list[Check], color: bool) -> None:
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
+    from cortan.cli.tables import make_table_console
     from cortan.render.sanitize import sanitize
 
     table = Table(box=None, header_style="bold", pad_edge=False)
@@ -110,4 +110,4 @@ def print_table(checks: list[Check], color: bool) -> None:
     for check in checks:
         status = Text(check.status, style=STYLES[check.status])
         table.add_row(check.area, sanitize(check.name), status, sanitize(check.detail))
-    Console(no_color=not color, highlight=False).print(table)
+    make_table_console(color).print(table)

@@ -6,6 +6,7 @@ command module imports what it needs inside the command, not at import time.
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -47,10 +48,13 @@ def root(
         bool, typer.Option("--no-color", help="No colour or styles (NO_COLOR is honoured too).")
     ] = False,
 ) -> None:
-    """Chat with a model. With no command on a terminal, opens the interactive shell."""
+    """Chat with a model. With no command: the interactive shell on a terminal, else `ask`."""
     ctx.obj = Context(debug=debug, no_color=no_color)
     if ctx.invoked_subcommand is None:
-        chat.open_shell(ctx.obj)
+        if sys.stdout.isatty():
+            chat.open_shell(ctx.obj)
+        else:  # `echo question | cortan > answer.txt`: a one-shot ask, as scripts expect
+            ctx.invoke(ask.ask, ctx=ctx)
 
 
 app.command("ask")(ask.ask)

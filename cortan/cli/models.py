@@ -129,9 +129,9 @@ def _as_dict(model: ModelInfo) -> dict[str, object]:
 
 
 def _print_tables(found: list[ModelInfo], routes: list[NameRoute], color: bool) -> None:
-    from rich.console import Console
     from rich.table import Table
 
+    from cortan.cli.tables import make_table_console
     from cortan.render.sanitize import sanitize
 
     table = Table(box=None, header_style="bold", pad_edge=False)
@@ -149,7 +149,7 @@ def _print_tables(found: list[ModelInfo], routes: list[NameRoute], color: bool) 
         target = row.resolves_to or row.error or ""
         route_cells = (row.name, target, found_cell, ", ".join(row.fallback))
         names.add_row(*(sanitize(c) for c in route_cells))
-    console = Console(no_color=not color, highlight=False)
+    console = make_table_console(color)
     console.print(table)
     console.print()
     console.print(names)

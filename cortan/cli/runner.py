@@ -39,6 +39,10 @@ class Context:
             logging.basicConfig(
                 level=logging.DEBUG, format="cortan: %(levelname)s %(name)s: %(message)s"
             )
+        else:
+            # Without --debug a logged error must not reach stderr as a traceback
+            # through logging's last-resort handler: the user sees one sentence only.
+            logging.getLogger("cortan").addHandler(logging.NullHandler())
 
     @property
     def color_enabled(self) -> bool:

@@ -89,3 +89,12 @@ class Router:
             if route not in chain:
                 chain.append(route)
         return chain
+
+    def leaves_machine(self, name: str | None, *, fallback: bool = True) -> bool:
+        """Whether any model the request may reach is remote (for the secret guard:
+        a fallback from a local model to a remote one takes the prompt along)."""
+        providers = self._settings.providers
+        return any(
+            not providers[route.provider].is_local()
+            for route in self.get_chain(name, fallback=fallback)
+        )

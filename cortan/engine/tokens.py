@@ -7,9 +7,12 @@ start of ``cortan ask``. So the count is estimated: text is split the way
 modern BPE tokenizers pre-split it (words with their leading space, digit
 groups of up to three, punctuation runs, whitespace), and each piece is charged
 what such tokenizers usually spend on it: one token for a short word, more for
-a long or non-English one, about one per CJK character. Against OpenAI's
-cl100k vocabulary the estimate stays within about 10% on English prose, code
-and JSON (tests/engine/test_tokens.py pins a few samples).
+a long or non-English one, about one per CJK character. Measured against
+OpenAI's cl100k vocabulary, files of English prose, Markdown, Python, C and JSON
+come out 3-7% off on average (JSON full of CamelCase names up to 17% under);
+tests/engine/test_tokens.py pins a few samples. Llama 3's vocabulary adds to
+cl100k's, so it counts English about alike; other families differ more, which
+is what calibration is for.
 
 Providers report what a prompt really cost (``Usage.prompt_tokens``).
 :class:`Calibration` learns a per-model factor from those reports, for the
@@ -41,8 +44,8 @@ PIECE = re.compile(
 CAMEL = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
 CJK = re.compile(r"[\u1100-\u11ff\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
 
+CJK_COST = 1.1  # per character: cl100k spends 0.9-1.5 (rarer characters more), Qwen less
 # Chat templates wrap each message in a few marker tokens, and the reply is primed with some.
-CJK_COST = 1.3  # per character: cl100k spends about this; Qwen's vocabulary less
 MESSAGE_OVERHEAD = 4
 REQUEST_OVERHEAD = 3
 
@@ -101,8 +104,9 @@ FACTOR_RANGE = (0.5, 3.0)
 class Calibration:
     """Per-model correction factors, learned from the prompt counts providers report.
 
-    The factor starts at 1 and moves towards each new ``reported / estimated``
-    ratio (an exponential average, so one odd request does not swing it).
+    A model's factor is 1 until a provider reports a count; the first report sets
+    it to ``reported / estimated``, and each later one moves it part of the way
+    (an exponential average, so one odd request does not swing it).
     """
 
     weight: float = 0.5

@@ -3,10 +3,16 @@
 No colour, no markup, no cursor codes. Escape sequences from the model are
 neutralised unless ``raw`` is set, which the CLI allows only when stdout is not
 a terminal (``--raw``), for scripts that want the model's bytes untouched.
+
+When the reader goes away (``cortan ask … | head -1``), the answer is no longer
+wanted: the writer stops the request (so the server stops generating) and
+points stdout at /dev/null so nothing else fails on the way out.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 from typing import TextIO
 
 from cortan.render.sanitize import sanitize
@@ -20,6 +26,7 @@ class PlainWriter:
         self._raw = raw
         self._held = ""  # a trailing "\r" waits: it may be half of a "\r\n"
         self._last = "\n"
+        self.closed = False  # the reader went away
 
     def write(self, text: str) -> None:
         if not self._raw:
@@ -27,16 +34,43 @@ class PlainWriter:
             self._held = "\r" if text.endswith("\r") else ""
             text = sanitize(text[:-1] if self._held else text)
         if text:
-            self._file.write(text)
-            self._file.flush()
+            self._emit(text)
             self._last = text[-1]
 
     def end(self) -> None:
         """Finish the answer on a line of its own."""
         if self._held:
-            self._file.write(sanitize(self._held))
+            self._emit(sanitize(self._held))
             self._held, self._last = "", "\r"
         if self._last != "\n":
-            self._file.write("\n")
+            self._emit("\n")
             self._last = "\n"
-        self._file.flush()
+
+    def _emit(self, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            self._file.write(text)
+            self._file.flush()
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        self.closed = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._file.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # not a real file: nothing to redirect
+            pass
+        task = asyncio.current_task() if _in_loop() else None
+        if task is not None:
+            task.cancel()  # the request runs in this task: stop streaming
+
+
+def _in_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

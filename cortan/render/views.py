@@ -55,6 +55,11 @@ class PlainView:
     def __init__(self, file: TextIO, *, raw: bool = False) -> None:
         self._writer = PlainWriter(file, raw=raw)
 
+    @property
+    def closed(self) -> bool:
+        """The reader went away; the request was stopped."""
+        return self._writer.closed
+
     def on_started(self, event: ChatStarted) -> None:
         pass
 

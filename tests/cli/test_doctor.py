@@ -40,12 +40,21 @@ def test_healthy(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
 
 
 def test_keys_are_reported_by_where_they_come_from(
-    cortan: type[CortanRunner], openai_env: FakeOpenAI
+    cortan: type[CortanRunner], ollama_env: FakeOllama, openai_server: FakeOpenAI, config_file: Path
 ) -> None:
-    result = cortan.run("doctor", "--json")
+    config_file.write_text(
+        f'[providers.work]\nkind = "openai"\nbase_url = "{openai_server.url}/v1"\n'
+        'api_key_env = "WORK_KEY"\nlocal = false\n'
+    )
+    result = cortan.run("doctor", "--json", env={"WORK_KEY": "sk-test-key"})
     assert result.code == 0, result.stderr
-    key = rows(result.stdout)["key openai"]
-    assert (key["status"], key["detail"]) == ("ok", "from env OPENAI_API_KEY")
+    found = rows(result.stdout)
+    assert (found["key work"]["status"], found["key work"]["detail"]) == ("ok", "from env WORK_KEY")
+    assert found["key openai"]["status"] == "warn"
+    assert found["key openai"]["detail"] == (
+        "no API key: set OPENAI_API_KEY or run `cortan keys set openai`"
+    )
+    assert found[f"provider work {openai_server.url}/v1"]["models"] == 2
     assert "sk-test-key" not in result.stdout
 
 

@@ -113,9 +113,7 @@ def test_server_error_then_success_is_one_whole_answer(
     assert len(openai_env.chat_requests) == 2
 
 
-def test_no_retry_once_the_answer_began(
-    cortan: type[CortanRunner], ollama_env: FakeOllama
-) -> None:
+def test_no_retry_once_the_answer_began(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
     ollama_env.queue(Reply(pieces=["Hel", "lo"], fault="close_mid_stream", fault_after=1))
     result = cortan.run("ask", "hi", env=FAST_RETRIES)
     assert result.code == 1
@@ -128,7 +126,9 @@ def test_no_retry_once_the_answer_began(
 
 
 @pytest.fixture
-def named(config_file: Path, openai_server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
+def named(
+    config_file: Path, openai_server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> FakeOpenAI:
     """Three OpenAI-compatible providers on one recording server; any key is accepted."""
     openai_server.api_key = None
     url = f"{openai_server.url}/v1"
@@ -142,9 +142,7 @@ def named(config_file: Path, openai_server: FakeOpenAI, monkeypatch: pytest.Monk
     return openai_server
 
 
-def test_a_named_provider_sends_its_own_key(
-    cortan: type[CortanRunner], named: FakeOpenAI
-) -> None:
+def test_a_named_provider_sends_its_own_key(cortan: type[CortanRunner], named: FakeOpenAI) -> None:
     result = cortan.run("ask", "-m", "work:gpt-4o", "hi")
     assert result.code == 0, result.stderr
     assert named.chat_requests[0].headers["authorization"] == "Bearer sk-work-key"

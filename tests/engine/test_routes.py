@@ -63,3 +63,10 @@ def test_bad_fallback_entry_names_itself() -> None:
     r = router(aliases={"a": "b", "b": "a"}, fallback=["a"])
     with pytest.raises(UsageError, match="fallback 'a'"):
         r.get_chain("ollama:x")
+
+
+def test_a_remote_fallback_means_the_prompt_may_leave() -> None:
+    r = router(fallback=["openai:gpt-4o-mini"])
+    assert not r.leaves_machine("ollama:llama3.2", fallback=False)
+    assert r.leaves_machine("ollama:llama3.2")
+    assert not r.leaves_machine("work:x", fallback=False)  # a loopback base URL

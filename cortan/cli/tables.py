@@ -1,0 +1,22 @@
+"""The console that commands print their tables with (``models``, ``keys``, ``doctor``).
+
+On a terminal a table fits the window and long cells fold; in a pipe there is no
+window, so rows are never wrapped: one line per row, for ``grep`` and ``cut``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+PIPE_WIDTH = 10_000
+
+
+def make_table_console(color: bool) -> Console:
+    from rich.console import Console
+
+    width = None if sys.stdout.isatty() else PIPE_WIDTH
+    return Console(no_color=not color, highlight=False, width=width)
