@@ -354,3 +354,18 @@ def _env(**values: str) -> dict[str, str]:
     import os
 
     return {**os.environ, **values}
+
+
+def test_reader_leaving_stops_the_answer_quietly(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    ollama_env.queue(Reply(pieces=["first line\n", *["more "] * 100], delay=0.1))
+    proc = cortan.popen("ask", "--no-stdin", "hi")
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline() == b"first line\n"
+    proc.stdout.close()  # like `| head -1` exiting; the next piece cannot be written
+    assert proc.wait(timeout=8) == 1  # long before the 10 s answer would end
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert "Traceback" not in err and "Broken pipe" not in err
+    assert ollama_env.wait_disconnect(5)
