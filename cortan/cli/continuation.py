@@ -85,14 +85,14 @@ def plan_continuation(
     settings: Settings, *, continue_last: bool, session: str | None, no_log: bool
 ) -> Continuation:
     """Open the store as needed and find the conversation ``-c`` or ``--session`` names."""
-    from cortan.store.sessions import check_name
-
     if continue_last and session is not None:
         raise UsageError("use either -c/--continue or --session NAME, not both")
-    name = check_name(session) if session is not None else None
     record = settings.log and not no_log
-    if not (record or continue_last or name):
-        return Continuation()
+    if not (record or continue_last or session is not None):
+        return Continuation()  # nothing to read or write: not even sqlite3 is imported
+    from cortan.store.sessions import check_name
+
+    name = check_name(session) if session is not None else None
     store = open_store(create=record)
     plan = Continuation(store, new_name=name, record=record)
     try:

@@ -9,9 +9,9 @@ cut connections, and ``json.JSONDecodeError`` for a line that is not JSON.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import ollama
@@ -84,7 +84,8 @@ class OllamaProvider:
                 stream=True,
                 options=dict(request.options) or None,
             )
-            async with aclosing(stream):  # stopping early must close the HTTP stream
+            # The client returns an async generator; stopping early must close its HTTP stream.
+            async with aclosing(cast("AsyncGenerator[Any, None]", stream)):
                 async for part in stream:
                     if part.message.content:
                         yield part.message.content

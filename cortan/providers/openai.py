@@ -77,9 +77,11 @@ class OpenAIProvider:
         finish_reason, usage = "stop", Usage()
         self._require_key()
         try:
-            stream = await self._client.chat.completions.create(
+            # Any: the SDK's overloads cannot see that **options never holds `stream`.
+            create: Any = self._client.chat.completions.create
+            stream = await create(
                 model=request.model,
-                messages=[{"role": m.role, "content": m.content} for m in request.messages],  # type: ignore[misc]
+                messages=[{"role": m.role, "content": m.content} for m in request.messages],
                 stream=True,
                 stream_options={"include_usage": True},
                 **self._options(request),
@@ -176,7 +178,7 @@ def _cut_mid_stream(exc: BaseException) -> bool:
 def _message(exc: openai.APIError) -> str:
     body = exc.body
     if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return body["message"]
+        return str(body["message"])
     return exc.message
 
 

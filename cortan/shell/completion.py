@@ -58,8 +58,7 @@ class ShellCompleter(Completer):
 
 def _matching(prefix: str, candidates: Iterable[str]) -> Iterable[Completion]:
     """Names starting with the prefix first, then names that merely contain it."""
-    seen: set[str] = set()
-    unique = [c for c in candidates if not (c in seen or seen.add(c))]
+    unique = list(dict.fromkeys(candidates))
     lowered = prefix.lower()
     first = [c for c in unique if c.lower().startswith(lowered)]
     then = [c for c in unique if lowered in c.lower() and c not in first]

@@ -6,9 +6,10 @@ class for the same failure, whichever backend it came from.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass
+from typing import cast
 
 import pytest
 
@@ -57,16 +58,7 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
 
 async def collect(backend: Backend, model: str | None = None) -> list[str | Finish]:
     request = ChatRequest(model or backend.model, (Message("user", "hi"),))
-    items: list[str | Finish] = []
-    async with aclosing(_stream(backend.provider, request)) as stream:
-        async for item in stream:
-            items.append(item)
-    return items
-
-
-async def _stream(provider: Provider, request: ChatRequest) -> AsyncIterator[str | Finish]:
-    async for item in provider.stream_chat(request):
-        yield item
+    return [item async for item in backend.provider.stream_chat(request)]
 
 
 async def test_pieces_then_one_finish(backend: Backend) -> None:
@@ -120,9 +112,8 @@ async def test_stall_is_a_timeout(backend: Backend) -> None:
 async def test_closing_early_closes_the_connection(backend: Backend) -> None:
     backend.server.queue(Reply(pieces=["a", "b"], fault="never_end", fault_after=1))
     request = ChatRequest(backend.model, (Message("user", "hi"),))
-    stream = backend.provider.stream_chat(request)
-    assert hasattr(stream, "aclose")  # an async generator: the manager closes it early
-    async with aclosing(stream):
+    stream = cast("AsyncGenerator[str | Finish, None]", backend.provider.stream_chat(request))
+    async with aclosing(stream):  # what the model manager does when it stops early
         assert await anext(stream) == "a"
     assert backend.server.wait_disconnect(5)
     await backend.provider.aclose()

@@ -101,8 +101,9 @@ def start_shell(pipe: PipeInput, history: Path | None) -> Shell:
     app = App.build(load_settings())
     ended: asyncio.Queue[ChatEnded] = asyncio.Queue()
     deltas: asyncio.Queue[str] = asyncio.Queue()
-    for kind in (ChatFinished, ChatFailed, ChatCancelled):
-        app.bus.subscribe(kind, ended.put_nowait, priority=200)
+    app.bus.subscribe(ChatFinished, ended.put_nowait, priority=200)
+    app.bus.subscribe(ChatFailed, ended.put_nowait, priority=200)
+    app.bus.subscribe(ChatCancelled, ended.put_nowait, priority=200)
     app.bus.subscribe(TokenDelta, lambda e: deltas.put_nowait(e.text))
     repl = make_repl(app, console, history_path=history, input=pipe, output=DummyOutput())
     task = asyncio.ensure_future(repl.run())

@@ -1,0 +1,275 @@
+"""REPL (issue 7, targets 3 and 7): time to a prompt that takes typing, and the shell's memory.
+
+``cortan chat`` runs in a pseudo-terminal (pexpect, 100 columns) against a fake
+Ollama hosted by this process. Figures:
+
+* ready: spawn to the prompt (``›``) drawn, wall time, median of several runs, as a
+  ratio to a bare ``python -c pass`` spawned on a pty the same way (≤ 25×); the
+  CPU the shell had used by then, beside bare Python's whole run, for context;
+* RSS at the prompt (≤ 40 MiB), and which of openai, ollama and keyring were
+  loaded before it was drawn (none): a run under this benchmark's own wrapper
+  logs every import with its time (``sys.addaudithook``), to compare with the
+  moment the prompt appeared;
+* idle RSS after the first answer, against a bare interpreter that imported the
+  same top-level libraries the shell had loaded by then (≤ 1.3×);
+* what a 32k-token markdown answer adds to the RSS, per byte of its text (a few
+  times its size: ≤ 4×).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pexpect
+
+from tests.benchmarks.bench_first_request import TimedOllama, process_cpu
+from tests.benchmarks.bench_render import make_answer, pieces_of
+from tests.benchmarks.measure import PYTHON, Figure, cortan_command, isolated_env, median, report
+from tests.servers import Reply
+
+REPEAT = 7
+PROMPT = "›".encode()
+ROWS, COLS = 40, 100
+MODEL = "llama3.2:latest"
+HEAVY = ("openai", "ollama", "keyring")
+
+# Runs the `cortan` entry point with argv[2:], logging (time, module) of every import to argv[1].
+IMPORT_LOG = """
+import atexit, json, sys, time
+out, log = sys.argv[1], []
+sys.addaudithook(lambda event, args: event == "import" and log.append((time.monotonic(), args[0])))
+def dump():
+    with open(out, "w") as f:
+        json.dump(log, f)
+atexit.register(dump)
+sys.argv = ["cortan", *sys.argv[2:]]
+from cortan.cli import main
+main()
+"""
+
+# A bare interpreter that imports the given top-level modules, then waits on stdin.
+SAME_LIBRARIES = """
+import importlib, sys
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except Exception:
+        pass
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+class Pty:
+    """A child on a pseudo-terminal; its output is drained as it arrives."""
+
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str]) -> None:
+        self.spawned = time.monotonic()
+        self.child = pexpect.spawn(
+            argv[0], list(argv[1:]), env=dict(env), dimensions=(ROWS, COLS), encoding=None
+        )
+        self.tail = b""
+
+    @property
+    def pid(self) -> int:
+        return int(self.child.pid)
+
+    def wait_for(self, marker: bytes, timeout: float = 60) -> float:
+        """Read until ``marker`` appears in output not yet searched; the time it was seen."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                data = self.child.read_nonblocking(1 << 16, timeout=0.05)
+            except pexpect.TIMEOUT:
+                continue
+            window = self.tail + data
+            if marker in window:
+                seen = time.monotonic()
+                self.tail = window[window.rindex(marker) + len(marker) :]
+                return seen
+            self.tail = window[-len(marker) :]
+        raise TimeoutError(f"{marker!r} never appeared; last output: {self.tail!r}")
+
+    def wait_exit(self, timeout: float = 30) -> float:
+        self.child.expect(pexpect.EOF, timeout=timeout)
+        ended = time.monotonic()
+        self.child.close()
+        return ended
+
+    def rss_kib(self) -> int:
+        return read_rss_kib(self.pid)
+
+    def settle(self, timeout: float = 5.0) -> int:
+        """Drain output until the RSS holds still for half a second (background work done)."""
+        last, steady, deadline = -1, 0, time.monotonic() + timeout
+        while steady < 5 and time.monotonic() < deadline:
+            try:
+                self.child.read_nonblocking(1 << 16, timeout=0.1)
+            except pexpect.TIMEOUT:
+                pass
+            rss = self.rss_kib()
+            steady, last = (steady + 1, rss) if rss == last else (0, rss)
+        return last
+
+    def leave(self) -> None:
+        self.child.sendcontrol("d")
+        try:
+            self.wait_exit(10)
+        except pexpect.ExceptionPexpect:
+            self.child.close(force=True)
+
+
+def read_rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def bare_on_pty(env: Mapping[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds of ``python -c pass`` spawned on a pty like the shell."""
+    pty = Pty([PYTHON, "-c", "import os; os.write(1, b'done')"], env)
+    pty.wait_for(b"done")
+    cpu = process_cpu(pty.pid)
+    return pty.wait_exit() - pty.spawned, cpu
+
+
+def shell_ready(env: Mapping[str, str]) -> tuple[float, float, int]:
+    """Wall seconds to the prompt, CPU seconds used by then, RSS (KiB) at that moment."""
+    pty = Pty([*cortan_command(), "chat"], env)
+    seen = pty.wait_for(PROMPT)
+    cpu, rss = process_cpu(pty.pid), pty.rss_kib()
+    pty.leave()
+    return seen - pty.spawned, cpu, rss
+
+
+def imports_before_prompt(env: Mapping[str, str], log: Path) -> tuple[list[str], list[str]]:
+    """Top-level packages imported before the prompt was drawn, and after (until exit)."""
+    pty = Pty([PYTHON, "-c", IMPORT_LOG, str(log), "chat"], env)
+    seen = pty.wait_for(PROMPT)
+    pty.settle()
+    pty.leave()
+    entries = json.loads(log.read_text())
+    before = sorted({name.split(".")[0] for t, name in entries if t <= seen})
+    after = sorted({name.split(".")[0] for t, name in entries if t > seen} - set(before))
+    return before, after
+
+
+def ask(pty: Pty, server: TimedOllama, prompt: str, timeout: float = 120) -> None:
+    """Type ``prompt``, wait for the whole answer to be sent and the prompt to return."""
+    answered = len(server.last_bytes)
+    pty.child.send(prompt.encode() + b"\r")
+    deadline = time.monotonic() + timeout
+    with server.answered:
+        server.answered.wait_for(lambda: len(server.last_bytes) > answered, timeout)
+    pty.wait_for(PROMPT, max(deadline - time.monotonic(), 1))
+
+
+def same_libraries_rss(modules: list[str], env: Mapping[str, str]) -> int:
+    proc = subprocess.Popen(
+        [PYTHON, "-c", SAME_LIBRARIES, *modules],
+        env=dict(env),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    proc.stdout.readline()
+    rss = read_rss_kib(proc.pid)
+    proc.stdin.close()
+    proc.wait(10)
+    return rss
+
+
+def memory_after_answers(
+    server: TimedOllama, env: Mapping[str, str], log: Path
+) -> dict[str, float]:
+    """RSS idle after the first answer, its same-libraries baseline, and a 32k answer's cost."""
+    pty = Pty([PYTHON, "-c", IMPORT_LOG, str(log), "chat"], env)
+    pty.wait_for(PROMPT)
+    ask(pty, server, "hi")
+    idle = pty.settle()
+    answer = make_answer(32_000)
+    server.queue(Reply(pieces=pieces_of(answer)))
+    ask(pty, server, "a long one")
+    after_long = pty.settle()
+    pty.leave()
+    modules = sorted({name.split(".")[0] for _, name in json.loads(log.read_text())})
+    modules = [m for m in modules if m not in ("cortan", "tests") and not m.startswith("_")]
+    baseline = same_libraries_rss(modules, env)
+    return {
+        "idle_kib": idle,
+        "baseline_kib": baseline,
+        "after_long_kib": after_long,
+        "long_answer_bytes": len(answer.encode()),
+    }
+
+
+def main(repeat: int = REPEAT) -> dict[str, Any]:
+    with (
+        TimedOllama() as server,
+        tempfile.TemporaryDirectory() as tmp,
+        isolated_env(
+            OLLAMA_HOST=server.url,
+            CORTAN_DEFAULT_MODEL=f"ollama:{MODEL}",
+            PROMPT_TOOLKIT_NO_CPR="1",
+            COLUMNS=str(COLS),
+            LINES=str(ROWS),
+        ) as env,
+    ):
+        bare_on_pty(env), shell_ready(env)  # warm the disk cache and the store
+        bare, ready = [], []
+        for _ in range(repeat):
+            bare.append(bare_on_pty(env))
+            ready.append(shell_ready(env))
+        before, after = imports_before_prompt(env, Path(tmp, "imports.json"))
+        memory = memory_after_answers(server, env, Path(tmp, "memory.json"))
+    return figures(bare, ready, before, after, memory, repeat)
+
+
+def figures(
+    bare: list[tuple[float, float]],
+    ready: list[tuple[float, float, int]],
+    before: list[str],
+    after: list[str],
+    memory: dict[str, float],
+    repeat: int,
+) -> dict[str, Any]:
+    bare_wall, bare_cpu = (1000 * median([b[i] for b in bare]) for i in (0, 1))
+    wall, cpu = (1000 * median([r[i] for r in ready]) for i in (0, 1))
+    rss = median([r[2] for r in ready]) / 1024
+    heavy = [name for name in HEAVY if name in before]
+    grown = (memory["after_long_kib"] - memory["idle_kib"]) * 1024 / memory["long_answer_bytes"]
+    out = [
+        Figure("python -c pass on a pty (baseline)", bare_wall, "ms"),
+        Figure("cortan chat: prompt ready", wall, "ms", bare_wall, "bare", 25.0),
+        Figure("cortan chat: CPU used by the prompt", cpu, "ms CPU", bare_cpu, "bare CPU"),
+        Figure("cortan chat: RSS at the prompt", rss, "MiB", target=40.0),
+        Figure("openai/ollama/keyring loaded before prompt", len(heavy), "modules", target=0),
+        Figure(
+            "idle RSS after the first answer",
+            memory["idle_kib"] / 1024,
+            "MiB",
+            memory["baseline_kib"] / 1024,
+            "same libraries",
+            1.3,
+        ),
+        Figure("RSS added by a 32k-token answer per text byte", grown, "B/B", target=4.0),
+    ]
+    extra = {"before_prompt": before, "after_prompt": after, "memory": memory, "repeat": repeat}
+    if heavy:
+        print(f"  loaded before the prompt: {heavy}")
+    return report(f"REPL: median of {repeat} runs in a {COLS}x{ROWS} pty", out, **extra)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else REPEAT)
