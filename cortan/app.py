@@ -27,7 +27,7 @@ from cortan.engine.events import (
     TokenDelta,
 )
 from cortan.engine.manager import ModelManager
-from cortan.engine.validator import InputValidator
+from cortan.engine.validator import InputValidator, find_remote_provider
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from cortan.store.sessions import SessionStore
 
 ENDINGS: tuple[type[ChatEnded], ...] = (ChatFinished, ChatFailed, ChatCancelled)
+INTERNAL_ERROR = "the request ended without an answer: internal error (see --debug)"
 
 
 @dataclass
@@ -63,7 +64,13 @@ class App:
         app = cls(
             settings,
             bus,
-            InputValidator(bus, max_bytes=settings.max_input_bytes),
+            InputValidator(
+                bus,
+                max_bytes=settings.max_input_bytes,
+                find_remote=lambda event: find_remote_provider(
+                    manager.router, settings.providers, event
+                ),
+            ),
             ContextManager(
                 bus,
                 system=settings.system,
@@ -119,6 +126,10 @@ class App:
     async def ask(self, request: ChatRequested) -> ChatEnded:
         """Publish one request and return how it ended."""
         await self.bus.publish(request)
+        if request.request_id not in self.endings:
+            # A subscriber failed (the bus logged it) before any ending was published:
+            # end the request anyway, so views, store and exit code all hear of it.
+            await self.bus.publish(ChatFailed(request.request_id, "internal", INTERNAL_ERROR))
         return self.endings.pop(request.request_id)
 
     async def aclose(self) -> None:
@@ -130,25 +141,35 @@ def make_repl(
     console: Console,
     *,
     history_path: Path | None,
+    store: SessionStore | None = None,
     vi_mode: bool = False,
     input: Input | None = None,
     output: Output | None = None,
 ) -> Repl:
-    """Wire the interactive shell: prompt, completion sources, model cache, answer view."""
+    """Wire the interactive shell: prompt, completion sources, model cache, answer view.
+
+    With a ``store``, every exchange is recorded (a new conversation until
+    ``/load`` or ``--session`` says otherwise).
+    """
+    from cortan.config.roles import get_roles
     from cortan.render.views import MarkdownView
     from cortan.shell.actions import make_command_table
     from cortan.shell.completion import ShellCompleter
     from cortan.shell.models_cache import ModelCache
     from cortan.shell.prompt import make_history, make_prompt_session
     from cortan.shell.repl import Repl
+    from cortan.shell.sessions import session_names
 
     commands = make_command_table()
     models = ModelCache(app.settings)
+    holder: list[Repl] = []
     completer = ShellCompleter(
         commands,
         {
             "model": models.names,
             "setting": lambda: ["vi", "emacs"],
+            "role": lambda: list(get_roles(app.settings)),
+            "session": lambda: session_names(holder[0]) if holder else [],
         },
     )
     session = make_prompt_session(
@@ -159,4 +180,10 @@ def make_repl(
         output=output,
     )
     app.attach_view(MarkdownView(console, code_theme=app.settings.code_theme))
-    return Repl(app, console, session, commands, models)
+    repl = Repl(app, console, session, commands, models)
+    holder.append(repl)
+    if store is not None:
+        repl.store = store
+        repl.recorder = app.attach_store(store, warn=repl.error)
+        repl.recorder.start_new(None)
+    return repl

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import dataclasses
 import sys
 from typing import TYPE_CHECKING, Annotated
@@ -11,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cortan.cli.runner import EXIT_INTERRUPTED, EXIT_OK, Context, get_context, guard, run_async
+from cortan.errors import UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -64,10 +63,18 @@ def ask(
     ] = False,
     session: Annotated[
         str | None,
-        typer.Option("--session", help="Continue the conversation named NAME, or start it."),
+        typer.Option(
+            "--session", metavar="NAME", help="Continue the conversation named NAME, or start it."
+        ),
     ] = None,
     no_log: Annotated[
         bool, typer.Option("--no-log", help="Keep this exchange out of the session store.")
+    ] = False,
+    allow_secrets: Annotated[
+        bool,
+        typer.Option(
+            "--allow-secrets", help="Send to a remote provider even what looks like a secret."
+        ),
     ] = False,
 ) -> None:
     """Ask one question and print the answer. Piped text is sent along with it."""
@@ -75,6 +82,8 @@ def ask(
 
     context = get_context(ctx)
     with guard(context):
+        if model is not None and not model.strip():
+            raise UsageError("option --model is empty: give provider:model, an alias or a name")
         settings = context.load_settings()
         plan = plan_continuation(
             settings, continue_last=continue_last, session=session, no_log=no_log
@@ -87,6 +96,8 @@ def ask(
         request = _with_role_and_files(settings, request, role, attached)
         if no_fallback:
             request = dataclasses.replace(request, allow_fallback=False)
+        if allow_secrets:
+            request = dataclasses.replace(request, allow_secrets=True)
         request = plan.apply(request)
         ended = run_async(
             lambda: _run(settings, request, context, no_stream, json_output, raw, plan)
@@ -179,6 +190,8 @@ async def _run(
     raw: bool,
     plan: Continuation | None = None,
 ) -> ChatEnded:
+    import asyncio
+
     from cortan.app import App
 
     app = App.build(settings)

@@ -7,6 +7,7 @@ then read from the terminal itself (/dev/tty), so the pipe and the shell both wo
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
@@ -16,6 +17,18 @@ from cortan.errors import UsageError
 
 if TYPE_CHECKING:
     from cortan.config.settings import Settings
+    from cortan.shell.repl import Repl
+
+
+@dataclass(frozen=True)
+class ShellOptions:
+    model: str | None = None
+    system: str | None = None
+    no_history: bool = False
+    vi: bool = False
+    session: str | None = None
+    role: str | None = None
+    no_log: bool = False
 
 
 def chat(
@@ -28,27 +41,32 @@ def chat(
         bool, typer.Option("--no-history", help="Keep no input history for this shell.")
     ] = False,
     vi: Annotated[bool, typer.Option("--vi", help="vi keys instead of Emacs keys.")] = False,
+    session: Annotated[
+        str | None,
+        typer.Option("--session", help="Open (or start) the stored conversation NAME."),
+    ] = None,
+    role: Annotated[str | None, typer.Option("--role", "-r", help="Start with this role.")] = None,
+    no_log: Annotated[
+        bool, typer.Option("--no-log", help="Store nothing from this shell.")
+    ] = False,
 ) -> None:
     """Open the interactive chat shell. Piped text starts the conversation."""
-    open_shell(get_context(ctx), model=model, system=system, no_history=no_history, vi=vi)
+    options = ShellOptions(model, system, no_history, vi, session, role, no_log)
+    open_shell(get_context(ctx), options)
 
 
-def open_shell(
-    context: Context,
-    *,
-    model: str | None = None,
-    system: str | None = None,
-    no_history: bool = False,
-    vi: bool = False,
-) -> None:
+def open_shell(context: Context, options: ShellOptions | None = None) -> None:
+    options = options or ShellOptions()
     with guard(context):
         settings = context.load_settings()
+        if options.role is not None:
+            from cortan.config.roles import get_role
+
+            get_role(settings, options.role)  # an unknown role fails before anything opens
         piped = _read_piped(settings)
         terminal = _open_terminal()
         try:
-            run_async(
-                lambda: _run(settings, context, terminal, piped, model, system, no_history, vi)
-            )
+            run_async(lambda: _run(settings, context, terminal, piped, options))
         finally:
             if terminal is not sys.stdin:
                 terminal.close()
@@ -68,7 +86,7 @@ def _open_terminal() -> TextIO:
     if sys.stdin.isatty():
         return sys.stdin
     try:
-        return open("/dev/tty", encoding="utf-8")
+        return open("/dev/tty", encoding="utf-8")  # closed by open_shell
     except OSError:
         raise UsageError(
             "the interactive shell needs a terminal; for scripts use `cortan ask`"
@@ -80,30 +98,49 @@ async def _run(
     context: Context,
     terminal: TextIO,
     piped: str | None,
-    model: str | None,
-    system: str | None,
-    no_history: bool,
-    vi: bool,
+    options: ShellOptions,
 ) -> None:
     from prompt_toolkit.input import create_input
 
     from cortan.app import App, make_repl
     from cortan.cli.ask import make_console
+    from cortan.cli.continuation import open_store
     from cortan.config.paths import get_data_dir
 
     if not sys.stdout.isatty():
         raise UsageError("the interactive shell needs stdout on a terminal; use `cortan ask`")
+    store = None if options.no_log or not settings.log else open_store(create=True)
     app = App.build(settings)
-    history = None if no_history else get_data_dir() / "history"
+    history = None if options.no_history else get_data_dir() / "history"
     repl = make_repl(
         app,
         make_console(settings, context),
         history_path=history,
-        vi_mode=vi,
+        store=store,
+        vi_mode=options.vi,
         input=create_input(terminal),
     )
-    repl.conversation.model, repl.conversation.system = model, system
     try:
+        await _apply_options(repl, options)
         await repl.run(first_input=piped)
     finally:
         await app.aclose()
+        if store is not None:
+            store.close()
+
+
+async def _apply_options(repl: Repl, options: ShellOptions) -> None:
+    """--session first (it brings a model and system prompt), then --role, -m and -s."""
+    from cortan.shell.actions import do_role
+    from cortan.shell.sessions import load_session
+
+    if options.session is not None:
+        if repl.store is None or repl.recorder is None:
+            raise UsageError("--session needs the session store, which is off (--no-log)")
+        load_session(repl, repl.store, repl.recorder, options.session, create=True)
+    if options.role is not None:
+        await do_role(repl, options.role)
+    if options.model is not None:
+        repl.conversation.model = options.model
+    if options.system is not None:
+        repl.conversation.system = options.system

@@ -16,7 +16,7 @@ import typer
 from cortan.cli.runner import get_context, guard
 
 if TYPE_CHECKING:
-    from cortan.store import LogEntry
+    from cortan.store import StoredMessage
 
 
 def logs(
@@ -43,7 +43,7 @@ def logs(
             context.diagnostics.notice("no matching messages" if query else "nothing stored yet")
 
 
-def _read(count: int, query: str | None) -> list[LogEntry]:
+def _read(count: int, query: str | None) -> list[StoredMessage]:
     from cortan.cli.continuation import open_store
 
     store = open_store(create=False)

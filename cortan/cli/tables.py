@@ -19,4 +19,6 @@ def make_table_console(color: bool) -> Console:
     from rich.console import Console
 
     width = None if sys.stdout.isatty() else PIPE_WIDTH
-    return Console(no_color=not color, highlight=False, width=width)
+    # No markup: cells hold server text (model names), and "[link=…]" in one would
+    # otherwise become an OSC 8 hyperlink that hides its target (docs/security.md).
+    return Console(no_color=not color, highlight=False, width=width, markup=False, emoji=False)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cortan.store import Conversation, LogEntry, StoredMessage
+    from cortan.store import Conversation, StoredMessage
 
 PREVIEW = 60
 
@@ -141,24 +141,23 @@ def conversation_rows(conversations: list[Conversation]) -> list[str]:
     return _align(rows, right={0, 2})
 
 
-def log_rows(entries: list[LogEntry]) -> list[str]:
+def log_rows(messages: list[StoredMessage]) -> list[str]:
     """Aligned lines for ``cortan logs``: one message each, newest first."""
     rows = [("TIME", "SESSION", "ROLE", "MODEL", "TOKENS", "TEXT")]
-    for entry in entries:
-        m = entry.message
+    for m in messages:
         text = preview(m.content)
         if m.status != "complete":
             text = f"[{m.status}] {text}"
-        label = preview(entry.conversation_label, 24)
+        label = preview(m.conversation_label, 24)
         rows.append((local_time(m.created), label, m.role, m.model or "", tokens(m), text))
     return _align(rows, right=set())
 
 
-def log_to_json(entry: LogEntry) -> dict[str, Any]:
+def log_to_json(message: StoredMessage) -> dict[str, Any]:
     return {
-        "conversation_id": entry.message.conversation_id,
-        "conversation": entry.conversation_name,
-        **message_to_json(entry.message),
+        "conversation_id": message.conversation_id,
+        "conversation": message.conversation_name,
+        **message_to_json(message),
     }
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from contextvars import ContextVar
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -135,18 +135,12 @@ class ContextSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     window: int = Field(default=8192, ge=512, le=100_000_000)  # when nothing else says
-    windows: dict[str, int] = Field(default_factory=dict)  # per model name, over the server's
+    windows: dict[str, Annotated[int, Field(ge=512, le=100_000_000)]] = Field(
+        default_factory=dict
+    )  # per model name; wins over what the server says
     answer_reserve: int = Field(default=1024, ge=0, le=1_000_000)  # tokens kept for the answer
     ollama_num_ctx_min: int = Field(default=4096, ge=512, le=100_000_000)
     ollama_num_ctx_max: int = Field(default=32768, ge=512, le=100_000_000)  # memory grows with it
-
-    @field_validator("windows")
-    @classmethod
-    def _check_windows(cls, windows: dict[str, int]) -> dict[str, int]:
-        for name, size in windows.items():
-            if size < 512:
-                raise ValueError(f"the window of {name!r} must be at least 512 tokens")
-        return windows
 
 
 class RoleConfig(BaseModel):

@@ -23,6 +23,7 @@ prompt tokens than were sent, a Notice says the server cut the prompt.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import Callable, Sequence
@@ -91,6 +92,8 @@ class ModelCatalog(Protocol):
 CUT_RATIO = 0.6
 # After a cut, estimates for that model grow by this much.
 CUT_WIDEN = 1.5
+# Seconds to wait for a server to tell a model's window before using the configured one.
+WINDOW_LOOKUP_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,8 @@ class ContextManager:
     model gets the configured window. ``calibration`` holds the per-model
     corrections learned so far (one per run unless the caller shares one).
     """
+
+    lookup_timeout = WINDOW_LOOKUP_TIMEOUT
 
     def __init__(
         self,
@@ -143,6 +148,9 @@ class ContextManager:
         except CortanError:  # a name that does not resolve: the model manager says why
             await self._bus.publish(ChatPrepared(request, request.model, messages))
             return
+        except asyncio.CancelledError:  # Ctrl-C while the window was looked up
+            await self._bus.publish(ChatCancelled(request.request_id))
+            raise
         try:
             fitted = budgets.fit(messages, budget, self._counter(budget.model))
         except InputError as exc:
@@ -182,8 +190,10 @@ class ContextManager:
                 return self.limits.windows[candidate], "context.windows"
         reported = None
         if self._models is not None:
-            with contextlib.suppress(CortanError):  # down, or no such model: the request says so
-                reported = await self._models.get_context_length(name)
+            # Down, slow, or no such model: the request itself will say so.
+            with contextlib.suppress(CortanError, TimeoutError):
+                async with asyncio.timeout(self.lookup_timeout):
+                    reported = await self._models.get_context_length(name)
         if reported:
             return reported, "server"
         return self.limits.window, "context.window"

@@ -46,6 +46,7 @@ class ChatRequested:
     history: tuple[Message, ...] = ()
     options: tuple[tuple[str, object], ...] = ()
     allow_fallback: bool = True  # False: only the model asked for (``--no-fallback``)
+    allow_secrets: bool = False  # True: send even what looks like a secret (the user said so)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,83 +1,36 @@
-"""The model manager: routes a request to a model and streams its answer as events.
+"""The model manager: names, providers and hosts, and the answers they give as events.
 
-Layer: engine. For each ``ChatPrepared`` it walks the fallback chain of the name
-asked for (:mod:`cortan.engine.routes`); for each model it picks a host
-(:mod:`cortan.engine.hosts`), and tries again after a failure as the retry policy
-allows (:mod:`cortan.engine.retry`). Only failures before the first piece of an
-answer are retried or passed to the next model: once a piece was published the
-answer belongs to that attempt, and a later failure ends the request with the
-partial answer kept.
+Layer: engine. It resolves names (:mod:`cortan.engine.routes`), keeps one host pool
+per provider with a circuit breaker per host (:mod:`cortan.engine.hosts`), lists
+models, and subscribes to ``ChatPrepared``: each request's way through its fallback
+chain, with retries, is :class:`cortan.engine.answering.Answerer`'s job.
 
-``ChatStarted`` names the model that answers: it is published at once when there
-is no fallback to go to, otherwise when the first piece arrives (after a
-``Notice`` saying which models failed). Each piece is republished as a
-``TokenDelta``; exactly one ``ChatFinished``, ``ChatFailed`` or ``ChatCancelled``
-ends the request, carrying whatever text arrived.
+Breakers, latencies and providers live as long as this object, which is as long as
+the process: across the prompts of a REPL session, not across ``cortan ask`` runs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from contextlib import aclosing
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, cast
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
+from cortan.engine.answering import Answerer
 from cortan.engine.breaker import CircuitBreaker
 from cortan.engine.bus import EventBus
-from cortan.engine.events import (
-    ChatCancelled,
-    ChatFailed,
-    ChatFinished,
-    ChatPrepared,
-    ChatStarted,
-    Notice,
-    Timings,
-    TokenDelta,
-)
+from cortan.engine.events import ChatPrepared
 from cortan.engine.hosts import Host, HostPool, HostState
-from cortan.engine.retry import RetryPolicy
 from cortan.engine.routes import Route, Router
-from cortan.errors import (
-    CortanError,
-    ProviderError,
-    ProviderTimeoutError,
-    UnreachableError,
-    UsageError,
-)
+from cortan.errors import CortanError, ProviderError, UsageError
 from cortan.providers import get_factory
-from cortan.providers.base import ChatRequest, Finish, ModelInfo, Provider
+from cortan.providers.base import ChatRequest, ModelInfo, Provider
 
 if TYPE_CHECKING:
     from cortan.config.settings import Settings
 
 __all__ = ["ModelManager", "Route"]
-
-log = logging.getLogger(__name__)
-
-#: Waits at least this long are announced in a Notice; shorter ones stay quiet.
-NOTICE_WAIT = 1.0
-
-
-@dataclass(slots=True)
-class _Answer:
-    """One request on its way through the chain: what arrived, and what failed."""
-
-    request_id: int
-    chain: list[Route]
-    started: float
-    route: Route
-    pieces: list[str] = field(default_factory=list)
-    first_token: float | None = None
-    announced: bool = False
-    failures: list[tuple[Route, CortanError]] = field(default_factory=list)
-
-    @property
-    def content(self) -> str:
-        return "".join(self.pieces)
 
 
 class ModelManager:
@@ -96,14 +49,13 @@ class ModelManager:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
     ) -> None:
-        self._bus = bus
         self._settings = settings
         self._clock = clock
-        self._sleep = sleep
-        self._jitter = jitter
         self.router = Router(settings)
-        self._retry = RetryPolicy.from_settings(settings.retry)
         self._pools: dict[str, HostPool] = {}
+        self._answerer = Answerer(
+            bus, settings, self.get_pool, clock=clock, sleep=sleep, jitter=jitter
+        )
         self._windows: dict[str, int | None] = {}  # context lengths, per route
         bus.subscribe(ChatPrepared, self.on_prepared)
 
@@ -195,188 +147,14 @@ class ModelManager:
         try:
             chain = self.router.get_chain(event.model, fallback=event.request.allow_fallback)
         except CortanError as exc:
-            await self._fail(request_id, exc, None, None)
+            await self._answerer.fail(request_id, exc, None, None)
             return
         options = {**dict(event.request.options), **dict(event.options)}
-        answer = _Answer(request_id, chain, self._clock(), chain[0])
-        await self._answer(answer, ChatRequest(chain[0].model, event.messages, options))
-
-    async def _answer(self, answer: _Answer, request: ChatRequest) -> None:
-        if len(answer.chain) == 1:
-            await self._announce(answer)
-        for route in answer.chain:
-            answer.route = route
-            last = route is answer.chain[-1]
-            try:
-                finish = await self._try_route(answer, replace(request, model=route.model), last)
-            except asyncio.CancelledError:
-                await self._bus.publish(
-                    ChatCancelled(answer.request_id, answer.content, route.provider, route.model)
-                )
-                raise
-            except CortanError as exc:
-                if answer.first_token is not None or last:
-                    await self._give_up(answer, exc)
-                    return
-                log.debug("%s cannot answer (%s); falling back", route, exc)
-                answer.failures.append((route, exc))
-                continue
-            await self._bus.publish(self._finished(answer, finish))
-            return
-
-    async def _try_route(self, answer: _Answer, request: ChatRequest, last: bool) -> Finish:
-        """One model: attempts on its hosts until one answers or the policy says stop."""
-        pool = self.get_pool(answer.route.provider)
-        tried: list[str] = []
-        attempt = 0
-        while True:
-            attempt += 1
-            host = pool.pick(avoid=tried, force=last)
-            if host is None:
-                raise UnreachableError(pool.describe_open())
-            tried.append(host.url)
-            try:
-                return await self._attempt(answer, pool, host, request)
-            except ProviderError as exc:
-                delay = self._get_delay(answer, pool, tried, exc, attempt)
-                if delay is None:
-                    raise
-                await self._wait(answer, exc, attempt, delay)
-
-    def _get_delay(
-        self, answer: _Answer, pool: HostPool, tried: list[str], exc: ProviderError, attempt: int
-    ) -> float | None:
-        if answer.first_token is not None:
-            return None  # never stitch an answer from two attempts
-        elapsed = self._clock() - answer.started
-        delay = self._retry.get_delay(exc, attempt, elapsed, self._jitter)
-        if delay is not None and pool.has_fresh(tried):
-            return 0.0  # another host is waiting: fail over at once
-        return delay
-
-    async def _wait(self, answer: _Answer, exc: ProviderError, attempt: int, delay: float) -> None:
-        log.debug(
-            "attempt %d of %s failed (%s); retrying in %.2f s", attempt, answer.route, exc, delay
-        )
-        if delay >= NOTICE_WAIT:
-            text = f"{answer.route}: {exc}; trying again in {delay:.0f} s"
-            await self._bus.publish(Notice(answer.request_id, text))
-        if delay > 0:
-            await self._sleep(delay)
-
-    async def _attempt(
-        self, answer: _Answer, pool: HostPool, host: Host, request: ChatRequest
-    ) -> Finish:
-        """One try on one host; its outcome counts for the host's breaker and latency."""
-        host.in_flight += 1
-        try:
-            finish = await self._consume(answer, pool.get_provider(host), request, host)
-        except ProviderError as exc:
-            host.record(exc)
-            raise
-        except BaseException:
-            host.breaker.release()
-            raise
-        finally:
-            host.in_flight -= 1
-        host.record(None)
-        return finish
-
-    async def _consume(
-        self, answer: _Answer, provider: Provider, request: ChatRequest, host: Host
-    ) -> Finish:
-        timeouts = self._settings.timeouts
-        loop = asyncio.get_running_loop()
-        begun = self._clock()
-        try:
-            async with asyncio.timeout(timeouts.first_token) as deadline:
-                async with aclosing(_as_generator(provider.stream_chat(request))) as stream:
-                    async for item in stream:
-                        if isinstance(item, Finish):
-                            await self._announce(answer)
-                            return item
-                        if answer.first_token is None:
-                            answer.first_token = self._clock() - answer.started
-                            host.observe_latency(self._clock() - begun)
-                            deadline.reschedule(loop.time() + timeouts.total)
-                            await self._announce(answer)
-                        answer.pieces.append(item)
-                        await self._bus.publish(TokenDelta(answer.request_id, item))
-        except TimeoutError:
-            raise self._timeout_error(provider, answer.first_token is None) from None
-        raise ProviderError(
-            f"{provider.label} at {provider.url} ended the stream without finishing"
-        )
-
-    def _timeout_error(self, provider: Provider, before_first: bool) -> ProviderTimeoutError:
-        timeouts = self._settings.timeouts
-        which, key = ("first token", "first_token") if before_first else ("whole answer", "total")
-        error = ProviderTimeoutError(
-            f"{provider.label} at {provider.url} took longer than {getattr(timeouts, key):g} s "
-            f"for the {which} (timeouts.{key})"
-        )
-        # The first-token wait is already the long one: go to the fallback, not again.
-        error.retryable = False
-        return error
-
-    async def _announce(self, answer: _Answer) -> None:
-        """Say which model answers (once), after the models that could not."""
-        if answer.announced:
-            return
-        answer.announced = True
-        route = answer.route
-        if answer.failures:
-            failed = "; ".join(f"{r} failed ({exc})" for r, exc in answer.failures)
-            await self._bus.publish(Notice(answer.request_id, f"{failed}; answered by {route}"))
-        await self._bus.publish(ChatStarted(answer.request_id, route.provider, route.model))
-
-    async def _give_up(self, answer: _Answer, exc: CortanError) -> None:
-        """End the request failed: with the answering model's error once it started, else
-        with the first model's, the fallbacks' failures told in a Notice before it."""
-        if answer.first_token is not None or not answer.failures:
-            await self._fail(answer.request_id, exc, answer.route, answer.content)
-            return
-        (first, first_exc), *others = [*answer.failures, (answer.route, exc)]
-        told = "; ".join(f"{route} failed too ({error})" for route, error in others)
-        await self._bus.publish(Notice(answer.request_id, f"fallback {told}"))
-        await self._fail(answer.request_id, first_exc, first, "")
-
-    def _finished(self, answer: _Answer, finish: Finish) -> ChatFinished:
-        timings = Timings(answer.first_token, self._clock() - answer.started)
-        route = answer.route
-        return ChatFinished(
-            answer.request_id,
-            route.provider,
-            route.model,
-            answer.content,
-            finish.finish_reason,
-            finish.usage,
-            timings,
-        )
-
-    async def _fail(
-        self, request_id: int, exc: CortanError, route: Route | None, content: str | None
-    ) -> None:
-        kind = exc.kind if isinstance(exc, ProviderError) else type(exc).__name__
-        await self._bus.publish(
-            ChatFailed(
-                request_id,
-                kind,
-                str(exc),
-                exc.exit_code,
-                content or "",
-                route.provider if route else None,
-                route.model if route else None,
-            )
+        await self._answerer.answer(
+            request_id, chain, ChatRequest(chain[0].model, event.messages, options)
         )
 
     async def aclose(self) -> None:
         pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
             await pool.aclose()
-
-
-def _as_generator(stream: AsyncIterator[str | Finish]) -> AsyncGenerator[str | Finish, None]:
-    # The protocol promises an async iterator; every provider's is a generator, which
-    # aclose() stops so the HTTP stream closes (providers/base.py's contract).
-    return cast("AsyncGenerator[str | Finish, None]", stream)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from cortan.errors import UsageError
 from cortan.shell.commands import CommandTable, SlashCommand
 from cortan.shell.repl import ExitShell
+from cortan.shell.sessions import do_load, do_save, do_sessions, start_new
 
 if TYPE_CHECKING:
     from cortan.shell.repl import Repl
@@ -76,7 +77,22 @@ async def do_system(repl: Repl, arg: str) -> None:
 
 async def do_clear(repl: Repl, arg: str) -> None:
     repl.conversation.clear()
+    start_new(repl)
     repl.dim("new conversation")
+
+
+async def do_role(repl: Repl, arg: str) -> None:
+    from cortan.config.roles import get_role, get_roles
+
+    if not arg:
+        names = ", ".join(get_roles(repl.app.settings))
+        raise UsageError(f"usage: /role NAME; roles: {names}")
+    role = get_role(repl.app.settings, arg)
+    repl.conversation.system = role.system
+    repl.conversation.options = role.options
+    if role.model:
+        repl.conversation.model = role.model
+    repl.dim(f"role {role.name}: {role.summary}")
 
 
 async def do_retry(repl: Repl, arg: str) -> None:
@@ -171,6 +187,14 @@ def make_command_table() -> CommandTable:
                 "file", "attach a text file to the next message", "/file PATH", "path", do_file
             ),
             SlashCommand("usage", "tokens used and context left", "/usage", "none", do_usage),
+            SlashCommand(
+                "role", "use a role (system prompt, model)", "/role NAME", "role", do_role
+            ),
+            SlashCommand("sessions", "list stored conversations", "/sessions", "none", do_sessions),
+            SlashCommand("save", "name this conversation", "/save NAME", "text", do_save),
+            SlashCommand(
+                "load", "switch to a stored conversation", "/load NAME", "session", do_load
+            ),
             SlashCommand("set", "switch vi or emacs keys", "/set vi|emacs", "setting", do_set),
             SlashCommand("exit", "leave the shell", "/exit", "none", do_exit),
         ],

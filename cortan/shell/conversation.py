@@ -35,6 +35,7 @@ class Conversation:
 
     model: str | None = None
     system: str | None = None
+    options: tuple[tuple[str, object], ...] = ()
     turns: list[Turn] = field(default_factory=list)
     pending: list[Attachment] = field(default_factory=list)
     last_request: ChatRequested | None = None
@@ -58,6 +59,7 @@ class Conversation:
             self.model,
             self.system,
             self.history(),
+            self.options,
         )
         self.pending.clear()
         self.last_request = request
@@ -75,6 +77,15 @@ class Conversation:
             )
         elif isinstance(ended, ChatCancelled):
             self.turns.append(Turn(sent, ended.content, interrupted=True))
+
+    def load(self, messages: list[Message]) -> None:
+        """Replace the turns with stored ones (user, then its answer if any)."""
+        self.clear()
+        for message in messages:
+            if message.role == "user":
+                self.turns.append(Turn(message.content, ""))
+            elif message.role == "assistant" and self.turns and not self.turns[-1].answer:
+                self.turns[-1] = Turn(self.turns[-1].user, message.content)
 
     def drop_last_turn(self) -> Turn | None:
         return self.turns.pop() if self.turns else None

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from cortan.app import App
     from cortan.shell.commands import CommandTable
     from cortan.shell.models_cache import ModelCache
+    from cortan.store import SessionStore
+    from cortan.store.recorder import Recorder
 
 EXIT_HINT = "(Ctrl-D or /exit leaves the shell; Ctrl-C again to leave now)"
 
@@ -65,6 +67,8 @@ class Repl:
         self.commands = commands
         self.models = models
         self.conversation = conversation or Conversation()
+        self.store: SessionStore | None = None
+        self.recorder: Recorder | None = None
         self._answer: asyncio.Task[ChatEnded] | None = None
         self._sent: dict[int, str] = {}
         self._last_interrupt_empty = False

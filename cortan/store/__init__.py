@@ -15,12 +15,11 @@ doctor``). The data folder is always passed in: the store does not read config.
 """
 
 from cortan.store.db import describe_store, get_store_path
-from cortan.store.records import Conversation, LogEntry, StoredMessage, StoreInfo
+from cortan.store.records import Conversation, StoredMessage, StoreInfo
 from cortan.store.sessions import SessionStore
 
 __all__ = [
     "Conversation",
-    "LogEntry",
     "SessionStore",
     "StoreInfo",
     "StoredMessage",

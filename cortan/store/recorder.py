@@ -25,20 +25,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from cortan.engine.events import ChatEnded, ChatFailed, ChatFinished, ChatPrepared
 from cortan.errors import CortanError
-from cortan.store.records import Status
+from cortan.store.records import Conversation, Status
 from cortan.store.sessions import SessionStore
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class _Pending:
-    conversation_id: int
-    sent_at: float
 
 
 class Recorder:
@@ -57,7 +50,7 @@ class Recorder:
         self.new_name: str | None = None
         self._warn = warn or (lambda text: log.warning("%s", text))
         self._clock = clock
-        self._pending: dict[int, _Pending] = {}
+        self._pending: dict[int, tuple[int, float]] = {}  # request id: conversation, sent at
 
     def continue_conversation(self, conversation_id: int) -> None:
         """Send the next requests to this existing conversation."""
@@ -77,26 +70,34 @@ class Recorder:
         except CortanError as exc:
             self._warn(f"this exchange is not being saved: {exc}")
             return
-        self._pending[event.request.request_id] = _Pending(conversation_id, self._clock())
+        self._pending[event.request.request_id] = (conversation_id, self._clock())
 
     def _conversation_for(self, model: str | None, system: str | None) -> int:
-        if self.conversation_id is None:
+        current = self._find_current()
+        if current is None:
             created = self.store.create(self.new_name, model=model, system=system)
             self.continue_conversation(created.id)
             return created.id
-        current = self.store.get(self.conversation_id)
-        if current is not None and (current.system != system or (model and current.model != model)):
+        self.continue_conversation(current.id)
+        if current.system != system or (model and current.model != model):
             self.store.update(current.id, model=model or current.model, system=system)
-        return self.conversation_id
+        return current.id
+
+    def _find_current(self) -> Conversation | None:
+        """The conversation to add to; None to start one (also when it was deleted meanwhile)."""
+        if self.conversation_id is not None:
+            return self.store.get(self.conversation_id)
+        # Another terminal may have started the same named session meanwhile: join it.
+        return self.store.get_by_name(self.new_name) if self.new_name else None
 
     def on_ended(self, event: ChatEnded) -> None:
         """Commit the answer, however the request ended."""
         pending = self._pending.pop(event.request_id, None)
         if pending is None:
             return  # never sent (rejected input) or not recorded
-        duration = self._clock() - pending.sent_at
+        conversation_id, sent_at = pending
         try:
-            self._store_answer(pending.conversation_id, event, duration)
+            self._store_answer(conversation_id, event, self._clock() - sent_at)
         except CortanError as exc:
             self._warn(f"the answer was not saved: {exc}")
 

@@ -1,4 +1,4 @@
-"""What the session store hands out: conversations, messages, log entries, a summary.
+"""What the session store hands out: conversations, messages, a summary of the store.
 
 Layer: store (stdlib only). Plain frozen dataclasses, so front ends can keep them
 after the store is closed. ``StoredMessage`` carries ``role`` and ``content`` with
@@ -42,9 +42,11 @@ class StoredMessage:
     """One message as stored: the turn itself plus who answered, how it ended, what it cost.
 
     ``created`` is Unix seconds; ``duration`` is seconds from sending to the end of
-    the answer (assistant messages only). Treat it as read-only: it is not frozen
-    only because a frozen dataclass takes ten times as long to build, and loading a
-    10,000-message conversation builds 10,000 of them.
+    the answer (assistant messages only). ``conversation_name`` is filled in by the
+    queries across conversations (``recent_messages``, ``search``).
+
+    Treat it as read-only: it is not frozen only because a frozen dataclass takes
+    ten times as long to build, and a 10,000-message conversation builds 10,000.
     """
 
     id: int
@@ -58,18 +60,12 @@ class StoredMessage:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     duration: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    """A message with the conversation it belongs to, for ``cortan logs``."""
-
-    message: StoredMessage
-    conversation_name: str | None
+    conversation_name: str | None = None
 
     @property
     def conversation_label(self) -> str:
-        cid = self.message.conversation_id
+        """``#7 name``, or ``#7``: the conversation as listings show it."""
+        cid = self.conversation_id
         return f"#{cid} {self.conversation_name}" if self.conversation_name else f"#{cid}"
 
 
@@ -104,7 +100,6 @@ def select_history(messages: Sequence[StoredMessage]) -> list[StoredMessage]:
             answer = messages[i + 1] if i + 1 < len(messages) else None
             if answer is not None and answer.role == "assistant" and answer.status != "failed":
                 kept.append(message)
-        elif message.role == "assistant" and message.status != "failed" and message.content:
-            if kept and kept[-1].role == "user":
-                kept.append(message)
+        elif message.status != "failed" and message.content and kept and kept[-1].role == "user":
+            kept.append(message)  # the answer to the question just kept
     return kept

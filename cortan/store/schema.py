@@ -9,7 +9,9 @@ test builds a database at each older version and migrates it.
 Each step is a tuple of single statements (not a script) so that the whole
 migration runs inside one ``BEGIN IMMEDIATE`` transaction: ``executescript``
 would commit half-way. Times are Unix seconds (REAL); ``datetime(created,
-'unixepoch')`` shows them in the ``sqlite3`` shell.
+'unixepoch')`` shows them in the ``sqlite3`` shell. Ids are AUTOINCREMENT: an id
+is never reused after a delete, so a shell still holding conversation 7 cannot
+write into a new conversation that happens to get number 7.
 
     version 1  conversations and messages
     version 2  full-text search over message content (FTS5), kept in step by triggers
@@ -23,7 +25,7 @@ APPLICATION_ID = 0x636F7274
 _V1 = (
     """
     CREATE TABLE conversations (
-        id      INTEGER PRIMARY KEY,
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
         name    TEXT UNIQUE,
         created REAL NOT NULL,
         updated REAL NOT NULL,
@@ -33,7 +35,7 @@ _V1 = (
     """,
     """
     CREATE TABLE messages (
-        id                INTEGER PRIMARY KEY,
+        id                INTEGER PRIMARY KEY AUTOINCREMENT,
         conversation_id   INTEGER NOT NULL
                           REFERENCES conversations(id) ON DELETE CASCADE,
         role              TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),

@@ -27,7 +27,7 @@ from typing import Any, Self
 
 from cortan.errors import UsageError
 from cortan.store.db import connect, describe_store, get_store_path, translate_errors
-from cortan.store.records import Conversation, LogEntry, Role, Status, StoredMessage, StoreInfo
+from cortan.store.records import Conversation, Role, Status, StoredMessage, StoreInfo
 from cortan.store.search import make_match_query
 
 MAX_NAME = 100
@@ -157,8 +157,6 @@ class SessionStore:
             _check_free(conn, name, conversation_id)
             conn.execute("UPDATE conversations SET name = ? WHERE id = ?", (name, conversation_id))
 
-    set_name = rename
-
     def update(self, conversation_id: int, *, model: str | None, system: str | None) -> None:
         """Set the model and system prompt a conversation continues with."""
         with self._write() as conn:
@@ -215,12 +213,12 @@ class SessionStore:
         sql = f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE m.conversation_id = ? ORDER BY m.id"
         return [_message(row) for row in self._read(sql, (conversation_id,))]
 
-    def recent_messages(self, limit: int = 20) -> list[LogEntry]:
+    def recent_messages(self, limit: int = 20) -> list[StoredMessage]:
         """The newest messages across all conversations, newest first."""
         rows = self._read(_LOG + " ORDER BY m.id DESC LIMIT ?", (limit,))
-        return [_log_entry(row) for row in rows]
+        return [_message(row) for row in rows]
 
-    def search(self, text: str, limit: int = 20) -> list[LogEntry]:
+    def search(self, text: str, limit: int = 20) -> list[StoredMessage]:
         """Messages containing every word of ``text`` (any text is safe), newest first."""
         query = make_match_query(text)
         if query is None:
@@ -230,7 +228,7 @@ class SessionStore:
             " JOIN messages m ON m.id = f.rowid JOIN conversations c ON c.id = m.conversation_id"
             " WHERE messages_fts MATCH ? ORDER BY f.rowid DESC LIMIT ?"
         )
-        return [_log_entry(row) for row in self._read(sql, (query, limit))]
+        return [_message(row) for row in self._read(sql, (query, limit))]
 
     def stats(self) -> StoreInfo:
         """Path, schema version, size and counts of this store."""
@@ -252,7 +250,3 @@ def _conversation(row: tuple[Any, ...]) -> Conversation:
 
 def _message(row: tuple[Any, ...]) -> StoredMessage:
     return StoredMessage(*row)
-
-
-def _log_entry(row: tuple[Any, ...]) -> LogEntry:
-    return LogEntry(StoredMessage(*row[:-1]), row[-1])

@@ -32,11 +32,21 @@ import pexpect
 
 from tests.benchmarks.bench_first_request import TimedOllama, process_cpu
 from tests.benchmarks.bench_render import make_answer, pieces_of
-from tests.benchmarks.measure import PYTHON, Figure, cortan_command, isolated_env, median, report
+from tests.benchmarks.measure import (
+    BARE,
+    PYTHON,
+    Figure,
+    cortan_command,
+    isolated_env,
+    median,
+    report,
+    run_child,
+)
 from tests.servers import Reply
 
 REPEAT = 7
 PROMPT = "›".encode()
+STATUS_LINE = b" tok/s"  # the shell's line under a finished answer ("… · 52.1 tok/s · 1.2 s")
 ROWS, COLS = 40, 100
 MODEL = "llama3.2:latest"
 HEAVY = ("openai", "ollama", "keyring")
@@ -84,19 +94,17 @@ class Pty:
 
     def wait_for(self, marker: bytes, timeout: float = 60) -> float:
         """Read until ``marker`` appears in output not yet searched; the time it was seen."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        deadline, window = time.monotonic() + timeout, self.tail
+        while marker not in window:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{marker!r} never appeared; last output: {window[-300:]!r}")
             try:
-                data = self.child.read_nonblocking(1 << 16, timeout=0.05)
+                window = window[-len(marker) :] + self.child.read_nonblocking(1 << 16, 0.05)
             except pexpect.TIMEOUT:
-                continue
-            window = self.tail + data
-            if marker in window:
-                seen = time.monotonic()
-                self.tail = window[window.rindex(marker) + len(marker) :]
-                return seen
-            self.tail = window[-len(marker) :]
-        raise TimeoutError(f"{marker!r} never appeared; last output: {self.tail!r}")
+                pass
+        seen = time.monotonic()
+        self.tail = window[window.index(marker) + len(marker) :]
+        return seen
 
     def wait_exit(self, timeout: float = 30) -> float:
         self.child.expect(pexpect.EOF, timeout=timeout)
@@ -136,11 +144,9 @@ def read_rss_kib(pid: int) -> int:
 
 
 def bare_on_pty(env: Mapping[str, str]) -> tuple[float, float]:
-    """Wall and CPU seconds of ``python -c pass`` spawned on a pty like the shell."""
-    pty = Pty([PYTHON, "-c", "import os; os.write(1, b'done')"], env)
-    pty.wait_for(b"done")
-    cpu = process_cpu(pty.pid)
-    return pty.wait_exit() - pty.spawned, cpu
+    """Wall seconds of bare Python spawned on a pty like the shell; CPU of ``python -c pass``."""
+    pty = Pty([PYTHON, "-c", "pass"], env)
+    return pty.wait_exit() - pty.spawned, run_child(BARE, env).cpu
 
 
 def shell_ready(env: Mapping[str, str]) -> tuple[float, float, int]:
@@ -164,17 +170,44 @@ def imports_before_prompt(env: Mapping[str, str], log: Path) -> tuple[list[str],
     return before, after
 
 
-def ask(pty: Pty, server: TimedOllama, prompt: str, timeout: float = 120) -> None:
-    """Type ``prompt``, wait for the whole answer to be sent and the prompt to return."""
-    answered = len(server.last_bytes)
+def ask(pty: Pty, prompt: str, timeout: float = 120) -> None:
+    """Type ``prompt``; wait for the answer's closing status line and the prompt after it."""
     pty.child.send(prompt.encode() + b"\r")
-    deadline = time.monotonic() + timeout
-    with server.answered:
-        server.answered.wait_for(lambda: len(server.last_bytes) > answered, timeout)
-    pty.wait_for(PROMPT, max(deadline - time.monotonic(), 1))
+    pty.wait_for(STATUS_LINE, timeout)
+    pty.wait_for(PROMPT)
 
 
-def same_libraries_rss(modules: list[str], env: Mapping[str, str]) -> int:
+def memory_after_answers(
+    server: TimedOllama, env: Mapping[str, str], log: Path
+) -> dict[str, float]:
+    """Idle RSS after a first (2k-token) answer and its baseline; what two 32k answers add."""
+    pty = Pty([PYTHON, "-c", IMPORT_LOG, str(log), "chat"], env)
+    pty.wait_for(PROMPT)
+    server.queue(Reply(pieces=pieces_of(make_answer(2_000, seed=1))))
+    ask(pty, "a first question")
+    idle = pty.settle()
+    sizes, rss = [], [idle]
+    for seed in (7, 8):
+        answer = make_answer(32_000, seed=seed)
+        server.queue(Reply(pieces=pieces_of(answer)))
+        ask(pty, "a long one")
+        sizes.append(len(answer.encode()))
+        rss.append(pty.settle())
+    pty.leave()
+    loaded = [name for _, name in json.loads(log.read_text())]
+    return {
+        "idle_kib": idle,
+        "baseline_kib": same_libraries_rss(loaded, env),
+        "after_32k_kib": rss[1],
+        "after_second_32k_kib": rss[2],
+        "first_32k_bytes_per_byte": (rss[1] - rss[0]) * 1024 / sizes[0],
+        "second_32k_bytes_per_byte": (rss[2] - rss[1]) * 1024 / sizes[1],
+    }
+
+
+def same_libraries_rss(loaded: list[str], env: Mapping[str, str]) -> int:
+    """RSS (KiB) of bare Python that imported every module the shell loaded, except cortan's."""
+    modules = sorted({m for m in loaded if m.split(".")[0] not in ("cortan", "tests")})
     proc = subprocess.Popen(
         [PYTHON, "-c", SAME_LIBRARIES, *modules],
         env=dict(env),
@@ -188,30 +221,6 @@ def same_libraries_rss(modules: list[str], env: Mapping[str, str]) -> int:
     proc.stdin.close()
     proc.wait(10)
     return rss
-
-
-def memory_after_answers(
-    server: TimedOllama, env: Mapping[str, str], log: Path
-) -> dict[str, float]:
-    """RSS idle after the first answer, its same-libraries baseline, and a 32k answer's cost."""
-    pty = Pty([PYTHON, "-c", IMPORT_LOG, str(log), "chat"], env)
-    pty.wait_for(PROMPT)
-    ask(pty, server, "hi")
-    idle = pty.settle()
-    answer = make_answer(32_000)
-    server.queue(Reply(pieces=pieces_of(answer)))
-    ask(pty, server, "a long one")
-    after_long = pty.settle()
-    pty.leave()
-    modules = sorted({name.split(".")[0] for _, name in json.loads(log.read_text())})
-    modules = [m for m in modules if m not in ("cortan", "tests") and not m.startswith("_")]
-    baseline = same_libraries_rss(modules, env)
-    return {
-        "idle_kib": idle,
-        "baseline_kib": baseline,
-        "after_long_kib": after_long,
-        "long_answer_bytes": len(answer.encode()),
-    }
 
 
 def main(repeat: int = REPEAT) -> dict[str, Any]:
@@ -248,7 +257,6 @@ def figures(
     wall, cpu = (1000 * median([r[i] for r in ready]) for i in (0, 1))
     rss = median([r[2] for r in ready]) / 1024
     heavy = [name for name in HEAVY if name in before]
-    grown = (memory["after_long_kib"] - memory["idle_kib"]) * 1024 / memory["long_answer_bytes"]
     out = [
         Figure("python -c pass on a pty (baseline)", bare_wall, "ms"),
         Figure("cortan chat: prompt ready", wall, "ms", bare_wall, "bare", 25.0),
@@ -263,7 +271,15 @@ def figures(
             "same libraries",
             1.3,
         ),
-        Figure("RSS added by a 32k-token answer per text byte", grown, "B/B", target=4.0),
+        Figure(
+            "RSS added by a 32k-token answer, per byte",
+            memory["first_32k_bytes_per_byte"],
+            "B/B",
+            target=4.0,
+        ),
+        Figure(
+            "RSS added by another 32k answer, per byte", memory["second_32k_bytes_per_byte"], "B/B"
+        ),
     ]
     extra = {"before_prompt": before, "after_prompt": after, "memory": memory, "repeat": repeat}
     if heavy:

@@ -133,7 +133,7 @@ class Figure:
         text = f"  {self.name:<44} {_fmt(self.value)} {self.unit}"
         if self.baseline is not None:
             text += f"   vs {self.baseline_name} {_fmt(self.baseline)} {self.unit}"
-            text += f"   = {self.ratio:.2f}×"
+            text += f"   = {self.ratio:.2f}×" if self.ratio is not None else ""
         if self.target is not None:
             sign = "≥" if self.higher_is_better else "≤"
             unit = "×" if self.baseline is not None else f" {self.unit}"

@@ -8,6 +8,9 @@ default, as in production.
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -15,7 +18,14 @@ import pytest
 
 from cortan.app import App
 from cortan.config.load import load_settings
-from cortan.engine.events import ChatFailed, ChatFinished, ChatRequested, Notice
+from cortan.engine.events import (
+    ChatCancelled,
+    ChatFailed,
+    ChatFinished,
+    ChatRequested,
+    ChatValidated,
+    Notice,
+)
 from cortan.providers.base import Message
 from tests.servers import FakeOllama, FakeOpenAI, Reply
 
@@ -187,3 +197,39 @@ async def test_openai_gets_no_num_ctx_and_the_configured_window(
     assert len(body["messages"]) == 2 * 4 + 1
     assert said == ["2 earlier turns left out to fit the 1024-token window"]
     assert await app.context_window(None) == 1024
+
+
+async def test_a_server_that_never_tells_its_window_does_not_hang(
+    make: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as silent:  # connections are taken, never answered
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        app = make(timeouts={"first_token": 0.5})
+        app.context.lookup_timeout = 0.2
+        started = time.monotonic()
+        ended = await ask(app, "hi")
+    assert isinstance(ended, ChatFailed)
+    assert ended.kind == "timeout"
+    assert time.monotonic() - started < 10
+
+
+async def test_ctrl_c_while_the_window_is_looked_up_ends_the_request_cancelled(
+    make: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        app = make()
+        validated = asyncio.Event()
+        app.bus.subscribe(ChatValidated, lambda e: validated.set(), priority=-1)
+        endings: list[object] = []
+        app.bus.subscribe(ChatCancelled, endings.append)
+        task = asyncio.create_task(ask(app, "hi"))
+        await asyncio.wait_for(validated.wait(), 5)  # the lookup is what runs next
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert [type(e) for e in endings] == [ChatCancelled]

@@ -27,6 +27,7 @@ from cortan.app import App, make_repl
 from cortan.config.load import load_settings
 from cortan.engine.events import ChatCancelled, ChatEnded, ChatFailed, ChatFinished, TokenDelta
 from cortan.shell.repl import Repl
+from cortan.store import SessionStore
 from tests.servers import FakeOllama, Reply
 
 ALT_ENTER = "\x1b\r"
@@ -96,7 +97,7 @@ async def shell(
     await shell.repl.app.aclose()
 
 
-def start_shell(pipe: PipeInput, history: Path | None) -> Shell:
+def start_shell(pipe: PipeInput, history: Path | None, store: SessionStore | None = None) -> Shell:
     console = Console(file=io.StringIO(), width=80, color_system=None)
     app = App.build(load_settings())
     ended: asyncio.Queue[ChatEnded] = asyncio.Queue()
@@ -105,7 +106,9 @@ def start_shell(pipe: PipeInput, history: Path | None) -> Shell:
     app.bus.subscribe(ChatFailed, ended.put_nowait, priority=200)
     app.bus.subscribe(ChatCancelled, ended.put_nowait, priority=200)
     app.bus.subscribe(TokenDelta, lambda e: deltas.put_nowait(e.text))
-    repl = make_repl(app, console, history_path=history, input=pipe, output=DummyOutput())
+    repl = make_repl(
+        app, console, history_path=history, store=store, input=pipe, output=DummyOutput()
+    )
     task = asyncio.ensure_future(repl.run())
     return Shell(repl, pipe, console, ended, deltas, task)
 
@@ -362,3 +365,65 @@ def test_completion_of_commands_models_and_paths(tmp_path: Path) -> None:
     assert complete("/model llama") == ["ollama:llama3.2:latest"]
     assert complete(f"/file {tmp_path}/no") == ["tes.txt"]
     assert complete("hello /mo") == []
+
+
+@pytest.fixture
+async def stored_shell(
+    pipe: PipeInput, ollama_env: FakeOllama, isolated_env: Path
+) -> AsyncIterator[Shell]:
+    from cortan.store import SessionStore
+
+    store = SessionStore.open(isolated_env / "data")
+    shell = start_shell(pipe, None, store=store)
+    yield shell
+    if not shell.task.done():
+        shell.task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await shell.task
+    await shell.repl.app.aclose()
+    store.close()
+
+
+async def test_save_sessions_and_load(stored_shell: Shell, ollama_env: FakeOllama) -> None:
+    shell = stored_shell
+    ollama_env.queue(Reply(pieces=["Paris."]), Reply(pieces=["ok"]), Reply(pieces=["1789."]))
+    await shell.ask("Capital of France?")
+    await shell.command("/save geo")
+    await shell.command("/clear")
+    await shell.ask("unrelated")
+    await shell.command("/sessions")
+    assert "geo" in shell.screen and "(unnamed)" in shell.screen
+    await shell.command("/load geo")
+    assert "loaded geo: 1 turns" in shell.screen
+    await shell.ask("And the revolution?")
+    assert sent_messages(ollama_env) == [
+        {"role": "user", "content": "Capital of France?"},
+        {"role": "assistant", "content": "Paris."},
+        {"role": "user", "content": "And the revolution?"},
+    ]
+    assert shell.repl.store is not None
+    geo = shell.repl.store.find("geo")
+    assert geo is not None
+    assert [m.content for m in shell.repl.store.messages(geo.id)][-1] == "1789."
+    await shell.command("/load nosuch")
+    assert "no stored conversation 'nosuch'" in shell.screen
+    await shell.exit()
+
+
+async def test_role_sets_system_prompt(shell: Shell, ollama_env: FakeOllama) -> None:
+    await shell.command("/role shell")
+    await shell.ask("list files")
+    assert sent_messages(ollama_env)[0]["role"] == "system"
+    assert "shell command" in sent_messages(ollama_env)[0]["content"]
+    await shell.command("/role nosuchrole")
+    assert "nosuchrole" in shell.screen
+    await shell.exit()
+
+
+def test_session_completion(tmp_path: Path) -> None:
+    from cortan.shell.actions import make_command_table
+    from cortan.shell.completion import ShellCompleter
+
+    completer = ShellCompleter(make_command_table(), {"session": lambda: ["geo", "work"]})
+    found = completer.get_completions(Document("/load g"), CompleteEvent())
+    assert [c.text for c in found] == ["geo"]

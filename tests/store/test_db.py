@@ -168,7 +168,7 @@ def test_version_1_store_is_migrated_and_keeps_its_data(data_dir: Path) -> None:
         assert (conversation.model, conversation.system) == ("ollama:llama3.2", "be brief")
         assert [m.status for m in store.messages(conversation.id)] == ["complete", "interrupted"]
         # the new full-text index covers rows written before it existed, and new ones
-        assert [e.message.content for e in store.search("penguins")] == [
+        assert [e.content for e in store.search("penguins")] == [
             "antarctic penguins live south",
             "where are the penguins",
         ]

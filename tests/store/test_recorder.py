@@ -58,7 +58,7 @@ async def test_user_message_is_committed_before_the_request_starts(
 
     def look(event: ChatStarted) -> None:
         with SessionStore.open(tmp_path / "data") as other:  # another connection: committed?
-            seen.append([e.message.content for e in other.recent_messages()])
+            seen.append([e.content for e in other.recent_messages()])
 
     app.bus.subscribe(ChatStarted, look)
     await app.ask(request(app, "remember me"))
@@ -141,3 +141,27 @@ async def test_a_failing_store_warns_and_the_answer_still_arrives(
     assert len(warnings) == 1
     assert "not being saved" in warnings[0]
     assert str(store.path) in warnings[0]
+
+
+async def test_a_named_session_started_elsewhere_is_joined(
+    app: App, store: SessionStore, tmp_path: Path
+) -> None:
+    recorder = app.attach_store(store)
+    recorder.start_new("work")
+    with SessionStore.open(tmp_path / "data") as other_terminal:
+        elsewhere = other_terminal.create("work")
+    await app.ask(request(app, "hi"))
+    assert recorder.conversation_id == elsewhere.id
+    assert len(store.messages(elsewhere.id)) == 2
+
+
+async def test_a_conversation_deleted_meanwhile_is_started_anew(
+    app: App, store: SessionStore
+) -> None:
+    recorder = app.attach_store(store)
+    gone = store.create()
+    recorder.continue_conversation(gone.id)
+    store.delete(gone.id)
+    await app.ask(request(app, "hi"))
+    assert recorder.conversation_id not in (None, gone.id)
+    assert [c.message_count for c in store.list_conversations()] == [2]

@@ -29,7 +29,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SessionStore]:
 
 
 def found(store: SessionStore, text: str) -> list[str]:
-    return [entry.message.content for entry in store.search(text)]
+    return [entry.content for entry in store.search(text)]
 
 
 @pytest.mark.parametrize(

@@ -94,7 +94,7 @@ def test_delete_removes_messages_and_their_search_entries(store: SessionStore) -
     assert store.delete(drop.id)
     assert not store.delete(drop.id)
     assert store.messages(drop.id) == []
-    assert [e.message.content for e in store.search("walrus")] == ["walrus kept"]
+    assert [e.content for e in store.search("walrus")] == ["walrus kept"]
     assert store.stats().messages == 1
 
 
@@ -104,7 +104,7 @@ def test_recent_messages_newest_first_across_conversations(store: SessionStore) 
     store.add_message(b.id, "user", "two")
     store.add_message(a.id, "user", "three")
     entries = store.recent_messages(2)
-    assert [(e.message.content, e.conversation_label) for e in entries] == [
+    assert [(e.content, e.conversation_label) for e in entries] == [
         ("three", f"#{a.id} a"),
         ("two", f"#{b.id}"),
     ]
