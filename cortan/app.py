@@ -92,6 +92,8 @@ class App:
 
     def attach_view(self, view: AnswerView) -> None:
         """Show answers through ``view``."""
+        # Before the model manager (priority 0), which streams the whole answer in its handler.
+        self.bus.subscribe(ChatPrepared, view.on_waiting, priority=-5)
         self.bus.subscribe(ChatStarted, view.on_started)
         self.bus.subscribe(TokenDelta, view.on_delta)
         for ending in ENDINGS:

@@ -7,7 +7,6 @@ it is never read as FTS5 syntax). ``--json`` prints a list for scripts.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -29,6 +28,7 @@ def logs(
 ) -> None:
     """Show stored messages, newest first, with model and tokens."""
     from cortan.cli import transcript
+    from cortan.render.report import dump_json
     from cortan.render.sanitize import sanitize
 
     context = get_context(ctx)
@@ -36,7 +36,7 @@ def logs(
         entries = _read(count, query)
         if json_output:
             data = [transcript.log_to_json(entry) for entry in entries]
-            sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+            sys.stdout.write(dump_json(data, indent=2) + "\n")
         elif entries:
             sys.stdout.write(sanitize("\n".join(transcript.log_rows(entries))) + "\n")
         else:

@@ -34,15 +34,13 @@ class Context:
     no_color: bool = False
     _diagnostics: Diagnostics | None = field(default=None, repr=False)
 
+    _warned_exposure: bool = field(default=False, repr=False)
+
     def __post_init__(self) -> None:
-        if self.debug:
-            logging.basicConfig(
-                level=logging.DEBUG, format="cortan: %(levelname)s %(name)s: %(message)s"
-            )
-        else:
-            # Without --debug a logged error must not reach stderr as a traceback
-            # through logging's last-resort handler: the user sees one sentence only.
-            logging.getLogger("cortan").addHandler(logging.NullHandler())
+        from cortan.cli.logging_setup import setup_logging
+
+        # Off unless --debug or CORTAN_LOG_LEVEL; redacted; never a stray traceback.
+        setup_logging(self.debug)
 
     @property
     def color_enabled(self) -> bool:
@@ -58,9 +56,15 @@ class Context:
         return self._diagnostics
 
     def load_settings(self, **flags: Any) -> Settings:
-        from cortan.config.load import load_settings
+        from cortan.config.load import get_exposure_warning, load_settings
+        from cortan.config.paths import get_config_file
 
-        return load_settings(**flags)
+        settings = load_settings(**flags)
+        if not self._warned_exposure:
+            self._warned_exposure = True
+            if warning := get_exposure_warning(get_config_file()):
+                self.diagnostics.warning(warning)
+        return settings
 
 
 def get_context(ctx: typer.Context) -> Context:

@@ -43,6 +43,7 @@ def list_sessions(
 ) -> None:
     """List conversations, most recently active first."""
     from cortan.cli import transcript
+    from cortan.render.report import dump_json
 
     context = get_context(ctx)
     with guard(context):
@@ -51,7 +52,7 @@ def list_sessions(
             data = [
                 transcript.to_json(c, []) | {"messages": c.message_count} for c in conversations
             ]
-            _write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+            _write(dump_json(data, indent=2) + "\n")
         elif conversations:
             _write("\n".join(transcript.conversation_rows(conversations)) + "\n", sanitized=True)
         else:

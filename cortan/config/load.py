@@ -8,6 +8,7 @@ file, a ``CORTAN_*`` variable or a flag.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tomllib
 from pathlib import Path
@@ -15,6 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from cortan.config.paths import get_config_file
 from cortan.errors import ConfigError
+
+MAX_CONFIG_BYTES = 1 << 20
+NAMES_KEYS = re.compile(r"\bapi_key_(?:env|cmd)\s*=")
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -25,7 +29,7 @@ if TYPE_CHECKING:
 def read_config_file(path: Path) -> dict[str, Any]:
     """Parse the TOML file; a missing file is an empty config, anything else wrong is an error."""
     try:
-        raw = path.read_bytes()
+        raw = _read_regular_file(path)
     except FileNotFoundError:
         return {}
     except IsADirectoryError:
@@ -40,6 +44,36 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _read_regular_file(path: Path) -> bytes:
+    """The file's bytes; a FIFO or a device (``CORTAN_CONFIG=/dev/zero``) would never end."""
+    mode = path.stat().st_mode
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(path)
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"config file {path} is not a regular file")
+    with path.open("rb") as file:
+        raw = file.read(MAX_CONFIG_BYTES + 1)
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is larger than 1 MiB: is it the right file?")
+    return raw
+
+
+def get_exposure_warning(path: Path) -> str | None:
+    """A warning when a config file that names API keys is readable by other users."""
+    if not is_readable_by_others(path):
+        return None
+    try:
+        text = _read_regular_file(path).decode("utf-8", "replace")
+    except (OSError, ConfigError):
+        return None
+    if not NAMES_KEYS.search(text):
+        return None
+    return (
+        f"config file {path} names API key sources and other users can read it; "
+        f"run `chmod 600 {path}`"
+    )
 
 
 def load_settings(path: Path | None = None, **flags: Any) -> Settings:
@@ -78,7 +112,7 @@ def describe_validation_error(
 def _explain(error: Any) -> str:
     if error["type"] == "extra_forbidden":
         return "unknown setting (see docs/configuration.md for the list)"
-    return str(error["msg"]).rstrip(".")
+    return str(error["msg"]).removeprefix("Value error, ").rstrip(".")
 
 
 def _has_key(data: dict[str, Any], loc: list[str]) -> bool:

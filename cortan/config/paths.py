@@ -33,6 +33,13 @@ def get_data_dir() -> Path:
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` owner-only (0700): history and sessions are private."""
+    """Create ``path`` owner-only (0700): history and sessions are private.
+
+    A folder that already exists and is ours is tightened to 0700 too (an older
+    install, or a umask that let group and others in); someone else's is left alone.
+    """
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    if info.st_mode & 0o077 and info.st_uid == os.getuid():
+        path.chmod(0o700)
     return path

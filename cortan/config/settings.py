@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from cortan.errors import ConfigError
+
 ProviderKind = Literal["ollama", "openai"]
 DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"
 DEFAULT_OPENAI_URL = "https://api.openai.com/v1"
@@ -38,6 +40,30 @@ def normalize_ollama_host(value: str) -> str:
         host = f"[{host}]"
     port = parts.port or (443 if parts.scheme == "https" else 11434)
     return f"{parts.scheme}://{host}:{port}{parts.path}"
+
+
+def get_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a provider's base URL, or None when it can."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port out of range or not a number
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme not in ("http", "https"):
+        return "it must start with http:// or https://"
+    if not parts.hostname:
+        return "it names no host"
+    return None
+
+
+def get_base_url_problem(kind: str, url: str) -> str | None:
+    """Why ``url`` cannot be the base URL of a provider of this kind, or None."""
+    if kind != "ollama":
+        return get_url_problem(url.strip())
+    try:
+        return get_url_problem(normalize_ollama_host(url))
+    except ValueError as exc:
+        return str(exc)
 
 
 def is_loopback_url(url: str) -> bool:
@@ -71,6 +97,16 @@ class ProviderConfig(BaseModel):
                 raise ValueError("a host is empty")
         return hosts
 
+    @model_validator(mode="after")
+    def _check_urls(self) -> ProviderConfig:
+        # Checked here so that a bad URL is a one-sentence config error, not a crash
+        # when the client library parses it (the ollama module even does so on import).
+        for url in [*self.hosts, *([self.base_url] if self.base_url else [])]:
+            problem = get_base_url_problem(self.kind, url)
+            if problem:
+                raise ValueError(f"{url!r} is not a usable URL: {problem}")
+        return self
+
     def get_urls(self) -> list[str]:
         """Base URLs to try, each normalised for this kind of server."""
         urls = list(self.hosts) or ([self.base_url] if self.base_url else [])
@@ -89,6 +125,15 @@ def default_providers() -> dict[str, ProviderConfig]:
     """The two providers that exist without any config, shaped by the environment."""
     ollama_host = os.environ.get("OLLAMA_HOST")
     openai_url = os.environ.get("OPENAI_BASE_URL")
+    for name, value, kind in (
+        ("OLLAMA_HOST", ollama_host, "ollama"),
+        ("OPENAI_BASE_URL", openai_url, "openai"),
+    ):
+        problem = get_base_url_problem(kind, value) if value else None
+        if problem:  # raised as is: pydantic passes a ConfigError through untouched
+            raise ConfigError(
+                f"environment variable {name}: {value!r} is not a usable URL: {problem}"
+            )
     return {
         "ollama": ProviderConfig(kind="ollama", hosts=[ollama_host] if ollama_host else []),
         "openai": ProviderConfig(
@@ -167,6 +212,7 @@ class Settings(BaseSettings):
     system: str | None = None
     instruction_position: Literal["before", "after"] = "after"
     max_input_bytes: int = Field(default=1_048_576, gt=0, le=1 << 31)
+    max_output_bytes: int = Field(default=16 << 20, gt=0, le=1 << 31)  # one answer, in memory
     stdin_timeout: float = Field(default=10.0, ge=0, le=86400)
     color: bool = True
     code_theme: str = "monokai"

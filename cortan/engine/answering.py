@@ -36,7 +36,14 @@ from cortan.engine.events import (
 from cortan.engine.hosts import Host, HostPool
 from cortan.engine.retry import RetryPolicy
 from cortan.engine.routes import Route
-from cortan.errors import CortanError, ProviderError, ProviderTimeoutError, UnreachableError
+from cortan.engine.validator import format_size
+from cortan.errors import (
+    BadResponseError,
+    CortanError,
+    ProviderError,
+    ProviderTimeoutError,
+    UnreachableError,
+)
 from cortan.providers.base import ChatRequest, Finish, Provider
 
 if TYPE_CHECKING:
@@ -57,6 +64,7 @@ class _Answer:
     started: float
     route: Route
     pieces: list[str] = field(default_factory=list)
+    size: int = 0  # UTF-8 bytes of the pieces, held against max_output_bytes
     first_token: float | None = None
     announced: bool = False
     failures: list[tuple[Route, CortanError]] = field(default_factory=list)
@@ -133,8 +141,8 @@ class Answerer:
                 return await self._attempt(answer, pool, host, request)
             except ProviderError as exc:
                 delay = self._get_delay(answer, pool, tried, exc, attempt)
-                if delay is None:
-                    raise
+                if delay is None or (not last and not pool.has_available()):
+                    raise  # every circuit open: on to the next model, without a wait
                 await self._wait(answer, exc, attempt, delay)
 
     def _get_delay(
@@ -195,7 +203,10 @@ class Answerer:
                             deadline.reschedule(loop.time() + timeouts.total)
                             await self._announce(answer)
                         answer.pieces.append(item)
+                        answer.size += len(item.encode("utf-8", "surrogatepass"))
                         await self._bus.publish(TokenDelta(answer.request_id, item))
+                        if answer.size > self._settings.max_output_bytes:
+                            raise _too_long(provider, self._settings.max_output_bytes)
         except TimeoutError:
             raise self._timeout_error(provider, answer.first_token is None) from None
         raise ProviderError(
@@ -264,6 +275,14 @@ class Answerer:
                 route.model if route else None,
             )
         )
+
+
+def _too_long(provider: Provider, limit: int) -> BadResponseError:
+    """An answer past max_output_bytes: memory must not grow without limit (docs/security.md)."""
+    return BadResponseError(
+        f"{provider.label} at {provider.url} sent more than {format_size(limit)} of answer; "
+        "stopped there (setting max_output_bytes)"
+    )
 
 
 def _as_generator(stream: AsyncIterator[str | Finish]) -> AsyncGenerator[str | Finish, None]:

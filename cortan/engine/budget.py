@@ -101,18 +101,23 @@ def fit(messages: Sequence[Message], budget: Budget, count: Callable[[Message], 
     Raises InputError when the pinned messages and the newest one alone do not fit.
     """
     units = split_turns(messages)
-    sizes = [MARGIN * sum(count(messages[i]) for i in indices) for _, indices in units]
-    total = sum(size for (pinned, _), size in zip(units, sizes, strict=True) if pinned)
+
+    def size(indices: list[int]) -> float:
+        return MARGIN * sum(count(messages[i]) for i in indices)
+
+    total = sum(size(indices) for pinned, indices in units if pinned)
     if total > budget.room:
         raise too_large(budget, math.ceil(total))
     keep = [pinned for pinned, _ in units]
     for position in reversed(range(len(units))):
-        if keep[position]:
+        pinned, indices = units[position]
+        if pinned:
             continue
-        if total + sizes[position] > budget.room:
+        cost = size(indices)  # sized newest first, and only until one does not fit
+        if total + cost > budget.room:
             break  # this turn and every older one stay out
         keep[position] = True
-        total += sizes[position]
+        total += cost
     kept = [i for (_, indices), k in zip(units, keep, strict=True) if k for i in indices]
     dropped = keep.count(False)
     return Fitted(tuple(messages[i] for i in kept), math.ceil(total), dropped)

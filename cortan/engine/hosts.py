@@ -105,6 +105,10 @@ class HostPool:
         host.breaker.acquire(force=True)
         return host
 
+    def has_available(self) -> bool:
+        """Whether any host's circuit lets a request through now."""
+        return any(h.breaker.is_available() for h in self.hosts)
+
     def has_fresh(self, avoid: Container[str]) -> bool:
         """Whether a healthy host not in ``avoid`` is left (a failover needs no backoff)."""
         return any(h.breaker.is_available() and h.url not in avoid for h in self.hosts)

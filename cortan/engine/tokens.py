@@ -42,12 +42,25 @@ PIECE = re.compile(
     re.IGNORECASE,
 )
 CAMEL = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
-CJK = re.compile(r"[\u1100-\u11ff\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
+# Hangul Jamo, CJK radicals to unified ideographs (kana included), Hangul syllables,
+# compatibility ideographs, full-width forms. (Ranges, not a regex: it compiles slowly.)
+CJK_RANGES = (
+    (0x1100, 0x11FF),
+    (0x2E80, 0x9FFF),
+    (0xAC00, 0xD7AF),
+    (0xF900, 0xFAFF),
+    (0xFF00, 0xFFEF),
+)
 
 CJK_COST = 1.1  # per character: cl100k spends 0.9-1.5 (rarer characters more), Qwen less
 # Chat templates wrap each message in a few marker tokens, and the reply is primed with some.
 MESSAGE_OVERHEAD = 4
 REQUEST_OVERHEAD = 3
+
+
+def _is_cjk(ch: str) -> bool:
+    code = ord(ch)
+    return any(low <= code <= high for low, high in CJK_RANGES)
 
 
 def _part_cost(length: int) -> float:
@@ -58,7 +71,7 @@ def _part_cost(length: int) -> float:
 def _word_cost(word: str) -> float:
     core = word if word[0].isalpha() else word[1:]
     if not core.isascii():
-        cjk = len(CJK.findall(core))
+        cjk = sum(1 for ch in core if _is_cjk(ch))
         rest = len(core) - cjk
         return cjk * CJK_COST + (1 + rest / 2.7 if rest else 0)
     if core.islower() or core.istitle() or core.isupper():
@@ -78,7 +91,7 @@ def _piece_cost(piece: str) -> float:
     return cost if piece.isascii() else cost + sum(not c.isascii() for c in piece)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)  # a conversation re-sends the same messages: count each once
 def estimate_tokens(text: str) -> int:
     """About how many tokens ``text`` is for a modern BPE tokenizer."""
     return round(sum(_piece_cost(p) for p in PIECE.findall(text)))

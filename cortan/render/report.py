@@ -4,11 +4,18 @@ Keys are stable (scripts depend on them): ``model``, ``provider``, ``content``,
 ``finish_reason``, ``usage`` (``prompt_tokens``, ``completion_tokens``),
 ``timings`` (``first_token_s``, ``total_s``), and on failure ``error``
 (``kind``, ``message``) with whatever content arrived before it.
+
+JSON keeps non-ASCII text readable (``ensure_ascii=False``), and ``json.dumps``
+already writes C0 controls such as ESC as ``\\u001b``; :func:`dump_json` also
+escapes what it would pass through raw and a terminal could still act on: DEL, the
+C1 controls (U+009B is an 8-bit CSI) and the bidirectional overrides. The JSON means
+the same text either way, so scripts get the model's bytes back exactly.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TextIO
 
 from cortan.engine.events import ChatCancelled, ChatEnded, ChatFailed, ChatFinished
@@ -44,5 +51,15 @@ def _round(value: float | None) -> float | None:
 
 
 def write_report(file: TextIO, event: ChatEnded) -> None:
-    file.write(json.dumps(make_report(event), ensure_ascii=False) + "\n")
+    file.write(dump_json(make_report(event)) + "\n")
     file.flush()
+
+
+# Never JSON syntax, so only ever inside a string, where a \u escape means the same.
+_RAW_CONTROLS = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def dump_json(data: Any, *, indent: int | None = None) -> str:
+    """``json.dumps`` for text that may reach a terminal (see the module docstring)."""
+    text = json.dumps(data, ensure_ascii=False, indent=indent)
+    return _RAW_CONTROLS.sub(lambda m: f"\\u{ord(m[0]):04x}", text)

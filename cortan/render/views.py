@@ -18,6 +18,7 @@ from cortan.engine.events import (
     ChatCancelled,
     ChatEnded,
     ChatFailed,
+    ChatPrepared,
     ChatStarted,
     TokenDelta,
 )
@@ -35,11 +36,29 @@ if TYPE_CHECKING:
 class AnswerView(Protocol):
     """Receives one answer's events, in order."""
 
+    def on_waiting(self, event: ChatPrepared) -> None: ...
+
     def on_started(self, event: ChatStarted) -> None: ...
 
     def on_delta(self, event: TokenDelta) -> None: ...
 
     def on_ended(self, event: ChatEnded) -> None: ...
+
+
+class QuietView:
+    """A view that ignores every event; the views below override what they show."""
+
+    def on_waiting(self, event: ChatPrepared) -> None:
+        pass
+
+    def on_started(self, event: ChatStarted) -> None:
+        pass
+
+    def on_delta(self, event: TokenDelta) -> None:
+        pass
+
+    def on_ended(self, event: ChatEnded) -> None:
+        pass
 
 
 def ending_note(event: ChatEnded) -> str | None:
@@ -51,7 +70,7 @@ def ending_note(event: ChatEnded) -> str | None:
     return None
 
 
-class PlainView:
+class PlainView(QuietView):
     def __init__(self, file: TextIO, *, raw: bool = False) -> None:
         self._writer = PlainWriter(file, raw=raw)
 
@@ -60,9 +79,6 @@ class PlainView:
         """The reader went away; the request was stopped."""
         return self._writer.closed
 
-    def on_started(self, event: ChatStarted) -> None:
-        pass
-
     def on_delta(self, event: TokenDelta) -> None:
         self._writer.write(event.text)
 
@@ -70,19 +86,13 @@ class PlainView:
         self._writer.end()
 
 
-class BufferedView:
+class BufferedView(QuietView):
     """Writes the answer once, complete; a failed or interrupted one still shows what came."""
 
     def __init__(self, console: Console | None, file: TextIO, *, code_theme: str) -> None:
         self._console = console
         self._file = file
         self._code_theme = code_theme
-
-    def on_started(self, event: ChatStarted) -> None:
-        pass
-
-    def on_delta(self, event: TokenDelta) -> None:
-        pass
 
     def on_ended(self, event: ChatEnded) -> None:
         if not event.content:
@@ -99,21 +109,15 @@ class BufferedView:
         stream.abort(ending_note(event))
 
 
-class JsonView:
+class JsonView(QuietView):
     def __init__(self, file: TextIO) -> None:
         self._file = file
-
-    def on_started(self, event: ChatStarted) -> None:
-        pass
-
-    def on_delta(self, event: TokenDelta) -> None:
-        pass
 
     def on_ended(self, event: ChatEnded) -> None:
         write_report(self._file, event)
 
 
-class MarkdownView:
+class MarkdownView(QuietView):
     """Rendered markdown on a terminal, with a spinner until the first token."""
 
     def __init__(self, console: Console, *, code_theme: str) -> None:
@@ -122,13 +126,25 @@ class MarkdownView:
         self._status: Status | None = None
         self._stream: MarkdownStream | None = None
 
+    def on_waiting(self, event: ChatPrepared) -> None:
+        self._show_status(event.model or "")
+
     def on_started(self, event: ChatStarted) -> None:
+        self._show_status(f"{event.provider}:{event.model}")
+
+    def _show_status(self, label: str) -> None:
+        """The spinner while no token has come: the model asked for, then the one answering."""
+        if self._stream is not None:
+            return
         from rich.text import Text
 
         # A Text, not markup: a model name from a server may contain "[...]".
-        label = Text(sanitize(f"{event.provider}:{event.model}"), style="dim")
-        self._status = self._console.status(label, spinner="dots")
-        self._status.start()
+        text = Text(sanitize(label) or "waiting for the model", style="dim")
+        if self._status is None:
+            self._status = self._console.status(text, spinner="dots")
+            self._status.start()
+        else:
+            self._status.update(text)
 
     def on_delta(self, event: TokenDelta) -> None:
         if self._stream is None:

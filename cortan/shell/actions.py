@@ -22,6 +22,7 @@ from cortan.shell.repl import ExitShell
 from cortan.shell.sessions import do_load, do_save, do_sessions, start_new
 
 if TYPE_CHECKING:
+    from cortan.engine.hosts import HostState
     from cortan.shell.repl import Repl
 
 KEYS_HELP = (
@@ -58,7 +59,21 @@ async def do_models(repl: Repl, arg: str) -> None:
         repl.say(f"  {alias} → {target}")
     for provider, error in repl.models.errors.items():
         repl.dim(f"  {provider}: {error}")
+    for host in repl.app.manager.host_states():
+        repl.dim("  " + describe_host(host))
     repl.models.start()  # refresh for next time
+
+
+def describe_host(host: HostState) -> str:
+    """One host's circuit as this shell saw it: state, failures, latency."""
+    parts = [f"{host.provider} {host.url}", f"circuit {host.state.value}"]
+    if host.failures:
+        parts.append(f"{host.failures} failures")
+    if host.reopens_in:
+        parts.append(f"retried in {host.reopens_in:.0f} s")
+    if host.latency is not None:
+        parts.append(f"first token {host.latency:.2f} s")
+    return " · ".join(parts)
 
 
 async def do_system(repl: Repl, arg: str) -> None:

@@ -374,3 +374,18 @@ async def test_when_every_model_fails_the_first_error_is_the_answer(
     (notice,) = h.of(Notice)
     assert notice.text.startswith("fallback openai:gpt-4o-mini failed too (")
     assert h.of(ChatStarted) == []
+
+
+async def test_a_circuit_opening_mid_request_moves_on_without_waiting(
+    make: Callable[..., Harness], dead_url: str, keyed_openai: FakeOpenAI
+) -> None:
+    h = make(
+        providers=providers([dead_url], keyed_openai),
+        fallback=["openai:gpt-4o-mini"],
+        retry={"attempts": 5},
+        breaker={"failures": 2},
+    )
+    ended = await h.ask()
+    assert isinstance(ended, ChatFinished)
+    assert h.time.sleeps == [0.25]  # one backoff, then the circuit opened
+    assert "cannot reach Ollama" in h.of(Notice)[0].text  # the real reason, not the circuit

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import itertools
 import json
 import threading
 import time
@@ -43,6 +44,12 @@ class Reply:
     prompt_tokens: int = 7
     completion_tokens: int | None = None  # default: len(pieces)
     finish_reason: str = "stop"  # openai finish_reason; ollama done_reason
+    # Raw wire control (streaming only): `body` replaces the whole streamed body with these
+    # bytes (hostile replies); `wire_splits` cuts the body, as the wire would spell it or as
+    # `body` gives it, into HTTP chunks at these byte offsets (any offset, even inside a
+    # UTF-8 character or a JSON token), each chunk written and drained on its own.
+    body: bytes | None = None
+    wire_splits: Sequence[int] | None = None
 
     @property
     def text(self) -> str:
@@ -269,6 +276,9 @@ async def play(ex: Exchange, reply: Reply, wire: Wire, *, stream: bool) -> None:
         await _play_whole(ex, reply, wire)
         return
     await ex.start_stream(wire.content_type, reply.headers)
+    if reply.body is not None or reply.wire_splits is not None:
+        await _play_raw(ex, reply, wire)
+        return
     for data in wire.opening():
         await ex.send_chunk(data)
     fault_at = min(reply.fault_after, len(reply.pieces)) if reply.fault else -1
@@ -281,6 +291,19 @@ async def play(ex: Exchange, reply: Reply, wire: Wire, *, stream: bool) -> None:
         return
     for data in wire.closing(reply):
         await ex.send_chunk(data)
+    await ex.end_stream()
+
+
+async def _play_raw(ex: Exchange, reply: Reply, wire: Wire) -> None:
+    """Send the body as exact bytes, cut at `reply.wire_splits` (see `Reply`)."""
+    if reply.body is not None:
+        data = reply.body
+    else:
+        pieces = [wire.piece(text) for text in reply.pieces]
+        data = b"".join([*wire.opening(), *pieces, *wire.closing(reply)])
+    cuts = sorted({0, len(data), *(o for o in reply.wire_splits or () if 0 < o < len(data))})
+    for start, end in itertools.pairwise(cuts):
+        await ex.send_chunk(data[start:end])
     await ex.end_stream()
 
 
