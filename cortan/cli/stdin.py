@@ -87,4 +87,6 @@ def _wait_readable(fd: int, timeout: float) -> bool:
 
 
 def get_stdin() -> BinaryIO:
+    if sys.stdin is None:  # started with stdin closed (`cortan ask x <&-`): nothing to read
+        return open(os.devnull, "rb")  # lives as long as the process
     return sys.stdin.buffer

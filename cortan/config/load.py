@@ -79,6 +79,7 @@ def get_exposure_warning(path: Path) -> str | None:
 def load_settings(path: Path | None = None, **flags: Any) -> Settings:
     """Build Settings from every source; ``flags`` are the command line's overrides."""
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from cortan.config.settings import FILE_DATA, Settings
 
@@ -89,6 +90,8 @@ def load_settings(path: Path | None = None, **flags: Any) -> Settings:
         return Settings(**{k: v for k, v in flags.items() if v is not None})
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, path, data, flags)) from None
+    except SettingsError as exc:  # a CORTAN_* list or table that is not JSON
+        raise ConfigError(describe_settings_error(exc)) from None
     finally:
         FILE_DATA.reset(token)
 
@@ -107,6 +110,13 @@ def describe_validation_error(
     if env_name in os.environ and not _has_key(data, loc):
         return f"environment variable {env_name}: {message}"
     return f"config file {path}: key `{key}`: {message}"
+
+
+def describe_settings_error(exc: Exception) -> str:
+    """pydantic-settings names the field, not the variable: say which variable to fix."""
+    match = re.search(r'field "([^"]+)"', str(exc))
+    name = f"CORTAN_{match[1].upper()}" if match else "a CORTAN_* variable"
+    return f"environment variable {name} is not valid JSON (lists and tables are given as JSON)"
 
 
 def _explain(error: Any) -> str:

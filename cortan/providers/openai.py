@@ -74,7 +74,8 @@ class OpenAIProvider:
         return None  # the OpenAI API does not say; config or the default applies
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[str | Finish]:
-        finish_reason, usage = "stop", Usage()
+        finish_reason: str | None = None
+        usage = Usage()
         self._require_key()
         try:
             # Any: the SDK's overloads cannot see that **options never holds `stream`.
@@ -99,6 +100,11 @@ class OpenAIProvider:
             raise
         except Exception as exc:
             raise self.map_error(exc, request.model) from exc
+        if finish_reason is None:  # the stream ended cleanly, but mid-answer (or empty)
+            raise ServerError(
+                f"{self.label} at {self.url} ended the answer without finishing it "
+                "(no finish_reason): it may be cut short"
+            )
         yield Finish(finish_reason=finish_reason, usage=usage)
 
     @staticmethod

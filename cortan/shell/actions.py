@@ -152,7 +152,10 @@ async def do_file(repl: Repl, arg: str) -> None:
         raise UsageError("usage: /file PATH")
     from cortan.engine.attachments import read_attachment
 
-    attachment = read_attachment(Path(arg), max_bytes=repl.app.settings.max_input_bytes)
+    used = sum(len(a.data) for a in repl.conversation.pending)  # one limit for them all
+    attachment = read_attachment(
+        Path(arg), max_bytes=repl.app.settings.max_input_bytes, used=used
+    )
     repl.conversation.pending.append(attachment)
     repl.dim(f"attached {attachment.label} ({len(attachment.data)} bytes) to the next message")
 
@@ -162,11 +165,14 @@ async def do_usage(repl: Repl, arg: str) -> None:
     prompt = sum(t.prompt_tokens or 0 for t in turns)
     completion = sum(t.completion_tokens or 0 for t in turns)
     repl.say(f"this conversation: {len(turns)} turns, {prompt} tokens in, {completion} out")
-    window = await repl.app.context_window(repl.conversation.model)
-    if window:
-        last = next((t for t in reversed(turns) if t.prompt_tokens), None)
-        used = (last.prompt_tokens or 0) + (last.completion_tokens or 0) if last else 0
-        repl.say(f"context: about {used} of {window} tokens used, {max(window - used, 0)} left")
+    system = repl.conversation.system
+    usage = await repl.app.context.measure(
+        repl.conversation.model, repl.conversation.history(), system
+    )
+    repl.say(
+        f"context: about {usage.used} of {usage.limit} tokens used ({usage.model}), "
+        f"{usage.left} left after {usage.reserve} kept for the answer"
+    )
 
 
 async def do_set(repl: Repl, arg: str) -> None:

@@ -63,10 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     flagged = {f.label for f in findings}
     for finding in findings[: args.show]:
         print(f"{finding.label}:{finding.line}: {finding.kind}")
-    print(f"\nscanned {files} files, {nbytes / 1e6:.1f} MB in {elapsed:.1f} s "
-          f"({skipped} not UTF-8, skipped)")
-    print(f"findings: {len(findings)} in {len(flagged)} files "
-          f"({100 * len(flagged) / max(files, 1):.2f} % of files)")
+    print(
+        f"\nscanned {files} files, {nbytes / 1e6:.1f} MB in {elapsed:.1f} s "
+        f"({skipped} not UTF-8, skipped)"
+    )
+    print(
+        f"findings: {len(findings)} in {len(flagged)} files "
+        f"({100 * len(flagged) / max(files, 1):.2f} % of files)"
+    )
     for kind, count in Counter(f.kind for f in findings).most_common():
         print(f"  {kind}: {count}")
     return 0

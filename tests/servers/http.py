@@ -44,10 +44,11 @@ class Reply:
     prompt_tokens: int = 7
     completion_tokens: int | None = None  # default: len(pieces)
     finish_reason: str = "stop"  # openai finish_reason; ollama done_reason
-    # Raw wire control (streaming only): `body` replaces the whole streamed body with these
-    # bytes (hostile replies); `wire_splits` cuts the body, as the wire would spell it or as
-    # `body` gives it, into HTTP chunks at these byte offsets (any offset, even inside a
-    # UTF-8 character or a JSON token), each chunk written and drained on its own.
+    # Raw wire control: `body` replaces the whole streamed body with these bytes (hostile
+    # replies), or with a status other than 200 is sent as an HTML error page; `wire_splits`
+    # cuts a streamed body, as the wire would spell it or as `body` gives it, into HTTP
+    # chunks at these byte offsets (any offset, even inside a UTF-8 character or a JSON
+    # token), each chunk written and drained on its own.
     body: bytes | None = None
     wire_splits: Sequence[int] | None = None
 
@@ -269,6 +270,9 @@ class Wire(Protocol):
 async def play(ex: Exchange, reply: Reply, wire: Wire, *, stream: bool) -> None:
     """Perform `reply` (delays, errors, faults) on `ex` in `wire`'s dialect."""
     await ex.sleep(reply.first_byte_delay)
+    if reply.status != 200 and reply.body is not None:  # e.g. a proxy's HTML error page
+        await ex.send(reply.status, reply.body, "text/html; charset=utf-8", reply.headers)
+        return
     if reply.status != 200:
         await ex.send_json(reply.status, wire.error_body(reply.status, reply.error), reply.headers)
         return

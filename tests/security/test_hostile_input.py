@@ -1,0 +1,236 @@
+"""Hostile input on every path into cortan: flags, variables, the config file, stdin.
+
+Each case runs the installed ``cortan`` and expects one clear sentence on stderr, the
+documented exit code (2 for usage and configuration, 1 for rejected input), and no
+traceback. docs/security.md lists the cases and what cortan says.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CortanRunner, assert_one_sentence, cortan_command
+from tests.servers import FakeOllama
+
+
+def assert_fails(result_code: int, stderr: str, code: int, fragment: str) -> None:
+    assert result_code == code, stderr
+    assert_one_sentence(stderr)
+    assert fragment in stderr, stderr
+
+
+# -- flags and variables --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"CORTAN_TIMEOUTS__CONNECT": "-1"}, "CORTAN_TIMEOUTS__CONNECT: Input should be greater"),
+        ({"CORTAN_TIMEOUTS__TOTAL": "nan"}, "CORTAN_TIMEOUTS__TOTAL"),
+        ({"CORTAN_TIMEOUTS__FIRST_TOKEN": "1e999"}, "CORTAN_TIMEOUTS__FIRST_TOKEN"),
+        ({"CORTAN_TIMEOUTS__CONNECT": "soon"}, "valid number"),
+        ({"CORTAN_MAX_INPUT_BYTES": "0"}, "CORTAN_MAX_INPUT_BYTES"),
+        ({"CORTAN_MAX_OUTPUT_BYTES": "-5"}, "CORTAN_MAX_OUTPUT_BYTES"),
+        ({"CORTAN_STDIN_TIMEOUT": "-1"}, "CORTAN_STDIN_TIMEOUT"),
+        ({"CORTAN_COLOR": "maybe"}, "CORTAN_COLOR: Input should be a valid boolean"),
+        ({"CORTAN_DEFAULT_MODEL": ""}, "CORTAN_DEFAULT_MODEL"),
+        ({"CORTAN_INSTRUCTION_POSITION": "middle"}, "CORTAN_INSTRUCTION_POSITION"),
+        ({"CORTAN_PROVIDERS": "{not json"}, "CORTAN_PROVIDERS is not valid JSON"),
+        ({"CORTAN_FALLBACK": "not-a-list"}, "CORTAN_FALLBACK is not valid JSON"),
+        ({"OLLAMA_HOST": "http://x:99999"}, "OLLAMA_HOST: 'http://x:99999' is not a usable URL"),
+        ({"OLLAMA_HOST": "http://[::1"}, "Invalid IPv6 URL"),
+        ({"OPENAI_BASE_URL": "ftp://example.com/v1"}, "must start with http:// or https://"),
+    ],
+    ids=lambda value: next(iter(value)) if isinstance(value, dict) else None,
+)
+def test_bad_variable(cortan: type[CortanRunner], env: dict[str, str], fragment: str) -> None:
+    result = cortan.run("ask", "--no-stdin", "hi", env=env)
+    assert_fails(result.code, result.stderr, 2, fragment)
+    assert "environment variable" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["-m", ""], "option --model is empty"),
+        (["-m", "  "], "option --model is empty"),
+        (["-m", "ollama:"], "has a provider but no model"),
+    ],
+)
+def test_bad_model_flag(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, args: list[str], fragment: str
+) -> None:
+    result = cortan.run("ask", "--no-stdin", *args, "hi")
+    assert_fails(result.code, result.stderr, 2, fragment)
+    assert ollama_env.chat_requests == []
+
+
+def test_flag_of_the_wrong_type_is_a_usage_error(cortan: type[CortanRunner]) -> None:
+    result = cortan.run("logs", "-n", "many")
+    assert result.code == 2
+    assert "Invalid value for '-n'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_log_level_warns_and_goes_on(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    result = cortan.run("ask", "--no-stdin", "hi", env={"CORTAN_LOG_LEVEL": "loud"})
+    assert result.code == 0
+    assert result.stderr.count("\n") == 1 and "CORTAN_LOG_LEVEL='loud'" in result.stderr
+
+
+# -- the config file --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (b"default_model = \n", "is not valid TOML"),
+        (b"[timeouts\nconnect = 1\n", "is not valid TOML"),
+        (b"a = 'nul\x00'\n", "is not valid TOML"),
+        (b"\xff\xfe\x00d\x00e", "is not UTF-8 text"),
+        (b"colour = true\n", "key `colour`: unknown setting"),
+        (b"[timeouts]\nconect = 3\n", "key `timeouts.conect`: unknown setting"),
+        (b"default_model = 3\n", "key `default_model`: Input should be a valid string"),
+        (b"timeouts = 3\n", "key `timeouts`"),
+        (b"[timeouts]\nconnect = -1\n", "key `timeouts.connect`: Input should be greater than 0"),
+        (b"max_input_bytes = 99999999999999999999\n", "key `max_input_bytes`"),
+        (b'[providers.x]\nkind = "gopher"\n', "key `providers.x.kind`"),
+        (b'[providers.x]\nkind = "ollama"\nhosts = ["http://[::1"]\n', "not a usable URL"),
+        (b'[providers.x]\nkind = "openai"\nbase_url = "localhost/v1"\n', "http:// or https://"),
+        (b'[providers."a:b"]\nkind = "ollama"\n', "must be non-empty and have no ':'"),
+    ],
+)
+def test_bad_config_file(
+    cortan: type[CortanRunner], config_file: Path, content: bytes, fragment: str
+) -> None:
+    config_file.write_bytes(content)
+    result = cortan.run("ask", "--no-stdin", "hi")
+    assert_fails(result.code, result.stderr, 2, fragment)
+    assert f"config file {config_file}" in result.stderr
+
+
+def test_config_file_that_is_a_directory(cortan: type[CortanRunner], config_file: Path) -> None:
+    config_file.mkdir()
+    result = cortan.run("config", "show")
+    assert_fails(result.code, result.stderr, 2, "is a directory, not a TOML file")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode")
+def test_unreadable_config_file(cortan: type[CortanRunner], config_file: Path) -> None:
+    config_file.write_text('system = "x"\n')
+    config_file.chmod(0)
+    result = cortan.run("config", "show")
+    assert_fails(result.code, result.stderr, 2, "cannot be read: permission denied")
+
+
+def test_config_path_that_cannot_be_opened(cortan: type[CortanRunner], tmp_path: Path) -> None:
+    # Unreadable even for root: a symlink loop, and a path through a plain file.
+    loop = tmp_path / "loop.toml"
+    loop.symlink_to(loop)
+    plain = tmp_path / "plain"
+    plain.write_text("")
+    for path, fragment in ((loop, "symbolic links"), (plain / "config.toml", "Not a directory")):
+        result = cortan.run("config", "show", env={"CORTAN_CONFIG": str(path)})
+        assert_fails(result.code, result.stderr, 2, fragment)
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "fifo"])
+def test_config_that_never_ends_is_refused(
+    cortan: type[CortanRunner], tmp_path: Path, device: str
+) -> None:
+    path = Path(device) if device.startswith("/") else tmp_path / device
+    if device == "fifo":
+        os.mkfifo(path)
+    result = cortan.run("config", "show", env={"CORTAN_CONFIG": str(path)}, timeout=10)
+    assert_fails(result.code, result.stderr, 2, "is not a regular file")
+
+
+def test_enormous_config_file(cortan: type[CortanRunner], config_file: Path) -> None:
+    config_file.write_text("# padding\n" * 200_000)
+    result = cortan.run("config", "show")
+    assert_fails(result.code, result.stderr, 2, "is larger than 1 MiB")
+
+
+# -- stdin ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "looks like binary data"),
+        (b"caf\xe9 au lait", "is not valid UTF-8 text (byte 0xe9 at offset 3)"),
+        (b"\xc3\x28 broken pair", "is not valid UTF-8"),
+        ("utf-16 without a BOM".encode("utf-16-le"), "looks like binary data"),
+        (b"\xff\xfe" + b"\x00\xd8", "is not valid UTF-16 text"),
+        (b"\xef\xbb\xbf", "the prompt is empty"),
+    ],
+)
+def test_bad_stdin(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, data: bytes, fragment: str
+) -> None:
+    result = cortan.run("ask", input=data)
+    assert_fails(result.code, result.stderr, 1, fragment)
+    assert ollama_env.chat_requests == []
+
+
+@pytest.mark.parametrize(
+    ("data", "sent"),
+    [
+        ("héllo wörld".encode("utf-16"), "héllo wörld"),
+        ("ünïcode".encode("utf-32"), "ünïcode"),
+        ("\ufeffwith a UTF-8 BOM".encode(), "with a UTF-8 BOM"),
+        (b"colour \x1b[31mred\x1b[0m and a bell\x07", "colour [31mred[0m and a bell"),
+    ],
+)
+def test_odd_but_good_stdin_is_sent_clean(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, data: bytes, sent: str
+) -> None:
+    result = cortan.run("ask", input=data)
+    assert result.code == 0, result.stderr
+    assert ollama_env.chat_requests[0].json["messages"][-1]["content"] == sent
+
+
+def test_closed_stdin_is_no_input(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
+    command = " ".join(cortan_command())
+    done = subprocess.run(
+        ["sh", "-c", f"exec {command} ask hi <&-"], capture_output=True, timeout=30, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert ollama_env.chat_requests[0].json["messages"][-1]["content"] == "hi"
+
+
+@pytest.mark.parametrize("generator", ["yes", "head -c 500M /dev/zero | tr '\\0' a"])
+def test_enormous_stdin_is_refused_quickly_in_little_memory(
+    ollama_env: FakeOllama, generator: str
+) -> None:
+    producer = subprocess.Popen(["sh", "-c", generator], stdout=subprocess.PIPE)
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [*cortan_command(), "ask", "x"],
+        stdin=producer.stdout,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert producer.stdout is not None
+    producer.stdout.close()
+    _, status, usage = os.wait4(proc.pid, 0)  # wait4: the child's own peak memory
+    elapsed = time.monotonic() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    producer.wait(timeout=10)
+    for stream in (proc.stdout, proc.stderr):
+        if stream:
+            stream.close()
+    assert proc.returncode == 1
+    assert_one_sentence(stderr)
+    assert "stdin is larger than the 1 MiB limit" in stderr
+    assert elapsed < 10  # about 0.3 s: it stops one byte past the limit
+    assert usage.ru_maxrss < 150 * 1024  # KiB: about 40 MiB, the same as any short run
+    assert ollama_env.chat_requests == []
