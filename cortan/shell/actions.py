@@ -153,9 +153,7 @@ async def do_file(repl: Repl, arg: str) -> None:
     from cortan.engine.attachments import read_attachment
 
     used = sum(len(a.data) for a in repl.conversation.pending)  # one limit for them all
-    attachment = read_attachment(
-        Path(arg), max_bytes=repl.app.settings.max_input_bytes, used=used
-    )
+    attachment = read_attachment(Path(arg), max_bytes=repl.app.settings.max_input_bytes, used=used)
     repl.conversation.pending.append(attachment)
     repl.dim(f"attached {attachment.label} ({len(attachment.data)} bytes) to the next message")
 

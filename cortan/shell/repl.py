@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ from cortan.engine.events import (
     ChatPrepared,
     Notice,
 )
+from cortan.engine.secrets import describe
 from cortan.errors import CortanError
 from cortan.render.sanitize import sanitize
 from cortan.shell.commands import parse_line
@@ -166,7 +168,27 @@ class Repl:
 
             self.conversation.pending.append(Attachment("Input", stdin_text.encode()))
         request = self.conversation.make_request(self.app.next_id(), prompt)
+        findings = self.app.validator.find_secrets(request)
+        if findings:
+            if not await self.confirm_secrets(describe(findings)):
+                self.dim("not sent: nothing left this machine")
+                return None
+            request = dataclasses.replace(request, allow_secrets=True)
         return await self.run_request(request)
+
+    async def confirm_secrets(self, found: str) -> bool:
+        """Ask before what looks like a secret goes to a remote provider."""
+        from prompt_toolkit import PromptSession
+
+        self.error(found)
+        ask: PromptSession[str] = PromptSession(
+            input=self.session.input, output=self.session.output
+        )
+        try:
+            answer = await ask.prompt_async("Send it anyway? [y/N] ", handle_sigint=False)
+        except (KeyboardInterrupt, EOFError):
+            return False
+        return answer.strip().lower() in ("y", "yes")
 
     async def run_request(self, request: object) -> ChatEnded | None:
         from cortan.engine.events import ChatRequested

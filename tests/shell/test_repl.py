@@ -427,3 +427,34 @@ def test_session_completion(tmp_path: Path) -> None:
     completer = ShellCompleter(make_command_table(), {"session": lambda: ["geo", "work"]})
     found = completer.get_completions(Document("/load g"), CompleteEvent())
     assert [c.text for c in found] == ["geo"]
+
+
+AWS_KEY = "AKIA" + "Z7QH2LXW5B3N6PDR"  # built at run time: not a literal secret in the repo
+
+
+@pytest.fixture
+def remote_ollama(ollama_env: FakeOllama, config_file: Path) -> FakeOllama:
+    """The fake Ollama, configured as if it were a remote host (the secret guard applies)."""
+    config_file.write_text(
+        f'[providers.ollama]\nkind = "ollama"\nhosts = ["{ollama_env.url}"]\nlocal = false\n'
+    )
+    return ollama_env
+
+
+async def test_secret_asks_before_sending(
+    pipe: PipeInput, remote_ollama: FakeOllama, isolated_env: Path
+) -> None:
+    shell = start_shell(pipe, None)
+    shell.pipe.send_text(f"my key is {AWS_KEY}\r")
+    await wait_for(lambda: "AWS" in shell.screen)  # what was found, and where; then the question
+    assert AWS_KEY not in shell.screen
+    shell.pipe.send_text("n\r")
+    await wait_for(lambda: "not sent" in shell.screen)
+    assert remote_ollama.chat_requests == []
+    shell.pipe.send_text(f"again {AWS_KEY}\r")
+    await wait_for(lambda: shell.screen.count("AWS") >= 2)
+    shell.pipe.send_text("y\r")
+    await asyncio.wait_for(shell.ended.get(), 10)
+    assert AWS_KEY in sent_messages(remote_ollama)[-1]["content"]
+    await shell.exit()
+    await shell.repl.app.aclose()
