@@ -121,8 +121,9 @@ async def _run(
         input=create_input(terminal),
     )
     try:
+        repl.dim(repl.banner())
         await _apply_options(repl, options)
-        await repl.run(first_input=piped)
+        await repl.run(first_input=piped, banner=False)
     finally:
         await app.aclose()
         if store is not None:

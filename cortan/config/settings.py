@@ -212,7 +212,7 @@ class Settings(BaseSettings):
     system: str | None = None
     instruction_position: Literal["before", "after"] = "after"
     max_input_bytes: int = Field(default=1_048_576, gt=0, le=1 << 31)
-    max_output_bytes: int = Field(default=16 << 20, gt=0, le=1 << 31)  # one answer, in memory
+    max_output_bytes: int = Field(default=4 << 20, gt=0, le=1 << 31)  # one answer, in memory
     stdin_timeout: float = Field(default=10.0, ge=0, le=86400)
     color: bool = True
     code_theme: str = "monokai"

@@ -108,10 +108,11 @@ class Repl:
 
     # -- the loop ----------------------------------------------------------------------
 
-    async def run(self, first_input: str | None = None) -> None:
+    async def run(self, first_input: str | None = None, *, banner: bool = True) -> None:
         """Until Ctrl-D or /exit. ``first_input`` (piped text) starts the conversation."""
         self.models.start()
-        self.dim(self.banner())
+        if banner:
+            self.dim(self.banner())
         with self._sigint_cancels_answer():
             if first_input is not None:
                 await self.send("", first_input)

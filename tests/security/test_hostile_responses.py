@@ -90,9 +90,9 @@ def ask(cortan: type[CortanRunner], *args: str, env: dict[str, str] | None = Non
     ],
 )
 def test_malformed_ollama_stream(
-    cortan: type[CortanRunner], stored: FakeOllama, body: bytes, fragment: str
+    cortan: type[CortanRunner], ollama_env: FakeOllama, body: bytes, fragment: str
 ) -> None:
-    stored.queue(Reply(body=body))
+    ollama_env.queue(Reply(body=body))
     code, _, stderr = ask(cortan)
     assert code == 1
     assert fragment in stderr
