@@ -121,9 +121,8 @@ async def _run(
         input=create_input(terminal),
     )
     try:
-        repl.dim(repl.banner())
-        await _apply_options(repl, options)
-        await repl.run(first_input=piped, banner=False)
+        await _apply_options(repl, options)  # first, so the banner names the model in use
+        await repl.run(first_input=piped)
     finally:
         await app.aclose()
         if store is not None:
