@@ -170,19 +170,8 @@ class Answerer:
         self, answer: _Answer, pool: HostPool, host: Host, request: ChatRequest
     ) -> Finish:
         """One try on one host; its outcome counts for the host's breaker and latency."""
-        host.in_flight += 1
-        try:
-            finish = await self._consume(answer, pool.get_provider(host), request, host)
-        except ProviderError as exc:
-            host.record(exc)
-            raise
-        except BaseException:
-            host.breaker.release()
-            raise
-        finally:
-            host.in_flight -= 1
-        host.record(None)
-        return finish
+        with host.attempt():
+            return await self._consume(answer, pool.get_provider(host), request, host)
 
     async def _consume(
         self, answer: _Answer, provider: Provider, request: ChatRequest, host: Host

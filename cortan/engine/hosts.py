@@ -14,7 +14,8 @@ Hosts of one provider are assumed to serve the same models.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from cortan.engine.breaker import BreakerState, CircuitBreaker
@@ -56,6 +57,26 @@ class Host:
             self.breaker.record_failure()
         else:
             self.breaker.record_success()
+
+    @contextmanager
+    def attempt(self) -> Iterator[None]:
+        """One request to this host: counted in flight, its outcome told to the breaker.
+
+        Cancellation is no verdict on the host: the breaker's trial slot is released.
+        """
+        self.in_flight += 1
+        try:
+            yield
+        except ProviderError as exc:
+            self.record(exc)
+            raise
+        except BaseException:
+            self.breaker.release()
+            raise
+        else:
+            self.record(None)
+        finally:
+            self.in_flight -= 1
 
     def sort_key(self) -> tuple[int, float, int]:
         return (self.in_flight, -1.0 if self.latency is None else self.latency, self.index)

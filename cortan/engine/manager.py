@@ -126,19 +126,8 @@ class ModelManager:
     async def list_host_models(self, pool: HostPool, host: Host) -> list[ModelInfo]:
         """One host's models, asked even while its circuit is open; the outcome counts."""
         host.breaker.acquire(force=True)
-        host.in_flight += 1
-        try:
-            models = await pool.get_provider(host).list_models()
-        except ProviderError as exc:
-            host.record(exc)
-            raise
-        except BaseException:
-            host.breaker.release()
-            raise
-        finally:
-            host.in_flight -= 1
-        host.record(None)
-        return models
+        with host.attempt():
+            return await pool.get_provider(host).list_models()
 
     # -- answering ---------------------------------------------------------------------
 
