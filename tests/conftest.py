@@ -168,6 +168,14 @@ def assert_one_sentence(stderr: str) -> None:
     assert len(lines) == 1, stderr
 
 
+PEAK_RSS = Path(__file__).parent / "peak_rss.py"
+
+
+def measured_command(out: Path) -> list[str]:
+    """cortan wrapped so that ``out`` receives its own peak memory (see peak_rss.py)."""
+    return [sys.executable, str(PEAK_RSS), str(out), *cortan_command()]
+
+
 def wait_until(predicate: object, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -14,7 +14,8 @@ calls ``logging.getLogger(__name__)``).
   ``level``, ``logger``, ``message``, and ``exception`` when there is one).
 * Every line is redacted (:func:`cortan.engine.secrets.redact`): anything that looks
   like a key, a bearer token or a ``password=`` value is replaced by ``[redacted]``
-  before it is written, whoever logged it.
+  before it is written, whoever logged it. Text lines are sanitised too (they quote
+  server text, which may hold escape sequences); JSON escapes control characters itself.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ class RedactingFormatter(logging.Formatter):
         self._tracebacks = tracebacks
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(_summarised(record, self._tracebacks)))
+        from cortan.render.sanitize import sanitize  # log lines quote server text too
+
+        return sanitize(redact(super().format(_summarised(record, self._tracebacks))))
 
 
 class JsonFormatter(logging.Formatter):

@@ -33,12 +33,12 @@ from cortan.engine.events import (
     ChatValidated,
     TextAttachment,
 )
-from cortan.engine.secrets import Finding, describe, scan
 from cortan.errors import CortanError, InputError
 
 if TYPE_CHECKING:
     from cortan.config.settings import ProviderConfig
     from cortan.engine.routes import Router
+    from cortan.engine.secrets import Finding
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,24 @@ def decode_text(data: bytes, label: str) -> str:
     return text
 
 
+def check_unicode(text: str, label: str) -> str:
+    """Refuse lone surrogates: what Python makes of bytes in argv that are not UTF-8.
+
+    They cannot be encoded for the wire, and would otherwise fail much later as a
+    reply cortan "cannot parse".
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(text[exc.start])
+        byte = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
+        raise InputError(
+            f"{label} is not valid UTF-8 text ({byte} at character {exc.start + 1}); "
+            "check the terminal's or the script's encoding"
+        ) from None
+    return text
+
+
 def clean_text(text: str) -> str:
     """Unify line endings and drop control characters other than newline and tab."""
     if "\r" in text:
@@ -94,6 +112,8 @@ class SecretFoundError(InputError):
     kind = "secret"
 
     def __init__(self, findings: list[Finding], provider: str) -> None:
+        from cortan.engine.secrets import describe
+
         them = "it" if len(findings) == 1 else "them"
         super().__init__(
             f"{describe(findings)}, and provider {provider!r} is not local; "
@@ -131,7 +151,8 @@ class InputValidator:
         """Decode and clean the request, or raise InputError with the reason."""
         self._check_size(event)
         attachments = tuple(self._decode(a) for a in event.attachments)
-        prompt = clean_text(event.prompt)
+        prompt = clean_text(check_unicode(event.prompt, "the prompt"))
+        check_unicode(event.system or "", "the system prompt")
         attachments = tuple(a for a in attachments if a.text.strip())
         if not prompt.strip() and not attachments:
             raise InputError("the prompt is empty: give a question, or pipe text in")
@@ -162,6 +183,9 @@ class InputValidator:
         provider = self._get_remote(validated.request)
         if provider is None:
             return [], None
+        # Imported here: compiling the patterns is wasted on requests that stay local.
+        from cortan.engine.secrets import scan
+
         findings = scan(validated.prompt, "the prompt")
         if validated.request.system:
             findings += scan(validated.request.system, "the system prompt")

@@ -22,7 +22,7 @@ CALoader = Callable[[ssl.SSLContext], None]
 
 
 def load_like_httpx(context: ssl.SSLContext) -> None:
-    """The authorities httpx trusts by default: ``SSL_CERT_FILE``, ``SSL_CERT_DIR``, else certifi."""
+    """What httpx trusts by default: ``SSL_CERT_FILE``, ``SSL_CERT_DIR``, else certifi."""
     if cafile := os.environ.get("SSL_CERT_FILE"):
         context.load_verify_locations(cafile=cafile)
     elif capath := os.environ.get("SSL_CERT_DIR"):

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections import deque
 import sys
 import time
 import tracemalloc
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -147,6 +147,9 @@ def main(n: int = N, rounds: int = ROUNDS) -> dict[str, Any]:
             target=1.0,
             higher_is_better=True,
         ),
+        # The rates follow the machine's speed; these ratios hold from run to run.
+        Figure("EventBus plain, beside no bus", got["sync"], unit, got["build"], "no bus"),
+        Figure("EventBus plain, beside dict-of-lists", got["sync"], unit, got["dict"], "dict"),
         Figure("memory per event in an asyncio.Queue", bytes_per_queued_event(), "B", target=100),
     ]
     title = f"event bus: events built and delivered per CPU-second, median of {rounds} x {n:,}"

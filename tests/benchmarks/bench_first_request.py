@@ -6,7 +6,10 @@ library and sends the same streamed chat. The spawn time and the server's
 ``Recorded.received_at`` are both ``time.monotonic()`` in this process, so their
 difference is the child's time to first byte. Target: ≤ 1.2× the minimal script.
 
-The second figure is the exit lag: from the server's last byte of the answer to
+The same request through the library's async client (as cortan uses it) is
+shown beside, for context: asyncio and the async transports are part of the gap.
+
+The last figure is the exit lag: from the server's last byte of the answer to
 the child being reaped. Target: ≤ 30 ms (no slow teardown).
 """
 
@@ -28,8 +31,8 @@ from tests.benchmarks.measure import (
     isolated_env,
     median,
     ms,
-    report,
     reap,
+    report,
 )
 from tests.servers import FakeOllama, FakeOpenAI
 from tests.servers.http import Exchange, FakeServer, Wire
@@ -59,6 +62,34 @@ for chunk in stream:
             sys.stdout.write(choice.delta.content)
             sys.stdout.flush()
 sys.stdout.write("\\n")
+"""
+
+
+# The same requests through the clients' async classes, as cortan makes them: context only.
+OLLAMA_ASYNC_SCRIPT = """
+import asyncio, sys, ollama
+async def main():
+    client = ollama.AsyncClient(host=sys.argv[1])
+    async for part in await client.chat(
+            model=sys.argv[2], messages=[{"role": "user", "content": "hi"}], stream=True):
+        sys.stdout.write(part.message.content)
+        sys.stdout.flush()
+asyncio.run(main())
+"""
+
+OPENAI_ASYNC_SCRIPT = """
+import asyncio, sys, openai
+async def main():
+    client = openai.AsyncOpenAI(base_url=sys.argv[1], api_key="sk-bench", max_retries=0)
+    stream = await client.chat.completions.create(
+        model=sys.argv[2], messages=[{"role": "user", "content": "hi"}], stream=True,
+        stream_options={"include_usage": True})
+    async for chunk in stream:
+        for choice in chunk.choices:
+            if choice.delta.content:
+                sys.stdout.write(choice.delta.content)
+                sys.stdout.flush()
+asyncio.run(main())
 """
 
 
@@ -152,6 +183,13 @@ def figures(kind: str, runs: dict[str, list[Timing]]) -> list[Figure]:
             1.2,
         ),
         Figure(
+            f"{kind}: first byte, cortan ask, vs async script",
+            med("cortan", lambda t: t.first_byte),
+            "ms",
+            med("async", lambda t: t.first_byte),
+            f"minimal async {kind} script",
+        ),
+        Figure(
             f"{kind}: CPU to first byte, cortan ask",
             med("cortan", lambda t: t.first_byte_cpu),
             "ms CPU",
@@ -190,6 +228,7 @@ def main(repeat: int = REPEAT) -> dict[str, Any]:
                 ollama,
                 {
                     "baseline": ([PYTHON, "-c", OLLAMA_SCRIPT, ollama.url, model], env),
+                    "async": ([PYTHON, "-c", OLLAMA_ASYNC_SCRIPT, ollama.url, model], env),
                     "cortan": ([*cortan, "ask", "-m", f"ollama:{model}", "hi"], env),
                 },
                 repeat,
@@ -206,6 +245,7 @@ def main(repeat: int = REPEAT) -> dict[str, Any]:
                 openai,
                 {
                     "baseline": ([PYTHON, "-c", OPENAI_SCRIPT, openai.url + "/v1", model], env),
+                    "async": ([PYTHON, "-c", OPENAI_ASYNC_SCRIPT, openai.url + "/v1", model], env),
                     "cortan": ([*cortan, "ask", "-m", f"openai:{model}", "hi"], env),
                 },
                 repeat,

@@ -6,6 +6,8 @@ Ollama hosted by this process. Figures:
 * ready: spawn to the prompt (``›``) drawn, wall time, median of several runs, as a
   ratio to a bare ``python -c pass`` spawned on a pty the same way (≤ 25×); the
   CPU the shell had used by then, beside bare Python's whole run, for context;
+* the echo of a key sent the moment the prompt appears, while the SDKs and the
+  model list load in the background, beside the echo of a key when all is idle;
 * RSS at the prompt (≤ 40 MiB), and which of openai, ollama and keyring were
   loaded before it was drawn (none): a run under this benchmark's own wrapper
   logs every import with its time (``sys.addaudithook``), to compare with the
@@ -18,8 +20,8 @@ Ollama hosted by this process. Figures:
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -46,6 +48,7 @@ from tests.servers import Reply
 
 REPEAT = 7
 PROMPT = "›".encode()
+KEY = b"z"  # a key whose echo no escape sequence contains
 STATUS_LINE = b" tok/s"  # the shell's line under a finished answer ("… · 52.1 tok/s · 1.2 s")
 ROWS, COLS = 40, 100
 MODEL = "llama3.2:latest"
@@ -86,6 +89,7 @@ class Pty:
         self.child = pexpect.spawn(
             argv[0], list(argv[1:]), env=dict(env), dimensions=(ROWS, COLS), encoding=None
         )
+        self.child.delaybeforesend = None  # pexpect sleeps 50 ms before each send by default
         self.tail = b""
 
     @property
@@ -98,10 +102,8 @@ class Pty:
         while marker not in window:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{marker!r} never appeared; last output: {window[-300:]!r}")
-            try:
+            with contextlib.suppress(pexpect.TIMEOUT):
                 window = window[-len(marker) :] + self.child.read_nonblocking(1 << 16, 0.05)
-            except pexpect.TIMEOUT:
-                pass
         seen = time.monotonic()
         self.tail = window[window.index(marker) + len(marker) :]
         return seen
@@ -119,10 +121,8 @@ class Pty:
         """Drain output until the RSS holds still for half a second (background work done)."""
         last, steady, deadline = -1, 0, time.monotonic() + timeout
         while steady < 5 and time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(pexpect.TIMEOUT):
                 self.child.read_nonblocking(1 << 16, timeout=0.1)
-            except pexpect.TIMEOUT:
-                pass
             rss = self.rss_kib()
             steady, last = (steady + 1, rss) if rss == last else (0, rss)
         return last
@@ -156,6 +156,26 @@ def shell_ready(env: Mapping[str, str]) -> tuple[float, float, int]:
     cpu, rss = process_cpu(pty.pid), pty.rss_kib()
     pty.leave()
     return seen - pty.spawned, cpu, rss
+
+
+def keystroke_echoes(env: Mapping[str, str]) -> tuple[float, float]:
+    """Seconds from a key sent to its echo: at once after the prompt appears, and when idle.
+
+    The first key lands while the provider SDKs and the model list load in the
+    background (issue 7: that must never delay it); the second once all is quiet.
+    """
+    pty = Pty([*cortan_command(), "chat"], env)
+    pty.wait_for(PROMPT)
+    sent = time.monotonic()
+    pty.child.send(KEY)
+    first = pty.wait_for(KEY) - sent
+    pty.settle()
+    sent = time.monotonic()
+    pty.child.send(KEY)
+    idle = pty.wait_for(KEY) - sent
+    pty.child.send(b"\x15")  # Ctrl-U: clear the line, so that Ctrl-D leaves
+    pty.leave()
+    return first, idle
 
 
 def imports_before_prompt(env: Mapping[str, str], log: Path) -> tuple[list[str], list[str]]:
@@ -236,18 +256,20 @@ def main(repeat: int = REPEAT) -> dict[str, Any]:
         ) as env,
     ):
         bare_on_pty(env), shell_ready(env)  # warm the disk cache and the store
-        bare, ready = [], []
+        bare, ready, keys = [], [], []
         for _ in range(repeat):
             bare.append(bare_on_pty(env))
             ready.append(shell_ready(env))
+            keys.append(keystroke_echoes(env))
         before, after = imports_before_prompt(env, Path(tmp, "imports.json"))
         memory = memory_after_answers(server, env, Path(tmp, "memory.json"))
-    return figures(bare, ready, before, after, memory, repeat)
+    return figures(bare, ready, keys, before, after, memory, repeat)
 
 
 def figures(
     bare: list[tuple[float, float]],
     ready: list[tuple[float, float, int]],
+    keys: list[tuple[float, float]],
     before: list[str],
     after: list[str],
     memory: dict[str, float],
@@ -262,6 +284,13 @@ def figures(
         Figure("cortan chat: prompt ready", wall, "ms", bare_wall, "bare", 25.0),
         Figure("cortan chat: CPU used by the prompt", cpu, "ms CPU", bare_cpu, "bare CPU"),
         Figure("cortan chat: RSS at the prompt", rss, "MiB", target=40.0),
+        Figure(
+            "first keystroke's echo, as the SDKs load",
+            1000 * median([k[0] for k in keys]),
+            "ms",
+            1000 * median([k[1] for k in keys]),
+            "idle echo",
+        ),
         Figure("openai/ollama/keyring loaded before prompt", len(heavy), "modules", target=0),
         Figure(
             "idle RSS after the first answer",

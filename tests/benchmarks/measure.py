@@ -23,7 +23,16 @@ from typing import Any
 PYTHON = sys.executable
 BARE = (PYTHON, "-c", "pass")
 STRIPPED_PREFIXES = ("CORTAN_", "OPENAI_", "OLLAMA_")
-STRIPPED = ("NO_COLOR", "FORCE_COLOR", "COLUMNS", "LINES", "PYTHONPROFILEIMPORTTIME")
+# PYTHONDONTWRITEBYTECODE would make every run compile cortan from source: an installed
+# cortan has its .pyc files, so the benchmarks measure with them (the warm-up run writes them).
+STRIPPED = (
+    "NO_COLOR",
+    "FORCE_COLOR",
+    "COLUMNS",
+    "LINES",
+    "PYTHONPROFILEIMPORTTIME",
+    "PYTHONDONTWRITEBYTECODE",
+)
 
 
 def cortan_command() -> list[str]:

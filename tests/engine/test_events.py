@@ -22,7 +22,7 @@ def test_token_delta_is_frozen_hashable_and_slotted() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         delta.text = "y"  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
-        del delta.text  # type: ignore[misc]
+        del delta.text
     assert not hasattr(delta, "__dict__")
     assert hash(delta) == hash(TokenDelta(1, "x"))
     assert repr(delta) == "TokenDelta(request_id=1, text='x')"

@@ -1,23 +1,30 @@
 """Hostile server responses: truncated, malformed, oversized, never ending.
 
-Each goes through the real client library and cortan's provider, in the installed
-``cortan``: the failure is one sentence and exit 1, what arrived before it is kept on
-stdout and in the store, and an earlier conversation in the store is untouched.
+Each goes through the real client library and cortan's provider (malformed bodies in
+this process, the rest in the installed ``cortan``): the failure is one sentence and
+exit 1, what arrived before it is kept on stdout and in the store, and an earlier
+conversation in the store is untouched.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import aclosing
 from pathlib import Path
 from typing import overload
 
 import pytest
 
+from cortan.config.settings import ProviderConfig, Timeouts
+from cortan.errors import CortanError
+from cortan.providers import get_factory
+from cortan.providers.base import ChatRequest, Message
 from cortan.store import SessionStore
-from tests.conftest import CortanRunner, assert_one_sentence, cortan_command
+from tests.conftest import CortanRunner, assert_one_sentence, measured_command
 from tests.servers import FakeOllama, FakeOpenAI, Reply
 
 ONE_TRY = {"CORTAN_RETRY__ATTEMPTS": "1"}
@@ -61,7 +68,9 @@ def stored(
     ]
 
 
-def ask(cortan: type[CortanRunner], *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+def ask(
+    cortan: type[CortanRunner], *args: str, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
     result = cortan.run("ask", "--no-stdin", *args, "x", env={**ONE_TRY, **(env or {})})
     assert "Traceback" not in result.stderr
     if result.code:
@@ -70,6 +79,31 @@ def ask(cortan: type[CortanRunner], *args: str, env: dict[str, str] | None = Non
 
 
 # -- truncated and malformed ----------------------------------------------------------------
+# Each body through the real client library and cortan's provider, in this process: the
+# provider must raise one of cortan's errors, with one sentence. The `cortan` command turns
+# any such error into that sentence and exit 1, as the end-to-end cases further down show.
+
+
+async def failure_of(kind: str, url: str, model: str) -> str:
+    """The sentence the provider fails with (the test fails if it does not fail)."""
+    config = ProviderConfig(kind="ollama", hosts=[url])
+    if kind == "openai":
+        config = ProviderConfig(kind="openai", base_url=url, api_key_env="SECURITY_TEST_KEY")
+    provider = get_factory(kind)(kind, url, config, Timeouts(connect=5, first_token=10, total=10))
+    try:
+        async with aclosing(
+            provider.stream_chat(ChatRequest(model, (Message("user", "x"),)))
+        ) as stream:  # type: ignore[type-var]
+            async for _ in stream:
+                pass
+    except CortanError as exc:
+        message = str(exc)
+    else:
+        raise AssertionError("the stream was accepted")
+    finally:
+        await provider.aclose()
+    assert message and "\n" not in message
+    return message
 
 
 @pytest.mark.parametrize(
@@ -89,13 +123,10 @@ def ask(cortan: type[CortanRunner], *args: str, env: dict[str, str] | None = Non
         pytest.param(b"", "without its final message", id="empty-200"),
     ],
 )
-def test_malformed_ollama_stream(
-    cortan: type[CortanRunner], ollama_env: FakeOllama, body: bytes, fragment: str
-) -> None:
-    ollama_env.queue(Reply(body=body))
-    code, _, stderr = ask(cortan)
-    assert code == 1
-    assert fragment in stderr
+async def test_malformed_ollama_stream(ollama: FakeOllama, body: bytes, fragment: str) -> None:
+    ollama.queue(Reply(body=body))
+    message = await failure_of("ollama", ollama.url, "llama3.2:latest")
+    assert fragment in message
 
 
 def test_ollama_line_cut_after_good_pieces_keeps_them(
@@ -124,9 +155,12 @@ SSE_CHUNK = b'data: {"id":"x","object":"chat.completion.chunk","created":1,"mode
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [
-        pytest.param(SSE_CHUNK + b'"choices":[{"index":0,"delta":{"con', "no finish_reason", id="cut"),
         pytest.param(
-            SSE_CHUNK + b'"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}\n\n',
+            SSE_CHUNK + b'"choices":[{"index":0,"delta":{"con', "no finish_reason", id="cut"
+        ),
+        pytest.param(
+            SSE_CHUNK
+            + b'"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}\n\n',
             "no finish_reason",
             id="no-finish",
         ),
@@ -139,13 +173,13 @@ SSE_CHUNK = b'data: {"id":"x","object":"chat.completion.chunk","created":1,"mode
         ),
     ],
 )
-def test_malformed_openai_stream(
-    cortan: type[CortanRunner], openai_env: FakeOpenAI, body: bytes, fragment: str
+async def test_malformed_openai_stream(
+    openai_server: FakeOpenAI, body: bytes, fragment: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    openai_env.queue(Reply(body=body))
-    code, _, stderr = ask(cortan)
-    assert code == 1
-    assert fragment in stderr
+    monkeypatch.setenv("SECURITY_TEST_KEY", "sk-test-key")
+    openai_server.queue(Reply(body=body))
+    message = await failure_of("openai", openai_server.url + "/v1", "gpt-4o-mini")
+    assert fragment in message
 
 
 @pytest.mark.parametrize("server", ["ollama", "openai"])
@@ -169,8 +203,9 @@ def test_connection_cut_mid_answer(
 
 def run_measured(args: list[str], env: dict[str, str]) -> tuple[int, int, str, int]:
     """Exit code, stdout bytes, stderr, and peak memory (KiB) of one cortan run."""
+    peak = Path(tempfile.mkdtemp()) / "peak"
     proc = subprocess.Popen(
-        [*cortan_command(), *args],
+        [*measured_command(peak), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
@@ -185,14 +220,13 @@ def run_measured(args: list[str], env: dict[str, str]) -> tuple[int, int, str, i
 
     reader = threading.Thread(target=drain)
     reader.start()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.wait(timeout=120)
     reader.join(30)
     assert proc.stderr is not None and proc.stdout is not None
     stderr = proc.stderr.read().decode()
     proc.stdout.close()
     proc.stderr.close()
-    return proc.returncode, counted[0], stderr, usage.ru_maxrss
+    return proc.returncode, counted[0], stderr, int(peak.read_text())
 
 
 @pytest.mark.parametrize("server", ["ollama", "openai"])
