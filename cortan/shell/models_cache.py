@@ -40,6 +40,11 @@ class ModelCache:
         self._thread = threading.Thread(target=self._refresh, name="cortan-models", daemon=True)
         self._thread.start()
 
+    def join(self, timeout: float) -> None:
+        """Wait (a little) for a refresh under way, so its connections close cleanly."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
     def _refresh(self) -> None:
         models, errors = asyncio.run(fetch_models(self._settings))
         with self._lock:

@@ -113,6 +113,13 @@ class Repl:
         self.models.start()
         if banner:
             self.dim(self.banner())
+        try:
+            await self._loop(first_input)
+        finally:
+            # A model list still loading gets a moment to close its connections.
+            await asyncio.to_thread(self.models.join, 2.0)
+
+    async def _loop(self, first_input: str | None) -> None:
         with self._sigint_cancels_answer():
             if first_input is not None:
                 await self.send("", first_input)

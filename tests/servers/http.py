@@ -343,6 +343,28 @@ async def _play_whole(ex: Exchange, reply: Reply, wire: Wire) -> None:
         await ex.send_json(200, wire.complete(reply), reply.headers)
 
 
+class _TrackedProtocol(asyncio.StreamReaderProtocol):
+    """start_server's protocol, keeping each open transport so stop() can close it."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        serve: Any,
+        transports: set[asyncio.BaseTransport],
+    ) -> None:
+        super().__init__(reader, serve)
+        self._open = transports
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._mine = transport
+        self._open.add(transport)
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._open.discard(self._mine)
+        super().connection_lost(exc)
+
+
 class FakeServer:
     """Loop thread, scripting queue, request log and disconnect tracking for one fake."""
 
@@ -364,6 +386,7 @@ class FakeServer:
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._transports: set[asyncio.BaseTransport] = set()
 
     @property
     def url(self) -> str:
@@ -401,8 +424,14 @@ class FakeServer:
 
     async def _main(self) -> None:
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        loop = self._loop
+        transports = self._transports
+
+        def make_protocol() -> asyncio.StreamReaderProtocol:
+            return _TrackedProtocol(asyncio.StreamReader(loop=loop), self._serve, transports)
+
         try:
-            server = await asyncio.start_server(self._serve, self.host, self.port)
+            server = await loop.create_server(make_protocol, self.host, self.port)
         except OSError as exc:
             self._start_error = exc
             self._ready.set()
@@ -414,6 +443,11 @@ class FakeServer:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Every accepted socket is closed, even one whose handler never got to run.
+        for transport in list(transports):
+            transport.abort()  # type: ignore[attr-defined]
+        for _ in range(3):
+            await asyncio.sleep(0)  # abort() closes the socket on the next loop turn
         await server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -455,6 +489,9 @@ class FakeServer:
         finally:
             self._tasks.discard(task)
             writer.close()
+            # Let the transport really close before the loop may end (else: ResourceWarning).
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await writer.wait_closed()
 
     # -- protocol hooks ----------------------------------------------------------
     async def handle(self, ex: Exchange) -> None:
