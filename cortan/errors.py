@@ -8,7 +8,7 @@ the one sentence a user reads (``str(error)``) and the exit code the CLI returns
       + UsageError                  exit 2: a flag or argument that makes no sense
       + ConfigError                 exit 2: a bad config file or CORTAN_* variable
       + InputError                  rejected input: empty, binary, undecodable, too large
-        - SecretFoundError          (engine/validator.py) a likely secret bound for a remote provider
+        - SecretFoundError          a likely secret bound for a remote provider (validator.py)
       + StoreError                  the session store cannot be opened or written
       + KeyringError                no usable OS keyring, or it refused
       + ProviderError               a backend failed; ``kind`` names how
