@@ -40,6 +40,19 @@ STRIPPED = (
 )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The test run's own stdin is /dev/null for every cortan it starts.
+
+    Under CI stdin may be closed (then the first socket a test opens becomes fd 0, and a
+    cortan that inherits it would wait for input on it) or a terminal; tests that need
+    stdin pass it explicitly.
+    """
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    if devnull != 0:
+        os.dup2(devnull, 0)
+        os.close(devnull)
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private config file, data folder and keyring for each test; no user settings leak in."""
@@ -121,7 +134,8 @@ def run_cortan(
     done = subprocess.run(
         [*cortan_command(), *args],
         input=data,
-        stdin=stdin if data is None else None,
+        # Never the test run's own stdin: under CI it may be closed, or a socket.
+        stdin=(subprocess.DEVNULL if stdin is None else stdin) if data is None else None,
         capture_output=True,
         env={**os.environ, **(env or {})},
         timeout=timeout,
@@ -146,6 +160,7 @@ class CortanRunner:
 
     @staticmethod
     def popen(*args: str, **kwargs: object) -> subprocess.Popen[bytes]:
+        kwargs.setdefault("stdin", subprocess.DEVNULL)
         return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
             [*cortan_command(), *args],
             stdout=subprocess.PIPE,

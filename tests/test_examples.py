@@ -23,6 +23,7 @@ def run(
         env={**env, "GIT_EDITOR": "true"},
         cwd=cwd,
         input=input,
+        stdin=subprocess.DEVNULL if input is None else None,
         timeout=60,
         check=False,
     )
