@@ -1,4 +1,4 @@
-"""Developer tasks. `nox` runs lint, typecheck and tests; bench, e2e and fuzz run on request.
+"""Developer tasks. `nox` runs lint, typecheck and tests; bench and fuzz run on request.
 
 Every session installs cortan from this checkout with its `test` (or `dev`) extra, so
 a fresh machine needs only Python and nox.
