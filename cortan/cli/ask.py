@@ -8,8 +8,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cortan.cli.runner import EXIT_INTERRUPTED, EXIT_OK, Context, get_context, guard, run_async
-from cortan.errors import UsageError
+from cortan.cli.runner import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    Context,
+    check_model_option,
+    get_context,
+    guard,
+    run_async,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -82,8 +89,7 @@ def ask(
 
     context = get_context(ctx)
     with guard(context):
-        if model is not None and not model.strip():
-            raise UsageError("option --model is empty: give provider:model, an alias or a name")
+        check_model_option(model)
         settings = context.load_settings()
         plan = plan_continuation(
             settings, continue_last=continue_last, session=session, no_log=no_log
@@ -94,10 +100,9 @@ def ask(
             settings, prompt or [], model, system, no_stdin, context, has_files=bool(attached)
         )
         request = _with_role_and_files(settings, request, role, attached)
-        if no_fallback:
-            request = dataclasses.replace(request, allow_fallback=False)
-        if allow_secrets:
-            request = dataclasses.replace(request, allow_secrets=True)
+        request = dataclasses.replace(
+            request, allow_fallback=not no_fallback, allow_secrets=allow_secrets
+        )
         request = plan.apply(request)
         ended = run_async(
             lambda: _run(settings, request, context, no_stream, json_output, raw, plan)

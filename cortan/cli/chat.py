@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
-from cortan.cli.runner import Context, get_context, guard, run_async
+from cortan.cli.runner import Context, check_model_option, get_context, guard, run_async
 from cortan.errors import UsageError
 
 if TYPE_CHECKING:
@@ -58,6 +58,7 @@ def chat(
 def open_shell(context: Context, options: ShellOptions | None = None) -> None:
     options = options or ShellOptions()
     with guard(context):
+        check_model_option(options.model)
         settings = context.load_settings()
         if options.role is not None:
             from cortan.config.roles import get_role

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
-from cortan.errors import CortanError
+from cortan.errors import CortanError, UsageError
 
 if TYPE_CHECKING:
     from cortan.config.settings import Settings
@@ -70,6 +70,12 @@ class Context:
 def get_context(ctx: typer.Context) -> Context:
     obj = ctx.find_root().obj
     return obj if isinstance(obj, Context) else Context()
+
+
+def check_model_option(model: str | None) -> None:
+    """``-m ""`` is a mistake, not a request for the default model."""
+    if model is not None and not model.strip():
+        raise UsageError("option --model is empty: give provider:model, an alias or a name")
 
 
 def fail(context: Context, message: str, code: int = EXIT_FAILURE) -> NoReturn:

@@ -40,7 +40,6 @@ class Conversation:
     pending: list[Attachment] = field(default_factory=list)
     last_request: ChatRequested | None = None
     last_added_turn: bool = False
-    store_id: int | None = None
 
     def history(self) -> tuple[Message, ...]:
         messages: list[Message] = []
@@ -95,4 +94,3 @@ class Conversation:
         self.pending.clear()
         self.last_request = None
         self.last_added_turn = False
-        self.store_id = None

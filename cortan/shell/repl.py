@@ -25,6 +25,7 @@ from cortan.engine.events import (
     ChatFailed,
     ChatFinished,
     ChatPrepared,
+    ChatRequested,
     Notice,
 )
 from cortan.engine.secrets import describe
@@ -198,10 +199,7 @@ class Repl:
             return False
         return answer.strip().lower() in ("y", "yes")
 
-    async def run_request(self, request: object) -> ChatEnded | None:
-        from cortan.engine.events import ChatRequested
-
-        assert isinstance(request, ChatRequested)
+    async def run_request(self, request: ChatRequested) -> ChatEnded | None:
         answer = self._answer = asyncio.ensure_future(self.app.ask(request))
         try:
             ended = await asyncio.shield(answer)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CortanRunner, assert_one_sentence
+from tests.conftest import CortanRunner, assert_one_sentence, cortan_command
 from tests.servers import FakeOllama, FakeOpenAI, Reply
 
 
@@ -118,8 +118,7 @@ def test_while_read_loop_keeps_its_lines(
 ) -> None:
     listing = tmp_path / "list"
     listing.write_text("first question\nsecond question\nthird question\n")
-    command = " ".join(cortan_args := [*__import__("tests.conftest").conftest.cortan_command()])
-    assert cortan_args
+    command = " ".join(cortan_command())
     script = f'while read line; do {command} ask "$line"; done < {listing}'
     done = subprocess.run(["bash", "-c", script], capture_output=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
@@ -369,3 +368,10 @@ def test_reader_leaving_stops_the_answer_quietly(
     proc.stderr.close()
     assert "Traceback" not in err and "Broken pipe" not in err
     assert ollama_env.wait_disconnect(5)
+
+
+def test_empty_model_option_is_a_usage_error_for_chat_too(cortan: type[CortanRunner]) -> None:
+    result = cortan.run("chat", "-m", " ")
+    assert result.code == 2
+    assert_one_sentence(result.stderr)
+    assert "option --model is empty" in result.stderr
