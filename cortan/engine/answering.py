@@ -179,6 +179,7 @@ class Answerer:
         timeouts = self._settings.timeouts
         loop = asyncio.get_running_loop()
         begun = self._clock()
+        send = self._bus.send
         try:
             async with asyncio.timeout(timeouts.first_token) as deadline:
                 async with aclosing(_as_generator(provider.stream_chat(request))) as stream:
@@ -193,7 +194,8 @@ class Answerer:
                             await self._announce(answer)
                         answer.pieces.append(item)
                         answer.size += len(item.encode("utf-8", "surrogatepass"))
-                        await self._bus.publish(TokenDelta(answer.request_id, item))
+                        if (pending := send(TokenDelta(answer.request_id, item))) is not None:
+                            await pending
                         if answer.size > self._settings.max_output_bytes:
                             raise _too_long(provider, self._settings.max_output_bytes)
         except TimeoutError:

@@ -5,8 +5,10 @@ with a priority (lower runs first; ties run in subscription order). ``publish``
 calls each subscriber in turn and awaits the ones that are coroutines before
 moving on, so a slow subscriber slows the publisher instead of letting a queue
 grow without limit, and events reach every subscriber in the order they were
-published. A subscriber that raises is logged and skipped: it never breaks the
-others or the request. Cancellation (Ctrl-C) is not an error and passes through.
+published. ``send`` does the same without a coroutine of its own while the
+subscribers are plain functions: it carries each piece of an answer. A
+subscriber that raises is logged and skipped: it never breaks the others or the
+request. Cancellation (Ctrl-C) is not an error and passes through.
 
 There are no wildcard topics, no persistence and no queue: the stream of an
 answer stays an async iterator from provider to model manager, which republishes
@@ -30,7 +32,7 @@ class EventBus:
 
     def __init__(self) -> None:
         self._subscriptions: dict[type[Any], list[tuple[int, int, Handler[Any]]]] = {}
-        self._handlers: dict[type[Any], tuple[Handler[Any], ...]] = {}
+        self._deliver: dict[type[Any], Deliver] = {}
         self._count = 0
 
     def subscribe(
@@ -51,16 +53,80 @@ class EventBus:
         return unsubscribe
 
     def _rebuild(self, event_type: type[Any]) -> None:
-        # The sorted tuple is what publish() reads: no sorting on the hot path.
+        # What send() calls is built here, at subscription: no sorting on the hot path.
         entries = sorted(self._subscriptions[event_type], key=lambda e: (e[0], e[1]))
-        self._handlers[event_type] = tuple(handler for _, _, handler in entries)
+        handlers = tuple(handler for _, _, handler in entries)
+        if handlers:
+            self._deliver[event_type] = _dispatcher(handlers)
+        else:
+            self._deliver.pop(event_type, None)
+
+    def send(self, event: object) -> Awaitable[None] | None:
+        """Deliver ``event`` to its plain subscribers now; return what is left to await.
+
+        The publisher's hot path (one ``TokenDelta`` per piece of an answer): when every
+        subscriber is a plain function, delivery is a few calls and nothing is awaited.
+        When one returns an awaitable, the rest of the delivery comes back as one to
+        await, so order and back-pressure are as with ``publish``.
+        """
+        deliver = self._deliver.get(type(event))
+        return None if deliver is None else deliver(event)
 
     async def publish(self, event: object) -> None:
         """Deliver ``event`` to each subscriber in order, awaiting coroutine handlers."""
-        for handler in self._handlers.get(type(event), ()):
+        deliver = self._deliver.get(type(event))
+        if deliver is not None and (pending := deliver(event)) is not None:
+            await pending
+
+
+Deliver = Callable[[Any], Awaitable[None] | None]
+
+
+def _dispatcher(handlers: tuple[Handler[Any], ...]) -> Deliver:
+    """A function delivering an event to ``handlers`` in order, synchronously while it can."""
+    if len(handlers) == 1:
+        (handler,) = handlers
+
+        def deliver_one(event: object) -> Awaitable[None] | None:
             try:
                 result = handler(event)
-                if result is not None:
-                    await result
             except Exception:
-                log.exception("subscriber %r failed on %s", handler, type(event).__name__)
+                _failed(handler, event)
+                return None
+            return None if result is None else _finish(result, handler, event, ())
+
+        return deliver_one
+
+    def deliver(event: object) -> Awaitable[None] | None:
+        for index, handler in enumerate(handlers):
+            try:
+                result = handler(event)
+            except Exception:
+                _failed(handler, event)
+                continue
+            if result is not None:
+                return _finish(result, handler, event, handlers[index + 1 :])
+        return None
+
+    return deliver
+
+
+async def _finish(
+    pending: Awaitable[None], handler: Handler[Any], event: object, rest: tuple[Handler[Any], ...]
+) -> None:
+    """Await what ``handler`` returned, then deliver to the ``rest`` in order."""
+    try:
+        await pending
+    except Exception:
+        _failed(handler, event)
+    for handler in rest:
+        try:
+            result = handler(event)
+            if result is not None:
+                await result
+        except Exception:
+            _failed(handler, event)
+
+
+def _failed(handler: Handler[Any], event: object) -> None:
+    log.exception("subscriber %r failed on %s", handler, type(event).__name__)

@@ -10,7 +10,7 @@ doctor``). The data folder is always passed in: the store does not read config.
     schema.py    the forward migrations, one per schema version
     sessions.py  SessionStore
     search.py    user text -> a safe FTS5 query
-    records.py   the dataclasses handed out
+    records.py   the named tuples handed out
     recorder.py  Recorder (subscribed by cortan.app.App.attach_store)
 """
 

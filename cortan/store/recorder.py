@@ -65,8 +65,9 @@ class Recorder:
         system = next((m.content for m in event.messages if m.role == "system"), None)
         user = event.messages[-1].content if event.messages else event.request.prompt
         try:
-            conversation_id = self._conversation_for(event.model, system)
-            self.store.add_message(conversation_id, "user", user)
+            with self.store.batch():
+                conversation_id = self._conversation_for(event.model, system)
+                self.store.add_message(conversation_id, "user", user)
         except CortanError as exc:
             self._warn(f"this exchange is not being saved: {exc}")
             return

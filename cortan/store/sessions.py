@@ -6,9 +6,10 @@ model layer never calls it (answers reach it through
 :class:`cortan.store.recorder.Recorder`, a bus subscriber).
 
 Every write is its own short ``BEGIN IMMEDIATE`` transaction, committed before the
-method returns, so what a method stored survives the process being killed the
-next instant, and a second cortan process waits its turn (up to the busy timeout)
-instead of failing. Every sqlite3 error leaves as a one-sentence StoreError.
+method returns (or, inside ``with store.batch():``, when the block ends), so what a
+method stored survives the process being killed the next instant, and a second
+cortan process waits its turn (up to the busy timeout) instead of failing. Every
+sqlite3 error leaves as a one-sentence StoreError.
 
 Names: a conversation may have a unique name (``cortan ask --session work``);
 names cannot look like an id (``12``, ``#12``), so ``find`` never has to guess.
@@ -28,7 +29,6 @@ from typing import Any, Self
 from cortan.errors import UsageError
 from cortan.store.db import connect, describe_store, get_store_path, translate_errors
 from cortan.store.records import Conversation, Role, Status, StoredMessage, StoreInfo
-from cortan.store.search import make_match_query
 
 MAX_NAME = 100
 _ID_LIKE = re.compile(r"#?\d+")
@@ -93,9 +93,22 @@ class SessionStore:
     # -- plumbing ----------------------------------------------------------------------
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Make the writes inside the block one transaction, committed as the block ends.
+
+        For writes that belong together (a new conversation and its first message):
+        one commit instead of several, and nothing half-written if one fails.
+        """
+        with self._write():
+            yield
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One committed transaction; the write lock is taken at the start, not mid-way."""
         with translate_errors(self.path):
+            if self._conn.in_transaction:  # inside batch(): its transaction
+                yield self._conn
+                return
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
@@ -220,6 +233,8 @@ class SessionStore:
 
     def search(self, text: str, limit: int = 20) -> list[StoredMessage]:
         """Messages containing every word of ``text`` (any text is safe), newest first."""
+        from cortan.store.search import make_match_query  # only search needs it
+
         query = make_match_query(text)
         if query is None:
             return []

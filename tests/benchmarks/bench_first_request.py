@@ -6,8 +6,12 @@ library and sends the same streamed chat. The spawn time and the server's
 ``Recorded.received_at`` are both ``time.monotonic()`` in this process, so their
 difference is the child's time to first byte. Target: ≤ 1.2× the minimal script.
 
-The same request through the library's async client (as cortan uses it) is
-shown beside, for context: asyncio and the async transports are part of the gap.
+Two more programs are shown beside, for context: the same request through the
+library's async client (as cortan sends it), and the stack's floor, the least a
+program on DESIGN.md's stack does before its request (Typer parses the command
+line, pydantic-settings reads one setting, the async client sends the request in
+an event loop). cortan against the floor is what cortan's own code costs; the floor
+against the minimal script is what the stack costs.
 
 The last figure is the exit lag: from the server's last byte of the answer to
 the child being reaped. Target: ≤ 30 ms (no slow teardown).
@@ -66,7 +70,7 @@ sys.stdout.write("\\n")
 
 
 # The same requests through the clients' async classes, as cortan makes them: context only.
-OLLAMA_ASYNC_SCRIPT = """
+OLLAMA_ASYNC_MAIN = """
 import asyncio, sys, ollama
 async def main():
     client = ollama.AsyncClient(host=sys.argv[1])
@@ -74,10 +78,9 @@ async def main():
             model=sys.argv[2], messages=[{"role": "user", "content": "hi"}], stream=True):
         sys.stdout.write(part.message.content)
         sys.stdout.flush()
-asyncio.run(main())
 """
 
-OPENAI_ASYNC_SCRIPT = """
+OPENAI_ASYNC_MAIN = """
 import asyncio, sys, openai
 async def main():
     client = openai.AsyncOpenAI(base_url=sys.argv[1], api_key="sk-bench", max_retries=0)
@@ -89,7 +92,34 @@ async def main():
             if choice.delta.content:
                 sys.stdout.write(choice.delta.content)
                 sys.stdout.flush()
-asyncio.run(main())
+"""
+
+RUN_MAIN = "asyncio.run(main())\n"
+
+# The least a program on DESIGN.md's stack does before its request: Typer parses the
+# command line, pydantic-settings reads one setting, and the async client sends the
+# request in an event loop. Context only: it shows how much of cortan's time is the stack.
+STACK_FLOOR = """
+import typer
+from pydantic_settings import BaseSettings
+
+class Settings(BaseSettings, env_prefix="CORTAN_"):
+    default_model: str = ""
+
+app = typer.Typer(add_completion=False, rich_markup_mode=None)
+
+@app.callback()
+def root() -> None:
+    pass
+
+@app.command()
+def ask(prompt: list[str], model: str = typer.Option(..., "-m"),
+        url: str = typer.Option(..., "--url")) -> None:
+    Settings()
+    sys.argv[1:] = [url, model]
+    asyncio.run(main())
+
+app()
 """
 
 
@@ -190,6 +220,20 @@ def figures(kind: str, runs: dict[str, list[Timing]]) -> list[Figure]:
             f"minimal async {kind} script",
         ),
         Figure(
+            f"{kind}: first byte, cortan ask, vs the stack's floor",
+            med("cortan", lambda t: t.first_byte),
+            "ms",
+            med("floor", lambda t: t.first_byte),
+            "Typer + pydantic-settings + async client",
+        ),
+        Figure(
+            f"{kind}: first byte, the stack's floor",
+            med("floor", lambda t: t.first_byte),
+            "ms",
+            med("baseline", lambda t: t.first_byte),
+            base,
+        ),
+        Figure(
             f"{kind}: CPU to first byte, cortan ask",
             med("cortan", lambda t: t.first_byte_cpu),
             "ms CPU",
@@ -228,7 +272,21 @@ def main(repeat: int = REPEAT) -> dict[str, Any]:
                 ollama,
                 {
                     "baseline": ([PYTHON, "-c", OLLAMA_SCRIPT, ollama.url, model], env),
-                    "async": ([PYTHON, "-c", OLLAMA_ASYNC_SCRIPT, ollama.url, model], env),
+                    "async": ([PYTHON, "-c", OLLAMA_ASYNC_MAIN + RUN_MAIN, ollama.url, model], env),
+                    "floor": (
+                        [
+                            PYTHON,
+                            "-c",
+                            OLLAMA_ASYNC_MAIN + STACK_FLOOR,
+                            "ask",
+                            "-m",
+                            model,
+                            "--url",
+                            ollama.url,
+                            "hi",
+                        ],
+                        env,
+                    ),
                     "cortan": ([*cortan, "ask", "-m", f"ollama:{model}", "hi"], env),
                 },
                 repeat,
@@ -245,7 +303,24 @@ def main(repeat: int = REPEAT) -> dict[str, Any]:
                 openai,
                 {
                     "baseline": ([PYTHON, "-c", OPENAI_SCRIPT, openai.url + "/v1", model], env),
-                    "async": ([PYTHON, "-c", OPENAI_ASYNC_SCRIPT, openai.url + "/v1", model], env),
+                    "async": (
+                        [PYTHON, "-c", OPENAI_ASYNC_MAIN + RUN_MAIN, openai.url + "/v1", model],
+                        env,
+                    ),
+                    "floor": (
+                        [
+                            PYTHON,
+                            "-c",
+                            OPENAI_ASYNC_MAIN + STACK_FLOOR,
+                            "ask",
+                            "-m",
+                            model,
+                            "--url",
+                            openai.url + "/v1",
+                            "hi",
+                        ],
+                        env,
+                    ),
                     "cortan": ([*cortan, "ask", "-m", f"openai:{model}", "hi"], env),
                 },
                 repeat,

@@ -45,13 +45,16 @@ from tests.store.populate import populate
 REPEAT = 21
 MODEL = "ollama:llama3.2:latest"
 
-# In a fresh interpreter that already loaded what `cortan ask` loads before the store:
-# the CPU that importing the store's modules takes (sqlite3 included), printed in ms.
+# In a fresh interpreter that already loaded what `cortan ask --no-log` loads (the
+# continuation planner included: it imports the store only when there is something to
+# log or continue), the CPU that importing the store's modules takes (sqlite3
+# included), printed in ms.
 STORE_IMPORTS = """
 import time
-import cortan.app, cortan.cli.main, cortan.config.settings, cortan.render.views
+import cortan.app, cortan.cli.main, cortan.cli.continuation, cortan.config.settings
+import cortan.render.views
 start = time.process_time()
-import cortan.cli.continuation, cortan.store, cortan.store.recorder
+import cortan.store, cortan.store.recorder
 print((time.process_time() - start) * 1000)
 """
 
@@ -123,10 +126,12 @@ def store_import_ms() -> float:
 
 
 def write_exchange(data_dir: Path) -> None:
-    """What the recorder does for one ``ask``: a conversation, a question, an answer."""
+    """What the recorder does for one ``ask``: a conversation and its question in one
+    transaction, then the answer."""
     with SessionStore.open(data_dir) as store:
-        conversation = store.create(model=MODEL)
-        store.add_message(conversation.id, "user", "hi")
+        with store.batch():
+            conversation = store.create(model=MODEL)
+            store.add_message(conversation.id, "user", "hi")
         store.add_message(
             conversation.id,
             "assistant",

@@ -170,3 +170,53 @@ async def test_keyboard_interrupt_is_not_swallowed() -> None:
     bus.subscribe(Ping, interrupt)
     with pytest.raises(KeyboardInterrupt):
         await bus.publish(Ping(1))
+
+
+async def test_send_delivers_to_plain_subscribers_at_once() -> None:
+    bus, calls = EventBus(), []
+    bus.subscribe(Ping, lambda e: calls.append(("a", e.n)))
+    bus.subscribe(Ping, lambda e: calls.append(("b", e.n)))
+    assert bus.send(Ping(1)) is None
+    assert bus.send(Pong(2)) is None  # nobody listens
+    assert calls == [("a", 1), ("b", 1)]
+
+
+async def test_send_returns_the_rest_of_the_delivery_from_the_first_coroutine() -> None:
+    bus, calls = EventBus(), []
+
+    async def slow(event: Ping) -> None:
+        calls.append("slow start")
+        await asyncio.sleep(0)
+        calls.append("slow end")
+
+    bus.subscribe(Ping, lambda e: calls.append("first"))
+    bus.subscribe(Ping, slow)
+    bus.subscribe(Ping, lambda e: calls.append("last"))
+    pending = bus.send(Ping(1))
+    assert calls == ["first"]  # the coroutine and what follows it wait for the await
+    assert pending is not None
+    await pending
+    assert calls == ["first", "slow start", "slow end", "last"]
+
+
+async def test_send_logs_a_failing_subscriber_and_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bus, calls = EventBus(), []
+
+    def broken(event: Ping) -> None:
+        raise ValueError("boom")
+
+    async def broken_later(event: Ping) -> None:
+        raise RuntimeError("late boom")
+
+    bus.subscribe(Ping, broken)
+    assert bus.send(Ping(1)) is None  # one subscriber, failing: nothing to await
+    bus.subscribe(Ping, broken_later)
+    bus.subscribe(Ping, lambda e: calls.append(e.n))
+    with caplog.at_level(logging.ERROR, logger="cortan.engine.bus"):
+        pending = bus.send(Ping(2))
+        assert pending is not None
+        await pending
+    assert calls == [2]
+    assert "boom" in caplog.text and "late boom" in caplog.text

@@ -20,6 +20,24 @@ def store(tmp_path: Path) -> Iterator[SessionStore]:
         yield opened
 
 
+def test_a_batch_commits_its_writes_together_or_not_at_all(
+    store: SessionStore, tmp_path: Path
+) -> None:
+    with store.batch():
+        first = store.create("first")
+        store.add_message(first.id, "user", "hi")
+        with SessionStore.open(tmp_path / "data") as other:  # another process's view
+            assert other.list_conversations() == []  # nothing is visible before the end
+    with pytest.raises(ZeroDivisionError), store.batch():
+        second = store.create("second")
+        store.add_message(second.id, "user", "lost")
+        1 / 0  # noqa: B018
+    assert [c.name for c in store.list_conversations()] == ["first"]
+    assert [m.content for m in store.messages(first.id)] == ["hi"]
+    store.add_message(first.id, "assistant", "hello")  # the store is usable after a rollback
+    assert len(store.messages(first.id)) == 2
+
+
 def test_create_and_find_by_name_or_id(store: SessionStore) -> None:
     work = store.create("work", model="ollama:llama3.2", system="be brief")
     unnamed = store.create()
