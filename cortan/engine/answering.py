@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 #: Waits at least this long are announced in a Notice; shorter ones stay quiet.
 NOTICE_WAIT = 1.0
+CHUNK = 64  # pieces of an answer joined into one string
 
 
 @dataclass(slots=True)
@@ -63,15 +64,27 @@ class _Answer:
     chain: list[Route]
     started: float
     route: Route
+    # The text so far: pieces, joined into chunks every CHUNK pieces so that the tens of
+    # thousands of small strings of a long answer are freed as it streams instead of
+    # living to its end among the renderer's long-lived caches, which kept the heap from
+    # shrinking back (issue 7, memory).
+    chunks: list[str] = field(default_factory=list)
     pieces: list[str] = field(default_factory=list)
-    size: int = 0  # UTF-8 bytes of the pieces, held against max_output_bytes
+    size: int = 0  # UTF-8 bytes of the text, held against max_output_bytes
     first_token: float | None = None
     announced: bool = False
     failures: list[tuple[Route, CortanError]] = field(default_factory=list)
 
+    def add(self, piece: str) -> None:
+        pieces = self.pieces
+        pieces.append(piece)
+        if len(pieces) >= CHUNK:
+            self.chunks.append("".join(pieces))
+            pieces.clear()
+
     @property
     def content(self) -> str:
-        return "".join(self.pieces)
+        return "".join([*self.chunks, *self.pieces])
 
 
 class Answerer:
@@ -192,7 +205,7 @@ class Answerer:
                             host.observe_latency(self._clock() - begun)
                             deadline.reschedule(loop.time() + timeouts.total)
                             await self._announce(answer)
-                        answer.pieces.append(item)
+                        answer.add(item)
                         answer.size += len(item.encode("utf-8", "surrogatepass"))
                         if (pending := send(TokenDelta(answer.request_id, item))) is not None:
                             await pending

@@ -1,10 +1,13 @@
 """What the session store hands out: conversations, messages, a summary of the store.
 
 Layer: store (stdlib only). Named tuples, so front ends can keep them after the
-store is closed: immutable, and several times cheaper to define than frozen
-dataclasses (``cortan ask`` imports this module to log each exchange). ``StoredMessage`` carries ``role`` and ``content`` with
-the same meaning as :class:`cortan.providers.base.Message`; the store does not
-import the provider layer, so front ends convert (``Message(m.role, m.content)``).
+store is closed: immutable, and about half the cost of frozen dataclasses to
+define (0.9 against 1.9 ms here; ``cortan ask`` imports this module to log each
+exchange, and issue 7 gives logging 5 ms in all).
+
+``StoredMessage`` carries ``role`` and ``content`` with the same meaning as
+:class:`cortan.providers.base.Message`; the store does not import the provider
+layer, so front ends convert (``Message(m.role, m.content)``).
 """
 
 from __future__ import annotations

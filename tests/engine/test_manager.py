@@ -389,3 +389,16 @@ async def test_a_circuit_opening_mid_request_moves_on_without_waiting(
     assert isinstance(ended, ChatFinished)
     assert h.time.sleeps == [0.25]  # one backoff, then the circuit opened
     assert "cannot reach Ollama" in h.of(Notice)[0].text  # the real reason, not the circuit
+
+
+async def test_a_long_answer_arrives_whole_and_in_order(
+    make: Callable[..., Harness], ollama: FakeOllama
+) -> None:
+    # More pieces than the manager keeps before joining them, and a partial last chunk.
+    pieces = [f"{i:04d}é " for i in range(1000)]
+    ollama.queue(Reply(pieces=pieces))
+    harness = make(providers=providers([ollama.url]))
+    ended = await harness.ask("ollama:llama3.2")
+    assert isinstance(ended, ChatFinished)
+    assert ended.content == "".join(pieces)
+    assert [e.text for e in harness.of(TokenDelta)] == pieces

@@ -28,10 +28,15 @@ def test_a_batch_commits_its_writes_together_or_not_at_all(
         store.add_message(first.id, "user", "hi")
         with SessionStore.open(tmp_path / "data") as other:  # another process's view
             assert other.list_conversations() == []  # nothing is visible before the end
-    with pytest.raises(ZeroDivisionError), store.batch():
-        second = store.create("second")
-        store.add_message(second.id, "user", "lost")
-        1 / 0  # noqa: B018
+
+    def fail_half_way() -> None:
+        with store.batch():
+            second = store.create("second")
+            store.add_message(second.id, "user", "lost")
+            raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        fail_half_way()
     assert [c.name for c in store.list_conversations()] == ["first"]
     assert [m.content for m in store.messages(first.id)] == ["hi"]
     store.add_message(first.id, "assistant", "hello")  # the store is usable after a rollback
