@@ -32,7 +32,7 @@ class EventBus:
 
     def __init__(self) -> None:
         self._subscriptions: dict[type[Any], list[tuple[int, int, Handler[Any]]]] = {}
-        self._deliver: dict[type[Any], Deliver] = {}
+        self._handlers: dict[type[Any], tuple[Handler[Any], ...]] = {}
         self._count = 0
 
     def subscribe(
@@ -53,62 +53,35 @@ class EventBus:
         return unsubscribe
 
     def _rebuild(self, event_type: type[Any]) -> None:
-        # What send() calls is built here, at subscription: no sorting on the hot path.
+        # The sorted tuple is what send() reads: no sorting on the hot path.
         entries = sorted(self._subscriptions[event_type], key=lambda e: (e[0], e[1]))
-        handlers = tuple(handler for _, _, handler in entries)
-        if handlers:
-            self._deliver[event_type] = _dispatcher(handlers)
-        else:
-            self._deliver.pop(event_type, None)
+        self._handlers[event_type] = tuple(handler for _, _, handler in entries)
 
     def send(self, event: object) -> Awaitable[None] | None:
         """Deliver ``event`` to its plain subscribers now; return what is left to await.
 
-        The publisher's hot path (one ``TokenDelta`` per piece of an answer): when every
-        subscriber is a plain function, delivery is a few calls and nothing is awaited.
-        When one returns an awaitable, the rest of the delivery comes back as one to
-        await, so order and back-pressure are as with ``publish``.
+        The publisher's hot path (one ``TokenDelta`` per piece of an answer): while the
+        subscribers are plain functions, delivery is this one call and nothing is
+        awaited. When one returns an awaitable, the rest of the delivery comes back as
+        one to await, so order and back-pressure are as with ``publish``.
         """
-        deliver = self._deliver.get(type(event))
-        return None if deliver is None else deliver(event)
-
-    async def publish(self, event: object) -> None:
-        """Deliver ``event`` to each subscriber in order, awaiting coroutine handlers."""
-        deliver = self._deliver.get(type(event))
-        if deliver is not None and (pending := deliver(event)) is not None:
-            await pending
-
-
-Deliver = Callable[[Any], Awaitable[None] | None]
-
-
-def _dispatcher(handlers: tuple[Handler[Any], ...]) -> Deliver:
-    """A function delivering an event to ``handlers`` in order, synchronously while it can."""
-    if len(handlers) == 1:
-        (handler,) = handlers
-
-        def deliver_one(event: object) -> Awaitable[None] | None:
-            try:
-                result = handler(event)
-            except Exception:
-                _failed(handler, event)
-                return None
-            return None if result is None else _finish(result, handler, event, ())
-
-        return deliver_one
-
-    def deliver(event: object) -> Awaitable[None] | None:
-        for index, handler in enumerate(handlers):
+        handlers = self._handlers.get(type(event), ())
+        done = 0
+        for handler in handlers:
+            done += 1
             try:
                 result = handler(event)
             except Exception:
                 _failed(handler, event)
                 continue
             if result is not None:
-                return _finish(result, handler, event, handlers[index + 1 :])
+                return _finish(result, handler, event, handlers[done:])
         return None
 
-    return deliver
+    async def publish(self, event: object) -> None:
+        """Deliver ``event`` to each subscriber in order, awaiting coroutine handlers."""
+        if (pending := self.send(event)) is not None:
+            await pending
 
 
 async def _finish(
