@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -46,7 +47,7 @@ def connect(path: Path) -> sqlite3.Connection:
         with translate_errors(path):
             check_identity(conn, path)
             conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA journal_mode = WAL")
+            _use_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             migrate(conn, path)
     except BaseException:
@@ -69,10 +70,31 @@ def _create_private(path: Path) -> None:
         os.close(fd)
 
 
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL (a no-op once it is).
+
+    Two processes opening a new store at the same moment can both ask; SQLite may then
+    refuse one at once, without waiting on the busy timeout: ask again until it passes.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+
+
 def check_identity(conn: sqlite3.Connection, path: Path) -> None:
     """Refuse a file that is not a cortan store, or is one from a newer cortan; read-only."""
-    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    # One statement, so one snapshot: read one by one, the values could straddle another
+    # process's migration (no id yet, but its tables) and look like someone else's file.
+    app_id, version, tables = conn.execute(
+        "SELECT a.application_id, v.user_version, (SELECT count(*) FROM sqlite_master)"
+        " FROM pragma_application_id() AS a, pragma_user_version() AS v"
+    ).fetchone()
     if app_id == APPLICATION_ID:
         if version > LATEST_VERSION:
             raise StoreError(
@@ -80,7 +102,6 @@ def check_identity(conn: sqlite3.Connection, path: Path) -> None:
                 f"{version}, this one knows {LATEST_VERSION}): upgrade cortan"
             )
         return
-    tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
     if app_id != 0 or tables or version:
         raise StoreError(
             f"{path} is an SQLite database but not a cortan session store: {_MOVE_ASIDE}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -186,6 +187,33 @@ def test_two_opens_of_a_fresh_file_migrate_once(data_dir: Path) -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_many_first_opens_at_once_all_succeed(tmp_path: Path) -> None:
+    """Several cortan processes starting on a machine with no store yet (threads here:
+    sqlite3 lets go of the GIL, so they interleave for real). Two races were found this
+    way: identity read in three snapshots that straddled another's migration ("not a
+    cortan store"), and switching to WAL refused at once ("stayed locked")."""
+    errors: list[str] = []
+
+    def open_and_write(data: Path, start: threading.Barrier) -> None:
+        try:
+            start.wait()
+            with SessionStore.open(data) as store, store.batch():
+                store.add_message(store.create().id, "user", "hi")
+        except Exception as exc:
+            errors.append(repr(exc))
+
+    for round_ in range(150):
+        data, start = tmp_path / str(round_), threading.Barrier(4)
+        threads = [threading.Thread(target=open_and_write, args=(data, start)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == [], f"round {round_}"
+        with SessionStore.open(data) as store:
+            assert len(store.list_conversations()) == 4
 
 
 def test_describe_store_creates_nothing(tmp_path: Path) -> None:
