@@ -65,23 +65,27 @@ class EventBus:
         awaited. When one returns an awaitable, the rest of the delivery comes back as
         one to await, so order and back-pressure are as with ``publish``.
         """
-        handlers = self._handlers.get(type(event), ())
-        done = 0
-        for handler in handlers:
-            done += 1
-            try:
-                result = handler(event)
-            except Exception:
-                _failed(handler, event)
-                continue
-            if result is not None:
-                return _finish(result, handler, event, handlers[done:])
-        return None
+        return _deliver(self._handlers.get(type(event), ()), event)
 
     async def publish(self, event: object) -> None:
         """Deliver ``event`` to each subscriber in order, awaiting coroutine handlers."""
         if (pending := self.send(event)) is not None:
             await pending
+
+
+def _deliver(handlers: tuple[Handler[Any], ...], event: object) -> Awaitable[None] | None:
+    """Call ``handlers`` in order until one returns an awaitable; the rest waits on it."""
+    done = 0
+    for handler in handlers:
+        done += 1
+        try:
+            result = handler(event)
+        except Exception:
+            _failed(handler, event)
+            continue
+        if result is not None:
+            return _finish(result, handler, event, handlers[done:])
+    return None
 
 
 async def _finish(
@@ -92,13 +96,8 @@ async def _finish(
         await pending
     except Exception:
         _failed(handler, event)
-    for handler in rest:
-        try:
-            result = handler(event)
-            if result is not None:
-                await result
-        except Exception:
-            _failed(handler, event)
+    if (more := _deliver(rest, event)) is not None:
+        await more
 
 
 def _failed(handler: Handler[Any], event: object) -> None:

@@ -261,71 +261,36 @@ def figures(kind: str, runs: dict[str, list[Timing]]) -> list[Figure]:
     ]
 
 
+Programs = dict[str, tuple[list[str], Mapping[str, str]]]
+
+
+def programs_for(
+    kind: str, script: str, async_main: str, url: str, model: str, env: Mapping[str, str]
+) -> Programs:
+    """The four programs measured for one provider kind, each sending the same request."""
+    python = [PYTHON, "-c"]
+    return {
+        "baseline": ([*python, script, url, model], env),
+        "async": ([*python, async_main + RUN_MAIN, url, model], env),
+        "floor": ([*python, async_main + STACK_FLOOR, "ask", "-m", model, "--url", url, "hi"], env),
+        "cortan": ([*cortan_command(), "ask", "-m", f"{kind}:{model}", "hi"], env),
+    }
+
+
 def main(repeat: int = REPEAT) -> dict[str, Any]:
-    cortan = cortan_command()
     out: list[Figure] = []
     with TimedOllama() as ollama, isolated_env(OLLAMA_HOST=ollama.url) as env:
-        model = "llama3.2:latest"
-        out += figures(
-            "ollama",
-            measure(
-                ollama,
-                {
-                    "baseline": ([PYTHON, "-c", OLLAMA_SCRIPT, ollama.url, model], env),
-                    "async": ([PYTHON, "-c", OLLAMA_ASYNC_MAIN + RUN_MAIN, ollama.url, model], env),
-                    "floor": (
-                        [
-                            PYTHON,
-                            "-c",
-                            OLLAMA_ASYNC_MAIN + STACK_FLOOR,
-                            "ask",
-                            "-m",
-                            model,
-                            "--url",
-                            ollama.url,
-                            "hi",
-                        ],
-                        env,
-                    ),
-                    "cortan": ([*cortan, "ask", "-m", f"ollama:{model}", "hi"], env),
-                },
-                repeat,
-            ),
+        programs = programs_for(
+            "ollama", OLLAMA_SCRIPT, OLLAMA_ASYNC_MAIN, ollama.url, "llama3.2:latest", env
         )
+        out += figures("ollama", measure(ollama, programs, repeat))
     with (
         TimedOpenAI() as openai,
         isolated_env(OPENAI_BASE_URL=openai.url + "/v1", OPENAI_API_KEY="sk-bench") as env,
     ):
-        model = "gpt-4o-mini"
-        out += figures(
-            "openai",
-            measure(
-                openai,
-                {
-                    "baseline": ([PYTHON, "-c", OPENAI_SCRIPT, openai.url + "/v1", model], env),
-                    "async": (
-                        [PYTHON, "-c", OPENAI_ASYNC_MAIN + RUN_MAIN, openai.url + "/v1", model],
-                        env,
-                    ),
-                    "floor": (
-                        [
-                            PYTHON,
-                            "-c",
-                            OPENAI_ASYNC_MAIN + STACK_FLOOR,
-                            "ask",
-                            "-m",
-                            model,
-                            "--url",
-                            openai.url + "/v1",
-                            "hi",
-                        ],
-                        env,
-                    ),
-                    "cortan": ([*cortan, "ask", "-m", f"openai:{model}", "hi"], env),
-                },
-                repeat,
-            ),
-        )
+        url = openai.url + "/v1"
+        programs = programs_for("openai", OPENAI_SCRIPT, OPENAI_ASYNC_MAIN, url, "gpt-4o-mini", env)
+        out += figures("openai", measure(openai, programs, repeat))
     return report(f"first request: median of {repeat} runs each", out, repeat=repeat)
 
 
