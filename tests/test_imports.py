@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from cortan.cli.main import COMMANDS, commands_needed
 from tests.servers import FakeOllama, FakeOpenAI
 
 #: Heavy libraries that `import cortan`, the CLI module and `cortan --help` must not load.
@@ -92,6 +93,47 @@ def test_help_loads_no_heavy_library(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "Usage" in done.stdout
     assert heavy_in(modules, (*HEAVY, "rich", "asyncio")) == []
+
+
+def test_help_lists_every_command(tmp_path: Path) -> None:
+    # Commands are registered only when needed; help needs them all.
+    for args in (["--help"], ["--debug", "-h"]):
+        _, done = loaded_running(tmp_path, *args)
+        assert done.returncode == 0, done.stderr
+        listed = done.stdout.split("Commands:")[1].split()
+        assert set(COMMANDS) <= set(listed), done.stdout
+
+
+def test_a_mistyped_command_is_named_with_the_nearest(tmp_path: Path) -> None:
+    _, done = loaded_running(tmp_path, "asj", "hi")
+    assert done.returncode == 2
+    assert "No such command 'asj'. Did you mean 'ask'?" in done.stderr
+
+
+def test_a_command_imports_no_other_command(tmp_path: Path, ollama_env: FakeOllama) -> None:
+    modules, done = loaded_running(tmp_path, "--no-color", "ask", "hi")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "Hello, world!\n"
+    others = {module for name, (module, _, _) in COMMANDS.items() if name != "ask"}
+    assert others & modules == set()
+
+
+@pytest.mark.parametrize(
+    ("argv", "needed"),
+    [
+        ([], []),
+        (["--debug", "--no-color"], []),
+        (["ask", "--help"], ["ask"]),
+        (["--debug", "sessions", "list"], ["sessions"]),
+        (["logs", "-q", "chat"], ["logs"]),
+        (["--help", "ask"], list(COMMANDS)),
+        (["-h"], list(COMMANDS)),
+        (["nosuch"], list(COMMANDS)),
+        (["--", "ask"], list(COMMANDS)),
+    ],
+)
+def test_commands_needed_for_a_command_line(argv: list[str], needed: list[str]) -> None:
+    assert list(commands_needed(argv)) == needed
 
 
 def test_version_loads_only_cortan(tmp_path: Path) -> None:

@@ -2,18 +2,38 @@
 
 Help is plain (no Rich formatting) so that ``cortan --help`` stays fast; every
 command module imports what it needs inside the command, not at import time.
+Only the command named on the command line is registered (and its module
+imported): Typer builds a click command, with every parameter's type, for each
+registered command on every run, and ``cortan ask`` has no use for the other
+eight (issue 7: about 10 ms). Help or an unknown name register them all, so
+listings and "did you mean" suggestions are unchanged.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Iterable, Sequence
 from typing import Annotated
 
 import typer
 
 from cortan import __version__
-from cortan.cli import ask, chat, config, doctor, keys, logs, models, roles, sessions
 from cortan.cli.runner import Context
+
+#: command name -> (module, attribute, whether it is a sub-app of several commands)
+COMMANDS: dict[str, tuple[str, str, bool]] = {
+    "ask": ("cortan.cli.ask", "ask", False),
+    "chat": ("cortan.cli.chat", "chat", False),
+    "models": ("cortan.cli.models", "models", False),
+    "roles": ("cortan.cli.roles", "roles", False),
+    "config": ("cortan.cli.config", "app", True),
+    "keys": ("cortan.cli.keys", "app", True),
+    "doctor": ("cortan.cli.doctor", "doctor", False),
+    "sessions": ("cortan.cli.sessions", "app", True),
+    "logs": ("cortan.cli.logs", "logs", False),
+}
+HELP_FLAGS = ("-h", "--help")
 
 app = typer.Typer(
     name="cortan",
@@ -52,21 +72,42 @@ def root(
     ctx.obj = Context(debug=debug, no_color=no_color)
     if ctx.invoked_subcommand is None:
         if sys.stdout.isatty():
-            chat.open_shell(ctx.obj)
+            from cortan.cli.chat import open_shell
+
+            open_shell(ctx.obj)
         else:  # `echo question | cortan > answer.txt`: a one-shot ask, as scripts expect
-            ctx.invoke(ask.ask, ctx=ctx)
+            from cortan.cli.ask import ask
+
+            ctx.invoke(ask, ctx=ctx)
 
 
-app.command("ask")(ask.ask)
-app.command("chat")(chat.chat)
-app.command("models")(models.models)
-app.command("roles")(roles.roles)
-app.add_typer(config.app, name="config")
-app.add_typer(keys.app, name="keys")
-app.command("doctor")(doctor.doctor)
-app.add_typer(sessions.app, name="sessions")
-app.command("logs")(logs.logs)
+def commands_needed(argv: Sequence[str]) -> Iterable[str]:
+    """The commands to register for these arguments: the one they run, or all of them.
+
+    The global options are all flags, so the first word that is not an option is
+    the command. All are registered when help is asked for before it, or the word
+    is no known command (Typer then lists them, or suggests the nearest); none when
+    there is no command (the shell or a piped ask, started by ``root``).
+    """
+    for arg in argv:
+        if arg in HELP_FLAGS or arg == "--":
+            return COMMANDS
+        if not arg.startswith("-"):
+            return [arg] if arg in COMMANDS else COMMANDS
+    return []
+
+
+def register(names: Iterable[str]) -> None:
+    """Add these commands to the app, importing their modules."""
+    for name in names:
+        module, attribute, is_group = COMMANDS[name]
+        target = getattr(importlib.import_module(module), attribute)
+        if is_group:
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
 
 
 def run() -> None:
+    register(commands_needed(sys.argv[1:]))
     app()
