@@ -316,10 +316,11 @@ def figures(
             "the same libraries imported",
         ),
         Figure(
-            "the stack's floor: pydantic-settings, prompt_toolkit, Typer imported",
-            memory["stack_floor_kib"] / 1024,
+            "cortan chat: RSS at the prompt, vs the stack's floor",
+            rss,
             "MiB",
-            target=40.0,
+            memory["stack_floor_kib"] / 1024,
+            "pydantic-settings, prompt_toolkit, Typer imported",
         ),
         Figure("openai/ollama/keyring loaded before prompt", len(heavy), "modules", target=0),
         Figure(
