@@ -21,6 +21,13 @@ import pytest
 
 from tests.servers import FakeOllama, FakeOpenAI
 
+# A run started in the background (`nohup`, `&`, some CI runners) inherits SIGINT
+# ignored, and every cortan it spawns would too: Python keeps an ignored SIGINT, so
+# the Ctrl-C tests would wait on a process that cannot hear it. With a handler here,
+# children start with the default disposition, as under a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 STRIPPED_PREFIXES = ("CORTAN_", "OPENAI_", "OLLAMA_")
 STRIPPED = (
     "NO_COLOR",
