@@ -21,13 +21,6 @@ import pytest
 
 from tests.servers import FakeOllama, FakeOpenAI
 
-# A run started in the background (`nohup`, `&`, some CI runners) inherits SIGINT
-# ignored, and every cortan it spawns would too: Python keeps an ignored SIGINT, so
-# the Ctrl-C tests would wait on a process that cannot hear it. With a handler here,
-# children start with the default disposition, as under a terminal.
-if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-
 STRIPPED_PREFIXES = ("CORTAN_", "OPENAI_", "OLLAMA_")
 STRIPPED = (
     "NO_COLOR",
@@ -48,16 +41,21 @@ STRIPPED = (
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """The test run's own stdin is /dev/null for every cortan it starts.
+    """Give the test run the stdin and Ctrl-C every cortan it starts should inherit.
 
-    Under CI stdin may be closed (then the first socket a test opens becomes fd 0, and a
-    cortan that inherits it would wait for input on it) or a terminal; tests that need
-    stdin pass it explicitly.
+    Stdin is /dev/null: under CI it may be closed (then the first socket a test opens
+    becomes fd 0, and a cortan that inherits it would wait for input on it) or a
+    terminal; tests that need stdin pass it explicitly. A run started in the background
+    (`nohup`, `&`, some CI runners) has SIGINT ignored, which every child keeps, so the
+    Ctrl-C tests would wait on a process that cannot hear it: with a handler here,
+    children start with the default disposition, as under a terminal.
     """
     devnull = os.open(os.devnull, os.O_RDONLY)
     if devnull != 0:
         os.dup2(devnull, 0)
         os.close(devnull)
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
