@@ -1,8 +1,9 @@
 """The command line. Layer: cli (Typer), thin: parse, call below, map to exit codes.
 
 ``main`` answers ``--version`` before importing Typer, so the commonest probe of
-an installed tool costs about as much as starting Python. When a command is
-done it leaves through :func:`exit_now`, skipping the interpreter's teardown.
+an installed tool costs about as much as starting Python. Every other command
+starts with the garbage collector paused (:mod:`cortan.startup`). When a command
+is done it leaves through :func:`exit_now`, skipping the interpreter's teardown.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ def main() -> None:
 
         sys.stdout.write(f"cortan {__version__}\n")
         return
+    from cortan.startup import pause_collector
+
+    pause_collector()
     from cortan.cli.main import run
 
     try:

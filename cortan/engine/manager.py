@@ -26,6 +26,7 @@ from cortan.engine.routes import Route, Router
 from cortan.errors import CortanError, ProviderError, UsageError
 from cortan.providers import get_factory
 from cortan.providers.base import ChatRequest, ModelInfo, Provider
+from cortan.startup import resume_collector
 
 if TYPE_CHECKING:
     from cortan.config.settings import Settings
@@ -77,7 +78,10 @@ class ModelManager:
             timeouts, limits = self._settings.timeouts, self._settings.breaker
 
             def make_provider(url: str) -> Provider:
-                return get_factory(config.kind)(name, url, config, timeouts)
+                try:
+                    return get_factory(config.kind)(name, url, config, timeouts)
+                finally:  # the SDK, start-up's last large import, is in
+                    resume_collector()
 
             def make_breaker() -> CircuitBreaker:
                 return CircuitBreaker(

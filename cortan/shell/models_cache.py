@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from cortan.engine.bus import EventBus
 from cortan.engine.manager import ModelManager
 from cortan.errors import CortanError
+from cortan.startup import resume_collector
 
 if TYPE_CHECKING:
     from cortan.config.settings import Settings
@@ -46,7 +47,10 @@ class ModelCache:
             self._thread.join(timeout)
 
     def _refresh(self) -> None:
-        models, errors = asyncio.run(fetch_models(self._settings))
+        try:
+            models, errors = asyncio.run(fetch_models(self._settings))
+        finally:  # the shell's start-up is over, even with no provider configured
+            resume_collector()
         with self._lock:
             self._models, self._errors = models, errors
         self.loaded.set()
