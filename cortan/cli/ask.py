@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -100,9 +99,7 @@ def ask(
             settings, prompt or [], model, system, no_stdin, context, has_files=bool(attached)
         )
         request = _with_role_and_files(settings, request, role, attached)
-        request = dataclasses.replace(
-            request, allow_fallback=not no_fallback, allow_secrets=allow_secrets
-        )
+        request = request._replace(allow_fallback=not no_fallback, allow_secrets=allow_secrets)
         request = plan.apply(request)
         ended = run_async(
             lambda: _run(settings, request, context, no_stream, json_output, raw, plan)
@@ -159,10 +156,9 @@ def _with_role_and_files(
 
     attachments = (*request.attachments, *files)
     if role is None:
-        return dataclasses.replace(request, attachments=attachments)
+        return request._replace(attachments=attachments)
     found = get_role(settings, role)
-    return dataclasses.replace(
-        request,
+    return request._replace(
         attachments=attachments,
         system=found.system if request.system is None else request.system,
         model=request.model or found.model,

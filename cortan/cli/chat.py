@@ -7,8 +7,7 @@ then read from the terminal itself (/dev/tty), so the pipe and the shell both wo
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, NamedTuple, TextIO
 
 import typer
 
@@ -20,8 +19,7 @@ if TYPE_CHECKING:
     from cortan.shell.repl import Repl
 
 
-@dataclass(frozen=True)
-class ShellOptions:
+class ShellOptions(NamedTuple):
     model: str | None = None
     system: str | None = None
     no_history: bool = False

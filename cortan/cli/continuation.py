@@ -13,7 +13,6 @@ exchange. Reading commands never create the store file.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -64,7 +63,7 @@ class Continuation:
             return request
         system = request.system if request.system is not None else found.system
         model = request.model or found.model
-        return dataclasses.replace(request, history=self.history, model=model, system=system)
+        return request._replace(history=self.history, model=model, system=system)
 
     def attach(self, app: App, warn: Callable[[str], None]) -> None:
         """Subscribe the store's recorder to ``app``, aimed at the right conversation."""

@@ -22,8 +22,7 @@ import os
 import select
 import stat
 import sys
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from cortan.engine.validator import format_size
 from cortan.errors import InputError
@@ -31,8 +30,7 @@ from cortan.errors import InputError
 CHUNK = 1 << 16
 
 
-@dataclass(frozen=True, slots=True)
-class StdinResult:
+class StdinResult(NamedTuple):
     data: bytes | None
     note: str | None = None
 

@@ -18,8 +18,7 @@ import os
 import re
 import shlex
 import subprocess
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from cortan.errors import ConfigError, KeyringError, UsageError
 
@@ -31,8 +30,7 @@ KeySource = Literal["env", "command", "keyring"]
 UNSAFE_KEY = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
-@dataclass(frozen=True, slots=True)
-class KeyLocation:
+class KeyLocation(NamedTuple):
     """Where a provider's key comes from (never the key): ``detail`` names the place."""
 
     source: KeySource | None

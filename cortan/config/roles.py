@@ -13,9 +13,8 @@ import contextlib
 import difflib
 import os
 import platform
-from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from cortan.errors import ConfigError, UsageError
 
@@ -23,8 +22,7 @@ if TYPE_CHECKING:
     from cortan.config.settings import RoleConfig, Settings
 
 
-@dataclass(frozen=True, slots=True)
-class Role:
+class Role(NamedTuple):
     """A role as used: its system prompt, and the model and temperature it asks for."""
 
     name: str

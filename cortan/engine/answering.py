@@ -20,7 +20,7 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
 from cortan.engine.bus import EventBus
@@ -123,7 +123,7 @@ class Answerer:
             answer.route = route
             last = route is answer.chain[-1]
             try:
-                finish = await self._try_route(answer, replace(request, model=route.model), last)
+                finish = await self._try_route(answer, request._replace(model=route.model), last)
             except asyncio.CancelledError:
                 await self._bus.publish(
                     ChatCancelled(answer.request_id, answer.content, route.provider, route.model)

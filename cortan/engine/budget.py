@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from cortan.errors import InputError
 from cortan.providers.base import Message
@@ -22,8 +22,7 @@ from cortan.providers.base import Message
 MARGIN = 1.1
 
 
-@dataclass(frozen=True, slots=True)
-class Budget:
+class Budget(NamedTuple):
     """The window of one model as cortan uses it.
 
     ``window`` is the model's own (``source`` says who said so: the server, a
@@ -51,8 +50,7 @@ class Budget:
         return f"the {self.limit}-token window"
 
 
-@dataclass(frozen=True, slots=True)
-class ContextUsage:
+class ContextUsage(NamedTuple):
     """What a conversation takes of a model's window (the REPL's ``/usage``)."""
 
     model: str
@@ -67,8 +65,7 @@ class ContextUsage:
         return max(self.limit - self.reserve - self.used, 0)
 
 
-@dataclass(frozen=True, slots=True)
-class Fitted:
+class Fitted(NamedTuple):
     """The messages to send, their estimated size, and how many turns were left out."""
 
     messages: tuple[Message, ...]

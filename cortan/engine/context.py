@@ -27,8 +27,7 @@ import asyncio
 import contextlib
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from cortan.engine import budget as budgets
 from cortan.engine.budget import Budget, ContextUsage, Fitted
@@ -96,8 +95,7 @@ CUT_WIDEN = 1.5
 WINDOW_LOOKUP_TIMEOUT = 10.0
 
 
-@dataclass(frozen=True, slots=True)
-class _Sent:
+class _Sent(NamedTuple):
     """What went out for one request, to compare with what the provider reports."""
 
     budget: Budget

@@ -1,9 +1,12 @@
 """The events that carry one prompt through cortan, in the order they happen.
 
-Each is a frozen, slotted dataclass (``TokenDelta`` only slotted: see there):
-cheap to build (the bus moves millions a second), immutable so no subscriber can
-change what the next one sees, and typed so subscribers register for exactly
-what they handle.
+Each is a ``NamedTuple`` (``TokenDelta`` a slotted dataclass: see there): cheap
+to build (the bus moves millions a second) and to define (every ``cortan ask``
+defines them: 70 us each, where a frozen slotted dataclass takes 600 us, issue 7),
+immutable so no subscriber can change what the next one sees, and typed so
+subscribers register for exactly what they handle. They are tuples, so two events
+of different types with equal fields compare equal: subscribers dispatch on the
+type (the bus does), never on equality alone.
 
     ChatRequested  front end -> validator         raw prompt, raw stdin / files
     ChatValidated  validator -> context manager   decoded, normalised text
@@ -16,29 +19,27 @@ what they handle.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from cortan.providers.base import Message, Usage
 
 
-@dataclass(frozen=True, slots=True)
-class Attachment:
+class Attachment(NamedTuple):
     """Data that travels with a prompt (stdin, a file), still as bytes."""
 
     label: str
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class TextAttachment:
+class TextAttachment(NamedTuple):
     """An attachment after validation: decoded and cleaned."""
 
     label: str
     text: str
 
 
-@dataclass(frozen=True, slots=True)
-class ChatRequested:
+class ChatRequested(NamedTuple):
     request_id: int
     prompt: str
     attachments: tuple[Attachment, ...] = ()
@@ -50,23 +51,20 @@ class ChatRequested:
     allow_secrets: bool = False  # True: send even what looks like a secret (the user said so)
 
 
-@dataclass(frozen=True, slots=True)
-class ChatValidated:
+class ChatValidated(NamedTuple):
     request: ChatRequested
     prompt: str
     attachments: tuple[TextAttachment, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class ChatPrepared:
+class ChatPrepared(NamedTuple):
     request: ChatRequested
     model: str | None
     messages: tuple[Message, ...]
     options: tuple[tuple[str, object], ...] = ()  # over the request's (Ollama's num_ctx)
 
 
-@dataclass(frozen=True, slots=True)
-class ChatStarted:
+class ChatStarted(NamedTuple):
     request_id: int
     provider: str
     model: str
@@ -80,40 +78,38 @@ class TokenDelta:
     frozen dataclass refuses assignment by routing each field of its ``__init__``
     through ``object.__setattr__`` (or, written out, the slots' own setters), which
     made building this event 1.7 times slower (2.9 against 4.9 M a second here),
-    and building it is most of what the bus costs per piece (issue 7).
+    and building it is most of what the bus costs per piece (issue 7). A named
+    tuple builds through a ``__new__`` written in Python: 260 ns here, against
+    156 ns for this class.
     """
 
     request_id: int
     text: str
 
 
-@dataclass(frozen=True, slots=True)
-class Notice:
+class Notice(NamedTuple):
     request_id: int
     text: str
 
 
-@dataclass(frozen=True, slots=True)
-class Timings:
+class Timings(NamedTuple):
     """Seconds, measured by cortan: to the first token, and in all."""
 
     first_token: float | None = None
     total: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class ChatFinished:
+class ChatFinished(NamedTuple):
     request_id: int
     provider: str
     model: str
     content: str
     finish_reason: str
-    usage: Usage = field(default_factory=Usage)
-    timings: Timings = field(default_factory=Timings)
+    usage: Usage = Usage()
+    timings: Timings = Timings()
 
 
-@dataclass(frozen=True, slots=True)
-class ChatFailed:
+class ChatFailed(NamedTuple):
     """The request ended in an error; ``content`` is whatever arrived before it."""
 
     request_id: int
@@ -125,8 +121,7 @@ class ChatFailed:
     model: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ChatCancelled:
+class ChatCancelled(NamedTuple):
     """The user interrupted; ``content`` is the partial answer, kept."""
 
     request_id: int

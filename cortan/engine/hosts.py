@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Container, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from cortan.engine.breaker import BreakerState, CircuitBreaker
 from cortan.errors import (
@@ -82,8 +83,7 @@ class Host:
         return (self.in_flight, -1.0 if self.latency is None else self.latency, self.index)
 
 
-@dataclass(frozen=True, slots=True)
-class HostState:
+class HostState(NamedTuple):
     """A snapshot for ``cortan doctor`` and the REPL's ``/models``."""
 
     provider: str

@@ -16,8 +16,7 @@ No retry starts later than ``deadline`` seconds after the request began.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from cortan.errors import ProviderError, RateLimitedError
 
@@ -25,8 +24,7 @@ if TYPE_CHECKING:
     from cortan.config.settings import Retry
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
+class RetryPolicy(NamedTuple):
     """``attempts`` counts every try, the first included (1 means never retry)."""
 
     attempts: int = 3

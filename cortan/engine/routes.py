@@ -15,8 +15,7 @@ else the global ``fallback`` list. A model appears in a chain once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from cortan.errors import CortanError, UsageError
 
@@ -26,8 +25,7 @@ if TYPE_CHECKING:
 MAX_ALIAS_DEPTH = 8
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
+class Route(NamedTuple):
     """Where a model name leads."""
 
     provider: str

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 Finder = Callable[[re.Pattern[str], str], Iterator[re.Match[str]]]
 
@@ -24,8 +24,7 @@ def _find_all(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
     return pattern.finditer(text)
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
+class Rule(NamedTuple):
     kind: str
     description: str
     pattern: re.Pattern[str]

@@ -34,15 +34,14 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from cortan.engine.secret_patterns import RULES, Rule
 
 __all__ = ["Finding", "describe", "redact", "scan"]
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(NamedTuple):
     """One likely secret: its kind (``aws_access_key``), a description, and where it is."""
 
     kind: str

@@ -22,7 +22,6 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from contextlib import suppress
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from cortan.engine.bus import EventBus
@@ -169,7 +168,7 @@ class InputValidator:
         (binary, too large) has no findings.
         """
         try:
-            validated = self.validate(replace(event, allow_secrets=True))
+            validated = self.validate(event._replace(allow_secrets=True))
         except InputError:
             return []
         return self._scan(validated)[0]

@@ -20,46 +20,43 @@ Contract for ``stream_chat``:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple, Protocol
 
 Role = Literal["system", "user", "assistant"]
+#: The default of an empty mapping field: one shared instance, so it must not change.
+EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(NamedTuple):
     role: Role
     content: str
 
 
-@dataclass(frozen=True, slots=True)
-class ChatRequest:
+class ChatRequest(NamedTuple):
     """One chat as a provider sees it: the model's own name, the full message list."""
 
     model: str
     messages: tuple[Message, ...]
-    options: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = EMPTY_MAPPING
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
+class Usage(NamedTuple):
     """Token counts as the provider reported them (None where it did not)."""
 
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Finish:
+class Finish(NamedTuple):
     """The end of a stream: why it stopped and what it cost."""
 
     finish_reason: str = "stop"
-    usage: Usage = field(default_factory=Usage)
-    server_timings: Mapping[str, float] = field(default_factory=dict)
+    usage: Usage = Usage()
+    server_timings: Mapping[str, float] = EMPTY_MAPPING
 
 
-@dataclass(frozen=True, slots=True)
-class ModelInfo:
+class ModelInfo(NamedTuple):
     """A model a provider offers; fields other than the name are best effort."""
 
     name: str

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 if TYPE_CHECKING:
     from cortan.shell.repl import Repl
@@ -20,8 +19,7 @@ ArgKind = Literal["model", "path", "session", "role", "setting", "text", "none"]
 Handler = Callable[["Repl", str], Awaitable[None]]
 
 
-@dataclass(frozen=True, slots=True)
-class SlashCommand:
+class SlashCommand(NamedTuple):
     name: str
     summary: str
     usage: str
@@ -54,8 +52,7 @@ class CommandTable:
         return prefixed[0] if prefixed else None
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedLine:
+class ParsedLine(NamedTuple):
     """A line the user entered: a command with its argument, or text to send."""
 
     command: str | None

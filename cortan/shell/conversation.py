@@ -8,6 +8,7 @@ stays as it was, so ``/retry`` can try the same request again.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from cortan.engine.events import (
     Attachment,
@@ -20,8 +21,7 @@ from cortan.engine.events import (
 from cortan.providers.base import Message
 
 
-@dataclass(frozen=True, slots=True)
-class Turn:
+class Turn(NamedTuple):
     user: str
     answer: str
     interrupted: bool = False

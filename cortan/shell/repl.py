@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import signal
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -182,7 +181,7 @@ class Repl:
             if not await self.confirm_secrets(describe(findings)):
                 self.dim("not sent: nothing left this machine")
                 return None
-            request = dataclasses.replace(request, allow_secrets=True)
+            request = request._replace(allow_secrets=True)
         return await self.run_request(request)
 
     async def confirm_secrets(self, found: str) -> bool:
