@@ -100,8 +100,20 @@ class _Blocks:
         head: list[str] = []
         if self._anchor is not None and self._anchor[0] < start:
             head = self._lines[self._anchor[0] : min(self._anchor[1], start)]
-        tail = "\n".join([*self._lines[start:], self._partial_line()])
+        tail = "\n".join([*self._lines[start:], self._shown_partial_line()])
         return "\n".join([*head, tail[-max_chars:]])
+
+    def _shown_partial_line(self) -> str:
+        """The line still arriving, less the info string of a fence it opens.
+
+        "```py" may yet become "```python": drawn as it is, each fragment would be
+        looked up as a language, and pygments answers a name it does not know by
+        scanning every installed package's entry points for plugins.
+        """
+        line = self._partial_line()
+        if self._fence is None and (fence := _FENCE_OPEN.match(line)):
+            return line[: fence.end()]
+        return line
 
     def _partial_line(self) -> str:
         line = "".join(self._partial)

@@ -385,3 +385,28 @@ def test_no_live_view_on_a_plain_console() -> None:
     md = stream(plain_console(), ["# Title\n\n", "text " * 1000], clock=FakeClock(1.0))
     assert md.redraws == 0
     assert md.committed_blocks == 2
+
+
+def test_a_fence_language_still_arriving_is_not_looked_up(
+    terminal_console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The live view never asks pygments for "p" or "pyth": a name it does not know makes
+    it scan every installed package for plugins (CPU and a megabyte of imports)."""
+    import rich.syntax
+
+    asked: list[str] = []
+    lookup = rich.syntax.get_lexer_by_name  # type: ignore[attr-defined]  # pygments', imported
+
+    def recording(name: str, **options: object) -> object:
+        asked.append(name)
+        return lookup(name, **options)
+
+    monkeypatch.setattr(rich.syntax, "get_lexer_by_name", recording)
+    stream(
+        terminal_console,
+        ["Code:\n\n", "```", "p", "yth", "on\n", "x = 1\n", "```\n"],
+        FakeClock(1.0),
+    )
+    assert set(asked) <= {"python", "text"}
+    assert "python" in asked
+    assert any("x = 1" in line for line in scrollback(output(terminal_console)))
