@@ -162,7 +162,8 @@ async def do_usage(repl: Repl, arg: str) -> None:
     turns = repl.conversation.turns
     prompt = sum(t.prompt_tokens or 0 for t in turns)
     completion = sum(t.completion_tokens or 0 for t in turns)
-    repl.say(f"this conversation: {len(turns)} turns, {prompt} tokens in, {completion} out")
+    count = "1 turn" if len(turns) == 1 else f"{len(turns)} turns"
+    repl.say(f"this conversation: {count}, {prompt} tokens in, {completion} out")
     system = repl.conversation.system
     usage = await repl.app.context.measure(
         repl.conversation.model, repl.conversation.history(), system

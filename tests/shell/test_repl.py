@@ -313,7 +313,7 @@ async def test_file_attaches_to_next_message(
 async def test_usage(shell: Shell) -> None:
     await shell.ask("hi")
     await shell.command("/usage")
-    assert "this conversation: 1 turns, 7 tokens in, 4 out" in shell.screen
+    assert "this conversation: 1 turn, 7 tokens in, 4 out" in shell.screen
     await shell.exit()
 
 
