@@ -7,6 +7,7 @@ protocols). cortan's own classes are never patched.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -194,6 +195,46 @@ PEAK_RSS = Path(__file__).parent / "peak_rss.py"
 def measured_command(out: Path) -> list[str]:
     """cortan wrapped so that ``out`` receives its own peak memory (see peak_rss.py)."""
     return [sys.executable, str(PEAK_RSS), str(out), *cortan_command()]
+
+
+# Runs the `cortan` entry point with argv[3:]; at exit, writes the JSON of the Python
+# expression argv[2], evaluated there, to argv[1]. atexit runs even through exit_now.
+EXIT_PROBE = """
+import atexit, gc, json, sys
+out, expression = sys.argv[1], sys.argv[2]
+def dump():
+    with open(out, "w") as f:
+        json.dump(eval(expression), f)
+atexit.register(dump)
+sys.argv = ["cortan", *sys.argv[3:]]
+from cortan.cli import main
+main()
+"""
+
+
+def probed_command(out: Path, expression: str) -> list[str]:
+    """cortan (its arguments to follow) that writes ``expression``'s value to ``out`` as it exits.
+
+    The expression sees ``sys`` and ``gc``: ``sorted(sys.modules)`` says what a
+    command loaded, ``gc.isenabled()`` how it left the collector.
+    """
+    return [sys.executable, "-c", EXIT_PROBE, str(out), expression]
+
+
+def run_probed(
+    out: Path, expression: str, *args: str
+) -> tuple[object, subprocess.CompletedProcess[str]]:
+    """Run ``cortan ARGS`` under :func:`probed_command`: the value seen at exit, and the run."""
+    done = subprocess.run(
+        [*probed_command(out, expression), *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=30,
+        check=False,
+    )
+    assert out.exists(), done.stderr
+    return json.loads(out.read_text()), done
 
 
 def wait_until(predicate: object, timeout: float = 10.0) -> bool:

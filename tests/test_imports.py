@@ -1,9 +1,8 @@
 """The import budget (issue 7): what loading cortan and running one command may import.
 
 As click's own ``tests/test_imports.py`` does, each check runs a fresh interpreter
-and reads ``sys.modules``. The command runs through the real entry point inside a
-small wrapper of this test's own: an ``atexit`` handler, registered before cortan
-loads, writes the modules that were loaded by the time the process exits.
+and reads ``sys.modules``. A command runs through the real entry point, probed as
+it exits (``tests.conftest.probed_command``) for the modules loaded by then.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from cortan.cli.main import COMMANDS, commands_needed
+from tests.conftest import run_probed
 from tests.servers import FakeOllama, FakeOpenAI
 
 #: Heavy libraries that `import cortan`, the CLI module and `cortan --help` must not load.
@@ -35,19 +35,6 @@ for name in sys.argv[1:]:
 json.dump(sorted(sys.modules), sys.stdout)
 """
 
-# Runs the `cortan` entry point with argv[2:]; at exit, writes sys.modules to argv[1].
-WRAPPER = """
-import atexit, json, sys
-out = sys.argv[1]
-def dump():
-    with open(out, "w") as f:
-        json.dump(sorted(sys.modules), f)
-atexit.register(dump)
-sys.argv = ["cortan", *sys.argv[2:]]
-from cortan.cli import main
-main()
-"""
-
 
 def loaded_by(*modules: str) -> set[str]:
     done = subprocess.run(
@@ -61,17 +48,10 @@ def loaded_by(*modules: str) -> set[str]:
 
 
 def loaded_running(tmp_path: Path, *args: str) -> tuple[set[str], subprocess.CompletedProcess[str]]:
-    out = tmp_path / "modules.json"
-    done = subprocess.run(
-        [sys.executable, "-c", WRAPPER, str(out), *args],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=30,
-        check=False,
-    )
-    assert out.exists(), done.stderr
-    return set(json.loads(out.read_text())), done
+    """The modules ``cortan ARGS`` had loaded when it exited, and the run."""
+    modules, done = run_probed(tmp_path / "modules.json", "sorted(sys.modules)", *args)
+    assert isinstance(modules, list)
+    return set(modules), done
 
 
 def heavy_in(modules: set[str], names: tuple[str, ...] = HEAVY) -> list[str]:

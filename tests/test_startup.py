@@ -1,9 +1,9 @@
 """The collector during start-up (cortan.startup): paused, then resumed with start-up frozen.
 
-Each run goes through the real entry point in a fresh interpreter, wrapped by this
-test's own ``atexit`` handler, registered before cortan loads, which writes the
-collector's state as the process leaves: whether it collects automatically, how
-many objects are frozen, and how many passes each generation has had.
+Each run goes through the real entry point in a fresh interpreter, probed as it
+exits (``tests.conftest.probed_command``) for the collector's state: whether it
+collects automatically, how many objects are frozen, and how many passes each
+generation has had.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,35 +18,20 @@ import pexpect
 import pytest
 
 from cortan.startup import resume_collector
+from tests.conftest import probed_command, run_probed
 from tests.servers import FakeOllama, FakeOpenAI
 
-WRAPPER = """
-import atexit, gc, json, sys
-out = sys.argv[1]
-def dump():
-    state = {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count(),
-             "passes": [s["collections"] for s in gc.get_stats()]}
-    with open(out, "w") as f:
-        json.dump(state, f)
-atexit.register(dump)
-sys.argv = ["cortan", *sys.argv[2:]]
-from cortan.cli import main
-main()
-"""
+#: The collector as the process leaves: automatic or not, objects frozen, passes per generation.
+COLLECTOR = (
+    '{"enabled": gc.isenabled(), "frozen": gc.get_freeze_count(),'
+    ' "passes": [s["collections"] for s in gc.get_stats()]}'
+)
 
 
 def collector_at_exit(tmp_path: Path, *args: str) -> dict[str, Any]:
-    out = tmp_path / "gc.json"
-    done = subprocess.run(
-        [sys.executable, "-c", WRAPPER, str(out), *args],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=30,
-        check=False,
-    )
+    state, done = run_probed(tmp_path / "gc.json", COLLECTOR, *args)
     assert done.returncode == 0, done.stderr
-    state: dict[str, Any] = json.loads(out.read_text())
+    assert isinstance(state, dict)
     return state
 
 
@@ -85,9 +68,8 @@ def test_the_shell_resumes_once_its_models_are_loaded(
 ) -> None:
     out = tmp_path / "gc.json"
     env = {**os.environ, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm-256color"}
-    child = pexpect.spawn(
-        sys.executable, ["-c", WRAPPER, str(out)], env=env, dimensions=(30, 100), timeout=20
-    )
+    command = probed_command(out, COLLECTOR)
+    child = pexpect.spawn(command[0], command[1:], env=env, dimensions=(30, 100), timeout=20)
     try:
         child.expect("›".encode())
         child.send("/models\r")  # waits for the background load, then lists it

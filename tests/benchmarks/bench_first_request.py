@@ -199,39 +199,30 @@ def figures(kind: str, runs: dict[str, list[Timing]]) -> list[Figure]:
     def med(name: str, pick: Callable[[Timing], float]) -> float:
         return ms(median([pick(t) for t in runs[name]]))
 
+    first = {name: med(name, lambda t: t.first_byte) for name in runs}
     base = f"minimal {kind} script"
+    floor = "Typer + pydantic-settings + async client"
     return [
+        Figure(f"{kind}: first byte, minimal script", first["baseline"], "ms"),
         Figure(
-            f"{kind}: first byte, minimal script", med("baseline", lambda t: t.first_byte), "ms"
-        ),
-        Figure(
-            f"{kind}: first byte, cortan ask",
-            med("cortan", lambda t: t.first_byte),
-            "ms",
-            med("baseline", lambda t: t.first_byte),
-            base,
-            1.2,
+            f"{kind}: first byte, cortan ask", first["cortan"], "ms", first["baseline"], base, 1.2
         ),
         Figure(
             f"{kind}: first byte, cortan ask, vs async script",
-            med("cortan", lambda t: t.first_byte),
+            first["cortan"],
             "ms",
-            med("async", lambda t: t.first_byte),
+            first["async"],
             f"minimal async {kind} script",
         ),
         Figure(
             f"{kind}: first byte, cortan ask, vs the stack's floor",
-            med("cortan", lambda t: t.first_byte),
+            first["cortan"],
             "ms",
-            med("floor", lambda t: t.first_byte),
-            "Typer + pydantic-settings + async client",
+            first["floor"],
+            floor,
         ),
         Figure(
-            f"{kind}: first byte, the stack's floor",
-            med("floor", lambda t: t.first_byte),
-            "ms",
-            med("baseline", lambda t: t.first_byte),
-            base,
+            f"{kind}: first byte, the stack's floor", first["floor"], "ms", first["baseline"], base
         ),
         Figure(
             f"{kind}: CPU to first byte, cortan ask",
