@@ -10,7 +10,9 @@ Ollama hosted by this process. Figures:
   model list load in the background, beside the echo of a key when all is idle;
 * RSS at the prompt (≤ 40 MiB), beside the stack's floor: a bare interpreter that
   imported only the libraries the team chose for the settings, the REPL and the
-  command line (pydantic-settings, prompt_toolkit, Typer); and which of openai,
+  command line (pydantic-settings, prompt_toolkit, Typer), and the least prompt on
+  that stack (those imported, then a ``PromptSession`` with a history file waiting
+  on the same pty), measured the same way as the shell; and which of openai,
   ollama and keyring were loaded before it was drawn (none): a run under this
   benchmark's own wrapper logs every import with its time (``sys.addaudithook``),
   to compare with the moment the prompt appeared;
@@ -70,6 +72,19 @@ atexit.register(dump)
 sys.argv = ["cortan", *sys.argv[2:]]
 from cortan.cli import main
 main()
+"""
+
+# The least prompt on the stack: its libraries imported, a PromptSession with a file
+# history (argv[1]) waiting on the pty with the shell's prompt sign.
+STACK_PROMPT = """
+import sys
+import pydantic_settings, typer
+from prompt_toolkit import PromptSession
+from prompt_toolkit.history import FileHistory
+try:
+    PromptSession(history=FileHistory(sys.argv[1])).prompt("\u203a ")
+except EOFError:
+    pass
 """
 
 # A bare interpreter that imports the given top-level modules, then waits on stdin.
@@ -160,6 +175,15 @@ def shell_ready(env: Mapping[str, str]) -> tuple[float, float, int]:
     cpu, rss = process_cpu(pty.pid), pty.rss_kib()
     pty.leave()
     return seen - pty.spawned, cpu, rss
+
+
+def stack_prompt_rss(env: Mapping[str, str], history: Path) -> int:
+    """RSS (KiB) of the least prompt on the stack, read the moment its prompt appears."""
+    pty = Pty([PYTHON, "-c", STACK_PROMPT, str(history)], env)
+    pty.wait_for(PROMPT)
+    rss = pty.rss_kib()
+    pty.leave()
+    return rss
 
 
 def keystroke_echoes(env: Mapping[str, str]) -> tuple[float, float]:
@@ -271,15 +295,17 @@ def main(repeat: int = REPEAT) -> dict[str, Any]:
         ) as env,
     ):
         bare_on_pty(env), shell_ready(env)  # warm the disk cache and the store
-        bare, ready, keys = [], [], []
+        bare, ready, keys, stack_prompt = [], [], [], []
         for _ in range(repeat):
             bare.append(bare_on_pty(env))
             ready.append(shell_ready(env))
             keys.append(keystroke_echoes(env))
+            stack_prompt.append(stack_prompt_rss(env, Path(tmp, "history")))
         before, after, modules = imports_before_prompt(env, Path(tmp, "imports.json"))
         memory = memory_after_answers(server, env, Path(tmp, "memory.json"))
         memory["prompt_baseline_kib"] = same_libraries_rss(modules, env)
         memory["stack_floor_kib"] = same_libraries_rss(STACK_FLOOR, env)
+        memory["stack_prompt_kib"] = median(stack_prompt)
     return figures(bare, ready, keys, before, after, memory, repeat)
 
 
@@ -321,6 +347,13 @@ def figures(
             "MiB",
             memory["stack_floor_kib"] / 1024,
             "pydantic-settings, prompt_toolkit, Typer imported",
+        ),
+        Figure(
+            "cortan chat: RSS at the prompt, vs the stack's least prompt",
+            rss,
+            "MiB",
+            memory["stack_prompt_kib"] / 1024,
+            "a PromptSession prompt, the same three imported",
         ),
         Figure("openai/ollama/keyring loaded before prompt", len(heavy), "modules", target=0),
         Figure(
