@@ -12,9 +12,9 @@ The entry point pauses the collector; making the first provider (the SDK import,
 the last large one) resumes it, as does the end of the shell's background load of
 the model list, after freezing what start-up built: the frozen objects are never
 traversed again, so a long REPL session's full passes do not walk the SDK's types
-either. Commands that never make a provider (``logs``,
-``sessions``, ``config``) finish with the collector paused: they are short, and
-reference counting still frees everything that is not in a cycle.
+either. Commands that never make a provider (``logs``, ``sessions``, ``config``)
+finish with the collector paused: they are short, and reference counting still
+frees everything that is not in a cycle.
 
 Only :func:`cortan.cli.main` pauses, so code that imports cortan (the tests, a
 library user) keeps its collector as it was; :func:`resume_collector` does nothing

@@ -168,22 +168,19 @@ def bare_on_pty(env: Mapping[str, str]) -> tuple[float, float]:
     return pty.wait_exit() - pty.spawned, run_child(BARE, env).cpu
 
 
-def shell_ready(env: Mapping[str, str]) -> tuple[float, float, int]:
-    """Wall seconds to the prompt, CPU seconds used by then, RSS (KiB) at that moment."""
-    pty = Pty([*cortan_command(), "chat"], env)
+def shell_ready(
+    env: Mapping[str, str], argv: Sequence[str] | None = None
+) -> tuple[float, float, int]:
+    """Wall seconds to the prompt, CPU seconds used by then, RSS (KiB) at that moment.
+
+    ``argv`` runs another program that draws the same prompt sign (the stack's least
+    prompt); by default, ``cortan chat``.
+    """
+    pty = Pty(argv or [*cortan_command(), "chat"], env)
     seen = pty.wait_for(PROMPT)
     cpu, rss = process_cpu(pty.pid), pty.rss_kib()
     pty.leave()
     return seen - pty.spawned, cpu, rss
-
-
-def stack_prompt_rss(env: Mapping[str, str], history: Path) -> int:
-    """RSS (KiB) of the least prompt on the stack, read the moment its prompt appears."""
-    pty = Pty([PYTHON, "-c", STACK_PROMPT, str(history)], env)
-    pty.wait_for(PROMPT)
-    rss = pty.rss_kib()
-    pty.leave()
-    return rss
 
 
 def keystroke_echoes(env: Mapping[str, str]) -> tuple[float, float]:
@@ -300,7 +297,8 @@ def main(repeat: int = REPEAT) -> dict[str, Any]:
             bare.append(bare_on_pty(env))
             ready.append(shell_ready(env))
             keys.append(keystroke_echoes(env))
-            stack_prompt.append(stack_prompt_rss(env, Path(tmp, "history")))
+            least = [PYTHON, "-c", STACK_PROMPT, str(Path(tmp, "history"))]
+            stack_prompt.append(shell_ready(env, least)[2])
         before, after, modules = imports_before_prompt(env, Path(tmp, "imports.json"))
         memory = memory_after_answers(server, env, Path(tmp, "memory.json"))
         memory["prompt_baseline_kib"] = same_libraries_rss(modules, env)
