@@ -22,10 +22,11 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff lint and format check."""
-    session.install("ruff>=0.12")
+    """ruff lint and format check; import-linter holds the code to DESIGN.md's layers."""
+    session.install("ruff>=0.12", "import-linter>=2.1")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("lint-imports")  # the contracts in pyproject.toml, type-only imports included
 
 
 @nox.session

@@ -1,33 +1,45 @@
-"""The composition root: the one place that wires concrete parts together.
+"""The composition root: the one place that names concrete classes and wires them.
 
-Everything else receives what it needs as arguments. ``App.build`` makes the bus
-and the engine (validator, context manager, model manager) from settings; the
-front end then attaches the subscribers it wants (an answer view, diagnostics,
-later the store) and publishes requests.
+Layer: app, under the cli and over every front end. :meth:`App.build` makes the
+bus and the engine from settings (guard, context stage, model manager, and the
+pipeline ``Chat`` that runs them) and registers ``Chat.run`` as the one handler of
+``ChatRequest``. Observers are subscribed here and nowhere else, each at the
+priority that keeps DESIGN.md's promises:
+
+* the recorder before the view, on ``ChatPrepared`` (the question is on disk
+  before it is sent) and on every ending (an answer on screen is an answer on disk);
+* the view and the recorder as *essential* observers: when either cannot do its
+  work the request fails visibly with the partial kept (engine/bus.py);
+* notices for the user (diagnostics on stderr, the REPL's dim lines) as plain ones.
+
+Front ends receive the services they need, never this module: the REPL gets an
+``App`` through the narrow :class:`cortan.shell.services.ShellServices` protocol,
+wired by :func:`make_repl`.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from cortan.engine.bus import EventBus
-from cortan.engine.context import ContextManager
-from cortan.engine.events import (
+from cortan.core.events import (
     ChatCancelled,
     ChatEnded,
     ChatFailed,
     ChatFinished,
     ChatPrepared,
-    ChatRequested,
     ChatStarted,
     Notice,
     TokenDelta,
 )
+from cortan.core.requests import ChatRequest
+from cortan.engine.bus import EventBus
+from cortan.engine.chat import Chat
+from cortan.engine.context import ContextManager
+from cortan.engine.guard import Guard, find_remote_provider
 from cortan.engine.manager import ModelManager
-from cortan.engine.validator import InputValidator, find_remote_provider
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -37,102 +49,127 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from cortan.config.settings import Settings
-    from cortan.render.diagnostics import Diagnostics
+    from cortan.core.messages import Message
+    from cortan.engine.budget import ContextUsage
+    from cortan.engine.catalog import HostReport, Listing
+    from cortan.engine.hosts import HostState
+    from cortan.engine.routes import Route
     from cortan.render.views import AnswerView
     from cortan.shell.repl import Repl
     from cortan.store.recorder import Recorder
     from cortan.store.sessions import SessionStore
 
 ENDINGS: tuple[type[ChatEnded], ...] = (ChatFinished, ChatFailed, ChatCancelled)
-INTERNAL_ERROR = "the request ended without an answer: internal error (see --debug)"
+#: Seconds one host may take to list its models before it counts as down.
+LISTING_GRACE = 10.0
 
 
 @dataclass
 class App:
+    """The wired services of one process: the bus, the pipeline, the model manager."""
+
     settings: Settings
     bus: EventBus
-    validator: InputValidator
-    context: ContextManager
+    chat: Chat
     manager: ModelManager
-    endings: dict[int, ChatEnded] = field(default_factory=dict)
+    store: SessionStore | None = None
+    recorder: Recorder | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @classmethod
     def build(cls, settings: Settings) -> App:
         bus = EventBus()
         manager = ModelManager(bus, settings)
-        app = cls(
-            settings,
-            bus,
-            InputValidator(
-                bus,
-                max_bytes=settings.max_input_bytes,
-                find_remote=lambda event: find_remote_provider(
-                    manager.router, settings.providers, event
-                ),
+        guard = Guard(
+            max_bytes=settings.max_input_bytes,
+            find_remote=lambda request: find_remote_provider(
+                manager.router, settings.providers, request
             ),
-            ContextManager(
-                bus,
-                system=settings.system,
-                instruction_position=settings.instruction_position,
-                settings=settings,
-                models=manager,
-            ),
-            manager,
         )
-        for ending in ENDINGS:
-            bus.subscribe(ending, app._record, priority=100)
-        return app
+        context = ContextManager(
+            system=settings.system,
+            instruction_position=settings.instruction_position,
+            settings=settings,
+            models=manager,
+        )
+        chat = Chat(bus, guard, context, manager)
+        bus.handle(ChatRequest, chat.run)
+        return cls(settings, bus, chat, manager)
 
-    def _record(self, event: ChatEnded) -> None:
-        self.endings[event.request_id] = event
+    # -- running requests --------------------------------------------------------------
 
     def next_id(self) -> int:
         return next(self._ids)
 
+    async def ask(self, request: ChatRequest) -> ChatEnded:
+        """Dispatch one request on the bus; its ending comes back here."""
+        ended: ChatEnded = await self.bus.dispatch(request)
+        return ended
+
+    # -- observers: subscribed here and nowhere else -----------------------------------
+
     def attach_view(self, view: AnswerView) -> None:
-        """Show answers through ``view``."""
-        # Before the model manager (priority 0), which streams the whole answer in its handler.
-        self.bus.subscribe(ChatPrepared, view.on_waiting, priority=-5)
-        self.bus.subscribe(ChatStarted, view.on_started)
-        self.bus.subscribe(TokenDelta, view.on_delta)
+        """Show answers through ``view``: essential, since the answer is the user's."""
+        work = "show the answer"
+        self.bus.subscribe(ChatPrepared, view.on_waiting)
+        self.bus.subscribe(ChatStarted, view.on_started, essential=work)
+        self.bus.subscribe(TokenDelta, view.on_delta, essential=work)
         for ending in ENDINGS:
-            self.bus.subscribe(ending, view.on_ended)
+            self.bus.subscribe(ending, view.on_ended, essential=work)
 
-    def attach_diagnostics(self, diagnostics: Diagnostics) -> None:
-        """Errors and notices to stderr."""
-        self.bus.subscribe(ChatFailed, lambda e: diagnostics.error(e.message), priority=10)
-        self.bus.subscribe(Notice, lambda e: diagnostics.notice(e.text))
+    def attach_notices(self, notice: Callable[[str], None]) -> None:
+        """Dim one-line remarks (fallbacks, waits, turns left out) go to ``notice``."""
+        self.bus.subscribe(Notice, lambda event: notice(event.text))
 
-    def attach_store(
-        self, store: SessionStore, *, warn: Callable[[str], None] | None = None
-    ) -> Recorder:
+    def attach_store(self, store: SessionStore) -> Recorder:
         """Record every exchange in ``store``; the front end tells the recorder where.
 
-        The user's turn is subscribed ahead of the model manager (priority -10), so it
-        is committed before the request is sent; answers are committed before views
-        finish, so an answer on screen is an answer on disk.
+        Ahead of the view on the same events (priority -10): the question is
+        committed before it is sent, and an answer on screen is an answer on disk.
         """
         from cortan.store.recorder import Recorder
 
-        recorder = Recorder(store, warn=warn)
-        self.bus.subscribe(ChatPrepared, recorder.on_prepared, priority=-10)
+        recorder = Recorder(store)
+        work = "save the exchange"
+        self.bus.subscribe(ChatPrepared, recorder.on_prepared, priority=-10, essential=work)
         for ending in ENDINGS:
-            self.bus.subscribe(ending, recorder.on_ended, priority=-10)
+            self.bus.subscribe(ending, recorder.on_ended, priority=-10, essential=work)
+        self.store, self.recorder = store, recorder
         return recorder
 
-    async def context_window(self, model: str | None) -> int:
-        """The tokens of ``model``'s window that cortan fills (the REPL's ``/usage``)."""
-        return (await self.context.get_budget(model)).limit
+    # -- what the front ends may ask besides answers -----------------------------------
 
-    async def ask(self, request: ChatRequested) -> ChatEnded:
-        """Publish one request and return how it ended."""
-        await self.bus.publish(request)
-        if request.request_id not in self.endings:
-            # A subscriber failed (the bus logged it) before any ending was published:
-            # end the request anyway, so views, store and exit code all hear of it.
-            await self.bus.publish(ChatFailed(request.request_id, "internal", INTERNAL_ERROR))
-        return self.endings.pop(request.request_id)
+    def resolve(self, name: str | None) -> Route:
+        return self.manager.resolve(name)
+
+    def host_states(self) -> list[HostState]:
+        return self.manager.host_states()
+
+    async def list_models(self, names: Sequence[str] | None = None) -> dict[str, Listing]:
+        """Every named provider's models (all by default), asked of every host at once."""
+        from cortan.engine.catalog import gather_models
+
+        names = list(self.settings.providers) if names is None else names
+        limit = self.settings.timeouts.connect + LISTING_GRACE
+        return await gather_models(self.manager, names, limit=limit)
+
+    async def survey_hosts(self) -> list[HostReport]:
+        """Every host of every provider: models, latency, version (``cortan doctor``)."""
+        from cortan.engine.catalog import survey_hosts
+
+        limit = self.settings.timeouts.connect + LISTING_GRACE
+        names = list(self.settings.providers)
+        return await survey_hosts(self.manager, names, limit=limit, versions=True)
+
+    async def measure(
+        self, model: str | None, history: Sequence[Message], system: str | None
+    ) -> ContextUsage:
+        """How much of ``model``'s window a conversation takes (the REPL's ``/usage``)."""
+        return await self.chat.context.measure(model, history, system)
+
+    async def context_window(self, model: str | None) -> int:
+        """The tokens of ``model``'s window that cortan fills."""
+        return (await self.chat.context.get_budget(model)).limit
 
     async def aclose(self) -> None:
         await self.manager.aclose()
@@ -162,16 +199,17 @@ def make_repl(
     from cortan.shell.repl import Repl
     from cortan.shell.sessions import session_names
 
+    if store is not None:
+        app.attach_store(store).start_new(None)
     commands = make_command_table()
-    models = ModelCache(app.settings)
-    holder: list[Repl] = []
+    models = ModelCache(lambda: App.build(app.settings), list(app.settings.aliases))
     completer = ShellCompleter(
         commands,
         {
             "model": models.names,
             "setting": lambda: ["vi", "emacs"],
             "role": lambda: list(get_roles(app.settings)),
-            "session": lambda: session_names(holder[0]) if holder else [],
+            "session": lambda: session_names(app.store),
         },
     )
     session = make_prompt_session(
@@ -183,9 +221,5 @@ def make_repl(
     )
     app.attach_view(MarkdownView(console, code_theme=app.settings.code_theme))
     repl = Repl(app, console, session, commands, models)
-    holder.append(repl)
-    if store is not None:
-        repl.store = store
-        repl.recorder = app.attach_store(store, warn=repl.error)
-        repl.recorder.start_new(None)
+    app.attach_notices(repl.dim)
     return repl

@@ -1,4 +1,4 @@
-"""The collector during start-up (cortan.startup): paused, then resumed with start-up frozen.
+"""The collector during start-up (cortan.core.startup): paused, then resumed with start-up frozen.
 
 Each run goes through the real entry point in a fresh interpreter, probed as it
 exits (``tests.conftest.probed_command``) for the collector's state: whether it
@@ -17,7 +17,7 @@ from typing import Any
 import pexpect
 import pytest
 
-from cortan.startup import resume_collector
+from cortan.core.startup import resume_collector
 from tests.conftest import probed_command, run_probed
 from tests.servers import FakeOllama, FakeOpenAI
 

@@ -2,7 +2,7 @@
 
 ``main`` answers ``--version`` before importing Typer, so the commonest probe of
 an installed tool costs about as much as starting Python. Every other command
-starts with the garbage collector paused (:mod:`cortan.startup`). When a command
+starts with the garbage collector paused (:mod:`cortan.core.startup`). When a command
 is done it leaves through :func:`exit_now`, skipping the interpreter's teardown.
 """
 
@@ -18,7 +18,7 @@ def main() -> None:
 
         sys.stdout.write(f"cortan {__version__}\n")
         return
-    from cortan.startup import pause_collector
+    from cortan.core.startup import pause_collector
 
     pause_collector()
     from cortan.cli.main import run

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
     from cortan.cli.continuation import Continuation
     from cortan.config.settings import Settings
-    from cortan.engine.events import Attachment, ChatEnded, ChatRequested
+    from cortan.core.events import ChatEnded
+    from cortan.core.requests import Attachment, ChatRequest
     from cortan.render.views import AnswerView
 
 
@@ -108,7 +109,7 @@ def ask(
 
 
 def exit_code(ended: ChatEnded) -> int:
-    from cortan.engine.events import ChatCancelled, ChatFailed
+    from cortan.core.events import ChatCancelled, ChatFailed
 
     if isinstance(ended, ChatCancelled):
         return EXIT_INTERRUPTED
@@ -125,14 +126,14 @@ def _make_request(
     no_stdin: bool,
     context: Context,
     has_files: bool = False,
-) -> ChatRequested:
-    from cortan.engine.events import ChatRequested
+) -> ChatRequest:
+    from cortan.core.requests import ChatRequest
 
     dash = words == ["-"]
     prompt = "" if dash else " ".join(words)
     has_prompt = bool(prompt) or has_files  # files say what to do as a prompt would: no hang
     attachments = () if no_stdin else _stdin_attachments(settings, has_prompt, dash, context)
-    return ChatRequested(1, prompt, attachments, model, system)
+    return ChatRequest(1, prompt, attachments, model, system)
 
 
 def _read_files(settings: Settings, paths: list[str]) -> list[Attachment]:
@@ -149,8 +150,8 @@ def _read_files(settings: Settings, paths: list[str]) -> list[Attachment]:
 
 
 def _with_role_and_files(
-    settings: Settings, request: ChatRequested, role: str | None, files: list[Attachment]
-) -> ChatRequested:
+    settings: Settings, request: ChatRequest, role: str | None, files: list[Attachment]
+) -> ChatRequest:
     """``--role`` fills what ``-s`` and ``-m`` left open; files follow piped input."""
     from cortan.config.roles import get_role
 
@@ -170,7 +171,7 @@ def _stdin_attachments(
     settings: Settings, has_prompt: bool, dash: bool, context: Context
 ) -> tuple[Attachment, ...]:
     from cortan.cli.stdin import get_stdin, read_stdin, should_read
-    from cortan.engine.events import Attachment
+    from cortan.core.requests import Attachment
 
     stream = get_stdin()
     if not should_read(stream, has_prompt=has_prompt, dash=dash):
@@ -184,35 +185,37 @@ def _stdin_attachments(
 
 async def _run(
     settings: Settings,
-    request: ChatRequested,
+    request: ChatRequest,
     context: Context,
     no_stream: bool,
     json_output: bool,
     raw: bool,
     plan: Continuation | None = None,
 ) -> ChatEnded:
-    import asyncio
-
     from cortan.app import App
 
     app = App.build(settings)
-    view = _make_view(settings, context, no_stream, json_output, raw)
-    app.attach_view(view)
-    app.attach_diagnostics(context.diagnostics)
+    app.attach_view(_make_view(settings, context, no_stream, json_output, raw))
+    app.attach_notices(context.diagnostics.notice)
     if plan is not None:
-        plan.attach(app, context.diagnostics.warning)
+        plan.attach(app)
     try:
-        return await app.ask(request)
-    except asyncio.CancelledError:
-        if not getattr(view, "closed", False):
-            raise  # Ctrl-C: asyncio.run turns it into KeyboardInterrupt, exit 130
-        # The reader closed our stdout (`| head`): stop quietly, as Unix tools do.
-        from cortan.engine.events import ChatFailed
-
-        asyncio.current_task().uncancel()  # type: ignore[union-attr]
-        return ChatFailed(request.request_id, "output_closed", "stdout was closed", 1)
+        ended = await app.ask(request)
     finally:
         await app.aclose()
+    report_ending(context, ended)
+    return ended
+
+
+def report_ending(context: Context, ended: ChatEnded) -> None:
+    """A failure's one sentence on stderr; a reader who left (``| head``) hears nothing."""
+    from cortan.core.events import ChatFailed
+    from cortan.engine.guard import HINT
+
+    if not isinstance(ended, ChatFailed) or ended.kind == "output_closed":
+        return
+    hint = HINT if ended.kind == "secret" and not ended.message.endswith(HINT) else ""
+    context.diagnostics.error(ended.message + hint)
 
 
 def _make_view(

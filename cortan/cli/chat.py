@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, NamedTuple, TextIO
 import typer
 
 from cortan.cli.runner import Context, check_model_option, get_context, guard, run_async
-from cortan.errors import UsageError
+from cortan.core.errors import UsageError
 
 if TYPE_CHECKING:
     from cortan.config.settings import Settings
@@ -75,7 +75,7 @@ def _read_piped(settings: Settings) -> str | None:
     if sys.stdin.isatty():
         return None
     from cortan.cli.stdin import get_stdin, read_stdin
-    from cortan.engine.validator import decode_text
+    from cortan.core.text import decode_text
 
     data = read_stdin(get_stdin(), max_bytes=settings.max_input_bytes, timeout=None).data
     return decode_text(data, "stdin") if data and data.strip() else None
@@ -134,9 +134,10 @@ async def _apply_options(repl: Repl, options: ShellOptions) -> None:
     from cortan.shell.sessions import load_session
 
     if options.session is not None:
-        if repl.store is None or repl.recorder is None:
+        store, recorder = repl.services.store, repl.services.recorder
+        if store is None or recorder is None:
             raise UsageError("--session needs the session store, which is off (--no-log)")
-        load_session(repl, repl.store, repl.recorder, options.session, create=True)
+        load_session(repl, store, recorder, options.session, create=True)
     if options.role is not None:
         await do_role(repl, options.role)
     if options.model is not None:

@@ -3,26 +3,25 @@
 Layer: cli (it looks at everything: config, the model manager's hosts and
 breakers, keys, the session store, the terminal). Every check returns a
 :class:`Check` and never raises: a failure is a row that says what is wrong.
-Hosts are probed through the same model manager a prompt uses, so the circuit
-breaker states shown are the ones this process arrived at.
+Hosts are surveyed through the same services a prompt uses
+(:mod:`cortan.engine.catalog`, which ``/models`` and ``cortan models`` share), so
+the circuit breaker states shown are the ones this process arrived at.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from cortan.errors import CortanError
+from cortan.core.errors import CortanError
 
 if TYPE_CHECKING:
-    from cortan.config.settings import ProviderConfig, Settings
-    from cortan.engine.hosts import Host, HostPool
-    from cortan.engine.manager import ModelManager
+    from cortan.config.settings import Settings
+    from cortan.core.messages import ModelInfo
+    from cortan.engine.catalog import HostReport
+    from cortan.engine.hosts import HostState
     from cortan.engine.routes import Route
-    from cortan.providers.base import ModelInfo
 
 Status = Literal["ok", "warn", "fail", "info"]
 
@@ -38,18 +37,6 @@ class Check:
     data: dict[str, object] = field(default_factory=dict)
 
 
-@dataclass
-class HostProbe:
-    """What one host answered (or why it did not)."""
-
-    provider: str
-    url: str
-    models: list[ModelInfo] | None
-    error: str | None
-    latency: float
-    version: str | None = None
-
-
 def check_config(path: Path) -> tuple[Settings | None, Check]:
     from cortan.config.load import load_settings
 
@@ -61,54 +48,12 @@ def check_config(path: Path) -> tuple[Settings | None, Check]:
     return settings, Check("config", str(path), "ok", state, {"path": str(path)})
 
 
-async def probe_hosts(manager: ModelManager, settings: Settings) -> list[HostProbe]:
-    """Every host of every provider, all at once."""
-    jobs = []
-    for name, config in settings.providers.items():
-        pool = manager.get_pool(name)
-        jobs += [probe_host(manager, pool, host, config, settings) for host in pool.hosts]
-    return list(await asyncio.gather(*jobs))
-
-
-async def probe_host(
-    manager: ModelManager, pool: HostPool, host: Host, config: ProviderConfig, settings: Settings
-) -> HostProbe:
-    limit = settings.timeouts.connect + 10
-    start = time.perf_counter()
-    try:
-        pool.get_provider(host)  # made first: importing an SDK is not the host's latency
-        start = time.perf_counter()
-        async with asyncio.timeout(limit):
-            models = await manager.list_host_models(pool, host)
-    except CortanError as exc:
-        return HostProbe(pool.name, host.url, None, str(exc), time.perf_counter() - start)
-    except TimeoutError:
-        error = f"{host.url} did not answer within {limit:g} s"
-        return HostProbe(pool.name, host.url, None, error, time.perf_counter() - start)
-    probe = HostProbe(pool.name, host.url, models, None, time.perf_counter() - start)
-    if config.kind == "ollama":
-        probe.version = await get_ollama_version(host.url, settings.timeouts.connect)
-    return probe
-
-
-async def get_ollama_version(url: str, connect: float) -> str | None:
-    import httpx
-
-    try:
-        async with httpx.AsyncClient(timeout=connect) as client:
-            reply = await client.get(f"{url}/api/version")
-            version = reply.json().get("version")
-    except (httpx.HTTPError, ValueError, AttributeError):
-        return None
-    return str(version) if version else None
-
-
-def host_rows(manager: ModelManager, probes: list[HostProbe]) -> list[Check]:
+def host_rows(host_states: list[HostState], probes: list[HostReport]) -> list[Check]:
     """One row per host, with its breaker state as this process left it.
 
     A host that is down is a warning: whether it matters is the default model's row.
     """
-    states = {(s.provider, s.url): s for s in manager.host_states()}
+    states = {(s.provider, s.url): s for s in host_states}
     rows = []
     for probe in probes:
         state = states[(probe.provider, probe.url)]
@@ -154,13 +99,13 @@ def key_rows(settings: Settings) -> list[Check]:
     return rows
 
 
-def check_default(settings: Settings, route: Route, probes: list[HostProbe]) -> Check:
+def check_default(settings: Settings, route: Route, probes: list[HostReport]) -> Check:
     """Whether the default model can answer; if not, the sentence that says why."""
     mine = [p for p in probes if p.provider == route.provider]
     answering = [p for p in mine if p.models is not None]
     data: dict[str, object] = {"model": str(route)}
     if not answering:
-        why = mine[0].error if mine else f"provider {route.provider!r} is not configured"
+        why = str(mine[0].error) if mine else f"provider {route.provider!r} is not configured"
     elif not any(has_model(p.models or [], route.model) for p in answering):
         why = f"{route.provider} has no model {route.model!r} ({_missing_hint(settings, route)})"
     else:

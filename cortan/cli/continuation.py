@@ -13,17 +13,16 @@ exchange. Reading commands never create the store file.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cortan.errors import UsageError
+from cortan.core.errors import UsageError
 
 if TYPE_CHECKING:
     from cortan.app import App
     from cortan.config.settings import Settings
-    from cortan.engine.events import ChatRequested
-    from cortan.providers.base import Message
+    from cortan.core.messages import Message
+    from cortan.core.requests import ChatRequest
     from cortan.store import Conversation, SessionStore, StoredMessage
 
 
@@ -40,7 +39,7 @@ def open_store(*, create: bool) -> SessionStore | None:
 
 def to_history(messages: list[StoredMessage]) -> tuple[Message, ...]:
     """Stored turns as the messages a model is sent (see ``select_history``)."""
-    from cortan.providers.base import Message
+    from cortan.core.messages import Message
     from cortan.store.records import select_history
 
     return tuple(Message(m.role, m.content) for m in select_history(messages))
@@ -56,7 +55,7 @@ class Continuation:
     record: bool = False
     history: tuple[Message, ...] = ()
 
-    def apply(self, request: ChatRequested) -> ChatRequested:
+    def apply(self, request: ChatRequest) -> ChatRequest:
         """The request with the conversation's history, model and system prompt added."""
         found = self.conversation
         if found is None:
@@ -65,11 +64,11 @@ class Continuation:
         model = request.model or found.model
         return request._replace(history=self.history, model=model, system=system)
 
-    def attach(self, app: App, warn: Callable[[str], None]) -> None:
+    def attach(self, app: App) -> None:
         """Subscribe the store's recorder to ``app``, aimed at the right conversation."""
         if self.store is None or not self.record:
             return
-        recorder = app.attach_store(self.store, warn=warn)
+        recorder = app.attach_store(self.store)
         if self.conversation is not None:
             recorder.continue_conversation(self.conversation.id)
         else:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cortan.cli.runner import EXIT_FAILURE, get_context, guard, run_async
-from cortan.errors import CortanError
+from cortan.core.errors import CortanError
 
 if TYPE_CHECKING:
     from cortan.cli.checks import Check
@@ -68,23 +68,22 @@ async def run_checks(context: Context) -> tuple[list[Check], str | None]:
 
 
 async def check_models(settings: Settings) -> list[Check]:
-    """Hosts, keys and the default model, probed through one model manager."""
+    """Hosts, keys and the default model, surveyed through the services a prompt uses."""
+    from cortan.app import App
     from cortan.cli import checks
-    from cortan.engine.bus import EventBus
-    from cortan.engine.manager import ModelManager
 
-    manager = ModelManager(EventBus(), settings)
+    app = App.build(settings)
     try:
         try:
-            route = manager.resolve(None)
+            route = app.resolve(None)
         except CortanError as exc:
             return [checks.Check("model", "default model", "fail", str(exc))]
-        probes = await checks.probe_hosts(manager, settings)
-        default_row = checks.check_default(settings, route, probes)
-        rows = checks.host_rows(manager, probes)
+        reports = await app.survey_hosts()
+        default_row = checks.check_default(settings, route, reports)
+        rows = checks.host_rows(app.host_states(), reports)
         return [*rows, *checks.key_rows(settings), default_row]
     finally:
-        await manager.aclose()
+        await app.aclose()
 
 
 def as_dict(check: Check) -> dict[str, object]:

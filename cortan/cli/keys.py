@@ -74,7 +74,7 @@ def remove_key(ctx: typer.Context, provider: ProviderArg) -> None:
 
 def get_key_config(settings: Settings, provider: str) -> ProviderConfig:
     """The provider's config, refusing names that are not configured or take no key."""
-    from cortan.errors import UsageError
+    from cortan.core.errors import UsageError
 
     config = settings.providers.get(provider)
     if config is None:
@@ -87,7 +87,7 @@ def get_key_config(settings: Settings, provider: str) -> ProviderConfig:
 
 def read_key(provider: str) -> str:
     """The key from a prompt without echo on a terminal, else from stdin's first line."""
-    from cortan.errors import UsageError
+    from cortan.core.errors import UsageError
 
     if sys.stdin.isatty():
         import getpass

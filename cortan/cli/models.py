@@ -18,8 +18,9 @@ from cortan.cli.runner import fail, get_context, guard, run_async
 
 if TYPE_CHECKING:
     from cortan.config.settings import Settings
-    from cortan.errors import CortanError
-    from cortan.providers.base import ModelInfo
+    from cortan.core.errors import CortanError
+    from cortan.core.messages import ModelInfo
+    from cortan.engine.catalog import Listing
 
 DEFAULT = "(default)"
 
@@ -64,30 +65,15 @@ def models(
             _print_tables(found, routes, context.color_enabled)
 
 
-async def gather_models(
-    settings: Settings, names: list[str]
-) -> dict[str, list[ModelInfo] | CortanError]:
+async def gather_models(settings: Settings, names: list[str]) -> dict[str, Listing]:
     """Ask every named provider at once; a failure is kept as that provider's result."""
-    import asyncio  # here, not at the top: `cortan --help` must not pay for it
-
     from cortan.app import App
-    from cortan.errors import CortanError, UsageError
 
     app = App.build(settings)
-
-    async def one(name: str) -> list[ModelInfo] | CortanError:
-        if name not in settings.providers:
-            return UsageError(f"no provider named {name!r} is configured")
-        try:
-            return await app.manager.list_models(name)
-        except CortanError as exc:
-            return exc
-
     try:
-        results = await asyncio.gather(*(one(name) for name in names))
+        return await app.list_models(names)
     finally:
         await app.aclose()
-    return dict(zip(names, results, strict=True))
 
 
 def describe_names(
@@ -97,8 +83,8 @@ def describe_names(
 ) -> list[NameRoute]:
     """The default model and each alias: its route, whether it was found, its fallbacks."""
     from cortan.cli.checks import has_model
+    from cortan.core.errors import CortanError
     from cortan.engine.routes import Router
-    from cortan.errors import CortanError
 
     router = Router(settings)
     rows: list[NameRoute] = []

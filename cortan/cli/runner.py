@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
-from cortan.errors import CortanError, UsageError
+from cortan.core.errors import CortanError, UsageError
 
 if TYPE_CHECKING:
     from cortan.config.settings import Settings

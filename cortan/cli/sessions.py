@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cortan.cli.runner import get_context, guard
-from cortan.errors import UsageError
+from cortan.core.errors import UsageError
 
 if TYPE_CHECKING:
     from cortan.cli.runner import Context

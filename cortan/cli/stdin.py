@@ -24,8 +24,8 @@ import stat
 import sys
 from typing import BinaryIO, NamedTuple
 
-from cortan.engine.validator import format_size
-from cortan.errors import InputError
+from cortan.core.errors import InputError
+from cortan.core.text import format_size
 
 CHUNK = 1 << 16
 

@@ -20,7 +20,7 @@ import shlex
 import subprocess
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from cortan.errors import ConfigError, KeyringError, UsageError
+from cortan.core.errors import ConfigError, KeyringError, UsageError
 
 if TYPE_CHECKING:
     from cortan.config.settings import ProviderConfig

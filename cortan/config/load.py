@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cortan.config.paths import get_config_file
-from cortan.errors import ConfigError
+from cortan.core.errors import ConfigError
 
 MAX_CONFIG_BYTES = 1 << 20
 NAMES_KEYS = re.compile(r"\bapi_key_(?:env|cmd)\s*=")

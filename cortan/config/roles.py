@@ -16,7 +16,7 @@ import platform
 from functools import cache
 from typing import TYPE_CHECKING, NamedTuple
 
-from cortan.errors import ConfigError, UsageError
+from cortan.core.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     from cortan.config.settings import RoleConfig, Settings
@@ -33,7 +33,7 @@ class Role(NamedTuple):
 
     @property
     def options(self) -> tuple[tuple[str, object], ...]:
-        """Request options (``ChatRequested.options``) this role sets."""
+        """Request options (``ChatRequest.options``) this role sets."""
         return () if self.temperature is None else (("temperature", self.temperature),)
 
     @property

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from cortan.errors import ConfigError
+from cortan.core.errors import ConfigError
 
 ProviderKind = Literal["ollama", "openai"]
 DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"

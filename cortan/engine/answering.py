@@ -1,17 +1,20 @@
 """One answer's way through its fallback chain: attempts, retries, hosts, events.
 
-Layer: engine. For each model in the chain (the name asked for, then its fallbacks)
-the answerer picks a host (:mod:`cortan.engine.hosts`) and tries again after a
-failure as the retry policy allows (:mod:`cortan.engine.retry`). Only failures
-before the first piece of an answer are retried or passed to the next model: once a
-piece was published the answer belongs to that attempt, and a later failure ends the
-request with the partial answer kept (an answer is never stitched from two).
+Layer: engine; the route-and-stream stage of ``Chat.run``. For each model in the
+chain (the name asked for, then its fallbacks) the answerer picks a host
+(:mod:`cortan.engine.hosts`) and tries again after a failure as the retry policy
+allows (:mod:`cortan.engine.retry`). Only failures before the first piece of an
+answer are retried or passed to the next model: once a piece was published the
+answer belongs to that attempt, and a later failure ends the request with the
+partial answer kept (an answer is never stitched from two).
 
 ``ChatStarted`` names the model that answers: it is published at once when there is
 no fallback to go to, otherwise when the first piece arrives (after a ``Notice``
-saying which models failed). Each piece is republished as a ``TokenDelta``; exactly
-one ``ChatFinished``, ``ChatFailed`` or ``ChatCancelled`` ends the request, carrying
-whatever text arrived.
+saying which models failed). Each piece is republished as a ``TokenDelta``.
+:meth:`Answerer.answer` returns how the answer ended (finished, or failed with the
+text that arrived); ``Chat.run`` publishes that ending. What arrived so far lives in
+the run's :class:`Progress`, which ``Chat.run`` holds, so an answer stopped by Ctrl-C
+or by a failing view is still ended with its partial text.
 """
 
 from __future__ import annotations
@@ -23,9 +26,15 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
-from cortan.engine.bus import EventBus
-from cortan.engine.events import (
-    ChatCancelled,
+from cortan.core.errors import (
+    BadResponseError,
+    CortanError,
+    ObserverError,
+    ProviderError,
+    ProviderTimeoutError,
+    UnreachableError,
+)
+from cortan.core.events import (
     ChatFailed,
     ChatFinished,
     ChatStarted,
@@ -33,18 +42,12 @@ from cortan.engine.events import (
     Timings,
     TokenDelta,
 )
+from cortan.core.text import format_size
+from cortan.engine.bus import EventBus
 from cortan.engine.hosts import Host, HostPool
 from cortan.engine.retry import RetryPolicy
 from cortan.engine.routes import Route
-from cortan.engine.validator import format_size
-from cortan.errors import (
-    BadResponseError,
-    CortanError,
-    ProviderError,
-    ProviderTimeoutError,
-    UnreachableError,
-)
-from cortan.providers.base import ChatRequest, Finish, Provider
+from cortan.providers.base import Finish, ModelRequest, Provider
 
 if TYPE_CHECKING:
     from cortan.config.settings import Settings
@@ -57,7 +60,7 @@ CHUNK = 64  # pieces of an answer joined into one string
 
 
 @dataclass(slots=True)
-class _Answer:
+class Progress:
     """One request on its way through the chain: what arrived, and what failed."""
 
     request_id: int
@@ -112,11 +115,16 @@ class Answerer:
         self._jitter = jitter
         self._retry = RetryPolicy.from_settings(settings.retry)
 
-    async def answer(self, request_id: int, chain: list[Route], request: ChatRequest) -> None:
-        """Answer ``request`` with the first model of ``chain`` that can start."""
-        await self._walk(_Answer(request_id, chain, self._clock(), chain[0]), request)
+    def start(self, request_id: int, chain: list[Route]) -> Progress:
+        """The progress of a new answer over ``chain``: held by the caller, filled here."""
+        return Progress(request_id, chain, self._clock(), chain[0])
 
-    async def _walk(self, answer: _Answer, request: ChatRequest) -> None:
+    async def answer(self, answer: Progress, request: ModelRequest) -> ChatFinished | ChatFailed:
+        """Answer ``request`` with the first model of the chain that can start.
+
+        Raises only what is not the model's doing: cancellation, and an essential
+        observer's failure (ObserverError); ``answer`` then holds what arrived.
+        """
         if len(answer.chain) == 1:
             await self._announce(answer)
         for route in answer.chain:
@@ -124,22 +132,18 @@ class Answerer:
             last = route is answer.chain[-1]
             try:
                 finish = await self._try_route(answer, request._replace(model=route.model), last)
-            except asyncio.CancelledError:
-                await self._bus.publish(
-                    ChatCancelled(answer.request_id, answer.content, route.provider, route.model)
-                )
+            except ObserverError:
                 raise
             except CortanError as exc:
                 if answer.first_token is not None or last:
-                    await self._give_up(answer, exc)
-                    return
+                    return await self._give_up(answer, exc)
                 log.debug("%s cannot answer (%s); falling back", route, exc)
                 answer.failures.append((route, exc))
                 continue
-            await self._bus.publish(self._finished(answer, finish))
-            return
+            return self._finished(answer, finish)
+        raise AssertionError("a chain has at least one model")  # pragma: no cover
 
-    async def _try_route(self, answer: _Answer, request: ChatRequest, last: bool) -> Finish:
+    async def _try_route(self, answer: Progress, request: ModelRequest, last: bool) -> Finish:
         """One model: attempts on its hosts until one answers or the policy says stop."""
         pool = self._get_pool(answer.route.provider)
         tried: list[str] = []
@@ -159,7 +163,7 @@ class Answerer:
                 await self._wait(answer, exc, attempt, delay)
 
     def _get_delay(
-        self, answer: _Answer, pool: HostPool, tried: list[str], exc: ProviderError, attempt: int
+        self, answer: Progress, pool: HostPool, tried: list[str], exc: ProviderError, attempt: int
     ) -> float | None:
         if answer.first_token is not None:
             return None  # never stitch an answer from two attempts
@@ -169,7 +173,7 @@ class Answerer:
             return 0.0  # another host is waiting: fail over at once
         return delay
 
-    async def _wait(self, answer: _Answer, exc: ProviderError, attempt: int, delay: float) -> None:
+    async def _wait(self, answer: Progress, exc: ProviderError, attempt: int, delay: float) -> None:
         log.debug(
             "attempt %d of %s failed (%s); retrying in %.2f s", attempt, answer.route, exc, delay
         )
@@ -180,14 +184,14 @@ class Answerer:
             await self._sleep(delay)
 
     async def _attempt(
-        self, answer: _Answer, pool: HostPool, host: Host, request: ChatRequest
+        self, answer: Progress, pool: HostPool, host: Host, request: ModelRequest
     ) -> Finish:
         """One try on one host; its outcome counts for the host's breaker and latency."""
         with host.attempt():
             return await self._consume(answer, pool.get_provider(host), request, host)
 
     async def _consume(
-        self, answer: _Answer, provider: Provider, request: ChatRequest, host: Host
+        self, answer: Progress, provider: Provider, request: ModelRequest, host: Host
     ) -> Finish:
         timeouts = self._settings.timeouts
         loop = asyncio.get_running_loop()
@@ -228,7 +232,7 @@ class Answerer:
         error.retryable = False
         return error
 
-    async def _announce(self, answer: _Answer) -> None:
+    async def _announce(self, answer: Progress) -> None:
         """Say which model answers (once), after the models that could not."""
         if answer.announced:
             return
@@ -239,18 +243,17 @@ class Answerer:
             await self._bus.publish(Notice(answer.request_id, f"{failed}; answered by {route}"))
         await self._bus.publish(ChatStarted(answer.request_id, route.provider, route.model))
 
-    async def _give_up(self, answer: _Answer, exc: CortanError) -> None:
+    async def _give_up(self, answer: Progress, exc: CortanError) -> ChatFailed:
         """End the request failed: with the answering model's error once it started, else
         with the first model's, the fallbacks' failures told in a Notice before it."""
         if answer.first_token is not None or not answer.failures:
-            await self.fail(answer.request_id, exc, answer.route, answer.content)
-            return
+            return make_failure(answer.request_id, exc, answer.route, answer.content)
         (first, first_exc), *others = [*answer.failures, (answer.route, exc)]
         told = "; ".join(f"{route} failed too ({error})" for route, error in others)
         await self._bus.publish(Notice(answer.request_id, f"fallback {told}"))
-        await self.fail(answer.request_id, first_exc, first, "")
+        return make_failure(answer.request_id, first_exc, first, "")
 
-    def _finished(self, answer: _Answer, finish: Finish) -> ChatFinished:
+    def _finished(self, answer: Progress, finish: Finish) -> ChatFinished:
         timings = Timings(answer.first_token, self._clock() - answer.started)
         route = answer.route
         return ChatFinished(
@@ -263,22 +266,21 @@ class Answerer:
             timings,
         )
 
-    async def fail(
-        self, request_id: int, exc: CortanError, route: Route | None, content: str | None
-    ) -> None:
-        """End request ``request_id`` with ``exc``'s sentence and whatever content came."""
-        kind = exc.kind if isinstance(exc, ProviderError) else type(exc).__name__
-        await self._bus.publish(
-            ChatFailed(
-                request_id,
-                kind,
-                str(exc),
-                exc.exit_code,
-                content or "",
-                route.provider if route else None,
-                route.model if route else None,
-            )
-        )
+
+def make_failure(
+    request_id: int, exc: CortanError, route: Route | None, content: str | None
+) -> ChatFailed:
+    """The ending of a request that failed with ``exc``, keeping whatever content came."""
+    kind = getattr(exc, "kind", None) or type(exc).__name__
+    return ChatFailed(
+        request_id,
+        kind,
+        str(exc),
+        exc.exit_code,
+        content or "",
+        route.provider if route else None,
+        route.model if route else None,
+    )
 
 
 def _too_long(provider: Provider, limit: int) -> BadResponseError:

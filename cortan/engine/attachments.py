@@ -1,7 +1,7 @@
 """Attaching files to a prompt: ``cortan ask -f PATH`` and the REPL's ``/file PATH``.
 
 Engine layer, used by both front ends so that a file is refused the same way
-wherever it is attached. A file becomes an :class:`~cortan.engine.events.Attachment`
+wherever it is attached. A file becomes an :class:`~cortan.core.events.Attachment`
 labelled ``File PATH``, which the context manager frames like piped input. It is
 checked before anything is sent: it must exist and not be a folder, fit in what
 is left of ``max_input_bytes`` (the limit covers the prompt, stdin and every
@@ -16,9 +16,9 @@ import os
 import stat
 from pathlib import Path
 
-from cortan.engine.events import Attachment
-from cortan.engine.validator import decode_text, format_size
-from cortan.errors import InputError
+from cortan.core.errors import InputError
+from cortan.core.requests import Attachment
+from cortan.core.text import decode_text, format_size
 
 CHUNK = 1 << 16
 

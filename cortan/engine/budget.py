@@ -15,8 +15,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from cortan.errors import InputError
-from cortan.providers.base import Message
+from cortan.core.errors import InputError
+from cortan.core.messages import Message
 
 # Estimates are within about 10% (engine/tokens.py): count a little high rather than overflow.
 MARGIN = 1.1
@@ -28,7 +28,9 @@ class Budget(NamedTuple):
     ``window`` is the model's own (``source`` says who said so: the server, a
     ``context.windows`` entry, or the ``context.window`` default); ``limit`` is
     what cortan fills, the window or less where ``context.ollama_num_ctx_max``
-    caps it; ``reserve`` is kept free for the answer.
+    caps it (on servers that load the window a request asks for, whose provider
+    names the option that asks: ``window_option``, Ollama's ``num_ctx``);
+    ``reserve`` is kept free for the answer.
     """
 
     model: str
@@ -36,7 +38,7 @@ class Budget(NamedTuple):
     source: str
     limit: int
     reserve: int
-    ollama: bool = False
+    window_option: str | None = None  # the option that sizes the server's window (num_ctx)
 
     @property
     def room(self) -> int:

@@ -1,11 +1,11 @@
-"""The context manager: turns a validated prompt into the messages a model is sent.
+"""The context stage: turns a checked prompt into the messages a model is sent.
 
-Engine layer. It adds the system prompt and the conversation so far, and frames
-attached data (stdin, files) as labelled, delimited blocks so the model can tell
-the user's instruction from the data it is about. Where the instruction goes
-relative to the data (``instruction_position``) is a setting: after is the
-default, since models follow an instruction that comes after long data more
-reliably.
+Layer: engine; ``Chat.run`` calls it after the guard. It adds the system prompt and
+the conversation so far, and frames attached data (stdin, files) as labelled,
+delimited blocks so the model can tell the user's instruction from the data it is
+about. Where the instruction goes relative to the data (``instruction_position``) is
+a setting: after is the default, since models follow an instruction that comes after
+long data more reliably.
 
 Then it fits the conversation to the model's window (engine/budget.py): the
 window comes from a ``context.windows`` entry for the model, else from the
@@ -14,11 +14,13 @@ left out first, with one Notice saying how many. Token counts are local
 estimates (engine/tokens.py), corrected per model by the prompt counts that
 providers report back.
 
-Ollama silently cuts a prompt longer than its ``num_ctx``, whose default is far
-below most models' windows. So each Ollama request carries a ``num_ctx`` with
-room for the conversation and the answer (up to the model's window, within
-``context.ollama_num_ctx_max``), and when Ollama reports reading far fewer
-prompt tokens than were sent, a Notice says the server cut the prompt.
+Some servers load only the window a request asks for and silently cut a longer
+prompt: Ollama's ``num_ctx``, whose default is far below most models' windows. A
+provider of that kind names its option (``Provider.window_option``), and each of
+its requests carries one with room for the conversation and the answer (up to the
+model's window, within ``context.ollama_num_ctx_max``); when the server reports
+reading far fewer prompt tokens than were sent, :meth:`ContextManager.learn`
+returns the notice that says it cut the prompt.
 """
 
 from __future__ import annotations
@@ -26,21 +28,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
+from cortan.core.errors import CortanError
+from cortan.core.events import ChatEnded, ChatFinished
+from cortan.core.messages import EMPTY_MAPPING, Message
+from cortan.core.requests import TextAttachment
 from cortan.engine import budget as budgets
-from cortan.engine.budget import Budget, ContextUsage, Fitted
-from cortan.engine.bus import EventBus
-from cortan.engine.events import (
-    ChatCancelled,
-    ChatFailed,
-    ChatFinished,
-    ChatPrepared,
-    ChatValidated,
-    Notice,
-    TextAttachment,
-)
+from cortan.engine.budget import Budget, ContextUsage
 from cortan.engine.tokens import (
     LEARN_MIN_TOKENS,
     MESSAGE_OVERHEAD,
@@ -48,11 +44,10 @@ from cortan.engine.tokens import (
     estimate_messages,
     estimate_tokens,
 )
-from cortan.errors import CortanError, InputError
-from cortan.providers.base import Message
 
 if TYPE_CHECKING:
     from cortan.config.settings import ContextSettings, ProviderConfig, Settings
+    from cortan.engine.guard import Checked
     from cortan.engine.routes import Route
 
 FENCE_RUN = re.compile(r"`{3,}")
@@ -86,6 +81,8 @@ class ModelCatalog(Protocol):
 
     async def get_context_length(self, name: str | None) -> int | None: ...
 
+    def get_window_option(self, route: Route) -> str | None: ...
+
 
 # Ollama reported reading less than this share of the prompt sent: it cut the prompt.
 CUT_RATIO = 0.6
@@ -95,12 +92,15 @@ CUT_WIDEN = 1.5
 WINDOW_LOOKUP_TIMEOUT = 10.0
 
 
-class _Sent(NamedTuple):
-    """What went out for one request, to compare with what the provider reports."""
+class Fit(NamedTuple):
+    """One request's conversation as it goes out, and what to compare with the reply."""
 
+    messages: tuple[Message, ...]
+    options: Mapping[str, object]  # the window option, where the provider takes one
+    dropped: str | None  # the notice for turns left out, if any
     budget: Budget
     estimate: int  # uncorrected estimate of the messages sent
-    num_ctx: int | None
+    window_size: int | None
 
 
 class ContextManager:
@@ -115,7 +115,6 @@ class ContextManager:
 
     def __init__(
         self,
-        bus: EventBus,
         *,
         system: str | None,
         instruction_position: str = "after",
@@ -125,42 +124,29 @@ class ContextManager:
     ) -> None:
         from cortan.config.settings import ContextSettings
 
-        self._bus = bus
         self.system = system
         self.instruction_position = instruction_position
         self.limits: ContextSettings = settings.context if settings else ContextSettings()
         self._providers: dict[str, ProviderConfig] = dict(settings.providers) if settings else {}
         self._models = models
         self.calibration = calibration or Calibration()
-        self._sent: dict[int, _Sent] = {}
-        self._num_ctx: dict[str, int] = {}  # the largest num_ctx sent, per model
-        bus.subscribe(ChatValidated, self.on_validated)
-        bus.subscribe(ChatFinished, self.on_finished)
-        bus.subscribe(ChatFailed, self._forget)
-        bus.subscribe(ChatCancelled, self._forget)
+        self._window_sizes: dict[str, int] = {}  # the largest window asked for, per model
 
-    async def on_validated(self, event: ChatValidated) -> None:
-        request, messages = event.request, self.build(event)
-        try:
-            budget = await self.get_budget(request.model)
-        except CortanError:  # a name that does not resolve: the model manager says why
-            await self._bus.publish(ChatPrepared(request, request.model, messages))
-            return
-        except asyncio.CancelledError:  # Ctrl-C while the window was looked up
-            await self._bus.publish(ChatCancelled(request.request_id))
-            raise
-        try:
-            fitted = budgets.fit(messages, budget, self._counter(budget.model))
-        except InputError as exc:
-            await self._bus.publish(ChatFailed(request.request_id, "input", str(exc)))
-            return
-        if fitted.dropped:
-            text = budgets.describe_dropped(fitted.dropped, budget)
-            await self._bus.publish(Notice(request.request_id, text))
-        options = self._options(request.request_id, budget, fitted)
-        await self._bus.publish(ChatPrepared(request, request.model, fitted.messages, options))
+    async def fit(self, checked: Checked, route: Route | None) -> Fit:
+        """The conversation for ``checked``, fitted to the window of ``route``'s model.
 
-    def build(self, event: ChatValidated) -> tuple[Message, ...]:
+        Raises InputError when the newest message alone does not fit.
+        """
+        messages = self.build(checked)
+        budget = await self.get_budget(checked.request.model, route)
+        fitted = budgets.fit(messages, budget, self._counter(budget.model))
+        dropped = budgets.describe_dropped(fitted.dropped, budget) if fitted.dropped else None
+        size = self._window_size(budget, fitted.tokens)
+        options = {budget.window_option: size} if size and budget.window_option else EMPTY_MAPPING
+        estimate = estimate_messages(fitted.messages)
+        return Fit(fitted.messages, options, dropped, budget, estimate, size)
+
+    def build(self, event: Checked) -> tuple[Message, ...]:
         """The whole conversation for this request, before any fitting."""
         system = event.request.system if event.request.system is not None else self.system
         content = compose_user_message(event.prompt, event.attachments, self.instruction_position)
@@ -171,16 +157,16 @@ class ContextManager:
 
     # -- windows -----------------------------------------------------------------------
 
-    async def get_budget(self, name: str | None) -> Budget:
+    async def get_budget(self, name: str | None, route: Route | None = None) -> Budget:
         """The window ``name`` has and how cortan fills it (raises on a bad name)."""
-        route = self._models.resolve(name) if self._models else None
+        if route is None and self._models is not None:
+            route = self._models.resolve(name)
         key = str(route) if route else name or "default"
-        config = self._providers.get(route.provider) if route else None
-        ollama = config is not None and config.kind == "ollama"
+        option = self._models.get_window_option(route) if self._models and route else None
         window, source = await self._get_window(name, route)
-        limit = min(window, self.limits.ollama_num_ctx_max) if ollama else window
+        limit = min(window, self.limits.ollama_num_ctx_max) if option else window
         reserve = min(self.limits.answer_reserve, limit // 2)
-        return Budget(key, window, source, limit, reserve, ollama)
+        return Budget(key, window, source, limit, reserve, option)
 
     async def _get_window(self, name: str | None, route: Route | None) -> tuple[int, str]:
         for candidate in _names(name, route):
@@ -215,33 +201,32 @@ class ContextManager:
         factor = self.calibration.factor(model)
         return lambda m: factor * (estimate_tokens(m.content) + MESSAGE_OVERHEAD)
 
-    def _options(
-        self, request_id: int, budget: Budget, fitted: Fitted
-    ) -> tuple[tuple[str, object], ...]:
-        num_ctx = None
-        if budget.ollama:
-            floor = min(self.limits.ollama_num_ctx_min, self.limits.ollama_num_ctx_max)
-            sticky = self._num_ctx.get(budget.model, 0)
-            num_ctx = budgets.get_num_ctx(fitted.tokens, budget, floor=floor, sticky=sticky)
-            self._num_ctx[budget.model] = max(sticky, num_ctx)
-        self._sent[request_id] = _Sent(budget, estimate_messages(fitted.messages), num_ctx)
-        return (("num_ctx", num_ctx),) if num_ctx else ()
+    def _window_size(self, budget: Budget, tokens: int) -> int | None:
+        if budget.window_option is None:
+            return None
+        floor = min(self.limits.ollama_num_ctx_min, self.limits.ollama_num_ctx_max)
+        sticky = self._window_sizes.get(budget.model, 0)
+        size = budgets.get_num_ctx(tokens, budget, floor=floor, sticky=sticky)
+        self._window_sizes[budget.model] = max(sticky, size)
+        return size
 
-    async def on_finished(self, event: ChatFinished) -> None:
-        sent = self._sent.pop(event.request_id, None)
-        if sent is None or f"{event.provider}:{event.model}" != sent.budget.model:
-            return  # another model answered (fallback): its count says nothing of this one
-        reported, model = event.usage.prompt_tokens, sent.budget.model
-        expected = self.calibration.adjust(model, sent.estimate)
-        if sent.num_ctx and reported and is_cut(reported, expected, sent.estimate):
+    def learn(self, fit: Fit, ended: ChatEnded) -> str | None:
+        """Correct this model's estimates from what the server counted; a notice if it cut.
+
+        Only a finished answer from the model the conversation was fitted for
+        counts: another model's count (a fallback) says nothing of this one.
+        """
+        if not isinstance(ended, ChatFinished) or f"{ended.provider}:{ended.model}" != str(
+            fit.budget.model
+        ):
+            return None
+        reported, model = ended.usage.prompt_tokens, fit.budget.model
+        expected = self.calibration.adjust(model, fit.estimate)
+        if fit.window_size and reported and is_cut(reported, expected, fit.estimate):
             self.calibration.widen(model, CUT_WIDEN)
-            text = describe_cut(reported, expected, sent.num_ctx)
-            await self._bus.publish(Notice(event.request_id, text))
-            return
-        self.calibration.observe(model, sent.estimate, reported)
-
-    def _forget(self, event: ChatFailed | ChatCancelled) -> None:
-        self._sent.pop(event.request_id, None)
+            return describe_cut(reported, expected, fit.window_size)
+        self.calibration.observe(model, fit.estimate, reported)
+        return None
 
 
 def _names(name: str | None, route: Route | None) -> list[str]:

@@ -19,14 +19,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from cortan.engine.breaker import BreakerState, CircuitBreaker
-from cortan.errors import (
+from cortan.core.errors import (
     ProviderError,
     ProviderTimeoutError,
     RateLimitedError,
     ServerError,
     UnreachableError,
 )
+from cortan.engine.breaker import BreakerState, CircuitBreaker
 from cortan.providers.base import Provider
 
 #: Failures that say the host is unwell; anything else means it answered.

@@ -1,9 +1,11 @@
 """The model manager: names, providers and hosts, and the answers they give as events.
 
-Layer: engine. It resolves names (:mod:`cortan.engine.routes`), keeps one host pool
-per provider with a circuit breaker per host (:mod:`cortan.engine.hosts`), lists
-models, and subscribes to ``ChatPrepared``: each request's way through its fallback
-chain, with retries, is :class:`cortan.engine.answering.Answerer`'s job.
+Layer: engine; the route stage of ``Chat.run``. It resolves names
+(:mod:`cortan.engine.routes`) into fallback chains, keeps one host pool per provider
+with a circuit breaker per host (:mod:`cortan.engine.hosts`), and lists models. Each
+answer's way through its chain, with retries, is
+:class:`cortan.engine.answering.Answerer`'s job; the manager publishes nothing but
+what the answerer republishes from the stream (started, pieces, notices).
 
 Breakers, latencies and providers live as long as this object, which is as long as
 the process: across the prompts of a REPL session, not across ``cortan ask`` runs.
@@ -17,16 +19,17 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from cortan.engine.answering import Answerer
+from cortan.core.errors import ProviderError, UsageError
+from cortan.core.events import ChatFailed, ChatFinished
+from cortan.core.messages import ModelInfo
+from cortan.core.startup import resume_collector
+from cortan.engine.answering import Answerer, Progress
 from cortan.engine.breaker import CircuitBreaker
 from cortan.engine.bus import EventBus
-from cortan.engine.events import ChatPrepared
 from cortan.engine.hosts import Host, HostPool, HostState
 from cortan.engine.routes import Route, Router
-from cortan.errors import CortanError, ProviderError, UsageError
 from cortan.providers import get_factory
-from cortan.providers.base import ChatRequest, ModelInfo, Provider
-from cortan.startup import resume_collector
+from cortan.providers.base import ModelRequest, Provider
 
 if TYPE_CHECKING:
     from cortan.config.settings import Settings
@@ -58,13 +61,16 @@ class ModelManager:
             bus, settings, self.get_pool, clock=clock, sleep=sleep, jitter=jitter
         )
         self._windows: dict[str, int | None] = {}  # context lengths, per route
-        bus.subscribe(ChatPrepared, self.on_prepared)
 
     # -- names, providers, hosts -------------------------------------------------------
 
     def resolve(self, name: str | None) -> Route:
         """The provider and model a user-facing name means."""
         return self.router.resolve(name)
+
+    def get_chain(self, name: str | None, *, fallback: bool = True) -> list[Route]:
+        """The models to try for ``name``, in order (raises on a name that does not resolve)."""
+        return self.router.get_chain(name, fallback=fallback)
 
     def default_provider(self) -> str:
         return self.router.default_provider()
@@ -95,6 +101,10 @@ class ModelManager:
         """The provider instance for the host a request to ``name`` would use now."""
         pool = self.get_pool(name)
         return pool.get_provider(pool.preferred())
+
+    def get_window_option(self, route: Route) -> str | None:
+        """The request option that sizes the server's window for ``route``, if it takes one."""
+        return getattr(self.get_provider(route.provider), "window_option", None)
 
     def host_states(self) -> list[HostState]:
         """Every configured host's circuit, load and latency, as this process saw them."""
@@ -135,17 +145,13 @@ class ModelManager:
 
     # -- answering ---------------------------------------------------------------------
 
-    async def on_prepared(self, event: ChatPrepared) -> None:
-        request_id = event.request.request_id
-        try:
-            chain = self.router.get_chain(event.model, fallback=event.request.allow_fallback)
-        except CortanError as exc:
-            await self._answerer.fail(request_id, exc, None, None)
-            return
-        options = {**dict(event.request.options), **dict(event.options)}
-        await self._answerer.answer(
-            request_id, chain, ChatRequest(chain[0].model, event.messages, options)
-        )
+    def start(self, request_id: int, chain: list[Route]) -> Progress:
+        """A new answer's progress over ``chain`` (see :meth:`answer`)."""
+        return self._answerer.start(request_id, chain)
+
+    async def answer(self, progress: Progress, request: ModelRequest) -> ChatFinished | ChatFailed:
+        """Stream ``request`` from the first model of the chain that can answer."""
+        return await self._answerer.answer(progress, request)
 
     async def aclose(self) -> None:
         pools, self._pools = list(self._pools.values()), {}

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
-from cortan.errors import ProviderError, RateLimitedError
+from cortan.core.errors import ProviderError, RateLimitedError
 
 if TYPE_CHECKING:
     from cortan.config.settings import Retry

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
-from cortan.errors import CortanError, UsageError
+from cortan.core.errors import CortanError, UsageError
 
 if TYPE_CHECKING:
     from cortan.config.settings import Settings

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from cortan.providers.base import Message
+from cortan.core.messages import Message
 
 # The pre-split of cl100k / Llama 3 style tokenizers, in Python's `re` dialect
 # ([^\W\d_] is a letter, [^\s\w]|_ a symbol): a contraction, a word with an

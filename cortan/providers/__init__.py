@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from cortan.errors import ConfigError
+from cortan.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from cortan.config.settings import ProviderConfig, Timeouts

@@ -4,14 +4,14 @@ A provider is deliberately small. It lists its models and streams one chat as an
 async iterator of text pieces that ends with exactly one :class:`Finish`. It does
 not retry, time, log, render or store anything: the model manager owns retries,
 deadlines, fallback and events, so every backend behaves alike and a new one is a
-page of code. Library exceptions are mapped to :mod:`cortan.errors` inside the
+page of code. Library exceptions are mapped to :mod:`cortan.core.errors` inside the
 provider, because this is the boundary where they are understood.
 
 Contract for ``stream_chat``:
 
 * yield ``str`` pieces in order as they arrive (never empty strings), then one
   ``Finish`` and stop;
-* raise a :class:`cortan.errors.ProviderError` subclass on failure, before or
+* raise a :class:`cortan.core.errors.ProviderError` subclass on failure, before or
   after pieces were yielded;
 * when the consumer stops early (``aclose()``, cancellation), close the HTTP
   stream so the server stops generating.
@@ -20,32 +20,17 @@ Contract for ``stream_chat``:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from types import MappingProxyType
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
-Role = Literal["system", "user", "assistant"]
-#: The default of an empty mapping field: one shared instance, so it must not change.
-EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
+from cortan.core.messages import EMPTY_MAPPING, Message, ModelInfo, Usage
 
 
-class Message(NamedTuple):
-    role: Role
-    content: str
-
-
-class ChatRequest(NamedTuple):
+class ModelRequest(NamedTuple):
     """One chat as a provider sees it: the model's own name, the full message list."""
 
     model: str
     messages: tuple[Message, ...]
     options: Mapping[str, Any] = EMPTY_MAPPING
-
-
-class Usage(NamedTuple):
-    """Token counts as the provider reported them (None where it did not)."""
-
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
 
 
 class Finish(NamedTuple):
@@ -54,17 +39,6 @@ class Finish(NamedTuple):
     finish_reason: str = "stop"
     usage: Usage = Usage()
     server_timings: Mapping[str, float] = EMPTY_MAPPING
-
-
-class ModelInfo(NamedTuple):
-    """A model a provider offers; fields other than the name are best effort."""
-
-    name: str
-    provider: str
-    family: str | None = None
-    size: int | None = None
-    parameter_size: str | None = None
-    context_length: int | None = None
 
 
 class Provider(Protocol):
@@ -77,17 +51,25 @@ class Provider(Protocol):
     name: str
     url: str
     label: str
+    #: The request option that sizes the window a server loads (Ollama's ``num_ctx``),
+    #: or None where the server always uses the model's whole window. The context
+    #: stage sends it with room for the conversation and the answer.
+    window_option: str | None
 
     async def list_models(self) -> list[ModelInfo]:
         """Every model the server offers now."""
         ...
 
-    def stream_chat(self, request: ChatRequest) -> AsyncIterator[str | Finish]:
+    def stream_chat(self, request: ModelRequest) -> AsyncIterator[str | Finish]:
         """Stream one answer: text pieces, then one Finish (see the module docstring)."""
         ...
 
     async def get_context_length(self, model: str) -> int | None:
         """The model's context window in tokens, if the server says."""
+        ...
+
+    async def get_version(self) -> str | None:
+        """The server's version for ``cortan doctor``, or None where it does not say."""
         ...
 
     async def aclose(self) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 import httpx
 import ollama
 
-from cortan.errors import (
+from cortan.core.errors import (
     AuthError,
     BadRequestError,
     BadResponseError,
@@ -27,7 +27,8 @@ from cortan.errors import (
     ServerError,
     UnreachableError,
 )
-from cortan.providers.base import ChatRequest, Finish, ModelInfo, Usage
+from cortan.core.messages import ModelInfo, Usage
+from cortan.providers.base import Finish, ModelRequest
 from cortan.providers.tls import get_verify
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ class OllamaProvider:
     """One Ollama server."""
 
     label = "Ollama"
+    # Ollama loads only the window a request asks for and cuts a longer prompt silently.
+    window_option = "num_ctx"
 
     def __init__(self, name: str, url: str, timeouts: Timeouts) -> None:
         self.name = name
@@ -65,6 +68,16 @@ class OllamaProvider:
             parameter_size=getattr(details, "parameter_size", None),
         )
 
+    async def get_version(self) -> str | None:
+        """The server's version (``/api/version``), or None when it does not say."""
+        # The SDK has no call for it; its own HTTP client asks, with the same timeouts.
+        try:
+            reply = await self._client._client.get("/api/version")
+            version = reply.json().get("version")
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None
+        return str(version) if version else None
+
     async def get_context_length(self, model: str) -> int | None:
         try:
             shown = await self._client.show(model)
@@ -75,7 +88,7 @@ class OllamaProvider:
                 return value
         return None
 
-    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[str | Finish]:
+    async def stream_chat(self, request: ModelRequest) -> AsyncIterator[str | Finish]:
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         try:
             stream = await self._client.chat(

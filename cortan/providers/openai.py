@@ -18,7 +18,7 @@ import openai
 
 from cortan.config.keys import get_api_key
 from cortan.config.settings import DEFAULT_OPENAI_URL
-from cortan.errors import (
+from cortan.core.errors import (
     AuthError,
     BadRequestError,
     BadResponseError,
@@ -29,7 +29,8 @@ from cortan.errors import (
     ServerError,
     UnreachableError,
 )
-from cortan.providers.base import ChatRequest, Finish, ModelInfo, Usage
+from cortan.core.messages import ModelInfo, Usage
+from cortan.providers.base import Finish, ModelRequest
 from cortan.providers.tls import get_verify, load_system
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ NO_KEY = "cortan-no-key"
 
 class OpenAIProvider:
     """One OpenAI-compatible endpoint."""
+
+    window_option = None  # the server uses the model's whole window
 
     def __init__(self, name: str, url: str, api_key: str | None, timeouts: Timeouts) -> None:
         self.name = name
@@ -70,10 +73,13 @@ class OpenAIProvider:
         except Exception as exc:
             raise self.map_error(exc) from exc
 
+    async def get_version(self) -> str | None:
+        return None  # the API has no version call
+
     async def get_context_length(self, model: str) -> int | None:
         return None  # the OpenAI API does not say; config or the default applies
 
-    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[str | Finish]:
+    async def stream_chat(self, request: ModelRequest) -> AsyncIterator[str | Finish]:
         finish_reason: str | None = None
         usage = Usage()
         self._require_key()
@@ -108,7 +114,7 @@ class OpenAIProvider:
         yield Finish(finish_reason=finish_reason, usage=usage)
 
     @staticmethod
-    def _options(request: ChatRequest) -> dict[str, Any]:
+    def _options(request: ModelRequest) -> dict[str, Any]:
         allowed = ("temperature", "top_p", "max_tokens", "seed")
         return {k: v for k, v in request.options.items() if k in allowed}
 

@@ -5,16 +5,17 @@ neutralised unless ``raw`` is set, which the CLI allows only when stdout is not
 a terminal (``--raw``), for scripts that want the model's bytes untouched.
 
 When the reader goes away (``cortan ask … | head -1``), the answer is no longer
-wanted: the writer stops the request (so the server stops generating) and
-points stdout at /dev/null so nothing else fails on the way out.
+wanted: the writer points stdout at /dev/null, so nothing else fails on the way
+out, and raises :class:`cortan.core.errors.OutputClosedError`, which stops the
+request (the server stops generating) and ends it quietly with exit code 1.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import TextIO
 
+from cortan.core.errors import OutputClosedError
 from cortan.render.sanitize import sanitize
 
 
@@ -57,20 +58,15 @@ class PlainWriter:
 
     def _reader_gone(self) -> None:
         self.closed = True
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self._file.fileno())
-            os.close(devnull)
-        except (OSError, ValueError):  # not a real file: nothing to redirect
-            pass
-        task = asyncio.current_task() if _in_loop() else None
-        if task is not None:
-            task.cancel()  # the request runs in this task: stop streaming
+        raise reader_gone(self._file)
 
 
-def _in_loop() -> bool:
+def reader_gone(file: TextIO) -> OutputClosedError:
+    """Point ``file`` at /dev/null (the reader left) and return the error that says so."""
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, file.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # not a real file: nothing to redirect
+        pass
+    return OutputClosedError()

@@ -18,7 +18,7 @@ import json
 import re
 from typing import Any, TextIO
 
-from cortan.engine.events import ChatCancelled, ChatEnded, ChatFailed, ChatFinished
+from cortan.core.events import ChatCancelled, ChatEnded, ChatFailed, ChatFinished
 
 
 def make_report(event: ChatEnded) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Answer views: how one answer reaches stdout in each output mode.
 
-Each view gets the answer's events (the composition root subscribes it to the
-bus) and writes to stdout only; diagnostics go to :mod:`cortan.render.diagnostics`.
+Each view gets the answer's events (the composition root subscribes it to the bus as
+an essential observer: when it cannot write, the request fails visibly with the
+partial kept) and writes to stdout only; diagnostics go to
+:mod:`cortan.render.diagnostics`.
 
 * ``MarkdownView``: a terminal. A spinner until the first token, then rendered
   markdown, block by block (:class:`cortan.render.markdown.MarkdownStream`).
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, TextIO
 
-from cortan.engine.events import (
+from cortan.core.events import (
     ChatCancelled,
     ChatEnded,
     ChatFailed,
@@ -22,7 +24,7 @@ from cortan.engine.events import (
     ChatStarted,
     TokenDelta,
 )
-from cortan.render.plain import PlainWriter
+from cortan.render.plain import PlainWriter, reader_gone
 from cortan.render.report import write_report
 from cortan.render.sanitize import sanitize
 
@@ -114,7 +116,10 @@ class JsonView(QuietView):
         self._file = file
 
     def on_ended(self, event: ChatEnded) -> None:
-        write_report(self._file, event)
+        try:
+            write_report(self._file, event)
+        except BrokenPipeError:
+            raise reader_gone(self._file) from None
 
 
 class MarkdownView(QuietView):

@@ -1,8 +1,8 @@
 """What each slash command does, and the table that lists them.
 
-Each handler takes the running :class:`~cortan.shell.repl.Repl` and the text
-after the command name. Handlers print through the Repl (sanitised, to the
-shell's console) and raise :class:`cortan.errors.CortanError` for a one-line
+Each handler takes the running shell (:class:`cortan.shell.commands.Shell`) and
+the text after the command name. Handlers print through the shell (sanitised, to
+its console) and raise :class:`cortan.core.errors.CortanError` for a one-line
 error; the Repl shows it and returns to the prompt.
 """
 
@@ -16,14 +16,12 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cortan.errors import UsageError
-from cortan.shell.commands import CommandTable, SlashCommand
-from cortan.shell.repl import ExitShell
+from cortan.core.errors import UsageError
+from cortan.shell.commands import CommandTable, ExitShell, Shell, SlashCommand
 from cortan.shell.sessions import do_load, do_save, do_sessions, start_new
 
 if TYPE_CHECKING:
     from cortan.engine.hosts import HostState
-    from cortan.shell.repl import Repl
 
 KEYS_HELP = (
     'Keys: Enter sends · Alt-Enter (Esc Enter) new line · a line of """ opens a block '
@@ -32,34 +30,34 @@ KEYS_HELP = (
 )
 
 
-async def do_help(repl: Repl, arg: str) -> None:
+async def do_help(repl: Shell, arg: str) -> None:
     width = max(len(c.usage) for c in repl.commands)
     for command in repl.commands:
         repl.say(f"  {command.usage.ljust(width)}  {command.summary}")
     repl.dim(KEYS_HELP)
 
 
-async def do_model(repl: Repl, arg: str) -> None:
+async def do_model(repl: Shell, arg: str) -> None:
     if arg:
-        route = repl.app.manager.resolve(arg)  # raises on a bad name
+        route = repl.services.resolve(arg)  # raises on a bad name
         repl.conversation.model = arg
         repl.dim(f"model: {route}")
         return
-    repl.say(f"model: {repl.app.manager.resolve(repl.conversation.model)}")
+    repl.say(f"model: {repl.services.resolve(repl.conversation.model)}")
 
 
-async def do_models(repl: Repl, arg: str) -> None:
+async def do_models(repl: Shell, arg: str) -> None:
     if not repl.models.loaded.is_set():
         repl.dim("fetching the model list…")
         await asyncio.to_thread(repl.models.loaded.wait, 30)
     for model in repl.models.models:
         details = " · ".join(x for x in (model.family, model.parameter_size) if x)
         repl.say(f"  {model.provider}:{model.name}" + (f"  ({details})" if details else ""))
-    for alias, target in repl.app.settings.aliases.items():
+    for alias, target in repl.services.settings.aliases.items():
         repl.say(f"  {alias} → {target}")
     for provider, error in repl.models.errors.items():
         repl.dim(f"  {provider}: {error}")
-    for host in repl.app.manager.host_states():
+    for host in repl.services.host_states():
         repl.dim("  " + describe_host(host))
     repl.models.start()  # refresh for next time
 
@@ -76,7 +74,7 @@ def describe_host(host: HostState) -> str:
     return " · ".join(parts)
 
 
-async def do_system(repl: Repl, arg: str) -> None:
+async def do_system(repl: Shell, arg: str) -> None:
     if arg == "-":
         repl.conversation.system = ""
         repl.dim("system prompt cleared")
@@ -86,23 +84,23 @@ async def do_system(repl: Repl, arg: str) -> None:
     else:
         current = repl.conversation.system
         if current is None:
-            current = repl.app.settings.system
+            current = repl.services.settings.system
         repl.say(f"system: {current}" if current else "no system prompt (/system TEXT sets one)")
 
 
-async def do_clear(repl: Repl, arg: str) -> None:
+async def do_clear(repl: Shell, arg: str) -> None:
     repl.conversation.clear()
     start_new(repl)
     repl.dim("new conversation")
 
 
-async def do_role(repl: Repl, arg: str) -> None:
+async def do_role(repl: Shell, arg: str) -> None:
     from cortan.config.roles import get_role, get_roles
 
     if not arg:
-        names = ", ".join(get_roles(repl.app.settings))
+        names = ", ".join(get_roles(repl.services.settings))
         raise UsageError(f"usage: /role NAME; roles: {names}")
-    role = get_role(repl.app.settings, arg)
+    role = get_role(repl.services.settings, arg)
     repl.conversation.system = role.system
     repl.conversation.options = role.options
     if role.model:
@@ -110,7 +108,7 @@ async def do_role(repl: Repl, arg: str) -> None:
     repl.dim(f"role {role.name}: {role.summary}")
 
 
-async def do_retry(repl: Repl, arg: str) -> None:
+async def do_retry(repl: Shell, arg: str) -> None:
     last = repl.conversation.last_request
     if last is None:
         raise UsageError("nothing to retry yet")
@@ -120,7 +118,7 @@ async def do_retry(repl: Repl, arg: str) -> None:
     await repl.send(last.prompt)
 
 
-async def do_edit(repl: Repl, arg: str) -> None:
+async def do_edit(repl: Shell, arg: str) -> None:
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
     if not editor:
         raise UsageError("set $VISUAL or $EDITOR to the editor /edit should open")
@@ -147,25 +145,26 @@ def edit_text(editor: str, initial: str) -> str:
         return path.read_text(encoding="utf-8", errors="replace")
 
 
-async def do_file(repl: Repl, arg: str) -> None:
+async def do_file(repl: Shell, arg: str) -> None:
     if not arg:
         raise UsageError("usage: /file PATH")
     from cortan.engine.attachments import read_attachment
 
     used = sum(len(a.data) for a in repl.conversation.pending)  # one limit for them all
-    attachment = read_attachment(Path(arg), max_bytes=repl.app.settings.max_input_bytes, used=used)
+    limit = repl.services.settings.max_input_bytes
+    attachment = read_attachment(Path(arg), max_bytes=limit, used=used)
     repl.conversation.pending.append(attachment)
     repl.dim(f"attached {attachment.label} ({len(attachment.data)} bytes) to the next message")
 
 
-async def do_usage(repl: Repl, arg: str) -> None:
+async def do_usage(repl: Shell, arg: str) -> None:
     turns = repl.conversation.turns
     prompt = sum(t.prompt_tokens or 0 for t in turns)
     completion = sum(t.completion_tokens or 0 for t in turns)
     count = "1 turn" if len(turns) == 1 else f"{len(turns)} turns"
     repl.say(f"this conversation: {count}, {prompt} tokens in, {completion} out")
     system = repl.conversation.system
-    usage = await repl.app.context.measure(
+    usage = await repl.services.measure(
         repl.conversation.model, repl.conversation.history(), system
     )
     repl.say(
@@ -174,7 +173,7 @@ async def do_usage(repl: Repl, arg: str) -> None:
     )
 
 
-async def do_set(repl: Repl, arg: str) -> None:
+async def do_set(repl: Shell, arg: str) -> None:
     from prompt_toolkit.enums import EditingMode
 
     modes = {"vi": EditingMode.VI, "emacs": EditingMode.EMACS}
@@ -185,7 +184,7 @@ async def do_set(repl: Repl, arg: str) -> None:
     repl.dim(f"{arg} keys")
 
 
-async def do_exit(repl: Repl, arg: str) -> None:
+async def do_exit(repl: Shell, arg: str) -> None:
     raise ExitShell
 
 

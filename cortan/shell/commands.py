@@ -1,22 +1,53 @@
-"""Slash commands: the table the shell dispatches on and the completer reads.
+"""Slash commands: the registry the shell dispatches on and the completer reads.
 
 One :class:`SlashCommand` per command: its name, one line of help, what its
 argument is (so completion knows to offer model names, paths or sessions) and
-the handler. Handlers live in :mod:`cortan.shell.actions`; this module is only
-the table and the parsing of a line into a command and its argument.
+the handler. Handlers live in :mod:`cortan.shell.actions` and
+:mod:`cortan.shell.sessions`; each is given a :class:`Shell`, the few things a
+command may touch (the conversation, the services, the output, sending a prompt),
+never the REPL's own class, so the handlers and the loop do not import each other.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 
 if TYPE_CHECKING:
-    from cortan.shell.repl import Repl
+    from prompt_toolkit import PromptSession
+
+    from cortan.core.events import ChatEnded
+    from cortan.shell.conversation import Conversation
+    from cortan.shell.models_cache import ModelCache
+    from cortan.shell.services import ShellServices
 
 ArgKind = Literal["model", "path", "session", "role", "setting", "text", "none"]
-Handler = Callable[["Repl", str], Awaitable[None]]
+
+
+class ExitShell(Exception):
+    """Raised by /exit and /quit."""
+
+
+class Shell(Protocol):
+    """What a slash command is given: the running shell, as far as a command may reach."""
+
+    services: ShellServices
+    conversation: Conversation
+    commands: CommandTable
+    models: ModelCache
+    session: PromptSession[str]
+
+    def say(self, text: str) -> None: ...
+
+    def dim(self, text: str) -> None: ...
+
+    def error(self, text: str) -> None: ...
+
+    async def send(self, prompt: str) -> ChatEnded | None: ...
+
+
+Handler = Callable[[Shell, str], Awaitable[None]]
 
 
 class SlashCommand(NamedTuple):
@@ -34,7 +65,7 @@ class CommandTable:
         self._commands = {c.name: c for c in commands}
         self._aliases = aliases
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[SlashCommand]:
         return iter(self._commands.values())
 
     def get(self, name: str) -> SlashCommand | None:

@@ -10,15 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from cortan.engine.events import (
-    Attachment,
-    ChatCancelled,
-    ChatEnded,
-    ChatFailed,
-    ChatFinished,
-    ChatRequested,
-)
-from cortan.providers.base import Message
+from cortan.core.events import ChatCancelled, ChatEnded, ChatFailed, ChatFinished
+from cortan.core.messages import Message
+from cortan.core.requests import Attachment, ChatRequest
 
 
 class Turn(NamedTuple):
@@ -38,7 +32,7 @@ class Conversation:
     options: tuple[tuple[str, object], ...] = ()
     turns: list[Turn] = field(default_factory=list)
     pending: list[Attachment] = field(default_factory=list)
-    last_request: ChatRequested | None = None
+    last_request: ChatRequest | None = None
     last_added_turn: bool = False
 
     def history(self) -> tuple[Message, ...]:
@@ -49,9 +43,9 @@ class Conversation:
                 messages.append(Message("assistant", turn.answer))
         return tuple(messages)
 
-    def make_request(self, request_id: int, prompt: str) -> ChatRequested:
+    def make_request(self, request_id: int, prompt: str) -> ChatRequest:
         """The next request: this prompt, the attachments waiting, the turns so far."""
-        request = ChatRequested(
+        request = ChatRequest(
             request_id,
             prompt,
             tuple(self.pending),
@@ -64,8 +58,9 @@ class Conversation:
         self.last_request = request
         return request
 
-    def record(self, sent: str | None, ended: ChatEnded) -> None:
-        """Add the turn that just ended (``sent`` is the user message as the model saw it)."""
+    def record(self, ended: ChatEnded) -> None:
+        """Add the turn that just ended (``ended.sent``: the user message as the model saw it)."""
+        sent = ended.sent
         self.last_added_turn = not isinstance(ended, ChatFailed) and sent is not None
         if not self.last_added_turn or sent is None:
             return

@@ -1,7 +1,8 @@
 """Model names for completion and ``/models``, fetched in the background and cached.
 
-The fetch runs in a thread with its own event loop and its own model manager, so
-the prompt never waits for it: importing a provider SDK costs up to a second of
+The fetch runs in a thread with its own event loop and its own services (made by
+the factory the composition root hands in: clients belong to the loop that made
+them), so the prompt never waits for it: importing a provider SDK costs up to a second of
 CPU and a provider that is down can take the whole connect timeout. A provider
 that fails just contributes no names (its error is kept for ``/models``).
 """
@@ -10,23 +11,30 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Protocol
 
-from cortan.engine.bus import EventBus
-from cortan.engine.manager import ModelManager
-from cortan.errors import CortanError
-from cortan.startup import resume_collector
+from cortan.core.startup import resume_collector
 
 if TYPE_CHECKING:
-    from cortan.config.settings import Settings
-    from cortan.providers.base import ModelInfo
+    from cortan.core.messages import ModelInfo
+    from cortan.engine.catalog import Listing
+
+
+class ModelLister(Protocol):
+    """What the cache asks of the services it makes in its thread."""
+
+    async def list_models(self) -> dict[str, Listing]: ...
+
+    async def aclose(self) -> None: ...
 
 
 class ModelCache:
     """Every configured provider's models, refreshed off the event loop's thread."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
+    def __init__(self, make_lister: Callable[[], ModelLister], aliases: Sequence[str]) -> None:
+        self._make_lister = make_lister
+        self._aliases = list(aliases)
         self._lock = threading.Lock()
         self._models: list[ModelInfo] = []
         self._errors: dict[str, str] = {}
@@ -48,7 +56,7 @@ class ModelCache:
 
     def _refresh(self) -> None:
         try:
-            models, errors = asyncio.run(fetch_models(self._settings))
+            models, errors = asyncio.run(fetch_models(self._make_lister))
         finally:  # the shell's start-up is over, even with no provider configured
             resume_collector()
         with self._lock:
@@ -68,24 +76,18 @@ class ModelCache:
     def names(self) -> list[str]:
         """``provider:model`` for every model, then the aliases."""
         qualified = [f"{m.provider}:{m.name}" for m in self.models]
-        return [*qualified, *self._settings.aliases]
+        return [*qualified, *self._aliases]
 
 
-async def fetch_models(settings: Settings) -> tuple[list[ModelInfo], dict[str, str]]:
+async def fetch_models(
+    make_lister: Callable[[], ModelLister],
+) -> tuple[list[ModelInfo], dict[str, str]]:
     """Ask every provider at once; errors are kept by provider name."""
-    manager = ModelManager(EventBus(), settings)
-    names = list(settings.providers)
-
-    async def one(name: str) -> list[ModelInfo] | str:
-        try:
-            return await manager.list_models(name)
-        except CortanError as exc:
-            return str(exc)
-
+    lister = make_lister()
     try:
-        results = await asyncio.gather(*(one(n) for n in names))
+        results = await lister.list_models()
     finally:
-        await manager.aclose()
-    models = [m for r in results if isinstance(r, list) for m in r]
-    errors = {n: r for n, r in zip(names, results, strict=True) if isinstance(r, str)}
+        await lister.aclose()
+    models = [m for r in results.values() if isinstance(r, list) for m in r]
+    errors = {name: str(r) for name, r in results.items() if not isinstance(r, list)}
     return models, errors

@@ -1,9 +1,11 @@
 """The interactive shell's loop: read a line, run a command or send it, show the answer.
 
-Each prompt is published on the event bus exactly as ``cortan ask`` does; the
-answer renders through the same views. While an answer streams, Ctrl-C (SIGINT,
-since the terminal is back in cooked mode) cancels that answer's task: the HTTP
-stream is closed, the partial answer is kept in the conversation marked
+Each prompt goes to the engine's one entry point exactly as ``cortan ask``'s does
+(through :class:`cortan.shell.services.ShellServices`), and the answer renders
+through the same views; how it ended comes back from the call, and the shell says
+so (the footer, or the one-sentence error). While an answer streams, Ctrl-C
+(SIGINT, since the terminal is back in cooked mode) cancels that answer's task:
+the HTTP stream is closed, the partial answer is kept in the conversation marked
 interrupted, and the prompt comes back. At the prompt, Ctrl-C clears the line;
 on an empty line it says how to leave, and a second one leaves, as Ctrl-D does.
 """
@@ -18,19 +20,12 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 
-from cortan.engine.events import (
-    ChatCancelled,
-    ChatEnded,
-    ChatFailed,
-    ChatFinished,
-    ChatPrepared,
-    ChatRequested,
-    Notice,
-)
-from cortan.engine.secrets import describe
-from cortan.errors import CortanError
+from cortan.core.errors import CortanError
+from cortan.core.events import ChatEnded, ChatFailed, ChatFinished
+from cortan.core.requests import ChatRequest
+from cortan.engine.guard import HINT
 from cortan.render.sanitize import sanitize
-from cortan.shell.commands import parse_line
+from cortan.shell.commands import ExitShell, parse_line
 from cortan.shell.conversation import Conversation
 from cortan.shell.prompt import unwrap_block
 
@@ -38,17 +33,14 @@ if TYPE_CHECKING:
     from prompt_toolkit import PromptSession
     from rich.console import Console
 
-    from cortan.app import App
     from cortan.shell.commands import CommandTable
     from cortan.shell.models_cache import ModelCache
-    from cortan.store import SessionStore
-    from cortan.store.recorder import Recorder
+    from cortan.shell.services import ShellServices
 
 EXIT_HINT = "(Ctrl-D or /exit leaves the shell; Ctrl-C again to leave now)"
 
 
-class ExitShell(Exception):
-    """Raised by /exit and /quit."""
+__all__ = ["ExitShell", "Repl", "footer"]
 
 
 class Repl:
@@ -56,44 +48,21 @@ class Repl:
 
     def __init__(
         self,
-        app: App,
+        services: ShellServices,
         console: Console,
         session: PromptSession[str],
         commands: CommandTable,
         models: ModelCache,
         conversation: Conversation | None = None,
     ) -> None:
-        self.app = app
+        self.services = services
         self.console = console
         self.session = session
         self.commands = commands
         self.models = models
         self.conversation = conversation or Conversation()
-        self.store: SessionStore | None = None
-        self.recorder: Recorder | None = None
         self._answer: asyncio.Task[ChatEnded] | None = None
-        self._sent: dict[int, str] = {}
         self._last_interrupt_empty = False
-        app.bus.subscribe(ChatPrepared, self._on_prepared, priority=-50)  # before it is sent
-        app.bus.subscribe(ChatFailed, self._on_failed, priority=10)
-        app.bus.subscribe(ChatFinished, self._on_finished, priority=10)
-        app.bus.subscribe(Notice, self._on_notice)
-
-    # -- events ------------------------------------------------------------------------
-
-    def _on_prepared(self, event: ChatPrepared) -> None:
-        self._sent[event.request.request_id] = event.messages[-1].content
-
-    def _on_failed(self, event: ChatFailed) -> None:
-        self.error(event.message)
-        if event.kind != "input":
-            self.dim("the conversation is unchanged; /retry tries again")
-
-    def _on_finished(self, event: ChatFinished) -> None:
-        self.dim(footer(event))
-
-    def _on_notice(self, event: Notice) -> None:
-        self.dim(event.text)
 
     # -- output ------------------------------------------------------------------------
 
@@ -144,7 +113,7 @@ class Repl:
         from cortan import __version__
 
         try:
-            model = str(self.app.manager.resolve(self.conversation.model))
+            model = str(self.services.resolve(self.conversation.model))
         except CortanError as exc:
             model = f"no usable model ({exc})"
         return f"cortan {__version__} · {model} · /help lists commands · Ctrl-D leaves"
@@ -172,17 +141,29 @@ class Repl:
     async def send(self, prompt: str, stdin_text: str | None = None) -> ChatEnded | None:
         """Send one prompt with the conversation so far; render the answer as it streams."""
         if stdin_text is not None:
-            from cortan.engine.events import Attachment
+            from cortan.core.requests import Attachment
 
             self.conversation.pending.append(Attachment("Input", stdin_text.encode()))
-        request = self.conversation.make_request(self.app.next_id(), prompt)
-        findings = self.app.validator.find_secrets(request)
-        if findings:
-            if not await self.confirm_secrets(describe(findings)):
+        request = self.conversation.make_request(self.services.next_id(), prompt)
+        ended = await self.run_request(request)
+        if isinstance(ended, ChatFailed) and ended.kind == "secret":
+            # The guard refused what looks like a secret: ask, and only a yes sends it.
+            if not await self.confirm_secrets(ended.message.removesuffix(HINT)):
                 self.dim("not sent: nothing left this machine")
                 return None
-            request = request._replace(allow_secrets=True)
-        return await self.run_request(request)
+            request = request._replace(request_id=self.services.next_id(), allow_secrets=True)
+            ended = await self.run_request(request)
+        self._report(ended)
+        return ended
+
+    def _report(self, ended: ChatEnded) -> None:
+        """One dim footer after an answer, or the sentence that says why there is none."""
+        if isinstance(ended, ChatFinished):
+            self.dim(footer(ended))
+        elif isinstance(ended, ChatFailed) and ended.kind != "output_closed":
+            self.error(ended.message)
+            if ended.kind not in ("input", "secret"):
+                self.dim("the conversation is unchanged; /retry tries again")
 
     async def confirm_secrets(self, found: str) -> bool:
         """Ask before what looks like a secret goes to a remote provider."""
@@ -198,21 +179,17 @@ class Repl:
             return False
         return answer.strip().lower() in ("y", "yes")
 
-    async def run_request(self, request: ChatRequested) -> ChatEnded | None:
-        answer = self._answer = asyncio.ensure_future(self.app.ask(request))
+    async def run_request(self, request: ChatRequest) -> ChatEnded:
+        """Run ``request``; Ctrl-C cancels the answer (its ending says so), not the shell."""
+        answer = self._answer = asyncio.ensure_future(self.services.ask(request))
         try:
             ended = await asyncio.shield(answer)
         except asyncio.CancelledError:
-            if not answer.cancelled():  # the shell itself is being stopped
-                answer.cancel()
-                raise
-            # Ctrl-C cancelled the answer; the shell goes on.
-            ended = self.app.endings.pop(request.request_id, None) or ChatCancelled(
-                request.request_id
-            )
+            answer.cancel()  # the shell itself is being stopped: so is its answer
+            raise
         finally:
             self._answer = None
-        self.conversation.record(self._sent.pop(request.request_id, None), ended)
+        self.conversation.record(ended)
         return ended
 
     def cancel_answer(self) -> bool:

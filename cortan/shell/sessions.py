@@ -9,21 +9,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cortan.errors import UsageError
+from cortan.core.errors import UsageError
 
 if TYPE_CHECKING:
-    from cortan.shell.repl import Repl
+    from cortan.shell.commands import Shell
     from cortan.store import SessionStore
     from cortan.store.recorder import Recorder
 
 
-def _store(repl: Repl) -> tuple[SessionStore, Recorder]:
-    if repl.store is None or repl.recorder is None:
+def _store(repl: Shell) -> tuple[SessionStore, Recorder]:
+    store, recorder = repl.services.store, repl.services.recorder
+    if store is None or recorder is None:
         raise UsageError("sessions are off (--no-log or log = false): nothing is stored")
-    return repl.store, repl.recorder
+    return store, recorder
 
 
-async def do_sessions(repl: Repl, arg: str) -> None:
+async def do_sessions(repl: Shell, arg: str) -> None:
     store, recorder = _store(repl)
     conversations = store.list_conversations(limit=int(arg) if arg.isdigit() else 20)
     if not conversations:
@@ -34,7 +35,7 @@ async def do_sessions(repl: Repl, arg: str) -> None:
         repl.say(f" {mark} #{c.id}  {name}  {c.model or ''}")
 
 
-async def do_save(repl: Repl, arg: str) -> None:
+async def do_save(repl: Shell, arg: str) -> None:
     store, recorder = _store(repl)
     if not arg:
         raise UsageError("usage: /save NAME")
@@ -45,7 +46,7 @@ async def do_save(repl: Repl, arg: str) -> None:
     repl.dim(f"this conversation is saved as {arg!r}")
 
 
-async def do_load(repl: Repl, arg: str) -> None:
+async def do_load(repl: Shell, arg: str) -> None:
     store, recorder = _store(repl)
     if not arg:
         raise UsageError("usage: /load NAME (or #id); /sessions lists them")
@@ -53,10 +54,10 @@ async def do_load(repl: Repl, arg: str) -> None:
 
 
 def load_session(
-    repl: Repl, store: SessionStore, recorder: Recorder, ref: str, *, create: bool
+    repl: Shell, store: SessionStore, recorder: Recorder, ref: str, *, create: bool
 ) -> None:
     """Switch to a stored conversation; with ``create``, a missing name starts a new one."""
-    from cortan.providers.base import Message
+    from cortan.core.messages import Message
     from cortan.store.records import select_history
 
     found = store.find(ref)
@@ -76,14 +77,14 @@ def load_session(
     repl.dim(f"loaded {name}: {len(repl.conversation.turns)} turns")
 
 
-def start_new(repl: Repl) -> None:
+def start_new(repl: Shell) -> None:
     """After /clear: the next message starts a new stored conversation."""
-    if repl.recorder is not None:
-        repl.recorder.start_new(None)
+    if repl.services.recorder is not None:
+        repl.services.recorder.start_new(None)
 
 
-def session_names(repl: Repl) -> list[str]:
+def session_names(store: SessionStore | None) -> list[str]:
     """Names (and ids) for /load completion."""
-    if repl.store is None:
+    if store is None:
         return []
-    return [c.name or f"#{c.id}" for c in repl.store.list_conversations(limit=200)]
+    return [c.name or f"#{c.id}" for c in store.list_conversations(limit=200)]

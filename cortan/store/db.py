@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
-from cortan.errors import StoreError
+from cortan.core.errors import StoreError
 from cortan.store.records import StoreInfo
 from cortan.store.schema import APPLICATION_ID, LATEST_VERSION, MIGRATIONS, TABLES
 

@@ -1,11 +1,11 @@
-"""The recorder: the bus subscriber that writes each exchange into the session store.
+"""The recorder: the observer that writes each exchange into the session store.
 
-Layer: store (imports event types from the engine, nothing else of it). The model
-layer never calls the store; ``App.attach_store`` subscribes a recorder, and the
-recorder keeps the promise of DESIGN.md:
+Layer: store (imports the event types of core, nothing of the engine). The engine
+never calls the store; the composition root subscribes a recorder as an essential
+observer, and the recorder keeps the promise of DESIGN.md:
 
-* the user's turn is committed on ``ChatPrepared``, subscribed ahead of the model
-  manager, so it is on disk before the request leaves the machine;
+* the user's turn is committed on ``ChatPrepared``, which ``Chat.run`` publishes
+  before it routes and streams, so it is on disk before the request leaves;
 * the answer is committed on ``ChatFinished`` (complete, with usage and duration),
   ``ChatFailed`` (failed) or ``ChatCancelled`` (interrupted), with whatever text
   arrived, even none.
@@ -16,22 +16,35 @@ recorder before it publishes: :meth:`Recorder.continue_conversation` (``ask -c``
 conversation is created only when its first request is actually sent, so a
 prompt the validator rejects leaves no empty conversation behind.
 
-A store that fails mid-way (disk full, locked too long) must not cost the user
-the answer: the failure goes to ``warn`` as one sentence and the request goes on.
+A store that fails (disk full, locked too long) fails the request visibly, never
+silently, and never costs the user what can still be kept: when the question
+cannot be saved, nothing is sent (the promise is "stored before it is sent"), and
+the sentence says ``--no-log`` asks without saving; when the answer cannot be
+saved, it has still been shown, and the request ends failed with it (exit 1).
+
+A recorder writes one conversation, one exchange at a time, as a front end's
+conversation goes (``ask``, the REPL): what it holds between the question and the
+answer is that one open exchange, not a table of requests.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
-from cortan.engine.events import ChatEnded, ChatFailed, ChatFinished, ChatPrepared
-from cortan.errors import CortanError
+from cortan.core.errors import CortanError, StoreError
+from cortan.core.events import ChatEnded, ChatFailed, ChatFinished, ChatPrepared
 from cortan.store.records import Conversation, Status
 from cortan.store.sessions import SessionStore
 
-log = logging.getLogger(__name__)
+
+class _Open(NamedTuple):
+    """The exchange whose question is saved and whose answer is awaited."""
+
+    request_id: int
+    conversation_id: int
+    sent_at: float
 
 
 class Recorder:
@@ -41,16 +54,14 @@ class Recorder:
         self,
         store: SessionStore,
         *,
-        warn: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.conversation_id: int | None = None
         """Where the next request goes; None means a new conversation, made on sending."""
         self.new_name: str | None = None
-        self._warn = warn or (lambda text: log.warning("%s", text))
         self._clock = clock
-        self._pending: dict[int, tuple[int, float]] = {}  # request id: conversation, sent at
+        self._open: _Open | None = None
 
     def continue_conversation(self, conversation_id: int) -> None:
         """Send the next requests to this existing conversation."""
@@ -69,9 +80,11 @@ class Recorder:
                 conversation_id = self._conversation_for(event.model, system)
                 self.store.add_message(conversation_id, "user", user)
         except CortanError as exc:
-            self._warn(f"this exchange is not being saved: {exc}")
-            return
-        self._pending[event.request.request_id] = (conversation_id, self._clock())
+            raise StoreError(
+                f"this exchange is not being saved, so nothing was sent: {exc} "
+                "(--no-log asks without saving)"
+            ) from exc
+        self._open = _Open(event.request.request_id, conversation_id, self._clock())
 
     def _conversation_for(self, model: str | None, system: str | None) -> int:
         current = self._find_current()
@@ -93,14 +106,13 @@ class Recorder:
 
     def on_ended(self, event: ChatEnded) -> None:
         """Commit the answer, however the request ended."""
-        pending = self._pending.pop(event.request_id, None)
-        if pending is None:
+        open_, self._open = self._open, None
+        if open_ is None or open_.request_id != event.request_id:
             return  # never sent (rejected input) or not recorded
-        conversation_id, sent_at = pending
         try:
-            self._store_answer(conversation_id, event, self._clock() - sent_at)
+            self._store_answer(open_.conversation_id, event, self._clock() - open_.sent_at)
         except CortanError as exc:
-            self._warn(f"the answer was not saved: {exc}")
+            raise StoreError(f"the answer was not saved: {exc}") from exc
 
     def _store_answer(self, conversation_id: int, event: ChatEnded, duration: float) -> None:
         if isinstance(event, ChatFinished):

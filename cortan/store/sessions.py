@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from cortan.errors import UsageError
+from cortan.core.errors import UsageError
 from cortan.store.db import connect, describe_store, get_store_path, translate_errors
 from cortan.store.records import Conversation, Role, Status, StoredMessage, StoreInfo
 

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from cortan.core.events import TokenDelta
 from cortan.engine.bus import EventBus
-from cortan.engine.events import TokenDelta
 from tests.benchmarks.measure import Figure, median, report
 
 N = 200_000

@@ -375,3 +375,20 @@ def test_empty_model_option_is_a_usage_error_for_chat_too(cortan: type[CortanRun
     assert result.code == 2
     assert_one_sentence(result.stderr)
     assert "option --model is empty" in result.stderr
+
+
+def test_an_answer_stdout_cannot_take_fails_loudly_and_is_kept(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, isolated_env: Path
+) -> None:
+    """A view that cannot write fails the request: one sentence, exit 1, the answer stored."""
+    from cortan.store import SessionStore
+
+    ollama_env.queue(Reply(pieces=["caf", "é au lait"]))
+    result = cortan.run("ask", "coffee?", env={"PYTHONIOENCODING": "ascii"})
+    assert result.code == 1
+    assert_one_sentence(result.stderr)
+    assert "could not show the answer: UnicodeEncodeError" in result.stderr
+    with SessionStore.open(isolated_env / "data") as store:
+        (conversation,) = store.list_conversations()
+        answer = store.messages(conversation.id)[-1]
+    assert (answer.content, answer.status) == ("café au lait", "failed")

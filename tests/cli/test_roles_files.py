@@ -13,8 +13,8 @@ import pytest
 
 from cortan.config.load import load_settings
 from cortan.config.roles import get_role
+from cortan.core.errors import InputError
 from cortan.engine.attachments import read_attachment
-from cortan.errors import InputError
 from tests.conftest import CortanRunner, assert_one_sentence
 from tests.servers import FakeOllama
 

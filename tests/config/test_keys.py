@@ -21,7 +21,7 @@ from cortan.config.keys import (
     set_keyring_key,
 )
 from cortan.config.settings import ProviderConfig
-from cortan.errors import ConfigError, KeyringError
+from cortan.core.errors import ConfigError, KeyringError
 from tests.keyring_backend import MemoryKeyring
 
 WORK = ProviderConfig(kind="openai", base_url="http://127.0.0.1:1/v1", api_key_env="WORK_KEY")

@@ -7,25 +7,16 @@ expected messages can be written down.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from cortan.config.load import load_settings
+from cortan.core.errors import InputError
+from cortan.core.messages import Message
+from cortan.core.requests import ChatRequest, TextAttachment
 from cortan.engine.budget import Budget, fit, get_num_ctx, split_turns
-from cortan.engine.bus import EventBus
 from cortan.engine.context import ContextManager, is_cut
-from cortan.engine.events import (
-    ChatFailed,
-    ChatPrepared,
-    ChatRequested,
-    ChatValidated,
-    Notice,
-    TextAttachment,
-)
+from cortan.engine.guard import Checked
 from cortan.engine.tokens import MESSAGE_OVERHEAD, estimate_tokens
-from cortan.errors import InputError
-from cortan.providers.base import Message
 
 LAST_FOUR = ["q2", "a2", "q3", "a3", "q4", "a4", "q5", "a5"]  # of six turns
 
@@ -39,7 +30,7 @@ def count(message: Message) -> float:
 
 
 def budget(limit: int, reserve: int = 0, window: int | None = None) -> Budget:
-    return Budget("ollama:m", window or limit, "server", limit, reserve, ollama=True)
+    return Budget("ollama:m", window or limit, "server", limit, reserve, window_option="num_ctx")
 
 
 def conversation(turns: int, size: int = 100) -> list[Message]:
@@ -147,63 +138,46 @@ def test_cut_needs_a_real_prompt_and_a_clear_shortfall() -> None:
     assert not is_cut(reported=7, expected=150, estimate=150)
 
 
-# -- the context manager on a bus, with a configured window ---------------------------
+# -- the context stage, with a configured window --------------------------------------
 
 
-class Recorder:
-    def __init__(self, bus: EventBus) -> None:
-        self.events: list[Any] = []
-        for kind in (ChatPrepared, ChatFailed, Notice):
-            bus.subscribe(kind, self.events.append)
-
-    def of(self, kind: type[Any]) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-
-def make_manager(**context: object) -> tuple[ContextManager, Recorder]:
-    bus = EventBus()
+def make_manager(**context: object) -> ContextManager:
     settings = load_settings(context=context)
-    manager = ContextManager(bus, system="sys", settings=settings)
-    return manager, Recorder(bus)
+    return ContextManager(system="sys", settings=settings)
 
 
-def validated(prompt: str, history: list[Message], *attachments: TextAttachment) -> ChatValidated:
-    return ChatValidated(ChatRequested(1, prompt, history=tuple(history)), prompt, attachments)
+def checked(prompt: str, history: list[Message], *attachments: TextAttachment) -> Checked:
+    return Checked(ChatRequest(1, prompt, history=tuple(history)), prompt, attachments)
 
 
-async def test_trimmed_request_is_published_with_a_notice() -> None:
-    manager, seen = make_manager(window=1024, answer_reserve=0)
-    await manager.on_validated(validated("now", conversation(6)))
-    (notice,) = seen.of(Notice)
-    assert notice.text == "2 earlier turns left out to fit the 1024-token window"
-    (prepared,) = seen.of(ChatPrepared)
-    assert labels(prepared.messages) == ["sys", *LAST_FOUR, "now"]
-    assert prepared.options == ()  # no num_ctx: not an Ollama model
-    assert seen.events.index(notice) < seen.events.index(prepared)
+async def test_trimmed_request_comes_with_a_notice() -> None:
+    manager = make_manager(window=1024, answer_reserve=0)
+    fitted = await manager.fit(checked("now", conversation(6)), None)
+    assert fitted.dropped == "2 earlier turns left out to fit the 1024-token window"
+    assert labels(fitted.messages) == ["sys", *LAST_FOUR, "now"]
+    assert dict(fitted.options) == {}  # no num_ctx: not a provider that takes one
 
 
 async def test_attachments_of_the_newest_turn_stay() -> None:
-    manager, seen = make_manager(window=1024, answer_reserve=0)
+    manager = make_manager(window=1024, answer_reserve=0)
     notes = TextAttachment("File notes.txt", words(500, "note") + "\n")
-    await manager.on_validated(validated("summarise", conversation(6), notes))
-    (prepared,) = seen.of(ChatPrepared)
-    assert labels(prepared.messages) == ["sys", "q5", "a5", "File"]
-    assert prepared.messages[-1].content == (
+    fitted = await manager.fit(checked("summarise", conversation(6), notes), None)
+    assert labels(fitted.messages) == ["sys", "q5", "a5", "File"]
+    assert fitted.messages[-1].content == (
         f"File notes.txt:\n```\n{words(500, 'note')}\n```\n\nsummarise"
     )
 
 
 async def test_an_oversized_message_fails_as_rejected_input() -> None:
-    manager, seen = make_manager(window=1024)
-    await manager.on_validated(validated(words(5000), conversation(2)))
-    assert seen.of(ChatPrepared) == []
-    (failed,) = seen.of(ChatFailed)
-    assert (failed.kind, failed.exit_code) == ("input", 1)
-    assert failed.message.startswith("the message is about 5510 tokens, more than the 512 ")
+    manager = make_manager(window=1024)
+    with pytest.raises(InputError) as refused:
+        await manager.fit(checked(words(5000), conversation(2)), None)
+    assert (refused.value.kind, refused.value.exit_code) == ("input", 1)
+    assert str(refused.value).startswith("the message is about 5510 tokens, more than the 512 ")
 
 
 async def test_usage_of_a_conversation() -> None:
-    manager, _ = make_manager(window=4096, answer_reserve=1024)
+    manager = make_manager(window=4096, answer_reserve=1024)
     usage = await manager.measure(None, conversation(2))
     assert usage.used == 3 + (1 + 4) + 4 * (102 + 4)  # request, system, four messages
     assert (usage.window, usage.limit, usage.reserve) == (4096, 4096, 1024)

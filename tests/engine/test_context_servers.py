@@ -18,15 +18,9 @@ import pytest
 
 from cortan.app import App
 from cortan.config.load import load_settings
-from cortan.engine.events import (
-    ChatCancelled,
-    ChatFailed,
-    ChatFinished,
-    ChatRequested,
-    ChatValidated,
-    Notice,
-)
-from cortan.providers.base import Message
+from cortan.core.events import ChatCancelled, ChatFailed, ChatFinished, Notice
+from cortan.core.messages import Message
+from cortan.core.requests import ChatRequest
 from tests.servers import FakeOllama, FakeOpenAI, Reply
 
 Make = Callable[..., App]
@@ -68,7 +62,7 @@ def notices(app: App) -> list[str]:
 
 
 async def ask(app: App, prompt: str, **fields: Any) -> Any:
-    return await app.ask(ChatRequested(app.next_id(), prompt, **fields))
+    return await app.ask(ChatRequest(app.next_id(), prompt, **fields))
 
 
 def sent(server: FakeOllama | FakeOpenAI, index: int = -1) -> dict[str, Any]:
@@ -160,19 +154,19 @@ async def test_a_server_side_cut_is_reported(make: Make, ollama_env: FakeOllama)
         " prompt tokens (num_ctx 4096): it cut the start of the conversation; "
         "cortan leaves more room from the next request on"
     )
-    assert app.context.calibration.factor("ollama:llama3.2:latest") == 1.5
+    assert app.chat.context.calibration.factor("ollama:llama3.2:latest") == 1.5
 
 
 async def test_reported_counts_calibrate_the_estimate(make: Make, ollama_env: FakeOllama) -> None:
     history = conversation(4, size=110)
     app = make()
-    before = await app.context.measure(None, (*history, Message("user", "now")))
+    before = await app.chat.context.measure(None, (*history, Message("user", "now")))
     ollama_env.queue(Reply(prompt_tokens=round(before.used * 1.25)))
     said = notices(app)
     await ask(app, "now", history=history)
     assert said == []
-    assert app.context.calibration.factor("ollama:llama3.2:latest") == pytest.approx(1.25)
-    after = await app.context.measure(None, (*history, Message("user", "now")))
+    assert app.chat.context.calibration.factor("ollama:llama3.2:latest") == pytest.approx(1.25)
+    after = await app.chat.context.measure(None, (*history, Message("user", "now")))
     assert after.used == round(before.used * 1.25)
 
 
@@ -183,7 +177,7 @@ async def test_unknown_model_falls_back_to_the_default_window(
     ended = await ask(app, "hi", model="ollama:mistral")
     assert isinstance(ended, ChatFailed)
     assert "run `ollama pull mistral`" in ended.message
-    assert (await app.context.get_budget("ollama:mistral")).source == "context.window"
+    assert (await app.chat.context.get_budget("ollama:mistral")).source == "context.window"
 
 
 async def test_openai_gets_no_num_ctx_and_the_configured_window(
@@ -207,7 +201,7 @@ async def test_a_server_that_never_tells_its_window_does_not_hang(
         silent.listen()
         monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{silent.getsockname()[1]}")
         app = make(timeouts={"first_token": 0.5})
-        app.context.lookup_timeout = 0.2
+        app.chat.context.lookup_timeout = 0.2
         started = time.monotonic()
         ended = await ask(app, "hi")
     assert isinstance(ended, ChatFailed)
@@ -222,14 +216,15 @@ async def test_ctrl_c_while_the_window_is_looked_up_ends_the_request_cancelled(
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        silent.settimeout(5)
         app = make()
-        validated = asyncio.Event()
-        app.bus.subscribe(ChatValidated, lambda e: validated.set(), priority=-1)
         endings: list[object] = []
         app.bus.subscribe(ChatCancelled, endings.append)
         task = asyncio.create_task(ask(app, "hi"))
-        await asyncio.wait_for(validated.wait(), 5)  # the lookup is what runs next
+        peer, _ = await asyncio.to_thread(silent.accept)  # the lookup has connected
+        peer.close()
         task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-    assert [type(e) for e in endings] == [ChatCancelled]
+        ended = await task  # Chat.run returns the ending, Ctrl-C included
+    assert isinstance(ended, ChatCancelled)
+    assert (ended.content, ended.sent) == ("", None)  # nothing had been sent
+    assert endings == [ended]

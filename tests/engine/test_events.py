@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from cortan.engine.events import TokenDelta
+from cortan.core.events import TokenDelta
 
 
 def test_token_delta_sets_every_field() -> None:

@@ -1,11 +1,11 @@
 """The model manager over loopback servers: retries, hosts, breakers and fallback.
 
-The manager is built as the composition root builds it, with the bus and settings;
-only time is replaced, through its ``clock``/``sleep``/``jitter`` arguments, so that
-backoff and cool-downs cost nothing. The network is real: the providers and their
-SDKs talk to the fake servers in tests/servers over loopback sockets, and a dead
-host is a bound port that nobody listens on (connections are refused).
-"""
+The manager is built as the composition root builds it, with the bus and settings,
+and driven through the engine's one entry point, ``Chat.run``; only time is
+replaced, through its ``clock``/``sleep``/``jitter`` arguments, so that backoff and
+cool-downs cost nothing. The network is real: the providers and their SDKs talk to
+the fake servers in tests/servers over loopback sockets, and a dead host is a bound
+port that nobody listens on (connections are refused)."""
 
 from __future__ import annotations
 
@@ -18,22 +18,23 @@ from typing import Any, TypeVar
 import pytest
 
 from cortan.config.settings import Settings
-from cortan.engine.breaker import BreakerState
-from cortan.engine.bus import EventBus
-from cortan.engine.events import (
+from cortan.core.events import (
     ChatCancelled,
     ChatEnded,
     ChatFailed,
     ChatFinished,
-    ChatPrepared,
-    ChatRequested,
     ChatStarted,
     Notice,
     TokenDelta,
 )
+from cortan.core.requests import ChatRequest
+from cortan.engine.breaker import BreakerState
+from cortan.engine.bus import EventBus
+from cortan.engine.chat import Chat
+from cortan.engine.context import ContextManager
+from cortan.engine.guard import Guard
 from cortan.engine.hosts import HostState
 from cortan.engine.manager import ModelManager
-from cortan.providers.base import Message
 from tests.servers import FakeOllama, FakeOpenAI, Reply
 
 E = TypeVar("E")
@@ -68,15 +69,17 @@ class Harness:
         self.manager = ModelManager(
             self.bus, settings, clock=self.time.clock, sleep=self.time.sleep, jitter=lambda: 0.5
         )
+        context = ContextManager(system=None, settings=settings)  # no window lookups
+        self.chat = Chat(self.bus, Guard(max_bytes=1 << 20), context, self.manager)
         self._ids = itertools.count(1)
 
     async def ask(self, model: str | None = None, *, fallback: bool = True) -> ChatEnded:
         request_id = next(self._ids)
-        request = ChatRequested(request_id, "hi", model=model, allow_fallback=fallback)
-        prepared = ChatPrepared(request=request, model=model, messages=(Message("user", "hi"),))
-        await self.bus.publish(prepared)
+        request = ChatRequest(request_id, "hi", model=model, allow_fallback=fallback)
+        returned = await self.chat.run(request)
         (ended,) = self.of(ChatEnded, request_id)
         assert isinstance(ended, ENDINGS)
+        assert returned == ended  # the ending comes back with the call and goes to observers
         return ended
 
     def of(self, kind: Any, request_id: int | None = None) -> list[Any]:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cortan.engine.retry import RetryPolicy
-from cortan.errors import (
+from cortan.core.errors import (
     AuthError,
     BadRequestError,
     ModelNotFoundError,
@@ -15,6 +14,7 @@ from cortan.errors import (
     ServerError,
     UnreachableError,
 )
+from cortan.engine.retry import RetryPolicy
 
 POLICY = RetryPolicy(attempts=4, base_delay=0.5, max_delay=3.0, deadline=60.0)
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from cortan.config.settings import Settings
+from cortan.core.errors import UsageError
 from cortan.engine.routes import Route, Router
-from cortan.errors import UsageError
 
 
 def router(**values: Any) -> Router:

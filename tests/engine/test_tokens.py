@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from cortan.core.messages import Message
 from cortan.engine.tokens import (
     LEARN_MIN_TOKENS,
     MESSAGE_OVERHEAD,
@@ -14,7 +15,6 @@ from cortan.engine.tokens import (
     estimate_messages,
     estimate_tokens,
 )
-from cortan.providers.base import Message
 
 PROSE = (
     "The context manager keeps each conversation within the model's context window: the "

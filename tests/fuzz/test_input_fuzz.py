@@ -1,4 +1,4 @@
-"""The input side under arbitrary data: the validator, the secret scanner, the config loader.
+"""The input side under arbitrary data: the guard, the secret scanner, the config loader.
 
 Each either accepts its input, normalised, or refuses it with cortan's own error (one
 sentence); no other exception ever escapes, whatever the bytes.
@@ -17,11 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cortan.config.load import load_settings
-from cortan.engine.bus import EventBus
-from cortan.engine.events import Attachment, ChatRequested
+from cortan.core.errors import ConfigError, InputError
+from cortan.core.requests import Attachment, ChatRequest
+from cortan.engine.guard import Guard
 from cortan.engine.secrets import redact, scan
-from cortan.engine.validator import InputValidator
-from cortan.errors import ConfigError, InputError
 from tests.fuzz.profiles import examples
 from tests.security.test_secrets import SECRETS
 
@@ -52,12 +51,10 @@ PROMPT = st.one_of(st.text(), st.text(st.characters(codec=None, categories=["Cs"
 def test_validator_accepts_clean_text_or_refuses(
     prompt: str, data: list[bytes], system: str | None, remote: bool, limit: int
 ) -> None:
-    validator = InputValidator(
-        EventBus(), max_bytes=limit, find_remote=(lambda e: "work") if remote else None
-    )
+    validator = Guard(max_bytes=limit, find_remote=(lambda e: "work") if remote else None)
     attachments = tuple(Attachment(f"File f{i}.txt", d) for i, d in enumerate(data))
     try:
-        validated = validator.validate(ChatRequested(1, prompt, attachments, system=system))
+        validated = validator.check(ChatRequest(1, prompt, attachments, system=system))
     except InputError as exc:
         refusal = str(exc)
         assert refusal and "\n" not in refusal  # one sentence

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from cortan.engine.events import ChatFinished
+from cortan.core.events import ChatFinished
 from cortan.render.markdown import MarkdownStream
 from cortan.render.plain import PlainWriter
 from cortan.render.report import write_report

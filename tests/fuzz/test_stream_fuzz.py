@@ -20,8 +20,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cortan.config.settings import ProviderConfig, Timeouts
+from cortan.core.messages import Message
 from cortan.providers import get_factory
-from cortan.providers.base import ChatRequest, Finish, Message, Provider
+from cortan.providers.base import Finish, ModelRequest, Provider
 from tests.fuzz.profiles import examples
 from tests.servers import FakeOllama, FakeOpenAI, Reply
 
@@ -64,7 +65,7 @@ async def stream_text(kind: str, url: str, model: str) -> str:
     provider = make_provider(kind, url)
     text: list[str] = []
     try:
-        request = ChatRequest(model, (Message("user", "hi"),))
+        request = ModelRequest(model, (Message("user", "hi"),))
         async with aclosing(provider.stream_chat(request)) as stream:  # type: ignore[type-var]
             async for item in stream:
                 if not isinstance(item, Finish):

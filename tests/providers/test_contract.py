@@ -14,7 +14,7 @@ from typing import cast
 import pytest
 
 from cortan.config.settings import ProviderConfig, Timeouts
-from cortan.errors import (
+from cortan.core.errors import (
     BadResponseError,
     ModelNotFoundError,
     ProviderError,
@@ -22,8 +22,9 @@ from cortan.errors import (
     ServerError,
     UnreachableError,
 )
+from cortan.core.messages import Message
 from cortan.providers import get_factory
-from cortan.providers.base import ChatRequest, Finish, Message, Provider
+from cortan.providers.base import Finish, ModelRequest, Provider
 from tests.servers import FakeOllama, FakeOpenAI, Reply
 from tests.servers.http import FakeServer
 
@@ -57,7 +58,7 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 async def collect(backend: Backend, model: str | None = None) -> list[str | Finish]:
-    request = ChatRequest(model or backend.model, (Message("user", "hi"),))
+    request = ModelRequest(model or backend.model, (Message("user", "hi"),))
     return [item async for item in backend.provider.stream_chat(request)]
 
 
@@ -111,7 +112,7 @@ async def test_stall_is_a_timeout(backend: Backend) -> None:
 
 async def test_closing_early_closes_the_connection(backend: Backend) -> None:
     backend.server.queue(Reply(pieces=["a", "b"], fault="never_end", fault_after=1))
-    request = ChatRequest(backend.model, (Message("user", "hi"),))
+    request = ModelRequest(backend.model, (Message("user", "hi"),))
     stream = cast("AsyncGenerator[str | Finish, None]", backend.provider.stream_chat(request))
     async with aclosing(stream):  # what the model manager does when it stops early
         assert await anext(stream) == "a"
@@ -126,6 +127,6 @@ async def test_connection_refused(kind: str, monkeypatch: pytest.MonkeyPatch) ->
     url = "http://127.0.0.1:9" if kind == "ollama" else "http://127.0.0.1:9/v1"
     provider = get_factory(kind)(kind, url, config, Timeouts(connect=2))
     with pytest.raises(UnreachableError):
-        async for _ in provider.stream_chat(ChatRequest("m", (Message("user", "x"),))):
+        async for _ in provider.stream_chat(ModelRequest("m", (Message("user", "x"),))):
             pass
     await provider.aclose()

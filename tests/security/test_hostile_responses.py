@@ -20,9 +20,10 @@ from typing import overload
 import pytest
 
 from cortan.config.settings import ProviderConfig, Timeouts
-from cortan.errors import CortanError
+from cortan.core.errors import CortanError
+from cortan.core.messages import Message
 from cortan.providers import get_factory
-from cortan.providers.base import ChatRequest, Message
+from cortan.providers.base import ModelRequest
 from cortan.store import SessionStore
 from tests.conftest import CortanRunner, assert_one_sentence, measured_command
 from tests.servers import FakeOllama, FakeOpenAI, Reply
@@ -92,7 +93,7 @@ async def failure_of(kind: str, url: str, model: str) -> str:
     provider = get_factory(kind)(kind, url, config, Timeouts(connect=5, first_token=10, total=10))
     try:
         async with aclosing(
-            provider.stream_chat(ChatRequest(model, (Message("user", "x"),)))
+            provider.stream_chat(ModelRequest(model, (Message("user", "x"),)))
         ) as stream:  # type: ignore[type-var]
             async for _ in stream:
                 pass

@@ -14,7 +14,8 @@ import pytest
 
 from cortan.app import App
 from cortan.config.load import load_settings
-from cortan.engine.events import Attachment, ChatFailed, ChatFinished, ChatRequested
+from cortan.core.events import ChatFailed, ChatFinished
+from cortan.core.requests import Attachment, ChatRequest
 from tests.conftest import CortanRunner, assert_one_sentence
 from tests.servers import FakeOllama, FakeOpenAI
 
@@ -112,21 +113,21 @@ def test_a_fallback_to_a_remote_provider_counts(
     assert len(ollama.chat_requests) == 1
 
 
-# -- the API the REPL uses: ask first, then send with allow_secrets ------------------------
+# -- the API the REPL uses: the refusal names the findings; a yes sends with allow_secrets --
 
 
 async def test_repl_api_finds_then_sends_after_confirmation(remote: FakeOpenAI) -> None:
     app = App.build(load_settings())
     try:
-        request = ChatRequested(
+        request = ChatRequest(
             1, "look at this", (Attachment("Input from stdin", f"x\nKEY={AWS_KEY}\n".encode()),)
         )
-        findings = app.validator.find_secrets(request)
-        assert [str(f) for f in findings] == ["stdin line 2 looks like an AWS access key"]
         refused = await app.ask(request)
         assert isinstance(refused, ChatFailed) and refused.kind == "secret"
+        assert refused.message.startswith("stdin line 2 looks like an AWS access key, and ")
+        assert refused.sent is None  # nothing left this machine
         sent = await app.ask(
-            ChatRequested(2, request.prompt, request.attachments, allow_secrets=True)
+            ChatRequest(2, request.prompt, request.attachments, allow_secrets=True)
         )
         assert isinstance(sent, ChatFinished)
     finally:
@@ -137,6 +138,7 @@ async def test_repl_api_finds_then_sends_after_confirmation(remote: FakeOpenAI) 
 async def test_repl_api_has_nothing_to_ask_for_a_local_model(ollama_env: FakeOllama) -> None:
     app = App.build(load_settings())
     try:
-        assert app.validator.find_secrets(ChatRequested(1, f"key {AWS_KEY}")) == []
+        ended = await app.ask(ChatRequest(1, f"key {AWS_KEY}"))
+        assert isinstance(ended, ChatFinished)  # nothing to ask: the model is local
     finally:
         await app.aclose()

@@ -25,7 +25,7 @@ from rich.console import Console
 
 from cortan.app import App, make_repl
 from cortan.config.load import load_settings
-from cortan.engine.events import ChatCancelled, ChatEnded, ChatFailed, ChatFinished, TokenDelta
+from cortan.core.events import ChatCancelled, ChatEnded, ChatFailed, ChatFinished, TokenDelta
 from cortan.shell.repl import Repl
 from cortan.store import SessionStore
 from tests.servers import FakeOllama, Reply
@@ -94,7 +94,7 @@ async def shell(
         shell.task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await shell.task
-    await shell.repl.app.aclose()
+    await shell.repl.services.aclose()
 
 
 def start_shell(pipe: PipeInput, history: Path | None, store: SessionStore | None = None) -> Shell:
@@ -138,14 +138,14 @@ async def test_history_persists_across_runs(
     first = start_shell(pipe, isolated_env / "history")
     await first.ask("remember me")
     await first.exit()
-    await first.repl.app.aclose()
+    await first.repl.services.aclose()
     second = start_shell(pipe, isolated_env / "history")
     await wait_for(lambda: "remember me" in list(second.repl.session.history.get_strings()))
     second.pipe.send_text("\x1b[A\r")  # Up recalls it; Enter sends it again
     await asyncio.wait_for(second.ended.get(), 10)
     assert sent_messages(ollama_env)[-1]["content"] == "remember me"
     await second.exit()
-    await second.repl.app.aclose()
+    await second.repl.services.aclose()
     assert (isolated_env / "history").stat().st_mode & 0o777 == 0o600
 
 
@@ -155,7 +155,7 @@ async def test_no_history_writes_nothing(
     shell = start_shell(pipe, None)
     await shell.ask("secret thought")
     await shell.exit()
-    await shell.repl.app.aclose()
+    await shell.repl.services.aclose()
     assert not (isolated_env / "data").exists()
 
 
@@ -380,7 +380,7 @@ async def stored_shell(
         shell.task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await shell.task
-    await shell.repl.app.aclose()
+    await shell.repl.services.aclose()
     store.close()
 
 
@@ -401,10 +401,10 @@ async def test_save_sessions_and_load(stored_shell: Shell, ollama_env: FakeOllam
         {"role": "assistant", "content": "Paris."},
         {"role": "user", "content": "And the revolution?"},
     ]
-    assert shell.repl.store is not None
-    geo = shell.repl.store.find("geo")
+    assert shell.repl.services.store is not None
+    geo = shell.repl.services.store.find("geo")
     assert geo is not None
-    assert [m.content for m in shell.repl.store.messages(geo.id)][-1] == "1789."
+    assert [m.content for m in shell.repl.services.store.messages(geo.id)][-1] == "1789."
     await shell.command("/load nosuch")
     assert "no stored conversation 'nosuch'" in shell.screen
     await shell.exit()
@@ -454,7 +454,50 @@ async def test_secret_asks_before_sending(
     shell.pipe.send_text(f"again {AWS_KEY}\r")
     await wait_for(lambda: shell.screen.count("AWS") >= 2)
     shell.pipe.send_text("y\r")
-    await asyncio.wait_for(shell.ended.get(), 10)
+    endings = [await asyncio.wait_for(shell.ended.get(), 10) for _ in range(3)]
+    # Refused twice by the guard (each prompt checked once), then sent after the yes.
+    assert [getattr(e, "kind", "finished") for e in endings] == ["secret", "secret", "finished"]
     assert AWS_KEY in sent_messages(remote_ollama)[-1]["content"]
+    assert len(remote_ollama.chat_requests) == 1
     await shell.exit()
-    await shell.repl.app.aclose()
+    await shell.repl.services.aclose()
+
+
+async def test_each_prompt_is_guarded_once(
+    pipe: PipeInput, remote_ollama: FakeOllama, isolated_env: Path
+) -> None:
+    """The guard asks where a request goes once per prompt: the REPL does not check first."""
+    from cortan.core.requests import ChatRequest
+    from cortan.engine.bus import EventBus
+    from cortan.engine.chat import Chat
+    from cortan.engine.context import ContextManager
+    from cortan.engine.guard import Guard, find_remote_provider
+    from cortan.engine.manager import ModelManager
+
+    settings = load_settings()
+    asked: list[int] = []
+    bus = EventBus()
+    manager = ModelManager(bus, settings)
+
+    def find_remote(request: ChatRequest) -> str | None:
+        asked.append(request.request_id)
+        return find_remote_provider(manager.router, settings.providers, request)
+
+    context = ContextManager(system=None, settings=settings, models=manager)
+    chat = Chat(
+        bus, Guard(max_bytes=settings.max_input_bytes, find_remote=find_remote), context, manager
+    )
+    bus.handle(ChatRequest, chat.run)
+    app = App(settings, bus, chat, manager)
+    ended: asyncio.Queue[ChatEnded] = asyncio.Queue()
+    bus.subscribe(ChatFinished, ended.put_nowait, priority=200)
+    console = Console(file=io.StringIO(), width=80, color_system=None)
+    repl = make_repl(app, console, history_path=None, input=pipe, output=DummyOutput())
+    task = asyncio.ensure_future(repl.run())
+    pipe.send_text("hello\r")
+    first = await asyncio.wait_for(ended.get(), 10)
+    assert asked == [first.request_id]  # checked once, on its way through Chat.run
+    assert len(remote_ollama.chat_requests) == 1
+    pipe.send_text("\x04")
+    await asyncio.wait_for(task, 10)
+    await app.aclose()

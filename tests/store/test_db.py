@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cortan.errors import StoreError
+from cortan.core.errors import StoreError
 from cortan.store import SessionStore, describe_store, get_store_path
 from cortan.store.db import connect
 from cortan.store.schema import APPLICATION_ID, LATEST_VERSION, MIGRATIONS

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cortan.errors import UsageError
+from cortan.core.errors import UsageError
 from cortan.store import SessionStore, StoredMessage
 from cortan.store.records import select_history
 

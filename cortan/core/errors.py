@@ -11,6 +11,8 @@ the one sentence a user reads (``str(error)``) and the exit code the CLI returns
         - SecretFoundError          a likely secret bound for a remote provider (validator.py)
       + StoreError                  the session store cannot be opened or written
       + KeyringError                no usable OS keyring, or it refused
+      + ObserverError               the answer could not be shown or saved (engine/bus.py)
+        - OutputClosedError         the reader of stdout went away (`| head`)
       + ProviderError               a backend failed; ``kind`` names how
         - UnreachableError          connection refused, DNS, reset before an answer
         - ProviderTimeoutError      connect, first-token or total deadline passed
@@ -46,13 +48,37 @@ class ConfigError(CortanError):
 class InputError(CortanError):
     """The prompt or piped data was rejected before anything was sent."""
 
+    kind = "input"
+
 
 class StoreError(CortanError):
     """The session store could not be opened, read or written."""
 
+    kind = "store"
+
 
 class KeyringError(CortanError):
     """The OS keyring is missing or refused the operation."""
+
+
+class ObserverError(CortanError):
+    """Work that is the user's data (showing the answer, storing it) failed.
+
+    Raised by the bus to the publisher when an essential observer fails, so the
+    request ends failed and visibly instead of losing the answer in silence.
+    ``kind`` says what failed (``output``, ``store``, ``output_closed``).
+    """
+
+    def __init__(self, message: str, *, kind: str = "observer") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class OutputClosedError(ObserverError):
+    """stdout's reader went away: the answer is no longer wanted, and that is no error."""
+
+    def __init__(self, message: str = "stdout was closed") -> None:
+        super().__init__(message, kind="output_closed")
 
 
 class ProviderError(CortanError):

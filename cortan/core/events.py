@@ -1,4 +1,8 @@
-"""The events that carry one prompt through cortan, in the order they happen.
+"""What one request's run tells its observers, in the order it happens, and its ending.
+
+Layer: core. The engine's ``Chat.run`` publishes these on the bus for observers
+(views, the store recorder, diagnostics, later metrics and the cache); none of
+them starts the next stage. The ending also comes back to whoever ran the request.
 
 Each is a ``NamedTuple`` (``TokenDelta`` a slotted dataclass: see there): cheap
 to build (the bus moves millions a second) and to define (every ``cortan ask``
@@ -8,12 +12,10 @@ subscribers register for exactly what they handle. They are tuples, so two event
 of different types with equal fields compare equal: subscribers dispatch on the
 type (the bus does), never on equality alone.
 
-    ChatRequested  front end -> validator         raw prompt, raw stdin / files
-    ChatValidated  validator -> context manager   decoded, normalised text
-    ChatPrepared   context   -> model manager     the messages to send
-    ChatStarted    model manager                  the model that answers is known
-    TokenDelta     model manager                  one piece of the answer
-    Notice         anyone                         a dim one-line remark for the user
+    ChatPrepared   the messages about to be sent (guarded, composed, fitted)
+    ChatStarted    the model that answers is known
+    TokenDelta     one piece of the answer
+    Notice         a dim one-line remark for the user
     ChatFinished | ChatFailed | ChatCancelled     exactly one ends every request
 """
 
@@ -22,46 +24,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from cortan.providers.base import Message, Usage
-
-
-class Attachment(NamedTuple):
-    """Data that travels with a prompt (stdin, a file), still as bytes."""
-
-    label: str
-    data: bytes
-
-
-class TextAttachment(NamedTuple):
-    """An attachment after validation: decoded and cleaned."""
-
-    label: str
-    text: str
-
-
-class ChatRequested(NamedTuple):
-    request_id: int
-    prompt: str
-    attachments: tuple[Attachment, ...] = ()
-    model: str | None = None
-    system: str | None = None
-    history: tuple[Message, ...] = ()
-    options: tuple[tuple[str, object], ...] = ()
-    allow_fallback: bool = True  # False: only the model asked for (``--no-fallback``)
-    allow_secrets: bool = False  # True: send even what looks like a secret (the user said so)
-
-
-class ChatValidated(NamedTuple):
-    request: ChatRequested
-    prompt: str
-    attachments: tuple[TextAttachment, ...]
+from cortan.core.messages import Message, Usage
+from cortan.core.requests import ChatRequest
 
 
 class ChatPrepared(NamedTuple):
-    request: ChatRequested
+    """The conversation is composed and fitted: these messages are about to be sent.
+
+    The recorder commits the user's turn on it, before anything leaves the machine;
+    a view shows which model it waits for.
+    """
+
+    request: ChatRequest
     model: str | None
     messages: tuple[Message, ...]
-    options: tuple[tuple[str, object], ...] = ()  # over the request's (Ollama's num_ctx)
 
 
 class ChatStarted(NamedTuple):
@@ -107,6 +83,7 @@ class ChatFinished(NamedTuple):
     finish_reason: str
     usage: Usage = Usage()
     timings: Timings = Timings()
+    sent: str | None = None  # the user's turn as the model was sent it
 
 
 class ChatFailed(NamedTuple):
@@ -119,6 +96,7 @@ class ChatFailed(NamedTuple):
     content: str = ""
     provider: str | None = None
     model: str | None = None
+    sent: str | None = None  # the user's turn as it was sent; None: nothing was sent
 
 
 class ChatCancelled(NamedTuple):
@@ -128,6 +106,7 @@ class ChatCancelled(NamedTuple):
     content: str = ""
     provider: str | None = None
     model: str | None = None
+    sent: str | None = None  # the user's turn as it was sent; None: nothing was sent
 
 
 ChatEnded = ChatFinished | ChatFailed | ChatCancelled

@@ -1,0 +1,38 @@
+"""What a conversation and a model are: messages, token usage, model info.
+
+Layer: core. Named tuples: cheap to build and to define (every ``cortan ask``
+defines them, issue 7), immutable, and compared by value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple
+
+Role = Literal["system", "user", "assistant"]
+#: The default of an empty mapping field: one shared instance, so it must not change.
+EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
+
+
+class Message(NamedTuple):
+    role: Role
+    content: str
+
+
+class Usage(NamedTuple):
+    """Token counts as the provider reported them (None where it did not)."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class ModelInfo(NamedTuple):
+    """A model a provider offers; fields other than the name are best effort."""
+
+    name: str
+    provider: str
+    family: str | None = None
+    size: int | None = None
+    parameter_size: str | None = None
+    context_length: int | None = None
