@@ -27,6 +27,7 @@ from cortan.core.events import (
     ChatPrepared,
     ChatStarted,
     Notice,
+    Timings,
     TokenDelta,
 )
 from cortan.core.messages import Message
@@ -74,7 +75,7 @@ async def test_run_directly_reads_top_to_bottom_and_returns_the_ending(
     ]
     assert seen[-1] == ended  # the ending observers heard is the one returned
     (request_sent,) = ollama_env.chat_requests
-    assert request_sent.json["messages"][-1]["content"] == ended.sent  # type: ignore[index]
+    assert request_sent.json["messages"][-1]["content"] == ended.sent
 
 
 async def test_the_bus_command_and_the_direct_call_end_alike(openai_env: FakeOpenAI) -> None:
@@ -85,8 +86,8 @@ async def test_the_bus_command_and_the_direct_call_end_alike(openai_env: FakeOpe
     finally:
         await app.aclose()
     assert isinstance(via_bus, ChatFinished) and isinstance(direct, ChatFinished)
-    assert via_bus._replace(request_id=0, timings=None) == direct._replace(
-        request_id=0, timings=None
+    assert via_bus._replace(request_id=0, timings=Timings()) == direct._replace(
+        request_id=0, timings=Timings()
     )
     assert len(openai_env.chat_requests) == 2
 
@@ -101,7 +102,7 @@ async def test_turns_left_out_are_told_before_the_messages_go(ollama_env: FakeOl
     try:
         seen = heard(app)
         history = tuple(
-            Message(role, f"{role} {i} " + " ".join(["word"] * 100))  # type: ignore[arg-type]
+            Message(role, f"{role} {i} " + " ".join(["word"] * 100))
             for i in range(6)
             for role in ("user", "assistant")
         )
@@ -177,7 +178,7 @@ async def test_an_answer_the_terminal_cannot_encode_is_not_dropped_in_silence(
 ) -> None:
     ollama_env.queue(Reply(pieces=["caf", "é au lait"]))
     out = io.TextIOWrapper(io.BytesIO(), encoding="ascii", write_through=True)
-    app.attach_view(PlainView(out))  # type: ignore[arg-type]
+    app.attach_view(PlainView(out))
     ended = await app.chat.run(ChatRequest(app.next_id(), "coffee?"))
     assert isinstance(ended, ChatFailed)
     assert ended.message.startswith("could not show the answer: UnicodeEncodeError: ")
