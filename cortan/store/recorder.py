@@ -22,9 +22,12 @@ cannot be saved, nothing is sent (the promise is "stored before it is sent"), an
 the sentence says ``--no-log`` asks without saving; when the answer cannot be
 saved, it has still been shown, and the request ends failed with it (exit 1).
 
-A recorder writes one conversation, one exchange at a time, as a front end's
-conversation goes (``ask``, the REPL): what it holds between the question and the
-answer is that one open exchange, not a table of requests.
+Between a question and its answer the recorder holds that exchange open, keyed by
+request id: its own correlation of two events, which lets a gateway or a batch run
+requests side by side through one recorder. Nothing of the pipeline's result passes
+through it; the ending comes back to the front end from ``Chat.run``. With
+``each_request_new`` every request starts a conversation of its own (the gateway,
+a batch), instead of following the front end's current one (``ask``, the REPL).
 """
 
 from __future__ import annotations
@@ -54,14 +57,16 @@ class Recorder:
         self,
         store: SessionStore,
         *,
+        each_request_new: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.conversation_id: int | None = None
         """Where the next request goes; None means a new conversation, made on sending."""
         self.new_name: str | None = None
+        self.each_request_new = each_request_new
         self._clock = clock
-        self._open: _Open | None = None
+        self._open: dict[int, _Open] = {}
 
     def continue_conversation(self, conversation_id: int) -> None:
         """Send the next requests to this existing conversation."""
@@ -77,14 +82,18 @@ class Recorder:
         user = event.messages[-1].content if event.messages else event.request.prompt
         try:
             with self.store.batch():
-                conversation_id = self._conversation_for(event.model, system)
+                if self.each_request_new:
+                    conversation_id = self.store.create(model=event.model, system=system).id
+                else:
+                    conversation_id = self._conversation_for(event.model, system)
                 self.store.add_message(conversation_id, "user", user)
         except CortanError as exc:
             raise StoreError(
                 f"this exchange is not being saved, so nothing was sent: {exc} "
                 "(--no-log asks without saving)"
             ) from exc
-        self._open = _Open(event.request.request_id, conversation_id, self._clock())
+        request_id = event.request.request_id
+        self._open[request_id] = _Open(request_id, conversation_id, self._clock())
 
     def _conversation_for(self, model: str | None, system: str | None) -> int:
         current = self._find_current()
@@ -106,8 +115,8 @@ class Recorder:
 
     def on_ended(self, event: ChatEnded) -> None:
         """Commit the answer, however the request ended."""
-        open_, self._open = self._open, None
-        if open_ is None or open_.request_id != event.request_id:
+        open_ = self._open.pop(event.request_id, None)
+        if open_ is None:
             return  # never sent (rejected input) or not recorded
         try:
             self._store_answer(open_.conversation_id, event, self._clock() - open_.sent_at)
