@@ -82,6 +82,7 @@ class App:
         manager = ModelManager(bus, settings)
         guard = Guard(
             max_bytes=settings.max_input_bytes,
+            max_image_bytes=settings.max_image_bytes,
             find_remote=lambda request: find_remote_provider(
                 manager.router, settings.providers, request
             ),

@@ -198,6 +198,9 @@ class RoleConfig(BaseModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
 
 
+ThinkLevel = Literal["low", "medium", "high"]
+
+
 class Settings(BaseSettings):
     """All of cortan's configuration, validated once and passed down as plain data."""
 
@@ -213,6 +216,7 @@ class Settings(BaseSettings):
     instruction_position: Literal["before", "after"] = "after"
     max_input_bytes: int = Field(default=1_048_576, gt=0, le=1 << 31)
     max_output_bytes: int = Field(default=4 << 20, gt=0, le=1 << 31)  # one answer, in memory
+    max_image_bytes: int = Field(default=20 << 20, gt=0, le=1 << 31)  # each attached image
     stdin_timeout: float = Field(default=10.0, ge=0, le=86400)
     color: bool = True
     code_theme: str = "monokai"
@@ -226,6 +230,13 @@ class Settings(BaseSettings):
     breaker: Breaker = Field(default_factory=Breaker)
     context: ContextSettings = Field(default_factory=ContextSettings)
     roles: dict[str, RoleConfig] = Field(default_factory=dict)
+    # Thinking models (docs/models.md): per alias or model name, on, off or a level;
+    # unnamed models keep the server's default. Showing it is apart from asking for it.
+    think: dict[str, bool | ThinkLevel] = Field(default_factory=dict)
+    show_thinking: bool = True
+    # What a model can do, where its server does not say (OpenAI-compatible servers):
+    # per alias or model name, e.g. {"my-vision-model": ["completion", "vision"]}.
+    capabilities: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _keep_builtin_providers(self) -> Settings:

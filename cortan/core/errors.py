@@ -8,7 +8,8 @@ the one sentence a user reads (``str(error)``) and the exit code the CLI returns
       + UsageError                  exit 2: a flag or argument that makes no sense
       + ConfigError                 exit 2: a bad config file or CORTAN_* variable
       + InputError                  rejected input: empty, binary, undecodable, too large
-        - SecretFoundError          a likely secret bound for a remote provider (validator.py)
+        - SecretFoundError          a likely secret bound for a remote provider (engine/guard.py)
+        - CapabilityError           the model cannot take what was sent (images, say)
       + StoreError                  the session store cannot be opened or written
       + KeyringError                no usable OS keyring, or it refused
       + ObserverError               the answer could not be shown or saved (engine/bus.py)
@@ -49,6 +50,12 @@ class InputError(CortanError):
     """The prompt or piped data was rejected before anything was sent."""
 
     kind = "input"
+
+
+class CapabilityError(InputError):
+    """The model cannot take what the request holds (its server or the config says so)."""
+
+    kind = "capability"
 
 
 class StoreError(CortanError):

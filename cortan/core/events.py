@@ -14,6 +14,7 @@ type (the bus does), never on equality alone.
 
     ChatPrepared   the messages about to be sent (guarded, composed, fitted)
     ChatStarted    the model that answers is known
+    ThinkingDelta  one piece of the model's reasoning (never the answer)
     TokenDelta     one piece of the answer
     Notice         a dim one-line remark for the user
     ChatFinished | ChatFailed | ChatCancelled     exactly one ends every request
@@ -63,16 +64,29 @@ class TokenDelta:
     text: str
 
 
+@dataclass(slots=True, unsafe_hash=True)
+class ThinkingDelta:
+    """One piece of a thinking model's reasoning: shown apart, never written as the answer.
+
+    Its own type, so a view that writes the answer (a pipe, a file) never receives it;
+    only views that show thinking subscribe.
+    """
+
+    request_id: int
+    text: str
+
+
 class Notice(NamedTuple):
     request_id: int
     text: str
 
 
 class Timings(NamedTuple):
-    """Seconds, measured by cortan: to the first token, and in all."""
+    """Seconds, measured by cortan: to the first token, in all, and spent thinking."""
 
     first_token: float | None = None
     total: float = 0.0
+    thinking: float | None = None  # from the first piece of reasoning to the answer
 
 
 class ChatFinished(NamedTuple):
@@ -84,6 +98,8 @@ class ChatFinished(NamedTuple):
     usage: Usage = Usage()
     timings: Timings = Timings()
     sent: str | None = None  # the user's turn as the model was sent it
+    thinking: str = ""  # the model's reasoning, apart from the answer
+    data: object = None  # the answer parsed, when the request gave a schema
 
 
 class ChatFailed(NamedTuple):
@@ -97,6 +113,7 @@ class ChatFailed(NamedTuple):
     provider: str | None = None
     model: str | None = None
     sent: str | None = None  # the user's turn as it was sent; None: nothing was sent
+    thinking: str = ""
 
 
 class ChatCancelled(NamedTuple):
@@ -107,6 +124,7 @@ class ChatCancelled(NamedTuple):
     provider: str | None = None
     model: str | None = None
     sent: str | None = None  # the user's turn as it was sent; None: nothing was sent
+    thinking: str = ""
 
 
 ChatEnded = ChatFinished | ChatFailed | ChatCancelled

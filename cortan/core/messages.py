@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
 
+from cortan.core.images import Image
+
 Role = Literal["system", "user", "assistant"]
 #: The default of an empty mapping field: one shared instance, so it must not change.
 EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
@@ -18,6 +20,7 @@ EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
 class Message(NamedTuple):
     role: Role
     content: str
+    images: tuple[Image, ...] = ()  # what the model is shown with this message
 
 
 class Usage(NamedTuple):
@@ -25,6 +28,7 @@ class Usage(NamedTuple):
 
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    thinking_tokens: int | None = None  # of the completion, where the server says
 
 
 class ModelInfo(NamedTuple):
@@ -36,3 +40,7 @@ class ModelInfo(NamedTuple):
     size: int | None = None
     parameter_size: str | None = None
     context_length: int | None = None
+    # What the model can do (``completion``, ``vision``, ``thinking``, ``tools``,
+    # ``embedding``), where its server says; None: not known.
+    capabilities: tuple[str, ...] | None = None
+    quantization: str | None = None

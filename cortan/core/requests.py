@@ -9,9 +9,13 @@ decides what may be sent.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from cortan.core.messages import Message
+
+#: How much a thinking model should think: on, off, or a level ("low", "medium", "high").
+Think = bool | str | None
 
 
 class Attachment(NamedTuple):
@@ -40,3 +44,5 @@ class ChatRequest(NamedTuple):
     options: tuple[tuple[str, object], ...] = ()
     allow_fallback: bool = True  # False: only the model asked for (``--no-fallback``)
     allow_secrets: bool = False  # True: send even what looks like a secret (the user said so)
+    think: Think = None  # None: the server's default for the model
+    schema: Mapping[str, Any] | None = None  # a JSON Schema the answer must fill

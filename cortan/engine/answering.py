@@ -39,6 +39,7 @@ from cortan.core.events import (
     ChatFinished,
     ChatStarted,
     Notice,
+    ThinkingDelta,
     Timings,
     TokenDelta,
 )
@@ -47,7 +48,8 @@ from cortan.engine.bus import EventBus
 from cortan.engine.hosts import Host, HostPool
 from cortan.engine.retry import RetryPolicy
 from cortan.engine.routes import Route
-from cortan.providers.base import Finish, ModelRequest, Provider
+from cortan.engine.thinking import ThinkSplitter
+from cortan.providers.base import Finish, ModelRequest, Provider, Thinking
 
 if TYPE_CHECKING:
     from cortan.config.settings import Settings
@@ -77,6 +79,11 @@ class Progress:
     first_token: float | None = None
     announced: bool = False
     failures: list[tuple[Route, CortanError]] = field(default_factory=list)
+    # Reasoning, apart from the answer: from the wire's own field, or split out of the
+    # content (None once the content is known to be the answer: no cost per piece then).
+    thinking: list[str] = field(default_factory=list)
+    splitter: ThinkSplitter | None = field(default_factory=ThinkSplitter)
+    answer_started: float | None = None  # when the first piece of the answer itself came
 
     def add(self, piece: str) -> None:
         pieces = self.pieces
@@ -88,6 +95,15 @@ class Progress:
     @property
     def content(self) -> str:
         return "".join([*self.chunks, *self.pieces])
+
+    @property
+    def thought(self) -> str:
+        return "".join(self.thinking)
+
+    def restart(self) -> None:
+        """A new attempt: nothing of it has arrived yet (a failed one sent nothing either)."""
+        self.splitter = ThinkSplitter()
+        self.thinking.clear()
 
 
 class Answerer:
@@ -197,29 +213,75 @@ class Answerer:
         loop = asyncio.get_running_loop()
         begun = self._clock()
         send = self._bus.send
+        answer.restart()
         try:
             async with asyncio.timeout(timeouts.first_token) as deadline:
                 async with aclosing(_as_generator(provider.stream_chat(request))) as stream:
                     async for item in stream:
                         if isinstance(item, Finish):
+                            await self._flush(answer, provider)
                             await self._announce(answer)
                             return item
-                        if answer.first_token is None:
+                        if answer.first_token is None:  # the answer is this attempt's now
                             answer.first_token = self._clock() - answer.started
                             host.observe_latency(self._clock() - begun)
                             deadline.reschedule(loop.time() + timeouts.total)
                             await self._announce(answer)
+                        if isinstance(item, Thinking):
+                            await self._think(answer, item.text, provider)
+                            continue
+                        if answer.splitter is not None:
+                            item = await self._split(answer, item, provider)
+                            if not item:
+                                continue
+                        self._grow(answer, item, provider)
                         answer.add(item)
-                        answer.size += len(item.encode("utf-8", "surrogatepass"))
                         if (pending := send(TokenDelta(answer.request_id, item))) is not None:
                             await pending
-                        if answer.size > self._settings.max_output_bytes:
-                            raise _too_long(provider, self._settings.max_output_bytes)
         except TimeoutError:
             raise self._timeout_error(provider, answer.first_token is None) from None
         raise ProviderError(
             f"{provider.label} at {provider.url} ended the stream without finishing"
         )
+
+    def _grow(self, answer: Progress, text: str, provider: Provider) -> None:
+        """Count ``text`` against max_output_bytes (answer and reasoning alike)."""
+        if answer.answer_started is None and answer.splitter is None:
+            answer.answer_started = self._clock()
+        answer.size += len(text.encode("utf-8", "surrogatepass"))
+        if answer.size > self._settings.max_output_bytes:
+            raise _too_long(provider, self._settings.max_output_bytes)
+
+    async def _think(self, answer: Progress, text: str, provider: Provider) -> None:
+        """One piece of reasoning: kept apart and published for the views that show it."""
+        answer.size += len(text.encode("utf-8", "surrogatepass"))
+        if answer.size > self._settings.max_output_bytes:
+            raise _too_long(provider, self._settings.max_output_bytes)
+        answer.thinking.append(text)
+        await self._bus.publish(ThinkingDelta(answer.request_id, text))
+
+    async def _split(self, answer: Progress, piece: str, provider: Provider) -> str:
+        """Take inline ``<think>`` reasoning out of ``piece``; return the answer in it."""
+        assert answer.splitter is not None
+        split = answer.splitter.feed(piece)
+        if split.thinking:
+            await self._think(answer, split.thinking, provider)
+        if split.answer:
+            answer.splitter = None  # from here on, content is the answer: no more splitting
+        return split.answer
+
+    async def _flush(self, answer: Progress, provider: Provider) -> None:
+        """The stream ended: what the splitter held back is what it seemed to be."""
+        if answer.splitter is None:
+            return
+        split = answer.splitter.flush()
+        answer.splitter = None
+        if split.thinking:
+            await self._think(answer, split.thinking, provider)
+        if split.answer:
+            self._grow(answer, split.answer, provider)
+            answer.add(split.answer)
+            await self._bus.publish(TokenDelta(answer.request_id, split.answer))
 
     def _timeout_error(self, provider: Provider, before_first: bool) -> ProviderTimeoutError:
         timeouts = self._settings.timeouts
@@ -247,14 +309,19 @@ class Answerer:
         """End the request failed: with the answering model's error once it started, else
         with the first model's, the fallbacks' failures told in a Notice before it."""
         if answer.first_token is not None or not answer.failures:
-            return make_failure(answer.request_id, exc, answer.route, answer.content)
+            failed = make_failure(answer.request_id, exc, answer.route, answer.content)
+            return failed._replace(thinking=answer.thought)
         (first, first_exc), *others = [*answer.failures, (answer.route, exc)]
         told = "; ".join(f"{route} failed too ({error})" for route, error in others)
         await self._bus.publish(Notice(answer.request_id, f"fallback {told}"))
         return make_failure(answer.request_id, first_exc, first, "")
 
     def _finished(self, answer: Progress, finish: Finish) -> ChatFinished:
-        timings = Timings(answer.first_token, self._clock() - answer.started)
+        now = self._clock()
+        thought = None
+        if answer.thinking and answer.first_token is not None:
+            thought = (answer.answer_started or now) - (answer.started + answer.first_token)
+        timings = Timings(answer.first_token, now - answer.started, thought)
         route = answer.route
         return ChatFinished(
             answer.request_id,
@@ -264,6 +331,7 @@ class Answerer:
             finish.finish_reason,
             finish.usage,
             timings,
+            thinking=answer.thought,
         )
 
 
@@ -291,7 +359,9 @@ def _too_long(provider: Provider, limit: int) -> BadResponseError:
     )
 
 
-def _as_generator(stream: AsyncIterator[str | Finish]) -> AsyncGenerator[str | Finish, None]:
+def _as_generator(
+    stream: AsyncIterator[str | Thinking | Finish],
+) -> AsyncGenerator[str | Thinking | Finish, None]:
     # The protocol promises an async iterator; every provider's is a generator, which
     # aclose() stops so the HTTP stream closes (providers/base.py's contract).
-    return cast("AsyncGenerator[str | Finish, None]", stream)
+    return cast("AsyncGenerator[str | Thinking | Finish, None]", stream)

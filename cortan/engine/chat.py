@@ -31,10 +31,20 @@ count back (``Task.uncancel``) as asyncio asks of code that absorbs one.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+import contextlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from cortan.core.errors import CortanError, ObserverError
-from cortan.core.events import ChatCancelled, ChatEnded, ChatFailed, ChatPrepared, Notice
+from cortan.core.errors import CapabilityError, CortanError, ObserverError
+from cortan.core.events import (
+    ChatCancelled,
+    ChatEnded,
+    ChatFailed,
+    ChatFinished,
+    ChatPrepared,
+    Notice,
+)
+from cortan.core.messages import Message
 from cortan.engine.answering import make_failure
 from cortan.providers.base import ModelRequest
 
@@ -45,6 +55,7 @@ if TYPE_CHECKING:
     from cortan.engine.context import ContextManager
     from cortan.engine.guard import Guard
     from cortan.engine.manager import ModelManager
+    from cortan.engine.routes import Route
 
 
 class Chat:
@@ -65,16 +76,22 @@ class Chat:
         try:
             checked = self.guard.check(request)
             chain = self.manager.get_chain(request.model, fallback=request.allow_fallback)
+            if checked.images:
+                await self._check_sight(request.model, chain[0])
             fit = await self.context.fit(checked, chain[0])
             if fit.dropped:
                 await self._bus.publish(Notice(request.request_id, fit.dropped))
             await self._bus.publish(ChatPrepared(request, request.model, fit.messages))
             sent = fit.messages[-1].content
             progress = self.manager.start(request.request_id, chain)
-            options = {**dict(request.options), **fit.options}
-            ended: ChatEnded = await self.manager.answer(
-                progress, ModelRequest(chain[0].model, fit.messages, options)
-            )
+            think = request.think
+            if think is None:
+                think = self.manager.get_think(request.model, chain[0])
+            options = {**fit.options, **dict(request.options)}
+            sending = ModelRequest(chain[0].model, fit.messages, options, think, request.schema)
+            ended: ChatEnded = await self.manager.answer(progress, sending)
+            if request.schema is not None and isinstance(ended, ChatFinished):
+                ended = await self._fill_schema(request.schema, progress, sending, ended)
             if notice := self.context.learn(fit, ended):
                 await self._bus.publish(Notice(request.request_id, notice))
         except asyncio.CancelledError:
@@ -84,6 +101,50 @@ class Chat:
         except CortanError as exc:  # the guard, a bad name, a window it cannot fit, an observer
             ended = _failed(request, exc, progress)
         return await self._end(ended._replace(sent=sent) if sent is not None else ended)
+
+    async def _check_sight(self, name: str | None, route: Route) -> None:
+        """Refuse images for a model its server (or the config) says cannot see them."""
+        capabilities = None
+        with contextlib.suppress(CortanError, TimeoutError):  # down: the request will say
+            async with asyncio.timeout(self.context.lookup_timeout):
+                capabilities = (await self.manager.show_model(name)).capabilities
+        if capabilities is not None and "vision" not in capabilities:
+            listed = ", ".join(capabilities) or "nothing"
+            raise CapabilityError(
+                f"model {route} cannot see images (its server lists: {listed}); "
+                "attach them to a vision model such as gemma3 or qwen2.5vl"
+            )
+
+    async def _fill_schema(
+        self,
+        schema: Mapping[str, Any],
+        progress: Progress,
+        sent: ModelRequest,
+        ended: ChatFinished,
+    ) -> ChatEnded:
+        """The answer parsed; else one repair turn to the model that answered; else exit 3."""
+        from cortan.engine.schema import SchemaError, parse_answer, repair_prompt
+
+        data, problem = parse_answer(ended.content, schema)
+        if problem is None:
+            return ended._replace(data=data)
+        await self._bus.publish(Notice(ended.request_id, f"{problem}; asking the model once more"))
+        messages = (
+            *sent.messages,
+            Message("assistant", ended.content),
+            Message("user", repair_prompt(problem)),
+        )
+        again = await self.manager.answer(
+            self.manager.start(ended.request_id, [progress.route]),
+            sent._replace(model=progress.route.model, messages=messages),
+        )
+        if not isinstance(again, ChatFinished):
+            return again
+        data, second = parse_answer(again.content, schema)
+        if second is None:
+            return again._replace(data=data, thinking=ended.thinking + again.thinking)
+        error = SchemaError(f"{second} (and before one repair: {problem})")
+        return make_failure(ended.request_id, error, progress.route, again.content)
 
     async def _end(self, ended: ChatEnded) -> ChatEnded:
         """Tell the observers how the request ended; an essential one failing fails it."""
@@ -100,7 +161,9 @@ def _cancelled(request: ChatRequest, progress: Progress | None) -> ChatCancelled
     if progress is None:
         return ChatCancelled(request.request_id)
     route = progress.route
-    return ChatCancelled(request.request_id, progress.content, route.provider, route.model)
+    return ChatCancelled(
+        request.request_id, progress.content, route.provider, route.model, thinking=progress.thought
+    )
 
 
 def _failed(request: ChatRequest, exc: CortanError, progress: Progress | None) -> ChatFailed:
@@ -108,7 +171,8 @@ def _failed(request: ChatRequest, exc: CortanError, progress: Progress | None) -
     if progress is None:
         return make_failure(request.request_id, exc, None, None)
     content = progress.content if isinstance(exc, ObserverError) else None
-    return make_failure(request.request_id, exc, progress.route, content)
+    failed = make_failure(request.request_id, exc, progress.route, content)
+    return failed._replace(thinking=progress.thought) if content is not None else failed
 
 
 def _failed_after(ended: ChatEnded, exc: ObserverError) -> ChatFailed:

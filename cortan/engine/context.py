@@ -152,7 +152,7 @@ class ContextManager:
         content = compose_user_message(event.prompt, event.attachments, self.instruction_position)
         messages = [Message("system", system)] if system else []
         messages.extend(event.request.history)
-        messages.append(Message("user", content))
+        messages.append(Message("user", content, event.images))
         return tuple(messages)
 
     # -- windows -----------------------------------------------------------------------

@@ -24,6 +24,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, NamedTuple
 
 from cortan.core.errors import CortanError, InputError
+from cortan.core.images import Image, sniff_image
 from cortan.core.requests import Attachment, ChatRequest, TextAttachment
 from cortan.core.text import check_unicode, clean_text, decode_text, format_size
 
@@ -48,6 +49,7 @@ class Checked(NamedTuple):
     request: ChatRequest
     prompt: str
     attachments: tuple[TextAttachment, ...]
+    images: tuple[Image, ...] = ()  # attachments whose bytes are an image
 
 
 class SecretFoundError(InputError):
@@ -70,20 +72,29 @@ class Guard:
     it nothing is scanned, as when every provider is local.
     """
 
-    def __init__(self, *, max_bytes: int, find_remote: FindRemote | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_bytes: int,
+        find_remote: FindRemote | None = None,
+        max_image_bytes: int = 20 << 20,
+    ) -> None:
         self.max_bytes = max_bytes
+        self.max_image_bytes = max_image_bytes
         self._find_remote = find_remote
 
     def check(self, event: ChatRequest) -> Checked:
         """Decode and clean the request, or raise InputError with the reason."""
-        self._check_size(event)
-        attachments = tuple(self._decode(a) for a in event.attachments)
+        images = tuple(self._image(a) for a in event.attachments if sniff_image(a.data))
+        texts = [a for a in event.attachments if not sniff_image(a.data)]
+        self._check_size(event.prompt, texts)
+        attachments = tuple(self._decode(a) for a in texts)
         prompt = clean_text(check_unicode(event.prompt, "the prompt"))
         check_unicode(event.system or "", "the system prompt")
         attachments = tuple(a for a in attachments if a.text.strip())
-        if not prompt.strip() and not attachments:
+        if not prompt.strip() and not attachments and not images:
             raise InputError("the prompt is empty: give a question, or pipe text in")
-        validated = Checked(event, prompt.strip(), attachments)
+        validated = Checked(event, prompt.strip(), attachments, images)
         if not event.allow_secrets:
             self._check_secrets(validated)
         return validated
@@ -116,9 +127,19 @@ class Guard:
             log.debug("cannot tell where request %d goes", event.request_id, exc_info=True)
             return event.model or "the configured model"
 
-    def _check_size(self, event: ChatRequest) -> None:
-        total = len(event.prompt.encode("utf-8", "surrogatepass"))
-        total += sum(len(a.data) for a in event.attachments)
+    def _image(self, attachment: Attachment) -> Image:
+        """An image attachment, within its own size limit (images dwarf text)."""
+        if len(attachment.data) > self.max_image_bytes:
+            raise InputError(
+                f"{get_source_name(attachment.label)} is an image of "
+                f"{format_size(len(attachment.data))}, over the "
+                f"{format_size(self.max_image_bytes)} limit (setting max_image_bytes)"
+            )
+        return Image(sniff_image(attachment.data) or "", attachment.data)
+
+    def _check_size(self, prompt: str, attachments: list[Attachment]) -> None:
+        total = len(prompt.encode("utf-8", "surrogatepass"))
+        total += sum(len(a.data) for a in attachments)
         if total > self.max_bytes:
             raise InputError(
                 f"the input is {format_size(total)}, over the {format_size(self.max_bytes)} "

@@ -60,7 +60,7 @@ class ModelManager:
         self._answerer = Answerer(
             bus, settings, self.get_pool, clock=clock, sleep=sleep, jitter=jitter
         )
-        self._windows: dict[str, int | None] = {}  # context lengths, per route
+        self._shown: dict[str, ModelInfo] = {}  # what each server said of a model, per route
 
     # -- names, providers, hosts -------------------------------------------------------
 
@@ -71,6 +71,14 @@ class ModelManager:
     def get_chain(self, name: str | None, *, fallback: bool = True) -> list[Route]:
         """The models to try for ``name``, in order (raises on a name that does not resolve)."""
         return self.router.get_chain(name, fallback=fallback)
+
+    def get_think(self, name: str | None, route: Route) -> bool | str | None:
+        """The configured thinking for ``name`` (its alias, then the model), or None."""
+        think = self._settings.think
+        for key in (name, str(route), route.model, route.model.removesuffix(":latest")):
+            if key is not None and key in think:
+                return think[key]
+        return None
 
     def default_provider(self) -> str:
         return self.router.default_provider()
@@ -118,12 +126,21 @@ class ModelManager:
         None when the server does not say (OpenAI's API never does). Errors are raised
         and not cached: the caller decides, and a server that comes back is asked again.
         """
+        return (await self.show_model(name)).context_length
+
+    async def show_model(self, name: str | None) -> ModelInfo:
+        """What the server says of the model ``name`` means: window, capabilities (cached)."""
         route = self.resolve(name)
         key = str(route)
-        if key not in self._windows:
+        if key not in self._shown:
             provider = self.get_provider(route.provider)
-            self._windows[key] = await provider.get_context_length(route.model)
-        return self._windows[key]
+            shown = await provider.show_model(route.model)
+            for configured in (name, key, route.model):  # the config knows better
+                if configured is not None and configured in self._settings.capabilities:
+                    shown = shown._replace(capabilities=self._settings.capabilities[configured])
+                    break
+            self._shown[key] = shown
+        return self._shown[key]
 
     async def list_models(self, provider: str) -> list[ModelInfo]:
         """The models of a provider, from the first of its hosts that answers."""

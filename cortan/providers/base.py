@@ -9,8 +9,12 @@ provider, because this is the boundary where they are understood.
 
 Contract for ``stream_chat``:
 
-* yield ``str`` pieces in order as they arrive (never empty strings), then one
-  ``Finish`` and stop;
+* yield ``str`` pieces of the answer in order as they arrive (never empty strings),
+  and :class:`Thinking` pieces where the wire carries reasoning in a field of its
+  own (Ollama ``message.thinking``, OpenAI-compatible ``reasoning_content`` or
+  ``reasoning``), then one ``Finish`` and stop; reasoning inline in the content
+  (``<think>`` tags) is the engine's to split, not the provider's;
+* send ``think`` and ``schema`` in the wire's own form, and nothing when None;
 * raise a :class:`cortan.core.errors.ProviderError` subclass on failure, before or
   after pieces were yielded;
 * when the consumer stops early (``aclose()``, cancellation), close the HTTP
@@ -31,6 +35,14 @@ class ModelRequest(NamedTuple):
     model: str
     messages: tuple[Message, ...]
     options: Mapping[str, Any] = EMPTY_MAPPING
+    think: bool | str | None = None  # on, off, a level; None: the server's default
+    schema: Mapping[str, Any] | None = None  # the answer must be JSON filling this schema
+
+
+class Thinking(NamedTuple):
+    """A piece of the model's reasoning, from the wire's own field for it."""
+
+    text: str
 
 
 class Finish(NamedTuple):
@@ -60,12 +72,15 @@ class Provider(Protocol):
         """Every model the server offers now."""
         ...
 
-    def stream_chat(self, request: ModelRequest) -> AsyncIterator[str | Finish]:
+    def stream_chat(self, request: ModelRequest) -> AsyncIterator[str | Thinking | Finish]:
         """Stream one answer: text pieces, then one Finish (see the module docstring)."""
         ...
 
-    async def get_context_length(self, model: str) -> int | None:
-        """The model's context window in tokens, if the server says."""
+    async def show_model(self, model: str) -> ModelInfo:
+        """What the server says of one model: window, capabilities, quantisation.
+
+        Fields it does not report stay None (an OpenAI-compatible API says nothing).
+        """
         ...
 
     async def get_version(self) -> str | None:

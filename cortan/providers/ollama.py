@@ -9,7 +9,7 @@ cut connections, and ``json.JSONDecodeError`` for a line that is not JSON.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, cast
 
@@ -27,8 +27,8 @@ from cortan.core.errors import (
     ServerError,
     UnreachableError,
 )
-from cortan.core.messages import ModelInfo, Usage
-from cortan.providers.base import Finish, ModelRequest
+from cortan.core.messages import Message, ModelInfo, Usage
+from cortan.providers.base import Finish, ModelRequest, Thinking
 from cortan.providers.tls import get_verify
 
 if TYPE_CHECKING:
@@ -78,28 +78,47 @@ class OllamaProvider:
             return None
         return str(version) if version else None
 
-    async def get_context_length(self, model: str) -> int | None:
+    async def show_model(self, model: str) -> ModelInfo:
         try:
             shown = await self._client.show(model)
         except Exception as exc:
             raise self.map_error(exc, model) from exc
-        for key, value in (shown.modelinfo or {}).items():
-            if key.endswith(".context_length") and isinstance(value, int):
-                return value
-        return None
+        window = next(
+            (
+                value
+                for key, value in (shown.modelinfo or {}).items()
+                if key.endswith(".context_length") and isinstance(value, int)
+            ),
+            None,
+        )
+        details = shown.details
+        capabilities = getattr(shown, "capabilities", None)
+        return ModelInfo(
+            name=model,
+            provider=self.name,
+            family=getattr(details, "family", None),
+            parameter_size=getattr(details, "parameter_size", None),
+            context_length=window,
+            capabilities=tuple(str(c) for c in capabilities) if capabilities else None,
+            quantization=getattr(details, "quantization_level", None),
+        )
 
-    async def stream_chat(self, request: ModelRequest) -> AsyncIterator[str | Finish]:
-        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+    async def stream_chat(self, request: ModelRequest) -> AsyncIterator[str | Thinking | Finish]:
+        messages = [_message(m) for m in request.messages]
         try:
             stream = await self._client.chat(
                 model=request.model,
                 messages=messages,
                 stream=True,
-                options=dict(request.options) or None,
+                think=cast("Any", request.think),
+                format=dict(request.schema) if request.schema is not None else None,
+                options=_options(request.options) or None,
             )
             # The client returns an async generator; stopping early must close its HTTP stream.
             async with aclosing(cast("AsyncGenerator[Any, None]", stream)):
                 async for part in stream:
+                    if part.message.thinking:
+                        yield Thinking(part.message.thinking)
                     if part.message.content:
                         yield part.message.content
                     if part.done:
@@ -154,6 +173,19 @@ class OllamaProvider:
 
     async def aclose(self) -> None:
         await self._client._client.aclose()
+
+
+def _message(message: Message) -> dict[str, Any]:
+    """One message as Ollama takes it: images as base64 beside the text."""
+    wire: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.images:
+        wire["images"] = [image.b64() for image in message.images]
+    return wire
+
+
+def _options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """cortan's option names in Ollama's: ``max_tokens`` is ``num_predict``."""
+    return {("num_predict" if k == "max_tokens" else k): v for k, v in options.items()}
 
 
 def make_provider(

@@ -29,8 +29,8 @@ from cortan.core.errors import (
     ServerError,
     UnreachableError,
 )
-from cortan.core.messages import ModelInfo, Usage
-from cortan.providers.base import Finish, ModelRequest
+from cortan.core.messages import Message, ModelInfo, Usage
+from cortan.providers.base import Finish, ModelRequest, Thinking
 from cortan.providers.tls import get_verify, load_system
 
 if TYPE_CHECKING:
@@ -76,10 +76,10 @@ class OpenAIProvider:
     async def get_version(self) -> str | None:
         return None  # the API has no version call
 
-    async def get_context_length(self, model: str) -> int | None:
-        return None  # the OpenAI API does not say; config or the default applies
+    async def show_model(self, model: str) -> ModelInfo:
+        return ModelInfo(model, self.name)  # the API says nothing; config or defaults apply
 
-    async def stream_chat(self, request: ModelRequest) -> AsyncIterator[str | Finish]:
+    async def stream_chat(self, request: ModelRequest) -> AsyncIterator[str | Thinking | Finish]:
         finish_reason: str | None = None
         usage = Usage()
         self._require_key()
@@ -88,7 +88,7 @@ class OpenAIProvider:
             create: Any = self._client.chat.completions.create
             stream = await create(
                 model=request.model,
-                messages=[{"role": m.role, "content": m.content} for m in request.messages],
+                messages=[_wire_message(m) for m in request.messages],
                 stream=True,
                 stream_options={"include_usage": True},
                 **self._options(request),
@@ -96,8 +96,10 @@ class OpenAIProvider:
             async with stream:
                 async for chunk in stream:
                     if chunk.usage is not None:
-                        usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                        usage = _usage(chunk.usage)
                     for choice in chunk.choices:
+                        if reasoning := _reasoning(choice.delta):
+                            yield Thinking(reasoning)
                         if choice.delta.content:
                             yield choice.delta.content
                         if choice.finish_reason:
@@ -115,8 +117,22 @@ class OpenAIProvider:
 
     @staticmethod
     def _options(request: ModelRequest) -> dict[str, Any]:
-        allowed = ("temperature", "top_p", "max_tokens", "seed")
-        return {k: v for k, v in request.options.items() if k in allowed}
+        """cortan's options in the body's own names; the extras servers take in extra_body."""
+        body = {k: v for k, v in request.options.items() if k in BODY_OPTIONS}
+        extra = {k: v for k, v in request.options.items() if k in EXTRA_OPTIONS}
+        if isinstance(request.think, str):
+            body["reasoning_effort"] = request.think  # OpenAI, Ollama's /v1, vLLM
+        elif request.think is not None:
+            # llama.cpp's server and vLLM switch a model's thinking in its chat template.
+            extra["chat_template_kwargs"] = {"enable_thinking": request.think}
+        if request.schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": dict(request.schema)},
+            }
+        if extra:
+            body["extra_body"] = extra
+        return body
 
     def map_error(self, exc: BaseException, model: str | None = None) -> ProviderError:
         """Turn a library exception into the sentence a user needs."""
@@ -167,6 +183,40 @@ class OpenAIProvider:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+#: Options the OpenAI body names as cortan does; the others go in ``extra_body``.
+BODY_OPTIONS = frozenset(
+    {"temperature", "top_p", "seed", "stop", "max_tokens", "presence_penalty", "frequency_penalty"}
+)
+EXTRA_OPTIONS = frozenset({"top_k", "min_p", "repeat_penalty"})  # llama.cpp, vLLM
+
+
+def _wire_message(message: Message) -> dict[str, Any]:
+    """One message in the wire's form: images as data-URL content parts before the text."""
+    if not message.images:
+        return {"role": message.role, "content": message.content}
+    parts: list[dict[str, Any]] = [
+        {"type": "image_url", "image_url": {"url": image.data_url()}} for image in message.images
+    ]
+    parts.append({"type": "text", "text": message.content})
+    return {"role": message.role, "content": parts}
+
+
+def _reasoning(delta: Any) -> str | None:
+    """Reasoning in a delta: ``reasoning_content`` (llama.cpp, vLLM, DeepSeek) or ``reasoning``.
+
+    Neither is in the SDK's model, so they arrive as extra fields.
+    """
+    extra = getattr(delta, "model_extra", None) or {}
+    text = extra.get("reasoning_content") or extra.get("reasoning")
+    return text if isinstance(text, str) and text else None
+
+
+def _usage(usage: Any) -> Usage:
+    details = getattr(usage, "completion_tokens_details", None)
+    thinking = getattr(details, "reasoning_tokens", None) if details is not None else None
+    return Usage(usage.prompt_tokens, usage.completion_tokens, thinking)
 
 
 def _make_http_client(url: str, timeout: httpx2.Timeout) -> httpx2.AsyncClient | None:

@@ -44,6 +44,12 @@ class Reply:
     prompt_tokens: int = 7
     completion_tokens: int | None = None  # default: len(pieces)
     finish_reason: str = "stop"  # openai finish_reason; ollama done_reason
+    # A thinking model: these pieces of reasoning stream before the answer, in the wire's own
+    # field (Ollama `message.thinking`; OpenAI-compatible `reasoning_field` of the delta),
+    # unless the request turned thinking off (Ollama `think: false`).
+    thinking: Sequence[str] = ()
+    reasoning_field: str = "reasoning_content"  # or "reasoning" (Ollama's /v1, OpenRouter)
+    reasoning_tokens: int | None = None  # reported in usage where the wire has a place for it
     # Raw wire control: `body` replaces the whole streamed body with these bytes (hostile
     # replies), or with a status other than 200 is sent as an HTML error page; `wire_splits`
     # cuts a streamed body, as the wire would spell it or as `body` gives it, into HTTP
@@ -262,6 +268,7 @@ class Wire(Protocol):
     def complete(self, reply: Reply) -> object: ...
     def opening(self) -> list[bytes]: ...
     def piece(self, text: str) -> bytes: ...
+    def thought(self, text: str, reply: Reply) -> bytes | None: ...
     def malformed(self) -> bytes: ...
     def stream_error(self, message: str | None) -> bytes: ...
     def closing(self, reply: Reply) -> list[bytes]: ...
@@ -285,6 +292,10 @@ async def play(ex: Exchange, reply: Reply, wire: Wire, *, stream: bool) -> None:
         return
     for data in wire.opening():
         await ex.send_chunk(data)
+    for text in reply.thinking:
+        if (thought := wire.thought(text, reply)) is not None:
+            await ex.send_chunk(thought)
+            await ex.sleep(reply.delay)
     fault_at = min(reply.fault_after, len(reply.pieces)) if reply.fault else -1
     for i, text in enumerate(reply.pieces):
         if i == fault_at and not await _fault(ex, reply, wire):

@@ -45,8 +45,9 @@ class _OllamaWire:
 
     content_type = "application/x-ndjson"
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, think: object = None) -> None:
         self.model = model
+        self.think = think  # the request's `think`: False means the model does not think
         self.start = time.monotonic_ns()
         self.first: int | None = None
 
@@ -77,7 +78,18 @@ class _OllamaWire:
         }
 
     def complete(self, reply: Reply) -> object:
-        return {**self._message(reply.text), **self._done(reply)}
+        whole = {**self._message(reply.text), **self._done(reply)}
+        if reply.thinking and self.think is not False:
+            whole["message"]["thinking"] = "".join(reply.thinking)
+        return whole
+
+    def thought(self, text: str, reply: Reply) -> bytes | None:
+        if self.think is False:
+            return None
+        self.first = self.first or time.monotonic_ns()
+        message = self._message("")
+        message["message"]["thinking"] = text
+        return _line({**message, "done": False})
 
     def opening(self) -> list[bytes]:
         return []
@@ -106,6 +118,8 @@ class FakeOllama(FakeServer):
         super().__init__(port=port, host=host)
         self.version = "0.12.0"
         self.context_length = 131072
+        # What /api/show says each model can do; the rest say completion and tools.
+        self.capabilities: dict[str, list[str]] = {}
 
     def knows(self, model: str) -> bool:
         # Like Ollama, a name without a tag means ":latest".
@@ -135,7 +149,7 @@ class FakeOllama(FakeServer):
                 "llama.context_length": self.context_length,
                 "llama.embedding_length": 3072,
             },
-            "capabilities": ["completion", "tools"],
+            "capabilities": self.capabilities.get(name, ["completion", "tools"]),
             "modified_at": _MODIFIED_AT,
         }
 
@@ -164,4 +178,4 @@ class FakeOllama(FakeServer):
             await ex.send_json(400, {"error": "model is required"})
         else:
             stream = body.get("stream", True) is not False
-            await self.chat(ex, model, _OllamaWire(model), stream=stream)
+            await self.chat(ex, model, _OllamaWire(model, body.get("think")), stream=stream)

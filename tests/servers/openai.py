@@ -80,13 +80,16 @@ class _OpenAIWire:
         phrase = HTTPStatus(status).phrase
         return _error(message or phrase, "invalid_request_error", None)
 
-    def _usage(self, reply: Reply) -> dict[str, int]:
+    def _usage(self, reply: Reply) -> dict[str, Any]:
         total = reply.prompt_tokens + reply.eval_count
-        return {
+        usage: dict[str, Any] = {
             "prompt_tokens": reply.prompt_tokens,
             "completion_tokens": reply.eval_count,
             "total_tokens": total,
         }
+        if reply.reasoning_tokens is not None:
+            usage["completion_tokens_details"] = {"reasoning_tokens": reply.reasoning_tokens}
+        return usage
 
     def _head(self, kind: str) -> dict[str, Any]:
         return {
@@ -105,7 +108,9 @@ class _OpenAIWire:
         return _event(chunk)
 
     def complete(self, reply: Reply) -> object:
-        message = {"role": "assistant", "content": reply.text, "refusal": None}
+        message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None}
+        if reply.thinking:
+            message[reply.reasoning_field] = "".join(reply.thinking)
         choice = {"index": 0, "message": message, "logprobs": None}
         choice["finish_reason"] = reply.finish_reason
         return {
@@ -119,6 +124,9 @@ class _OpenAIWire:
 
     def piece(self, text: str) -> bytes:
         return self._chunk({"content": text}, None)
+
+    def thought(self, text: str, reply: Reply) -> bytes | None:
+        return self._chunk({reply.reasoning_field: text}, None)
 
     def malformed(self) -> bytes:
         return b"data: {not json\n\n"
