@@ -32,9 +32,10 @@ from cortan.core.events import (
     ChatPrepared,
     ChatStarted,
     Notice,
+    ThinkingDelta,
     TokenDelta,
 )
-from cortan.core.requests import ChatRequest
+from cortan.core.requests import THINK_VALUES, ChatRequest
 from cortan.engine.bus import EventBus
 from cortan.engine.chat import Chat
 from cortan.engine.context import ContextManager
@@ -115,6 +116,7 @@ class App:
         self.bus.subscribe(ChatPrepared, view.on_waiting)
         self.bus.subscribe(ChatStarted, view.on_started, essential=work)
         self.bus.subscribe(TokenDelta, view.on_delta, essential=work)
+        self.bus.subscribe(ThinkingDelta, view.on_thinking)  # shown apart; never the answer
         for ending in ENDINGS:
             self.bus.subscribe(ending, view.on_ended, essential=work)
 
@@ -209,6 +211,7 @@ def make_repl(
         {
             "model": models.names,
             "setting": lambda: ["vi", "emacs"],
+            "think": lambda: [*THINK_VALUES, "default"],
             "role": lambda: list(get_roles(app.settings)),
             "session": lambda: session_names(app.store),
         },
@@ -220,7 +223,7 @@ def make_repl(
         input=input,
         output=output,
     )
-    app.attach_view(MarkdownView(console, code_theme=app.settings.code_theme))
+    app.attach_view(MarkdownView(console, code_theme=app.settings.code_theme, fold=True))
     repl = Repl(app, console, session, commands, models)
     app.attach_notices(repl.dim)
     return repl

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NamedTuple
 
 import typer
 
@@ -83,6 +83,44 @@ def ask(
             "--allow-secrets", help="Send to a remote provider even what looks like a secret."
         ),
     ] = False,
+    attach: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--attach", "-a", metavar="PATH", help="Attach an image or a text file (repeatable)."
+        ),
+    ] = None,
+    think: Annotated[
+        str | None,
+        typer.Option("--think", metavar="LEVEL", help="Thinking: on, off, low, medium, high."),
+    ] = None,
+    no_think: Annotated[
+        bool, typer.Option("--no-think", help="Ask the model not to think.")
+    ] = False,
+    show_thinking: Annotated[
+        bool | None,
+        typer.Option(
+            "--show-thinking/--hide-thinking",
+            help="Show a model's reasoning dim on stderr (never on stdout).",
+            show_default=False,
+        ),
+    ] = None,
+    schema: Annotated[
+        str | None,
+        typer.Option(
+            "--schema",
+            metavar="SCHEMA",
+            help="Answer as JSON filling a schema: a .json file, JSON, or 'name str, age int'.",
+        ),
+    ] = None,
+    options: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option", "-o", metavar="KEY=VALUE", help="A generation option (repeatable)."
+        ),
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", metavar="N", help="Longest answer, in tokens.")
+    ] = None,
 ) -> None:
     """Ask one question and print the answer. Piped text is sent along with it."""
     from cortan.cli.continuation import plan_continuation
@@ -90,21 +128,25 @@ def ask(
     context = get_context(ctx)
     with guard(context):
         check_model_option(model)
+        from cortan.cli.generation import apply_generation, make_generation
+
+        generation = make_generation(think, no_think, schema, options or [], max_tokens)
         settings = context.load_settings()
         plan = plan_continuation(
             settings, continue_last=continue_last, session=session, no_log=no_log
         )
         ctx.call_on_close(plan.close)
-        attached = _read_files(settings, files or [])  # before stdin: a bad path fails at once
+        # Before stdin: a bad path fails at once.
+        attached = _read_files(settings, files or []) + _read_files(settings, attach or [], True)
         request = _make_request(
             settings, prompt or [], model, system, no_stdin, context, has_files=bool(attached)
         )
         request = _with_role_and_files(settings, request, role, attached)
         request = request._replace(allow_fallback=not no_fallback, allow_secrets=allow_secrets)
-        request = plan.apply(request)
-        ended = run_async(
-            lambda: _run(settings, request, context, no_stream, json_output, raw, plan)
-        )
+        request = apply_generation(plan.apply(request), generation)
+        show = settings.show_thinking if show_thinking is None else show_thinking
+        output = Output(no_stream, json_output, raw, show)
+        ended = run_async(lambda: _run(settings, request, context, output, plan))
         raise typer.Exit(exit_code(ended))
 
 
@@ -136,16 +178,24 @@ def _make_request(
     return ChatRequest(1, prompt, attachments, model, system)
 
 
-def _read_files(settings: Settings, paths: list[str]) -> list[Attachment]:
-    """Each ``-f`` file as an attachment; together they stay within max_input_bytes."""
+def _read_files(settings: Settings, paths: list[str], images: bool = False) -> list[Attachment]:
+    """Each ``-f`` file (``-a``: or image) as an attachment; the text within max_input_bytes."""
     from pathlib import Path
 
     from cortan.engine.attachments import read_attachment
 
+    image_limit = settings.max_image_bytes if images else None
     attached: list[Attachment] = []
     for path in paths:
-        used = sum(len(a.data) for a in attached)
-        attached.append(read_attachment(Path(path), max_bytes=settings.max_input_bytes, used=used))
+        used = sum(len(a.data) for a in attached if not a.label.startswith("Image "))
+        attached.append(
+            read_attachment(
+                Path(path),
+                max_bytes=settings.max_input_bytes,
+                used=used,
+                max_image_bytes=image_limit,
+            )
+        )
     return attached
 
 
@@ -177,25 +227,35 @@ def _stdin_attachments(
     if not should_read(stream, has_prompt=has_prompt, dash=dash):
         return ()
     timeout = settings.stdin_timeout if has_prompt else None
-    result = read_stdin(stream, max_bytes=settings.max_input_bytes, timeout=timeout)
+    # An image may come on stdin too: read up to the larger limit; the guard holds each
+    # kind to its own.
+    limit = max(settings.max_input_bytes, settings.max_image_bytes)
+    result = read_stdin(stream, max_bytes=limit, timeout=timeout)
     if result.note:
         context.diagnostics.warning(result.note)
     return (Attachment("Input from stdin", result.data),) if result.data else ()
+
+
+class Output(NamedTuple):
+    """How the answer reaches the user: the output flags of one ``ask``."""
+
+    no_stream: bool = False
+    json: bool = False
+    raw: bool = False
+    show_thinking: bool = True
 
 
 async def _run(
     settings: Settings,
     request: ChatRequest,
     context: Context,
-    no_stream: bool,
-    json_output: bool,
-    raw: bool,
+    output: Output,
     plan: Continuation | None = None,
 ) -> ChatEnded:
     from cortan.app import App
 
     app = App.build(settings)
-    app.attach_view(_make_view(settings, context, no_stream, json_output, raw))
+    app.attach_view(_make_view(settings, context, output, schema=request.schema is not None))
     app.attach_notices(context.diagnostics.notice)
     if plan is not None:
         plan.attach(app)
@@ -219,23 +279,37 @@ def report_ending(context: Context, ended: ChatEnded) -> None:
 
 
 def _make_view(
-    settings: Settings, context: Context, no_stream: bool, json_output: bool, raw: bool
+    settings: Settings, context: Context, output: Output, *, schema: bool = False
 ) -> AnswerView:
+    """The view for this stdout; thinking only ever goes to a terminal's stderr."""
     from cortan.render import views
 
-    if json_output:
+    if output.json:
         return views.JsonView(sys.stdout)
+    if schema:
+        return views.DocumentView(sys.stdout, sys.stderr)  # one JSON document, once it fits
     terminal = sys.stdout.isatty()
-    if raw and terminal:
+    if output.raw and terminal:
         context.diagnostics.warning("--raw is ignored on a terminal: escape codes stay neutralised")
+    thinking = _thinking_console(settings, context) if output.show_thinking else None
     if not terminal:
-        if no_stream:
+        if output.no_stream:
             return views.BufferedView(None, sys.stdout, code_theme=settings.code_theme)
-        return views.PlainView(sys.stdout, raw=raw)
+        return views.PlainView(sys.stdout, raw=output.raw, thinking=thinking)
     console = make_console(settings, context)
-    if no_stream:
+    if output.no_stream:
         return views.BufferedView(console, sys.stdout, code_theme=settings.code_theme)
-    return views.MarkdownView(console, code_theme=settings.code_theme)
+    return views.MarkdownView(console, code_theme=settings.code_theme, thinking=thinking)
+
+
+def _thinking_console(settings: Settings, context: Context) -> Console | None:
+    """stderr, dim, when it is a terminal: where ``ask`` shows a model's reasoning."""
+    if not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+
+    color = settings.color and context.color_enabled
+    return Console(file=sys.stderr, no_color=not color, highlight=False)
 
 
 def make_console(settings: Settings, context: Context) -> Console:

@@ -43,7 +43,11 @@ def parse_option(text: str) -> tuple[str, Any]:
         raise UsageError(f"option {text!r} is not key=value (for example -o temperature=0.2)")
     convert = OPTIONS.get(key)
     if convert is None:
-        raise UsageError(f"unknown option {key!r}; known: {', '.join(OPTIONS)}")
+        import difflib
+
+        near = difflib.get_close_matches(key, OPTIONS, n=1)
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        raise UsageError(f"unknown option {key!r}{hint}; known: {', '.join(OPTIONS)}")
     try:
         return key, convert(raw.strip())
     except ValueError:

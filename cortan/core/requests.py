@@ -12,10 +12,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from cortan.core.errors import UsageError
 from cortan.core.messages import Message
 
 #: How much a thinking model should think: on, off, or a level ("low", "medium", "high").
 Think = bool | str | None
+#: The words for it, on the command line and in the REPL.
+THINK_VALUES: dict[str, bool | str] = {
+    "on": True,
+    "off": False,
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+}
+
+
+def parse_think(word: str) -> Think:
+    """``on``, ``off`` or a level as a request's ``think``; UsageError for anything else."""
+    think = THINK_VALUES.get(word.strip().lower())
+    if think is None:
+        raise UsageError(f"thinking is one of {', '.join(THINK_VALUES)}, not {word!r}")
+    return think
 
 
 class Attachment(NamedTuple):

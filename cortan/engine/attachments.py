@@ -17,6 +17,7 @@ import stat
 from pathlib import Path
 
 from cortan.core.errors import InputError
+from cortan.core.images import sniff_image
 from cortan.core.requests import Attachment
 from cortan.core.text import decode_text, format_size
 
@@ -24,19 +25,32 @@ CHUNK = 1 << 16
 
 
 def read_attachment(
-    path: Path, *, max_bytes: int, used: int = 0, label: str | None = None
+    path: Path,
+    *,
+    max_bytes: int,
+    used: int = 0,
+    label: str | None = None,
+    max_image_bytes: int | None = None,
 ) -> Attachment:
     """Read ``path`` as a text attachment, or raise InputError with one sentence.
 
     ``used`` is how many bytes of ``max_bytes`` the prompt and earlier attachments
-    already take; ``label`` defaults to ``File PATH`` with the path as given.
+    already take; ``label`` defaults to ``File PATH`` with the path as given. With
+    ``max_image_bytes`` (``ask -a``, ``/attach``) an image is taken too, known by
+    its bytes and held to its own limit instead of the text's.
     """
     label = label or f"File {path}"
     room = max(max_bytes - used, 0)
     size = _stat_size(path)
-    if size is not None and size > room:
+    reach = max(room, max_image_bytes or 0)
+    if size is not None and size > reach:
         raise _too_large(path, size, max_bytes, used)
-    data = _read_at_most(path, room + 1)
+    data = _read_at_most(path, reach + 1)
+    if max_image_bytes is not None and sniff_image(data):
+        if len(data) > max_image_bytes:
+            limit = f"the {format_size(max_image_bytes)} limit (setting max_image_bytes)"
+            raise InputError(f"cannot attach {path}: the image is over {limit}")
+        return Attachment(f"Image {path}", data)
     if len(data) > room:
         raise _too_large(path, None, max_bytes, used)
     decode_text(data, label)

@@ -143,7 +143,7 @@ class Chat:
         data, second = parse_answer(again.content, schema)
         if second is None:
             return again._replace(data=data, thinking=ended.thinking + again.thinking)
-        error = SchemaError(f"{second} (and before one repair: {problem})")
+        error = SchemaError(f"{second}, even after one repair")
         return make_failure(ended.request_id, error, progress.route, again.content)
 
     async def _end(self, ended: ChatEnded) -> ChatEnded:

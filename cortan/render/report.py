@@ -2,7 +2,9 @@
 
 Keys are stable (scripts depend on them): ``model``, ``provider``, ``content``,
 ``finish_reason``, ``usage`` (``prompt_tokens``, ``completion_tokens``),
-``timings`` (``first_token_s``, ``total_s``), and on failure ``error``
+``timings`` (``first_token_s``, ``total_s``, ``thinking_s``), ``thinking`` (the
+model's reasoning, apart from the content; "" when none), ``data`` (the answer
+parsed, with ``--schema``), and on failure ``error``
 (``kind``, ``message``) with whatever content arrived before it.
 
 JSON keeps non-ASCII text readable (``ensure_ascii=False``), and ``json.dumps``
@@ -27,17 +29,22 @@ def make_report(event: ChatEnded) -> dict[str, Any]:
         "model": event.model,
         "provider": event.provider,
         "content": event.content,
+        "thinking": event.thinking,
     }
     if isinstance(event, ChatFinished):
         report["finish_reason"] = event.finish_reason
         report["usage"] = {
             "prompt_tokens": event.usage.prompt_tokens,
             "completion_tokens": event.usage.completion_tokens,
+            "thinking_tokens": event.usage.thinking_tokens,
         }
         report["timings"] = {
             "first_token_s": _round(event.timings.first_token),
             "total_s": _round(event.timings.total),
+            "thinking_s": _round(event.timings.thinking),
         }
+        if event.data is not None:
+            report["data"] = event.data
     elif isinstance(event, ChatFailed):
         report["finish_reason"] = "error"
         report["error"] = {"kind": event.kind, "message": event.message}

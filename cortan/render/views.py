@@ -10,6 +10,10 @@ partial kept) and writes to stdout only; diagnostics go to
 * ``PlainView``: a pipe or file. Text as it arrives, flushed per piece.
 * ``BufferedView``: ``--no-stream``. The whole answer once, when it is complete.
 * ``JsonView``: ``--json``. One JSON object when the answer ends.
+* ``DocumentView``: ``--schema``. The answer's JSON document, once it fits the schema.
+
+A model's reasoning (``ThinkingDelta``) reaches only the views that show it, never
+stdout when it is a pipe or a file (render/thinking.py).
 """
 
 from __future__ import annotations
@@ -20,13 +24,16 @@ from cortan.core.events import (
     ChatCancelled,
     ChatEnded,
     ChatFailed,
+    ChatFinished,
     ChatPrepared,
     ChatStarted,
+    ThinkingDelta,
     TokenDelta,
 )
 from cortan.render.plain import PlainWriter, reader_gone
-from cortan.render.report import write_report
+from cortan.render.report import dump_json, write_report
 from cortan.render.sanitize import sanitize
+from cortan.render.thinking import ThinkingStream, Thought
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -44,6 +51,8 @@ class AnswerView(Protocol):
 
     def on_delta(self, event: TokenDelta) -> None: ...
 
+    def on_thinking(self, event: ThinkingDelta) -> None: ...
+
     def on_ended(self, event: ChatEnded) -> None: ...
 
 
@@ -57,6 +66,9 @@ class QuietView:
         pass
 
     def on_delta(self, event: TokenDelta) -> None:
+        pass
+
+    def on_thinking(self, event: ThinkingDelta) -> None:
         pass
 
     def on_ended(self, event: ChatEnded) -> None:
@@ -73,8 +85,15 @@ def ending_note(event: ChatEnded) -> str | None:
 
 
 class PlainView(QuietView):
-    def __init__(self, file: TextIO, *, raw: bool = False) -> None:
+    """The answer to a pipe or a file; reasoning, if shown at all, to a terminal's stderr."""
+
+    def __init__(self, file: TextIO, *, raw: bool = False, thinking: Console | None = None) -> None:
         self._writer = PlainWriter(file, raw=raw)
+        self._thinking = ThinkingStream(thinking) if thinking is not None else None
+
+    def on_thinking(self, event: ThinkingDelta) -> None:
+        if self._thinking is not None:
+            self._thinking.feed(event.text)
 
     @property
     def closed(self) -> bool:
@@ -82,9 +101,13 @@ class PlainView(QuietView):
         return self._writer.closed
 
     def on_delta(self, event: TokenDelta) -> None:
+        if self._thinking is not None and self._thinking.active:
+            self._thinking.close()
         self._writer.write(event.text)
 
     def on_ended(self, event: ChatEnded) -> None:
+        if self._thinking is not None:
+            self._thinking.close()
         self._writer.end()
 
 
@@ -122,14 +145,72 @@ class JsonView(QuietView):
             raise reader_gone(self._file) from None
 
 
-class MarkdownView(QuietView):
-    """Rendered markdown on a terminal, with a spinner until the first token."""
+class DocumentView(QuietView):
+    """``--schema``: stdout gets exactly one JSON document, the answer that fits.
 
-    def __init__(self, console: Console, *, code_theme: str) -> None:
+    An answer that does not fit (after its one repair) goes to stderr as it came, so
+    the script reading stdout never parses half a document.
+    """
+
+    def __init__(self, file: TextIO, errors: TextIO | None = None) -> None:
+        self._file = file
+        self._errors = errors
+
+    def on_ended(self, event: ChatEnded) -> None:
+        try:
+            if isinstance(event, ChatFinished) and event.data is not None:
+                self._file.write(dump_json(event.data, indent=2) + "\n")
+                self._file.flush()
+            elif isinstance(event, ChatFailed) and event.kind == "schema" and self._errors:
+                self._errors.write(sanitize(event.content) + "\n")
+                self._errors.flush()
+        except BrokenPipeError:
+            raise reader_gone(self._file) from None
+
+
+class MarkdownView(QuietView):
+    """Rendered markdown on a terminal, with a spinner until the first token.
+
+    A model's reasoning goes to ``thinking`` (stderr, for ``ask``) streamed dim, or,
+    with ``fold`` (the REPL), shows its last lines under the spinner and leaves one
+    line in the scrollback; with neither, the spinner just says it is thinking.
+    """
+
+    def __init__(
+        self,
+        console: Console,
+        *,
+        code_theme: str,
+        thinking: Console | None = None,
+        fold: bool = False,
+    ) -> None:
         self._console = console
         self._code_theme = code_theme
         self._status: Status | None = None
         self._stream: MarkdownStream | None = None
+        self._thinking = ThinkingStream(thinking) if thinking is not None else None
+        self._fold = fold
+        self._thought = Thought()
+
+    def on_thinking(self, event: ThinkingDelta) -> None:
+        self._thought.add(event.text)
+        if self._thinking is not None:
+            self._stop_status()  # its line would fight the reasoning on the same terminal
+            self._thinking.feed(event.text)
+            return
+        tail = self._thought.tail() if self._fold else ""
+        self._show_status("thinking" + (f" · {tail}" if tail else "…"))
+
+    def _close_thought(self) -> None:
+        summary = self._thought.close()
+        if self._thinking is not None:
+            self._thinking.close()
+        elif summary is not None:
+            self._stop_status()
+            hint = " (/thinking shows it)" if self._fold else ""
+            from rich.text import Text
+
+            self._console.print(Text(summary + hint, style="dim"))
 
     def on_waiting(self, event: ChatPrepared) -> None:
         self._show_status(event.model or "")
@@ -153,6 +234,7 @@ class MarkdownView(QuietView):
 
     def on_delta(self, event: TokenDelta) -> None:
         if self._stream is None:
+            self._close_thought()
             self._stop_status()
             from cortan.render.markdown import MarkdownStream
 
@@ -160,7 +242,9 @@ class MarkdownView(QuietView):
         self._stream.feed(event.text)
 
     def on_ended(self, event: ChatEnded) -> None:
+        self._close_thought()
         self._stop_status()
+        self._thought = Thought()
         if self._stream is not None:
             self._stream.abort(ending_note(event))
             self._stream = None

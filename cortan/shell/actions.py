@@ -157,6 +157,48 @@ async def do_file(repl: Shell, arg: str) -> None:
     repl.dim(f"attached {attachment.label} ({len(attachment.data)} bytes) to the next message")
 
 
+async def do_attach(repl: Shell, arg: str) -> None:
+    """/attach PATH: an image (known by its bytes) or a text file, for the next message."""
+    if not arg:
+        raise UsageError("usage: /attach PATH (an image or a text file)")
+    from cortan.engine.attachments import read_attachment
+
+    settings = repl.services.settings
+    texts = [a for a in repl.conversation.pending if not a.label.startswith("Image ")]
+    attachment = read_attachment(
+        Path(arg),
+        max_bytes=settings.max_input_bytes,
+        used=sum(len(a.data) for a in texts),
+        max_image_bytes=settings.max_image_bytes,
+    )
+    repl.conversation.pending.append(attachment)
+    repl.dim(f"attached {attachment.label} ({len(attachment.data)} bytes) to the next message")
+
+
+async def do_think(repl: Shell, arg: str) -> None:
+    """/think on|off|low|medium|high|default: how much the model should think from now on."""
+    from cortan.core.requests import parse_think
+
+    if not arg:
+        current = repl.conversation.think
+        said = (
+            "the default" if current is None else {True: "on", False: "off"}.get(current, current)
+        )
+        repl.say(f"thinking: {said} (/think on|off|low|medium|high|default)")
+        return
+    repl.conversation.think = None if arg.strip().lower() == "default" else parse_think(arg)
+    repl.dim(f"thinking: {arg.strip().lower()}")
+
+
+async def do_thinking(repl: Shell, arg: str) -> None:
+    """/thinking: the last answer's reasoning, whole (the scrollback keeps one line of it)."""
+    thought = repl.conversation.last_thinking
+    if not thought:
+        repl.dim("no reasoning yet: the model has not thought aloud in this conversation")
+        return
+    repl.dim(thought)
+
+
 async def do_usage(repl: Shell, arg: str) -> None:
     turns = repl.conversation.turns
     prompt = sum(t.prompt_tokens or 0 for t in turns)
@@ -204,6 +246,23 @@ def make_command_table() -> CommandTable:
             ),
             SlashCommand(
                 "file", "attach a text file to the next message", "/file PATH", "path", do_file
+            ),
+            SlashCommand(
+                "attach",
+                "attach an image or file to the next message",
+                "/attach PATH",
+                "path",
+                do_attach,
+            ),
+            SlashCommand(
+                "think",
+                "how much the model thinks",
+                "/think [on|off|LEVEL|default]",
+                "think",
+                do_think,
+            ),
+            SlashCommand(
+                "thinking", "show the last answer's reasoning", "/thinking", "none", do_thinking
             ),
             SlashCommand("usage", "tokens used and context left", "/usage", "none", do_usage),
             SlashCommand(

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from cortan.shell.models_cache import ModelCache
     from cortan.shell.services import ShellServices
 
-ArgKind = Literal["model", "path", "session", "role", "setting", "text", "none"]
+ArgKind = Literal["model", "path", "session", "role", "setting", "think", "text", "none"]
 
 
 class ExitShell(Exception):

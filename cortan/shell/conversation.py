@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from cortan.core.events import ChatCancelled, ChatEnded, ChatFailed, ChatFinished
 from cortan.core.messages import Message
-from cortan.core.requests import Attachment, ChatRequest
+from cortan.core.requests import Attachment, ChatRequest, Think
 
 
 class Turn(NamedTuple):
@@ -21,6 +21,7 @@ class Turn(NamedTuple):
     interrupted: bool = False
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    thinking: str = ""  # the model's reasoning, kept apart (never sent back)
 
 
 @dataclass
@@ -34,6 +35,8 @@ class Conversation:
     pending: list[Attachment] = field(default_factory=list)
     last_request: ChatRequest | None = None
     last_added_turn: bool = False
+    think: Think = None  # /think: None keeps the configured or the server's default
+    last_thinking: str = ""  # /thinking shows it whole
 
     def history(self) -> tuple[Message, ...]:
         messages: list[Message] = []
@@ -53,6 +56,7 @@ class Conversation:
             self.system,
             self.history(),
             self.options,
+            think=self.think,
         )
         self.pending.clear()
         self.last_request = request
@@ -61,16 +65,17 @@ class Conversation:
     def record(self, ended: ChatEnded) -> None:
         """Add the turn that just ended (``ended.sent``: the user message as the model saw it)."""
         sent = ended.sent
+        if ended.thinking:
+            self.last_thinking = ended.thinking
         self.last_added_turn = not isinstance(ended, ChatFailed) and sent is not None
         if not self.last_added_turn or sent is None:
             return
         if isinstance(ended, ChatFinished):
             usage = ended.usage
-            self.turns.append(
-                Turn(sent, ended.content, False, usage.prompt_tokens, usage.completion_tokens)
-            )
+            tokens = (usage.prompt_tokens, usage.completion_tokens)
+            self.turns.append(Turn(sent, ended.content, False, *tokens, ended.thinking))
         elif isinstance(ended, ChatCancelled):
-            self.turns.append(Turn(sent, ended.content, interrupted=True))
+            self.turns.append(Turn(sent, ended.content, True, thinking=ended.thinking))
 
     def load(self, messages: list[Message]) -> None:
         """Replace the turns with stored ones (user, then its answer if any)."""

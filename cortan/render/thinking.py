@@ -1,0 +1,78 @@
+"""A model's reasoning on a terminal: dim, apart from the answer, then one line that closes it.
+
+Layer: render. Thinking is never the answer: no view that writes stdout to a pipe
+or a file shows it. ``cortan ask`` on a terminal streams it dim on stderr; the REPL
+shows its last lines live under the spinner and leaves one folded line in the
+scrollback ("thought for 12.3 s · ~480 tokens"), with ``/thinking`` to read it whole.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from cortan.render.sanitize import sanitize
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+TAIL_LINES = 3  # lines of a thought shown live under the REPL's spinner
+
+
+class Thought:
+    """One answer's reasoning as it arrives: its text, its time, what closes it."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._parts: list[str] = []
+        self._started: float | None = None
+        self._ended: float | None = None
+
+    def add(self, text: str) -> None:
+        if self._started is None:
+            self._started = self._clock()
+        self._parts.append(text)
+
+    @property
+    def active(self) -> bool:
+        """Reasoning arrived and the answer has not begun yet."""
+        return self._started is not None and self._ended is None
+
+    def tail(self, lines: int = TAIL_LINES) -> str:
+        text = "".join(self._parts).rstrip()
+        return "\n".join(text.splitlines()[-lines:])
+
+    def close(self) -> str | None:
+        """End the thought (the answer begins); the summary line, once, if there was one."""
+        if not self.active or self._started is None:
+            return None
+        self._ended = self._clock()
+        text = "".join(self._parts)
+        tokens = max(1, round(len(text) / 4))  # a rough count: the server's comes at the end
+        return f"thought for {self._ended - self._started:.1f} s · ~{tokens} tokens"
+
+
+class ThinkingStream:
+    """Reasoning streamed dim to a console of its own (stderr), closed by its summary."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._thought = Thought()
+
+    @property
+    def active(self) -> bool:
+        return self._thought.active
+
+    def feed(self, text: str) -> None:
+        from rich.text import Text
+
+        self._thought.add(text)
+        self._console.print(Text(sanitize(text), style="dim"), end="")
+
+    def close(self) -> None:
+        from rich.text import Text
+
+        if (summary := self._thought.close()) is not None:
+            self._console.print()
+            self._console.print(Text(summary, style="dim"))
