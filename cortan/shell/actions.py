@@ -177,13 +177,12 @@ async def do_attach(repl: Shell, arg: str) -> None:
 
 async def do_think(repl: Shell, arg: str) -> None:
     """/think on|off|low|medium|high|default: how much the model should think from now on."""
-    from cortan.core.requests import parse_think
+    from cortan.core.requests import THINK_VALUES, parse_think
 
     if not arg:
         current = repl.conversation.think
-        said = (
-            "the default" if current is None else {True: "on", False: "off"}.get(current, current)
-        )
+        words = [word for word, value in THINK_VALUES.items() if value == current]
+        said = words[0] if current is not None and words else "the default"
         repl.say(f"thinking: {said} (/think on|off|low|medium|high|default)")
         return
     repl.conversation.think = None if arg.strip().lower() == "default" else parse_think(arg)
