@@ -227,10 +227,12 @@ def _stdin_attachments(
     if not should_read(stream, has_prompt=has_prompt, dash=dash):
         return ()
     timeout = settings.stdin_timeout if has_prompt else None
-    # An image may come on stdin too: read up to the larger limit; the guard holds each
-    # kind to its own.
-    limit = max(settings.max_input_bytes, settings.max_image_bytes)
-    result = read_stdin(stream, max_bytes=limit, timeout=timeout)
+    result = read_stdin(
+        stream,
+        max_bytes=settings.max_input_bytes,
+        timeout=timeout,
+        max_image_bytes=settings.max_image_bytes,  # an image may come on stdin too
+    )
     if result.note:
         context.diagnostics.warning(result.note)
     return (Attachment("Input from stdin", result.data),) if result.data else ()

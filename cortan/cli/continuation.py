@@ -42,7 +42,7 @@ def to_history(messages: list[StoredMessage]) -> tuple[Message, ...]:
     from cortan.core.messages import Message
     from cortan.store.records import select_history
 
-    return tuple(Message(m.role, m.content) for m in select_history(messages))
+    return tuple(Message(m.role, m.content, m.images) for m in select_history(messages))
 
 
 @dataclass

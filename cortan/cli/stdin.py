@@ -25,6 +25,7 @@ import sys
 from typing import BinaryIO, NamedTuple
 
 from cortan.core.errors import InputError
+from cortan.core.images import sniff_image
 from cortan.core.text import format_size
 
 CHUNK = 1 << 16
@@ -53,9 +54,18 @@ def should_read(stream: BinaryIO, *, has_prompt: bool, dash: bool) -> bool:
 
 
 def read_stdin(
-    stream: BinaryIO, *, max_bytes: int, timeout: float | None, label: str = "stdin"
+    stream: BinaryIO,
+    *,
+    max_bytes: int,
+    timeout: float | None,
+    label: str = "stdin",
+    max_image_bytes: int | None = None,
 ) -> StdinResult:
-    """Read all of stdin up to ``max_bytes``; ``timeout`` bounds the wait for the first byte."""
+    """Read all of stdin up to ``max_bytes``; ``timeout`` bounds the wait for the first byte.
+
+    With ``max_image_bytes``, stdin whose first bytes are an image is held to that
+    limit instead (``cat photo.png | cortan ask "what is this?"``).
+    """
     fd = stream.fileno()
     if timeout is not None and not _wait_readable(fd, timeout):
         return StdinResult(
@@ -64,14 +74,16 @@ def read_stdin(
             "(pass --no-stdin to skip the wait, or set stdin_timeout)",
         )
     chunks: list[bytes] = []
-    size = 0
+    size, limit, setting = 0, max_bytes, "max_input_bytes"
     while chunk := os.read(fd, CHUNK):
+        if not chunks and max_image_bytes is not None and sniff_image(chunk):
+            limit, setting = max_image_bytes, "max_image_bytes"
         chunks.append(chunk)
         size += len(chunk)
-        if size > max_bytes:
+        if size > limit:
             raise InputError(
-                f"{label} is larger than the {format_size(max_bytes)} limit "
-                "(setting max_input_bytes); stopped reading"
+                f"{label} is larger than the {format_size(limit)} limit "
+                f"(setting {setting}); stopped reading"
             )
     return StdinResult(b"".join(chunks))
 

@@ -31,7 +31,9 @@ class ThinkSplitter:
     __slots__ = ("_held", "_state")
 
     def __init__(self) -> None:
-        self._state = "start"  # start: nothing but whitespace yet; thinking; answer
+        # start: nothing but whitespace yet; thinking; trim: the blank lines after the
+        # block, which belong to neither; answer
+        self._state = "start"
         self._held = ""
 
     def feed(self, piece: str) -> Split:
@@ -41,6 +43,8 @@ class ThinkSplitter:
         self._held = ""
         if self._state == "start":
             return self._start(text)
+        if self._state == "trim":
+            return self._trim(text)
         return self._thinking(text)
 
     def flush(self) -> Split:
@@ -64,11 +68,16 @@ class ThinkSplitter:
     def _thinking(self, text: str) -> Split:
         end = text.find(CLOSE)
         if end >= 0:
-            self._state = "answer"
-            return Split(text[:end], text[end + len(CLOSE) :].lstrip("\n"))
+            return Split(text[:end], self._trim(text[end + len(CLOSE) :]).answer)
         keep = _partial_suffix(text, CLOSE)
         self._held = text[len(text) - keep :] if keep else ""
         return Split(text[: len(text) - keep], "")
+
+
+    def _trim(self, text: str) -> Split:
+        answer = text.lstrip("\n")
+        self._state = "answer" if answer else "trim"
+        return Split("", answer)
 
 
 def _partial_suffix(text: str, tag: str) -> int:

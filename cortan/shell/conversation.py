@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from cortan.core.events import ChatCancelled, ChatEnded, ChatFailed, ChatFinished
+from cortan.core.images import Image, sniff_image
 from cortan.core.messages import Message
 from cortan.core.requests import Attachment, ChatRequest, Think
 
@@ -22,6 +23,7 @@ class Turn(NamedTuple):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     thinking: str = ""  # the model's reasoning, kept apart (never sent back)
+    images: tuple[Image, ...] = ()  # shown to the model with the user's message
 
 
 @dataclass
@@ -41,7 +43,7 @@ class Conversation:
     def history(self) -> tuple[Message, ...]:
         messages: list[Message] = []
         for turn in self.turns:
-            messages.append(Message("user", turn.user))
+            messages.append(Message("user", turn.user, turn.images))
             if turn.answer:
                 messages.append(Message("assistant", turn.answer))
         return tuple(messages)
@@ -70,21 +72,31 @@ class Conversation:
         self.last_added_turn = not isinstance(ended, ChatFailed) and sent is not None
         if not self.last_added_turn or sent is None:
             return
+        images = self._sent_images()
         if isinstance(ended, ChatFinished):
             usage = ended.usage
             tokens = (usage.prompt_tokens, usage.completion_tokens)
-            self.turns.append(Turn(sent, ended.content, False, *tokens, ended.thinking))
+            self.turns.append(Turn(sent, ended.content, False, *tokens, ended.thinking, images))
         elif isinstance(ended, ChatCancelled):
-            self.turns.append(Turn(sent, ended.content, True, thinking=ended.thinking))
+            self.turns.append(
+                Turn(sent, ended.content, True, thinking=ended.thinking, images=images)
+            )
+
+    def _sent_images(self) -> tuple[Image, ...]:
+        """The images the last request carried: they stay in the conversation."""
+        if self.last_request is None:
+            return ()
+        attachments = self.last_request.attachments
+        return tuple(Image(mime, a.data) for a in attachments if (mime := sniff_image(a.data)))
 
     def load(self, messages: list[Message]) -> None:
         """Replace the turns with stored ones (user, then its answer if any)."""
         self.clear()
         for message in messages:
             if message.role == "user":
-                self.turns.append(Turn(message.content, ""))
+                self.turns.append(Turn(message.content, "", images=message.images))
             elif message.role == "assistant" and self.turns and not self.turns[-1].answer:
-                self.turns[-1] = Turn(self.turns[-1].user, message.content)
+                self.turns[-1] = self.turns[-1]._replace(answer=message.content)
 
     def drop_last_turn(self) -> Turn | None:
         return self.turns.pop() if self.turns else None

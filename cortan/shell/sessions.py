@@ -69,7 +69,7 @@ def load_session(
         repl.dim(f"new conversation {ref!r}")
         return
     kept = select_history(store.messages(found.id))
-    repl.conversation.load([Message(m.role, m.content) for m in kept])
+    repl.conversation.load([Message(m.role, m.content, m.images) for m in kept])
     repl.conversation.system = found.system
     repl.conversation.model = found.model or repl.conversation.model
     recorder.continue_conversation(found.id)

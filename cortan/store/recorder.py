@@ -80,13 +80,14 @@ class Recorder:
         """Commit the user's turn before the model manager sends it."""
         system = next((m.content for m in event.messages if m.role == "system"), None)
         user = event.messages[-1].content if event.messages else event.request.prompt
+        images = event.messages[-1].images if event.messages else ()
         try:
             with self.store.batch():
                 if self.each_request_new:
                     conversation_id = self.store.create(model=event.model, system=system).id
                 else:
                     conversation_id = self._conversation_for(event.model, system)
-                self.store.add_message(conversation_id, "user", user)
+                self.store.add_message(conversation_id, "user", user, images=images)
         except CortanError as exc:
             raise StoreError(
                 f"this exchange is not being saved, so nothing was sent: {exc} "
@@ -130,11 +131,12 @@ class Recorder:
                 model=event.model, provider=event.provider,
                 prompt_tokens=event.usage.prompt_tokens,
                 completion_tokens=event.usage.completion_tokens,
-                duration=event.timings.total or duration,
+                duration=event.timings.total or duration, thinking=event.thinking,
             )  # fmt: skip
             return
         status: Status = "failed" if isinstance(event, ChatFailed) else "interrupted"
         self.store.add_message(
             conversation_id, "assistant", event.content, status=status,
             model=event.model, provider=event.provider, duration=duration,
+            thinking=event.thinking,
         )  # fmt: skip

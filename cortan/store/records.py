@@ -9,7 +9,7 @@ under 0.1 ms.
 
 ``StoredMessage`` carries ``role`` and ``content`` with the same meaning as
 :class:`cortan.providers.base.Message`; the store does not import the provider
-layer, so front ends convert (``Message(m.role, m.content)``).
+layer, so front ends convert (``Message(m.role, m.content, m.images)``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
+
+from cortan.core.images import Image
 
 Role = Literal["system", "user", "assistant"]
 Status = Literal["complete", "interrupted", "failed"]
@@ -76,8 +78,9 @@ class StoredMessage(_Record):
     """One message as stored: the turn itself plus who answered, how it ended, what it cost.
 
     ``created`` is Unix seconds; ``duration`` is seconds from sending to the end of
-    the answer (assistant messages only). ``conversation_name`` is filled in by the
-    queries across conversations (``recent_messages``, ``search``).
+    the answer (assistant messages only); ``thinking`` the model's reasoning, apart
+    from the answer. ``conversation_name`` is filled in by the queries across
+    conversations (``recent_messages``, ``search``); ``images`` by ``messages`` only.
     """
 
     __slots__ = (  # noqa: RUF023 (in field order, for repr)
@@ -92,7 +95,9 @@ class StoredMessage(_Record):
         "prompt_tokens",
         "completion_tokens",
         "duration",
+        "thinking",
         "conversation_name",
+        "images",
     )
 
     def __init__(
@@ -108,7 +113,9 @@ class StoredMessage(_Record):
         prompt_tokens: int | None = None,
         completion_tokens: int | None = None,
         duration: float | None = None,
+        thinking: str = "",
         conversation_name: str | None = None,
+        images: tuple[Image, ...] = (),
     ) -> None:
         self.id = id
         self.conversation_id = conversation_id
@@ -121,7 +128,9 @@ class StoredMessage(_Record):
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = completion_tokens
         self.duration = duration
+        self.thinking = thinking
         self.conversation_name = conversation_name
+        self.images = images
 
     @property
     def conversation_label(self) -> str:

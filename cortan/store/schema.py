@@ -15,6 +15,7 @@ write into a new conversation that happens to get number 7.
 
     version 1  conversations and messages
     version 2  full-text search over message content (FTS5), kept in step by triggers
+    version 3  a model's reasoning beside its answer; images kept once by their SHA-256
 """
 
 from __future__ import annotations
@@ -86,6 +87,27 @@ _V2 = (
     "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+# Thinking is stored apart from the answer, never inside it; an image is stored once
+# (content-addressed), so a conversation can be continued after its file is gone.
+_V3 = (
+    "ALTER TABLE messages ADD COLUMN thinking TEXT NOT NULL DEFAULT ''",
+    """
+    CREATE TABLE blobs (
+        digest TEXT PRIMARY KEY,
+        mime   TEXT NOT NULL,
+        data   BLOB NOT NULL
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE message_images (
+        message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        position   INTEGER NOT NULL,
+        digest     TEXT NOT NULL REFERENCES blobs(digest),
+        PRIMARY KEY (message_id, position)
+    ) WITHOUT ROWID
+    """,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 LATEST_VERSION = len(MIGRATIONS)
 TABLES = ("conversations", "messages")

@@ -20,13 +20,14 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 from cortan.core.errors import UsageError
+from cortan.core.images import Image
 from cortan.store.db import connect, describe_store, get_store_path, translate_errors
 from cortan.store.records import Conversation, Role, Status, StoredMessage, StoreInfo
 
@@ -43,7 +44,7 @@ _CONVERSATION = f"""
     FROM conversations c
 """
 _MESSAGE_COLUMNS = """m.id, m.conversation_id, m.role, m.content, m.created, m.status,
-    m.model, m.provider, m.prompt_tokens, m.completion_tokens, m.duration"""
+    m.model, m.provider, m.prompt_tokens, m.completion_tokens, m.duration, m.thinking"""
 _LOG = f"""SELECT {_MESSAGE_COLUMNS}, c.name
     FROM messages m JOIN conversations c ON c.id = m.conversation_id"""
 
@@ -182,6 +183,10 @@ class SessionStore:
         """Delete a conversation and all its messages; False when there was none."""
         with self._write() as conn:
             cursor = conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+            # Images no message shows any more go with it (each is stored once for all).
+            conn.execute(
+                "DELETE FROM blobs WHERE digest NOT IN (SELECT digest FROM message_images)"
+            )
         return cursor.rowcount > 0
 
     # -- messages ----------------------------------------------------------------------
@@ -198,6 +203,8 @@ class SessionStore:
         prompt_tokens: int | None = None,
         completion_tokens: int | None = None,
         duration: float | None = None,
+        thinking: str = "",
+        images: Sequence[Image] = (),
     ) -> int:
         """Append a message and commit it; returns its id.
 
@@ -210,21 +217,48 @@ class SessionStore:
         with self._write() as conn:
             cursor = conn.execute(
                 "INSERT INTO messages (conversation_id, role, content, created, status, model,"
-                " provider, prompt_tokens, completion_tokens, duration)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " provider, prompt_tokens, completion_tokens, duration, thinking)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (conversation_id, role, content, now, status, model, provider,
-                 prompt_tokens, completion_tokens, duration),
+                 prompt_tokens, completion_tokens, duration, thinking),
             )  # fmt: skip
+            message_id = int(cursor.lastrowid or 0)
+            for position, image in enumerate(images):
+                conn.execute(
+                    "INSERT OR IGNORE INTO blobs (digest, mime, data) VALUES (?, ?, ?)",
+                    (image.digest, image.mime, image.data),
+                )
+                conn.execute(
+                    "INSERT INTO message_images (message_id, position, digest) VALUES (?, ?, ?)",
+                    (message_id, position, image.digest),
+                )
             conn.execute(
                 "UPDATE conversations SET updated = ?, model = coalesce(?, model) WHERE id = ?",
                 (now, answered_by, conversation_id),
             )
-        return int(cursor.lastrowid or 0)
+        return message_id
 
     def messages(self, conversation_id: int) -> list[StoredMessage]:
         """A conversation's messages, oldest first."""
         sql = f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE m.conversation_id = ? ORDER BY m.id"
-        return [_message(row) for row in self._read(sql, (conversation_id,))]
+        found = [_message(row) for row in self._read(sql, (conversation_id,))]
+        images = self._images(conversation_id)
+        for message in found:
+            message.images = images.get(message.id, ())
+        return found
+
+    def _images(self, conversation_id: int) -> dict[int, tuple[Image, ...]]:
+        """The images of a conversation's messages, by message id, in their order."""
+        rows = self._read(
+            "SELECT i.message_id, b.mime, b.data FROM message_images i"
+            " JOIN blobs b ON b.digest = i.digest JOIN messages m ON m.id = i.message_id"
+            " WHERE m.conversation_id = ? ORDER BY i.message_id, i.position",
+            (conversation_id,),
+        )
+        images: dict[int, list[Image]] = {}
+        for message_id, mime, data in rows:
+            images.setdefault(message_id, []).append(Image(mime, bytes(data)))
+        return {key: tuple(value) for key, value in images.items()}
 
     def recent_messages(self, limit: int = 20) -> list[StoredMessage]:
         """The newest messages across all conversations, newest first."""

@@ -135,14 +135,14 @@ def test_json_output(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None
     assert report["model"] == "llama3.2:latest"
     assert report["provider"] == "ollama"
     assert report["finish_reason"] == "stop"
-    assert report["usage"] == {"prompt_tokens": 11, "completion_tokens": 1}
+    assert report["usage"] == {"prompt_tokens": 11, "completion_tokens": 1, "thinking_tokens": None}
     assert report["timings"]["total_s"] >= report["timings"]["first_token_s"] >= 0
 
 
 def test_openai_usage_in_json(cortan: type[CortanRunner], openai_env: FakeOpenAI) -> None:
     openai_env.queue(Reply(pieces=["a", "b"], prompt_tokens=5, completion_tokens=2))
     report = json.loads(cortan.run("ask", "--json", "x").stdout)
-    assert report["usage"] == {"prompt_tokens": 5, "completion_tokens": 2}
+    assert report["usage"] == {"prompt_tokens": 5, "completion_tokens": 2, "thinking_tokens": None}
     assert report["content"] == "ab"
 
 

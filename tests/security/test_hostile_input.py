@@ -172,7 +172,9 @@ def test_enormous_config_file(cortan: type[CortanRunner], config_file: Path) -> 
 @pytest.mark.parametrize(
     ("data", "fragment"),
     [
-        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "looks like binary data"),
+        # An image is known by its bytes: llama3.2 here cannot see, and says so.
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "cannot see images"),
+        (b"\x7fELF\x02\x01\x01\x00\x00\x00binary", "looks like binary data"),
         (b"caf\xe9 au lait", "is not valid UTF-8 text (byte 0xe9 at offset 3)"),
         (b"\xc3\x28 broken pair", "is not valid UTF-8"),
         ("utf-16 without a BOM".encode("utf-16-le"), "looks like binary data"),

@@ -292,10 +292,7 @@ async def play(ex: Exchange, reply: Reply, wire: Wire, *, stream: bool) -> None:
         return
     for data in wire.opening():
         await ex.send_chunk(data)
-    for text in reply.thinking:
-        if (thought := wire.thought(text, reply)) is not None:
-            await ex.send_chunk(thought)
-            await ex.sleep(reply.delay)
+    await _think(ex, reply, wire)
     fault_at = min(reply.fault_after, len(reply.pieces)) if reply.fault else -1
     for i, text in enumerate(reply.pieces):
         if i == fault_at and not await _fault(ex, reply, wire):
@@ -307,6 +304,14 @@ async def play(ex: Exchange, reply: Reply, wire: Wire, *, stream: bool) -> None:
     for data in wire.closing(reply):
         await ex.send_chunk(data)
     await ex.end_stream()
+
+
+async def _think(ex: Exchange, reply: Reply, wire: Wire) -> None:
+    """The reasoning of a thinking model, before its answer, in the wire's own field."""
+    for text in reply.thinking:
+        if (thought := wire.thought(text, reply)) is not None:
+            await ex.send_chunk(thought)
+            await ex.sleep(reply.delay)
 
 
 async def _play_raw(ex: Exchange, reply: Reply, wire: Wire) -> None:

@@ -1,0 +1,244 @@
+"""``cortan ask`` with what 2026's models need: thinking, schemas, options, images.
+
+Each test runs the real cortan as a user would, against the loopback servers, and
+checks stdout, stderr, the exit code and what the server received.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cortan.store import SessionStore
+from tests.conftest import CortanRunner, assert_one_sentence
+from tests.servers import FakeOllama, FakeOpenAI, Reply
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(17)  # recognised by its bytes
+
+
+def body(server: FakeOllama | FakeOpenAI, index: int = -1) -> dict[str, Any]:
+    sent = server.chat_requests[index].json
+    assert isinstance(sent, dict)
+    return sent
+
+
+# -- thinking --------------------------------------------------------------------------
+
+
+def test_piped_answer_carries_no_thinking(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    ollama_env.queue(Reply(thinking=["secret ", "reasoning"], pieces=["4"]))
+    result = cortan.run("ask", "--think", "on", "2+2?")
+    assert result.code == 0, result.stderr
+    assert result.stdout == "4\n"
+    assert "reasoning" not in result.stdout + result.stderr  # stderr is no terminal either
+    assert body(ollama_env)["think"] is True
+
+
+def test_json_carries_thinking_apart(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
+    ollama_env.queue(Reply(thinking=["add ", "them"], pieces=["4"]))
+    result = cortan.run("ask", "--json", "--think", "high", "2+2?")
+    report = json.loads(result.stdout)
+    assert (report["content"], report["thinking"]) == ("4", "add them")
+    assert report["timings"]["thinking_s"] >= 0
+    assert body(ollama_env)["think"] == "high"
+
+
+def test_thinking_is_stored_apart(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, isolated_env: Path
+) -> None:
+    ollama_env.queue(Reply(pieces=["<think>mull</think>", "4"]))
+    assert cortan.run("ask", "2+2?").stdout == "4\n"
+    with SessionStore.open(isolated_env / "data") as store:
+        (conversation,) = store.list_conversations()
+        answer = store.messages(conversation.id)[-1]
+    assert (answer.content, answer.thinking) == ("4", "mull")
+
+
+@pytest.mark.parametrize(
+    ("args", "sentence"),
+    [
+        (["--think", "hard"], "thinking is one of on, off, low, medium, high, not 'hard'"),
+        (["--think", "on", "--no-think"], "use either --think or --no-think, not both"),
+    ],
+)
+def test_bad_thinking_flags_are_usage_errors(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, args: list[str], sentence: str
+) -> None:
+    result = cortan.run("ask", *args, "hi")
+    assert result.code == 2
+    assert_one_sentence(result.stderr)
+    assert sentence in result.stderr
+    assert ollama_env.chat_requests == []
+
+
+# -- structured output -----------------------------------------------------------------
+
+
+def test_schema_sends_format_and_prints_one_document(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    ollama_env.queue(Reply(pieces=['{"name": "Ada",', ' "age": 36}']))
+    result = cortan.run("ask", "--schema", "name str, age int", "who?")
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout) == {"name": "Ada", "age": 36}
+    sent = body(ollama_env)["format"]
+    assert sent["properties"] == {"name": {"type": "string"}, "age": {"type": "integer"}}
+    assert sent["required"] == ["name", "age"]
+
+
+def test_schema_on_openai_is_a_response_format(
+    cortan: type[CortanRunner], openai_env: FakeOpenAI, tmp_path: Path
+) -> None:
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    path = tmp_path / "schema.json"
+    path.write_text(json.dumps(schema))
+    openai_env.queue(Reply(pieces=['```json\n{"ok": true}\n```']))  # fenced: still parsed
+    result = cortan.run("ask", "--json", "--schema", str(path), "ok?")
+    report = json.loads(result.stdout)
+    assert result.code == 0, result.stderr
+    assert report["data"] == {"ok": True}
+    sent = body(openai_env)["response_format"]
+    assert sent == {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+
+
+def test_a_wrong_answer_gets_one_repair(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
+    ollama_env.queue(Reply(pieces=['{"name": 7}']), Reply(pieces=['{"name": "Ada"}']))
+    result = cortan.run("ask", "--schema", "name str", "who?")
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout) == {"name": "Ada"}
+    assert "does not fit the schema at name" in result.stderr
+    repair = body(ollama_env)["messages"]
+    assert [m["role"] for m in repair[-3:]] == ["user", "assistant", "user"]
+    assert repair[-2]["content"] == '{"name": 7}'
+
+
+def test_an_answer_that_never_fits_exits_3_with_the_raw_text_on_stderr(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    ollama_env.queue(Reply(pieces=["no JSON here"]), Reply(pieces=["still none"]))
+    result = cortan.run("ask", "--schema", "name str", "who?")
+    assert result.code == 3
+    assert result.stdout == ""
+    assert "still none" in result.stderr
+    assert_one_sentence(result.stderr)
+    assert "even after one repair" in result.stderr
+    assert len(ollama_env.chat_requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("schema", "sentence"),
+    [
+        ("name strr", "unknown type 'strr'"),
+        ('{"type": 5}', "the schema is not a valid JSON Schema"),
+        ("{nope", "the schema is not valid JSON"),
+        ("missing.json", "cannot read the schema file"),
+        ("", "--schema is empty"),
+    ],
+)
+def test_bad_schemas_are_usage_errors(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, schema: str, sentence: str
+) -> None:
+    result = cortan.run("ask", "--schema", schema, "hi")
+    assert result.code == 2
+    assert_one_sentence(result.stderr)
+    assert sentence in result.stderr
+    assert ollama_env.chat_requests == []
+
+
+# -- options -----------------------------------------------------------------------------
+
+
+def test_options_reach_ollama_in_its_names(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    args = ["-o", "temperature=0.2", "-o", "stop=END,STOP", "--max-tokens", "64", "-o", "seed=7"]
+    assert cortan.run("ask", *args, "hi").code == 0
+    options = body(ollama_env)["options"]
+    assert options["temperature"] == 0.2
+    assert options["num_predict"] == 64
+    assert (options["seed"], options["stop"]) == (7, ["END", "STOP"])
+
+
+def test_options_reach_openai_with_extras_in_the_body(
+    cortan: type[CortanRunner], openai_env: FakeOpenAI
+) -> None:
+    assert cortan.run("ask", "-o", "temperature=0.5", "-o", "top_k=20", "hi").code == 0
+    sent = body(openai_env)
+    assert (sent["temperature"], sent["top_k"]) == (0.5, 20)
+
+
+@pytest.mark.parametrize(
+    ("option", "sentence"),
+    [
+        ("temprature=1", "unknown option 'temprature' (did you mean temperature?)"),
+        ("temperature=hot", "option temperature needs a float, not 'hot'"),
+        ("temperature", "is not key=value"),
+    ],
+)
+def test_bad_options_are_usage_errors(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, option: str, sentence: str
+) -> None:
+    result = cortan.run("ask", "-o", option, "hi")
+    assert result.code == 2
+    assert_one_sentence(result.stderr)
+    assert sentence in result.stderr
+
+
+# -- images ------------------------------------------------------------------------------
+
+
+def test_an_image_reaches_a_vision_model_and_stays_in_the_conversation(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    ollama_env.capabilities["llama3.2:latest"] = ["completion", "vision"]
+    photo = tmp_path / "photo.txt"  # the name says text; the bytes say PNG
+    photo.write_bytes(PNG)
+    assert cortan.run("ask", "-a", str(photo), "what is this?").code == 0
+    user = body(ollama_env)["messages"][-1]
+    assert user["images"] == [base64.b64encode(PNG).decode()]
+    photo.unlink()  # the file is gone; the conversation keeps the image
+    assert cortan.run("ask", "-c", "and the colour?").code == 0
+    first_turn = body(ollama_env)["messages"][0]
+    assert first_turn["images"] == [base64.b64encode(PNG).decode()]
+
+
+def test_an_image_on_stdin_is_an_image(cortan: type[CortanRunner], openai_env: FakeOpenAI) -> None:
+    result = cortan.run(
+        "ask", "-m", "openai:gpt-4o", "describe", input=PNG, env={"CORTAN_CAPABILITIES": "{}"}
+    )
+    assert result.code == 0, result.stderr
+    content = body(openai_env)["messages"][-1]["content"]
+    assert content[0] == {
+        "type": "image_url",
+        "image_url": {"url": "data:image/png;base64," + base64.b64encode(PNG).decode()},
+    }
+    assert content[-1] == {"type": "text", "text": "describe"}
+
+
+def test_a_model_that_cannot_see_is_refused_before_sending(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    photo = tmp_path / "cat.png"
+    photo.write_bytes(PNG)
+    result = cortan.run("ask", "-a", str(photo), "what is this?")
+    assert result.code == 1
+    assert_one_sentence(result.stderr)
+    assert "cannot see images (its server lists: completion, tools)" in result.stderr
+    assert ollama_env.chat_requests == []
+
+
+def test_an_image_over_its_limit_is_refused(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    photo = tmp_path / "big.png"
+    photo.write_bytes(PNG + bytes(2048))
+    result = cortan.run("ask", "-a", str(photo), "hi", env={"CORTAN_MAX_IMAGE_BYTES": "1024"})
+    assert result.code == 1
+    assert_one_sentence(result.stderr)
+    assert "the image is over the 1 KiB limit (setting max_image_bytes)" in result.stderr
