@@ -73,7 +73,6 @@ class ThinkSplitter:
         self._held = text[len(text) - keep :] if keep else ""
         return Split(text[: len(text) - keep], "")
 
-
     def _trim(self, text: str) -> Split:
         answer = text.lstrip("\n")
         self._state = "answer" if answer else "trim"

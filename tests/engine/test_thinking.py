@@ -97,13 +97,13 @@ async def test_ollama_thinking_field(app: App, ollama_env: FakeOllama) -> None:
     assert (ended.thinking, ended.content) == ("The user greets me.", "Hello!")
     assert "".join(thoughts) == ended.thinking and "".join(answer) == ended.content
     assert ended.timings.thinking is not None
-    assert ollama_env.chat_requests[-1].json["think"] == "high"  # type: ignore[index]
+    assert ollama_env.chat_requests[-1].json["think"] == "high"
 
 
 async def test_ollama_think_off_is_sent(app: App, ollama_env: FakeOllama) -> None:
     ollama_env.queue(Reply(thinking=["hmm"], pieces=["Hi"]))
     ended, thoughts, _ = await run(app, model=OLLAMA, think=False)
-    assert ollama_env.chat_requests[-1].json["think"] is False  # type: ignore[index]
+    assert ollama_env.chat_requests[-1].json["think"] is False
     assert (ended.thinking, thoughts, ended.content) == ("", [], "Hi")
 
 
@@ -143,13 +143,13 @@ async def test_config_thinks_per_model(ollama_env: FakeOllama) -> None:
     try:
         ollama_env.queue(Reply(thinking=["a"], pieces=["b"]))
         await run(app)
-        assert ollama_env.chat_requests[-1].json["think"] == "medium"  # type: ignore[index]
+        assert ollama_env.chat_requests[-1].json["think"] == "medium"
         await run(app, think=False)  # the request's own word wins
-        assert ollama_env.chat_requests[-1].json["think"] is False  # type: ignore[index]
+        assert ollama_env.chat_requests[-1].json["think"] is False
     finally:
         await app.aclose()
 
 
 async def test_no_think_field_when_nobody_asked(app: App, ollama_env: FakeOllama) -> None:
     await run(app, model=OLLAMA)
-    assert "think" not in ollama_env.chat_requests[-1].json  # type: ignore[operator]
+    assert "think" not in ollama_env.chat_requests[-1].json

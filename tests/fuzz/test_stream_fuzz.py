@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from cortan.config.settings import ProviderConfig, Timeouts
 from cortan.core.messages import Message
 from cortan.providers import get_factory
-from cortan.providers.base import Finish, ModelRequest, Provider
+from cortan.providers.base import ModelRequest, Provider
 from tests.fuzz.profiles import examples
 from tests.servers import FakeOllama, FakeOpenAI, Reply
 
@@ -68,7 +68,7 @@ async def stream_text(kind: str, url: str, model: str) -> str:
         request = ModelRequest(model, (Message("user", "hi"),))
         async with aclosing(provider.stream_chat(request)) as stream:  # type: ignore[type-var]
             async for item in stream:
-                if not isinstance(item, Finish):
+                if isinstance(item, str):
                     text.append(item)
     finally:
         await provider.aclose()

@@ -24,7 +24,7 @@ from cortan.core.errors import (
 )
 from cortan.core.messages import Message
 from cortan.providers import get_factory
-from cortan.providers.base import Finish, ModelRequest, Provider
+from cortan.providers.base import Finish, ModelRequest, Provider, Thinking
 from tests.servers import FakeOllama, FakeOpenAI, Reply
 from tests.servers.http import FakeServer
 
@@ -57,7 +57,9 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
         yield make_backend(request.param, server, timeouts)
 
 
-async def collect(backend: Backend, model: str | None = None) -> list[str | Finish]:
+async def collect(
+    backend: Backend, model: str | None = None
+) -> list[str | Thinking | Finish]:
     request = ModelRequest(model or backend.model, (Message("user", "hi"),))
     return [item async for item in backend.provider.stream_chat(request)]
 
@@ -130,3 +132,10 @@ async def test_connection_refused(kind: str, monkeypatch: pytest.MonkeyPatch) ->
         async for _ in provider.stream_chat(ModelRequest("m", (Message("user", "x"),))):
             pass
     await provider.aclose()
+
+
+async def test_reasoning_comes_as_thinking_pieces_before_the_answer(backend: Backend) -> None:
+    backend.server.queue(Reply(thinking=["Let me", " see."], pieces=["Hi"]))
+    items = await collect(backend)
+    assert items[:3] == [Thinking("Let me"), Thinking(" see."), "Hi"]
+    assert isinstance(items[-1], Finish)
