@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from cortan.config.settings import Settings
-    from cortan.core.messages import Message
+    from cortan.core.messages import Message, ModelInfo
     from cortan.engine.budget import ContextUsage
     from cortan.engine.catalog import HostReport, Listing
     from cortan.engine.hosts import HostState
@@ -148,13 +148,23 @@ class App:
     def host_states(self) -> list[HostState]:
         return self.manager.host_states()
 
-    async def list_models(self, names: Sequence[str] | None = None) -> dict[str, Listing]:
-        """Every named provider's models (all by default), asked of every host at once."""
-        from cortan.engine.catalog import gather_models
+    async def list_models(
+        self, names: Sequence[str] | None = None, *, details: bool = False
+    ) -> dict[str, Listing]:
+        """Every named provider's models (all by default), asked of every host at once.
+
+        ``details`` adds what each server says of each model (capabilities, window).
+        """
+        from cortan.engine.catalog import describe, gather_models
 
         names = list(self.settings.providers) if names is None else names
         limit = self.settings.timeouts.connect + LISTING_GRACE
-        return await gather_models(self.manager, names, limit=limit)
+        listing = await gather_models(self.manager, names, limit=limit)
+        return await describe(self.manager, listing) if details else listing
+
+    async def show_model(self, name: str | None) -> ModelInfo:
+        """What the server says of one model (``cortan models show``)."""
+        return await self.manager.show_model(name)
 
     async def survey_hosts(self) -> list[HostReport]:
         """Every host of every provider: models, latency, version (``cortan doctor``)."""
@@ -215,6 +225,7 @@ def make_repl(
             "role": lambda: list(get_roles(app.settings)),
             "session": lambda: session_names(app.store),
         },
+        {"model": models.describe},
     )
     session = make_prompt_session(
         completer=completer,

@@ -25,7 +25,7 @@ from cortan.cli.runner import Context
 COMMANDS: dict[str, tuple[str, str, bool]] = {
     "ask": ("cortan.cli.ask", "ask", False),
     "chat": ("cortan.cli.chat", "chat", False),
-    "models": ("cortan.cli.models", "models", False),
+    "models": ("cortan.cli.models", "app", True),
     "roles": ("cortan.cli.roles", "roles", False),
     "config": ("cortan.cli.config", "app", True),
     "keys": ("cortan.cli.keys", "app", True),

@@ -36,6 +36,14 @@ class NameRoute:
     error: str | None = None
 
 
+app = typer.Typer(
+    help="List the models of every configured provider, and where each alias leads.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+
+@app.callback(invoke_without_command=True)
 def models(
     ctx: typer.Context,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -44,11 +52,13 @@ def models(
     ] = None,
 ) -> None:
     """List the models of every configured provider, and where each alias leads."""
+    if ctx.invoked_subcommand is not None:
+        return
     context = get_context(ctx)
     with guard(context):
         settings = context.load_settings()
         names = [provider] if provider else list(settings.providers)
-        results = run_async(lambda: gather_models(settings, names))
+        results = run_async(lambda: gather_models(settings, names, details=json_output))
         found: list[ModelInfo] = []
         for name, result in results.items():
             if isinstance(result, list):
@@ -65,15 +75,62 @@ def models(
             _print_tables(found, routes, context.color_enabled)
 
 
-async def gather_models(settings: Settings, names: list[str]) -> dict[str, Listing]:
+async def gather_models(
+    settings: Settings, names: list[str], *, details: bool = False
+) -> dict[str, Listing]:
     """Ask every named provider at once; a failure is kept as that provider's result."""
     from cortan.app import App
 
-    app = App.build(settings)
+    services = App.build(settings)
     try:
-        return await app.list_models(names)
+        return await services.list_models(names, details=details)
     finally:
-        await app.aclose()
+        await services.aclose()
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="provider:model, an alias, or a bare name.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """What a model's server says of it: window, capabilities, size, quantisation."""
+    context = get_context(ctx)
+    with guard(context):
+        settings = context.load_settings()
+        info = run_async(lambda: _show(settings, model))
+        if json_output:
+            sys.stdout.write(json.dumps(_as_dict(info), indent=2) + "\n")
+            return
+        from cortan.render.sanitize import sanitize
+
+        for label, value in _show_rows(info):
+            sys.stdout.write(f"{label:<14} {sanitize(value)}\n")
+
+
+async def _show(settings: Settings, name: str) -> ModelInfo:
+    from cortan.app import App
+
+    services = App.build(settings)
+    try:
+        route = services.resolve(name)
+        return (await services.show_model(name))._replace(name=route.model)
+    finally:
+        await services.aclose()
+
+
+def _show_rows(info: ModelInfo) -> list[tuple[str, str]]:
+    unknown = "not said by the server"
+    caps = ", ".join(info.capabilities) if info.capabilities is not None else unknown
+    window = f"{info.context_length} tokens" if info.context_length else unknown
+    return [
+        ("model", f"{info.provider}:{info.name}"),
+        ("context", window),
+        ("capabilities", caps),
+        ("family", info.family or unknown),
+        ("parameters", info.parameter_size or unknown),
+        ("quantisation", info.quantization or unknown),
+    ]
 
 
 def describe_names(
@@ -111,6 +168,9 @@ def _as_dict(model: ModelInfo) -> dict[str, object]:
         "family": model.family,
         "parameter_size": model.parameter_size,
         "size": model.size,
+        "context_length": model.context_length,
+        "capabilities": list(model.capabilities) if model.capabilities is not None else None,
+        "quantization": model.quantization,
     }
 
 

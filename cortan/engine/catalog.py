@@ -77,6 +77,39 @@ async def gather_models(
     return by_provider(names, await survey_hosts(manager, names, limit=limit))
 
 
+#: Models asked about at once when the details of a listing are filled in.
+DESCRIBE_AT_ONCE = 8
+
+
+async def describe(manager: ModelManager, listing: dict[str, Listing]) -> dict[str, Listing]:
+    """The listing with what each server says of each model: window, capabilities.
+
+    One ``show`` per model, a few at a time, cached by the manager; a model its
+    server will not describe keeps what the list said.
+    """
+    gate = asyncio.Semaphore(DESCRIBE_AT_ONCE)
+
+    async def one(model: ModelInfo) -> ModelInfo:
+        async with gate:
+            try:
+                shown = await manager.show_model(f"{model.provider}:{model.name}")
+            except CortanError:
+                return model
+        return model._replace(
+            context_length=shown.context_length or model.context_length,
+            capabilities=shown.capabilities,
+            quantization=shown.quantization,
+        )
+
+    described: dict[str, Listing] = {}
+    for name, result in listing.items():
+        if isinstance(result, list):
+            described[name] = list(await asyncio.gather(*(one(m) for m in result)))
+        else:
+            described[name] = result
+    return described
+
+
 async def _refused(name: str, exc: CortanError) -> HostReport:
     return HostReport(name, "", None, exc, 0.0)
 

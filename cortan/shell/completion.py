@@ -23,9 +23,15 @@ Source = Callable[[], Iterable[str]]
 class ShellCompleter(Completer):
     """Completes ``/command`` and then the command's argument."""
 
-    def __init__(self, commands: CommandTable, sources: dict[ArgKind, Source]) -> None:
+    def __init__(
+        self,
+        commands: CommandTable,
+        sources: dict[ArgKind, Source],
+        notes: dict[ArgKind, Callable[[str], str | None]] | None = None,
+    ) -> None:
         self._commands = commands
         self._sources = sources
+        self._notes = notes or {}
         self._paths = PathCompleter(expanduser=True)
 
     def get_completions(
@@ -44,7 +50,8 @@ class ShellCompleter(Completer):
         if command.arg == "path":
             yield from self._paths.get_completions(Document(arg), complete_event)
         elif command.arg in self._sources:
-            yield from _matching(arg, self._sources[command.arg]())
+            note = self._notes.get(command.arg)
+            yield from _matching(arg, self._sources[command.arg](), note)
 
     def _command_names(self, prefix: str) -> Iterable[Completion]:
         for command in self._commands:
@@ -56,11 +63,14 @@ class ShellCompleter(Completer):
                 )
 
 
-def _matching(prefix: str, candidates: Iterable[str]) -> Iterable[Completion]:
+def _matching(
+    prefix: str, candidates: Iterable[str], note: Callable[[str], str | None] | None = None
+) -> Iterable[Completion]:
     """Names starting with the prefix first, then names that merely contain it."""
     unique = list(dict.fromkeys(candidates))
     lowered = prefix.lower()
     first = [c for c in unique if c.lower().startswith(lowered)]
     then = [c for c in unique if lowered in c.lower() and c not in first]
     for candidate in [*first, *then]:
-        yield Completion(candidate, start_position=-len(prefix))
+        meta = note(candidate) if note is not None else None
+        yield Completion(candidate, start_position=-len(prefix), display_meta=meta)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 class ModelLister(Protocol):
     """What the cache asks of the services it makes in its thread."""
 
-    async def list_models(self) -> dict[str, Listing]: ...
+    async def list_models(self, *, details: bool = False) -> dict[str, Listing]: ...
 
     async def aclose(self) -> None: ...
 
@@ -73,6 +73,13 @@ class ModelCache:
         with self._lock:
             return dict(self._errors)
 
+    def describe(self, name: str) -> str | None:
+        """What completion shows beside a model's name: its capabilities."""
+        for model in self.models:
+            if f"{model.provider}:{model.name}" == name and model.capabilities:
+                return ", ".join(c for c in model.capabilities if c != "completion") or None
+        return None
+
     def names(self) -> list[str]:
         """``provider:model`` for every model, then the aliases."""
         qualified = [f"{m.provider}:{m.name}" for m in self.models]
@@ -85,7 +92,7 @@ async def fetch_models(
     """Ask every provider at once; errors are kept by provider name."""
     lister = make_lister()
     try:
-        results = await lister.list_models()
+        results = await lister.list_models(details=True)  # capabilities for completion
     finally:
         await lister.aclose()
     models = [m for r in results.values() if isinstance(r, list) for m in r]

@@ -48,7 +48,9 @@ class ShellServices(Protocol):
         """Every host's circuit as this process saw it."""
         ...
 
-    async def list_models(self, names: Sequence[str] | None = None) -> dict[str, Listing]:
+    async def list_models(
+        self, names: Sequence[str] | None = None, *, details: bool = False
+    ) -> dict[str, Listing]:
         """Every provider's models, or why there are none."""
         ...
 
