@@ -72,3 +72,19 @@ def test_commit_message(tmp_path: Path, ollama_env: FakeOllama) -> None:
     )
     assert log.stdout.strip() == "Add a greeting\n\nSo the file says hello."
     assert "+hello" in ollama_env.chat_requests[0].json["messages"][-1]["content"]
+
+
+def test_extract_person(tmp_path: Path, ollama_env: FakeOllama) -> None:
+    letter = tmp_path / "letter.txt"
+    letter.write_text("Dear Ada (36, ada@example.com), thank you.\n")
+    ollama_env.queue(Reply(pieces=['{"name": "Ada", "age": 36, "email": "ada@example.com"}']))
+    done = run("extract-person.sh", str(letter))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == '{\n  "name": "Ada",\n  "age": 36,\n  "email": "ada@example.com"\n}\n'
+    sent = ollama_env.chat_requests[0].json
+    assert sent["format"]["required"] == ["name", "age", "email"]
+    assert sent["think"] is False
+    ollama_env.queue(Reply(pieces=["no idea"]), Reply(pieces=["still no idea"]))
+    failed = run("extract-person.sh", str(letter))
+    assert (failed.returncode, failed.stdout) == (3, "")
+    assert "still no idea" in failed.stderr

@@ -57,9 +57,7 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
         yield make_backend(request.param, server, timeouts)
 
 
-async def collect(
-    backend: Backend, model: str | None = None
-) -> list[str | Thinking | Finish]:
+async def collect(backend: Backend, model: str | None = None) -> list[str | Thinking | Finish]:
     request = ModelRequest(model or backend.model, (Message("user", "hi"),))
     return [item async for item in backend.provider.stream_chat(request)]
 

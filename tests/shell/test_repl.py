@@ -501,3 +501,29 @@ async def test_each_prompt_is_guarded_once(
     pipe.send_text("\x04")
     await asyncio.wait_for(task, 10)
     await app.aclose()
+
+
+async def test_thinking_folds_to_one_line_and_shows_whole_on_request(
+    shell: Shell, ollama_env: FakeOllama
+) -> None:
+    ollama_env.queue(Reply(thinking=["First I add.\n", "Then I check."], pieces=["4"]))
+    ended = await shell.ask("2+2?")
+    assert isinstance(ended, ChatFinished) and ended.thinking == "First I add.\nThen I check."
+    await wait_for(lambda: "thought for" in shell.screen)
+    folded = shell.screen
+    assert "(/thinking shows it)" in folded
+    assert "First I add." not in folded  # live under the spinner, then folded away
+    await shell.command("/thinking")
+    assert "First I add.\nThen I check." in shell.screen
+    await shell.command("/think high")
+    await shell.ask("again")
+    assert sent_body(ollama_env)["think"] == "high"
+    await shell.command("/think default")
+    await shell.ask("once more")
+    assert "think" not in sent_body(ollama_env)
+
+
+def sent_body(server: FakeOllama) -> dict[str, object]:
+    body = server.chat_requests[-1].json
+    assert isinstance(body, dict)
+    return body
