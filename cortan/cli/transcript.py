@@ -73,6 +73,10 @@ def to_text(conversation: Conversation, messages: list[StoredMessage]) -> str:
     for message in messages:
         who = "you" if message.role == "user" else message.model or message.role
         out.append(f"\n── {describe_message(message, who)}")
+        if message.thinking:
+            out.append(f"(thinking) {message.thinking.strip()}\n")
+        if message.images:
+            out.append(f"({_count_images(message)} attached)")
         out.append(message.content if message.content else "(no answer)")
     return "\n".join(out) + "\n"
 
@@ -88,8 +92,19 @@ def to_markdown(conversation: Conversation, messages: list[StoredMessage]) -> st
         out += ["", "## System", "", conversation.system]
     for message in messages:
         who = "User" if message.role == "user" else f"Assistant ({message.model or '?'})"
-        out += ["", f"## {describe_message(message, who)}", "", message.content]
+        out += ["", f"## {describe_message(message, who)}", ""]
+        if message.thinking:
+            thought = message.thinking.strip()
+            out += ["<details><summary>Thinking</summary>", "", thought, "", "</details>", ""]
+        if message.images:
+            out += [f"*{_count_images(message)} attached*", ""]
+        out.append(message.content)
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _count_images(message: StoredMessage) -> str:
+    count = len(message.images)
+    return "1 image" if count == 1 else f"{count} images"
 
 
 def to_json(conversation: Conversation, messages: list[StoredMessage]) -> dict[str, Any]:
@@ -126,6 +141,11 @@ def message_to_json(message: StoredMessage) -> dict[str, Any]:
         "prompt_tokens": message.prompt_tokens,
         "completion_tokens": message.completion_tokens,
         "duration_s": None if message.duration is None else round(message.duration, 4),
+        "thinking": message.thinking,
+        "images": [
+            {"mime": image.mime, "sha256": image.digest, "bytes": len(image.data)}
+            for image in message.images
+        ],
     }
 
 

@@ -59,6 +59,7 @@ class ThinkingStream:
     def __init__(self, console: Console) -> None:
         self._console = console
         self._thought = Thought()
+        self._at_line_start = True
 
     @property
     def active(self) -> bool:
@@ -69,10 +70,12 @@ class ThinkingStream:
 
         self._thought.add(text)
         self._console.print(Text(sanitize(text), style="dim"), end="")
+        self._at_line_start = text.endswith("\n")
 
     def close(self) -> None:
         from rich.text import Text
 
         if (summary := self._thought.close()) is not None:
-            self._console.print()
+            if not self._at_line_start:
+                self._console.print()
             self._console.print(Text(summary, style="dim"))

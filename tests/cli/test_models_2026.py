@@ -58,6 +58,8 @@ def test_thinking_is_stored_apart(
         (conversation,) = store.list_conversations()
         answer = store.messages(conversation.id)[-1]
     assert (answer.content, answer.thinking) == ("4", "mull")
+    shown = cortan.run("sessions", "show", f"#{conversation.id}")
+    assert "(thinking) mull" in shown.stdout
 
 
 @pytest.mark.parametrize(

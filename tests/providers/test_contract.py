@@ -6,7 +6,7 @@ class for the same failure, whichever backend it came from.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import cast
@@ -49,12 +49,18 @@ def make_backend(kind: str, server: FakeServer, timeouts: Timeouts) -> Backend:
 
 
 @pytest.fixture(params=["ollama", "openai"])
-def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
+async def backend(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Backend]:
     monkeypatch.setenv("K", "sk-contract")
     server = FakeOllama() if request.param == "ollama" else FakeOpenAI()
     with server:
         timeouts = Timeouts(connect=2, first_token=5, total=2)
-        yield make_backend(request.param, server, timeouts)
+        made = make_backend(request.param, server, timeouts)
+        try:
+            yield made
+        finally:  # its connections close here, not whenever the collector gets to them
+            await made.provider.aclose()
 
 
 async def collect(backend: Backend, model: str | None = None) -> list[str | Thinking | Finish]:

@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay", type=float, default=0.0, help="seconds between pieces")
     parser.add_argument("--first-byte-delay", type=float, default=0.0)
     parser.add_argument("--pieces-file", type=Path, help="stream this text in ~4-char pieces")
+    parser.add_argument("--thinking-file", type=Path, help="reason with this text first")
     parser.add_argument("--model", action="append", help="served model (repeatable)")
     parser.add_argument("--api-key", help="openai: require this Bearer key")
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
@@ -46,7 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.pieces_file is not None:
         text = args.pieces_file.read_text(encoding="utf-8")
         pieces = [text[i : i + 4] for i in range(0, len(text), 4)]
-    server.default = Reply(pieces=pieces, delay=args.delay, first_byte_delay=args.first_byte_delay)
+    thinking: list[str] = []
+    if args.thinking_file is not None:
+        text = args.thinking_file.read_text(encoding="utf-8")
+        thinking = [text[i : i + 4] for i in range(0, len(text), 4)]
+    server.default = Reply(
+        pieces=pieces,
+        delay=args.delay,
+        first_byte_delay=args.first_byte_delay,
+        thinking=thinking,
+    )
 
     for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT may be ignored when backgrounded
         signal.signal(signum, _interrupt)
