@@ -147,14 +147,18 @@ def ask(
         show = settings.show_thinking if show_thinking is None else show_thinking
         output = Output(no_stream, json_output, raw, show)
         ended = run_async(lambda: _run(settings, request, context, output, plan))
-        raise typer.Exit(exit_code(ended))
+        raise typer.Exit(exit_code(ended, plan.log_required))
 
 
-def exit_code(ended: ChatEnded) -> int:
+def exit_code(ended: ChatEnded, log_required: bool = False) -> int:
+    """The stable exit code; an answer that came but could not be saved is 0 unless the
+    user asked for the log (``-c``, ``--session``)."""
     from cortan.core.events import ChatCancelled, ChatFailed
 
     if isinstance(ended, ChatCancelled):
         return EXIT_INTERRUPTED
+    if is_unsaved_answer(ended) and not log_required:
+        return EXIT_OK
     if isinstance(ended, ChatFailed):
         return ended.exit_code
     return EXIT_OK
@@ -265,19 +269,29 @@ async def _run(
         ended = await app.ask(request)
     finally:
         await app.aclose()
-    report_ending(context, ended)
+    report_ending(context, ended, plan is not None and plan.log_required)
     return ended
 
 
-def report_ending(context: Context, ended: ChatEnded) -> None:
+def report_ending(context: Context, ended: ChatEnded, log_required: bool = False) -> None:
     """A failure's one sentence on stderr; a reader who left (``| head``) hears nothing."""
     from cortan.core.events import ChatFailed
     from cortan.engine.guard import HINT
 
     if not isinstance(ended, ChatFailed) or ended.kind == "output_closed":
         return
+    if is_unsaved_answer(ended) and not log_required:
+        context.diagnostics.warning(ended.message)  # the answer came; the log is a bonus
+        return
     hint = HINT if ended.kind == "secret" and not ended.message.endswith(HINT) else ""
     context.diagnostics.error(ended.message + hint)
+
+
+def is_unsaved_answer(ended: ChatEnded) -> bool:
+    """The answer arrived whole, and only storing it failed."""
+    from cortan.core.events import ChatFailed
+
+    return isinstance(ended, ChatFailed) and ended.kind == "store"
 
 
 def _make_view(

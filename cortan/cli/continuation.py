@@ -55,6 +55,11 @@ class Continuation:
     record: bool = False
     history: tuple[Message, ...] = ()
 
+    @property
+    def log_required(self) -> bool:
+        """The user asked for this exchange to be kept (``-c``, ``--session``), not just allowed."""
+        return self.record and (self.conversation is not None or self.new_name is not None)
+
     def apply(self, request: ChatRequest) -> ChatRequest:
         """The request with the conversation's history, model and system prompt added."""
         found = self.conversation

@@ -175,10 +175,10 @@ def _failed(request: ChatRequest, exc: CortanError, progress: Progress | None) -
     return failed._replace(thinking=progress.thought) if content is not None else failed
 
 
-def _failed_after(ended: ChatEnded, exc: ObserverError) -> ChatFailed:
+def _failed_after(ended: ChatEnded, exc: ObserverError) -> ChatEnded:
     """``ended`` as a failure: the answer arrived, but showing or saving it did not work."""
-    if isinstance(ended, ChatFailed):
-        return ended  # already failed: its own sentence is the one to read
+    if not isinstance(ended, ChatFinished):
+        return ended  # failed or cancelled already: its own sentence, its own exit code
     return ChatFailed(
         ended.request_id,
         exc.kind,

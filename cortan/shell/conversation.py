@@ -69,6 +69,9 @@ class Conversation:
         sent = ended.sent
         if ended.thinking:
             self.last_thinking = ended.thinking
+        if isinstance(ended, ChatFailed) and ended.kind == "store":  # shown whole; not saved
+            route = (ended.provider or "", ended.model or "")
+            ended = ChatFinished(ended.request_id, *route, ended.content, "stop", sent=sent)
         self.last_added_turn = not isinstance(ended, ChatFailed) and sent is not None
         if not self.last_added_turn or sent is None:
             return

@@ -16,11 +16,13 @@ recorder before it publishes: :meth:`Recorder.continue_conversation` (``ask -c``
 conversation is created only when its first request is actually sent, so a
 prompt the validator rejects leaves no empty conversation behind.
 
-A store that fails (disk full, locked too long) fails the request visibly, never
-silently, and never costs the user what can still be kept: when the question
-cannot be saved, nothing is sent (the promise is "stored before it is sent"), and
-the sentence says ``--no-log`` asks without saving; when the answer cannot be
-saved, it has still been shown, and the request ends failed with it (exit 1).
+A store that fails (disk full, read-only, locked too long) never costs the user the
+answer and never fails in silence: the question is still sent and the answer shown,
+and when the answer has ended the recorder raises :class:`StoreError` (kind
+``store``), so the request ends failed with the whole answer in it and one sentence
+saying the exchange was not saved. Front ends decide what that means for the exit
+code: ``cortan ask`` keeps 0 and warns unless the user asked for the log (``-c``,
+``--session``), issue 15.
 
 Between a question and its answer the recorder holds that exchange open, keyed by
 request id: its own correlation of two events, which lets a gateway or a batch run
@@ -46,8 +48,9 @@ class _Open(NamedTuple):
     """The exchange whose question is saved and whose answer is awaited."""
 
     request_id: int
-    conversation_id: int
+    conversation_id: int | None  # None: the question could not be saved
     sent_at: float
+    error: StoreError | None = None  # why, told when the answer has ended
 
 
 class Recorder:
@@ -89,10 +92,11 @@ class Recorder:
                     conversation_id = self._conversation_for(event.model, system)
                 self.store.add_message(conversation_id, "user", user, images=images)
         except CortanError as exc:
-            raise StoreError(
-                f"this exchange is not being saved, so nothing was sent: {exc} "
-                "(--no-log asks without saving)"
-            ) from exc
+            error = StoreError(f"this exchange was not saved: {exc} (--no-log asks without saving)")
+            self._open[event.request.request_id] = _Open(
+                event.request.request_id, None, self._clock(), error
+            )
+            return
         request_id = event.request.request_id
         self._open[request_id] = _Open(request_id, conversation_id, self._clock())
 
@@ -119,6 +123,8 @@ class Recorder:
         open_ = self._open.pop(event.request_id, None)
         if open_ is None:
             return  # never sent (rejected input) or not recorded
+        if open_.error is not None or open_.conversation_id is None:
+            raise open_.error or StoreError("this exchange was not saved")
         try:
             self._store_answer(open_.conversation_id, event, self._clock() - open_.sent_at)
         except CortanError as exc:
