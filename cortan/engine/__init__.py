@@ -1,5 +1,5 @@
-"""The engine: event bus, events, input validator, context manager, model manager.
+"""The engine: ``Chat.run`` and its stages (guard, context, model manager), and the bus.
 
-Layer: engine. Imports providers and config; knows nothing of rich, Typer or
-prompt-toolkit.
+Layer: engine. Imports providers, store, config and core; knows nothing of rich,
+Typer or prompt-toolkit (import-linter contracts in pyproject.toml).
 """

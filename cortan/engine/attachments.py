@@ -5,7 +5,7 @@ wherever it is attached. A file becomes an :class:`~cortan.core.events.Attachmen
 labelled ``File PATH``, which the context manager frames like piped input. It is
 checked before anything is sent: it must exist and not be a folder, fit in what
 is left of ``max_input_bytes`` (the limit covers the prompt, stdin and every
-file together), and be text (the validator's own decoding rules). Its size is
+file together), and be text (the guard's own decoding rules). Its size is
 looked up first and at most the limit plus one byte is read, so attaching a
 huge file or an endless device costs nothing; pipes (``-f <(git diff)``) work.
 """

@@ -130,6 +130,8 @@ class ContextManager:
         self._providers: dict[str, ProviderConfig] = dict(settings.providers) if settings else {}
         self._models = models
         self.calibration = calibration or Calibration()
+        if settings is not None:  # every wait sits inside the user's timeouts (issue 21)
+            self.lookup_timeout = min(WINDOW_LOOKUP_TIMEOUT, settings.timeouts.first_token)
         self._window_sizes: dict[str, int] = {}  # the largest window asked for, per model
 
     async def fit(self, checked: Checked, route: Route | None) -> Fit:

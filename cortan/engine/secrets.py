@@ -1,6 +1,6 @@
 """The secret scanner: finds likely credentials in text before it leaves the machine.
 
-Layer: engine (stdlib only). The input validator calls :func:`scan` on every prompt,
+Layer: engine (stdlib only). The guard calls :func:`scan` on every prompt,
 piped input and attached file bound for a provider that is not local; the REPL calls
 it to ask before sending; the log formatter calls :func:`redact` on every line.
 

@@ -14,7 +14,7 @@ Which conversation a request belongs to is the front end's choice, told to the
 recorder before it publishes: :meth:`Recorder.continue_conversation` (``ask -c``,
 ``/load``) or :meth:`Recorder.start_new` (every plain ``ask``, ``/new``). A new
 conversation is created only when its first request is actually sent, so a
-prompt the validator rejects leaves no empty conversation behind.
+prompt the guard rejects leaves no empty conversation behind.
 
 A store that fails (disk full, read-only, locked too long) never costs the user the
 answer and never fails in silence: the question is still sent and the answer shown,
