@@ -35,10 +35,13 @@ from typing import TYPE_CHECKING
 
 from cortan.core.errors import CortanError, ObserverError
 from cortan.core.events import ChatCancelled, ChatEnded, ChatFailed, ChatPrepared, Notice
+from cortan.core.messages import EMPTY_MAPPING
 from cortan.engine.answering import make_failure
 from cortan.providers.base import ModelRequest
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from cortan.core.requests import ChatRequest
     from cortan.engine.answering import Progress
     from cortan.engine.bus import EventBus
@@ -72,8 +75,9 @@ class Chat:
             sent = fit.messages[-1].content
             progress = self.manager.start(request.request_id, chain)
             options = {**dict(request.options), **fit.options}
+            headers = _trace_headers(request)
             ended: ChatEnded = await self.manager.answer(
-                progress, ModelRequest(chain[0].model, fit.messages, options)
+                progress, ModelRequest(chain[0].model, fit.messages, options, headers)
             )
             if notice := self.context.learn(fit, ended):
                 await self._bus.publish(Notice(request.request_id, notice))
@@ -94,6 +98,13 @@ class Chat:
             # the caller learns that part of the user's work could not be done.
             return _failed_after(ended, exc)
         return ended
+
+
+def _trace_headers(request: ChatRequest) -> Mapping[str, str]:
+    """What follows the request upstream: its W3C traceparent, when it has one."""
+    if request.trace is None:
+        return EMPTY_MAPPING
+    return {"traceparent": request.trace.traceparent}
 
 
 def _cancelled(request: ChatRequest, progress: Progress | None) -> ChatCancelled:

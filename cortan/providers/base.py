@@ -26,11 +26,16 @@ from cortan.core.messages import EMPTY_MAPPING, Message, ModelInfo, Usage
 
 
 class ModelRequest(NamedTuple):
-    """One chat as a provider sees it: the model's own name, the full message list."""
+    """One chat as a provider sees it: the model's own name, the full message list.
+
+    ``headers`` go out with the HTTP request as they are: the W3C ``traceparent``
+    that lets the server join the caller's trace (the gateway's requests).
+    """
 
     model: str
     messages: tuple[Message, ...]
     options: Mapping[str, Any] = EMPTY_MAPPING
+    headers: Mapping[str, str] = EMPTY_MAPPING
 
 
 class Finish(NamedTuple):

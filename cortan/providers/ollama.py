@@ -9,8 +9,9 @@ cut connections, and ``json.JSONDecodeError`` for a line that is not JSON.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, cast
 
 import httpx
@@ -35,6 +36,14 @@ if TYPE_CHECKING:
     from cortan.config.settings import ProviderConfig, Timeouts
 
 NS = 1e-9
+#: Headers for the chat request this task is sending (the SDK's ``chat`` takes none).
+_HEADERS: ContextVar[Mapping[str, str] | None] = ContextVar("cortan_ollama_headers", default=None)
+
+
+async def _add_headers(request: httpx.Request) -> None:
+    """httpx's request hook: the task's trace headers go out with its chat request."""
+    if headers := _HEADERS.get():
+        request.headers.update(headers)
 
 
 class OllamaProvider:
@@ -49,7 +58,12 @@ class OllamaProvider:
         self.url = url
         timeout = httpx.Timeout(timeouts.total, connect=timeouts.connect)
         # verify: no CA bundle read for a plain-http server (cortan.providers.tls)
-        self._client = ollama.AsyncClient(host=url, timeout=timeout, verify=get_verify(url))
+        self._client = ollama.AsyncClient(
+            host=url,
+            timeout=timeout,
+            verify=get_verify(url),
+            event_hooks={"request": [_add_headers]},
+        )
 
     async def list_models(self) -> list[ModelInfo]:
         try:
@@ -90,6 +104,9 @@ class OllamaProvider:
 
     async def stream_chat(self, request: ModelRequest) -> AsyncIterator[str | Finish]:
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        # The client sends the request on the first read of the stream, in this task:
+        # the hook reads the headers from the task's context then.
+        _HEADERS.set(request.headers or None)
         try:
             stream = await self._client.chat(
                 model=request.model,

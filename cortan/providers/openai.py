@@ -91,6 +91,7 @@ class OpenAIProvider:
                 messages=[{"role": m.role, "content": m.content} for m in request.messages],
                 stream=True,
                 stream_options={"include_usage": True},
+                extra_headers=dict(request.headers) or None,
                 **self._options(request),
             )
             async with stream:

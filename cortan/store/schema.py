@@ -15,6 +15,7 @@ write into a new conversation that happens to get number 7.
 
     version 1  conversations and messages
     version 2  full-text search over message content (FTS5), kept in step by triggers
+    version 3  the client that asked and its request id, on conversations (the gateway)
 """
 
 from __future__ import annotations
@@ -86,6 +87,13 @@ _V2 = (
     "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+# Gateway requests (issue 20) name the outside program that sent them and carry an
+# end-to-end request id (X-Request-ID); each is a conversation of its own.
+_V3 = (
+    "ALTER TABLE conversations ADD COLUMN client TEXT",
+    "ALTER TABLE conversations ADD COLUMN request_id TEXT",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 LATEST_VERSION = len(MIGRATIONS)
 TABLES = ("conversations", "messages")
