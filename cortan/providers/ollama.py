@@ -112,7 +112,7 @@ class OllamaProvider:
                 model=request.model,
                 messages=messages,
                 stream=True,
-                options=dict(request.options) or None,
+                options=_options(request.options),
             )
             # The client returns an async generator; stopping early must close its HTTP stream.
             async with aclosing(cast("AsyncGenerator[Any, None]", stream)):
@@ -171,6 +171,12 @@ class OllamaProvider:
 
     async def aclose(self) -> None:
         await self._client._client.aclose()
+
+
+def _options(options: Mapping[str, object]) -> dict[str, object] | None:
+    """cortan's option names in Ollama's: ``max_tokens`` is ``num_predict`` there."""
+    mapped = {("num_predict" if k == "max_tokens" else k): v for k, v in options.items()}
+    return mapped or None
 
 
 def make_provider(

@@ -116,7 +116,7 @@ class OpenAIProvider:
 
     @staticmethod
     def _options(request: ModelRequest) -> dict[str, Any]:
-        allowed = ("temperature", "top_p", "max_tokens", "seed")
+        allowed = ("temperature", "top_p", "max_tokens", "seed", "stop")
         return {k: v for k, v in request.options.items() if k in allowed}
 
     def map_error(self, exc: BaseException, model: str | None = None) -> ProviderError:
