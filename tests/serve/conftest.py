@@ -41,7 +41,8 @@ class Running:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def stop_now(self, timeout: float = 20) -> None:
-        if self.loop is not None and self.stop is not None and self.thread is not None:
+        alive = self.thread is not None and self.thread.is_alive()
+        if alive and self.loop is not None and self.stop is not None and self.thread is not None:
             self.loop.call_soon_threadsafe(self.stop.set)
             self.thread.join(timeout)
             assert not self.thread.is_alive(), "the gateway did not stop"
