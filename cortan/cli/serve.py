@@ -17,7 +17,6 @@ from cortan.cli.runner import Context, get_context, guard, run_async
 from cortan.core.errors import UsageError
 
 if TYPE_CHECKING:
-    from cortan.config.keys import ServeToken
     from cortan.config.settings import Settings
     from cortan.serve.server import Listener
 
@@ -44,7 +43,9 @@ def serve(
     ] = False,
     no_token: Annotated[
         bool,
-        typer.Option("--no-token", help="Serve without a token (loopback only: any local program)."),
+        typer.Option(
+            "--no-token", help="Serve without a token (loopback only: any local program)."
+        ),
     ] = False,
     no_log: Annotated[
         bool, typer.Option("--no-log", help="Keep the gateway's requests out of the store.")

@@ -12,7 +12,8 @@ attachments, and refused with a :class:`SecretFoundError` (the request ends fail
 kind ``secret``) naming what was found and where, unless the request says
 ``allow_secrets`` (``cortan ask --allow-secrets``, or the REPL after the user
 confirmed). A request from an outside program (``ChatRequest.client``, the
-gateway's) has its earlier turns scanned too: cortan never saw them before. Where a request may go is asked of a ``find_remote`` callable that the
+gateway's) has its earlier turns scanned too: cortan never saw them before.
+Where a request may go is asked of a ``find_remote`` callable that the
 composition root passes in; it must count every model of the fallback chain
 (:func:`find_remote_provider`), since a fallback from a local model to a remote one
 takes the prompt along."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from cortan.core.messages import Message
 from cortan.core.requests import ChatRequest
-from cortan.serve.replies import RequestError, Scope, refuse
+from cortan.serve.replies import Scope, refuse
 
 if TYPE_CHECKING:
     from cortan.core.messages import Role
@@ -53,7 +53,9 @@ def _message(index: int, item: object) -> Message:
             "unsupported",
         )  # fmt: skip
     if item.get("images") or item.get("tool_calls"):
-        raise refuse(f"message {index} carries images or tool calls: not supported yet", "unsupported")
+        raise refuse(
+            f"message {index} carries images or tool calls: not supported yet", "unsupported"
+        )
     return Message(role, _content(index, item.get("content")))
 
 
@@ -151,5 +153,3 @@ def get_client(scope: Scope, api: str) -> str:
 def allows_secrets(scope: Scope) -> bool:
     """``X-Cortan-Allow-Secrets: true``: the client's ``--allow-secrets``."""
     return dict(scope["headers"]).get(b"x-cortan-allow-secrets", b"").lower() in TRUE
-
-

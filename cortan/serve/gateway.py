@@ -153,9 +153,12 @@ class Gateway:
         try:
             return lane, lane.enter()
         except BusyError as exc:
-            raise RequestError(429, exc.kind, str(exc), {"retry-after": str(exc.retry_after)})
+            retry = {"retry-after": str(exc.retry_after)}
+            raise RequestError(429, exc.kind, str(exc), retry) from None
 
-    def start(self, request: ChatRequest, api: str, relay: Relay | None = None) -> asyncio.Task[ChatEnded]:
+    def start(
+        self, request: ChatRequest, api: str, relay: Relay | None = None
+    ) -> asyncio.Task[ChatEnded]:
         """Admit ``request`` (or raise the refusal) and run it in a task of its own."""
         lane, place = self.admit(request)
         task = asyncio.create_task(self._run(request, api, relay, lane, place))
@@ -276,11 +279,11 @@ class Gateway:
 
     # -- stopping ------------------------------------------------------------------------
 
-    async def drain(self, timeout: float) -> None:
-        """Refuse new chats, give those in progress ``timeout`` s, cancel the rest, close sockets."""
+    async def drain(self, seconds: float) -> None:
+        """Refuse new chats, give those in progress ``seconds``, cancel the rest, close sockets."""
         self.draining = True
         if self.chats:
-            await asyncio.wait(set(self.chats), timeout=timeout)
+            await asyncio.wait(set(self.chats), timeout=seconds)
         for task in list(self.chats):
             task.cancel()
         if self.chats:
@@ -310,7 +313,9 @@ def _log_ending(request: ChatRequest, api: str, ended: ChatEnded, seconds: float
     trace = request.trace.request_id if request.trace is not None else "-"
     outcome = type(ended).__name__.removeprefix("Chat").lower()
     model = f"{ended.provider}:{ended.model}" if ended.provider else (request.model or "default")
-    line = f"{api} {outcome} model={model} request_id={trace} client={request.client!r} {seconds:.3f}s"
+    line = (
+        f"{api} {outcome} model={model} request_id={trace} client={request.client!r} {seconds:.3f}s"
+    )
     if isinstance(ended, ChatFinished):
         usage = ended.usage
         line += f" tokens={usage.prompt_tokens}/{usage.completion_tokens}"

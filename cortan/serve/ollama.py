@@ -26,6 +26,7 @@ from cortan.serve.replies import (
     Send,
     get_object,
     read_json,
+    refuse,
     send_bytes,
     send_error,
     send_json,
@@ -55,7 +56,7 @@ class ChatEndpoint:
         try:
             body = get_object(
                 await read_json(
-                    scope, receive, limit=limits.max_body_bytes, timeout=limits.body_timeout
+                    scope, receive, limit=limits.max_body_bytes, seconds=limits.body_timeout
                 ),
                 "a chat request",
             )
@@ -72,7 +73,7 @@ class ChatEndpoint:
         convert.refuse_unsupported(body, UNSUPPORTED)
         options = body.get("options") or {}
         if not isinstance(options, dict):
-            raise convert.refuse("`options` must be an object")
+            raise refuse("`options` must be an object")
         return convert.make_request(
             self.gateway.services.next_id(),
             convert.get_messages(body, self.gateway.limits.max_messages),

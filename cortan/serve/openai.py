@@ -25,6 +25,7 @@ from cortan.serve.replies import (
     Send,
     get_object,
     read_json,
+    refuse,
     send_error,
     send_json,
 )
@@ -52,7 +53,7 @@ class ChatEndpoint:
         try:
             body = get_object(
                 await read_json(
-                    scope, receive, limit=limits.max_body_bytes, timeout=limits.body_timeout
+                    scope, receive, limit=limits.max_body_bytes, seconds=limits.body_timeout
                 ),
                 "a chat completion request",
             )
@@ -68,7 +69,7 @@ class ChatEndpoint:
     def _parse(self, scope: Scope, body: dict[str, Any]) -> tuple[Any, bool, bool]:
         convert.refuse_unsupported(body, UNSUPPORTED)
         if body.get("n") not in (None, 1):
-            raise convert.refuse("`n` must be 1: the gateway gives one answer", "unsupported")
+            raise refuse("`n` must be 1: the gateway gives one answer", "unsupported")
         messages = convert.get_messages(body, self.gateway.limits.max_messages)
         request = convert.make_request(
             self.gateway.services.next_id(),
@@ -149,7 +150,11 @@ class OpenAIFormat:
 
 def _usage(ended: ChatFinished) -> dict[str, int]:
     prompt, completion = ended.usage.prompt_tokens or 0, ended.usage.completion_tokens or 0
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 class ModelsEndpoint:
@@ -160,7 +165,10 @@ class ModelsEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         names = await self.models.get_names()
-        data = [{"id": name, "object": "model", "created": 0, "owned_by": owner} for name, owner in names]
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": owner}
+            for name, owner in names
+        ]
         await send_json(send, 200, {"object": "list", "data": data})
 
 

@@ -117,17 +117,17 @@ def too_large(limit: int) -> RequestError:
     )  # fmt: skip
 
 
-async def read_json(scope: Scope, receive: Receive, *, limit: int, timeout: float) -> Any:
-    """The body as JSON, read within ``limit`` bytes and ``timeout`` seconds."""
+async def read_json(scope: Scope, receive: Receive, *, limit: int, seconds: float) -> Any:
+    """The body as JSON, read within ``limit`` bytes and ``seconds``."""
     for name, value in scope["headers"]:
         if name == b"content-length" and value.isdigit() and int(value) > limit:
             raise too_large(limit)
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(seconds):
             body = await _read_body(receive, limit)
     except TimeoutError:
         raise RequestError(
-            408, "body_timeout", f"the request body did not arrive within {timeout:g} s"
+            408, "body_timeout", f"the request body did not arrive within {seconds:g} s"
         ) from None
     try:
         return json.loads(body)

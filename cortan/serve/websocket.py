@@ -35,7 +35,7 @@ from cortan.core.events import ChatEnded, ChatFailed, ChatFinished, ChatStarted
 from cortan.core.messages import Message
 from cortan.serve import convert
 from cortan.serve.relay import Relay
-from cortan.serve.replies import Receive, RequestError, Scope, Send
+from cortan.serve.replies import Receive, RequestError, Scope, Send, refuse
 from cortan.serve.security import make_trace
 
 if TYPE_CHECKING:
@@ -119,8 +119,12 @@ class Session:
             return
         if len(self.chats) >= self.gateway.limits.chats_per_socket:
             limit = self.gateway.limits.chats_per_socket
-            await self._error(chat_id, "too_many_chats", f"this socket already runs {limit} "
-                              "chats, as many as it may (setting serve.chats_per_socket)")
+            await self._error(
+                chat_id,
+                "too_many_chats",
+                f"this socket already runs {limit} "
+                "chats, as many as it may (setting serve.chats_per_socket)",
+            )
             return
         try:
             request = self._make_request(chat_id, message)
@@ -140,12 +144,12 @@ class Session:
         else:
             prompt, system = message.get("prompt"), message.get("system")
             if not isinstance(prompt, str) or not (system is None or isinstance(system, str)):
-                raise convert.refuse("a chat needs `messages`, or a `prompt` string")
+                raise refuse("a chat needs `messages`, or a `prompt` string")
             messages = [Message("system", system)] if system else []
             messages.append(Message("user", prompt))
         options = message.get("options") or {}
         if not isinstance(options, dict):
-            raise convert.refuse("`options` must be an object")
+            raise refuse("`options` must be an object")
         return convert.make_request(
             self.gateway.services.next_id(),
             messages,

@@ -58,19 +58,16 @@ class Running:
             return store.messages(conversation_id)
 
 
-def start_gateway(
-    data_dir: Path | None, *, token: str | None = TOKEN, **serve: object
-) -> Running:
+def start_gateway(data_dir: Path | None, *, token: str | None = TOKEN, **serve: object) -> Running:
     """Load settings as ``cortan serve`` would (the environment, the config file) and serve."""
     from cortan.app import App, make_gateway
     from cortan.config.load import load_settings
-    from cortan.serve.server import Stopper, bind, serve as run
+    from cortan.serve.server import Stopper, bind
+    from cortan.serve.server import serve as run
 
     settings = load_settings()
     if serve:
-        settings = settings.model_copy(
-            update={"serve": settings.serve.model_copy(update=serve)}
-        )
+        settings = settings.model_copy(update={"serve": settings.serve.model_copy(update=serve)})
     running = Running(token=token, data_dir=data_dir)
 
     async def main() -> None:

@@ -89,7 +89,9 @@ def start(
     return proc, line.split("listening on ")[1].strip(), "".join(lines)
 
 
-def test_beyond_loopback_it_says_so_loudly(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
+def test_beyond_loopback_it_says_so_loudly(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
     proc, _, before = start(cortan, "--host", "0.0.0.0")
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=20)

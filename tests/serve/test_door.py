@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import closing
+from typing import Any
 
 import httpx
 import ollama
@@ -14,7 +15,7 @@ from tests.serve.conftest import TOKEN, Running
 from tests.servers import FakeOllama
 
 MODEL = "ollama:llama3.2:latest"
-HI = [{"role": "user", "content": "hi"}]
+HI: Any = [{"role": "user", "content": "hi"}]
 BODY = {"model": MODEL, "messages": HI}
 
 
@@ -30,9 +31,11 @@ def test_a_missing_or_wrong_token_is_401(gateway: Running, key: str) -> None:
 def test_the_sdks_report_a_wrong_token(gateway: Running) -> None:
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=gateway.url + "/v1", api_key="nope", max_retries=0).models.list()
-    with closing(ollama.Client(host=gateway.url)) as bare:
-        with pytest.raises(ollama.ResponseError, match="bearer token is required") as caught:
-            bare.chat(model=MODEL, messages=HI)
+    with (
+        closing(ollama.Client(host=gateway.url)) as bare,
+        pytest.raises(ollama.ResponseError, match="bearer token is required") as caught,
+    ):
+        bare.chat(model=MODEL, messages=HI)
     assert caught.value.status_code == 401
 
 

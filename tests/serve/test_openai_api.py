@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import openai
 import pytest
@@ -10,7 +12,7 @@ from tests.serve.conftest import TOKEN, Running
 from tests.servers import FakeOllama, FakeOpenAI, Reply
 
 MODEL = "ollama:llama3.2:latest"
-HI = [{"role": "user", "content": "hi"}]
+HI: Any = [{"role": "user", "content": "hi"}]
 
 
 def client(gateway: Running, key: str = TOKEN) -> openai.OpenAI:

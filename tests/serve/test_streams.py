@@ -17,7 +17,7 @@ from tests.serve.conftest import TOKEN, Running
 from tests.servers import FakeOllama, Reply
 
 MODEL = "ollama:llama3.2:latest"
-HI = [{"role": "user", "content": "hi"}]
+HI: Any = [{"role": "user", "content": "hi"}]
 BODY = {"model": MODEL, "messages": HI, "stream": True}
 SLOW = Reply(pieces=["piece "] * 200, delay=0.05)
 
@@ -50,13 +50,11 @@ def test_a_client_that_disconnects_cancels_upstream_and_the_partial_is_kept(
     Stream(gateway).close()
     assert ollama_env.wait_disconnect(timeout=2), "upstream never saw the client go"
     assert _wait_for(lambda: len(gateway.messages(1)) == 2)
-    user, answer = gateway.messages(1)
+    _, answer = gateway.messages(1)
     assert answer.status == "interrupted" and answer.content.startswith("piece")
 
 
-def test_a_full_queue_is_429_with_retry_after(
-    gateway_factory: Any, ollama_env: FakeOllama
-) -> None:
+def test_a_full_queue_is_429_with_retry_after(gateway_factory: Any, ollama_env: FakeOllama) -> None:
     running: Running = gateway_factory(streams_per_host=1, queue_per_host=1)
     ollama_env.queue(SLOW)
     first = Stream(running)  # holds the one slot
@@ -69,7 +67,7 @@ def test_a_full_queue_is_429_with_retry_after(
 
     thread = threading.Thread(target=second)
     thread.start()
-    assert _wait_for(lambda: "queue_depth{provider=\"ollama\"} 1.0" in _metrics(running))
+    assert _wait_for(lambda: 'queue_depth{provider="ollama"} 1.0' in _metrics(running))
     third = httpx.post(running.url + "/v1/chat/completions", json=BODY, headers=running.headers)
     assert third.status_code == 429
     assert int(third.headers["retry-after"]) >= 1
@@ -80,9 +78,11 @@ def test_a_full_queue_is_429_with_retry_after(
 
 
 def test_the_ollama_api_streams_and_answers_whole(gateway: Running) -> None:
-    with closing(ollama.Client(host=gateway.url, headers={"Authorization": f"Bearer {TOKEN}"})) as c:
+    with closing(
+        ollama.Client(host=gateway.url, headers={"Authorization": f"Bearer {TOKEN}"})
+    ) as c:
         parts = list(c.chat(model=MODEL, messages=HI, stream=True))
-        assert "".join(p.message.content for p in parts) == "Hello, world!"
+        assert "".join(p.message.content or "" for p in parts) == "Hello, world!"
         assert parts[-1].done and parts[-1].eval_count == 4 and parts[-1].done_reason == "stop"
         whole = c.chat(model=MODEL, messages=HI, options={"num_predict": 5, "temperature": 0})
         assert whole.message.content == "Hello, world!"
@@ -103,17 +103,21 @@ def test_the_ollama_api_passes_options_in_cortans_names(
     assert options["num_predict"] == 5 and options["stop"] == ["x"]
 
 
-def ws_chat(running: Running, messages: list[dict[str, Any]], *, cancel_after: int | None = None,
+def ws_chat(running: Running, messages: list[Any], *, cancel_after: int | None = None,
             headers: dict[str, str] | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Events of one WebSocket session: send ``messages``, read until every chat ended."""
 
     async def main() -> list[dict[str, Any]]:
         url = "ws" + running.url.removeprefix("http") + "/ws"
         events: list[dict[str, Any]] = []
-        async with websockets.connect(url, additional_headers=running.headers if headers is None else headers) as ws:
+        async with websockets.connect(
+            url, additional_headers=running.headers if headers is None else headers
+        ) as ws:
             for message in messages:
                 await ws.send(message if isinstance(message, str) else json.dumps(message))
-            chats = {m.get("id") for m in messages if isinstance(m, dict) and m.get("type") == "chat"}
+            chats = {
+                m.get("id") for m in messages if isinstance(m, dict) and m.get("type") == "chat"
+            }
             ended = 0
             while ended < len(chats):
                 event = json.loads(await asyncio.wait_for(ws.recv(), 10))
@@ -131,7 +135,11 @@ def test_a_websocket_chat_as_events(gateway: Running) -> None:
     assert events[0]["type"] == "started" and events[0]["model"] == "llama3.2:latest"
     assert "".join(e["text"] for e in events if e["type"] == "delta") == "Hello, world!"
     end = events[-1]
-    assert end["type"] == "end" and end["status"] == "finished" and end["usage"]["completion_tokens"] == 4
+    assert (
+        end["type"] == "end"
+        and end["status"] == "finished"
+        and end["usage"]["completion_tokens"] == 4
+    )
 
 
 def test_a_websocket_chat_cancelled_by_the_client(gateway: Running, ollama_env: FakeOllama) -> None:
@@ -160,7 +168,8 @@ def test_a_browser_websocket_may_offer_the_token_as_a_subprotocol(gateway: Runni
     async def main() -> str | None:
         url = "ws" + gateway.url.removeprefix("http") + "/ws"
         protocols = ["cortan", f"bearer.{TOKEN}"]
-        async with websockets.connect(url, subprotocols=protocols) as ws:  # type: ignore[list-item]
+        offered = [websockets.Subprotocol(p) for p in protocols]
+        async with websockets.connect(url, subprotocols=offered) as ws:
             return ws.subprotocol
 
     assert asyncio.run(main()) == "cortan"
