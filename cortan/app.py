@@ -14,13 +14,16 @@ priority that keeps DESIGN.md's promises:
 
 Front ends receive the services they need, never this module: the REPL gets an
 ``App`` through the narrow :class:`cortan.shell.services.ShellServices` protocol,
-wired by :func:`make_repl`.
+wired by :func:`make_repl`; the gateway gets one through
+:class:`cortan.serve.services.GatewayServices`, wired by :func:`make_gateway`, and
+registers a watcher per request (:meth:`App.watch`): one fan-out observer, keyed by
+request id, hands each request's pieces to its own client.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -56,6 +59,8 @@ if TYPE_CHECKING:
     from cortan.engine.hosts import HostState
     from cortan.engine.routes import Route
     from cortan.render.views import AnswerView
+    from cortan.serve.gateway import Gateway
+    from cortan.serve.services import Watcher
     from cortan.shell.repl import Repl
     from cortan.store.recorder import Recorder
     from cortan.store.sessions import SessionStore
@@ -76,6 +81,8 @@ class App:
     store: SessionStore | None = None
     recorder: Recorder | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _watchers: dict[int, Watcher] = field(default_factory=dict)
+    _watching: bool = False
 
     @classmethod
     def build(cls, settings: Settings) -> App:
@@ -124,15 +131,53 @@ class App:
         """Dim one-line remarks (fallbacks, waits, turns left out) go to ``notice``."""
         self.bus.subscribe(Notice, lambda event: notice(event.text))
 
-    def attach_store(self, store: SessionStore) -> Recorder:
+    def watch(self, request_id: int, watcher: Watcher) -> Callable[[], None]:
+        """Hand request ``request_id``'s outcomes to ``watcher`` alone, until the call returned.
+
+        One observer per event type serves every watched request (subscribed on the
+        first watch): a look-up by request id per piece, not a subscription per
+        request. Essential: the watcher's work is the client's answer.
+        """
+        if not self._watching:
+            self._subscribe_watchers()
+        self._watchers[request_id] = watcher
+        return lambda: self._forget(request_id)
+
+    def _subscribe_watchers(self) -> None:
+        self._watching = True
+        watchers = self._watchers
+        work = "send the answer to its client"
+
+        def on_started(event: ChatStarted) -> None:
+            if (watcher := watchers.get(event.request_id)) is not None:
+                watcher.on_started(event)
+
+        def on_delta(event: TokenDelta) -> Awaitable[None] | None:
+            watcher = watchers.get(event.request_id)
+            return watcher.on_delta(event) if watcher is not None else None
+
+        def on_notice(event: Notice) -> None:
+            if (watcher := watchers.get(event.request_id)) is not None:
+                watcher.on_notice(event)
+
+        self.bus.subscribe(ChatStarted, on_started, essential=work)
+        self.bus.subscribe(TokenDelta, on_delta, essential=work)
+        self.bus.subscribe(Notice, on_notice)
+
+    def _forget(self, request_id: int) -> None:
+        self._watchers.pop(request_id, None)
+
+    def attach_store(self, store: SessionStore, *, each_request_new: bool = False) -> Recorder:
         """Record every exchange in ``store``; the front end tells the recorder where.
 
         Ahead of the view on the same events (priority -10): the question is
         committed before it is sent, and an answer on screen is an answer on disk.
+        ``each_request_new`` gives every request a conversation of its own (the
+        gateway, whose requests run side by side).
         """
         from cortan.store.recorder import Recorder
 
-        recorder = Recorder(store)
+        recorder = Recorder(store, each_request_new=each_request_new)
         work = "save the exchange"
         self.bus.subscribe(ChatPrepared, recorder.on_prepared, priority=-10, essential=work)
         for ending in ENDINGS:
@@ -238,3 +283,22 @@ def make_repl(
     repl = Repl(app, console, session, commands, models)
     app.attach_notices(repl.dim)
     return repl
+
+
+def make_gateway(
+    app: App,
+    *,
+    token: str | None,
+    store: SessionStore | None = None,
+    beyond_loopback: bool = False,
+) -> Gateway:
+    """Wire the gateway: every request recorded in ``store`` (a conversation each).
+
+    ``token`` None serves without one (only ever on loopback: the CLI refuses it
+    beyond); ``beyond_loopback`` lets IP-literal Host headers in.
+    """
+    from cortan.serve.gateway import Gateway
+
+    if store is not None:
+        app.attach_store(store, each_request_new=True)
+    return Gateway(app, token=token, beyond_loopback=beyond_loopback)

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "doctor": ("cortan.cli.doctor", "doctor", False),
     "sessions": ("cortan.cli.sessions", "app", True),
     "logs": ("cortan.cli.logs", "logs", False),
+    "serve": ("cortan.cli.serve", "serve", False),
 }
 HELP_FLAGS = ("-h", "--help")
 

@@ -164,3 +164,68 @@ def _no_keyring_sentence(name: str, config: ProviderConfig | None, exc: BaseExce
         f"{problem}: set {variable} in the environment and add "
         f'api_key_env = "{variable}" to [providers.{name}] in the config instead'
     )
+
+
+# -- the gateway's token -----------------------------------------------------------------
+
+SERVE_TOKEN_VARIABLE = "CORTAN_SERVE_TOKEN"
+#: The keyring entry of the gateway's token; no provider can take the name (no ':').
+SERVE_TOKEN_ENTRY = "serve:token"
+MIN_TOKEN_CHARS = 16
+TokenSource = Literal["env", "command", "keyring"]
+
+
+class ServeToken(NamedTuple):
+    """The bearer token ``cortan serve`` asks of its clients, and where it lives."""
+
+    value: str
+    source: TokenSource
+    created: bool = False  # made just now (the first run), and stored in the keyring
+
+
+def get_serve_token(token_cmd: str | None = None, *, create: bool = True) -> ServeToken:
+    """The gateway's token: ``CORTAN_SERVE_TOKEN``, else ``token_cmd``, else the keyring.
+
+    With ``create``, a keyring without one gets a new random token: the first run.
+    """
+    if value := os.environ.get(SERVE_TOKEN_VARIABLE, "").strip():
+        return ServeToken(check_serve_token(value, SERVE_TOKEN_VARIABLE), "env")
+    if token_cmd:
+        value = run_key_command("serve", token_cmd)
+        return ServeToken(check_serve_token(value, "serve.token_cmd"), "command")
+    try:
+        stored = get_keyring_key(SERVE_TOKEN_ENTRY)
+        if stored:
+            return ServeToken(stored, "keyring")
+        if create:
+            return ServeToken(new_serve_token(), "keyring", created=True)
+    except KeyringError as exc:
+        raise KeyringError(
+            f"the gateway keeps its token in the OS keyring, and {_keyring_problem(exc)}: "
+            f"set {SERVE_TOKEN_VARIABLE} (at least {MIN_TOKEN_CHARS} characters) instead"
+        ) from None
+    raise KeyringError("the gateway has no token yet: `cortan serve` makes one on its first run")
+
+
+def new_serve_token() -> str:
+    """Make a new random token and keep it in the keyring (replacing any older one)."""
+    import secrets
+
+    token = "ctk-" + secrets.token_urlsafe(32)
+    set_keyring_key(SERVE_TOKEN_ENTRY, token)
+    return token
+
+
+def check_serve_token(value: str, where: str) -> str:
+    """A token a client can send in a header: long enough, one printable word."""
+    if len(value) < MIN_TOKEN_CHARS or UNSAFE_KEY.search(value) or not value.isascii():
+        raise ConfigError(
+            f"{where} must be at least {MIN_TOKEN_CHARS} printable ASCII characters "
+            "with no spaces: a short token is easy to guess"
+        )
+    return value
+
+
+def _keyring_problem(exc: KeyringError) -> str:
+    text = str(exc)
+    return text.split(":", 1)[0] if ":" in text else "it refused"

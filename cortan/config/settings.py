@@ -198,6 +198,47 @@ class RoleConfig(BaseModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
 
 
+DEFAULT_SERVE_PORT = 11435  # beside Ollama's 11434: one more local model server
+
+
+class ServeSettings(BaseModel):
+    """The gateway, ``[serve]`` (docs/serve.md): where it listens and what it allows.
+
+    The token itself is never here: it lives in the OS keyring (made on the first
+    run) or ``CORTAN_SERVE_TOKEN``; ``token_cmd`` names a command that prints it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=DEFAULT_SERVE_PORT, ge=0, le=65535)
+    token_cmd: str | None = None  # prints the token (a password manager), instead of the keyring
+    allowed_hosts: list[str] = Field(default_factory=list)  # Host names beyond loopback's
+    cors_origins: list[str] = Field(default_factory=list)  # exact origins; never "*"
+    max_body_bytes: int = Field(default=8 << 20, ge=1024, le=1 << 30)
+    max_messages: int = Field(default=1000, ge=1, le=1_000_000)
+    max_connections: int = Field(default=16_384, ge=1, le=1_000_000)  # requests and sockets open
+    max_streams: int = Field(default=512, ge=1, le=100_000)  # answers in progress, in all
+    streams_per_host: int = Field(default=16, ge=1, le=10_000)  # answered at once by one host
+    queue_per_host: int = Field(default=64, ge=0, le=100_000)  # waiting for one host, at most
+    host_streams: dict[str, Annotated[int, Field(ge=1, le=10_000)]] = Field(
+        default_factory=dict
+    )  # streams_per_host for one provider, by name
+    chats_per_socket: int = Field(default=8, ge=1, le=1000)  # a WebSocket's chats at once
+    drain_timeout: float = Field(default=10.0, ge=0, le=3600)  # seconds, on Ctrl-C or SIGTERM
+    body_timeout: float = Field(default=30.0, gt=0, le=3600)  # seconds to send a request body
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_wildcard(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if "*" in origin:
+                raise ValueError("a wildcard origin lets any web page use the gateway: name each")
+            if get_url_problem(origin) is not None:
+                raise ValueError(f"{origin!r} is not an origin such as http://localhost:3000")
+        return [origin.rstrip("/") for origin in origins]
+
+
 ThinkLevel = Literal["low", "medium", "high"]
 
 
@@ -237,6 +278,7 @@ class Settings(BaseSettings):
     # What a model can do, where its server does not say (OpenAI-compatible servers):
     # per alias or model name, e.g. {"my-vision-model": ["completion", "vision"]}.
     capabilities: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
 
     @model_validator(mode="after")
     def _keep_builtin_providers(self) -> Settings:

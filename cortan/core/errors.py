@@ -12,6 +12,7 @@ the one sentence a user reads (``str(error)``) and the exit code the CLI returns
         - CapabilityError           the model cannot take what was sent (images, say)
       + StoreError                  the session store cannot be opened or written
       + KeyringError                no usable OS keyring, or it refused
+      + BusyError                   the gateway cannot take a request now; ``retry_after`` seconds
       + ObserverError               the answer could not be shown or saved (engine/bus.py)
         - OutputClosedError         the reader of stdout went away (`| head`)
       + ProviderError               a backend failed; ``kind`` names how
@@ -66,6 +67,19 @@ class StoreError(CortanError):
 
 class KeyringError(CortanError):
     """The OS keyring is missing or refused the operation."""
+
+
+class BusyError(CortanError):
+    """The gateway cannot take a request now: every host busy and the queue full.
+
+    ``retry_after`` is the seconds a client is told to wait (HTTP ``Retry-After``).
+    """
+
+    kind = "busy"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ObserverError(CortanError):

@@ -49,8 +49,27 @@ class TextAttachment(NamedTuple):
     text: str
 
 
+class Trace(NamedTuple):
+    """How one request is followed end to end, from the client through every hop.
+
+    ``request_id`` is the client's ``X-Request-ID`` (or one made for it): returned to
+    the client, logged and stored. ``traceparent`` is the W3C Trace Context header
+    the providers pass upstream, so a server behind cortan can join the same trace.
+    """
+
+    request_id: str
+    traceparent: str
+
+
 class ChatRequest(NamedTuple):
-    """One prompt to answer, with everything the engine needs to send it."""
+    """One prompt to answer, with everything the engine needs to send it.
+
+    ``client`` names a program outside cortan that sent the request (the gateway
+    fills it from the API used and the client's own name); None for cortan's own
+    front ends. Such a request's ``history`` came from that program and was never
+    seen by the guard, so the guard scans it too before it may leave for a remote
+    provider.
+    """
 
     request_id: int
     prompt: str
@@ -63,3 +82,5 @@ class ChatRequest(NamedTuple):
     allow_secrets: bool = False  # True: send even what looks like a secret (the user said so)
     think: Think = None  # None: the server's default for the model
     schema: Mapping[str, Any] | None = None  # a JSON Schema the answer must fill
+    client: str | None = None  # the outside program that asked (the gateway's clients)
+    trace: Trace | None = None  # the end-to-end request id and W3C traceparent

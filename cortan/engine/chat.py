@@ -44,11 +44,13 @@ from cortan.core.events import (
     ChatPrepared,
     Notice,
 )
-from cortan.core.messages import Message
+from cortan.core.messages import EMPTY_MAPPING, Message
 from cortan.engine.answering import make_failure
 from cortan.providers.base import ModelRequest
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from cortan.core.requests import ChatRequest
     from cortan.engine.answering import Progress
     from cortan.engine.bus import EventBus
@@ -88,7 +90,10 @@ class Chat:
             if think is None:
                 think = self.manager.get_think(request.model, chain[0])
             options = {**fit.options, **dict(request.options)}
-            sending = ModelRequest(chain[0].model, fit.messages, options, think, request.schema)
+            headers = _trace_headers(request)
+            sending = ModelRequest(
+                chain[0].model, fit.messages, options, think, request.schema, headers
+            )
             ended: ChatEnded = await self.manager.answer(progress, sending)
             if request.schema is not None and isinstance(ended, ChatFinished):
                 ended = await self._fill_schema(request.schema, progress, sending, ended)
@@ -155,6 +160,13 @@ class Chat:
             # the caller learns that part of the user's work could not be done.
             return _failed_after(ended, exc)
         return ended
+
+
+def _trace_headers(request: ChatRequest) -> Mapping[str, str]:
+    """What follows the request upstream: its W3C traceparent, when it has one."""
+    if request.trace is None:
+        return EMPTY_MAPPING
+    return {"traceparent": request.trace.traceparent}
 
 
 def _cancelled(request: ChatRequest, progress: Progress | None) -> ChatCancelled:

@@ -11,7 +11,9 @@ The secret check is part of it: a request bound for a provider that is not local
 attachments, and refused with a :class:`SecretFoundError` (the request ends failed,
 kind ``secret``) naming what was found and where, unless the request says
 ``allow_secrets`` (``cortan ask --allow-secrets``, or the REPL after the user
-confirmed). Where a request may go is asked of a ``find_remote`` callable that the
+confirmed). A request from an outside program (``ChatRequest.client``, the
+gateway's) has its earlier turns scanned too: cortan never saw them before.
+Where a request may go is asked of a ``find_remote`` callable that the
 composition root passes in; it must count every model of the fallback chain
 (:func:`find_remote_provider`), since a fallback from a local model to a remote one
 takes the prompt along."""
@@ -116,6 +118,10 @@ class Guard:
             findings += scan(validated.request.system, "the system prompt")
         for attachment in validated.attachments:
             findings += scan(attachment.text, get_source_name(attachment.label))
+        if validated.request.client is not None:
+            # An outside program's earlier turns have never been through this guard.
+            for number, message in enumerate(validated.request.history, 1):
+                findings += scan(message.content, f"message {number} of the conversation")
         return findings, provider
 
     def _get_remote(self, event: ChatRequest) -> str | None:

@@ -30,13 +30,18 @@ from cortan.core.messages import EMPTY_MAPPING, Message, ModelInfo, Usage
 
 
 class ModelRequest(NamedTuple):
-    """One chat as a provider sees it: the model's own name, the full message list."""
+    """One chat as a provider sees it: the model's own name, the full message list.
+
+    ``headers`` go out with the HTTP request as they are: the W3C ``traceparent``
+    that lets the server join the caller's trace (the gateway's requests).
+    """
 
     model: str
     messages: tuple[Message, ...]
     options: Mapping[str, Any] = EMPTY_MAPPING
     think: bool | str | None = None  # on, off, a level; None: the server's default
     schema: Mapping[str, Any] | None = None  # the answer must be JSON filling this schema
+    headers: Mapping[str, str] = EMPTY_MAPPING
 
 
 class Thinking(NamedTuple):

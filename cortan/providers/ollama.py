@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, cast
 
 import httpx
@@ -35,6 +36,14 @@ if TYPE_CHECKING:
     from cortan.config.settings import ProviderConfig, Timeouts
 
 NS = 1e-9
+#: Headers for the chat request this task is sending (the SDK's ``chat`` takes none).
+_HEADERS: ContextVar[Mapping[str, str] | None] = ContextVar("cortan_ollama_headers", default=None)
+
+
+async def _add_headers(request: httpx.Request) -> None:
+    """httpx's request hook: the task's trace headers go out with its chat request."""
+    if headers := _HEADERS.get():
+        request.headers.update(headers)
 
 
 class OllamaProvider:
@@ -49,7 +58,12 @@ class OllamaProvider:
         self.url = url
         timeout = httpx.Timeout(timeouts.total, connect=timeouts.connect)
         # verify: no CA bundle read for a plain-http server (cortan.providers.tls)
-        self._client = ollama.AsyncClient(host=url, timeout=timeout, verify=get_verify(url))
+        self._client = ollama.AsyncClient(
+            host=url,
+            timeout=timeout,
+            verify=get_verify(url),
+            event_hooks={"request": [_add_headers]},
+        )
 
     async def list_models(self) -> list[ModelInfo]:
         try:
@@ -105,6 +119,9 @@ class OllamaProvider:
 
     async def stream_chat(self, request: ModelRequest) -> AsyncIterator[str | Thinking | Finish]:
         messages = [_message(m) for m in request.messages]
+        # The client sends the request on the first read of the stream, in this task:
+        # the hook reads the headers from the task's context then.
+        _HEADERS.set(request.headers or None)
         try:
             stream = await self._client.chat(
                 model=request.model,
@@ -112,7 +129,7 @@ class OllamaProvider:
                 stream=True,
                 think=cast("Any", request.think),
                 format=dict(request.schema) if request.schema is not None else None,
-                options=_options(request.options) or None,
+                options=_options(request.options),
             )
             # The client returns an async generator; stopping early must close its HTTP stream.
             async with aclosing(cast("AsyncGenerator[Any, None]", stream)):
@@ -183,9 +200,10 @@ def _message(message: Message) -> dict[str, Any]:
     return wire
 
 
-def _options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """cortan's option names in Ollama's: ``max_tokens`` is ``num_predict``."""
-    return {("num_predict" if k == "max_tokens" else k): v for k, v in options.items()}
+def _options(options: Mapping[str, object]) -> dict[str, object] | None:
+    """cortan's option names in Ollama's: ``max_tokens`` is ``num_predict`` there."""
+    mapped = {("num_predict" if k == "max_tokens" else k): v for k, v in options.items()}
+    return mapped or None
 
 
 def make_provider(

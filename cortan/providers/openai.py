@@ -91,6 +91,7 @@ class OpenAIProvider:
                 messages=[_wire_message(m) for m in request.messages],
                 stream=True,
                 stream_options={"include_usage": True},
+                extra_headers=dict(request.headers) or None,
                 **self._options(request),
             )
             async with stream:

@@ -87,7 +87,7 @@ class Recorder:
         try:
             with self.store.batch():
                 if self.each_request_new:
-                    conversation_id = self.store.create(model=event.model, system=system).id
+                    conversation_id = self._create_for(event, system)
                 else:
                     conversation_id = self._conversation_for(event.model, system)
                 self.store.add_message(conversation_id, "user", user, images=images)
@@ -99,6 +99,15 @@ class Recorder:
             return
         request_id = event.request.request_id
         self._open[request_id] = _Open(request_id, conversation_id, self._clock())
+
+    def _create_for(self, event: ChatPrepared, system: str | None) -> int:
+        """A conversation of its own for this request, naming the client that sent it."""
+        request = event.request
+        trace_id = request.trace.request_id if request.trace is not None else None
+        created = self.store.create(
+            model=event.model, system=system, client=request.client, request_id=trace_id
+        )
+        return created.id
 
     def _conversation_for(self, model: str | None, system: str | None) -> int:
         current = self._find_current()

@@ -42,10 +42,16 @@ class _Record:
 
 
 class Conversation(_Record):
-    """One conversation; ``title`` is the start of its first user message, for listings."""
+    """One conversation; ``title`` is the start of its first user message, for listings.
+
+    ``client`` names the outside program that asked (a gateway request: the API it
+    used and its own name) and ``request_id`` its end-to-end request id; both are
+    None for conversations held at cortan's own prompt.
+    """
 
     __slots__ = (  # noqa: RUF023 (in field order, for repr)
         "id", "name", "created", "updated", "model", "system", "message_count", "title",
+        "client", "request_id",
     )  # fmt: skip
 
     def __init__(
@@ -58,6 +64,8 @@ class Conversation(_Record):
         system: str | None,
         message_count: int = 0,
         title: str = "",
+        client: str | None = None,
+        request_id: str | None = None,
     ) -> None:
         self.id = id
         self.name = name
@@ -67,6 +75,8 @@ class Conversation(_Record):
         self.system = system
         self.message_count = message_count
         self.title = title
+        self.client = client
+        self.request_id = request_id
 
     @property
     def label(self) -> str:

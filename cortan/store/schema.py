@@ -16,6 +16,7 @@ write into a new conversation that happens to get number 7.
     version 1  conversations and messages
     version 2  full-text search over message content (FTS5), kept in step by triggers
     version 3  a model's reasoning beside its answer; images kept once by their SHA-256
+    version 4  the client that asked and its request id, on conversations (the gateway)
 """
 
 from __future__ import annotations
@@ -87,8 +88,6 @@ _V2 = (
     "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')",
 )
 
-# Thinking is stored apart from the answer, never inside it; an image is stored once
-# (content-addressed), so a conversation can be continued after its file is gone.
 _V3 = (
     "ALTER TABLE messages ADD COLUMN thinking TEXT NOT NULL DEFAULT ''",
     """
@@ -108,6 +107,13 @@ _V3 = (
     """,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+# Gateway requests (issue 20) name the outside program that sent them and carry an
+# end-to-end request id (X-Request-ID); each is a conversation of its own.
+_V4 = (
+    "ALTER TABLE conversations ADD COLUMN client TEXT",
+    "ALTER TABLE conversations ADD COLUMN request_id TEXT",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 LATEST_VERSION = len(MIGRATIONS)
 TABLES = ("conversations", "messages")

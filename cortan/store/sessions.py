@@ -40,7 +40,8 @@ _CONVERSATION = f"""
     SELECT c.id, c.name, c.created, c.updated, c.model, c.system,
         (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id),
         coalesce((SELECT substr(m.content, 1, {_TITLE_CHARS}) FROM messages m
-                  WHERE m.conversation_id = c.id AND m.role = 'user' ORDER BY m.id LIMIT 1), '')
+                  WHERE m.conversation_id = c.id AND m.role = 'user' ORDER BY m.id LIMIT 1), ''),
+        c.client, c.request_id
     FROM conversations c
 """
 _MESSAGE_COLUMNS = """m.id, m.conversation_id, m.role, m.content, m.created, m.status,
@@ -126,19 +127,30 @@ class SessionStore:
     # -- conversations -----------------------------------------------------------------
 
     def create(
-        self, name: str | None = None, *, model: str | None = None, system: str | None = None
+        self,
+        name: str | None = None,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        client: str | None = None,
+        request_id: str | None = None,
     ) -> Conversation:
-        """A new, empty conversation. A name already taken is a UsageError."""
+        """A new, empty conversation. A name already taken is a UsageError.
+
+        ``client`` and ``request_id`` name the outside program that asked and its
+        end-to-end request id (gateway requests).
+        """
         name = check_name(name) if name is not None else None
         now = self._clock()
         with self._write() as conn:
             _check_free(conn, name)
             cursor = conn.execute(
-                "INSERT INTO conversations (name, created, updated, model, system)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (name, now, now, model, system),
+                "INSERT INTO conversations (name, created, updated, model, system, client,"
+                " request_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (name, now, now, model, system, client, request_id),
             )
-        return Conversation(int(cursor.lastrowid or 0), name, now, now, model, system)
+        created = int(cursor.lastrowid or 0)
+        return Conversation(created, name, now, now, model, system, 0, "", client, request_id)
 
     def get(self, conversation_id: int) -> Conversation | None:
         rows = self._read(_CONVERSATION + " WHERE c.id = ?", (conversation_id,))

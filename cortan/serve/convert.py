@@ -1,0 +1,155 @@
+"""Each API's chat body, turned into the one ``ChatRequest`` the engine runs.
+
+Layer: serve. The conversation a client sends becomes the request's parts: its
+system messages the system prompt (none: none, cortan's configured ``system`` is
+for its own prompt, not for other programs' requests), its last message the
+prompt (it must be the user's), the turns before it the history. Options are
+mapped to cortan's names (``temperature``, ``top_p``, ``seed``, ``max_tokens``,
+``stop``). What the gateway cannot carry yet (images, tools, structured output,
+several choices) is refused with one sentence rather than silently dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from cortan.core.messages import Message
+from cortan.core.requests import ChatRequest
+from cortan.serve.replies import Scope, refuse
+
+if TYPE_CHECKING:
+    from cortan.core.messages import Role
+    from cortan.core.requests import Trace
+
+ROLES: Mapping[str, Role] = {
+    "system": "system", "developer": "system", "user": "user", "assistant": "assistant",
+}  # fmt: skip
+MAX_CLIENT_CHARS = 100
+TRUE = frozenset({b"1", b"true", b"yes"})
+
+
+def get_messages(body: Mapping[str, Any], limit: int) -> list[Message]:
+    """The conversation of an OpenAI or Ollama body, checked."""
+    raw = body.get("messages")
+    if not isinstance(raw, list) or not raw:
+        raise refuse("`messages` must be a non-empty list of {role, content} objects")
+    if len(raw) > limit:
+        raise refuse(
+            f"the conversation has {len(raw)} messages, over the gateway's limit of {limit} "
+            "(setting serve.max_messages)", "too_many_messages", 413,
+        )  # fmt: skip
+    return [_message(index, item) for index, item in enumerate(raw, 1)]
+
+
+def _message(index: int, item: object) -> Message:
+    if not isinstance(item, dict):
+        raise refuse(f"message {index} is not a {{role, content}} object")
+    role = ROLES.get(str(item.get("role")))
+    if role is None:
+        raise refuse(
+            f"message {index} has role {str(item.get('role'))[:40]!r}: the gateway carries "
+            "system, user and assistant messages (tool calls are not supported yet)",
+            "unsupported",
+        )  # fmt: skip
+    if item.get("images") or item.get("tool_calls"):
+        raise refuse(
+            f"message {index} carries images or tool calls: not supported yet", "unsupported"
+        )
+    return Message(role, _content(index, item.get("content")))
+
+
+def _content(index: int, content: object) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # OpenAI content parts: text only
+        texts = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") != "text":
+                raise refuse(
+                    f"message {index} has a content part that is not text: images and "
+                    "audio are not supported yet", "unsupported",
+                )  # fmt: skip
+            texts.append(str(part.get("text", "")))
+        return "\n".join(texts)
+    raise refuse(f"message {index}'s content must be a string or a list of text parts")
+
+
+def refuse_unsupported(body: Mapping[str, Any], fields: Sequence[str]) -> None:
+    """Refuse fields that change what an answer is, which the gateway cannot honour yet."""
+    for name in fields:
+        value = body.get(name)
+        if value not in (None, False, [], {}, "", "none", "text") and not (
+            isinstance(value, dict) and value.get("type") == "text"
+        ):
+            raise refuse(f"`{name}` is not supported by cortan serve yet", "unsupported")
+
+
+def get_model(body: Mapping[str, Any]) -> str | None:
+    """The model name asked for; empty or missing means cortan's default model."""
+    model = body.get("model")
+    if model is None or model == "":
+        return None
+    if not isinstance(model, str) or len(model) > 200:
+        raise refuse("`model` must be a model name: provider:model, an alias or a bare name")
+    return model.strip() or None
+
+
+def make_request(
+    request_id: int,
+    messages: list[Message],
+    *,
+    model: str | None,
+    options: Mapping[str, object],
+    client: str,
+    trace: Trace,
+    allow_secrets: bool = False,
+) -> ChatRequest:
+    """The engine's request for this conversation (see the module docstring)."""
+    system = "\n\n".join(m.content for m in messages if m.role == "system")
+    turns = [m for m in messages if m.role != "system"]
+    if not turns or turns[-1].role != "user":
+        raise refuse("the last message must be the user's: it is the prompt to answer")
+    return ChatRequest(
+        request_id,
+        turns[-1].content,
+        model=model,
+        system=system,
+        history=tuple(turns[:-1]),
+        options=tuple(options.items()),
+        allow_secrets=allow_secrets,
+        client=client,
+        trace=trace,
+    )
+
+
+def get_options(source: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, object]:
+    """cortan's options from a body or an Ollama ``options`` object: ``names`` maps them."""
+    options: dict[str, object] = {}
+    for theirs, ours in names.items():
+        value = source.get(theirs)
+        if value is None:
+            continue
+        if ours == "stop":
+            value = [value] if isinstance(value, str) else value
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise refuse("`stop` must be a string or a list of strings")
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            raise refuse(f"`{theirs}` must be a number")
+        options[ours] = value
+    return options
+
+
+def get_client(scope: Scope, api: str) -> str:
+    """Who asked: ``X-Cortan-Client`` or the User-Agent, after the API used; printable."""
+    headers = dict(scope["headers"])
+    raw = headers.get(b"x-cortan-client") or headers.get(b"user-agent") or b"unknown"
+    name = "".join(c for c in raw.decode("latin-1") if c.isprintable())[:MAX_CLIENT_CHARS]
+    return f"{api} {name.strip() or 'unknown'}"
+
+
+def allows_secrets(scope: Scope) -> bool:
+    """``X-Cortan-Allow-Secrets: true``: the client's ``--allow-secrets``."""
+    return dict(scope["headers"]).get(b"x-cortan-allow-secrets", b"").lower() in TRUE

@@ -1,0 +1,324 @@
+"""The gateway: its routes, and the life of one chat from admission to ending.
+
+Layer: serve. :class:`Gateway` holds what every endpoint shares: the services,
+the lanes (limits.py), the metrics and the chats in progress. Each chat runs in
+a task of its own that awaits the engine's one entry point (``services.ask``);
+its pieces arrive through a :class:`cortan.serve.relay.Relay` registered for its
+request id. Beside it a watcher reads the client's side of the connection: when
+the client goes away, the task is cancelled at once, which closes the upstream
+stream; the engine ends the request cancelled and the recorder keeps the part
+that arrived.
+
+A streamed response sends its status only with the first piece of the answer (or
+the ending): a request that fails before it starts gets a real HTTP status and
+one sentence, not a 200 with an error inside. After that, a failure is the
+protocol's own mid-stream error.
+
+Stopping (:meth:`Gateway.drain`): new chats are refused with 503, chats in
+progress get ``serve.drain_timeout`` seconds to finish, the rest are cancelled
+(their clients told, their partial answers recorded), and WebSockets are closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Protocol
+
+from cortan.core.errors import BusyError, CortanError
+from cortan.core.events import ChatCancelled, ChatEnded, ChatFailed, ChatFinished
+from cortan.serve.limits import Lanes
+from cortan.serve.metrics import Metrics
+from cortan.serve.relay import Item, Relay
+from cortan.serve.replies import (
+    Receive,
+    RequestError,
+    Scope,
+    Send,
+    error_body,
+    get_status,
+    send_bytes,
+    send_error,
+)
+from cortan.serve.security import Door, HostCheck
+
+if TYPE_CHECKING:
+    from starlette.routing import Router
+
+    from cortan.core.requests import ChatRequest
+    from cortan.serve.limits import Lane
+    from cortan.serve.services import GatewayServices
+
+log = logging.getLogger("cortan.serve")
+access = logging.getLogger("cortan.serve.access")
+
+STOPPING = "cortan serve is stopping: the answer was cut short"
+
+
+class Format(Protocol):
+    """How one API spells a streamed answer and a whole one."""
+
+    content_type: bytes
+
+    def pieces(self, items: list[Item]) -> bytes:
+        """The pieces that arrived, ready to write (b"" when none are the client's)."""
+        ...
+
+    def closing(self, ended: ChatFinished) -> bytes:
+        """The end of a stream that finished."""
+        ...
+
+    def failure(self, message: str) -> bytes:
+        """A mid-stream error in the protocol's own shape."""
+        ...
+
+    def whole(self, ended: ChatFinished) -> bytes:
+        """The body of a non-streamed answer."""
+        ...
+
+
+class Gateway:
+    """The ASGI application (``asgi``) and the chats it runs."""
+
+    def __init__(
+        self,
+        services: GatewayServices,
+        *,
+        token: str | None,
+        beyond_loopback: bool = False,
+    ) -> None:
+        self.services = services
+        self.limits = services.settings.serve
+        self.lanes = Lanes(services.settings)
+        self.metrics = Metrics(self.lanes.states, services.host_states, self._open)
+        self.chats: set[asyncio.Task[ChatEnded]] = set()
+        self.sockets: set[Callable[[], Awaitable[None]]] = set()  # how to close each WebSocket
+        self.draining = False
+        self.door = Door(
+            self._make_router(),
+            token=token,
+            hosts=HostCheck(self.limits.allowed_hosts, beyond_loopback=beyond_loopback),
+            origins=self.limits.cors_origins,
+            max_connections=self.limits.max_connections,
+            metrics=self.metrics,
+        )
+        self.asgi = self.door
+
+    def _open(self) -> int:
+        return self.door.open
+
+    def _make_router(self) -> Router:
+        from starlette.routing import Route, Router, WebSocketRoute
+
+        from cortan.serve import ollama, openai, websocket
+        from cortan.serve.health import get_health, get_metrics
+
+        return Router(
+            [
+                Route("/v1/chat/completions", openai.endpoint(self), methods=["POST"]),
+                Route("/v1/models", openai.models_endpoint(self), methods=["GET"]),
+                Route("/api/chat", ollama.endpoint(self), methods=["POST"]),
+                Route("/api/tags", ollama.tags_endpoint(self), methods=["GET"]),
+                Route("/api/version", ollama.version_endpoint, methods=["GET", "HEAD"]),
+                Route("/", ollama.root_endpoint, methods=["GET", "HEAD"]),
+                WebSocketRoute("/ws", websocket.endpoint(self)),
+                Route("/health", get_health(self), methods=["GET", "HEAD"]),
+                Route("/metrics", get_metrics(self), methods=["GET"]),
+            ]
+        )
+
+    # -- admission -----------------------------------------------------------------------
+
+    def admit(self, request: ChatRequest) -> tuple[Lane | None, asyncio.Future[None] | None]:
+        """A slot (or a place in the queue) for ``request``, or the refusal to send."""
+        if self.draining:
+            raise RequestError(
+                503, "stopping", "cortan serve is stopping and takes no new requests",
+                {"retry-after": "5", "connection": "close"},
+            )  # fmt: skip
+        if len(self.chats) >= self.limits.max_streams:
+            raise RequestError(
+                503, "too_many_streams", f"the gateway is answering {len(self.chats)} requests, "
+                "as many as it allows (setting serve.max_streams): try again shortly",
+                {"retry-after": "1"},
+            )  # fmt: skip
+        try:
+            provider = self.services.resolve(request.model).provider
+        except CortanError:
+            return None, None  # the engine says what is wrong with the name
+        lane = self.lanes.get(provider)
+        try:
+            return lane, lane.enter()
+        except BusyError as exc:
+            retry = {"retry-after": str(exc.retry_after)}
+            raise RequestError(429, exc.kind, str(exc), retry) from None
+
+    def start(
+        self, request: ChatRequest, api: str, relay: Relay | None = None
+    ) -> asyncio.Task[ChatEnded]:
+        """Admit ``request`` (or raise the refusal) and run it in a task of its own."""
+        lane, place = self.admit(request)
+        task = asyncio.create_task(self._run(request, api, relay, lane, place))
+        self.chats.add(task)
+        task.add_done_callback(self.chats.discard)
+        return task
+
+    async def _run(
+        self,
+        request: ChatRequest,
+        api: str,
+        relay: Relay | None,
+        lane: Lane | None,
+        place: asyncio.Future[None] | None,
+    ) -> ChatEnded:
+        began = time.monotonic()
+        try:
+            ended = await self._ask(request, relay, place)
+        finally:
+            if lane is not None:
+                lane.leave(place, time.monotonic() - began)
+        if relay is not None:
+            relay.end(ended)
+        seconds = time.monotonic() - began
+        self.metrics.ended(api, ended, seconds)
+        _log_ending(request, api, ended, seconds)
+        return ended
+
+    async def _ask(
+        self, request: ChatRequest, relay: Relay | None, place: asyncio.Future[None] | None
+    ) -> ChatEnded:
+        if place is not None:
+            try:
+                await place  # a turn in the provider's queue
+            except asyncio.CancelledError:
+                if (task := asyncio.current_task()) is not None:
+                    task.uncancel()
+                return ChatCancelled(request.request_id)
+        unwatch = self.services.watch(request.request_id, relay) if relay is not None else None
+        try:
+            return await self.services.ask(request)
+        finally:
+            if unwatch is not None:
+                unwatch()
+
+    # -- responses -----------------------------------------------------------------------
+
+    async def respond(
+        self, scope: Scope, receive: Receive, send: Send, request: ChatRequest, api: str,
+        form: Format, *, stream: bool,
+    ) -> None:  # fmt: skip
+        """Run ``request`` and answer it in ``form``, streamed or whole."""
+        try:
+            relay = Relay() if stream else None
+            task = self.start(request, api, relay)
+        except RequestError as refused:
+            self.metrics.rejected(refused.kind)
+            await send_error(send, scope, refused)
+            return
+        watcher = asyncio.create_task(_watch_disconnect(receive, task))
+        try:
+            if relay is None:
+                await self._send_whole(scope, send, await task, form)
+            else:
+                await self._send_stream(scope, send, relay, task, form)
+        finally:
+            watcher.cancel()
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _send_whole(self, scope: Scope, send: Send, ended: ChatEnded, form: Format) -> None:
+        if isinstance(ended, ChatFinished):
+            await send_bytes(send, 200, form.whole(ended))
+            return
+        await self._send_failure(scope, send, ended)
+
+    async def _send_failure(self, scope: Scope, send: Send, ended: ChatEnded) -> None:
+        status, kind, message = self.describe(ended)
+        await send_bytes(send, status, error_body(scope, status, kind, message))
+
+    def describe(self, ended: ChatEnded) -> tuple[int, str, str]:
+        """Status, kind and sentence of a request that did not finish."""
+        if isinstance(ended, ChatFailed):
+            return get_status(ended), ended.kind, ended.message
+        if self.draining:
+            return 503, "stopping", STOPPING
+        return 499, "cancelled", "the request was cancelled"
+
+    async def _send_stream(
+        self, scope: Scope, send: Send, relay: Relay, task: asyncio.Task[ChatEnded], form: Format
+    ) -> None:
+        held: list[Item] = []
+        started = False
+        while items := await relay.take():
+            if not started:
+                held += items
+                if not any(kind == "text" for kind, _ in items):
+                    continue  # the status waits for the first piece of the answer
+                items, held, started = held, [], True
+                await _start_stream(send, form.content_type)
+            if data := form.pieces(items):
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+        ended = await task
+        if not started and not isinstance(ended, ChatFinished):
+            await self._send_failure(scope, send, ended)
+            return
+        if not started:
+            await _start_stream(send, form.content_type)
+            if data := form.pieces(held):
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+        tail = (
+            form.closing(ended) if isinstance(ended, ChatFinished)
+            else form.failure(self.describe(ended)[2])
+        )  # fmt: skip
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+    # -- stopping ------------------------------------------------------------------------
+
+    async def drain(self, seconds: float) -> None:
+        """Refuse new chats, give those in progress ``seconds``, cancel the rest, close sockets."""
+        self.draining = True
+        if self.chats:
+            await asyncio.wait(set(self.chats), timeout=seconds)
+        for task in list(self.chats):
+            task.cancel()
+        if self.chats:
+            await asyncio.wait(set(self.chats), timeout=5.0)
+        for close in list(self.sockets):
+            with contextlib.suppress(Exception):
+                await close()
+
+
+async def _start_stream(send: Send, content_type: bytes) -> None:
+    headers = [(b"content-type", content_type), (b"cache-control", b"no-cache")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+
+
+async def _watch_disconnect(receive: Receive, task: asyncio.Task[ChatEnded]) -> None:
+    """Cancel ``task`` the moment the client goes away: the upstream stream closes with it."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            task.cancel()
+            return
+
+
+def _log_ending(request: ChatRequest, api: str, ended: ChatEnded, seconds: float) -> None:
+    if not access.isEnabledFor(logging.INFO):
+        return
+    trace = request.trace.request_id if request.trace is not None else "-"
+    outcome = type(ended).__name__.removeprefix("Chat").lower()
+    model = f"{ended.provider}:{ended.model}" if ended.provider else (request.model or "default")
+    line = (
+        f"{api} {outcome} model={model} request_id={trace} client={request.client!r} {seconds:.3f}s"
+    )
+    if isinstance(ended, ChatFinished):
+        usage = ended.usage
+        line += f" tokens={usage.prompt_tokens}/{usage.completion_tokens}"
+    elif isinstance(ended, ChatFailed):
+        line += f" error={ended.kind}: {ended.message}"
+    access.info("%s", line)

@@ -1,0 +1,198 @@
+"""The Ollama-compatible API: ``/api/chat`` (NDJSON and whole), ``/api/tags``, ``/api/version``.
+
+Layer: serve. Point an Ollama client at the gateway (``OLLAMA_HOST=http://127.0.0.1:11435``,
+and ``OLLAMA_API_KEY`` set to the gateway's token, which the ``ollama`` library
+sends as a bearer token) and it reaches every model cortan routes to, over many
+hosts with fallback. A streamed answer is one JSON object per line, ending with
+one whose ``done`` is true and which carries the counts and durations (ns); a
+failure after the first piece is an ``{"error": ...}`` line, as Ollama sends.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from cortan import __version__
+from cortan.core.events import ChatFinished, ChatStarted
+from cortan.serve import convert
+from cortan.serve.models import ModelList
+from cortan.serve.relay import Item
+from cortan.serve.replies import (
+    Receive,
+    RequestError,
+    Scope,
+    Send,
+    get_object,
+    read_json,
+    refuse,
+    send_bytes,
+    send_error,
+    send_json,
+)
+
+if TYPE_CHECKING:
+    from cortan.serve.gateway import Gateway
+
+#: The Ollama API the gateway speaks, for clients that check the server's version.
+OLLAMA_VERSION = "0.12.0"
+UNSUPPORTED = ("tools", "format")
+OPTIONS = {
+    "temperature": "temperature", "top_p": "top_p", "seed": "seed", "num_predict": "max_tokens",
+    "stop": "stop",
+}  # fmt: skip
+NS = 1_000_000_000
+
+
+class ChatEndpoint:
+    """``POST /api/chat``."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gateway, limits = self.gateway, self.gateway.limits
+        try:
+            body = get_object(
+                await read_json(
+                    scope, receive, limit=limits.max_body_bytes, seconds=limits.body_timeout
+                ),
+                "a chat request",
+            )
+            request = self._parse(scope, body)
+        except RequestError as refused:
+            gateway.metrics.rejected(refused.kind)
+            await send_error(send, scope, refused)
+            return
+        form = OllamaFormat(request.model or "")
+        stream = body.get("stream", True) is not False
+        await gateway.respond(scope, receive, send, request, "ollama", form, stream=stream)
+
+    def _parse(self, scope: Scope, body: dict[str, Any]) -> Any:
+        convert.refuse_unsupported(body, UNSUPPORTED)
+        options = body.get("options") or {}
+        if not isinstance(options, dict):
+            raise refuse("`options` must be an object")
+        return convert.make_request(
+            self.gateway.services.next_id(),
+            convert.get_messages(body, self.gateway.limits.max_messages),
+            model=convert.get_model(body),
+            options=convert.get_options(options, OPTIONS),
+            client=convert.get_client(scope, "ollama"),
+            trace=scope["state"]["trace"],
+            allow_secrets=convert.allows_secrets(scope),
+        )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class OllamaFormat:
+    """Ollama's chat objects for one answer."""
+
+    content_type = b"application/x-ndjson"
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+
+    def _message(self, content: str, created: str) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "created_at": created,
+            "message": {"role": "assistant", "content": content},
+        }
+
+    def pieces(self, items: list[Item]) -> bytes:
+        created = _now()  # one time per batch: the pieces arrived together
+        head = json.dumps({"model": self.model, "created_at": created})[:-1]
+        prefix = head + ', "message": {"role": "assistant", "content": '
+        out: list[str] = []
+        for kind, value in items:
+            if kind == "text":
+                out.append(prefix + json.dumps(value) + '}, "done": false}\n')
+            elif kind == "started" and isinstance(value, ChatStarted):
+                self.model = f"{value.provider}:{value.model}"
+                head = json.dumps({"model": self.model, "created_at": created})[:-1]
+                prefix = head + ', "message": {"role": "assistant", "content": '
+        return "".join(out).encode()
+
+    def _done(self, ended: ChatFinished) -> dict[str, Any]:
+        total = int(ended.timings.total * NS)
+        first = int((ended.timings.first_token or ended.timings.total) * NS)
+        return {
+            "done": True,
+            "done_reason": ended.finish_reason,
+            "total_duration": total,
+            "load_duration": 0,
+            "prompt_eval_count": ended.usage.prompt_tokens or 0,
+            "prompt_eval_duration": first,
+            "eval_count": ended.usage.completion_tokens or 0,
+            "eval_duration": max(total - first, 0),
+        }
+
+    def closing(self, ended: ChatFinished) -> bytes:
+        self.model = f"{ended.provider}:{ended.model}"
+        return (json.dumps({**self._message("", _now()), **self._done(ended)}) + "\n").encode()
+
+    def failure(self, message: str) -> bytes:
+        return (json.dumps({"error": message}) + "\n").encode()
+
+    def whole(self, ended: ChatFinished) -> bytes:
+        self.model = f"{ended.provider}:{ended.model}"
+        return json.dumps({**self._message(ended.content, _now()), **self._done(ended)}).encode()
+
+
+class TagsEndpoint:
+    """``GET /api/tags``: every model cortan routes to, as Ollama lists its own."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.models = ModelList(gateway.services)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        infos = {f"{info.provider}:{info.name}": info for info in await self.models.get_infos()}
+        models = []
+        for name, owner in await self.models.get_names():
+            info = infos.get(name)
+            details = {
+                "family": (info.family if info else None) or "",
+                "parameter_size": (info.parameter_size if info else None) or "",
+                "format": "", "families": [], "quantization_level": "", "parent_model": owner,
+            }  # fmt: skip
+            models.append({
+                "name": name, "model": name, "modified_at": "1970-01-01T00:00:00Z",
+                "size": (info.size if info else None) or 0, "digest": "", "details": details,
+            })  # fmt: skip
+        await send_json(send, 200, {"models": models})
+
+
+class _Asgi:
+    """A plain ASGI function, which Starlette then routes as an app, not a request handler."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+
+async def _version(scope: Scope, receive: Receive, send: Send) -> None:
+    await send_json(send, 200, {"version": OLLAMA_VERSION, "cortan": __version__})
+
+
+async def _root(scope: Scope, receive: Receive, send: Send) -> None:
+    # Ollama answers its root with this line, and some clients check for it.
+    await send_bytes(send, 200, b"Ollama is running", b"text/plain; charset=utf-8")
+
+
+version_endpoint = _Asgi(_version)
+root_endpoint = _Asgi(_root)
+
+
+def endpoint(gateway: Gateway) -> ChatEndpoint:
+    return ChatEndpoint(gateway)
+
+
+def tags_endpoint(gateway: Gateway) -> TagsEndpoint:
+    return TagsEndpoint(gateway)

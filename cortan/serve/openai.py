@@ -1,0 +1,180 @@
+"""The OpenAI-compatible API: ``/v1/chat/completions`` (SSE and whole) and ``/v1/models``.
+
+Layer: serve. Point any OpenAI client at ``http://127.0.0.1:11435/v1`` with the
+gateway's token as its API key; ``model`` is any cortan name (``ollama:llama3.2``,
+``openai:gpt-4o-mini``, an alias; empty means the default). A streamed answer is
+``chat.completion.chunk`` events, a final chunk with ``finish_reason``, a usage
+chunk when ``stream_options.include_usage`` asks, then ``data: [DONE]``; a failure
+after the first piece is an ``error`` event, which the OpenAI SDK raises.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from cortan.core.events import ChatFinished, ChatStarted
+from cortan.serve import convert
+from cortan.serve.models import ModelList
+from cortan.serve.relay import Item
+from cortan.serve.replies import (
+    Receive,
+    RequestError,
+    Scope,
+    Send,
+    get_object,
+    read_json,
+    refuse,
+    send_error,
+    send_json,
+)
+
+if TYPE_CHECKING:
+    from cortan.core.requests import Trace
+    from cortan.serve.gateway import Gateway
+
+#: Body fields that change what an answer is and that the gateway cannot honour yet.
+UNSUPPORTED = ("tools", "functions", "tool_choice", "response_format", "logprobs", "audio")
+OPTIONS = {
+    "temperature": "temperature", "top_p": "top_p", "seed": "seed", "max_tokens": "max_tokens",
+    "max_completion_tokens": "max_tokens", "stop": "stop",
+}  # fmt: skip
+
+
+class ChatEndpoint:
+    """``POST /v1/chat/completions``."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gateway, limits = self.gateway, self.gateway.limits
+        try:
+            body = get_object(
+                await read_json(
+                    scope, receive, limit=limits.max_body_bytes, seconds=limits.body_timeout
+                ),
+                "a chat completion request",
+            )
+            request, stream, usage = self._parse(scope, body)
+        except RequestError as refused:
+            gateway.metrics.rejected(refused.kind)
+            await send_error(send, scope, refused)
+            return
+        trace: Trace = scope["state"]["trace"]
+        form = OpenAIFormat(request.model or "", trace.request_id, include_usage=usage)
+        await gateway.respond(scope, receive, send, request, "openai", form, stream=stream)
+
+    def _parse(self, scope: Scope, body: dict[str, Any]) -> tuple[Any, bool, bool]:
+        convert.refuse_unsupported(body, UNSUPPORTED)
+        if body.get("n") not in (None, 1):
+            raise refuse("`n` must be 1: the gateway gives one answer", "unsupported")
+        messages = convert.get_messages(body, self.gateway.limits.max_messages)
+        request = convert.make_request(
+            self.gateway.services.next_id(),
+            messages,
+            model=convert.get_model(body),
+            options=convert.get_options(body, OPTIONS),
+            client=convert.get_client(scope, "openai"),
+            trace=scope["state"]["trace"],
+            allow_secrets=convert.allows_secrets(scope),
+        )
+        options = body.get("stream_options")
+        usage = isinstance(options, dict) and options.get("include_usage") is True
+        return request, body.get("stream") is True, usage
+
+
+class OpenAIFormat:
+    """``chat.completion`` and ``chat.completion.chunk`` for one answer."""
+
+    content_type = b"text/event-stream; charset=utf-8"
+
+    def __init__(self, model: str, request_id: str, *, include_usage: bool) -> None:
+        self.id = "chatcmpl-" + request_id
+        self.created = int(time.time())
+        self.include_usage = include_usage
+        self._opened = False
+        self._set_model(model)
+
+    def _set_model(self, model: str) -> None:
+        self.model = model
+        head = json.dumps(self._head("chat.completion.chunk"))[:-1]
+        self._prefix = f'data: {head}, "choices": [{{"index": 0, "delta": {{"content": '
+        self._suffix = '}, "finish_reason": null}]}\n\n'
+
+    def _head(self, kind: str) -> dict[str, Any]:
+        return {"id": self.id, "object": kind, "created": self.created, "model": self.model}
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None) -> str:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return "data: " + json.dumps({**self._head("chat.completion.chunk"), "choices": [choice]})
+
+    def pieces(self, items: list[Item]) -> bytes:
+        out: list[str] = []
+        prefix, suffix = self._prefix, self._suffix
+        for kind, value in items:
+            if kind == "text":
+                out.append(prefix + json.dumps(value) + suffix)
+            elif kind == "started" and isinstance(value, ChatStarted):
+                self._set_model(f"{value.provider}:{value.model}")
+                prefix, suffix = self._prefix, self._suffix
+        if out and not self._opened:
+            self._opened = True
+            out.insert(0, self._chunk({"role": "assistant", "content": ""}, None) + "\n\n")
+        return "".join(out).encode()
+
+    def closing(self, ended: ChatFinished) -> bytes:
+        if not self._opened:
+            self._opened = True
+            opening = self._chunk({"role": "assistant", "content": ""}, None) + "\n\n"
+        else:
+            opening = ""
+        events = [opening + self._chunk({}, ended.finish_reason)]
+        if self.include_usage:
+            usage = {**self._head("chat.completion.chunk"), "choices": [], "usage": _usage(ended)}
+            events.append("data: " + json.dumps(usage))
+        return ("\n\n".join(events) + "\n\ndata: [DONE]\n\n").encode()
+
+    def failure(self, message: str) -> bytes:
+        error = {"error": {"message": message, "type": "server_error", "code": "upstream"}}
+        return f"data: {json.dumps(error)}\n\n".encode()
+
+    def whole(self, ended: ChatFinished) -> bytes:
+        self._set_model(f"{ended.provider}:{ended.model}")
+        message = {"role": "assistant", "content": ended.content}
+        choice = {"index": 0, "message": message, "finish_reason": ended.finish_reason}
+        body = {**self._head("chat.completion"), "choices": [choice], "usage": _usage(ended)}
+        return json.dumps(body).encode()
+
+
+def _usage(ended: ChatFinished) -> dict[str, int]:
+    prompt, completion = ended.usage.prompt_tokens or 0, ended.usage.completion_tokens or 0
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+class ModelsEndpoint:
+    """``GET /v1/models``: every model of every provider as a cortan name, and the aliases."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.models = ModelList(gateway.services)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        names = await self.models.get_names()
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": owner}
+            for name, owner in names
+        ]
+        await send_json(send, 200, {"object": "list", "data": data})
+
+
+def endpoint(gateway: Gateway) -> ChatEndpoint:
+    return ChatEndpoint(gateway)
+
+
+def models_endpoint(gateway: Gateway) -> ModelsEndpoint:
+    return ModelsEndpoint(gateway)

@@ -1,0 +1,162 @@
+"""What the gateway sends back, in each API's own shape, and how it reads a body.
+
+Layer: serve. Every error is one sentence, in the JSON each client library reads:
+OpenAI's ``{"error": {"message", "type", "code"}}`` under ``/v1`` and elsewhere,
+Ollama's ``{"error": "..."}`` under ``/api``. How a request ended in the engine
+maps to a status here (:func:`get_status`), once for every endpoint.
+
+Bodies are read bounded in size (``serve.max_body_bytes``, 413 past it, the
+``Content-Length`` believed only to refuse early) and in time
+(``serve.body_timeout``, 408), and must be one JSON object (400 otherwise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any
+
+from cortan.core.events import ChatEnded, ChatFailed
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+JSON_TYPE = b"application/json"
+
+#: How a failed request's kind reads as HTTP: the engine's kinds, then the gateway's own.
+STATUS_BY_KIND: Mapping[str, int] = {
+    "input": 400,
+    "secret": 400,
+    "bad_request": 400,
+    "UsageError": 400,
+    "ConfigError": 400,
+    "model_not_found": 404,
+    "rate_limited": 429,
+    "queue_full": 429,
+    "auth": 502,
+    "unreachable": 502,
+    "server_error": 502,
+    "bad_response": 502,
+    "timeout": 504,
+}
+#: OpenAI's error ``type`` for a status.
+TYPE_BY_STATUS: Mapping[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    408: "timeout_error",
+    413: "invalid_request_error",
+    421: "invalid_request_error",
+    429: "rate_limit_error",
+    503: "server_overloaded",
+}
+
+
+class RequestError(Exception):
+    """A request the gateway refuses before the engine sees it: status, kind, sentence."""
+
+    def __init__(
+        self, status: int, kind: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+        self.headers = dict(headers or {})
+
+
+def get_status(ended: ChatEnded) -> int:
+    """The HTTP status of a request that ended before anything was sent to its client."""
+    if isinstance(ended, ChatFailed):
+        return STATUS_BY_KIND.get(ended.kind, 500)
+    return 503  # cancelled before the first piece: the gateway is stopping
+
+
+def is_ollama(scope: Scope) -> bool:
+    return str(scope.get("path", "")).startswith("/api/")
+
+
+def error_body(scope: Scope, status: int, kind: str, message: str) -> bytes:
+    """The error as the client's own library reads it."""
+    if is_ollama(scope):
+        return json.dumps({"error": message}).encode()
+    kind_type = TYPE_BY_STATUS.get(status, "server_error" if status >= 500 else "api_error")
+    return json.dumps({"error": {"message": message, "type": kind_type, "code": kind}}).encode()
+
+
+async def send_bytes(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: bytes = JSON_TYPE,
+    headers: Mapping[str, str] | None = None,
+) -> None:
+    """One whole response."""
+    raw = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_json(send: Send, status: int, obj: object) -> None:
+    await send_bytes(send, status, json.dumps(obj).encode())
+
+
+async def send_error(send: Send, scope: Scope, error: RequestError) -> None:
+    body = error_body(scope, error.status, error.kind, str(error))
+    await send_bytes(send, error.status, body, headers=error.headers)
+
+
+def too_large(limit: int) -> RequestError:
+    return RequestError(
+        413, "body_too_large", f"the request body is over the gateway's {limit} byte limit "
+        "(setting serve.max_body_bytes)",
+    )  # fmt: skip
+
+
+async def read_json(scope: Scope, receive: Receive, *, limit: int, seconds: float) -> Any:
+    """The body as JSON, read within ``limit`` bytes and ``seconds``."""
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise too_large(limit)
+    try:
+        async with asyncio.timeout(seconds):
+            body = await _read_body(receive, limit)
+    except TimeoutError:
+        raise RequestError(
+            408, "body_timeout", f"the request body did not arrive within {seconds:g} s"
+        ) from None
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise RequestError(400, "bad_json", "the request body is not valid JSON") from None
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise RequestError(499, "client_gone", "the client went away mid-request")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def get_object(body: Any, what: str) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise RequestError(400, "bad_request", f"the body of {what} must be a JSON object")
+    return body
+
+
+def refuse(message: str, kind: str = "bad_request", status: int = 400) -> RequestError:
+    """A 400 (by default) with one sentence."""
+    return RequestError(status, kind, message)

@@ -1,0 +1,233 @@
+"""``/ws``: chats carried as events over one WebSocket, cancellable by the client.
+
+Layer: serve. One JSON object per message, each with a ``type``. The client
+sends::
+
+    {"type": "chat", "id": "c1", "model": "ollama:llama3.2",
+     "messages": [{"role": "user", "content": "hi"}]}        (or "prompt": "hi",
+                                                             "system": "...", "options": {...},
+                                                             "allow_secrets": false)
+    {"type": "cancel", "id": "c1"}
+
+and receives, for each chat in order (``id`` is the client's own)::
+
+    {"type": "started", "id", "request_id", "provider", "model"}
+    {"type": "delta", "id", "kind": "text", "text": "..."}     (more kinds may come:
+                                                               "thinking", issue 16)
+    {"type": "notice", "id", "text": "..."}
+    {"type": "end", "id", "status": "finished" | "failed" | "cancelled", "content",
+     "finish_reason", "usage", "timings", "error": {"kind", "message"}}
+
+A message the gateway cannot take gets ``{"type": "error", "id", "kind",
+"message"}`` (and ``retry_after`` when the provider's queue is full). Up to
+``serve.chats_per_socket`` chats run at once on one socket; a socket that goes
+away cancels its chats, as a cancel would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from cortan.core.events import ChatEnded, ChatFailed, ChatFinished, ChatStarted
+from cortan.core.messages import Message
+from cortan.serve import convert
+from cortan.serve.relay import Relay
+from cortan.serve.replies import Receive, RequestError, Scope, Send, refuse
+from cortan.serve.security import make_trace
+
+if TYPE_CHECKING:
+    from starlette.websockets import WebSocket
+
+    from cortan.serve.gateway import Gateway
+
+OPTIONS = {"temperature": "temperature", "top_p": "top_p", "seed": "seed",
+           "max_tokens": "max_tokens", "stop": "stop"}  # fmt: skip
+SUBPROTOCOL = "cortan"
+MAX_ID_CHARS = 100
+
+
+class Endpoint:
+    """``/ws``: one instance serves every socket."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from starlette.websockets import WebSocket, WebSocketDisconnect
+
+        socket = WebSocket(scope, receive, send)
+        offered = [p.strip() for p in scope.get("subprotocols", [])]
+        await socket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        session = Session(self.gateway, socket, scope)
+        close = session.close_for_shutdown
+        self.gateway.sockets.add(close)
+        try:
+            while True:
+                text = await socket.receive_text()
+                await session.handle(text)
+        except (WebSocketDisconnect, RuntimeError, KeyError):
+            pass  # gone; a binary frame (KeyError: no "text") ends the session too
+        finally:
+            self.gateway.sockets.discard(close)
+            await session.cancel_all()
+
+
+class Session:
+    """One socket's chats in progress."""
+
+    def __init__(self, gateway: Gateway, socket: WebSocket, scope: Scope) -> None:
+        self.gateway = gateway
+        self.socket = socket
+        self.scope = scope
+        self.trace = scope["state"]["trace"]
+        self.client = convert.get_client(scope, "websocket")
+        self.chats: dict[str, asyncio.Task[None]] = {}
+        self.count = 0
+
+    async def send(self, event: dict[str, Any]) -> None:
+        with contextlib.suppress(Exception):  # the socket went away: the chat is cancelled
+            await self.socket.send_text(json.dumps(event))
+
+    async def handle(self, text: str) -> None:
+        try:
+            message = json.loads(text)
+        except ValueError:
+            await self._error(None, "bad_json", "the message is not valid JSON")
+            return
+        if not isinstance(message, dict):
+            await self._error(None, "bad_message", "a message must be a JSON object with a type")
+            return
+        kind, chat_id = message.get("type"), _get_id(message.get("id"))
+        if kind == "chat":
+            await self._start(chat_id, message)
+        elif kind == "cancel":
+            task = self.chats.get(chat_id or "")
+            if task is not None:
+                task.cancel()
+        else:
+            await self._error(chat_id, "bad_message", "`type` must be chat or cancel")
+
+    async def _start(self, chat_id: str | None, message: dict[str, Any]) -> None:
+        if chat_id is None:
+            await self._error(None, "bad_message", "a chat needs an `id` (a string of its own)")
+            return
+        if chat_id in self.chats:
+            await self._error(chat_id, "bad_message", f"chat {chat_id!r} is still running")
+            return
+        if len(self.chats) >= self.gateway.limits.chats_per_socket:
+            limit = self.gateway.limits.chats_per_socket
+            await self._error(
+                chat_id,
+                "too_many_chats",
+                f"this socket already runs {limit} "
+                "chats, as many as it may (setting serve.chats_per_socket)",
+            )
+            return
+        try:
+            request = self._make_request(chat_id, message)
+            relay = Relay()
+            task = self.gateway.start(request, "websocket", relay)
+        except RequestError as refused:
+            self.gateway.metrics.rejected(refused.kind)
+            retry = refused.headers.get("retry-after")
+            await self._error(chat_id, refused.kind, str(refused), retry_after=retry)
+            return
+        self.chats[chat_id] = asyncio.create_task(self._pump(chat_id, request.trace, relay, task))
+
+    def _make_request(self, chat_id: str, message: dict[str, Any]) -> Any:
+        self.count += 1
+        if "messages" in message:
+            messages = convert.get_messages(message, self.gateway.limits.max_messages)
+        else:
+            prompt, system = message.get("prompt"), message.get("system")
+            if not isinstance(prompt, str) or not (system is None or isinstance(system, str)):
+                raise refuse("a chat needs `messages`, or a `prompt` string")
+            messages = [Message("system", system)] if system else []
+            messages.append(Message("user", prompt))
+        options = message.get("options") or {}
+        if not isinstance(options, dict):
+            raise refuse("`options` must be an object")
+        return convert.make_request(
+            self.gateway.services.next_id(),
+            messages,
+            model=convert.get_model(message),
+            options=convert.get_options(options, OPTIONS),
+            client=self.client,
+            trace=make_trace(f"{self.trace.request_id}.{self.count}", self.trace.traceparent),
+            allow_secrets=message.get("allow_secrets") is True,
+        )
+
+    async def _pump(
+        self, chat_id: str, trace: Any, relay: Relay, task: asyncio.Task[ChatEnded]
+    ) -> None:
+        """Send one chat's events as they come; a cancel reaches the engine's task."""
+        try:
+            while items := await relay.take():
+                for kind, value in items:
+                    await self.send(_event(chat_id, trace.request_id, kind, value))
+            ended = await task
+        except asyncio.CancelledError:
+            task.cancel()
+            ended = await task
+        finally:
+            self.chats.pop(chat_id, None)
+        await self.send(self._ending(chat_id, ended))
+
+    def _ending(self, chat_id: str, ended: ChatEnded) -> dict[str, Any]:
+        status = {ChatFinished: "finished", ChatFailed: "failed"}.get(type(ended), "cancelled")
+        event: dict[str, Any] = {"type": "end", "id": chat_id, "status": status,
+                                 "content": ended.content}  # fmt: skip
+        if isinstance(ended, ChatFinished):
+            event["finish_reason"] = ended.finish_reason
+            event["usage"] = ended.usage._asdict()
+            event["timings"] = {"first_token_s": ended.timings.first_token,
+                                "total_s": ended.timings.total}  # fmt: skip
+        elif isinstance(ended, ChatFailed):
+            event["error"] = {"kind": ended.kind, "message": ended.message}
+        elif self.gateway.draining:
+            event["error"] = {"kind": "stopping", "message": "cortan serve is stopping"}
+        return event
+
+    async def _error(
+        self, chat_id: str | None, kind: str, message: str, retry_after: str | None = None
+    ) -> None:
+        event: dict[str, Any] = {"type": "error", "id": chat_id, "kind": kind, "message": message}
+        if retry_after is not None:
+            event["retry_after"] = int(retry_after)
+        await self.send(event)
+
+    async def cancel_all(self) -> None:
+        chats = list(self.chats.values())
+        for task in chats:
+            task.cancel()
+        if chats:
+            await asyncio.wait(chats)
+
+    async def close_for_shutdown(self) -> None:
+        await self.cancel_all()
+        with contextlib.suppress(Exception):
+            await self.socket.close(code=1001, reason="cortan serve is stopping")
+
+
+def _event(chat_id: str, request_id: str, kind: str, value: object) -> dict[str, Any]:
+    if kind == "text":
+        return {"type": "delta", "id": chat_id, "kind": "text", "text": value}
+    if kind == "started" and isinstance(value, ChatStarted):
+        return {"type": "started", "id": chat_id, "request_id": request_id,
+                "provider": value.provider, "model": value.model}  # fmt: skip
+    return {"type": kind, "id": chat_id, "text": value}
+
+
+def _get_id(value: object) -> str | None:
+    if isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def endpoint(gateway: Gateway) -> Endpoint:
+    return Endpoint(gateway)

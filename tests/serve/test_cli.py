@@ -1,0 +1,125 @@
+"""``cortan serve`` as a user runs it: the token, refusals, SIGTERM mid-stream."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+import openai
+import pytest
+
+from cortan.store.sessions import SessionStore
+from tests.conftest import CortanRunner, assert_one_sentence
+from tests.keyring_backend import BACKEND, FILE_VARIABLE
+from tests.servers import FakeOllama, Reply
+
+TOKEN = "cli-token-0123456789abcdef"
+REPO = str(Path(__file__).parents[2])
+
+
+@pytest.fixture
+def file_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "keyring.json"
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", BACKEND)
+    monkeypatch.setenv(FILE_VARIABLE, str(path))
+    monkeypatch.setenv("PYTHONPATH", REPO)
+    return path
+
+
+def test_the_token_is_made_once_kept_in_the_keyring_and_printed(
+    cortan: type[CortanRunner], file_keyring: Path
+) -> None:
+    first = cortan.run("serve", "--print-token")
+    second = cortan.run("serve", "--print-token")
+    assert first.code == 0 and first.stdout == second.stdout
+    token = first.stdout.strip()
+    assert token.startswith("ctk-") and len(token) > 40
+    assert token in file_keyring.read_text()
+    renewed = cortan.run("serve", "--new-token")
+    assert renewed.code == 0 and renewed.stdout.strip() not in ("", token)
+
+
+def test_the_environment_variable_wins_and_must_be_long(cortan: type[CortanRunner]) -> None:
+    assert cortan.run("serve", "--print-token", env={"CORTAN_SERVE_TOKEN": TOKEN}).stdout == (
+        TOKEN + "\n"
+    )
+    short = cortan.run("serve", "--print-token", env={"CORTAN_SERVE_TOKEN": "abc"})
+    assert short.code == 2
+    assert_one_sentence(short.stderr)
+
+
+def test_no_keyring_and_no_variable_is_one_sentence(cortan: type[CortanRunner]) -> None:
+    done = cortan.run("serve", "--port", "0")
+    assert done.code == 1
+    assert_one_sentence(done.stderr)
+    assert "CORTAN_SERVE_TOKEN" in done.stderr
+
+
+def test_no_token_beyond_loopback_is_refused(cortan: type[CortanRunner]) -> None:
+    done = cortan.run("serve", "--host", "0.0.0.0", "--no-token")
+    assert done.code == 2
+    assert "loopback only" in done.stderr
+
+
+def test_a_port_in_use_is_one_sentence(cortan: type[CortanRunner]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        done = cortan.run("serve", "--port", port, env={"CORTAN_SERVE_TOKEN": TOKEN})
+    assert done.code == 1
+    assert_one_sentence(done.stderr)
+    assert f"port {port} on 127.0.0.1 is in use" in done.stderr
+
+
+def start(
+    cortan: type[CortanRunner], *args: str, **env: str
+) -> tuple[subprocess.Popen[bytes], str, str]:
+    """``cortan serve`` running: the process, its URL, and what it said before the URL."""
+    proc = cortan.popen("serve", "--port", "0", *args,
+                        env={**os.environ, "CORTAN_SERVE_TOKEN": TOKEN, **env})  # fmt: skip
+    assert proc.stderr is not None
+    lines = []
+    while "cortan serve: listening on" not in (line := proc.stderr.readline().decode()):
+        lines.append(line)
+        assert line, "".join(lines)
+    return proc, line.split("listening on ")[1].strip(), "".join(lines)
+
+
+def test_beyond_loopback_it_says_so_loudly(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    proc, _, before = start(cortan, "--host", "0.0.0.0")
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert "cortan: warning: listening on 0.0.0.0, beyond this machine" in before
+
+
+def test_sigterm_mid_stream_drains_records_the_partial_and_exits_0(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, isolated_env: Path
+) -> None:
+    ollama_env.queue(Reply(pieces=["piece "] * 400, delay=0.05))
+    proc, url, _ = start(cortan, "--quiet", CORTAN_SERVE__DRAIN_TIMEOUT="0.5")
+    client = openai.OpenAI(base_url=url + "/v1", api_key=TOKEN, max_retries=0)
+    stream = client.chat.completions.create(
+        model="ollama:llama3.2:latest", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    chunks = iter(stream)
+    next(chunks)
+    proc.send_signal(signal.SIGTERM)
+    with pytest.raises(openai.APIError, match="cortan serve is stopping"):
+        for _ in chunks:
+            pass
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err.decode()
+    assert "Traceback" not in err.decode()
+    assert ollama_env.wait_disconnect(timeout=2)
+    with SessionStore.open(isolated_env / "data") as store:
+        (conversation,) = store.list_conversations()
+        answer = store.messages(conversation.id)[-1]
+    assert answer.status == "interrupted" and answer.content.startswith("piece")
+    assert conversation.client == f"openai OpenAI/Python {openai.__version__}"

@@ -1,0 +1,199 @@
+"""Back-pressure, disconnects, the Ollama API and the WebSocket: streams under strain."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from contextlib import closing
+from typing import Any
+
+import httpx
+import ollama
+import pytest
+import websockets
+
+from tests.serve.conftest import TOKEN, Running
+from tests.servers import FakeOllama, Reply
+
+MODEL = "ollama:llama3.2:latest"
+HI: Any = [{"role": "user", "content": "hi"}]
+BODY = {"model": MODEL, "messages": HI, "stream": True}
+SLOW = Reply(pieces=["piece "] * 200, delay=0.05)
+
+
+class Stream:
+    """A streamed request whose first piece has arrived; ``close`` hangs up."""
+
+    def __init__(self, running: Running, body: dict[str, Any] = BODY) -> None:
+        self.http = httpx.Client(timeout=10)
+        request = self.http.build_request(
+            "POST", running.url + "/v1/chat/completions", json=body, headers=running.headers
+        )
+        self.response = self.http.send(request, stream=True)
+        assert self.response.status_code == 200
+        self.chunks = self.response.iter_bytes()
+        self.first = next(self.chunks)
+
+    def rest(self) -> bytes:
+        return b"".join(self.chunks)
+
+    def close(self) -> None:
+        self.response.close()
+        self.http.close()
+
+
+def test_a_client_that_disconnects_cancels_upstream_and_the_partial_is_kept(
+    gateway: Running, ollama_env: FakeOllama
+) -> None:
+    ollama_env.queue(SLOW)
+    Stream(gateway).close()
+    assert ollama_env.wait_disconnect(timeout=2), "upstream never saw the client go"
+    assert _wait_for(lambda: len(gateway.messages(1)) == 2)
+    _, answer = gateway.messages(1)
+    assert answer.status == "interrupted" and answer.content.startswith("piece")
+
+
+def test_a_full_queue_is_429_with_retry_after(gateway_factory: Any, ollama_env: FakeOllama) -> None:
+    running: Running = gateway_factory(streams_per_host=1, queue_per_host=1)
+    ollama_env.queue(SLOW)
+    first = Stream(running)  # holds the one slot
+    waiting: dict[str, int] = {}
+
+    def second() -> None:
+        reply = httpx.post(running.url + "/v1/chat/completions", json={**BODY, "stream": False},
+                           headers=running.headers, timeout=30)  # fmt: skip
+        waiting["status"] = reply.status_code
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    assert _wait_for(lambda: 'queue_depth{provider="ollama"} 1.0' in _metrics(running))
+    third = httpx.post(running.url + "/v1/chat/completions", json=BODY, headers=running.headers)
+    assert third.status_code == 429
+    assert int(third.headers["retry-after"]) >= 1
+    assert "queue is full" in third.json()["error"]["message"]
+    first.close()  # the slot passes to the one waiting
+    thread.join(20)
+    assert waiting["status"] == 200
+
+
+def test_the_ollama_api_streams_and_answers_whole(gateway: Running) -> None:
+    with closing(
+        ollama.Client(host=gateway.url, headers={"Authorization": f"Bearer {TOKEN}"})
+    ) as c:
+        parts = list(c.chat(model=MODEL, messages=HI, stream=True))
+        assert "".join(p.message.content or "" for p in parts) == "Hello, world!"
+        assert parts[-1].done and parts[-1].eval_count == 4 and parts[-1].done_reason == "stop"
+        whole = c.chat(model=MODEL, messages=HI, options={"num_predict": 5, "temperature": 0})
+        assert whole.message.content == "Hello, world!"
+        assert [m.model for m in c.list().models][:1] == [MODEL]
+        with pytest.raises(ollama.ResponseError, match="ollama pull") as caught:
+            c.chat(model="ollama:nope", messages=HI)
+        assert caught.value.status_code == 404
+    version = httpx.get(gateway.url + "/api/version", headers=gateway.headers).json()
+    assert version["version"].count(".") == 2
+
+
+def test_the_ollama_api_passes_options_in_cortans_names(
+    gateway: Running, ollama_env: FakeOllama
+) -> None:
+    body = {**BODY, "stream": False, "options": {"num_predict": 5, "stop": "x"}}
+    httpx.post(gateway.url + "/api/chat", json=body, headers=gateway.headers)
+    options = ollama_env.chat_requests[-1].json["options"]
+    assert options["num_predict"] == 5 and options["stop"] == ["x"]
+
+
+def ws_chat(running: Running, messages: list[Any], *, cancel_after: int | None = None,
+            headers: dict[str, str] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Events of one WebSocket session: send ``messages``, read until every chat ended."""
+
+    async def main() -> list[dict[str, Any]]:
+        url = "ws" + running.url.removeprefix("http") + "/ws"
+        events: list[dict[str, Any]] = []
+        async with websockets.connect(
+            url, additional_headers=running.headers if headers is None else headers
+        ) as ws:
+            for message in messages:
+                await ws.send(message if isinstance(message, str) else json.dumps(message))
+            chats = {
+                m.get("id") for m in messages if isinstance(m, dict) and m.get("type") == "chat"
+            }
+            ended = 0
+            while ended < len(chats):
+                event = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                events.append(event)
+                if event["type"] == "delta" and cancel_after == len(events):
+                    await ws.send(json.dumps({"type": "cancel", "id": event["id"]}))
+                ended += event["type"] in ("end", "error") and event.get("id") in chats
+        return events
+
+    return asyncio.run(main())
+
+
+def test_a_websocket_chat_as_events(gateway: Running) -> None:
+    events = ws_chat(gateway, [{"type": "chat", "id": "c1", "model": MODEL, "prompt": "hi"}])
+    assert events[0]["type"] == "started" and events[0]["model"] == "llama3.2:latest"
+    assert "".join(e["text"] for e in events if e["type"] == "delta") == "Hello, world!"
+    end = events[-1]
+    assert (
+        end["type"] == "end"
+        and end["status"] == "finished"
+        and end["usage"]["completion_tokens"] == 4
+    )
+
+
+def test_a_websocket_chat_cancelled_by_the_client(gateway: Running, ollama_env: FakeOllama) -> None:
+    ollama_env.queue(SLOW)
+    chat = {"type": "chat", "id": "c1", "model": MODEL, "messages": HI}
+    events = ws_chat(gateway, [chat], cancel_after=2)
+    assert events[-1]["status"] == "cancelled" and events[-1]["content"].startswith("piece")
+    assert ollama_env.wait_disconnect(timeout=2)
+
+
+def test_websocket_messages_it_cannot_take(gateway: Running) -> None:
+    events = ws_chat(gateway, ["{nope", json.dumps([1]), {"type": "dance", "id": "d"},
+                               {"type": "chat", "id": "x"}])  # fmt: skip
+    kinds = [(e["type"], e["kind"]) for e in events]
+    assert kinds == [("error", "bad_json"), ("error", "bad_message"), ("error", "bad_message"),
+                     ("error", "bad_request")]  # fmt: skip
+
+
+def test_a_websocket_without_the_token_is_refused(gateway: Running) -> None:
+    with pytest.raises(websockets.exceptions.InvalidStatus) as caught:
+        ws_chat(gateway, [], headers={})
+    assert caught.value.response.status_code == 403
+
+
+def test_a_browser_websocket_may_offer_the_token_as_a_subprotocol(gateway: Running) -> None:
+    async def main() -> str | None:
+        url = "ws" + gateway.url.removeprefix("http") + "/ws"
+        protocols = ["cortan", f"bearer.{TOKEN}"]
+        offered = [websockets.Subprotocol(p) for p in protocols]
+        async with websockets.connect(url, subprotocols=offered) as ws:
+            return ws.subprotocol
+
+    assert asyncio.run(main()) == "cortan"
+
+
+def test_stopping_drains_then_cancels_and_keeps_the_partial(
+    gateway_factory: Any, ollama_env: FakeOllama
+) -> None:
+    running: Running = gateway_factory(drain_timeout=0.3)
+    ollama_env.queue(SLOW)
+    stream = Stream(running)
+    running.stop_now()
+    assert b"cortan serve is stopping" in stream.rest()
+    stream.close()
+    assert running.code == 0
+    (answer,) = [m for m in running.messages(1) if m.role == "assistant"]
+    assert answer.status == "interrupted"
+
+
+def _metrics(running: Running) -> str:
+    return httpx.get(running.url + "/metrics", headers=running.headers).text
+
+
+def _wait_for(predicate: Any, timeout: float = 5.0) -> bool:
+    from tests.conftest import wait_until
+
+    return wait_until(predicate, timeout)
