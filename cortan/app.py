@@ -160,8 +160,13 @@ class App:
             if (watcher := watchers.get(event.request_id)) is not None:
                 watcher.on_notice(event)
 
+        def on_thinking(event: ThinkingDelta) -> None:
+            if (watcher := watchers.get(event.request_id)) is not None:
+                watcher.on_thinking(event)
+
         self.bus.subscribe(ChatStarted, on_started, essential=work)
         self.bus.subscribe(TokenDelta, on_delta, essential=work)
+        self.bus.subscribe(ThinkingDelta, on_thinking, essential=work)
         self.bus.subscribe(Notice, on_notice)
 
     def _forget(self, request_id: int) -> None:

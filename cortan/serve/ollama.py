@@ -112,6 +112,10 @@ class OllamaFormat:
         for kind, value in items:
             if kind == "text":
                 out.append(prefix + json.dumps(value) + '}, "done": false}\n')
+            elif kind == "thinking":
+                message = self._message("", created)
+                message["message"]["thinking"] = value
+                out.append(json.dumps({**message, "done": False}) + "\n")
             elif kind == "started" and isinstance(value, ChatStarted):
                 self.model = f"{value.provider}:{value.model}"
                 head = json.dumps({"model": self.model, "created_at": created})[:-1]
@@ -141,7 +145,10 @@ class OllamaFormat:
 
     def whole(self, ended: ChatFinished) -> bytes:
         self.model = f"{ended.provider}:{ended.model}"
-        return json.dumps({**self._message(ended.content, _now()), **self._done(ended)}).encode()
+        whole = {**self._message(ended.content, _now()), **self._done(ended)}
+        if ended.thinking:
+            whole["message"]["thinking"] = ended.thinking
+        return json.dumps(whole).encode()
 
 
 class TagsEndpoint:

@@ -116,6 +116,8 @@ class OpenAIFormat:
         for kind, value in items:
             if kind == "text":
                 out.append(prefix + json.dumps(value) + suffix)
+            elif kind == "thinking":  # as llama.cpp and vLLM send it
+                out.append(self._chunk({"reasoning_content": value}, None) + "\n\n")
             elif kind == "started" and isinstance(value, ChatStarted):
                 self._set_model(f"{value.provider}:{value.model}")
                 prefix, suffix = self._prefix, self._suffix
@@ -142,7 +144,9 @@ class OpenAIFormat:
 
     def whole(self, ended: ChatFinished) -> bytes:
         self._set_model(f"{ended.provider}:{ended.model}")
-        message = {"role": "assistant", "content": ended.content}
+        message: dict[str, Any] = {"role": "assistant", "content": ended.content}
+        if ended.thinking:
+            message["reasoning_content"] = ended.thinking
         choice = {"index": 0, "message": message, "finish_reason": ended.finish_reason}
         body = {**self._head("chat.completion"), "choices": [choice], "usage": _usage(ended)}
         return json.dumps(body).encode()

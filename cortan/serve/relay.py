@@ -10,9 +10,8 @@ Back-pressure: past ``limit`` pieces waiting, ``on_delta`` returns an awaitable 
 the engine waits on it before it reads on from upstream, so a client that reads
 slowly slows its own answer instead of growing the gateway's memory.
 
-Items are ``(kind, value)``: ``("text", str)``, ``("started", ChatStarted)``,
-``("notice", str)``; a kind ``"thinking"`` joins them when the engine publishes
-thinking (issue 16).
+Items are ``(kind, value)``: ``("text", str)``, ``("thinking", str)`` (a thinking
+model's reasoning, issue 16), ``("started", ChatStarted)``, ``("notice", str)``.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from cortan.core.events import ChatEnded, ChatStarted, Notice, TokenDelta
+    from cortan.core.events import ChatEnded, ChatStarted, Notice, ThinkingDelta, TokenDelta
 
 Item = tuple[str, object]
 #: Pieces held for a slow client before the engine is made to wait.
@@ -55,6 +54,9 @@ class Relay:
         if self._room is None or self._room.done():
             self._room = asyncio.get_running_loop().create_future()
         return self._room
+
+    def on_thinking(self, event: ThinkingDelta) -> None:
+        self._push(("thinking", event.text))
 
     def on_notice(self, event: Notice) -> None:
         self._push(("notice", event.text))

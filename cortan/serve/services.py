@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from cortan.config.settings import Settings
-    from cortan.core.events import ChatEnded, ChatStarted, Notice, TokenDelta
+    from cortan.core.events import ChatEnded, ChatStarted, Notice, ThinkingDelta, TokenDelta
     from cortan.core.requests import ChatRequest
     from cortan.engine.catalog import Listing
     from cortan.engine.hosts import HostState
@@ -33,6 +33,8 @@ class Watcher(Protocol):
     def on_started(self, event: ChatStarted) -> None: ...
 
     def on_delta(self, event: TokenDelta) -> Awaitable[None] | None: ...
+
+    def on_thinking(self, event: ThinkingDelta) -> None: ...
 
     def on_notice(self, event: Notice) -> None: ...
 

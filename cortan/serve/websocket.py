@@ -12,8 +12,8 @@ sends::
 and receives, for each chat in order (``id`` is the client's own)::
 
     {"type": "started", "id", "request_id", "provider", "model"}
-    {"type": "delta", "id", "kind": "text", "text": "..."}     (more kinds may come:
-                                                               "thinking", issue 16)
+    {"type": "delta", "id", "kind": "text" | "thinking", "text": "..."}  (thinking: a
+                                                 model's reasoning, never the answer)
     {"type": "notice", "id", "text": "..."}
     {"type": "end", "id", "status": "finished" | "failed" | "cancelled", "content",
      "finish_reason", "usage", "timings", "error": {"kind", "message"}}
@@ -179,7 +179,7 @@ class Session:
     def _ending(self, chat_id: str, ended: ChatEnded) -> dict[str, Any]:
         status = {ChatFinished: "finished", ChatFailed: "failed"}.get(type(ended), "cancelled")
         event: dict[str, Any] = {"type": "end", "id": chat_id, "status": status,
-                                 "content": ended.content}  # fmt: skip
+                                 "content": ended.content, "thinking": ended.thinking}  # fmt: skip
         if isinstance(ended, ChatFinished):
             event["finish_reason"] = ended.finish_reason
             event["usage"] = ended.usage._asdict()
@@ -213,8 +213,8 @@ class Session:
 
 
 def _event(chat_id: str, request_id: str, kind: str, value: object) -> dict[str, Any]:
-    if kind == "text":
-        return {"type": "delta", "id": chat_id, "kind": "text", "text": value}
+    if kind in ("text", "thinking"):
+        return {"type": "delta", "id": chat_id, "kind": kind, "text": value}
     if kind == "started" and isinstance(value, ChatStarted):
         return {"type": "started", "id": chat_id, "request_id": request_id,
                 "provider": value.provider, "model": value.model}  # fmt: skip

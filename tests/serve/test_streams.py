@@ -197,3 +197,29 @@ def _wait_for(predicate: Any, timeout: float = 5.0) -> bool:
     from tests.conftest import wait_until
 
     return wait_until(predicate, timeout)
+
+
+def test_thinking_crosses_the_gateway_apart_from_the_answer(
+    gateway: Running, ollama_env: FakeOllama
+) -> None:
+    """A thinking model behind the gateway: each API carries the reasoning in its own field."""
+    thinking = Reply(thinking=["Let me", " think."], pieces=["4"])
+    ollama_env.queue(thinking)
+    chat = {"type": "chat", "id": "c1", "model": MODEL, "prompt": "2+2?"}
+    events = ws_chat(gateway, [chat])
+    deltas = [(e["kind"], e["text"]) for e in events if e["type"] == "delta"]
+    assert deltas == [("thinking", "Let me"), ("thinking", " think."), ("text", "4")]
+    assert (events[-1]["content"], events[-1]["thinking"]) == ("4", "Let me think.")
+
+    ollama_env.queue(thinking)
+    with closing(ollama.Client(host=gateway.url, headers=gateway.headers)) as client:
+        parts = list(client.chat(model=MODEL, messages=HI, stream=True))
+    assert "".join(p.message.thinking or "" for p in parts) == "Let me think."
+    assert "".join(p.message.content or "" for p in parts) == "4"
+
+    ollama_env.queue(thinking)
+    with httpx.Client(timeout=10) as http:
+        body = {**BODY, "stream": False}
+        reply = http.post(gateway.url + "/v1/chat/completions", json=body, headers=gateway.headers)
+    message = reply.json()["choices"][0]["message"]
+    assert (message["content"], message["reasoning_content"]) == ("4", "Let me think.")
