@@ -21,6 +21,10 @@ def main() -> None:
     from cortan.core.startup import pause_collector
 
     pause_collector()
+    # What stdout's encoding cannot take (PYTHONIOENCODING=ascii, a latin-1 locale) is
+    # shown replaced, never dropped with the rest of the answer (issue 15).
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="replace")
     from cortan.cli.main import run
 
     try:

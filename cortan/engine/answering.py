@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ log = logging.getLogger(__name__)
 
 #: Waits at least this long are announced in a Notice; shorter ones stay quiet.
 NOTICE_WAIT = 1.0
+_SURROGATES = re.compile("[\ud800-\udfff]")
 CHUNK = 64  # pieces of an answer joined into one string
 
 
@@ -234,7 +236,7 @@ class Answerer:
                             item = await self._split(answer, item, provider)
                             if not item:
                                 continue
-                        self._grow(answer, item, provider)
+                        item = self._grow(answer, item, provider)
                         answer.add(item)
                         if (pending := send(TokenDelta(answer.request_id, item))) is not None:
                             await pending
@@ -244,19 +246,29 @@ class Answerer:
             f"{provider.label} at {provider.url} ended the stream without finishing"
         )
 
-    def _grow(self, answer: Progress, text: str, provider: Provider) -> None:
-        """Count ``text`` against max_output_bytes (answer and reasoning alike)."""
-        if answer.answer_started is None and answer.splitter is None:
+    def _grow(self, answer: Progress, text: str, provider: Provider) -> str:
+        """A piece of the answer, counted and clean (see :meth:`_count`)."""
+        if answer.answer_started is None:
             answer.answer_started = self._clock()
-        answer.size += len(text.encode("utf-8", "surrogatepass"))
+        return self._count(answer, text, provider)
+
+    def _count(self, answer: Progress, text: str, provider: Provider) -> str:
+        """Count ``text`` against max_output_bytes (answer and reasoning alike); return it
+        clean: a lone surrogate (a ``\\udc9b`` escape in the server's JSON) cannot be
+        shown, stored or sent on, so it becomes U+FFFD here, where outside text enters."""
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError:
+            text = _SURROGATES.sub("\ufffd", text)
+            size = len(text.encode("utf-8"))
+        answer.size += size
         if answer.size > self._settings.max_output_bytes:
             raise _too_long(provider, self._settings.max_output_bytes)
+        return text
 
     async def _think(self, answer: Progress, text: str, provider: Provider) -> None:
         """One piece of reasoning: kept apart and published for the views that show it."""
-        answer.size += len(text.encode("utf-8", "surrogatepass"))
-        if answer.size > self._settings.max_output_bytes:
-            raise _too_long(provider, self._settings.max_output_bytes)
+        text = self._count(answer, text, provider)
         answer.thinking.append(text)
         await self._bus.publish(ThinkingDelta(answer.request_id, text))
 
@@ -279,9 +291,9 @@ class Answerer:
         if split.thinking:
             await self._think(answer, split.thinking, provider)
         if split.answer:
-            self._grow(answer, split.answer, provider)
-            answer.add(split.answer)
-            await self._bus.publish(TokenDelta(answer.request_id, split.answer))
+            text = self._grow(answer, split.answer, provider)
+            answer.add(text)
+            await self._bus.publish(TokenDelta(answer.request_id, text))
 
     def _timeout_error(self, provider: Provider, before_first: bool) -> ProviderTimeoutError:
         timeouts = self._settings.timeouts

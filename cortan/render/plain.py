@@ -55,6 +55,10 @@ class PlainWriter:
             self._file.flush()
         except BrokenPipeError:
             self._reader_gone()
+        except OSError:  # a full disk: the request fails, and nothing fails again at exit
+            self.closed = True
+            reader_gone(self._file)
+            raise
 
     def _reader_gone(self) -> None:
         self.closed = True

@@ -63,7 +63,7 @@ def write_report(file: TextIO, event: ChatEnded) -> None:
 
 
 # Never JSON syntax, so only ever inside a string, where a \u escape means the same.
-_RAW_CONTROLS = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_RAW_CONTROLS = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def dump_json(data: Any, *, indent: int | None = None) -> str:

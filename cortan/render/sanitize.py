@@ -17,6 +17,10 @@ What is neutralised, and how it is shown:
   about escape codes.
 * ``\\r``: a carriage return can overwrite the start of a line, so a lone one is shown
   as ``␍``; the pair ``\\r\\n`` (a network line ending) becomes ``\\n``.
+* Lone surrogates U+D800-U+DFFF (a ``"\\udc9b"`` escape in a server's JSON, bytes
+  that were not UTF-8): they cannot be encoded for a terminal, and ``\\udc9b`` would
+  become a raw 0x9B byte (an 8-bit CSI) under ``surrogateescape``; each becomes U+FFFD,
+  the replacement character, issue 15.
 * C1 controls U+0080-U+009F (the 8-bit CSI U+009B among them) and the bidirectional
   controls U+061C, U+200E, U+200F, U+202A-U+202E and U+2066-U+2069 have no control
   picture; they are written as ``<U+XXXX>`` (``<`` followed by ``U+`` is neither an HTML
@@ -43,7 +47,7 @@ _BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u206
 
 # One character class for the whole dangerous set: C0 minus \t (09) and \n (0a),
 # DEL and C1 (7f-9f), and the bidi controls.
-_UNSAFE = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}]")
+_UNSAFE = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}\ud800-\udfff]")
 
 
 def _make_table() -> dict[int, str]:
@@ -52,6 +56,8 @@ def _make_table() -> dict[int, str]:
     table[0x7F] = "\u2421"
     for code in [*range(0x80, 0xA0), *map(ord, _BIDI)]:
         table[code] = f"<U+{code:04X}>"
+    for code in range(0xD800, 0xE000):
+        table[code] = "\ufffd"
     return table
 
 

@@ -384,11 +384,56 @@ def test_an_answer_stdout_cannot_take_fails_loudly_and_is_kept(
     from cortan.store import SessionStore
 
     ollama_env.queue(Reply(pieces=["caf", "é au lait"]))
-    result = cortan.run("ask", "coffee?", env={"PYTHONIOENCODING": "ascii"})
-    assert result.code == 1
-    assert_one_sentence(result.stderr)
-    assert "could not show the answer: UnicodeEncodeError" in result.stderr
+    with open("/dev/full", "w") as full:  # every write: No space left on device
+        done = subprocess.run(
+            [*cortan_command(), "ask", "coffee?"],
+            stdin=subprocess.DEVNULL, stdout=full, stderr=subprocess.PIPE, timeout=30, text=True,
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert_one_sentence(done.stderr)
+    assert "could not show the answer: OSError: [Errno 28] No space left" in done.stderr
     with SessionStore.open(isolated_env / "data") as store:
         (conversation,) = store.list_conversations()
         answer = store.messages(conversation.id)[-1]
-    assert (answer.content, answer.status) == ("café au lait", "failed")
+    assert (answer.content, answer.status) == ("caf", "failed")
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_what_stdout_cannot_encode_is_shown_replaced(
+    cortan: type[CortanRunner],
+    ollama_env: FakeOllama,
+    encoding: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ollama_env.queue(Reply(pieces=["café ", "→ ☕"]))
+    monkeypatch.setenv("PYTHONIOENCODING", encoding)
+    done = run_bytes(cortan, ["ask", "coffee?"])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "café → ☕\n".encode(encoding, "replace")
+
+
+def test_lone_surrogates_never_reach_stdout_as_raw_bytes(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    body = (
+        b'{"model": "llama3.2", "created_at": "2026-01-01T00:00:00Z",'
+        b' "message": {"role": "assistant", "content": "a\\udc9b2Jb\\ud800"}, "done": false}\n'
+        b'{"model": "llama3.2", "created_at": "2026-01-01T00:00:00Z",'
+        b' "message": {"role": "assistant", "content": ""}, "done": true,'
+        b' "done_reason": "stop", "eval_count": 1, "prompt_eval_count": 1}\n'
+    )
+    for flags in ([], ["--json"], ["--no-stream"]):
+        ollama_env.queue(Reply(body=body))
+        result = run_bytes(cortan, ["ask", *flags, "x"])
+        assert result.returncode == 0, result.stderr
+        assert b"\x9b" not in result.stdout and b"\xed" not in result.stdout
+        if flags == ["--json"]:
+            assert json.loads(result.stdout)["content"] == "a\ufffd2Jb\ufffd"
+        else:
+            assert "a\ufffd2Jb\ufffd" in result.stdout.decode()
+
+
+def run_bytes(cortan: type[CortanRunner], args: list[str]) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [*cortan_command(), *args], capture_output=True, stdin=subprocess.DEVNULL, timeout=30
+    )
