@@ -13,6 +13,8 @@ import sys
 
 def main() -> None:
     """Entry point of the ``cortan`` command."""
+    if sys.stdout is None or sys.stderr is None:
+        _closed_streams()  # `cortan ask hi >&-`: one sentence, not a traceback (issue 15)
     if sys.argv[1:] in (["--version"], ["-V"]):
         from cortan import __version__
 
@@ -33,6 +35,23 @@ def main() -> None:
         if isinstance(exc.code, int | None):
             exit_now(exc.code or 0)
         raise
+
+
+def _closed_streams() -> None:
+    """stdout or stderr was closed before cortan started: say so where it can, and stop.
+
+    With stdout closed there is nowhere to put an answer, so nothing is sent; a closed
+    stderr is pointed at /dev/null so that the rest of the run has one to write to.
+    """
+    import os
+
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the process)
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        sys.stderr.write("cortan: error: stdout is closed, so there is nowhere to write to\n")
+        sys.stderr.flush()
+        raise SystemExit(1)
 
 
 def exit_now(code: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -437,3 +438,18 @@ def run_bytes(cortan: type[CortanRunner], args: list[str]) -> subprocess.Complet
     return subprocess.run(
         [*cortan_command(), *args], capture_output=True, stdin=subprocess.DEVNULL, timeout=30
     )
+
+
+@pytest.mark.parametrize("args", [["ask", "hi"], ["ask", "--json", "hi"], ["sessions", "list"]])
+def test_a_closed_stdout_is_one_sentence(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, args: list[str]
+) -> None:
+    done = subprocess.run(
+        [*cortan_command(), *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True, timeout=30,
+        preexec_fn=lambda: os.close(1),
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert_one_sentence(done.stderr)
+    assert "stdout is closed" in done.stderr
+    assert ollama_env.chat_requests == []
