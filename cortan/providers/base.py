@@ -23,10 +23,12 @@ Contract for ``stream_chat``:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from typing import Any, NamedTuple, Protocol
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from cortan.core.messages import EMPTY_MAPPING, Message, ModelInfo, Usage
+
+E = TypeVar("E", bound=BaseException)
 
 
 class ModelRequest(NamedTuple):
@@ -56,6 +58,40 @@ class Finish(NamedTuple):
     finish_reason: str = "stop"
     usage: Usage = Usage()
     server_timings: Mapping[str, float] = EMPTY_MAPPING
+
+
+def shown_url(url: str) -> str:
+    """``url`` as cortan may print it: without ``user:password@`` (issue 15)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def url_secrets(url: str) -> list[str]:
+    """The password (and user) in ``url``, which no sentence may repeat."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    found = [parts.password, parts.username if parts.password else None]
+    return [unquote(s) for s in found if s and len(s) >= 4]
+
+
+def redact(error: E, secrets: Iterable[str]) -> E:
+    """``error`` with every secret cortan holds (a key, a URL password) blotted out.
+
+    A server may echo the request's key in its error body; the sentence built from it
+    must not carry it to stderr, ``--json`` or the store (issue 15).
+    """
+    text = str(error)
+    for secret in secrets:
+        if secret and secret in text:
+            text = text.replace(secret, "[redacted]")
+    if text != str(error):
+        error.args = (text,)
+    return error
 
 
 class Provider(Protocol):

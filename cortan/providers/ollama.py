@@ -29,7 +29,14 @@ from cortan.core.errors import (
     UnreachableError,
 )
 from cortan.core.messages import Message, ModelInfo, Usage
-from cortan.providers.base import Finish, ModelRequest, Thinking
+from cortan.providers.base import (
+    Finish,
+    ModelRequest,
+    Thinking,
+    redact,
+    shown_url,
+    url_secrets,
+)
 from cortan.providers.tls import get_verify
 
 if TYPE_CHECKING:
@@ -55,7 +62,8 @@ class OllamaProvider:
 
     def __init__(self, name: str, url: str, timeouts: Timeouts) -> None:
         self.name = name
-        self.url = url
+        self.url = shown_url(url)  # what messages print; the client keeps the real one
+        self._secrets = url_secrets(url)
         timeout = httpx.Timeout(timeouts.total, connect=timeouts.connect)
         # verify: no CA bundle read for a plain-http server (cortan.providers.tls)
         self._client = ollama.AsyncClient(
@@ -158,7 +166,10 @@ class OllamaProvider:
         return Finish(finish_reason=part.done_reason or "stop", usage=usage, server_timings=timings)
 
     def map_error(self, exc: BaseException, model: str | None = None) -> ProviderError:
-        """Turn a library exception into the sentence a user needs."""
+        """Turn a library exception into the sentence a user needs, secrets blotted out."""
+        return redact(self._map_error(exc, model), self._secrets)
+
+    def _map_error(self, exc: BaseException, model: str | None) -> ProviderError:
         where = f"Ollama at {self.url}"
         if isinstance(exc, ollama.ResponseError):
             return self._map_response_error(exc, model)

@@ -30,7 +30,14 @@ from cortan.core.errors import (
     UnreachableError,
 )
 from cortan.core.messages import Message, ModelInfo, Usage
-from cortan.providers.base import Finish, ModelRequest, Thinking
+from cortan.providers.base import (
+    Finish,
+    ModelRequest,
+    Thinking,
+    redact,
+    shown_url,
+    url_secrets,
+)
 from cortan.providers.tls import get_verify, load_system
 
 if TYPE_CHECKING:
@@ -47,7 +54,8 @@ class OpenAIProvider:
 
     def __init__(self, name: str, url: str, api_key: str | None, timeouts: Timeouts) -> None:
         self.name = name
-        self.url = url
+        self.url = shown_url(url)  # what messages print; the client keeps the real one
+        self._secrets = [*url_secrets(url), *([api_key] if api_key else [])]
         self.label = "OpenAI" if url == DEFAULT_OPENAI_URL else "the OpenAI-compatible server"
         self._key_variable = "OPENAI_API_KEY" if name == "openai" else f"the key for {name!r}"
         self._has_key = api_key is not None
@@ -136,7 +144,10 @@ class OpenAIProvider:
         return body
 
     def map_error(self, exc: BaseException, model: str | None = None) -> ProviderError:
-        """Turn a library exception into the sentence a user needs."""
+        """Turn a library exception into the sentence a user needs, secrets blotted out."""
+        return redact(self._map_error(exc, model), self._secrets)
+
+    def _map_error(self, exc: BaseException, model: str | None) -> ProviderError:
         where = f"{self.label} at {self.url}"
         if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
             return ProviderTimeoutError(f"{where} did not answer in time")
