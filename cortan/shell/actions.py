@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 KEYS_HELP = (
     'Keys: Enter sends · Alt-Enter (Esc Enter) new line · a line of """ opens a block '
-    'until the next """ · Ctrl-R searches history · Ctrl-C stops an answer or clears '
+    'until the next """ · Ctrl-R searches history (Enter sends the entry found, Esc or → '
+    "takes it to edit) · Ctrl-C stops an answer or clears "
     "the line · Ctrl-D leaves · //text sends text starting with /"
 )
 

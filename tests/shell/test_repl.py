@@ -501,3 +501,77 @@ async def test_each_prompt_is_guarded_once(
     pipe.send_text("\x04")
     await asyncio.wait_for(task, 10)
     await app.aclose()
+
+
+CTRL_R = "\x12"
+
+
+async def start_search(shell: Shell, query: str) -> None:
+    """Ask two questions, then Ctrl-R for ``query``: the older one is found and shown."""
+    await shell.ask("alpha question")
+    await shell.ask("beta question")
+    await shell.send(CTRL_R + query)
+    await wait_for(lambda: found(shell) == "alpha question")
+
+
+def found(shell: Shell) -> str | None:
+    """What the line shows while a Ctrl-R search is open (None: no search is)."""
+    from prompt_toolkit.search import SearchState
+
+    layout = shell.repl.session.app.layout
+    target = layout.search_target_buffer_control
+    if not layout.is_searching or target is None or target.search_buffer is None:
+        return None
+    query = SearchState(target.search_buffer.text, target.search_state.direction)
+    return target.buffer.document_for_search(query).text  # what the line previews
+
+
+async def test_ctrl_r_enter_sends_the_entry_found(shell: Shell, ollama_env: FakeOllama) -> None:
+    """Enter takes what Ctrl-R found and sends it, as in readline (issue 21)."""
+    await start_search(shell, "alph")
+    shell.pipe.send_text("\r")
+    ended = await asyncio.wait_for(shell.ended.get(), 10)
+    assert isinstance(ended, ChatFinished)
+    assert sent_messages(ollama_env)[-1]["content"] == "alpha question"
+    assert len(ollama_env.chat_requests) == 3
+    await shell.exit()
+
+
+@pytest.mark.parametrize(
+    ("key", "cursor"),
+    [("\x1b", None), ("\x1b[C", "end"), ("\x1b[D", "start"), ("\x05", "end"), ("\x01", "start")],
+    ids=["escape", "right", "left", "ctrl-e", "ctrl-a"],
+)
+async def test_ctrl_r_then_a_movement_key_takes_the_entry_to_edit(
+    shell: Shell, ollama_env: FakeOllama, key: str, cursor: str | None
+) -> None:
+    """Esc, → and the other movement keys leave the search with the entry on the line."""
+    await start_search(shell, "alph")
+    await shell.send(key)
+    layout = shell.repl.session.app.layout
+    await wait_for(lambda: not layout.is_searching)  # Esc alone waits for the key timeout
+    buffer = shell.repl.session.default_buffer
+    assert buffer.text == "alpha question"
+    if cursor is not None:
+        assert buffer.cursor_position == (len(buffer.text) if cursor == "end" else 0)
+    assert len(ollama_env.chat_requests) == 2  # nothing sent until Enter
+    shell.pipe.send_text(" again\r" if cursor == "end" else "\r")
+    await asyncio.wait_for(shell.ended.get(), 10)
+    expected = "alpha question again" if cursor == "end" else "alpha question"
+    assert sent_messages(ollama_env)[-1]["content"] == expected
+    await shell.exit()
+
+
+async def test_ctrl_c_in_a_search_gives_the_line_back(shell: Shell) -> None:
+    """Ctrl-C (or Ctrl-G) leaves the search and restores what was typed before it."""
+    await shell.ask("alpha question")
+    await shell.send("typed" + CTRL_R + "alph")
+    await wait_for(lambda: found(shell) == "alpha question")
+    buffer = shell.repl.session.default_buffer
+    await shell.send("\x03")
+    await wait_for(lambda: not shell.repl.session.app.layout.is_searching)
+    assert buffer.text == "typed"
+    assert "Ctrl-D or /exit leaves" not in shell.screen
+    await shell.send("\x03")  # now Ctrl-C clears the line, so that Ctrl-D may leave
+    await wait_for(lambda: buffer.text == "")
+    await shell.exit()
