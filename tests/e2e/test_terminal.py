@@ -7,6 +7,7 @@ answer that pexpect never sends.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -121,17 +122,22 @@ def test_piped_text_then_keyboard(
         child.close(force=True)
 
 
+def answers_shown(count: int, screen: str) -> bool:
+    """``count`` answers have ended (each with its footer) and the prompt is back."""
+    return screen.count("tok/s") == count and prompt_ready(screen)
+
+
 def test_ctrl_r_enter_sends_what_it_found(term: Terminal, ollama_env: FakeOllama) -> None:
     """On a real terminal: Ctrl-R finds an older line, Enter sends it (issue 21)."""
     term.wait(prompt_ready)
     for answered, line in enumerate(("alpha question", "beta question"), 1):
         term.type(line + "\r")
-        term.wait(lambda s, n=answered: s.count("tok/s") == n)
+        term.wait(functools.partial(answers_shown, answered))
     term.wait(prompt_ready)
     term.type("\x12alph")
     term.wait(lambda s: "(reverse-i-search)`alph': alpha question" in s)
     term.type("\r")
-    term.wait(lambda s: s.count("tok/s") == 3)
+    term.wait(functools.partial(answers_shown, 3))
     assert ollama_env.chat_requests[-1].json["messages"][-1]["content"] == "alpha question"
     term.wait(prompt_ready)
     term.type("\x04")
