@@ -110,13 +110,28 @@ async def do_role(repl: Shell, arg: str) -> None:
 
 
 async def do_retry(repl: Shell, arg: str) -> None:
-    last = repl.conversation.last_request
+    """Ask the last question again; a new answer replaces the last one, here and on disk.
+
+    The old exchange stays until the new answer has come (finished, or interrupted
+    with what arrived): a retry that fails leaves the conversation as it was, and
+    the shell tells the recorder which stored exchange the new one replaced, so that
+    ``/load`` and ``ask -c`` never send the discarded answer (issue 21).
+    """
+    conversation = repl.conversation
+    last = conversation.last_request
     if last is None:
         raise UsageError("nothing to retry yet")
-    if repl.conversation.last_added_turn:
-        repl.conversation.drop_last_turn()
-    repl.conversation.pending[:0] = list(last.attachments)
+    recorder = repl.services.recorder
+    dropped = conversation.drop_last_turn() if conversation.last_added_turn else None
+    replaced = recorder.last_exchange if recorder is not None and dropped is not None else None
+    conversation.pending[:0] = list(last.attachments)
     await repl.send(last.prompt)
+    if not conversation.last_added_turn:  # failed, refused or not sent: nothing replaced
+        if dropped is not None:
+            conversation.restore_turn(dropped)
+        return
+    if recorder is not None and replaced is not None:
+        recorder.discard(replaced)
 
 
 async def do_edit(repl: Shell, arg: str) -> None:

@@ -84,6 +84,11 @@ class Conversation:
     def drop_last_turn(self) -> Turn | None:
         return self.turns.pop() if self.turns else None
 
+    def restore_turn(self, turn: Turn) -> None:
+        """Put back the turn ``/retry`` dropped, when no new answer came to replace it."""
+        self.turns.append(turn)
+        self.last_added_turn = True  # so that another /retry replaces it again
+
     def clear(self) -> None:
         self.turns.clear()
         self.pending.clear()

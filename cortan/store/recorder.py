@@ -22,6 +22,11 @@ cannot be saved, nothing is sent (the promise is "stored before it is sent"), an
 the sentence says ``--no-log`` asks without saving; when the answer cannot be
 saved, it has still been shown, and the request ends failed with it (exit 1).
 
+The last exchange kept (finished or interrupted: what a conversation goes on
+with) is :attr:`Recorder.last_exchange`; a front end that replaces it (the REPL's
+``/retry``, once the new answer has come) hands it to :meth:`Recorder.discard`,
+so that continuing the conversation never sends the answer the user threw away.
+
 Between a question and its answer the recorder holds that exchange open, keyed by
 request id: its own correlation of two events, which lets a gateway or a batch run
 requests side by side through one recorder. Nothing of the pipeline's result passes
@@ -48,6 +53,14 @@ class _Open(NamedTuple):
     request_id: int
     conversation_id: int
     sent_at: float
+    question_id: int
+
+
+class Exchange(NamedTuple):
+    """A question and its answer as stored: what :meth:`Recorder.discard` takes back."""
+
+    conversation_id: int
+    message_ids: tuple[int, ...]
 
 
 class Recorder:
@@ -67,6 +80,8 @@ class Recorder:
         self.each_request_new = each_request_new
         self._clock = clock
         self._open: dict[int, _Open] = {}
+        self.last_exchange: Exchange | None = None
+        """The last question stored with an answer that was kept (not a failed one)."""
 
     def continue_conversation(self, conversation_id: int) -> None:
         """Send the next requests to this existing conversation."""
@@ -86,14 +101,14 @@ class Recorder:
                     conversation_id = self.store.create(model=event.model, system=system).id
                 else:
                     conversation_id = self._conversation_for(event.model, system)
-                self.store.add_message(conversation_id, "user", user)
+                question_id = self.store.add_message(conversation_id, "user", user)
         except CortanError as exc:
             raise StoreError(
                 f"this exchange is not being saved, so nothing was sent: {exc} "
                 "(--no-log asks without saving)"
             ) from exc
         request_id = event.request.request_id
-        self._open[request_id] = _Open(request_id, conversation_id, self._clock())
+        self._open[request_id] = _Open(request_id, conversation_id, self._clock(), question_id)
 
     def _conversation_for(self, model: str | None, system: str | None) -> int:
         current = self._find_current()
@@ -119,22 +134,34 @@ class Recorder:
         if open_ is None:
             return  # never sent (rejected input) or not recorded
         try:
-            self._store_answer(open_.conversation_id, event, self._clock() - open_.sent_at)
+            answer_id = self._store_answer(
+                open_.conversation_id, event, self._clock() - open_.sent_at
+            )
         except CortanError as exc:
             raise StoreError(f"the answer was not saved: {exc}") from exc
+        if not isinstance(event, ChatFailed):
+            self.last_exchange = Exchange(open_.conversation_id, (open_.question_id, answer_id))
 
-    def _store_answer(self, conversation_id: int, event: ChatEnded, duration: float) -> None:
+    def discard(self, exchange: Exchange) -> None:
+        """Delete a stored exchange that the user replaced (``/retry``)."""
+        try:
+            self.store.delete_messages(exchange.conversation_id, exchange.message_ids)
+        except CortanError as exc:
+            raise StoreError(f"the answer /retry replaced is still stored: {exc}") from exc
+        if self.last_exchange == exchange:
+            self.last_exchange = None
+
+    def _store_answer(self, conversation_id: int, event: ChatEnded, duration: float) -> int:
         if isinstance(event, ChatFinished):
-            self.store.add_message(
+            return self.store.add_message(
                 conversation_id, "assistant", event.content,
                 model=event.model, provider=event.provider,
                 prompt_tokens=event.usage.prompt_tokens,
                 completion_tokens=event.usage.completion_tokens,
                 duration=event.timings.total or duration,
             )  # fmt: skip
-            return
         status: Status = "failed" if isinstance(event, ChatFailed) else "interrupted"
-        self.store.add_message(
+        return self.store.add_message(
             conversation_id, "assistant", event.content, status=status,
             model=event.model, provider=event.provider, duration=duration,
         )  # fmt: skip

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -220,6 +220,22 @@ class SessionStore:
                 (now, answered_by, conversation_id),
             )
         return int(cursor.lastrowid or 0)
+
+    def delete_messages(self, conversation_id: int, message_ids: Sequence[int]) -> int:
+        """Delete these messages of one conversation (what ``/retry`` replaced); the count gone.
+
+        Ids of another conversation are left alone: a caller holding stale ids cannot
+        reach into a conversation it does not name.
+        """
+        if not message_ids:
+            return 0
+        marks = ", ".join("?" * len(message_ids))
+        with self._write() as conn:
+            cursor = conn.execute(
+                f"DELETE FROM messages WHERE conversation_id = ? AND id IN ({marks})",
+                (conversation_id, *message_ids),
+            )
+        return cursor.rowcount
 
     def messages(self, conversation_id: int) -> list[StoredMessage]:
         """A conversation's messages, oldest first."""

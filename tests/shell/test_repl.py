@@ -575,3 +575,62 @@ async def test_ctrl_c_in_a_search_gives_the_line_back(shell: Shell) -> None:
     await shell.send("\x03")  # now Ctrl-C clears the line, so that Ctrl-D may leave
     await wait_for(lambda: buffer.text == "")
     await shell.exit()
+
+
+async def test_retry_replaces_the_exchange_in_the_store(
+    stored_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """/retry replaces the last answer on disk too: /load and -c never send the discarded one."""
+    shell = stored_shell
+    ollama_env.queue(Reply(pieces=["Paris."]), Reply(pieces=["first"]), Reply(pieces=["second"]))
+    await shell.ask("Capital of France?")
+    await shell.ask("q")
+    shell.pipe.send_text("/retry\r")
+    await asyncio.wait_for(shell.ended.get(), 10)
+    await shell.command("/save retried")
+    store = shell.repl.services.store
+    assert store is not None
+    found = store.find("retried")
+    assert found is not None
+    stored = [(m.role, m.content) for m in store.messages(found.id)]
+    assert stored == [
+        ("user", "Capital of France?"),
+        ("assistant", "Paris."),
+        ("user", "q"),
+        ("assistant", "second"),
+    ]
+    await shell.command("/clear")
+    await shell.command("/load retried")
+    await shell.ask("next")
+    assert [m["content"] for m in sent_messages(ollama_env)] == [
+        "Capital of France?",
+        "Paris.",
+        "q",
+        "second",
+        "next",
+    ]
+    await shell.exit()
+
+
+async def test_a_failed_retry_leaves_the_conversation_as_it_was(
+    stored_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """The answer /retry would replace stays, on screen and on disk, until a new one comes."""
+    shell = stored_shell
+    ollama_env.queue(Reply(pieces=["first"]), Reply(status=400, error="model runner crashed"))
+    await shell.ask("q")
+    shell.pipe.send_text("/retry\r")
+    ended = await asyncio.wait_for(shell.ended.get(), 10)
+    assert isinstance(ended, ChatFailed)
+    await wait_for(lambda: "the conversation is unchanged" in shell.screen)
+    assert [t.answer for t in shell.repl.conversation.turns] == ["first"]
+    await shell.ask("next")
+    assert [m["content"] for m in sent_messages(ollama_env)] == ["q", "first", "next"]
+    recorder = shell.repl.services.recorder
+    store = shell.repl.services.store
+    assert store is not None and recorder is not None and recorder.conversation_id is not None
+    from cortan.store.records import select_history
+
+    kept = select_history(store.messages(recorder.conversation_id))
+    assert [m.content for m in kept] == ["q", "first", "next", "Hello, world!"]
+    await shell.exit()
