@@ -72,3 +72,23 @@ def test_commit_message(tmp_path: Path, ollama_env: FakeOllama) -> None:
     )
     assert log.stdout.strip() == "Add a greeting\n\nSo the file says hello."
     assert "+hello" in ollama_env.chat_requests[0].json["messages"][-1]["content"]
+
+
+def test_ask_each_line_reports_the_real_exit_code(tmp_path: Path, ollama_env: FakeOllama) -> None:
+    """A failed question names cortan's own exit code, not the 0 of `!` (issue 21)."""
+    questions = tmp_path / "q.txt"
+    questions.write_text("first?\nsecond?\n")
+    ollama_env.queue(Reply(status=400, error="model runner crashed"))
+    done = run("ask-each-line.sh", str(questions))
+    assert "(no answer: cortan exited with 1)" in done.stdout, done.stdout
+    assert done.stdout.count("Hello, world!") == 1  # the loop went on
+    assert "rejected the request (400)" in done.stderr
+
+
+def test_summarise_log_without_the_log_asks_nothing(
+    tmp_path: Path, ollama_env: FakeOllama
+) -> None:
+    done = run("summarise-log.sh", str(tmp_path / "missing.log"))
+    assert done.returncode == 2
+    assert "cannot read" in done.stderr and "missing.log" in done.stderr
+    assert ollama_env.chat_requests == []
