@@ -85,9 +85,7 @@ def test_ask_each_line_reports_the_real_exit_code(tmp_path: Path, ollama_env: Fa
     assert "rejected the request (400)" in done.stderr
 
 
-def test_summarise_log_without_the_log_asks_nothing(
-    tmp_path: Path, ollama_env: FakeOllama
-) -> None:
+def test_summarise_log_without_the_log_asks_nothing(tmp_path: Path, ollama_env: FakeOllama) -> None:
     done = run("summarise-log.sh", str(tmp_path / "missing.log"))
     assert done.returncode == 2
     assert "cannot read" in done.stderr and "missing.log" in done.stderr

@@ -9,6 +9,7 @@ error; the Repl shows it and returns to the prompt.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import os
 import shlex
 import subprocess
@@ -22,6 +23,7 @@ from cortan.shell.sessions import do_load, do_save, do_sessions, start_new
 
 if TYPE_CHECKING:
     from cortan.engine.hosts import HostState
+    from cortan.engine.routes import Route
 
 KEYS_HELP = (
     'Keys: Enter sends · Alt-Enter (Esc Enter) new line · a line of """ opens a block '
@@ -38,13 +40,54 @@ async def do_help(repl: Shell, arg: str) -> None:
     repl.dim(KEYS_HELP)
 
 
+#: Seconds /model waits for a model list before it takes a name unchecked.
+LIST_WAIT = 3.0
+
+
 async def do_model(repl: Shell, arg: str) -> None:
     if arg:
-        route = repl.services.resolve(arg)  # raises on a bad name
+        route = repl.services.resolve(arg)  # raises on a bad name, a misspelt provider
+        await check_listed(repl, route)
         repl.conversation.model = arg
         repl.dim(f"model: {route}")
         return
     repl.say(f"model: {repl.services.resolve(repl.conversation.model)}")
+
+
+async def check_listed(repl: Shell, route: Route) -> None:
+    """Refuse a model an Ollama server does not have, naming the nearest one it has.
+
+    Only Ollama's list is the truth: an OpenAI-compatible server may answer to names
+    it does not list (llama.cpp answers to any). The list is asked again before a
+    refusal (the model may have been pulled since), and a list that is not there
+    within LIST_WAIT seconds (the server is down, slow) leaves the name unchecked.
+    """
+    config = repl.services.settings.providers.get(route.provider)
+    if config is None or config.kind != "ollama":
+        return
+    names = await get_listing(repl, route.provider)
+    if names is not None and not has_model(names, route.model):
+        repl.models.start()  # pulled since the list was fetched?
+        names = await get_listing(repl, route.provider)
+    if names is None or has_model(names, route.model):
+        return
+    nearest = difflib.get_close_matches(route.model, names, n=1, cutoff=0.5)
+    hint = f"did you mean {route.provider + ':' + nearest[0]!r}? " if nearest else ""
+    raise UsageError(
+        f"{route.provider} has no model {route.model!r}; {hint}"
+        f"(`ollama pull {route.model}` gets it; /models lists them)"
+    )
+
+
+async def get_listing(repl: Shell, provider: str) -> list[str] | None:
+    """``provider``'s model names once the list is in (None: not within LIST_WAIT, or failed)."""
+    await asyncio.to_thread(repl.models.loaded.wait, LIST_WAIT)
+    return repl.models.listing(provider)
+
+
+def has_model(names: list[str], model: str) -> bool:
+    """Whether Ollama serves ``model``: a name without a tag means ``:latest``."""
+    return model in names or (":" not in model and f"{model}:latest" in names)
 
 
 async def do_models(repl: Shell, arg: str) -> None:

@@ -422,3 +422,13 @@ def test_head_c_5_never_shows_a_traceback(
         stderr = err.read_text()
         assert (done.stdout.strip(), stderr) == (str(EXIT_READER_GONE), ""), f"run {run}"
     assert server.wait_disconnect(5, count=8)  # each answer stopped, not read to its end
+
+
+def test_a_misspelt_provider_is_a_usage_error(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    result = cortan.run("ask", "-m", "opneai:gpt-4o", "hi")
+    assert result.code == 2
+    assert_one_sentence(result.stderr)
+    assert "did you mean 'openai:gpt-4o'?" in result.stderr
+    assert ollama_env.chat_requests == []

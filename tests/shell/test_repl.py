@@ -50,6 +50,11 @@ class Shell:
         assert isinstance(file, io.StringIO)
         return file.getvalue()
 
+    @property
+    def text(self) -> str:
+        """The screen with the console's line wrapping undone (every run of spaces one)."""
+        return " ".join(self.screen.split())
+
     async def send(self, text: str) -> None:
         self.pipe.send_text(text)
         await asyncio.sleep(0)
@@ -633,4 +638,31 @@ async def test_a_failed_retry_leaves_the_conversation_as_it_was(
 
     kept = select_history(store.messages(recorder.conversation_id))
     assert [m.content for m in kept] == ["q", "first", "next", "Hello, world!"]
+    await shell.exit()
+
+
+async def test_model_refuses_a_misspelt_provider(shell: Shell, ollama_env: FakeOllama) -> None:
+    """`/model opneai:gpt-4o` used to become the Ollama model `opneai:gpt-4o` (issue 21)."""
+    await shell.command("/model opneai:gpt-4o")
+    assert "no provider named 'opneai'" in shell.text
+    assert "did you mean 'openai:gpt-4o'?" in shell.text
+    assert shell.repl.conversation.model is None  # unchanged
+    await shell.exit()
+
+
+async def test_model_refuses_what_ollama_does_not_have(
+    shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """Ollama's list is the truth: a model it lacks is refused, with the nearest it has."""
+    await asyncio.to_thread(shell.repl.models.loaded.wait, 10)
+    await shell.command("/model ollama:llama3.3")
+    assert "ollama has no model 'llama3.3'" in shell.text
+    assert "did you mean 'ollama:llama3.2:latest'?" in shell.text
+    assert "ollama pull llama3.3" in shell.text
+    assert shell.repl.conversation.model is None
+    await shell.command("/model llama3.2")  # the tag defaults to latest, as in Ollama
+    assert shell.repl.conversation.model == "llama3.2"
+    ollama_env.models = [*ollama_env.models, "llama3.3:latest"]  # pulled meanwhile
+    await shell.command("/model ollama:llama3.3")
+    assert shell.repl.conversation.model == "ollama:llama3.3"  # the list was asked again
     await shell.exit()
