@@ -18,6 +18,8 @@ from cortan.cli.runner import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from rich.console import Console
 
     from cortan.cli.continuation import Continuation
@@ -71,7 +73,9 @@ def ask(
     session: Annotated[
         str | None,
         typer.Option(
-            "--session", metavar="NAME", help="Continue the conversation named NAME, or start it."
+            "--session",
+            metavar="NAME",
+            help="Continue the conversation NAME (or id, as --json reports it), or start NAME.",
         ),
     ] = None,
     no_log: Annotated[
@@ -195,10 +199,13 @@ async def _run(
     from cortan.app import App
 
     app = App.build(settings)
-    app.attach_view(_make_view(settings, context, no_stream, json_output, raw))
+    recorder = plan.attach(app) if plan is not None else None
+
+    def stored() -> dict[str, object]:  # read as the answer ends: a new one has its id by then
+        return {"conversation_id": recorder.conversation_id if recorder else None}
+
+    app.attach_view(_make_view(settings, context, no_stream, json_output, raw, stored))
     app.attach_notices(context.diagnostics.notice)
-    if plan is not None:
-        plan.attach(app)
     try:
         ended = await app.ask(request)
     finally:
@@ -219,12 +226,17 @@ def report_ending(context: Context, ended: ChatEnded) -> None:
 
 
 def _make_view(
-    settings: Settings, context: Context, no_stream: bool, json_output: bool, raw: bool
+    settings: Settings,
+    context: Context,
+    no_stream: bool,
+    json_output: bool,
+    raw: bool,
+    extra: Callable[[], Mapping[str, object]] | None = None,
 ) -> AnswerView:
     from cortan.render import views
 
     if json_output:
-        return views.JsonView(sys.stdout)
+        return views.JsonView(sys.stdout, extra)
     terminal = sys.stdout.isatty()
     if raw and terminal:
         context.diagnostics.warning("--raw is ignored on a terminal: escape codes stay neutralised")

@@ -41,7 +41,11 @@ def chat(
     vi: Annotated[bool, typer.Option("--vi", help="vi keys instead of Emacs keys.")] = False,
     session: Annotated[
         str | None,
-        typer.Option("--session", help="Open (or start) the stored conversation NAME."),
+        typer.Option(
+            "--session",
+            metavar="NAME",
+            help="Open the stored conversation NAME or id, or start NAME.",
+        ),
     ] = None,
     role: Annotated[str | None, typer.Option("--role", "-r", help="Start with this role.")] = None,
     no_log: Annotated[

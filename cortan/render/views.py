@@ -14,7 +14,8 @@ partial kept) and writes to stdout only; diagnostics go to
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, TextIO
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from cortan.core.events import (
     ChatCancelled,
@@ -112,12 +113,15 @@ class BufferedView(QuietView):
 
 
 class JsonView(QuietView):
-    def __init__(self, file: TextIO) -> None:
+    """One JSON object per answer; ``extra`` adds the front end's keys, read at the end."""
+
+    def __init__(self, file: TextIO, extra: Callable[[], Mapping[str, Any]] | None = None) -> None:
         self._file = file
+        self._extra = extra
 
     def on_ended(self, event: ChatEnded) -> None:
         try:
-            write_report(self._file, event)
+            write_report(self._file, event, self._extra() if self._extra else None)
         except BrokenPipeError:
             raise reader_gone(self._file) from None
 

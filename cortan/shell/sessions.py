@@ -59,10 +59,11 @@ def load_session(
     """Switch to a stored conversation; with ``create``, a missing name starts a new one."""
     from cortan.core.messages import Message
     from cortan.store.records import select_history
+    from cortan.store.sessions import is_id
 
     found = store.find(ref)
     if found is None:
-        if not create:
+        if not create or is_id(ref):  # an id names a stored conversation, never a new one
             raise UsageError(f"no stored conversation {ref!r}; /sessions lists them")
         repl.conversation.clear()
         recorder.start_new(ref)

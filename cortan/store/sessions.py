@@ -48,6 +48,11 @@ _LOG = f"""SELECT {_MESSAGE_COLUMNS}, c.name
     FROM messages m JOIN conversations c ON c.id = m.conversation_id"""
 
 
+def is_id(ref: str) -> bool:
+    """Whether ``ref`` names a conversation by its id (``7``, ``#7``) rather than a name."""
+    return _ID_LIKE.fullmatch(ref.strip()) is not None
+
+
 def check_name(name: str) -> str:
     """A conversation name as stored (trimmed), or UsageError saying what is wrong with it."""
     name = name.strip()

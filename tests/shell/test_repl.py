@@ -666,3 +666,24 @@ async def test_model_refuses_what_ollama_does_not_have(
     await shell.command("/model ollama:llama3.3")
     assert shell.repl.conversation.model == "ollama:llama3.3"  # the list was asked again
     await shell.exit()
+
+
+async def test_session_by_id_opens_an_unnamed_conversation(
+    stored_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """`cortan chat --session 7` (or '#7') opens conversation 7; an unknown id is refused."""
+    from cortan.core.errors import UsageError
+    from cortan.shell.sessions import load_session
+
+    shell = stored_shell
+    ollama_env.queue(Reply(pieces=["Paris."]))
+    await shell.ask("Capital of France?")
+    store, recorder = shell.repl.services.store, shell.repl.services.recorder
+    assert store is not None and recorder is not None and recorder.conversation_id is not None
+    first = recorder.conversation_id
+    await shell.command("/clear")
+    load_session(shell.repl, store, recorder, f"#{first}", create=True)
+    assert [t.answer for t in shell.repl.conversation.turns] == ["Paris."]
+    with pytest.raises(UsageError, match="no stored conversation '99'"):
+        load_session(shell.repl, store, recorder, "99", create=True)
+    await shell.exit()
