@@ -34,7 +34,8 @@ def ask(
     prompt: Annotated[
         list[str] | None,
         typer.Argument(
-            help="The question (several words are joined). '-' reads it from stdin.",
+            help="The question (several words are joined). A first word '-' reads stdin "
+            "(a terminal's too), the words after it saying what to do with it.",
             show_default=False,
         ),
     ] = None,
@@ -133,8 +134,10 @@ def _make_request(
 ) -> ChatRequest:
     from cortan.core.requests import ChatRequest
 
-    dash = words == ["-"]
-    prompt = "" if dash else " ".join(words)
+    # A first word "-" reads stdin (even a terminal's); the words after it are the
+    # instruction, as with piped text. A "-" later on is a word (`what is 5 - 3`).
+    dash = words[:1] == ["-"]
+    prompt = " ".join(words[1:] if dash else words)
     has_prompt = bool(prompt) or has_files  # files say what to do as a prompt would: no hang
     attachments = () if no_stdin else _stdin_attachments(settings, has_prompt, dash, context)
     return ChatRequest(1, prompt, attachments, model, system)
@@ -180,7 +183,9 @@ def _stdin_attachments(
     stream = get_stdin()
     if not should_read(stream, has_prompt=has_prompt, dash=dash):
         return ()
-    timeout = settings.stdin_timeout if has_prompt else None
+    if dash and stream.isatty():
+        context.diagnostics.notice("type the input; end with Ctrl-D on a line of its own")
+    timeout = settings.stdin_timeout if has_prompt and not dash else None  # "-" asked for it
     result = read_stdin(stream, max_bytes=settings.max_input_bytes, timeout=timeout)
     if result.note:
         context.diagnostics.warning(result.note)
@@ -242,7 +247,7 @@ def _make_view(
         context.diagnostics.warning("--raw is ignored on a terminal: escape codes stay neutralised")
     if not terminal:
         if no_stream:
-            return views.BufferedView(None, sys.stdout, code_theme=settings.code_theme)
+            return views.BufferedView(None, sys.stdout, code_theme=settings.code_theme, raw=raw)
         return views.PlainView(sys.stdout, raw=raw)
     console = make_console(settings, context)
     if no_stream:

@@ -39,7 +39,9 @@ class PlainWriter:
             self._last = text[-1]
 
     def end(self) -> None:
-        """Finish the answer on a line of its own."""
+        """Finish the answer on a line of its own (raw: exactly as the model sent it)."""
+        if self._raw:
+            return
         if self._held:
             self._emit(sanitize(self._held))
             self._held, self._last = "", "\r"

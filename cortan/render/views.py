@@ -92,16 +92,19 @@ class PlainView(QuietView):
 class BufferedView(QuietView):
     """Writes the answer once, complete; a failed or interrupted one still shows what came."""
 
-    def __init__(self, console: Console | None, file: TextIO, *, code_theme: str) -> None:
+    def __init__(
+        self, console: Console | None, file: TextIO, *, code_theme: str, raw: bool = False
+    ) -> None:
         self._console = console
         self._file = file
         self._code_theme = code_theme
+        self._raw = raw
 
     def on_ended(self, event: ChatEnded) -> None:
         if not event.content:
             return
         if self._console is None:
-            writer = PlainWriter(self._file)
+            writer = PlainWriter(self._file, raw=self._raw)
             writer.write(event.content)
             writer.end()
             return

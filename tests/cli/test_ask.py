@@ -180,8 +180,30 @@ def test_escape_sequences_are_neutralised_in_pipes(
 def test_raw_passes_bytes_when_not_a_terminal(
     cortan: type[CortanRunner], ollama_env: FakeOllama
 ) -> None:
-    ollama_env.queue(Reply(pieces=["a\x1b[1mb"]))
-    assert cortan.run("ask", "--raw", "x").stdout == "a\x1b[1mb\n"
+    ollama_env.queue(Reply(pieces=["a\x1b[1mb"]), Reply(pieces=["c\x1b[1md\n"]))
+    assert cortan.run("ask", "--raw", "x").stdout == "a\x1b[1mb"  # no newline it did not send
+    assert cortan.run("ask", "--raw", "x").stdout == "c\x1b[1md\n"
+
+
+def test_raw_no_stream_is_raw_too(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
+    ollama_env.queue(Reply(pieces=["a\x1b[1m", "b"]))
+    assert cortan.run("ask", "--raw", "--no-stream", "x").stdout == "a\x1b[1mb"
+
+
+def test_dash_then_words_sends_stdin_with_the_instruction(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    """`ask - "summarise"` used to send the prompt "- summarise" (issue 21)."""
+    result = cortan.run("ask", "-", "summarise", "this", input="the data\n")
+    assert result.code == 0, result.stderr
+    assert user_message(ollama_env) == "Input from stdin:\n```\nthe data\n```\n\nsummarise this"
+
+
+def test_a_dash_inside_the_words_is_a_word(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    assert cortan.run("ask", "what", "is", "5", "-", "3").code == 0
+    assert user_message(ollama_env) == "what is 5 - 3"
 
 
 # -- failures: exit code, one sentence, partial answer kept -------------------------------

@@ -142,3 +142,22 @@ def test_ctrl_r_enter_sends_what_it_found(term: Terminal, ollama_env: FakeOllama
     term.wait(prompt_ready)
     term.type("\x04")
     term.child.expect(pexpect.EOF, timeout=10)
+
+
+def test_ask_dash_on_a_terminal_says_how_to_end(
+    terminal_env: dict[str, str], ollama_env: FakeOllama
+) -> None:
+    """`cortan ask -` at a terminal waits for typing: it says so, and how to finish."""
+    command = cortan_command()
+    child = pexpect.spawn(
+        command[0], [*command[1:], "ask", "-"], env=terminal_env, dimensions=(ROWS, COLS)
+    )
+    try:
+        child.expect(b"end with Ctrl-D", timeout=20)
+        child.send(b"typed question\n")
+        child.sendeof()
+        child.expect(b"Hello, world!", timeout=20)
+        child.expect(pexpect.EOF, timeout=10)
+    finally:
+        child.close(force=True)
+    assert ollama_env.chat_requests[0].json["messages"][-1]["content"] == "typed question\n"
