@@ -124,8 +124,8 @@ async def _run(
         input=create_input(terminal),
     )
     try:
-        await _apply_options(repl, options)  # first, so the banner names the model in use
-        await repl.run(first_input=piped)
+        # Applied first, so the banner names the model in use; what they say follows it.
+        await repl.run(first_input=piped, setup=lambda: _apply_options(repl, options))
     finally:
         await app.aclose()
         if store is not None:

@@ -72,14 +72,10 @@ class Conversation:
         elif isinstance(ended, ChatCancelled):
             self.turns.append(Turn(sent, ended.content, interrupted=True))
 
-    def load(self, messages: list[Message]) -> None:
-        """Replace the turns with stored ones (user, then its answer if any)."""
+    def load_turns(self, turns: list[Turn]) -> None:
+        """Replace the turns with stored ones (``/load``, ``--session``)."""
         self.clear()
-        for message in messages:
-            if message.role == "user":
-                self.turns.append(Turn(message.content, ""))
-            elif message.role == "assistant" and self.turns and not self.turns[-1].answer:
-                self.turns[-1] = Turn(self.turns[-1].user, message.content)
+        self.turns.extend(turns)
 
     def drop_last_turn(self) -> Turn | None:
         return self.turns.pop() if self.turns else None

@@ -168,6 +168,10 @@ class SessionStore:
         sql = _CONVERSATION + " ORDER BY c.updated DESC, c.id DESC LIMIT ?"
         return [_conversation(row) for row in self._read(sql, (-1 if limit is None else limit,))]
 
+    def count_conversations(self) -> int:
+        """How many conversations are stored (for "the newest 20 of 63")."""
+        return int(self._read("SELECT count(*) FROM conversations")[0][0])
+
     def rename(self, conversation_id: int, name: str | None) -> None:
         """Give a conversation a (new) name, or none; a name already taken is a UsageError."""
         name = check_name(name) if name is not None else None

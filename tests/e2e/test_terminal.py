@@ -161,3 +161,30 @@ def test_ask_dash_on_a_terminal_says_how_to_end(
     finally:
         child.close(force=True)
     assert ollama_env.chat_requests[0].json["messages"][-1]["content"] == "typed question\n"
+
+
+def test_the_banner_comes_before_what_the_options_say(
+    terminal_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """`chat --session NAME --role R`: the banner first, then "loaded …" and "role …"."""
+    import subprocess
+
+    subprocess.run(
+        [*cortan_command(), "ask", "--session", "trip", "plan a trip"],
+        env=terminal_env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=True,
+        timeout=30,
+    )
+    terminal = Terminal(["chat", "--session", "trip", "--role", "shell"], terminal_env)
+    try:
+        screen = terminal.wait(prompt_ready)
+        lines = [line for line in screen.splitlines() if line.strip()]
+        assert lines[0].startswith("cortan "), screen
+        assert lines[1] == "loaded trip: 1 turn", screen
+        assert lines[2].startswith("role shell"), screen
+        terminal.type("\x04")
+        terminal.child.expect(pexpect.EOF, timeout=10)
+    finally:
+        terminal.child.close(force=True)

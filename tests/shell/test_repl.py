@@ -399,7 +399,7 @@ async def test_save_sessions_and_load(stored_shell: Shell, ollama_env: FakeOllam
     await shell.command("/sessions")
     assert "geo" in shell.screen and "(unnamed)" in shell.screen
     await shell.command("/load geo")
-    assert "loaded geo: 1 turns" in shell.screen
+    assert "loaded geo: 1 turn" in shell.screen
     await shell.ask("And the revolution?")
     assert sent_messages(ollama_env) == [
         {"role": "user", "content": "Capital of France?"},
@@ -686,4 +686,54 @@ async def test_session_by_id_opens_an_unnamed_conversation(
     assert [t.answer for t in shell.repl.conversation.turns] == ["Paris."]
     with pytest.raises(UsageError, match="no stored conversation '99'"):
         load_session(shell.repl, store, recorder, "99", create=True)
+    await shell.exit()
+
+
+async def test_sessions_lists_aligned_with_dates_and_first_prompts(
+    stored_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    shell = stored_shell
+    await shell.ask("Capital of France?")
+    await shell.command("/save geo")
+    await shell.command("/clear")
+    await shell.ask("unrelated question")
+    await shell.command("/sessions")
+    lines = [line for line in shell.screen.splitlines() if "Capital" in line or "unrelated" in line]
+    lines = [line for line in lines if "#" in line]
+    assert len(lines) == 2, shell.screen
+    newest, older = lines
+    assert newest.startswith(" *  #2") and older.startswith("    #1  geo")
+    assert newest.index("unrelated") == older.index("Capital")  # aligned, cut to fit
+    assert all(len(line) <= 80 for line in shell.screen.splitlines())  # nothing wraps
+    assert newest.index("ollama:llama3.2:latest") == older.index("ollama:llama3.2:latest")
+    import re
+
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", older)  # when it was last used
+    await shell.exit()
+
+
+async def test_sessions_says_when_it_shows_only_the_newest(
+    stored_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    shell = stored_shell
+    for prompt in ("one", "two", "three"):
+        await shell.ask(prompt)
+        await shell.command("/clear")
+    await shell.command("/sessions 2")
+    assert "the newest 2 of 3 shown; /sessions 3 shows them all" in shell.text
+    await shell.exit()
+
+
+async def test_load_counts_turns_and_usage_knows_their_tokens(
+    stored_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """After /load, "1 turn" (not "1 turns"), and /usage counts the stored tokens."""
+    shell = stored_shell
+    await shell.ask("hi")
+    await shell.command("/save one")
+    await shell.command("/clear")
+    await shell.command("/load one")
+    assert "loaded one: 1 turn" in shell.text and "1 turns" not in shell.text
+    await shell.command("/usage")
+    assert "this conversation: 1 turn, 7 tokens in, 4 out" in shell.text
     await shell.exit()
