@@ -10,8 +10,11 @@ set -uo pipefail
 while IFS= read -r question; do
   [[ -z "$question" ]] && continue
   printf '## %s\n\n' "$question"
-  if ! cortan ask --no-stdin --no-stream "$question"; then
-    printf '(no answer: cortan exited with %s)\n' "$?"
+  # `if ! cortan …` would leave `$?` at the 0 of the negation: keep the code itself.
+  status=0
+  cortan ask --no-stdin --no-stream "$question" || status=$?
+  if (( status != 0 )); then
+    printf '(no answer: cortan exited with %s)\n' "$status"
   fi
   printf '\n'
 done < "${1:?usage: ask-each-line.sh FILE}"

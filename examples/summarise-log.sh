@@ -11,6 +11,13 @@ log=${1:?usage: summarise-log.sh LOGFILE [LINES] [MODEL]}
 lines=${2:-200}
 model=${3:-}
 
+# Checked first: with pipefail, a missing log fails the pipe only after cortan has
+# already asked the model about an empty input.
+if [[ ! -r "$log" || -d "$log" ]]; then
+  printf 'summarise-log.sh: cannot read %s\n' "$log" >&2
+  exit 2
+fi
+
 args=(ask --no-stream)
 [[ -n "$model" ]] && args+=(-m "$model")
 

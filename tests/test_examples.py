@@ -88,3 +88,21 @@ def test_extract_person(tmp_path: Path, ollama_env: FakeOllama) -> None:
     failed = run("extract-person.sh", str(letter))
     assert (failed.returncode, failed.stdout) == (3, "")
     assert "still no idea" in failed.stderr
+
+
+def test_ask_each_line_reports_the_real_exit_code(tmp_path: Path, ollama_env: FakeOllama) -> None:
+    """A failed question names cortan's own exit code, not the 0 of `!` (issue 21)."""
+    questions = tmp_path / "q.txt"
+    questions.write_text("first?\nsecond?\n")
+    ollama_env.queue(Reply(status=400, error="model runner crashed"))
+    done = run("ask-each-line.sh", str(questions))
+    assert "(no answer: cortan exited with 1)" in done.stdout, done.stdout
+    assert done.stdout.count("Hello, world!") == 1  # the loop went on
+    assert "rejected the request (400)" in done.stderr
+
+
+def test_summarise_log_without_the_log_asks_nothing(tmp_path: Path, ollama_env: FakeOllama) -> None:
+    done = run("summarise-log.sh", str(tmp_path / "missing.log"))
+    assert done.returncode == 2
+    assert "cannot read" in done.stderr and "missing.log" in done.stderr
+    assert ollama_env.chat_requests == []

@@ -18,6 +18,8 @@ from cortan.cli.runner import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from rich.console import Console
 
     from cortan.cli.continuation import Continuation
@@ -32,7 +34,8 @@ def ask(
     prompt: Annotated[
         list[str] | None,
         typer.Argument(
-            help="The question (several words are joined). '-' reads it from stdin.",
+            help="The question (several words are joined). A first word '-' reads stdin "
+            "(a terminal's too), the words after it saying what to do with it.",
             show_default=False,
         ),
     ] = None,
@@ -71,7 +74,9 @@ def ask(
     session: Annotated[
         str | None,
         typer.Option(
-            "--session", metavar="NAME", help="Continue the conversation named NAME, or start it."
+            "--session",
+            metavar="NAME",
+            help="Continue the conversation NAME (or id, as --json reports it), or start NAME.",
         ),
     ] = None,
     no_log: Annotated[
@@ -175,8 +180,10 @@ def _make_request(
 ) -> ChatRequest:
     from cortan.core.requests import ChatRequest
 
-    dash = words == ["-"]
-    prompt = "" if dash else " ".join(words)
+    # A first word "-" reads stdin (even a terminal's); the words after it are the
+    # instruction, as with piped text. A "-" later on is a word (`what is 5 - 3`).
+    dash = words[:1] == ["-"]
+    prompt = " ".join(words[1:] if dash else words)
     has_prompt = bool(prompt) or has_files  # files say what to do as a prompt would: no hang
     attachments = () if no_stdin else _stdin_attachments(settings, has_prompt, dash, context)
     return ChatRequest(1, prompt, attachments, model, system)
@@ -230,7 +237,9 @@ def _stdin_attachments(
     stream = get_stdin()
     if not should_read(stream, has_prompt=has_prompt, dash=dash):
         return ()
-    timeout = settings.stdin_timeout if has_prompt else None
+    if dash and stream.isatty():
+        context.diagnostics.notice("type the input; end with Ctrl-D on a line of its own")
+    timeout = settings.stdin_timeout if has_prompt and not dash else None  # "-" asked for it
     result = read_stdin(
         stream,
         max_bytes=settings.max_input_bytes,
@@ -261,10 +270,14 @@ async def _run(
     from cortan.app import App
 
     app = App.build(settings)
-    app.attach_view(_make_view(settings, context, output, schema=request.schema is not None))
+    recorder = plan.attach(app) if plan is not None else None
+
+    def stored() -> dict[str, object]:  # read as the answer ends: a new one has its id by then
+        return {"conversation_id": recorder.conversation_id if recorder else None}
+
+    view = _make_view(settings, context, output, schema=request.schema is not None, extra=stored)
+    app.attach_view(view)
     app.attach_notices(context.diagnostics.notice)
-    if plan is not None:
-        plan.attach(app)
     try:
         ended = await app.ask(request)
     finally:
@@ -295,13 +308,18 @@ def is_unsaved_answer(ended: ChatEnded) -> bool:
 
 
 def _make_view(
-    settings: Settings, context: Context, output: Output, *, schema: bool = False
+    settings: Settings,
+    context: Context,
+    output: Output,
+    *,
+    schema: bool = False,
+    extra: Callable[[], Mapping[str, object]] | None = None,
 ) -> AnswerView:
     """The view for this stdout; thinking only ever goes to a terminal's stderr."""
     from cortan.render import views
 
     if output.json:
-        return views.JsonView(sys.stdout)
+        return views.JsonView(sys.stdout, extra)
     if schema:
         return views.DocumentView(sys.stdout, sys.stderr)  # one JSON document, once it fits
     terminal = sys.stdout.isatty()
@@ -310,7 +328,9 @@ def _make_view(
     thinking = _thinking_console(settings, context) if output.show_thinking else None
     if not terminal:
         if output.no_stream:
-            return views.BufferedView(None, sys.stdout, code_theme=settings.code_theme)
+            return views.BufferedView(
+                None, sys.stdout, code_theme=settings.code_theme, raw=output.raw
+            )
         return views.PlainView(sys.stdout, raw=output.raw, thinking=thinking)
     console = make_console(settings, context)
     if output.no_stream:

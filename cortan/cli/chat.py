@@ -41,7 +41,11 @@ def chat(
     vi: Annotated[bool, typer.Option("--vi", help="vi keys instead of Emacs keys.")] = False,
     session: Annotated[
         str | None,
-        typer.Option("--session", help="Open (or start) the stored conversation NAME."),
+        typer.Option(
+            "--session",
+            metavar="NAME",
+            help="Open the stored conversation NAME or id, or start NAME.",
+        ),
     ] = None,
     role: Annotated[str | None, typer.Option("--role", "-r", help="Start with this role.")] = None,
     no_log: Annotated[
@@ -120,8 +124,8 @@ async def _run(
         input=create_input(terminal),
     )
     try:
-        await _apply_options(repl, options)  # first, so the banner names the model in use
-        await repl.run(first_input=piped)
+        # Applied first, so the banner names the model in use; what they say follows it.
+        await repl.run(first_input=piped, setup=lambda: _apply_options(repl, options))
     finally:
         await app.aclose()
         if store is not None:

@@ -4,7 +4,9 @@ Layer: cli. Every ``ask`` is stored in a new conversation unless ``--no-log`` (o
 ``log = false``) says otherwise; ``-c`` continues the most recent conversation and
 ``--session NAME`` continues (or starts) a named one. Continuing sends the earlier
 turns as history and keeps the conversation's system prompt and model, unless
-``-s`` or ``-m`` override them.
+``-s`` or ``-m`` override them. ``--session`` also takes an id (``7``, ``#7``:
+what ``--json`` reports as ``conversation_id``), to go on with a conversation that
+has no name; an id names a stored conversation, it never starts one.
 
 The store is opened here, before stdin is read or anything is sent, so a store
 that cannot be used stops the command with one sentence instead of losing an
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from cortan.core.messages import Message
     from cortan.core.requests import ChatRequest
     from cortan.store import Conversation, SessionStore, StoredMessage
+    from cortan.store.recorder import Recorder
 
 
 def open_store(*, create: bool) -> SessionStore | None:
@@ -69,15 +72,16 @@ class Continuation:
         model = request.model or found.model
         return request._replace(history=self.history, model=model, system=system)
 
-    def attach(self, app: App) -> None:
+    def attach(self, app: App) -> Recorder | None:
         """Subscribe the store's recorder to ``app``, aimed at the right conversation."""
         if self.store is None or not self.record:
-            return
+            return None
         recorder = app.attach_store(self.store)
         if self.conversation is not None:
             recorder.continue_conversation(self.conversation.id)
         else:
             recorder.start_new(self.new_name)
+        return recorder
 
     def close(self) -> None:
         if self.store is not None:
@@ -93,13 +97,14 @@ def plan_continuation(
     record = settings.log and not no_log
     if not (record or continue_last or session is not None):
         return Continuation()  # nothing to read or write: not even sqlite3 is imported
-    from cortan.store.sessions import check_name
+    from cortan.store.sessions import check_name, is_id
 
-    name = check_name(session) if session is not None else None
+    by_id = session is not None and is_id(session)
+    name = check_name(session) if session is not None and not by_id else None
     store = open_store(create=record)
     plan = Continuation(store, new_name=name, record=record)
     try:
-        plan.conversation = _find(store, continue_last, name)
+        plan.conversation = _find(store, continue_last, session if by_id else name)
         if plan.conversation is not None and store is not None:
             plan.history = to_history(store.messages(plan.conversation.id))
     except BaseException:
@@ -108,10 +113,19 @@ def plan_continuation(
     return plan
 
 
-def _find(store: SessionStore | None, continue_last: bool, name: str | None) -> Conversation | None:
+def _find(store: SessionStore | None, continue_last: bool, ref: str | None) -> Conversation | None:
+    """The conversation to continue: the latest (``-c``), or by name or id (``--session``)."""
+    from cortan.store.sessions import is_id
+
     found = None
     if store is not None:
-        found = store.latest() if continue_last else store.get_by_name(name) if name else None
+        found = store.latest() if continue_last else store.find(ref) if ref else None
     if continue_last and found is None:
         raise UsageError("there is no earlier conversation to continue: ask without -c first")
+    if ref is not None and found is None and is_id(ref):
+        number = ref.strip().lstrip("#")
+        raise UsageError(
+            f"no stored conversation #{number}: `cortan sessions list` shows the ids "
+            "(an id names a stored conversation; a name starts a new one)"
+        )
     return found

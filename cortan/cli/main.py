@@ -19,6 +19,7 @@ from typing import Annotated
 import typer
 
 from cortan import __version__
+from cortan.cli.flags import CortanGroup
 from cortan.cli.runner import Context
 
 #: command name -> (module, attribute, whether it is a sub-app of several commands)
@@ -37,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
 HELP_FLAGS = ("-h", "--help")
 
 app = typer.Typer(
+    cls=CortanGroup,  # --debug and --no-color after the command too
     name="cortan",
     help="A terminal AI shell for Ollama and OpenAI-compatible models.",
     rich_markup_mode=None,
@@ -86,9 +88,10 @@ def commands_needed(argv: Sequence[str]) -> Iterable[str]:
     """The commands to register for these arguments: the one they run, or all of them.
 
     The global options are all flags, so the first word that is not an option is
-    the command. All are registered when help is asked for before it, or the word
-    is no known command (Typer then lists them, or suggests the nearest); none when
-    there is no command (the shell or a piped ask, started by ``root``).
+    the command (they may also follow it: :mod:`cortan.cli.flags`). All are
+    registered when help is asked for before it, or the word is no known command
+    (Typer then lists them, or suggests the nearest); none when there is no command
+    (the shell or a piped ask, started by ``root``).
     """
     for arg in argv:
         if arg in HELP_FLAGS or arg == "--":

@@ -2,7 +2,8 @@
 
 Every command body runs inside :func:`guard`, which turns cortan's errors into
 one line on stderr and the stable exit codes (0 ok, 1 runtime failure, 2 usage,
-130 interrupted), and never shows a traceback unless ``--debug`` asked for one.
+130 interrupted, 141 the reader of stdout left), and never shows a traceback
+unless ``--debug`` asked for one.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
-from cortan.core.errors import CortanError, UsageError
+from cortan.core.errors import CortanError, OutputClosedError, UsageError
 
 if TYPE_CHECKING:
     from cortan.config.settings import Settings
     from cortan.render.diagnostics import Diagnostics
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_READER_GONE = OutputClosedError.exit_code  # 141: 128 + SIGPIPE, as Unix tools report
 
 
 @dataclass
@@ -108,7 +110,7 @@ def _silence_broken_pipe() -> NoReturn:
     # `cortan ask … | head -1`: the reader left. Exit quietly, as Unix tools do.
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
-    raise typer.Exit(EXIT_FAILURE)
+    raise typer.Exit(EXIT_READER_GONE)
 
 
 def run_async(main: Callable[[], Any]) -> Any:

@@ -107,24 +107,38 @@ def get_keyring_key(name: str, config: ProviderConfig | None = None) -> str | No
 
 
 def set_keyring_key(name: str, key: str, config: ProviderConfig | None = None) -> None:
+    """Store the key, then read it back: some backends accept a key and keep nothing.
+
+    keyring's null backend (the usual advice for a headless box or CI) answers every
+    call without error and stores nothing, so "stored" would be a lie (issue 21).
+    """
     keyring = _import_keyring()
     try:
         keyring.set_password(SERVICE, name, key)
+        kept = keyring.get_password(SERVICE, name)
     except Exception as exc:
         raise KeyringError(_no_keyring_sentence(name, config, exc)) from None
+    if kept != key:
+        problem = f"the OS keyring ({get_keyring_name()}) did not keep the key"
+        raise KeyringError(_instead(problem, name, config))
 
 
 def delete_keyring_key(name: str, config: ProviderConfig | None = None) -> bool:
-    """Remove the entry; False when there was none."""
+    """Remove the entry; False when there was none (looked up first: see set_keyring_key)."""
     keyring = _import_keyring()
     from keyring.errors import PasswordDeleteError
 
     try:
+        if keyring.get_password(SERVICE, name) is None:
+            return False
         keyring.delete_password(SERVICE, name)
+        left = keyring.get_password(SERVICE, name)
     except PasswordDeleteError:
         return False
     except Exception as exc:
         raise KeyringError(_no_keyring_sentence(name, config, exc)) from None
+    if left is not None:
+        raise KeyringError(f"the OS keyring ({get_keyring_name()}) did not remove the key")
     return True
 
 
@@ -153,11 +167,16 @@ def _import_keyring() -> Any:
 def _no_keyring_sentence(name: str, config: ProviderConfig | None, exc: BaseException) -> str:
     from keyring.errors import NoKeyringError
 
-    variable = suggest_variable(name, config)
     if isinstance(exc, NoKeyringError):
         problem = "no usable OS keyring was found"
     else:
         problem = f"the OS keyring refused ({type(exc).__name__})"
+    return _instead(problem, name, config)
+
+
+def _instead(problem: str, name: str, config: ProviderConfig | None) -> str:
+    """``problem``, and the environment variable to use instead of the keyring."""
+    variable = suggest_variable(name, config)
     if config is not None and config.api_key_env:
         return f"{problem}: set {variable} in the environment instead"
     return (

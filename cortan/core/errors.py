@@ -14,7 +14,7 @@ the one sentence a user reads (``str(error)``) and the exit code the CLI returns
       + KeyringError                no usable OS keyring, or it refused
       + BusyError                   the gateway cannot take a request now; ``retry_after`` seconds
       + ObserverError               the answer could not be shown or saved (engine/bus.py)
-        - OutputClosedError         the reader of stdout went away (`| head`)
+        - OutputClosedError         exit 141: the reader of stdout went away (`| head`)
       + ProviderError               a backend failed; ``kind`` names how
         - UnreachableError          connection refused, DNS, reset before an answer
         - ProviderTimeoutError      connect, first-token or total deadline passed
@@ -96,7 +96,14 @@ class ObserverError(CortanError):
 
 
 class OutputClosedError(ObserverError):
-    """stdout's reader went away: the answer is no longer wanted, and that is no error."""
+    """stdout's reader went away: the answer is no longer wanted, and that is no error.
+
+    Nothing is said, and the exit code is 141 (128 + SIGPIPE), what ``yes``, ``cat``
+    or ``git log`` report when ``| head`` leaves early: a script can tell it from a
+    failure (1), and ``set -o pipefail`` treats it as those tools (issue 21).
+    """
+
+    exit_code = 141
 
     def __init__(self, message: str = "stdout was closed") -> None:
         super().__init__(message, kind="output_closed")

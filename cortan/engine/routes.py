@@ -6,7 +6,11 @@ models`` and the REPL.
 Names resolve in this order: an alias (``[aliases] fast = "ollama:llama3.2"``),
 then ``provider:model`` where ``provider`` is a configured provider, then a bare
 model name on the default model's provider (so Ollama's own ``llama3.2:latest``
-still means a model, not a provider).
+still means a model, not a provider). A prefix one typo away from a configured
+provider (``opneai:gpt-4o``, ``Work:x``) is refused with the name meant, instead of
+quietly becoming an Ollama model of that name (issue 21); ``ollama:opneai:gpt-4o``
+still says the odd name on purpose. One typo, not two: the Ollama models ``llava``
+and ``llama2`` are two edits from ``ollama``.
 
 The fallback chain of a name is the name itself, then its own list from
 ``[fallbacks]`` (looked up by the name as asked, then by what it resolves to),
@@ -55,7 +59,21 @@ class Router:
             if not rest:
                 raise UsageError(f"model name {name!r} has a provider but no model")
             return Route(prefix, rest)
-        return Route(self.default_provider(), name)
+        default = self.default_provider()
+        if sep and rest and (meant := self._provider_meant(prefix)) is not None:
+            known = ", ".join(self._settings.providers)
+            raise UsageError(
+                f"no provider named {prefix!r} (providers: {known}); did you mean "
+                f"{meant + ':' + rest!r}? ({default}:{name} asks {default} for {name!r})"
+            )
+        return Route(default, name)
+
+    def _provider_meant(self, prefix: str) -> str | None:
+        """The configured provider ``prefix`` is one typo away from, if any."""
+        for provider in self._settings.providers:
+            if is_one_typo(prefix.lower(), provider.lower()):
+                return provider
+        return None
 
     def default_provider(self) -> str:
         prefix, sep, _ = self._settings.default_model.partition(":")
@@ -96,3 +114,21 @@ class Router:
             not providers[route.provider].is_local()
             for route in self.get_chain(name, fallback=fallback)
         )
+
+
+def is_one_typo(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` differ by at most one edit: a letter changed, added,
+    dropped, or two neighbours swapped (``opneai``, ``olama``, ``ollamma``)."""
+    if a == b:
+        return True
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diffs = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+        if len(diffs) == 1:
+            return True
+        i = diffs[0]
+        return len(diffs) == 2 and diffs[1] == i + 1 and (a[i], a[i + 1]) == (b[i + 1], b[i])
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    i = next((k for k, (x, y) in enumerate(zip(short, long, strict=False)) if x != y), len(short))
+    return short[i:] == long[i + 1 :]

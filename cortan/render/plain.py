@@ -7,7 +7,7 @@ a terminal (``--raw``), for scripts that want the model's bytes untouched.
 When the reader goes away (``cortan ask … | head -1``), the answer is no longer
 wanted: the writer points stdout at /dev/null, so nothing else fails on the way
 out, and raises :class:`cortan.core.errors.OutputClosedError`, which stops the
-request (the server stops generating) and ends it quietly with exit code 1.
+request (the server stops generating) and ends it quietly with exit code 141.
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ class PlainWriter:
             self._last = text[-1]
 
     def end(self) -> None:
-        """Finish the answer on a line of its own."""
+        """Finish the answer on a line of its own (raw: exactly as the model sent it)."""
+        if self._raw:
+            return
         if self._held:
             self._emit(sanitize(self._held))
             self._held, self._last = "", "\r"

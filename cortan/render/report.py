@@ -5,7 +5,9 @@ Keys are stable (scripts depend on them): ``model``, ``provider``, ``content``,
 ``timings`` (``first_token_s``, ``total_s``, ``thinking_s``), ``thinking`` (the
 model's reasoning, apart from the content; "" when none), ``data`` (the answer
 parsed, with ``--schema``), and on failure ``error``
-(``kind``, ``message``) with whatever content arrived before it.
+(``kind``, ``message``) with whatever content arrived before it. A front end may
+add its own keys (``cortan ask`` adds ``conversation_id``, the stored conversation
+to go on with, or null).
 
 JSON keeps non-ASCII text readable (``ensure_ascii=False``), and ``json.dumps``
 already writes C0 controls such as ESC as ``\\u001b``; :func:`dump_json` also
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from cortan.core.events import ChatCancelled, ChatEnded, ChatFailed, ChatFinished
@@ -57,8 +60,8 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def write_report(file: TextIO, event: ChatEnded) -> None:
-    file.write(dump_json(make_report(event)) + "\n")
+def write_report(file: TextIO, event: ChatEnded, extra: Mapping[str, Any] | None = None) -> None:
+    file.write(dump_json({**make_report(event), **(extra or {})}) + "\n")
     file.flush()
 
 

@@ -18,7 +18,8 @@ stdout when it is a pipe or a file (render/thinking.py).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, TextIO
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from cortan.core.events import (
     ChatCancelled,
@@ -114,16 +115,19 @@ class PlainView(QuietView):
 class BufferedView(QuietView):
     """Writes the answer once, complete; a failed or interrupted one still shows what came."""
 
-    def __init__(self, console: Console | None, file: TextIO, *, code_theme: str) -> None:
+    def __init__(
+        self, console: Console | None, file: TextIO, *, code_theme: str, raw: bool = False
+    ) -> None:
         self._console = console
         self._file = file
         self._code_theme = code_theme
+        self._raw = raw
 
     def on_ended(self, event: ChatEnded) -> None:
         if not event.content:
             return
         if self._console is None:
-            writer = PlainWriter(self._file)
+            writer = PlainWriter(self._file, raw=self._raw)
             writer.write(event.content)
             writer.end()
             return
@@ -135,12 +139,15 @@ class BufferedView(QuietView):
 
 
 class JsonView(QuietView):
-    def __init__(self, file: TextIO) -> None:
+    """One JSON object per answer; ``extra`` adds the front end's keys, read at the end."""
+
+    def __init__(self, file: TextIO, extra: Callable[[], Mapping[str, Any]] | None = None) -> None:
         self._file = file
+        self._extra = extra
 
     def on_ended(self, event: ChatEnded) -> None:
         try:
-            write_report(self._file, event)
+            write_report(self._file, event, self._extra() if self._extra else None)
         except BrokenPipeError:
             raise reader_gone(self._file) from None
 

@@ -9,6 +9,7 @@ error; the Repl shows it and returns to the prompt.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import os
 import shlex
 import subprocess
@@ -22,10 +23,12 @@ from cortan.shell.sessions import do_load, do_save, do_sessions, start_new
 
 if TYPE_CHECKING:
     from cortan.engine.hosts import HostState
+    from cortan.engine.routes import Route
 
 KEYS_HELP = (
     'Keys: Enter sends · Alt-Enter (Esc Enter) new line · a line of """ opens a block '
-    'until the next """ · Ctrl-R searches history · Ctrl-C stops an answer or clears '
+    'until the next """ · Ctrl-R searches history (Enter sends the entry found, Esc or → '
+    "takes it to edit) · Ctrl-C stops an answer or clears "
     "the line · Ctrl-D leaves · //text sends text starting with /"
 )
 
@@ -37,13 +40,54 @@ async def do_help(repl: Shell, arg: str) -> None:
     repl.dim(KEYS_HELP)
 
 
+#: Seconds /model waits for a model list before it takes a name unchecked.
+LIST_WAIT = 3.0
+
+
 async def do_model(repl: Shell, arg: str) -> None:
     if arg:
-        route = repl.services.resolve(arg)  # raises on a bad name
+        route = repl.services.resolve(arg)  # raises on a bad name, a misspelt provider
+        await check_listed(repl, route)
         repl.conversation.model = arg
         repl.dim(f"model: {route}")
         return
     repl.say(f"model: {repl.services.resolve(repl.conversation.model)}")
+
+
+async def check_listed(repl: Shell, route: Route) -> None:
+    """Refuse a model an Ollama server does not have, naming the nearest one it has.
+
+    Only Ollama's list is the truth: an OpenAI-compatible server may answer to names
+    it does not list (llama.cpp answers to any). The list is asked again before a
+    refusal (the model may have been pulled since), and a list that is not there
+    within LIST_WAIT seconds (the server is down, slow) leaves the name unchecked.
+    """
+    config = repl.services.settings.providers.get(route.provider)
+    if config is None or config.kind != "ollama":
+        return
+    names = await get_listing(repl, route.provider)
+    if names is not None and not has_model(names, route.model):
+        repl.models.start()  # pulled since the list was fetched?
+        names = await get_listing(repl, route.provider)
+    if names is None or has_model(names, route.model):
+        return
+    nearest = difflib.get_close_matches(route.model, names, n=1, cutoff=0.5)
+    hint = f"did you mean {route.provider + ':' + nearest[0]!r}? " if nearest else ""
+    raise UsageError(
+        f"{route.provider} has no model {route.model!r}; {hint}"
+        f"(`ollama pull {route.model}` gets it; /models lists them)"
+    )
+
+
+async def get_listing(repl: Shell, provider: str) -> list[str] | None:
+    """``provider``'s model names once the list is in (None: not within LIST_WAIT, or failed)."""
+    await asyncio.to_thread(repl.models.loaded.wait, LIST_WAIT)
+    return repl.models.listing(provider)
+
+
+def has_model(names: list[str], model: str) -> bool:
+    """Whether Ollama serves ``model``: a name without a tag means ``:latest``."""
+    return model in names or (":" not in model and f"{model}:latest" in names)
 
 
 async def do_models(repl: Shell, arg: str) -> None:
@@ -109,13 +153,28 @@ async def do_role(repl: Shell, arg: str) -> None:
 
 
 async def do_retry(repl: Shell, arg: str) -> None:
-    last = repl.conversation.last_request
+    """Ask the last question again; a new answer replaces the last one, here and on disk.
+
+    The old exchange stays until the new answer has come (finished, or interrupted
+    with what arrived): a retry that fails leaves the conversation as it was, and
+    the shell tells the recorder which stored exchange the new one replaced, so that
+    ``/load`` and ``ask -c`` never send the discarded answer (issue 21).
+    """
+    conversation = repl.conversation
+    last = conversation.last_request
     if last is None:
         raise UsageError("nothing to retry yet")
-    if repl.conversation.last_added_turn:
-        repl.conversation.drop_last_turn()
-    repl.conversation.pending[:0] = list(last.attachments)
+    recorder = repl.services.recorder
+    dropped = conversation.drop_last_turn() if conversation.last_added_turn else None
+    replaced = recorder.last_exchange if recorder is not None and dropped is not None else None
+    conversation.pending[:0] = list(last.attachments)
     await repl.send(last.prompt)
+    if not conversation.last_added_turn:  # failed, refused or not sent: nothing replaced
+        if dropped is not None:
+            conversation.restore_turn(dropped)
+        return
+    if recorder is not None and replaced is not None:
+        recorder.discard(replaced)
 
 
 async def do_edit(repl: Shell, arg: str) -> None:

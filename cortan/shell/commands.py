@@ -38,6 +38,11 @@ class Shell(Protocol):
     models: ModelCache
     session: PromptSession[str]
 
+    @property
+    def width(self) -> int:
+        """Columns of the output, for tables that must not wrap."""
+        ...
+
     def say(self, text: str) -> None: ...
 
     def dim(self, text: str) -> None: ...

@@ -92,17 +92,18 @@ class Conversation:
         attachments = self.last_request.attachments
         return tuple(Image(mime, a.data) for a in attachments if (mime := sniff_image(a.data)))
 
-    def load(self, messages: list[Message]) -> None:
-        """Replace the turns with stored ones (user, then its answer if any)."""
+    def load_turns(self, turns: list[Turn]) -> None:
+        """Replace the turns with stored ones (``/load``, ``--session``)."""
         self.clear()
-        for message in messages:
-            if message.role == "user":
-                self.turns.append(Turn(message.content, "", images=message.images))
-            elif message.role == "assistant" and self.turns and not self.turns[-1].answer:
-                self.turns[-1] = self.turns[-1]._replace(answer=message.content)
+        self.turns.extend(turns)
 
     def drop_last_turn(self) -> Turn | None:
         return self.turns.pop() if self.turns else None
+
+    def restore_turn(self, turn: Turn) -> None:
+        """Put back the turn ``/retry`` dropped, when no new answer came to replace it."""
+        self.turns.append(turn)
+        self.last_added_turn = True  # so that another /retry replaces it again
 
     def clear(self) -> None:
         self.turns.clear()

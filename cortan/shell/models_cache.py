@@ -80,6 +80,13 @@ class ModelCache:
                 return ", ".join(c for c in model.capabilities if c != "completion") or None
         return None
 
+    def listing(self, provider: str) -> list[str] | None:
+        """The model names ``provider`` listed; None when its list is not known."""
+        with self._lock:
+            if not self.loaded.is_set() or provider in self._errors:
+                return None
+            return [m.name for m in self._models if m.provider == provider]
+
     def names(self) -> list[str]:
         """``provider:model`` for every model, then the aliases."""
         qualified = [f"{m.provider}:{m.name}" for m in self.models]

@@ -5,7 +5,12 @@ Keys beyond prompt-toolkit's Emacs (or vi) defaults:
 * Enter sends, unless the text opened a ``\"\"\"`` block that is not closed yet.
 * Alt-Enter (or Esc then Enter) inserts a newline.
 * Ctrl-C clears the line; on an empty line it interrupts (the shell explains how
-  to leave). Ctrl-D on an empty line leaves. Ctrl-R searches history.
+  to leave). Ctrl-D on an empty line leaves.
+* Ctrl-R searches history, and the keys inside a search work as in readline:
+  Enter sends the entry found, Esc, the arrows and Ctrl-A/Ctrl-E leave the search
+  with the entry on the line to edit, Ctrl-C or Ctrl-G give back what was typed.
+  (The shell's own Enter, Alt-Enter and Ctrl-C stand aside while a search is open:
+  unfiltered, they acted on the search field and emptied it, issue 21.)
 * Pasted text (bracketed paste) keeps its newlines as text.
 """
 
@@ -15,14 +20,16 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prompt_toolkit import PromptSession
+from prompt_toolkit import PromptSession, search
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
 from prompt_toolkit.enums import EditingMode
+from prompt_toolkit.filters import is_searching
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.styles import Style
 
 if TYPE_CHECKING:
+    from prompt_toolkit.buffer import Buffer
     from prompt_toolkit.completion import Completer
     from prompt_toolkit.input import Input
     from prompt_toolkit.output import Output
@@ -49,25 +56,24 @@ def unwrap_block(text: str) -> str:
 
 def make_key_bindings() -> KeyBindings:
     bindings = KeyBindings()
+    editing = ~is_searching
 
-    @bindings.add("enter")
+    @bindings.add("enter", filter=editing)
     def _(event: KeyPressEvent) -> None:
         """Send the line, take the highlighted completion, or go on inside an open block."""
         buffer = event.current_buffer
         state = buffer.complete_state
         if state is not None and state.current_completion is not None:
             buffer.apply_completion(state.current_completion)
-        elif in_open_block(buffer.text):
-            buffer.insert_text("\n")
         else:
-            buffer.validate_and_handle()
+            submit(buffer)
 
-    @bindings.add("escape", "enter")
+    @bindings.add("escape", "enter", filter=editing)
     def _(event: KeyPressEvent) -> None:
         """Alt-Enter: a newline in the message."""
         event.current_buffer.insert_text("\n")
 
-    @bindings.add("c-c")
+    @bindings.add("c-c", filter=editing)
     def _(event: KeyPressEvent) -> None:
         """Clear the line; on an empty line, interrupt."""
         buffer = event.current_buffer
@@ -76,7 +82,44 @@ def make_key_bindings() -> KeyBindings:
         else:
             event.app.exit(exception=KeyboardInterrupt())
 
+    add_search_keys(bindings)
     return bindings
+
+
+def submit(buffer: Buffer) -> None:
+    """Enter on a line: send it, or add a newline inside an open block."""
+    if in_open_block(buffer.text):
+        buffer.insert_text("\n")
+    else:
+        buffer.validate_and_handle()
+
+
+def add_search_keys(bindings: KeyBindings) -> None:
+    """Keys inside a Ctrl-R search, as in readline: the entry found is taken, not lost."""
+
+    @bindings.add("enter", filter=is_searching)
+    @bindings.add("escape", "enter", filter=is_searching)
+    def _(event: KeyPressEvent) -> None:
+        """Send the entry found."""
+        search.accept_search()
+        submit(event.app.current_buffer)
+
+    @bindings.add("right", filter=is_searching)
+    @bindings.add("end", filter=is_searching)
+    @bindings.add("c-e", filter=is_searching)
+    def _(event: KeyPressEvent) -> None:
+        """Take the entry found onto the line, the cursor at its end."""
+        search.accept_search()
+        buffer = event.app.current_buffer
+        buffer.cursor_position = len(buffer.text)
+
+    @bindings.add("left", filter=is_searching)
+    @bindings.add("home", filter=is_searching)
+    @bindings.add("c-a", filter=is_searching)
+    def _(event: KeyPressEvent) -> None:
+        """Take the entry found onto the line, the cursor at its start."""
+        search.accept_search()
+        event.app.current_buffer.cursor_position = 0
 
 
 def make_history(path: Path | None) -> History:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -66,6 +66,10 @@ class Repl:
 
     # -- output ------------------------------------------------------------------------
 
+    @property
+    def width(self) -> int:
+        return self.console.width
+
     def dim(self, text: str) -> None:
         self.console.print(Text(sanitize(text), style="dim"))
 
@@ -77,11 +81,31 @@ class Repl:
 
     # -- the loop ----------------------------------------------------------------------
 
-    async def run(self, first_input: str | None = None, *, banner: bool = True) -> None:
-        """Until Ctrl-D or /exit. ``first_input`` (piped text) starts the conversation."""
+    async def run(
+        self,
+        first_input: str | None = None,
+        *,
+        banner: bool = True,
+        setup: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Until Ctrl-D or /exit. ``first_input`` (piped text) starts the conversation.
+
+        ``setup`` (the command line's ``--session``, ``--role``) runs before the banner,
+        which then names the model it chose; what setup says is shown after the banner.
+        """
+        said = ""
+        if setup is not None:
+            self.console.begin_capture()
+            try:
+                await setup()
+            finally:
+                said = self.console.end_capture()
         self.models.start()
         if banner:
             self.dim(self.banner())
+        if said:
+            self.console.file.write(said)
+            self.console.file.flush()
         try:
             await self._loop(first_input)
         finally:

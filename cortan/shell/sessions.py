@@ -7,13 +7,16 @@ and load stored turns into the shell's conversation.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from cortan.core.errors import UsageError
+from cortan.shell.conversation import Turn
 
 if TYPE_CHECKING:
     from cortan.shell.commands import Shell
-    from cortan.store import SessionStore
+    from cortan.store import SessionStore, StoredMessage
     from cortan.store.recorder import Recorder
 
 
@@ -24,15 +27,56 @@ def _store(repl: Shell) -> tuple[SessionStore, Recorder]:
     return store, recorder
 
 
+#: Conversations /sessions lists unless told how many.
+SESSIONS_SHOWN = 20
+
+
 async def do_sessions(repl: Shell, arg: str) -> None:
+    """The newest conversations in aligned columns; says so when there are more."""
     store, recorder = _store(repl)
-    conversations = store.list_conversations(limit=int(arg) if arg.isdigit() else 20)
+    if arg and not (arg.isdigit() and int(arg) > 0):
+        raise UsageError("usage: /sessions [N] (the newest N; 20 unless told)")
+    limit = int(arg) if arg else SESSIONS_SHOWN
+    conversations = store.list_conversations(limit=limit)
     if not conversations:
         repl.dim("no stored conversations yet")
+        return
+    rows = [("", "id", "name", "last used", "msgs", "model", "first prompt")]
     for c in conversations:
-        mark = "*" if c.id == recorder.conversation_id else " "
-        name = c.name or "(unnamed)"
-        repl.say(f" {mark} #{c.id}  {name}  {c.model or ''}")
+        mark = "*" if c.id == recorder.conversation_id else ""
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(c.updated))
+        name = _preview(c.name or "(unnamed)", 24)
+        rows.append((mark, f"#{c.id}", name, when, str(c.message_count), c.model or "", c.title))
+    heading, *lines = align(rows, right={4}, width=repl.width)
+    repl.dim(heading)
+    for line in lines:
+        repl.say(line)
+    total = store.count_conversations()
+    if total > len(conversations):
+        shown = len(conversations)
+        repl.dim(f"the newest {shown} of {total} shown; /sessions {total} shows them all")
+
+
+def align(rows: Sequence[tuple[str, ...]], *, right: set[int], width: int) -> list[str]:
+    """Rows as lines of columns two spaces apart, each within ``width``: the last
+    column (free text) is cut to what is left, so that no line wraps."""
+    last = len(rows[0]) - 1
+    widths = [max(len(row[i]) for row in rows) for i in range(last)]
+    room = max(width - 1 - sum(w + 2 for w in widths), 12)
+    lines = []
+    for row in rows:
+        cells = [
+            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+            for i, cell in enumerate(row[:last])
+        ]
+        lines.append(" " + "  ".join([*cells, _preview(row[last], room)]).rstrip())
+    return lines
+
+
+def _preview(text: str, width: int) -> str:
+    """One line: whitespace collapsed, cut with an ellipsis."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 async def do_save(repl: Shell, arg: str) -> None:
@@ -57,24 +101,42 @@ def load_session(
     repl: Shell, store: SessionStore, recorder: Recorder, ref: str, *, create: bool
 ) -> None:
     """Switch to a stored conversation; with ``create``, a missing name starts a new one."""
-    from cortan.core.messages import Message
     from cortan.store.records import select_history
+    from cortan.store.sessions import is_id
 
     found = store.find(ref)
     if found is None:
-        if not create:
+        if not create or is_id(ref):  # an id names a stored conversation, never a new one
             raise UsageError(f"no stored conversation {ref!r}; /sessions lists them")
         repl.conversation.clear()
         recorder.start_new(ref)
         repl.dim(f"new conversation {ref!r}")
         return
     kept = select_history(store.messages(found.id))
-    repl.conversation.load([Message(m.role, m.content, m.images) for m in kept])
+    repl.conversation.load_turns(to_turns(kept))
     repl.conversation.system = found.system
     repl.conversation.model = found.model or repl.conversation.model
     recorder.continue_conversation(found.id)
     name = found.name or f"#{found.id}"
-    repl.dim(f"loaded {name}: {len(repl.conversation.turns)} turns")
+    count = len(repl.conversation.turns)
+    repl.dim(f"loaded {name}: {count} turn{'' if count == 1 else 's'}")
+
+
+def to_turns(messages: list[StoredMessage]) -> list[Turn]:
+    """Stored messages (as ``select_history`` keeps them) as turns, with their token counts."""
+    turns: list[Turn] = []
+    for message in messages:
+        if message.role == "user":
+            turns.append(Turn(message.content, "", images=message.images))
+        elif message.role == "assistant" and turns and not turns[-1].answer:
+            turns[-1] = turns[-1]._replace(
+                answer=message.content,
+                interrupted=message.status == "interrupted",
+                prompt_tokens=message.prompt_tokens,
+                completion_tokens=message.completion_tokens,
+                thinking=message.thinking,
+            )
+    return turns
 
 
 def start_new(repl: Shell) -> None:

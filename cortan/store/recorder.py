@@ -24,6 +24,11 @@ saying the exchange was not saved. Front ends decide what that means for the exi
 code: ``cortan ask`` keeps 0 and warns unless the user asked for the log (``-c``,
 ``--session``), issue 15.
 
+The last exchange kept (finished or interrupted: what a conversation goes on
+with) is :attr:`Recorder.last_exchange`; a front end that replaces it (the REPL's
+``/retry``, once the new answer has come) hands it to :meth:`Recorder.discard`,
+so that continuing the conversation never sends the answer the user threw away.
+
 Between a question and its answer the recorder holds that exchange open, keyed by
 request id: its own correlation of two events, which lets a gateway or a batch run
 requests side by side through one recorder. Nothing of the pipeline's result passes
@@ -50,7 +55,15 @@ class _Open(NamedTuple):
     request_id: int
     conversation_id: int | None  # None: the question could not be saved
     sent_at: float
-    error: StoreError | None = None  # why, told when the answer has ended
+    question_id: int | None = None  # the saved question, which /retry may take back
+    error: StoreError | None = None  # why it was not saved, told when the answer has ended
+
+
+class Exchange(NamedTuple):
+    """A question and its answer as stored: what :meth:`Recorder.discard` takes back."""
+
+    conversation_id: int
+    message_ids: tuple[int, ...]
 
 
 class Recorder:
@@ -70,6 +83,8 @@ class Recorder:
         self.each_request_new = each_request_new
         self._clock = clock
         self._open: dict[int, _Open] = {}
+        self.last_exchange: Exchange | None = None
+        """The last question stored with an answer that was kept (not a failed one)."""
 
     def continue_conversation(self, conversation_id: int) -> None:
         """Send the next requests to this existing conversation."""
@@ -90,15 +105,15 @@ class Recorder:
                     conversation_id = self._create_for(event, system)
                 else:
                     conversation_id = self._conversation_for(event.model, system)
-                self.store.add_message(conversation_id, "user", user, images=images)
+                question_id = self.store.add_message(conversation_id, "user", user, images=images)
         except CortanError as exc:
             error = StoreError(f"this exchange was not saved: {exc} (--no-log asks without saving)")
             self._open[event.request.request_id] = _Open(
-                event.request.request_id, None, self._clock(), error
+                event.request.request_id, None, self._clock(), error=error
             )
             return
         request_id = event.request.request_id
-        self._open[request_id] = _Open(request_id, conversation_id, self._clock())
+        self._open[request_id] = _Open(request_id, conversation_id, self._clock(), question_id)
 
     def _create_for(self, event: ChatPrepared, system: str | None) -> int:
         """A conversation of its own for this request, naming the client that sent it."""
@@ -135,22 +150,34 @@ class Recorder:
         if open_.error is not None or open_.conversation_id is None:
             raise open_.error or StoreError("this exchange was not saved")
         try:
-            self._store_answer(open_.conversation_id, event, self._clock() - open_.sent_at)
+            answer_id = self._store_answer(
+                open_.conversation_id, event, self._clock() - open_.sent_at
+            )
         except CortanError as exc:
             raise StoreError(f"the answer was not saved: {exc}") from exc
+        if not isinstance(event, ChatFailed) and open_.question_id is not None:
+            self.last_exchange = Exchange(open_.conversation_id, (open_.question_id, answer_id))
 
-    def _store_answer(self, conversation_id: int, event: ChatEnded, duration: float) -> None:
+    def discard(self, exchange: Exchange) -> None:
+        """Delete a stored exchange that the user replaced (``/retry``)."""
+        try:
+            self.store.delete_messages(exchange.conversation_id, exchange.message_ids)
+        except CortanError as exc:
+            raise StoreError(f"the answer /retry replaced is still stored: {exc}") from exc
+        if self.last_exchange == exchange:
+            self.last_exchange = None
+
+    def _store_answer(self, conversation_id: int, event: ChatEnded, duration: float) -> int:
         if isinstance(event, ChatFinished):
-            self.store.add_message(
+            return self.store.add_message(
                 conversation_id, "assistant", event.content,
                 model=event.model, provider=event.provider,
                 prompt_tokens=event.usage.prompt_tokens,
                 completion_tokens=event.usage.completion_tokens,
                 duration=event.timings.total or duration, thinking=event.thinking,
             )  # fmt: skip
-            return
         status: Status = "failed" if isinstance(event, ChatFailed) else "interrupted"
-        self.store.add_message(
+        return self.store.add_message(
             conversation_id, "assistant", event.content, status=status,
             model=event.model, provider=event.provider, duration=duration,
             thinking=event.thinking,

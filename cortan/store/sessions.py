@@ -50,6 +50,11 @@ _LOG = f"""SELECT {_MESSAGE_COLUMNS}, c.name
     FROM messages m JOIN conversations c ON c.id = m.conversation_id"""
 
 
+def is_id(ref: str) -> bool:
+    """Whether ``ref`` names a conversation by its id (``7``, ``#7``) rather than a name."""
+    return _ID_LIKE.fullmatch(ref.strip()) is not None
+
+
 def check_name(name: str) -> str:
     """A conversation name as stored (trimmed), or UsageError saying what is wrong with it."""
     name = name.strip()
@@ -176,6 +181,10 @@ class SessionStore:
         sql = _CONVERSATION + " ORDER BY c.updated DESC, c.id DESC LIMIT ?"
         return [_conversation(row) for row in self._read(sql, (-1 if limit is None else limit,))]
 
+    def count_conversations(self) -> int:
+        """How many conversations are stored (for "the newest 20 of 63")."""
+        return int(self._read("SELECT count(*) FROM conversations")[0][0])
+
     def rename(self, conversation_id: int, name: str | None) -> None:
         """Give a conversation a (new) name, or none; a name already taken is a UsageError."""
         name = check_name(name) if name is not None else None
@@ -249,6 +258,22 @@ class SessionStore:
                 (now, answered_by, conversation_id),
             )
         return message_id
+
+    def delete_messages(self, conversation_id: int, message_ids: Sequence[int]) -> int:
+        """Delete these messages of one conversation (what ``/retry`` replaced); the count gone.
+
+        Ids of another conversation are left alone: a caller holding stale ids cannot
+        reach into a conversation it does not name.
+        """
+        if not message_ids:
+            return 0
+        marks = ", ".join("?" * len(message_ids))
+        with self._write() as conn:
+            cursor = conn.execute(
+                f"DELETE FROM messages WHERE conversation_id = ? AND id IN ({marks})",
+                (conversation_id, *message_ids),
+            )
+        return cursor.rowcount
 
     def messages(self, conversation_id: int) -> list[StoredMessage]:
         """A conversation's messages, oldest first."""

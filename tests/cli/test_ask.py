@@ -13,6 +13,8 @@ import pytest
 from tests.conftest import CortanRunner, assert_one_sentence, cortan_command
 from tests.servers import FakeOllama, FakeOpenAI, Reply
 
+EXIT_READER_GONE = 141  # 128 + SIGPIPE, as `yes | head -1` reports it
+
 
 def user_message(server: FakeOllama | FakeOpenAI, index: int = -1) -> str:
     messages = server.chat_requests[index].json["messages"]
@@ -179,8 +181,30 @@ def test_escape_sequences_are_neutralised_in_pipes(
 def test_raw_passes_bytes_when_not_a_terminal(
     cortan: type[CortanRunner], ollama_env: FakeOllama
 ) -> None:
-    ollama_env.queue(Reply(pieces=["a\x1b[1mb"]))
-    assert cortan.run("ask", "--raw", "x").stdout == "a\x1b[1mb\n"
+    ollama_env.queue(Reply(pieces=["a\x1b[1mb"]), Reply(pieces=["c\x1b[1md\n"]))
+    assert cortan.run("ask", "--raw", "x").stdout == "a\x1b[1mb"  # no newline it did not send
+    assert cortan.run("ask", "--raw", "x").stdout == "c\x1b[1md\n"
+
+
+def test_raw_no_stream_is_raw_too(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
+    ollama_env.queue(Reply(pieces=["a\x1b[1m", "b"]))
+    assert cortan.run("ask", "--raw", "--no-stream", "x").stdout == "a\x1b[1mb"
+
+
+def test_dash_then_words_sends_stdin_with_the_instruction(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    """`ask - "summarise"` used to send the prompt "- summarise" (issue 21)."""
+    result = cortan.run("ask", "-", "summarise", "this", input="the data\n")
+    assert result.code == 0, result.stderr
+    assert user_message(ollama_env) == "Input from stdin:\n```\nthe data\n```\n\nsummarise this"
+
+
+def test_a_dash_inside_the_words_is_a_word(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    assert cortan.run("ask", "what", "is", "5", "-", "3").code == 0
+    assert user_message(ollama_env) == "what is 5 - 3"
 
 
 # -- failures: exit code, one sentence, partial answer kept -------------------------------
@@ -364,7 +388,7 @@ def test_reader_leaving_stops_the_answer_quietly(
     assert proc.stdout is not None and proc.stderr is not None
     assert proc.stdout.readline() == b"first line\n"
     proc.stdout.close()  # like `| head -1` exiting; the next piece cannot be written
-    assert proc.wait(timeout=8) == 1  # long before the 10 s answer would end
+    assert proc.wait(timeout=8) == EXIT_READER_GONE  # long before the 10 s answer would end
     err = proc.stderr.read().decode()
     proc.stderr.close()
     assert "Traceback" not in err and "Broken pipe" not in err
@@ -452,4 +476,41 @@ def test_a_closed_stdout_is_one_sentence(
     assert done.returncode == 1
     assert_one_sentence(done.stderr)
     assert "stdout is closed" in done.stderr
+
+
+@pytest.mark.parametrize("provider", ["openai", "ollama"])
+def test_head_c_5_never_shows_a_traceback(
+    cortan: type[CortanRunner], request: pytest.FixtureRequest, provider: str, tmp_path: Path
+) -> None:
+    """`cortan ask … | head -c 5`, again and again: no traceback, the documented code.
+
+    Issue 21 saw a 60-line CancelledError traceback in 1 run of 8 up to 4 of 5, while the
+    OpenAI stream was being closed: the writer cancelled the request's task. A closed
+    stdout is now an essential observer's failure; this holds it to that, on both SDKs,
+    with a long answer still streaming when `head` leaves.
+    """
+    server: FakeOllama | FakeOpenAI = request.getfixturevalue(f"{provider}_env")
+    server.default = Reply(pieces=[f"word{i} " for i in range(2000)], delay=0.002)
+    command = " ".join(cortan_command())
+    err = tmp_path / "err"
+    script = (
+        f'{command} ask --no-stdin -m {provider}:{server.models[0]} "tell me" 2>"{err}"'
+        ' | head -c 5 >/dev/null; echo "${PIPESTATUS[0]}"'
+    )
+    for run in range(8):
+        done = subprocess.run(
+            ["bash", "-c", script], capture_output=True, text=True, timeout=20, check=False
+        )
+        stderr = err.read_text()
+        assert (done.stdout.strip(), stderr) == (str(EXIT_READER_GONE), ""), f"run {run}"
+    assert server.wait_disconnect(5, count=8)  # each answer stopped, not read to its end
+
+
+def test_a_misspelt_provider_is_a_usage_error(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    result = cortan.run("ask", "-m", "opneai:gpt-4o", "hi")
+    assert result.code == 2
+    assert_one_sentence(result.stderr)
+    assert "did you mean 'openai:gpt-4o'?" in result.stderr
     assert ollama_env.chat_requests == []

@@ -93,6 +93,35 @@ def test_openai_without_a_keyring(cortan: type[CortanRunner]) -> None:
     assert "set OPENAI_API_KEY in the environment instead" in result.stderr
 
 
+NULL_KEYRING = "keyring.backends.null.Keyring"  # keeps nothing and says nothing
+
+
+def test_a_keyring_that_keeps_nothing_is_no_keyring(
+    cortan: type[CortanRunner], work: FakeOpenAI, tmp_path: Path
+) -> None:
+    """keyring's null backend (the usual advice for headless boxes) accepts and drops a key.
+
+    `keys set` must not claim "stored" then (issue 21): it reads the entry back.
+    """
+    env = {"PYTHON_KEYRING_BACKEND": NULL_KEYRING}
+    result = cortan.run("keys", "set", "work", input=f"{LEAK}\n", env=env)
+    assert result.code == 1
+    assert_one_sentence(result.stderr)
+    assert "stored" not in result.stderr
+    assert "did not keep the key: set WORK_KEY in the environment instead" in result.stderr
+    assert_not_written(tmp_path)
+
+
+def test_rm_says_when_there_was_nothing_to_remove(
+    cortan: type[CortanRunner], work: FakeOpenAI
+) -> None:
+    result = cortan.run("keys", "rm", "work", env={"PYTHON_KEYRING_BACKEND": NULL_KEYRING})
+    assert result.code == 1
+    assert_one_sentence(result.stderr)
+    assert "holds no key for 'work'; nothing was removed" in result.stderr
+    assert "removed the key" not in result.stderr
+
+
 @pytest.mark.parametrize(
     ("provider", "fragment"),
     [("nope", "no provider named 'nope'"), ("ollama", "takes no API key")],

@@ -134,13 +134,45 @@ def test_continue_and_session_together(cortan: type[CortanRunner], ollama_env: F
     assert_one_sentence(result.stderr)
 
 
-def test_session_name_that_looks_like_an_id(
+@pytest.mark.parametrize("form", ["{id}", "#{id}"])
+def test_an_unnamed_conversation_resumes_by_the_id_json_gave(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, form: str
+) -> None:
+    """`--json` names the conversation; `--session 7` or `'#7'` goes on with it (issue 21)."""
+    ollama_env.queue(Reply(pieces=["Paris."]))
+    report = json.loads(ok(cortan, "ask", "--json", "capital of France?"))
+    conversation_id = report["conversation_id"]
+    assert isinstance(conversation_id, int)
+    ok(cortan, "ask", "unrelated")
+    again = json.loads(
+        ok(cortan, "ask", "--json", "--session", form.format(id=conversation_id), "and Italy?")
+    )
+    assert again["conversation_id"] == conversation_id
+    assert [m["content"] for m in sent(ollama_env)["messages"]] == [
+        "capital of France?",
+        "Paris.",
+        "and Italy?",
+    ]
+
+
+def test_json_without_a_store_has_no_conversation_id(
     cortan: type[CortanRunner], ollama_env: FakeOllama
 ) -> None:
-    result = cortan.run("ask", "--session", "42", "hi")
+    report = json.loads(ok(cortan, "ask", "--json", "--no-log", "hi"))
+    assert report["conversation_id"] is None
+
+
+@pytest.mark.parametrize("ref", ["42", "#42"])
+def test_an_id_that_is_not_stored_is_refused(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, ref: str
+) -> None:
+    """An id cannot start a conversation (ids are given, not chosen): one sentence, exit 2."""
+    ok(cortan, "ask", "one")  # a store exists, without conversation 42
+    result = cortan.run("ask", "--session", ref, "hi")
     assert result.code == 2
-    assert "cannot be a number" in result.stderr
-    assert ollama_env.chat_requests == []
+    assert_one_sentence(result.stderr)
+    assert "no stored conversation #42" in result.stderr
+    assert len(ollama_env.chat_requests) == 1
 
 
 def test_killed_question_is_not_sent_again(

@@ -7,6 +7,7 @@ answer that pexpect never sends.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -119,3 +120,71 @@ def test_piped_text_then_keyboard(
         child.expect(pexpect.EOF, timeout=10)
     finally:
         child.close(force=True)
+
+
+def answers_shown(count: int, screen: str) -> bool:
+    """``count`` answers have ended (each with its footer) and the prompt is back."""
+    return screen.count("tok/s") == count and prompt_ready(screen)
+
+
+def test_ctrl_r_enter_sends_what_it_found(term: Terminal, ollama_env: FakeOllama) -> None:
+    """On a real terminal: Ctrl-R finds an older line, Enter sends it (issue 21)."""
+    term.wait(prompt_ready)
+    for answered, line in enumerate(("alpha question", "beta question"), 1):
+        term.type(line + "\r")
+        term.wait(functools.partial(answers_shown, answered))
+    term.wait(prompt_ready)
+    term.type("\x12alph")
+    term.wait(lambda s: "(reverse-i-search)`alph': alpha question" in s)
+    term.type("\r")
+    term.wait(functools.partial(answers_shown, 3))
+    assert ollama_env.chat_requests[-1].json["messages"][-1]["content"] == "alpha question"
+    term.wait(prompt_ready)
+    term.type("\x04")
+    term.child.expect(pexpect.EOF, timeout=10)
+
+
+def test_ask_dash_on_a_terminal_says_how_to_end(
+    terminal_env: dict[str, str], ollama_env: FakeOllama
+) -> None:
+    """`cortan ask -` at a terminal waits for typing: it says so, and how to finish."""
+    command = cortan_command()
+    child = pexpect.spawn(
+        command[0], [*command[1:], "ask", "-"], env=terminal_env, dimensions=(ROWS, COLS)
+    )
+    try:
+        child.expect(b"end with Ctrl-D", timeout=20)
+        child.send(b"typed question\n")
+        child.sendeof()
+        child.expect(b"Hello, world!", timeout=20)
+        child.expect(pexpect.EOF, timeout=10)
+    finally:
+        child.close(force=True)
+    assert ollama_env.chat_requests[0].json["messages"][-1]["content"] == "typed question\n"
+
+
+def test_the_banner_comes_before_what_the_options_say(
+    terminal_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """`chat --session NAME --role R`: the banner first, then "loaded …" and "role …"."""
+    import subprocess
+
+    subprocess.run(
+        [*cortan_command(), "ask", "--session", "trip", "plan a trip"],
+        env=terminal_env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=True,
+        timeout=30,
+    )
+    terminal = Terminal(["chat", "--session", "trip", "--role", "shell"], terminal_env)
+    try:
+        screen = terminal.wait(prompt_ready)
+        lines = [line for line in screen.splitlines() if line.strip()]
+        assert lines[0].startswith("cortan "), screen
+        assert lines[1] == "loaded trip: 1 turn", screen
+        assert lines[2].startswith("role shell"), screen
+        terminal.type("\x04")
+        terminal.child.expect(pexpect.EOF, timeout=10)
+    finally:
+        terminal.child.close(force=True)

@@ -70,3 +70,57 @@ def test_a_remote_fallback_means_the_prompt_may_leave() -> None:
     assert not r.leaves_machine("ollama:llama3.2", fallback=False)
     assert r.leaves_machine("ollama:llama3.2")
     assert not r.leaves_machine("work:x", fallback=False)  # a loopback base URL
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        ("opneai:gpt-4o", "openai:gpt-4o"),
+        ("olama:llama3.2", "ollama:llama3.2"),
+        ("Work:gpt-4o", "work:gpt-4o"),
+        ("wrok:gpt-4o", "work:gpt-4o"),
+    ],
+)
+def test_a_misspelt_provider_is_refused_with_the_name_meant(name: str, meant: str) -> None:
+    """`opneai:gpt-4o` used to become the Ollama model `opneai:gpt-4o` (issue 21)."""
+    with pytest.raises(UsageError) as caught:
+        router().resolve(name)
+    sentence = str(caught.value)
+    assert f"did you mean {meant!r}?" in sentence
+    assert "providers: ollama, openai, work" in sentence
+    assert f"ollama:{name}" in sentence  # how to mean an Ollama model of that name after all
+
+
+@pytest.mark.parametrize(
+    "name", ["llama3.2:latest", "llama2:7b", "qwen2.5-coder:7b", "openchat:7b", "mistral"]
+)
+def test_ollama_names_with_a_tag_are_not_taken_for_providers(name: str) -> None:
+    assert router().resolve(name) == Route("ollama", name)
+
+
+def test_a_misspelt_provider_in_an_alias_or_fallback_is_refused_too() -> None:
+    with pytest.raises(UsageError, match="did you mean 'openai:gpt-4o'"):
+        router(aliases={"smart": "opnai:gpt-4o"}).resolve("smart")
+    with pytest.raises(UsageError, match="fallback 'opneai:x'"):
+        router(fallback=["opneai:x"]).get_chain("ollama:y")
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "close"),
+    [
+        ("opneai", "openai", True),
+        ("olama", "ollama", True),
+        ("ollamma", "ollama", True),
+        ("openai", "openai", True),
+        ("llava", "ollama", False),
+        ("llama2", "ollama", False),
+        ("openchat", "openai", False),
+        ("oepnia", "openai", False),
+        ("", "ollama", False),
+    ],
+)
+def test_one_typo(a: str, b: str, close: bool) -> None:
+    from cortan.engine.routes import is_one_typo
+
+    assert is_one_typo(a, b) is close
+    assert is_one_typo(b, a) is close

@@ -50,6 +50,11 @@ class Shell:
         assert isinstance(file, io.StringIO)
         return file.getvalue()
 
+    @property
+    def text(self) -> str:
+        """The screen with the console's line wrapping undone (every run of spaces one)."""
+        return " ".join(self.screen.split())
+
     async def send(self, text: str) -> None:
         self.pipe.send_text(text)
         await asyncio.sleep(0)
@@ -394,7 +399,7 @@ async def test_save_sessions_and_load(stored_shell: Shell, ollama_env: FakeOllam
     await shell.command("/sessions")
     assert "geo" in shell.screen and "(unnamed)" in shell.screen
     await shell.command("/load geo")
-    assert "loaded geo: 1 turns" in shell.screen
+    assert "loaded geo: 1 turn" in shell.screen
     await shell.ask("And the revolution?")
     assert sent_messages(ollama_env) == [
         {"role": "user", "content": "Capital of France?"},
@@ -527,3 +532,234 @@ def sent_body(server: FakeOllama) -> dict[str, object]:
     body = server.chat_requests[-1].json
     assert isinstance(body, dict)
     return body
+
+
+CTRL_R = "\x12"
+
+
+async def start_search(shell: Shell, query: str) -> None:
+    """Ask two questions, then Ctrl-R for ``query``: the older one is found and shown."""
+    await shell.ask("alpha question")
+    await shell.ask("beta question")
+    await shell.send(CTRL_R + query)
+    await wait_for(lambda: found(shell) == "alpha question")
+
+
+def found(shell: Shell) -> str | None:
+    """What the line shows while a Ctrl-R search is open (None: no search is)."""
+    from prompt_toolkit.search import SearchState
+
+    layout = shell.repl.session.app.layout
+    target = layout.search_target_buffer_control
+    if not layout.is_searching or target is None or target.search_buffer is None:
+        return None
+    query = SearchState(target.search_buffer.text, target.search_state.direction)
+    return target.buffer.document_for_search(query).text  # what the line previews
+
+
+async def test_ctrl_r_enter_sends_the_entry_found(shell: Shell, ollama_env: FakeOllama) -> None:
+    """Enter takes what Ctrl-R found and sends it, as in readline (issue 21)."""
+    await start_search(shell, "alph")
+    shell.pipe.send_text("\r")
+    ended = await asyncio.wait_for(shell.ended.get(), 10)
+    assert isinstance(ended, ChatFinished)
+    assert sent_messages(ollama_env)[-1]["content"] == "alpha question"
+    assert len(ollama_env.chat_requests) == 3
+    await shell.exit()
+
+
+@pytest.mark.parametrize(
+    ("key", "cursor"),
+    [("\x1b", None), ("\x1b[C", "end"), ("\x1b[D", "start"), ("\x05", "end"), ("\x01", "start")],
+    ids=["escape", "right", "left", "ctrl-e", "ctrl-a"],
+)
+async def test_ctrl_r_then_a_movement_key_takes_the_entry_to_edit(
+    shell: Shell, ollama_env: FakeOllama, key: str, cursor: str | None
+) -> None:
+    """Esc, → and the other movement keys leave the search with the entry on the line."""
+    await start_search(shell, "alph")
+    await shell.send(key)
+    layout = shell.repl.session.app.layout
+    await wait_for(lambda: not layout.is_searching)  # Esc alone waits for the key timeout
+    buffer = shell.repl.session.default_buffer
+    assert buffer.text == "alpha question"
+    if cursor is not None:
+        assert buffer.cursor_position == (len(buffer.text) if cursor == "end" else 0)
+    assert len(ollama_env.chat_requests) == 2  # nothing sent until Enter
+    shell.pipe.send_text(" again\r" if cursor == "end" else "\r")
+    await asyncio.wait_for(shell.ended.get(), 10)
+    expected = "alpha question again" if cursor == "end" else "alpha question"
+    assert sent_messages(ollama_env)[-1]["content"] == expected
+    await shell.exit()
+
+
+async def test_ctrl_c_in_a_search_gives_the_line_back(shell: Shell) -> None:
+    """Ctrl-C (or Ctrl-G) leaves the search and restores what was typed before it."""
+    await shell.ask("alpha question")
+    await shell.send("typed" + CTRL_R + "alph")
+    await wait_for(lambda: found(shell) == "alpha question")
+    buffer = shell.repl.session.default_buffer
+    await shell.send("\x03")
+    await wait_for(lambda: not shell.repl.session.app.layout.is_searching)
+    assert buffer.text == "typed"
+    assert "Ctrl-D or /exit leaves" not in shell.screen
+    await shell.send("\x03")  # now Ctrl-C clears the line, so that Ctrl-D may leave
+    await wait_for(lambda: buffer.text == "")
+    await shell.exit()
+
+
+async def test_retry_replaces_the_exchange_in_the_store(
+    stored_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """/retry replaces the last answer on disk too: /load and -c never send the discarded one."""
+    shell = stored_shell
+    ollama_env.queue(Reply(pieces=["Paris."]), Reply(pieces=["first"]), Reply(pieces=["second"]))
+    await shell.ask("Capital of France?")
+    await shell.ask("q")
+    shell.pipe.send_text("/retry\r")
+    await asyncio.wait_for(shell.ended.get(), 10)
+    await shell.command("/save retried")
+    store = shell.repl.services.store
+    assert store is not None
+    found = store.find("retried")
+    assert found is not None
+    stored = [(m.role, m.content) for m in store.messages(found.id)]
+    assert stored == [
+        ("user", "Capital of France?"),
+        ("assistant", "Paris."),
+        ("user", "q"),
+        ("assistant", "second"),
+    ]
+    await shell.command("/clear")
+    await shell.command("/load retried")
+    await shell.ask("next")
+    assert [m["content"] for m in sent_messages(ollama_env)] == [
+        "Capital of France?",
+        "Paris.",
+        "q",
+        "second",
+        "next",
+    ]
+    await shell.exit()
+
+
+async def test_a_failed_retry_leaves_the_conversation_as_it_was(
+    stored_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """The answer /retry would replace stays, on screen and on disk, until a new one comes."""
+    shell = stored_shell
+    ollama_env.queue(Reply(pieces=["first"]), Reply(status=400, error="model runner crashed"))
+    await shell.ask("q")
+    shell.pipe.send_text("/retry\r")
+    ended = await asyncio.wait_for(shell.ended.get(), 10)
+    assert isinstance(ended, ChatFailed)
+    await wait_for(lambda: "the conversation is unchanged" in shell.screen)
+    assert [t.answer for t in shell.repl.conversation.turns] == ["first"]
+    await shell.ask("next")
+    assert [m["content"] for m in sent_messages(ollama_env)] == ["q", "first", "next"]
+    recorder = shell.repl.services.recorder
+    store = shell.repl.services.store
+    assert store is not None and recorder is not None and recorder.conversation_id is not None
+    from cortan.store.records import select_history
+
+    kept = select_history(store.messages(recorder.conversation_id))
+    assert [m.content for m in kept] == ["q", "first", "next", "Hello, world!"]
+    await shell.exit()
+
+
+async def test_model_refuses_a_misspelt_provider(shell: Shell, ollama_env: FakeOllama) -> None:
+    """`/model opneai:gpt-4o` used to become the Ollama model `opneai:gpt-4o` (issue 21)."""
+    await shell.command("/model opneai:gpt-4o")
+    assert "no provider named 'opneai'" in shell.text
+    assert "did you mean 'openai:gpt-4o'?" in shell.text
+    assert shell.repl.conversation.model is None  # unchanged
+    await shell.exit()
+
+
+async def test_model_refuses_what_ollama_does_not_have(
+    shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """Ollama's list is the truth: a model it lacks is refused, with the nearest it has."""
+    await asyncio.to_thread(shell.repl.models.loaded.wait, 10)
+    await shell.command("/model ollama:llama3.3")
+    assert "ollama has no model 'llama3.3'" in shell.text
+    assert "did you mean 'ollama:llama3.2:latest'?" in shell.text
+    assert "ollama pull llama3.3" in shell.text
+    assert shell.repl.conversation.model is None
+    await shell.command("/model llama3.2")  # the tag defaults to latest, as in Ollama
+    assert shell.repl.conversation.model == "llama3.2"
+    ollama_env.models = [*ollama_env.models, "llama3.3:latest"]  # pulled meanwhile
+    await shell.command("/model ollama:llama3.3")
+    assert shell.repl.conversation.model == "ollama:llama3.3"  # the list was asked again
+    await shell.exit()
+
+
+async def test_session_by_id_opens_an_unnamed_conversation(
+    stored_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """`cortan chat --session 7` (or '#7') opens conversation 7; an unknown id is refused."""
+    from cortan.core.errors import UsageError
+    from cortan.shell.sessions import load_session
+
+    shell = stored_shell
+    ollama_env.queue(Reply(pieces=["Paris."]))
+    await shell.ask("Capital of France?")
+    store, recorder = shell.repl.services.store, shell.repl.services.recorder
+    assert store is not None and recorder is not None and recorder.conversation_id is not None
+    first = recorder.conversation_id
+    await shell.command("/clear")
+    load_session(shell.repl, store, recorder, f"#{first}", create=True)
+    assert [t.answer for t in shell.repl.conversation.turns] == ["Paris."]
+    with pytest.raises(UsageError, match="no stored conversation '99'"):
+        load_session(shell.repl, store, recorder, "99", create=True)
+    await shell.exit()
+
+
+async def test_sessions_lists_aligned_with_dates_and_first_prompts(
+    stored_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    shell = stored_shell
+    await shell.ask("Capital of France?")
+    await shell.command("/save geo")
+    await shell.command("/clear")
+    await shell.ask("unrelated question")
+    await shell.command("/sessions")
+    lines = [line for line in shell.screen.splitlines() if "Capital" in line or "unrelated" in line]
+    lines = [line for line in lines if "#" in line]
+    assert len(lines) == 2, shell.screen
+    newest, older = lines
+    assert newest.startswith(" *  #2") and older.startswith("    #1  geo")
+    assert newest.index("unrelated") == older.index("Capital")  # aligned, cut to fit
+    assert all(len(line) <= 80 for line in shell.screen.splitlines())  # nothing wraps
+    assert newest.index("ollama:llama3.2:latest") == older.index("ollama:llama3.2:latest")
+    import re
+
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", older)  # when it was last used
+    await shell.exit()
+
+
+async def test_sessions_says_when_it_shows_only_the_newest(
+    stored_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    shell = stored_shell
+    for prompt in ("one", "two", "three"):
+        await shell.ask(prompt)
+        await shell.command("/clear")
+    await shell.command("/sessions 2")
+    assert "the newest 2 of 3 shown; /sessions 3 shows them all" in shell.text
+    await shell.exit()
+
+
+async def test_load_counts_turns_and_usage_knows_their_tokens(
+    stored_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """After /load, "1 turn" (not "1 turns"), and /usage counts the stored tokens."""
+    shell = stored_shell
+    await shell.ask("hi")
+    await shell.command("/save one")
+    await shell.command("/clear")
+    await shell.command("/load one")
+    assert "loaded one: 1 turn" in shell.text and "1 turns" not in shell.text
+    await shell.command("/usage")
+    assert "this conversation: 1 turn, 7 tokens in, 4 out" in shell.text
+    await shell.exit()

@@ -184,3 +184,21 @@ async def test_a_conversation_deleted_meanwhile_is_started_anew(
     await app.ask(request(app, "hi"))
     assert recorder.conversation_id not in (None, gone.id)
     assert [c.message_count for c in store.list_conversations()] == [2]
+
+
+async def test_last_exchange_is_the_last_kept_and_discard_takes_it_back(
+    app: App, store: SessionStore, ollama_env: FakeOllama
+) -> None:
+    """A failed answer is no exchange to replace; a kept one is, until it is discarded."""
+    recorder = app.attach_store(store)
+    ollama_env.queue(Reply(pieces=["kept"]), Reply(status=400, error="no"))
+    await app.ask(request(app, "one"))
+    kept = recorder.last_exchange
+    assert kept is not None and len(kept.message_ids) == 2
+    await app.ask(request(app, "two"))
+    assert recorder.last_exchange == kept  # the failure did not replace it
+    recorder.discard(kept)
+    assert recorder.last_exchange is None
+    assert recorder.conversation_id is not None
+    remaining = store.messages(recorder.conversation_id)
+    assert [(m.content, m.status) for m in remaining] == [("two", "complete"), ("", "failed")]

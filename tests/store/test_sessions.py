@@ -121,6 +121,18 @@ def test_delete_removes_messages_and_their_search_entries(store: SessionStore) -
     assert store.stats().messages == 1
 
 
+def test_delete_messages_takes_only_the_conversation_named(store: SessionStore) -> None:
+    """What /retry replaced goes, search entries included; another conversation's ids stay."""
+    mine, other = store.create(), store.create()
+    question = store.add_message(mine.id, "user", "walrus question")
+    answer = store.add_message(mine.id, "assistant", "walrus answer")
+    theirs = store.add_message(other.id, "user", "walrus elsewhere")
+    assert store.delete_messages(mine.id, [question, answer, theirs]) == 2
+    assert store.messages(mine.id) == []
+    assert [e.content for e in store.search("walrus")] == ["walrus elsewhere"]
+    assert store.delete_messages(mine.id, []) == 0
+
+
 def test_recent_messages_newest_first_across_conversations(store: SessionStore) -> None:
     a, b = store.create("a"), store.create()
     store.add_message(a.id, "user", "one")

@@ -1,0 +1,67 @@
+"""The command line as a whole: global flags wherever they are typed."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import CortanRunner
+from tests.servers import FakeOllama
+
+
+def user_message(server: FakeOllama) -> str:
+    return str(server.chat_requests[-1].json["messages"][-1]["content"])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--debug", "ask", "hi"),
+        ("ask", "--debug", "hi"),
+        ("ask", "hi", "--debug"),
+        ("ask", "--no-color", "--debug", "-m", "ollama:llama3.2:latest", "hi"),
+    ],
+)
+def test_global_flags_before_or_after_the_command(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, args: tuple[str, ...]
+) -> None:
+    """`cortan ask --debug` used to fail with "No such option" (issue 21)."""
+    result = cortan.run(*args)
+    assert result.code == 0, result.stderr
+    assert result.stdout == "Hello, world!\n"
+    assert "DEBUG" in result.stderr
+    assert user_message(ollama_env) == "hi"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("sessions", "list", "--no-color"), ("keys", "list", "--no-color"), ("roles", "--debug")],
+)
+def test_global_flags_after_a_command_of_a_group(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, args: tuple[str, ...]
+) -> None:
+    result = cortan.run(*args)
+    assert "No such option" not in result.stderr
+    assert result.code in (0, 1), result.stderr  # sessions list with no store says so: 1
+
+
+@pytest.mark.parametrize(
+    ("args", "prompt", "system"),
+    [
+        (("ask", "-s", "--debug", "hi"), "hi", "--debug"),  # the value of -s, not a flag
+        (("ask", "--system=--debug", "hi"), "hi", "--debug"),
+        (("ask", "--", "--debug"), "--debug", None),  # after --, words of the prompt
+    ],
+)
+def test_a_global_flag_spelt_as_a_value_stays_a_value(
+    cortan: type[CortanRunner],
+    ollama_env: FakeOllama,
+    args: tuple[str, ...],
+    prompt: str,
+    system: str | None,
+) -> None:
+    result = cortan.run(*args)
+    assert result.code == 0, result.stderr
+    assert "DEBUG" not in result.stderr
+    messages = ollama_env.chat_requests[-1].json["messages"]
+    assert messages[-1]["content"] == prompt
+    assert (messages[0]["content"] if messages[0]["role"] == "system" else None) == system
