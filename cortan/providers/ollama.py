@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 import httpx
 import ollama
 
+from cortan.config.settings import is_loopback_url
 from cortan.core.errors import (
     AuthError,
     BadRequestError,
@@ -71,6 +72,9 @@ class OllamaProvider:
             timeout=timeout,
             verify=get_verify(url),
             event_hooks={"request": [_add_headers]},
+            # A loopback server is reached directly, never through http_proxy: cortan
+            # judges it local (no secret guard), so the prompt must not leave (issue 15).
+            trust_env=not is_loopback_url(url),
         )
 
     async def list_models(self) -> list[ModelInfo]:

@@ -17,7 +17,7 @@ import httpx2
 import openai
 
 from cortan.config.keys import get_api_key
-from cortan.config.settings import DEFAULT_OPENAI_URL
+from cortan.config.settings import DEFAULT_OPENAI_URL, is_loopback_url
 from cortan.core.errors import (
     AuthError,
     BadRequestError,
@@ -232,11 +232,14 @@ def _usage(usage: Any) -> Usage:
 
 
 def _make_http_client(url: str, timeout: httpx2.Timeout) -> httpx2.AsyncClient | None:
-    """The SDK's own client, except that plain http reads no CA bundle (cortan.providers.tls)."""
+    """The SDK's own client, except that plain http reads no CA bundle (cortan.providers.tls)
+    and a loopback server is reached directly, never through http_proxy: cortan judges it
+    local (no secret guard), so the prompt and the key must not leave (issue 15)."""
     verify = get_verify(url, load_system)
-    if verify is True:
+    direct = is_loopback_url(url)
+    if verify is True and not direct:
         return None
-    return openai.DefaultAsyncHttpxClient(verify=verify, timeout=timeout)
+    return openai.DefaultAsyncHttpxClient(verify=verify, timeout=timeout, trust_env=not direct)
 
 
 def _cut_mid_stream(exc: BaseException) -> bool:

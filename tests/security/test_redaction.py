@@ -8,6 +8,7 @@ loopback with the real SDKs, for errors before the answer and in the middle of i
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 
@@ -59,3 +60,21 @@ def test_a_password_in_the_base_url_is_never_printed(
     assert result.code == 1
     assert PASSWORD not in result.stdout + result.stderr
     assert ollama.url in json.loads(result.stdout)["error"]["message"]
+
+
+@pytest.mark.parametrize("model", ["ollama:llama3.2", "openai:gpt-4o-mini"])
+def test_a_loopback_provider_never_goes_through_a_proxy(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, openai_env: FakeOpenAI, model: str
+) -> None:
+    """cortan judges a loopback provider local (no secret guard): it must really be direct."""
+    with socket.socket() as proxy:  # a proxy that would see the prompt and the key
+        proxy.bind(("127.0.0.1", 0))
+        proxy.listen()
+        address = f"http://127.0.0.1:{proxy.getsockname()[1]}"
+        env = {name: address for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY")}
+        result = cortan.run("ask", "-m", model, "hi", env=env)
+        proxy.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            proxy.accept()  # nobody came through the proxy
+    assert result.code == 0, result.stderr
+    assert result.stdout == "Hello, world!\n"
