@@ -14,13 +14,16 @@ priority that keeps DESIGN.md's promises:
 
 Front ends receive the services they need, never this module: the REPL gets an
 ``App`` through the narrow :class:`cortan.shell.services.ShellServices` protocol,
-wired by :func:`make_repl`.
+wired by :func:`make_repl`; a batch job gets one through
+:class:`cortan.batch.services.BatchServices`, wired by :func:`make_batch`. The
+response cache is the engine's (a stage of ``Chat.run``), turned on by
+:meth:`App.use_cache` with the store's table.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -43,11 +46,16 @@ from cortan.engine.manager import ModelManager
 
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any, TextIO
 
     from prompt_toolkit.input import Input
     from prompt_toolkit.output import Output
     from rich.console import Console
 
+    from cortan.batch.inputs import Record
+    from cortan.batch.items import RequestSpec
+    from cortan.batch.progress import ProgressView
+    from cortan.batch.runner import BatchRunner
     from cortan.config.settings import Settings
     from cortan.core.messages import Message
     from cortan.engine.budget import ContextUsage
@@ -56,6 +64,8 @@ if TYPE_CHECKING:
     from cortan.engine.routes import Route
     from cortan.render.views import AnswerView
     from cortan.shell.repl import Repl
+    from cortan.store.cache import CacheStore
+    from cortan.store.jobs import Job, JobStore
     from cortan.store.recorder import Recorder
     from cortan.store.sessions import SessionStore
 
@@ -121,15 +131,16 @@ class App:
         """Dim one-line remarks (fallbacks, waits, turns left out) go to ``notice``."""
         self.bus.subscribe(Notice, lambda event: notice(event.text))
 
-    def attach_store(self, store: SessionStore) -> Recorder:
+    def attach_store(self, store: SessionStore, *, each_request_new: bool = False) -> Recorder:
         """Record every exchange in ``store``; the front end tells the recorder where.
 
         Ahead of the view on the same events (priority -10): the question is
         committed before it is sent, and an answer on screen is an answer on disk.
+        ``each_request_new`` gives every request a conversation of its own (a batch).
         """
         from cortan.store.recorder import Recorder
 
-        recorder = Recorder(store)
+        recorder = Recorder(store, each_request_new=each_request_new)
         work = "save the exchange"
         self.bus.subscribe(ChatPrepared, recorder.on_prepared, priority=-10, essential=work)
         for ending in ENDINGS:
@@ -137,7 +148,19 @@ class App:
         self.store, self.recorder = store, recorder
         return recorder
 
+    def use_cache(self, store: CacheStore) -> None:
+        """Answer requests that ask for it from ``store``, and keep finished answers there."""
+        from cortan.engine.cache import AnswerCache
+
+        manager = self.manager
+        self.chat.cache = AnswerCache(
+            self.bus, self.settings, manager.router, store, get_digest=manager.get_digest
+        )
+
     # -- what the front ends may ask besides answers -----------------------------------
+
+    def get_capacity(self, names: Sequence[str | None]) -> int:
+        return self.manager.get_capacity(names)
 
     def resolve(self, name: str | None) -> Route:
         return self.manager.resolve(name)
@@ -223,3 +246,21 @@ def make_repl(
     repl = Repl(app, console, session, commands, models)
     app.attach_notices(repl.dim)
     return repl
+
+
+def make_batch(
+    app: App,
+    jobs: JobStore,
+    job: Job,
+    records: Iterator[Record],
+    spec: RequestSpec,
+    output: TextIO,
+    progress: ProgressView,
+    **options: Any,
+) -> BatchRunner:
+    """Wire a batch job: the runner on the engine, the engine's notices to its display."""
+    from cortan.batch.runner import BatchRunner
+
+    runner = BatchRunner(app, jobs, job, records, spec, output, progress, **options)
+    app.bus.subscribe(Notice, runner.on_notice)
+    return runner

@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "doctor": ("cortan.cli.doctor", "doctor", False),
     "sessions": ("cortan.cli.sessions", "app", True),
     "logs": ("cortan.cli.logs", "logs", False),
+    "batch": ("cortan.cli.batch", "batch", False),
+    "cache": ("cortan.cli.cache", "app", True),
 }
 HELP_FLAGS = ("-h", "--help")
 

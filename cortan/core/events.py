@@ -84,6 +84,7 @@ class ChatFinished(NamedTuple):
     usage: Usage = Usage()
     timings: Timings = Timings()
     sent: str | None = None  # the user's turn as the model was sent it
+    cached: bool = False  # the answer came from the response cache, not from the model
 
 
 class ChatFailed(NamedTuple):

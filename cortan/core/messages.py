@@ -36,3 +36,4 @@ class ModelInfo(NamedTuple):
     size: int | None = None
     parameter_size: str | None = None
     context_length: int | None = None
+    digest: str | None = None  # the weights' hash, where the server says (Ollama)

@@ -40,3 +40,6 @@ class ChatRequest(NamedTuple):
     options: tuple[tuple[str, object], ...] = ()
     allow_fallback: bool = True  # False: only the model asked for (``--no-fallback``)
     allow_secrets: bool = False  # True: send even what looks like a secret (the user said so)
+    # The response cache: True looks the answer up and keeps it (``--cache``), False never
+    # (``--no-cache``), None as the settings say for this model (``cache.models``).
+    cache: bool | None = None

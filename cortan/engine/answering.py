@@ -8,6 +8,12 @@ answer are retried or passed to the next model: once a piece was published the
 answer belongs to that attempt, and a later failure ends the request with the
 partial answer kept (an answer is never stitched from two).
 
+Each attempt takes a slot on its host (:meth:`HostPool.claim` waits while every
+healthy host is full) and keeps to the rate limits of its pool or host
+(:mod:`cortan.engine.limits`) before it sends; a 429 pauses those limits for every
+request of the process. Time spent waiting for a slot or a limit is not counted
+against the retry deadline.
+
 ``ChatStarted`` names the model that answers: it is published at once when there is
 no fallback to go to, otherwise when the first piece arrives (after a ``Notice``
 saying which models failed). Each piece is republished as a ``TokenDelta``.
@@ -32,6 +38,7 @@ from cortan.core.errors import (
     ObserverError,
     ProviderError,
     ProviderTimeoutError,
+    RateLimitedError,
     UnreachableError,
 )
 from cortan.core.events import (
@@ -47,6 +54,7 @@ from cortan.engine.bus import EventBus
 from cortan.engine.hosts import Host, HostPool
 from cortan.engine.retry import RetryPolicy
 from cortan.engine.routes import Route
+from cortan.engine.tokens import estimate_messages
 from cortan.providers.base import Finish, ModelRequest, Provider
 
 if TYPE_CHECKING:
@@ -77,6 +85,7 @@ class Progress:
     first_token: float | None = None
     announced: bool = False
     failures: list[tuple[Route, CortanError]] = field(default_factory=list)
+    waited: float = 0.0  # seconds spent waiting for a host's slot or a rate limit
 
     def add(self, piece: str) -> None:
         pieces = self.pieces
@@ -150,7 +159,9 @@ class Answerer:
         attempt = 0
         while True:
             attempt += 1
-            host = pool.pick(avoid=tried, force=last)
+            begun = self._clock()
+            host = await pool.claim(avoid=tried, force=last)
+            answer.waited += self._clock() - begun
             if host is None:
                 raise UnreachableError(pool.describe_open())
             tried.append(host.url)
@@ -158,6 +169,8 @@ class Answerer:
                 return await self._attempt(answer, pool, host, request)
             except ProviderError as exc:
                 delay = self._get_delay(answer, pool, tried, exc, attempt)
+                if isinstance(exc, RateLimitedError) and (limiter := pool.get_limiter(host)):
+                    limiter.pause(exc.retry_after or delay or 0.0)  # the whole job slows down
                 if delay is None or (not last and not pool.has_available()):
                     raise  # every circuit open: on to the next model, without a wait
                 await self._wait(answer, exc, attempt, delay)
@@ -167,7 +180,7 @@ class Answerer:
     ) -> float | None:
         if answer.first_token is not None:
             return None  # never stitch an answer from two attempts
-        elapsed = self._clock() - answer.started
+        elapsed = self._clock() - answer.started - answer.waited
         delay = self._retry.get_delay(exc, attempt, elapsed, self._jitter)
         if delay is not None and pool.has_fresh(tried):
             return 0.0  # another host is waiting: fail over at once
@@ -186,9 +199,29 @@ class Answerer:
     async def _attempt(
         self, answer: Progress, pool: HostPool, host: Host, request: ModelRequest
     ) -> Finish:
-        """One try on one host; its outcome counts for the host's breaker and latency."""
+        """One try on one host, within its rate limits; the outcome counts for its breaker."""
         with host.attempt():
-            return await self._consume(answer, pool.get_provider(host), request, host)
+            limiter = pool.get_limiter(host)
+            estimate = 0
+            if limiter is not None:
+                estimate = estimate_messages(request.messages) if limiter.counts_tokens else 0
+                await self._pace(answer, limiter.reserve(estimate))
+            finish = await self._consume(answer, pool.get_provider(host), request, host)
+            if limiter is not None:
+                usage = finish.usage
+                limiter.settle(estimate, usage.prompt_tokens, usage.completion_tokens)
+            return finish
+
+    async def _pace(self, answer: Progress, delay: float) -> None:
+        """Wait ``delay`` seconds for a rate limit, saying so when it is long."""
+        if delay <= 0:
+            return
+        if delay >= NOTICE_WAIT:
+            text = f"{answer.route}: waiting {delay:.0f} s for the rate limit"
+            await self._bus.publish(Notice(answer.request_id, text))
+        begun = self._clock()
+        await self._sleep(delay)
+        answer.waited += self._clock() - begun
 
     async def _consume(
         self, answer: Progress, provider: Provider, request: ModelRequest, host: Host

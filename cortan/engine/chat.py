@@ -11,8 +11,10 @@ wanted. The stages are plain calls, in the order they happen::
     compose   ContextManager.fit     system prompt, earlier turns, attachments,
     + fit                            fitted to the first model's window
     prepared  -> observers           the recorder commits the user's turn here, before sending
+    cache     AnswerCache.look_up    an answer kept for exactly this request, if asked for
     stream    ModelManager.answer    hosts, retries, breakers, fallback; pieces -> observers
     learn     ContextManager.learn   estimates corrected from the server's counts
+    keep      AnswerCache.keep       a finished answer, for the next identical request
     ending    -> observers, returned finished | failed | cancelled, the partial kept
 
 Outcomes are published on the bus for observers (views, the store recorder,
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from cortan.core.requests import ChatRequest
     from cortan.engine.answering import Progress
     from cortan.engine.bus import EventBus
+    from cortan.engine.cache import AnswerCache
     from cortan.engine.context import ContextManager
     from cortan.engine.guard import Guard
     from cortan.engine.manager import ModelManager
@@ -51,12 +54,18 @@ class Chat:
     """Runs one request through the stages and returns how it ended."""
 
     def __init__(
-        self, bus: EventBus, guard: Guard, context: ContextManager, manager: ModelManager
+        self,
+        bus: EventBus,
+        guard: Guard,
+        context: ContextManager,
+        manager: ModelManager,
+        cache: AnswerCache | None = None,
     ) -> None:
         self._bus = bus
         self.guard = guard
         self.context = context
         self.manager = manager
+        self.cache = cache  # None: no response cache (the composition root may add one)
 
     async def run(self, request: ChatRequest) -> ChatEnded:
         """Answer ``request``; the ending is also published for observers."""
@@ -70,13 +79,20 @@ class Chat:
                 await self._bus.publish(Notice(request.request_id, fit.dropped))
             await self._bus.publish(ChatPrepared(request, request.model, fit.messages))
             sent = fit.messages[-1].content
-            progress = self.manager.start(request.request_id, chain)
-            options = {**dict(request.options), **fit.options}
-            ended: ChatEnded = await self.manager.answer(
-                progress, ModelRequest(chain[0].model, fit.messages, options)
-            )
-            if notice := self.context.learn(fit, ended):
-                await self._bus.publish(Notice(request.request_id, notice))
+            cache = self.cache
+            ended: ChatEnded | None = None
+            if cache is not None:
+                ended = await cache.look_up(request, chain[0], fit.messages)
+            if ended is None:
+                progress = self.manager.start(request.request_id, chain)
+                options = {**dict(request.options), **fit.options}
+                ended = await self.manager.answer(
+                    progress, ModelRequest(chain[0].model, fit.messages, options)
+                )
+                if notice := self.context.learn(fit, ended):
+                    await self._bus.publish(Notice(request.request_id, notice))
+                if cache is not None:
+                    await cache.keep(request, chain[0], fit.messages, ended)
         except asyncio.CancelledError:
             if (task := asyncio.current_task()) is not None:
                 task.uncancel()

@@ -66,6 +66,7 @@ class OllamaProvider:
             family=getattr(details, "family", None),
             size=model.size,
             parameter_size=getattr(details, "parameter_size", None),
+            digest=getattr(model, "digest", None) or None,
         )
 
     async def get_version(self) -> str | None:
