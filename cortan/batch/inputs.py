@@ -313,10 +313,13 @@ def _check_header(row: list[str], spec: InputSpec) -> list[str]:
 def _read_files(spec: InputSpec, max_bytes: int) -> Iterator[Record]:
     """Every file under the folder, sorted by path; hidden files and folders left out."""
     root = Path(spec.path)
-    for position, path in enumerate(_walk(root, spec.glob)):
+    for position, found in enumerate(_walk(root, spec.glob)):
+        path, problem = found
         name = path.relative_to(root).as_posix()
-        where = f"file {name}"
+        where = f"{'folder' if problem else 'file'} {name}"
         try:
+            if problem is not None:
+                raise _BadInput(f"{where} cannot be read ({problem})")
             content = _read_file(path, where, max_bytes)
         except _BadInput as exc:
             yield Record(position, name, where, {"path": name, "name": path.name}, str(exc))
@@ -325,19 +328,35 @@ def _read_files(spec: InputSpec, max_bytes: int) -> Iterator[Record]:
         yield Record(position, name, where, fields, size=len(content))
 
 
-def _walk(root: Path, glob: str | None) -> Iterator[Path]:
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            path = Path(folder, name)
-            if name.startswith(".") or not path.is_file():
-                continue
-            if glob and not (
-                fnmatch.fnmatch(name, glob)
-                or fnmatch.fnmatch(path.relative_to(root).as_posix(), glob)
-            ):
-                continue
-            yield path
+def _walk(root: Path, glob: str | None) -> Iterator[tuple[Path, str | None]]:
+    """(path, None) for each file in path order (``a.md``, ``b/c.md``, ``big.md``), or
+    (folder, why) for a folder that cannot be listed. Links to folders are not followed
+    (no loops); links to files are."""
+    stack = [iter(_list(root))]
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+            continue
+        path = Path(entry.path)
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            try:
+                stack.append(iter(_list(path)))
+            except OSError as exc:
+                yield path, exc.strerror or str(exc)
+            continue
+        relative = path.relative_to(root).as_posix()
+        if entry.is_file() and (
+            not glob or fnmatch.fnmatch(entry.name, glob) or fnmatch.fnmatch(relative, glob)
+        ):
+            yield path, None
+
+
+def _list(folder: Path) -> list[os.DirEntry[str]]:
+    with os.scandir(folder) as entries:
+        return sorted(entries, key=lambda entry: entry.name)
 
 
 def _read_file(path: Path, where: str, max_bytes: int) -> bytes:

@@ -19,18 +19,16 @@ A reader that went away (``| head``) ends the job quietly, as it ends ``cortan a
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TextIO
 
-from cortan.core.events import ChatEnded, ChatFinished
+from cortan.core.events import ChatEnded
 from cortan.render.plain import reader_gone
 from cortan.render.report import dump_json, make_report
 
 
 def make_line(item_id: str | int, ended: ChatEnded) -> str:
     """The output line of an item that ran (without its newline)."""
-    report: dict[str, Any] = {"id": item_id, **make_report(ended)}
-    report["cached"] = isinstance(ended, ChatFinished) and ended.cached
-    return dump_json(report)
+    return dump_json({"id": item_id, **make_report(ended)})
 
 
 def make_error_line(item_id: str | int, kind: str, message: str) -> str:

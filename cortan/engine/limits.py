@@ -7,11 +7,12 @@ request of the process, of every front end, draws on the same buckets, so a batc
 of a thousand prompts keeps to the limits as one ``cortan ask`` does.
 
 Each limit is a token bucket that may run into debt, so a large request is never
-refused: a request goes as soon as the bucket is not in debt, then takes what it
-costs (one request; its estimated prompt tokens, settled against the server's count
-when it ends), and those behind it wait until the debt is paid back at the
-configured rate. Buckets hold at most one second's share (at least one request), so
-requests are spread over the minute instead of spent in a burst at its start.
+refused: a request goes once the bucket holds what it costs (or, costing more than
+the bucket can hold, once the bucket is full), then takes it all (one request; its
+estimated prompt tokens, settled against the server's count when it ends), and those
+behind it wait until the debt is paid back at the configured rate. Buckets hold at
+most one second's share (at least one request), so requests are spread over the
+minute instead of spent in a burst at its start.
 
 Reserving is synchronous and returns how long to wait: requests side by side each
 take their turn in order without a lock, and the caller sleeps through its own
@@ -49,10 +50,14 @@ class TokenBucket:
         return self._level
 
     def reserve(self, cost: float) -> float:
-        """Take ``cost`` now; the seconds to wait before using it (0 when not in debt)."""
+        """Take ``cost`` now; the seconds to wait before using it.
+
+        The wait is until the bucket would hold ``cost`` (at most a full bucket): the
+        ones reserved before this one come first, whatever they cost.
+        """
         level = self._refill()
         self._level = level - cost
-        return max(0.0, -level) / self.rate
+        return max(0.0, min(cost, self.burst) - level) / self.rate
 
     def charge(self, cost: float) -> None:
         """Take (or, negative, give back) ``cost`` after the fact: a count settled late."""

@@ -3,7 +3,8 @@
 Keys are stable (scripts depend on them): ``model``, ``provider``, ``content``,
 ``finish_reason``, ``usage`` (``prompt_tokens``, ``completion_tokens``),
 ``timings`` (``first_token_s``, ``total_s``), and on failure ``error``
-(``kind``, ``message``) with whatever content arrived before it.
+(``kind``, ``message``) with whatever content arrived before it; ``cached`` (always
+there) says whether the answer came from the response cache.
 
 JSON keeps non-ASCII text readable (``ensure_ascii=False``), and ``json.dumps``
 already writes C0 controls such as ESC as ``\\u001b``; :func:`dump_json` also
@@ -43,6 +44,7 @@ def make_report(event: ChatEnded) -> dict[str, Any]:
         report["error"] = {"kind": event.kind, "message": event.message}
     elif isinstance(event, ChatCancelled):
         report["finish_reason"] = "interrupted"
+    report["cached"] = isinstance(event, ChatFinished) and event.cached
     return report
 
 

@@ -28,8 +28,6 @@ from cortan.store.db import connect, get_store_path, transaction, translate_erro
 
 #: Bytes counted per entry beyond its text: the key, the names, the numbers.
 ROW_OVERHEAD = 100
-#: Entries dropped at a time while the cache is over its cap.
-EVICT_STEP = 32
 
 
 class CachedAnswer(NamedTuple):
@@ -129,10 +127,17 @@ class CacheStore:
         now = self._clock()
         with transaction(self._conn, self.path) as conn:
             conn.execute("DELETE FROM response_cache WHERE created < ?", (now - self.max_age,))
+            # An upsert, not INSERT OR REPLACE: a replace deletes without firing the
+            # delete trigger (unless recursive triggers are on), and the totals would drift.
             conn.execute(
-                "INSERT OR REPLACE INTO response_cache (key, provider, model, content,"
-                " finish_reason, prompt_tokens, completion_tokens, size, created, used)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO response_cache (key, provider, model, content, finish_reason,"
+                " prompt_tokens, completion_tokens, size, created, used)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+                " provider = excluded.provider, model = excluded.model,"
+                " content = excluded.content, finish_reason = excluded.finish_reason,"
+                " prompt_tokens = excluded.prompt_tokens,"
+                " completion_tokens = excluded.completion_tokens, size = excluded.size,"
+                " created = excluded.created, used = excluded.used, hits = 0",
                 (key, *answer[:6], size, answer.created, now),
             )
             self._evict(conn)
@@ -140,12 +145,17 @@ class CacheStore:
 
     def _evict(self, conn: sqlite3.Connection) -> None:
         """Drop the least recently used answers until the cache is within its cap."""
-        while conn.execute("SELECT bytes FROM response_cache_size").fetchone()[0] > self.max_bytes:
-            conn.execute(
-                "DELETE FROM response_cache WHERE key IN"
-                " (SELECT key FROM response_cache ORDER BY used LIMIT ?)",
-                (EVICT_STEP,),
-            )
+        excess = conn.execute("SELECT bytes FROM response_cache_size").fetchone()[0]
+        excess -= self.max_bytes
+        if excess <= 0:
+            return
+        doomed: list[tuple[bytes]] = []
+        for key, size in conn.execute("SELECT key, size FROM response_cache ORDER BY used"):
+            doomed.append((key,))
+            excess -= size
+            if excess <= 0:
+                break
+        conn.executemany("DELETE FROM response_cache WHERE key = ?", doomed)
 
     def stats(self) -> CacheStats:
         """How many answers are kept, their size, how often they were used."""
