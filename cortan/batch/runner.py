@@ -8,11 +8,12 @@ job store, the input's records and the output, and runs like this::
                           └─► queue ─► workers ─► services.ask ─► record ─┘
                                                   (Chat.run)      (committed first)
 
-* **Side by side.** ``workers`` requests run at once: by default as many as the
-  hosts that may answer take (every host's ``parallel``, over the providers of the
-  model and its fallbacks). The engine gives each request a free slot on the least
-  busy healthy host and keeps to the rate limits, so a host whose circuit opens is
-  skipped and its items go to the others.
+* **Side by side.** ``workers`` requests run at once: by default a quarter more than
+  the hosts that may answer take (every host's ``parallel``, over the providers of
+  the model and its fallbacks), so that a slot that comes free is taken at once by a
+  request already waiting for it. The engine gives each request a free slot on the
+  least busy healthy host and keeps to the rate limits, so a host whose circuit
+  opens is skipped and its items go to the others.
 * **In order.** The writer keeps lines that finish early; how far the job may run
   ahead of its oldest unfinished item is ``window`` items, which bounds memory.
 * **Resumable.** Each item is committed to the job store the moment it ends, before
@@ -50,6 +51,12 @@ EXIT_OK, EXIT_FAILURE, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 1, 4, 130
 #: Seconds between two notices shown; the others are counted.
 NOTICE_GAP = 2.0
 MIN_WINDOW = 64
+
+
+def get_workers(capacity: int) -> int:
+    """Requests to keep going for hosts that take ``capacity`` at once: one ready per
+    four slots (at least one) waits to take a slot the moment it comes free."""
+    return max(1, capacity) + max(1, capacity // 4)
 
 
 class Outcome(NamedTuple):
@@ -99,7 +106,7 @@ class BatchRunner:
         self._records = records
         self._spec = spec
         self._progress = progress
-        self._workers = workers or max(1, services.get_capacity([spec.model]))
+        self._workers = workers or get_workers(services.get_capacity([spec.model]))
         self._window = asyncio.Semaphore(max(MIN_WINDOW, 4 * self._workers))
         self._writer = OutputWriter(output, ordered=ordered, written=self._written)
         self._queue: asyncio.Queue[_Entry | None] = asyncio.Queue(self._workers)

@@ -7,12 +7,9 @@ docs/batch.md says what every flag does.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import signal
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TextIO
@@ -376,6 +373,9 @@ def _make_progress(
 @contextlib.contextmanager
 def _stopped_by_sigterm() -> Iterator[Callable[[], bool]]:
     """SIGTERM stops the job as Ctrl-C does (cleanly, with a summary); says if it came."""
+    import asyncio
+    import signal
+
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     came: list[bool] = []
@@ -394,6 +394,8 @@ def _stopped_by_sigterm() -> Iterator[Callable[[], bool]]:
 
 def _report(context: Context, outcome: Outcome, output: str | None) -> None:
     """The summary on stderr; a job that could not go on says why in one error line."""
+    import time
+
     from cortan.batch.progress import summarise
     from cortan.batch.runner import EXIT_INTERRUPTED
 

@@ -12,7 +12,7 @@ Each attempt takes a slot on its host (:meth:`HostPool.claim` waits while every
 healthy host is full) and keeps to the rate limits of its pool or host
 (:mod:`cortan.engine.limits`) before it sends; a 429 pauses those limits for every
 request of the process. Time spent waiting for a slot or a limit is not counted
-against the retry deadline.
+against the retry deadline, nor in the answer's timings.
 
 ``ChatStarted`` names the model that answers: it is published at once when there is
 no fallback to go to, otherwise when the first piece arrives (after a ``Notice``
@@ -238,7 +238,7 @@ class Answerer:
                             await self._announce(answer)
                             return item
                         if answer.first_token is None:
-                            answer.first_token = self._clock() - answer.started
+                            answer.first_token = self._clock() - answer.started - answer.waited
                             host.observe_latency(self._clock() - begun)
                             deadline.reschedule(loop.time() + timeouts.total)
                             await self._announce(answer)
@@ -287,7 +287,7 @@ class Answerer:
         return make_failure(answer.request_id, first_exc, first, "")
 
     def _finished(self, answer: Progress, finish: Finish) -> ChatFinished:
-        timings = Timings(answer.first_token, self._clock() - answer.started)
+        timings = Timings(answer.first_token, self._clock() - answer.started - answer.waited)
         route = answer.route
         return ChatFinished(
             answer.request_id,

@@ -163,3 +163,15 @@ async def test_a_cancelled_waiter_passes_its_turn_on() -> None:
     got = await asyncio.wait_for(kept, 1)
     assert got is host
     assert gone.cancelled()
+
+
+async def test_one_connection_serves_request_after_request(
+    make: Callable[..., Harness], ollama: FakeOllama
+) -> None:
+    # Ollama's stream is read to its end after the final message: the connection goes
+    # back to the pool instead of being dropped (a new TCP connection per batch item).
+    h = make(providers=providers([ollama.url]))
+    for _ in range(5):
+        assert isinstance(await h.ask(), ChatFinished)
+    assert len(ollama.chat_requests) == 5
+    assert ollama.connections == 1
