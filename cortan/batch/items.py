@@ -147,27 +147,3 @@ def make_fingerprint(request: ChatRequest, schema: Mapping[str, object] | None =
         digest.update(b"\x00")
         digest.update(attachment.data)
     return digest.digest()[:FINGERPRINT_BYTES]
-
-
-def make_job_key(source: str, input_spec: object, spec: RequestSpec) -> str:
-    """Which job a command runs: a hash of its input and of what shapes every request.
-
-    Running the same command again finds the same job (and resumes it); another
-    template, model or input is another job, so two jobs over one file keep apart.
-    How it runs (workers, output, cache, limit) is not part of it.
-    """
-    template = spec.template.text if spec.template is not None else None
-    shape = [
-        source,
-        repr(input_spec),
-        spec.format,
-        template,
-        spec.field,
-        spec.instruction,
-        spec.model,
-        spec.system,
-        sorted([k, as_text(v)] for k, v in spec.options),
-        spec.allow_fallback,
-    ]
-    text = json.dumps(shape, ensure_ascii=False, default=repr)
-    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:32]

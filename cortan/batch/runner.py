@@ -191,9 +191,7 @@ class BatchRunner:
         except BaseException as exc:
             self._fail_job(exc)
             return
-        self._read = read
-        if self.tally.total is None or self._limit is not None:
-            self.tally.total = read
+        self._read = self.tally.total = read
         self._check_finished()
         for _ in range(self._workers):
             await self._queue.put(None)

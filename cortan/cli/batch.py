@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO, cast
 
 import typer
 
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from cortan.batch.progress import ProgressView
     from cortan.batch.runner import Outcome
     from cortan.config.settings import Settings
-    from cortan.store.jobs import Job, JobStore
 
 EXIT_TERMINATED = 128 + 15  # SIGTERM: stopped cleanly, as Ctrl-C stops it
 SECONDS_PER_DAY = 86400.0
@@ -177,7 +176,8 @@ def batch(
         spec = _with_role(settings, spec, role)
         sink = _open_output(output, source)
         where = "stdin" if source == "-" else os.path.realpath(source)  # the job's input
-        ctx.call_on_close(lambda: sink is sys.stdout or sink.close())
+        if output is not None:
+            ctx.call_on_close(sink.close)
         outcome = run_async(
             lambda: _run(
                 context, settings, input_spec, spec, sink, source=where,
@@ -243,9 +243,23 @@ def _with_role(settings: Settings, spec: RequestSpec, role: str | None) -> Reque
     )
 
 
+class _Stdout:
+    """stdout as it is at each write: rich's live bar swaps in a proxy while it draws
+    (on a terminal), which prints the lines above the bar instead of through it."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+    def fileno(self) -> int:
+        return sys.stdout.fileno()
+
+
 def _open_output(output: Path | None, source: str) -> TextIO:
     if output is None:
-        return sys.stdout
+        return cast("TextIO", _Stdout())
     if source != "-" and output.exists() and output.resolve() == Path(source).resolve():
         raise UsageError(f"-o {output} is the input itself: write the output elsewhere")
     try:
@@ -273,7 +287,7 @@ async def _run(
 ) -> Outcome:
     from cortan.app import App, make_batch
     from cortan.batch.inputs import count_records, read_records
-    from cortan.batch.items import make_job_key
+    from cortan.batch.job import make_job_key, open_job
     from cortan.config.paths import get_data_dir
     from cortan.store.jobs import JobStore
 
@@ -282,7 +296,12 @@ async def _run(
     max_bytes = settings.max_input_bytes
     with contextlib.ExitStack() as stack:
         jobs = stack.enter_context(JobStore.open(data_dir))
-        job = _open_job(context, jobs, key, name, source, resume=resume, restart=restart)
+        job, earlier = open_job(jobs, key, name=name, source=source, resume=resume, restart=restart)
+        if earlier is not None:
+            failed = f", {earlier.failed} failed (asked again)" if earlier.failed else ""
+            context.diagnostics.notice(
+                f"batch: resuming: {earlier.done} items answered by an earlier run{failed}"
+            )
         app = App.build(settings)
         _attach_stores(stack, app, settings, spec, data_dir, log=log)
         count = None if input_spec.path == "-" else (
@@ -305,33 +324,6 @@ async def _run(
     if not outcome.quiet:
         _report(context, outcome, output)
     return outcome
-
-
-def _open_job(
-    context: Context,
-    jobs: JobStore,
-    key: str,
-    name: str | None,
-    source: str,
-    *,
-    resume: bool,
-    restart: bool,
-) -> Job:
-    """The job to run, told to the user when an earlier run of it is resumed."""
-    found = jobs.get(key)
-    if found is None and resume:
-        raise UsageError("there is no earlier job for this command to resume")
-    job = jobs.start(key, name=name, source=source)
-    if restart and found is not None:
-        jobs.forget_items(job.id)
-    elif found is not None:
-        done, failed = jobs.count(job.id)
-        if done or failed:
-            context.diagnostics.notice(
-                f"batch: resuming: {done} items answered by an earlier run"
-                + (f", {failed} failed (asked again)" if failed else "")
-            )
-    return job
 
 
 def _attach_stores(

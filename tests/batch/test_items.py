@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import pytest
 
 from cortan.batch.inputs import Record
-from cortan.batch.items import RequestSpec, make_fingerprint, make_job_key, prepare
+from cortan.batch.items import RequestSpec, make_fingerprint, prepare
 from cortan.batch.template import Template
 from cortan.core.errors import InputError, UsageError
 from cortan.core.requests import Attachment
@@ -134,12 +134,3 @@ def test_fingerprints_change_with_anything_that_is_sent() -> None:
     a = make_fingerprint(base.request._replace(attachments=(Attachment("x", b"1"),)))
     b = make_fingerprint(base.request._replace(attachments=(Attachment("x", b"2"),)))
     assert a != b
-
-
-def test_the_job_key_follows_what_shapes_requests_not_how_they_run() -> None:
-    spec = RequestSpec("jsonl", model="m")
-    key = make_job_key("/in.jsonl", ("jsonl",), spec)
-    assert key == make_job_key("/in.jsonl", ("jsonl",), spec._replace(cache=True))
-    assert key != make_job_key("/other.jsonl", ("jsonl",), spec)
-    assert key != make_job_key("/in.jsonl", ("jsonl",), spec._replace(model="n"))
-    assert key != make_job_key("/in.jsonl", ("jsonl",), spec._replace(template=Template("{x}")))
