@@ -125,6 +125,7 @@ class BatchRunner:
         self._warned_schema = False
         self._finished = asyncio.Event()
         self._stop: _Stop | None = None
+        self._resuming = True  # whether any item may have a state to look up
 
     @property
     def workers(self) -> int:
@@ -180,6 +181,7 @@ class BatchRunner:
     async def _produce(self, feed: RecordFeed) -> None:
         read = 0
         try:
+            self._resuming = any(self._jobs.count(self._job.id))
             async for record in feed:
                 if self._limit is not None and record.position >= self._limit:
                     break
@@ -203,7 +205,7 @@ class BatchRunner:
         except InputError as exc:
             self._end_input_error(record, str(exc))
             return
-        state = self._jobs.get_item(self._job.id, record.position)
+        state = self._jobs.get_item(self._job.id, record.position) if self._resuming else None
         if state and state.status == "done" and state.fingerprint == prepared.fingerprint:
             self.tally.kept += 1
             self._writer.add(record.position, state.output)

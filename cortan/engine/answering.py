@@ -202,14 +202,12 @@ class Answerer:
         """One try on one host, within its rate limits; the outcome counts for its breaker."""
         with host.attempt():
             limiter = pool.get_limiter(host)
-            estimate = 0
-            if limiter is not None:
-                estimate = estimate_messages(request.messages) if limiter.counts_tokens else 0
-                await self._pace(answer, limiter.reserve(estimate))
+            if limiter is None:
+                return await self._consume(answer, pool.get_provider(host), request, host)
+            estimate = estimate_messages(request.messages) if limiter.counts_tokens else 0
+            await self._pace(answer, limiter.reserve(estimate))
             finish = await self._consume(answer, pool.get_provider(host), request, host)
-            if limiter is not None:
-                usage = finish.usage
-                limiter.settle(estimate, usage.prompt_tokens, usage.completion_tokens)
+            limiter.settle(estimate, finish.usage.prompt_tokens, finish.usage.completion_tokens)
             return finish
 
     async def _pace(self, answer: Progress, delay: float) -> None:
