@@ -54,7 +54,9 @@ def batch(
     field: Annotated[
         str | None,
         typer.Option(
-            "--field", metavar="NAME", help="The field or column holding each prompt [prompt]."
+            "--field",
+            metavar="NAME",
+            help="The field or column holding each prompt (JSON lines: prompt).",
         ),
     ] = None,
     template: Annotated[
@@ -75,7 +77,7 @@ def batch(
     ] = None,
     id_field: Annotated[
         str,
-        typer.Option("--id-field", metavar="NAME", help="The field naming each item [id]."),
+        typer.Option("--id-field", metavar="NAME", help="The field or column naming each item."),
     ] = "id",
     glob: Annotated[
         str | None,
@@ -174,6 +176,8 @@ def batch(
             allow_fallback=not no_fallback, allow_secrets=allow_secrets, cache=cache,
         )  # fmt: skip
         spec = _with_role(settings, spec, role)
+        if source == "-" and sys.stdin.isatty():
+            context.diagnostics.notice("batch: reading items from the terminal; Ctrl-D ends them")
         sink = _open_output(output, source)
         where = "stdin" if source == "-" else os.path.realpath(source)  # the job's input
         if output is not None:
