@@ -17,13 +17,16 @@ Front ends receive the services they need, never this module: the REPL gets an
 wired by :func:`make_repl`; the gateway gets one through
 :class:`cortan.serve.services.GatewayServices`, wired by :func:`make_gateway`, and
 registers a watcher per request (:meth:`App.watch`): one fan-out observer, keyed by
-request id, hands each request's pieces to its own client.
+request id, hands each request's pieces to its own client; a batch job gets one through
+:class:`cortan.batch.services.BatchServices`, wired by :func:`make_batch`. The
+response cache is the engine's (a stage of ``Chat.run``), turned on by
+:meth:`App.use_cache` with the store's table.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -47,11 +50,16 @@ from cortan.engine.manager import ModelManager
 
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any, TextIO
 
     from prompt_toolkit.input import Input
     from prompt_toolkit.output import Output
     from rich.console import Console
 
+    from cortan.batch.inputs import Record
+    from cortan.batch.items import RequestSpec
+    from cortan.batch.progress import ProgressView
+    from cortan.batch.runner import BatchRunner
     from cortan.config.settings import Settings
     from cortan.core.messages import Message, ModelInfo
     from cortan.engine.budget import ContextUsage
@@ -62,6 +70,8 @@ if TYPE_CHECKING:
     from cortan.serve.gateway import Gateway
     from cortan.serve.services import Watcher
     from cortan.shell.repl import Repl
+    from cortan.store.cache import CacheStore
+    from cortan.store.jobs import Job, JobStore
     from cortan.store.recorder import Recorder
     from cortan.store.sessions import SessionStore
 
@@ -178,7 +188,7 @@ class App:
         Ahead of the view on the same events (priority -10): the question is
         committed before it is sent, and an answer on screen is an answer on disk.
         ``each_request_new`` gives every request a conversation of its own (the
-        gateway, whose requests run side by side).
+        gateway and a batch, whose requests run side by side).
         """
         from cortan.store.recorder import Recorder
 
@@ -190,7 +200,19 @@ class App:
         self.store, self.recorder = store, recorder
         return recorder
 
+    def use_cache(self, store: CacheStore) -> None:
+        """Answer requests that ask for it from ``store``, and keep finished answers there."""
+        from cortan.engine.cache import AnswerCache
+
+        manager = self.manager
+        self.chat.cache = AnswerCache(
+            self.bus, self.settings, manager.router, store, get_digest=manager.get_digest
+        )
+
     # -- what the front ends may ask besides answers -----------------------------------
+
+    def get_capacity(self, names: Sequence[str | None]) -> int:
+        return self.manager.get_capacity(names)
 
     def resolve(self, name: str | None) -> Route:
         return self.manager.resolve(name)
@@ -307,3 +329,21 @@ def make_gateway(
     if store is not None:
         app.attach_store(store, each_request_new=True)
     return Gateway(app, token=token, beyond_loopback=beyond_loopback)
+
+
+def make_batch(
+    app: App,
+    jobs: JobStore,
+    job: Job,
+    records: Iterator[Record],
+    spec: RequestSpec,
+    output: TextIO,
+    progress: ProgressView,
+    **options: Any,
+) -> BatchRunner:
+    """Wire a batch job: the runner on the engine, the engine's notices to its display."""
+    from cortan.batch.runner import BatchRunner
+
+    runner = BatchRunner(app, jobs, job, records, spec, output, progress, **options)
+    app.bus.subscribe(Notice, runner.on_notice)
+    return runner

@@ -106,3 +106,30 @@ def test_summarise_log_without_the_log_asks_nothing(tmp_path: Path, ollama_env: 
     assert done.returncode == 2
     assert "cannot read" in done.stderr and "missing.log" in done.stderr
     assert ollama_env.chat_requests == []
+
+
+def test_classify_reviews(tmp_path: Path, ollama_env: FakeOllama) -> None:
+    import json
+
+    reviews = tmp_path / "reviews.csv"
+    reviews.write_text('id,text\nr1,"Great value, works well"\nr2,Broke after a day\n')
+    labels = tmp_path / "labels.jsonl"
+    ollama_env.queue(Reply(pieces=["positive"]))
+    ollama_env.queue(Reply(pieces=["negative"]))
+    done = run("classify-reviews.sh", str(reviews), str(labels))
+    assert done.returncode == 0, done.stderr
+    assert f"every review classified: {labels}" in done.stderr
+    lines = [json.loads(line) for line in labels.read_text().splitlines()]
+    assert [(line["id"], line["content"]) for line in lines] == [
+        ("r1", "positive"),
+        ("r2", "negative"),
+    ]
+    asked = [r.json for r in ollama_env.chat_requests]
+    assert all(body["options"]["temperature"] == 0 for body in asked)
+    assert any(
+        body["messages"][-1]["content"].endswith("Review: Broke after a day") for body in asked
+    )
+    again = run("classify-reviews.sh", str(reviews), str(labels))  # resumes: asks nothing
+    assert again.returncode == 0, again.stderr
+    assert len(ollama_env.chat_requests) == 2
+    assert labels.read_text().count("\n") == 2

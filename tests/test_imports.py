@@ -143,3 +143,15 @@ def test_piped_answer_loads_no_markdown_renderer(tmp_path: Path, ollama_env: Fak
     modules, done = loaded_running(tmp_path, "ask", "hi")
     assert done.returncode == 0, done.stderr
     assert heavy_in(modules, ("rich.markdown", "markdown_it", "pygments")) == []
+
+
+def test_batch_imports_no_view_and_no_other_sdk(tmp_path: Path, ollama_env: FakeOllama) -> None:
+    # Piped output and a log for stderr: no markdown, no progress bar, no other SDK.
+    source = tmp_path / "in.txt"
+    source.write_text("one\ntwo\n")
+    modules, done = loaded_running(tmp_path, "batch", str(source))
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 2
+    assert heavy_in(modules, ("openai", "prompt_toolkit", "rich", "keyring")) == []
+    others = {module for name, (module, _, _) in COMMANDS.items() if name != "batch"}
+    assert others & modules == set()

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from cortan.core.events import ChatEnded
     from cortan.core.requests import Attachment, ChatRequest
     from cortan.render.views import AnswerView
+    from cortan.store.cache import CacheStore
 
 
 def ask(
@@ -126,6 +127,13 @@ def ask(
     max_tokens: Annotated[
         int | None, typer.Option("--max-tokens", metavar="N", help="Longest answer, in tokens.")
     ] = None,
+    cache: Annotated[
+        bool | None,
+        typer.Option(
+            "--cache/--no-cache",
+            help="Answer from the response cache when it can, and keep the answer.",
+        ),
+    ] = None,
 ) -> None:
     """Ask one question and print the answer. Piped text is sent along with it."""
     from cortan.cli.continuation import plan_continuation
@@ -147,7 +155,9 @@ def ask(
             settings, prompt or [], model, system, no_stdin, context, has_files=bool(attached)
         )
         request = _with_role_and_files(settings, request, role, attached)
-        request = request._replace(allow_fallback=not no_fallback, allow_secrets=allow_secrets)
+        request = request._replace(
+            allow_fallback=not no_fallback, allow_secrets=allow_secrets, cache=cache
+        )
         request = apply_generation(plan.apply(request), generation)
         show = settings.show_thinking if show_thinking is None else show_thinking
         output = Output(no_stream, json_output, raw, show)
@@ -278,19 +288,42 @@ async def _run(
     view = _make_view(settings, context, output, schema=request.schema is not None, extra=stored)
     app.attach_view(view)
     app.attach_notices(context.diagnostics.notice)
+    cache = _open_cache(settings, request)
+    if cache is not None:
+        app.use_cache(cache)
     try:
         ended = await app.ask(request)
     finally:
         await app.aclose()
+        if cache is not None:
+            cache.close()
     report_ending(context, ended, plan is not None and plan.log_required)
     return ended
 
 
+def _open_cache(settings: Settings, request: ChatRequest) -> CacheStore | None:
+    """The response cache, when this request may use it (``--cache``, ``cache.models``)."""
+    if request.cache is False or (request.cache is None and not settings.cache.models):
+        return None
+    from cortan.config.paths import get_data_dir
+    from cortan.store.cache import CacheStore
+
+    limits = settings.cache
+    return CacheStore.open(
+        get_data_dir(), max_bytes=limits.max_bytes, max_age=limits.max_age_days * 86400.0
+    )
+
+
 def report_ending(context: Context, ended: ChatEnded, log_required: bool = False) -> None:
-    """A failure's one sentence on stderr; a reader who left (``| head``) hears nothing."""
-    from cortan.core.events import ChatFailed
+    """A failure's one sentence on stderr; a reader who left (``| head``) hears nothing.
+
+    An answer from the response cache says so, dim.
+    """
+    from cortan.core.events import ChatFailed, ChatFinished
     from cortan.engine.guard import HINT
 
+    if isinstance(ended, ChatFinished) and ended.cached:
+        context.diagnostics.notice("(answer from the response cache; --no-cache asks the model)")
     if not isinstance(ended, ChatFailed) or ended.kind == "output_closed":
         return
     if is_unsaved_answer(ended) and not log_required:

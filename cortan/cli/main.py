@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "sessions": ("cortan.cli.sessions", "app", True),
     "logs": ("cortan.cli.logs", "logs", False),
     "serve": ("cortan.cli.serve", "serve", False),
+    "batch": ("cortan.cli.batch", "batch", False),
+    "cache": ("cortan.cli.cache", "app", True),
 }
 HELP_FLAGS = ("-h", "--help")
 

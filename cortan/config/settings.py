@@ -25,6 +25,11 @@ from cortan.core.errors import ConfigError
 ProviderKind = Literal["ollama", "openai"]
 DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"
 DEFAULT_OPENAI_URL = "https://api.openai.com/v1"
+#: Requests one host of each kind is sent at once unless ``parallel`` says otherwise:
+#: Ollama answers one at a time unless its server is told otherwise (OLLAMA_NUM_PARALLEL);
+#: an OpenAI-compatible API takes several.
+DEFAULT_PARALLEL: dict[str, int] = {"ollama": 1, "openai": 4}
+MAX_PARALLEL = 1024
 
 
 def normalize_ollama_host(value: str) -> str:
@@ -77,6 +82,21 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
+class RateLimit(BaseModel):
+    """Client-side limits, ``[providers.NAME.rate_limit]`` (docs/configuration.md, "Rate limits").
+
+    Token buckets shared by every request of the process: ``per = "provider"`` holds
+    all hosts of the provider to the limits together (an API key's quota), ``"host"``
+    holds each host to them on its own (servers you run yourself).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requests_per_minute: float | None = Field(default=None, gt=0, le=1e9)
+    tokens_per_minute: float | None = Field(default=None, gt=0, le=1e12)
+    per: Literal["provider", "host"] = "provider"
+
+
 class ProviderConfig(BaseModel):
     """One named backend: ``[providers.NAME]`` in the config file."""
 
@@ -88,6 +108,13 @@ class ProviderConfig(BaseModel):
     api_key_env: str | None = None
     api_key_cmd: str | None = None
     local: bool | None = None
+    # Requests sent to one host at once: a number for every host, or one per host URL.
+    parallel: (
+        Annotated[int, Field(ge=1, le=MAX_PARALLEL)]
+        | dict[str, Annotated[int, Field(ge=1, le=MAX_PARALLEL)]]
+        | None
+    ) = None
+    rate_limit: RateLimit = Field(default_factory=RateLimit)
 
     @field_validator("hosts")
     @classmethod
@@ -107,12 +134,34 @@ class ProviderConfig(BaseModel):
                 raise ValueError(f"{url!r} is not a usable URL: {problem}")
         return self
 
+    @model_validator(mode="after")
+    def _check_parallel(self) -> ProviderConfig:
+        if isinstance(self.parallel, dict):
+            urls = self.get_urls()
+            for given in self.parallel:
+                if self._normalize(given) not in urls:
+                    raise ValueError(f"parallel names {given!r}, which is not one of its hosts")
+        return self
+
     def get_urls(self) -> list[str]:
         """Base URLs to try, each normalised for this kind of server."""
         urls = list(self.hosts) or ([self.base_url] if self.base_url else [])
         if self.kind == "ollama":
             return [normalize_ollama_host(u) for u in urls] or [DEFAULT_OLLAMA_HOST]
         return [u.strip().rstrip("/") for u in urls] or [DEFAULT_OPENAI_URL]
+
+    def get_parallel(self, url: str) -> int:
+        """How many requests the host at ``url`` (as :meth:`get_urls` gives it) is sent at once."""
+        default = DEFAULT_PARALLEL[self.kind]
+        if isinstance(self.parallel, dict):
+            for given, parallel in self.parallel.items():
+                if self._normalize(given) == url:
+                    return parallel
+            return default
+        return default if self.parallel is None else self.parallel
+
+    def _normalize(self, url: str) -> str:
+        return normalize_ollama_host(url) if self.kind == "ollama" else url.strip().rstrip("/")
 
     def is_local(self) -> bool:
         """Local providers are exempt from the secret guard; config may say otherwise."""
@@ -186,6 +235,27 @@ class ContextSettings(BaseModel):
     answer_reserve: int = Field(default=1024, ge=0, le=1_000_000)  # tokens kept for the answer
     ollama_num_ctx_min: int = Field(default=4096, ge=512, le=100_000_000)
     ollama_num_ctx_max: int = Field(default=32768, ge=512, le=100_000_000)  # memory grows with it
+
+
+class CacheSettings(BaseModel):
+    """The response cache: ``[cache]`` (docs/configuration.md, "Response cache")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Names (aliases, provider:model, bare names) whose answers are cached without --cache.
+    models: list[str] = Field(default_factory=list)
+    sampled: bool = False  # also cache answers sampled at a temperature above zero
+    max_bytes: int = Field(default=64 << 20, ge=0, le=1 << 40)  # oldest-used go first past it
+    max_age_days: float = Field(default=30.0, gt=0, le=36500)
+
+
+class BatchSettings(BaseModel):
+    """``cortan batch``: ``[batch]`` (docs/batch.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    progress_interval: float = Field(default=10.0, gt=0, le=86400)  # seconds, plain lines
+    max_failures: int = Field(default=10, ge=0, le=1 << 31)  # in a row stop the job; 0: never
 
 
 class RoleConfig(BaseModel):
@@ -279,6 +349,8 @@ class Settings(BaseSettings):
     # per alias or model name, e.g. {"my-vision-model": ["completion", "vision"]}.
     capabilities: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
 
     @model_validator(mode="after")
     def _keep_builtin_providers(self) -> Settings:

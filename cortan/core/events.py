@@ -100,6 +100,7 @@ class ChatFinished(NamedTuple):
     sent: str | None = None  # the user's turn as the model was sent it
     thinking: str = ""  # the model's reasoning, apart from the answer
     data: object = None  # the answer parsed, when the request gave a schema
+    cached: bool = False  # the answer came from the response cache, not from the model
 
 
 class ChatFailed(NamedTuple):

@@ -44,3 +44,4 @@ class ModelInfo(NamedTuple):
     # ``embedding``), where its server says; None: not known.
     capabilities: tuple[str, ...] | None = None
     quantization: str | None = None
+    digest: str | None = None  # the weights' hash, where the server says (Ollama)

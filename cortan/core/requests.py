@@ -84,3 +84,6 @@ class ChatRequest(NamedTuple):
     schema: Mapping[str, Any] | None = None  # a JSON Schema the answer must fill
     client: str | None = None  # the outside program that asked (the gateway's clients)
     trace: Trace | None = None  # the end-to-end request id and W3C traceparent
+    # The response cache: True looks the answer up and keeps it (``--cache``), False never
+    # (``--no-cache``), None as the settings say for this model (``cache.models``).
+    cache: bool | None = None

@@ -8,6 +8,12 @@ answer are retried or passed to the next model: once a piece was published the
 answer belongs to that attempt, and a later failure ends the request with the
 partial answer kept (an answer is never stitched from two).
 
+Each attempt takes a slot on its host (:meth:`HostPool.claim` waits while every
+healthy host is full) and keeps to the rate limits of its pool or host
+(:mod:`cortan.engine.limits`) before it sends; a 429 pauses those limits for every
+request of the process. Time spent waiting for a slot or a limit is not counted
+against the retry deadline, nor in the answer's timings.
+
 ``ChatStarted`` names the model that answers: it is published at once when there is
 no fallback to go to, otherwise when the first piece arrives (after a ``Notice``
 saying which models failed). Each piece is republished as a ``TokenDelta``.
@@ -33,6 +39,7 @@ from cortan.core.errors import (
     ObserverError,
     ProviderError,
     ProviderTimeoutError,
+    RateLimitedError,
     UnreachableError,
 )
 from cortan.core.events import (
@@ -50,6 +57,7 @@ from cortan.engine.hosts import Host, HostPool
 from cortan.engine.retry import RetryPolicy
 from cortan.engine.routes import Route
 from cortan.engine.thinking import ThinkSplitter
+from cortan.engine.tokens import estimate_messages
 from cortan.providers.base import Finish, ModelRequest, Provider, Thinking
 
 if TYPE_CHECKING:
@@ -86,6 +94,7 @@ class Progress:
     thinking: list[str] = field(default_factory=list)
     splitter: ThinkSplitter | None = field(default_factory=ThinkSplitter)
     answer_started: float | None = None  # when the first piece of the answer itself came
+    waited: float = 0.0  # seconds spent waiting for a host's slot or a rate limit
 
     def add(self, piece: str) -> None:
         pieces = self.pieces
@@ -168,7 +177,9 @@ class Answerer:
         attempt = 0
         while True:
             attempt += 1
-            host = pool.pick(avoid=tried, force=last)
+            begun = self._clock()
+            host = await pool.claim(avoid=tried, force=last)
+            answer.waited += self._clock() - begun
             if host is None:
                 raise UnreachableError(pool.describe_open())
             tried.append(host.url)
@@ -176,6 +187,8 @@ class Answerer:
                 return await self._attempt(answer, pool, host, request)
             except ProviderError as exc:
                 delay = self._get_delay(answer, pool, tried, exc, attempt)
+                if isinstance(exc, RateLimitedError) and (limiter := pool.get_limiter(host)):
+                    limiter.pause(exc.retry_after or delay or 0.0)  # the whole job slows down
                 if delay is None or (not last and not pool.has_available()):
                     raise  # every circuit open: on to the next model, without a wait
                 await self._wait(answer, exc, attempt, delay)
@@ -185,7 +198,7 @@ class Answerer:
     ) -> float | None:
         if answer.first_token is not None:
             return None  # never stitch an answer from two attempts
-        elapsed = self._clock() - answer.started
+        elapsed = self._clock() - answer.started - answer.waited
         delay = self._retry.get_delay(exc, attempt, elapsed, self._jitter)
         if delay is not None and pool.has_fresh(tried):
             return 0.0  # another host is waiting: fail over at once
@@ -204,9 +217,27 @@ class Answerer:
     async def _attempt(
         self, answer: Progress, pool: HostPool, host: Host, request: ModelRequest
     ) -> Finish:
-        """One try on one host; its outcome counts for the host's breaker and latency."""
+        """One try on one host, within its rate limits; the outcome counts for its breaker."""
         with host.attempt():
-            return await self._consume(answer, pool.get_provider(host), request, host)
+            limiter = pool.get_limiter(host)
+            if limiter is None:
+                return await self._consume(answer, pool.get_provider(host), request, host)
+            estimate = estimate_messages(request.messages) if limiter.counts_tokens else 0
+            await self._pace(answer, limiter.reserve(estimate))
+            finish = await self._consume(answer, pool.get_provider(host), request, host)
+            limiter.settle(estimate, finish.usage.prompt_tokens, finish.usage.completion_tokens)
+            return finish
+
+    async def _pace(self, answer: Progress, delay: float) -> None:
+        """Wait ``delay`` seconds for a rate limit, saying so when it is long."""
+        if delay <= 0:
+            return
+        if delay >= NOTICE_WAIT:
+            text = f"{answer.route}: waiting {delay:.0f} s for the rate limit"
+            await self._bus.publish(Notice(answer.request_id, text))
+        begun = self._clock()
+        await self._sleep(delay)
+        answer.waited += self._clock() - begun
 
     async def _consume(
         self, answer: Progress, provider: Provider, request: ModelRequest, host: Host
@@ -224,8 +255,8 @@ class Answerer:
                             await self._flush(answer, provider)
                             await self._announce(answer)
                             return item
-                        if answer.first_token is None:  # the answer is this attempt's now
-                            answer.first_token = self._clock() - answer.started
+                        if answer.first_token is None:
+                            answer.first_token = self._clock() - answer.started - answer.waited
                             host.observe_latency(self._clock() - begun)
                             deadline.reschedule(loop.time() + timeouts.total)
                             await self._announce(answer)
@@ -332,8 +363,10 @@ class Answerer:
         now = self._clock()
         thought = None
         if answer.thinking and answer.first_token is not None:
-            thought = (answer.answer_started or now) - (answer.started + answer.first_token)
-        timings = Timings(answer.first_token, now - answer.started, thought)
+            thought = (answer.answer_started or now) - (
+                answer.started + answer.waited + answer.first_token
+            )
+        timings = Timings(answer.first_token, now - answer.started - answer.waited, thought)
         route = answer.route
         return ChatFinished(
             answer.request_id,

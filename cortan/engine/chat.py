@@ -11,8 +11,10 @@ wanted. The stages are plain calls, in the order they happen::
     compose   ContextManager.fit     system prompt, earlier turns, attachments,
     + fit                            fitted to the first model's window
     prepared  -> observers           the recorder commits the user's turn here, before sending
+    cache     AnswerCache.look_up    an answer kept for exactly this request, if asked for
     stream    ModelManager.answer    hosts, retries, breakers, fallback; pieces -> observers
     learn     ContextManager.learn   estimates corrected from the server's counts
+    keep      AnswerCache.keep       a finished answer, for the next identical request
     ending    -> observers, returned finished | failed | cancelled, the partial kept
 
 Outcomes are published on the bus for observers (views, the store recorder,
@@ -54,7 +56,8 @@ if TYPE_CHECKING:
     from cortan.core.requests import ChatRequest
     from cortan.engine.answering import Progress
     from cortan.engine.bus import EventBus
-    from cortan.engine.context import ContextManager
+    from cortan.engine.cache import AnswerCache
+    from cortan.engine.context import ContextManager, Fit
     from cortan.engine.guard import Guard
     from cortan.engine.manager import ModelManager
     from cortan.engine.routes import Route
@@ -64,12 +67,18 @@ class Chat:
     """Runs one request through the stages and returns how it ended."""
 
     def __init__(
-        self, bus: EventBus, guard: Guard, context: ContextManager, manager: ModelManager
+        self,
+        bus: EventBus,
+        guard: Guard,
+        context: ContextManager,
+        manager: ModelManager,
+        cache: AnswerCache | None = None,
     ) -> None:
         self._bus = bus
         self.guard = guard
         self.context = context
         self.manager = manager
+        self.cache = cache  # None: no response cache (the composition root may add one)
 
     async def run(self, request: ChatRequest) -> ChatEnded:
         """Answer ``request``; the ending is also published for observers."""
@@ -85,20 +94,17 @@ class Chat:
                 await self._bus.publish(Notice(request.request_id, fit.dropped))
             await self._bus.publish(ChatPrepared(request, request.model, fit.messages))
             sent = fit.messages[-1].content
-            progress = self.manager.start(request.request_id, chain)
-            think = request.think
-            if think is None:
-                think = self.manager.get_think(request.model, chain[0])
-            options = {**fit.options, **dict(request.options)}
-            headers = _trace_headers(request)
-            sending = ModelRequest(
-                chain[0].model, fit.messages, options, think, request.schema, headers
-            )
-            ended: ChatEnded = await self.manager.answer(progress, sending)
-            if request.schema is not None and isinstance(ended, ChatFinished):
-                ended = await self._fill_schema(request.schema, progress, sending, ended)
-            if notice := self.context.learn(fit, ended):
-                await self._bus.publish(Notice(request.request_id, notice))
+            sending = self._sending(request, chain[0], fit)
+            ended = await self._recall(request, chain[0], fit)
+            if ended is None:
+                progress = self.manager.start(request.request_id, chain)
+                ended = await self.manager.answer(progress, sending)
+                if request.schema is not None and isinstance(ended, ChatFinished):
+                    ended = await self._fill_schema(request.schema, progress, sending, ended)
+                if notice := self.context.learn(fit, ended):
+                    await self._bus.publish(Notice(request.request_id, notice))
+                if self.cache is not None:
+                    await self.cache.keep(request, chain[0], fit.messages, ended)
         except asyncio.CancelledError:
             if (task := asyncio.current_task()) is not None:
                 task.uncancel()
@@ -106,6 +112,24 @@ class Chat:
         except CortanError as exc:  # the guard, a bad name, a window it cannot fit, an observer
             ended = _failed(request, exc, progress)
         return await self._end(ended._replace(sent=sent) if sent is not None else ended)
+
+    def _sending(self, request: ChatRequest, route: Route, fit: Fit) -> ModelRequest:
+        """What goes to the first model: the fitted messages, options, thinking, schema."""
+        think = request.think
+        if think is None:
+            think = self.manager.get_think(request.model, route)
+        options = {**fit.options, **dict(request.options)}
+        headers = _trace_headers(request)
+        return ModelRequest(route.model, fit.messages, options, think, request.schema, headers)
+
+    async def _recall(self, request: ChatRequest, route: Route, fit: Fit) -> ChatEnded | None:
+        """The response cache's answer, when there is a cache and a usable answer in it."""
+        if self.cache is None:
+            return None
+        found: ChatEnded | None = await self.cache.look_up(request, route, fit.messages)
+        if found is not None and request.schema is not None:
+            found = _parsed(found, request.schema)  # None: not usable, ask the model
+        return found
 
     async def _check_sight(self, name: str | None, route: Route) -> None:
         """Refuse images for a model its server (or the config) says cannot see them."""
@@ -167,6 +191,16 @@ def _trace_headers(request: ChatRequest) -> Mapping[str, str]:
     if request.trace is None:
         return EMPTY_MAPPING
     return {"traceparent": request.trace.traceparent}
+
+
+def _parsed(ended: ChatEnded, schema: Mapping[str, Any]) -> ChatEnded | None:
+    """A cached answer for a schema request, parsed; None when it does not fit (ask anew)."""
+    from cortan.engine.schema import parse_answer
+
+    if not isinstance(ended, ChatFinished):
+        return None
+    data, problem = parse_answer(ended.content, schema)
+    return ended._replace(data=data) if problem is None else None
 
 
 def _cancelled(request: ChatRequest, progress: Progress | None) -> ChatCancelled:

@@ -9,11 +9,20 @@ whose circuit is open (:mod:`cortan.engine.breaker`) is skipped; when every host
 circuit is open the caller either moves on (another model can answer) or, with
 nothing else to try, takes the host whose cool-down ends first.
 
+Each host takes at most ``capacity`` requests at once (the provider's ``parallel``
+setting): :meth:`HostPool.claim` waits for a free slot when every healthy host is
+full, so many requests side by side (a batch, a gateway) queue here, in order of
+arrival, instead of piling up on a server that answers one at a time. Each host,
+and the pool, may carry a rate limiter (:mod:`cortan.engine.limits`).
+
 Hosts of one provider are assumed to serve the same models.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections import deque
 from collections.abc import Callable, Container, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +36,7 @@ from cortan.core.errors import (
     UnreachableError,
 )
 from cortan.engine.breaker import BreakerState, CircuitBreaker
+from cortan.engine.limits import RateLimiter
 from cortan.providers.base import Provider
 
 #: Failures that say the host is unwell; anything else means it answered.
@@ -42,9 +52,17 @@ class Host:
     url: str
     index: int
     breaker: CircuitBreaker
+    capacity: int = 1 << 30  # requests at once (the provider's ``parallel``)
+    limiter: RateLimiter | None = None  # this host's own limits (``rate_limit.per = "host"``)
     in_flight: int = 0
     latency: float | None = None
     provider: Provider | None = field(default=None, repr=False)
+    released: Callable[[], None] = field(default=lambda: None, repr=False)
+
+    @property
+    def is_free(self) -> bool:
+        """Whether the host has a slot for one more request now."""
+        return self.in_flight < self.capacity
 
     def observe_latency(self, seconds: float) -> None:
         if self.latency is None:
@@ -78,6 +96,7 @@ class Host:
             self.record(None)
         finally:
             self.in_flight -= 1
+            self.released()
 
     def sort_key(self) -> tuple[int, float, int]:
         return (self.in_flight, -1.0 if self.latency is None else self.latency, self.index)
@@ -104,25 +123,104 @@ class HostPool:
         urls: Sequence[str],
         make_provider: Callable[[str], Provider],
         make_breaker: Callable[[], CircuitBreaker],
+        *,
+        get_capacity: Callable[[str], int] = lambda url: 1 << 30,
+        make_limiter: Callable[[], RateLimiter | None] = lambda: None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.name = name
-        self.hosts = [Host(url, i, make_breaker()) for i, url in enumerate(urls)]
+        self.hosts = [
+            Host(url, i, make_breaker(), get_capacity(url), make_limiter(), released=self._wake)
+            for i, url in enumerate(urls)
+        ]
+        self.limiter = limiter  # limits the hosts share (``rate_limit.per = "provider"``)
         self._make_provider = make_provider
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._handing = 0  # slots handed to woken claims that have not run yet
+
+    def get_limiter(self, host: Host) -> RateLimiter | None:
+        """The limits a request to ``host`` is held to: the host's own, else the pool's."""
+        return host.limiter or self.limiter
+
+    @property
+    def capacity(self) -> int:
+        """Requests the whole pool takes at once, every host counted."""
+        return sum(h.capacity for h in self.hosts)
+
+    async def claim(self, *, avoid: Container[str] = (), force: bool = False) -> Host | None:
+        """Claim the best host with a free slot, waiting for one while every host is full.
+
+        None at once when every circuit is open, unless ``force``. The caller enters
+        ``host.attempt()`` before its next ``await``, which takes the slot.
+        """
+        if not self._waiters and not self._handing:  # nobody queued ahead of this one
+            host = self.pick(avoid=avoid, force=force)
+            if host is not None or not self._is_full(force):
+                return host
+        first = False
+        while True:
+            waiter = asyncio.get_running_loop().create_future()
+            if first:  # woken, but the slot went elsewhere: keep its place at the front
+                self._waiters.appendleft(waiter)
+            else:
+                self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.cancelled():  # cancelled while queued
+                    with contextlib.suppress(ValueError):  # unless a wake skipped it already
+                        self._waiters.remove(waiter)
+                else:  # woken, then cancelled: the slot goes to the next in line
+                    self._handing -= 1
+                    self._wake()
+                raise
+            self._handing -= 1
+            host = self.pick(avoid=avoid, force=force)
+            if host is not None or not self._is_full(force):
+                return host
+            first = True
+
+    def _is_full(self, force: bool) -> bool:
+        """Whether the hosts a request may use are all busy (rather than all open)."""
+        usable = [h for h in self.hosts if h.breaker.is_available()]
+        if not usable and force:
+            usable = self.hosts
+        return bool(usable) and not any(h.is_free for h in usable)
+
+    def _wake(self) -> None:
+        """A slot came free: it is handed to the longest waiting claim.
+
+        Until that claim runs, new claims queue behind it instead of taking the slot
+        (``_handing``): first come, first served, however the loop orders wake-ups.
+        """
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                self._handing += 1
+                return
 
     def pick(self, *, avoid: Container[str] = (), force: bool = False) -> Host | None:
-        """Claim the best host for one attempt, preferring hosts not in ``avoid``.
+        """Claim the best host with a free slot for one attempt, preferring hosts not in
+        ``avoid``.
 
-        None when every circuit is open, unless ``force``.
+        None when every circuit is open, unless ``force``, or when every usable host is full.
         """
         available = [h for h in self.hosts if h.breaker.is_available()]
         if available:
-            fresh = [h for h in available if h.url not in avoid] or available
+            free = [h for h in available if h.is_free]
+            fresh = [h for h in free if h.url not in avoid] or free
+            if not fresh:
+                return None
             host = min(fresh, key=Host.sort_key)
             host.breaker.acquire()
             return host
         if not force:
             return None
-        host = min(self.hosts, key=lambda h: (h.breaker.reopens_in, h.index))
+        free = [h for h in self.hosts if h.is_free]
+        if not free:
+            return None
+        host = min(free, key=lambda h: (h.breaker.reopens_in, h.index))
         host.breaker.acquire(force=True)
         return host
 

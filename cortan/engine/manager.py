@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from cortan.core.errors import ProviderError, UsageError
@@ -27,6 +27,7 @@ from cortan.engine.answering import Answerer, Progress
 from cortan.engine.breaker import CircuitBreaker
 from cortan.engine.bus import EventBus
 from cortan.engine.hosts import Host, HostPool, HostState
+from cortan.engine.limits import RateLimiter
 from cortan.engine.routes import Route, Router
 from cortan.providers import get_factory
 from cortan.providers.base import ModelRequest, Provider
@@ -61,6 +62,7 @@ class ModelManager:
             bus, settings, self.get_pool, clock=clock, sleep=sleep, jitter=jitter
         )
         self._shown: dict[str, ModelInfo] = {}  # what each server said of a model, per route
+        self._digests: dict[str, asyncio.Future[list[ModelInfo]]] = {}  # listings, for digests
 
     # -- names, providers, hosts -------------------------------------------------------
 
@@ -102,8 +104,34 @@ class ModelManager:
                     failures=limits.failures, cooldown=limits.cooldown, clock=self._clock
                 )
 
-            self._pools[name] = HostPool(name, config.get_urls(), make_provider, make_breaker)
+            def make_limiter() -> RateLimiter:
+                rate = config.rate_limit
+                return RateLimiter(
+                    requests_per_minute=rate.requests_per_minute,
+                    tokens_per_minute=rate.tokens_per_minute,
+                    clock=self._clock,
+                )
+
+            per_host = config.rate_limit.per == "host"
+            self._pools[name] = HostPool(
+                name,
+                config.get_urls(),
+                make_provider,
+                make_breaker,
+                get_capacity=config.get_parallel,
+                make_limiter=make_limiter if per_host else lambda: None,
+                limiter=None if per_host else make_limiter(),
+            )
         return self._pools[name]
+
+    def get_capacity(self, names: Sequence[str | None]) -> int:
+        """Requests the hosts that may answer these names take at once, fallbacks included.
+
+        What a front end that runs many requests side by side (a batch) keeps going:
+        more would only wait for a slot in the pools.
+        """
+        providers = {route.provider for name in names for route in self.get_chain(name)}
+        return sum(self.get_pool(provider).capacity for provider in providers)
 
     def get_provider(self, name: str) -> Provider:
         """The provider instance for the host a request to ``name`` would use now."""
@@ -142,6 +170,25 @@ class ModelManager:
             self._shown[key] = shown
         return self._shown[key]
 
+    async def get_digest(self, route: Route) -> str | None:
+        """The digest of ``route``'s model where its server tells it (Ollama), else None.
+
+        Each provider is listed once per process; a listing that fails tells nothing
+        and is asked again next time.
+        """
+        listing = self._digests.get(route.provider)
+        if listing is None:  # one listing, however many requests ask at once
+            listing = asyncio.ensure_future(self.list_models(route.provider))
+            listing.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self._digests[route.provider] = listing
+        try:
+            models = await asyncio.shield(listing)
+        except ProviderError:
+            self._digests.pop(route.provider, None)
+            return None
+        digests = {m.name: m.digest for m in models}
+        return digests.get(route.model) or digests.get(f"{route.model}:latest")
+
     async def list_models(self, provider: str) -> list[ModelInfo]:
         """The models of a provider, from the first of its hosts that answers."""
         pool = self.get_pool(provider)
@@ -171,6 +218,8 @@ class ModelManager:
         return await self._answerer.answer(progress, request)
 
     async def aclose(self) -> None:
+        for listing in self._digests.values():
+            listing.cancel()
         pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
             await pool.aclose()

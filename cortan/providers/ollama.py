@@ -8,6 +8,8 @@ cut connections, and ``json.JSONDecodeError`` for a line that is not JSON.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
@@ -54,6 +56,10 @@ async def _add_headers(request: httpx.Request) -> None:
         request.headers.update(headers)
 
 
+#: Seconds to wait for the end of a stream after its final message (see ``_drain``).
+DRAIN_S = 0.5
+
+
 class OllamaProvider:
     """One Ollama server."""
 
@@ -92,6 +98,7 @@ class OllamaProvider:
             family=getattr(details, "family", None),
             size=model.size,
             parameter_size=getattr(details, "parameter_size", None),
+            digest=getattr(model, "digest", None) or None,
         )
 
     async def get_version(self) -> str | None:
@@ -144,13 +151,14 @@ class OllamaProvider:
                 options=_options(request.options),
             )
             # The client returns an async generator; stopping early must close its HTTP stream.
-            async with aclosing(cast("AsyncGenerator[Any, None]", stream)):
-                async for part in stream:
+            async with aclosing(cast("AsyncGenerator[Any, None]", stream)) as parts:
+                async for part in parts:
                     if part.message.thinking:
                         yield Thinking(part.message.thinking)
                     if part.message.content:
                         yield part.message.content
                     if part.done:
+                        await _drain(parts)
                         yield self._finish(part)
                         return
         except ProviderError:
@@ -226,3 +234,16 @@ def make_provider(
 ) -> OllamaProvider:
     """Factory registered in :data:`cortan.providers.KINDS`."""
     return OllamaProvider(name, url, timeouts)
+
+
+async def _drain(parts: AsyncGenerator[Any, None]) -> None:
+    """Read the stream to its end after the final message, so its connection is reused.
+
+    The body ends right after Ollama's ``done`` line; closing the response before
+    reading that end made the HTTP client drop the connection, a new TCP connection
+    per request (a batch of thousands). A server that sends more, or nothing, is
+    left after ``DRAIN_S``: its connection is closed as before.
+    """
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(DRAIN_S):
+            await anext(parts)

@@ -5,9 +5,10 @@ Keys are stable (scripts depend on them): ``model``, ``provider``, ``content``,
 ``timings`` (``first_token_s``, ``total_s``, ``thinking_s``), ``thinking`` (the
 model's reasoning, apart from the content; "" when none), ``data`` (the answer
 parsed, with ``--schema``), and on failure ``error``
-(``kind``, ``message``) with whatever content arrived before it. A front end may
-add its own keys (``cortan ask`` adds ``conversation_id``, the stored conversation
-to go on with, or null).
+(``kind``, ``message``) with whatever content arrived before it; ``cached`` (always
+there) says whether the answer came from the response cache. A front end may add its
+own keys (``cortan ask`` adds ``conversation_id``, the stored conversation to go on
+with, or null).
 
 JSON keeps non-ASCII text readable (``ensure_ascii=False``), and ``json.dumps``
 already writes C0 controls such as ESC as ``\\u001b``; :func:`dump_json` also
@@ -53,6 +54,7 @@ def make_report(event: ChatEnded) -> dict[str, Any]:
         report["error"] = {"kind": event.kind, "message": event.message}
     elif isinstance(event, ChatCancelled):
         report["finish_reason"] = "interrupted"
+    report["cached"] = isinstance(event, ChatFinished) and event.cached
     return report
 
 

@@ -12,6 +12,8 @@ doctor``). The data folder is always passed in: the store does not read config.
     search.py    user text -> a safe FTS5 query
     records.py   the named tuples handed out
     recorder.py  Recorder (subscribed by cortan.app.App.attach_store)
+    jobs.py      JobStore: ``cortan batch`` jobs and how each item ended
+    cache.py     CacheStore: the response cache's answers, capped in size and age
 """
 
 from cortan.store.db import describe_store, get_store_path

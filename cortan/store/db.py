@@ -130,6 +130,27 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
 
 
 @contextmanager
+def transaction(conn: sqlite3.Connection, path: Path) -> Iterator[sqlite3.Connection]:
+    """One committed transaction, the write lock taken at its start, errors translated.
+
+    Inside a transaction already open on ``conn`` (a ``batch()`` block), its writes
+    join that one.
+    """
+    with translate_errors(path):
+        if conn.in_transaction:
+            yield conn
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+@contextmanager
 def translate_errors(path: Path) -> Iterator[None]:
     """Turn sqlite3's exceptions into one StoreError sentence naming the file."""
     try:

@@ -17,6 +17,7 @@ write into a new conversation that happens to get number 7.
     version 2  full-text search over message content (FTS5), kept in step by triggers
     version 3  a model's reasoning beside its answer; images kept once by their SHA-256
     version 4  the client that asked and its request id, on conversations (the gateway)
+    version 5  batch jobs and the state of their items; the response cache
 """
 
 from __future__ import annotations
@@ -114,6 +115,78 @@ _V4 = (
     "ALTER TABLE conversations ADD COLUMN request_id TEXT",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+# Batch jobs (cortan/store/jobs.py): one row per job, one per item that ended (answered
+# or failed), keyed by its place in the input. An item in flight or not yet run has no
+# row, so a job killed at any moment resumes from what committed. ``fingerprint`` is a
+# hash of the item's whole request: an input that changed under a job re-runs that item.
+# ``output`` is the line written for the item, so a resumed job writes every item again
+# without asking any. The response cache (cortan/store/cache.py) keeps finished answers
+# by a hash of everything that shaped them; ``response_cache_size`` holds its totals,
+# kept by triggers, so that keeping it under its size cap never counts the table.
+_V5 = (
+    """
+    CREATE TABLE batch_jobs (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        key      TEXT NOT NULL UNIQUE,
+        name     TEXT,
+        source   TEXT NOT NULL,
+        created  REAL NOT NULL,
+        updated  REAL NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE batch_items (
+        job_id       INTEGER NOT NULL REFERENCES batch_jobs(id) ON DELETE CASCADE,
+        position     INTEGER NOT NULL,
+        fingerprint  BLOB NOT NULL,
+        status       TEXT NOT NULL CHECK (status IN ('done', 'failed')),
+        output       TEXT NOT NULL,
+        updated      REAL NOT NULL,
+        PRIMARY KEY (job_id, position)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE response_cache (
+        key                BLOB PRIMARY KEY,
+        provider           TEXT NOT NULL,
+        model              TEXT NOT NULL,
+        content            TEXT NOT NULL,
+        finish_reason      TEXT NOT NULL,
+        prompt_tokens      INTEGER,
+        completion_tokens  INTEGER,
+        size               INTEGER NOT NULL,
+        created            REAL NOT NULL,
+        used               REAL NOT NULL,
+        hits               INTEGER NOT NULL DEFAULT 0
+    )
+    """,
+    "CREATE INDEX response_cache_by_used ON response_cache (used)",
+    "CREATE INDEX response_cache_by_created ON response_cache (created)",
+    """
+    CREATE TABLE response_cache_size (
+        id       INTEGER PRIMARY KEY CHECK (id = 1),
+        entries  INTEGER NOT NULL,
+        bytes    INTEGER NOT NULL
+    )
+    """,
+    "INSERT INTO response_cache_size (id, entries, bytes) VALUES (1, 0, 0)",
+    """
+    CREATE TRIGGER response_cache_added AFTER INSERT ON response_cache BEGIN
+        UPDATE response_cache_size SET entries = entries + 1, bytes = bytes + new.size;
+    END
+    """,
+    """
+    CREATE TRIGGER response_cache_removed AFTER DELETE ON response_cache BEGIN
+        UPDATE response_cache_size SET entries = entries - 1, bytes = bytes - old.size;
+    END
+    """,
+    """
+    CREATE TRIGGER response_cache_resized AFTER UPDATE OF size ON response_cache BEGIN
+        UPDATE response_cache_size SET bytes = bytes - old.size + new.size;
+    END
+    """,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 LATEST_VERSION = len(MIGRATIONS)
 TABLES = ("conversations", "messages")

@@ -21,14 +21,20 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 from cortan.core.errors import UsageError
 from cortan.core.images import Image
-from cortan.store.db import connect, describe_store, get_store_path, translate_errors
+from cortan.store.db import (
+    connect,
+    describe_store,
+    get_store_path,
+    transaction,
+    translate_errors,
+)
 from cortan.store.records import Conversation, Role, Status, StoredMessage, StoreInfo
 
 MAX_NAME = 100
@@ -109,21 +115,9 @@ class SessionStore:
         with self._write():
             yield
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
         """One committed transaction; the write lock is taken at the start, not mid-way."""
-        with translate_errors(self.path):
-            if self._conn.in_transaction:  # inside batch(): its transaction
-                yield self._conn
-                return
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        return transaction(self._conn, self.path)
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with translate_errors(self.path):

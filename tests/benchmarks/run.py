@@ -29,7 +29,7 @@ from typing import Any
 from cortan import __version__
 
 #: name -> how to run it quickly (``--quick``) and in full; each returns its report entry.
-BENCHMARKS = ("startup", "first_request", "repl", "bus", "store", "render", "serve")
+BENCHMARKS = ("startup", "first_request", "repl", "bus", "store", "render", "serve", "batch")
 QUICK_REPEAT = {"startup": 5, "first_request": 3, "repl": 2, "store": 5}
 
 
@@ -66,6 +66,9 @@ def get_runner(name: str, quick: bool) -> Callable[[], dict[str, Any]]:
         return lambda: main(50_000, 3)
     if name == "serve":
         return lambda: main(1 if quick else 3, quick)
+    if quick and name == "batch":
+        quick_batch: Callable[[], dict[str, Any]] = module.quick
+        return quick_batch
     return main
 
 

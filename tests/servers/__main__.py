@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--thinking-file", type=Path, help="reason with this text first")
     parser.add_argument("--model", action="append", help="served model (repeatable)")
     parser.add_argument("--api-key", help="openai: require this Bearer key")
+    parser.add_argument(
+        "--max-parallel", type=int, help="answer this many chats at once; the rest wait"
+    )
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
     args = parser.parse_args(argv)
 
@@ -43,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         server.api_key = args.api_key
     if args.model:
         server.models = list(args.model)
+    server.max_parallel = args.max_parallel
     pieces = Reply().pieces
     if args.pieces_file is not None:
         text = args.pieces_file.read_text(encoding="utf-8")

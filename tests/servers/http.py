@@ -391,6 +391,11 @@ class FakeServer:
         self.host, self.port = host, port
         self.default = Reply()
         self.models: list[str] = list(self.default_models)
+        # Chat requests answered at once, as `OLLAMA_NUM_PARALLEL` sets it; the rest wait
+        # their turn, as with a real server. None: no limit. Set before the first request.
+        self.max_parallel: int | None = None
+        self._in_flight = self._peak_in_flight = 0
+        self._slots: asyncio.Semaphore | None = None
         self._cond = threading.Condition()
         self._queue: deque[Reply] = deque()
         self._requests: list[Recorded] = []
@@ -517,7 +522,29 @@ class FakeServer:
         return model in self.models
 
     async def chat(self, ex: Exchange, model: str, wire: Wire, *, stream: bool) -> None:
-        """Play the next queued reply, else 404 for an unknown model, else `default`."""
+        """Play the next queued reply, else 404 for an unknown model, else `default`.
+
+        Counted in flight from arrival to the end of the reply (waiting for a slot
+        included: what a client has outstanding); `max_parallel` bounds those played.
+        """
+        with self._cond:
+            self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+            self._cond.notify_all()
+        try:
+            if self.max_parallel is not None and self._slots is None:
+                self._slots = asyncio.Semaphore(self.max_parallel)
+            if self._slots is None:
+                await self._play_chat(ex, model, wire, stream=stream)
+            else:
+                async with self._slots:
+                    await self._play_chat(ex, model, wire, stream=stream)
+        finally:
+            with self._cond:
+                self._in_flight -= 1
+                self._cond.notify_all()
+
+    async def _play_chat(self, ex: Exchange, model: str, wire: Wire, *, stream: bool) -> None:
         with self._cond:
             reply = self._queue.popleft() if self._queue else None
         if reply is None and not self.knows(model):
@@ -538,6 +565,23 @@ class FakeServer:
     @property
     def chat_requests(self) -> list[Recorded]:
         return [r for r in self.requests if r.path == self.chat_path]
+
+    @property
+    def in_flight(self) -> int:
+        """Chat requests received and not yet answered."""
+        with self._cond:
+            return self._in_flight
+
+    @property
+    def peak_in_flight(self) -> int:
+        """The most chat requests outstanding at once since the start (or reset())."""
+        with self._cond:
+            return self._peak_in_flight
+
+    def wait_in_flight(self, n: int, timeout: float = 5.0) -> bool:
+        """Wait until at least `n` chat requests are outstanding at once."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._in_flight >= n, timeout)
 
     @property
     def disconnects(self) -> int:
@@ -571,3 +615,4 @@ class FakeServer:
             self._requests.clear()
             self._errors.clear()
             self._disconnects = self._connections = 0
+            self._peak_in_flight = self._in_flight

@@ -417,3 +417,29 @@ def test_main_runs_a_server_in_the_foreground(tmp_path: Path) -> None:
             proc.terminate()
         assert proc.wait(5) == 0
     assert [x["message"]["content"] for x in lines] == ["abcd", "efgh", "ij", ""]
+
+
+def test_in_flight_is_counted_and_max_parallel_queues_the_rest(fake_ollama: FakeOllama) -> None:
+    # As a real Ollama with OLLAMA_NUM_PARALLEL=2: two answered at once, the others wait
+    # (counted in flight, since the client has them outstanding), none refused.
+    fake_ollama.max_parallel = 2
+    fake_ollama.default = Reply(pieces=["a", "b", "c"], delay=0.05)
+
+    async def one(client: ollama.AsyncClient) -> float:
+        began = time.monotonic()
+        async for _ in ollama_stream(client):
+            pass
+        return time.monotonic() - began
+
+    async def main() -> list[float]:
+        async with oclient(fake_ollama) as client:
+            return list(await asyncio.gather(*(one(client) for _ in range(4))))
+
+    durations = run(main())
+    assert fake_ollama.peak_in_flight == 4
+    assert fake_ollama.in_flight == 0
+    assert len(fake_ollama.chat_requests) == 4
+    # Two played at once, two after them: the last waited for a whole reply first.
+    assert max(durations) >= 2 * 0.1
+    fake_ollama.reset()
+    assert fake_ollama.peak_in_flight == 0

@@ -178,6 +178,31 @@ def test_version_1_store_is_migrated_and_keeps_its_data(data_dir: Path) -> None:
     assert describe_store(path).schema_version == LATEST_VERSION
 
 
+def test_version_2_store_gains_jobs_and_the_cache_and_keeps_its_data(data_dir: Path) -> None:
+    from cortan.store.cache import CachedAnswer, CacheStore
+    from cortan.store.jobs import JobStore
+
+    path = get_store_path(data_dir)
+    conn = build_at_version(path, 2)
+    conn.execute("INSERT INTO conversations (id, created, updated) VALUES (1, 10, 20)")
+    conn.execute(
+        "INSERT INTO messages (conversation_id, role, content, created)"
+        " VALUES (1, 'user', 'where are the penguins', 11)"
+    )
+    conn.close()
+
+    with SessionStore.open(data_dir) as store:
+        assert [e.content for e in store.search("penguins")] == ["where are the penguins"]
+    assert describe_store(path).schema_version == LATEST_VERSION == 3
+    with JobStore.open(data_dir) as jobs:
+        job = jobs.start("k", name=None, source="stdin")
+        jobs.record(job.id, 0, b"f", "done", "{}")
+        assert jobs.count(job.id) == (1, 0)
+    with CacheStore.open(data_dir, max_bytes=1 << 20, max_age=60) as cache:
+        cache.put(b"k", CachedAnswer("ollama", "m", "hi", "stop", 1, 2, 0.0))
+        assert cache.stats().entries == 1
+
+
 def test_two_opens_of_a_fresh_file_migrate_once(data_dir: Path) -> None:
     first = SessionStore.open(data_dir)
     second = SessionStore.open(data_dir)

@@ -1,0 +1,181 @@
+"""The response cache's table: finished answers by key, within a size cap and an age limit.
+
+Layer: store (stdlib ``sqlite3`` only). What goes into a key, and which requests may
+be cached at all, is the engine's business (:mod:`cortan.engine.cache`); this module
+keeps the answers. It lives in the session store's file (schema version 3), so it
+survives like the conversations do and ``cortan cache stats|clear`` find it there.
+
+* An answer older than ``max_age`` seconds is never handed out (it is deleted
+  when met, and every write sweeps the expired ones by their index).
+* Past ``max_bytes`` the least recently used answers go first. The totals live in
+  ``response_cache_size``, kept by triggers, so the check costs one row read, not
+  a count of the table. An answer larger than the whole cap is not kept.
+
+Every method is its own short transaction, like :class:`SessionStore`'s, and
+raises :class:`cortan.core.errors.StoreError` with one sentence.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import NamedTuple, Self
+
+from cortan.store.db import connect, get_store_path, transaction, translate_errors
+
+#: Bytes counted per entry beyond its text: the key, the names, the numbers.
+ROW_OVERHEAD = 100
+
+
+class CachedAnswer(NamedTuple):
+    """One kept answer, as a model once gave it."""
+
+    provider: str
+    model: str
+    content: str
+    finish_reason: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    created: float  # Unix seconds
+
+
+class CacheStats(NamedTuple):
+    """What ``cortan cache stats`` shows."""
+
+    path: Path
+    entries: int
+    bytes: int
+    hits: int
+    oldest: float | None
+    newest: float | None
+
+
+def get_size(content: str) -> int:
+    """What an answer counts for against the cap."""
+    return len(content.encode("utf-8", "surrogatepass")) + ROW_OVERHEAD
+
+
+class CacheStore:
+    """Kept answers in the SQLite file at ``path``; ``clock`` gives Unix seconds."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        *,
+        max_bytes: int,
+        max_age: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._conn = conn
+        self.path = path
+        self.max_bytes = max_bytes
+        self.max_age = max_age
+        self._clock = clock
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: Path,
+        *,
+        max_bytes: int,
+        max_age: float,
+        clock: Callable[[], float] = time.time,
+    ) -> CacheStore:
+        """Open the store in ``data_dir`` (created, 0700/0600, when missing)."""
+        path = get_store_path(data_dir)
+        return cls(connect(path), path, max_bytes=max_bytes, max_age=max_age, clock=clock)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def get(self, key: bytes) -> CachedAnswer | None:
+        """The answer kept under ``key``, if there is one young enough; counts the hit."""
+        now = self._clock()
+        with transaction(self._conn, self.path) as conn:
+            row = conn.execute(
+                "SELECT provider, model, content, finish_reason, prompt_tokens,"
+                " completion_tokens, created FROM response_cache WHERE key = ?",
+                (key,),
+            ).fetchone()
+            if row is None:
+                return None
+            if row[6] < now - self.max_age:
+                conn.execute("DELETE FROM response_cache WHERE key = ?", (key,))
+                return None
+            conn.execute(
+                "UPDATE response_cache SET used = ?, hits = hits + 1 WHERE key = ?", (now, key)
+            )
+        return CachedAnswer(*row)
+
+    def put(self, key: bytes, answer: CachedAnswer) -> bool:
+        """Keep ``answer`` under ``key`` (replacing what was there); False when too large."""
+        size = get_size(answer.content)
+        if size > self.max_bytes:
+            return False
+        now = self._clock()
+        with transaction(self._conn, self.path) as conn:
+            conn.execute("DELETE FROM response_cache WHERE created < ?", (now - self.max_age,))
+            # An upsert, not INSERT OR REPLACE: a replace deletes without firing the
+            # delete trigger (unless recursive triggers are on), and the totals would drift.
+            conn.execute(
+                "INSERT INTO response_cache (key, provider, model, content, finish_reason,"
+                " prompt_tokens, completion_tokens, size, created, used)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+                " provider = excluded.provider, model = excluded.model,"
+                " content = excluded.content, finish_reason = excluded.finish_reason,"
+                " prompt_tokens = excluded.prompt_tokens,"
+                " completion_tokens = excluded.completion_tokens, size = excluded.size,"
+                " created = excluded.created, used = excluded.used, hits = 0",
+                (key, *answer[:6], size, answer.created, now),
+            )
+            self._evict(conn)
+        return True
+
+    def _evict(self, conn: sqlite3.Connection) -> None:
+        """Drop the least recently used answers until the cache is within its cap."""
+        excess = conn.execute("SELECT bytes FROM response_cache_size").fetchone()[0]
+        excess -= self.max_bytes
+        if excess <= 0:
+            return
+        doomed: list[tuple[bytes]] = []
+        for key, size in conn.execute("SELECT key, size FROM response_cache ORDER BY used"):
+            doomed.append((key,))
+            excess -= size
+            if excess <= 0:
+                break
+        conn.executemany("DELETE FROM response_cache WHERE key = ?", doomed)
+
+    def stats(self) -> CacheStats:
+        """How many answers are kept, their size, how often they were used."""
+        with translate_errors(self.path):
+            entries, size = self._conn.execute(
+                "SELECT entries, bytes FROM response_cache_size"
+            ).fetchone()
+            hits, oldest, newest = self._conn.execute(
+                "SELECT coalesce(sum(hits), 0), min(created), max(created) FROM response_cache"
+            ).fetchone()
+        return CacheStats(self.path, int(entries), int(size), int(hits), oldest, newest)
+
+    def clear(self, *, provider: str | None = None, model: str | None = None) -> int:
+        """Forget kept answers (all, or one provider's or model's); how many went."""
+        clauses, params = [], []
+        for column, value in (("provider", provider), ("model", model)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        with transaction(self._conn, self.path) as conn:
+            cursor = conn.execute(f"DELETE FROM response_cache{where}", params)
+        return cursor.rowcount

@@ -1,0 +1,141 @@
+"""Batch jobs in the store: which items of a job ended, how, and the line written for each.
+
+Layer: store (stdlib ``sqlite3`` only). ``cortan batch`` (:mod:`cortan.batch.runner`)
+finds its job here by a key made from the command that started it, and commits each
+item the moment it ends, in its own transaction: a process killed at any instant
+(``kill -9``) loses only the items that were in flight, and running the same command
+again skips every item that committed (asking none of them twice) and writes the
+kept line for it instead.
+
+An item is known by its place in the input (``position``, from 0) and a fingerprint
+of its whole request; a kept state counts only while the fingerprint matches, so an
+input edited between two runs re-runs exactly the items that changed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, NamedTuple, Self
+
+from cortan.store.db import connect, get_store_path, transaction, translate_errors
+
+ItemStatus = Literal["done", "failed"]
+
+
+class Job(NamedTuple):
+    """One batch job: the command it belongs to (``key``), where its input came from."""
+
+    id: int
+    key: str
+    name: str | None
+    source: str
+    created: float
+    updated: float
+
+
+class ItemState(NamedTuple):
+    """How an item of a job ended, and the output line it was given."""
+
+    fingerprint: bytes
+    status: ItemStatus
+    output: str
+
+
+class JobCounts(NamedTuple):
+    done: int
+    failed: int
+
+
+class JobStore:
+    """Batch jobs and their items in the SQLite file at ``path``."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, path: Path, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._conn = conn
+        self.path = path
+        self._clock = clock
+
+    @classmethod
+    def open(cls, data_dir: Path, *, clock: Callable[[], float] = time.time) -> JobStore:
+        """Open the store in ``data_dir`` (created, 0700/0600, when missing)."""
+        path = get_store_path(data_dir)
+        return cls(connect(path), path, clock=clock)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    def get(self, key: str) -> Job | None:
+        with translate_errors(self.path):
+            row = self._conn.execute(
+                "SELECT id, key, name, source, created, updated FROM batch_jobs WHERE key = ?",
+                (key,),
+            ).fetchone()
+        return Job(*row) if row else None
+
+    def start(self, key: str, *, name: str | None, source: str) -> Job:
+        """The job for ``key``, made now if there is none; its time of use is updated."""
+        now = self._clock()
+        with transaction(self._conn, self.path) as conn:
+            conn.execute(
+                "INSERT INTO batch_jobs (key, name, source, created, updated)"
+                " VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET updated = excluded.updated",
+                (key, name, source, now, now),
+            )
+        job = self.get(key)
+        assert job is not None
+        return job
+
+    def forget_items(self, job_id: int) -> int:
+        """Forget how every item of the job ended (``--restart``); how many were kept."""
+        with transaction(self._conn, self.path) as conn:
+            cursor = conn.execute("DELETE FROM batch_items WHERE job_id = ?", (job_id,))
+        return cursor.rowcount
+
+    def count(self, job_id: int) -> JobCounts:
+        with translate_errors(self.path):
+            rows = dict(
+                self._conn.execute(
+                    "SELECT status, count(*) FROM batch_items WHERE job_id = ? GROUP BY status",
+                    (job_id,),
+                ).fetchall()
+            )
+        return JobCounts(int(rows.get("done", 0)), int(rows.get("failed", 0)))
+
+    # -- items --------------------------------------------------------------------------
+
+    def get_item(self, job_id: int, position: int) -> ItemState | None:
+        with translate_errors(self.path):
+            row = self._conn.execute(
+                "SELECT fingerprint, status, output FROM batch_items"
+                " WHERE job_id = ? AND position = ?",
+                (job_id, position),
+            ).fetchone()
+        return ItemState(bytes(row[0]), row[1], row[2]) if row else None
+
+    def record(
+        self, job_id: int, position: int, fingerprint: bytes, status: ItemStatus, output: str
+    ) -> None:
+        """Commit how an item ended: from now on a rerun of the job does not ask it again."""
+        with transaction(self._conn, self.path) as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO batch_items"
+                " (job_id, position, fingerprint, status, output, updated)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (job_id, position, fingerprint, status, output, self._clock()),
+            )
