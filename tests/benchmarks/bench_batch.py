@@ -363,7 +363,7 @@ def main(
 
 def quick() -> dict[str, Any]:
     """A smoke run: every figure, on small inputs (the targets are for the full run)."""
-    return main(items=400, cpu_items=150, big_lines=50_000, whole=2_000, resume_items=300, repeat=2)
+    return main(items=300, cpu_items=100, big_lines=50_000, whole=2_000, resume_items=200, repeat=1)
 
 
 if __name__ == "__main__":
