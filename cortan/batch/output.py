@@ -38,6 +38,7 @@ def make_error_line(item_id: str | int, kind: str, message: str) -> str:
         "model": None,
         "provider": None,
         "content": "",
+        "thinking": "",
         "finish_reason": "error",
         "error": {"kind": kind, "message": message},
         "cached": False,

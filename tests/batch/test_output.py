@@ -39,7 +39,7 @@ def test_a_line_is_the_ask_json_report_with_the_id() -> None:
     line = json.loads(make_line("q7", finished))
     assert list(line)[:2] == ["id", "model"]
     assert (line["id"], line["content"], line["cached"]) == ("q7", "4", True)
-    assert line["usage"] == {"prompt_tokens": 3, "completion_tokens": 1}
+    assert line["usage"] == {"prompt_tokens": 3, "completion_tokens": 1, "thinking_tokens": None}
     failed = json.loads(make_line(3, ChatFailed(1, "timeout", "too slow", content="par")))
     assert failed["error"] == {"kind": "timeout", "message": "too slow"}
     assert (failed["finish_reason"], failed["content"], failed["cached"]) == ("error", "par", False)
