@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cortan.cli.runner import fail, get_context, guard, run_async
+from cortan.cli.runner import check_provider, fail, get_context, guard, run_async
 
 if TYPE_CHECKING:
     from cortan.config.settings import Settings
@@ -47,6 +47,8 @@ def models(
     context = get_context(ctx)
     with guard(context):
         settings = context.load_settings()
+        if provider:
+            check_provider(settings, provider)
         names = [provider] if provider else list(settings.providers)
         results = run_async(lambda: gather_models(settings, names))
         found: list[ModelInfo] = []
