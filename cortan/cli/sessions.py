@@ -49,9 +49,7 @@ def list_sessions(
     with guard(context):
         conversations = _list(limit)
         if json_output:
-            data = [
-                transcript.to_json(c, []) | {"messages": c.message_count} for c in conversations
-            ]
+            data = [transcript.summary_to_json(c) for c in conversations]
             _write(dump_json(data, indent=2) + "\n")
         elif conversations:
             _write("\n".join(transcript.conversation_rows(conversations)) + "\n", sanitized=True)
@@ -104,8 +102,9 @@ def export(
     ctx: typer.Context,
     name: NameArg,
     format: Annotated[
-        ExportFormat, typer.Option("--format", "-f", help="md or json.")
-    ] = ExportFormat.md,
+        ExportFormat | None,
+        typer.Option("--format", "-f", help="md or json (default: as -o's suffix says, else md)."),
+    ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file (created 0600).")
     ] = None,
@@ -114,6 +113,7 @@ def export(
     from cortan.cli import transcript
 
     with guard(get_context(ctx)):
+        format = _export_format(format, output)
         conversation, messages = _load(name)
         if format is ExportFormat.json:
             data = transcript.to_json(conversation, messages)
@@ -127,6 +127,23 @@ def export(
 
 
 # -- helpers --------------------------------------------------------------------------
+
+SUFFIXES = {".json": ExportFormat.json, ".md": ExportFormat.md, ".markdown": ExportFormat.md}
+
+
+def _export_format(asked: ExportFormat | None, output: Path | None) -> ExportFormat:
+    """The format asked for, else the one ``-o``'s suffix names, else markdown.
+
+    ``-o db.json`` wrote markdown (issue 21); a format the name contradicts is refused
+    rather than leave a file whose name lies about it.
+    """
+    named = SUFFIXES.get(output.suffix.lower()) if output is not None else None
+    if asked is not None and named is not None and asked is not named:
+        raise UsageError(
+            f"{output} names a {named.value} file but --format {asked.value} was given: "
+            "change one of them"
+        )
+    return asked or named or ExportFormat.md
 
 
 def _list(limit: int) -> list[Conversation]:
