@@ -162,7 +162,7 @@ def _where(name: str, config: ProviderConfig, source: str | None, detail: str, n
 def print_rows(rows: list[dict[str, object]], color: bool) -> None:
     from rich.table import Table
 
-    from cortan.cli.tables import make_table_console
+    from cortan.cli.tables import print_tables
     from cortan.render.sanitize import sanitize
 
     table = Table(box=None, header_style="bold", pad_edge=False)
@@ -171,4 +171,4 @@ def print_rows(rows: list[dict[str, object]], color: bool) -> None:
     for row in rows:
         cells = (row["provider"], row["kind"], row["key"], row["where"])
         table.add_row(*(sanitize(str(c)) for c in cells))
-    make_table_console(color).print(table)
+    print_tables([table], color)

@@ -119,7 +119,7 @@ def _as_dict(model: ModelInfo) -> dict[str, object]:
 def _print_tables(found: list[ModelInfo], routes: list[NameRoute], color: bool) -> None:
     from rich.table import Table
 
-    from cortan.cli.tables import make_table_console
+    from cortan.cli.tables import print_tables
     from cortan.render.sanitize import sanitize
 
     table = Table(box=None, header_style="bold", pad_edge=False)
@@ -137,7 +137,4 @@ def _print_tables(found: list[ModelInfo], routes: list[NameRoute], color: bool) 
         target = row.resolves_to or row.error or ""
         route_cells = (row.name, target, found_cell, ", ".join(row.fallback))
         names.add_row(*(sanitize(c) for c in route_cells))
-    console = make_table_console(color)
-    console.print(table)
-    console.print()
-    console.print(names)
+    print_tables([table, names] if routes else [table], color)  # -p X: no alias leads there
