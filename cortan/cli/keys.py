@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Store, list and remove API keys (kept in the OS keyring).")
 
 MAX_KEY_BYTES = 64 * 1024
-ProviderArg = Annotated[str, typer.Argument(help="A provider name, as in `cortan keys list`.")]
+ProviderArg = Annotated[
+    str, typer.Argument(metavar="PROVIDER", help="A provider name, as in `cortan keys list`.")
+]
 
 
 @app.command("set")

@@ -40,7 +40,7 @@ def models(
     ctx: typer.Context,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     provider: Annotated[
-        str | None, typer.Option("--provider", "-p", help="Only this provider.")
+        str | None, typer.Option("--provider", "-p", metavar="NAME", help="Only this provider.")
     ] = None,
 ) -> None:
     """List the models of every configured provider, and where each alias leads."""

@@ -27,7 +27,9 @@ app = typer.Typer(
     help="List, show, rename, delete and export stored conversations.", no_args_is_help=True
 )
 
-NameArg = Annotated[str, typer.Argument(help="The conversation's name or id (7 or #7).")]
+NameArg = Annotated[
+    str, typer.Argument(metavar="NAME", help="The conversation's name or id (7 or #7).")
+]
 
 
 class ExportFormat(enum.StrEnum):
@@ -38,7 +40,9 @@ class ExportFormat(enum.StrEnum):
 @app.command("list")
 def list_sessions(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option("-n", help="Show at most N, newest first.", min=1)] = 50,
+    limit: Annotated[
+        int, typer.Option("-n", metavar="N", help="Show at most N, newest first.", min=1)
+    ] = 50,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
     """List conversations, most recently active first."""
@@ -71,7 +75,7 @@ def show(ctx: typer.Context, name: NameArg) -> None:
 def rename(
     ctx: typer.Context,
     old: NameArg,
-    new: Annotated[str, typer.Argument(help="The new name (not a number).")],
+    new: Annotated[str, typer.Argument(metavar="NEW_NAME", help="The new name (not a number).")],
 ) -> None:
     """Give a conversation a new name."""
     with guard(get_context(ctx)):
@@ -103,10 +107,16 @@ def export(
     name: NameArg,
     format: Annotated[
         ExportFormat | None,
-        typer.Option("--format", "-f", help="md or json (default: as -o's suffix says, else md)."),
+        typer.Option(
+            "--format",
+            "-f",
+            metavar="md|json",
+            help="md or json (default: as -o's suffix says, else md).",
+        ),
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to this file (created 0600).")
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write to this file (created 0600)."),
     ] = None,
 ) -> None:
     """Export a conversation as markdown or JSON, to stdout or a file."""

@@ -89,3 +89,20 @@ def test_models_of_a_provider_with_no_alias_there_prints_no_alias_table(
     assert "llama3.2:latest" in result.stdout
     assert "alias" not in result.stdout
     assert not result.stdout.endswith("\n\n")
+
+
+HELP_COMMANDS = [
+    ("ask",), ("chat",), ("models",), ("logs",), ("keys", "set"),
+    ("sessions", "list"), ("sessions", "rename"), ("sessions", "export"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", HELP_COMMANDS, ids=" ".join)
+def test_options_in_help_name_what_they_take(
+    cortan: type[CortanRunner], command: tuple[str, ...]
+) -> None:
+    """`-m, --model MODEL`, not Typer's `<str>` or `<int range>` (issue 21)."""
+    result = cortan.run(*command, "--help")
+    assert result.code == 0, result.stderr
+    options = result.stdout.split("Options:", 1)[1]
+    assert "<" not in options, options
