@@ -70,7 +70,9 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
-    monkeypatch.setenv("CORTAN_CONFIG", str(tmp_path / "config.toml"))
+    config = tmp_path / "config.toml"
+    config.touch()  # CORTAN_CONFIG must name a file that exists
+    monkeypatch.setenv("CORTAN_CONFIG", str(config))
     monkeypatch.setenv("CORTAN_DATA_DIR", str(tmp_path / "data"))
     # No test may reach a real keyring (D-Bus may hang); tests that need one set it.
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")

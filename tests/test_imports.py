@@ -87,7 +87,7 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
 def test_a_mistyped_command_is_named_with_the_nearest(tmp_path: Path) -> None:
     _, done = loaded_running(tmp_path, "asj", "hi")
     assert done.returncode == 2
-    assert "No such command 'asj'. Did you mean 'ask'?" in done.stderr
+    assert "cortan: error: no such command 'asj'. Did you mean 'ask'?" in done.stderr
 
 
 def test_a_command_imports_no_other_command(tmp_path: Path, ollama_env: FakeOllama) -> None:

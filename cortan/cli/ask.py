@@ -35,6 +35,7 @@ def ask(
     prompt: Annotated[
         list[str] | None,
         typer.Argument(
+            metavar="PROMPT...",
             help="The question (several words are joined). A first word '-' reads stdin "
             "(a terminal's too), the words after it saying what to do with it.",
             show_default=False,
@@ -42,12 +43,16 @@ def ask(
     ] = None,
     model: Annotated[
         str | None,
-        typer.Option("--model", "-m", help="provider:model, an alias, or a bare model name."),
+        typer.Option(
+            "--model", "-m", metavar="MODEL", help="provider:model, an alias, or a bare model name."
+        ),
     ] = None,
     no_fallback: Annotated[
         bool, typer.Option("--no-fallback", help="Only the model asked for: no fallback chain.")
     ] = False,
-    system: Annotated[str | None, typer.Option("--system", "-s", help="System prompt.")] = None,
+    system: Annotated[
+        str | None, typer.Option("--system", "-s", metavar="TEXT", help="System prompt.")
+    ] = None,
     role: Annotated[
         str | None,
         typer.Option("--role", metavar="NAME", help="A named role (`cortan roles` lists them)."),

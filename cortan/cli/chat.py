@@ -32,9 +32,12 @@ class ShellOptions(NamedTuple):
 def chat(
     ctx: typer.Context,
     model: Annotated[
-        str | None, typer.Option("--model", "-m", help="provider:model, alias or bare name.")
+        str | None,
+        typer.Option("--model", "-m", metavar="MODEL", help="provider:model, alias or bare name."),
     ] = None,
-    system: Annotated[str | None, typer.Option("--system", "-s", help="System prompt.")] = None,
+    system: Annotated[
+        str | None, typer.Option("--system", "-s", metavar="TEXT", help="System prompt.")
+    ] = None,
     no_history: Annotated[
         bool, typer.Option("--no-history", help="Keep no input history for this shell.")
     ] = False,
@@ -47,7 +50,9 @@ def chat(
             help="Open the stored conversation NAME or id, or start NAME.",
         ),
     ] = None,
-    role: Annotated[str | None, typer.Option("--role", "-r", help="Start with this role.")] = None,
+    role: Annotated[
+        str | None, typer.Option("--role", "-r", metavar="NAME", help="Start with this role.")
+    ] = None,
     no_log: Annotated[
         bool, typer.Option("--no-log", help="Store nothing from this shell.")
     ] = False,

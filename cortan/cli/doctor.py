@@ -100,7 +100,7 @@ def print_table(checks: list[Check], color: bool) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from cortan.cli.tables import make_table_console
+    from cortan.cli.tables import print_tables
     from cortan.render.sanitize import sanitize
 
     table = Table(box=None, header_style="bold", pad_edge=False)
@@ -109,4 +109,4 @@ def print_table(checks: list[Check], color: bool) -> None:
     for check in checks:
         status = Text(check.status, style=STYLES[check.status])
         table.add_row(check.area, sanitize(check.name), status, sanitize(check.detail))
-    make_table_console(color).print(table)
+    print_tables([table], color)

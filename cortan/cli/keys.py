@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cortan.cli.runner import Context, fail, get_context, guard
+from cortan.cli.runner import Context, check_provider, fail, get_context, guard
 
 if TYPE_CHECKING:
     from cortan.config.settings import ProviderConfig, Settings
@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Store, list and remove API keys (kept in the OS keyring).")
 
 MAX_KEY_BYTES = 64 * 1024
-ProviderArg = Annotated[str, typer.Argument(help="A provider name, as in `cortan keys list`.")]
+ProviderArg = Annotated[
+    str, typer.Argument(metavar="PROVIDER", help="A provider name, as in `cortan keys list`.")
+]
 
 
 @app.command("set")
@@ -64,22 +66,21 @@ def remove_key(ctx: typer.Context, provider: ProviderArg) -> None:
 
     context = get_context(ctx)
     with guard(context):
-        config = context.load_settings().providers.get(provider)
+        settings = context.load_settings()
+        check_provider(settings, provider)
+        config = settings.providers[provider]
         if not delete_keyring_key(provider, config):
             fail(context, f"the OS keyring holds no key for {provider!r}; nothing was removed")
         context.diagnostics.notice(f"removed the key for {provider!r} from the OS keyring")
-        if config is not None:
-            warn_shadowed(context, provider, config)
+        warn_shadowed(context, provider, config)
 
 
 def get_key_config(settings: Settings, provider: str) -> ProviderConfig:
     """The provider's config, refusing names that are not configured or take no key."""
     from cortan.core.errors import UsageError
 
-    config = settings.providers.get(provider)
-    if config is None:
-        known = ", ".join(settings.providers)
-        raise UsageError(f"no provider named {provider!r} is configured (known: {known})")
+    check_provider(settings, provider)
+    config = settings.providers[provider]
     if config.kind == "ollama":
         raise UsageError(f"provider {provider!r} is an Ollama server, which takes no API key")
     return config
@@ -163,7 +164,7 @@ def _where(name: str, config: ProviderConfig, source: str | None, detail: str, n
 def print_rows(rows: list[dict[str, object]], color: bool) -> None:
     from rich.table import Table
 
-    from cortan.cli.tables import make_table_console
+    from cortan.cli.tables import print_tables
     from cortan.render.sanitize import sanitize
 
     table = Table(box=None, header_style="bold", pad_edge=False)
@@ -172,4 +173,4 @@ def print_rows(rows: list[dict[str, object]], color: bool) -> None:
     for row in rows:
         cells = (row["provider"], row["kind"], row["key"], row["where"])
         table.add_row(*(sanitize(str(c)) for c in cells))
-    make_table_console(color).print(table)
+    print_tables([table], color)

@@ -20,9 +20,14 @@ if TYPE_CHECKING:
 
 def logs(
     ctx: typer.Context,
-    count: Annotated[int, typer.Option("-n", help="Show the newest N messages.", min=1)] = 20,
+    count: Annotated[
+        int, typer.Option("-n", metavar="N", help="Show the newest N messages.", min=1)
+    ] = 20,
     query: Annotated[
-        str | None, typer.Option("--query", "-q", help="Only messages containing these words.")
+        str | None,
+        typer.Option(
+            "--query", "-q", metavar="WORDS", help="Only messages containing these words."
+        ),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:

@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 from cortan import __version__
-from cortan.cli.flags import CortanGroup
+from cortan.cli.group import CortanGroup
 from cortan.cli.runner import Context
 
 #: command name -> (module, attribute, whether it is a sub-app of several commands)
@@ -90,7 +90,7 @@ def commands_needed(argv: Sequence[str]) -> Iterable[str]:
     """The commands to register for these arguments: the one they run, or all of them.
 
     The global options are all flags, so the first word that is not an option is
-    the command (they may also follow it: :mod:`cortan.cli.flags`). All are
+    the command (they may also follow it: :mod:`cortan.cli.group`). All are
     registered when help is asked for before it, or the word is no known command
     (Typer then lists them, or suggests the nearest); none when there is no command
     (the shell or a piped ask, started by ``root``).

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cortan.cli.runner import fail, get_context, guard, run_async
+from cortan.cli.runner import check_provider, fail, get_context, guard, run_async
 
 if TYPE_CHECKING:
     from cortan.config.settings import Settings
@@ -48,7 +48,7 @@ def models(
     ctx: typer.Context,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     provider: Annotated[
-        str | None, typer.Option("--provider", "-p", help="Only this provider.")
+        str | None, typer.Option("--provider", "-p", metavar="NAME", help="Only this provider.")
     ] = None,
 ) -> None:
     """List the models of every configured provider, and where each alias leads."""
@@ -57,6 +57,8 @@ def models(
     context = get_context(ctx)
     with guard(context):
         settings = context.load_settings()
+        if provider:
+            check_provider(settings, provider)
         names = [provider] if provider else list(settings.providers)
         results = run_async(lambda: gather_models(settings, names, details=json_output))
         found: list[ModelInfo] = []
@@ -177,7 +179,7 @@ def _as_dict(model: ModelInfo) -> dict[str, object]:
 def _print_tables(found: list[ModelInfo], routes: list[NameRoute], color: bool) -> None:
     from rich.table import Table
 
-    from cortan.cli.tables import make_table_console
+    from cortan.cli.tables import print_tables
     from cortan.render.sanitize import sanitize
 
     table = Table(box=None, header_style="bold", pad_edge=False)
@@ -195,7 +197,4 @@ def _print_tables(found: list[ModelInfo], routes: list[NameRoute], color: bool) 
         target = row.resolves_to or row.error or ""
         route_cells = (row.name, target, found_cell, ", ".join(row.fallback))
         names.add_row(*(sanitize(c) for c in route_cells))
-    console = make_table_console(color)
-    console.print(table)
-    console.print()
-    console.print(names)
+    print_tables([table, names] if routes else [table], color)  # -p X: no alias leads there

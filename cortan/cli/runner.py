@@ -80,6 +80,18 @@ def check_model_option(model: str | None) -> None:
         raise UsageError("option --model is empty: give provider:model, an alias or a name")
 
 
+def check_provider(settings: Settings, name: str) -> None:
+    """A provider named on the command line must be configured: a usage error (2) if not."""
+    if name in settings.providers:
+        return
+    import difflib
+
+    known = ", ".join(settings.providers)
+    close = difflib.get_close_matches(name, list(settings.providers), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise UsageError(f"no provider named {name!r} is configured (known: {known}){hint}")
+
+
 def fail(context: Context, message: str, code: int = EXIT_FAILURE) -> NoReturn:
     context.diagnostics.error(message)
     raise typer.Exit(code)

@@ -27,7 +27,9 @@ app = typer.Typer(
     help="List, show, rename, delete and export stored conversations.", no_args_is_help=True
 )
 
-NameArg = Annotated[str, typer.Argument(help="The conversation's name or id (7 or #7).")]
+NameArg = Annotated[
+    str, typer.Argument(metavar="NAME", help="The conversation's name or id (7 or #7).")
+]
 
 
 class ExportFormat(enum.StrEnum):
@@ -38,7 +40,9 @@ class ExportFormat(enum.StrEnum):
 @app.command("list")
 def list_sessions(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option("-n", help="Show at most N, newest first.", min=1)] = 50,
+    limit: Annotated[
+        int, typer.Option("-n", metavar="N", help="Show at most N, newest first.", min=1)
+    ] = 50,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
     """List conversations, most recently active first."""
@@ -49,9 +53,7 @@ def list_sessions(
     with guard(context):
         conversations = _list(limit)
         if json_output:
-            data = [
-                transcript.to_json(c, []) | {"messages": c.message_count} for c in conversations
-            ]
+            data = [transcript.summary_to_json(c) for c in conversations]
             _write(dump_json(data, indent=2) + "\n")
         elif conversations:
             _write("\n".join(transcript.conversation_rows(conversations)) + "\n", sanitized=True)
@@ -73,7 +75,7 @@ def show(ctx: typer.Context, name: NameArg) -> None:
 def rename(
     ctx: typer.Context,
     old: NameArg,
-    new: Annotated[str, typer.Argument(help="The new name (not a number).")],
+    new: Annotated[str, typer.Argument(metavar="NEW_NAME", help="The new name (not a number).")],
 ) -> None:
     """Give a conversation a new name."""
     with guard(get_context(ctx)):
@@ -104,16 +106,24 @@ def export(
     ctx: typer.Context,
     name: NameArg,
     format: Annotated[
-        ExportFormat, typer.Option("--format", "-f", help="md or json.")
-    ] = ExportFormat.md,
+        ExportFormat | None,
+        typer.Option(
+            "--format",
+            "-f",
+            metavar="md|json",
+            help="md or json (default: as -o's suffix says, else md).",
+        ),
+    ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to this file (created 0600).")
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write to this file (created 0600)."),
     ] = None,
 ) -> None:
     """Export a conversation as markdown or JSON, to stdout or a file."""
     from cortan.cli import transcript
 
     with guard(get_context(ctx)):
+        format = _export_format(format, output)
         conversation, messages = _load(name)
         if format is ExportFormat.json:
             data = transcript.to_json(conversation, messages)
@@ -127,6 +137,23 @@ def export(
 
 
 # -- helpers --------------------------------------------------------------------------
+
+SUFFIXES = {".json": ExportFormat.json, ".md": ExportFormat.md, ".markdown": ExportFormat.md}
+
+
+def _export_format(asked: ExportFormat | None, output: Path | None) -> ExportFormat:
+    """The format asked for, else the one ``-o``'s suffix names, else markdown.
+
+    ``-o db.json`` wrote markdown (issue 21); a format the name contradicts is refused
+    rather than leave a file whose name lies about it.
+    """
+    named = SUFFIXES.get(output.suffix.lower()) if output is not None else None
+    if asked is not None and named is not None and asked is not named:
+        raise UsageError(
+            f"{output} names a {named.value} file but --format {asked.value} was given: "
+            "change one of them"
+        )
+    return asked or named or ExportFormat.md
 
 
 def _list(limit: int) -> list[Conversation]:

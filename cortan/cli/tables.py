@@ -1,7 +1,8 @@
-"""The console that commands print their tables with (``models``, ``keys``, ``doctor``).
+"""How commands print their tables (``models``, ``keys``, ``doctor``).
 
 On a terminal a table fits the window and long cells fold; in a pipe there is no
-window, so rows are never wrapped: one line per row, for ``grep`` and ``cut``.
+window, so rows are never wrapped (one line per row, for ``grep`` and ``cut``) and
+never padded: each line ends where its text ends, not at the widest row's width.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import Console, RenderableType
 
 PIPE_WIDTH = 10_000
 
@@ -22,3 +23,20 @@ def make_table_console(color: bool) -> Console:
     # No markup: cells hold server text (model names), and "[link=…]" in one would
     # otherwise become an OSC 8 hyperlink that hides its target (docs/security.md).
     return Console(no_color=not color, highlight=False, width=width, markup=False, emoji=False)
+
+
+def print_tables(tables: list[RenderableType], color: bool) -> None:
+    """Print ``tables`` one after another, a blank line between them."""
+    console = make_table_console(color)
+    terminal = sys.stdout.isatty()
+    for number, table in enumerate(tables):
+        if number:
+            console.print()
+        if terminal:
+            console.print(table)
+            continue
+        with console.capture() as captured:
+            console.print(table)
+        text = "\n".join(line.rstrip() for line in captured.get().splitlines())
+        sys.stdout.write(text + "\n")
+    sys.stdout.flush()

@@ -125,7 +125,7 @@ def summary_to_json(conversation: Conversation) -> dict[str, Any]:
     return {
         **to_json(conversation, []),
         "messages": conversation.message_count,
-        "title": conversation.title,
+        "first_prompt": conversation.title,
     }
 
 

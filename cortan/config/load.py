@@ -27,10 +27,20 @@ if TYPE_CHECKING:
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """Parse the TOML file; a missing file is an empty config, anything else wrong is an error."""
+    """Parse the TOML file; a missing file is an empty config, anything else wrong is an error.
+
+    Missing is fine for the default file (nobody has written one yet), not for one
+    that ``CORTAN_CONFIG`` names: a typo there would otherwise be ignored in silence,
+    every setting quietly at its default (issue 21).
+    """
     try:
         raw = _read_regular_file(path)
     except FileNotFoundError:
+        if _named_by_variable(path):
+            raise ConfigError(
+                f"CORTAN_CONFIG names {path}, which does not exist: create it, "
+                "or unset CORTAN_CONFIG to use the default file"
+            ) from None
         return {}
     except IsADirectoryError:
         raise ConfigError(f"config file {path} is a directory, not a TOML file") from None
@@ -44,6 +54,11 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _named_by_variable(path: Path) -> bool:
+    named = os.environ.get("CORTAN_CONFIG")
+    return named is not None and named != "" and Path(named).expanduser() == path
 
 
 def _read_regular_file(path: Path) -> bytes:

@@ -30,21 +30,28 @@ from __future__ import annotations
 
 
 class CortanError(Exception):
-    """Base of the tree: ``str(error)`` is the sentence shown to the user."""
+    """Base of the tree: ``str(error)`` is the sentence shown to the user.
+
+    ``kind`` is the stable name scripts read (``--json``'s ``error.kind``); every
+    kind is listed in docs/scripting.md, and a test holds the list to this tree.
+    """
 
     exit_code = 1
+    kind = "error"
 
 
 class UsageError(CortanError):
     """The command line asks for something impossible."""
 
     exit_code = 2
+    kind = "usage"
 
 
 class ConfigError(CortanError):
     """A configuration source holds a value cortan cannot use."""
 
     exit_code = 2
+    kind = "config"
 
 
 class InputError(CortanError):
@@ -67,6 +74,8 @@ class StoreError(CortanError):
 
 class KeyringError(CortanError):
     """The OS keyring is missing or refused the operation."""
+
+    kind = "keyring"
 
 
 class BusyError(CortanError):

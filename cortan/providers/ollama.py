@@ -200,6 +200,12 @@ class OllamaProvider:
     def _map_response_error(self, exc: ollama.ResponseError, model: str | None) -> ProviderError:
         status, text = exc.status_code, str(exc.error).strip()
         where = f"Ollama at {self.url}"
+        if not text:  # a proxy in front, or a bare server error: no body at all (issue 21)
+            text = "no reason given"
+            if status == 404:
+                return BadRequestError(
+                    f"{where} answered 404 with no reason given: is that URL an Ollama server?"
+                )
         if status == 404 and "not found" in text:
             name = model or "the model"
             return ModelNotFoundError(f"model {name!r} is not on {where}: run `ollama pull {name}`")

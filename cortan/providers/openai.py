@@ -9,6 +9,7 @@ the option simply report no usage.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -57,7 +58,9 @@ class OpenAIProvider:
         self.url = shown_url(url)  # what messages print; the client keeps the real one
         self._secrets = [*url_secrets(url), *([api_key] if api_key else [])]
         self.label = "OpenAI" if url == DEFAULT_OPENAI_URL else "the OpenAI-compatible server"
-        self._key_variable = "OPENAI_API_KEY" if name == "openai" else f"the key for {name!r}"
+        variable = "OPENAI_API_KEY" if name == "openai" else f"the key for {name!r}"
+        self._key_variable = variable
+        self._set_key = f"{variable} or run `cortan keys set {name}`"
         self._has_key = api_key is not None
         timeout = httpx2.Timeout(timeouts.total, connect=timeouts.connect)
         self._client = openai.AsyncOpenAI(
@@ -71,7 +74,7 @@ class OpenAIProvider:
     def _require_key(self) -> None:
         # OpenAI itself always needs a key: say so without a round trip that can only fail.
         if not self._has_key and self.url == DEFAULT_OPENAI_URL:
-            raise AuthError(f"OpenAI needs an API key: set {self._key_variable}")
+            raise AuthError(f"OpenAI needs an API key: set {self._set_key}")
 
     async def list_models(self) -> list[ModelInfo]:
         self._require_key()
@@ -169,7 +172,7 @@ class OpenAIProvider:
         where, status, text = f"{self.label} at {self.url}", exc.status_code, _message(exc)
         if status == 401 or status == 403:
             if not self._has_key:
-                return AuthError(f"{where} needs an API key: set {self._key_variable}")
+                return AuthError(f"{where} needs an API key: set {self._set_key}")
             return AuthError(f"{where} rejected the API key: check {self._key_variable}")
         if status == 404:
             return self._map_not_found(exc, model)
@@ -189,7 +192,7 @@ class OpenAIProvider:
         if not urlsplit(self.url).path.rstrip("/").endswith("/v1"):
             return BadRequestError(
                 f"{self.url} answered 404 for the chat endpoint: "
-                f"does the base URL need to end in /v1 (e.g. {self.url}/v1)?"
+                f"does the base URL need to end in /v1 (e.g. {with_v1(self.url)})?"
             )
         return BadRequestError(f"{self.url} has no chat completions endpoint (HTTP 404)")
 
@@ -229,6 +232,12 @@ def _usage(usage: Any) -> Usage:
     details = getattr(usage, "completion_tokens_details", None)
     thinking = getattr(details, "reasoning_tokens", None) if details is not None else None
     return Usage(usage.prompt_tokens, usage.completion_tokens, thinking)
+
+
+def with_v1(url: str) -> str:
+    """``url`` ending in /v1: another version (``/v2``) is replaced, not extended (issue 21)."""
+    base = url.rstrip("/")
+    return re.sub(r"/v\d+$", "", base) + "/v1"
 
 
 def _make_http_client(url: str, timeout: httpx2.Timeout) -> httpx2.AsyncClient | None:

@@ -187,7 +187,22 @@ async def do_edit(repl: Shell, arg: str) -> None:
     if not text.strip():
         repl.dim("nothing saved; nothing sent")
         return
-    await repl.send(text.rstrip("\n"))
+    text = text.rstrip("\n")
+    show_sent(repl, text)  # the prompt line shows "/edit"; the transcript shows what went
+    await repl.send(text)
+
+
+#: Lines of an edited prompt shown in the transcript before the rest is counted.
+SHOWN_LINES = 12
+
+
+def show_sent(repl: Shell, text: str) -> None:
+    """Write ``text`` as if typed at the prompt: ``›`` first, ``…`` on later lines."""
+    lines = text.split("\n")
+    for number, line in enumerate(lines[:SHOWN_LINES]):
+        repl.say(("› " if number == 0 else "… ") + line)
+    if len(lines) > SHOWN_LINES:
+        repl.dim(f"… and {len(lines) - SHOWN_LINES} more lines")
 
 
 def edit_text(editor: str, initial: str) -> str:

@@ -115,6 +115,7 @@ class Repl:
     async def _loop(self, first_input: str | None) -> None:
         with self._sigint_cancels_answer():
             if first_input is not None:
+                self.say(describe_piped(first_input))  # what started the conversation
                 await self.send("", first_input)
             while True:
                 try:
@@ -235,6 +236,17 @@ class Repl:
             yield
         finally:
             loop.remove_signal_handler(signal.SIGINT)
+
+
+def describe_piped(text: str) -> str:
+    """The transcript's line for piped text: how much, and how it begins."""
+    from cortan.core.text import format_size
+
+    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    first = " ".join(text.strip().split("\n", 1)[0].split())
+    first = first if len(first) <= 60 else first[:59] + "…"
+    count = "1 line" if lines == 1 else f"{lines} lines"
+    return f"› piped text ({count}, {format_size(len(text.encode()))}): {first}"
 
 
 def footer(event: ChatFinished) -> str:

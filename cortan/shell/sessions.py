@@ -118,8 +118,12 @@ def load_session(
     repl.conversation.model = found.model or repl.conversation.model
     recorder.continue_conversation(found.id)
     name = found.name or f"#{found.id}"
-    count = len(repl.conversation.turns)
-    repl.dim(f"loaded {name}: {count} turn{'' if count == 1 else 's'}")
+    turns = repl.conversation.turns
+    repl.dim(f"loaded {name}: {len(turns)} turn{'' if len(turns) == 1 else 's'}")
+    if turns:  # where it stood: the last question and the start of its answer
+        last = turns[-1]
+        answer = _preview(last.answer, 60) if last.answer else "(no answer)"
+        repl.dim(f"last: › {_preview(last.user, 60)} → {answer}")
 
 
 def to_turns(messages: list[StoredMessage]) -> list[Turn]:

@@ -45,6 +45,7 @@ def cortan_command() -> list[str]:
 def isolated_env(**extra: str) -> Iterator[dict[str, str]]:
     """An environment with a private config, data folder and home, and no keyring."""
     with tempfile.TemporaryDirectory(prefix="cortan-bench-") as tmp:
+        Path(tmp, "config.toml").touch()  # CORTAN_CONFIG must name a file that exists
         env = {
             k: v
             for k, v in os.environ.items()

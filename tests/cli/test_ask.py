@@ -286,6 +286,29 @@ def test_base_url_missing_v1(cortan: type[CortanRunner], openai_env: FakeOpenAI)
     assert "end in /v1" in result.stderr
 
 
+def test_base_url_with_another_version_gets_a_sane_hint(
+    cortan: type[CortanRunner], openai_env: FakeOpenAI
+) -> None:
+    """A base URL ending in /v2 used to get the suggestion `…/v2/v1` (issue 21)."""
+    result = cortan.run("ask", "hi", env={"OPENAI_BASE_URL": openai_env.url + "/v2"})
+    assert result.code == 1
+    assert_one_sentence(result.stderr)
+    assert "/v2/v1" not in result.stderr
+    assert f"{openai_env.url}/v1" in result.stderr
+
+
+def test_an_ollama_404_without_a_reason_still_says_something(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    ollama_env.queue(Reply(status=404, body=b""))  # a proxy in front, say: no body at all
+    result = cortan.run("ask", "hi")
+    assert result.code == 1
+    assert_one_sentence(result.stderr)
+    line = result.stderr.strip()
+    assert not line.endswith(":"), line
+    assert "404" in line and "no reason given" in line
+
+
 def test_rate_limited(cortan: type[CortanRunner], openai_env: FakeOpenAI) -> None:
     openai_env.default = Reply(status=429, headers={"retry-after": "0"})
     result = cortan.run("ask", "--no-stdin", "hi", env={"CORTAN_RETRY__ATTEMPTS": "1"})
@@ -306,6 +329,7 @@ def test_openai_needs_a_key(cortan: type[CortanRunner]) -> None:
     result = cortan.run("ask", "-m", "openai:gpt-4o-mini", "hi")
     assert result.code == 1
     assert "OpenAI needs an API key: set OPENAI_API_KEY" in result.stderr
+    assert "or run `cortan keys set openai`" in result.stderr
 
 
 def test_ctrl_c_mid_answer_flushes_partial_and_exits_130(

@@ -65,3 +65,44 @@ def test_a_global_flag_spelt_as_a_value_stays_a_value(
     messages = ollama_env.chat_requests[-1].json["messages"]
     assert messages[-1]["content"] == prompt
     assert (messages[0]["content"] if messages[0]["role"] == "system" else None) == system
+
+
+@pytest.mark.parametrize(
+    "args", [("models",), ("keys", "list"), ("doctor",), ("models", "-p", "ollama")]
+)
+def test_tables_in_a_pipe_carry_no_padding(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, args: tuple[str, ...]
+) -> None:
+    """Rows piped out end where their text ends (issue 21: padded to ~200 columns)."""
+    result = cortan.run(*args)
+    assert result.code in (0, 1), result.stderr  # doctor: 1 when a provider needs a key
+    lines = result.stdout.splitlines()
+    assert lines
+    assert [line for line in lines if line != line.rstrip()] == []
+
+
+def test_models_of_a_provider_with_no_alias_there_prints_no_alias_table(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    result = cortan.run("models", "-p", "ollama", env={"CORTAN_DEFAULT_MODEL": "openai:gpt-4o"})
+    assert result.code == 0, result.stderr
+    assert "llama3.2:latest" in result.stdout
+    assert "alias" not in result.stdout
+    assert not result.stdout.endswith("\n\n")
+
+
+HELP_COMMANDS = [
+    ("ask",), ("chat",), ("models",), ("logs",), ("keys", "set"),
+    ("sessions", "list"), ("sessions", "rename"), ("sessions", "export"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", HELP_COMMANDS, ids=" ".join)
+def test_options_in_help_name_what_they_take(
+    cortan: type[CortanRunner], command: tuple[str, ...]
+) -> None:
+    """`-m, --model MODEL`, not Typer's `<str>` or `<int range>` (issue 21)."""
+    result = cortan.run(*command, "--help")
+    assert result.code == 0, result.stderr
+    options = result.stdout.split("Options:", 1)[1]
+    assert "<" not in options, options

@@ -432,6 +432,42 @@ def test_export_json_to_a_private_file(
     assert answer["created"].endswith("+00:00")
 
 
+@pytest.mark.parametrize(("suffix", "is_json"), [(".json", True), (".JSON", True), (".md", False)])
+def test_export_format_follows_the_file_name(
+    cortan: type[CortanRunner],
+    two_sessions: tuple[int, int],
+    tmp_path: Path,
+    suffix: str,
+    is_json: bool,
+) -> None:
+    """`-o db.json` wrote markdown (issue 21): without --format, the suffix says which."""
+    target = tmp_path / f"work{suffix}"
+    ok(cortan, "sessions", "export", "work", "-o", str(target))
+    text = target.read_text()
+    if is_json:
+        assert json.loads(text)["name"] == "work"
+    else:
+        assert text.startswith("# work")
+
+
+def test_export_refuses_a_format_the_file_name_contradicts(
+    cortan: type[CortanRunner], two_sessions: tuple[int, int], tmp_path: Path
+) -> None:
+    target = tmp_path / "work.json"
+    result = cortan.run("sessions", "export", "work", "--format", "md", "-o", str(target))
+    assert result.code == 2
+    assert_one_sentence(result.stderr)
+    assert "work.json" in result.stderr and "--format md" in result.stderr
+    assert not target.exists()
+
+
+def test_sessions_list_json_has_the_first_prompt(
+    cortan: type[CortanRunner], two_sessions: tuple[int, int]
+) -> None:
+    data = json.loads(ok(cortan, "sessions", "list", "--json"))
+    assert [c["first_prompt"] for c in data] == ["unnamed \x1b[2J question", "what is WAL?"]
+
+
 def test_export_to_a_pipe_keeps_the_exact_text(
     cortan: type[CortanRunner], two_sessions: tuple[int, int]
 ) -> None:

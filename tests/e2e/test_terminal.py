@@ -183,7 +183,8 @@ def test_the_banner_comes_before_what_the_options_say(
         lines = [line for line in screen.splitlines() if line.strip()]
         assert lines[0].startswith("cortan "), screen
         assert lines[1] == "loaded trip: 1 turn", screen
-        assert lines[2].startswith("role shell"), screen
+        assert lines[2] == "last: › plan a trip → Hello, world!", screen
+        assert lines[3].startswith("role shell"), screen
         terminal.type("\x04")
         terminal.child.expect(pexpect.EOF, timeout=10)
     finally:

@@ -233,4 +233,4 @@ def test_raw_passes_every_byte_to_a_pipe(
 ) -> None:
     ollama_env.queue(Reply(pieces=pieces_of(PAYLOAD)))
     result = cortan.run("ask", "--raw", "--no-stdin", "x")
-    assert result.stdout == PAYLOAD  # raw: not even a newline the model did not send
+    assert result.stdout == PAYLOAD  # every byte, and nothing added (issue 21)

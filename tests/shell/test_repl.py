@@ -102,7 +102,12 @@ async def shell(
     await shell.repl.services.aclose()
 
 
-def start_shell(pipe: PipeInput, history: Path | None, store: SessionStore | None = None) -> Shell:
+def start_shell(
+    pipe: PipeInput,
+    history: Path | None,
+    store: SessionStore | None = None,
+    first_input: str | None = None,
+) -> Shell:
     console = Console(file=io.StringIO(), width=80, color_system=None)
     app = App.build(load_settings())
     ended: asyncio.Queue[ChatEnded] = asyncio.Queue()
@@ -114,7 +119,7 @@ def start_shell(pipe: PipeInput, history: Path | None, store: SessionStore | Non
     repl = make_repl(
         app, console, history_path=history, store=store, input=pipe, output=DummyOutput()
     )
-    task = asyncio.ensure_future(repl.run())
+    task = asyncio.ensure_future(repl.run(first_input))
     return Shell(repl, pipe, console, ended, deltas, task)
 
 
@@ -331,6 +336,7 @@ async def test_edit_sends_what_the_editor_saved(
     shell.pipe.send_text("/edit\r")
     await asyncio.wait_for(shell.ended.get(), 10)
     assert sent_messages(ollama_env)[-1]["content"] == "from the editor"
+    assert "› from the editor" in shell.screen  # what was sent shows in the transcript
     await shell.exit()
 
 
@@ -762,4 +768,29 @@ async def test_load_counts_turns_and_usage_knows_their_tokens(
     assert "loaded one: 1 turn" in shell.text and "1 turns" not in shell.text
     await shell.command("/usage")
     assert "this conversation: 1 turn, 7 tokens in, 4 out" in shell.text
+    await shell.exit()
+
+
+async def test_piped_text_that_starts_the_shell_is_shown(
+    pipe: PipeInput, ollama_env: FakeOllama, isolated_env: Path
+) -> None:
+    """`cat notes | cortan chat`: the transcript says what started the conversation."""
+    shell = start_shell(pipe, None, first_input="first line of notes\nsecond line\n")
+    await asyncio.wait_for(shell.ended.get(), 10)
+    assert "› piped text (2 lines, 32 bytes): first line of notes" in shell.text
+    assert shell.screen.index("piped text") < shell.screen.index("Hello, world!")
+    await shell.exit()
+    await shell.repl.services.aclose()
+
+
+async def test_load_recaps_where_the_conversation_stood(
+    stored_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    shell = stored_shell
+    ollama_env.queue(Reply(pieces=["Paris is the capital."]))
+    await shell.ask("Capital of France?")
+    await shell.command("/save geo")
+    await shell.command("/clear")
+    await shell.command("/load geo")
+    assert "last: › Capital of France? → Paris is the capital." in shell.text
     await shell.exit()

@@ -1,0 +1,115 @@
+"""The root command group: global flags anywhere, and usage errors in one sentence.
+
+Layer: cli. Two things Click does its own way, made cortan's (issue 21):
+
+* **Global flags after the command.** Click reads a group's options only before
+  its command, so ``cortan ask --debug`` failed with "No such option".
+  :class:`CortanGroup` moves each global flag (``--debug``, ``--no-color``) found
+  after the command in front of it before Click parses the line, walking the
+  command's own options so that a value is never taken for a flag: in ``ask -s
+  --debug`` the system prompt is ``--debug``, and after ``--`` everything is an
+  argument. A command with an option of the same name keeps it.
+* **Usage errors.** Click prints its usage line, a "Try" line and ``Error: …``;
+  cortan's errors are one ``cortan: error:`` sentence naming what to do (exit 2).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import typer
+from typer.core import TyperGroup
+
+if TYPE_CHECKING:
+    from typer._click import Context  # Typer's own copy of click (no click installed)
+
+GLOBAL_FLAGS = ("--debug", "--no-color")
+
+
+class CortanGroup(TyperGroup):
+    """The root group: global flags typed after the command count as typed before it."""
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_flags(self, ctx, args))
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> NoReturn:
+        """Run, and leave with the exit code; Click's own errors become one sentence."""
+        try:
+            code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except typer.TyperException as exc:  # Click's usage errors: a flag, a value, a name
+            usage_error(exc)
+        except typer.Abort:  # end of input at one of Click's own prompts
+            say_error("aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def usage_error(exc: typer.TyperException) -> NoReturn:
+    """Click's error as cortan's one sentence, with where the help is."""
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+        sys.stderr.write(ctx.get_help() + "\n")  # `cortan sessions`: its help is the answer
+        sys.exit(exc.exit_code)
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    command = getattr(ctx, "command_path", "") or "cortan"
+    say_error(f"{message[:1].lower()}{message[1:]} (`{command} --help` says what it takes)")
+    sys.exit(exc.exit_code)
+
+
+def say_error(message: str) -> None:
+    from cortan.render.diagnostics import Diagnostics
+
+    color = sys.stderr.isatty() and "NO_COLOR" not in os.environ and "--no-color" not in sys.argv
+    Diagnostics(sys.stderr, color=color).error(message)
+
+
+def hoist_global_flags(group: TyperGroup, ctx: Context, args: list[str]) -> list[str]:
+    """``args`` with the global flags that follow the command moved to the front."""
+    start = next((i for i, arg in enumerate(args) if not arg.startswith("-")), len(args))
+    hoisted: list[str] = []
+    kept = args[:start]
+    command: Any = group
+    takes_value: set[str] = set()
+    own: set[str] = set()
+    words = iter(args[start:])
+    for arg in words:
+        if arg == "--":  # the rest are arguments, whatever they look like
+            kept += [arg, *words]
+            break
+        if arg in GLOBAL_FLAGS and arg not in own:
+            hoisted.append(arg)
+            continue
+        kept.append(arg)
+        if arg in takes_value:  # `-s VALUE`: the next word is the value, not a flag
+            value = next(words, None)
+            if value is not None:
+                kept.append(value)
+        elif not arg.startswith("-") and isinstance(command, TyperGroup):
+            command = command.get_command(ctx, arg)  # a group's next word names its command
+            takes_value, own = _options(command)
+    return [*hoisted, *kept]
+
+
+def _options(command: Any) -> tuple[set[str], set[str]]:
+    """The option names of ``command`` that take a value, and all of its option names."""
+    takes_value: set[str] = set()
+    names: set[str] = set()
+    for param in getattr(command, "params", ()):
+        if getattr(param, "param_type_name", "") != "option":
+            continue
+        spelt = {*param.opts, *getattr(param, "secondary_opts", ())}
+        names |= spelt
+        if not (getattr(param, "is_flag", False) or getattr(param, "count", False)):
+            takes_value |= set(param.opts)
+    return takes_value, names
