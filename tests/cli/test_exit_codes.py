@@ -144,8 +144,8 @@ def documented_kinds() -> set[str]:
 
 def test_every_error_kind_is_documented() -> None:
     """`--json`'s error.kind: the list in docs/scripting.md is the error tree's (issue 21)."""
-    import cortan.engine.guard  # noqa: F401  (defines the `secret` kind)
-    import cortan.engine.schema  # noqa: F401  (defines the `schema` kind)
+    import cortan.engine.guard  # defines the `secret` kind
+    import cortan.engine.schema  # defines the `schema` kind
     from cortan.core.errors import CortanError
 
     # An ObserverError names its kind when raised: "observer", or "output_closed" when
