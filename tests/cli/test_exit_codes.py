@@ -144,8 +144,10 @@ def documented_kinds() -> set[str]:
 
 def test_every_error_kind_is_documented() -> None:
     """`--json`'s error.kind: the list in docs/scripting.md is the error tree's (issue 21)."""
-    import cortan.engine.guard  # defines the `secret` kind
-    import cortan.engine.schema  # defines the `schema` kind
+    import importlib
+
+    for module in ("cortan.engine.guard", "cortan.engine.schema"):  # `secret`, `schema`
+        importlib.import_module(module)
     from cortan.core.errors import CortanError
 
     # An ObserverError names its kind when raised: "observer", or "output_closed" when
