@@ -32,7 +32,9 @@ why), 1 the job stopped on failures or could not go on, 130 interrupted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import NamedTuple, TextIO
@@ -40,6 +42,7 @@ from typing import NamedTuple, TextIO
 from cortan.batch.feed import RecordFeed
 from cortan.batch.inputs import Record
 from cortan.batch.items import Prepared, RequestSpec, prepare
+from cortan.batch.job import BEAT_EVERY
 from cortan.batch.output import OutputWriter, make_error_line, make_line
 from cortan.batch.progress import ProgressView, Tally
 from cortan.batch.services import BatchServices
@@ -295,9 +298,15 @@ class BatchRunner:
     # -- what the user sees ------------------------------------------------------------
 
     async def _show_progress(self) -> None:
+        """Progress every tick; the job's beat now and then (this process still runs it)."""
+        beaten = self._clock()
         while True:
             await asyncio.sleep(self._tick)
             self._progress.tick()
+            if self._clock() - beaten >= BEAT_EVERY:
+                beaten = self._clock()
+                with contextlib.suppress(CortanError):  # the items' commits will say
+                    self._jobs.beat(self._job.id, os.getpid())
 
     def on_notice(self, event: Notice) -> None:
         """A notice of the engine about one item (a fallback, a wait), shown now and then."""

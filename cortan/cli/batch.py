@@ -300,7 +300,9 @@ async def _run(
     max_bytes = settings.max_input_bytes
     with contextlib.ExitStack() as stack:
         jobs = stack.enter_context(JobStore.open(data_dir))
-        job, earlier = open_job(jobs, key, name=name, source=source, resume=resume, restart=restart)
+        job, earlier = stack.enter_context(
+            open_job(jobs, key, name=name, source=source, resume=resume, restart=restart)
+        )
         if earlier is not None:
             failed = f", {earlier.failed} failed (asked again)" if earlier.failed else ""
             context.diagnostics.notice(

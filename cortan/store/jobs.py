@@ -10,6 +10,12 @@ kept line for it instead.
 An item is known by its place in the input (``position``, from 0) and a fingerprint
 of its whole request; a kept state counts only while the fingerprint matches, so an
 input edited between two runs re-runs exactly the items that changed.
+
+One process runs a job at a time: :meth:`JobStore.claim` records its pid, which
+then beats (:meth:`JobStore.beat`) while it runs, and a second run of the same
+command is refused while that process lives and beats. One killed with ``kill -9``
+leaves its pid behind: the next run sees it gone, or silent (its pid taken since by
+another program), and takes the job.
 """
 
 from __future__ import annotations
@@ -100,6 +106,38 @@ class JobStore:
         job = self.get(key)
         assert job is not None
         return job
+
+    def claim(
+        self, job_id: int, pid: int, is_alive: Callable[[int], bool], *, silent_after: float
+    ) -> int | None:
+        """Make process ``pid`` the job's runner; the pid of another that still runs it
+        (alive, and beating within ``silent_after`` seconds)."""
+        now = self._clock()
+        with transaction(self._conn, self.path) as conn:
+            owner, beat = conn.execute(
+                "SELECT owner, beat FROM batch_jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+            if owner not in (None, pid) and (beat or 0) > now - silent_after and is_alive(owner):
+                return int(owner)
+            conn.execute(
+                "UPDATE batch_jobs SET owner = ?, beat = ? WHERE id = ?", (pid, now, job_id)
+            )
+        return None
+
+    def beat(self, job_id: int, pid: int) -> None:
+        """Process ``pid`` still runs the job."""
+        with transaction(self._conn, self.path) as conn:
+            conn.execute(
+                "UPDATE batch_jobs SET beat = ? WHERE id = ? AND owner = ?",
+                (self._clock(), job_id, pid),
+            )
+
+    def release(self, job_id: int, pid: int) -> None:
+        """Process ``pid`` no longer runs the job."""
+        with transaction(self._conn, self.path) as conn:
+            conn.execute(
+                "UPDATE batch_jobs SET owner = NULL WHERE id = ? AND owner = ?", (job_id, pid)
+            )
 
     def forget_items(self, job_id: int) -> int:
         """Forget how every item of the job ended (``--restart``); how many were kept."""

@@ -119,6 +119,8 @@ _V4 = (
 # or failed), keyed by its place in the input. An item in flight or not yet run has no
 # row, so a job killed at any moment resumes from what committed. ``fingerprint`` is a
 # hash of the item's whole request: an input that changed under a job re-runs that item.
+# ``owner`` is the process running the job (its pid) and ``beat`` when it last said it
+# still does, so a second one is refused (and a pid reused by another program is not).
 # ``output`` is the line written for the item, so a resumed job writes every item again
 # without asking any. The response cache (cortan/store/cache.py) keeps finished answers
 # by a hash of everything that shaped them; ``response_cache_size`` holds its totals,
@@ -131,7 +133,9 @@ _V5 = (
         name     TEXT,
         source   TEXT NOT NULL,
         created  REAL NOT NULL,
-        updated  REAL NOT NULL
+        updated  REAL NOT NULL,
+        owner    INTEGER,
+        beat     REAL
     )
     """,
     """

@@ -13,6 +13,8 @@ import sqlite3
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,24 @@ def committed(data: Path) -> set[int]:
 def interruptible(cortan: type[CortanRunner], *args: str) -> subprocess.Popen[bytes]:
     # SIGINT is inherited ignored by a background process; the test run restores it.
     return cortan.popen(*args, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+@contextmanager
+def started(proc: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
+    """``proc``, killed and reaped however the test ends (its stderr told if it failed)."""
+    try:
+        yield proc
+    except BaseException:
+        if proc.returncode is None:
+            proc.kill()
+        _, err = proc.communicate(timeout=10)
+        print("cortan's stderr:", err.decode("utf-8", "replace"))
+        raise
+
+
+def wait_asked(server: FakeOllama, n: int, proc: subprocess.Popen[bytes]) -> None:
+    """Wait until ``server`` was asked ``n`` chats, or say why the batch did not get there."""
+    assert server.wait_requests(n, timeout=30), f"cortan exited {proc.poll()}"
 
 
 def test_json_lines_in_answers_out_in_order(
@@ -154,10 +174,10 @@ def test_killed_then_rerun_no_committed_item_is_asked_again_and_none_is_lost(
     ollama_env.default = Reply(pieces=["a", "b"], delay=0.02)
     source = jsonl(tmp_path / "in.jsonl", 30)
     out = tmp_path / "out.jsonl"
-    proc = cortan.popen("batch", str(source), "-o", str(out))
-    assert ollama_env.wait_requests(12, timeout=20)
-    proc.kill()
-    proc.communicate(timeout=10)
+    with started(cortan.popen("batch", str(source), "-o", str(out))) as proc:
+        wait_asked(ollama_env, 12, proc)
+        proc.kill()
+        proc.communicate(timeout=10)
     data = tmp_path / "data"
     kept = committed(data)
     assert kept, "some items committed before the kill"
@@ -178,9 +198,9 @@ def test_ctrl_c_stops_with_a_summary_and_the_rerun_finishes(
 ) -> None:
     ollama_env.default = Reply(pieces=["a"], first_byte_delay=0.05)
     source = jsonl(tmp_path / "in.jsonl", 40)
-    proc = interruptible(cortan, "batch", str(source))
-    assert ollama_env.wait_requests(5, timeout=20)
-    stopped = cortan.interrupt(proc)
+    with started(interruptible(cortan, "batch", str(source))) as proc:
+        wait_asked(ollama_env, 5, proc)
+        stopped = cortan.interrupt(proc)
     assert stopped.code == 130, stopped.stderr
     assert "batch stopped: " in stopped.stderr
     assert " not run in " in stopped.stderr
@@ -198,10 +218,10 @@ def test_sigterm_stops_cleanly_with_its_own_code(
     cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
 ) -> None:
     ollama_env.default = Reply(pieces=["a"], first_byte_delay=0.05)
-    proc = cortan.popen("batch", str(jsonl(tmp_path / "in.jsonl", 40)))
-    assert ollama_env.wait_requests(3, timeout=20)
-    proc.terminate()
-    _, err = proc.communicate(timeout=20)
+    with started(cortan.popen("batch", str(jsonl(tmp_path / "in.jsonl", 40)))) as proc:
+        wait_asked(ollama_env, 3, proc)
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
     assert proc.returncode == 128 + 15
     assert "batch stopped: " in err.decode()
 
@@ -315,3 +335,20 @@ def test_every_failure_in_a_row_stops_the_job(
         "to resume" in result.stderr
     )
     assert len(ollama_env.chat_requests) < 30
+
+
+def test_the_same_job_twice_at_once_is_refused(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    ollama_env.default = Reply(pieces=["a"], first_byte_delay=0.05)
+    source = jsonl(tmp_path / "in.jsonl", 40)
+    with started(cortan.popen("batch", str(source))) as first:
+        wait_asked(ollama_env, 2, first)
+        second = cortan.run("batch", str(source))
+        assert second.code == 1, second.stderr
+        assert_one_sentence(second.stderr)
+        assert f"this job is already running in process {first.pid}" in second.stderr
+        first.terminate()
+        first.communicate(timeout=20)
+    again = cortan.run("batch", str(source))  # the first one stopped: this one resumes
+    assert again.code == 0, again.stderr
