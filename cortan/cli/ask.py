@@ -215,7 +215,8 @@ async def _run(
         return {"conversation_id": recorder.conversation_id if recorder else None}
 
     app.attach_view(_make_view(settings, context, no_stream, json_output, raw, stored))
-    app.attach_notices(context.diagnostics.notice)
+    # Named, among other tools' lines on stderr: "cortan: 2 earlier turns left out …".
+    app.attach_notices(lambda text: context.diagnostics.notice(f"cortan: {text}"))
     try:
         ended = await app.ask(request)
     finally:
