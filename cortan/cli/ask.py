@@ -292,7 +292,8 @@ async def _run(
 
     view = _make_view(settings, context, output, schema=request.schema is not None, extra=stored)
     app.attach_view(view)
-    app.attach_notices(context.diagnostics.notice)
+    # Named, among other tools' lines on stderr: "cortan: 2 earlier turns left out …".
+    app.attach_notices(lambda text: context.diagnostics.notice(f"cortan: {text}"))
     cache = _open_cache(settings, request)
     if cache is not None:
         app.use_cache(cache)

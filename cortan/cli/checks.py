@@ -99,19 +99,35 @@ def key_rows(settings: Settings) -> list[Check]:
     return rows
 
 
-def check_default(settings: Settings, route: Route, probes: list[HostReport]) -> Check:
-    """Whether the default model can answer; if not, the sentence that says why."""
-    mine = [p for p in probes if p.provider == route.provider]
-    answering = [p for p in mine if p.models is not None]
+def check_default(settings: Settings, chain: list[Route], probes: list[HostReport]) -> Check:
+    """Whether the default model can answer, or else a fallback of its chain can.
+
+    A default model that cannot answer while a fallback can is a warning, not a
+    failure: prompts are answered, by the fallback (issue 21).
+    """
+    route = chain[0]
     data: dict[str, object] = {"model": str(route)}
-    if not answering:
-        why = str(mine[0].error) if mine else f"provider {route.provider!r} is not configured"
-    elif not any(has_model(p.models or [], route.model) for p in answering):
-        why = f"{route.provider} has no model {route.model!r} ({_missing_hint(settings, route)})"
-    else:
+    why = why_unusable(settings, route, probes)
+    if why is None:
         return Check("model", "default model", "ok", f"{route} is available", data)
     sentence = f"the default model {route} cannot be used: {why}"
+    standing_in = next((r for r in chain[1:] if why_unusable(settings, r, probes) is None), None)
+    if standing_in is not None:
+        data["answered_by"] = str(standing_in)
+        detail = f"{sentence}; its fallback {standing_in} answers instead"
+        return Check("model", "default model", "warn", detail, data)
     return Check("model", "default model", "fail", sentence, data)
+
+
+def why_unusable(settings: Settings, route: Route, probes: list[HostReport]) -> str | None:
+    """Why ``route`` cannot answer, as the probes of its hosts saw it (None: it can)."""
+    mine = [p for p in probes if p.provider == route.provider]
+    answering = [p for p in mine if p.models is not None]
+    if not answering:
+        return str(mine[0].error) if mine else f"provider {route.provider!r} is not configured"
+    if not any(has_model(p.models or [], route.model) for p in answering):
+        return f"{route.provider} has no model {route.model!r} ({_missing_hint(settings, route)})"
+    return None
 
 
 def has_model(models: list[ModelInfo], name: str) -> bool:

@@ -75,11 +75,11 @@ async def check_models(settings: Settings) -> list[Check]:
     app = App.build(settings)
     try:
         try:
-            route = app.resolve(None)
+            chain = app.manager.get_chain(None)  # the default model, then its fallbacks
         except CortanError as exc:
             return [checks.Check("model", "default model", "fail", str(exc))]
         reports = await app.survey_hosts()
-        default_row = checks.check_default(settings, route, reports)
+        default_row = checks.check_default(settings, chain, reports)
         rows = checks.host_rows(app.host_states(), reports)
         return [*rows, *checks.key_rows(settings), default_row]
     finally:

@@ -1,12 +1,15 @@
-"""``cortan logs``: the newest stored messages, or those matching a search.
+"""``cortan logs``: the newest stored exchanges, or the messages matching a search.
 
 Layer: cli. One line per message, newest first, with its conversation, role,
-model and token counts; ``-q`` searches the full-text index (any text is safe:
-it is never read as FTS5 syntax). ``--json`` prints a list for scripts.
+model and token counts; ``-n`` counts exchanges (a question with its answer), and
+with ``-q``, matching messages. ``-q`` searches the full-text index (any text is
+safe: it is never read as FTS5 syntax). ``--json`` prints a list for scripts. On a
+terminal the text column is cut to the window, so that no line wraps.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -21,7 +24,13 @@ if TYPE_CHECKING:
 def logs(
     ctx: typer.Context,
     count: Annotated[
-        int, typer.Option("-n", metavar="N", help="Show the newest N messages.", min=1)
+        int,
+        typer.Option(
+            "-n",
+            metavar="N",
+            help="Show the newest N exchanges (with -q: N matching messages).",
+            min=1,
+        ),
     ] = 20,
     query: Annotated[
         str | None,
@@ -43,7 +52,9 @@ def logs(
             data = [transcript.log_to_json(entry) for entry in entries]
             sys.stdout.write(dump_json(data, indent=2) + "\n")
         elif entries:
-            sys.stdout.write(sanitize("\n".join(transcript.log_rows(entries))) + "\n")
+            width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+            rows = transcript.log_rows(entries, width=width)
+            sys.stdout.write(sanitize("\n".join(rows)) + "\n")
         else:
             context.diagnostics.notice("no matching messages" if query else "nothing stored yet")
 
@@ -55,4 +66,4 @@ def _read(count: int, query: str | None) -> list[StoredMessage]:
     if store is None:
         return []
     with store:
-        return store.search(query, count) if query is not None else store.recent_messages(count)
+        return store.search(query, count) if query is not None else store.recent_exchanges(count)

@@ -161,15 +161,22 @@ def conversation_rows(conversations: list[Conversation]) -> list[str]:
     return _align(rows, right={0, 2})
 
 
-def log_rows(messages: list[StoredMessage]) -> list[str]:
-    """Aligned lines for ``cortan logs``: one message each, newest first."""
+def log_rows(messages: list[StoredMessage], *, width: int | None = None) -> list[str]:
+    """Aligned lines for ``cortan logs``: one message each, newest first.
+
+    With ``width`` (a terminal's), the text column is cut to what the others leave,
+    so that no line wraps.
+    """
     rows = [("TIME", "SESSION", "ROLE", "MODEL", "TOKENS", "TEXT")]
     for m in messages:
-        text = preview(m.content)
+        text = " ".join(m.content.split())
         if m.status != "complete":
             text = f"[{m.status}] {text}"
         label = preview(m.conversation_label, 24)
         rows.append((local_time(m.created), label, m.role, m.model or "", tokens(m), text))
+    others = sum(max(len(row[i]) for row in rows) + 2 for i in range(len(rows[0]) - 1))
+    room = PREVIEW if width is None else max(min(PREVIEW, width - others - 1), 10)
+    rows = [(*row[:-1], preview(row[-1], room)) for row in rows]
     return _align(rows, right=set())
 
 

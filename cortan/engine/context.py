@@ -86,6 +86,10 @@ class ModelCatalog(Protocol):
 
 # Ollama reported reading less than this share of the prompt sent: it cut the prompt.
 CUT_RATIO = 0.6
+# ...but only a prompt near num_ctx can have been cut: one estimated below this share
+# of it would have to be more than twice its estimate to be cut. A low count for a
+# smaller prompt is Ollama's prompt cache counting only new tokens (issue 21).
+CUT_NEAR = 0.5
 # After a cut, estimates for that model grow by this much.
 CUT_WIDEN = 1.5
 # Seconds to wait for a server to tell a model's window before using the configured one.
@@ -224,7 +228,8 @@ class ContextManager:
             return None
         reported, model = ended.usage.prompt_tokens, fit.budget.model
         expected = self.calibration.adjust(model, fit.estimate)
-        if fit.window_size and reported and is_cut(reported, expected, fit.estimate):
+        near = fit.window_size is not None and expected >= CUT_NEAR * fit.window_size
+        if fit.window_size and reported and near and is_cut(reported, expected, fit.estimate):
             self.calibration.widen(model, CUT_WIDEN)
             return describe_cut(reported, expected, fit.window_size)
         self.calibration.observe(model, fit.estimate, reported)

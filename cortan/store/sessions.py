@@ -296,6 +296,30 @@ class SessionStore:
         rows = self._read(_LOG + " ORDER BY m.id DESC LIMIT ?", (limit,))
         return [_message(row) for row in rows]
 
+    def recent_exchanges(self, limit: int = 20) -> list[StoredMessage]:
+        """The newest ``limit`` questions with their answers, across conversations, newest first.
+
+        ``cortan logs -n 2`` means two exchanges, as ``llm logs -n 2`` does, not two
+        messages (issue 21). An answer is the message that follows its question in
+        the same conversation, when it is the assistant's.
+        """
+        sql = f"""
+            WITH asked AS (
+                SELECT id, conversation_id FROM messages WHERE role = 'user'
+                ORDER BY id DESC LIMIT ?
+            ), answered AS (
+                SELECT (SELECT a.id FROM messages a
+                        WHERE a.conversation_id = asked.conversation_id AND a.id > asked.id
+                        ORDER BY a.id LIMIT 1) AS id
+                FROM asked
+            )
+            {_LOG}
+            WHERE m.id IN (SELECT id FROM asked)
+               OR (m.role = 'assistant' AND m.id IN (SELECT id FROM answered))
+            ORDER BY m.id DESC
+        """
+        return [_message(row) for row in self._read(sql, (limit,))]
+
     def search(self, text: str, limit: int = 20) -> list[StoredMessage]:
         """Messages containing every word of ``text`` (any text is safe), newest first."""
         from cortan.store.search import make_match_query  # only search needs it

@@ -98,3 +98,21 @@ def test_broken_config(cortan: type[CortanRunner], config_file: Path) -> None:
     assert_one_sentence(result.stderr)
     assert "is not valid TOML" in result.stderr
     assert "terminal" in result.stdout  # the other checks still ran
+
+
+def test_a_default_model_its_fallback_stands_in_for_is_a_warning(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    """`doctor` failed on the default model even when its fallback answers (issue 21)."""
+    env = {
+        "CORTAN_DEFAULT_MODEL": "ollama:mistral",
+        "CORTAN_FALLBACK": '["ollama:llama3.2:latest"]',
+    }
+    result = cortan.run("doctor", "--json", env=env)
+    assert result.code == 0, result.stderr
+    row = rows(result.stdout)["model default model"]
+    assert row["status"] == "warn"
+    assert "ollama has no model 'mistral'" in row["detail"]
+    assert "its fallback ollama:llama3.2:latest answers instead" in row["detail"]
+    report = json.loads(result.stdout)
+    assert report["ok"] is True

@@ -106,3 +106,13 @@ def test_options_in_help_name_what_they_take(
     assert result.code == 0, result.stderr
     options = result.stdout.split("Options:", 1)[1]
     assert "<" not in options, options
+
+
+def test_no_command_without_a_terminal_is_ask(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    """As docs/scripting.md says: `echo question | cortan > file` asks the piped text."""
+    result = cortan.run(input="What is 2+2?\n")
+    assert result.code == 0, result.stderr
+    assert result.stdout == "Hello, world!\n"
+    assert user_message(ollama_env) == "What is 2+2?\n"

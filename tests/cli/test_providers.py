@@ -44,7 +44,7 @@ def test_fallback_answers_and_says_so_in_one_dim_line(
     assert result.code == 0, result.stderr
     assert result.stdout == "Hello, world!\n"
     assert result.stderr == (
-        f"ollama:llama3.2 failed (cannot reach Ollama at {dead_url}: is `ollama serve` "
+        f"cortan: ollama:llama3.2 failed (cannot reach Ollama at {dead_url}: is `ollama serve` "
         "running?); answered by openai:gpt-4o-mini\n"
     )
     assert len(dead_ollama.chat_requests) == 1

@@ -487,12 +487,36 @@ def test_logs_newest_first_with_model_and_tokens(
     assert "work" in lines[3]
     assert "llama3.2:latest" in lines[3]
     assert "12+5 tok" in lines[3]
-    assert len(ok(cortan, "logs", "-n", "2").splitlines()) == 3
+    two = ok(cortan, "logs", "-n", "1").splitlines()  # one exchange: a question, its answer
+    assert [line.split()[3] for line in two[1:]] == ["assistant", "user"]
+
+
+def test_logs_n_counts_exchanges(cortan: type[CortanRunner], store: SessionStore) -> None:
+    """`logs -n 2` is two questions with their answers, as in `llm logs` (issue 21)."""
+    first, second = store.create(), store.create()
+    for conversation, prompt in ((first, "q1"), (second, "q2"), (first, "q3")):
+        store.add_message(conversation.id, "user", prompt)
+        store.add_message(conversation.id, "assistant", f"a{prompt[1]}")
+    store.add_message(second.id, "user", "q4, never answered")
+    data = json.loads(ok(cortan, "logs", "--json", "-n", "2"))
+    assert [e["content"] for e in data] == ["q4, never answered", "a3", "q3"]
+    data = json.loads(ok(cortan, "logs", "--json", "-n", "3"))
+    assert [e["content"] for e in data] == ["q4, never answered", "a3", "q3", "a2", "q2"]
+
+
+def test_logs_on_a_terminal_fit_its_width() -> None:
+    from cortan.cli.transcript import log_rows
+    from cortan.store import StoredMessage
+
+    long = StoredMessage(1, 7, "user", "word " * 50, 0.0, conversation_name="a name")
+    fitted = log_rows([long], width=100)
+    assert all(len(line) < 100 for line in fitted)
+    assert len(fitted[1]) < len(log_rows([long])[1])  # a pipe keeps the usual 60 characters
 
 
 def test_logs_json(cortan: type[CortanRunner], two_sessions: tuple[int, int]) -> None:
-    entries = json.loads(ok(cortan, "logs", "--json", "-n", "3"))
-    assert [e["role"] for e in entries] == ["assistant", "user", "assistant"]
+    entries = json.loads(ok(cortan, "logs", "--json", "-n", "2"))
+    assert [e["role"] for e in entries] == ["assistant", "user", "assistant", "user"]
     assert entries[2]["conversation"] == "work"
     assert entries[2]["model"] == "llama3.2:latest"
     assert entries[2]["completion_tokens"] == 5

@@ -143,18 +143,31 @@ async def test_a_message_too_large_for_the_window_is_not_sent(
 
 
 async def test_a_server_side_cut_is_reported(make: Make, ollama_env: FakeOllama) -> None:
-    ollama_env.queue(Reply(prompt_tokens=300))  # of some 1000 tokens sent
-    app = make()
+    ollama_env.queue(Reply(prompt_tokens=300))  # of some 600 tokens sent, near num_ctx
+    app = make(context={"ollama_num_ctx_max": 1024, "answer_reserve": 256})
     said = notices(app)
-    ended = await ask(app, "and now?", history=conversation(4, size=110))
+    ended = await ask(app, "and now?", history=conversation(3, size=90))
     assert isinstance(ended, ChatFinished)
     (text,) = said
     assert text.startswith("Ollama read only 300 of about ")
     assert text.endswith(
-        " prompt tokens (num_ctx 4096): it cut the start of the conversation; "
+        " prompt tokens (num_ctx 1024): it cut the start of the conversation; "
         "cortan leaves more room from the next request on"
     )
     assert app.chat.context.calibration.factor("ollama:llama3.2:latest") == 1.5
+
+
+async def test_a_low_count_far_below_num_ctx_is_no_cut(make: Make, ollama_env: FakeOllama) -> None:
+    """Ollama cuts only a prompt longer than num_ctx; a low count for a prompt far below
+    it (its prompt cache counts only new tokens) is no cut, and no notice (issue 21)."""
+    ollama_env.queue(Reply(prompt_tokens=300))  # of some 1000 tokens, num_ctx 4096
+    app = make()
+    said = notices(app)
+    ended = await ask(app, "and now?", history=conversation(4, size=110))
+    assert isinstance(ended, ChatFinished)
+    assert sent(ollama_env)["options"]["num_ctx"] == 4096
+    assert said == []
+    assert app.chat.context.calibration.factor("ollama:llama3.2:latest") == 1.0
 
 
 async def test_reported_counts_calibrate_the_estimate(make: Make, ollama_env: FakeOllama) -> None:
