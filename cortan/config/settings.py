@@ -297,6 +297,7 @@ class ServeSettings(BaseModel):
     chats_per_socket: int = Field(default=8, ge=1, le=1000)  # a WebSocket's chats at once
     drain_timeout: float = Field(default=10.0, ge=0, le=3600)  # seconds, on Ctrl-C or SIGTERM
     body_timeout: float = Field(default=30.0, gt=0, le=3600)  # seconds to send a request body
+    keep_alive: float = Field(default=120.0, gt=0, le=3600)  # seconds an idle connection stays
 
     @field_validator("cors_origins")
     @classmethod

@@ -11,6 +11,15 @@ answers are still recorded); then Hypercorn closes the connections and returns.
 Exit: 0 after SIGTERM or a ``stop`` event (a service manager's ordinary stop),
 130 after Ctrl-C, as every cortan command.
 
+Idle connections stay open ``serve.keep_alive`` seconds (120), longer than the
+clients that talk to the gateway keep them in their pools (httpx, under the OpenAI
+and Ollama libraries, 5 s; Node's fetch 4 s; aiohttp 15 s; Go and Rust's hyper
+90 s), so the client always closes first. Hypercorn's own default, 5 s, equals
+httpx's: a request sent on a connection idle for about 5 s crossed the gateway's
+close and failed with ``httpx.ReadError``. Hypercorn also keeps a socket its client
+has closed until this timer fires (CLOSE-WAIT, a descriptor and some 13 KB each):
+a lower ``serve.keep_alive`` bounds that for clients opening a connection per request.
+
 Hypercorn, not uvicorn: uvicorn requires click, and click in the install makes
 httpx import its command line (click, rich, pygments) in every ``cortan ask``.
 Hypercorn is the other well-kept ASGI server (by the Quart and Flask
@@ -120,6 +129,7 @@ async def serve(
     config.accesslog = None
     config.errorlog = logging.getLogger("cortan.serve.server")
     config.graceful_timeout = GRACE
+    config.keep_alive_timeout = limits.keep_alive
     config.include_server_header = False
     config.websocket_max_message_size = limits.max_body_bytes
     config.backlog = BACKLOG
