@@ -67,11 +67,25 @@ def prepare(record: Record, spec: RequestSpec) -> Prepared:
     schema = None
     if spec.format == "jsonl":
         model, system, options, schema = _item_settings(record, spec)
+    if schema is not None:
+        _check_schema(schema, record.where)
     request = ChatRequest(
         0, prompt, attachments, model, system, options=options,
         allow_fallback=spec.allow_fallback, allow_secrets=spec.allow_secrets, cache=spec.cache,
+        schema=schema,
     )  # fmt: skip
     return Prepared(request, make_fingerprint(request, schema), schema)
+
+
+def _check_schema(schema: Mapping[str, object], where: str) -> None:
+    """An item's schema must be a JSON Schema: the answer is checked against it (issue 16)."""
+    from cortan.core.errors import UsageError
+    from cortan.engine.schema import check_schema
+
+    try:
+        check_schema(dict(schema))
+    except UsageError as exc:
+        raise InputError(f"{where}: {exc}") from None
 
 
 def _compose(record: Record, spec: RequestSpec) -> tuple[str, tuple[Attachment, ...]]:

@@ -125,7 +125,6 @@ class BatchRunner:
         self._where: dict[int, str] = {}  # request id -> the item it asks, while in flight
         self._last_notice = -NOTICE_GAP
         self._hidden_notices = 0
-        self._warned_schema = False
         self._finished = asyncio.Event()
         self._stop: _Stop | None = None
         self._resuming = True  # whether any item may have a state to look up
@@ -214,12 +213,6 @@ class BatchRunner:
             self._writer.add(record.position, state.output)
             self._progress.update()
             return
-        if prepared.schema is not None and not self._warned_schema:
-            self._warned_schema = True
-            self._progress.log(
-                "cortan: warning: items name a schema, which is not sent yet (structured "
-                "output is issue 16): answers are not checked against it"
-            )
         await self._queue.put(_Entry(record, prepared))
 
     async def _count(self) -> None:

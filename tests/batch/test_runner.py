@@ -267,15 +267,21 @@ async def test_a_reader_that_left_ends_the_job_quietly(
     assert outcome.exit_code == EXIT_FAILURE
 
 
-async def test_a_schema_is_accepted_and_said_once_not_to_be_sent(
+async def test_an_item_schema_is_sent_and_its_answer_checked(
     make: Callable[..., Job], ollama: FakeOllama
 ) -> None:
-    lines = [json.dumps({"prompt": f"p{i}", "schema": {"type": "object"}}) for i in range(3)]
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    lines = [json.dumps({"prompt": f"p{i}", "schema": schema}) for i in range(2)]
+    lines.append(json.dumps({"prompt": "bad", "schema": {"type": 5}}))
+    ollama.default = Reply(pieces=['{"n": 4}'])
     job = make(lines, **on(ollama))
     outcome = await job.run()
-    assert outcome.exit_code == EXIT_OK
-    assert job.err.getvalue().count("not sent yet (structured output is issue 16)") == 1
-    assert all("format" not in r.json for r in ollama.chat_requests)
+    assert outcome.exit_code == EXIT_SOME_FAILED  # the third item's schema is no schema
+    out = [json.loads(line) for line in job.out.getvalue().splitlines()]
+    assert [o.get("data") for o in out[:2]] == [{"n": 4}, {"n": 4}]
+    assert out[2]["error"]["kind"] == "input" and "JSON Schema" in out[2]["error"]["message"]
+    assert all(r.json["format"] == schema for r in ollama.chat_requests)
+    assert len(ollama.chat_requests) == 2
 
 
 async def test_progress_lines_come_while_it_runs(
