@@ -325,10 +325,11 @@ def make_gateway(
     beyond); ``beyond_loopback`` lets IP-literal Host headers in.
     """
     from cortan.serve.gateway import Gateway
+    from cortan.serve.routes import make_routes
 
     if store is not None:
         app.attach_store(store, each_request_new=True)
-    return Gateway(app, token=token, beyond_loopback=beyond_loopback)
+    return Gateway(app, token=token, make_routes=make_routes, beyond_loopback=beyond_loopback)
 
 
 def make_batch(

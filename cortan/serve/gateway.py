@@ -88,6 +88,7 @@ class Gateway:
         services: GatewayServices,
         *,
         token: str | None,
+        make_routes: Callable[[Gateway], Router],
         beyond_loopback: bool = False,
     ) -> None:
         self.services = services
@@ -98,7 +99,7 @@ class Gateway:
         self.sockets: set[Callable[[], Awaitable[None]]] = set()  # how to close each WebSocket
         self.draining = False
         self.door = Door(
-            self._make_router(),
+            make_routes(self),
             token=token,
             hosts=HostCheck(self.limits.allowed_hosts, beyond_loopback=beyond_loopback),
             origins=self.limits.cors_origins,
@@ -109,26 +110,6 @@ class Gateway:
 
     def _open(self) -> int:
         return self.door.open
-
-    def _make_router(self) -> Router:
-        from starlette.routing import Route, Router, WebSocketRoute
-
-        from cortan.serve import ollama, openai, websocket
-        from cortan.serve.health import get_health, get_metrics
-
-        return Router(
-            [
-                Route("/v1/chat/completions", openai.endpoint(self), methods=["POST"]),
-                Route("/v1/models", openai.models_endpoint(self), methods=["GET"]),
-                Route("/api/chat", ollama.endpoint(self), methods=["POST"]),
-                Route("/api/tags", ollama.tags_endpoint(self), methods=["GET"]),
-                Route("/api/version", ollama.version_endpoint, methods=["GET", "HEAD"]),
-                Route("/", ollama.root_endpoint, methods=["GET", "HEAD"]),
-                WebSocketRoute("/ws", websocket.endpoint(self)),
-                Route("/health", get_health(self), methods=["GET", "HEAD"]),
-                Route("/metrics", get_metrics(self), methods=["GET"]),
-            ]
-        )
 
     # -- admission -----------------------------------------------------------------------
 
