@@ -8,6 +8,14 @@ flight, interleaved round by round so that noise hits both. Figures: added laten
 10 ms), throughput of small whole completions against direct, and the time from a
 client's disconnect to the upstream seeing it (target 100 ms).
 
+Each request in flight is its own client with one keep-alive connection (as many
+editors and scripts are), made and connected before the clock starts. One shared
+httpx pool of 64 connections is no load generator: its bookkeeping is quadratic in
+its connections (``is_idle`` over every connection for each one, a ``poll`` of each
+socket per request), which held it near 100 requests a second and so measured the
+client rather than the gateway. (It also left connections idle for seconds, which is
+how the gateway's keep-alive close at httpx's own 5 s came to light: serve.keep_alive.)
+
 On this 2-core machine the load generator, the gateway and the upstream share the
 cores, so the absolute figures are pessimistic for every path alike.
 """
@@ -15,6 +23,7 @@ cores, so the absolute figures are pessimistic for every path alike.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import statistics
 import subprocess
 import sys
@@ -66,19 +75,25 @@ async def timed(client: httpx.AsyncClient, url: str, body: dict[str, Any], strea
 async def load(url: str, body: dict[str, Any], headers: dict[str, str], in_flight: int,
                count: int, stream: bool) -> tuple[list[float], float]:  # fmt: skip
     """``count`` requests, ``in_flight`` at a time: their latencies and the wall time."""
-    limits = httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight)
-    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=60) as client:
+    one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    tls = ssl.create_default_context()  # unused on http://, but each client would build one
+    clients = [httpx.AsyncClient(headers=headers, limits=one, timeout=60, verify=tls)
+               for _ in range(in_flight)]  # fmt: skip
+    try:
+        await asyncio.gather(*(timed(client, url, body, stream) for client in clients))
         queue = list(range(count))
         times: list[float] = []
 
-        async def worker() -> None:
+        async def worker(client: httpx.AsyncClient) -> None:
             while queue:
                 queue.pop()
                 times.append(await timed(client, url, body, stream))
 
         start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(in_flight)))
+        await asyncio.gather(*(worker(client) for client in clients))
         return times, time.perf_counter() - start
+    finally:
+        await asyncio.gather(*(client.aclose() for client in clients))
 
 
 def pct(values: list[float], q: float) -> float:
