@@ -257,3 +257,41 @@ def test_export_does_not_write_through_a_link(
     assert "is a symbolic link" in result.stderr and result.stderr.count("\n") == 1
     assert bashrc.read_bytes() == USER_TEXT
     assert mode(bashrc) == 0o644
+
+
+def test_the_shell_refuses_a_planted_history_link(isolated_env: Path) -> None:
+    """The real ``cortan chat`` on a terminal: one sentence, exit 1, ``~/.bashrc`` intact."""
+    import pty
+
+    from tests.conftest import cortan_command
+
+    data = isolated_env / "data"
+    data.mkdir()
+    bashrc = isolated_env / ".bashrc"
+    bashrc.write_bytes(USER_TEXT)
+    (data / "history").symlink_to(bashrc)
+    main, terminal = pty.openpty()
+    try:
+        shell = subprocess.Popen(
+            [*cortan_command(), "chat"], stdin=terminal, stdout=terminal, stderr=subprocess.PIPE
+        )
+        os.close(terminal)
+        _, err = shell.communicate(timeout=30)
+    finally:
+        os.close(main)
+    assert shell.returncode == 1
+    text = err.decode()
+    assert text.count("\n") == 1 and "is a symbolic link" in text and "--no-history" in text
+    assert bashrc.read_bytes() == USER_TEXT
+
+
+def test_the_private_dir_is_not_tightened_through_a_link(tmp_path: Path) -> None:
+    from cortan.config.paths import ensure_private_dir
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o755)
+    link = tmp_path / "data"
+    link.symlink_to(shared)
+    ensure_private_dir(link)
+    assert mode(shared) == 0o755
