@@ -78,11 +78,20 @@ def open_private(path: Path, flags: int, *, mode: int = PRIVATE_MODE) -> int:
         if _NONBLOCK:
             os.set_blocking(fd, True)
         if stat.S_IMODE(info.st_mode) != mode and info.st_uid == os.getuid():
-            os.fchmod(fd, mode)
+            _set_mode(fd, mode)
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def _set_mode(fd: int, mode: int) -> None:
+    """Best effort: a store on a read-only medium can still be read (EROFS)."""
+    try:
+        os.fchmod(fd, mode)
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.EPERM):
+            raise
 
 
 def tighten(path: Path) -> None:

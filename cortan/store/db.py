@@ -70,7 +70,7 @@ def _create_private(path: Path) -> None:
     except NotPrivateFile as exc:
         raise refused(path, str(exc)) from None
     except OSError as exc:
-        raise StoreError(f"cannot create the session store {path}: {exc.strerror}") from None
+        raise StoreError(f"cannot open the session store {path}: {exc.strerror}") from None
 
 
 def companions(path: Path) -> tuple[Path, Path]:
