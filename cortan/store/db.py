@@ -16,6 +16,8 @@ store never reads configuration itself.
 * A symbolic link or anything but a regular file at the store's path (or at its
   ``-wal`` and ``-shm``) is refused before SQLite opens it, and never followed
   (``cortan.core.files``): a data folder from a repository can plant links.
+  SQLite then opens the checked names itself; a link swapped in between those two
+  moments needs a process already writing in the data folder.
 """
 
 from __future__ import annotations
@@ -62,13 +64,14 @@ def connect(path: Path) -> sqlite3.Connection:
 
 def _create_private(path: Path) -> None:
     """Create the file 0600 (or make an existing one 0600), refusing links and non-files."""
+    checking = path
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.close(open_private(path, os.O_RDONLY | os.O_CREAT))
-        for companion in companions(path):
-            tighten(companion)
+        for checking in companions(path):
+            tighten(checking)
     except NotPrivateFile as exc:
-        raise refused(path, str(exc)) from None
+        raise refused(checking, str(exc)) from None
     except OSError as exc:
         raise StoreError(f"cannot open the session store {path}: {exc.strerror}") from None
 

@@ -10,6 +10,7 @@ even when they existed with a looser mode.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -93,6 +94,7 @@ def test_a_linked_store_is_refused_and_its_target_untouched(
     with pytest.raises(StoreError, match="is a symbolic link") as raised:
         SessionStore.open(data).close()
     assert "\n" not in str(raised.value)
+    assert re.search(re.escape(str(data / name)) + "[ ,]", str(raised.value))  # the link itself
     assert snapshot(end) == before  # not created, not written, mode unchanged
     assert (data / name).is_symlink()
 
