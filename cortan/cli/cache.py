@@ -8,6 +8,7 @@ The store is only read here, never created: with no store there is no cache.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -81,7 +82,7 @@ def _open(settings: Settings) -> CacheStore | None:
     from cortan.store.cache import CacheStore
 
     data_dir = get_data_dir()
-    if not get_store_path(data_dir).exists():
+    if not os.path.lexists(get_store_path(data_dir)):
         return None
     limits = settings.cache
     return CacheStore.open(

@@ -120,15 +120,16 @@ async def _run(
     store = None if options.no_log or not settings.log else open_store(create=True)
     app = App.build(settings)
     history = None if options.no_history else get_data_dir() / "history"
-    repl = make_repl(
-        app,
-        make_console(settings, context),
-        history_path=history,
-        store=store,
-        vi_mode=options.vi,
-        input=create_input(terminal),
-    )
     try:
+        # A refused history (a link, a FIFO) fails here, the store and app still closed.
+        repl = make_repl(
+            app,
+            make_console(settings, context),
+            history_path=history,
+            store=store,
+            vi_mode=options.vi,
+            input=create_input(terminal),
+        )
         # Applied first, so the banner names the model in use; what they say follows it.
         await repl.run(first_input=piped, setup=lambda: _apply_options(repl, options))
     finally:

@@ -15,6 +15,7 @@ exchange. Reading commands never create the store file.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -35,7 +36,7 @@ def open_store(*, create: bool) -> SessionStore | None:
     from cortan.store import SessionStore, get_store_path
 
     data_dir = get_data_dir()
-    if not create and not get_store_path(data_dir).exists():
+    if not create and not os.path.lexists(get_store_path(data_dir)):
         return None
     return SessionStore.open(data_dir)
 

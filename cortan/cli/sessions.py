@@ -8,8 +8,10 @@ store is only read here, never created: with no store there is nothing to list.
 from __future__ import annotations
 
 import enum
+import errno
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -215,9 +217,29 @@ def _write(text: str, *, sanitized: bool = False) -> None:
 
 
 def _write_private(path: Path, text: str) -> None:
+    """Write an export owner-only: a file that was 0644 is 0600 before the text lands.
+
+    A symbolic link at ``path`` is refused rather than followed (it could lead to any
+    file of the user's, to be truncated); a FIFO or a device is written as it is.
+    """
+    from cortan.core.files import PRIVATE_MODE, describe_mode
+
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE_MODE)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UsageError(
+                f"{path} is a symbolic link: cortan does not write exports through links; "
+                "name the file itself"
+            ) from None
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    try:
         with os.fdopen(fd, "w", encoding="utf-8") as file:
+            info = os.fstat(fd)
+            if describe_mode(info.st_mode) is None:  # a regular file: private, then emptied
+                if stat.S_IMODE(info.st_mode) != PRIVATE_MODE and info.st_uid == os.getuid():
+                    os.fchmod(fd, PRIVATE_MODE)
+                os.ftruncate(fd, 0)
             file.write(text)
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror}") from None

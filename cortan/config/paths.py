@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 APP_NAME = "cortan"
@@ -36,10 +37,12 @@ def ensure_private_dir(path: Path) -> Path:
     """Create ``path`` owner-only (0700): history and sessions are private.
 
     A folder that already exists and is ours is tightened to 0700 too (an older
-    install, or a umask that let group and others in); someone else's is left alone.
+    install, or a umask that let group and others in); someone else's is left alone,
+    and so is whatever a symbolic link there points at (a user may link the data
+    folder on purpose; cortan changes no mode through a link).
     """
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = path.stat()
-    if info.st_mode & 0o077 and info.st_uid == os.getuid():
+    info = path.lstat()
+    if stat.S_ISDIR(info.st_mode) and info.st_mode & 0o077 and info.st_uid == os.getuid():
         path.chmod(0o700)
     return path

@@ -16,6 +16,7 @@ Keys beyond prompt-toolkit's Emacs (or vi) defaults:
 
 from __future__ import annotations
 
+import datetime
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +28,9 @@ from prompt_toolkit.filters import is_searching
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.styles import Style
+
+from cortan.core.errors import CortanError
+from cortan.core.files import NotPrivateFile, open_private
 
 if TYPE_CHECKING:
     from prompt_toolkit.buffer import Buffer
@@ -123,13 +127,50 @@ def add_search_keys(bindings: KeyBindings) -> None:
 
 
 def make_history(path: Path | None) -> History:
-    """History in a file created owner-only, or in memory with ``--no-history``."""
+    """History in a file created owner-only, or in memory with ``--no-history``.
+
+    A link or anything but a regular file at ``path`` is refused before it is opened
+    (``cortan.core.files``): a planted ``history -> ~/.bashrc`` would get every line.
+    """
     if path is None:
         return InMemoryHistory()
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if not path.exists():
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    return FileHistory(str(path))
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(open_private(path, os.O_WRONLY | os.O_CREAT))
+    except NotPrivateFile as exc:
+        raise history_refused(path, str(exc)) from None
+    except OSError as exc:
+        raise CortanError(f"cannot open the shell history {path}: {exc.strerror}") from None
+    return PrivateFileHistory(path)
+
+
+def history_refused(path: Path, reason: str) -> CortanError:
+    return CortanError(
+        f"the shell history {path} {reason}: cortan does not follow links or write anything "
+        "but its own regular file there; remove it, or start the shell with --no-history"
+    )
+
+
+class PrivateFileHistory(FileHistory):
+    """prompt-toolkit's FileHistory, each append opened without following a link.
+
+    The file is checked when the shell starts, and again at every line: a link made
+    while the shell runs gets nothing (the line stays in this shell's memory).
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(str(path))
+        self.path = path
+
+    def store_string(self, string: str) -> None:
+        try:
+            fd = open_private(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        except (NotPrivateFile, OSError):
+            return
+        with os.fdopen(fd, "ab") as file:
+            file.write(f"\n# {datetime.datetime.now()}\n".encode())
+            for line in string.split("\n"):
+                file.write(f"+{line}\n".encode("utf-8", errors="replace"))
 
 
 def make_prompt_session(

@@ -13,6 +13,11 @@ store never reads configuration itself.
 * A file that is not a cortan store (not SQLite, or SQLite with someone else's
   tables) is refused with one sentence naming it, *before* anything is written
   to it: cortan never overwrites or deletes a file it did not make.
+* A symbolic link or anything but a regular file at the store's path (or at its
+  ``-wal`` and ``-shm``) is refused before SQLite opens it, and never followed
+  (``cortan.core.files``): a data folder from a repository can plant links.
+  SQLite then opens the checked names itself; a link swapped in between those two
+  moments needs a process already writing in the data folder.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 from cortan.core.errors import StoreError
+from cortan.core.files import NotPrivateFile, open_private, refusal, tighten
 from cortan.store.records import StoreInfo
 from cortan.store.schema import APPLICATION_ID, LATEST_VERSION, MIGRATIONS, TABLES
 
@@ -57,17 +63,42 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 def _create_private(path: Path) -> None:
+    """Create the file 0600 (or make an existing one 0600), refusing links and non-files."""
+    checking = path
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
+        os.close(open_private(path, os.O_RDONLY | os.O_CREAT))
+        for checking in companions(path):
+            tighten(checking)
+    except NotPrivateFile as exc:
+        raise refused(checking, str(exc)) from None
     except OSError as exc:
-        raise StoreError(f"cannot create the session store {path}: {exc.strerror}") from None
-    try:
-        os.fchmod(fd, 0o600)  # whatever the umask
-    finally:
-        os.close(fd)
+        raise StoreError(f"cannot open the session store {path}: {exc.strerror}") from None
+
+
+def companions(path: Path) -> tuple[Path, Path]:
+    """SQLite's ``-wal`` and ``-shm`` beside the store: it opens them by name too."""
+    return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+
+
+def refused(path: Path, reason: str) -> StoreError:
+    """The sentence for a store path that is a link or not a regular file."""
+    if path.name.endswith(("-wal", "-shm")):
+        what = f"{path}, beside the session store,"
+    else:
+        what = f"the session store {path}"
+    return StoreError(
+        f"{what} {reason}: cortan does not follow links or open anything but its own "
+        "regular file there; remove it and cortan will start a new store"
+    )
+
+
+def check_not_linked(path: Path) -> None:
+    """Refuse a store (or its -wal, -shm) that is a link or not a regular file; read-only."""
+    for candidate in (path, *companions(path)):
+        reason = refusal(candidate)
+        if reason is not None:
+            raise refused(candidate, reason)
 
 
 def _use_wal(conn: sqlite3.Connection) -> None:
@@ -185,6 +216,7 @@ def describe_store(path: Path) -> StoreInfo:
     """
     if path.name != FILENAME and not path.is_file():
         path = get_store_path(path)
+    check_not_linked(path)  # before anything opens it: a FIFO would block doctor for ever
     if not path.exists():
         return StoreInfo(path, exists=False)
     with translate_errors(path), closing(_open_read_only(path)) as conn:

@@ -1,0 +1,103 @@
+"""cortan's private files (store, history, exports), opened without following links.
+
+A data folder can come from a repository (``CORTAN_DATA_DIR=./.cortan``), so the
+names inside it may be planted: a symbolic link at ``history`` pointing at
+``~/.bashrc`` would have every typed line appended there, a dangling one at the
+store would create it wherever the link points. So the last component of each of
+these paths must be a regular file or absent: it is looked at with ``lstat`` for a
+clear sentence, then opened with ``O_NOFOLLOW`` (no race between the two) and
+non-blocking (a FIFO never blocks the open), and its mode is set on the open
+descriptor, whatever the umask and whatever mode the file had.
+
+Layer: core (stdlib only). Callers turn ``NotPrivateFile`` into their own error.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+PRIVATE_MODE = 0o600
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+class NotPrivateFile(Exception):
+    """The path is a link or not a regular file; ``str()`` says which, in a few words."""
+
+
+def refusal(path: Path) -> str | None:
+    """Why ``path`` cannot be one of cortan's private files, or None (absent is fine)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        return None
+    return describe_mode(info.st_mode)
+
+
+def describe_mode(mode: int) -> str | None:
+    if stat.S_ISLNK(mode):
+        return "is a symbolic link"
+    if stat.S_ISDIR(mode):
+        return "is a folder"
+    if stat.S_ISFIFO(mode):
+        return "is a named pipe (FIFO)"
+    if not stat.S_ISREG(mode):
+        return "is not a regular file"
+    return None
+
+
+def open_private(path: Path, flags: int, *, mode: int = PRIVATE_MODE) -> int:
+    """Open ``path`` (a regular file or, with ``O_CREAT``, none yet) and set its mode.
+
+    Raises NotPrivateFile for a link or anything but a regular file, before a byte
+    is read or written; OSError for the rest (permissions, a full disk). The mode
+    is set on the descriptor when the file is the user's own.
+    """
+    reason = refusal(path)
+    if reason is not None:
+        raise NotPrivateFile(reason)
+    try:
+        fd = os.open(path, flags | _NOFOLLOW | _NONBLOCK | _CLOEXEC, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # made a link since the lstat above
+            raise NotPrivateFile("is a symbolic link") from None
+        if exc.errno in (errno.ENXIO, errno.EISDIR):  # a FIFO without reader, a folder
+            raise NotPrivateFile("is not a regular file") from None
+        raise
+    try:
+        info = os.fstat(fd)
+        reason = describe_mode(info.st_mode)
+        if reason is not None:
+            raise NotPrivateFile(reason)
+        if _NONBLOCK:
+            os.set_blocking(fd, True)
+        if stat.S_IMODE(info.st_mode) != mode and info.st_uid == os.getuid():
+            _set_mode(fd, mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _set_mode(fd: int, mode: int) -> None:
+    """Best effort: a store on a read-only medium can still be read (EROFS)."""
+    try:
+        os.fchmod(fd, mode)
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.EPERM):
+            raise
+
+
+def tighten(path: Path) -> None:
+    """Make an existing private file owner-only, refusing a link; absent is fine."""
+    try:
+        fd = open_private(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    os.close(fd)
