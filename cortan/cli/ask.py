@@ -166,7 +166,7 @@ def ask(
         request = apply_generation(plan.apply(request), generation)
         show = settings.show_thinking if show_thinking is None else show_thinking
         output = Output(no_stream, json_output, raw, show)
-        ended = run_async(lambda: _run(settings, request, context, output, plan))
+        ended = run_async(lambda: _run(settings, request, context, output, plan), hangups=True)
         raise typer.Exit(exit_code(ended, plan.log_required))
 
 

@@ -125,8 +125,46 @@ def _silence_broken_pipe() -> NoReturn:
     raise typer.Exit(EXIT_READER_GONE)
 
 
-def run_async(main: Callable[[], Any]) -> Any:
-    """asyncio.run, with Ctrl-C surfacing as KeyboardInterrupt after cleanup."""
+def run_async(main: Callable[[], Any], *, hangups: bool = False) -> Any:
+    """asyncio.run, with Ctrl-C surfacing as KeyboardInterrupt after cleanup.
+
+    With ``hangups``, SIGTERM and SIGHUP stop the work as Ctrl-C does: the running
+    task is cancelled, so the answer ends interrupted with its partial kept and
+    stored, and then the command exits 128 + the signal (143, 129), as a process
+    killed by it would report (issue 15; DESIGN.md's exit codes).
+    """
     import asyncio
 
-    return asyncio.run(main())
+    if not hangups:
+        return asyncio.run(main())
+    received: list[int] = []
+    result = asyncio.run(_with_hangups(main, received))
+    if received:
+        raise typer.Exit(128 + received[0])
+    return result
+
+
+async def _with_hangups(main: Callable[[], Any], received: list[int]) -> Any:
+    import asyncio
+    import signal
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    signals = (signal.SIGTERM, signal.SIGHUP)
+
+    def stop(signum: int) -> None:
+        received.append(signum)
+        task.cancel()
+
+    for signum in signals:
+        loop.add_signal_handler(signum, stop, signum)
+    try:
+        return await main()
+    except asyncio.CancelledError:
+        if not received:
+            raise  # Ctrl-C: asyncio.run makes it KeyboardInterrupt
+        return None  # stopped before an answer began: nothing to end
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -538,3 +539,26 @@ def test_a_misspelt_provider_is_a_usage_error(
     assert_one_sentence(result.stderr)
     assert "did you mean 'openai:gpt-4o'?" in result.stderr
     assert ollama_env.chat_requests == []
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_and_sighup_keep_the_partial_answer(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, isolated_env: Path, signum: int, code: int
+) -> None:
+    """A service manager's stop or a closed terminal ends the answer as Ctrl-C does (issue 15)."""
+    from cortan.store import SessionStore
+
+    ollama_env.queue(Reply(pieces=["first line\n", *["more "] * 200], delay=0.05))
+    proc = cortan.popen("ask", "--no-stdin", "hi")
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline() == b"first line\n"
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == code
+    assert b"Traceback" not in err
+    with SessionStore.open(isolated_env / "data") as store:
+        (conversation,) = store.list_conversations()
+        answer = store.messages(conversation.id)[-1]
+    assert answer.status == "interrupted"
+    assert answer.content.startswith("first line\n")
+    assert ollama_env.wait_disconnect(5)
