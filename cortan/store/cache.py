@@ -21,10 +21,9 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
-from typing import NamedTuple, Self
+from typing import NamedTuple
 
-from cortan.store.db import connect, get_store_path, transaction, translate_errors
+from cortan.store.db import StoreFile, connect, get_store_path, transaction, translate_errors
 
 #: Bytes counted per entry beyond its text: the key, the names, the numbers.
 ROW_OVERHEAD = 100
@@ -58,7 +57,7 @@ def get_size(content: str) -> int:
     return len(content.encode("utf-8", "surrogatepass")) + ROW_OVERHEAD
 
 
-class CacheStore:
+class CacheStore(StoreFile):
     """Kept answers in the SQLite file at ``path``; ``clock`` gives Unix seconds."""
 
     def __init__(
@@ -88,17 +87,6 @@ class CacheStore:
         """Open the store in ``data_dir`` (created, 0700/0600, when missing)."""
         path = get_store_path(data_dir)
         return cls(connect(path), path, max_bytes=max_bytes, max_age=max_age, clock=clock)
-
-    def close(self) -> None:
-        self._conn.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def get(self, key: bytes) -> CachedAnswer | None:
         """The answer kept under ``key``, if there is one young enough; counts the hit."""

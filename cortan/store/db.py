@@ -25,9 +25,11 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 from cortan.core.errors import StoreError
 from cortan.core.files import NotPrivateFile, open_private, refusal, tighten
@@ -237,3 +239,30 @@ def _count_rows(conn: sqlite3.Connection) -> tuple[int, int]:
         conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in TABLES
     )
     return int(conversations), int(messages)
+
+
+class StoreFile:
+    """One connection to the store file: what every table's store opens, closes and holds.
+
+    Sessions, batch jobs and the response cache are tables of one SQLite file; each of
+    their classes extends this one and opens it with :func:`connect` (folder 0700, file
+    0600, migrated), so holding and closing the connection are written once.
+    """
+
+    def __init__(
+        self, conn: sqlite3.Connection, path: Path, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._conn = conn
+        self.path = path
+        self._clock = clock
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -20,14 +20,12 @@ another program), and takes the job.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Literal, NamedTuple, Self
 
-from cortan.store.db import connect, get_store_path, transaction, translate_errors
+from cortan.store.db import StoreFile, connect, get_store_path, transaction, translate_errors
 
 ItemStatus = Literal["done", "failed"]
 
@@ -56,32 +54,14 @@ class JobCounts(NamedTuple):
     failed: int
 
 
-class JobStore:
+class JobStore(StoreFile):
     """Batch jobs and their items in the SQLite file at ``path``."""
 
-    def __init__(
-        self, conn: sqlite3.Connection, path: Path, *, clock: Callable[[], float] = time.time
-    ) -> None:
-        self._conn = conn
-        self.path = path
-        self._clock = clock
-
     @classmethod
-    def open(cls, data_dir: Path, *, clock: Callable[[], float] = time.time) -> JobStore:
-        """Open the store in ``data_dir`` (created, 0700/0600, when missing)."""
+    def open(cls, data_dir: Path, *, clock: Callable[[], float] = time.time) -> Self:
+        """Open the store in ``data_dir``, creating folder (0700) and file (0600) if needed."""
         path = get_store_path(data_dir)
         return cls(connect(path), path, clock=clock)
-
-    def close(self) -> None:
-        self._conn.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     # -- jobs ---------------------------------------------------------------------------
 

@@ -23,12 +23,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 from cortan.core.errors import UsageError
 from cortan.core.images import Image
 from cortan.store.db import (
+    StoreFile,
     connect,
     describe_store,
     get_store_path,
@@ -71,7 +71,7 @@ def check_name(name: str) -> str:
     return name
 
 
-class SessionStore:
+class SessionStore(StoreFile):
     """Conversations and messages in the SQLite file at ``path``.
 
     Open it with :meth:`open` (from the data folder) and close it with
@@ -79,29 +79,11 @@ class SessionStore:
     their own).
     """
 
-    def __init__(
-        self, conn: sqlite3.Connection, path: Path, *, clock: Callable[[], float] = time.time
-    ) -> None:
-        self._conn = conn
-        self.path = path
-        self._clock = clock
-
     @classmethod
-    def open(cls, data_dir: Path, *, clock: Callable[[], float] = time.time) -> SessionStore:
+    def open(cls, data_dir: Path, *, clock: Callable[[], float] = time.time) -> Self:
         """Open the store in ``data_dir``, creating folder (0700) and file (0600) if needed."""
         path = get_store_path(data_dir)
         return cls(connect(path), path, clock=clock)
-
-    def close(self) -> None:
-        self._conn.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     # -- plumbing ----------------------------------------------------------------------
 
