@@ -71,3 +71,36 @@ def clean_text(text: str) -> str:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return CONTROL_CHARS.sub("", text)
+
+
+# What a reader cannot see or cannot trust on a terminal: C0 but \t and \n, DEL, C1,
+# bidirectional controls, zero-width and joiner characters, the BOM, the soft hyphen,
+# line and paragraph separators, TAG characters, and lone surrogates.
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
+    "\u2060-\u2064\u2066-\u2069\ufeff\ud800-\udfff\U000e0000-\U000e007f]"
+)
+
+
+def _visible_form(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)  # the control picture: ESC shows as U+241B
+    if code == 0x7F:
+        return "\u2421"
+    if 0xD800 <= code <= 0xDFFF:
+        return "\ufffd"
+    return f"<U+{code:04X}>"
+
+
+def make_visible(text: str) -> str:
+    """``text`` with everything a reader could not see shown as a visible stand-in.
+
+    For text a person must trust before acting on it (a command about to run, a tool's
+    arguments, a model or session name): what is approved must be what runs, so an
+    invisible character cannot hide in it. Stricter than the terminal sanitiser in
+    ``cortan.render.sanitize``, which keeps zero-width joiners so emoji render.
+    """
+    if _INVISIBLE.search(text) is None:
+        return text
+    return _INVISIBLE.sub(_visible_form, text)
