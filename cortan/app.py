@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from cortan.batch.runner import BatchRunner
     from cortan.config.settings import Settings
     from cortan.core.messages import Message, ModelInfo
+    from cortan.engine.approval import ApprovalGate
     from cortan.engine.budget import ContextUsage
     from cortan.engine.catalog import HostReport, Listing
     from cortan.engine.hosts import HostState
@@ -348,3 +349,27 @@ def make_batch(
     runner = BatchRunner(app, jobs, job, records, spec, output, progress, **options)
     app.bus.subscribe(Notice, runner.on_notice)
     return runner
+
+
+def make_gate(settings: Settings, data_dir: Path | None) -> ApprovalGate:
+    """The approval gate, logging its decisions in the store in ``data_dir``.
+
+    Decisions are logged even with ``log = false`` (that turns off keeping the
+    conversations, not the record of what was allowed to run). A store that cannot be
+    opened (read-only, refused) leaves the gate working with grants for this process
+    only, and says so in the debug log: a broken store must not make cortan run things
+    it would otherwise have asked about, nor refuse what the user just approved.
+    """
+    import logging
+
+    from cortan.core.errors import StoreError
+    from cortan.engine.approval import ApprovalGate
+    from cortan.store.approvals import ApprovalStore
+
+    store = None
+    if data_dir is not None:
+        try:
+            store = ApprovalStore.open(data_dir)
+        except StoreError as exc:
+            logging.getLogger(__name__).warning("decisions will not be kept: %s", exc)
+    return ApprovalGate(settings.approval, store)

@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "serve": ("cortan.cli.serve", "serve", False),
     "batch": ("cortan.cli.batch", "batch", False),
     "cache": ("cortan.cli.cache", "app", True),
+    "grants": ("cortan.cli.grants", "app", True),
 }
 HELP_FLAGS = ("-h", "--help")
 

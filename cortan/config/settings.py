@@ -310,6 +310,24 @@ class ServeSettings(BaseModel):
         return [origin.rstrip("/") for origin in origins]
 
 
+class ApprovalSettings(BaseModel):
+    """``[approval]``: what may run without asking, and what never may (docs/commands.md).
+
+    Patterns are shell-style globs (``*``, ``?``, ``[...]``) over the whole command
+    line or the tool's name. An allowlist pattern never matches a command holding a
+    shell operator (``;``, ``|``, ``&``, ``>``, ``$``, a backquote...), so ``ls *``
+    cannot let ``ls; rm -rf ~`` through. The built-in hard denials come before all of
+    these and cannot be allowed.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allow_commands: list[str] = Field(default_factory=list)  # run without asking, even unattended
+    deny_commands: list[str] = Field(default_factory=list)  # never run, whatever is answered
+    allow_tools: list[str] = Field(default_factory=list)  # tool names called without asking
+    deny_tools: list[str] = Field(default_factory=list)  # tool names never called
+
+
 ThinkLevel = Literal["low", "medium", "high"]
 
 
@@ -352,6 +370,7 @@ class Settings(BaseSettings):
     serve: ServeSettings = Field(default_factory=ServeSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
+    approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
 
     @model_validator(mode="after")
     def _keep_builtin_providers(self) -> Settings:

@@ -191,6 +191,38 @@ _V5 = (
     """,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
+# The approval gate (cortan/store/approvals.py): every decision about a command or a
+# tool call, with the exit status of a command that ran, and the standing yeses the
+# user gave "always". A session's yeses live in the process that asked, not here.
+_V6 = (
+    """
+    CREATE TABLE grants (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind     TEXT NOT NULL CHECK (kind IN ('command', 'tool')),
+        name     TEXT NOT NULL,
+        pattern  TEXT NOT NULL,
+        created  REAL NOT NULL,
+        UNIQUE (kind, name, pattern)
+    )
+    """,
+    """
+    CREATE TABLE decisions (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        at            REAL NOT NULL,
+        kind          TEXT NOT NULL CHECK (kind IN ('command', 'tool')),
+        name          TEXT NOT NULL,
+        text          TEXT NOT NULL,
+        allowed       INTEGER NOT NULL CHECK (allowed IN (0, 1)),
+        decided_by    TEXT NOT NULL,
+        scope         TEXT,
+        reason        TEXT NOT NULL,
+        conversation  TEXT,
+        status        INTEGER
+    )
+    """,
+    "CREATE INDEX decisions_by_at ON decisions (at, id)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 LATEST_VERSION = len(MIGRATIONS)
 TABLES = ("conversations", "messages")
