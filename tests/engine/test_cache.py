@@ -22,7 +22,7 @@ from cortan.core.requests import ChatRequest
 from cortan.engine.cache import AnswerCache, get_temperature, make_key
 from cortan.store.cache import CacheStore
 from cortan.store.db import get_store_path
-from tests.engine.test_manager import Harness, providers
+from tests.engine.harness import Harness, providers
 from tests.servers import FakeOllama, FakeOpenAI, Reply
 
 _ids = itertools.count(1)

@@ -9,41 +9,16 @@ healthy host, and must queue the rest in order of arrival.
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
-import pytest
-
-from cortan.config.settings import ProviderConfig, Settings
+from cortan.config.settings import ProviderConfig
 from cortan.core.events import ChatFinished
 from cortan.engine.breaker import BreakerState, CircuitBreaker
 from cortan.engine.hosts import HostPool
-from tests.engine.test_manager import Harness, providers
+from tests.engine.harness import Harness, providers
 from tests.servers import FakeOllama, FakeOpenAI, Reply
 
 SLOW = Reply(pieces=["a", "b", "c"], delay=0.03)
-
-
-@pytest.fixture
-async def make() -> AsyncIterator[Callable[..., Harness]]:
-    made: list[Harness] = []
-
-    def make_harness(**values: Any) -> Harness:
-        harness = Harness(Settings(**values))
-        made.append(harness)
-        return harness
-
-    yield make_harness
-    for harness in made:
-        await harness.manager.aclose()
-
-
-@pytest.fixture
-def dead_url() -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def test_defaults_follow_what_each_kind_of_server_takes() -> None:

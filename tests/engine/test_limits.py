@@ -9,7 +9,7 @@ engine chose is in ``h.time.sleeps``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,7 +17,7 @@ import pytest
 from cortan.config.settings import Settings
 from cortan.core.events import ChatFailed, ChatFinished, Notice
 from cortan.engine.limits import RateLimiter, TokenBucket
-from tests.engine.test_manager import Harness, providers
+from tests.engine.harness import Harness, providers
 from tests.servers import FakeOllama, FakeOpenAI, Reply
 
 
@@ -27,20 +27,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def make() -> AsyncIterator[Callable[..., Harness]]:
-    made: list[Harness] = []
-
-    def make_harness(**values: Any) -> Harness:
-        harness = Harness(Settings(**values))
-        made.append(harness)
-        return harness
-
-    yield make_harness
-    for harness in made:
-        await harness.manager.aclose()
 
 
 @pytest.fixture
