@@ -394,6 +394,7 @@ def make_command_mode(
     ask: Ask | None = None,
     own_sigint: bool = True,
     standing_runs: bool = False,
+    shell: str | None = None,
 ) -> CommandMode:
     """Wire command mode: the model asked through ``ask`` (the app's by default), the gate.
 
@@ -405,7 +406,7 @@ def make_command_mode(
     from cortan.command.mode import CommandMode
     from cortan.command.proposal import CommandModel
 
-    env = detect()
+    env = detect(shell)
     proposer = CommandModel(ask or app.ask, app.next_id, env, model=model, history=history)
     return CommandMode(
         proposer,

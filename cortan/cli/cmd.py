@@ -38,6 +38,15 @@ if TYPE_CHECKING:
 EXIT_NOT_RUN = 5
 
 
+class Choices(NamedTuple):
+    """The options of one ``cortan cmd``."""
+
+    model: str | None
+    yes: bool
+    print_only: bool
+    shell: str | None
+
+
 class Tty(NamedTuple):
     """The terminal the dialogue happens on, apart from stdout."""
 
@@ -80,9 +89,18 @@ def cmd(
     no_log: Annotated[
         bool, typer.Option("--no-log", help="Keep this exchange out of the session store.")
     ] = False,
+    shell: Annotated[
+        str | None,
+        typer.Option(
+            "--shell",
+            metavar="NAME",
+            help="The shell to write for and run in (bash, zsh, fish, sh); default: $SHELL.",
+        ),
+    ] = None,
 ) -> None:
     """Turn words into one shell command; show it, and run it only if you say yes."""
     from cortan.cli.continuation import plan_continuation
+    from cortan.command.environment import KNOWN_SHELLS
     from cortan.core.errors import UsageError
 
     context = get_context(ctx)
@@ -91,6 +109,8 @@ def cmd(
         text = " ".join(words or []).strip()
         if not text:
             raise UsageError("say what the command should do: cortan cmd find the largest files")
+        if shell is not None and shell not in KNOWN_SHELLS:
+            raise UsageError(f"--shell is one of {', '.join(KNOWN_SHELLS)}, not {shell!r}")
         if yes and print_only:
             raise UsageError("--print never runs the command and --yes runs it: give one")
         settings = context.load_settings()
@@ -99,7 +119,9 @@ def cmd(
         tty = None if print_only else _open_tty()
         try:
             code = run_async(
-                lambda: _run(settings, context, plan, tty, text, model, yes, print_only)
+                lambda: _run(
+                    settings, context, plan, tty, text, Choices(model, yes, print_only, shell)
+                )
             )
         finally:
             if tty is not None and tty.opened is not None:
@@ -131,9 +153,7 @@ async def _run(
     plan: Continuation,
     tty: Tty | None,
     text: str,
-    model: str | None,
-    yes: bool,
-    quiet: bool,
+    choices: Choices,
 ) -> int:
     from cortan.app import App, make_command_mode, make_gate
     from cortan.command.dialogue import Terminal
@@ -147,10 +167,13 @@ async def _run(
         terminal = None
         if tty is not None:
             terminal = Terminal(tty.input, tty.output, color=context.color_enabled)
-        mode = make_command_mode(app, gate, terminal, model=model, standing_runs=yes)
+        mode = make_command_mode(
+            app, gate, terminal, model=choices.model, standing_runs=choices.yes, shell=choices.shell
+        )
         if terminal is not None:
             return _exit_code(await mode.run(text))
-        return _report_unattended(context, await mode.unattended(text, run=yes), quiet)
+        done = await mode.unattended(text, run=choices.yes)
+        return _report_unattended(context, done, choices.print_only)
     finally:
         await app.aclose()
 

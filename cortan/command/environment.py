@@ -30,10 +30,16 @@ class Environment(NamedTuple):
     cwd: str
 
 
-def detect(environ: dict[str, str] | None = None) -> Environment:
-    """This process's shell, system, core tools and folder."""
-    env = os.environ if environ is None else environ
-    shell_path, shell = find_shell(env.get("SHELL", ""))
+def detect(shell_name: str | None = None) -> Environment:
+    """This process's shell (``shell_name``, else ``$SHELL``), system, core tools and folder.
+
+    ``shell_name`` is for a shell that is not the login one (``cortan shell-init``'s
+    bindings say which shell they run in): it is looked up on PATH.
+    """
+    value = os.environ.get("SHELL", "")
+    if shell_name is not None:
+        value = shutil.which(shell_name) or ""
+    shell_path, shell = find_shell(value)
     system = platform.system()
     return Environment(shell, shell_path, describe_system(system), tool_flavour(system), _cwd())
 

@@ -21,7 +21,7 @@ _BASH = r"""# cortan: {key} turns the words on the command line into a command (
 __cortan_cmd() {{
   local words=$READLINE_LINE command
   [[ -n ${{words//[[:space:]]/}} ]] || return 0
-  command=$(command cortan cmd --print -- "$words" </dev/null) || return 0
+  command=$(command cortan cmd --print --shell {shell} -- "$words" </dev/null) || return 0
   [[ -n $command ]] || return 0
   READLINE_LINE=$command
   READLINE_POINT=${{#READLINE_LINE}}
@@ -33,7 +33,7 @@ _ZSH = r"""# cortan: {key} turns the words on the command line into a command (d
 __cortan_cmd() {{
   local command
   if [[ -n ${{BUFFER//[[:space:]]/}} ]]; then
-    command=$(command cortan cmd --print -- "$BUFFER" </dev/null)
+    command=$(command cortan cmd --print --shell {shell} -- "$BUFFER" </dev/null)
     if [[ $? -eq 0 && -n $command ]]; then
       BUFFER=$command
       CURSOR=${{#BUFFER}}
@@ -49,7 +49,8 @@ _FISH = r"""# cortan: {key} turns the words on the command line into a command (
 function __cortan_cmd
     set -l words (commandline)
     if string length -q -- (string trim -- "$words")
-        set -l command (command cortan cmd --print -- "$words" </dev/null | string collect)
+        set -l command (command cortan cmd --print --shell {shell} -- "$words" \
+            </dev/null | string collect)
         and test -n "$command"
         and commandline -r -- $command
     end
@@ -64,4 +65,4 @@ _TEMPLATES = {"bash": _BASH, "zsh": _ZSH, "fish": _FISH}
 def snippet(shell: str, key: str | None = None) -> str:
     """The snippet for ``shell`` (one of :data:`SHELLS`), binding ``key`` or the default."""
     chosen = DEFAULT_KEYS[shell] if key is None else key
-    return _TEMPLATES[shell].format(key=chosen)
+    return _TEMPLATES[shell].format(key=chosen, shell=shell)
