@@ -7,4 +7,8 @@ entry point for ``{"command", "explanation"}`` (a JSON schema, repaired once), h
 approval gate review the command, puts it to the person on the terminal (never on
 stdout), and runs it in the user's shell with the terminal attached. docs/commands.md
 describes it; ``cortan shell-init`` prints the key bindings that call it.
+
+What it is handed is narrow: a function that asks the engine (the app's ``ask``, or the
+REPL's, which keeps its conversation in step), one that numbers requests, the
+approval gate and a terminal; ``cortan.app.make_command_mode`` wires them.
 """
