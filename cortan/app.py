@@ -60,6 +60,8 @@ if TYPE_CHECKING:
     from cortan.batch.items import RequestSpec
     from cortan.batch.progress import ProgressView
     from cortan.batch.runner import BatchRunner
+    from cortan.command.dialogue import Terminal
+    from cortan.command.mode import CommandMode
     from cortan.config.settings import Settings
     from cortan.core.messages import Message, ModelInfo
     from cortan.engine.approval import ApprovalGate
@@ -71,6 +73,7 @@ if TYPE_CHECKING:
     from cortan.serve.gateway import Gateway
     from cortan.serve.services import Watcher
     from cortan.shell.repl import Repl
+    from cortan.shell.services import Ask, RunCommand
     from cortan.store.cache import CacheStore
     from cortan.store.jobs import Job, JobStore
     from cortan.store.recorder import Recorder
@@ -91,6 +94,8 @@ class App:
     manager: ModelManager
     store: SessionStore | None = None
     recorder: Recorder | None = None
+    run_command: RunCommand | None = None  # the REPL's /run (wired by make_repl)
+    gate: ApprovalGate | None = None  # made on first use by command mode; closed with the app
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _watchers: dict[int, Watcher] = field(default_factory=dict)
     _watching: bool = False
@@ -259,6 +264,9 @@ class App:
 
     async def aclose(self) -> None:
         await self.manager.aclose()
+        if self.gate is not None:
+            self.gate.close()
+            self.gate = None
 
 
 def make_repl(
@@ -308,6 +316,7 @@ def make_repl(
         output=output,
     )
     app.attach_view(MarkdownView(console, code_theme=app.settings.code_theme, fold=True))
+    app.run_command = _make_run_command(app, color=not console.no_color)
     repl = Repl(app, console, session, commands, models)
     app.attach_notices(repl.dim)
     return repl
@@ -373,3 +382,64 @@ def make_gate(settings: Settings, data_dir: Path | None) -> ApprovalGate:
         except StoreError as exc:
             logging.getLogger(__name__).warning("decisions will not be kept: %s", exc)
     return ApprovalGate(settings.approval, store)
+
+
+def make_command_mode(
+    app: App,
+    gate: ApprovalGate,
+    terminal: Terminal | None,
+    *,
+    model: str | None = None,
+    history: Sequence[Message] = (),
+    ask: Ask | None = None,
+    own_sigint: bool = True,
+    standing_runs: bool = False,
+    shell: str | None = None,
+) -> CommandMode:
+    """Wire command mode: the model asked through ``ask`` (the app's by default), the gate.
+
+    ``history`` and ``ask`` are the REPL's for ``/run`` (its conversation, its Ctrl-C);
+    ``own_sigint`` is off there, since the REPL has its own handler; ``standing_runs``
+    (``--yes``) lets an allowlist or grant run the command without the question.
+    """
+    from cortan.command.environment import detect
+    from cortan.command.mode import CommandMode
+    from cortan.command.proposal import CommandModel
+
+    env = detect(shell)
+    proposer = CommandModel(ask or app.ask, app.next_id, env, model=model, history=history)
+    return CommandMode(
+        proposer,
+        gate,
+        env,
+        terminal,
+        keep_history=app.settings.commands.history,
+        own_sigint=own_sigint,
+        standing_runs=standing_runs,
+    )
+
+
+def _make_run_command(app: App, *, color: bool) -> RunCommand:
+    """The REPL's ``/run``: command mode on the REPL's terminal, in its conversation."""
+
+    async def run_command(
+        words: str,
+        *,
+        ask: Ask,
+        model: str | None,
+        history: Sequence[Message],
+        input: Input,
+        output: Output,
+    ) -> int | None:
+        from cortan.command.dialogue import Terminal
+        from cortan.config.paths import get_data_dir
+
+        if app.gate is None:
+            app.gate = make_gate(app.settings, get_data_dir())
+        terminal = Terminal(input, output, color=color)
+        mode = make_command_mode(
+            app, app.gate, terminal, model=model, history=history, ask=ask, own_sigint=False
+        )
+        return (await mode.run(words)).status
+
+    return run_command

@@ -133,3 +133,26 @@ def test_classify_reviews(tmp_path: Path, ollama_env: FakeOllama) -> None:
     assert again.returncode == 0, again.stderr
     assert len(ollama_env.chat_requests) == 2
     assert labels.read_text().count("\n") == 2
+
+
+def test_read_only_report_runs_only_what_it_allows(tmp_path: Path, ollama_env: FakeOllama) -> None:
+    import json
+
+    (tmp_path / "keep.txt").write_text("one\ntwo\n")
+
+    def proposal(command: str) -> Reply:
+        return Reply(pieces=[json.dumps({"command": command, "explanation": "x"})])
+
+    ollama_env.queue(proposal("wc -l keep.txt"))
+    done = run("read-only-report.sh", "how", "long", "is", "keep.txt", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["2", "keep.txt"]
+    assert ollama_env.chat_requests[0].json["messages"][-1]["content"] == "how long is keep.txt"
+    for command in ("rm -r *", "ls; rm keep.txt", "wc -l keep.txt > keep.txt"):
+        ollama_env.queue(proposal(command))
+        refused = run("read-only-report.sh", "tidy", "up", cwd=tmp_path)
+        assert refused.returncode == 5, command
+        assert refused.stdout == ""
+        assert "not run" in refused.stderr
+    assert (tmp_path / "keep.txt").read_text() == "one\ntwo\n"
+    assert run("read-only-report.sh").returncode == 2

@@ -37,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "batch": ("cortan.cli.batch", "batch", False),
     "cache": ("cortan.cli.cache", "app", True),
     "grants": ("cortan.cli.grants", "app", True),
+    "cmd": ("cortan.cli.cmd", "cmd", False),
+    "shell-init": ("cortan.cli.shell_init", "shell_init", False),
 }
 HELP_FLAGS = ("-h", "--help")
 

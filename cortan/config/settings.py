@@ -328,6 +328,18 @@ class ApprovalSettings(BaseModel):
     deny_tools: list[str] = Field(default_factory=list)  # tool names never called
 
 
+class CommandSettings(BaseModel):
+    """``[commands]``: command mode (``cortan cmd``, ``/run``; docs/commands.md).
+
+    ``history``: append each command run to the shell's own history file, in that
+    shell's format (bash, zsh, fish), so it comes back with the up arrow.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    history: bool = False
+
+
 ThinkLevel = Literal["low", "medium", "high"]
 
 
@@ -371,6 +383,7 @@ class Settings(BaseSettings):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
+    commands: CommandSettings = Field(default_factory=CommandSettings)
 
     @model_validator(mode="after")
     def _keep_builtin_providers(self) -> Settings:

@@ -299,6 +299,23 @@ async def do_set(repl: Shell, arg: str) -> None:
     repl.dim(f"{arg} keys")
 
 
+async def do_run(repl: Shell, arg: str) -> None:
+    """/run WORDS: the words as one shell command, shown, asked about, run on a yes."""
+    if not arg.strip():
+        raise UsageError("usage: /run WHAT TO DO (in words: /run find the largest files here)")
+    run_command = repl.services.run_command
+    if run_command is None:
+        raise UsageError("/run is not available in this shell")
+    await run_command(
+        arg,
+        ask=repl.run_request,
+        model=repl.conversation.model,
+        history=repl.conversation.history(),
+        input=repl.session.input,
+        output=repl.session.output,
+    )
+
+
 async def do_exit(repl: Shell, arg: str) -> None:
     raise ExitShell
 
@@ -345,6 +362,9 @@ def make_command_table() -> CommandTable:
             SlashCommand("save", "name this conversation", "/save NAME", "text", do_save),
             SlashCommand(
                 "load", "switch to a stored conversation", "/load NAME", "session", do_load
+            ),
+            SlashCommand(
+                "run", "turn words into a shell command, run on a yes", "/run WORDS", "text", do_run
             ),
             SlashCommand("set", "switch vi or emacs keys", "/set vi|emacs", "setting", do_set),
             SlashCommand("exit", "leave the shell", "/exit", "none", do_exit),

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from prompt_toolkit import PromptSession
 
     from cortan.core.events import ChatEnded
+    from cortan.core.requests import ChatRequest
     from cortan.shell.conversation import Conversation
     from cortan.shell.models_cache import ModelCache
     from cortan.shell.services import ShellServices
@@ -50,6 +51,8 @@ class Shell(Protocol):
     def error(self, text: str) -> None: ...
 
     async def send(self, prompt: str) -> ChatEnded | None: ...
+
+    async def run_request(self, request: ChatRequest) -> ChatEnded: ...
 
 
 Handler = Callable[[Shell, str], Awaitable[None]]

@@ -9,10 +9,13 @@ reaches the session store.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from prompt_toolkit.input import Input
+    from prompt_toolkit.output import Output
+
     from cortan.config.settings import Settings
     from cortan.core.events import ChatEnded
     from cortan.core.messages import Message
@@ -25,12 +28,37 @@ if TYPE_CHECKING:
     from cortan.store.sessions import SessionStore
 
 
+#: How a request reaches the engine: the REPL's own (its conversation, its Ctrl-C).
+Ask = Callable[["ChatRequest"], Awaitable["ChatEnded"]]
+
+
+class RunCommand(Protocol):
+    """``/run WORDS``: command mode's dialogue on the REPL's terminal.
+
+    The words become one shell command, asked for through ``ask`` with the
+    conversation's ``history`` and ``model``; the person decides on ``input`` and
+    ``output``. Returns the command's exit status, or None when nothing ran.
+    """
+
+    async def __call__(
+        self,
+        words: str,
+        *,
+        ask: Ask,
+        model: str | None,
+        history: Sequence[Message],
+        input: Input,
+        output: Output,
+    ) -> int | None: ...
+
+
 class ShellServices(Protocol):
     """The engine and the store, as the shell uses them."""
 
     settings: Settings
     store: SessionStore | None
     recorder: Recorder | None  # where the next exchange is stored; None: nothing is
+    run_command: RunCommand | None  # command mode for /run; None: not wired
 
     def next_id(self) -> int:
         """A new request id, unique in this process."""

@@ -71,6 +71,8 @@ CASES = {
         ("ask", "hi"), 2, "does not exist", env=(("CORTAN_CONFIG", "/nonexistent/cortan.toml"),)
     ),
     "shell without a terminal": Case(("chat",), 2, "needs a terminal"),
+    "cmd without words": Case(("cmd",), 2, "say what the command should do"),
+    "shell-init for an unknown shell": Case(("shell-init", "tcsh"), 2, "knows bash"),
 }
 
 
@@ -131,8 +133,9 @@ def documented_codes() -> set[int]:
 
 def test_the_documented_table_is_the_tested_one() -> None:
     # 3: tests/cli/test_models_2026.py (--schema); 4 and 143: tests/batch (some items
-    # failed; SIGTERM); 129 and 143 for ask: tests/cli/test_ask.py; 130 and 141 above.
-    tested = {case.code for case in CASES.values()} | {3, 4, 129, 130, 141, 143}
+    # failed; SIGTERM); 129 and 143 for ask: tests/cli/test_ask.py; 130 and 141 above;
+    # 5 (cmd: nothing ran): tests/command/test_cmd.py and tests/e2e/test_command_mode.py.
+    tested = {case.code for case in CASES.values()} | {3, 4, 5, 129, 130, 141, 143}
     assert documented_codes() == tested
 
 

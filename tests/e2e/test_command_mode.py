@@ -1,0 +1,285 @@
+"""Command mode on a pseudo-terminal: every answer at the prompt, for real.
+
+The real ``cortan cmd`` (and the REPL's ``/run``) runs on a pty against the loopback
+Ollama; the screen is modelled with pyte, so what is asserted is what a person sees.
+What ran is proved by marker files in the test's folder (the command's cwd), and the
+decision log by ``cortan grants log --json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pexpect
+import pyte
+import pytest
+
+from tests.conftest import CortanRunner, cortan_command
+from tests.servers import FakeOllama, Reply
+
+pytestmark = pytest.mark.e2e
+
+ROWS, COLS = 30, 110
+MENU = "[N]o, abort:"
+
+
+def proposal(command: str, explanation: str = "does what you asked") -> Reply:
+    return Reply(pieces=[json.dumps({"command": command, "explanation": explanation})])
+
+
+class Pty:
+    """cortan on a pty: the screen it drew, the raw bytes, its exit status."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
+        command = cortan_command()
+        self.child = pexpect.spawn(
+            command[0],
+            [*command[1:], *args],
+            env=env,
+            cwd=str(cwd),
+            dimensions=(ROWS, COLS),
+            encoding=None,
+        )
+        self.screen = pyte.Screen(COLS, ROWS)
+        self.stream = pyte.ByteStream(self.screen)
+        self.raw = b""
+
+    def text(self) -> str:
+        return "\n".join(line.rstrip() for line in self.screen.display)
+
+    def pump(self) -> None:
+        try:
+            while True:
+                data = self.child.read_nonblocking(65536, timeout=0.05)
+                self.raw += data
+                self.stream.feed(data)
+        except (pexpect.TIMEOUT, pexpect.EOF):
+            pass
+
+    def wait(self, predicate: Callable[[str], bool], timeout: float = 15) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.pump()
+            if predicate(self.text()):
+                return self.text()
+        raise AssertionError(f"screen never matched; it shows:\n{self.text()}")
+
+    def wait_for(self, fragment: str, count: int = 1) -> str:
+        return self.wait(lambda screen: screen.count(fragment) >= count)
+
+    def type(self, text: str) -> None:
+        self.child.send(text.encode())
+
+    def status(self) -> int:
+        """Wait for the end; the exit status."""
+        self.child.expect(pexpect.EOF, timeout=20)
+        self.raw += self.child.before or b""
+        self.stream.feed(self.child.before or b"")
+        self.child.close()
+        assert self.child.exitstatus is not None, self.text()
+        return int(self.child.exitstatus)
+
+
+@pytest.fixture
+def env(ollama_env: FakeOllama) -> dict[str, str]:
+    found = dict(os.environ)
+    found.update(
+        PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm-256color", COLUMNS=str(COLS), SHELL="/bin/bash"
+    )
+    return found
+
+
+@pytest.fixture
+def spawn(env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Pty]]:
+    started: list[Pty] = []
+
+    def start(*args: str) -> Pty:
+        terminal = Pty(list(args), env, tmp_path)
+        started.append(terminal)
+        return terminal
+
+    yield start
+    for terminal in started:
+        terminal.child.close(force=True)
+
+
+def last_decision(cortan: type[CortanRunner]) -> dict[str, object]:
+    rows = json.loads(cortan.run("grants", "log", "--json").stdout)
+    return rows[-1]  # type: ignore[no-any-return]
+
+
+def test_execute_runs_in_the_shell_and_exits_with_its_status(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path, cortan: type[CortanRunner]
+) -> None:
+    ollama_env.queue(proposal("touch made && exit 3", "makes a file"))
+    term = spawn("cmd", "make", "a", "file")
+    screen = term.wait_for(MENU)
+    assert "$ touch made && exit 3" in screen
+    assert "# makes a file" in screen
+    assert "[y]es, run it" in screen
+    term.type("y\r")
+    term.wait_for("exit status 3")
+    assert term.status() == 3
+    assert (tmp_path / "made").exists()
+    decision = last_decision(cortan)
+    assert (decision["by"], decision["status"], decision["allowed"]) == ("user", 3, True)
+
+
+def test_enter_aborts(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path, cortan: type[CortanRunner]
+) -> None:
+    ollama_env.queue(proposal("touch made"))
+    term = spawn("cmd", "make a file")
+    term.wait_for(MENU)
+    term.type("\r")
+    term.wait_for("aborted: nothing ran")
+    assert term.status() == 5
+    assert not (tmp_path / "made").exists()
+    assert last_decision(cortan)["by"] == "refused"
+
+
+def test_risky_needs_the_word_yes(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    ollama_env.queue(proposal("rm -r victim"), proposal("rm -r victim"))
+    term = spawn("cmd", "remove victim")
+    screen = term.wait_for(MENU)
+    assert "! deletes files" in screen
+    assert "type yes to run it" in screen
+    term.type("y\r")
+    term.wait_for("type the whole word yes")
+    term.type("\r")  # Enter alone: abort
+    assert term.status() == 5
+    assert victim.exists()
+    term = spawn("cmd", "remove victim")
+    term.wait_for(MENU)
+    term.type("yes\r")
+    assert term.status() == 0
+    assert not victim.exists()
+
+
+def test_edit_prefills_the_line(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    ollama_env.queue(proposal("touch aa"))
+    term = spawn("cmd", "make a file")
+    term.wait_for(MENU)
+    term.type("e\r")
+    term.wait_for("edit: touch aa")
+    term.type("\x7fb\r")  # backspace, b: "touch ab"
+    screen = term.wait_for(MENU, 2)
+    assert "$ touch ab" in screen and "(edited by you)" in screen
+    term.type("y\r")
+    assert term.status() == 0
+    assert (tmp_path / "ab").exists() and not (tmp_path / "aa").exists()
+
+
+def test_revise_asks_again_with_the_conversation(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    ollama_env.queue(proposal("touch one"), proposal("touch two", "makes two"))
+    term = spawn("cmd", "make a file")
+    term.wait_for(MENU)
+    term.type("r\r")
+    term.wait_for("what should change?")
+    term.type("call it two\r")
+    screen = term.wait_for(MENU, 2)
+    assert "$ touch two" in screen
+    term.type("y\r")
+    assert term.status() == 0
+    assert (tmp_path / "two").exists() and not (tmp_path / "one").exists()
+    revise = ollama_env.chat_requests[-1].json["messages"]
+    assert [m["role"] for m in revise] == ["system", "user", "assistant", "user"]
+    assert "call it two" in revise[-1]["content"] and "touch one" in revise[-1]["content"]
+
+
+def test_describe_shows_a_longer_explanation(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    ollama_env.queue(proposal("touch made"), Reply(pieces=["It creates\nan empty file."]))
+    term = spawn("cmd", "make a file")
+    term.wait_for(MENU)
+    term.type("d\r")
+    screen = term.wait_for(MENU, 2)
+    assert "It creates" in screen and "an empty file." in screen
+    assert "format" not in ollama_env.chat_requests[-1].json  # prose, not the schema
+    term.type("n\r")
+    assert term.status() == 5
+    assert not (tmp_path / "made").exists()
+
+
+def test_copy_uses_osc_52(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    ollama_env.queue(proposal("touch made"))
+    term = spawn("cmd", "make a file")
+    term.wait_for(MENU)
+    term.type("c\r")
+    term.wait_for("copied to the clipboard")
+    assert term.status() == 0
+    assert b"\x1b]52;c;dG91Y2ggbWFkZQ==\x07" in term.raw  # base64 of "touch made"
+    assert not (tmp_path / "made").exists()
+
+
+def test_hard_denial_offers_no_way_to_run(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, cortan: type[CortanRunner]
+) -> None:
+    ollama_env.queue(proposal("rm -rf ~"))
+    term = spawn("cmd", "clean my home")
+    screen = term.wait_for("[N]o, abort:")
+    assert "cortan will not run this: it deletes" in screen
+    assert "[y]es" not in screen and "type yes" not in screen
+    term.type("yes\r")
+    term.wait_for("this command cannot run")
+    term.type("\r")
+    assert term.status() == 5
+    assert last_decision(cortan)["by"] == "denied"
+
+
+def test_ctrl_c_and_ctrl_d_abort(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    ollama_env.queue(proposal("touch made"), proposal("touch made"))
+    term = spawn("cmd", "make a file")
+    term.wait_for(MENU)
+    term.type("\x03")
+    assert term.status() == 130
+    term = spawn("cmd", "make a file")
+    term.wait_for(MENU)
+    term.type("\x04")
+    assert term.status() == 5
+    assert not (tmp_path / "made").exists()
+
+
+def test_hostile_command_is_shown_visible_and_marked(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    ollama_env.queue(proposal("ls\u200b \x1b[8mtouch made\x1b[0m", "lists\x1b[2J files"))
+    term = spawn("cmd", "list files")
+    screen = term.wait_for(MENU)
+    assert "<U+200B>" in screen
+    assert "not visible" in screen
+    assert "type yes to run it" in screen  # marked risky: Enter or y never runs it
+    term.type("\r")
+    assert term.status() == 5
+    assert not (tmp_path / "made").exists()
+
+
+def test_run_in_the_repl(spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path) -> None:
+    ollama_env.queue(proposal("touch made", "makes a file"))
+    term = spawn()
+    term.wait_for("›")
+    term.type("/run make a file\r")
+    term.wait_for(MENU)
+    term.type("y\r")
+    term.wait_for("exit status 0")
+    assert (tmp_path / "made").exists()
+    term.wait(lambda s: s.rstrip().splitlines()[-1:] == ["›"])
+    term.type("\x04")
+    assert term.status() == 0
