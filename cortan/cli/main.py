@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "keys": ("cortan.cli.keys", "app", True),
     "doctor": ("cortan.cli.doctor", "doctor", False),
     "sessions": ("cortan.cli.sessions", "app", True),
-    "logs": ("cortan.cli.logs", "logs", False),
+    "logs": ("cortan.cli.logs", "app", True),
     "serve": ("cortan.cli.serve", "serve", False),
     "batch": ("cortan.cli.batch", "batch", False),
     "cache": ("cortan.cli.cache", "app", True),
