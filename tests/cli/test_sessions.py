@@ -15,7 +15,7 @@ import pytest
 
 from cortan.store import SessionStore, get_store_path
 from tests.conftest import CortanRunner, assert_one_sentence, cortan_command
-from tests.servers import FakeOllama, Reply
+from tests.servers import FakeOllama, FakeOpenAI, Reply
 
 
 @pytest.fixture
@@ -674,3 +674,20 @@ def test_logs_rm_with_no_store(cortan: type[CortanRunner], data_dir: Path) -> No
     assert result.code == 1
     assert "nothing is stored yet" in result.stderr
     assert not data_dir.exists() or not get_store_path(data_dir).exists()
+
+
+def test_a_session_on_a_small_llama_cpp_window_never_gets_stuck(
+    cortan: type[CortanRunner], openai_env: FakeOpenAI
+) -> None:
+    """llama.cpp started with a small -c refuses the grown conversation; every turn still
+    answers, saying when it left more out (issue 21)."""
+    openai_env.context_size = 1500
+    openai_env.default = Reply(pieces=[" ".join(["answer"] * 80)])
+    told = []
+    for turn in range(6):
+        result = cortan.run("ask", "--session", "long", f"turn {turn} " + " ".join(["w"] * 300))
+        assert result.code == 0, result.stderr
+        assert "Traceback" not in result.stderr
+        told.append(result.stderr)
+    assert openai_env.refused >= 1
+    assert any("refused the conversation as longer than its 1500-token window" in t for t in told)
