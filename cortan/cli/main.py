@@ -12,6 +12,7 @@ listings and "did you mean" suggestions are unchanged.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Annotated
@@ -36,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "serve": ("cortan.cli.serve", "serve", False),
     "batch": ("cortan.cli.batch", "batch", False),
     "cache": ("cortan.cli.cache", "app", True),
+    "completion": ("cortan.cli.completion", "completion", False),
 }
 HELP_FLAGS = ("-h", "--help")
 
@@ -115,5 +117,11 @@ def register(names: Iterable[str]) -> None:
 
 
 def run() -> None:
-    register(commands_needed(sys.argv[1:]))
+    if "_CORTAN_COMPLETE" in os.environ:  # a shell's Tab (`cortan completion`): all of them
+        from cortan.cli.completion import prepare
+
+        prepare()
+        register(COMMANDS)
+    else:
+        register(commands_needed(sys.argv[1:]))
     app()
