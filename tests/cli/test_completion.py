@@ -98,7 +98,8 @@ def test_zsh_tab_completes_an_option(path_env: dict[str, str]) -> None:
         child.send("cortan sess\t")
         child.expect("sessions")
         child.sendcontrol("c")
-        child.sendline("exit")
+        child.expect("READY> ")
+        child.sendcontrol("d")  # leave as a user would
         child.expect(pexpect.EOF)
     finally:
         child.close(force=True)
