@@ -691,3 +691,19 @@ def test_a_session_on_a_small_llama_cpp_window_never_gets_stuck(
         told.append(result.stderr)
     assert openai_env.refused >= 1
     assert any("refused the conversation as longer than its 1500-token window" in t for t in told)
+
+
+def test_logs_rm_all_asks_on_a_terminal(two_sessions: tuple[int, int], store: SessionStore) -> None:
+    import pexpect
+
+    command, *args = cortan_command()
+    for answer, kept in (("n", True), ("y", False)):
+        child = pexpect.spawn(
+            command, [*args, "logs", "rm", "--all"], env=dict(os.environ), timeout=20
+        )
+        child.expect(r"Delete all 2 conversations and their messages\? \[y/N\]")
+        child.sendline(answer)
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == (1 if kept else 0)
+        assert (store.count_conversations() == 2) is kept
