@@ -26,7 +26,7 @@ response cache is the engine's (a stage of ``Chat.run``), turned on by
 from __future__ import annotations
 
 import itertools
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     from cortan.command.dialogue import Terminal
     from cortan.command.mode import CommandMode
     from cortan.config.settings import Settings
-    from cortan.core.messages import Message, ModelInfo
+    from cortan.core.messages import Message, ModelInfo, PullProgress
     from cortan.engine.approval import ApprovalGate
     from cortan.engine.budget import ContextUsage
     from cortan.engine.catalog import HostReport, Listing
@@ -243,6 +243,10 @@ class App:
     async def show_model(self, name: str | None) -> ModelInfo:
         """What the server says of one model (``cortan models show``)."""
         return await self.manager.show_model(name)
+
+    def pull_model(self, name: str) -> AsyncIterator[PullProgress]:
+        """Download a model onto its Ollama server, step by step (``cortan models pull``)."""
+        return self.manager.pull_model(name)
 
     async def survey_hosts(self) -> list[HostReport]:
         """Every host of every provider: models, latency, version (``cortan doctor``)."""

@@ -85,6 +85,12 @@ def ask(
             help="Continue the conversation NAME (or id, as --json reports it), or start NAME.",
         ),
     ] = None,
+    fork: Annotated[
+        bool,
+        typer.Option(
+            "--fork", help="With -c or --session: go on in a copy, leaving the original as it was."
+        ),
+    ] = False,
     no_log: Annotated[
         bool, typer.Option("--no-log", help="Keep this exchange out of the session store.")
     ] = False,
@@ -151,7 +157,7 @@ def ask(
         generation = make_generation(think, no_think, schema, options or [], max_tokens)
         settings = context.load_settings()
         plan = plan_continuation(
-            settings, continue_last=continue_last, session=session, no_log=no_log
+            settings, continue_last=continue_last, session=session, no_log=no_log, fork=fork
         )
         ctx.call_on_close(plan.close)
         # Before stdin: a bad path fails at once.

@@ -27,6 +27,7 @@ class ShellOptions(NamedTuple):
     session: str | None = None
     role: str | None = None
     no_log: bool = False
+    continue_last: bool = False
 
 
 def chat(
@@ -50,6 +51,10 @@ def chat(
             help="Open the stored conversation NAME or id, or start NAME.",
         ),
     ] = None,
+    continue_last: Annotated[
+        bool,
+        typer.Option("--continue", "-c", help="Go on with the conversation used last."),
+    ] = False,
     role: Annotated[
         str | None, typer.Option("--role", "-r", metavar="NAME", help="Start with this role.")
     ] = None,
@@ -58,7 +63,10 @@ def chat(
     ] = False,
 ) -> None:
     """Open the interactive chat shell. Piped text starts the conversation."""
-    options = ShellOptions(model, system, no_history, vi, session, role, no_log)
+    if continue_last and session is not None:
+        with guard(get_context(ctx)):
+            raise UsageError("use either -c/--continue or --session NAME, not both")
+    options = ShellOptions(model, system, no_history, vi, session, role, no_log, continue_last)
     open_shell(get_context(ctx), options)
 
 
@@ -139,15 +147,22 @@ async def _run(
 
 
 async def _apply_options(repl: Repl, options: ShellOptions) -> None:
-    """--session first (it brings a model and system prompt), then --role, -m and -s."""
+    """--session or -c first (they bring a model and system prompt), then --role, -m, -s."""
     from cortan.shell.actions import do_role
     from cortan.shell.sessions import load_session
 
-    if options.session is not None:
+    if options.session is not None or options.continue_last:
         store, recorder = repl.services.store, repl.services.recorder
+        flag = "-c" if options.continue_last else "--session"
         if store is None or recorder is None:
-            raise UsageError("--session needs the session store, which is off (--no-log)")
-        load_session(repl, store, recorder, options.session, create=True)
+            raise UsageError(f"{flag} needs the session store, which is off (--no-log)")
+        if options.session is not None:
+            load_session(repl, store, recorder, options.session, create=True)
+        else:
+            last = store.latest()
+            if last is None:
+                raise UsageError("there is no earlier conversation to continue: chat without -c")
+            load_session(repl, store, recorder, f"#{last.id}", create=False)
     if options.role is not None:
         await do_role(repl, options.role)
     if options.model is not None:

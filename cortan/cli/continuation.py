@@ -6,7 +6,9 @@ Layer: cli. Every ``ask`` is stored in a new conversation unless ``--no-log`` (o
 turns as history and keeps the conversation's system prompt and model, unless
 ``-s`` or ``-m`` override them. ``--session`` also takes an id (``7``, ``#7``:
 what ``--json`` reports as ``conversation_id``), to go on with a conversation that
-has no name; an id names a stored conversation, it never starts one.
+has no name; an id names a stored conversation, it never starts one. With
+``--fork`` the conversation found is copied first and the exchange goes to the
+copy (unnamed; ``--json`` reports its id), the original left as it was.
 
 The store is opened here, before stdin is read or anything is sent, so a store
 that cannot be used stops the command with one sentence instead of losing an
@@ -58,6 +60,7 @@ class Continuation:
     new_name: str | None = None
     record: bool = False
     history: tuple[Message, ...] = ()
+    fork: bool = False
 
     @property
     def log_required(self) -> bool:
@@ -80,6 +83,8 @@ class Continuation:
         recorder = app.attach_store(self.store)
         if self.conversation is not None:
             recorder.continue_conversation(self.conversation.id)
+            if self.fork:  # copied as the request goes out, not while options are read
+                recorder.fork()
         else:
             recorder.start_new(self.new_name)
         return recorder
@@ -90,12 +95,21 @@ class Continuation:
 
 
 def plan_continuation(
-    settings: Settings, *, continue_last: bool, session: str | None, no_log: bool
+    settings: Settings,
+    *,
+    continue_last: bool,
+    session: str | None,
+    no_log: bool,
+    fork: bool = False,
 ) -> Continuation:
     """Open the store as needed and find the conversation ``-c`` or ``--session`` names."""
     if continue_last and session is not None:
         raise UsageError("use either -c/--continue or --session NAME, not both")
     record = settings.log and not no_log
+    if fork and not (continue_last or session is not None):
+        raise UsageError("--fork copies a stored conversation: name it with -c or --session")
+    if fork and not record:
+        raise UsageError("--fork stores a copy, which --no-log (or log = false) forbids")
     if not (record or continue_last or session is not None):
         return Continuation()  # nothing to read or write: not even sqlite3 is imported
     from cortan.store.sessions import check_name, is_id
@@ -103,9 +117,11 @@ def plan_continuation(
     by_id = session is not None and is_id(session)
     name = check_name(session) if session is not None and not by_id else None
     store = open_store(create=record)
-    plan = Continuation(store, new_name=name, record=record)
+    plan = Continuation(store, new_name=name, record=record, fork=fork)
     try:
         plan.conversation = _find(store, continue_last, session if by_id else name)
+        if fork and plan.conversation is None:
+            raise UsageError(f"no stored conversation {session!r} to fork")
         if plan.conversation is not None and store is not None:
             plan.history = to_history(store.messages(plan.conversation.id))
     except BaseException:

@@ -5,6 +5,11 @@ model and token counts; ``-n`` counts exchanges (a question with its answer), an
 with ``-q``, matching messages. ``-q`` searches the full-text index (any text is
 safe: it is never read as FTS5 syntax). ``--json`` prints a list for scripts. On a
 terminal the text column is cut to the window, so that no line wraps.
+
+``cortan logs rm`` deletes: messages by id (the ``id`` of ``logs --json``), a
+whole conversation (``--session NAME`` or id), or everything (``--all``, which
+asks first on a terminal and needs ``--yes`` elsewhere). A conversation left with
+no message goes with its last one.
 """
 
 from __future__ import annotations
@@ -15,12 +20,21 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cortan.cli.runner import get_context, guard
+from cortan.cli.runner import fail, get_context, guard
+from cortan.core.errors import UsageError
 
 if TYPE_CHECKING:
-    from cortan.store import StoredMessage
+    from cortan.cli.runner import Context
+    from cortan.store import SessionStore, StoredMessage
+
+app = typer.Typer(
+    help="Show stored messages, newest first; `logs rm` deletes them.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
 
 
+@app.callback(invoke_without_command=True)
 def logs(
     ctx: typer.Context,
     count: Annotated[
@@ -40,7 +54,9 @@ def logs(
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
-    """Show stored messages, newest first, with model and tokens."""
+    """Show stored messages, newest first, with model and tokens; `logs rm` deletes."""
+    if ctx.invoked_subcommand is not None:
+        return
     from cortan.cli import transcript
     from cortan.render.report import dump_json
     from cortan.render.sanitize import sanitize
@@ -67,3 +83,87 @@ def _read(count: int, query: str | None) -> list[StoredMessage]:
         return []
     with store:
         return store.search(query, count) if query is not None else store.recent_exchanges(count)
+
+
+@app.command("rm")
+def remove(
+    ctx: typer.Context,
+    ids: Annotated[
+        list[int] | None,
+        typer.Argument(metavar="ID", help="Message ids, as `logs --json` shows them."),
+    ] = None,
+    session: Annotated[
+        str | None,
+        typer.Option("--session", metavar="NAME", help="The whole conversation NAME (or id)."),
+    ] = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Every stored conversation and message.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="--all without asking.")] = False,
+) -> None:
+    """Delete stored messages by id, a whole conversation, or everything (--all)."""
+    context = get_context(ctx)
+    with guard(context):
+        chosen = sum((bool(ids), session is not None, everything))
+        if chosen != 1:
+            raise UsageError(
+                "say what to remove: message ids, --session NAME or --all (one of them)"
+            )
+        store = _open_existing()
+        if store is None:
+            fail(context, "nothing to remove: nothing is stored yet")
+        with store:
+            if everything:
+                _remove_all(context, store, yes=yes)
+            elif session is not None:
+                _remove_session(context, store, session)
+            else:
+                _remove_ids(context, store, ids or [])
+
+
+def _open_existing() -> SessionStore | None:
+    from cortan.cli.continuation import open_store
+
+    return open_store(create=False)
+
+
+def _remove_ids(context: Context, store: SessionStore, ids: list[int]) -> None:
+    wanted = list(dict.fromkeys(ids))
+    removed = store.remove_messages(wanted)
+    if removed:
+        context.diagnostics.notice(_count(len(removed), "message") + " removed")
+    missing = [i for i in wanted if i not in removed]
+    if missing:
+        listed = ", ".join(str(i) for i in missing)
+        fail(context, f"no stored message with id {listed}: `cortan logs --json` shows the ids")
+
+
+def _remove_session(context: Context, store: SessionStore, ref: str) -> None:
+    found = store.find(ref)
+    if found is None:
+        fail(context, f"nothing to remove: no stored conversation {ref!r}")
+    store.delete(found.id)
+    context.diagnostics.notice(
+        f"{found.label} removed with its {_count(found.message_count, 'message')}"
+    )
+
+
+def _remove_all(context: Context, store: SessionStore, *, yes: bool) -> None:
+    total = store.count_conversations()
+    if total == 0:
+        fail(context, "nothing to remove: nothing is stored yet")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                "not removing every conversation without confirmation: stdin is not a "
+                "terminal, so add --yes"
+            )
+        question = f"Delete all {_count(total, 'conversation')} and their messages?"
+        if not typer.confirm(question, default=False, err=True):
+            fail(context, "nothing removed")
+    gone = store.delete_all()
+    context.diagnostics.notice(f"{_count(gone, 'conversation')} removed")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -12,6 +12,7 @@ listings and "did you mean" suggestions are unchanged.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Annotated
@@ -32,13 +33,14 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "keys": ("cortan.cli.keys", "app", True),
     "doctor": ("cortan.cli.doctor", "doctor", False),
     "sessions": ("cortan.cli.sessions", "app", True),
-    "logs": ("cortan.cli.logs", "logs", False),
+    "logs": ("cortan.cli.logs", "app", True),
     "serve": ("cortan.cli.serve", "serve", False),
     "batch": ("cortan.cli.batch", "batch", False),
     "cache": ("cortan.cli.cache", "app", True),
     "grants": ("cortan.cli.grants", "app", True),
     "cmd": ("cortan.cli.cmd", "cmd", False),
     "shell-init": ("cortan.cli.shell_init", "shell_init", False),
+    "completion": ("cortan.cli.completion", "completion", False),
 }
 HELP_FLAGS = ("-h", "--help")
 
@@ -118,5 +120,11 @@ def register(names: Iterable[str]) -> None:
 
 
 def run() -> None:
-    register(commands_needed(sys.argv[1:]))
+    if "_CORTAN_COMPLETE" in os.environ:  # a shell's Tab (`cortan completion`): all of them
+        from cortan.cli.completion import prepare
+
+        prepare()
+        register(COMMANDS)
+    else:
+        register(commands_needed(sys.argv[1:]))
     app()

@@ -1,5 +1,8 @@
 """``cortan models``: every provider's models, and where each alias leads.
 
+``models show NAME`` says what a model's server reports of it; ``models pull NAME``
+has an Ollama server download one, with a progress bar.
+
 The first table lists the models the providers report; the second the default
 model and every alias, what each resolves to, whether that model was found, and
 its fallback chain. ``--json`` prints both as one object (``models``, ``names``).
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
     from cortan.core.errors import CortanError
     from cortan.core.messages import ModelInfo
     from cortan.engine.catalog import Listing
+    from cortan.render.pull import PullView
 
 DEFAULT = "(default)"
 
@@ -108,6 +112,64 @@ def show(
 
         for label, value in _show_rows(info):
             sys.stdout.write(f"{label:<14} {sanitize(value)}\n")
+
+
+@app.command("pull")
+def pull(
+    ctx: typer.Context,
+    model: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME", help="The model, as ollama pull names it (or provider:NAME)."
+        ),
+    ],
+) -> None:
+    """Download a model onto its Ollama server, showing how far it got (Ctrl-C stops).
+
+    On a terminal a bar per layer; piped, a line per stage. Pulling again resumes.
+    """
+    from cortan.cli.runner import EXIT_INTERRUPTED
+    from cortan.core.errors import UsageError
+    from cortan.render.pull import make_pull_view
+
+    context = get_context(ctx)
+    with guard(context):
+        if not model.strip():
+            raise UsageError("name the model to pull, e.g. `cortan models pull llama3.2`")
+        settings = context.load_settings()
+        view = make_pull_view(sys.stderr, color=context.color_enabled)
+        try:
+            name = run_async(lambda: _pull(settings, model, view))
+        except KeyboardInterrupt:
+            view.close()
+            context.diagnostics.notice(
+                "pull stopped; the same command again resumes where it stopped"
+            )
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        view.close()
+        context.diagnostics.notice(f"{name} is ready")
+
+
+async def _pull(settings: Settings, name: str, view: PullView) -> str:
+    """Pull ``name`` onto its provider's server; the route it pulled, for the last line."""
+    from cortan.app import App
+    from cortan.core.errors import ProviderError
+
+    services = App.build(settings)
+    try:
+        route = services.resolve(name)
+        status = ""
+        async for step in services.pull_model(name):
+            view.update(step)
+            status = step.status
+        if status != "success":
+            raise ProviderError(
+                f"the server stopped sending before the pull of {route} was done: "
+                "the same command again resumes it"
+            )
+        return str(route)
+    finally:
+        await services.aclose()
 
 
 async def _show(settings: Settings, name: str) -> ModelInfo:

@@ -163,3 +163,23 @@ class BadResponseError(ProviderError):
 
 class BadRequestError(ProviderError):
     kind = "bad_request"
+
+
+class ContextOverflowError(BadRequestError):
+    """The server refused the prompt as longer than the model's context window.
+
+    llama.cpp's ``exceed_context_size_error``, OpenAI's ``context_length_exceeded``
+    and the sentences vLLM and older llama.cpp builds use. ``window`` is the window
+    the server said it has (llama.cpp's ``n_ctx``) and ``prompt_tokens`` what it
+    counted, when it said so: ``Chat.run`` learns from them, leaves out more of the
+    conversation and asks once more (issue 21: a conversation must never get stuck).
+    """
+
+    kind = "context_overflow"
+
+    def __init__(
+        self, message: str, *, window: int | None = None, prompt_tokens: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.window = window
+        self.prompt_tokens = prompt_tokens

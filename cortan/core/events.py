@@ -115,6 +115,9 @@ class ChatFailed(NamedTuple):
     model: str | None = None
     sent: str | None = None  # the user's turn as it was sent; None: nothing was sent
     thinking: str = ""
+    # A context overflow: the window and prompt size the server reported, if it did.
+    window: int | None = None
+    prompt_tokens: int | None = None
 
 
 class ChatCancelled(NamedTuple):

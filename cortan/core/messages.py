@@ -31,6 +31,19 @@ class Usage(NamedTuple):
     thinking_tokens: int | None = None  # of the completion, where the server says
 
 
+class PullProgress(NamedTuple):
+    """One step of downloading a model onto its server (``cortan models pull``).
+
+    ``digest`` names the layer being fetched, with ``completed`` of its ``total``
+    bytes; a step without them is a stage ("pulling manifest", "success").
+    """
+
+    status: str
+    digest: str | None = None
+    total: int | None = None
+    completed: int | None = None
+
+
 class ModelInfo(NamedTuple):
     """A model a provider offers; fields other than the name are best effort."""
 

@@ -393,6 +393,8 @@ def make_failure(
         content or "",
         route.provider if route else None,
         route.model if route else None,
+        window=getattr(exc, "window", None),
+        prompt_tokens=getattr(exc, "prompt_tokens", None),
     )
 
 

@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from cortan.engine.bus import EventBus
     from cortan.engine.cache import AnswerCache
     from cortan.engine.context import ContextManager, Fit
-    from cortan.engine.guard import Guard
+    from cortan.engine.guard import Checked, Guard
     from cortan.engine.manager import ModelManager
     from cortan.engine.routes import Route
 
@@ -99,12 +99,13 @@ class Chat:
             if ended is None:
                 progress = self.manager.start(request.request_id, chain)
                 ended = await self.manager.answer(progress, sending)
-                if request.schema is not None and isinstance(ended, ChatFinished):
-                    ended = await self._fill_schema(request.schema, progress, sending, ended)
-                if notice := self.context.learn(fit, ended):
-                    await self._bus.publish(Notice(request.request_id, notice))
-                if self.cache is not None:
-                    await self.cache.keep(request, chain[0], fit.messages, ended)
+                if _overflowed(ended):  # the server's window is smaller than was thought
+                    assert isinstance(ended, ChatFailed)
+                    fit = await self._refit(checked, chain[0], fit, ended)
+                    sending = self._sending(request, chain[0], fit)
+                    progress = self.manager.start(request.request_id, chain)
+                    ended = await self.manager.answer(progress, sending)
+                ended = await self._settle(request, progress, sending, fit, ended)
         except asyncio.CancelledError:
             if (task := asyncio.current_task()) is not None:
                 task.uncancel()
@@ -112,6 +113,40 @@ class Chat:
         except CortanError as exc:  # the guard, a bad name, a window it cannot fit, an observer
             ended = _failed(request, exc, progress)
         return await self._end(ended._replace(sent=sent) if sent is not None else ended)
+
+    async def _settle(
+        self,
+        request: ChatRequest,
+        progress: Progress,
+        sending: ModelRequest,
+        fit: Fit,
+        answered: ChatFinished | ChatFailed,
+    ) -> ChatEnded:
+        """After the stream: the schema filled, the estimates learned, the answer kept."""
+        ended: ChatEnded = answered
+        if request.schema is not None and isinstance(answered, ChatFinished):
+            ended = await self._fill_schema(request.schema, progress, sending, answered)
+        if notice := self.context.learn(fit, ended):
+            await self._bus.publish(Notice(request.request_id, notice))
+        if self.cache is not None:
+            await self.cache.keep(request, progress.chain[0], fit.messages, ended)
+        return ended
+
+    async def _refit(self, checked: Checked, route: Route, fit: Fit, failed: ChatFailed) -> Fit:
+        """Fit the conversation again, harder, after the server refused it as too long,
+        and say so; InputError when the newest message alone is too long for it."""
+        again = await self.context.refit(checked, route, fit, failed)
+        left_out = again.dropped_count - fit.dropped_count
+        turns = "1 more earlier turn" if left_out == 1 else f"{left_out} more earlier turns"
+        window = f"its {failed.window}-token window" if failed.window else "its window"
+        await self._bus.publish(
+            Notice(
+                checked.request.request_id,
+                f"{route} refused the conversation as longer than {window}: "
+                f"asking again with {turns} left out",
+            )
+        )
+        return again
 
     def _sending(self, request: ChatRequest, route: Route, fit: Fit) -> ModelRequest:
         """What goes to the first model: the fitted messages, options, thinking, schema."""
@@ -210,6 +245,11 @@ def _cancelled(request: ChatRequest, progress: Progress | None) -> ChatCancelled
     return ChatCancelled(
         request.request_id, progress.content, route.provider, route.model, thinking=progress.thought
     )
+
+
+def _overflowed(ended: ChatEnded) -> bool:
+    """The server refused the prompt as longer than its window, before any answer came."""
+    return isinstance(ended, ChatFailed) and ended.kind == "context_overflow" and not ended.content
 
 
 def _failed(request: ChatRequest, exc: CortanError, progress: Progress | None) -> ChatFailed:

@@ -21,6 +21,14 @@ its requests carries one with room for the conversation and the answer (up to th
 model's window, within ``context.ollama_num_ctx_max``); when the server reports
 reading far fewer prompt tokens than were sent, :meth:`ContextManager.learn`
 returns the notice that says it cut the prompt.
+
+Other servers refuse a prompt longer than their window (llama.cpp's
+``exceed_context_size_error``, OpenAI's ``context_length_exceeded``): the request
+fails with a :class:`cortan.core.errors.ContextOverflowError`, often naming the
+real window and the server's own count of the prompt. :meth:`ContextManager.refit`
+believes both (for the rest of the run), leaves out more of the oldest turns, and
+``Chat.run`` asks once more, so that a conversation whose estimate was too low
+never gets stuck failing every turn (issue 21).
 """
 
 from __future__ import annotations
@@ -31,8 +39,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from cortan.core.errors import CortanError
-from cortan.core.events import ChatEnded, ChatFinished
+from cortan.core.errors import CortanError, InputError
+from cortan.core.events import ChatEnded, ChatFailed, ChatFinished
 from cortan.core.messages import EMPTY_MAPPING, Message
 from cortan.core.requests import TextAttachment
 from cortan.engine import budget as budgets
@@ -92,6 +100,8 @@ CUT_RATIO = 0.6
 CUT_NEAR = 0.5
 # After a cut, estimates for that model grow by this much.
 CUT_WIDEN = 1.5
+# After an overflow, how many times estimates grow before giving up on leaving more out.
+REFIT_TRIES = 6
 # Seconds to wait for a server to tell a model's window before using the configured one.
 WINDOW_LOOKUP_TIMEOUT = 10.0
 
@@ -105,6 +115,8 @@ class Fit(NamedTuple):
     budget: Budget
     estimate: int  # uncorrected estimate of the messages sent
     window_size: int | None
+    dropped_count: int = 0  # earlier turns left out
+    turns_kept: int = 0  # earlier turns sent
 
 
 class ContextManager:
@@ -137,6 +149,7 @@ class ContextManager:
         if settings is not None:  # every wait sits inside the user's timeouts (issue 21)
             self.lookup_timeout = min(WINDOW_LOOKUP_TIMEOUT, settings.timeouts.first_token)
         self._window_sizes: dict[str, int] = {}  # the largest window asked for, per model
+        self._refused_windows: dict[str, int] = {}  # windows servers named in an overflow
 
     async def fit(self, checked: Checked, route: Route | None) -> Fit:
         """The conversation for ``checked``, fitted to the window of ``route``'s model.
@@ -150,7 +163,8 @@ class ContextManager:
         size = self._window_size(budget, fitted.tokens)
         options = {budget.window_option: size} if size and budget.window_option else EMPTY_MAPPING
         estimate = estimate_messages(fitted.messages)
-        return Fit(fitted.messages, options, dropped, budget, estimate, size)
+        kept = sum(1 for m in fitted.messages[:-1] if m.role == "user")
+        return Fit(fitted.messages, options, dropped, budget, estimate, size, fitted.dropped, kept)
 
     def build(self, event: Checked) -> tuple[Message, ...]:
         """The whole conversation for this request, before any fitting."""
@@ -175,6 +189,9 @@ class ContextManager:
         return Budget(key, window, source, limit, reserve, option)
 
     async def _get_window(self, name: str | None, route: Route | None) -> tuple[int, str]:
+        key = str(route) if route else name or "default"
+        if key in self._refused_windows:  # the server itself said so, refusing a prompt
+            return self._refused_windows[key], "server"
         for candidate in _names(name, route):
             if candidate in self.limits.windows:
                 return self.limits.windows[candidate], "context.windows"
@@ -215,6 +232,36 @@ class ContextManager:
         size = budgets.get_num_ctx(tokens, budget, floor=floor, sticky=sticky)
         self._window_sizes[budget.model] = max(sticky, size)
         return size
+
+    async def refit(
+        self, checked: Checked, route: Route | None, fit: Fit, failed: ChatFailed
+    ) -> Fit:
+        """The conversation again, after the server refused ``fit`` as too long for it.
+
+        The window it named and its count of the prompt are believed from here on.
+        At least one more turn is left out than before, and without a count (older
+        servers say only "too large") two thirds of what was sent, as the server is
+        asked only once more: the window cortan believes shrinks until that holds,
+        or until InputError says the newest message alone does not fit (the one
+        sentence a stuck conversation ends with instead).
+        """
+        model = fit.budget.model
+        if failed.window:
+            self._refused_windows[model] = failed.window
+        if failed.prompt_tokens and fit.estimate:
+            self.calibration.raise_to(model, failed.prompt_tokens / fit.estimate)
+        target = None if failed.prompt_tokens else fit.estimate // 3
+        for _ in range(REFIT_TRIES):
+            again = await self.fit(checked, route)  # InputError: nothing left to leave out
+            fewer = len(again.messages) < len(fit.messages)
+            if fewer and (target is None or again.estimate <= target or again.turns_kept == 0):
+                return again
+            window = self._refused_windows.get(model, again.budget.window)
+            self._refused_windows[model] = max(window * 2 // 3, 1)
+        raise InputError(
+            f"{model} refused the message as longer than its context window, with every "
+            "earlier turn already left out: shorten it or attach less"
+        )
 
     def learn(self, fit: Fit, ended: ChatEnded) -> str | None:
         """Correct this model's estimates from what the server counted; a notice if it cut.

@@ -16,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from cortan.core.errors import ProviderError, UsageError
 from cortan.core.events import ChatFailed, ChatFinished
-from cortan.core.messages import ModelInfo
+from cortan.core.messages import ModelInfo, PullProgress
 from cortan.core.startup import resume_collector
 from cortan.engine.answering import Answerer, Progress
 from cortan.engine.breaker import CircuitBreaker
@@ -30,7 +30,7 @@ from cortan.engine.hosts import Host, HostPool, HostState
 from cortan.engine.limits import RateLimiter
 from cortan.engine.routes import Route, Router
 from cortan.providers import get_factory
-from cortan.providers.base import ModelRequest, Provider
+from cortan.providers.base import ModelRequest, Provider, Puller
 
 if TYPE_CHECKING:
     from cortan.config.settings import Settings
@@ -137,6 +137,20 @@ class ModelManager:
         """The provider instance for the host a request to ``name`` would use now."""
         pool = self.get_pool(name)
         return pool.get_provider(pool.preferred())
+
+    def pull_model(self, name: str) -> AsyncIterator[PullProgress]:
+        """Have the server of ``name``'s provider download it (``cortan models pull``).
+
+        Only a provider whose server pulls (Ollama) can; any other is a UsageError.
+        """
+        route = self.resolve(name)
+        provider = self.get_provider(route.provider)
+        if not isinstance(provider, Puller):
+            raise UsageError(
+                f"{route.provider} is {provider.label}, which cannot download models: "
+                "`cortan models pull` works with Ollama providers"
+            )
+        return provider.pull_model(route.model)
 
     def get_window_option(self, route: Route) -> str | None:
         """The request option that sizes the server's window for ``route``, if it takes one."""

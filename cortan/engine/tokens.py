@@ -144,6 +144,11 @@ class Calibration:
         self.factors[model] = min(max(new, FACTOR_RANGE[0]), FACTOR_RANGE[1])
         return True
 
+    def raise_to(self, model: str, factor: float) -> None:
+        """Make ``model``'s factor at least ``factor`` (a server's own count of a prompt
+        it refused: believed over the running average, within the usual bounds)."""
+        self.factors[model] = min(max(self.factor(model), factor), FACTOR_RANGE[1])
+
     def widen(self, model: str, scale: float) -> None:
         """Make future estimates for ``model`` larger (after a prompt that did not fit)."""
         self.factors[model] = min(self.factor(model) * scale, FACTOR_RANGE[1])

@@ -24,9 +24,9 @@ Contract for ``stream_chat``:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
-from cortan.core.messages import EMPTY_MAPPING, Message, ModelInfo, Usage
+from cortan.core.messages import EMPTY_MAPPING, Message, ModelInfo, PullProgress, Usage
 
 E = TypeVar("E", bound=BaseException)
 
@@ -92,6 +92,15 @@ def redact(error: E, secrets: Iterable[str]) -> E:
     if text != str(error):
         error.args = (text,)
     return error
+
+
+@runtime_checkable
+class Puller(Protocol):
+    """A provider whose server can download a model onto itself (Ollama's ``/api/pull``)."""
+
+    def pull_model(self, model: str) -> AsyncIterator[PullProgress]:
+        """Download ``model``, one progress step at a time; resumable by asking again."""
+        ...
 
 
 class Provider(Protocol):

@@ -31,7 +31,7 @@ from cortan.core.errors import (
     ServerError,
     UnreachableError,
 )
-from cortan.core.messages import Message, ModelInfo, Usage
+from cortan.core.messages import Message, ModelInfo, PullProgress, Usage
 from cortan.providers.base import (
     Finish,
     ModelRequest,
@@ -176,6 +176,32 @@ class OllamaProvider:
         }
         usage = Usage(prompt_tokens=part.prompt_eval_count, completion_tokens=part.eval_count)
         return Finish(finish_reason=part.done_reason or "stop", usage=usage, server_timings=timings)
+
+    async def pull_model(self, model: str) -> AsyncIterator[PullProgress]:
+        """Ollama's ``/api/pull``: the server downloads ``model``, saying how far it got.
+
+        A failure found after the stream began (no such model in the registry) comes as
+        an error line, which the SDK raises; it is mapped like any other. Ollama keeps
+        the layers it has, so pulling again resumes.
+        """
+        try:
+            stream = await self._client.pull(model, stream=True)
+            async for part in stream:
+                yield PullProgress(
+                    str(part.status or ""),
+                    part.digest or None,
+                    part.total if isinstance(part.total, int) else None,
+                    part.completed if isinstance(part.completed, int) else None,
+                )
+        except ollama.ResponseError as exc:
+            if "file does not exist" in str(exc.error):  # Ollama's words for no such model
+                raise ModelNotFoundError(
+                    f"Ollama at {self.url} found no model {model!r} to pull: "
+                    "check the name at ollama.com/library"
+                ) from exc
+            raise self.map_error(exc, model) from exc
+        except Exception as exc:
+            raise self.map_error(exc, model) from exc
 
     def map_error(self, exc: BaseException, model: str | None = None) -> ProviderError:
         """Turn a library exception into the sentence a user needs, secrets blotted out."""

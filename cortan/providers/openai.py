@@ -23,6 +23,7 @@ from cortan.core.errors import (
     AuthError,
     BadRequestError,
     BadResponseError,
+    ContextOverflowError,
     ModelNotFoundError,
     ProviderError,
     ProviderTimeoutError,
@@ -161,6 +162,8 @@ class OpenAIProvider:
         if isinstance(exc, openai.APIStatusError):
             return self._map_status(exc, model)
         if isinstance(exc, openai.APIError):
+            if overflow := self._map_overflow(exc):
+                return overflow
             return ServerError(f"{where} reported an error mid-answer: {_message(exc)}")
         if isinstance(exc, httpx2.RemoteProtocolError | httpx2.ReadError):
             return ServerError(f"{where} closed the connection before the answer was complete")
@@ -176,11 +179,30 @@ class OpenAIProvider:
             return AuthError(f"{where} rejected the API key: check {self._key_variable}")
         if status == 404:
             return self._map_not_found(exc, model)
+        if overflow := self._map_overflow(exc):  # 400 mostly; older llama.cpp says 500
+            return overflow
         if status == 429:
             return RateLimitedError(f"{where} is rate limiting: {text}", _retry_after(exc))
         if status >= 500:
             return ServerError(f"{where} failed with HTTP {status}: {text}")
         return BadRequestError(f"{where} rejected the request (HTTP {status}): {text}")
+
+    def _map_overflow(self, exc: openai.APIError) -> ContextOverflowError | None:
+        """The server's "the prompt is longer than the window", in any of its known forms."""
+        body = exc.body if isinstance(exc.body, dict) else {}
+        text = _message(exc)
+        codes = {str(body.get("type")), str(body.get("code"))}  # any JSON may come here
+        if not codes & OVERFLOW_CODES and OVERFLOW_TEXT.search(text) is None:
+            return None
+        window = _int(body.get("n_ctx")) or _number(OVERFLOW_WINDOW, text)
+        prompt = _int(body.get("n_prompt_tokens")) or _number(OVERFLOW_PROMPT, text)
+        counted = f"{prompt} prompt tokens" if prompt else "the prompt"
+        size = f"its {window}-token context window" if window else "its context window"
+        return ContextOverflowError(
+            f"{self.label} at {self.url} refused {counted} as longer than {size}",
+            window=window,
+            prompt_tokens=prompt,
+        )
 
     def _map_not_found(self, exc: openai.APIStatusError, model: str | None) -> ProviderError:
         body = exc.body if isinstance(exc.body, dict) else {}
@@ -240,15 +262,70 @@ def with_v1(url: str) -> str:
     return re.sub(r"/v\d+$", "", base) + "/v1"
 
 
-def _make_http_client(url: str, timeout: httpx2.Timeout) -> httpx2.AsyncClient | None:
+def _make_http_client(url: str, timeout: httpx2.Timeout) -> httpx2.AsyncClient:
     """The SDK's own client, except that plain http reads no CA bundle (cortan.providers.tls)
     and a loopback server is reached directly, never through http_proxy: cortan judges it
-    local (no secret guard), so the prompt and the key must not leave (issue 15)."""
+    local (no secret guard), so the prompt and the key must not leave (issue 15). Its
+    event streams pass through :class:`ErrorLines`."""
     verify = get_verify(url, load_system)
     direct = is_loopback_url(url)
-    if verify is True and not direct:
-        return None
-    return openai.DefaultAsyncHttpxClient(verify=verify, timeout=timeout, trust_env=not direct)
+    return openai.DefaultAsyncHttpxClient(
+        verify=verify,
+        timeout=timeout,
+        trust_env=not direct,
+        event_hooks={"response": [_read_error_lines]},
+    )
+
+
+async def _read_error_lines(response: httpx2.Response) -> None:
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        response.stream = ErrorLines(response.stream)
+
+
+class ErrorLines(httpx2.AsyncByteStream):
+    """An event stream in which llama.cpp's ``error: {...}`` lines become ``data:`` events.
+
+    Builds of llama.cpp's server that find an error after the stream has begun (the
+    prompt exceeding the context size above all) write it as an ``error:`` field,
+    which server-sent events do not have: the SDK skips it, and the stream seemed to
+    end "without finishing" (issue 21). As ``data: {"error": ...}`` the SDK raises it
+    as the APIError it is. Every other byte passes unchanged; a line is passed on
+    once it is whole, as the SDK reads whole lines anyway.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        held = b""
+        async for chunk in self._stream:
+            data = held + chunk
+            cut = data.rfind(b"\n") + 1
+            held = data[cut:]
+            if cut:
+                yield _rewrite_error_lines(data[:cut])
+        if held:
+            yield _rewrite_error_lines(held)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+def _rewrite_error_lines(block: bytes) -> bytes:
+    if b"error:" not in block:
+        return block
+    lines = block.split(b"\n")
+    for i, line in enumerate(lines):
+        if line.startswith(b"error:"):
+            payload = line[len(b"error:") :].strip()
+            try:
+                error = json.loads(payload)
+            except ValueError:
+                error = payload.decode("utf-8", "replace")
+            if not isinstance(error, dict):
+                error = {"message": str(error)}
+            lines[i] = b"data: " + json.dumps({"error": error}).encode()
+    return b"\n".join(lines)
 
 
 def _cut_mid_stream(exc: BaseException) -> bool:
@@ -259,6 +336,34 @@ def _cut_mid_stream(exc: BaseException) -> bool:
             return True
         cause = cause.__cause__ or cause.__context__
     return False
+
+
+#: Error ``type``/``code`` values that mean the prompt does not fit: llama.cpp, OpenAI.
+OVERFLOW_CODES = frozenset({"exceed_context_size_error", "context_length_exceeded"})
+#: The sentences that say so where no code does: llama.cpp (its older builds' "input
+#: is too large" too), OpenAI and vLLM ("maximum context length is N tokens").
+OVERFLOW_TEXT = re.compile(
+    r"exceeds? the available context size|input is too large to process"
+    r"|maximum context length is \d+|context length exceeded|prompt is too long",
+    re.IGNORECASE,
+)
+OVERFLOW_WINDOW = re.compile(
+    r"maximum context length is (\d+)|available context size \((\d+) tokens\)", re.IGNORECASE
+)
+OVERFLOW_PROMPT = re.compile(
+    r"request \((\d+) tokens\)|messages resulted in (\d+) tokens|(\d+) in the messages",
+    re.IGNORECASE,
+)
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _number(pattern: re.Pattern[str], text: str) -> int | None:
+    found = pattern.search(text)
+    digits = next((g for g in found.groups() if g), None) if found else None
+    return int(digits) if digits and len(digits) < 10 else None
 
 
 def _message(exc: openai.APIError) -> str:

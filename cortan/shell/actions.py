@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from cortan.core.errors import UsageError
 from cortan.shell.commands import CommandTable, ExitShell, Shell, SlashCommand
-from cortan.shell.sessions import do_load, do_save, do_sessions, start_new
+from cortan.shell.sessions import do_fork, do_load, do_save, do_sessions, start_new
 
 if TYPE_CHECKING:
     from cortan.engine.hosts import HostState
@@ -361,6 +361,9 @@ def make_command_table() -> CommandTable:
             SlashCommand("sessions", "list stored conversations", "/sessions", "none", do_sessions),
             SlashCommand("save", "name this conversation", "/save NAME", "text", do_save),
             SlashCommand(
+                "fork", "go on in a copy of this conversation", "/fork [NAME]", "text", do_fork
+            ),
+            SlashCommand(
                 "load", "switch to a stored conversation", "/load NAME", "session", do_load
             ),
             SlashCommand(
@@ -369,5 +372,5 @@ def make_command_table() -> CommandTable:
             SlashCommand("set", "switch vi or emacs keys", "/set vi|emacs", "setting", do_set),
             SlashCommand("exit", "leave the shell", "/exit", "none", do_exit),
         ],
-        aliases={"quit": "exit", "q": "exit", "?": "help"},
+        aliases={"quit": "exit", "q": "exit", "?": "help", "regenerate": "retry"},
     )

@@ -1,4 +1,4 @@
-"""Slash commands on stored conversations: /save, /load, /sessions, and starting anew.
+"""Slash commands on stored conversations: /save, /load, /fork, /sessions, starting anew.
 
 The session store records every exchange through its bus subscriber (the
 recorder); these commands only tell the recorder which conversation comes next
@@ -88,6 +88,22 @@ async def do_save(repl: Shell, arg: str) -> None:
     else:
         store.rename(recorder.conversation_id, arg)
     repl.dim(f"this conversation is saved as {arg!r}")
+
+
+async def do_fork(repl: Shell, arg: str) -> None:
+    """Copy the conversation so far into a new stored one and go on there (``/fork [NAME]``).
+
+    The original stays as it was, to come back to with ``/load``; the shell keeps
+    its turns, since the copy holds the same ones.
+    """
+    store, recorder = _store(repl)
+    name = arg.strip() or None
+    if recorder.conversation_id is None:
+        raise UsageError("nothing is stored in this conversation yet: there is nothing to fork")
+    original = store.get(recorder.conversation_id)
+    forked = recorder.fork(name)
+    was = original.label if original is not None else f"#{recorder.conversation_id}"
+    repl.dim(f"forked {was} as {forked.label}: going on in the copy; /load {was} goes back")
 
 
 async def do_load(repl: Shell, arg: str) -> None:

@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from cortan.core.errors import CortanError, StoreError
+from cortan.core.errors import CortanError, StoreError, UsageError
 from cortan.core.events import ChatEnded, ChatFailed, ChatFinished, ChatPrepared
 from cortan.store.records import Conversation, Status
 from cortan.store.sessions import SessionStore
@@ -93,6 +93,25 @@ class Recorder:
     def start_new(self, name: str | None = None) -> None:
         """Send the next request to a new conversation (named ``name``), made when it is sent."""
         self.conversation_id, self.new_name = None, name
+
+    def fork(self, name: str | None = None) -> Conversation:
+        """Copy the current conversation into a new one and send the next requests there.
+
+        ``/fork`` and ``ask --fork``: the original stays as it was. The last
+        exchange follows to its copy, so a ``/retry`` after a fork replaces the
+        answer in the fork, never in the original. Nothing stored yet is a
+        UsageError: there is nothing to copy.
+        """
+        if self.conversation_id is None:
+            raise UsageError("nothing is stored in this conversation yet: there is nothing to fork")
+        forked = self.store.fork(self.conversation_id, name)
+        last = self.last_exchange
+        self.last_exchange = None
+        if last is not None and last.conversation_id == self.conversation_id:
+            ids = tuple(forked.mapping[i] for i in last.message_ids if i in forked.mapping)
+            self.last_exchange = Exchange(forked.conversation.id, ids)
+        self.continue_conversation(forked.conversation.id)
+        return forked.conversation
 
     def on_prepared(self, event: ChatPrepared) -> None:
         """Commit the user's turn before the model manager sends it."""

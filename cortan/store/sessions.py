@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 from cortan.core.errors import UsageError
 from cortan.core.images import Image
@@ -148,7 +148,17 @@ class SessionStore(StoreFile):
         return self.get_by_name(ref)
 
     def latest(self) -> Conversation | None:
-        """The conversation most recently written to (what ``ask -c`` continues)."""
+        """The conversation last used: the one the newest message was added to.
+
+        What ``ask -c`` and ``chat -c`` continue (issue 21). Message ids only grow
+        (AUTOINCREMENT), so this holds when two conversations share a timestamp or
+        the clock steps back, where ordering by time would pick the one created
+        last; it is one lookup on the primary key however large the store. With no
+        message stored at all, the conversation created last.
+        """
+        newest = self._read("SELECT conversation_id FROM messages ORDER BY id DESC LIMIT 1")
+        if newest:
+            return self.get(int(newest[0][0]))
         rows = self._read(_CONVERSATION + " ORDER BY c.updated DESC, c.id DESC LIMIT 1")
         return _conversation(rows[0]) if rows else None
 
@@ -180,11 +190,53 @@ class SessionStore(StoreFile):
         """Delete a conversation and all its messages; False when there was none."""
         with self._write() as conn:
             cursor = conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
-            # Images no message shows any more go with it (each is stored once for all).
-            conn.execute(
-                "DELETE FROM blobs WHERE digest NOT IN (SELECT digest FROM message_images)"
-            )
+            _drop_orphan_blobs(conn)
         return cursor.rowcount > 0
+
+    def fork(self, conversation_id: int, name: str | None = None) -> Forked:
+        """A new conversation holding a copy of this one's messages so far (``/fork``).
+
+        Model, system prompt, every message with its metadata, thinking and images
+        (shared, as each image is stored once) are copied in one transaction; the
+        original is left as it was. ``mapping`` takes each original message id to
+        its copy. A missing conversation is a UsageError; a taken name too.
+        """
+        name = check_name(name) if name is not None else None
+        now = self._clock()
+        with self._write() as conn:
+            _check_free(conn, name)
+            row = conn.execute(
+                "SELECT model, system FROM conversations WHERE id = ?", (conversation_id,)
+            ).fetchone()
+            if row is None:
+                raise UsageError(f"no stored conversation #{conversation_id} to fork")
+            cursor = conn.execute(
+                "INSERT INTO conversations (name, created, updated, model, system)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (name, now, now, row[0], row[1]),
+            )
+            forked = int(cursor.lastrowid or 0)
+            mapping: dict[int, int] = {}
+            originals = conn.execute(
+                "SELECT id FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,)
+            ).fetchall()
+            for (original,) in originals:
+                copied = conn.execute(
+                    "INSERT INTO messages (conversation_id, role, content, created, status, model,"
+                    " provider, prompt_tokens, completion_tokens, duration, thinking)"
+                    " SELECT ?, role, content, created, status, model, provider, prompt_tokens,"
+                    " completion_tokens, duration, thinking FROM messages WHERE id = ?",
+                    (forked, original),
+                )
+                mapping[original] = int(copied.lastrowid or 0)
+                conn.execute(
+                    "INSERT INTO message_images (message_id, position, digest)"
+                    " SELECT ?, position, digest FROM message_images WHERE message_id = ?",
+                    (mapping[original], original),
+                )
+        found = self.get(forked)
+        assert found is not None  # just committed
+        return Forked(found, mapping)
 
     # -- messages ----------------------------------------------------------------------
 
@@ -249,6 +301,40 @@ class SessionStore(StoreFile):
                 f"DELETE FROM messages WHERE conversation_id = ? AND id IN ({marks})",
                 (conversation_id, *message_ids),
             )
+        return cursor.rowcount
+
+    def remove_messages(self, message_ids: Sequence[int]) -> list[int]:
+        """Delete these messages, in whatever conversations (``cortan logs rm``).
+
+        Returns the ids that existed and are gone; an id that names no message is
+        left out, so the caller can say which were not found. A conversation left
+        with no message is deleted with them, as it would only list as empty.
+        """
+        if not message_ids:
+            return []
+        marks = ", ".join("?" * len(message_ids))
+        with self._write() as conn:
+            found = conn.execute(
+                f"SELECT id, conversation_id FROM messages WHERE id IN ({marks}) ORDER BY id",
+                tuple(message_ids),
+            ).fetchall()
+            conn.execute(f"DELETE FROM messages WHERE id IN ({marks})", tuple(message_ids))
+            touched = sorted({row[1] for row in found})
+            for conversation_id in touched:
+                conn.execute(
+                    "DELETE FROM conversations WHERE id = ? AND NOT EXISTS"
+                    " (SELECT 1 FROM messages WHERE conversation_id = ?)",
+                    (conversation_id, conversation_id),
+                )
+            _drop_orphan_blobs(conn)
+        return [int(row[0]) for row in found]
+
+    def delete_all(self) -> int:
+        """Delete every conversation and message (``cortan logs rm --all``); how many
+        conversations went. Batch jobs and the response cache are not touched."""
+        with self._write() as conn:
+            cursor = conn.execute("DELETE FROM conversations")  # messages cascade
+            _drop_orphan_blobs(conn)
         return cursor.rowcount
 
     def messages(self, conversation_id: int) -> list[StoredMessage]:
@@ -328,6 +414,18 @@ def _check_free(conn: sqlite3.Connection, name: str | None, owner: int | None = 
     row = conn.execute("SELECT id FROM conversations WHERE name = ?", (name,)).fetchone()
     if row is not None and row[0] != owner:
         raise UsageError(f"a session named {name!r} already exists: choose another name")
+
+
+def _drop_orphan_blobs(conn: sqlite3.Connection) -> None:
+    """Images no message shows any more go (each is stored once for all messages)."""
+    conn.execute("DELETE FROM blobs WHERE digest NOT IN (SELECT digest FROM message_images)")
+
+
+class Forked(NamedTuple):
+    """A conversation made by :meth:`SessionStore.fork`, and its messages' ids by original."""
+
+    conversation: Conversation
+    mapping: dict[int, int]
 
 
 def _conversation(row: tuple[Any, ...]) -> Conversation:

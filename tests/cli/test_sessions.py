@@ -15,7 +15,7 @@ import pytest
 
 from cortan.store import SessionStore, get_store_path
 from tests.conftest import CortanRunner, assert_one_sentence, cortan_command
-from tests.servers import FakeOllama, Reply
+from tests.servers import FakeOllama, FakeOpenAI, Reply
 
 
 @pytest.fixture
@@ -554,3 +554,156 @@ def test_a_damaged_store_is_one_sentence(
     assert result.code == 1
     assert_one_sentence(result.stderr)
     assert str(path) in result.stderr
+
+
+# -- continue, fork and logs rm (issue 21) -------------------------------------------------
+
+
+def test_continue_takes_the_conversation_last_used_not_the_last_created(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, store: SessionStore
+) -> None:
+    older = store.create("older")
+    store.create("newer")  # created after, but never used again
+    store.add_message(older.id, "user", "used last")
+    store.add_message(older.id, "assistant", "yes")
+    ok(cortan, "ask", "-c", "go on")
+    assert [m["content"] for m in sent(ollama_env)["messages"]] == ["used last", "yes", "go on"]
+
+
+def test_ask_fork_goes_on_in_a_copy(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, data_dir: Path
+) -> None:
+    ollama_env.queue(Reply(pieces=["Paris."]), Reply(pieces=["Lyon."]))
+    ok(cortan, "ask", "--session", "trip", "capital of France?")
+    report = json.loads(ok(cortan, "ask", "--session", "trip", "--fork", "--json", "second?"))
+    assert [m["content"] for m in sent(ollama_env)["messages"]] == [
+        "capital of France?", "Paris.", "second?",
+    ]  # fmt: skip
+    with SessionStore.open(data_dir) as opened:
+        trip = opened.get_by_name("trip")
+        assert trip is not None and trip.message_count == 2  # the original is as it was
+        copy = opened.get(report["conversation_id"])
+        assert copy is not None and copy.id != trip.id
+        assert [m.content for m in opened.messages(copy.id)] == [
+            "capital of France?", "Paris.", "second?", "Lyon.",
+        ]  # fmt: skip
+    ok(cortan, "ask", "-c", "--fork", "third?")  # -c: the copy, used last, is copied again
+    with SessionStore.open(data_dir) as opened:
+        assert opened.count_conversations() == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--fork", "q"), "name it with -c or --session"),
+        (("--session", "nope", "--fork", "q"), "no stored conversation 'nope' to fork"),
+        (("-c", "--fork", "--no-log", "q"), "--no-log"),
+    ],
+)
+def test_ask_fork_refused(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, args: tuple[str, ...], says: str
+) -> None:
+    ok(cortan, "ask", "first")
+    result = cortan.run("ask", *args)
+    assert result.code == 2
+    assert_one_sentence(result.stderr)
+    assert says in result.stderr
+    assert len(ollama_env.chat_requests) == 1  # nothing sent
+
+
+def test_logs_rm_by_id_and_by_session(
+    cortan: type[CortanRunner], two_sessions: tuple[int, int], store: SessionStore
+) -> None:
+    work, other = two_sessions
+    entries = json.loads(ok(cortan, "logs", "--json"))
+    answer = next(e["id"] for e in entries if e["content"] == "A write-ahead log.")
+    result = cortan.run("logs", "rm", str(answer))
+    assert (result.code, result.stdout) == (0, "")
+    assert "1 message removed" in result.stderr
+    assert [m.content for m in store.messages(work)] == ["what is WAL?"]
+    result = cortan.run("logs", "rm", str(answer), "99999")
+    assert result.code == 1
+    assert_one_sentence(result.stderr)
+    assert f"no stored message with id {answer}, 99999" in result.stderr
+    result = cortan.run("logs", "rm", "--session", "work")
+    assert result.code == 0, result.stderr
+    assert store.get(work) is None and store.get(other) is not None
+    result = cortan.run("logs", "rm", "--session", "work")
+    assert result.code == 1
+    assert "nothing to remove" in result.stderr
+
+
+def test_logs_rm_all_needs_yes_without_a_terminal(
+    cortan: type[CortanRunner], two_sessions: tuple[int, int], store: SessionStore
+) -> None:
+    result = cortan.run("logs", "rm", "--all")
+    assert result.code == 2
+    assert_one_sentence(result.stderr)
+    assert "--yes" in result.stderr
+    assert store.count_conversations() == 2
+    result = cortan.run("logs", "rm", "--all", "--yes")
+    assert result.code == 0, result.stderr
+    assert "2 conversations removed" in result.stderr
+    assert store.count_conversations() == 0
+    result = cortan.run("logs", "rm", "--all", "--yes")
+    assert result.code == 1
+    assert "nothing to remove" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        ((), 2),  # nothing named
+        (("1", "--all"), 2),  # two ways at once
+        (("not-a-number",), 2),
+        (("-5",), 2),
+        (("9" * 40,), 1),  # no such message (SQLite's integers are 64-bit)
+    ],
+)
+def test_logs_rm_bad_input(
+    cortan: type[CortanRunner], two_sessions: tuple[int, int], args: tuple[str, ...], code: int
+) -> None:
+    result = cortan.run("logs", "rm", *args)
+    assert result.code == code, result.stderr
+    assert_one_sentence(result.stderr)
+    assert "Traceback" not in result.stderr
+
+
+def test_logs_rm_with_no_store(cortan: type[CortanRunner], data_dir: Path) -> None:
+    result = cortan.run("logs", "rm", "--all", "--yes")
+    assert result.code == 1
+    assert "nothing is stored yet" in result.stderr
+    assert not data_dir.exists() or not get_store_path(data_dir).exists()
+
+
+def test_a_session_on_a_small_llama_cpp_window_never_gets_stuck(
+    cortan: type[CortanRunner], openai_env: FakeOpenAI
+) -> None:
+    """llama.cpp started with a small -c refuses the grown conversation; every turn still
+    answers, saying when it left more out (issue 21)."""
+    openai_env.context_size = 1500
+    openai_env.default = Reply(pieces=[" ".join(["answer"] * 80)])
+    told = []
+    for turn in range(6):
+        result = cortan.run("ask", "--session", "long", f"turn {turn} " + " ".join(["w"] * 300))
+        assert result.code == 0, result.stderr
+        assert "Traceback" not in result.stderr
+        told.append(result.stderr)
+    assert openai_env.refused >= 1
+    assert any("refused the conversation as longer than its 1500-token window" in t for t in told)
+
+
+def test_logs_rm_all_asks_on_a_terminal(two_sessions: tuple[int, int], store: SessionStore) -> None:
+    import pexpect
+
+    command, *args = cortan_command()
+    for answer, kept in (("n", True), ("y", False)):
+        child = pexpect.spawn(
+            command, [*args, "logs", "rm", "--all"], env=dict(os.environ), timeout=20
+        )
+        child.expect(r"Delete all 2 conversations and their messages\? \[y/N\]")
+        child.sendline(answer)
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == (1 if kept else 0)
+        assert (store.count_conversations() == 2) is kept

@@ -36,6 +36,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-parallel", type=int, help="answer this many chats at once; the rest wait"
     )
+    parser.add_argument(
+        "--context-size",
+        type=int,
+        help="openai: refuse a prompt of this many tokens or more, as llama.cpp's -c does",
+    )
+    parser.add_argument(
+        "--overflow-style",
+        choices=["status", "sse", "text"],
+        default="status",
+        help="openai: how a too-long prompt is refused (HTTP 400, an SSE error: line, 500)",
+    )
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
     args = parser.parse_args(argv)
 
@@ -44,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if isinstance(server, FakeOpenAI):
         server.api_key = args.api_key
+        server.context_size = args.context_size
+        server.overflow_style = args.overflow_style
     if args.model:
         server.models = list(args.model)
     server.max_parallel = args.max_parallel

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
-from tests.servers.http import Exchange, FakeServer, Reply
+from tests.servers.http import ClientGone, Exchange, FakeServer, Reply
 
 __all__ = ["FakeOllama"]
 
@@ -109,7 +109,7 @@ class _OllamaWire:
 
 
 class FakeOllama(FakeServer):
-    """Fake `ollama serve`: /api/version, /api/tags, /api/show, /api/chat, /api/ps."""
+    """Fake `ollama serve`: /api/version, /api/tags, /api/show, /api/chat, /api/ps, /api/pull."""
 
     default_models = ("llama3.2:latest", "qwen2.5-coder:7b")
     chat_path = "/api/chat"
@@ -120,6 +120,12 @@ class FakeOllama(FakeServer):
         self.context_length = 131072
         # What /api/show says each model can do; the rest say completion and tools.
         self.capabilities: dict[str, list[str]] = {}
+        # /api/pull: the models the "registry" has, each as layer sizes in bytes; the
+        # progress steps per layer; seconds between progress lines (to interrupt one).
+        self.registry: dict[str, list[int]] = {"tinyllama": [4_000_000, 1_000, 500]}
+        self.pull_steps = 4
+        self.pull_delay = 0.0
+        self.pulls_closed_early = 0  # pulls whose client left before "success"
 
     def knows(self, model: str) -> bool:
         # Like Ollama, a name without a tag means ":latest".
@@ -156,14 +162,10 @@ class FakeOllama(FakeServer):
     async def handle(self, ex: Exchange) -> None:
         method, path, body = ex.request.method, ex.request.path, ex.request.json
         route = (method, path)
-        if route in {("GET", "/"), ("HEAD", "/")}:
-            await ex.send(200, b"Ollama is running", "text/plain; charset=utf-8")
-        elif route == ("GET", "/api/version"):
-            await ex.send_json(200, {"version": self.version})
-        elif route == ("GET", "/api/tags"):
-            await ex.send_json(200, {"models": [self._entry(m) for m in self.models]})
-        elif route == ("GET", "/api/ps"):
-            await ex.send_json(200, {"models": []})
+        if method in ("GET", "HEAD"):
+            await self._get(ex, route)
+        elif route == ("POST", "/api/pull") and isinstance(body, dict):
+            await self._pull(ex, str(body.get("model") or body.get("name") or ""))
         elif method != "POST" or path not in ("/api/show", "/api/chat"):
             await ex.send(404, b"404 page not found", "text/plain")
         elif not isinstance(body, dict):
@@ -179,3 +181,47 @@ class FakeOllama(FakeServer):
         else:
             stream = body.get("stream", True) is not False
             await self.chat(ex, model, _OllamaWire(model, body.get("think")), stream=stream)
+
+    async def _get(self, ex: Exchange, route: tuple[str, str]) -> None:
+        if route in {("GET", "/"), ("HEAD", "/")}:
+            await ex.send(200, b"Ollama is running", "text/plain; charset=utf-8")
+        elif route == ("GET", "/api/version"):
+            await ex.send_json(200, {"version": self.version})
+        elif route == ("GET", "/api/tags"):
+            await ex.send_json(200, {"models": [self._entry(m) for m in self.models]})
+        elif route == ("GET", "/api/ps"):
+            await ex.send_json(200, {"models": []})
+        else:
+            await ex.send(404, b"404 page not found", "text/plain")
+
+    async def _pull(self, ex: Exchange, name: str) -> None:
+        """Ollama's pull: NDJSON progress ({status, digest, total, completed}), then
+        success; a model the registry lacks is an error line after the first status,
+        as Ollama streams it (HTTP 200: the failure is found after the stream began)."""
+        base = name.removesuffix(":latest")
+        await ex.start_stream("application/x-ndjson")
+        try:
+            await ex.send_chunk(_line({"status": "pulling manifest"}))
+            layers = self.registry.get(base)
+            if layers is None:
+                error = "pull model manifest: file does not exist"
+                await ex.send_chunk(_line({"error": error}))
+                await ex.end_stream()
+                return
+            for size in layers:
+                digest = "sha256:" + hashlib.sha256(f"{base}{size}".encode()).hexdigest()
+                for step in range(self.pull_steps + 1):
+                    done = size * step // self.pull_steps
+                    line = {"status": f"pulling {digest[7:19]}", "digest": digest,
+                            "total": size, "completed": done}  # fmt: skip
+                    await ex.send_chunk(_line(line))
+                    await ex.sleep(self.pull_delay)  # ClientGone when the client left
+            for status in ("verifying sha256 digest", "writing manifest", "success"):
+                await ex.send_chunk(_line({"status": status}))
+            await ex.end_stream()
+        except ClientGone:
+            self.pulls_closed_early += 1
+            raise
+        full = name if ":" in name else f"{name}:latest"
+        if full not in self.models:
+            self.models.append(full)

@@ -151,6 +151,52 @@ class FakeOpenAI(FakeServer):
     def __init__(self, *, port: int = 0, host: str = "127.0.0.1") -> None:
         super().__init__(port=port, host=host)
         self.api_key: str | None = None
+        # As llama.cpp's server started with `-c N`: a prompt of more tokens than this
+        # is refused with its `exceed_context_size_error`. None: no limit.
+        self.context_size: int | None = None
+        # How the refusal comes: "status" (HTTP 400, current llama.cpp), "sse" (HTTP 200
+        # and an `error: {...}` line, older builds), or "text" (400 with the older
+        # sentence and no counts: "input is too large to process").
+        self.overflow_style = "status"
+        self._refused = 0
+
+    @property
+    def refused(self) -> int:
+        """Chat requests refused as too long for ``context_size``."""
+        return self._refused
+
+    def count_prompt(self, body: dict[str, Any]) -> int:
+        """This fake's tokenizer: a token per 2 characters, 4 per message, so about twice
+        cortan's estimate for English, as a real model's tokenizer can be (issue 21)."""
+        total = 0
+        for message in body.get("messages") or []:
+            content = message.get("content") if isinstance(message, dict) else None
+            text = content if isinstance(content, str) else json.dumps(content)
+            total += 4 + (len(text) + 1) // 2
+        return total
+
+    async def _refuse_overflow(self, ex: Exchange, prompt: int, n_ctx: int) -> None:
+        error = {
+            "code": 400,
+            "message": "the request exceeds the available context size, try increasing it",
+            "type": "exceed_context_size_error",
+            "n_prompt_tokens": prompt,
+            "n_ctx": n_ctx,
+        }
+        if self.overflow_style == "sse":
+            await ex.start_stream("text/event-stream")
+            await ex.send_chunk(b"error: " + json.dumps(error).encode() + b"\n\n")
+            await ex.end_stream()
+            return
+        if self.overflow_style == "text":
+            error = {
+                "code": 500,
+                "message": "input is too large to process. increase the physical batch size",
+                "type": "server_error",
+            }
+            await ex.send_json(500, {"error": error})
+            return
+        await ex.send_json(400, {"error": error})
 
     def _model(self, name: str) -> dict[str, Any]:
         return {"id": name, "object": "model", "created": 1715367049, "owned_by": "system"}
@@ -188,6 +234,11 @@ class FakeOpenAI(FakeServer):
         elif not (model := body.get("model")) or not isinstance(model, str):
             required = "you must provide a model parameter"
             await ex.send_json(400, _error(required, "invalid_request_error", None), headers)
+        elif self.context_size is not None and (
+            (prompt := self.count_prompt(body)) >= self.context_size
+        ):
+            self._refused += 1
+            await self._refuse_overflow(ex, prompt, self.context_size)
         else:
             options = body.get("stream_options") or {}
             usage = isinstance(options, dict) and options.get("include_usage") is True

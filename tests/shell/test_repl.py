@@ -794,3 +794,68 @@ async def test_load_recaps_where_the_conversation_stood(
     await shell.command("/load geo")
     assert "last: › Capital of France? → Paris is the capital." in shell.text
     await shell.exit()
+
+
+async def test_fork_goes_on_in_a_copy_and_leaves_the_original(
+    stored_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """/fork NAME copies the conversation so far; what follows goes to the copy only."""
+    shell = stored_shell
+    await shell.command("/fork too-early")
+    assert "nothing to fork" in shell.text
+    ollama_env.queue(Reply(pieces=["Paris."]), Reply(pieces=["Lyon."]))
+    await shell.ask("Capital of France?")
+    await shell.command("/save trunk")
+    await shell.command("/fork branch")
+    assert "forked #" in shell.text and "trunk as #" in shell.text and "branch" in shell.text
+    await shell.ask("Second city?")
+    assert [m["content"] for m in sent_messages(ollama_env)] == [
+        "Capital of France?", "Paris.", "Second city?",
+    ]  # fmt: skip
+    store = shell.repl.services.store
+    assert store is not None
+    trunk, branch = store.find("trunk"), store.find("branch")
+    assert trunk is not None and branch is not None
+    assert [m.content for m in store.messages(trunk.id)] == ["Capital of France?", "Paris."]
+    assert [m.content for m in store.messages(branch.id)] == [
+        "Capital of France?", "Paris.", "Second city?", "Lyon.",
+    ]  # fmt: skip
+    await shell.command("/fork branch")  # a taken name: one sentence, nothing made
+    assert "already exists" in shell.text
+    assert store.count_conversations() == 2
+    await shell.exit()
+
+
+async def test_regenerate_is_retry(stored_shell: Shell, ollama_env: FakeOllama) -> None:
+    shell = stored_shell
+    ollama_env.queue(Reply(pieces=["first"]), Reply(pieces=["second"]))
+    await shell.ask("q")
+    shell.pipe.send_text("/regenerate\r")
+    ended = await asyncio.wait_for(shell.ended.get(), 10)
+    assert isinstance(ended, ChatFinished)
+    assert [t.answer for t in shell.repl.conversation.turns] == ["second"]
+    await shell.exit()
+
+
+async def test_chat_continue_loads_the_conversation_used_last(
+    stored_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """`cortan chat -c` opens where the newest message went (issue 21)."""
+    from cortan.cli.chat import ShellOptions, _apply_options
+    from cortan.core.errors import UsageError
+
+    shell = stored_shell
+    store = shell.repl.services.store
+    assert store is not None
+    with pytest.raises(UsageError, match="no earlier conversation"):
+        await _apply_options(shell.repl, ShellOptions(continue_last=True))
+    used = store.create("used")
+    store.create("made-later")
+    store.add_message(used.id, "user", "earlier question")
+    store.add_message(used.id, "assistant", "earlier answer")
+    await _apply_options(shell.repl, ShellOptions(continue_last=True))
+    await shell.ask("go on")
+    assert [m["content"] for m in sent_messages(ollama_env)] == [
+        "earlier question", "earlier answer", "go on",
+    ]  # fmt: skip
+    await shell.exit()

@@ -202,3 +202,25 @@ async def test_last_exchange_is_the_last_kept_and_discard_takes_it_back(
     assert recorder.conversation_id is not None
     remaining = store.messages(recorder.conversation_id)
     assert [(m.content, m.status) for m in remaining] == [("two", "complete"), ("", "failed")]
+
+
+async def test_fork_continues_in_a_copy_and_retry_stays_in_it(
+    app: App, store: SessionStore
+) -> None:
+    from cortan.core.errors import UsageError
+
+    recorder = app.attach_store(store)
+    with pytest.raises(UsageError, match="nothing to fork"):
+        recorder.fork()
+    await app.ask(request(app, "first"))
+    original = recorder.conversation_id
+    assert original is not None
+    forked = recorder.fork("branch")
+    assert recorder.conversation_id == forked.id != original
+    assert recorder.last_exchange is not None
+    assert recorder.last_exchange.conversation_id == forked.id
+    recorder.discard(recorder.last_exchange)  # a /retry right after the fork
+    assert len(store.messages(original)) == 2  # the original is untouched
+    assert store.messages(forked.id) == []
+    await app.ask(request(app, "second"))
+    assert [m.content for m in store.messages(forked.id)] == ["second", "Hello, world!"]

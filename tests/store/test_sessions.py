@@ -177,3 +177,84 @@ def test_history_leaves_out_failed_and_unanswered_turns() -> None:
         "partial",
         "cut before any text",
     ]
+
+
+def test_latest_is_the_conversation_last_used_even_when_the_clock_says_otherwise(
+    tmp_path: Path,
+) -> None:
+    """`-c` continues where the newest message went, not the conversation made last
+    (issue 21): with one timestamp for everything, or a clock that stepped back."""
+    with SessionStore.open(tmp_path / "data", clock=lambda: 1000.0) as store:
+        used, created_later = store.create(), store.create()
+        store.add_message(created_later.id, "user", "older")
+        store.add_message(used.id, "user", "newest")
+        found = store.latest()
+        assert found is not None
+        assert found.id == used.id
+        empty = store.create()  # made after every message, never used
+        assert store.latest() == store.get(used.id)
+        assert empty.id != used.id
+
+
+def test_fork_copies_messages_metadata_and_images_and_leaves_the_original(
+    store: SessionStore,
+) -> None:
+    from cortan.core.images import Image
+
+    original = store.create("work", model="ollama:llama3.2", system="be brief")
+    picture = Image("image/png", b"\x89PNG fake")
+    asked = store.add_message(original.id, "user", "look", images=[picture])
+    answered = store.add_message(
+        original.id, "assistant", "a cat", model="llama3.2", provider="ollama",
+        prompt_tokens=5, completion_tokens=2, duration=0.25, thinking="hmm",
+    )  # fmt: skip
+    forked = store.fork(original.id, "work-2")
+    copy = forked.conversation
+    assert (copy.name, copy.model, copy.system, copy.message_count) == (
+        "work-2", "ollama:llama3.2", "be brief", 2,
+    )  # fmt: skip
+    assert copy.id != original.id
+    assert set(forked.mapping) == {asked, answered}
+    before, after = store.messages(original.id), store.messages(copy.id)
+    strip = [(m.role, m.content, m.status, m.model, m.provider, m.prompt_tokens, m.thinking,
+              m.images) for m in before]  # fmt: skip
+    assert strip == [(m.role, m.content, m.status, m.model, m.provider, m.prompt_tokens,
+                      m.thinking, m.images) for m in after]  # fmt: skip
+    store.add_message(copy.id, "user", "only in the fork")
+    assert len(store.messages(original.id)) == 2
+    assert store.delete(original.id)
+    assert store.messages(copy.id)[0].images == (picture,)  # the shared image stays
+
+
+def test_fork_of_a_missing_conversation_or_to_a_taken_name_is_refused(
+    store: SessionStore,
+) -> None:
+    taken = store.create("taken")
+    with pytest.raises(UsageError, match="no stored conversation #999"):
+        store.fork(999)
+    with pytest.raises(UsageError, match="already exists"):
+        store.fork(taken.id, "taken")
+    assert store.count_conversations() == 1
+
+
+def test_remove_messages_by_id_reports_what_was_there(store: SessionStore) -> None:
+    kept, emptied = store.create(), store.create()
+    question = store.add_message(kept.id, "user", "walrus question")
+    answer = store.add_message(kept.id, "assistant", "walrus answer")
+    alone = store.add_message(emptied.id, "user", "walrus alone")
+    assert store.remove_messages([answer, alone, 12345]) == [answer, alone]
+    assert [m.id for m in store.messages(kept.id)] == [question]
+    assert store.get(emptied.id) is None  # nothing left in it: it goes too
+    assert [e.content for e in store.search("walrus")] == ["walrus question"]
+    assert store.remove_messages([]) == []
+
+
+def test_delete_all_empties_the_store(store: SessionStore) -> None:
+    for _ in range(3):
+        conversation = store.create()
+        store.add_message(conversation.id, "user", "walrus")
+    assert store.delete_all() == 3
+    assert store.list_conversations() == []
+    assert store.recent_messages() == []
+    assert store.search("walrus") == []
+    assert store.delete_all() == 0

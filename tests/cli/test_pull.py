@@ -1,0 +1,96 @@
+"""`cortan models pull NAME` against the fake Ollama's /api/pull: lines when piped, a bar on
+a terminal, Ctrl-C stopping the download cleanly, and one sentence for what cannot be pulled."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from tests.conftest import CortanRunner, assert_one_sentence, cortan_command
+from tests.servers import FakeOllama, FakeOpenAI
+
+
+def wait_until(predicate: object, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not (callable(predicate) and predicate()):
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.02)
+
+
+def test_pull_piped_writes_a_line_per_stage(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    result = cortan.run("models", "pull", "tinyllama")
+    assert result.code == 0, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0] == "pulling manifest"
+    assert "writing manifest" in lines
+    assert sum(1 for line in lines if line.startswith("pulled ")) == 3  # one per layer
+    assert len(lines) < 12  # never a line per progress step
+    assert "ollama:tinyllama is ready" in lines[-1]
+    assert "tinyllama:latest" in ollama_env.models
+    body = next(r.json for r in ollama_env.requests if r.path == "/api/pull")
+    assert isinstance(body, dict) and body["model"] == "tinyllama"
+
+
+def test_pull_on_a_terminal_draws_a_bar_and_ctrl_c_stops_it(ollama_env: FakeOllama) -> None:
+    import pexpect
+
+    ollama_env.pull_delay = 0.2  # a slow download, to interrupt
+    ollama_env.pull_steps = 50
+    command, *args = cortan_command()
+    child = pexpect.spawn(
+        command, [*args, "models", "pull", "tinyllama"], env=dict(os.environ), timeout=20,
+        dimensions=(24, 100),
+    )  # fmt: skip
+    try:
+        child.expect("pulling manifest")
+        child.expect(r"/4\.0 MB")  # the bar of the first layer, with its byte counts
+        child.sendintr()
+        child.expect("pull stopped; the same command again resumes")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 130
+    wait_until(lambda: ollama_env.pulls_closed_early == 1)  # the download was let go
+    assert "tinyllama:latest" not in ollama_env.models
+
+
+def test_pull_of_an_unknown_model_is_one_sentence(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    result = cortan.run("models", "pull", "no-such-model")
+    assert result.code == 1
+    assert_one_sentence(result.stderr.splitlines()[-1] + "\n")
+    assert "found no model 'no-such-model' to pull" in result.stderr
+
+
+def test_pull_with_an_openai_provider_is_a_usage_error(
+    cortan: type[CortanRunner], openai_env: FakeOpenAI
+) -> None:
+    result = cortan.run("models", "pull", "gpt-4o")
+    assert result.code == 2
+    assert_one_sentence(result.stderr)
+    assert "works with Ollama providers" in result.stderr
+    assert not any(r.path.endswith("/pull") for r in openai_env.requests)
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [((), 2), (("",), 2), (("   ",), 2), (("a", "b"), 2), (("opneai:gpt-4o",), 2)],
+)
+def test_pull_bad_names(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, args: tuple[str, ...], code: int
+) -> None:
+    result = cortan.run("models", "pull", *args)
+    assert result.code == code, result.stderr
+    assert_one_sentence(result.stderr)
+
+
+def test_pull_from_a_server_that_is_down(cortan: type[CortanRunner], isolated_env: object) -> None:
+    result = cortan.run("models", "pull", "tinyllama", env={"OLLAMA_HOST": "http://127.0.0.1:9"})
+    assert result.code == 1
+    assert_one_sentence(result.stderr)
