@@ -371,20 +371,28 @@ def _make_view(
                 None, sys.stdout, code_theme=settings.code_theme, raw=output.raw
             )
         return views.PlainView(sys.stdout, raw=output.raw, thinking=thinking)
-    console = make_console(settings, context)
     if output.no_stream:
+        console = make_console(settings, context)
         return views.BufferedView(console, sys.stdout, code_theme=settings.code_theme)
-    return views.MarkdownView(console, code_theme=settings.code_theme, thinking=thinking)
+    # The consoles are made once the request is on its way: importing rich is not on
+    # the path to the request (issue 21, the first visible byte).
+    return views.MarkdownView(
+        lambda: make_console(settings, context), code_theme=settings.code_theme, thinking=thinking
+    )
 
 
-def _thinking_console(settings: Settings, context: Context) -> Console | None:
+def _thinking_console(settings: Settings, context: Context) -> Callable[[], Console] | None:
     """stderr, dim, when it is a terminal: where ``ask`` shows a model's reasoning."""
     if not sys.stderr.isatty():
         return None
-    from rich.console import Console
 
-    color = settings.color and context.color_enabled
-    return Console(file=sys.stderr, no_color=not color, highlight=False)
+    def make() -> Console:
+        from rich.console import Console
+
+        color = settings.color and context.color_enabled
+        return Console(file=sys.stderr, no_color=not color, highlight=False)
+
+    return make
 
 
 def make_console(settings: Settings, context: Context) -> Console:
