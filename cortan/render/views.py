@@ -10,6 +10,7 @@ partial kept) and writes to stdout only; diagnostics go to
   (:class:`cortan.render.markdown.MarkdownStream`).
 * ``PlainView``: a pipe or file. Text as it arrives, flushed per piece.
 * ``BufferedView``: ``--no-stream``. The whole answer once, when it is complete.
+* ``ExtractView``: ``-x`` / ``--xl``. Only a fenced code block of the answer, plain.
 * ``JsonView``: ``--json``. One JSON object when the answer ends.
 * ``DocumentView``: ``--schema``. The answer's JSON document, once it fits the schema.
 
@@ -148,16 +149,74 @@ class BufferedView(QuietView):
         stream.abort(ending_note(event))
 
 
-class JsonView(QuietView):
-    """One JSON object per answer; ``extra`` adds the front end's keys, read at the end."""
+class ExtractView(QuietView):
+    """``-x``: only the first fenced code block, plain, the moment it closes (``--xl``:
+    the last, when the answer ends). An answer with no code block is written whole, as
+    llm's ``-x`` does: a script gets what the model said rather than nothing.
 
-    def __init__(self, file: TextIO, extra: Callable[[], Mapping[str, Any]] | None = None) -> None:
-        self._file = file
-        self._extra = extra
+    Plain on a terminal too (sanitised: no markup, no colour), so that what shows is
+    what a pipe would get. See :mod:`cortan.render.extract` for what counts as a block.
+    """
+
+    def __init__(self, file: TextIO, *, last: bool = False, raw: bool = False) -> None:
+        from cortan.render.extract import CodeBlocks
+
+        self._writer = PlainWriter(file, raw=raw)
+        self._blocks = CodeBlocks()
+        self._last = last
+        self._fed = False
+        self._written = False
+
+    def on_delta(self, event: TokenDelta) -> None:
+        self._fed = True
+        closed = self._blocks.feed(event.text)
+        if closed and not self._last and not self._written:
+            self._write(closed[0])
 
     def on_ended(self, event: ChatEnded) -> None:
+        if self._written:
+            return
+        if not self._fed:  # nothing streamed (an answer from the cache, say)
+            self._blocks.feed(event.content)
+        self._blocks.end()
+        blocks = self._blocks.blocks
+        if blocks:
+            self._write(blocks[-1] if self._last else blocks[0])
+        elif event.content:
+            self._write(event.content)
+
+    def _write(self, text: str) -> None:
+        self._written = True
+        self._writer.write(text)
+        self._writer.end()
+
+
+class JsonView(QuietView):
+    """One JSON object per answer; ``extra`` adds the front end's keys, read at the end.
+
+    ``extract`` ("first" or "last", for ``-x`` / ``--xl``) adds ``code``: that fenced
+    code block's content, or null when the answer has none.
+    """
+
+    def __init__(
+        self,
+        file: TextIO,
+        extra: Callable[[], Mapping[str, Any]] | None = None,
+        *,
+        extract: str | None = None,
+    ) -> None:
+        self._file = file
+        self._extra = extra
+        self._extract = extract
+
+    def on_ended(self, event: ChatEnded) -> None:
+        keys = dict(self._extra()) if self._extra else {}
+        if self._extract is not None:
+            from cortan.render.extract import extract_code
+
+            keys["code"] = extract_code(event.content, last=self._extract == "last")
         try:
-            write_report(self._file, event, self._extra() if self._extra else None)
+            write_report(self._file, event, keys)
         except BrokenPipeError:
             raise reader_gone(self._file) from None
 
