@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from prompt_toolkit import PromptSession
+    from rich.console import Console
 
     from cortan.core.events import ChatEnded
     from cortan.shell.conversation import Conversation
@@ -37,6 +38,7 @@ class Shell(Protocol):
     commands: CommandTable
     models: ModelCache
     session: PromptSession[str]
+    console: Console  # the output; /copy writes its control sequence there
 
     @property
     def width(self) -> int:
