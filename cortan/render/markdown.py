@@ -321,35 +321,38 @@ class MarkdownStream:
     def _commit(self, block: Markdown) -> None:
         """Turn the live region into `block` as printed, and leave it there for good."""
         assert self._live is not None
-        lines = self._console.render_lines(block, self._console.options, pad=False)
+        width = self._console.width  # read once: the terminal may be resized meanwhile
+        options = self._console.options.update(width=width)
+        lines = self._console.render_lines(block, options, pad=False)
         if not self._live_whole:  # it showed a tail: its rows do not line up with these
             self._live.clear()
-        self._live.draw(lines)
+        self._live.draw(lines, width)
         self._live.release()
         self._live_whole = True
 
     def _draw(self) -> None:
         assert self._live is not None
-        lines, self._live_whole = self._render_tail()
-        self._live.draw(lines)
+        width = self._console.width  # read once: the terminal may be resized meanwhile
+        lines, self._live_whole = self._render_tail(width)
+        self._live.draw(lines, width)
         self._next_draw = self._clock() + self._interval
         self._stale = False
         self.redraws += 1
 
-    def _render_tail(self) -> tuple[list[list[Segment]], bool]:
+    def _render_tail(self, width: int) -> tuple[list[list[Segment]], bool]:
         """Render the part of the open block that fits on the screen; whether it is whole.
 
         The gap a committed block will open above itself is drawn too, so that the
         commit finds every line where it will stay.
         """
         height = max(self._console.height - 1, 1)
-        source = self._blocks.tail(height, height * self._console.width)
+        source = self._blocks.tail(height, height * width)
         if not source.strip():
             return [], True
         block = self._markdown(source)
         if self._gap and block.parsed:
             _open_gap(block)
-        options = self._console.options.update(height=None)
+        options = self._console.options.update(width=width, height=None)
         lines = self._console.render_lines(block, options, pad=False)
         whole = source == self._blocks.open_text() and len(lines) <= height
         return lines[-height:], whole

@@ -13,14 +13,15 @@ The region starts at column 0 of the row where the cursor is. `release` leaves i
 where they are, as final output, and starts an empty region on the next row; `clear`
 erases them and puts the cursor back where the region started.
 
-Resizing: the lines were drawn for the old width. A terminal made narrower re-wraps
-them (tmux, VTE, kitty, iTerm2 and Windows Terminal do), so after a resize the rows
-are counted again at the new width, the cursor climbs to the region's first row, and
-the region is erased and drawn afresh for the new width (`MarkdownStream` renders it
-for the console's width at each redraw). A terminal that truncates instead (xterm)
-keeps the rows it had; the climb then overshoots by the rows the cut lines would have
-wrapped into, which erases that many lines of earlier output from the screen rather
-than leave a stale copy of the region in it.
+Resizing: the lines were drawn for the old width. After a resize the rows are counted
+again at the new width as if narrowed lines had re-wrapped, the cursor climbs to the
+region's first row, and the region is erased and drawn afresh (`MarkdownStream` renders
+for the width it passes to `draw`). Made wider, every terminal keeps the rows as drawn.
+Made narrower, one that cuts lines (xterm) keeps its rows: the climb overshoots and
+erases that many lines of earlier output from the screen rather than leave a stale
+copy. One that re-wraps (tmux) keeps the cursor's row and pushes the rows above it
+into the scrollback, where no cursor reaches: the part of the region pushed up stays
+there (issue 21 names this; asking the terminal where the cursor is would be the fix).
 """
 
 from __future__ import annotations
@@ -107,15 +108,21 @@ class LiveRegion:
     def __init__(self, console: Console) -> None:
         self._console = console
         self._shown: list[Line] = []
-        self._width = console.width
+        self._width = console.width  # the width the shown lines were drawn for
+        self._now = self._width  # the terminal's width as this redraw sees it
         self._row = 0  # the cursor's line in the region
         self._col: int | None = 0  # its column, None when unknown (after a full line)
 
-    def draw(self, lines: Sequence[Line]) -> None:
-        """Show `lines` in place of what the region shows, writing only what changed."""
+    def draw(self, lines: Sequence[Line], width: int | None = None) -> None:
+        """Show `lines` in place of what the region shows, writing only what changed.
+
+        `width` is the terminal's width the lines were rendered for (read once: a
+        resize between rendering and drawing is then caught at the next redraw).
+        """
         new = list(lines)
         out: list[Segment] = []
-        if self._shown and self._console.width != self._width:
+        self._now = self._console.width if width is None else width
+        if self._shown and self._now != self._width:
             out += self._to_top()  # resized: start afresh at the new width
             out.append(_raw(ERASE_BELOW))
             self._shown = []
@@ -133,6 +140,7 @@ class LiveRegion:
 
     def clear(self) -> None:
         """Erase the region; the cursor goes back to where it started."""
+        self._now = self._console.width
         if self._shown:
             self._write([*self._to_top(), _raw(ERASE_BELOW)])
         self._shown = []
@@ -172,7 +180,7 @@ class LiveRegion:
 
     def _after(self, column: int) -> int | None:
         # A full line leaves the cursor waiting to wrap, where terminals differ.
-        return column if column < self._console.width else None
+        return column if column < self._now else None
 
     def _go(self, row: int, column: int | None) -> list[Segment]:
         """Move the cursor to `row` of the region, and to `column` unless it is None."""
@@ -190,16 +198,19 @@ class LiveRegion:
 
     def _to_top(self) -> list[Segment]:
         """Back to column 0 of the region's first row, counting rows at today's width."""
-        width = max(self._console.width, 1)
+        width = max(self._now, 1)
         up = self._row
-        if width < self._width:  # narrower: each line above may have wrapped into more rows
-            up = sum(-(-cell_len_of(line) // width) or 1 for line in self._shown[: self._row])
-            up += (self._col or 0) // width
-        self._width = self._console.width
+        if width < self._width:  # narrower: each line may have wrapped into more rows
+            rows = [max(1, -(-cell_len_of(line) // width)) for line in self._shown]
+            up = sum(rows[: self._row])
+            if self._row < len(rows):  # and the cursor went down its own line's rows
+                column = self._width if self._col is None else self._col  # None: line full
+                up += min(column // width, rows[self._row] - 1)
+        self._width = self._now
         self._row, self._col = 0, 0
         return [_raw("\x1b[G" + (f"\x1b[{up}A" if up else ""))]
 
     def _write(self, segments: list[Segment]) -> None:
         frame = [_raw(SYNC_ON), *segments, _raw(SYNC_OFF)]
         self._console.control(*(_wrap(segment) for segment in frame))
-        self._width = self._console.width
+        self._width = self._now

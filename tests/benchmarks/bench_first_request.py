@@ -270,9 +270,9 @@ ANSWER_START = b"Hello"  # the fake servers' default answer: "Hello", ", ", "wor
 
 def time_visible(
     server: FakeServer, argv: Sequence[str], env: Mapping[str, str]
-) -> tuple[float, float]:
-    """Seconds from spawning ``argv`` on a pty to the answer's first word on it, and
-    from its chat request's arrival at ``server`` to that word."""
+) -> tuple[float, float, float]:
+    """Seconds from spawning ``argv`` on a pty to the answer's first word on it, from
+    its chat request's arrival at ``server`` to that word, and the CPU it had used."""
     import pexpect
 
     from tests.benchmarks.bench_repl import Pty  # it imports this module
@@ -280,18 +280,19 @@ def time_visible(
     pty = Pty(argv, env)
     try:
         seen = pty.wait_for(ANSWER_START)
+        cpu = process_cpu(pty.pid)
     except pexpect.EOF:
         raise RuntimeError(f"{argv[:3]} ended before its answer: {pty.child.before!r}") from None
     pty.wait_exit()
     if pty.child.exitstatus != 0:
         raise RuntimeError(f"{argv[:3]} failed on a pty (exit {pty.child.exitstatus})")
-    return seen - pty.spawned, seen - server.chat_requests[-1].received_at
+    return seen - pty.spawned, seen - server.chat_requests[-1].received_at, cpu
 
 
 def visible(kind: str, server: FakeServer, programs: Programs, repeat: int) -> list[Figure]:
     """The first visible byte on a pty, cortan beside the minimal script, interleaved."""
     names = ("baseline", "cortan")
-    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in names}
     for round_ in range(repeat + 1):  # the first round warms the disk cache, untimed
         for name in names:
             seconds = time_visible(server, *programs[name])
@@ -299,6 +300,7 @@ def visible(kind: str, server: FakeServer, programs: Programs, repeat: int) -> l
                 runs[name].append(seconds)
     first = {name: ms(median([run[0] for run in runs[name]])) for name in names}
     after = {name: ms(median([run[1] for run in runs[name]])) for name in names}
+    cpu = {name: ms(median([run[2] for run in runs[name]])) for name in names}
     return [
         Figure(f"{kind}: first visible byte, minimal script", first["baseline"], "ms"),
         Figure(
@@ -315,6 +317,13 @@ def visible(kind: str, server: FakeServer, programs: Programs, repeat: int) -> l
             first["baseline"],
             f"minimal {kind} script",
             1.2,
+        ),
+        Figure(
+            f"{kind}: CPU to first visible byte, cortan ask",
+            cpu["cortan"],
+            "ms CPU",
+            cpu["baseline"],
+            f"minimal {kind} script",
         ),
     ]
 

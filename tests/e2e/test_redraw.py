@@ -9,7 +9,11 @@ scrollback included.
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
+import subprocess
 import time
+from pathlib import Path
 
 import pexpect
 import pyte
@@ -132,3 +136,46 @@ def test_a_resize_mid_answer_leaves_no_stale_or_duplicate_lines(
         assert sum(f"# line {n}.11" in line for line in lines) == 1, n
         assert sum(f"item {n}a is short" in line for line in lines) == 1, n
         assert sum(line.startswith(f"Paragraph {n} says") for line in lines) == 1, n
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux, a terminal that re-wraps")
+def test_resizes_in_tmux_leave_every_line_once(
+    pty_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """A real terminal, widened several times mid-answer: every line ends up once.
+
+    Narrowing is left out: tmux re-wraps the lines above the cursor by pushing the top
+    ones into its scrollback, out of any cursor's reach, so a narrowing during an
+    answer leaves the rows of the open block that went up there (docs/repl.md).
+    """
+    ollama_env.queue(Reply(pieces=PIECES, delay=SLOW))
+    tmux = ["tmux", "-L", f"cortan-test-{os.getpid()}", "-f", "/dev/null"]
+    done = tmp_path / "done"
+    command = " ".join(shlex.quote(part) for part in [*cortan_command(), "ask", "explain"])
+    script = f"{command}; touch {shlex.quote(str(done))}; sleep 60"
+    subprocess.run(
+        [*tmux, "new-session", "-d", "-x", str(COLS), "-y", str(ROWS), script],
+        env=pty_env,
+        check=True,
+    )
+    try:
+        deadline = time.monotonic() + 40
+        for width in (104, 108, 113, 118, 124, 130):
+            time.sleep(0.9)  # the answer goes on meanwhile: a resize lands mid-block
+            subprocess.run([*tmux, "resize-window", "-x", str(width)], check=True)
+        while not done.exists():
+            assert time.monotonic() < deadline, "cortan did not end"
+            time.sleep(0.1)
+        shown = subprocess.run(
+            [*tmux, "capture-pane", "-p", "-J", "-S", "-"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        subprocess.run([*tmux, "kill-server"], check=False)
+    for n in range(1, ANSWER.count("Paragraph ") + 1):
+        for i in range(12):
+            assert shown.count(f"# line {n}.{i} ") == 1, (n, i, shown)
+        assert shown.count(f"item {n}a is short") == 1, (n, shown)
+        assert shown.count(f"Paragraph {n} says") == 1, (n, shown)
