@@ -16,6 +16,7 @@ from cortan.cli.runner import (
     guard,
     run_async,
 )
+from cortan.core.errors import UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -138,6 +139,20 @@ def ask(
     max_tokens: Annotated[
         int | None, typer.Option("--max-tokens", metavar="N", help="Longest answer, in tokens.")
     ] = None,
+    extract: Annotated[
+        bool,
+        typer.Option(
+            "--extract",
+            "-x",
+            help="Print only the first fenced code block (the whole answer if it has none).",
+        ),
+    ] = False,
+    extract_last: Annotated[
+        bool,
+        typer.Option(
+            "--extract-last", "--xl", help="Print only the last fenced code block, likewise."
+        ),
+    ] = False,
     cache: Annotated[
         bool | None,
         typer.Option(
@@ -171,7 +186,9 @@ def ask(
         )
         request = apply_generation(plan.apply(request), generation)
         show = settings.show_thinking if show_thinking is None else show_thinking
-        output = Output(no_stream, json_output, raw, show)
+        output = Output(no_stream, json_output, raw, show, _extract_mode(extract, extract_last))
+        if output.extract and schema is not None:
+            raise UsageError("--schema prints a JSON document: leave out --extract")
         ended = run_async(lambda: _run(settings, request, context, output, plan), hangups=True)
         raise typer.Exit(exit_code(ended, plan.log_required))
 
@@ -279,6 +296,13 @@ class Output(NamedTuple):
     json: bool = False
     raw: bool = False
     show_thinking: bool = True
+    extract: str | None = None  # "first" or "last" fenced code block only (-x, --xl)
+
+
+def _extract_mode(first: bool, last: bool) -> str | None:
+    if first and last:
+        raise UsageError("use either --extract or --extract-last, not both")
+    return "last" if last else "first" if first else None
 
 
 async def _run(
@@ -364,12 +388,15 @@ def _make_view(
     from cortan.render import views
 
     if output.json:
-        return views.JsonView(sys.stdout, extra)
+        return views.JsonView(sys.stdout, extra, extract=output.extract)
     if schema:
         return views.DocumentView(sys.stdout, sys.stderr)  # one JSON document, once it fits
     terminal = sys.stdout.isatty()
     if output.raw and terminal:
         context.diagnostics.warning("--raw is ignored on a terminal: escape codes stay neutralised")
+    if output.extract:
+        raw = output.raw and not terminal
+        return views.ExtractView(sys.stdout, last=output.extract == "last", raw=raw)
     thinking = _thinking_console(settings, context) if output.show_thinking else None
     if not terminal:
         if output.no_stream:
@@ -377,20 +404,28 @@ def _make_view(
                 None, sys.stdout, code_theme=settings.code_theme, raw=output.raw
             )
         return views.PlainView(sys.stdout, raw=output.raw, thinking=thinking)
-    console = make_console(settings, context)
     if output.no_stream:
+        console = make_console(settings, context)
         return views.BufferedView(console, sys.stdout, code_theme=settings.code_theme)
-    return views.MarkdownView(console, code_theme=settings.code_theme, thinking=thinking)
+    # The consoles are made once the request is on its way: importing rich is not on
+    # the path to the request (issue 21, the first visible byte).
+    return views.MarkdownView(
+        lambda: make_console(settings, context), code_theme=settings.code_theme, thinking=thinking
+    )
 
 
-def _thinking_console(settings: Settings, context: Context) -> Console | None:
+def _thinking_console(settings: Settings, context: Context) -> Callable[[], Console] | None:
     """stderr, dim, when it is a terminal: where ``ask`` shows a model's reasoning."""
     if not sys.stderr.isatty():
         return None
-    from rich.console import Console
 
-    color = settings.color and context.color_enabled
-    return Console(file=sys.stderr, no_color=not color, highlight=False)
+    def make() -> Console:
+        from rich.console import Console
+
+        color = settings.color and context.color_enabled
+        return Console(file=sys.stderr, no_color=not color, highlight=False)
+
+    return make
 
 
 def make_console(settings: Settings, context: Context) -> Console:

@@ -89,7 +89,7 @@ class ModelCatalog(Protocol):
 
     async def get_context_length(self, name: str | None) -> int | None: ...
 
-    def get_window_option(self, route: Route) -> str | None: ...
+    async def get_window_option(self, route: Route) -> str | None: ...
 
 
 # Ollama reported reading less than this share of the prompt sent: it cut the prompt.
@@ -182,7 +182,7 @@ class ContextManager:
         if route is None and self._models is not None:
             route = self._models.resolve(name)
         key = str(route) if route else name or "default"
-        option = self._models.get_window_option(route) if self._models and route else None
+        option = await self._models.get_window_option(route) if self._models and route else None
         window, source = await self._get_window(name, route)
         limit = min(window, self.limits.ollama_num_ctx_max) if option else window
         reserve = min(self.limits.answer_reserve, limit // 2)

@@ -152,8 +152,16 @@ class ModelManager:
             )
         return provider.pull_model(route.model)
 
-    def get_window_option(self, route: Route) -> str | None:
-        """The request option that sizes the server's window for ``route``, if it takes one."""
+    async def get_window_option(self, route: Route) -> str | None:
+        """The request option that sizes the server's window for ``route``, if it takes one.
+
+        The provider's module is loaded first in a worker thread: its SDK (ollama takes
+        about 120 ms to import) would hold up the event loop, its timers and Ctrl-C, on
+        the path to the first byte (issue 21).
+        """
+        config = self._settings.providers.get(route.provider)
+        if config is not None and route.provider not in self._pools:
+            await asyncio.to_thread(get_factory, config.kind)
         return getattr(self.get_provider(route.provider), "window_option", None)
 
     def host_states(self) -> list[HostState]:

@@ -8,10 +8,13 @@ at a blank line outside a code fence when the next line starts a new top-level b
 indented, nor the next item of an open list), or at the closing fence of a top-level code
 block (fences as in CommonMark). A finished block is printed once, with rich's `Markdown`,
 so the scrollback ends up as rich renders the whole answer at once. Only the open block is
-live, in a transient `Live` redrawn from `feed` (no thread) at most `max_fps` times a
-second and cut to the tail that fits on the screen: a redraw costs the same however long
-the block, and a `Live` taller than the screen duplicates lines (rich issue 3263). A
-console that is not an interactive terminal gets no live view, only the finished blocks.
+live, in a `LiveRegion` (render/region.py) redrawn from `feed` (no thread) at most
+`max_fps` times a second and cut to the tail that fits on the screen: a redraw costs the
+same however long the block, and a live view taller than the screen duplicates lines
+(rich issue 3263). The region writes only the cells that changed, and a finished block
+that was live whole is committed where it stands: nothing on the screen is drawn twice.
+A console that is not an interactive terminal gets no live view, only the finished
+blocks.
 
 Known differences from one rendering of the whole answer: a link reference definition
 applies only inside its own block, and an HTML block holding a blank line is cut there.
@@ -26,11 +29,11 @@ from functools import partial
 from typing import TYPE_CHECKING, NamedTuple
 
 from rich.console import Console
-from rich.live import Live
 from rich.markdown import Markdown, UnknownElement
-from rich.segment import SegmentLines
+from rich.segment import Segment
 from rich.text import Text
 
+from cortan.render.region import LiveRegion
 from cortan.render.sanitize import sanitize
 
 if TYPE_CHECKING:
@@ -244,16 +247,10 @@ class MarkdownStream:
         self._interval = 1.0 / max_fps
         self._clock = clock
         self._blocks = _Blocks()
-        self._live: Live | None = None
+        self._live: LiveRegion | None = None
         if console.is_terminal and console.is_interactive and not console.is_dumb_terminal:
-            self._live = Live(
-                console=console,
-                transient=True,
-                auto_refresh=False,
-                vertical_overflow="crop",  # a safety net: the view is already cut to fit
-                redirect_stdout=False,  # no global side effects: write to `console` only
-                redirect_stderr=False,
-            )
+            self._live = LiveRegion(console)
+        self._live_whole = True  # the region shows the open block from its first line
         self._held_cr = False  # a "\r" that may be the first half of "\r\n"
         self._gap = False  # the next block is preceded by an empty line
         self._next_draw = -float("inf")
@@ -271,11 +268,10 @@ class MarkdownStream:
             return
         finished = self._blocks.push(sanitize(text))
         self._stale = True
-        if self._live is not None and (finished or self._clock() >= self._next_draw):
-            # Printing a block redraws the live view too: show the new open block first.
-            self._draw()
         for block in finished:
             self._print_block(block)
+        if self._live is not None and (finished or self._clock() >= self._next_draw):
+            self._draw()
 
     def refresh(self) -> None:
         """Redraw now if text arrived since the last redraw (for when the stream stalls)."""
@@ -289,11 +285,10 @@ class MarkdownStream:
         self._done = True
         if self._held_cr:
             self._blocks.push(sanitize("\r"))
-        if self._live is not None:
-            self._live.update("")
-            self._live.stop()
-            self._live = None
         self._print_block(self._blocks.open_text())
+        if self._live is not None:
+            self._live.clear()  # a blank open block may have drawn nothing to keep
+            self._live = None
 
     def abort(self, note: str | None = None) -> None:
         """The answer was interrupted or failed: keep what arrived, then show `note`."""
@@ -316,25 +311,48 @@ class MarkdownStream:
         gap_after = Markdown.elements.get(last, UnknownElement).new_line  # as rich decides
         if self._gap:
             _open_gap(block)
-        self._console.print(block)
+        if self._live is None:
+            self._console.print(block)
+        else:
+            self._commit(block)
         self._gap = gap_after
         self.committed_blocks += 1
 
+    def _commit(self, block: Markdown) -> None:
+        """Turn the live region into `block` as printed, and leave it there for good."""
+        assert self._live is not None
+        width = self._console.width  # read once: the terminal may be resized meanwhile
+        options = self._console.options.update(width=width)
+        lines = self._console.render_lines(block, options, pad=False)
+        if not self._live_whole:  # it showed a tail: its rows do not line up with these
+            self._live.clear()
+        self._live.draw(lines, width)
+        self._live.release()
+        self._live_whole = True
+
     def _draw(self) -> None:
         assert self._live is not None
-        if not self._live.is_started:
-            self._live.start()
-        self._live.update(self._render_tail(), refresh=True)
+        width = self._console.width  # read once: the terminal may be resized meanwhile
+        lines, self._live_whole = self._render_tail(width)
+        self._live.draw(lines, width)
         self._next_draw = self._clock() + self._interval
         self._stale = False
         self.redraws += 1
 
-    def _render_tail(self) -> SegmentLines:
-        """Render the part of the open block that fits on the screen."""
+    def _render_tail(self, width: int) -> tuple[list[list[Segment]], bool]:
+        """Render the part of the open block that fits on the screen; whether it is whole.
+
+        The gap a committed block will open above itself is drawn too, so that the
+        commit finds every line where it will stay.
+        """
         height = max(self._console.height - 1, 1)
-        source = self._blocks.tail(height, height * self._console.width)
+        source = self._blocks.tail(height, height * width)
         if not source.strip():
-            return SegmentLines([])
-        options = self._console.options.update(height=None)
-        lines = self._console.render_lines(self._markdown(source), options, pad=False)
-        return SegmentLines(lines[-height:], new_lines=True)
+            return [], True
+        block = self._markdown(source)
+        if self._gap and block.parsed:
+            _open_gap(block)
+        options = self._console.options.update(width=width, height=None)
+        lines = self._console.render_lines(block, options, pad=False)
+        whole = source == self._blocks.open_text() and len(lines) <= height
+        return lines[-height:], whole

@@ -56,8 +56,11 @@ class Thought:
 class ThinkingStream:
     """Reasoning streamed dim to a console of its own (stderr), closed by its summary."""
 
-    def __init__(self, console: Console) -> None:
-        self._console = console
+    def __init__(self, console: Console | Callable[[], Console]) -> None:
+        # A factory makes the console at the first reasoning: rich's console costs about
+        # 25 ms to import, off the path to the first answer byte (issue 21).
+        self._make = console if callable(console) else None
+        self._made = None if callable(console) else console
         self._thought = Thought()
         self._at_line_start = True
 
@@ -69,7 +72,7 @@ class ThinkingStream:
         from rich.text import Text
 
         self._thought.add(text)
-        self._console.print(Text(sanitize(text), style="dim"), end="")
+        self._get_console().print(Text(sanitize(text), style="dim"), end="")
         self._at_line_start = text.endswith("\n")
 
     def close(self) -> None:
@@ -77,5 +80,11 @@ class ThinkingStream:
 
         if (summary := self._thought.close()) is not None:
             if not self._at_line_start:
-                self._console.print()
-            self._console.print(Text(summary, style="dim"))
+                self._get_console().print()
+            self._get_console().print(Text(summary, style="dim"))
+
+    def _get_console(self) -> Console:
+        if self._made is None:
+            assert self._make is not None
+            self._made = self._make()
+        return self._made

@@ -5,10 +5,12 @@ an essential observer: when it cannot write, the request fails visibly with the
 partial kept) and writes to stdout only; diagnostics go to
 :mod:`cortan.render.diagnostics`.
 
-* ``MarkdownView``: a terminal. A spinner until the first token, then rendered
-  markdown, block by block (:class:`cortan.render.markdown.MarkdownStream`).
+* ``MarkdownView``: a terminal. A spinner while no token has come (not on a fast
+  server), then rendered markdown, block by block
+  (:class:`cortan.render.markdown.MarkdownStream`).
 * ``PlainView``: a pipe or file. Text as it arrives, flushed per piece.
 * ``BufferedView``: ``--no-stream``. The whole answer once, when it is complete.
+* ``ExtractView``: ``-x`` / ``--xl``. Only a fenced code block of the answer, plain.
 * ``JsonView``: ``--json``. One JSON object when the answer ends.
 * ``DocumentView``: ``--schema``. The answer's JSON document, once it fits the schema.
 
@@ -18,6 +20,9 @@ stdout when it is a pipe or a file (render/thinking.py).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
@@ -88,7 +93,13 @@ def ending_note(event: ChatEnded) -> str | None:
 class PlainView(QuietView):
     """The answer to a pipe or a file; reasoning, if shown at all, to a terminal's stderr."""
 
-    def __init__(self, file: TextIO, *, raw: bool = False, thinking: Console | None = None) -> None:
+    def __init__(
+        self,
+        file: TextIO,
+        *,
+        raw: bool = False,
+        thinking: Console | Callable[[], Console] | None = None,
+    ) -> None:
         self._writer = PlainWriter(file, raw=raw)
         self._thinking = ThinkingStream(thinking) if thinking is not None else None
 
@@ -138,16 +149,74 @@ class BufferedView(QuietView):
         stream.abort(ending_note(event))
 
 
-class JsonView(QuietView):
-    """One JSON object per answer; ``extra`` adds the front end's keys, read at the end."""
+class ExtractView(QuietView):
+    """``-x``: only the first fenced code block, plain, the moment it closes (``--xl``:
+    the last, when the answer ends). An answer with no code block is written whole, as
+    llm's ``-x`` does: a script gets what the model said rather than nothing.
 
-    def __init__(self, file: TextIO, extra: Callable[[], Mapping[str, Any]] | None = None) -> None:
-        self._file = file
-        self._extra = extra
+    Plain on a terminal too (sanitised: no markup, no colour), so that what shows is
+    what a pipe would get. See :mod:`cortan.render.extract` for what counts as a block.
+    """
+
+    def __init__(self, file: TextIO, *, last: bool = False, raw: bool = False) -> None:
+        from cortan.render.extract import CodeBlocks
+
+        self._writer = PlainWriter(file, raw=raw)
+        self._blocks = CodeBlocks()
+        self._last = last
+        self._fed = False
+        self._written = False
+
+    def on_delta(self, event: TokenDelta) -> None:
+        self._fed = True
+        closed = self._blocks.feed(event.text)
+        if closed and not self._last and not self._written:
+            self._write(closed[0])
 
     def on_ended(self, event: ChatEnded) -> None:
+        if self._written:
+            return
+        if not self._fed:  # nothing streamed (an answer from the cache, say)
+            self._blocks.feed(event.content)
+        self._blocks.end()
+        blocks = self._blocks.blocks
+        if blocks:
+            self._write(blocks[-1] if self._last else blocks[0])
+        elif event.content:
+            self._write(event.content)
+
+    def _write(self, text: str) -> None:
+        self._written = True
+        self._writer.write(text)
+        self._writer.end()
+
+
+class JsonView(QuietView):
+    """One JSON object per answer; ``extra`` adds the front end's keys, read at the end.
+
+    ``extract`` ("first" or "last", for ``-x`` / ``--xl``) adds ``code``: that fenced
+    code block's content, or null when the answer has none.
+    """
+
+    def __init__(
+        self,
+        file: TextIO,
+        extra: Callable[[], Mapping[str, Any]] | None = None,
+        *,
+        extract: str | None = None,
+    ) -> None:
+        self._file = file
+        self._extra = extra
+        self._extract = extract
+
+    def on_ended(self, event: ChatEnded) -> None:
+        keys = dict(self._extra()) if self._extra else {}
+        if self._extract is not None:
+            from cortan.render.extract import extract_code
+
+            keys["code"] = extract_code(event.content, last=self._extract == "last")
         try:
-            write_report(self._file, event, self._extra() if self._extra else None)
+            write_report(self._file, event, keys)
         except BrokenPipeError:
             raise reader_gone(self._file) from None
 
@@ -175,23 +244,75 @@ class DocumentView(QuietView):
             raise reader_gone(self._file) from None
 
 
+#: Seconds with no answer before the spinner shows: on a fast server the first token
+#: would erase it in the frame that drew it (issue 21).
+SPINNER_DELAY = 0.15
+
+
+class Renderer:
+    """The markdown renderer's modules and the console, loaded in a thread of their own.
+
+    `start` runs as the request goes out (rich.markdown, markdown-it and pygments take
+    about 40 ms to import, rich's console 25 more); `get` joins it at the first token,
+    so that the import overlaps the wait for the model instead of following it. Loading
+    fails in the thread only as it would in the caller: `get` then does it again there,
+    where the error surfaces as usual.
+    """
+
+    def __init__(self, make_console: Callable[[], Console]) -> None:
+        self._make_console = make_console
+        self._console: Console | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None and self._console is None:
+            self._thread = threading.Thread(
+                target=self._load_quietly, name="cortan-renderer", daemon=True
+            )
+            self._thread.start()
+
+    def get(self) -> Console:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._console is None:
+            self._console = self._load()
+        return self._console
+
+    def _load(self) -> Console:
+        import cortan.render.markdown  # noqa: F401  (the point: import it now)
+
+        return self._make_console()
+
+    def _load_quietly(self) -> None:
+        with contextlib.suppress(Exception):  # `get` loads again in the caller, and raises there
+            self._console = self._load()
+
+
 class MarkdownView(QuietView):
-    """Rendered markdown on a terminal, with a spinner until the first token.
+    """Rendered markdown on a terminal, with a spinner while the model is silent.
 
     A model's reasoning goes to ``thinking`` (stderr, for ``ask``) streamed dim, or,
     with ``fold`` (the REPL), shows its last lines under the spinner and leaves one
     line in the scrollback; with neither, the spinner just says it is thinking.
+
+    ``console`` may be a factory: ``ask`` makes its console only once the request is
+    on its way (:class:`Renderer`). The spinner waits ``spinner_delay`` seconds.
     """
 
     def __init__(
         self,
-        console: Console,
+        console: Console | Callable[[], Console],
         *,
         code_theme: str,
-        thinking: Console | None = None,
+        thinking: Console | Callable[[], Console] | None = None,
         fold: bool = False,
+        spinner_delay: float = SPINNER_DELAY,
     ) -> None:
-        self._console = console
+        self._renderer = Renderer(console if callable(console) else lambda: console)
+        self._spinner_delay = spinner_delay
+        self._spinner_timer: asyncio.TimerHandle | None = None
+        self._label = ""
         self._code_theme = code_theme
         self._status: Status | None = None
         self._stream: MarkdownStream | None = None
@@ -217,13 +338,32 @@ class MarkdownView(QuietView):
             hint = " (/thinking shows it)" if self._fold else ""
             from rich.text import Text
 
-            self._console.print(Text(summary + hint, style="dim"))
+            self._renderer.get().print(Text(summary + hint, style="dim"))
 
     def on_waiting(self, event: ChatPrepared) -> None:
-        self._show_status(event.model or "")
+        self._renderer.start()  # the request goes out now: load the renderer meanwhile
+        self._wait_then_show(event.model or "")
 
     def on_started(self, event: ChatStarted) -> None:
-        self._show_status(f"{event.provider}:{event.model}")
+        self._wait_then_show(f"{event.provider}:{event.model}")
+
+    def _wait_then_show(self, label: str) -> None:
+        """The spinner, once the model has been silent for ``spinner_delay`` seconds."""
+        self._label = label
+        if self._status is not None:
+            self._show_status(label)
+        elif self._spinner_timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # called outside a loop: no timer to wait on
+                self._show_status(label)
+                return
+            self._spinner_timer = loop.call_later(self._spinner_delay, self._spinner_due)
+
+    def _spinner_due(self) -> None:
+        self._spinner_timer = None
+        if self._status is None:  # reasoning may have shown it already
+            self._show_status(self._label)
 
     def _show_status(self, label: str) -> None:
         """The spinner while no token has come: the model asked for, then the one answering."""
@@ -234,7 +374,7 @@ class MarkdownView(QuietView):
         # A Text, not markup: a model name from a server may contain "[...]".
         text = Text(sanitize(label) or "waiting for the model", style="dim")
         if self._status is None:
-            self._status = self._console.status(text, spinner="dots")
+            self._status = self._renderer.get().status(text, spinner="dots")
             self._status.start()
         else:
             self._status.update(text)
@@ -243,9 +383,10 @@ class MarkdownView(QuietView):
         if self._stream is None:
             self._close_thought()
             self._stop_status()
+            console = self._renderer.get()
             from cortan.render.markdown import MarkdownStream
 
-            self._stream = MarkdownStream(self._console, code_theme=self._code_theme)
+            self._stream = MarkdownStream(console, code_theme=self._code_theme)
         self._stream.feed(event.text)
 
     def on_ended(self, event: ChatEnded) -> None:
@@ -257,6 +398,9 @@ class MarkdownView(QuietView):
             self._stream = None
 
     def _stop_status(self) -> None:
+        if self._spinner_timer is not None:
+            self._spinner_timer.cancel()
+            self._spinner_timer = None
         if self._status is not None:
             self._status.stop()
             self._status = None

@@ -320,6 +320,37 @@ async def do_exit(repl: Shell, arg: str) -> None:
     raise ExitShell
 
 
+async def do_copy(repl: Shell, arg: str) -> None:
+    """``/copy``: the last answer, as the model sent it; ``/copy code``: its last code
+    block. Through the terminal's clipboard (OSC 52, see :mod:`cortan.shell.clipboard`)."""
+    from cortan.render.extract import extract_code
+    from cortan.shell import clipboard
+
+    what = arg.strip().lower()
+    if what not in ("", "code"):
+        raise UsageError("/copy copies the last answer; /copy code, its last code block")
+    turns = repl.conversation.turns
+    if not turns or not turns[-1].answer:
+        raise UsageError("nothing to copy yet: no answer in this conversation")
+    text: str | None = turns[-1].answer
+    if what == "code" and (text := extract_code(turns[-1].answer, last=True)) is None:
+        raise UsageError("the last answer has no fenced code block; /copy copies all of it")
+    assert text is not None
+    if reason := clipboard.why_not(repl.console.file, os.environ):
+        raise UsageError(f"cannot copy: {reason}; select the text with the mouse instead")
+    if (size := len(text.encode())) > clipboard.MAX_COPY_BYTES:
+        raise UsageError(
+            f"too long to copy through the terminal ({size:,} bytes; "
+            f"the most is {clipboard.MAX_COPY_BYTES:,})"
+        )
+    clipboard.copy_text(repl.console.file, text, os.environ)
+    tmux = (
+        " (in tmux: needs set-clipboard on or allow-passthrough on)" if "TMUX" in os.environ else ""
+    )
+    what = "the last code block" if what else "the last answer"
+    repl.dim(f"sent {what} to the terminal's clipboard, {len(text):,} characters{tmux}")
+
+
 def make_command_table() -> CommandTable:
     return CommandTable(
         [
@@ -370,6 +401,9 @@ def make_command_table() -> CommandTable:
                 "run", "turn words into a shell command, run on a yes", "/run WORDS", "text", do_run
             ),
             SlashCommand("set", "switch vi or emacs keys", "/set vi|emacs", "setting", do_set),
+            SlashCommand(
+                "copy", "copy the last answer or code block", "/copy [code]", "none", do_copy
+            ),
             SlashCommand("exit", "leave the shell", "/exit", "none", do_exit),
         ],
         aliases={"quit": "exit", "q": "exit", "?": "help", "regenerate": "retry"},

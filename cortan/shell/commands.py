@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from prompt_toolkit import PromptSession
+    from rich.console import Console
 
     from cortan.core.events import ChatEnded
     from cortan.core.requests import ChatRequest
@@ -38,6 +39,7 @@ class Shell(Protocol):
     commands: CommandTable
     models: ModelCache
     session: PromptSession[str]
+    console: Console  # the output; /copy writes its control sequence there
 
     @property
     def width(self) -> int:

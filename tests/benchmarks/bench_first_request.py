@@ -13,8 +13,13 @@ line, pydantic-settings reads one setting, the async client sends the request in
 an event loop). cortan against the floor is what cortan's own code costs; the floor
 against the minimal script is what the stack costs.
 
-The last figure is the exit lag: from the server's last byte of the answer to
-the child being reaped. Target: ≤ 30 ms (no slow teardown).
+The exit lag: from the server's last byte of the answer to the child being
+reaped. Target: ≤ 30 ms (no slow teardown).
+
+The first visible byte (issue 21): cortan and the minimal script on a
+pseudo-terminal, from spawn to the answer's first word on the terminal (the
+spinner does not count), where the renderer's imports and the context-window
+lookup sit on the path. Target: ≤ 1.2× the minimal script.
 """
 
 from __future__ import annotations
@@ -143,9 +148,15 @@ class _LastByte:
 
 
 def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) a running process used so far; 10 ms resolution."""
-    with open(f"/proc/{pid}/stat", "rb") as stat:
-        fields = stat.read().rsplit(b")", 1)[1].split()
+    """CPU seconds (user + system) a running process used so far; 10 ms resolution.
+
+    NaN when it is gone (the pty runs do not say which process is asking).
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except FileNotFoundError:
+        return float("nan")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -254,6 +265,68 @@ def figures(kind: str, runs: dict[str, list[Timing]]) -> list[Figure]:
 
 Programs = dict[str, tuple[list[str], Mapping[str, str]]]
 
+ANSWER_START = b"Hello"  # the fake servers' default answer: "Hello", ", ", "world", "!"
+
+
+def time_visible(
+    server: FakeServer, argv: Sequence[str], env: Mapping[str, str]
+) -> tuple[float, float, float]:
+    """Seconds from spawning ``argv`` on a pty to the answer's first word on it, from
+    its chat request's arrival at ``server`` to that word, and the CPU it had used."""
+    import pexpect
+
+    from tests.benchmarks.bench_repl import Pty  # it imports this module
+
+    pty = Pty(argv, env)
+    try:
+        seen = pty.wait_for(ANSWER_START)
+        cpu = process_cpu(pty.pid)
+    except pexpect.EOF:
+        raise RuntimeError(f"{argv[:3]} ended before its answer: {pty.child.before!r}") from None
+    pty.wait_exit()
+    if pty.child.exitstatus != 0:
+        raise RuntimeError(f"{argv[:3]} failed on a pty (exit {pty.child.exitstatus})")
+    return seen - pty.spawned, seen - server.chat_requests[-1].received_at, cpu
+
+
+def visible(kind: str, server: FakeServer, programs: Programs, repeat: int) -> list[Figure]:
+    """The first visible byte on a pty, cortan beside the minimal script, interleaved."""
+    names = ("baseline", "cortan")
+    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in names}
+    for round_ in range(repeat + 1):  # the first round warms the disk cache, untimed
+        for name in names:
+            seconds = time_visible(server, *programs[name])
+            if round_:
+                runs[name].append(seconds)
+    first = {name: ms(median([run[0] for run in runs[name]])) for name in names}
+    after = {name: ms(median([run[1] for run in runs[name]])) for name in names}
+    cpu = {name: ms(median([run[2] for run in runs[name]])) for name in names}
+    return [
+        Figure(f"{kind}: first visible byte, minimal script", first["baseline"], "ms"),
+        Figure(
+            f"{kind}: request to visible byte, cortan ask",
+            after["cortan"],
+            "ms",
+            after["baseline"],
+            f"minimal {kind} script",
+        ),
+        Figure(
+            f"{kind}: first visible byte, cortan ask",
+            first["cortan"],
+            "ms",
+            first["baseline"],
+            f"minimal {kind} script",
+            1.2,
+        ),
+        Figure(
+            f"{kind}: CPU to first visible byte, cortan ask",
+            cpu["cortan"],
+            "ms CPU",
+            cpu["baseline"],
+            f"minimal {kind} script",
+        ),
+    ]
+
 
 def programs_for(
     kind: str, script: str, async_main: str, url: str, model: str, env: Mapping[str, str]
@@ -275,6 +348,7 @@ def main(repeat: int = REPEAT) -> dict[str, Any]:
             "ollama", OLLAMA_SCRIPT, OLLAMA_ASYNC_MAIN, ollama.url, "llama3.2:latest", env
         )
         out += figures("ollama", measure(ollama, programs, repeat))
+        out += visible("ollama", ollama, programs, repeat)
     with (
         TimedOpenAI() as openai,
         isolated_env(OPENAI_BASE_URL=openai.url + "/v1", OPENAI_API_KEY="sk-bench") as env,
@@ -282,6 +356,7 @@ def main(repeat: int = REPEAT) -> dict[str, Any]:
         url = openai.url + "/v1"
         programs = programs_for("openai", OPENAI_SCRIPT, OPENAI_ASYNC_MAIN, url, "gpt-4o-mini", env)
         out += figures("openai", measure(openai, programs, repeat))
+        out += visible("openai", openai, programs, repeat)
     return report(f"first request: median of {repeat} runs each", out, repeat=repeat)
 
 

@@ -14,7 +14,9 @@ Pieces are fed at full speed with the real monotonic clock, so redraws are bound
 the elapsed time (20 a second) as they would be for a fast model. A second, paced run
 feeds the 2k answer with a fake clock at 50 tokens a second, the rate of a model a
 person is watching, where every piece can fall due for a redraw; it reports the CPU
-that costs per second of streaming.
+that costs per second of streaming, and the bytes written to the terminal against
+printing the finished answer once on the same console (issue 21: at most 3x; rich's
+`Live`, which redrew the whole open block each time, wrote about 35x).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ TARGETS = {
     "stream_vs_whole": 2.0,
     "tokens_per_cpu_s": 5_000,
     "bytes_per_token": 1_024,
+    "paced_bytes_vs_whole": 3.0,
 }
 
 VOCABULARY = """
@@ -254,9 +257,12 @@ def least(a: Figures, b: Figures) -> Figures:
 
 
 def measure_paced(tokens: int) -> dict[str, float]:
-    pieces = pieces_of(make_answer(tokens))
+    answer = make_answer(tokens)
+    pieces = pieces_of(answer)
     run = stream(pieces, clock=PacedClock(PACED_RATE))
     seconds = len(pieces) / PACED_RATE
+    whole = ByteCounter()
+    make_console(whole).print(Markdown(answer, hyperlinks=False))
     return {
         "tokens": len(pieces),
         "tokens_per_s": PACED_RATE,
@@ -265,14 +271,20 @@ def measure_paced(tokens: int) -> dict[str, float]:
         "cpu_share_of_one_core": run.cpu_s / seconds,
         "us_per_token": run.cpu_s / len(pieces) * 1e6,
         "bytes_per_token": run.bytes_written / len(pieces),
+        "bytes_written": run.bytes_written,
+        "answer_bytes": len(answer.encode()),
+        "whole_render_bytes": whole.bytes,
+        "bytes_vs_whole": run.bytes_written / whole.bytes,
+        "bytes_vs_answer": run.bytes_written / len(answer.encode()),
         "redraws": run.redraws,
         "cpu_ms_per_redraw": run.cpu_s / max(run.redraws, 1) * 1e3,
     }
 
 
-def summarise(rows: list[Figures]) -> dict[str, float]:
+def summarise(rows: list[Figures], paced: dict[str, float]) -> dict[str, float]:
     small, large = rows[0], rows[-1]
     return {
+        "paced_bytes_vs_whole": paced["bytes_vs_whole"],
         "ratio_32k_2k": large.us_per_token / small.us_per_token,
         "stream_vs_whole": max(r.stream_cpu_s / r.whole_cpu_s for r in rows),
         "tokens_per_cpu_s": min(r.tokens / r.stream_cpu_s for r in rows),
@@ -309,6 +321,11 @@ def print_report(rows: list[Figures], summary: dict[str, float], paced: dict[str
         f"of one core, {paced['us_per_token']:.0f} us and {paced['bytes_per_token']:.0f} B "
         "per token"
     )
+    print(
+        f"paced bytes: {paced['bytes_written']:,.0f} written for a {paced['answer_bytes']:,.0f} B "
+        f"answer ({paced['bytes_vs_answer']:.1f}x), {paced['bytes_vs_whole']:.2f}x printing it "
+        f"once ({paced['whole_render_bytes']:,.0f} B)"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -318,8 +335,8 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["TERM"] = "xterm-256color"  # a live view needs a terminal that is not dumb
     stream(pieces_of(make_answer(2_000, seed=1)))  # load lexers, themes and caches first
     rows = measure()
-    summary = summarise(rows)
     paced = measure_paced(SIZES[0])
+    summary = summarise(rows, paced)
     print_report(rows, summary, paced)
     if args.json:
         report = {

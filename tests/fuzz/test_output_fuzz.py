@@ -27,9 +27,10 @@ C0 = {chr(c) for c in range(0x20)} - {"\n", "\t"}
 C1 = {chr(c) for c in range(0x80, 0xA0)}
 BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 DANGEROUS = frozenset(C0 | C1 | BIDI | {"\x7f"})
-# rich's own output: colours and styles (SGR), and for the live view of a streaming
-# answer, cursor hide/show, erase line and cursor up, each after a carriage return.
-RICH = re.compile(r"\x1b\[[0-9;]*m|\r?\x1b\[(?:\?25[lh]|2K|[0-9]*A)")
+# rich's own output: colours and styles (SGR), cursor hide/show, erase line and cursor
+# up after a carriage return; and the live view of a streaming answer (render/region.py):
+# synchronized output, cursor up, down and to a column, erase below and to the right.
+RICH = re.compile(r"\x1b\[[0-9;]*m|\r?\x1b\[(?:\?25[lh]|\?2026[hl]|2K|[0-9]*[ABGJK])")
 
 ESCAPES = st.sampled_from(
     [

@@ -1,0 +1,181 @@
+"""The real `cortan ask` on a pseudo-terminal: what a slowly streamed answer costs the
+terminal in bytes, and what a resize in the middle of it leaves on the screen (issue 21).
+
+The baseline is the same answer printed once (``--no-stream``) on the same terminal: a
+streamed answer may cost at most three times that. The screen is modelled with pyte,
+scrollback included.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pexpect
+import pyte
+import pytest
+
+from tests.conftest import cortan_command
+from tests.servers import FakeOllama, Reply
+
+pytestmark = pytest.mark.e2e
+
+ROWS, COLS = 30, 100
+SLOW = 0.04  # seconds between pieces: most pieces fall due for a redraw (20 a second)
+
+
+def make_answer() -> str:
+    """About 6 KB of markdown whose every line can be told apart: a duplicate would show."""
+    parts = ["# An answer drawn slowly"]
+    n = 0
+    while sum(map(len, parts)) < 6_000:
+        n += 1
+        words = " ".join(f"word{n}x{i}" for i in range(40))
+        code = "\n".join(f"    total += {n} * {i}  # line {n}.{i}" for i in range(12))
+        parts += [
+            f"Paragraph {n} says {words} and **ends** with `code{n}()`.",
+            f"- item {n}a is short\n- item {n}b is short too",
+            f"```python\ndef f{n}(total):\n{code}\n    return total\n```",
+        ]
+    return "\n\n".join(parts) + "\n"
+
+
+ANSWER = make_answer()
+PIECES = [ANSWER[i : i + 24] for i in range(0, len(ANSWER), 24)]
+
+
+class Pty:
+    """`cortan ask` on a pty, every byte it wrote kept, the screen modelled by pyte."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        command = cortan_command()
+        self.child = pexpect.spawn(
+            command[0], [*command[1:], *args], env=env, dimensions=(ROWS, COLS), encoding=None
+        )
+        self.screen = pyte.HistoryScreen(COLS, ROWS, history=10_000)
+        self.screen.set_mode(pyte.modes.LNM)
+        self.stream = pyte.ByteStream(self.screen)
+        self.written = bytearray()
+
+    def pump(self, until: float) -> bool:
+        """Read until `until` (monotonic); whether the child ended."""
+        while time.monotonic() < until:
+            try:
+                data = self.child.read_nonblocking(65536, timeout=0.05)
+            except pexpect.TIMEOUT:
+                continue
+            except pexpect.EOF:
+                return True
+            self.written += data
+            self.stream.feed(data)
+        return False
+
+    def finish(self, timeout: float = 40) -> None:
+        assert self.pump(time.monotonic() + timeout), "cortan did not end"
+        self.child.close()
+        assert self.child.exitstatus == 0
+
+    def resize(self, cols: int) -> None:
+        self.screen.resize(ROWS, cols)
+        self.child.setwinsize(ROWS, cols)  # TIOCSWINSZ: the kernel sends SIGWINCH
+
+    def lines(self) -> list[str]:
+        """Scrollback and screen, as text, blank lines dropped."""
+        history = [
+            "".join(line[x].data for x in range(self.screen.columns))
+            for line in self.screen.history.top
+        ]
+        rows = [*history, *self.screen.display]
+        return [row.rstrip() for row in rows if row.strip()]
+
+
+@pytest.fixture
+def pty_env(ollama_env: FakeOllama) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("COLUMNS", None)  # rich would take the width from it and never see a resize
+    env.pop("LINES", None)
+    env.update(TERM="xterm-256color")
+    return env
+
+
+def run(env: dict[str, str], *args: str) -> Pty:
+    pty = Pty(["ask", *args, "explain"], env)
+    pty.finish()
+    return pty
+
+
+def test_a_slowly_streamed_answer_costs_at_most_three_times_printing_it_once(
+    pty_env: dict[str, str], ollama_env: FakeOllama
+) -> None:
+    ollama_env.queue(Reply(pieces=[ANSWER]))
+    once = run(pty_env, "--no-stream")
+    ollama_env.queue(Reply(pieces=PIECES, delay=SLOW))
+    streamed = run(pty_env)
+    ratio = len(streamed.written) / len(once.written)
+    assert ratio <= 3, f"{len(streamed.written)} bytes streamed, {len(once.written)} at once"
+    assert streamed.lines() == once.lines()
+    assert streamed.written.count(b"\x1b[?2026h") == streamed.written.count(b"\x1b[?2026l") > 100
+
+
+def test_a_resize_mid_answer_leaves_no_stale_or_duplicate_lines(
+    pty_env: dict[str, str], ollama_env: FakeOllama
+) -> None:
+    ollama_env.queue(Reply(pieces=PIECES, delay=SLOW))
+    pty = Pty(["ask", "explain"], pty_env)
+    assert not pty.pump(time.monotonic() + 2.5), "the answer ended before the resize"
+    pty.resize(COLS + 20)  # pyte does not re-wrap lines, as a terminal that widens need not
+    assert not pty.pump(time.monotonic() + 1.5)
+    pty.resize(COLS + 40)
+    pty.finish()
+    lines = pty.lines()
+    for n in range(1, ANSWER.count("Paragraph ") + 1):
+        assert sum(f"# line {n}.11" in line for line in lines) == 1, n
+        assert sum(f"item {n}a is short" in line for line in lines) == 1, n
+        assert sum(line.startswith(f"Paragraph {n} says") for line in lines) == 1, n
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux, a terminal that re-wraps")
+def test_resizes_in_tmux_leave_every_line_once(
+    pty_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """A real terminal, widened several times mid-answer: every line ends up once.
+
+    Narrowing is left out: tmux re-wraps the lines above the cursor by pushing the top
+    ones into its scrollback, out of any cursor's reach, so a narrowing during an
+    answer leaves the rows of the open block that went up there (docs/repl.md).
+    """
+    ollama_env.queue(Reply(pieces=PIECES, delay=SLOW))
+    tmux = ["tmux", "-L", f"cortan-test-{os.getpid()}", "-f", "/dev/null"]
+    done = tmp_path / "done"
+    command = " ".join(shlex.quote(part) for part in [*cortan_command(), "ask", "explain"])
+    script = f"{command}; touch {shlex.quote(str(done))}; sleep 60"
+    subprocess.run(
+        [*tmux, "new-session", "-d", "-x", str(COLS), "-y", str(ROWS), script],
+        env=pty_env,
+        check=True,
+    )
+    try:
+        deadline = time.monotonic() + 40
+        for width in (104, 108, 113, 118, 124, 130):
+            time.sleep(0.9)  # the answer goes on meanwhile: a resize lands mid-block
+            subprocess.run([*tmux, "resize-window", "-x", str(width)], check=True)
+        while not done.exists():
+            assert time.monotonic() < deadline, "cortan did not end"
+            time.sleep(0.1)
+        shown = subprocess.run(
+            [*tmux, "capture-pane", "-p", "-J", "-S", "-"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        subprocess.run([*tmux, "kill-server"], check=False)
+    for n in range(1, ANSWER.count("Paragraph ") + 1):
+        for i in range(12):
+            assert shown.count(f"# line {n}.{i} ") == 1, (n, i, shown)
+        assert shown.count(f"item {n}a is short") == 1, (n, shown)
+        assert shown.count(f"Paragraph {n} says") == 1, (n, shown)

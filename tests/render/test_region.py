@@ -1,0 +1,166 @@
+"""Tests for cortan.render.region: the live region writes only what changed, and the
+screen always shows exactly the lines it was given.
+
+Each redraw is replayed through pyte (a terminal emulator) and the screen compared,
+character and colour, with the lines drawn; the bytes are counted beside.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pyte
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rich.console import Console
+from rich.segment import Segment
+from rich.style import Style
+
+from cortan.render.region import SYNC_OFF, SYNC_ON, Line, LiveRegion
+
+WIDTH, HEIGHT = 40, 12
+STYLES = [None, Style(color="red"), Style(bold=True), Style(bgcolor="blue")]
+
+
+class Screen:
+    """A console writing into a pyte screen, and what it wrote."""
+
+    def __init__(self, width: int = WIDTH, height: int = HEIGHT) -> None:
+        self.file = io.StringIO()
+        self.console = Console(
+            file=self.file, width=width, height=height, color_system="standard",
+            force_terminal=True, force_interactive=True,
+        )  # fmt: skip
+        self.screen = pyte.Screen(width, height)
+        self.screen.set_mode(pyte.modes.LNM)  # "\n" as a tty with onlcr turns it
+        self.stream = pyte.Stream(self.screen)
+        self.read = 0
+
+    def pump(self) -> str:
+        text = self.file.getvalue()[self.read :]
+        self.read += len(text)
+        self.stream.feed(text)
+        return text
+
+    def rows(self) -> list[list[tuple[str, str]]]:
+        """Each row as (character, foreground) pairs, blank cells dropped from the end."""
+        out = []
+        for y in range(self.screen.lines):
+            row = [
+                (self.screen.buffer[y][x].data, self.screen.buffer[y][x].fg)
+                for x in range(self.screen.columns)
+            ]
+            while row and row[-1][0] == " " and row[-1][1] == "default":
+                row.pop()
+            out.append(row)
+        return out
+
+
+def expected(lines: list[Line], height: int = HEIGHT) -> list[list[tuple[str, str]]]:
+    colours = {None: "default", "red": "red"}
+    rows = []
+    for line in lines:
+        row = []
+        for segment in line:
+            name = segment.style.color.name if segment.style and segment.style.color else None
+            row += [(char, colours[name]) for char in segment.text]
+        while row and row[-1] == (" ", "default"):
+            row.pop()
+        rows.append(row)
+    return rows + [[] for _ in range(height - len(rows))]
+
+
+def line(*parts: tuple[str, Style | None]) -> Line:
+    return [Segment(text, style) for text, style in parts]
+
+
+segments = st.lists(
+    st.tuples(st.text(alphabet="ab c", min_size=1, max_size=8), st.sampled_from(STYLES)),
+    max_size=4,
+)
+lines_strategy = st.lists(segments.map(lambda parts: line(*parts)), max_size=HEIGHT - 1)
+
+
+def fits(lines: list[Line]) -> list[Line]:
+    """Lines cut to the screen's width, as MarkdownStream renders them."""
+    return [
+        list(Segment.adjust_line_length(one, WIDTH))
+        if sum(len(s.text) for s in one) > WIDTH
+        else one
+        for one in lines
+    ]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(lines_strategy.map(fits), min_size=1, max_size=6))
+def test_screen_shows_exactly_the_lines_drawn(frames: list[list[Line]]) -> None:
+    term = Screen()
+    region = LiveRegion(term.console)
+    for frame in frames:
+        region.draw(frame)
+        written = term.pump()
+        assert term.rows() == expected(frame)
+        if written:
+            assert written.startswith(SYNC_ON) and written.endswith(SYNC_OFF)
+    region.clear()
+    term.pump()
+    assert term.rows() == expected([])
+    assert (term.screen.cursor.x, term.screen.cursor.y) == (0, 0)
+
+
+def test_an_appended_piece_costs_its_own_characters() -> None:
+    term = Screen()
+    region = LiveRegion(term.console)
+    region.draw([line(("Some words", None))])
+    term.pump()
+    region.draw([line(("Some words and more", None))])
+    assert term.pump() == f"{SYNC_ON} and more{SYNC_OFF}"
+
+
+def test_padding_after_the_change_is_not_written_again() -> None:
+    pad = Style(bgcolor="blue")
+    term = Screen()
+    region = LiveRegion(term.console)
+    region.draw([line(("x = 1", pad), (" " * 30, pad)), line((" " * 35, pad))])
+    term.pump()
+    region.draw([line(("x = 12", pad), (" " * 29, pad)), line((" " * 35, pad))])
+    written = term.pump()
+    assert written.count(" ") == 0 and "2" in written  # just the new character, in place
+
+
+def test_unchanged_lines_write_nothing() -> None:
+    term = Screen()
+    region = LiveRegion(term.console)
+    region.draw([line(("same", None))])
+    term.pump()
+    region.draw([line(("same", None))])
+    assert term.pump() == ""
+
+
+def test_release_keeps_the_lines_and_starts_below() -> None:
+    term = Screen()
+    region = LiveRegion(term.console)
+    region.draw([line(("kept", None)), line(("also kept", None))])
+    region.release()
+    region.draw([line(("next", None))])
+    term.pump()
+    assert [row for row in term.rows() if row][:3] == expected(
+        [line(("kept", None)), line(("also kept", None)), line(("next", None))], 3
+    )
+
+
+@pytest.mark.parametrize("new_width", [60, 25])
+def test_a_resize_redraws_the_region_at_the_new_width(new_width: int) -> None:
+    term = Screen()
+    region = LiveRegion(term.console)
+    term.console.print("before")
+    region.draw([line(("a" * 20, None)), line(("b" * 20, None))])
+    term.pump()
+    term.console.width = new_width  # what rich reads after SIGWINCH
+    term.screen.resize(HEIGHT, new_width)  # pyte does not re-wrap: widen, or lines this short
+    region.draw([line(("c" * 20, None))])
+    term.pump()
+    assert [row for row in term.rows() if row] == expected(
+        [line(("before", None)), line(("c" * 20, None))], 2
+    )
