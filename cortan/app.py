@@ -40,6 +40,8 @@ from cortan.core.events import (
     Notice,
     ThinkingDelta,
     TokenDelta,
+    ToolCalled,
+    ToolResult,
 )
 from cortan.core.requests import THINK_VALUES, ChatRequest
 from cortan.engine.bus import EventBus
@@ -67,6 +69,7 @@ if TYPE_CHECKING:
     from cortan.engine.catalog import HostReport, Listing
     from cortan.engine.hosts import HostState
     from cortan.engine.routes import Route
+    from cortan.engine.tools.toolbox import Toolbox
     from cortan.render.views import AnswerView
     from cortan.serve.gateway import Gateway
     from cortan.serve.services import Watcher
@@ -94,6 +97,8 @@ class App:
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _watchers: dict[int, Watcher] = field(default_factory=dict)
     _watching: bool = False
+    gate: ApprovalGate | None = None  # set by use_tools
+    toolbox: Toolbox | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> App:
@@ -199,6 +204,8 @@ class App:
         for ending in ENDINGS:
             self.bus.subscribe(ending, recorder.on_ended, priority=-10, essential=work)
         self.store, self.recorder = store, recorder
+        if self.toolbox is not None:
+            self._record_tools(recorder)
         return recorder
 
     def use_cache(self, store: CacheStore) -> None:
@@ -209,6 +216,33 @@ class App:
         self.chat.cache = AnswerCache(
             self.bus, self.settings, manager.router, store, get_digest=manager.get_digest
         )
+
+    def use_tools(self, gate: ApprovalGate) -> Toolbox:
+        """Let requests with ``tools`` on call tools, each call decided by ``gate``.
+
+        The toolbox holds the built-ins the config names and the MCP servers (started
+        on first use, stopped by :meth:`aclose`).
+        """
+        from cortan.engine.tools.loop import ToolLoop
+        from cortan.engine.tools.toolbox import Toolbox
+
+        toolbox = Toolbox.from_settings(self.settings)
+        self.chat.tools = ToolLoop(self.bus, self.manager, gate, toolbox, self.settings.tools)
+        self.gate, self.toolbox = gate, toolbox
+        if self.recorder is not None:
+            self._record_tools(self.recorder)
+        return toolbox
+
+    def attach_tool_lines(self, show: Callable[[str], None]) -> None:
+        """One dim line per tool call and per outcome goes to ``show`` (made visible)."""
+        from cortan.render.toollines import describe_call, describe_result
+
+        self.bus.subscribe(ToolCalled, lambda event: show(describe_call(event)))
+        self.bus.subscribe(ToolResult, lambda event: show(describe_result(event)))
+
+    def _record_tools(self, recorder: Recorder) -> None:
+        work = "save the exchange"
+        self.bus.subscribe(ToolResult, recorder.on_tool, priority=-10, essential=work)
 
     # -- what the front ends may ask besides answers -----------------------------------
 
@@ -258,7 +292,13 @@ class App:
         return (await self.chat.context.get_budget(model)).limit
 
     async def aclose(self) -> None:
-        await self.manager.aclose()
+        try:
+            if self.toolbox is not None:
+                await self.toolbox.aclose()  # MCP servers stop with cortan
+        finally:
+            if self.gate is not None:
+                self.gate.close()
+            await self.manager.aclose()
 
 
 def make_repl(

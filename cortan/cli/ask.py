@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
+    from cortan.app import App
     from cortan.cli.continuation import Continuation
     from cortan.config.settings import Settings
     from cortan.core.events import ChatEnded
@@ -139,6 +140,15 @@ def ask(
             help="Answer from the response cache when it can, and keep the answer.",
         ),
     ] = None,
+    tools: Annotated[
+        bool | None,
+        typer.Option(
+            "--tools/--no-tools",
+            help="Let the model call tools (read files, run commands, MCP servers); "
+            "each call is asked about on the terminal.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Ask one question and print the answer. Piped text is sent along with it."""
     from cortan.cli.continuation import plan_continuation
@@ -161,7 +171,10 @@ def ask(
         )
         request = _with_role_and_files(settings, request, role, attached)
         request = request._replace(
-            allow_fallback=not no_fallback, allow_secrets=allow_secrets, cache=cache
+            allow_fallback=not no_fallback,
+            allow_secrets=allow_secrets,
+            cache=cache,
+            tools=settings.tools.enabled if tools is None else tools,
         )
         request = apply_generation(plan.apply(request), generation)
         show = settings.show_thinking if show_thinking is None else show_thinking
@@ -297,6 +310,8 @@ async def _run(
     cache = _open_cache(settings, request)
     if cache is not None:
         app.use_cache(cache)
+    if request.tools:
+        request = _use_tools(app, settings, context, request)
     try:
         ended = await app.ask(request)
     finally:
@@ -305,6 +320,17 @@ async def _run(
             cache.close()
     report_ending(context, ended, plan is not None and plan.log_required)
     return ended
+
+
+def _use_tools(app: App, settings: Settings, context: Context, request: ChatRequest) -> ChatRequest:
+    """Tools on: the gate (its log in the store), the terminal to ask on, a line per call."""
+    from cortan.app import make_gate
+    from cortan.config.paths import get_data_dir
+    from cortan.render.asking import open_terminal_asker
+
+    app.use_tools(make_gate(settings, get_data_dir()))
+    app.attach_tool_lines(lambda text: context.diagnostics.notice(f"cortan: {text}"))
+    return request._replace(ask=open_terminal_asker())
 
 
 def _open_cache(settings: Settings, request: ChatRequest) -> CacheStore | None:

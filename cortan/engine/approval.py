@@ -25,11 +25,10 @@ is what runs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
 
-from cortan.core.actions import Action, Answer, DecidedBy, Grant, Review, Scope, Verdict
+from cortan.core.actions import Action, Answer, Asker, DecidedBy, Grant, Review, Scope, Verdict
 from cortan.core.errors import StoreError
 from cortan.core.text import make_visible
 from cortan.engine.risk import is_plain, judge_command
@@ -40,8 +39,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: What a front end hands the gate to ask a person: the review in, the answer out.
-Asker = Callable[[Review], Awaitable[Answer]]
+__all__ = ["NO_TERMINAL", "ApprovalGate", "Asker"]
 
 NO_TERMINAL = (
     "nothing runs without a yes, and there is no terminal to ask on; "

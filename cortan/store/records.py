@@ -149,6 +149,38 @@ class StoredMessage(_Record):
         return f"#{cid} {self.conversation_name}" if self.conversation_name else f"#{cid}"
 
 
+class StoredToolCall(_Record):
+    """One tool call of an answer, as stored: what the model asked, what happened."""
+
+    __slots__ = (  # noqa: RUF023 (in field order, for repr)
+        "message_id",
+        "name",
+        "arguments",
+        "status",
+        "decided_by",
+        "output",
+        "duration",
+    )
+
+    def __init__(
+        self,
+        message_id: int,
+        name: str,
+        arguments: str,
+        status: str,
+        decided_by: str | None,
+        output: str,
+        duration: float | None,
+    ) -> None:
+        self.message_id = message_id
+        self.name = name
+        self.arguments = arguments
+        self.status = status
+        self.decided_by = decided_by
+        self.output = output
+        self.duration = duration
+
+
 class StoreInfo(_Record):
     """A store at a glance, for ``cortan doctor`` and ``cortan sessions``.
 

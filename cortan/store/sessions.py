@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from cortan.core.errors import UsageError
 from cortan.core.images import Image
@@ -35,7 +35,17 @@ from cortan.store.db import (
     transaction,
     translate_errors,
 )
-from cortan.store.records import Conversation, Role, Status, StoredMessage, StoreInfo
+from cortan.store.records import (
+    Conversation,
+    Role,
+    Status,
+    StoredMessage,
+    StoredToolCall,
+    StoreInfo,
+)
+
+if TYPE_CHECKING:
+    from cortan.core.events import ToolResult
 
 MAX_NAME = 100
 _ID_LIKE = re.compile(r"#?\d+")
@@ -234,6 +244,36 @@ class SessionStore(StoreFile):
                 (now, answered_by, conversation_id),
             )
         return message_id
+
+    def add_tool_calls(self, message_id: int, results: Sequence[ToolResult]) -> None:
+        """Keep the tool calls of the answer ``message_id``, in the order they were made."""
+        if not results:
+            return
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO tool_calls (message_id, position, call_id, name, arguments,"
+                " status, decided_by, output, duration) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (message_id, position, r.call.id, r.call.name, r.call.arguments,
+                     r.status, r.decided_by, r.output, r.duration)
+                    for position, r in enumerate(results)
+                ],
+            )  # fmt: skip
+
+    def tool_calls(self, message_ids: Sequence[int]) -> dict[int, list[StoredToolCall]]:
+        """The tool calls of these answers, by message id, in order."""
+        found: dict[int, list[StoredToolCall]] = {}
+        for start in range(0, len(message_ids), 500):
+            chunk = list(message_ids[start : start + 500])
+            marks = ", ".join("?" * len(chunk))
+            rows = self._read(
+                "SELECT message_id, name, arguments, status, decided_by, output, duration"
+                f" FROM tool_calls WHERE message_id IN ({marks}) ORDER BY message_id, position",
+                tuple(chunk),
+            )
+            for row in rows:
+                found.setdefault(row[0], []).append(StoredToolCall(*row))
+        return found
 
     def delete_messages(self, conversation_id: int, message_ids: Sequence[int]) -> int:
         """Delete these messages of one conversation (what ``/retry`` replaced); the count gone.
