@@ -30,7 +30,7 @@ from cortan.core.events import (
 )
 from cortan.core.requests import ChatRequest
 from cortan.engine.approval import ApprovalGate
-from tests.servers import FakeCall, FakeOllama, FakeOpenAI, FakeServer, Reply
+from tests.servers import FakeCall, FakeOpenAI, FakeServer, Reply
 
 OUTCOMES = (Notice, ToolCalled, ToolResult, TokenDelta)
 

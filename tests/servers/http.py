@@ -328,9 +328,7 @@ async def play(ex: Exchange, reply: Reply, wire: Wire, *, stream: bool) -> None:
         await ex.send_chunk(wire.piece(text))
     if fault_at == len(reply.pieces) and not await _fault(ex, reply, wire):
         return
-    for data in wire.tool_calls(reply):
-        await ex.send_chunk(data)
-    for data in wire.closing(reply):
+    for data in [*wire.tool_calls(reply), *wire.closing(reply)]:
         await ex.send_chunk(data)
     await ex.end_stream()
 
