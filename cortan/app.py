@@ -233,6 +233,17 @@ class App:
             self._record_tools(self.recorder)
         return toolbox
 
+    async def list_tools(self) -> list[tuple[str, str]]:
+        """Every tool a model may be offered, as (name, description); MCP servers start.
+
+        ToolError when tools were not set up here or an MCP server cannot start.
+        """
+        from cortan.core.errors import ToolError
+
+        if self.toolbox is None:
+            raise ToolError("tools are not available here")
+        return [(tool.name, tool.description) for tool in await self.toolbox.list_tools()]
+
     def attach_tool_lines(self, show: Callable[[str], None]) -> None:
         """One dim line per tool call and per outcome goes to ``show`` (made visible)."""
         from cortan.render.toollines import describe_call, describe_result
@@ -350,7 +361,20 @@ def make_repl(
     app.attach_view(MarkdownView(console, code_theme=app.settings.code_theme, fold=True))
     repl = Repl(app, console, session, commands, models)
     app.attach_notices(repl.dim)
+    _give_tools(app, repl)
     return repl
+
+
+def _give_tools(app: App, repl: Repl) -> None:
+    """The REPL's tools: the gate logging in the store, the terminal to ask on, a dim
+    line per call; on when the config says so, else from ``/tools on``."""
+    from cortan.config.paths import get_data_dir
+    from cortan.render.asking import open_terminal_asker
+
+    app.use_tools(make_gate(app.settings, get_data_dir()))
+    app.attach_tool_lines(repl.dim)
+    repl.conversation.tools = app.settings.tools.enabled
+    repl.conversation.ask = open_terminal_asker()
 
 
 def make_gateway(
