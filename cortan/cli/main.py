@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "batch": ("cortan.cli.batch", "batch", False),
     "cache": ("cortan.cli.cache", "app", True),
     "grants": ("cortan.cli.grants", "app", True),
+    "tools": ("cortan.cli.tools", "tools", False),
 }
 HELP_FLAGS = ("-h", "--help")
 

@@ -130,8 +130,15 @@ class McpConnection:
                 self._error = f"{self.where} stopped"
 
     async def _serve(self, errlog: Any) -> None:
-        import mcp  # noqa: F401  (the package first: its modules import one another)
-        from mcp.client.client import Client
+        try:
+            import mcp  # noqa: F401  (the package first: its modules import one another)
+            from mcp.client.client import Client
+        except ImportError:
+            self._error = (
+                f"{self.where} needs the MCP client, which is not installed: "
+                "pip install 'cortan[mcp]'"
+            )
+            return
 
         config = self.config
         if config.url is not None:
