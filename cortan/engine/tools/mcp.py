@@ -189,14 +189,13 @@ class McpConnection:
         task = self._task
         if task is None or task.done():
             return
-        try:
-            await asyncio.wait_for(asyncio.shield(task), STOP_TIMEOUT)
-        except (TimeoutError, asyncio.CancelledError):
+        if self._ready.is_set():  # running: it leaves the SDK's client in its own time
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(task), STOP_TIMEOUT)
+        if not task.done():  # still starting (a hang), or slow to stop
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
-        except BaseException:  # the failure was recorded by _run
-            pass
 
 
 class McpPool:
