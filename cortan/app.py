@@ -430,10 +430,13 @@ def make_gate(settings: Settings, data_dir: Path | None) -> ApprovalGate:
     from cortan.engine.approval import ApprovalGate
     from cortan.store.approvals import ApprovalStore
 
-    store = None
-    if data_dir is not None:
+    def open_store() -> ApprovalStore | None:  # on the first decision, not before
+        if data_dir is None:
+            return None
         try:
-            store = ApprovalStore.open(data_dir)
+            return ApprovalStore.open(data_dir)
         except StoreError as exc:
             logging.getLogger(__name__).warning("decisions will not be kept: %s", exc)
-    return ApprovalGate(settings.approval, store)
+            return None
+
+    return ApprovalGate(settings.approval, open_store=open_store)

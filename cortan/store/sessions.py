@@ -298,6 +298,14 @@ class SessionStore(StoreFile):
         images = self._images(conversation_id)
         for message in found:
             message.images = images.get(message.id, ())
+        return self._with_tools(found)
+
+    def _with_tools(self, found: list[StoredMessage]) -> list[StoredMessage]:
+        """``found`` with each answer's tool calls filled in."""
+        answers = [m.id for m in found if m.role == "assistant"]
+        calls = self.tool_calls(answers) if answers else {}
+        for message in found:
+            message.tool_calls = tuple(calls.get(message.id, ()))
         return found
 
     def _images(self, conversation_id: int) -> dict[int, tuple[Image, ...]]:
@@ -316,7 +324,7 @@ class SessionStore(StoreFile):
     def recent_messages(self, limit: int = 20) -> list[StoredMessage]:
         """The newest messages across all conversations, newest first."""
         rows = self._read(_LOG + " ORDER BY m.id DESC LIMIT ?", (limit,))
-        return [_message(row) for row in rows]
+        return self._with_tools([_message(row) for row in rows])
 
     def recent_exchanges(self, limit: int = 20) -> list[StoredMessage]:
         """The newest ``limit`` questions with their answers, across conversations, newest first.
@@ -340,7 +348,7 @@ class SessionStore(StoreFile):
                OR (m.role = 'assistant' AND m.id IN (SELECT id FROM answered))
             ORDER BY m.id DESC
         """
-        return [_message(row) for row in self._read(sql, (limit,))]
+        return self._with_tools([_message(row) for row in self._read(sql, (limit,))])
 
     def search(self, text: str, limit: int = 20) -> list[StoredMessage]:
         """Messages containing every word of ``text`` (any text is safe), newest first."""
@@ -354,7 +362,7 @@ class SessionStore(StoreFile):
             " JOIN messages m ON m.id = f.rowid JOIN conversations c ON c.id = m.conversation_id"
             " WHERE messages_fts MATCH ? ORDER BY f.rowid DESC LIMIT ?"
         )
-        return [_message(row) for row in self._read(sql, (query, limit))]
+        return self._with_tools([_message(row) for row in self._read(sql, (query, limit))])
 
     def stats(self) -> StoreInfo:
         """Path, schema version, size and counts of this store."""
