@@ -133,3 +133,21 @@ def test_classify_reviews(tmp_path: Path, ollama_env: FakeOllama) -> None:
     assert again.returncode == 0, again.stderr
     assert len(ollama_env.chat_requests) == 2
     assert labels.read_text().count("\n") == 2
+
+
+def test_look_around(tmp_path: Path, ollama_env: FakeOllama) -> None:
+    from tests.servers import FakeCall
+
+    (tmp_path / "setup.cfg").write_text("[metadata]\nname = demo\n")
+    ollama_env.queue(
+        Reply(pieces=[], tool_calls=[FakeCall("list_dir", {"path": "."})]),
+        Reply(pieces=[], tool_calls=[FakeCall("read_file", {"path": "setup.cfg"})]),
+        Reply(pieces=["A Python package named demo."]),
+    )
+    done = run("look-around.sh", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "A Python package named demo.\n"
+    offered = [t["function"]["name"] for t in ollama_env.chat_requests[0].json["tools"]]
+    assert offered == ["read_file", "list_dir", "search_text"]
+    results = [m.get("content", "") for m in ollama_env.chat_requests[2].json["messages"]]
+    assert any("name = demo" in text for text in results)
