@@ -27,6 +27,7 @@ class ShellOptions(NamedTuple):
     session: str | None = None
     role: str | None = None
     no_log: bool = False
+    tools: bool | None = None  # None: as [tools] enabled says
 
 
 def chat(
@@ -56,9 +57,17 @@ def chat(
     no_log: Annotated[
         bool, typer.Option("--no-log", help="Store nothing from this shell.")
     ] = False,
+    tools: Annotated[
+        bool | None,
+        typer.Option(
+            "--tools/--no-tools",
+            help="Let the model call tools from the start (/tools on|off switches).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Open the interactive chat shell. Piped text starts the conversation."""
-    options = ShellOptions(model, system, no_history, vi, session, role, no_log)
+    options = ShellOptions(model, system, no_history, vi, session, role, no_log, tools)
     open_shell(get_context(ctx), options)
 
 
@@ -154,3 +163,5 @@ async def _apply_options(repl: Repl, options: ShellOptions) -> None:
         repl.conversation.model = options.model
     if options.system is not None:
         repl.conversation.system = options.system
+    if options.tools is not None:
+        repl.conversation.tools = options.tools
