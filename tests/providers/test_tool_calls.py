@@ -7,15 +7,17 @@ ends as whole ``ToolCall`` pieces, in order, before the one ``Finish``.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from cortan.config.settings import Timeouts
 from cortan.core.errors import BadResponseError
 from cortan.core.messages import Message, ToolCall
 from cortan.providers.base import Finish, ModelRequest
-from tests.providers.test_contract import Backend, backend  # noqa: F401  (the fixture)
-from tests.servers import FakeCall, FakeOpenAI, Reply
+from tests.providers.test_contract import Backend, make_backend
+from tests.servers import FakeCall, FakeOllama, FakeOpenAI, Reply
 
 SPEC = {
     "type": "function",
@@ -25,6 +27,20 @@ SPEC = {
         "parameters": {"type": "object", "properties": {"path": {"type": "string"}}},
     },
 }
+
+
+@pytest.fixture(params=["ollama", "openai"])
+async def backend(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Backend]:
+    monkeypatch.setenv("K", "sk-contract")
+    server = FakeOllama() if request.param == "ollama" else FakeOpenAI()
+    with server:
+        made = make_backend(request.param, server, Timeouts(connect=2, first_token=5, total=2))
+        try:
+            yield made
+        finally:
+            await made.provider.aclose()
 
 
 async def collect(backend: Backend, *messages: Message) -> list[Any]:
