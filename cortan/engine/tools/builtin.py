@@ -235,13 +235,13 @@ class RunCommand:
                 output, cut = await self._read(process)
                 status = await process.wait()
         except TimeoutError:
-            _stop(process)
+            await _stop(process)
             raise ToolError(
                 f"the command ran longer than {self.timeout:g} s (tools.command_timeout) "
                 "and was stopped"
             ) from None
         except BaseException:
-            _stop(process)  # Ctrl-C: the command stops with the answer
+            await _stop(process)  # Ctrl-C: the command stops with the answer
             raise
         text = output.decode("utf-8", errors="replace")
         if cut:
@@ -261,10 +261,14 @@ class RunCommand:
         return bytes(kept), cut
 
 
-def _stop(process: asyncio.subprocess.Process) -> None:
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    """Kill the command's whole process group, and reap it (bounded)."""
     if process.returncode is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        async with asyncio.timeout(5):
+            await process.wait()
 
 
 def make_builtins(

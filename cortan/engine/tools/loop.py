@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
     from cortan.engine.tools.toolbox import Toolbox
     from cortan.providers.base import ModelRequest
 
+log = logging.getLogger(__name__)
 MAX_CALLS = 16  # calls of one answer that are run; the rest are told they were not
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
@@ -267,6 +269,9 @@ class ToolLoop:
             return "ok", await tool.call(arguments)
         except ToolError as exc:
             return "error", str(exc)
+        except Exception as exc:  # a tool's own bug must not end the user's answer
+            log.warning("tool %s failed", tool.name, exc_info=exc)
+            return "error", f"the tool failed unexpectedly ({type(exc).__name__})"
 
     async def _settle(
         self,
