@@ -68,7 +68,7 @@ async def test_run_command_captures_bounds_and_times_out(tmp_path: Path) -> None
     long = await RunCommand(10, 100).call({"command": "yes | head -c 100000"})
     assert "[... cut" in long and len(long) < 200
     begun = time.monotonic()
-    with pytest.raises(ToolError, match="tools.command_timeout"):
+    with pytest.raises(ToolError, match=r"tools\.command_timeout"):
         await RunCommand(0.5, 100).call({"command": "sleep 30"})
     assert time.monotonic() - begun < 5
     with pytest.raises(ToolError, match="non-empty command"):
