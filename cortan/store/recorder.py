@@ -8,7 +8,10 @@ observer, and the recorder keeps the promise of DESIGN.md:
   before it routes and streams, so it is on disk before the request leaves;
 * the answer is committed on ``ChatFinished`` (complete, with usage and duration),
   ``ChatFailed`` (failed) or ``ChatCancelled`` (interrupted), with whatever text
-  arrived, even none.
+  arrived, even none;
+* the tool calls made while answering (``ToolResult``: the call, the gate's decision,
+  the bounded output) are held until then and committed with the answer, in the same
+  transaction (store version 7).
 
 Which conversation a request belongs to is the front end's choice, told to the
 recorder before it publishes: :meth:`Recorder.continue_conversation` (``ask -c``,
