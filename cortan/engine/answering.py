@@ -262,12 +262,12 @@ class Answerer:
                             host.observe_latency(self._clock() - begun)
                             deadline.reschedule(loop.time() + timeouts.total)
                             await self._announce(answer)
-                        if isinstance(item, Thinking):
-                            await self._think(answer, item.text, provider)
-                            continue
-                        if isinstance(item, ToolCall):  # the tool loop's, once this ends
-                            self._count(answer, item.name + item.arguments, provider)
-                            answer.calls.append(item)
+                        if not isinstance(item, str):  # one check per piece of the answer
+                            if isinstance(item, Thinking):
+                                await self._think(answer, item.text, provider)
+                            else:  # a ToolCall: the tool loop's, once this answer ends
+                                self._count(answer, item.name + item.arguments, provider)
+                                answer.calls.append(item)
                             continue
                         if answer.splitter is not None:
                             item = await self._split(answer, item, provider)
