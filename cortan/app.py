@@ -244,12 +244,17 @@ class App:
             raise ToolError("tools are not available here")
         return [(tool.name, tool.description) for tool in await self.toolbox.list_tools()]
 
-    def attach_tool_lines(self, show: Callable[[str], None]) -> None:
-        """One dim line per tool call and per outcome goes to ``show`` (made visible)."""
+    def attach_tool_lines(
+        self, show: Callable[[str], None], keep: list[ToolResult] | None = None
+    ) -> None:
+        """One dim line per tool call and per outcome goes to ``show`` (made visible);
+        the outcomes also to ``keep`` when given (``ask --json`` reports them)."""
         from cortan.render.toollines import describe_call, describe_result
 
         self.bus.subscribe(ToolCalled, lambda event: show(describe_call(event)))
         self.bus.subscribe(ToolResult, lambda event: show(describe_result(event)))
+        if keep is not None:
+            self.bus.subscribe(ToolResult, keep.append)
 
     def _record_tools(self, recorder: Recorder) -> None:
         work = "save the exchange"

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from cortan.app import App
     from cortan.cli.continuation import Continuation
     from cortan.config.settings import Settings
-    from cortan.core.events import ChatEnded
+    from cortan.core.events import ChatEnded, ToolResult
     from cortan.core.requests import Attachment, ChatRequest
     from cortan.render.views import AnswerView
     from cortan.store.cache import CacheStore
@@ -300,8 +300,15 @@ async def _run(
     app = App.build(settings)
     recorder = plan.attach(app) if plan is not None else None
 
+    calls: list[ToolResult] = []
+
     def stored() -> dict[str, object]:  # read as the answer ends: a new one has its id by then
-        return {"conversation_id": recorder.conversation_id if recorder else None}
+        extra: dict[str, object] = {
+            "conversation_id": recorder.conversation_id if recorder else None
+        }
+        if request.tools:
+            extra["tool_calls"] = [_call_to_json(result) for result in calls]
+        return extra
 
     view = _make_view(settings, context, output, schema=request.schema is not None, extra=stored)
     app.attach_view(view)
@@ -311,7 +318,7 @@ async def _run(
     if cache is not None:
         app.use_cache(cache)
     if request.tools:
-        request = _use_tools(app, settings, context, request)
+        request = _use_tools(app, settings, context, request, calls)
     try:
         ended = await app.ask(request)
     finally:
@@ -322,15 +329,33 @@ async def _run(
     return ended
 
 
-def _use_tools(app: App, settings: Settings, context: Context, request: ChatRequest) -> ChatRequest:
-    """Tools on: the gate (its log in the store), the terminal to ask on, a line per call."""
+def _use_tools(
+    app: App,
+    settings: Settings,
+    context: Context,
+    request: ChatRequest,
+    calls: list[ToolResult],
+) -> ChatRequest:
+    """Tools on: the gate (its log in the store), the terminal to ask on, a line per call
+    (and each outcome kept in ``calls`` for ``--json``)."""
     from cortan.app import make_gate
     from cortan.config.paths import get_data_dir
     from cortan.render.asking import open_terminal_asker
 
     app.use_tools(make_gate(settings, get_data_dir()))
-    app.attach_tool_lines(lambda text: context.diagnostics.notice(f"cortan: {text}"))
+    app.attach_tool_lines(lambda text: context.diagnostics.notice(f"cortan: {text}"), calls)
     return request._replace(ask=open_terminal_asker())
+
+
+def _call_to_json(result: ToolResult) -> dict[str, object]:
+    call = result.call
+    return {
+        "name": call.name,
+        "arguments": call.arguments,
+        "status": result.status,
+        "decided_by": result.decided_by,
+        "output": result.output,
+    }
 
 
 def _open_cache(settings: Settings, request: ChatRequest) -> CacheStore | None:

@@ -84,7 +84,12 @@ def test_tools_json_output(
     ollama_env.queue(calls(FakeCall("nope", {})), Reply(pieces=["ok"]))
     result = cortan.run("ask", "--tools", "--json", "hi")
     assert result.code == 0, result.stderr
-    assert json.loads(result.stdout)["content"] == "ok"
+    data = json.loads(result.stdout)
+    assert data["content"] == "ok"
+    (call,) = data["tool_calls"]
+    assert (call["name"], call["status"], call["decided_by"]) == ("nope", "error", None)
+    assert "there is no tool named 'nope'" in call["output"]
+    assert "tool_calls" not in json.loads(cortan.run("ask", "--json", "hi").stdout)
 
 
 def test_cortan_tools_lists_builtins(cortan: type[CortanRunner]) -> None:
