@@ -301,3 +301,30 @@ def test_arguments_reach_the_gate_as_canonical_json() -> None:
     assert "do not fit" in (parse_arguments('{"n": "x"}', schema)[1] or "")
     assert parse_arguments("", {"type": "object"}) == ({}, None)
     assert json.loads(json.dumps({"n": 1})) == {"n": 1}
+
+
+async def test_ctrl_c_in_the_second_answer_keeps_every_round(
+    app: App, server: FakeServer, tmp_path: Path
+) -> None:
+    server.queue(
+        Reply(
+            pieces=["Let me look."],
+            tool_calls=[FakeCall("list_dir", {"path": str(tmp_path)})],
+            finish_reason="tool_calls",
+        ),
+        Reply(pieces=["It holds", " more"], fault="never_end", fault_after=1),
+    )
+    second = asyncio.Event()
+
+    def on_delta(event: TokenDelta) -> None:
+        if event.text == "It holds":
+            second.set()
+
+    app.bus.subscribe(TokenDelta, on_delta)
+    task = asyncio.create_task(app.ask(ask("what is here?")))
+    await asyncio.wait_for(second.wait(), 10)
+    task.cancel()
+    ended = await asyncio.wait_for(task, 10)
+    assert isinstance(ended, ChatCancelled)
+    assert ended.content == "Let me look.\n\nIt holds"
+    assert server.wait_disconnect(5)
