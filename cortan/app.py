@@ -40,6 +40,8 @@ from cortan.core.events import (
     Notice,
     ThinkingDelta,
     TokenDelta,
+    ToolCalled,
+    ToolResult,
 )
 from cortan.core.requests import THINK_VALUES, ChatRequest
 from cortan.engine.bus import EventBus
@@ -69,6 +71,7 @@ if TYPE_CHECKING:
     from cortan.engine.catalog import HostReport, Listing
     from cortan.engine.hosts import HostState
     from cortan.engine.routes import Route
+    from cortan.engine.tools.toolbox import Toolbox
     from cortan.render.views import AnswerView
     from cortan.serve.gateway import Gateway
     from cortan.serve.services import Watcher
@@ -95,10 +98,11 @@ class App:
     store: SessionStore | None = None
     recorder: Recorder | None = None
     run_command: RunCommand | None = None  # the REPL's /run (wired by make_repl)
-    gate: ApprovalGate | None = None  # made on first use by command mode; closed with the app
+    gate: ApprovalGate | None = None  # made by use_tools or on first use by /run; closed here
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _watchers: dict[int, Watcher] = field(default_factory=dict)
     _watching: bool = False
+    toolbox: Toolbox | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> App:
@@ -204,6 +208,8 @@ class App:
         for ending in ENDINGS:
             self.bus.subscribe(ending, recorder.on_ended, priority=-10, essential=work)
         self.store, self.recorder = store, recorder
+        if self.toolbox is not None:
+            self._record_tools(recorder)
         return recorder
 
     def use_cache(self, store: CacheStore) -> None:
@@ -214,6 +220,49 @@ class App:
         self.chat.cache = AnswerCache(
             self.bus, self.settings, manager.router, store, get_digest=manager.get_digest
         )
+
+    def use_tools(self, gate: ApprovalGate) -> Toolbox:
+        """Let requests with ``tools`` on call tools, each call decided by ``gate``.
+
+        The toolbox holds the built-ins the config names and the MCP servers (started
+        on first use, stopped by :meth:`aclose`).
+        """
+        from cortan.engine.tools.loop import ToolLoop
+        from cortan.engine.tools.toolbox import Toolbox
+
+        toolbox = Toolbox.from_settings(self.settings)
+        self.chat.tools = ToolLoop(self.bus, self.manager, gate, toolbox, self.settings.tools)
+        self.gate, self.toolbox = gate, toolbox
+        if self.recorder is not None:
+            self._record_tools(self.recorder)
+        return toolbox
+
+    async def list_tools(self) -> list[tuple[str, str]]:
+        """Every tool a model may be offered, as (name, description); MCP servers start.
+
+        ToolError when tools were not set up here or an MCP server cannot start.
+        """
+        from cortan.core.errors import ToolError
+
+        if self.toolbox is None:
+            raise ToolError("tools are not available here")
+        return [(tool.name, tool.description) for tool in await self.toolbox.list_tools()]
+
+    def attach_tool_lines(
+        self, show: Callable[[str], None], keep: list[ToolResult] | None = None
+    ) -> None:
+        """One dim line per tool call and per outcome goes to ``show`` (made visible);
+        the outcomes also to ``keep`` when given (``ask --json`` reports them)."""
+        from cortan.render.toollines import describe_call, describe_result
+
+        self.bus.subscribe(ToolCalled, lambda event: show(describe_call(event)))
+        self.bus.subscribe(ToolResult, lambda event: show(describe_result(event)))
+        if keep is not None:
+            self.bus.subscribe(ToolResult, keep.append)
+
+    def _record_tools(self, recorder: Recorder) -> None:
+        work = "save the exchange"
+        self.bus.subscribe(ToolResult, recorder.on_tool, priority=-10, essential=work)
 
     # -- what the front ends may ask besides answers -----------------------------------
 
@@ -267,10 +316,14 @@ class App:
         return (await self.chat.context.get_budget(model)).limit
 
     async def aclose(self) -> None:
-        await self.manager.aclose()
-        if self.gate is not None:
-            self.gate.close()
-            self.gate = None
+        try:
+            if self.toolbox is not None:
+                await self.toolbox.aclose()  # MCP servers stop with cortan
+        finally:
+            if self.gate is not None:
+                self.gate.close()
+                self.gate = None
+            await self.manager.aclose()
 
 
 def make_repl(
@@ -323,7 +376,20 @@ def make_repl(
     app.run_command = _make_run_command(app, color=not console.no_color)
     repl = Repl(app, console, session, commands, models)
     app.attach_notices(repl.dim)
+    _give_tools(app, repl)
     return repl
+
+
+def _give_tools(app: App, repl: Repl) -> None:
+    """The REPL's tools: the gate logging in the store, the terminal to ask on, a dim
+    line per call; on when the config says so, else from ``/tools on``."""
+    from cortan.config.paths import get_data_dir
+    from cortan.render.asking import open_terminal_asker
+
+    app.use_tools(make_gate(app.settings, get_data_dir()))
+    app.attach_tool_lines(repl.dim)
+    repl.conversation.tools = app.settings.tools.enabled
+    repl.conversation.ask = open_terminal_asker()
 
 
 def make_gateway(
@@ -379,13 +445,16 @@ def make_gate(settings: Settings, data_dir: Path | None) -> ApprovalGate:
     from cortan.engine.approval import ApprovalGate
     from cortan.store.approvals import ApprovalStore
 
-    store = None
-    if data_dir is not None:
+    def open_store() -> ApprovalStore | None:  # on the first decision, not before
+        if data_dir is None:
+            return None
         try:
-            store = ApprovalStore.open(data_dir)
+            return ApprovalStore.open(data_dir)
         except StoreError as exc:
             logging.getLogger(__name__).warning("decisions will not be kept: %s", exc)
-    return ApprovalGate(settings.approval, store)
+            return None
+
+    return ApprovalGate(settings.approval, open_store=open_store)
 
 
 def make_command_mode(

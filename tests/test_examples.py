@@ -156,3 +156,21 @@ def test_read_only_report_runs_only_what_it_allows(tmp_path: Path, ollama_env: F
         assert "not run" in refused.stderr
     assert (tmp_path / "keep.txt").read_text() == "one\ntwo\n"
     assert run("read-only-report.sh").returncode == 2
+
+
+def test_look_around(tmp_path: Path, ollama_env: FakeOllama) -> None:
+    from tests.servers import FakeCall
+
+    (tmp_path / "setup.cfg").write_text("[metadata]\nname = demo\n")
+    ollama_env.queue(
+        Reply(pieces=[], tool_calls=[FakeCall("list_dir", {"path": "."})]),
+        Reply(pieces=[], tool_calls=[FakeCall("read_file", {"path": "setup.cfg"})]),
+        Reply(pieces=["A Python package named demo."]),
+    )
+    done = run("look-around.sh", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "A Python package named demo.\n"
+    offered = [t["function"]["name"] for t in ollama_env.chat_requests[0].json["tools"]]
+    assert offered == ["read_file", "list_dir", "search_text"]
+    results = [m.get("content", "") for m in ollama_env.chat_requests[2].json["messages"]]
+    assert any("name = demo" in text for text in results)

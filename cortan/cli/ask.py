@@ -23,9 +23,10 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
+    from cortan.app import App
     from cortan.cli.continuation import Continuation
     from cortan.config.settings import Settings
-    from cortan.core.events import ChatEnded
+    from cortan.core.events import ChatEnded, ToolResult
     from cortan.core.requests import Attachment, ChatRequest
     from cortan.render.views import AnswerView
     from cortan.store.cache import CacheStore
@@ -160,6 +161,15 @@ def ask(
             help="Answer from the response cache when it can, and keep the answer.",
         ),
     ] = None,
+    tools: Annotated[
+        bool | None,
+        typer.Option(
+            "--tools/--no-tools",
+            help="Let the model call tools (read files, run commands, MCP servers); "
+            "each call is asked about on the terminal.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Ask one question and print the answer. Piped text is sent along with it."""
     from cortan.cli.continuation import plan_continuation
@@ -182,7 +192,10 @@ def ask(
         )
         request = _with_role_and_files(settings, request, role, attached)
         request = request._replace(
-            allow_fallback=not no_fallback, allow_secrets=allow_secrets, cache=cache
+            allow_fallback=not no_fallback,
+            allow_secrets=allow_secrets,
+            cache=cache,
+            tools=settings.tools.enabled if tools is None else tools,
         )
         request = apply_generation(plan.apply(request), generation)
         show = settings.show_thinking if show_thinking is None else show_thinking
@@ -317,8 +330,15 @@ async def _run(
     app = App.build(settings)
     recorder = plan.attach(app) if plan is not None else None
 
+    calls: list[ToolResult] = []
+
     def stored() -> dict[str, object]:  # read as the answer ends: a new one has its id by then
-        return {"conversation_id": recorder.conversation_id if recorder else None}
+        extra: dict[str, object] = {
+            "conversation_id": recorder.conversation_id if recorder else None
+        }
+        if request.tools:
+            extra["tool_calls"] = [_call_to_json(result) for result in calls]
+        return extra
 
     view = _make_view(settings, context, output, schema=request.schema is not None, extra=stored)
     app.attach_view(view)
@@ -327,6 +347,8 @@ async def _run(
     cache = _open_cache(settings, request)
     if cache is not None:
         app.use_cache(cache)
+    if request.tools:
+        request = _use_tools(app, settings, context, request, calls)
     try:
         ended = await app.ask(request)
     finally:
@@ -335,6 +357,35 @@ async def _run(
             cache.close()
     report_ending(context, ended, plan is not None and plan.log_required)
     return ended
+
+
+def _use_tools(
+    app: App,
+    settings: Settings,
+    context: Context,
+    request: ChatRequest,
+    calls: list[ToolResult],
+) -> ChatRequest:
+    """Tools on: the gate (its log in the store), the terminal to ask on, a line per call
+    (and each outcome kept in ``calls`` for ``--json``)."""
+    from cortan.app import make_gate
+    from cortan.config.paths import get_data_dir
+    from cortan.render.asking import open_terminal_asker
+
+    app.use_tools(make_gate(settings, get_data_dir()))
+    app.attach_tool_lines(lambda text: context.diagnostics.notice(f"cortan: {text}"), calls)
+    return request._replace(ask=open_terminal_asker())
+
+
+def _call_to_json(result: ToolResult) -> dict[str, object]:
+    call = result.call
+    return {
+        "name": call.name,
+        "arguments": call.arguments,
+        "status": result.status,
+        "decided_by": result.decided_by,
+        "output": result.output,
+    }
 
 
 def _open_cache(settings: Settings, request: ChatRequest) -> CacheStore | None:

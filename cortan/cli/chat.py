@@ -28,6 +28,7 @@ class ShellOptions(NamedTuple):
     role: str | None = None
     no_log: bool = False
     continue_last: bool = False
+    tools: bool | None = None  # None: as [tools] enabled says
 
 
 def chat(
@@ -61,12 +62,22 @@ def chat(
     no_log: Annotated[
         bool, typer.Option("--no-log", help="Store nothing from this shell.")
     ] = False,
+    tools: Annotated[
+        bool | None,
+        typer.Option(
+            "--tools/--no-tools",
+            help="Let the model call tools from the start (/tools on|off switches).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Open the interactive chat shell. Piped text starts the conversation."""
     if continue_last and session is not None:
         with guard(get_context(ctx)):
             raise UsageError("use either -c/--continue or --session NAME, not both")
-    options = ShellOptions(model, system, no_history, vi, session, role, no_log, continue_last)
+    options = ShellOptions(
+        model, system, no_history, vi, session, role, no_log, continue_last, tools
+    )
     open_shell(get_context(ctx), options)
 
 
@@ -169,3 +180,5 @@ async def _apply_options(repl: Repl, options: ShellOptions) -> None:
         repl.conversation.model = options.model
     if options.system is not None:
         repl.conversation.system = options.system
+    if options.tools is not None:
+        repl.conversation.tools = options.tools

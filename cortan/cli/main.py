@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "cmd": ("cortan.cli.cmd", "cmd", False),
     "shell-init": ("cortan.cli.shell_init", "shell_init", False),
     "completion": ("cortan.cli.completion", "completion", False),
+    "tools": ("cortan.cli.tools", "tools", False),
 }
 HELP_FLAGS = ("-h", "--help")
 

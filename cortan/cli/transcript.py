@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cortan.store import Conversation, StoredMessage
+    from cortan.store.records import StoredToolCall
 
 PREVIEW = 60
 
@@ -77,8 +78,19 @@ def to_text(conversation: Conversation, messages: list[StoredMessage]) -> str:
             out.append(f"(thinking) {message.thinking.strip()}\n")
         if message.images:
             out.append(f"({_count_images(message)} attached)")
+        out.extend(f"(tool) {describe_tool_call(call)}" for call in message.tool_calls)
         out.append(message.content if message.content else "(no answer)")
     return "\n".join(out) + "\n"
+
+
+def describe_tool_call(call: StoredToolCall) -> str:
+    """One line for a stored tool call: the call, how it was decided, what it gave."""
+    decided = f", {call.decided_by}" if call.decided_by else ""
+    output = call.output.strip().splitlines()[0] if call.output.strip() else ""
+    return (
+        f"{preview(call.name, 40)} {preview(call.arguments, 80)} → "
+        f"{call.status}{decided}: {preview(output, 80)}"
+    )
 
 
 def to_markdown(conversation: Conversation, messages: list[StoredMessage]) -> str:
@@ -98,6 +110,8 @@ def to_markdown(conversation: Conversation, messages: list[StoredMessage]) -> st
             out += ["<details><summary>Thinking</summary>", "", thought, "", "</details>", ""]
         if message.images:
             out += [f"*{_count_images(message)} attached*", ""]
+        if message.tool_calls:
+            out += [f"- tool: `{describe_tool_call(c)}`" for c in message.tool_calls] + [""]
         out.append(message.content)
     return "\n".join(out).rstrip("\n") + "\n"
 
@@ -146,6 +160,17 @@ def message_to_json(message: StoredMessage) -> dict[str, Any]:
             {"mime": image.mime, "sha256": image.digest, "bytes": len(image.data)}
             for image in message.images
         ],
+        "tool_calls": [
+            {
+                "name": call.name,
+                "arguments": call.arguments,
+                "status": call.status,
+                "decided_by": call.decided_by,
+                "output": call.output,
+                "duration_s": None if call.duration is None else round(call.duration, 4),
+            }
+            for call in message.tool_calls
+        ],
     }
 
 
@@ -172,6 +197,8 @@ def log_rows(messages: list[StoredMessage], *, width: int | None = None) -> list
         text = " ".join(m.content.split())
         if m.status != "complete":
             text = f"[{m.status}] {text}"
+        if m.tool_calls:
+            text = f"[tools: {', '.join(dict.fromkeys(c.name for c in m.tool_calls))}] {text}"
         label = preview(m.conversation_label, 24)
         rows.append((local_time(m.created), label, m.role, m.model or "", tokens(m), text))
     others = sum(max(len(row[i]) for row in rows) + 2 for i in range(len(rows[0]) - 1))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from contextvars import ContextVar
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -340,6 +341,61 @@ class CommandSettings(BaseModel):
     history: bool = False
 
 
+class ToolSettings(BaseModel):
+    """``[tools]``: the model's tools (docs/tools.md): off unless turned on here or by
+    ``--tools``, and bounded however long a model keeps calling them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False  # offer the tools to the model in `ask` and the REPL
+    builtin: list[str] = Field(
+        default_factory=lambda: ["read_file", "list_dir", "search_text", "run_command"]
+    )  # the built-in tools offered when tools are on
+    max_rounds: int = Field(default=8, ge=1, le=100)  # times the model is asked again
+    max_seconds: float = Field(default=300.0, gt=0, le=86400)  # the whole loop, tools and model
+    max_result_bytes: int = Field(default=16_384, ge=256, le=1 << 24)  # one result, to the model
+    command_timeout: float = Field(default=30.0, gt=0, le=3600)  # one run_command, seconds
+    search_max_files: int = Field(default=5000, ge=1, le=1_000_000)  # files search_text reads
+
+
+class McpServer(BaseModel):
+    """``[mcp.servers.NAME]``: a stdio server (``command``) or a streamable-HTTP one
+    (``url``), started the first time one of its tools is needed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    url: str | None = None
+    start_timeout: float = Field(default=15.0, gt=0, le=600)  # seconds to start and list tools
+    call_timeout: float = Field(default=60.0, gt=0, le=3600)  # seconds for one call
+
+    @model_validator(mode="after")
+    def _one_way(self) -> McpServer:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("an MCP server has either a command (stdio) or a url (HTTP)")
+        if self.url is not None and get_url_problem(self.url) is not None:
+            raise ValueError(f"{self.url!r} is not a URL such as http://127.0.0.1:8000/mcp")
+        return self
+
+
+class McpSettings(BaseModel):
+    """``[mcp]``: the MCP servers whose tools the model may call."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    servers: dict[str, McpServer] = Field(default_factory=dict)
+
+    @field_validator("servers")
+    @classmethod
+    def _names(cls, servers: dict[str, McpServer]) -> dict[str, McpServer]:
+        for name in servers:
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", name):
+                raise ValueError(f"MCP server name {name!r}: letters, digits, - and _ only")
+        return servers
+
+
 ThinkLevel = Literal["low", "medium", "high"]
 
 
@@ -384,6 +440,8 @@ class Settings(BaseSettings):
     batch: BatchSettings = Field(default_factory=BatchSettings)
     approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
     commands: CommandSettings = Field(default_factory=CommandSettings)
+    tools: ToolSettings = Field(default_factory=ToolSettings)
+    mcp: McpSettings = Field(default_factory=McpSettings)
 
     @model_validator(mode="after")
     def _keep_builtin_providers(self) -> Settings:

@@ -9,6 +9,7 @@ every front end that asks a person.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Literal, NamedTuple
 
 #: ``command``: a shell command line; ``tool``: a call to a built-in or MCP tool.
@@ -93,3 +94,8 @@ class Grant(NamedTuple):
     pattern: str
     scope: Scope
     created: float
+
+
+#: What a front end hands the gate to ask a person: the review in, the answer out.
+#: None where there is no terminal to ask on (a pipe, cron, the gateway).
+Asker = Callable[[Review], Awaitable[Answer]]

@@ -13,6 +13,7 @@ the one sentence a user reads (``str(error)``) and the exit code the CLI returns
       + StoreError                  the session store cannot be opened or written
       + KeyringError                no usable OS keyring, or it refused
       + BusyError                   the gateway cannot take a request now; ``retry_after`` seconds
+      + ToolError                   a tool or an MCP server failed; the tool loop ran out of time
       + ObserverError               the answer could not be shown or saved (engine/bus.py)
         - OutputClosedError         exit 141: the reader of stdout went away (`| head`)
       + ProviderError               a backend failed; ``kind`` names how
@@ -116,6 +117,14 @@ class OutputClosedError(ObserverError):
 
     def __init__(self, message: str = "stdout was closed") -> None:
         super().__init__(message, kind="output_closed")
+
+
+class ToolError(CortanError):
+    """A tool could not run (an MCP server that does not start, a call that fails), or
+    the tool loop ran past its bounds. Inside the loop the model is told and goes on;
+    outside it (``cortan tools``) it is the sentence the user reads."""
+
+    kind = "tool"
 
 
 class ProviderError(CortanError):

@@ -17,6 +17,8 @@ type (the bus does), never on equality alone.
     ThinkingDelta  one piece of the model's reasoning (never the answer)
     TokenDelta     one piece of the answer
     Notice         a dim one-line remark for the user
+    ToolCalled     the model asked for a tool call (before the gate decides)
+    ToolResult     how that call was decided, and what it gave back
     ChatFinished | ChatFailed | ChatCancelled     exactly one ends every request
 """
 
@@ -25,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from cortan.core.messages import Message, Usage
+from cortan.core.messages import Message, ToolCall, Usage
 from cortan.core.requests import ChatRequest
 
 
@@ -79,6 +81,33 @@ class ThinkingDelta:
 class Notice(NamedTuple):
     request_id: int
     text: str
+
+
+class ToolCalled(NamedTuple):
+    """The model asked to call a tool; the approval gate decides next.
+
+    ``call.arguments`` is the model's text as it came: a view shows it made visible.
+    """
+
+    request_id: int
+    call: ToolCall
+    round: int  # 1 for the calls of the first answer, 2 for the next, ...
+
+
+class ToolResult(NamedTuple):
+    """A tool call's outcome: ``status`` is ``ok``, ``error`` (unknown tool, bad
+    arguments, the tool failed) or ``refused`` (the gate said no, ``decided_by`` why).
+
+    ``output`` is what the tool gave (or the reason it gave nothing), bounded; the
+    model receives it wrapped and marked as data. The recorder stores it with the turn.
+    """
+
+    request_id: int
+    call: ToolCall
+    status: str
+    output: str
+    decided_by: str | None = None  # the gate's ``Verdict.by``; None: never reached it
+    duration: float = 0.0
 
 
 class Timings(NamedTuple):

@@ -12,15 +12,38 @@ from typing import Any, Literal, NamedTuple
 
 from cortan.core.images import Image
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 #: The default of an empty mapping field: one shared instance, so it must not change.
 EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
 
 
+class ToolCall(NamedTuple):
+    """A model's request to call one tool, as it arrived complete.
+
+    ``arguments`` is the JSON text the model wrote, kept as text: a model may write
+    JSON that does not parse, and the tool loop must be able to say so to it.
+    ``id`` is the wire's (OpenAI's ``call_...``), or one cortan made (Ollama has none).
+    """
+
+    id: str
+    name: str
+    arguments: str
+
+
 class Message(NamedTuple):
+    """One turn of a conversation.
+
+    An assistant turn that asked for tools carries its ``tool_calls``; the result of
+    each call comes back as a ``tool`` turn naming the call it answers
+    (``tool_call_id`` for OpenAI, ``tool_name`` for Ollama: each wire takes its own).
+    """
+
     role: Role
     content: str
     images: tuple[Image, ...] = ()  # what the model is shown with this message
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    tool_name: str | None = None
 
 
 class Usage(NamedTuple):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from cortan.core.actions import Asker
 from cortan.core.errors import UsageError
 from cortan.core.messages import Message
 
@@ -87,3 +88,8 @@ class ChatRequest(NamedTuple):
     # The response cache: True looks the answer up and keeps it (``--cache``), False never
     # (``--no-cache``), None as the settings say for this model (``cache.models``).
     cache: bool | None = None
+    # Tools (docs/tools.md): True offers the model the tools cortan has (built-ins, MCP
+    # servers); each call goes through the approval gate, which asks ``ask`` (the front
+    # end's terminal prompt; None: no terminal, so only the allowlist approves).
+    tools: bool = False
+    ask: Asker | None = None

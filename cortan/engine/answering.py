@@ -58,7 +58,7 @@ from cortan.engine.retry import RetryPolicy
 from cortan.engine.routes import Route
 from cortan.engine.thinking import ThinkSplitter
 from cortan.engine.tokens import estimate_messages
-from cortan.providers.base import Finish, ModelRequest, Provider, Thinking
+from cortan.providers.base import Finish, ModelRequest, Provider, Thinking, ToolCall
 
 if TYPE_CHECKING:
     from cortan.config.settings import Settings
@@ -95,6 +95,7 @@ class Progress:
     splitter: ThinkSplitter | None = field(default_factory=ThinkSplitter)
     answer_started: float | None = None  # when the first piece of the answer itself came
     waited: float = 0.0  # seconds spent waiting for a host's slot or a rate limit
+    calls: list[ToolCall] = field(default_factory=list)  # tools the model asked for, in order
 
     def add(self, piece: str) -> None:
         pieces = self.pieces
@@ -115,6 +116,7 @@ class Progress:
         """A new attempt: nothing of it has arrived yet (a failed one sent nothing either)."""
         self.splitter = ThinkSplitter()
         self.thinking.clear()
+        self.calls.clear()
 
 
 class Answerer:
@@ -260,8 +262,12 @@ class Answerer:
                             host.observe_latency(self._clock() - begun)
                             deadline.reschedule(loop.time() + timeouts.total)
                             await self._announce(answer)
-                        if isinstance(item, Thinking):
-                            await self._think(answer, item.text, provider)
+                        if not isinstance(item, str):  # one check per piece of the answer
+                            if isinstance(item, Thinking):
+                                await self._think(answer, item.text, provider)
+                            else:  # a ToolCall: the tool loop's, once this answer ends
+                                self._count(answer, item.name + item.arguments, provider)
+                                answer.calls.append(item)
                             continue
                         if answer.splitter is not None:
                             item = await self._split(answer, item, provider)
@@ -407,8 +413,8 @@ def _too_long(provider: Provider, limit: int) -> BadResponseError:
 
 
 def _as_generator(
-    stream: AsyncIterator[str | Thinking | Finish],
-) -> AsyncGenerator[str | Thinking | Finish, None]:
+    stream: AsyncIterator[str | Thinking | ToolCall | Finish],
+) -> AsyncGenerator[str | Thinking | ToolCall | Finish, None]:
     # The protocol promises an async iterator; every provider's is a generator, which
     # aclose() stops so the HTTP stream closes (providers/base.py's contract).
-    return cast("AsyncGenerator[str | Thinking | Finish, None]", stream)
+    return cast("AsyncGenerator[str | Thinking | ToolCall | Finish, None]", stream)

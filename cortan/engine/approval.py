@@ -25,11 +25,11 @@ is what runs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
 
-from cortan.core.actions import Action, Answer, DecidedBy, Grant, Review, Scope, Verdict
+from cortan.core.actions import Action, Answer, Asker, DecidedBy, Grant, Review, Scope, Verdict
 from cortan.core.errors import StoreError
 from cortan.core.text import make_visible
 from cortan.engine.risk import is_plain, judge_command
@@ -40,8 +40,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: What a front end hands the gate to ask a person: the review in, the answer out.
-Asker = Callable[[Review], Awaitable[Answer]]
+__all__ = ["NO_TERMINAL", "ApprovalGate", "Asker"]
 
 NO_TERMINAL = (
     "nothing runs without a yes, and there is no terminal to ask on; "
@@ -52,15 +51,30 @@ NO_TERMINAL = (
 class ApprovalGate:
     """Decides, remembers the yeses, and logs every decision."""
 
-    def __init__(self, settings: ApprovalSettings, store: ApprovalStore | None = None) -> None:
+    def __init__(
+        self,
+        settings: ApprovalSettings,
+        store: ApprovalStore | None = None,
+        *,
+        open_store: Callable[[], ApprovalStore | None] | None = None,
+    ) -> None:
         self._settings = settings
-        self._store = store  # None: the store is off; grants last for this process only
+        self._kept = store  # None: the store is off; grants last for this process only
+        # Or opened when first needed: a REPL that never asks anything creates no store.
+        self._open_store = open_store
         self._session: list[Grant] = []
         self._next_session_id = -1  # session grants are numbered below zero, store ones above
 
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
+        if self._kept is not None:
+            self._kept.close()
+
+    @property
+    def _store(self) -> ApprovalStore | None:
+        if self._open_store is not None:
+            opener, self._open_store = self._open_store, None
+            self._kept = opener()
+        return self._kept
 
     # -- judging ------------------------------------------------------------------------
 

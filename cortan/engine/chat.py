@@ -13,6 +13,8 @@ wanted. The stages are plain calls, in the order they happen::
     prepared  -> observers           the recorder commits the user's turn here, before sending
     cache     AnswerCache.look_up    an answer kept for exactly this request, if asked for
     stream    ModelManager.answer    hosts, retries, breakers, fallback; pieces -> observers
+    tools     ToolLoop.follow        (tools on) each call through the approval gate, run,
+                                     its result back as data, the model asked again
     learn     ContextManager.learn   estimates corrected from the server's counts
     keep      AnswerCache.keep       a finished answer, for the next identical request
     ending    -> observers, returned finished | failed | cancelled, the partial kept
@@ -61,6 +63,7 @@ if TYPE_CHECKING:
     from cortan.engine.guard import Checked, Guard
     from cortan.engine.manager import ModelManager
     from cortan.engine.routes import Route
+    from cortan.engine.tools.loop import Rounds, ToolLoop
 
 
 class Chat:
@@ -73,16 +76,19 @@ class Chat:
         context: ContextManager,
         manager: ModelManager,
         cache: AnswerCache | None = None,
+        tools: ToolLoop | None = None,
     ) -> None:
         self._bus = bus
         self.guard = guard
         self.context = context
         self.manager = manager
         self.cache = cache  # None: no response cache (the composition root may add one)
+        self.tools = tools  # None: no tools (requests asking for them get a Notice)
 
     async def run(self, request: ChatRequest) -> ChatEnded:
         """Answer ``request``; the ending is also published for observers."""
         progress: Progress | None = None
+        rounds: Rounds | None = None  # a request with tools: its rounds so far
         sent: str | None = None  # the user's turn as it went out
         try:
             checked = self.guard.check(request)
@@ -95,42 +101,29 @@ class Chat:
             await self._bus.publish(ChatPrepared(request, request.model, fit.messages))
             sent = fit.messages[-1].content
             sending = self._sending(request, chain[0], fit)
-            ended = await self._recall(request, chain[0], fit)
+            if request.tools:
+                from cortan.engine.tools.loop import Rounds
+
+                rounds = Rounds()
+                sending = await self._offer_tools(request, sending)
+            ended = None if rounds is not None else await self._recall(request, chain[0], fit)
             if ended is None:
                 progress = self.manager.start(request.request_id, chain)
                 ended = await self.manager.answer(progress, sending)
                 if _overflowed(ended):  # the server's window is smaller than was thought
                     assert isinstance(ended, ChatFailed)
                     fit = await self._refit(checked, chain[0], fit, ended)
-                    sending = self._sending(request, chain[0], fit)
+                    sending = self._sending(request, chain[0], fit)._replace(tools=sending.tools)
                     progress = self.manager.start(request.request_id, chain)
                     ended = await self.manager.answer(progress, sending)
-                ended = await self._settle(request, progress, sending, fit, ended)
+                ended = await self._answer(request, fit, sending, progress, rounds, ended)
         except asyncio.CancelledError:
             if (task := asyncio.current_task()) is not None:
                 task.uncancel()
-            ended = _cancelled(request, progress)
+            ended = _cancelled(request, progress, rounds)
         except CortanError as exc:  # the guard, a bad name, a window it cannot fit, an observer
-            ended = _failed(request, exc, progress)
+            ended = _failed(request, exc, progress, rounds)
         return await self._end(ended._replace(sent=sent) if sent is not None else ended)
-
-    async def _settle(
-        self,
-        request: ChatRequest,
-        progress: Progress,
-        sending: ModelRequest,
-        fit: Fit,
-        answered: ChatFinished | ChatFailed,
-    ) -> ChatEnded:
-        """After the stream: the schema filled, the estimates learned, the answer kept."""
-        ended: ChatEnded = answered
-        if request.schema is not None and isinstance(answered, ChatFinished):
-            ended = await self._fill_schema(request.schema, progress, sending, answered)
-        if notice := self.context.learn(fit, ended):
-            await self._bus.publish(Notice(request.request_id, notice))
-        if self.cache is not None:
-            await self.cache.keep(request, progress.chain[0], fit.messages, ended)
-        return ended
 
     async def _refit(self, checked: Checked, route: Route, fit: Fit, failed: ChatFailed) -> Fit:
         """Fit the conversation again, harder, after the server refused it as too long,
@@ -156,6 +149,35 @@ class Chat:
         options = {**fit.options, **dict(request.options)}
         headers = _trace_headers(request)
         return ModelRequest(route.model, fit.messages, options, think, request.schema, headers)
+
+    async def _answer(
+        self,
+        request: ChatRequest,
+        fit: Fit,
+        sending: ModelRequest,
+        progress: Progress,
+        rounds: Rounds | None,
+        first: ChatFinished | ChatFailed,
+    ) -> ChatEnded:
+        """After the first stream: (tools on) the tool loop, the schema, learning, the cache."""
+        ended: ChatEnded = first
+        if rounds is not None and self.tools is not None:
+            ended = await self.tools.follow(request, sending, progress, first, rounds)
+            progress = progress if rounds.progress is None else rounds.progress
+        if request.schema is not None and isinstance(ended, ChatFinished):
+            ended = await self._fill_schema(request.schema, progress, sending, ended)
+        if notice := self.context.learn(fit, ended if rounds is None else first):
+            await self._bus.publish(Notice(request.request_id, notice))
+        if self.cache is not None and rounds is None:
+            await self.cache.keep(request, progress.chain[0], fit.messages, ended)
+        return ended
+
+    async def _offer_tools(self, request: ChatRequest, sending: ModelRequest) -> ModelRequest:
+        """``sending`` with the tools' specs (none when this engine was given no tools)."""
+        if self.tools is None:
+            await self._bus.publish(Notice(request.request_id, "no tools here; answering without"))
+            return sending
+        return sending._replace(tools=await self.tools.specs(request))
 
     async def _recall(self, request: ChatRequest, route: Route, fit: Fit) -> ChatEnded | None:
         """The response cache's answer, when there is a cache and a usable answer in it."""
@@ -238,12 +260,19 @@ def _parsed(ended: ChatEnded, schema: Mapping[str, Any]) -> ChatEnded | None:
     return ended._replace(data=data) if problem is None else None
 
 
-def _cancelled(request: ChatRequest, progress: Progress | None) -> ChatCancelled:
+def _cancelled(
+    request: ChatRequest, progress: Progress | None, rounds: Rounds | None = None
+) -> ChatCancelled:
+    if rounds is not None and rounds.progress is not None:
+        progress = rounds.progress  # the round under way
     if progress is None:
         return ChatCancelled(request.request_id)
     route = progress.route
+    content, thinking = progress.content, progress.thought
+    if rounds is not None:
+        content, thinking = rounds.partial(content, thinking)
     return ChatCancelled(
-        request.request_id, progress.content, route.provider, route.model, thinking=progress.thought
+        request.request_id, content, route.provider, route.model, thinking=thinking
     )
 
 
@@ -252,8 +281,14 @@ def _overflowed(ended: ChatEnded) -> bool:
     return isinstance(ended, ChatFailed) and ended.kind == "context_overflow" and not ended.content
 
 
-def _failed(request: ChatRequest, exc: CortanError, progress: Progress | None) -> ChatFailed:
+def _failed(
+    request: ChatRequest, exc: CortanError, progress: Progress | None, rounds: Rounds | None = None
+) -> ChatFailed:
     """The ending for ``exc``; an observer's failure keeps the text that had arrived."""
+    if rounds is not None and rounds.progress is not None:
+        combined = rounds.combine(_failed(request, exc, rounds.progress))
+        assert isinstance(combined, ChatFailed)
+        return combined
     if progress is None:
         return make_failure(request.request_id, exc, None, None)
     content = progress.content if isinstance(exc, ObserverError) else None

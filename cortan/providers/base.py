@@ -14,7 +14,12 @@ Contract for ``stream_chat``:
   own (Ollama ``message.thinking``, OpenAI-compatible ``reasoning_content`` or
   ``reasoning``), then one ``Finish`` and stop; reasoning inline in the content
   (``<think>`` tags) is the engine's to split, not the provider's;
-* send ``think`` and ``schema`` in the wire's own form, and nothing when None;
+* yield a :class:`ToolCall` for each tool call the model made, once the call is
+  complete (Ollama sends each whole in ``message.tool_calls``; OpenAI streams
+  ``tool_calls`` deltas whose arguments arrive in pieces, so the provider joins them
+  by index and yields the calls, in order, before the ``Finish``);
+* send ``think``, ``schema`` and ``tools`` in the wire's own form, and nothing when
+  None or empty;
 * raise a :class:`cortan.core.errors.ProviderError` subclass on failure, before or
   after pieces were yielded;
 * when the consumer stops early (``aclose()``, cancellation), close the HTTP
@@ -26,7 +31,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
-from cortan.core.messages import EMPTY_MAPPING, Message, ModelInfo, PullProgress, Usage
+from cortan.core.messages import EMPTY_MAPPING, Message, ModelInfo, PullProgress, ToolCall, Usage
+
+__all__ = [
+    "Finish",
+    "ModelRequest",
+    "Provider",
+    "Thinking",
+    "ToolCall",
+    "redact",
+    "shown_url",
+    "url_secrets",
+]
 
 E = TypeVar("E", bound=BaseException)
 
@@ -44,6 +60,9 @@ class ModelRequest(NamedTuple):
     think: bool | str | None = None  # on, off, a level; None: the server's default
     schema: Mapping[str, Any] | None = None  # the answer must be JSON filling this schema
     headers: Mapping[str, str] = EMPTY_MAPPING
+    # Tools the model may call: JSON-schema specs as both wires take them,
+    # ``{"type": "function", "function": {"name", "description", "parameters"}}``.
+    tools: tuple[Mapping[str, Any], ...] = ()
 
 
 class Thinking(NamedTuple):
@@ -122,8 +141,11 @@ class Provider(Protocol):
         """Every model the server offers now."""
         ...
 
-    def stream_chat(self, request: ModelRequest) -> AsyncIterator[str | Thinking | Finish]:
-        """Stream one answer: text pieces, then one Finish (see the module docstring)."""
+    def stream_chat(
+        self, request: ModelRequest
+    ) -> AsyncIterator[str | Thinking | ToolCall | Finish]:
+        """Stream one answer: text pieces, tool calls, then one Finish (see the module
+        docstring)."""
         ...
 
     async def show_model(self, model: str) -> ModelInfo:

@@ -36,6 +36,7 @@ from cortan.providers.base import (
     Finish,
     ModelRequest,
     Thinking,
+    ToolCall,
     redact,
     shown_url,
     url_secrets,
@@ -136,8 +137,11 @@ class OllamaProvider:
             quantization=getattr(details, "quantization_level", None),
         )
 
-    async def stream_chat(self, request: ModelRequest) -> AsyncIterator[str | Thinking | Finish]:
+    async def stream_chat(
+        self, request: ModelRequest
+    ) -> AsyncIterator[str | Thinking | ToolCall | Finish]:
         messages = [_message(m) for m in request.messages]
+        calls = 0  # Ollama's calls have no id: cortan numbers them
         # The client sends the request on the first read of the stream, in this task:
         # the hook reads the headers from the task's context then.
         _HEADERS.set(request.headers or None)
@@ -149,6 +153,7 @@ class OllamaProvider:
                 think=cast("Any", request.think),
                 format=dict(request.schema) if request.schema is not None else None,
                 options=_options(request.options),
+                tools=[dict(tool) for tool in request.tools] or None,
             )
             # The client returns an async generator; stopping early must close its HTTP stream.
             async with aclosing(cast("AsyncGenerator[Any, None]", stream)) as parts:
@@ -157,6 +162,9 @@ class OllamaProvider:
                         yield Thinking(part.message.thinking)
                     if part.message.content:
                         yield part.message.content
+                    for call in part.message.tool_calls or ():
+                        calls += 1
+                        yield _tool_call(call, calls)
                     if part.done:
                         await _drain(parts)
                         yield self._finish(part)
@@ -248,11 +256,35 @@ class OllamaProvider:
 
 
 def _message(message: Message) -> dict[str, Any]:
-    """One message as Ollama takes it: images as base64 beside the text."""
+    """One message as Ollama takes it: images as base64 beside the text; an assistant's
+    tool calls with their arguments as objects; a tool's result naming its tool."""
     wire: dict[str, Any] = {"role": message.role, "content": message.content}
     if message.images:
         wire["images"] = [image.b64() for image in message.images]
+    if message.tool_calls:
+        wire["tool_calls"] = [
+            {"function": {"name": call.name, "arguments": _arguments_object(call.arguments)}}
+            for call in message.tool_calls
+        ]
+    if message.tool_name is not None:
+        wire["tool_name"] = message.tool_name
     return wire
+
+
+def _arguments_object(arguments: str) -> dict[str, Any]:
+    """A call's arguments as the object Ollama takes back; text that was not an object
+    (the model wrote bad JSON, and was told so) goes back as an empty one."""
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _tool_call(call: Any, number: int) -> ToolCall:
+    """One of Ollama's calls: its arguments arrive as an object, kept here as JSON text."""
+    function = call.function
+    return ToolCall(f"call_{number}", str(function.name), json.dumps(dict(function.arguments)))
 
 
 def _options(options: Mapping[str, object]) -> dict[str, object] | None:

@@ -36,6 +36,7 @@ from cortan.providers.base import (
     Finish,
     ModelRequest,
     Thinking,
+    ToolCall,
     redact,
     shown_url,
     url_secrets,
@@ -91,9 +92,12 @@ class OpenAIProvider:
     async def show_model(self, model: str) -> ModelInfo:
         return ModelInfo(model, self.name)  # the API says nothing; config or defaults apply
 
-    async def stream_chat(self, request: ModelRequest) -> AsyncIterator[str | Thinking | Finish]:
+    async def stream_chat(
+        self, request: ModelRequest
+    ) -> AsyncIterator[str | Thinking | ToolCall | Finish]:
         finish_reason: str | None = None
         usage = Usage()
+        calls = _CallParts()
         self._require_key()
         try:
             # Any: the SDK's overloads cannot see that **options never holds `stream`.
@@ -111,10 +115,8 @@ class OpenAIProvider:
                     if chunk.usage is not None:
                         usage = _usage(chunk.usage)
                     for choice in chunk.choices:
-                        if reasoning := _reasoning(choice.delta):
-                            yield Thinking(reasoning)
-                        if choice.delta.content:
-                            yield choice.delta.content
+                        for item in _delta_items(choice.delta, calls):
+                            yield item
                         if choice.finish_reason:
                             finish_reason = choice.finish_reason
         except ProviderError:
@@ -126,6 +128,8 @@ class OpenAIProvider:
                 f"{self.label} at {self.url} ended the answer without finishing it "
                 "(no finish_reason): it may be cut short"
             )
+        for call in calls.complete():
+            yield call
         yield Finish(finish_reason=finish_reason, usage=usage)
 
     @staticmethod
@@ -138,6 +142,8 @@ class OpenAIProvider:
         elif request.think is not None:
             # llama.cpp's server and vLLM switch a model's thinking in its chat template.
             extra["chat_template_kwargs"] = {"enable_thinking": request.think}
+        if request.tools:
+            body["tools"] = [dict(tool) for tool in request.tools]
         if request.schema is not None:
             body["response_format"] = {
                 "type": "json_schema",
@@ -229,8 +235,77 @@ BODY_OPTIONS = frozenset(
 EXTRA_OPTIONS = frozenset({"top_k", "min_p", "repeat_penalty"})  # llama.cpp, vLLM
 
 
+def _delta_items(delta: Any, calls: _CallParts) -> list[str | Thinking]:
+    """What one delta brings: reasoning, text; its tool-call pieces go to ``calls``."""
+    items: list[str | Thinking] = []
+    if reasoning := _reasoning(delta):
+        items.append(Thinking(reasoning))
+    if delta.content:
+        items.append(delta.content)
+    if delta.tool_calls:
+        calls.add(delta.tool_calls)
+    return items
+
+
+class _CallParts:
+    """Streamed ``tool_calls`` deltas joined into whole calls, by their ``index``.
+
+    The first delta of a call carries its id and name, the later ones pieces of its
+    arguments' JSON text; several calls of one turn interleave by index. Bounded: a
+    server cannot make cortan hold more than ``MAX_CALLS`` calls of one turn.
+    """
+
+    def __init__(self) -> None:
+        self._calls: dict[int, list[str]] = {}  # index -> [id, name, *argument pieces]
+
+    def add(self, deltas: Any) -> None:
+        for delta in deltas:
+            index = delta.index if isinstance(delta.index, int) else len(self._calls)
+            parts = self._calls.get(index)
+            if parts is None:
+                if len(self._calls) >= MAX_CALLS:
+                    raise BadResponseError(
+                        f"the server asked for more than {MAX_CALLS} tool calls in one turn"
+                    )
+                parts = self._calls[index] = ["", ""]
+            if delta.id:
+                parts[0] = delta.id
+            function = delta.function
+            if function is not None:
+                if function.name:
+                    parts[1] += function.name
+                if function.arguments:
+                    parts.append(function.arguments)
+
+    def complete(self) -> list[ToolCall]:
+        return [
+            ToolCall(parts[0] or f"call_{index}", parts[1], "".join(parts[2:]))
+            for index, parts in sorted(self._calls.items())
+        ]
+
+
+#: The most tool calls one turn may ask for; more is a server gone wrong.
+MAX_CALLS = 64
+
+
 def _wire_message(message: Message) -> dict[str, Any]:
-    """One message in the wire's form: images as data-URL content parts before the text."""
+    """One message in the wire's form: images as data-URL content parts before the text;
+    an assistant's tool calls; a tool's result naming the call it answers."""
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    if message.tool_calls:
+        return {
+            "role": "assistant",
+            "content": message.content or None,
+            "tool_calls": [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+                for call in message.tool_calls
+            ],
+        }
     if not message.images:
         return {"role": message.role, "content": message.content}
     parts: list[dict[str, Any]] = [

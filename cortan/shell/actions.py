@@ -316,6 +316,34 @@ async def do_run(repl: Shell, arg: str) -> None:
     )
 
 
+async def do_tools(repl: Shell, arg: str) -> None:
+    """/tools [on|off]: let the model call tools from now on, or not; with no word, list
+    them. Every call is still asked about (docs/tools.md)."""
+    from cortan.core.errors import CortanError
+    from cortan.core.text import make_visible
+
+    word = arg.strip().lower()
+    if word in ("on", "off"):
+        repl.conversation.tools = word == "on"
+        if word == "on" and repl.conversation.ask is None:
+            repl.dim("tools: on; no terminal to ask on, so only [approval] allow_tools run")
+        else:
+            repl.dim(f"tools: {word}")
+        return
+    if word:
+        raise UsageError(f"/tools takes on or off, not {make_visible(arg.strip())!r}")
+    state = "on" if repl.conversation.tools else "off (/tools on)"
+    repl.say(f"tools: {state}")
+    try:
+        tools = await repl.services.list_tools()
+    except CortanError as exc:
+        repl.error(str(exc))
+        return
+    width = max((len(name) for name, _ in tools), default=0)
+    for name, description in tools:
+        repl.say(f"  {make_visible(name).ljust(width)}  {make_visible(description)[:120]}")
+
+
 async def do_exit(repl: Shell, arg: str) -> None:
     raise ExitShell
 
@@ -403,6 +431,13 @@ def make_command_table() -> CommandTable:
             SlashCommand("set", "switch vi or emacs keys", "/set vi|emacs", "setting", do_set),
             SlashCommand(
                 "copy", "copy the last answer or code block", "/copy [code]", "none", do_copy
+            ),
+            SlashCommand(
+                "tools",
+                "list tools, or let the model call them",
+                "/tools [on|off]",
+                "none",
+                do_tools,
             ),
             SlashCommand("exit", "leave the shell", "/exit", "none", do_exit),
         ],

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from cortan.core.actions import Asker
 from cortan.core.events import ChatCancelled, ChatEnded, ChatFailed, ChatFinished
 from cortan.core.images import Image, sniff_image
 from cortan.core.messages import Message
@@ -39,6 +40,8 @@ class Conversation:
     last_added_turn: bool = False
     think: Think = None  # /think: None keeps the configured or the server's default
     last_thinking: str = ""  # /thinking shows it whole
+    tools: bool = False  # /tools on|off: the model may call tools (each asked about)
+    ask: Asker | None = None  # how a tool call is asked about (None: no terminal)
 
     def history(self) -> tuple[Message, ...]:
         messages: list[Message] = []
@@ -59,6 +62,8 @@ class Conversation:
             self.history(),
             self.options,
             think=self.think,
+            tools=self.tools,
+            ask=self.ask,
         )
         self.pending.clear()
         self.last_request = request

@@ -88,6 +88,13 @@ class ShellServices(Protocol):
         """How much of ``model``'s window a conversation takes."""
         ...
 
+    async def list_tools(self) -> list[tuple[str, str]]:
+        """The tools a model may be offered (name, description); MCP servers start now.
+
+        Raises ToolError when there are no tools here or a server cannot start.
+        """
+        ...
+
     async def aclose(self) -> None:
         """Close connections."""
         ...

@@ -8,7 +8,10 @@ observer, and the recorder keeps the promise of DESIGN.md:
   before it routes and streams, so it is on disk before the request leaves;
 * the answer is committed on ``ChatFinished`` (complete, with usage and duration),
   ``ChatFailed`` (failed) or ``ChatCancelled`` (interrupted), with whatever text
-  arrived, even none.
+  arrived, even none;
+* the tool calls made while answering (``ToolResult``: the call, the gate's decision,
+  the bounded output) are held until then and committed with the answer, in the same
+  transaction (store version 7).
 
 Which conversation a request belongs to is the front end's choice, told to the
 recorder before it publishes: :meth:`Recorder.continue_conversation` (``ask -c``,
@@ -44,7 +47,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from cortan.core.errors import CortanError, StoreError, UsageError
-from cortan.core.events import ChatEnded, ChatFailed, ChatFinished, ChatPrepared
+from cortan.core.events import ChatEnded, ChatFailed, ChatFinished, ChatPrepared, ToolResult
 from cortan.store.records import Conversation, Status
 from cortan.store.sessions import SessionStore
 
@@ -57,6 +60,7 @@ class _Open(NamedTuple):
     sent_at: float
     question_id: int | None = None  # the saved question, which /retry may take back
     error: StoreError | None = None  # why it was not saved, told when the answer has ended
+    tools: list[ToolResult] | None = None  # the answer's tool calls, stored with it
 
 
 class Exchange(NamedTuple):
@@ -161,6 +165,17 @@ class Recorder:
         # Another terminal may have started the same named session meanwhile: join it.
         return self.store.get_by_name(self.new_name) if self.new_name else None
 
+    def on_tool(self, event: ToolResult) -> None:
+        """Hold a tool call's outcome until its answer is stored (then with that answer)."""
+        open_ = self._open.get(event.request_id)
+        if open_ is None:
+            return
+        if open_.tools is None:
+            open_ = open_._replace(tools=[])
+            self._open[event.request_id] = open_
+        assert open_.tools is not None
+        open_.tools.append(event)
+
     def on_ended(self, event: ChatEnded) -> None:
         """Commit the answer, however the request ended."""
         open_ = self._open.pop(event.request_id, None)
@@ -169,9 +184,11 @@ class Recorder:
         if open_.error is not None or open_.conversation_id is None:
             raise open_.error or StoreError("this exchange was not saved")
         try:
-            answer_id = self._store_answer(
-                open_.conversation_id, event, self._clock() - open_.sent_at
-            )
+            with self.store.batch():
+                answer_id = self._store_answer(
+                    open_.conversation_id, event, self._clock() - open_.sent_at
+                )
+                self.store.add_tool_calls(answer_id, open_.tools or ())
         except CortanError as exc:
             raise StoreError(f"the answer was not saved: {exc}") from exc
         if not isinstance(event, ChatFailed) and open_.question_id is not None:

@@ -90,7 +90,8 @@ class StoredMessage(_Record):
     ``created`` is Unix seconds; ``duration`` is seconds from sending to the end of
     the answer (assistant messages only); ``thinking`` the model's reasoning, apart
     from the answer. ``conversation_name`` is filled in by the queries across
-    conversations (``recent_messages``, ``search``); ``images`` by ``messages`` only.
+    conversations (``recent_messages``, ``search``); ``images`` by ``messages`` only;
+    ``tool_calls`` (an answer's, issue 18) by ``messages`` and the log's queries.
     """
 
     __slots__ = (  # noqa: RUF023 (in field order, for repr)
@@ -108,6 +109,7 @@ class StoredMessage(_Record):
         "thinking",
         "conversation_name",
         "images",
+        "tool_calls",
     )
 
     def __init__(
@@ -126,6 +128,7 @@ class StoredMessage(_Record):
         thinking: str = "",
         conversation_name: str | None = None,
         images: tuple[Image, ...] = (),
+        tool_calls: tuple[StoredToolCall, ...] = (),
     ) -> None:
         self.id = id
         self.conversation_id = conversation_id
@@ -141,12 +144,45 @@ class StoredMessage(_Record):
         self.thinking = thinking
         self.conversation_name = conversation_name
         self.images = images
+        self.tool_calls = tool_calls  # the tools the model called for this answer
 
     @property
     def conversation_label(self) -> str:
         """``#7 name``, or ``#7``: the conversation as listings show it."""
         cid = self.conversation_id
         return f"#{cid} {self.conversation_name}" if self.conversation_name else f"#{cid}"
+
+
+class StoredToolCall(_Record):
+    """One tool call of an answer, as stored: what the model asked, what happened."""
+
+    __slots__ = (  # noqa: RUF023 (in field order, for repr)
+        "message_id",
+        "name",
+        "arguments",
+        "status",
+        "decided_by",
+        "output",
+        "duration",
+    )
+
+    def __init__(
+        self,
+        message_id: int,
+        name: str,
+        arguments: str,
+        status: str,
+        decided_by: str | None,
+        output: str,
+        duration: float | None,
+    ) -> None:
+        self.message_id = message_id
+        self.name = name
+        self.arguments = arguments
+        self.status = status
+        self.decided_by = decided_by
+        self.output = output
+        self.duration = duration
 
 
 class StoreInfo(_Record):

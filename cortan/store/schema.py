@@ -18,6 +18,8 @@ write into a new conversation that happens to get number 7.
     version 3  a model's reasoning beside its answer; images kept once by their SHA-256
     version 4  the client that asked and its request id, on conversations (the gateway)
     version 5  batch jobs and the state of their items; the response cache
+    version 6  the approval gate's decisions and standing grants
+    version 7  the tool calls of an answer: arguments, decision, result (issue 18)
 """
 
 from __future__ import annotations
@@ -223,6 +225,26 @@ _V6 = (
     "CREATE INDEX decisions_by_at ON decisions (at, id)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+# The tool calls a model made while answering (docs/tools.md), stored with the answer
+# they belong to: what was asked, how the gate decided, and what went back (bounded).
+_V7 = (
+    """
+    CREATE TABLE tool_calls (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_id  INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        position    INTEGER NOT NULL,
+        call_id     TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        arguments   TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        decided_by  TEXT,
+        output      TEXT NOT NULL,
+        duration    REAL
+    )
+    """,
+    "CREATE INDEX tool_calls_by_message ON tool_calls (message_id, position)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 LATEST_VERSION = len(MIGRATIONS)
 TABLES = ("conversations", "messages")

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple, Self
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 from cortan.core.errors import UsageError
 from cortan.core.images import Image
@@ -35,7 +35,17 @@ from cortan.store.db import (
     transaction,
     translate_errors,
 )
-from cortan.store.records import Conversation, Role, Status, StoredMessage, StoreInfo
+from cortan.store.records import (
+    Conversation,
+    Role,
+    Status,
+    StoredMessage,
+    StoredToolCall,
+    StoreInfo,
+)
+
+if TYPE_CHECKING:
+    from cortan.core.events import ToolResult
 
 MAX_NAME = 100
 _ID_LIKE = re.compile(r"#?\d+")
@@ -287,6 +297,36 @@ class SessionStore(StoreFile):
             )
         return message_id
 
+    def add_tool_calls(self, message_id: int, results: Sequence[ToolResult]) -> None:
+        """Keep the tool calls of the answer ``message_id``, in the order they were made."""
+        if not results:
+            return
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO tool_calls (message_id, position, call_id, name, arguments,"
+                " status, decided_by, output, duration) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (message_id, position, r.call.id, r.call.name, r.call.arguments,
+                     r.status, r.decided_by, r.output, r.duration)
+                    for position, r in enumerate(results)
+                ],
+            )  # fmt: skip
+
+    def tool_calls(self, message_ids: Sequence[int]) -> dict[int, list[StoredToolCall]]:
+        """The tool calls of these answers, by message id, in order."""
+        found: dict[int, list[StoredToolCall]] = {}
+        for start in range(0, len(message_ids), 500):
+            chunk = list(message_ids[start : start + 500])
+            marks = ", ".join("?" * len(chunk))
+            rows = self._read(
+                "SELECT message_id, name, arguments, status, decided_by, output, duration"
+                f" FROM tool_calls WHERE message_id IN ({marks}) ORDER BY message_id, position",
+                tuple(chunk),
+            )
+            for row in rows:
+                found.setdefault(row[0], []).append(StoredToolCall(*row))
+        return found
+
     def delete_messages(self, conversation_id: int, message_ids: Sequence[int]) -> int:
         """Delete these messages of one conversation (what ``/retry`` replaced); the count gone.
 
@@ -344,6 +384,14 @@ class SessionStore(StoreFile):
         images = self._images(conversation_id)
         for message in found:
             message.images = images.get(message.id, ())
+        return self._with_tools(found)
+
+    def _with_tools(self, found: list[StoredMessage]) -> list[StoredMessage]:
+        """``found`` with each answer's tool calls filled in."""
+        answers = [m.id for m in found if m.role == "assistant"]
+        calls = self.tool_calls(answers) if answers else {}
+        for message in found:
+            message.tool_calls = tuple(calls.get(message.id, ()))
         return found
 
     def _images(self, conversation_id: int) -> dict[int, tuple[Image, ...]]:
@@ -362,7 +410,7 @@ class SessionStore(StoreFile):
     def recent_messages(self, limit: int = 20) -> list[StoredMessage]:
         """The newest messages across all conversations, newest first."""
         rows = self._read(_LOG + " ORDER BY m.id DESC LIMIT ?", (limit,))
-        return [_message(row) for row in rows]
+        return self._with_tools([_message(row) for row in rows])
 
     def recent_exchanges(self, limit: int = 20) -> list[StoredMessage]:
         """The newest ``limit`` questions with their answers, across conversations, newest first.
@@ -386,7 +434,7 @@ class SessionStore(StoreFile):
                OR (m.role = 'assistant' AND m.id IN (SELECT id FROM answered))
             ORDER BY m.id DESC
         """
-        return [_message(row) for row in self._read(sql, (limit,))]
+        return self._with_tools([_message(row) for row in self._read(sql, (limit,))])
 
     def search(self, text: str, limit: int = 20) -> list[StoredMessage]:
         """Messages containing every word of ``text`` (any text is safe), newest first."""
@@ -400,7 +448,7 @@ class SessionStore(StoreFile):
             " JOIN messages m ON m.id = f.rowid JOIN conversations c ON c.id = m.conversation_id"
             " WHERE messages_fts MATCH ? ORDER BY f.rowid DESC LIMIT ?"
         )
-        return [_message(row) for row in self._read(sql, (query, limit))]
+        return self._with_tools([_message(row) for row in self._read(sql, (query, limit))])
 
     def stats(self) -> StoreInfo:
         """Path, schema version, size and counts of this store."""

@@ -29,8 +29,18 @@ from typing import Any
 from cortan import __version__
 
 #: name -> how to run it quickly (``--quick``) and in full; each returns its report entry.
-BENCHMARKS = ("startup", "first_request", "repl", "bus", "store", "render", "serve", "batch")
-QUICK_REPEAT = {"startup": 5, "first_request": 3, "repl": 2, "store": 5}
+BENCHMARKS = (
+    "startup",
+    "first_request",
+    "repl",
+    "bus",
+    "store",
+    "render",
+    "serve",
+    "batch",
+    "tools",
+)
+QUICK_REPEAT = {"startup": 5, "first_request": 3, "repl": 2, "store": 5, "tools": 5}
 
 
 def run_render(quick: bool) -> dict[str, Any]:

@@ -5,8 +5,8 @@ providers and the upstream client libraries run unmodified, while each test
 scripts replies, delays and faults (see `Reply`).
 """
 
-from tests.servers.http import FakeServer, Recorded, Reply
+from tests.servers.http import FakeCall, FakeServer, Recorded, Reply
 from tests.servers.ollama import FakeOllama
 from tests.servers.openai import FakeOpenAI
 
-__all__ = ["FakeOllama", "FakeOpenAI", "FakeServer", "Recorded", "Reply"]
+__all__ = ["FakeCall", "FakeOllama", "FakeOpenAI", "FakeServer", "Recorded", "Reply"]

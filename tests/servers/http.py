@@ -24,9 +24,28 @@ from http import HTTPStatus
 from types import TracebackType
 from typing import Any, ClassVar, Literal, Protocol, Self
 
-__all__ = ["ClientGone", "Exchange", "FakeServer", "Recorded", "Reply", "Wire", "play"]
+__all__ = [
+    "ClientGone",
+    "Exchange",
+    "FakeCall",
+    "FakeServer",
+    "Recorded",
+    "Reply",
+    "Wire",
+    "play",
+]
 
 Fault = Literal["close_mid_stream", "malformed_line", "error_in_stream", "never_end"]
+
+
+@dataclass(frozen=True)
+class FakeCall:
+    """A tool call the fake model makes: ``arguments`` as JSON text (sent as it is, so
+    it may be malformed) or an object (Ollama sends objects; OpenAI gets it as JSON)."""
+
+    name: str
+    arguments: str | Mapping[str, Any] = "{}"
+    id: str | None = None  # OpenAI's call id; one is made when None
 
 
 @dataclass
@@ -57,6 +76,13 @@ class Reply:
     # token), each chunk written and drained on its own.
     body: bytes | None = None
     wire_splits: Sequence[int] | None = None
+    # Tool calls, after the text pieces: Ollama sends them whole in one message;
+    # OpenAI streams them as `tool_calls` deltas, each call's arguments cut into
+    # `argument_pieces` pieces, the calls' deltas interleaved by index when
+    # `interleave_calls` (as parallel calls arrive from some servers).
+    tool_calls: Sequence[FakeCall] = ()
+    argument_pieces: int = 1
+    interleave_calls: bool = False
 
     @property
     def text(self) -> str:
@@ -272,6 +298,7 @@ class Wire(Protocol):
     def malformed(self) -> bytes: ...
     def stream_error(self, message: str | None) -> bytes: ...
     def closing(self, reply: Reply) -> list[bytes]: ...
+    def tool_calls(self, reply: Reply) -> list[bytes]: ...
 
 
 async def play(ex: Exchange, reply: Reply, wire: Wire, *, stream: bool) -> None:
@@ -301,7 +328,7 @@ async def play(ex: Exchange, reply: Reply, wire: Wire, *, stream: bool) -> None:
         await ex.send_chunk(wire.piece(text))
     if fault_at == len(reply.pieces) and not await _fault(ex, reply, wire):
         return
-    for data in wire.closing(reply):
+    for data in [*wire.tool_calls(reply), *wire.closing(reply)]:
         await ex.send_chunk(data)
     await ex.end_stream()
 

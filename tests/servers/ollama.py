@@ -107,6 +107,25 @@ class _OllamaWire:
     def closing(self, reply: Reply) -> list[bytes]:
         return [_line({**self._message(""), **self._done(reply)})]
 
+    def tool_calls(self, reply: Reply) -> list[bytes]:
+        """Ollama sends a turn's calls whole, in one message, arguments as objects."""
+        if not reply.tool_calls:
+            return []
+        calls = [
+            {
+                "function": {
+                    "name": call.name,
+                    "arguments": json.loads(call.arguments)
+                    if isinstance(call.arguments, str)
+                    else dict(call.arguments),
+                }
+            }
+            for call in reply.tool_calls
+        ]
+        message = self._message("")
+        message["message"]["tool_calls"] = calls
+        return [_line({**message, "done": False})]
+
 
 class FakeOllama(FakeServer):
     """Fake `ollama serve`: /api/version, /api/tags, /api/show, /api/chat, /api/ps, /api/pull."""

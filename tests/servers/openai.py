@@ -9,6 +9,7 @@ chunk, `data: [DONE]`, and a framework-style 404 outside `/v1` (the classic
 
 from __future__ import annotations
 
+import itertools
 import json
 import secrets
 import time
@@ -133,6 +134,29 @@ class _OpenAIWire:
 
     def stream_error(self, message: str | None) -> bytes:
         return _event(_error(message or _SERVER_ERROR, "server_error", None))
+
+    def tool_calls(self, reply: Reply) -> list[bytes]:
+        """Streamed `tool_calls` deltas: id and name first, then the arguments in pieces."""
+        streams: list[list[dict[str, Any]]] = []
+        for index, call in enumerate(reply.tool_calls):
+            text = call.arguments if isinstance(call.arguments, str) else json.dumps(call.arguments)
+            size = max(1, -(-len(text) // max(reply.argument_pieces, 1)))
+            first = {
+                "index": index,
+                "id": call.id or f"call_{secrets.token_hex(8)}",
+                "type": "function",
+                "function": {"name": call.name, "arguments": ""},
+            }
+            pieces = [
+                {"index": index, "function": {"arguments": text[i : i + size]}}
+                for i in range(0, len(text), size)
+            ]
+            streams.append([first, *pieces])
+        if reply.interleave_calls:
+            order = [d for group in itertools.zip_longest(*streams) for d in group if d]
+        else:
+            order = [d for stream in streams for d in stream]
+        return [self._chunk({"tool_calls": [delta]}, None) for delta in order]
 
     def closing(self, reply: Reply) -> list[bytes]:
         events = [self._chunk({}, reply.finish_reason)]

@@ -1,0 +1,69 @@
+"""``cortan tools``: the tools a model may be offered, built-in and from MCP servers.
+
+Layer: cli (thin). Each configured MCP server is started to list its tools, and
+stopped before the command ends; one that cannot start is one sentence on stderr
+(the others are still listed) and the exit code is 1. docs/tools.md explains them.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cortan.cli.runner import EXIT_FAILURE, get_context, guard, run_async
+
+if TYPE_CHECKING:
+    from cortan.config.settings import Settings
+
+
+def tools(
+    ctx: typer.Context,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the tools a model may call (with --tools): built-ins, then MCP servers'."""
+    context = get_context(ctx)
+    with guard(context):
+        settings = context.load_settings()
+        failures: list[str] = []
+        listed = run_async(lambda: _list(settings, failures))
+        for failure in failures:
+            context.diagnostics.error(failure)
+        _print(listed, settings, json_output)
+        if failures:
+            raise typer.Exit(EXIT_FAILURE)
+
+
+async def _list(settings: Settings, failures: list[str]) -> list[tuple[str, str, str]]:
+    """(name, where from, description) of every tool; servers that fail go to ``failures``."""
+    from cortan.engine.tools.toolbox import Toolbox
+
+    toolbox = Toolbox.from_settings(settings)
+
+    async def failed(text: str) -> None:
+        failures.append(text)
+
+    try:
+        found = await toolbox.list_tools(failed)
+    finally:
+        await toolbox.aclose()
+    builtins = {tool.name for tool in toolbox.builtins}
+    return [
+        (tool.name, "built-in" if tool.name in builtins else "mcp", tool.description)
+        for tool in found
+    ]
+
+
+def _print(listed: list[tuple[str, str, str]], settings: Settings, json_output: bool) -> None:
+    from cortan.core.text import make_visible
+    from cortan.render.report import dump_json
+
+    if json_output:
+        rows = [{"name": n, "from": f, "description": d} for n, f, d in listed]
+        data = {"enabled": settings.tools.enabled, "tools": rows}
+        sys.stdout.write(dump_json(data, indent=2) + "\n")
+        return
+    for name, where, description in listed:
+        first = make_visible(description.strip().splitlines()[0] if description.strip() else "")
+        sys.stdout.write(f"{make_visible(name)}\t{where}\t{first[:120]}\n")

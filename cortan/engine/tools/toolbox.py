@@ -1,0 +1,68 @@
+"""The tools one process offers: the built-ins the config names, and the MCP servers'.
+
+Layer: engine. The composition root builds one toolbox per process from the
+settings; MCP servers start on the first request that offers tools (or ``cortan
+tools``), and :meth:`Toolbox.aclose` stops them with cortan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from cortan.engine.tools.base import Tool, make_spec
+from cortan.engine.tools.builtin import make_builtins
+
+if TYPE_CHECKING:
+    from cortan.config.settings import Settings
+    from cortan.engine.tools.mcp import McpPool
+
+
+class Toolbox:
+    """Finds tools by name and lists their specs for the model."""
+
+    def __init__(self, builtins: list[Tool], mcp: McpPool | None = None) -> None:
+        self.builtins = builtins
+        self.mcp = mcp  # None: no [mcp.servers] configured
+        self._found: dict[str, Tool] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Toolbox:
+        tools = settings.tools
+        builtins = make_builtins(
+            tools.builtin,
+            max_bytes=tools.max_result_bytes,
+            command_timeout=tools.command_timeout,
+            search_max_files=tools.search_max_files,
+        )
+        pool = None
+        if settings.mcp.servers:
+            from cortan.engine.tools.mcp import McpPool
+
+            pool = McpPool(settings.mcp.servers)
+        return cls(builtins, pool)
+
+    async def list_tools(
+        self, on_error: Callable[[str], Awaitable[None]] | None = None
+    ) -> list[Tool]:
+        """Every tool: the built-ins, then each MCP server's (started now if need be).
+
+        A server that cannot start is left out and told to ``on_error``; with no
+        ``on_error`` its ToolError is raised.
+        """
+        served: list[Any] = []
+        if self.mcp is not None:  # each server starts once; then this is a look-up
+            served = await self.mcp.list_tools(on_error)
+        self._found = {tool.name: tool for tool in [*self.builtins, *served]}
+        return list(self._found.values())
+
+    async def specs(self, on_error: Callable[[str], Awaitable[None]]) -> tuple[dict[str, Any], ...]:
+        return tuple(make_spec(tool) for tool in await self.list_tools(on_error))
+
+    def find(self, name: str) -> Tool | None:
+        """The tool the model called by ``name`` (as listed by the last :meth:`list_tools`)."""
+        return (self._found or {}).get(name)
+
+    async def aclose(self) -> None:
+        if self.mcp is not None:
+            await self.mcp.aclose()

@@ -1,0 +1,153 @@
+"""The approval prompt on the terminal: a tool call shown, a person's answer read.
+
+Layer: render (core and the standard library only). The approval gate asks through
+an asker a front end hands it with each request (``ChatRequest.ask``); ``cortan
+ask`` and the REPL both hand it the one made here. It talks to the controlling
+terminal itself (``/dev/tty``), never stdout: the answer may be piped into a file
+while the question is asked on the screen, and stdin may be the data being piped
+in. With no terminal (cron, a pipeline with nobody at it, a test runner's pipes)
+there is no asker, and the gate runs only what the config's allowlist names.
+
+The answer is read without blocking the event loop (the terminal's descriptor is
+watched), so Ctrl-C while the question waits stops the request as it does an answer.
+The default is no: Enter alone, end of input, or anything unexpected refuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from typing import TextIO
+
+from cortan.core.actions import DENY, Answer, Asker, Review
+
+#: Characters of a call's arguments shown; past that the prompt says how many more.
+SHOWN_LIMIT = 4000
+CHOICES = "[y] yes, once · [s] yes, this session · [a] yes, always · [N] no"
+_ANSWERS = {
+    "y": "once",
+    "yes": "once",
+    "s": "session",
+    "session": "session",
+    "a": "always",
+    "always": "always",
+}
+
+
+def open_terminal_asker(*streams: TextIO) -> Asker | None:
+    """An asker on the controlling terminal, or None when there is none to ask on.
+
+    ``streams`` (by default stdin and stderr) must include a terminal: a run whose
+    every stream is redirected has nobody watching, even if a terminal is still its
+    controlling one (a test runner, ``nohup``).
+    """
+    streams = streams or (sys.stdin, sys.stderr)
+    if not any(_isatty(stream) for stream in streams):
+        return None
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return None
+    return TerminalAsker(fd).ask
+
+
+def _isatty(stream: TextIO | None) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (ValueError, OSError):
+        return False
+
+
+def format_review(review: Review) -> str:
+    """The question as the person reads it: what asks, with what, and its risks."""
+    action = review.action
+    what = "run a command" if action.command is not None else "call a tool"
+    shown = review.shown
+    more = ""
+    if len(shown) > SHOWN_LIMIT:
+        more = (
+            f"\n        ({len(shown) - SHOWN_LIMIT} characters more not shown: say no unless sure)"
+        )
+        shown = shown[:SHOWN_LIMIT]
+    lines = [
+        f"cortan: the model asks to {what}",
+        f"  tool  {_visible(action.name)}",
+    ]
+    if action.command is not None:
+        lines.append(f"  runs  {_visible(action.command)}")
+    else:
+        lines.append(f"  args  {shown}{more}")
+    lines.extend(f"  risk  {risk}" for risk in review.risks)
+    return "\n".join(lines) + "\n"
+
+
+def _visible(text: str) -> str:
+    from cortan.core.text import make_visible
+
+    return make_visible(text)[:SHOWN_LIMIT]
+
+
+def parse_answer(text: str, review: Review) -> Answer:
+    """A typed answer: y, s, a (or the words); anything else is no."""
+    scope = _ANSWERS.get(text.strip().lower())
+    if scope is None:
+        return DENY
+    if scope == "once":
+        return Answer(True, "once")
+    # A session or always yes covers any arguments to this tool, but only this exact
+    # command line for a command: a later command is shown and asked about anew.
+    pattern = None if review.action.command is not None else "*"
+    return Answer(True, "session" if scope == "session" else "always", pattern)
+
+
+class TerminalAsker:
+    """Asks on the terminal at ``fd``, one question at a time."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._lock = asyncio.Lock()
+
+    async def ask(self, review: Review) -> Answer:
+        async with self._lock:
+            self._write("\n" + format_review(review) + f"Allow? {CHOICES}: ")
+            line = await self._read_line()
+            if line is None:
+                self._write("\n")
+            return DENY if line is None else parse_answer(line, review)
+
+    def _write(self, text: str) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._fd, text.encode("utf-8", errors="replace"))
+
+    async def _read_line(self) -> str | None:
+        """One line from the terminal, read when it is there; None at end of input."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[str | None] = loop.create_future()
+        buffer = bytearray()
+
+        def readable() -> None:
+            try:
+                data = os.read(self._fd, 1024)
+            except OSError:
+                data = b""
+            if not data:
+                if not done.done():
+                    done.set_result(None)
+                return
+            buffer.extend(data)
+            if b"\n" in buffer or len(buffer) > 4096:
+                line = bytes(buffer).split(b"\n", 1)[0]
+                if not done.done():
+                    done.set_result(line.decode("utf-8", errors="replace"))
+
+        loop.add_reader(self._fd, readable)
+        try:
+            return await done
+        finally:
+            loop.remove_reader(self._fd)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._fd)

@@ -1,0 +1,128 @@
+"""The approval prompts on a real terminal: `ask --tools` and the REPL's `/tools on`.
+
+The question is asked on the terminal (``/dev/tty``), never on stdout: with stdout
+redirected to a file the prompt is still on the screen and the file holds only the
+answer. Enter alone is no; ``y`` runs it once; ``s`` for the session is not asked
+again; Ctrl-C at the question stops the request (exit 130), nothing run.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from tests.conftest import cortan_command
+from tests.e2e.test_terminal import COLS, ROWS, Terminal, prompt_ready
+from tests.servers import FakeCall, FakeOllama, Reply
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def terminal_env(ollama_env: FakeOllama) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm-256color", COLUMNS=str(COLS))
+    return env
+
+
+def command_call(command: str) -> Reply:
+    return Reply(
+        pieces=["Running it."],
+        tool_calls=[FakeCall("run_command", {"command": command})],
+        finish_reason="tool_calls",
+    )
+
+
+@pytest.fixture
+def shell_ask(terminal_env: dict[str, str], tmp_path: Path) -> Iterator[pexpect.spawn]:
+    """`cortan ask --tools ... > out.txt` in a shell on a pty: stdout is a file."""
+    command = " ".join(shlex.quote(part) for part in cortan_command())
+    out = tmp_path / "out.txt"
+    line = f"{command} ask --tools 'make the file' > {shlex.quote(str(out))}"
+    child = pexpect.spawn("bash", ["-c", line], env=terminal_env, dimensions=(ROWS, COLS))
+    yield child
+    child.close(force=True)
+
+
+def test_yes_once_runs_it_and_stdout_holds_only_the_answer(
+    shell_ask: pexpect.spawn, ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    target = tmp_path / "made"
+    ollama_env.queue(command_call(f"touch {target}"), Reply(pieces=["Made it."]))
+    shell_ask.expect(rb"runs  touch .*made", timeout=20)
+    shell_ask.expect(rb"Allow\? \[y\] yes, once", timeout=5)
+    assert not target.exists()
+    shell_ask.send(b"y\r")
+    shell_ask.expect(pexpect.EOF, timeout=20)
+    shell_ask.close()
+    assert shell_ask.exitstatus == 0
+    assert target.exists()
+    out = (tmp_path / "out.txt").read_text()
+    assert out == "Running it.\n\nMade it.\n"
+    assert "Allow" not in out
+
+
+def test_enter_alone_is_no(
+    shell_ask: pexpect.spawn, ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    target = tmp_path / "made"
+    ollama_env.queue(command_call(f"rm -f {tmp_path}/x; touch {target}"), Reply(pieces=["ok"]))
+    shell_ask.expect(rb"risk  deletes files", timeout=20)
+    shell_ask.expect(rb"Allow\?", timeout=5)
+    shell_ask.send(b"\r")
+    shell_ask.expect(rb"was not run: you said no", timeout=10)
+    shell_ask.expect(pexpect.EOF, timeout=20)
+    shell_ask.close()
+    assert shell_ask.exitstatus == 0
+    assert not target.exists()
+    sent = [m for m in ollama_env.chat_requests[1].json["messages"] if m["role"] == "tool"]
+    assert "you said no" in sent[0]["content"]
+
+
+def test_ctrl_c_at_the_question_stops_the_request(
+    shell_ask: pexpect.spawn, ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    target = tmp_path / "made"
+    ollama_env.queue(command_call(f"touch {target}"))
+    shell_ask.expect(rb"Allow\?", timeout=20)
+    shell_ask.sendintr()
+    shell_ask.expect(pexpect.EOF, timeout=20)
+    shell_ask.close()
+    assert shell_ask.exitstatus == 130
+    assert not target.exists()
+    assert (tmp_path / "out.txt").read_text().startswith("Running it.")
+
+
+def test_the_repl_asks_and_a_session_yes_holds(
+    terminal_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    target = tmp_path / "log"
+    command = f"echo one >> {target}"
+    ollama_env.queue(
+        command_call(command),
+        Reply(pieces=["Once."]),
+        command_call(command),
+        Reply(pieces=["Twice."]),
+    )
+    term = Terminal([], terminal_env)
+    try:
+        term.wait(prompt_ready)
+        term.type("/tools on\r")
+        term.wait(lambda s: "tools: on" in s)
+        term.type("append a line\r")
+        term.wait(lambda s: "Allow?" in s)
+        term.type("s\r")
+        term.wait(lambda s: "Once." in s and prompt_ready(s))
+        term.type("again\r")
+        term.wait(lambda s: "Twice." in s and prompt_ready(s))
+        assert term.text().count("Allow?") == 1  # the session's yes was not asked again
+        term.type("\x04")
+        term.child.expect(pexpect.EOF, timeout=10)
+    finally:
+        term.child.close(force=True)
+    assert target.read_text() == "one\none\n"
