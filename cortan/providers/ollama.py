@@ -40,6 +40,7 @@ from cortan.providers.base import (
     shown_url,
     url_secrets,
 )
+from cortan.providers.responses import BodyLimits, BoundedBody, ResponseGuard, carried
 from cortan.providers.tls import get_verify
 
 if TYPE_CHECKING:
@@ -56,6 +57,10 @@ async def _add_headers(request: httpx.Request) -> None:
         request.headers.update(headers)
 
 
+class _BoundedStream(BoundedBody, httpx.AsyncByteStream):
+    """A response body inflated and counted by cortan (cortan.providers.responses)."""
+
+
 #: Seconds to wait for the end of a stream after its final message (see ``_drain``).
 DRAIN_S = 0.5
 
@@ -67,17 +72,26 @@ class OllamaProvider:
     # Ollama loads only the window a request asks for and cuts a longer prompt silently.
     window_option = "num_ctx"
 
-    def __init__(self, name: str, url: str, timeouts: Timeouts) -> None:
+    def __init__(
+        self, name: str, url: str, timeouts: Timeouts, limits: BodyLimits | None = None
+    ) -> None:
         self.name = name
         self.url = shown_url(url)  # what messages print; the client keeps the real one
         self._secrets = url_secrets(url)
         timeout = httpx.Timeout(timeouts.total, connect=timeouts.connect)
+        # Bounded bodies, no redirect to another origin (cortan.providers.responses).
+        guard = ResponseGuard(
+            f"Ollama at {self.url}", url, limits or BodyLimits(), ("/api/chat",), _BoundedStream
+        )
         # verify: no CA bundle read for a plain-http server (cortan.providers.tls)
         self._client = ollama.AsyncClient(
             host=url,
             timeout=timeout,
             verify=get_verify(url),
-            event_hooks={"request": [_add_headers]},
+            event_hooks={
+                "request": [guard.on_request, _add_headers],
+                "response": [guard.on_response],
+            },
             # A loopback server is reached directly, never through http_proxy: cortan
             # judges it local (no secret guard), so the prompt must not leave (issue 15).
             trust_env=not is_loopback_url(url),
@@ -107,7 +121,7 @@ class OllamaProvider:
         try:
             reply = await self._client._client.get("/api/version")
             version = reply.json().get("version")
-        except (httpx.HTTPError, ValueError, AttributeError):
+        except (httpx.HTTPError, ValueError, AttributeError, BadResponseError):
             return None
         return str(version) if version else None
 
@@ -183,6 +197,8 @@ class OllamaProvider:
 
     def _map_error(self, exc: BaseException, model: str | None) -> ProviderError:
         where = f"Ollama at {self.url}"
+        if (refused := carried(exc)) is not None:  # a bound or a redirect (responses.py)
+            return refused
         if isinstance(exc, ollama.ResponseError):
             return self._map_response_error(exc, model)
         if isinstance(exc, httpx.TimeoutException):
@@ -236,10 +252,14 @@ def _options(options: Mapping[str, object]) -> dict[str, object] | None:
 
 
 def make_provider(
-    name: str, url: str, config: ProviderConfig, timeouts: Timeouts
+    name: str,
+    url: str,
+    config: ProviderConfig,
+    timeouts: Timeouts,
+    limits: BodyLimits | None = None,
 ) -> OllamaProvider:
     """Factory registered in :data:`cortan.providers.KINDS`."""
-    return OllamaProvider(name, url, timeouts)
+    return OllamaProvider(name, url, timeouts, limits)
 
 
 async def _drain(parts: AsyncGenerator[Any, None]) -> None:

@@ -39,6 +39,7 @@ from cortan.providers.base import (
     shown_url,
     url_secrets,
 )
+from cortan.providers.responses import BodyLimits, BoundedBody, ResponseGuard, carried
 from cortan.providers.tls import get_verify, load_system
 
 if TYPE_CHECKING:
@@ -48,12 +49,23 @@ if TYPE_CHECKING:
 NO_KEY = "cortan-no-key"
 
 
+class _BoundedStream(BoundedBody, httpx2.AsyncByteStream):
+    """A response body inflated and counted by cortan (cortan.providers.responses)."""
+
+
 class OpenAIProvider:
     """One OpenAI-compatible endpoint."""
 
     window_option = None  # the server uses the model's whole window
 
-    def __init__(self, name: str, url: str, api_key: str | None, timeouts: Timeouts) -> None:
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        api_key: str | None,
+        timeouts: Timeouts,
+        limits: BodyLimits | None = None,
+    ) -> None:
         self.name = name
         self.url = shown_url(url)  # what messages print; the client keeps the real one
         self._secrets = [*url_secrets(url), *([api_key] if api_key else [])]
@@ -63,12 +75,20 @@ class OpenAIProvider:
         self._set_key = f"{variable} or run `cortan keys set {name}`"
         self._has_key = api_key is not None
         timeout = httpx2.Timeout(timeouts.total, connect=timeouts.connect)
+        # Bounded bodies, no redirect to another origin (cortan.providers.responses).
+        guard = ResponseGuard(
+            f"{self.label} at {self.url}",
+            url,
+            limits or BodyLimits(),
+            ("/chat/completions",),
+            _BoundedStream,
+        )
         self._client = openai.AsyncOpenAI(
             api_key=api_key or NO_KEY,
             base_url=url,
             max_retries=0,
             timeout=timeout,
-            http_client=_make_http_client(url, timeout),
+            http_client=_make_http_client(url, timeout, guard),
         )
 
     def _require_key(self) -> None:
@@ -152,6 +172,8 @@ class OpenAIProvider:
 
     def _map_error(self, exc: BaseException, model: str | None) -> ProviderError:
         where = f"{self.label} at {self.url}"
+        if (refused := carried(exc)) is not None:  # a bound or a redirect (responses.py)
+            return refused
         if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
             return ProviderTimeoutError(f"{where} did not answer in time")
         if _cut_mid_stream(exc):
@@ -240,15 +262,20 @@ def with_v1(url: str) -> str:
     return re.sub(r"/v\d+$", "", base) + "/v1"
 
 
-def _make_http_client(url: str, timeout: httpx2.Timeout) -> httpx2.AsyncClient | None:
-    """The SDK's own client, except that plain http reads no CA bundle (cortan.providers.tls)
-    and a loopback server is reached directly, never through http_proxy: cortan judges it
-    local (no secret guard), so the prompt and the key must not leave (issue 15)."""
-    verify = get_verify(url, load_system)
+def _make_http_client(
+    url: str, timeout: httpx2.Timeout, guard: ResponseGuard
+) -> httpx2.AsyncClient:
+    """The SDK's own client, with three changes: plain http reads no CA bundle
+    (cortan.providers.tls); a loopback server is reached directly, never through
+    http_proxy, since cortan judges it local (no secret guard) and the prompt and the
+    key must not leave; and ``guard`` bounds bodies and redirects (issue 15)."""
     direct = is_loopback_url(url)
-    if verify is True and not direct:
-        return None
-    return openai.DefaultAsyncHttpxClient(verify=verify, timeout=timeout, trust_env=not direct)
+    return openai.DefaultAsyncHttpxClient(
+        verify=get_verify(url, load_system),
+        timeout=timeout,
+        trust_env=not direct,
+        event_hooks={"request": [guard.on_request], "response": [guard.on_response]},
+    )
 
 
 def _cut_mid_stream(exc: BaseException) -> bool:
@@ -277,7 +304,11 @@ def _retry_after(exc: openai.APIStatusError) -> float | None:
 
 
 def make_provider(
-    name: str, url: str, config: ProviderConfig, timeouts: Timeouts
+    name: str,
+    url: str,
+    config: ProviderConfig,
+    timeouts: Timeouts,
+    limits: BodyLimits | None = None,
 ) -> OpenAIProvider:
     """Factory registered in :data:`cortan.providers.KINDS`."""
-    return OpenAIProvider(name, url, get_api_key(name, config), timeouts)
+    return OpenAIProvider(name, url, get_api_key(name, config), timeouts, limits)
