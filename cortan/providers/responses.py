@@ -136,13 +136,13 @@ class BoundedBody:
 
 def origin(url: str) -> tuple[str, str, int | None]:
     """A URL's origin: scheme, host and port (the scheme's default filled in)."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
     try:
+        parts = urlsplit(url)
+        scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
         port = parts.port
-    except ValueError:
-        port = None
-    return scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:  # not a URL at all: an origin nothing else has
+        return "", "?", None
+    return scheme, host, port or _DEFAULT_PORTS.get(scheme)
 
 
 def shown_origin(url: str) -> str:
