@@ -60,6 +60,23 @@ class Finish(NamedTuple):
     server_timings: Mapping[str, float] = EMPTY_MAPPING
 
 
+#: The largest context window cortan believes a server reports: 32 Mi tokens, far beyond
+#: any model's. A window past it, zero or negative is a wrong reply, not a limit.
+MAX_CONTEXT_LENGTH = 1 << 25
+
+
+def sane_window(value: object) -> int | None:
+    """A context length a server reported, or None when it cannot be one.
+
+    The context stage sizes requests by the window, so a negative one refused every
+    request and an absurd one would let any prompt through (issue 15): what is not a
+    whole number of tokens between 1 and :data:`MAX_CONTEXT_LENGTH` counts as unknown.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 0 < value <= MAX_CONTEXT_LENGTH else None
+
+
 def shown_url(url: str) -> str:
     """``url`` as cortan may print it: without ``user:password@`` (issue 15)."""
     from urllib.parse import urlsplit, urlunsplit

@@ -37,6 +37,7 @@ from cortan.providers.base import (
     ModelRequest,
     Thinking,
     redact,
+    sane_window,
     shown_url,
     url_secrets,
 )
@@ -134,7 +135,7 @@ class OllamaProvider:
             (
                 value
                 for key, value in (shown.modelinfo or {}).items()
-                if key.endswith(".context_length") and isinstance(value, int)
+                if key.endswith(".context_length") and sane_window(value) is not None
             ),
             None,
         )

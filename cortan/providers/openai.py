@@ -111,6 +111,13 @@ class OpenAIProvider:
         return ModelInfo(model, self.name)  # the API says nothing; config or defaults apply
 
     async def stream_chat(self, request: ModelRequest) -> AsyncIterator[str | Thinking | Finish]:
+        """Stream the answer of choice 0 only.
+
+        cortan asks for one choice; a server that sends more (``n`` set by a proxy, or
+        a hostile one) interleaves chunks of choices 0, 1, … in one stream, and mixing
+        them would make one answer of two (issue 15). Chunks of any other index are
+        skipped, their text and their finish_reason alike.
+        """
         finish_reason: str | None = None
         usage = Usage()
         self._require_key()
@@ -129,7 +136,7 @@ class OpenAIProvider:
                 async for chunk in stream:
                     if chunk.usage is not None:
                         usage = _usage(chunk.usage)
-                    for choice in chunk.choices:
+                    for choice in _first_choice(chunk):
                         if reasoning := _reasoning(choice.delta):
                             yield Thinking(reasoning)
                         if choice.delta.content:
@@ -238,6 +245,11 @@ def _wire_message(message: Message) -> dict[str, Any]:
     ]
     parts.append({"type": "text", "text": message.content})
     return {"role": message.role, "content": parts}
+
+
+def _first_choice(chunk: Any) -> list[Any]:
+    """The chunk's part of choice 0: another index is another candidate answer (``n`` > 1)."""
+    return [choice for choice in chunk.choices if choice.index == 0]
 
 
 def _reasoning(delta: Any) -> str | None:
