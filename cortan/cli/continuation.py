@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cortan.core.errors import UsageError
+from cortan.core.errors import StoreError, UsageError
 
 if TYPE_CHECKING:
     from cortan.app import App
@@ -30,15 +30,19 @@ if TYPE_CHECKING:
     from cortan.store.recorder import Recorder
 
 
-def open_store(*, create: bool) -> SessionStore | None:
-    """The store in cortan's data folder; None when it does not exist and ``create`` is off."""
+def open_store(*, create: bool, reading: bool = False) -> SessionStore | None:
+    """The store in cortan's data folder; None when it does not exist and ``create`` is off.
+
+    ``reading``: the command only reads, so a store that cannot be written is opened
+    read-only (see ``SessionStore.open``).
+    """
     from cortan.config.paths import get_data_dir
     from cortan.store import SessionStore, get_store_path
 
     data_dir = get_data_dir()
     if not create and not os.path.lexists(get_store_path(data_dir)):
         return None
-    return SessionStore.open(data_dir)
+    return SessionStore.open(data_dir, reading=reading)
 
 
 def to_history(messages: list[StoredMessage]) -> tuple[Message, ...]:
@@ -58,6 +62,9 @@ class Continuation:
     new_name: str | None = None
     record: bool = False
     history: tuple[Message, ...] = ()
+    #: Why the exchange will not be stored though logging is on (a store that cannot be
+    #: written): said once on stderr, and the answer comes all the same.
+    unstored: str | None = None
 
     @property
     def log_required(self) -> bool:
@@ -102,7 +109,14 @@ def plan_continuation(
 
     by_id = session is not None and is_id(session)
     name = check_name(session) if session is not None and not by_id else None
-    store = open_store(create=record)
+    try:
+        store = open_store(create=record)
+    except StoreError as exc:
+        if continue_last or session is not None:
+            raise  # the log was asked for: nothing is sent that cannot be kept
+        # Logging is a bonus here: a read-only folder or a full disk does not refuse the
+        # answer (issue 15); the user hears why it is not kept, once.
+        return Continuation(unstored=f"{exc}; this exchange is not stored")
     plan = Continuation(store, new_name=name, record=record)
     try:
         plan.conversation = _find(store, continue_last, session if by_id else name)

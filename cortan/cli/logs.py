@@ -62,7 +62,7 @@ def logs(
 def _read(count: int, query: str | None) -> list[StoredMessage]:
     from cortan.cli.continuation import open_store
 
-    store = open_store(create=False)
+    store = open_store(create=False, reading=True)
     if store is None:
         return []
     with store:

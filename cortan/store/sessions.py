@@ -17,6 +17,7 @@ names cannot look like an id (``12``, ``#12``), so ``find`` never has to guess.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import time
@@ -30,8 +31,10 @@ from cortan.core.images import Image
 from cortan.store.db import (
     StoreFile,
     connect,
+    connect_read_only,
     describe_store,
     get_store_path,
+    is_writable,
     transaction,
     translate_errors,
 )
@@ -80,9 +83,17 @@ class SessionStore(StoreFile):
     """
 
     @classmethod
-    def open(cls, data_dir: Path, *, clock: Callable[[], float] = time.time) -> Self:
-        """Open the store in ``data_dir``, creating folder (0700) and file (0600) if needed."""
+    def open(
+        cls, data_dir: Path, *, clock: Callable[[], float] = time.time, reading: bool = False
+    ) -> Self:
+        """Open the store in ``data_dir``, creating folder (0700) and file (0600) if needed.
+
+        ``reading``: for commands that only read; a store that exists but cannot be
+        written (a read-only folder) is then opened read-only instead of refused.
+        """
         path = get_store_path(data_dir)
+        if reading and os.path.lexists(path) and not is_writable(path):
+            return cls(connect_read_only(path), path, clock=clock)
         return cls(connect(path), path, clock=clock)
 
     # -- plumbing ----------------------------------------------------------------------
