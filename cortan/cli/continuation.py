@@ -45,6 +45,16 @@ def open_store(*, create: bool, reading: bool = False) -> SessionStore | None:
     return SessionStore.open(data_dir, reading=reading)
 
 
+def _cannot_write() -> bool:
+    """Whether the store failed for want of writing (a read-only folder, a full disk)."""
+    from cortan.config.paths import get_data_dir
+    from cortan.store import get_store_path
+    from cortan.store.db import is_full, is_writable
+
+    path = get_store_path(get_data_dir())
+    return not is_writable(path) or is_full(path)
+
+
 def to_history(messages: list[StoredMessage]) -> tuple[Message, ...]:
     """Stored turns as the messages a model is sent (see ``select_history``)."""
     from cortan.core.messages import Message
@@ -112,8 +122,8 @@ def plan_continuation(
     try:
         store = open_store(create=record)
     except StoreError as exc:
-        if continue_last or session is not None:
-            raise  # the log was asked for: nothing is sent that cannot be kept
+        if continue_last or session is not None or not _cannot_write():
+            raise  # the log was asked for, or the store is wrong: nothing is sent
         # Logging is a bonus here: a read-only folder or a full disk does not refuse the
         # answer (issue 15); the user hears why it is not kept, once.
         return Continuation(unstored=f"{exc}; this exchange is not stored")

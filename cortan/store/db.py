@@ -256,6 +256,14 @@ def is_writable(path: Path) -> bool:
     return folder_ok and (not path.exists() or os.access(path, os.W_OK))
 
 
+def is_full(path: Path) -> bool:
+    """Whether the file system holding the store's folder has no room left."""
+    try:
+        return os.statvfs(path.parent).f_bavail == 0
+    except OSError:
+        return False
+
+
 def connect_read_only(path: Path) -> sqlite3.Connection:
     """Open an existing store for reading only: for reading commands where it cannot be
     written. It must be at the latest schema, since it cannot be migrated."""
