@@ -170,7 +170,9 @@ def _list(limit: int) -> list[Conversation]:
 
 def _require_store(ref: str, *, reading: bool = False) -> SessionStore:
     from cortan.cli.continuation import open_store
+    from cortan.core.text import check_argument
 
+    check_argument(ref, "the session name")
     store = open_store(create=False, reading=reading)
     if store is None:
         raise _not_found(ref)

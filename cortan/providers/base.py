@@ -77,6 +77,29 @@ def sane_window(value: object) -> int | None:
     return value if 0 < value <= MAX_CONTEXT_LENGTH else None
 
 
+def tls_failure(exc: BaseException) -> str | None:
+    """Why a TLS handshake failed, if that is what ``exc`` (or what it wraps) is.
+
+    The SDKs report it as a connection error, which read "is `ollama serve`
+    running?" for a server that was running all along (issue 15).
+    """
+    import ssl
+
+    cause: BaseException | None = exc
+    for _ in range(20):
+        if cause is None:
+            return None
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            reason = cause.verify_message or "it could not be verified"
+            return f"its certificate was refused ({reason})"
+        if isinstance(cause, ssl.SSLError):
+            if "WRONG_VERSION_NUMBER" in str(cause) or "record layer" in str(cause):
+                return "it does not speak TLS there: is the URL http://, not https://?"
+            return f"the TLS handshake failed ({cause.reason or type(cause).__name__})"
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def shown_url(url: str) -> str:
     """``url`` as cortan may print it: without ``user:password@`` (issue 15)."""
     from urllib.parse import urlsplit, urlunsplit

@@ -39,6 +39,7 @@ from cortan.providers.base import (
     redact,
     sane_window,
     shown_url,
+    tls_failure,
     url_secrets,
 )
 from cortan.providers.responses import BodyLimits, BoundedBody, ResponseGuard, carried
@@ -204,6 +205,8 @@ class OllamaProvider:
             return self._map_response_error(exc, model)
         if isinstance(exc, httpx.TimeoutException):
             return ProviderTimeoutError(f"{where} did not answer in time")
+        if (tls := tls_failure(exc)) is not None:
+            return UnreachableError(f"TLS with {where} failed: {tls}")
         if isinstance(exc, httpx.ConnectError | ConnectionError):
             return UnreachableError(f"cannot reach {where}: is `ollama serve` running?")
         if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):

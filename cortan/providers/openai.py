@@ -37,6 +37,7 @@ from cortan.providers.base import (
     Thinking,
     redact,
     shown_url,
+    tls_failure,
     url_secrets,
 )
 from cortan.providers.responses import BodyLimits, BoundedBody, ResponseGuard, carried
@@ -185,6 +186,8 @@ class OpenAIProvider:
             return ProviderTimeoutError(f"{where} did not answer in time")
         if _cut_mid_stream(exc):
             return ServerError(f"{where} closed the connection before the answer was complete")
+        if (tls := tls_failure(exc)) is not None:
+            return UnreachableError(f"TLS with {where} failed: {tls}")
         if isinstance(exc, openai.APIConnectionError | httpx2.ConnectError):
             return UnreachableError(f"cannot reach {where}: check the base URL and your network")
         if isinstance(exc, openai.APIStatusError):

@@ -205,6 +205,11 @@ def describe_error(exc: sqlite3.Error, path: Path) -> StoreError:
             f"the session store {path} stayed locked by another process for "
             f"{BUSY_TIMEOUT_S:g} s: try again"
         )
+    if "disk is full" in text or ("I/O error" in text and is_full(path)):
+        # SQLite says "disk I/O error" for a write the full disk refused (issue 15).
+        return StoreError(
+            f"the disk holding the session store {path} is full: free some space there"
+        )
     if "readonly" in text or "unable to open" in text:
         return StoreError(f"cannot write the session store {path} ({text}): check its permissions")
     return StoreError(f"the session store {path} failed: {text}")

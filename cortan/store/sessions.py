@@ -28,6 +28,7 @@ from typing import Any, Self
 
 from cortan.core.errors import UsageError
 from cortan.core.images import Image
+from cortan.core.text import check_argument
 from cortan.store.db import (
     StoreFile,
     connect,
@@ -66,7 +67,7 @@ def is_id(ref: str) -> bool:
 
 def check_name(name: str) -> str:
     """A conversation name as stored (trimmed), or UsageError saying what is wrong with it."""
-    name = name.strip()
+    name = check_argument(name, "the session name").strip()
     if not name or len(name) > MAX_NAME or _CONTROL.search(name):
         raise UsageError(f"a session name must be 1 to {MAX_NAME} printable characters")
     if _ID_LIKE.fullmatch(name):
