@@ -185,6 +185,8 @@ def ask(
             settings, continue_last=continue_last, session=session, no_log=no_log, fork=fork
         )
         ctx.call_on_close(plan.close)
+        if plan.unstored is not None:
+            context.diagnostics.warning(plan.unstored)
         # Before stdin: a bad path fails at once.
         attached = _read_files(settings, files or []) + _read_files(settings, attach or [], True)
         request = _make_request(

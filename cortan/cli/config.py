@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from cortan.cli.runner import get_context, guard
+from cortan.core.text import make_visible
 
 app = typer.Typer(help="Show the configuration.", no_args_is_help=True)
 
@@ -57,12 +58,13 @@ def to_toml(data: dict[str, Any], prefix: str = "") -> str:
     """A TOML rendering of plain settings data (scalars, lists, nested tables)."""
     scalars = [(k, v) for k, v in data.items() if not isinstance(v, dict) and v is not None]
     tables = [(k, v) for k, v in data.items() if isinstance(v, dict)]
-    lines = [f"{_key(k)} = {json.dumps(v, ensure_ascii=False)}" for k, v in scalars]
+    # Values come from files and variables: nothing in them may reach the terminal raw.
+    lines = [make_visible(f"{_key(k)} = {json.dumps(v, ensure_ascii=False)}") for k, v in scalars]
     out = "\n".join(lines) + ("\n" if lines else "")
     for k, v in tables:
         name = f"{prefix}{_key(k)}"
         has_scalars = any(not isinstance(x, dict) for x in v.values())
-        header = f"\n[{name}]\n" if has_scalars or not v else ""
+        header = f"\n[{make_visible(name)}]\n" if has_scalars or not v else ""
         out += header + to_toml(v, name + ".")
     return out
 

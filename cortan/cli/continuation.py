@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cortan.core.errors import UsageError
+from cortan.core.errors import StoreError, UsageError
 
 if TYPE_CHECKING:
     from cortan.app import App
@@ -32,15 +32,29 @@ if TYPE_CHECKING:
     from cortan.store.recorder import Recorder
 
 
-def open_store(*, create: bool) -> SessionStore | None:
-    """The store in cortan's data folder; None when it does not exist and ``create`` is off."""
+def open_store(*, create: bool, reading: bool = False) -> SessionStore | None:
+    """The store in cortan's data folder; None when it does not exist and ``create`` is off.
+
+    ``reading``: the command only reads, so a store that cannot be written is opened
+    read-only (see ``SessionStore.open``).
+    """
     from cortan.config.paths import get_data_dir
     from cortan.store import SessionStore, get_store_path
 
     data_dir = get_data_dir()
     if not create and not os.path.lexists(get_store_path(data_dir)):
         return None
-    return SessionStore.open(data_dir)
+    return SessionStore.open(data_dir, reading=reading)
+
+
+def _cannot_write() -> bool:
+    """Whether the store failed for want of writing (a read-only folder, a full disk)."""
+    from cortan.config.paths import get_data_dir
+    from cortan.store import get_store_path
+    from cortan.store.db import is_full, is_writable
+
+    path = get_store_path(get_data_dir())
+    return not is_writable(path) or is_full(path)
 
 
 def to_history(messages: list[StoredMessage]) -> tuple[Message, ...]:
@@ -61,6 +75,9 @@ class Continuation:
     record: bool = False
     history: tuple[Message, ...] = ()
     fork: bool = False
+    #: Why the exchange will not be stored though logging is on (a store that cannot be
+    #: written): said once on stderr, and the answer comes all the same.
+    unstored: str | None = None
 
     @property
     def log_required(self) -> bool:
@@ -116,7 +133,14 @@ def plan_continuation(
 
     by_id = session is not None and is_id(session)
     name = check_name(session) if session is not None and not by_id else None
-    store = open_store(create=record)
+    try:
+        store = open_store(create=record)
+    except StoreError as exc:
+        if continue_last or session is not None or not _cannot_write():
+            raise  # the log was asked for, or the store is wrong: nothing is sent
+        # Logging is a bonus here: a read-only folder or a full disk does not refuse the
+        # answer (issue 15); the user hears why it is not kept, once.
+        return Continuation(unstored=f"{exc}; this exchange is not stored")
     plan = Continuation(store, new_name=name, record=record, fork=fork)
     try:
         plan.conversation = _find(store, continue_last, session if by_id else name)

@@ -101,12 +101,12 @@ def print_table(checks: list[Check], color: bool) -> None:
     from rich.text import Text
 
     from cortan.cli.tables import print_tables
-    from cortan.render.sanitize import sanitize
+    from cortan.core.text import make_visible
 
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("check", "", "status", "detail"):
         table.add_column(column, overflow="fold")
     for check in checks:
         status = Text(check.status, style=STYLES[check.status])
-        table.add_row(check.area, sanitize(check.name), status, sanitize(check.detail))
+        table.add_row(check.area, make_visible(check.name), status, make_visible(check.detail))
     print_tables([table], color)

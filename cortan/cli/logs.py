@@ -76,9 +76,13 @@ def logs(
 
 
 def _read(count: int, query: str | None) -> list[StoredMessage]:
+    from cortan.core.text import check_argument
+
+    if query is not None:
+        check_argument(query, "the --query text")
     from cortan.cli.continuation import open_store
 
-    store = open_store(create=False)
+    store = open_store(create=False, reading=True)
     if store is None:
         return []
     with store:

@@ -108,10 +108,10 @@ def show(
         if json_output:
             sys.stdout.write(json.dumps(_as_dict(info), indent=2) + "\n")
             return
-        from cortan.render.sanitize import sanitize
+        from cortan.core.text import make_visible
 
         for label, value in _show_rows(info):
-            sys.stdout.write(f"{label:<14} {sanitize(value)}\n")
+            sys.stdout.write(f"{label:<14} {make_visible(value)}\n")
 
 
 @app.command("pull")
@@ -242,7 +242,7 @@ def _print_tables(found: list[ModelInfo], routes: list[NameRoute], color: bool) 
     from rich.table import Table
 
     from cortan.cli.tables import print_tables
-    from cortan.render.sanitize import sanitize
+    from cortan.core.text import make_visible
 
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("name", "provider", "family", "parameters", "size"):
@@ -250,7 +250,7 @@ def _print_tables(found: list[ModelInfo], routes: list[NameRoute], color: bool) 
     for m in found:
         size = f"{m.size / 1e9:.1f} GB" if m.size else ""
         cells = (m.name, m.provider, m.family or "", m.parameter_size or "", size)
-        table.add_row(*(sanitize(c) for c in cells))
+        table.add_row(*(make_visible(c) for c in cells))
     names = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("alias", "resolves to", "found", "fallback"):
         names.add_column(column)
@@ -258,5 +258,5 @@ def _print_tables(found: list[ModelInfo], routes: list[NameRoute], color: bool) 
         found_cell = "?" if row.available is None else "yes" if row.available else "no"
         target = row.resolves_to or row.error or ""
         route_cells = (row.name, target, found_cell, ", ".join(row.fallback))
-        names.add_row(*(sanitize(c) for c in route_cells))
+        names.add_row(*(make_visible(c) for c in route_cells))
     print_tables([table, names] if routes else [table], color)  # -p X: no alias leads there

@@ -43,12 +43,13 @@ def _as_dict(role: Role) -> dict[str, object]:
 
 def _print_table(found: list[Role]) -> None:
     """Aligned columns, one role a line."""
+    from cortan.core.text import make_visible
     from cortan.render.sanitize import sanitize
 
     # On a terminal a line is cut at its width; a pipe gets the whole first line.
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 1 << 16
     rows = [("name", "model", "system prompt")]
-    rows += [(r.name, r.model or "(default)", r.summary) for r in found]
+    rows += [(make_visible(r.name), make_visible(r.model or "(default)"), r.summary) for r in found]
     names = max(len(row[0]) for row in rows)
     models = max(len(row[1]) for row in rows)
     for name, model, summary in rows:

@@ -161,17 +161,19 @@ def _export_format(asked: ExportFormat | None, output: Path | None) -> ExportFor
 def _list(limit: int) -> list[Conversation]:
     from cortan.cli.continuation import open_store
 
-    store = open_store(create=False)
+    store = open_store(create=False, reading=True)
     if store is None:
         return []
     with store:
         return store.list_conversations(limit)
 
 
-def _require_store(ref: str) -> SessionStore:
+def _require_store(ref: str, *, reading: bool = False) -> SessionStore:
     from cortan.cli.continuation import open_store
+    from cortan.core.text import check_argument
 
-    store = open_store(create=False)
+    check_argument(ref, "the session name")
+    store = open_store(create=False, reading=reading)
     if store is None:
         raise _not_found(ref)
     return store
@@ -190,7 +192,7 @@ def _not_found(ref: str) -> UsageError:
 
 
 def _load(ref: str) -> tuple[Conversation, list[StoredMessage]]:
-    with _require_store(ref) as store:
+    with _require_store(ref, reading=True) as store:
         conversation = _find(store, ref)
         return conversation, store.messages(conversation.id)
 

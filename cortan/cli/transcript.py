@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from cortan.core.text import make_visible
+
 if TYPE_CHECKING:
     from cortan.store import Conversation, StoredMessage
     from cortan.store.records import StoredToolCall
@@ -60,7 +62,8 @@ def describe_message(message: StoredMessage, who: str) -> str:
 
 
 def conversation_header(conversation: Conversation) -> str:
-    parts = [conversation.label, conversation.model or "default model"]
+    # Names a person picks a conversation by: nothing invisible may hide in them.
+    parts = [make_visible(conversation.label), make_visible(conversation.model or "default model")]
     parts.append(f"{conversation.message_count} messages")
     parts.append(local_time(conversation.updated))
     return " · ".join(parts)
@@ -72,7 +75,7 @@ def to_text(conversation: Conversation, messages: list[StoredMessage]) -> str:
     if conversation.system:
         out.append(f"system: {conversation.system}")
     for message in messages:
-        who = "you" if message.role == "user" else message.model or message.role
+        who = "you" if message.role == "user" else make_visible(message.model or message.role)
         out.append(f"\n── {describe_message(message, who)}")
         if message.thinking:
             out.append(f"(thinking) {message.thinking.strip()}\n")
@@ -181,8 +184,9 @@ def conversation_rows(conversations: list[Conversation]) -> list[str]:
     """Aligned lines for ``cortan sessions list``, with a heading."""
     rows = [("ID", "NAME", "MSGS", "UPDATED", "MODEL", "FIRST PROMPT")]
     for c in conversations:
-        cells = (str(c.id), preview(c.name or "", 24), str(c.message_count))
-        rows.append((*cells, local_time(c.updated), c.model or "", preview(c.title, 40)))
+        cells = (str(c.id), preview(make_visible(c.name or ""), 24), str(c.message_count))
+        model = make_visible(c.model or "")
+        rows.append((*cells, local_time(c.updated), model, preview(c.title, 40)))
     return _align(rows, right={0, 2})
 
 
@@ -198,9 +202,11 @@ def log_rows(messages: list[StoredMessage], *, width: int | None = None) -> list
         if m.status != "complete":
             text = f"[{m.status}] {text}"
         if m.tool_calls:
-            text = f"[tools: {', '.join(dict.fromkeys(c.name for c in m.tool_calls))}] {text}"
-        label = preview(m.conversation_label, 24)
-        rows.append((local_time(m.created), label, m.role, m.model or "", tokens(m), text))
+            names = ", ".join(dict.fromkeys(c.name for c in m.tool_calls))
+            text = f"[tools: {make_visible(names)}] {text}"
+        label = preview(make_visible(m.conversation_label), 24)
+        model = make_visible(m.model or "")
+        rows.append((local_time(m.created), label, m.role, model, tokens(m), text))
     others = sum(max(len(row[i]) for row in rows) + 2 for i in range(len(rows[0]) - 1))
     room = PREVIEW if width is None else max(min(PREVIEW, width - others - 1), 10)
     rows = [(*row[:-1], preview(row[-1], room)) for row in rows]

@@ -20,7 +20,7 @@ import shlex
 import subprocess
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from cortan.core.errors import ConfigError, KeyringError, UsageError
+from cortan.core.errors import AuthError, ConfigError, KeyringError, UsageError
 
 if TYPE_CHECKING:
     from cortan.config.settings import ProviderConfig
@@ -38,17 +38,45 @@ class KeyLocation(NamedTuple):
 
 
 def get_api_key(name: str, config: ProviderConfig, *, use_keyring: bool = True) -> str | None:
-    """The key for provider ``name``, or None when it has none anywhere."""
+    """The key for provider ``name``, or None when it has none anywhere.
+
+    A key that cannot go in an HTTP header (a non-ASCII character, a newline inside,
+    a space) is refused here, naming where it came from: sent, it failed as "a reply
+    cortan cannot parse" or "cannot reach" (issue 15), which sends the user looking
+    in the wrong place.
+    """
     if config.api_key_env and os.environ.get(config.api_key_env, "").strip():
-        return os.environ[config.api_key_env].strip()
+        key = os.environ[config.api_key_env].strip()
+        return _well_formed(name, key, f"the environment variable {config.api_key_env}")
     if config.api_key_cmd:
-        return run_key_command(name, config.api_key_cmd)
+        return _well_formed(name, run_key_command(name, config.api_key_cmd), "api_key_cmd")
     if use_keyring:
         try:
-            return get_keyring_key(name, config)
+            found = get_keyring_key(name, config)
         except KeyringError:
             return None
+        return None if found is None else _well_formed(name, found.strip(), "the keyring")
     return None
+
+
+def _well_formed(name: str, key: str, source: str) -> str:
+    """``key`` if it is one token of printable ASCII, else AuthError saying what is wrong."""
+    bad = next((c for c in key if not "!" <= c <= "~"), None)
+    if bad is None:
+        return key
+    what = (
+        "a line break"
+        if bad in "\r\n"
+        else "a space"
+        if bad.isspace()
+        else "a control character"
+        if ord(bad) < 0x20 or 0x7F <= ord(bad) <= 0x9F
+        else "a non-ASCII character"
+    )
+    raise AuthError(
+        f"the API key for provider {name!r} from {source} is malformed (it holds {what}; "
+        f"a key is one word of plain ASCII): set it again, e.g. `cortan keys set {name}`"
+    )
 
 
 def locate_api_key(name: str, config: ProviderConfig) -> KeyLocation:

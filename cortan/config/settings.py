@@ -414,6 +414,11 @@ class Settings(BaseSettings):
     instruction_position: Literal["before", "after"] = "after"
     max_input_bytes: int = Field(default=1_048_576, gt=0, le=1 << 31)
     max_output_bytes: int = Field(default=4 << 20, gt=0, le=1 << 31)  # one answer, in memory
+    # What a server may send back, counted once decompressed (docs/security.md): the whole
+    # body of a streamed answer (None: 16 × max_output_bytes), and any other body (a model
+    # list, a model's details, an error). One line of an answer stays under max_output_bytes.
+    max_response_bytes: int | None = Field(default=None, gt=0, le=1 << 40)
+    max_listing_bytes: int = Field(default=8 << 20, gt=0, le=1 << 31)
     max_image_bytes: int = Field(default=20 << 20, gt=0, le=1 << 31)  # each attached image
     stdin_timeout: float = Field(default=10.0, ge=0, le=86400)
     color: bool = True

@@ -10,7 +10,7 @@ from __future__ import annotations
 import codecs
 import re
 
-from cortan.core.errors import InputError
+from cortan.core.errors import InputError, UsageError
 
 # C0 controls but \t and \n, DEL, and C1 controls: never meaningful in a prompt.
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -64,6 +64,18 @@ def check_unicode(text: str, label: str) -> str:
             "check the terminal's or the script's encoding"
         ) from None
     return text
+
+
+def check_argument(text: str, label: str) -> str:
+    """``text`` from the command line, or UsageError (exit 2) when it is not UTF-8.
+
+    A name or a query in bytes the terminal did not encode as UTF-8 reached the store
+    as lone surrogates and ended as an "internal error" (issue 15).
+    """
+    try:
+        return check_unicode(text, label)
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def clean_text(text: str) -> str:

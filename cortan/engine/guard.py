@@ -11,8 +11,10 @@ The secret check is part of it: a request bound for a provider that is not local
 attachments, and refused with a :class:`SecretFoundError` (the request ends failed,
 kind ``secret``) naming what was found and where, unless the request says
 ``allow_secrets`` (``cortan ask --allow-secrets``, or the REPL after the user
-confirmed). A request from an outside program (``ChatRequest.client``, the
-gateway's) has its earlier turns scanned too: cortan never saw them before.
+confirmed). The earlier turns of the conversation are scanned too, whoever sent
+them: a turn that went to a local model unscanned (or came from an outside program,
+``ChatRequest.client``, the gateway's) goes out again with a continuation on a
+remote one (issue 15).
 Where a request may go is asked of a ``find_remote`` callable that the
 composition root passes in; it must count every model of the fallback chain
 (:func:`find_remote_provider`), since a fallback from a local model to a remote one
@@ -92,7 +94,10 @@ class Guard:
         self._check_size(event.prompt, texts)
         attachments = tuple(self._decode(a) for a in texts)
         prompt = clean_text(check_unicode(event.prompt, "the prompt"))
-        check_unicode(event.system or "", "the system prompt")
+        if event.system is not None:  # cleaned as the prompt is: what is scanned is what goes
+            event = event._replace(
+                system=clean_text(check_unicode(event.system, "the system prompt"))
+            )
         attachments = tuple(a for a in attachments if a.text.strip())
         if not prompt.strip() and not attachments and not images:
             raise InputError("the prompt is empty: give a question, or pipe text in")
@@ -118,10 +123,10 @@ class Guard:
             findings += scan(validated.request.system, "the system prompt")
         for attachment in validated.attachments:
             findings += scan(attachment.text, get_source_name(attachment.label))
-        if validated.request.client is not None:
-            # An outside program's earlier turns have never been through this guard.
-            for number, message in enumerate(validated.request.history, 1):
-                findings += scan(message.content, f"message {number} of the conversation")
+        # Earlier turns go out again: they may have gone to a local model unscanned, or
+        # come from an outside program that never went through this guard.
+        for number, message in enumerate(validated.request.history, 1):
+            findings += scan(message.content, f"message {number} of the conversation")
         return findings, provider
 
     def _get_remote(self, event: ChatRequest) -> str | None:

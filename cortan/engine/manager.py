@@ -31,11 +31,25 @@ from cortan.engine.limits import RateLimiter
 from cortan.engine.routes import Route, Router
 from cortan.providers import get_factory
 from cortan.providers.base import ModelRequest, Provider, Puller
+from cortan.providers.responses import BodyLimits
 
 if TYPE_CHECKING:
     from cortan.config.settings import Settings
 
-__all__ = ["ModelManager", "Route"]
+__all__ = ["ModelManager", "Route", "body_limits"]
+
+#: Room around one piece of answer on the wire: its JSON or SSE framing.
+FRAMING_BYTES = 64 << 10
+
+
+def body_limits(settings: Settings) -> BodyLimits:
+    """What a server may send back, decoded (docs/security.md, decompression bombs)."""
+    output = settings.max_output_bytes
+    return BodyLimits(
+        answer=settings.max_response_bytes or 16 * output,
+        piece=output + FRAMING_BYTES,
+        listing=settings.max_listing_bytes,
+    )
 
 
 class ModelManager:
@@ -92,10 +106,11 @@ class ModelManager:
             if config is None:
                 raise UsageError(f"no provider named {name!r} is configured")
             timeouts, limits = self._settings.timeouts, self._settings.breaker
+            bodies = body_limits(self._settings)
 
             def make_provider(url: str) -> Provider:
                 try:
-                    return get_factory(config.kind)(name, url, config, timeouts)
+                    return get_factory(config.kind)(name, url, config, timeouts, bodies)
                 finally:  # the SDK, start-up's last large import, is in
                     resume_collector()
 

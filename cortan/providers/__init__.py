@@ -9,18 +9,30 @@ made, so a run that talks to Ollama never imports openai.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from cortan.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from cortan.config.settings import ProviderConfig, Timeouts
     from cortan.providers.base import Provider
+    from cortan.providers.responses import BodyLimits
 
-    ProviderFactory = Callable[[str, str, ProviderConfig, Timeouts], Provider]
 
-#: kind -> "module:factory"; the factory takes (name, url, config, timeouts).
+class ProviderFactory(Protocol):
+    """Makes one provider for one URL; ``limits`` bound what its server may send back."""
+
+    def __call__(
+        self,
+        name: str,
+        url: str,
+        config: ProviderConfig,
+        timeouts: Timeouts,
+        limits: BodyLimits | None = None,
+    ) -> Provider: ...
+
+
+#: kind -> "module:factory"; the factory takes (name, url, config, timeouts, limits=None).
 KINDS: dict[str, str] = {
     "ollama": "cortan.providers.ollama:make_provider",
     "openai": "cortan.providers.openai:make_provider",

@@ -79,6 +79,46 @@ class Finish(NamedTuple):
     server_timings: Mapping[str, float] = EMPTY_MAPPING
 
 
+#: The largest context window cortan believes a server reports: 32 Mi tokens, far beyond
+#: any model's. A window past it, zero or negative is a wrong reply, not a limit.
+MAX_CONTEXT_LENGTH = 1 << 25
+
+
+def sane_window(value: object) -> int | None:
+    """A context length a server reported, or None when it cannot be one.
+
+    The context stage sizes requests by the window, so a negative one refused every
+    request and an absurd one would let any prompt through (issue 15): what is not a
+    whole number of tokens between 1 and :data:`MAX_CONTEXT_LENGTH` counts as unknown.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 0 < value <= MAX_CONTEXT_LENGTH else None
+
+
+def tls_failure(exc: BaseException) -> str | None:
+    """Why a TLS handshake failed, if that is what ``exc`` (or what it wraps) is.
+
+    The SDKs report it as a connection error, which read "is `ollama serve`
+    running?" for a server that was running all along (issue 15).
+    """
+    import ssl
+
+    cause: BaseException | None = exc
+    for _ in range(20):
+        if cause is None:
+            return None
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            reason = cause.verify_message or "it could not be verified"
+            return f"its certificate was refused ({reason})"
+        if isinstance(cause, ssl.SSLError):
+            if "WRONG_VERSION_NUMBER" in str(cause) or "record layer" in str(cause):
+                return "it does not speak TLS there: is the URL http://, not https://?"
+            return f"the TLS handshake failed ({cause.reason or type(cause).__name__})"
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def shown_url(url: str) -> str:
     """``url`` as cortan may print it: without ``user:password@`` (issue 15)."""
     from urllib.parse import urlsplit, urlunsplit

@@ -38,9 +38,12 @@ from cortan.providers.base import (
     Thinking,
     ToolCall,
     redact,
+    sane_window,
     shown_url,
+    tls_failure,
     url_secrets,
 )
+from cortan.providers.responses import BodyLimits, BoundedBody, ResponseGuard, carried
 from cortan.providers.tls import get_verify
 
 if TYPE_CHECKING:
@@ -57,6 +60,10 @@ async def _add_headers(request: httpx.Request) -> None:
         request.headers.update(headers)
 
 
+class _BoundedStream(BoundedBody, httpx.AsyncByteStream):
+    """A response body inflated and counted by cortan (cortan.providers.responses)."""
+
+
 #: Seconds to wait for the end of a stream after its final message (see ``_drain``).
 DRAIN_S = 0.5
 
@@ -68,17 +75,26 @@ class OllamaProvider:
     # Ollama loads only the window a request asks for and cuts a longer prompt silently.
     window_option = "num_ctx"
 
-    def __init__(self, name: str, url: str, timeouts: Timeouts) -> None:
+    def __init__(
+        self, name: str, url: str, timeouts: Timeouts, limits: BodyLimits | None = None
+    ) -> None:
         self.name = name
         self.url = shown_url(url)  # what messages print; the client keeps the real one
         self._secrets = url_secrets(url)
         timeout = httpx.Timeout(timeouts.total, connect=timeouts.connect)
+        # Bounded bodies, no redirect to another origin (cortan.providers.responses).
+        guard = ResponseGuard(
+            f"Ollama at {self.url}", url, limits or BodyLimits(), ("/api/chat",), _BoundedStream
+        )
         # verify: no CA bundle read for a plain-http server (cortan.providers.tls)
         self._client = ollama.AsyncClient(
             host=url,
             timeout=timeout,
             verify=get_verify(url),
-            event_hooks={"request": [_add_headers]},
+            event_hooks={
+                "request": [guard.on_request, _add_headers],
+                "response": [guard.on_response],
+            },
             # A loopback server is reached directly, never through http_proxy: cortan
             # judges it local (no secret guard), so the prompt must not leave (issue 15).
             trust_env=not is_loopback_url(url),
@@ -108,7 +124,7 @@ class OllamaProvider:
         try:
             reply = await self._client._client.get("/api/version")
             version = reply.json().get("version")
-        except (httpx.HTTPError, ValueError, AttributeError):
+        except (httpx.HTTPError, ValueError, AttributeError, BadResponseError):
             return None
         return str(version) if version else None
 
@@ -121,7 +137,7 @@ class OllamaProvider:
             (
                 value
                 for key, value in (shown.modelinfo or {}).items()
-                if key.endswith(".context_length") and isinstance(value, int)
+                if key.endswith(".context_length") and sane_window(value) is not None
             ),
             None,
         )
@@ -217,10 +233,14 @@ class OllamaProvider:
 
     def _map_error(self, exc: BaseException, model: str | None) -> ProviderError:
         where = f"Ollama at {self.url}"
+        if (refused := carried(exc)) is not None:  # a bound or a redirect (responses.py)
+            return refused
         if isinstance(exc, ollama.ResponseError):
             return self._map_response_error(exc, model)
         if isinstance(exc, httpx.TimeoutException):
             return ProviderTimeoutError(f"{where} did not answer in time")
+        if (tls := tls_failure(exc)) is not None:
+            return UnreachableError(f"TLS with {where} failed: {tls}")
         if isinstance(exc, httpx.ConnectError | ConnectionError):
             return UnreachableError(f"cannot reach {where}: is `ollama serve` running?")
         if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
@@ -294,10 +314,14 @@ def _options(options: Mapping[str, object]) -> dict[str, object] | None:
 
 
 def make_provider(
-    name: str, url: str, config: ProviderConfig, timeouts: Timeouts
+    name: str,
+    url: str,
+    config: ProviderConfig,
+    timeouts: Timeouts,
+    limits: BodyLimits | None = None,
 ) -> OllamaProvider:
     """Factory registered in :data:`cortan.providers.KINDS`."""
-    return OllamaProvider(name, url, timeouts)
+    return OllamaProvider(name, url, timeouts, limits)
 
 
 async def _drain(parts: AsyncGenerator[Any, None]) -> None:

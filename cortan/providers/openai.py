@@ -39,8 +39,10 @@ from cortan.providers.base import (
     ToolCall,
     redact,
     shown_url,
+    tls_failure,
     url_secrets,
 )
+from cortan.providers.responses import BodyLimits, BoundedBody, ResponseGuard, carried
 from cortan.providers.tls import get_verify, load_system
 
 if TYPE_CHECKING:
@@ -50,12 +52,23 @@ if TYPE_CHECKING:
 NO_KEY = "cortan-no-key"
 
 
+class _BoundedStream(BoundedBody, httpx2.AsyncByteStream):
+    """A response body inflated and counted by cortan (cortan.providers.responses)."""
+
+
 class OpenAIProvider:
     """One OpenAI-compatible endpoint."""
 
     window_option = None  # the server uses the model's whole window
 
-    def __init__(self, name: str, url: str, api_key: str | None, timeouts: Timeouts) -> None:
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        api_key: str | None,
+        timeouts: Timeouts,
+        limits: BodyLimits | None = None,
+    ) -> None:
         self.name = name
         self.url = shown_url(url)  # what messages print; the client keeps the real one
         self._secrets = [*url_secrets(url), *([api_key] if api_key else [])]
@@ -65,12 +78,20 @@ class OpenAIProvider:
         self._set_key = f"{variable} or run `cortan keys set {name}`"
         self._has_key = api_key is not None
         timeout = httpx2.Timeout(timeouts.total, connect=timeouts.connect)
+        # Bounded bodies, no redirect to another origin (cortan.providers.responses).
+        guard = ResponseGuard(
+            f"{self.label} at {self.url}",
+            url,
+            limits or BodyLimits(),
+            ("/chat/completions",),
+            _BoundedStream,
+        )
         self._client = openai.AsyncOpenAI(
             api_key=api_key or NO_KEY,
             base_url=url,
             max_retries=0,
             timeout=timeout,
-            http_client=_make_http_client(url, timeout),
+            http_client=_make_http_client(url, timeout, guard),
         )
 
     def _require_key(self) -> None:
@@ -95,6 +116,13 @@ class OpenAIProvider:
     async def stream_chat(
         self, request: ModelRequest
     ) -> AsyncIterator[str | Thinking | ToolCall | Finish]:
+        """Stream the answer of choice 0 only.
+
+        cortan asks for one choice; a server that sends more (``n`` set by a proxy, or
+        a hostile one) interleaves chunks of choices 0, 1, … in one stream, and mixing
+        them would make one answer of two (issue 15). Chunks of any other index are
+        skipped, their text and their finish_reason alike.
+        """
         finish_reason: str | None = None
         usage = Usage()
         calls = _CallParts()
@@ -114,7 +142,7 @@ class OpenAIProvider:
                 async for chunk in stream:
                     if chunk.usage is not None:
                         usage = _usage(chunk.usage)
-                    for choice in chunk.choices:
+                    for choice in _first_choice(chunk):
                         for item in _delta_items(choice.delta, calls):
                             yield item
                         if choice.finish_reason:
@@ -159,10 +187,14 @@ class OpenAIProvider:
 
     def _map_error(self, exc: BaseException, model: str | None) -> ProviderError:
         where = f"{self.label} at {self.url}"
+        if (refused := carried(exc)) is not None:  # a bound or a redirect (responses.py)
+            return refused
         if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
             return ProviderTimeoutError(f"{where} did not answer in time")
-        if _cut_mid_stream(exc):
+        if _cut_mid_stream(exc) or isinstance(exc, httpx2.RemoteProtocolError | httpx2.ReadError):
             return ServerError(f"{where} closed the connection before the answer was complete")
+        if (tls := tls_failure(exc)) is not None:
+            return UnreachableError(f"TLS with {where} failed: {tls}")
         if isinstance(exc, openai.APIConnectionError | httpx2.ConnectError):
             return UnreachableError(f"cannot reach {where}: check the base URL and your network")
         if isinstance(exc, openai.APIStatusError):
@@ -171,8 +203,6 @@ class OpenAIProvider:
             if overflow := self._map_overflow(exc):
                 return overflow
             return ServerError(f"{where} reported an error mid-answer: {_message(exc)}")
-        if isinstance(exc, httpx2.RemoteProtocolError | httpx2.ReadError):
-            return ServerError(f"{where} closed the connection before the answer was complete")
         if isinstance(exc, json.JSONDecodeError | ValueError | httpx2.DecodingError):
             return BadResponseError(f"{where} sent a reply cortan cannot parse")
         return BadResponseError(f"{where} failed unexpectedly: {type(exc).__name__}")
@@ -315,6 +345,11 @@ def _wire_message(message: Message) -> dict[str, Any]:
     return {"role": message.role, "content": parts}
 
 
+def _first_choice(chunk: Any) -> list[Any]:
+    """The chunk's part of choice 0: another index is another candidate answer (``n`` > 1)."""
+    return [choice for choice in chunk.choices if choice.index == 0]
+
+
 def _reasoning(delta: Any) -> str | None:
     """Reasoning in a delta: ``reasoning_content`` (llama.cpp, vLLM, DeepSeek) or ``reasoning``.
 
@@ -337,18 +372,23 @@ def with_v1(url: str) -> str:
     return re.sub(r"/v\d+$", "", base) + "/v1"
 
 
-def _make_http_client(url: str, timeout: httpx2.Timeout) -> httpx2.AsyncClient:
-    """The SDK's own client, except that plain http reads no CA bundle (cortan.providers.tls)
-    and a loopback server is reached directly, never through http_proxy: cortan judges it
-    local (no secret guard), so the prompt and the key must not leave (issue 15). Its
-    event streams pass through :class:`ErrorLines`."""
-    verify = get_verify(url, load_system)
+def _make_http_client(
+    url: str, timeout: httpx2.Timeout, guard: ResponseGuard
+) -> httpx2.AsyncClient:
+    """The SDK's own client, with three changes: plain http reads no CA bundle
+    (cortan.providers.tls); a loopback server is reached directly, never through
+    http_proxy, since cortan judges it local (no secret guard) and the prompt and the
+    key must not leave; ``guard`` bounds bodies and redirects (issue 15); and its event streams pass
+    through :class:`ErrorLines` (issue 21)."""
     direct = is_loopback_url(url)
     return openai.DefaultAsyncHttpxClient(
-        verify=verify,
+        verify=get_verify(url, load_system),
         timeout=timeout,
         trust_env=not direct,
-        event_hooks={"response": [_read_error_lines]},
+        event_hooks={
+            "request": [guard.on_request],
+            "response": [guard.on_response, _read_error_lines],  # bounded, then rewritten
+        },
     )
 
 
@@ -457,7 +497,11 @@ def _retry_after(exc: openai.APIStatusError) -> float | None:
 
 
 def make_provider(
-    name: str, url: str, config: ProviderConfig, timeouts: Timeouts
+    name: str,
+    url: str,
+    config: ProviderConfig,
+    timeouts: Timeouts,
+    limits: BodyLimits | None = None,
 ) -> OpenAIProvider:
     """Factory registered in :data:`cortan.providers.KINDS`."""
-    return OpenAIProvider(name, url, get_api_key(name, config), timeouts)
+    return OpenAIProvider(name, url, get_api_key(name, config), timeouts, limits)

@@ -1,15 +1,16 @@
 """Diagnostics on stderr: one-sentence errors, dim notices, warnings.
 
 stdout carries the answer only; everything cortan says about the answer goes
-here. Text from outside cortan (server messages, model names) is sanitised
-because error messages quote it.
+here. Text from outside cortan (server messages, model names) is made visible
+(``cortan.core.text.make_visible``) because error messages quote it: a model or
+session name with a zero-width character in it must not read as another one.
 """
 
 from __future__ import annotations
 
 from typing import TextIO
 
-from cortan.render.sanitize import sanitize
+from cortan.core.text import make_visible
 
 
 class Diagnostics:
@@ -20,7 +21,7 @@ class Diagnostics:
         self._color = color
 
     def _line(self, text: str, style: str) -> None:
-        text = sanitize(text)
+        text = make_visible(text)  # a name in an error may hide a zero-width character
         if self._color:
             text = f"\x1b[{style}m{text}\x1b[0m"
         self._file.write(text + "\n")

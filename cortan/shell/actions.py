@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cortan.core.errors import UsageError
+from cortan.core.text import make_visible
 from cortan.shell.commands import CommandTable, ExitShell, Shell, SlashCommand
 from cortan.shell.sessions import do_fork, do_load, do_save, do_sessions, start_new
 
@@ -96,7 +97,8 @@ async def do_models(repl: Shell, arg: str) -> None:
         await asyncio.to_thread(repl.models.loaded.wait, 30)
     for model in repl.models.models:
         details = " · ".join(x for x in (model.family, model.parameter_size) if x)
-        repl.say(f"  {model.provider}:{model.name}" + (f"  ({details})" if details else ""))
+        name = make_visible(f"{model.provider}:{model.name}")  # a name picked by what it shows
+        repl.say(f"  {name}" + (f"  ({make_visible(details)})" if details else ""))
     for alias, target in repl.services.settings.aliases.items():
         repl.say(f"  {alias} → {target}")
     for provider, error in repl.models.errors.items():

@@ -23,6 +23,7 @@ from rich.text import Text
 from cortan.core.errors import CortanError
 from cortan.core.events import ChatEnded, ChatFailed, ChatFinished
 from cortan.core.requests import ChatRequest
+from cortan.core.text import make_visible
 from cortan.engine.guard import HINT
 from cortan.render.sanitize import sanitize
 from cortan.shell.commands import ExitShell, parse_line
@@ -74,7 +75,8 @@ class Repl:
         self.console.print(Text(sanitize(text), style="dim"))
 
     def error(self, text: str) -> None:
-        self.console.print(Text(sanitize(text), style="red"))
+        # Errors quote names (models, sessions): nothing invisible may hide in them.
+        self.console.print(Text(make_visible(text), style="red"))
 
     def say(self, text: str) -> None:
         self.console.print(Text(sanitize(text)))

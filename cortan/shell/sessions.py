@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from cortan.core.errors import UsageError
+from cortan.core.text import make_visible
 from cortan.shell.conversation import Turn
 
 if TYPE_CHECKING:
@@ -45,8 +46,9 @@ async def do_sessions(repl: Shell, arg: str) -> None:
     for c in conversations:
         mark = "*" if c.id == recorder.conversation_id else ""
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(c.updated))
-        name = _preview(c.name or "(unnamed)", 24)
-        rows.append((mark, f"#{c.id}", name, when, str(c.message_count), c.model or "", c.title))
+        name = _preview(make_visible(c.name or "(unnamed)"), 24)
+        model = make_visible(c.model or "")
+        rows.append((mark, f"#{c.id}", name, when, str(c.message_count), model, c.title))
     heading, *lines = align(rows, right={4}, width=repl.width)
     repl.dim(heading)
     for line in lines:
@@ -133,7 +135,7 @@ def load_session(
     repl.conversation.system = found.system
     repl.conversation.model = found.model or repl.conversation.model
     recorder.continue_conversation(found.id)
-    name = found.name or f"#{found.id}"
+    name = make_visible(found.name or f"#{found.id}")
     turns = repl.conversation.turns
     repl.dim(f"loaded {name}: {len(turns)} turn{'' if len(turns) == 1 else 's'}")
     if turns:  # where it stood: the last question and the start of its answer

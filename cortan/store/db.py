@@ -205,6 +205,11 @@ def describe_error(exc: sqlite3.Error, path: Path) -> StoreError:
             f"the session store {path} stayed locked by another process for "
             f"{BUSY_TIMEOUT_S:g} s: try again"
         )
+    if "disk is full" in text or ("I/O error" in text and is_full(path)):
+        # SQLite says "disk I/O error" for a write the full disk refused (issue 15).
+        return StoreError(
+            f"the disk holding the session store {path} is full: free some space there"
+        )
     if "readonly" in text or "unable to open" in text:
         return StoreError(f"cannot write the session store {path} ({text}): check its permissions")
     return StoreError(f"the session store {path} failed: {text}")
@@ -231,7 +236,58 @@ def describe_store(path: Path) -> StoreInfo:
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+    """A connection that cannot write, even where nothing may be written (issue 15).
+
+    In WAL mode SQLite needs the ``-shm`` file even to read; in a folder nobody can
+    write (a read-only mount, a full disk's neighbour) it cannot make one. Nothing can
+    change the file there either, so it is then read as immutable.
+    """
+    uri = path.resolve().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        conn.close()
+        if is_writable(path):
+            raise
+    return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, timeout=BUSY_TIMEOUT_S)
+
+
+def is_writable(path: Path) -> bool:
+    """Whether the store file and its folder can be written (a read-only mount says no
+    even to root)."""
+    folder_ok = os.access(path.parent, os.W_OK)
+    return folder_ok and (not path.exists() or os.access(path, os.W_OK))
+
+
+def is_full(path: Path) -> bool:
+    """Whether the file system holding the store's folder has no room left."""
+    try:
+        return os.statvfs(path.parent).f_bavail == 0
+    except OSError:
+        return False
+
+
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """Open an existing store for reading only: for reading commands where it cannot be
+    written. It must be at the latest schema, since it cannot be migrated."""
+    check_not_linked(path)
+    with translate_errors(path):
+        conn = _open_read_only(path)
+    try:
+        with translate_errors(path):
+            check_identity(conn, path)
+            conn.execute("PRAGMA query_only = ON")
+            if conn.execute("PRAGMA user_version").fetchone()[0] != LATEST_VERSION:
+                raise StoreError(
+                    f"the session store {path} cannot be written and was made by an older "
+                    "cortan: run cortan once where it can be written, to bring it up to date"
+                )
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def _count_rows(conn: sqlite3.Connection) -> tuple[int, int]:

@@ -17,6 +17,7 @@ names cannot look like an id (``12``, ``#12``), so ``find`` never has to guess.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import time
@@ -27,11 +28,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 from cortan.core.errors import UsageError
 from cortan.core.images import Image
+from cortan.core.text import check_argument
 from cortan.store.db import (
     StoreFile,
     connect,
+    connect_read_only,
     describe_store,
     get_store_path,
+    is_writable,
     transaction,
     translate_errors,
 )
@@ -73,7 +77,7 @@ def is_id(ref: str) -> bool:
 
 def check_name(name: str) -> str:
     """A conversation name as stored (trimmed), or UsageError saying what is wrong with it."""
-    name = name.strip()
+    name = check_argument(name, "the session name").strip()
     if not name or len(name) > MAX_NAME or _CONTROL.search(name):
         raise UsageError(f"a session name must be 1 to {MAX_NAME} printable characters")
     if _ID_LIKE.fullmatch(name):
@@ -90,9 +94,17 @@ class SessionStore(StoreFile):
     """
 
     @classmethod
-    def open(cls, data_dir: Path, *, clock: Callable[[], float] = time.time) -> Self:
-        """Open the store in ``data_dir``, creating folder (0700) and file (0600) if needed."""
+    def open(
+        cls, data_dir: Path, *, clock: Callable[[], float] = time.time, reading: bool = False
+    ) -> Self:
+        """Open the store in ``data_dir``, creating folder (0700) and file (0600) if needed.
+
+        ``reading``: for commands that only read; a store that exists but cannot be
+        written (a read-only folder) is then opened read-only instead of refused.
+        """
         path = get_store_path(data_dir)
+        if reading and os.path.lexists(path) and not is_writable(path):
+            return cls(connect_read_only(path), path, clock=clock)
         return cls(connect(path), path, clock=clock)
 
     # -- plumbing ----------------------------------------------------------------------
