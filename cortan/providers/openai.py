@@ -347,7 +347,10 @@ def _wire_message(message: Message) -> dict[str, Any]:
 
 def _first_choice(chunk: Any) -> list[Any]:
     """The chunk's part of choice 0: another index is another candidate answer (``n`` > 1)."""
-    return [choice for choice in chunk.choices if choice.index == 0]
+    choices = chunk.choices
+    if not isinstance(choices, list):  # the SDK does not check: "choices": "x" iterates
+        raise ValueError("choices is not a list")
+    return [choice for choice in choices if getattr(choice, "index", None) == 0]
 
 
 def _reasoning(delta: Any) -> str | None:

@@ -168,7 +168,7 @@ SSE_CHUNK = b'data: {"id":"x","object":"chat.completion.chunk","created":1,"mode
         pytest.param(b"", "no finish_reason", id="empty-200"),
         pytest.param(bytes(range(256)) * 4, "cannot parse", id="binary-garbage"),
         pytest.param(b"data: {not json\n\n", "cannot parse", id="not-json"),
-        pytest.param(b'data: {"choices": "x"}\n\n', "unexpectedly", id="wrong-shape"),
+        pytest.param(b'data: {"choices": "x"}\n\n', "cannot parse", id="wrong-shape"),
         pytest.param(
             b'event: error\ndata: {"error": {"message": "boom"}}\n\n', "boom", id="error-event"
         ),
