@@ -252,6 +252,8 @@ def _wire_message(message: Message) -> dict[str, Any]:
 
 def _first_choice(chunk: Any) -> list[Any]:
     """The chunk's part of choice 0: another index is another candidate answer (``n`` > 1)."""
+    if not isinstance(chunk.choices, list):  # a wrong shape is a failure, not silence
+        raise TypeError(f"choices is {type(chunk.choices).__name__}, not a list")
     return [choice for choice in chunk.choices if choice.index == 0]
 
 
