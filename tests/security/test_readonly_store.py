@@ -21,6 +21,13 @@ from tests.conftest import CortanRunner, assert_one_sentence
 from tests.servers import FakeOllama
 
 
+def _unmount(folder: Path) -> None:
+    """Unmount, lazily if something still holds the folder (never leave a mount behind)."""
+    done = subprocess.run(["umount", str(folder)], capture_output=True, check=False, timeout=30)
+    if done.returncode != 0:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False, timeout=30)
+
+
 def _mount(*args: str) -> bool:
     done = subprocess.run(["mount", *args], capture_output=True, check=False, timeout=30)
     return done.returncode == 0
@@ -35,7 +42,7 @@ def read_only(folder: Path) -> Iterator[None]:
             pytest.skip("cannot remount read-only here")
         yield
     finally:
-        subprocess.run(["umount", str(folder)], check=False, timeout=30)
+        _unmount(folder)
 
 
 @pytest.fixture
@@ -106,7 +113,7 @@ def tiny_disk(folder: Path) -> Iterator[None]:
     try:
         yield
     finally:
-        subprocess.run(["umount", str(folder)], check=False, timeout=30)
+        _unmount(folder)
 
 
 def test_a_full_disk_before_the_question_does_not_refuse_the_answer(
