@@ -25,6 +25,7 @@ response cache is the engine's (a stage of ``Chat.run``), turned on by
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
     from cortan.command.dialogue import Terminal
     from cortan.command.mode import CommandMode
     from cortan.config.settings import Settings
+    from cortan.core.errors import StoreError
     from cortan.core.messages import Message, ModelInfo, PullProgress
     from cortan.engine.approval import ApprovalGate
     from cortan.engine.budget import ContextUsage
@@ -402,14 +404,33 @@ def make_gateway(
     """Wire the gateway: every request recorded in ``store`` (a conversation each).
 
     ``token`` None serves without one (only ever on loopback: the CLI refuses it
-    beyond); ``beyond_loopback`` lets IP-literal Host headers in.
+    beyond); ``beyond_loopback`` lets IP-literal Host headers in. The store's
+    commits are grouped (``GROUP_COMMIT_S`` after the first write of each group,
+    and when the store closes): the store is this process's only writer, and its
+    loop runs the commits (cortan.store.sessions).
     """
     from cortan.serve.gateway import Gateway
     from cortan.serve.routes import make_routes
 
     if store is not None:
         app.attach_store(store, each_request_new=True)
+        store.group_commits(_call_later, GROUP_COMMIT_S)
+        store.on_lost = _report_lost
     return Gateway(app, token=token, make_routes=make_routes, beyond_loopback=beyond_loopback)
+
+
+#: How long the gateway's store writes wait for others to share their commit.
+GROUP_COMMIT_S = 0.005
+
+
+def _call_later(seconds: float, call: Callable[[], None]) -> object:
+    return asyncio.get_running_loop().call_later(seconds, call)
+
+
+def _report_lost(error: StoreError) -> None:
+    import logging
+
+    logging.getLogger("cortan.store").error("cortan serve: requests were not saved: %s", error)
 
 
 def make_batch(

@@ -184,6 +184,20 @@ def transaction(conn: sqlite3.Connection, path: Path) -> Iterator[sqlite3.Connec
 
 
 @contextmanager
+def savepoint(conn: sqlite3.Connection, path: Path) -> Iterator[sqlite3.Connection]:
+    """Writes inside an open transaction that stand or fall together (a grouped commit)."""
+    with translate_errors(path):
+        conn.execute("SAVEPOINT w")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK TO w")
+            conn.execute("RELEASE w")
+            raise
+        conn.execute("RELEASE w")
+
+
+@contextmanager
 def translate_errors(path: Path) -> Iterator[None]:
     """Turn sqlite3's exceptions into one StoreError sentence naming the file."""
     try:

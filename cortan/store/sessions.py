@@ -11,12 +11,23 @@ method stored survives the process being killed the next instant, and a second
 cortan process waits its turn (up to the busy timeout) instead of failing. Every
 sqlite3 error leaves as a one-sentence StoreError.
 
+Grouped commits (:meth:`SessionStore.group_commits`, the gateway's): writes then
+join one transaction that is committed ``seconds`` after its first write, or when
+the store closes. A commit per request cost the gateway a third of a millisecond of
+CPU and most of a millisecond of the event loop's time on this machine; grouped,
+each write is a savepoint in the open transaction (a write that fails leaves
+nothing half-written) and the commit is shared. What a process killed with
+``kill -9`` can lose is the last ``seconds`` of writes; SIGTERM and Ctrl-C close the
+store, which commits. Other cortan processes wait for the lock as they wait for any
+writer, at most ``seconds`` at a time.
+
 Names: a conversation may have a unique name (``cortan ask --session work``);
 names cannot look like an id (``12``, ``#12``), so ``find`` never has to guess.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sqlite3
@@ -26,7 +37,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
-from cortan.core.errors import UsageError
+from cortan.core.errors import StoreError, UsageError
 from cortan.core.images import Image
 from cortan.core.text import check_argument
 from cortan.store.db import (
@@ -36,6 +47,7 @@ from cortan.store.db import (
     describe_store,
     get_store_path,
     is_writable,
+    savepoint,
     transaction,
     translate_errors,
 )
@@ -93,6 +105,11 @@ class SessionStore(StoreFile):
     their own).
     """
 
+    _schedule: Callable[[float, Callable[[], None]], object] | None = None
+    _group_seconds = 0.0
+    on_lost: Callable[[StoreError], None] | None = None
+    """Told when a grouped commit fails (its writes are lost); None raises from the timer."""
+
     @classmethod
     def open(
         cls, data_dir: Path, *, clock: Callable[[], float] = time.time, reading: bool = False
@@ -120,8 +137,59 @@ class SessionStore(StoreFile):
             yield
 
     def _write(self) -> AbstractContextManager[sqlite3.Connection]:
-        """One committed transaction; the write lock is taken at the start, not mid-way."""
-        return transaction(self._conn, self.path)
+        """One committed transaction; the write lock is taken at the start, not mid-way.
+
+        With grouped commits: a savepoint in the group's transaction, begun (and its
+        commit scheduled) by the first write.
+        """
+        if self._schedule is None:
+            return transaction(self._conn, self.path)
+        if not self._conn.in_transaction:
+            with translate_errors(self.path):
+                self._conn.execute("BEGIN IMMEDIATE")
+            self._schedule(self._group_seconds, self._commit_group)
+        return savepoint(self._conn, self.path)
+
+    def group_commits(
+        self, schedule: Callable[[float, Callable[[], None]], object], seconds: float
+    ) -> None:
+        """Commit writes together, ``seconds`` after the first of each group.
+
+        ``schedule(seconds, commit)`` arranges the call (an event loop's
+        ``call_later``); a commit that fails goes to ``on_lost``.
+        """
+        self._schedule, self._group_seconds = schedule, seconds
+
+    def _commit_group(self) -> None:
+        try:
+            self.commit()
+        except StoreError as exc:
+            if self.on_lost is None:
+                raise
+            self.on_lost(exc)
+
+    def commit(self) -> None:
+        """Commit the writes grouped so far (nothing to do when none are waiting).
+
+        A commit that fails is rolled back and raised: those writes are lost.
+        """
+        if not self._conn.in_transaction:
+            return
+        try:
+            with translate_errors(self.path):
+                self._conn.execute("COMMIT")
+        except StoreError:
+            if self._conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        """Commit what is grouped, then close (the writes of a SIGTERM'd gateway are kept)."""
+        try:
+            self.commit()
+        finally:
+            super().close()
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with translate_errors(self.path):

@@ -34,6 +34,7 @@ class Running:
     code: int | None = None
     error: BaseException | None = None
     gateway: Any = None
+    store: SessionStore | None = None
     ready: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -47,13 +48,26 @@ class Running:
             self.thread.join(timeout)
             assert not self.thread.is_alive(), "the gateway did not stop"
 
+    def commit(self) -> None:
+        """Commit the gateway's grouped writes now, in its own thread (as its timer would)."""
+        if self.store is None or self.loop is None or not self.loop.is_running():
+            return
+
+        async def commit() -> None:
+            assert self.store is not None
+            self.store.commit()
+
+        asyncio.run_coroutine_threadsafe(commit(), self.loop).result(10)
+
     def conversations(self) -> list[Any]:
         assert self.data_dir is not None
+        self.commit()
         with SessionStore.open(self.data_dir) as store:
             return store.list_conversations()
 
     def messages(self, conversation_id: int) -> list[Any]:
         assert self.data_dir is not None
+        self.commit()
         with SessionStore.open(self.data_dir) as store:
             return store.messages(conversation_id)
 
@@ -77,7 +91,7 @@ def start_gateway(data_dir: Path | None, *, token: str | None = TOKEN, **serve: 
         sock = bind("127.0.0.1", 0)
         running.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         running.loop, running.stop = asyncio.get_running_loop(), asyncio.Event()
-        running.gateway = gateway
+        running.gateway, running.store = gateway, store
         running.ready.set()
         try:
             running.code = await run(gateway, sock, stopper=Stopper(running.stop))
