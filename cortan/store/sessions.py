@@ -187,7 +187,9 @@ class SessionStore(StoreFile):
     def close(self) -> None:
         """Commit what is grouped, then close (the writes of a SIGTERM'd gateway are kept)."""
         try:
-            self.commit()
+            if self._schedule is not None:
+                with contextlib.suppress(sqlite3.ProgrammingError):  # closed already
+                    self.commit()
         finally:
             super().close()
 
