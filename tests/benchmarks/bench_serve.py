@@ -50,7 +50,12 @@ def start_upstream() -> tuple[subprocess.Popen[str], str]:
 
 
 def start_gateway(upstream: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    env = {**env, "OLLAMA_HOST": upstream, "CORTAN_SERVE_TOKEN": TOKEN,
+    """``cortan serve`` on ``upstream``, allowed to send it as many requests at once as the
+    clients do (``parallel``: the engine sends an Ollama host one at a time by default, as
+    Ollama answers unless told otherwise; the fake answers any number at once)."""
+    env = {**env, "CORTAN_PROVIDERS__OLLAMA__KIND": "ollama",
+           "CORTAN_PROVIDERS__OLLAMA__HOSTS": f'["{upstream}"]',
+           "CORTAN_PROVIDERS__OLLAMA__PARALLEL": "1024", "CORTAN_SERVE_TOKEN": TOKEN,
            "CORTAN_DEFAULT_MODEL": "ollama:m", "CORTAN_SERVE__QUEUE_PER_HOST": "100000",
            "CORTAN_SERVE__STREAMS_PER_HOST": "10000"}  # fmt: skip
     proc = subprocess.Popen(
