@@ -5,7 +5,8 @@ never calls the store; the composition root subscribes a recorder as an essentia
 observer, and the recorder keeps the promise of DESIGN.md:
 
 * the user's turn is committed on ``ChatPrepared``, which ``Chat.run`` publishes
-  before it routes and streams, so it is on disk before the request leaves;
+  before it routes and streams, so it is on disk before the request leaves (the
+  gateway's store groups its commits, a few ms later: cortan.store.sessions);
 * the answer is committed on ``ChatFinished`` (complete, with usage and duration),
   ``ChatFailed`` (failed) or ``ChatCancelled`` (interrupted), with whatever text
   arrived, even none;
