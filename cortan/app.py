@@ -344,7 +344,7 @@ def make_repl(
     ``/load`` or ``--session`` says otherwise).
     """
     from cortan.config.roles import get_roles
-    from cortan.render.views import MarkdownView
+    from cortan.render.views import MarkdownView, SkipQuiet
     from cortan.shell.actions import make_command_table
     from cortan.shell.completion import ShellCompleter
     from cortan.shell.models_cache import ModelCache
@@ -374,7 +374,8 @@ def make_repl(
         input=input,
         output=output,
     )
-    app.attach_view(MarkdownView(console, code_theme=app.settings.code_theme, fold=True))
+    view = MarkdownView(console, code_theme=app.settings.code_theme, fold=True)
+    app.attach_view(SkipQuiet(view))  # /run's proposal is shown by its dialogue
     app.run_command = _make_run_command(app, color=not console.no_color)
     repl = Repl(app, console, session, commands, models)
     app.attach_notices(repl.dim)

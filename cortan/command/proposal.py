@@ -114,6 +114,7 @@ class CommandModel:
             system=system_prompt(self._env),
             history=tuple(self._history),
             schema=schema,
+            quiet=True,  # the dialogue shows the command; the JSON is no answer to draw
         )
         ended = await self._ask(request)
         if isinstance(ended, ChatCancelled):

@@ -93,3 +93,6 @@ class ChatRequest(NamedTuple):
     # end's terminal prompt; None: no terminal, so only the allowlist approves).
     tools: bool = False
     ask: Asker | None = None
+    # True: no answer view draws it; the front end shows the outcome its own way (the
+    # REPL's /run shows the proposed command in its dialogue, not the model's JSON).
+    quiet: bool = False

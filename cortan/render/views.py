@@ -62,6 +62,43 @@ class AnswerView(Protocol):
     def on_ended(self, event: ChatEnded) -> None: ...
 
 
+class SkipQuiet:
+    """``view`` for every request but those marked ``quiet``, which it never sees.
+
+    A front end that shares one view with requests it shows its own way (the REPL and
+    its ``/run``) wraps the view in this. Only ``ChatPrepared`` carries the request, so
+    the quiet ones are known by id from then until their ending.
+    """
+
+    def __init__(self, view: AnswerView) -> None:
+        self._view = view
+        self._quiet: set[int] = set()
+
+    def on_waiting(self, event: ChatPrepared) -> None:
+        if event.request.quiet:
+            self._quiet.add(event.request.request_id)
+        else:
+            self._view.on_waiting(event)
+
+    def on_started(self, event: ChatStarted) -> None:
+        if event.request_id not in self._quiet:
+            self._view.on_started(event)
+
+    def on_delta(self, event: TokenDelta) -> None:
+        if event.request_id not in self._quiet:
+            self._view.on_delta(event)
+
+    def on_thinking(self, event: ThinkingDelta) -> None:
+        if event.request_id not in self._quiet:
+            self._view.on_thinking(event)
+
+    def on_ended(self, event: ChatEnded) -> None:
+        if event.request_id in self._quiet:
+            self._quiet.discard(event.request_id)
+        else:
+            self._view.on_ended(event)
+
+
 class QuietView:
     """A view that ignores every event; the views below override what they show."""
 

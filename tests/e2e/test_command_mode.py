@@ -272,14 +272,17 @@ def test_hostile_command_is_shown_visible_and_marked(
 
 
 def test_run_in_the_repl(spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path) -> None:
-    ollama_env.queue(proposal("touch made", "makes a file"))
+    ollama_env.queue(proposal("touch made", "makes a file"), Reply(pieces=["all fine"]))
     term = spawn()
     term.wait_for("›")
     term.type("/run make a file\r")
-    term.wait_for(MENU)
+    screen = term.wait_for(MENU)
+    assert "explanation" not in screen  # the model's JSON is not drawn as an answer
     term.type("y\r")
     term.wait_for("exit status 0")
     assert (tmp_path / "made").exists()
     term.wait(lambda s: s.rstrip().splitlines()[-1:] == ["›"])
+    term.type("what did you make?\r")
+    term.wait_for("fine")  # the next answer is drawn as ever
     term.type("\x04")
     assert term.status() == 0
