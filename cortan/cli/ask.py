@@ -7,6 +7,13 @@ from typing import TYPE_CHECKING, Annotated, NamedTuple
 
 import typer
 
+from cortan.cli.options import (
+    AllowSecretsOption,
+    ModelOption,
+    NoFallbackOption,
+    NoLogOption,
+    RoleOption,
+)
 from cortan.cli.runner import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -43,22 +50,12 @@ def ask(
             show_default=False,
         ),
     ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model", "-m", metavar="MODEL", help="provider:model, an alias, or a bare model name."
-        ),
-    ] = None,
-    no_fallback: Annotated[
-        bool, typer.Option("--no-fallback", help="Only the model asked for: no fallback chain.")
-    ] = False,
+    model: ModelOption = None,
+    no_fallback: NoFallbackOption = False,
     system: Annotated[
         str | None, typer.Option("--system", "-s", metavar="TEXT", help="System prompt.")
     ] = None,
-    role: Annotated[
-        str | None,
-        typer.Option("--role", metavar="NAME", help="A named role (`cortan roles` lists them)."),
-    ] = None,
+    role: RoleOption = None,
     files: Annotated[
         list[str] | None,
         typer.Option("--file", "-f", metavar="PATH", help="Attach a text file (repeatable)."),
@@ -93,15 +90,8 @@ def ask(
             "--fork", help="With -c or --session: go on in a copy, leaving the original as it was."
         ),
     ] = False,
-    no_log: Annotated[
-        bool, typer.Option("--no-log", help="Keep this exchange out of the session store.")
-    ] = False,
-    allow_secrets: Annotated[
-        bool,
-        typer.Option(
-            "--allow-secrets", help="Send to a remote provider even what looks like a secret."
-        ),
-    ] = False,
+    no_log: NoLogOption = False,
+    allow_secrets: AllowSecretsOption = False,
     attach: Annotated[
         list[str] | None,
         typer.Option(

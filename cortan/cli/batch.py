@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO, cast
 
 import typer
 
+from cortan.cli.options import AllowSecretsOption, NoFallbackOption, RoleOption
 from cortan.cli.runner import (
     EXIT_USAGE,
     Context,
@@ -88,25 +89,15 @@ def batch(
         typer.Option("--model", "-m", help="provider:model, an alias, or a bare model name."),
     ] = None,
     system: Annotated[str | None, typer.Option("--system", "-s", help="System prompt.")] = None,
-    role: Annotated[
-        str | None,
-        typer.Option("--role", metavar="NAME", help="A named role (`cortan roles` lists them)."),
-    ] = None,
+    role: RoleOption = None,
     option: Annotated[
         list[str] | None,
         typer.Option(
             "--option", metavar="KEY=VALUE", help="A request option, e.g. temperature=0 (repeat)."
         ),
     ] = None,
-    no_fallback: Annotated[
-        bool, typer.Option("--no-fallback", help="Only the model asked for: no fallback chain.")
-    ] = False,
-    allow_secrets: Annotated[
-        bool,
-        typer.Option(
-            "--allow-secrets", help="Send to a remote provider even what looks like a secret."
-        ),
-    ] = False,
+    no_fallback: NoFallbackOption = False,
+    allow_secrets: AllowSecretsOption = False,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", metavar="FILE", help="Write the JSON lines here."),

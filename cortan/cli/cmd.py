@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, NamedTuple
 
 import typer
 
+from cortan.cli.options import ModelOption, NoLogOption
 from cortan.cli.runner import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -65,12 +66,7 @@ def cmd(
             show_default=False,
         ),
     ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model", "-m", metavar="MODEL", help="provider:model, an alias, or a bare model name."
-        ),
-    ] = None,
+    model: ModelOption = None,
     yes: Annotated[
         bool,
         typer.Option(
@@ -86,9 +82,7 @@ def cmd(
             "--print", "-p", help="Print the command on stdout and nothing else; never run it."
         ),
     ] = False,
-    no_log: Annotated[
-        bool, typer.Option("--no-log", help="Keep this exchange out of the session store.")
-    ] = False,
+    no_log: NoLogOption = False,
     shell: Annotated[
         str | None,
         typer.Option(

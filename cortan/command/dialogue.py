@@ -12,7 +12,6 @@ hard rule refuses is offered edit, revise, copy and abort only.
 
 from __future__ import annotations
 
-import base64
 from typing import TYPE_CHECKING, Literal
 
 from cortan.core.text import make_visible
@@ -88,8 +87,9 @@ class Terminal:
 
     def copy(self, text: str) -> None:
         """Put ``text`` on the clipboard through the terminal (OSC 52)."""
-        data = base64.b64encode(text.encode("utf-8")).decode("ascii")
-        self.output.write_raw(f"\x1b]52;c;{data}\x07")
+        from cortan.render.clipboard import make_osc52
+
+        self.output.write_raw(make_osc52(text))
         self.output.flush()
 
 

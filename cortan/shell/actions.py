@@ -352,9 +352,9 @@ async def do_exit(repl: Shell, arg: str) -> None:
 
 async def do_copy(repl: Shell, arg: str) -> None:
     """``/copy``: the last answer, as the model sent it; ``/copy code``: its last code
-    block. Through the terminal's clipboard (OSC 52, see :mod:`cortan.shell.clipboard`)."""
+    block. Through the terminal's clipboard (OSC 52, see :mod:`cortan.render.clipboard`)."""
+    from cortan.render import clipboard
     from cortan.render.extract import extract_code
-    from cortan.shell import clipboard
 
     what = arg.strip().lower()
     if what not in ("", "code"):

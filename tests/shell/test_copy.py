@@ -14,7 +14,7 @@ import re
 import pexpect
 import pytest
 
-from cortan.shell.clipboard import MAX_COPY_BYTES, make_osc52
+from cortan.render.clipboard import MAX_COPY_BYTES, make_osc52
 from tests.conftest import cortan_command
 from tests.servers import FakeOllama, Reply
 from tests.shell.test_repl import Shell, pipe, shell  # noqa: F401  (fixtures)

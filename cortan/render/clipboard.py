@@ -1,7 +1,8 @@
-"""Copying to the clipboard of the terminal the shell runs in, with OSC 52 (``/copy``).
+"""Copying to the clipboard of the terminal cortan runs in, with OSC 52.
 
-Layer: shell (stdlib only). ``ESC ] 52 ; c ; <base64> BEL`` asks the terminal to put
-the decoded text on the system clipboard: it works over SSH, where no clipboard tool
+Layer: render (stdlib only), so that the shell's ``/copy`` and command mode's
+"copy" send the same sequence. ``ESC ] 52 ; c ; <base64> BEL`` asks the terminal to
+put the decoded text on the system clipboard: it works over SSH, where no clipboard tool
 on this machine could reach the user's. The text goes as the model sent it (not
 sanitised for display: a command copied must be the command), and base64 is why
 that is safe: the payload is letters, digits, ``+``, ``/`` and ``=``, so nothing in

@@ -1,0 +1,34 @@
+"""Options that several commands take, declared once (``ask``, ``batch``, ``cmd``).
+
+Layer: cli. The same flag with the same words in its help: a change to what
+``--model`` accepts, or how ``--allow-secrets`` is explained, is made here once.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m", metavar="MODEL", help="provider:model, an alias, or a bare model name."
+    ),
+]
+NoFallbackOption = Annotated[
+    bool, typer.Option("--no-fallback", help="Only the model asked for: no fallback chain.")
+]
+RoleOption = Annotated[
+    str | None,
+    typer.Option("--role", metavar="NAME", help="A named role (`cortan roles` lists them)."),
+]
+NoLogOption = Annotated[
+    bool, typer.Option("--no-log", help="Keep this exchange out of the session store.")
+]
+AllowSecretsOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-secrets", help="Send to a remote provider even what looks like a secret."
+    ),
+]
