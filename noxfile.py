@@ -12,28 +12,10 @@ nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_external_run = True
 
-#: The MCP SDK for the tests of docs/tools.md, without uvicorn: uvicorn requires click,
-#: and click installed makes httpx import its CLI at every start (the import budgets of
-#: tests/test_imports.py). cortan's MCP client never needs uvicorn.
-MCP_DEPENDENCIES = (
-    "mcp-types>=2.3",
-    "opentelemetry-api",
-    "pyjwt[crypto]>=2.10",
-    "python-multipart",
-    "sse-starlette",
-)
-
-
-def install_mcp(session: nox.Session) -> None:
-    session.install(*MCP_DEPENDENCIES)
-    session.install("--no-deps", "mcp>=2.3")
-
-
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite (unit, CLI over loopback servers, REPL, pseudo-terminal)."""
-    session.install("-e", ".[test]")
-    install_mcp(session)
+    session.install("-e", ".[test,mcp]")
     session.run("pytest", *session.posargs)
 
 
@@ -49,8 +31,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over cortan, tests and this file."""
-    session.install("-e", ".[dev]")
-    install_mcp(session)
+    session.install("-e", ".[dev,mcp]")
     session.run("mypy")
 
 

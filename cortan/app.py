@@ -107,9 +107,11 @@ class App:
     toolbox: Toolbox | None = None
 
     @classmethod
-    def build(cls, settings: Settings) -> App:
+    def build(cls, settings: Settings, *, concurrent: bool = False) -> App:
+        """Wire the engine; ``concurrent`` for a front end that sends many requests at
+        once (the gateway): its providers' HTTP runs on aiohttp."""
         bus = EventBus()
-        manager = ModelManager(bus, settings)
+        manager = ModelManager(bus, settings, concurrent=concurrent)
         guard = Guard(
             max_bytes=settings.max_input_bytes,
             max_image_bytes=settings.max_image_bytes,

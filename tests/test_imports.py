@@ -155,3 +155,13 @@ def test_batch_imports_no_view_and_no_other_sdk(tmp_path: Path, ollama_env: Fake
     assert heavy_in(modules, ("openai", "prompt_toolkit", "rich", "keyring")) == []
     others = {module for name, (module, _, _) in COMMANDS.items() if name != "batch"}
     assert others & modules == set()
+
+
+def test_httpx_never_loads_its_command_line() -> None:
+    # click comes with uvicorn (cortan serve): httpx would import its CLI, and with it
+    # click, pygments and rich's console, whenever it is imported (cortan/__init__.py).
+    import importlib.util
+
+    assert importlib.util.find_spec("click") is not None, "click is installed beside cortan"
+    assert heavy_in(loaded_by("cortan", "httpx"), ("click", "pygments")) == []
+    assert "click" in loaded_by("httpx")  # the cost being avoided, where cortan is not loaded

@@ -21,6 +21,8 @@ import typer
 from cortan.core.errors import CortanError, OutputClosedError, UsageError
 
 if TYPE_CHECKING:
+    from asyncio import AbstractEventLoop
+
     from cortan.config.settings import Settings
     from cortan.render.diagnostics import Diagnostics
 
@@ -125,20 +127,25 @@ def _silence_broken_pipe() -> NoReturn:
     raise typer.Exit(EXIT_READER_GONE)
 
 
-def run_async(main: Callable[[], Any], *, hangups: bool = False) -> Any:
+def run_async(
+    main: Callable[[], Any],
+    *,
+    hangups: bool = False,
+    loop_factory: Callable[[], AbstractEventLoop] | None = None,
+) -> Any:
     """asyncio.run, with Ctrl-C surfacing as KeyboardInterrupt after cleanup.
 
     With ``hangups``, SIGTERM and SIGHUP stop the work as Ctrl-C does: the running
     task is cancelled, so the answer ends interrupted with its partial kept and
     stored, and then the command exits 128 + the signal (143, 129), as a process
-    killed by it would report (issue 15; DESIGN.md's exit codes).
+    killed by it would report (issue 15; DESIGN.md's exit codes). ``loop_factory``:
+    another event loop (the gateway's uvloop).
     """
     import asyncio
 
-    if not hangups:
-        return asyncio.run(main())
     received: list[int] = []
-    result = asyncio.run(_with_hangups(main, received))
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        result = runner.run(_with_hangups(main, received) if hangups else main())
     if received:
         raise typer.Exit(128 + received[0])
     return result

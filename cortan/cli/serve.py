@@ -67,8 +67,11 @@ def serve(
                 "machine could use your models and keys"
             )
         token = None if no_token else _get_token(settings)
+        from cortan.serve.server import event_loop
+
         code = run_async(
-            lambda: _run(context, settings, address, port, token, beyond, no_log, quiet)
+            lambda: _run(context, settings, address, port, token, beyond, no_log, quiet),
+            loop_factory=event_loop(),
         )
         raise typer.Exit(code)
 
@@ -127,7 +130,7 @@ async def _run(
     raise_open_files_limit()
     _setup_access_log(quiet)
     store = None if no_log or not settings.log else open_store(create=True)
-    app = App.build(settings)
+    app = App.build(settings, concurrent=True)
     gateway = make_gateway(app, token=token, store=store, beyond_loopback=beyond)
     stopper = Stopper()
     stopper.install()

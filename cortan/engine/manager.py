@@ -67,8 +67,10 @@ class ModelManager:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
+        concurrent: bool = False,
     ) -> None:
         self._settings = settings
+        self._concurrent = concurrent  # many requests at once: the providers' fast transport
         self._clock = clock
         self.router = Router(settings)
         self._pools: dict[str, HostPool] = {}
@@ -110,7 +112,9 @@ class ModelManager:
 
             def make_provider(url: str) -> Provider:
                 try:
-                    return get_factory(config.kind)(name, url, config, timeouts, bodies)
+                    return get_factory(config.kind)(
+                        name, url, config, timeouts, bodies, concurrent=self._concurrent
+                    )
                 finally:  # the SDK, start-up's last large import, is in
                     resume_collector()
 

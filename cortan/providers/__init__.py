@@ -20,7 +20,11 @@ if TYPE_CHECKING:
 
 
 class ProviderFactory(Protocol):
-    """Makes one provider for one URL; ``limits`` bound what its server may send back."""
+    """Makes one provider for one URL; ``limits`` bound what its server may send back.
+
+    ``concurrent``: the process sends many requests at once (the gateway), so the
+    provider's HTTP client runs on aiohttp (:mod:`cortan.providers.transport`).
+    """
 
     def __call__(
         self,
@@ -29,10 +33,12 @@ class ProviderFactory(Protocol):
         config: ProviderConfig,
         timeouts: Timeouts,
         limits: BodyLimits | None = None,
+        *,
+        concurrent: bool = False,
     ) -> Provider: ...
 
 
-#: kind -> "module:factory"; the factory takes (name, url, config, timeouts, limits=None).
+#: kind -> "module:factory": a :class:`ProviderFactory`.
 KINDS: dict[str, str] = {
     "ollama": "cortan.providers.ollama:make_provider",
     "openai": "cortan.providers.openai:make_provider",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
 from contextvars import ContextVar
@@ -76,7 +77,13 @@ class OllamaProvider:
     window_option = "num_ctx"
 
     def __init__(
-        self, name: str, url: str, timeouts: Timeouts, limits: BodyLimits | None = None
+        self,
+        name: str,
+        url: str,
+        timeouts: Timeouts,
+        limits: BodyLimits | None = None,
+        *,
+        concurrent: bool = False,
     ) -> None:
         self.name = name
         self.url = shown_url(url)  # what messages print; the client keeps the real one
@@ -87,10 +94,12 @@ class OllamaProvider:
             f"Ollama at {self.url}", url, limits or BodyLimits(), ("/api/chat",), _BoundedStream
         )
         # verify: no CA bundle read for a plain-http server (cortan.providers.tls)
+        verify = get_verify(url)
         self._client = ollama.AsyncClient(
             host=url,
             timeout=timeout,
-            verify=get_verify(url),
+            verify=verify,
+            **_transport(verify, concurrent),
             event_hooks={
                 "request": [guard.on_request, _add_headers],
                 "response": [guard.on_response],
@@ -319,9 +328,19 @@ def make_provider(
     config: ProviderConfig,
     timeouts: Timeouts,
     limits: BodyLimits | None = None,
+    *,
+    concurrent: bool = False,
 ) -> OllamaProvider:
     """Factory registered in :data:`cortan.providers.KINDS`."""
-    return OllamaProvider(name, url, timeouts, limits)
+    return OllamaProvider(name, url, timeouts, limits, concurrent=concurrent)
+
+
+def _transport(verify: ssl.SSLContext | bool, concurrent: bool) -> dict[str, Any]:
+    if not concurrent:
+        return {}
+    from cortan.providers.transport import AiohttpTransport
+
+    return {"transport": AiohttpTransport(httpx, verify=verify)}
 
 
 async def _drain(parts: AsyncGenerator[Any, None]) -> None:

@@ -68,6 +68,8 @@ class OpenAIProvider:
         api_key: str | None,
         timeouts: Timeouts,
         limits: BodyLimits | None = None,
+        *,
+        concurrent: bool = False,
     ) -> None:
         self.name = name
         self.url = shown_url(url)  # what messages print; the client keeps the real one
@@ -91,7 +93,7 @@ class OpenAIProvider:
             base_url=url,
             max_retries=0,
             timeout=timeout,
-            http_client=_make_http_client(url, timeout, guard),
+            http_client=_make_http_client(url, timeout, guard, concurrent=concurrent),
         )
 
     def _require_key(self) -> None:
@@ -376,7 +378,7 @@ def with_v1(url: str) -> str:
 
 
 def _make_http_client(
-    url: str, timeout: httpx2.Timeout, guard: ResponseGuard
+    url: str, timeout: httpx2.Timeout, guard: ResponseGuard, *, concurrent: bool = False
 ) -> httpx2.AsyncClient:
     """The SDK's own client, with three changes: plain http reads no CA bundle
     (cortan.providers.tls); a loopback server is reached directly, never through
@@ -384,8 +386,16 @@ def _make_http_client(
     key must not leave; ``guard`` bounds bodies and redirects (issue 15); and its event streams pass
     through :class:`ErrorLines` (issue 21)."""
     direct = is_loopback_url(url)
+    verify = get_verify(url, load_system)
+    if concurrent:  # the gateway: aiohttp underneath (cortan.providers.transport)
+        from cortan.providers.transport import AiohttpTransport
+
+        extra: dict[str, Any] = {"transport": AiohttpTransport(httpx2, verify=verify)}
+    else:
+        extra = {}
     return openai.DefaultAsyncHttpxClient(
-        verify=get_verify(url, load_system),
+        verify=verify,
+        **extra,
         timeout=timeout,
         trust_env=not direct,
         event_hooks={
@@ -505,6 +515,10 @@ def make_provider(
     config: ProviderConfig,
     timeouts: Timeouts,
     limits: BodyLimits | None = None,
+    *,
+    concurrent: bool = False,
 ) -> OpenAIProvider:
     """Factory registered in :data:`cortan.providers.KINDS`."""
-    return OpenAIProvider(name, url, get_api_key(name, config), timeouts, limits)
+    return OpenAIProvider(
+        name, url, get_api_key(name, config), timeouts, limits, concurrent=concurrent
+    )

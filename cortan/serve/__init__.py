@@ -17,10 +17,9 @@ secret guard and the store apply to editors and scripts as they do at the prompt
     ollama.py     /api/chat (NDJSON and whole), /api/tags, /api/version
     websocket.py  /ws: chats as events, cancel from the client
     metrics.py    Prometheus metrics with the official client, on a private registry
-    server.py     Hypercorn on a socket bound here; signals, draining, exit
+    server.py     uvicorn on a socket bound here; signals, draining, exit
 
-Starlette routes and Hypercorn serves. Hypercorn and not uvicorn: uvicorn requires
-click, and click in the install makes httpx import its command line (click, rich,
-pygments) on every ``cortan ask`` (see pyproject.toml's note on Typer). Heavy
-imports (starlette, hypercorn, prometheus_client) happen only when ``serve`` runs.
+Starlette routes and uvicorn serves (httptools, wsproto, uvloop: server.py says why).
+Heavy imports (starlette, uvicorn, aiohttp, prometheus_client) happen only when
+``serve`` runs.
 """

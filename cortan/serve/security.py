@@ -146,7 +146,7 @@ class Door:
             )  # fmt: skip
         if scope.get("method") == "OPTIONS" or scope["path"] in OPEN_PATHS:
             return
-        if self._token is not None and not self._authorized(headers):
+        if self._token is not None and not self._authorized(headers, scope):
             raise RequestError(
                 401, "auth", "a bearer token is required: send `Authorization: Bearer <token>` "
                 "(`cortan serve --print-token` shows it)",
@@ -159,14 +159,17 @@ class Door:
                 {"retry-after": "1"},
             )  # fmt: skip
 
-    def _authorized(self, headers: dict[bytes, bytes]) -> bool:
+    def _authorized(self, headers: dict[bytes, bytes], scope: Scope) -> bool:
         assert self._token is not None
         sent = headers.get(b"authorization", b"")
         scheme, _, value = sent.partition(b" ")
         if scheme.lower() == b"bearer" and hmac.compare_digest(value.strip(), self._token):
             return True
-        offered = headers.get(b"sec-websocket-protocol", b"")
-        for protocol in offered.split(b","):
+        # A WebSocket's offered subprotocols: ASGI's list (a server may take the header
+        # out of ``headers`` when its handshake parses it, as uvicorn's wsproto does).
+        offered = [p.encode() for p in scope.get("subprotocols", ())]
+        offered += headers.get(b"sec-websocket-protocol", b"").split(b",")
+        for protocol in offered:
             protocol = protocol.strip()
             if protocol.startswith(SUBPROTOCOL_PREFIX.encode()) and hmac.compare_digest(
                 protocol[len(SUBPROTOCOL_PREFIX) :], self._token

@@ -1,30 +1,29 @@
-"""Serving the gateway: Hypercorn on a socket bound here, signals, draining, the exit code.
+"""Serving the gateway: uvicorn on a socket bound here, signals, draining, the exit code.
 
-Layer: serve. The socket is bound and listening before Hypercorn starts, so a
-port in use is one sentence, port 0 gets its real number before the first
-request, and a client connecting in the meantime waits in the backlog instead of
-being refused. Hypercorn takes the socket by its descriptor (``fd://``).
+Layer: serve. The socket is bound and listening before uvicorn starts, so a port
+in use is one sentence, port 0 gets its real number before the first request, and
+a client connecting in the meantime waits in the backlog instead of being refused.
 
 Stopping is the gateway's own (:meth:`cortan.serve.gateway.Gateway.drain`): the
 first Ctrl-C or SIGTERM drains, a second one cancels what is left at once (partial
-answers are still recorded); then Hypercorn closes the connections and returns.
-Exit: 0 after SIGTERM or a ``stop`` event (a service manager's ordinary stop),
-130 after Ctrl-C, as every cortan command.
+answers are still recorded); then uvicorn closes the connections and returns.
+uvicorn's own signal handling is switched off (:class:`_Server`), so that there is
+one owner of the signals. Exit: 0 after SIGTERM or a ``stop`` event (a service
+manager's ordinary stop), 130 after Ctrl-C, as every cortan command.
 
 Idle connections stay open ``serve.keep_alive`` seconds (120), longer than the
 clients that talk to the gateway keep them in their pools (httpx, under the OpenAI
 and Ollama libraries, 5 s; Node's fetch 4 s; aiohttp 15 s; Go and Rust's hyper
-90 s), so the client always closes first. Hypercorn's own default, 5 s, equals
-httpx's: a request sent on a connection idle for about 5 s crossed the gateway's
-close and failed with ``httpx.ReadError``. Hypercorn also keeps a socket its client
-has closed until this timer fires (CLOSE-WAIT, a descriptor and some 13 KB each):
-a lower ``serve.keep_alive`` bounds that for clients opening a connection per request.
+90 s), so the client always closes first: a server that closes an idle connection
+as the client reuses it fails that request (uvicorn's own default is 5 s, httpx's
+too; ``httpx.ReadError`` was seen).
 
-Hypercorn, not uvicorn: uvicorn requires click, and click in the install makes
-httpx import its command line (click, rich, pygments) in every ``cortan ask``.
-Hypercorn is the other well-kept ASGI server (by the Quart and Flask
-maintainers), with HTTP/1.1, HTTP/2 and WebSockets, and a programmatic
-``serve()`` with a shutdown trigger.
+uvicorn with httptools (HTTP/1.1 parsed in C), wsproto for WebSockets and uvloop
+where it exists: in a profile of whole completions, the server's share of the
+gateway's CPU per request was a sixth with Hypercorn and h11 (pure Python), and
+uvicorn with httptools and uvloop took 0.80-0.84x Hypercorn's CPU per request
+(docs/performance.md). wsproto, not the websockets package, for idle sockets'
+memory (bench_held).
 """
 
 from __future__ import annotations
@@ -32,12 +31,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import logging
+import math
 import resource
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, NamedTuple
+
+import uvicorn
 
 from cortan.core.errors import CortanError
 
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_INTERRUPTED = 0, 130
 BACKLOG = 2048
-#: Seconds Hypercorn gives responses to finish writing once the gateway has drained.
+#: Seconds uvicorn gives responses to finish writing once the gateway has drained.
 GRACE = 2.0
 
 
@@ -91,6 +92,15 @@ def raise_open_files_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def event_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (not on Windows), else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 class Stopper:
     """What stops the server: a signal, or ``stop`` set by whoever runs it (tests)."""
 
@@ -112,6 +122,14 @@ class Stopper:
             loop.add_signal_handler(signum, self.on_signal, signum)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server without its signal handlers: :class:`Stopper` owns them."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def serve(
     gateway: Gateway,
     sock: socket.socket,
@@ -120,20 +138,24 @@ async def serve(
     on_stopping: Callable[[], None] | None = None,
 ) -> int:
     """Serve ``gateway`` on ``sock`` until ``stopper`` says; drain; the exit code."""
-    from hypercorn.asyncio import serve as hypercorn_serve
-    from hypercorn.config import Config
-
     limits = gateway.limits
-    config = Config()
-    config.bind = [f"fd://{sock.detach()}"]
-    config.accesslog = None
-    config.errorlog = logging.getLogger("cortan.serve.server")
-    config.graceful_timeout = GRACE
-    config.keep_alive_timeout = limits.keep_alive
-    config.include_server_header = False
-    config.websocket_max_message_size = limits.max_body_bytes
-    config.backlog = BACKLOG
-    shutdown = asyncio.Event()
+    config = uvicorn.Config(
+        gateway.asgi,
+        http="httptools",
+        ws="wsproto",
+        lifespan="off",
+        access_log=False,  # the gateway logs each request itself, with its id
+        proxy_headers=False,  # no proxy is trusted: the client's address is the peer's
+        server_header=False,
+        date_header=False,
+        timeout_keep_alive=math.ceil(limits.keep_alive),
+        ws_max_size=limits.max_body_bytes,
+        ws_ping_interval=None,  # idle WebSockets cost nothing until they speak
+        timeout_graceful_shutdown=math.ceil(GRACE),
+        backlog=BACKLOG,
+        log_config=None,
+    )
+    server = _Server(config)
 
     async def drain_then_shut() -> None:
         await stopper.stop.wait()
@@ -146,13 +168,14 @@ async def serve(
             await gateway.drain(0)
             await drain
         hurry.cancel()
-        shutdown.set()
+        server.should_exit = True
 
     stopping = asyncio.create_task(drain_then_shut())
     try:
-        await hypercorn_serve(gateway.asgi, config, shutdown_trigger=shutdown.wait)  # type: ignore[arg-type]
+        await server.serve(sockets=[sock])
     finally:
         stopping.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await stopping
+        sock.close()
     return stopper.code

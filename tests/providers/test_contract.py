@@ -1,7 +1,8 @@
 """One contract, run over every provider: the real SDK against its loopback server.
 
 Same prompt, same pieces in order and exactly one Finish; the same cortan error
-class for the same failure, whichever backend it came from.
+class for the same failure, whichever backend it came from, and whichever transport
+carries it: the SDKs' own, or aiohttp as the gateway runs them (``concurrent``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ class Backend:
     model: str
 
 
-def make_backend(kind: str, server: FakeServer, timeouts: Timeouts) -> Backend:
+def make_backend(
+    kind: str, server: FakeServer, timeouts: Timeouts, concurrent: bool = False
+) -> Backend:
     if kind == "ollama":
         config = ProviderConfig(kind="ollama", hosts=[server.url])
         url, model = server.url, "llama3.2:latest"
@@ -45,18 +48,24 @@ def make_backend(kind: str, server: FakeServer, timeouts: Timeouts) -> Backend:
         server.api_key = "sk-contract"
         config = ProviderConfig(kind="openai", base_url=server.url + "/v1", api_key_env="K")
         url, model = server.url + "/v1", "gpt-4o-mini"
-    return Backend(server, get_factory(kind)(kind, url, config, timeouts), model)
+    provider = get_factory(kind)(kind, url, config, timeouts, concurrent=concurrent)
+    return Backend(server, provider, model)
 
 
-@pytest.fixture(params=["ollama", "openai"])
+KINDS = [("ollama", False), ("openai", False), ("ollama", True), ("openai", True)]
+NAMES = ["ollama", "openai", "ollama-aiohttp", "openai-aiohttp"]
+
+
+@pytest.fixture(params=KINDS, ids=NAMES)
 async def backend(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Backend]:
     monkeypatch.setenv("K", "sk-contract")
-    server = FakeOllama() if request.param == "ollama" else FakeOpenAI()
+    kind, concurrent = request.param
+    server = FakeOllama() if kind == "ollama" else FakeOpenAI()
     with server:
         timeouts = Timeouts(connect=2, first_token=5, total=2)
-        made = make_backend(request.param, server, timeouts)
+        made = make_backend(kind, server, timeouts, concurrent)
         try:
             yield made
         finally:  # its connections close here, not whenever the collector gets to them
@@ -128,13 +137,15 @@ async def test_closing_early_closes_the_connection(backend: Backend) -> None:
     await backend.provider.aclose()
 
 
-@pytest.mark.parametrize("kind", ["ollama", "openai"])
-async def test_connection_refused(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("kind", "concurrent"), KINDS, ids=NAMES)
+async def test_connection_refused(
+    kind: str, concurrent: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("K", "sk")
     config = ProviderConfig(kind=kind, hosts=["http://127.0.0.1:9"], api_key_env="K")  # type: ignore[arg-type]
     url = "http://127.0.0.1:9" if kind == "ollama" else "http://127.0.0.1:9/v1"
-    provider = get_factory(kind)(kind, url, config, Timeouts(connect=2))
-    with pytest.raises(UnreachableError):
+    provider = get_factory(kind)(kind, url, config, Timeouts(connect=2), concurrent=concurrent)
+    with pytest.raises(UnreachableError, match="cannot reach"):
         async for _ in provider.stream_chat(ModelRequest("m", (Message("user", "x"),))):
             pass
     await provider.aclose()
@@ -145,3 +156,18 @@ async def test_reasoning_comes_as_thinking_pieces_before_the_answer(backend: Bac
     items = await collect(backend)
     assert items[:3] == [Thinking("Let me"), Thinking(" see."), "Hi"]
     assert isinstance(items[-1], Finish)
+
+
+@pytest.mark.parametrize(("kind", "concurrent"), KINDS, ids=NAMES)
+async def test_https_to_a_plain_server_says_tls(
+    kind: str, concurrent: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("K", "sk")
+    with FakeOllama() if kind == "ollama" else FakeOpenAI() as server:
+        url = server.url.replace("http://", "https://") + ("" if kind == "ollama" else "/v1")
+        config = ProviderConfig(kind=kind, hosts=[url], api_key_env="K")  # type: ignore[arg-type]
+        provider = get_factory(kind)(kind, url, config, Timeouts(connect=2), concurrent=concurrent)
+        with pytest.raises(UnreachableError, match=r"TLS .* does not speak TLS there"):
+            async for _ in provider.stream_chat(ModelRequest("m", (Message("user", "x"),))):
+                pass
+        await provider.aclose()

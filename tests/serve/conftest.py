@@ -1,4 +1,4 @@
-"""A real gateway for each test: Hypercorn on 127.0.0.1, port 0, in a thread of its own.
+"""A real gateway for each test: uvicorn on 127.0.0.1, port 0, in a thread of its own.
 
 The gateway is wired by the composition root as ``cortan serve`` wires it, in front
 of the fake upstreams of tests/servers; tests drive it with the real ``openai`` and
@@ -76,7 +76,7 @@ def start_gateway(data_dir: Path | None, *, token: str | None = TOKEN, **serve: 
     """Load settings as ``cortan serve`` would (the environment, the config file) and serve."""
     from cortan.app import App, make_gateway
     from cortan.config.load import load_settings
-    from cortan.serve.server import Stopper, bind
+    from cortan.serve.server import Stopper, bind, event_loop
     from cortan.serve.server import serve as run
 
     settings = load_settings()
@@ -86,7 +86,7 @@ def start_gateway(data_dir: Path | None, *, token: str | None = TOKEN, **serve: 
 
     async def main() -> None:
         store = SessionStore.open(data_dir) if data_dir is not None else None
-        app = App.build(settings)
+        app = App.build(settings, concurrent=True)  # as `cortan serve` builds it
         gateway = make_gateway(app, token=token, store=store)
         sock = bind("127.0.0.1", 0)
         running.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -102,7 +102,8 @@ def start_gateway(data_dir: Path | None, *, token: str | None = TOKEN, **serve: 
 
     def thread_main() -> None:
         try:
-            asyncio.run(main())
+            with asyncio.Runner(loop_factory=event_loop()) as runner:  # uvloop, as served
+                runner.run(main())
         except BaseException as exc:  # surfaced by the test that waits on it
             running.error = exc
             running.ready.set()

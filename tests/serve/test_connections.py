@@ -69,7 +69,7 @@ def test_idle_connections_are_still_closed_after_serve_keep_alive(
     running: Running = gateway_factory(keep_alive=0.2)  # type: ignore[operator]
     with closing(connect(running)) as sock:
         assert exchange(sock) == 200
-        assert closed_within(sock, 3)  # well before Hypercorn's own default, 5 s
+        assert closed_within(sock, 3)  # well before uvicorn's own default, 5 s
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "soon", "nan", "1e9"])

@@ -119,9 +119,14 @@ def test_the_request_id_is_echoed_stored_and_followed_upstream(
 def test_a_request_id_is_made_when_none_or_a_hostile_one_is_sent(gateway: Running) -> None:
     url = gateway.url + "/v1/chat/completions"
     made = httpx.post(url, json=BODY, headers=gateway.headers).headers["x-request-id"]
-    hostile = {**gateway.headers, "X-Request-ID": "a b\x1b[2J" + "x" * 300}
+    hostile = {**gateway.headers, "X-Request-ID": "a b;<i>\t" + "x" * 300}
     replaced = httpx.post(url, json=BODY, headers=hostile).headers["x-request-id"]
     assert len(made) == 32 and len(replaced) == 32 and made != replaced
+    # A control character is not HTTP at all: the server's parser refuses the request.
+    before = len(gateway.conversations())
+    escape = {**gateway.headers, "X-Request-ID": "a\x1b[2J"}
+    refused = httpx.post(url, json=BODY, headers=escape)
+    assert refused.status_code == 400 and len(gateway.conversations()) == before
 
 
 def test_traces() -> None:

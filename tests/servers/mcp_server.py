@@ -1,8 +1,8 @@
 """A small MCP server for the tests, on the official SDK's own server side (MCPServer).
 
 ``python -m tests.servers.mcp_server`` serves on stdio; ``--http`` serves streamable
-HTTP on 127.0.0.1 (through hypercorn, which cortan already depends on: the SDK's own
-runner needs uvicorn) and prints its URL on the first line of stdout. ``--hang``
+HTTP on 127.0.0.1 (through uvicorn, on a socket bound first) and prints its URL on
+the first line of stdout. ``--hang``
 never answers the handshake (a server that hangs); ``--crash`` exits at once.
 Tools: ``echo`` (says its text back), ``add`` (two integers), ``fail`` (an error
 result), ``pid`` (the server's process id, so a test can see it stopped).
@@ -48,8 +48,7 @@ def serve_http(server: object) -> None:
     import asyncio
     import socket
 
-    from hypercorn.asyncio import serve
-    from hypercorn.config import Config
+    import uvicorn
 
     app = server.streamable_http_app()  # type: ignore[attr-defined]
     sock = socket.socket()
@@ -57,13 +56,10 @@ def serve_http(server: object) -> None:
     sock.listen(16)  # listening before the URL is printed: a client never finds it closed
     port = sock.getsockname()[1]
     sock.set_inheritable(True)
-    config = Config()
-    config.bind = [f"fd://{sock.fileno()}"]
-    config.accesslog = None
-    config.errorlog = None
+    config = uvicorn.Config(app, access_log=False, log_level="warning", lifespan="on")
     print(f"http://127.0.0.1:{port}/mcp", flush=True)
-    # hypercorn runs the app's lifespan (the SDK's session manager) itself
-    asyncio.run(serve(app, config))
+    # uvicorn runs the app's lifespan (the SDK's session manager) itself
+    asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
 
 
 def main() -> int:
