@@ -25,7 +25,6 @@ response cache is the engine's (a stage of ``Chat.run``), turned on by
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -408,26 +407,22 @@ def make_gateway(
 
     ``token`` None serves without one (only ever on loopback: the CLI refuses it
     beyond); ``beyond_loopback`` lets IP-literal Host headers in. The store's
-    commits are grouped (``GROUP_COMMIT_S`` after the first write of each group,
-    and when the store closes): the store is this process's only writer, and its
-    loop runs the commits (cortan.store.sessions).
+    writes run on a thread of their own, committed in groups (``GROUP_COMMIT_S``
+    after the first write of each group, and when the store closes):
+    cortan.store.writer.
     """
     from cortan.serve.gateway import Gateway
     from cortan.serve.routes import make_routes
+    from cortan.store.writer import Writer
 
     if store is not None:
+        Writer(store, seconds=GROUP_COMMIT_S, on_lost=_report_lost)
         app.attach_store(store, each_request_new=True)
-        store.group_commits(_call_later, GROUP_COMMIT_S)
-        store.on_lost = _report_lost
     return Gateway(app, token=token, make_routes=make_routes, beyond_loopback=beyond_loopback)
 
 
 #: How long the gateway's store writes wait for others to share their commit.
 GROUP_COMMIT_S = 0.005
-
-
-def _call_later(seconds: float, call: Callable[[], None]) -> object:
-    return asyncio.get_running_loop().call_later(seconds, call)
 
 
 def _report_lost(error: StoreError) -> None:

@@ -50,7 +50,11 @@ def connect(path: Path) -> sqlite3.Connection:
     """Open (creating if need be) the store at ``path``, migrated to the latest schema."""
     _create_private(path)
     with translate_errors(path):
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        # check_same_thread off: the gateway's writes run on a thread of their own
+        # (cortan.store.writer), which is then the connection's only user.
+        conn = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
     try:
         with translate_errors(path):
             check_identity(conn, path)

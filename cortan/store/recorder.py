@@ -39,6 +39,12 @@ requests side by side through one recorder. Nothing of the pipeline's result pas
 through it; the ending comes back to the front end from ``Chat.run``. With
 ``each_request_new`` every request starts a conversation of its own (the gateway,
 a batch), instead of following the front end's current one (``ask``, the REPL).
+
+A store with a :class:`cortan.store.writer.Writer` (the gateway's) gets the same
+writes, in the same order, on the writer's thread: the question's write is handed
+over on ``ChatPrepared`` and the answer's on the ending, and what fails is told to
+the writer's ``on_lost`` instead of ending the request (its answer is already on
+its way to the client). No exchange is kept for ``/retry`` there.
 """
 
 from __future__ import annotations
@@ -88,6 +94,7 @@ class Recorder:
         self.each_request_new = each_request_new
         self._clock = clock
         self._open: dict[int, _Open] = {}
+        self._saved: dict[int, _Open] = {}  # the writer's thread's own: questions written
         self.last_exchange: Exchange | None = None
         """The last question stored with an answer that was kept (not a failed one)."""
 
@@ -120,6 +127,20 @@ class Recorder:
 
     def on_prepared(self, event: ChatPrepared) -> None:
         """Commit the user's turn before the model manager sends it."""
+        request_id = event.request.request_id
+        writer = self.store.writer
+        if writer is None:
+            self._open[request_id] = self._save_question(event)
+            return
+        self._open[request_id] = _Open(request_id, None, self._clock())
+
+        def save() -> None:  # on the writer's thread, which alone touches _saved
+            self._saved[request_id] = self._save_question(event)
+
+        writer.submit(save)
+
+    def _save_question(self, event: ChatPrepared) -> _Open:
+        request_id = event.request.request_id
         system = next((m.content for m in event.messages if m.role == "system"), None)
         user = event.messages[-1].content if event.messages else event.request.prompt
         images = event.messages[-1].images if event.messages else ()
@@ -132,12 +153,8 @@ class Recorder:
                 question_id = self.store.add_message(conversation_id, "user", user, images=images)
         except CortanError as exc:
             error = StoreError(f"this exchange was not saved: {exc} (--no-log asks without saving)")
-            self._open[event.request.request_id] = _Open(
-                event.request.request_id, None, self._clock(), error=error
-            )
-            return
-        request_id = event.request.request_id
-        self._open[request_id] = _Open(request_id, conversation_id, self._clock(), question_id)
+            return _Open(request_id, None, self._clock(), error=error)
+        return _Open(request_id, conversation_id, self._clock(), question_id)
 
     def _create_for(self, event: ChatPrepared, system: str | None) -> int:
         """A conversation of its own for this request, naming the client that sent it."""
@@ -182,17 +199,31 @@ class Recorder:
         open_ = self._open.pop(event.request_id, None)
         if open_ is None:
             return  # never sent (rejected input) or not recorded
+        writer = self.store.writer
+        if writer is None:
+            self._save_answer(open_, event, self._clock() - open_.sent_at)
+            return
+        duration, tools = self._clock() - open_.sent_at, open_.tools
+
+        def save() -> None:  # after the question's own write, on the writer's thread
+            saved = self._saved.pop(event.request_id, None)
+            if saved is not None:
+                self._save_answer(saved._replace(tools=tools), event, duration)
+
+        writer.submit(save)
+
+    def _save_answer(self, open_: _Open, event: ChatEnded, duration: float) -> None:
         if open_.error is not None or open_.conversation_id is None:
             raise open_.error or StoreError("this exchange was not saved")
         try:
             with self.store.batch():
-                answer_id = self._store_answer(
-                    open_.conversation_id, event, self._clock() - open_.sent_at
-                )
+                answer_id = self._store_answer(open_.conversation_id, event, duration)
                 self.store.add_tool_calls(answer_id, open_.tools or ())
         except CortanError as exc:
             raise StoreError(f"the answer was not saved: {exc}") from exc
-        if not isinstance(event, ChatFailed) and open_.question_id is not None:
+        if isinstance(event, ChatFailed) or open_.question_id is None:
+            return
+        if self.store.writer is None:  # (the gateway, which has a writer, has no /retry)
             self.last_exchange = Exchange(open_.conversation_id, (open_.question_id, answer_id))
 
     def discard(self, exchange: Exchange) -> None:

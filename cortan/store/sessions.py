@@ -62,6 +62,7 @@ from cortan.store.records import (
 
 if TYPE_CHECKING:
     from cortan.core.events import ToolResult
+    from cortan.store.writer import Writer
 
 MAX_NAME = 100
 _ID_LIKE = re.compile(r"#?\d+")
@@ -109,6 +110,8 @@ class SessionStore(StoreFile):
     _group_seconds = 0.0
     on_lost: Callable[[StoreError], None] | None = None
     """Told when a grouped commit fails (its writes are lost); None raises from the timer."""
+    writer: Writer | None = None
+    """Set by :class:`cortan.store.writer.Writer`: writes are handed to its thread."""
 
     @classmethod
     def open(
@@ -186,6 +189,8 @@ class SessionStore(StoreFile):
 
     def close(self) -> None:
         """Commit what is grouped, then close (the writes of a SIGTERM'd gateway are kept)."""
+        if self.writer is not None:
+            self.writer.close()  # runs and commits what was handed to it
         try:
             if self._schedule is not None:
                 with contextlib.suppress(sqlite3.ProgrammingError):  # closed already

@@ -49,15 +49,9 @@ class Running:
             assert not self.thread.is_alive(), "the gateway did not stop"
 
     def commit(self) -> None:
-        """Commit the gateway's grouped writes now, in its own thread (as its timer would)."""
-        if self.store is None or self.loop is None or not self.loop.is_running():
-            return
-
-        async def commit() -> None:
-            assert self.store is not None
-            self.store.commit()
-
-        asyncio.run_coroutine_threadsafe(commit(), self.loop).result(10)
+        """Commit the gateway's grouped writes now, on the store's writer thread."""
+        if self.store is not None and self.store.writer is not None:
+            assert self.store.writer.flush(), "the gateway's store writes did not finish"
 
     def conversations(self) -> list[Any]:
         assert self.data_dir is not None
