@@ -12,6 +12,7 @@ nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_external_run = True
 
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite (unit, CLI over loopback servers, REPL, pseudo-terminal)."""
