@@ -17,18 +17,27 @@ client rather than the gateway. (It also left connections idle for seconds, whic
 how the gateway's keep-alive close at httpx's own 5 s came to light: serve.keep_alive.)
 
 On this 2-core machine the load generator, the gateway and the upstream share the
-cores, so the absolute figures are pessimistic for every path alike.
+cores, so the absolute figures are pessimistic for every path alike. Where wrk is
+installed (``apt-get install wrk``), it is the load generator: written in C, it
+leaves the cores to the gateway and the upstream (the Python clients above spend more
+CPU per request than the gateway does), and it measures both paths alike. Without it,
+the Python clients measure, and the report says which did.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import re
+import shutil
 import ssl
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -101,6 +110,70 @@ async def load(url: str, body: dict[str, Any], headers: dict[str, str], in_fligh
         await asyncio.gather(*(client.aclose() for client in clients))
 
 
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = %s
+wrk.headers["Content-Type"] = "application/json"
+%s
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %%d %%d %%d %%d %%d\\n", summary.requests,
+    summary.duration, latency:percentile(50), latency:percentile(99),
+    summary.errors.status + summary.errors.connect + summary.errors.read
+    + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+class Run(NamedTuple):
+    """One wrk run: requests per second, p50 and p99 in seconds, the gateway's CPU."""
+
+    rate: float
+    p50: float
+    p99: float
+    cpu: float | None = None  # seconds of the gateway's CPU per request (all threads)
+    loop_cpu: float | None = None  # the same, its event loop's thread alone
+
+
+def wrk(url: str, body: dict[str, Any], headers: dict[str, str], in_flight: int,
+        seconds: float, pid: int | None = None) -> Run:  # fmt: skip
+    """``in_flight`` connections sending ``body`` for ``seconds``, by wrk."""
+    lines = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % (json.dumps(json.dumps(body)), lines))
+    before = _cpu(pid)
+    try:
+        done = subprocess.run(
+            ["wrk", f"-t{min(2, in_flight)}", f"-c{in_flight}", f"-d{round(seconds)}s",
+             "--timeout", "30s", "-s", script.name, url],
+            capture_output=True, text=True, timeout=seconds + 60, check=True,
+        )  # fmt: skip
+    finally:
+        os.unlink(script.name)
+    after = _cpu(pid)
+    found = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+)", done.stdout)
+    assert found, done.stdout + done.stderr
+    count, duration, p50, p99, errors = map(int, found.groups())
+    assert errors == 0, f"{errors} failed requests: {done.stdout}"
+    cpu = loop = None
+    if before is not None and after is not None:
+        cpu, loop = ((a - b) / count for a, b in zip(after, before, strict=True))
+    return Run(count / (duration / 1e6), p50 / 1e6, p99 / 1e6, cpu, loop)
+
+
+def _cpu(pid: int | None) -> tuple[float, float] | None:
+    """A process's CPU seconds, all its threads and its main thread's, from /proc."""
+    if pid is None:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        with open(f"/proc/{pid}/stat") as whole, open(f"/proc/{pid}/task/{pid}/stat") as main:
+            fields = [f.read().rpartition(")")[2].split() for f in (whole, main)]
+    except OSError:
+        return None
+    return ((int(fields[0][11]) + int(fields[0][12])) / tick,
+            (int(fields[1][11]) + int(fields[1][12])) / tick)  # fmt: skip
+
+
 def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 2 else max(values)
 
@@ -129,6 +202,81 @@ def measure_disconnect(env: dict[str, str], repeat: int) -> list[float]:
 
 
 def main(rounds: int = 3, quick: bool = False) -> dict[str, Any]:
+    if shutil.which("wrk") and "--python-load" not in sys.argv:
+        return main_wrk(rounds, 2.0 if quick else 5.0)
+    return main_python(rounds, quick)
+
+
+def main_wrk(rounds: int, seconds: float) -> dict[str, Any]:
+    """The figures with wrk as the load generator, rounds interleaved direct/gateway."""
+    figures: list[Figure] = []
+    extra: dict[str, Any] = {"load_generator": "wrk"}
+    upstream, upstream_url = start_upstream()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with isolated_env() as env:
+        gateway, gateway_url = start_gateway(upstream_url, env)
+        whole_64: tuple[list[Run], list[Run]] = ([], [])
+        try:
+            for stream in (False, True):
+                kind = "streamed" if stream else "whole"
+                for in_flight in (1, 8, 64):
+                    direct: list[Run] = []
+                    proxied: list[Run] = []
+                    for _ in range(rounds):
+                        direct.append(wrk(upstream_url + "/api/chat",
+                                          {**DIRECT_BODY, "stream": stream}, {}, in_flight,
+                                          seconds))  # fmt: skip
+                        proxied.append(wrk(gateway_url + "/api/chat",
+                                           {**BODY, "stream": stream}, headers, in_flight,
+                                           seconds, gateway.pid))  # fmt: skip
+                    if not stream and in_flight == 64:
+                        whole_64 = (direct, proxied)
+                    for q, target in ((50, 2.0), (99, 10.0)):
+                        d = statistics.median(getattr(r, f"p{q}") for r in direct)
+                        g = statistics.median(getattr(r, f"p{q}") for r in proxied)
+                        figures.append(Figure(
+                            f"added p{q} ms, {kind}, {in_flight} in flight", (g - d) * 1000,
+                            "ms", target=target,
+                        ))  # fmt: skip
+                        extra[f"p{q}_{kind}_{in_flight}"] = {
+                            "direct_ms": d * 1000, "gateway_ms": g * 1000, "ratio": g / d,
+                        }  # fmt: skip
+                    cpu = [r.loop_cpu for r in proxied if r.loop_cpu is not None]
+                    if cpu:
+                        extra[f"loop_cpu_ms_{kind}_{in_flight}"] = statistics.median(cpu) * 1000
+        finally:
+            gateway.terminate()
+            gateway.wait(30)
+            upstream.terminate()
+            upstream.wait(10)
+        direct, proxied = whole_64
+        rate = statistics.median(r.rate for r in proxied)
+        figures.append(Figure(
+            "proxied whole completions per second (64 connections)", rate, "/s",
+            baseline=statistics.median(r.rate for r in direct), baseline_name="direct",
+        ))  # fmt: skip
+        figures.append(Figure(
+            "proxied completions per second (target 1000)", rate, "/s", target=1000,
+            higher_is_better=True,
+        ))  # fmt: skip
+        per_thread = (("all threads", [r.cpu for r in proxied]),
+                      ("its event loop's thread", [r.loop_cpu for r in proxied]))  # fmt: skip
+        for name, values in per_thread:
+            known = [v for v in values if v is not None]
+            if known:
+                figures.append(Figure(
+                    f"gateway CPU per proxied request, {name}, ms",
+                    statistics.median(known) * 1000, "ms",
+                ))  # fmt: skip
+        cut = measure_disconnect(env, 20)
+        figures.append(Figure(
+            "disconnect to upstream cancel, median ms", statistics.median(cut) * 1000, "ms",
+            target=100,
+        ))  # fmt: skip
+    return report("cortan serve against going direct (bench_serve, wrk)", figures, detail=extra)
+
+
+def main_python(rounds: int = 3, quick: bool = False) -> dict[str, Any]:
     counts = {1: 100, 8: 400, 64: 1280} if not quick else {1: 30, 8: 120, 64: 256}
     figures: list[Figure] = []
     extra: dict[str, Any] = {}
