@@ -25,8 +25,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import random
 import re
-import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
@@ -47,11 +47,18 @@ CORS_METHODS = b"GET, POST, OPTIONS"
 CORS_HEADERS = b"authorization, content-type, x-request-id, x-cortan-client"
 
 
+#: Ids need to be unique, not secret: a generator seeded once from the system's
+#: randomness. ``secrets`` asks the kernel for each id, and that call lets go of the
+#: interpreter's lock, which the store's writer thread then held for a while: 6% of the
+#: event loop's time per request in the gateway's profile.
+_ids = random.Random()
+
+
 def make_trace(request_id: str | None, traceparent: str | None) -> Trace:
     """The request's id (the client's, when sane) and the traceparent to send upstream."""
     if request_id is None or not REQUEST_ID.fullmatch(request_id):
-        request_id = secrets.token_hex(16)
-    span = secrets.token_hex(8)
+        request_id = f"{_ids.getrandbits(128):032x}"
+    span = f"{_ids.getrandbits(64):016x}"
     if traceparent and (found := TRACEPARENT.fullmatch(traceparent.strip().lower())):
         trace_id, _, flags = found.groups()
         if trace_id != "0" * 32:
