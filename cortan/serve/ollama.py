@@ -1,4 +1,5 @@
-"""The Ollama-compatible API: ``/api/chat`` (NDJSON and whole), ``/api/tags``, ``/api/version``.
+"""The Ollama-compatible API: ``/api/chat`` and ``/api/generate`` (NDJSON and whole),
+``/api/tags``, ``/api/version``.
 
 Layer: serve. Point an Ollama client at the gateway (``OLLAMA_HOST=http://127.0.0.1:11435``,
 and ``OLLAMA_API_KEY`` set to the gateway's token, which the ``ollama`` library
@@ -6,6 +7,14 @@ sends as a bearer token) and it reaches every model cortan routes to, over many
 hosts with fallback. A streamed answer is one JSON object per line, ending with
 one whose ``done`` is true and which carries the counts and durations (ns); a
 failure after the first piece is an ``{"error": ...}`` line, as Ollama sends.
+
+``/api/generate`` (a prompt, not a conversation: ``ollama run``, ``ollama.generate``,
+editors' one-shot commands) is the same request as a chat of one user message after
+the ``system`` one; its answer comes in ``response`` fields. An empty prompt is
+Ollama's way of loading a model before use: answered at once with ``done_reason``
+``load``, without asking the model. What a chat cannot carry (``suffix`` for
+fill-in-the-middle, ``context`` token arrays, ``raw`` prompts, ``template``) is refused
+with a sentence, not silently dropped.
 """
 
 from __future__ import annotations
@@ -51,6 +60,9 @@ class ChatEndpoint:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
 
+    def _format(self, model: str) -> OllamaFormat:
+        return OllamaFormat(model)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gateway, limits = self.gateway, self.gateway.limits
         try:
@@ -65,12 +77,20 @@ class ChatEndpoint:
             gateway.metrics.rejected(refused.kind)
             await send_error(send, scope, refused)
             return
-        form = OllamaFormat(request.model or "")
         stream = body.get("stream", True) is not False
+        if request is None:  # generate's "load the model": nothing to ask
+            form = self._format(str(body.get("model") or ""))
+            kind = form.content_type if stream else b"application/json"
+            await send_bytes(send, 200, form.loaded(stream), kind)
+            return
+        form = self._format(request.model or "")
         await gateway.respond(scope, receive, send, request, "ollama", form, stream=stream)
 
     def _parse(self, scope: Scope, body: dict[str, Any]) -> Any:
         convert.refuse_unsupported(body, UNSUPPORTED)
+        return self._request(scope, body)
+
+    def _request(self, scope: Scope, body: dict[str, Any]) -> Any:
         options = body.get("options") or {}
         if not isinstance(options, dict):
             raise refuse("`options` must be an object")
@@ -83,6 +103,37 @@ class ChatEndpoint:
             trace=scope["state"]["trace"],
             allow_secrets=convert.allows_secrets(scope),
         )
+
+
+class GenerateEndpoint(ChatEndpoint):
+    """``POST /api/generate``: a prompt (and a system message) as a chat of one turn."""
+
+    def _format(self, model: str) -> OllamaFormat:
+        return GenerateFormat(model)
+
+    def _parse(self, scope: Scope, body: dict[str, Any]) -> Any:
+        convert.refuse_unsupported(body, UNSUPPORTED)
+        for field, why in GENERATE_UNSUPPORTED.items():
+            if body.get(field):
+                raise refuse(f"`{field}` is not supported by the gateway: {why}", "unsupported")
+        prompt, system = body.get("prompt", ""), body.get("system")
+        if not isinstance(prompt, str) or not isinstance(system, str | None):
+            raise refuse("`prompt` and `system` must be strings")
+        if not prompt and not body.get("images"):
+            convert.get_model(body)  # checked all the same
+            return None
+        turns = [{"role": "system", "content": system}] if system else []
+        turns.append({"role": "user", "content": prompt, "images": body.get("images")})
+        return self._request(scope, {**body, "messages": turns})
+
+
+#: What /api/generate may carry that a chat cannot, and what to do instead.
+GENERATE_UNSUPPORTED = {
+    "suffix": "fill-in-the-middle needs the model's own template (ask the model directly)",
+    "context": "send the conversation as messages to /api/chat instead of token arrays",
+    "raw": "the gateway sends the prompt through the chat template",
+    "template": "the gateway sends the prompt through the model's own chat template",
+}
 
 
 def _now() -> str:
@@ -150,6 +201,38 @@ class OllamaFormat:
             whole["message"]["thinking"] = ended.thinking
         return json.dumps(whole).encode()
 
+    def loaded(self, stream: bool) -> bytes:
+        """The answer to a request that only loads the model (nothing is asked)."""
+        done = {**self._message("", _now()), "done": True, "done_reason": "load"}
+        return (json.dumps(done) + "\n").encode() if stream else json.dumps(done).encode()
+
+
+class GenerateFormat(OllamaFormat):
+    """Ollama's generate objects: the text in ``response``, thinking in ``thinking``."""
+
+    def _message(self, content: str, created: str) -> dict[str, Any]:
+        return {"model": self.model, "created_at": created, "response": content}
+
+    def pieces(self, items: list[Item]) -> bytes:
+        created = _now()
+        out: list[str] = []
+        for kind, value in items:
+            if kind == "text":
+                out.append(json.dumps({**self._message(value, created), "done": False}) + "\n")
+            elif kind == "thinking":
+                thinking = {**self._message("", created), "thinking": value, "done": False}
+                out.append(json.dumps(thinking) + "\n")
+            elif kind == "started" and isinstance(value, ChatStarted):
+                self.model = f"{value.provider}:{value.model}"
+        return "".join(out).encode()
+
+    def whole(self, ended: ChatFinished) -> bytes:
+        self.model = f"{ended.provider}:{ended.model}"
+        whole = {**self._message(ended.content, _now()), **self._done(ended)}
+        if ended.thinking:
+            whole["thinking"] = ended.thinking
+        return json.dumps(whole).encode()
+
 
 class TagsEndpoint:
     """``GET /api/tags``: every model cortan routes to, as Ollama lists its own."""
@@ -199,6 +282,10 @@ root_endpoint = _Asgi(_root)
 
 def endpoint(gateway: Gateway) -> ChatEndpoint:
     return ChatEndpoint(gateway)
+
+
+def generate_endpoint(gateway: Gateway) -> GenerateEndpoint:
+    return GenerateEndpoint(gateway)
 
 
 def tags_endpoint(gateway: Gateway) -> TagsEndpoint:

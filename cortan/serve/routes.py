@@ -27,6 +27,7 @@ def make_routes(gateway: Gateway) -> Router:
             Route("/v1/chat/completions", openai.endpoint(gateway), methods=["POST"]),
             Route("/v1/models", openai.models_endpoint(gateway), methods=["GET"]),
             Route("/api/chat", ollama.endpoint(gateway), methods=["POST"]),
+            Route("/api/generate", ollama.generate_endpoint(gateway), methods=["POST"]),
             Route("/api/tags", ollama.tags_endpoint(gateway), methods=["GET"]),
             Route("/api/version", ollama.version_endpoint, methods=["GET", "HEAD"]),
             Route("/", ollama.root_endpoint, methods=["GET", "HEAD"]),

@@ -223,3 +223,44 @@ def test_thinking_crosses_the_gateway_apart_from_the_answer(
         reply = http.post(gateway.url + "/v1/chat/completions", json=body, headers=gateway.headers)
     message = reply.json()["choices"][0]["message"]
     assert (message["content"], message["reasoning_content"]) == ("4", "Let me think.")
+
+
+def test_the_ollama_generate_api_streams_answers_whole_and_loads(
+    gateway: Running, ollama_env: FakeOllama
+) -> None:
+    with closing(
+        ollama.Client(host=gateway.url, headers={"Authorization": f"Bearer {TOKEN}"})
+    ) as c:
+        parts = list(c.generate(model=MODEL, prompt="hi", system="Be brief.", stream=True))
+        assert "".join(p.response or "" for p in parts) == "Hello, world!"
+        assert parts[-1].done and parts[-1].done_reason == "stop" and parts[-1].eval_count == 4
+        sent = ollama_env.chat_requests[-1].json["messages"]
+        assert [(m["role"], m["content"]) for m in sent] == [
+            ("system", "Be brief."), ("user", "hi"),
+        ]  # fmt: skip
+        whole = c.generate(model=MODEL, prompt="hi", options={"num_predict": 5})
+        assert whole.response == "Hello, world!" and whole.done
+        asked = len(ollama_env.chat_requests)
+        loaded = c.generate(model=MODEL, prompt="")  # `ollama run` loads the model first
+        assert loaded.done and loaded.done_reason == "load" and loaded.response == ""
+        assert len(ollama_env.chat_requests) == asked  # nothing was asked of the model
+    assert len(gateway.conversations()) == 2  # the two questions, not the load
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ({"prompt": "def f(", "suffix": "return x"}, "fill-in-the-middle"),
+        ({"prompt": "hi", "context": [1, 2, 3]}, "/api/chat"),
+        ({"prompt": "hi", "raw": True}, "chat template"),
+        ({"prompt": 7}, "must be strings"),
+        ({"prompt": "hi", "system": ["x"]}, "must be strings"),
+        ({"prompt": "hi", "model": 5}, "`model` must be"),
+    ],
+)
+def test_what_generate_cannot_carry_is_one_sentence(
+    gateway: Running, body: dict[str, Any], said: str
+) -> None:
+    reply = httpx.post(gateway.url + "/api/generate", json=body, headers=gateway.headers)
+    assert reply.status_code == 400
+    assert said in reply.json()["error"]
