@@ -122,7 +122,7 @@ class GenerateEndpoint(ChatEndpoint):
         if not prompt and not body.get("images"):
             convert.get_model(body)  # checked all the same
             return None
-        turns = [{"role": "system", "content": system}] if system else []
+        turns: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
         turns.append({"role": "user", "content": prompt, "images": body.get("images")})
         return self._request(scope, {**body, "messages": turns})
 
@@ -218,7 +218,8 @@ class GenerateFormat(OllamaFormat):
         out: list[str] = []
         for kind, value in items:
             if kind == "text":
-                out.append(json.dumps({**self._message(value, created), "done": False}) + "\n")
+                piece = {**self._message(str(value), created), "done": False}
+                out.append(json.dumps(piece) + "\n")
             elif kind == "thinking":
                 thinking = {**self._message("", created), "thinking": value, "done": False}
                 out.append(json.dumps(thinking) + "\n")
