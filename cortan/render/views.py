@@ -433,15 +433,14 @@ class MarkdownView(QuietView):
             self._status.update(text)
 
     def on_delta(self, event: TokenDelta) -> None:
-        if self._stream is None:
-            if self._lead is None:
-                self._close_thought()
-                self._stop_status()
-            if self._lead_ahead(event.text):
-                return
-            self._begin_stream()
-        assert self._stream is not None
-        self._stream.feed(event.text)
+        if self._stream is not None:
+            self._stream.feed(event.text)
+            return
+        if self._lead is None:  # the answer's first piece
+            self._close_thought()
+            self._stop_status()
+        if not self._lead_ahead(event.text):
+            self._begin_stream(event.text)
 
     def _lead_ahead(self, text: str) -> bool:
         """Whether ``text`` went out plain, ahead of the renderer (issue 21)."""
@@ -453,16 +452,19 @@ class MarkdownView(QuietView):
             self._lead = Lead(self._lead_file, terminal_width(self._lead_file))
         return self._lead.offer(text)
 
-    def _begin_stream(self) -> None:
-        """The markdown stream, from what the lead wrote, if anything."""
+    def _begin_stream(self, text: str = "") -> None:
+        """The markdown stream, starting from what the lead wrote, then ``text``.
+
+        One `feed` for both: the stream draws at most every 50 ms, and the piece that
+        ended the lead must not wait for the next one to be seen.
+        """
         console = self._renderer.get()
         from cortan.render.markdown import MarkdownStream
 
         shown = self._lead.text if self._lead is not None else ""
         self._lead = None
         self._stream = MarkdownStream(console, code_theme=self._code_theme, shown=shown)
-        if shown:
-            self._stream.feed(shown)
+        self._stream.feed(shown + text)
 
     def on_ended(self, event: ChatEnded) -> None:
         self._close_thought()
