@@ -451,9 +451,15 @@ def _make_view(
         console = make_console(settings, context)
         return views.BufferedView(console, sys.stdout, code_theme=settings.code_theme)
     # The consoles are made once the request is on its way: importing rich is not on
-    # the path to the request (issue 21, the first visible byte).
+    # the path to the request (issue 21, the first visible byte), and an answer's first
+    # plain words that come before rich is loaded are written as they are (render/lead.py).
+    from cortan.render.lead import writes_live
+
     return views.MarkdownView(
-        lambda: make_console(settings, context), code_theme=settings.code_theme, thinking=thinking
+        lambda: make_console(settings, context),
+        code_theme=settings.code_theme,
+        thinking=thinking,
+        lead=sys.stdout if writes_live(sys.stdout) else None,
     )
 
 

@@ -227,6 +227,9 @@ class MarkdownStream:
         hyperlinks: OSC 8 links, which hide their target; off, the target follows the text.
         max_fps: Most live redraws per second.
         clock: Seconds from a monotonic clock; tests and benchmarks pass a fake one.
+        shown: The start of the answer, already written plain from the cursor's first
+            column (render/lead.py): the live view starts from it instead of writing it
+            again. It is still to be fed, like the rest.
 
     Attributes:
         redraws: How many times the live view was rendered.
@@ -241,6 +244,7 @@ class MarkdownStream:
         hyperlinks: bool = False,
         max_fps: float = 20.0,
         clock: Callable[[], float] = time.monotonic,
+        shown: str = "",
     ) -> None:
         self._console = console
         self._markdown = partial(_Markdown, code_theme=code_theme, hyperlinks=hyperlinks)
@@ -249,7 +253,9 @@ class MarkdownStream:
         self._blocks = _Blocks()
         self._live: LiveRegion | None = None
         if console.is_terminal and console.is_interactive and not console.is_dumb_terminal:
-            self._live = LiveRegion(console)
+            self._live = LiveRegion(console, [Segment(shown)] if shown else None)
+        elif shown:  # not live after all: the first block, printed, goes over it
+            console.file.write("\r")
         self._live_whole = True  # the region shows the open block from its first line
         self._held_cr = False  # a "\r" that may be the first half of "\r\n"
         self._gap = False  # the next block is preceded by an empty line

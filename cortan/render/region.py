@@ -9,7 +9,8 @@ after the new characters stays as it is. Each redraw is framed in synchronized o
 (``CSI ? 2026 h`` ... ``CSI ? 2026 l``): a terminal that knows it shows whole frames
 (no flicker over SSH or on a slow terminal), one that does not ignores it.
 
-The region starts at column 0 of the row where the cursor is. `release` leaves its lines
+The region starts at column 0 of the row where the cursor is, empty or holding the one
+line written there before it was made (``shown``). `release` leaves its lines
 where they are, as final output, and starts an empty region on the next row; `clear`
 erases them and puts the cursor back where the region started.
 
@@ -105,13 +106,16 @@ def _segments(cells: list[Cell]) -> list[Segment]:
 class LiveRegion:
     """Lines at the bottom of a terminal that change until they are released."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, shown: Line | None = None) -> None:
+        """``shown``: one line already written where the region starts, the cursor
+        after it (the first words of an answer, render/lead.py); the first `draw`
+        writes only what differs from it."""
         self._console = console
-        self._shown: list[Line] = []
+        self._shown: list[Line] = [shown] if shown else []
         self._width = console.width  # the width the shown lines were drawn for
         self._now = self._width  # the terminal's width as this redraw sees it
         self._row = 0  # the cursor's line in the region
-        self._col: int | None = 0  # its column, None when unknown (after a full line)
+        self._col: int | None = self._after(cell_len_of(shown)) if shown else 0
 
     def draw(self, lines: Sequence[Line], width: int | None = None) -> None:
         """Show `lines` in place of what the region shows, writing only what changed.

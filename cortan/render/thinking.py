@@ -76,9 +76,11 @@ class ThinkingStream:
         self._at_line_start = text.endswith("\n")
 
     def close(self) -> None:
-        from rich.text import Text
-
         if (summary := self._thought.close()) is not None:
+            # Imported here only: an answer's first token, which closes the thought, must
+            # not wait on the import lock while the renderer loads rich (issue 21).
+            from rich.text import Text
+
             if not self._at_line_start:
                 self._get_console().print()
             self._get_console().print(Text(summary, style="dim"))

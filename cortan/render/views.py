@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.status import Status
 
+    from cortan.render.lead import Lead
     from cortan.render.markdown import MarkdownStream
 
 
@@ -321,6 +322,11 @@ class Renderer:
 
         return self._make_console()
 
+    @property
+    def loading(self) -> bool:
+        """Started and not done yet: `get` would wait."""
+        return self._thread is not None and self._thread.is_alive()
+
     def _load_quietly(self) -> None:
         with contextlib.suppress(Exception):  # `get` loads again in the caller, and raises there
             self._console = self._load()
@@ -335,6 +341,11 @@ class MarkdownView(QuietView):
 
     ``console`` may be a factory: ``ask`` makes its console only once the request is
     on its way (:class:`Renderer`). The spinner waits ``spinner_delay`` seconds.
+
+    ``lead``, the file a factory's console will write to: the first words of an answer
+    that arrive while the renderer still loads are written there plain, if they are
+    (:mod:`cortan.render.lead`), and the markdown stream starts from them. Give it
+    only when that console draws a live region (`cortan.render.lead.writes_live`).
     """
 
     def __init__(
@@ -345,8 +356,11 @@ class MarkdownView(QuietView):
         thinking: Console | Callable[[], Console] | None = None,
         fold: bool = False,
         spinner_delay: float = SPINNER_DELAY,
+        lead: TextIO | None = None,
     ) -> None:
         self._renderer = Renderer(console if callable(console) else lambda: console)
+        self._lead_file = lead
+        self._lead: Lead | None = None  # this answer's, while it leads
         self._spinner_delay = spinner_delay
         self._spinner_timer: asyncio.TimerHandle | None = None
         self._label = ""
@@ -358,6 +372,8 @@ class MarkdownView(QuietView):
         self._thought = Thought()
 
     def on_thinking(self, event: ThinkingDelta) -> None:
+        if self._lead is not None:  # reasoning after the answer began: no more plain words
+            self._begin_stream()
         self._thought.add(event.text)
         if self._thinking is not None:
             self._stop_status()  # its line would fight the reasoning on the same terminal
@@ -404,7 +420,7 @@ class MarkdownView(QuietView):
 
     def _show_status(self, label: str) -> None:
         """The spinner while no token has come: the model asked for, then the one answering."""
-        if self._stream is not None:
+        if self._stream is not None or self._lead is not None:
             return
         from rich.text import Text
 
@@ -417,19 +433,45 @@ class MarkdownView(QuietView):
             self._status.update(text)
 
     def on_delta(self, event: TokenDelta) -> None:
-        if self._stream is None:
+        if self._stream is not None:
+            self._stream.feed(event.text)
+            return
+        if self._lead is None:  # the answer's first piece
             self._close_thought()
             self._stop_status()
-            console = self._renderer.get()
-            from cortan.render.markdown import MarkdownStream
+        if not self._lead_ahead(event.text):
+            self._begin_stream(event.text)
 
-            self._stream = MarkdownStream(console, code_theme=self._code_theme)
-        self._stream.feed(event.text)
+    def _lead_ahead(self, text: str) -> bool:
+        """Whether ``text`` went out plain, ahead of the renderer (issue 21)."""
+        if self._lead_file is None or not self._renderer.loading:
+            return False
+        if self._lead is None:
+            from cortan.render.lead import Lead, terminal_width
+
+            self._lead = Lead(self._lead_file, terminal_width(self._lead_file))
+        return self._lead.offer(text)
+
+    def _begin_stream(self, text: str = "") -> None:
+        """The markdown stream, starting from what the lead wrote, then ``text``.
+
+        One `feed` for both: the stream draws at most every 50 ms, and the piece that
+        ended the lead must not wait for the next one to be seen.
+        """
+        console = self._renderer.get()
+        from cortan.render.markdown import MarkdownStream
+
+        shown = self._lead.text if self._lead is not None else ""
+        self._lead = None
+        self._stream = MarkdownStream(console, code_theme=self._code_theme, shown=shown)
+        self._stream.feed(shown + text)
 
     def on_ended(self, event: ChatEnded) -> None:
         self._close_thought()
         self._stop_status()
         self._thought = Thought()
+        if self._lead is not None:
+            self._begin_stream()
         if self._stream is not None:
             self._stream.abort(ending_note(event))
             self._stream = None

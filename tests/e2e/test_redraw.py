@@ -121,6 +121,21 @@ def test_a_slowly_streamed_answer_costs_at_most_three_times_printing_it_once(
     assert streamed.written.count(b"\x1b[?2026h") == streamed.written.count(b"\x1b[?2026l") > 100
 
 
+def test_first_words_written_early_end_as_the_answer_printed_once(
+    pty_env: dict[str, str], ollama_env: FakeOllama
+) -> None:
+    """A fast server's first plain words may go out before rich is loaded (render/lead.py):
+    they are on the terminal once, and the screen ends as ``--no-stream`` leaves it."""
+    pieces = ["Sure, here", " is a list", ":\n\n", "- **one**\n", "- `two`\n\nDone."]
+    ollama_env.queue(Reply(pieces=["".join(pieces)]))
+    once = run(pty_env, "--no-stream")
+    ollama_env.queue(Reply(pieces=pieces))
+    streamed = run(pty_env)
+    assert streamed.lines() == once.lines()
+    assert streamed.written.count(b"Sure, here is a list") == 1
+    assert b"*" not in streamed.written
+
+
 def test_a_resize_mid_answer_leaves_no_stale_or_duplicate_lines(
     pty_env: dict[str, str], ollama_env: FakeOllama
 ) -> None:

@@ -319,6 +319,41 @@ def test_terminal_scrollback_matches_whole_render(terminal_console: Console, ans
     assert scrollback(output(terminal_console)) == visible_lines(rendered_at_once(answer))
 
 
+@pytest.mark.parametrize(
+    ("shown", "rest", "times"),
+    [
+        ("Sure, here", " is the answer:\n\n- one\n- two\n\n```python\nx = 1\n```\n", 1),
+        ("Plain words", " all the way down, on one line.", 1),
+        ("Long", " words " * 30 + "that wrap.\n\nA second paragraph.", 1),
+        ("Heading soon", "\n===\n\nText.", 2),  # it becomes a heading: drawn again, centred
+    ],
+)
+def test_a_stream_from_words_already_shown_ends_as_the_whole_render(
+    terminal_console: Console, shown: str, rest: str, times: int
+) -> None:
+    """The first words were written plain before rich was loaded (render/lead.py): the
+    stream starts from them, writes them again only if rendering changes them, and
+    never leaves them stale."""
+    terminal_console.file.write(shown)
+    md = MarkdownStream(terminal_console, clock=FakeClock(0.02), shown=shown)
+    md.feed(shown + rest[:5])
+    for i in range(5, len(rest), 4):
+        md.feed(rest[i : i + 4])
+    md.finish()
+    out = output(terminal_console)
+    assert scrollback(out) == visible_lines(rendered_at_once(shown + rest))
+    assert out.count(shown) == times
+
+
+def test_words_shown_before_a_console_that_is_not_live_are_printed_over() -> None:
+    console = plain_console()
+    console.file.write("Plain")
+    md = MarkdownStream(console, shown="Plain")
+    md.feed("Plain words.\n\nMore.")
+    md.finish()
+    assert scrollback(output(console)) == visible_lines(rendered_at_once("Plain words.\n\nMore."))
+
+
 TALL_CODE = "```python\n" + "".join(f"line_{i:03} = {i}\n" for i in range(200)) + "```\n\nAfter.\n"
 
 

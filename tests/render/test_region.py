@@ -164,3 +164,29 @@ def test_a_resize_redraws_the_region_at_the_new_width(new_width: int) -> None:
     assert [row for row in term.rows() if row] == expected(
         [line(("before", None)), line(("c" * 20, None))], 2
     )
+
+
+def test_a_region_started_on_a_written_line_writes_only_the_rest() -> None:
+    term = Screen()
+    term.console.file.write("Some words")  # as render/lead.py writes them, before rich
+    term.pump()
+    region = LiveRegion(term.console, line(("Some words", None)))
+    region.draw([line(("Some words and more", None)), line(("next", None))])
+    assert term.pump() == f"{SYNC_ON} and more\nnext{SYNC_OFF}"
+    assert term.rows() == expected([line(("Some words and more", None)), line(("next", None))])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(alphabet="ab c", min_size=1, max_size=WIDTH - 1), lines_strategy.map(fits))
+def test_a_region_started_on_a_written_line_shows_exactly_what_it_draws(
+    written: str, frame: list[Line]
+) -> None:
+    term = Screen()
+    term.console.file.write(written)
+    region = LiveRegion(term.console, line((written, None)))
+    region.draw(frame)
+    term.pump()
+    assert term.rows() == expected(frame)
+    region.clear()
+    term.pump()
+    assert term.rows() == expected([])
