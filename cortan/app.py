@@ -82,6 +82,7 @@ if TYPE_CHECKING:
     from cortan.store.jobs import Job, JobStore
     from cortan.store.recorder import Recorder
     from cortan.store.sessions import SessionStore
+    from cortan.store.windows import WindowStore
 
 ENDINGS: tuple[type[ChatEnded], ...] = (ChatFinished, ChatFailed, ChatCancelled)
 #: Seconds one host may take to list its models before it counts as down.
@@ -123,6 +124,7 @@ class App:
             instruction_position=settings.instruction_position,
             settings=settings,
             models=manager,
+            memory=_make_window_memory(),
         )
         chat = Chat(bus, guard, context, manager)
         bus.handle(ChatRequest, chat.run)
@@ -326,7 +328,21 @@ class App:
             if self.gate is not None:
                 self.gate.close()
                 self.gate = None
+            self.chat.context.close()
             await self.manager.aclose()
+
+
+def _make_window_memory() -> WindowStore:
+    """Windows servers named in a refusal, kept in the store for the next runs (issue 21).
+
+    Kept whatever ``log`` says, like the approval gate's decisions: it is what the
+    servers are, not what was said. The file is opened only when a window is looked up
+    and a store exists, or when there is something to keep.
+    """
+    from cortan.config.paths import get_data_dir
+    from cortan.store.windows import WindowStore
+
+    return WindowStore(get_data_dir())
 
 
 def make_repl(

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, NamedTuple
 
 import typer
 
+from cortan.cli.names import complete_session
 from cortan.cli.options import (
     AllowSecretsOption,
     ModelOption,
@@ -82,6 +83,7 @@ def ask(
             "--session",
             metavar="NAME",
             help="Continue the conversation NAME (or id, as --json reports it), or start NAME.",
+            autocompletion=complete_session,
         ),
     ] = None,
     fork: Annotated[

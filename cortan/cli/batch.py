@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO, cast
 
 import typer
 
+from cortan.cli.names import complete_model
 from cortan.cli.options import AllowSecretsOption, NoFallbackOption, RoleOption
 from cortan.cli.runner import (
     EXIT_USAGE,
@@ -86,7 +87,12 @@ def batch(
     ] = None,
     model: Annotated[
         str | None,
-        typer.Option("--model", "-m", help="provider:model, an alias, or a bare model name."),
+        typer.Option(
+            "--model",
+            "-m",
+            help="provider:model, an alias, or a bare model name.",
+            autocompletion=complete_model,
+        ),
     ] = None,
     system: Annotated[str | None, typer.Option("--system", "-s", help="System prompt.")] = None,
     role: RoleOption = None,

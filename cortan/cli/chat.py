@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, NamedTuple, TextIO
 
 import typer
 
+from cortan.cli.names import complete_model, complete_session
 from cortan.cli.runner import Context, check_model_option, get_context, guard, run_async
 from cortan.core.errors import UsageError
 
@@ -35,7 +36,13 @@ def chat(
     ctx: typer.Context,
     model: Annotated[
         str | None,
-        typer.Option("--model", "-m", metavar="MODEL", help="provider:model, alias or bare name."),
+        typer.Option(
+            "--model",
+            "-m",
+            metavar="MODEL",
+            help="provider:model, alias or bare name.",
+            autocompletion=complete_model,
+        ),
     ] = None,
     system: Annotated[
         str | None, typer.Option("--system", "-s", metavar="TEXT", help="System prompt.")
@@ -50,6 +57,7 @@ def chat(
             "--session",
             metavar="NAME",
             help="Open the stored conversation NAME or id, or start NAME.",
+            autocompletion=complete_session,
         ),
     ] = None,
     continue_last: Annotated[

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cortan.cli.names import complete_session
 from cortan.cli.runner import fail, get_context, guard
 from cortan.core.errors import UsageError
 
@@ -98,7 +99,12 @@ def remove(
     ] = None,
     session: Annotated[
         str | None,
-        typer.Option("--session", metavar="NAME", help="The whole conversation NAME (or id)."),
+        typer.Option(
+            "--session",
+            metavar="NAME",
+            help="The whole conversation NAME (or id).",
+            autocompletion=complete_session,
+        ),
     ] = None,
     everything: Annotated[
         bool, typer.Option("--all", help="Every stored conversation and message.")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cortan.cli.names import complete_model
 from cortan.cli.runner import check_provider, fail, get_context, guard, run_async
 
 if TYPE_CHECKING:
@@ -97,7 +98,12 @@ async def gather_models(
 @app.command("show")
 def show(
     ctx: typer.Context,
-    model: Annotated[str, typer.Argument(help="provider:model, an alias, or a bare name.")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="provider:model, an alias, or a bare name.", autocompletion=complete_model
+        ),
+    ],
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """What a model's server says of it: window, capabilities, size, quantisation."""

@@ -10,10 +10,16 @@ from typing import Annotated
 
 import typer
 
+from cortan.cli.names import complete_model
+
 ModelOption = Annotated[
     str | None,
     typer.Option(
-        "--model", "-m", metavar="MODEL", help="provider:model, an alias, or a bare model name."
+        "--model",
+        "-m",
+        metavar="MODEL",
+        help="provider:model, an alias, or a bare model name.",
+        autocompletion=complete_model,
     ),
 ]
 NoFallbackOption = Annotated[

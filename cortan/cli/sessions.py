@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cortan.cli.names import complete_session
 from cortan.cli.runner import get_context, guard
 from cortan.core.errors import UsageError
 
@@ -30,7 +31,12 @@ app = typer.Typer(
 )
 
 NameArg = Annotated[
-    str, typer.Argument(metavar="NAME", help="The conversation's name or id (7 or #7).")
+    str,
+    typer.Argument(
+        metavar="NAME",
+        help="The conversation's name or id (7 or #7).",
+        autocompletion=complete_session,
+    ),
 ]
 
 

@@ -26,18 +26,21 @@ Other servers refuse a prompt longer than their window (llama.cpp's
 ``exceed_context_size_error``, OpenAI's ``context_length_exceeded``): the request
 fails with a :class:`cortan.core.errors.ContextOverflowError`, often naming the
 real window and the server's own count of the prompt. :meth:`ContextManager.refit`
-believes both (for the rest of the run), leaves out more of the oldest turns, and
-``Chat.run`` asks once more, so that a conversation whose estimate was too low
-never gets stuck failing every turn (issue 21).
+believes both, leaves out more of the oldest turns, and ``Chat.run`` asks once more,
+so that a conversation whose estimate was too low never gets stuck failing every
+turn (issue 21). What was believed outlives the run when the composition root hands
+in a :class:`WindowMemory` (the store's ``model_windows``): ``cortan ask --session``
+is a process per turn, and each would otherwise be refused once before fitting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
 
 from cortan.core.errors import CortanError, InputError
 from cortan.core.events import ChatEnded, ChatFailed, ChatFinished
@@ -58,6 +61,7 @@ if TYPE_CHECKING:
     from cortan.engine.guard import Checked
     from cortan.engine.routes import Route
 
+T = TypeVar("T")
 FENCE_RUN = re.compile(r"`{3,}")
 
 
@@ -80,6 +84,23 @@ def compose_user_message(
         return "\n\n".join(blocks)
     parts = [*blocks, prompt] if instruction_position == "after" else [prompt, *blocks]
     return "\n\n".join(parts)
+
+
+class WindowMemory(Protocol):
+    """Windows and estimate factors learned from servers' refusals, kept between runs.
+
+    ``key`` names one model on one server (the route and its base URLs: another server
+    behind the same provider name has a window of its own). ``recall`` gives the window
+    and factor learned, either possibly None, or None when nothing was. Either call may
+    raise :class:`cortan.core.errors.StoreError`; the context stage then goes on without
+    the memory, since forgetting costs a request and never an answer.
+    """
+
+    def recall(self, key: str) -> tuple[int | None, float | None] | None: ...
+
+    def remember(self, key: str, window: int | None, factor: float | None) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class ModelCatalog(Protocol):
@@ -124,7 +145,8 @@ class ContextManager:
 
     ``models`` looks names and windows up (the model manager); without it every
     model gets the configured window. ``calibration`` holds the per-model
-    corrections learned so far (one per run unless the caller shares one).
+    corrections learned so far (one per run unless the caller shares one);
+    ``memory`` keeps what an overflow taught for later runs.
     """
 
     lookup_timeout = WINDOW_LOOKUP_TIMEOUT
@@ -137,6 +159,7 @@ class ContextManager:
         settings: Settings | None = None,
         models: ModelCatalog | None = None,
         calibration: Calibration | None = None,
+        memory: WindowMemory | None = None,
     ) -> None:
         from cortan.config.settings import ContextSettings
 
@@ -150,6 +173,8 @@ class ContextManager:
             self.lookup_timeout = min(WINDOW_LOOKUP_TIMEOUT, settings.timeouts.first_token)
         self._window_sizes: dict[str, int] = {}  # the largest window asked for, per model
         self._refused_windows: dict[str, int] = {}  # windows servers named in an overflow
+        self._memory = memory
+        self._recalled: set[str] = set()  # models whose kept window was looked up
 
     async def fit(self, checked: Checked, route: Route | None) -> Fit:
         """The conversation for ``checked``, fitted to the window of ``route``'s model.
@@ -190,6 +215,8 @@ class ContextManager:
 
     async def _get_window(self, name: str | None, route: Route | None) -> tuple[int, str]:
         key = str(route) if route else name or "default"
+        if route is not None:
+            self._recall(route)
         if key in self._refused_windows:  # the server itself said so, refusing a prompt
             return self._refused_windows[key], "server"
         for candidate in _names(name, route):
@@ -204,6 +231,49 @@ class ContextManager:
         if reported:
             return reported, "server"
         return self.limits.window, "context.window"
+
+    # -- what earlier runs learned ---------------------------------------------------------
+
+    def _memory_key(self, route: Route) -> str:
+        """One model on one server: the route, and the base URLs it is asked at."""
+        provider = self._providers.get(route.provider)
+        urls = provider.get_urls() if provider is not None else []
+        return f"{route}@{' '.join(urls)}"
+
+    def _recall(self, route: Route) -> None:
+        """Believe what a server told an earlier run of ``route``'s window (once a run)."""
+        model = str(route)
+        if self._memory is None or model in self._recalled:
+            return
+        self._recalled.add(model)
+        kept = self._use_memory(lambda memory: memory.recall(self._memory_key(route)))
+        if not kept:
+            return
+        window, factor = kept
+        if window:
+            self._refused_windows.setdefault(model, window)
+        if factor and model not in self.calibration.factors:
+            self.calibration.raise_to(model, factor)
+
+    def _keep(self, route: Route) -> None:
+        """Keep what this run believes of ``route``'s window for the next ones."""
+        model = str(route)
+        window = self._refused_windows.get(model)
+        factor = self.calibration.factors.get(model)
+        if window or factor:
+            key = self._memory_key(route)
+            self._use_memory(lambda memory: memory.remember(key, window, factor))
+
+    def _use_memory(self, call: Callable[[WindowMemory], T]) -> T | None:
+        """``call`` on the memory; a store that fails is left alone for the rest of the run."""
+        if self._memory is None:
+            return None
+        try:
+            return call(self._memory)
+        except CortanError as exc:
+            logging.getLogger(__name__).info("learned windows are not kept: %s", exc)
+            self.close()
+            return None
 
     async def measure(
         self, model: str | None, history: Sequence[Message], system: str | None = None
@@ -250,7 +320,20 @@ class ContextManager:
             self._refused_windows[model] = failed.window
         if failed.prompt_tokens and fit.estimate:
             self.calibration.raise_to(model, failed.prompt_tokens / fit.estimate)
-        target = None if failed.prompt_tokens else fit.estimate // 3
+        try:
+            return await self._fit_harder(
+                checked, route, fit, target=None if failed.prompt_tokens else fit.estimate // 3
+            )
+        finally:
+            if route is not None:
+                self._keep(route)
+
+    async def _fit_harder(
+        self, checked: Checked, route: Route | None, fit: Fit, target: int | None
+    ) -> Fit:
+        """Fit again until fewer messages go (and, without the server's count, at most
+        ``target`` tokens by the estimate), shrinking the window believed as needed."""
+        model = fit.budget.model
         for _ in range(REFIT_TRIES):
             again = await self.fit(checked, route)  # InputError: nothing left to leave out
             fewer = len(again.messages) < len(fit.messages)
@@ -262,6 +345,12 @@ class ContextManager:
             f"{model} refused the message as longer than its context window, with every "
             "earlier turn already left out: shorten it or attach less"
         )
+
+    def close(self) -> None:
+        """Let go of the memory (its store file)."""
+        memory, self._memory = self._memory, None
+        if memory is not None:
+            memory.close()
 
     def learn(self, fit: Fit, ended: ChatEnded) -> str | None:
         """Correct this model's estimates from what the server counted; a notice if it cut.

@@ -14,6 +14,7 @@ doctor``). The data folder is always passed in: the store does not read config.
     recorder.py  Recorder (subscribed by cortan.app.App.attach_store)
     jobs.py      JobStore: ``cortan batch`` jobs and how each item ended
     cache.py     CacheStore: the response cache's answers, capped in size and age
+    windows.py   WindowStore: context windows servers named in a refusal (issue 21)
 """
 
 from cortan.store.db import describe_store, get_store_path

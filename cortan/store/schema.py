@@ -20,6 +20,7 @@ write into a new conversation that happens to get number 7.
     version 5  batch jobs and the state of their items; the response cache
     version 6  the approval gate's decisions and standing grants
     version 7  the tool calls of an answer: arguments, decision, result (issue 18)
+    version 8  context windows servers named when refusing a prompt (issue 21)
 """
 
 from __future__ import annotations
@@ -245,6 +246,21 @@ _V7 = (
     "CREATE INDEX tool_calls_by_message ON tool_calls (message_id, position)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+# What a server taught about one model's window when it refused a prompt as too long
+# (cortan/store/windows.py), so the next process fits the conversation at once. ``model``
+# is the engine's key: the route and the server's base URLs. Either number may be
+# missing: a server that names no window still says the estimate was too low.
+_V8 = (
+    """
+    CREATE TABLE model_windows (
+        model    TEXT PRIMARY KEY,
+        window   INTEGER,
+        factor   REAL,
+        learned  REAL NOT NULL
+    ) WITHOUT ROWID
+    """,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
 LATEST_VERSION = len(MIGRATIONS)
 TABLES = ("conversations", "messages")

@@ -264,6 +264,19 @@ class SessionStore(StoreFile):
         sql = _CONVERSATION + " ORDER BY c.updated DESC, c.id DESC LIMIT ?"
         return [_conversation(row) for row in self._read(sql, (-1 if limit is None else limit,))]
 
+    def list_models_used(self, limit: int, *, within: int = 5000) -> list[tuple[str, str]]:
+        """(provider, model) of stored answers, the most recently used first.
+
+        Only the newest ``within`` messages are looked at: a Tab completes from this
+        (cortan/cli/names.py), and it must not scan a store of years.
+        """
+        sql = (
+            "SELECT provider, model FROM (SELECT id, provider, model FROM messages"
+            " ORDER BY id DESC LIMIT ?) WHERE provider IS NOT NULL AND model IS NOT NULL"
+            " GROUP BY provider, model ORDER BY max(id) DESC LIMIT ?"
+        )
+        return [(str(p), str(m)) for p, m in self._read(sql, (within, limit))]
+
     def count_conversations(self) -> int:
         """How many conversations are stored (for "the newest 20 of 63")."""
         return int(self._read("SELECT count(*) FROM conversations")[0][0])

@@ -48,14 +48,7 @@ def run(args: list[str], env: dict[str, str]) -> str:
 
 def bash_complete(env: dict[str, str], *words: str) -> list[str]:
     """What Tab offers after ``words`` (the last one being completed) in bash."""
-    bash = need("bash")
-    line = " ".join(shlex.quote(w) for w in words)
-    script = (
-        'eval "$(cortan completion bash)"\n'
-        f"COMP_WORDS=({line}); COMP_CWORD={len(words) - 1}\n"
-        '_cortan_completion cortan\nprintf "%s\\n" "${COMPREPLY[@]}"\n'
-    )
-    return run([bash, "--norc", "--noprofile", "-c", script], env).split()
+    return bash_line(env, " ".join(shlex.quote(w) if w else "" for w in words))
 
 
 def fish_complete(env: dict[str, str], line: str) -> list[str]:
@@ -132,3 +125,56 @@ def test_an_unknown_shell_is_one_sentence(
     assert_one_sentence(result.stderr)
     assert result.stdout == ""
     assert "\x1b" not in result.stderr
+
+
+@pytest.fixture
+def named(path_env: dict[str, str], openai_env: Any, tmp_path: Path) -> dict[str, str]:
+    """A config with an alias and a provider, and a store with two named conversations."""
+    config = Path(path_env["CORTAN_CONFIG"])
+    config.write_text('[aliases]\nfast = "openai:gpt-4o"\n"bad $(x)" = "openai:x"\n')
+    env = {**path_env, **{k: v for k, v in os.environ.items() if k.startswith("OPENAI_")}}
+    env["CORTAN_DEFAULT_MODEL"] = "openai:gpt-4o-mini"
+    for name in ("db", "notes"):
+        run([*cortan_command(), "ask", "--session", name, "hi"], env)
+    return env
+
+
+def bash_line(env: dict[str, str], line: str) -> list[str]:
+    """What Tab offers at the end of ``line``, the variables set as bash sets them
+    (COMP_WORDS split at COMP_WORDBREAKS too: ``openai:g`` is three words)."""
+    bash = need("bash")
+    script = (
+        'eval "$(cortan completion bash)"\n'
+        f"COMP_LINE={shlex.quote(line)}; COMP_POINT=${{#COMP_LINE}}\n"
+        "COMP_WORDS=(${COMP_LINE//:/ : }); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))\n"
+        '_cortan_completion cortan\nprintf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    return run([bash, "--norc", "--noprofile", "-c", script], env).split()
+
+
+def test_bash_completes_models_and_sessions(named: dict[str, str]) -> None:
+    assert bash_line(named, "cortan ask -m fa") == ["fast"]
+    assert "openai:" in bash_line(named, "cortan ask -m op")
+    # After the colon bash replaces only what follows it.
+    assert bash_line(named, "cortan ask -m openai:gpt-4o-") == ["gpt-4o-mini"]
+    assert bash_line(named, "cortan ask --session n") == ["notes"]
+    assert bash_line(named, "cortan sessions show ") == ["notes", "db"]
+    assert bash_line(named, "cortan sessions rm 1") == ["1"]
+    assert not any("$" in word for word in bash_line(named, "cortan ask -m "))
+
+
+def test_fish_completes_models_and_sessions(named: dict[str, str]) -> None:
+    assert fish_complete(named, "cortan ask -m openai:gpt-4o-") == ["openai:gpt-4o-mini"]
+    assert sorted(fish_complete(named, "cortan chat --session ")) == ["db", "notes"]
+
+
+def test_a_broken_store_offers_nothing_quietly(path_env: dict[str, str]) -> None:
+    data = Path(path_env["CORTAN_DATA_DIR"])
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "cortan.db").write_bytes(b"not a store " * 100)
+    Path(path_env["CORTAN_CONFIG"]).write_text("this is [not toml")
+    env = {**path_env, "COMP_LINE": "cortan ask --session ", "_CORTAN_COMPLETE": "complete_bash"}
+    done = subprocess.run(
+        cortan_command(), capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "", "")

@@ -693,6 +693,29 @@ def test_a_session_on_a_small_llama_cpp_window_never_gets_stuck(
     assert any("refused the conversation as longer than its 1500-token window" in t for t in told)
 
 
+def test_a_window_a_server_named_is_remembered_by_the_next_process(
+    cortan: type[CortanRunner], openai_env: FakeOpenAI, data_dir: Path
+) -> None:
+    """Each `ask --session` is a process of its own: the window and the count a refusal
+    taught are kept in the store, so later turns are fitted at once, one request each,
+    instead of failing first and asking again (issue 21)."""
+    openai_env.context_size = 1500
+    openai_env.default = Reply(pieces=[" ".join(["answer"] * 80)])
+    requests = []
+    for turn in range(6):
+        before = len(openai_env.chat_requests)
+        result = cortan.run("ask", "--session", "long", f"turn {turn} " + " ".join(["w"] * 300))
+        assert result.code == 0, result.stderr
+        requests.append(len(openai_env.chat_requests) - before)
+    assert openai_env.refused == 1, requests
+    first = requests.index(2)
+    assert requests[first + 1 :] == [1] * (5 - first)
+    # Another server behind the same provider name learned nothing: its own window counts.
+    with sqlite3.connect(get_store_path(data_dir)) as db:
+        rows = db.execute("SELECT model, window FROM model_windows").fetchall()
+    assert rows == [(f"openai:gpt-4o-mini@{openai_env.url}/v1", 1500)]
+
+
 def test_logs_rm_all_asks_on_a_terminal(two_sessions: tuple[int, int], store: SessionStore) -> None:
     import pexpect
 

@@ -11,6 +11,7 @@ played: HTTP 400 with ``exceed_context_size_error`` and the counts, an ``error:`
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -123,3 +124,36 @@ async def test_the_newest_message_alone_too_long_is_one_sentence(
     assert ended.kind == "input"
     assert "shorten it or attach less" in ended.message
     assert openai_env.refused == 1  # not asked again with the same prompt
+
+
+async def test_the_next_run_fits_at_once(make: Make, openai_env: FakeOpenAI) -> None:
+    """A new App (a new `cortan ask`) believes what the server told the last one: the
+    window and its own count of the prompt, so it sends one request, not two."""
+    openai_env.context_size = 2048
+    first = make()
+    assert isinstance(await ask(first, "and now?", history=conversation(8)), ChatFinished)
+    await first.aclose()
+    assert (openai_env.refused, len(openai_env.chat_requests)) == (1, 2)
+    second = make()
+    said = notices(second)
+    ended = await ask(second, "and then?", history=conversation(8))
+    assert isinstance(ended, ChatFinished), ended
+    assert (openai_env.refused, len(openai_env.chat_requests)) == (1, 3)
+    assert said == [said[0]] and said[0].endswith("left out to fit the 2048-token window")
+
+
+async def test_a_store_that_cannot_keep_it_costs_no_answer(
+    make: Make, openai_env: FakeOpenAI, isolated_env: Path
+) -> None:
+    """Not a store at the store's path: nothing is kept, every answer still comes."""
+    path = isolated_env / "data" / "cortan.db"
+    path.parent.mkdir()
+    path.write_bytes(b"someone else's file " * 50)
+    openai_env.context_size = 2048
+    for _ in range(2):
+        app = make()
+        ended = await ask(app, "and now?", history=conversation(8))
+        assert isinstance(ended, ChatFinished), ended
+        await app.aclose()
+    assert openai_env.refused == 2  # learned afresh by each run
+    assert path.read_bytes() == b"someone else's file " * 50
