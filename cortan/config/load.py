@@ -122,8 +122,14 @@ def describe_validation_error(
     if loc and loc[0] in flags and flags[loc[0]] is not None:
         return f"option --{loc[0].replace('_', '-')}: {message}"
     env_name = "CORTAN_" + "__".join(loc).upper()
-    if env_name in os.environ and not _has_key(data, loc):
-        return f"environment variable {env_name}: {message}"
+    if not _has_key(data, loc):
+        if env_name in {name.upper() for name in os.environ}:
+            return f"environment variable {env_name}: {message}"
+        table = _table_from_variables(loc, data)
+        if table is not None and error["type"] == "missing":
+            return f"environment variables {table}__*: key `{key}` is required (set {env_name})"
+        if table is not None:
+            return f"environment variables {table}__*: key `{key}`: {message}"
     return f"config file {path}: key `{key}`: {message}"
 
 
@@ -138,6 +144,22 @@ def _explain(error: Any) -> str:
     if error["type"] == "extra_forbidden":
         return "unknown setting (see docs/configuration.md for the list)"
     return str(error["msg"]).removeprefix("Value error, ").rstrip(".")
+
+
+def _table_from_variables(loc: list[str], data: dict[str, Any]) -> str | None:
+    """The prefix of the variables that made the table ``loc`` sits in, if they did.
+
+    ``CORTAN_PROVIDERS__X__HOSTS`` alone makes a table ``providers.x`` that lacks its
+    ``kind``: the file has no such table, so the file is not the place to fix it.
+    """
+    given = {name.upper() for name in os.environ}
+    for depth in range(len(loc) - 1, 0, -1):
+        if _has_key(data, loc[:depth]):
+            return None
+        prefix = "CORTAN_" + "__".join(loc[:depth]).upper()
+        if any(name.startswith(prefix + "__") for name in given):
+            return prefix
+    return None
 
 
 def _has_key(data: dict[str, Any], loc: list[str]) -> bool:

@@ -110,6 +110,10 @@ def test_unknown_log_level_warns_and_goes_on(
         (b"[timeouts]\nconnect = -1\n", "key `timeouts.connect`: Input should be greater than 0"),
         (b"max_input_bytes = 99999999999999999999\n", "key `max_input_bytes`"),
         (b'[providers.x]\nkind = "gopher"\n', "key `providers.x.kind`"),
+        (
+            b'[providers.x]\nhosts = ["http://127.0.0.1:9"]\n',
+            "key `providers.x.kind`: Field required",
+        ),
         (b'[providers.x]\nkind = "ollama"\nhosts = ["http://[::1"]\n', "not a usable URL"),
         (b'[providers.x]\nkind = "openai"\nbase_url = "localhost/v1"\n', "http:// or https://"),
         (b'[providers."a:b"]\nkind = "ollama"\n', "must be non-empty and have no ':'"),
@@ -122,6 +126,26 @@ def test_bad_config_file(
     result = cortan.run("ask", "--no-stdin", "hi")
     assert_fails(result.code, result.stderr, 2, fragment)
     assert f"config file {config_file}" in result.stderr
+
+
+@pytest.mark.parametrize("config", ["none", "unrelated"])
+def test_table_made_by_variables_is_blamed_on_them(
+    cortan: type[CortanRunner], config_file: Path, config: str
+) -> None:
+    # CORTAN_PROVIDERS__LAN__HOSTS alone makes a provider without a kind: the file
+    # (absent, or about something else) is not where to fix it.
+    env = {"CORTAN_PROVIDERS__LAN__HOSTS": '["http://127.0.0.1:9"]'}
+    if config == "none":
+        env["CORTAN_CONFIG"] = ""  # the default file, which the isolated home lacks
+    else:
+        config_file.write_text('system = "x"\n')
+    result = cortan.run("ask", "--no-stdin", "hi", env=env)
+    assert_fails(
+        result.code, result.stderr, 2,
+        "environment variables CORTAN_PROVIDERS__LAN__*: key `providers.lan.kind` is required"
+        " (set CORTAN_PROVIDERS__LAN__KIND)",
+    )  # fmt: skip
+    assert "config file" not in result.stderr
 
 
 def test_config_file_that_is_a_directory(cortan: type[CortanRunner], config_file: Path) -> None:
