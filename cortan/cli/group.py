@@ -97,11 +97,11 @@ def hoist_global_flags(group: TyperGroup, ctx: Context, args: list[str]) -> list
                 kept.append(value)
         elif not arg.startswith("-") and isinstance(command, TyperGroup):
             command = command.get_command(ctx, arg)  # a group's next word names its command
-            takes_value, own = _options(command)
+            takes_value, own = options_of(command)
     return [*hoisted, *kept]
 
 
-def _options(command: Any) -> tuple[set[str], set[str]]:
+def options_of(command: Any) -> tuple[set[str], set[str]]:
     """The option names of ``command`` that take a value, and all of its option names."""
     takes_value: set[str] = set()
     names: set[str] = set()

@@ -11,16 +11,17 @@ listings and "did you mean" suggestions are unchanged.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from cortan import __version__
-from cortan.cli.group import CortanGroup
+from cortan.cli.group import GLOBAL_FLAGS, CortanGroup, options_of
 from cortan.cli.runner import Context
 
 #: command name -> (module, attribute, whether it is a sub-app of several commands)
@@ -120,12 +121,56 @@ def register(names: Iterable[str]) -> None:
             app.command(name)(target)
 
 
+def with_default_command(argv: list[str]) -> list[str]:
+    """``argv`` with ``ask`` or ``chat`` put in where the user named no command.
+
+    ``cortan "why is the sky blue"`` and ``cortan -m llama3 "hi"`` ask, as ``llm``
+    and ``aichat`` do; ``cortan -m llama3`` with nothing to ask opens the shell on a
+    terminal (and asks what is piped otherwise). A word that looks like a misspelt
+    command (``cortan sesions``) stays a usage error with a suggestion, so that a
+    typo is never sent to a model.
+    """
+    start = next((i for i, arg in enumerate(argv) if arg not in GLOBAL_FLAGS), len(argv))
+    rest = argv[start:]
+    if not rest or rest[0] in COMMANDS or rest[0] in (*HELP_FLAGS, "--version", "-V"):
+        return argv
+    if not rest[0].startswith("-"):
+        if " " not in rest[0] and difflib.get_close_matches(rest[0], COMMANDS, 1, CLOSE):
+            return argv  # Click refuses it and names the command meant
+        return [*argv[:start], "ask", *rest]
+    takes_value, _ = options_of(_command("ask"))
+    words = iter(rest)
+    asks = False
+    for arg in words:
+        if arg == "--" or not arg.startswith("-"):
+            asks = True
+            break
+        if arg in takes_value:
+            next(words, None)
+    command = "ask" if asks or not sys.stdout.isatty() else "chat"
+    return [*argv[:start], command, *rest]
+
+
+def _command(name: str) -> Any:
+    """The click command Typer makes of command ``name``, made apart from the app."""
+    module, attribute, _ = COMMANDS[name]
+    probe = typer.Typer()
+    probe.command(name)(getattr(importlib.import_module(module), attribute))
+    return typer.main.get_command(probe)
+
+
+#: How alike a word must be to a command's name to be taken for a misspelling of it.
+CLOSE = 0.65
+
+
 def run() -> None:
+    argv = sys.argv[1:]
     if "_CORTAN_COMPLETE" in os.environ:  # a shell's Tab (`cortan completion`): all of them
         from cortan.cli.completion import prepare
 
         prepare()
         register(COMMANDS)
     else:
-        register(commands_needed(sys.argv[1:]))
-    app()
+        argv = with_default_command(argv)
+        register(commands_needed(argv))
+    app(args=argv)

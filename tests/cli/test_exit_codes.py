@@ -56,7 +56,7 @@ CASES = {
     # 2: a usage or configuration error
     "unknown option": Case(("ask", "--bogus", "hi"), 2, "no such option: --bogus"),
     "bad option value": Case(("sessions", "list", "-n", "0"), 2, "-n"),
-    "unknown command": Case(("nosuch",), 2, "no such command 'nosuch'"),
+    "misspelt command": Case(("sesions",), 2, "no such command 'sesions'"),
     "empty model": Case(("ask", "-m", " ", "hi"), 2, "option --model is empty"),
     "misspelt provider": Case(("ask", "-m", "opneai:x", "hi"), 2, "did you mean 'openai:x'"),
     "models: unknown provider": Case(("models", "-p", "nope"), 2, "no provider named 'nope'"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from cortan.cli.main import with_default_command
 from tests.conftest import CortanRunner
 from tests.servers import FakeOllama
 
@@ -116,3 +117,53 @@ def test_no_command_without_a_terminal_is_ask(
     assert result.code == 0, result.stderr
     assert result.stdout == "Hello, world!\n"
     assert user_message(ollama_env) == "What is 2+2?\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("What is 2+2?",),
+        ("--debug", "What is 2+2?"),
+        ("-m", "ollama:llama3.2:latest", "What is 2+2?"),
+        ("-s", "be brief", "--no-stdin", "What is 2+2?"),
+        ("hello",),
+    ],
+)
+def test_a_question_without_a_command_is_asked(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, args: tuple[str, ...]
+) -> None:
+    """`cortan "question"` and `cortan -m X "question"` ask, as llm and aichat do (issue 21)."""
+    result = cortan.run(*args)
+    assert result.code == 0, result.stderr
+    assert result.stdout == "Hello, world!\n"
+    assert user_message(ollama_env) == args[-1]
+
+
+@pytest.mark.parametrize("word", ["sesions", "model", "ask-"])
+def test_a_misspelt_command_is_never_sent_to_a_model(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, word: str
+) -> None:
+    result = cortan.run(word)
+    assert result.code == 2
+    assert "no such command" in result.stderr and "Did you mean" in result.stderr
+    assert ollama_env.chat_requests == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], []),
+        (["--debug"], ["--debug"]),
+        (["--version"], ["--version"]),
+        (["-h"], ["-h"]),
+        (["sessions", "list"], ["sessions", "list"]),
+        (["why", "not"], ["ask", "why", "not"]),
+        (["--no-color", "a question"], ["--no-color", "ask", "a question"]),
+        (["-m", "x", "q"], ["ask", "-m", "x", "q"]),
+        (["-m", "x"], ["ask", "-m", "x"]),  # no terminal here: the piped text is asked
+        (["-m", "x", "--", "-q"], ["ask", "-m", "x", "--", "-q"]),
+        (["chats"], ["chats"]),
+    ],
+)
+def test_the_default_command(argv: list[str], expected: list[str]) -> None:
+    assert with_default_command(argv) == expected

@@ -189,3 +189,20 @@ def test_the_banner_comes_before_what_the_options_say(
         terminal.child.expect(pexpect.EOF, timeout=10)
     finally:
         terminal.child.close(force=True)
+
+
+def test_model_option_without_a_command_opens_the_shell(
+    terminal_env: dict[str, str], ollama_env: FakeOllama
+) -> None:
+    """`cortan -m MODEL` on a terminal is the shell with that model, as `ollama run` is."""
+    terminal = Terminal(["-m", "ollama:llama3.2:latest"], terminal_env)
+    try:
+        terminal.wait(prompt_ready)
+        terminal.type("hi there\r")
+        terminal.wait(lambda s: "Hello, world!" in s)
+        terminal.type("\x04")
+        terminal.child.expect(pexpect.EOF, timeout=10)
+    finally:
+        terminal.child.close(force=True)
+    assert ollama_env.chat_requests[-1].json["model"] == "llama3.2:latest"
+    assert ollama_env.chat_requests[-1].json["messages"][-1]["content"] == "hi there"
