@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Self
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
 
 from cortan.core.errors import StoreError, UsageError
 from cortan.core.images import Image
@@ -62,7 +62,21 @@ from cortan.store.records import (
 
 if TYPE_CHECKING:
     from cortan.core.events import ToolResult
-    from cortan.store.writer import Writer
+
+
+class Handoff(Protocol):
+    """A thread the store's writes are handed to (:class:`cortan.store.writer.Writer`).
+
+    Named here, not imported, so that the store needs nothing of the module that
+    drives it.
+    """
+
+    def submit(self, job: Callable[[], object]) -> None: ...
+
+    def flush(self, timeout: float = 30) -> bool: ...
+
+    def close(self) -> None: ...
+
 
 MAX_NAME = 100
 _ID_LIKE = re.compile(r"#?\d+")
@@ -110,7 +124,7 @@ class SessionStore(StoreFile):
     _group_seconds = 0.0
     on_lost: Callable[[StoreError], None] | None = None
     """Told when a grouped commit fails (its writes are lost); None raises from the timer."""
-    writer: Writer | None = None
+    writer: Handoff | None = None
     """Set by :class:`cortan.store.writer.Writer`: writes are handed to its thread."""
 
     @classmethod
