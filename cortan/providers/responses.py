@@ -67,8 +67,14 @@ class _ZlibInflater:
         self._decompressor = zlib.decompressobj(wbits)
         self._raw_fallback = raw_fallback  # "deflate" is raw deflate from some servers
         self._started = False
+        self._head = b""  # zlib's header is two bytes: which kind it is waits for both
 
     def __call__(self, data: bytes) -> Iterator[bytes]:
+        if self._raw_fallback and not self._started:
+            self._head += data
+            if len(self._head) < 2:
+                return
+            data, self._head = self._head, b""
         if not data:
             return
         try:
