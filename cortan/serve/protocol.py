@@ -23,6 +23,8 @@ over httptools:
 
 Every refusal is one sentence in the OpenAI error shape (the path, and so the
 API, is not known yet when the head is refused).
+
+:class:`BoundedWSProtocol` does the same for wsproto's pongs (see its docstring).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.websockets.wsproto_impl import WSProtocol
+from wsproto import events
 
 if TYPE_CHECKING:
     from uvicorn.config import Config
@@ -143,3 +147,35 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 b"connection: close\r\n\r\n%s" % (status, phrase, len(body), body)
             )
         self.transport.close()
+
+
+class BoundedWSProtocol(WSProtocol):
+    """uvicorn's wsproto protocol, answering pings no faster than the client reads.
+
+    uvicorn writes a pong for every ping at once, whatever the transport holds: a
+    client that sent pings and read nothing grew the gateway by 350 MB in 20 s. While
+    the transport is over its high-water mark, only the latest ping is remembered and
+    answered once it drains, as RFC 6455 (5.5.3) allows.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._owed: events.Ping | None = None
+
+    def handle_ping(self, event: events.Ping) -> None:
+        if self.writable.is_set():
+            super().handle_ping(event)
+        else:
+            self._owed = event
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        owed, self._owed = self._owed, None
+        if owed is not None and not self.transport.is_closing():
+            super().handle_ping(owed)

@@ -92,7 +92,11 @@ def split_heads(port: int, count: int) -> None:
             _read_reply(sock)
 
 
-WORKLOADS = {"keep-alive": keep_alive, "new connection": new_connections, "2-read heads": split_heads}
+WORKLOADS = {
+    "keep-alive": keep_alive,
+    "new connection": new_connections,
+    "2-read heads": split_heads,
+}
 
 
 def main(rounds: int = 7, count: int = 10_000) -> dict[str, Any]:
@@ -114,7 +118,8 @@ def main(rounds: int = 7, count: int = 10_000) -> dict[str, Any]:
                     before = cpu_seconds(pid)
                     workload(ports[kind], count)
                     per_request[kind].append((cpu_seconds(pid) - before) / count)
-            ratios = [b / p for b, p in zip(per_request["bounded"], per_request["plain"], strict=True) if p]
+            pairs = zip(per_request["bounded"], per_request["plain"], strict=True)
+            ratios = [bounded / plain for bounded, plain in pairs if plain]
             plain = statistics.median(per_request["plain"]) * 1e6
             figures.append(
                 Figure(

@@ -8,7 +8,13 @@ in silence nor raise in the gateway (the log is checked, as in test_hostile.py).
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import json
+import os
+import socket
+import time
+from contextlib import closing
 from typing import Any
 
 import pytest
@@ -34,7 +40,7 @@ def exchange(running: Running, hostile: str | bytes) -> tuple[dict[str, Any], li
             await ws.send(hostile)
             reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
             await ws.send(json.dumps(CHAT))
-            events = []
+            events: list[Any] = []
             while not events or events[-1]["type"] != "end":
                 events.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
             return reply, events
@@ -113,3 +119,39 @@ def test_a_handshake_without_the_token_or_from_a_web_page_is_403(
     with pytest.raises(websockets.exceptions.InvalidStatus) as caught:
         asyncio.run(main())
     assert caught.value.response.status_code == 403
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS"))
+    return int(line.split()[1]) / 1024
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads RSS from /proc")
+def test_a_ping_flood_from_a_client_that_never_reads_is_not_buffered(gateway: Running) -> None:
+    """uvicorn wrote a pong per ping whatever its buffer held: 350 MB in 20 s, before."""
+    host, port = gateway.url.removeprefix("http://").rsplit(":", 1)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # and never read
+    with closing(sock):
+        sock.connect((host, int(port)))
+        key = base64.b64encode(os.urandom(16))
+        sock.sendall(
+            b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + key + b"\r\n"
+            b"Authorization: Bearer " + TOKEN.encode() + b"\r\n\r\n"
+        )  # fmt: skip
+        handshake = b""
+        while b"\r\n\r\n" not in handshake:
+            handshake += sock.recv(1)
+        assert b" 101 " in handshake
+        pings = (bytes([0x89, 0x80 | 125]) + b"\0\0\0\0" + b"p" * 125) * 8000  # 1 MiB, masked
+        before, began, sent = rss_mib(), time.monotonic(), 0
+        sock.settimeout(1)
+        with contextlib.suppress(TimeoutError):  # the gateway stopped reading: also fine
+            while time.monotonic() - began < 4:
+                sock.sendall(pings)
+                sent += len(pings)
+        grown = rss_mib() - before
+    assert sent > 8 << 20, "too few pings were sent to tell"
+    assert grown < 16, f"the gateway grew {grown:.0f} MiB for {sent >> 20} MiB of pings"
