@@ -26,6 +26,8 @@ ROLES: Mapping[str, Role] = {
     "system": "system", "developer": "system", "user": "user", "assistant": "assistant",
 }  # fmt: skip
 MAX_CLIENT_CHARS = 100
+#: The largest option value an upstream (Go's int64, llama.cpp's) reads as a number.
+MAX_NUMBER = 2**63 - 1
 TRUE = frozenset({b"1", b"true", b"yes"})
 
 
@@ -138,6 +140,10 @@ def get_options(source: Mapping[str, Any], names: Mapping[str, str]) -> dict[str
                 raise refuse("`stop` must be a string or a list of strings")
         elif isinstance(value, bool) or not isinstance(value, int | float):
             raise refuse(f"`{theirs}` must be a number")
+        elif not abs(value) <= MAX_NUMBER:  # False for NaN too
+            # NaN, Infinity and 1e999 parse in Python's json but are not JSON upstream,
+            # which then failed the request as the server's fault (502).
+            raise refuse(f"`{theirs}` must be a finite number within ±2**63")
         options[ours] = value
     return options
 

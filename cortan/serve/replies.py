@@ -50,6 +50,7 @@ TYPE_BY_STATUS: Mapping[int, str] = {
     404: "not_found_error",
     408: "timeout_error",
     413: "invalid_request_error",
+    415: "invalid_request_error",
     421: "invalid_request_error",
     429: "rate_limit_error",
     503: "server_overloaded",
@@ -110,10 +111,16 @@ async def send_error(send: Send, scope: Scope, error: RequestError) -> None:
     await send_bytes(send, error.status, body, headers=error.headers)
 
 
+#: On a refusal before the whole body was read: the rest of it would otherwise be read
+#: (and thrown away) as long as the client sends, and after an ``Expect: 100-continue``
+#: the client's next request would be taken for the body it never sent.
+CLOSE = {"connection": "close"}
+
+
 def too_large(limit: int) -> RequestError:
     return RequestError(
         413, "body_too_large", f"the request body is over the gateway's {limit} byte limit "
-        "(setting serve.max_body_bytes)",
+        "(setting serve.max_body_bytes)", CLOSE,
     )  # fmt: skip
 
 
@@ -122,17 +129,29 @@ async def read_json(scope: Scope, receive: Receive, *, limit: int, seconds: floa
     for name, value in scope["headers"]:
         if name == b"content-length" and value.isdigit() and int(value) > limit:
             raise too_large(limit)
+        if name == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
+            raise RequestError(
+                415, "content_encoding", "the gateway takes request bodies uncompressed "
+                f"(Content-Encoding {value[:40].decode('latin-1')!r})", CLOSE,
+            )  # fmt: skip
     try:
         async with asyncio.timeout(seconds):
             body = await _read_body(receive, limit)
     except TimeoutError:
         raise RequestError(
-            408, "body_timeout", f"the request body did not arrive within {seconds:g} s"
+            408, "body_timeout", f"the request body did not arrive within {seconds:g} s", CLOSE
         ) from None
+    return parse_json(body, "the request body")
+
+
+def parse_json(text: str | bytes, what: str) -> Any:
+    """JSON, or a 400 with one sentence: for bodies and WebSocket messages alike."""
     try:
-        return json.loads(body)
+        return json.loads(text)
     except (ValueError, UnicodeDecodeError):
-        raise RequestError(400, "bad_json", "the request body is not valid JSON") from None
+        raise RequestError(400, "bad_json", f"{what} is not valid JSON") from None
+    except RecursionError:  # json's C scanner recurses once per level of nesting
+        raise RequestError(400, "bad_json", f"{what} is JSON nested too deeply") from None
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:

@@ -40,6 +40,7 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=@-]{1,128}")
 TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+PORT = re.compile(r"[0-9]{0,5}")  # RFC 3986: the port of an authority may be empty
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 OPEN_PATHS = frozenset({"/health"})
 SUBPROTOCOL_PREFIX = "bearer."
@@ -78,6 +79,8 @@ class HostCheck:
 
     def allows(self, host: str) -> bool:
         name = _strip_port(host.lower())
+        if name is None:
+            return False
         if name in self._names:
             return True
         try:
@@ -87,10 +90,17 @@ class HostCheck:
         return self._ip_literals or address.is_loopback
 
 
-def _strip_port(host: str) -> str:
+def _strip_port(host: str) -> str | None:
+    """The name of ``name[:port]`` or ``[v6]:port``; None when what follows it is no port."""
     if host.startswith("["):  # [::1]:8080
-        return host.split("]", 1)[0] + "]"
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        name, _, port = host.partition("]")
+        if port and not (port.startswith(":") and PORT.fullmatch(port[1:])):
+            return None
+        return name + "]"
+    if host.count(":") != 1:
+        return host  # a bare name, or an IPv6 literal without brackets
+    name, _, port = host.partition(":")
+    return name if PORT.fullmatch(port) else None
 
 
 class Door:
@@ -139,6 +149,9 @@ class Door:
             self.open -= 1
 
     def _check(self, scope: Scope, headers: dict[bytes, bytes], origin: bytes | None) -> None:
+        if sum(name == b"host" for name, _ in scope["headers"]) > 1:
+            # A proxy in front may check the first while the door would read the last.
+            raise RequestError(400, "bad_request", "the request has more than one Host header")
         host = _text(headers.get(b"host")) or ""
         if not self._hosts.allows(host):
             raise RequestError(

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import uvicorn
 
 from cortan.core.errors import CortanError
+from cortan.serve.protocol import MAX_HEAD_BYTES, BoundedWSProtocol, make_protocol
 
 if TYPE_CHECKING:
     from cortan.serve.gateway import Gateway
@@ -141,8 +142,9 @@ async def serve(
     limits = gateway.limits
     config = uvicorn.Config(
         gateway.asgi,
-        http="httptools",
-        ws="wsproto",
+        # httptools, bounded: a request head's size and time (protocol.py says why)
+        http=make_protocol(max_head_bytes=MAX_HEAD_BYTES, head_timeout=limits.body_timeout),
+        ws=BoundedWSProtocol,  # wsproto, pongs bounded (protocol.py)
         lifespan="off",
         access_log=False,  # the gateway logs each request itself, with its id
         proxy_headers=False,  # no proxy is trusted: the client's address is the peer's

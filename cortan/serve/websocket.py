@@ -35,7 +35,7 @@ from cortan.core.events import ChatEnded, ChatFailed, ChatFinished, ChatStarted
 from cortan.core.messages import Message
 from cortan.serve import convert
 from cortan.serve.relay import Relay
-from cortan.serve.replies import Receive, RequestError, Scope, Send, refuse
+from cortan.serve.replies import Receive, RequestError, Scope, Send, parse_json, refuse
 from cortan.serve.security import make_trace
 
 if TYPE_CHECKING:
@@ -66,10 +66,16 @@ class Endpoint:
         self.gateway.sockets.add(close)
         try:
             while True:
-                text = await socket.receive_text()
-                await session.handle(text)
-        except (WebSocketDisconnect, RuntimeError, KeyError):
-            pass  # gone; a binary frame (KeyError: no "text") ends the session too
+                message = await socket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                text = message.get("text")
+                if text is None:
+                    await session.refuse_binary()
+                else:
+                    await session.handle(text)
+        except (WebSocketDisconnect, RuntimeError):
+            pass  # gone
         finally:
             self.gateway.sockets.discard(close)
             await session.cancel_all()
@@ -93,9 +99,9 @@ class Session:
 
     async def handle(self, text: str) -> None:
         try:
-            message = json.loads(text)
-        except ValueError:
-            await self._error(None, "bad_json", "the message is not valid JSON")
+            message = parse_json(text, "the message")
+        except RequestError as refused:
+            await self._error(None, refused.kind, str(refused))
             return
         if not isinstance(message, dict):
             await self._error(None, "bad_message", "a message must be a JSON object with a type")
@@ -109,6 +115,9 @@ class Session:
                 task.cancel()
         else:
             await self._error(chat_id, "bad_message", "`type` must be chat or cancel")
+
+    async def refuse_binary(self) -> None:
+        await self._error(None, "bad_message", "messages are JSON in text frames, not binary ones")
 
     async def _start(self, chat_id: str | None, message: dict[str, Any]) -> None:
         if chat_id is None:

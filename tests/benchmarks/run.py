@@ -38,10 +38,11 @@ BENCHMARKS = (
     "render",
     "serve",
     "held",
+    "head",
     "batch",
     "tools",
 )
-QUICK_REPEAT = {"startup": 5, "first_request": 3, "repl": 2, "store": 5, "tools": 5}
+QUICK_REPEAT = {"startup": 5, "first_request": 3, "repl": 2, "store": 5, "tools": 5, "head": 3}
 
 
 def run_render(quick: bool) -> dict[str, Any]:

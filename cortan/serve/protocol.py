@@ -1,0 +1,181 @@
+"""uvicorn's HTTP/1.1 protocol (httptools) with the bounds it lacks on a request's head.
+
+Layer: serve. uvicorn over httptools puts no limit on a request line and its
+headers, in size or in time, and starts its idle timer only after a first
+response: one ``X-A: aaaa…`` header that never ends held 370 MB of the gateway's
+memory per 300 MB sent (and its event loop, re-copying the growing value), and a
+connection that sent nothing, or a header line every few seconds, stayed open for
+ever. Hypercorn's h11 refused a head over 16 KiB and timed idle connections from
+the start. uvicorn's ``h11_max_incomplete_event_size`` is h11's alone, and h11 is
+the pure-Python parser the gateway moved off for speed, so this subclass adds,
+over httptools:
+
+* **size**: past ``max_head_bytes`` of request line and headers, 431 and the
+  connection closed (counted as the bytes arrive, so at most one read beyond it
+  is ever held);
+* **time**: a head begun must be complete within ``head_timeout`` seconds
+  (``serve.body_timeout``), else 408 and closed; a connection that has sent
+  nothing yet gets ``serve.keep_alive`` seconds, as an idle one between requests;
+* **absolute-form targets** (``GET http://host/path``): RFC 9112 (3.2.2) has an
+  origin server take the host from the target and ignore ``Host``; uvicorn keeps
+  only the path, so the target's host replaces the ``Host`` header here and the
+  door's Host check sees the name the request really names.
+
+Every refusal is one sentence in the OpenAI error shape (the path, and so the
+API, is not known yet when the head is refused).
+
+:class:`BoundedWSProtocol` does the same for wsproto's pongs (see its docstring).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import TYPE_CHECKING, Any
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.websockets.wsproto_impl import WSProtocol
+from wsproto import events
+
+if TYPE_CHECKING:
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+
+#: Largest request line and headers together. h11's (so Hypercorn's) limit was 16 KiB;
+#: the clients of the gateway send under 2 KiB, and a long ``traceparent``/``baggage``
+#: or cookie should not be what fails a request.
+MAX_HEAD_BYTES = 64 << 10
+
+
+def make_protocol(*, max_head_bytes: int, head_timeout: float) -> type[HttpToolsProtocol]:
+    """The protocol class uvicorn is handed (``Config(http=...)``), with these bounds."""
+    return type(
+        "BoundedHttpToolsProtocol",
+        (BoundedHttpToolsProtocol,),
+        {"max_head_bytes": max_head_bytes, "head_timeout": head_timeout},
+    )
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """httptools under uvicorn, with a request head bounded in size and time."""
+
+    max_head_bytes = MAX_HEAD_BYTES
+    head_timeout = 30.0
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._in_head = False
+        self._head_bytes = 0
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # uvicorn arms its idle timer only after a response: a silent connection would stay.
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self.timeout_keep_alive_handler
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if not self._in_head or self.transport.is_closing():
+            return
+        self._head_bytes += len(data)
+        if self._head_bytes > self.max_head_bytes:
+            self._refuse(
+                431, "headers_too_large", f"the request line and headers are over the "
+                f"gateway's {self.max_head_bytes} byte limit",
+            )  # fmt: skip
+        elif self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.head_timeout, self._head_too_slow)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head, self._head_bytes = True, 0
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._stop_head_timer()
+        if self.url[:1] not in (b"/", b"*"):
+            self._take_host_from_target()
+        super().on_headers_complete()
+
+    def _take_host_from_target(self) -> None:
+        target = httptools.parse_url(self.url)  # a bad URL: uvicorn's own 400
+        host = target.host or b""
+        if b":" in host:  # an IPv6 literal, bracketed as in a Host header
+            host = b"[" + host + b"]"
+        if target.port is not None:
+            host += b":%d" % target.port
+        self.headers[:] = [(n, v) for n, v in self.headers if n != b"host"] + [(b"host", host)]
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if self._in_head and not self.transport.is_closing():
+            self._refuse(
+                408, "head_timeout", f"the request line and headers did not arrive within "
+                f"{self.head_timeout:g} s",
+            )  # fmt: skip
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _refuse(self, status: int, kind: str, message: str) -> None:
+        """One sentence and the connection closed; nothing when a response is under way."""
+        self._in_head = False
+        self._stop_head_timer()
+        cycle: RequestResponseCycle | None = self.cycle  # None before the first request
+        if cycle is None or cycle.response_complete:
+            body = json.dumps(
+                {"error": {"message": message, "type": "invalid_request_error", "code": kind}}
+            ).encode()
+            phrase = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}[status]
+            self.transport.write(
+                b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+                b"connection: close\r\n\r\n%s" % (status, phrase, len(body), body)
+            )
+        self.transport.close()
+
+
+class BoundedWSProtocol(WSProtocol):
+    """uvicorn's wsproto protocol, answering pings no faster than the client reads.
+
+    uvicorn writes a pong for every ping at once, whatever the transport holds: a
+    client that sent pings and read nothing grew the gateway by 350 MB in 20 s. While
+    the transport is over its high-water mark, only the latest ping is remembered and
+    answered once it drains, as RFC 6455 (5.5.3) allows.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._owed: events.Ping | None = None
+
+    def handle_ping(self, event: events.Ping) -> None:
+        if self.writable.is_set():
+            super().handle_ping(event)
+        else:
+            self._owed = event
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        owed, self._owed = self._owed, None
+        if owed is not None and not self.transport.is_closing():
+            super().handle_ping(owed)

@@ -1,0 +1,281 @@
+"""Hostile HTTP on raw sockets: what uvicorn and httptools let through, and the gateway bounds.
+
+Each case is a request a local script or page could send, over a real socket to the
+real gateway: the status it must get, within a bounded time, with the connection
+closed when the rest of what the client sends cannot be trusted; and never an
+exception in the gateway's log (:func:`no_errors_logged`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import select
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from typing import Any
+
+import pytest
+
+from cortan.serve.protocol import MAX_HEAD_BYTES
+from cortan.serve.security import HostCheck
+from tests.serve.conftest import TOKEN, Running
+
+AUTH = f"Authorization: Bearer {TOKEN}\r\n".encode()
+CHAT = b'{"model": "", "messages": [{"role": "user", "content": "hi"}]}'
+
+
+@pytest.fixture(autouse=True)
+def no_errors_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Nothing hostile may become an exception in the gateway (uvicorn logs those)."""
+    with caplog.at_level(logging.WARNING):
+        yield
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not errors, [r.getMessage() for r in errors]
+
+
+def connect(running: Running) -> socket.socket:
+    host, port = running.url.removeprefix("http://").rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def read_reply(sock: socket.socket, seconds: float = 5) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body of one response, within ``seconds``."""
+    sock.settimeout(seconds)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        more = sock.recv(65536)
+        assert more, f"the gateway closed the connection without answering: {data!r}"
+        data += more
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])}
+    while len(body) < int(headers.get("content-length", 0)):
+        body += sock.recv(65536)
+    return int(lines[0].split()[1]), headers, body
+
+
+def closed_within(sock: socket.socket, seconds: float) -> bool:
+    """True when the gateway closes ``sock`` within ``seconds`` (anything unread is dropped)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        readable, _, _ = select.select([sock], [], [], left)
+        if readable:
+            try:
+                if sock.recv(65536) == b"":
+                    return True
+            except ConnectionResetError:
+                return True
+    return False
+
+
+def post(body: bytes, path: bytes = b"/v1/chat/completions", extra: bytes = b"") -> bytes:
+    return (
+        b"POST " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + AUTH + extra
+        + b"Content-Length: %d\r\n\r\n" % len(body) + body
+    )  # fmt: skip
+
+
+def exchange(running: Running, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    with closing(connect(running)) as sock:
+        sock.sendall(request)
+        return read_reply(sock)
+
+
+def error_of(body: bytes) -> Any:
+    error = json.loads(body)["error"]
+    return error["message"] if isinstance(error, dict) else error
+
+
+# -- the request head ---------------------------------------------------------------------
+
+
+def send_until_refused(sock: socket.socket, piece: bytes, cap: int) -> int:
+    """Send ``piece`` over and over until the gateway stops taking it: the bytes it took."""
+    sock.settimeout(5)
+    sent = 0
+    try:
+        while sent < cap:
+            sock.sendall(piece)
+            sent += len(piece)
+    except OSError:  # reset, a broken pipe, or a gateway that no longer reads
+        pass
+    return sent
+
+
+def test_a_request_head_over_the_limit_is_431_and_the_connection_closed(gateway: Running) -> None:
+    with closing(connect(gateway)) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Long: " + b"a" * MAX_HEAD_BYTES)
+        status, headers, body = read_reply(sock)
+        assert status == 431 and headers["connection"] == "close"
+        assert error_of(body) == (
+            f"the request line and headers are over the gateway's {MAX_HEAD_BYTES} byte limit"
+        )
+        assert closed_within(sock, 3)
+
+
+def test_a_header_without_end_is_cut_off(gateway: Running) -> None:
+    """httptools alone buffered it all: 300 MB sent, 370 MB of the gateway's memory held."""
+    cap = 256 << 20
+    with closing(connect(gateway)) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Long: ")
+        began = time.monotonic()
+        assert send_until_refused(sock, b"a" * 65536, cap) < cap
+        assert time.monotonic() - began < 10
+
+
+def test_a_head_just_under_the_limit_is_answered(gateway: Running) -> None:
+    header = b"X-Long: " + b"a" * (MAX_HEAD_BYTES - 1024) + b"\r\n"
+    request = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + header + b"\r\n"
+    assert exchange(gateway, request)[0] == 200
+
+
+def test_a_head_that_trickles_is_408_after_serve_body_timeout(
+    gateway_factory: Any, ollama_env: object
+) -> None:
+    """Slowloris: a header line now and then used to hold the connection for ever."""
+    running: Running = gateway_factory(body_timeout=0.5)
+    with closing(connect(running)) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        began = time.monotonic()
+        reply = None
+        while time.monotonic() - began < 5 and reply is None:
+            sock.sendall(b"X-Drip: 1\r\n")
+            if select.select([sock], [], [], 0.1)[0]:
+                reply = read_reply(sock)
+        assert reply is not None, "a trickling head was never cut off"
+        status, headers, body = reply
+        assert status == 408 and headers["connection"] == "close"
+        assert "did not arrive within 0.5 s" in error_of(body)
+        assert closed_within(sock, 3)
+
+
+def test_a_connection_that_never_speaks_is_closed_after_serve_keep_alive(
+    gateway_factory: Any, ollama_env: object
+) -> None:
+    running: Running = gateway_factory(keep_alive=0.3)
+    with closing(connect(running)) as sock:
+        assert closed_within(sock, 5), "a silent connection was held open"
+
+
+def test_a_slow_client_with_a_whole_head_still_gets_its_answer(gateway: Running) -> None:
+    """The head's clock stops at its end: the body has serve.body_timeout of its own."""
+    with closing(connect(gateway)) as sock:
+        request = post(CHAT)
+        for piece in (request[:20], request[20:-10], request[-10:]):
+            sock.sendall(piece)
+            time.sleep(0.05)
+        assert read_reply(sock)[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("target", "status"),
+    [
+        (b"http://evil.example/v1/models", 421),  # the target names the host (RFC 9112 3.2.2)
+        (b"http://evil.example:80/v1/models", 421),
+        (b"http://127.0.0.1/v1/models", 200),
+        (b"http://[::1]:11435/v1/models", 200),
+    ],
+)
+def test_an_absolute_form_target_is_checked_by_its_own_host(
+    gateway: Running, target: bytes, status: int
+) -> None:
+    request = b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + AUTH + b"\r\n"
+    assert exchange(gateway, request)[0] == status
+
+
+@pytest.mark.parametrize(
+    "hosts", [(b"evil.example", b"127.0.0.1"), (b"127.0.0.1", b"evil.example"), (b"127.0.0.1",) * 2]
+)
+def test_more_than_one_host_header_is_400(gateway: Running, hosts: tuple[bytes, ...]) -> None:
+    head = b"".join(b"Host: " + host + b"\r\n" for host in hosts)
+    status, _, body = exchange(gateway, b"GET /v1/models HTTP/1.1\r\n" + head + AUTH + b"\r\n")
+    assert status == 400 and "more than one Host" in error_of(body)
+
+
+@pytest.mark.parametrize(
+    "host", ["[::1]evil", "[::1]:80evil", "localhost:evil", "127.0.0.1:8o", "localhost:²"]
+)
+def test_a_host_whose_port_is_not_a_port_is_421(gateway: Running, host: str) -> None:
+    assert not HostCheck([], beyond_loopback=True).allows(host)
+    request = b"GET /v1/models HTTP/1.1\r\nHost: " + host.encode("latin-1") + b"\r\n" + AUTH
+    assert exchange(gateway, request + b"\r\n")[0] == 421
+
+
+def test_hosts_with_ports_that_pass() -> None:
+    check = HostCheck([], beyond_loopback=False)
+    for host in ("localhost", "localhost:", "localhost:11435", "[::1]:", "[::1]:1", "LOCALHOST"):
+        assert check.allows(host), host
+    for host in ("localhost.", "evil.example", "127.0.0.1.", "[::1]:1:2", "127.0.0.1:123456"):
+        assert not check.allows(host), host
+
+
+# -- the body -------------------------------------------------------------------------------
+
+
+def test_expect_100_continue_over_the_limit_is_413_at_once_and_closes(gateway: Running) -> None:
+    """Before, the connection stayed open and the client's next request was read as the body."""
+    with closing(connect(gateway)) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n" + AUTH
+            + b"Content-Length: 100000000\r\nExpect: 100-continue\r\n\r\n"
+        )  # fmt: skip
+        status, headers, body = read_reply(sock, 2)  # no 100 Continue first: the body is not read
+        assert status == 413 and headers["connection"] == "close"
+        assert "serve.max_body_bytes" in error_of(body)
+        assert closed_within(sock, 3)
+
+
+def test_a_chunked_body_over_the_limit_is_413_and_the_rest_is_not_read(
+    gateway_factory: Any, ollama_env: object
+) -> None:
+    running: Running = gateway_factory(max_body_bytes=64 << 10)
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n" + AUTH
+    with closing(connect(running)) as sock:
+        sock.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n" + b"8000\r\n" + b" " * 0x8000
+                     + b"\r\n" + b"8001\r\n" + b" " * 0x8001 + b"\r\n")  # fmt: skip
+        status, headers, _ = read_reply(sock)
+        assert status == 413 and headers["connection"] == "close"
+        cap = 256 << 20  # before, the gateway read and dropped as much as was sent
+        assert send_until_refused(sock, b"4000\r\n" + b" " * 0x4000 + b"\r\n", cap) < cap
+
+
+def test_a_compressed_body_is_415_not_inflated(gateway: Running) -> None:
+    import gzip
+
+    bomb = gzip.compress(b" " * (64 << 20))  # 64 MiB of spaces in some 64 KiB
+    status, headers, body = exchange(gateway, post(bomb, extra=b"Content-Encoding: gzip\r\n"))
+    assert status == 415 and "uncompressed" in error_of(body)
+    assert headers["connection"] == "close"
+
+
+@pytest.mark.parametrize("path", [b"/v1/chat/completions", b"/api/chat", b"/api/generate"])
+@pytest.mark.parametrize(
+    "nested", [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000]
+)
+def test_json_nested_too_deeply_is_400(gateway: Running, path: bytes, nested: bytes) -> None:
+    """json's scanner recursed past Python's limit: a 500 and a traceback in the log before."""
+    status, _, body = exchange(gateway, post(nested, path))
+    assert status == 400 and error_of(body) == "the request body is JSON nested too deeply"
+
+
+@pytest.mark.parametrize(
+    ("path", "options"),
+    [
+        (b"/v1/chat/completions", b'"temperature": NaN'),
+        (b"/v1/chat/completions", b'"temperature": Infinity'),
+        (b"/v1/chat/completions", b'"top_p": 1e999'),
+        (b"/v1/chat/completions", b'"max_tokens": 99999999999999999999999999999999'),
+        (b"/api/chat", b'"options": {"seed": -Infinity}'),
+        (b"/api/chat", b'"options": {"num_predict": 1e400}'),
+    ],
+)
+def test_numbers_no_upstream_can_read_are_400(
+    gateway: Running, path: bytes, options: bytes
+) -> None:
+    """Python's json takes NaN and 1e999; sent upstream they failed the request as a 502."""
+    body = CHAT[:-1] + b", " + options + b"}"
+    status, _, reply = exchange(gateway, post(body, path))
+    assert status == 400 and "finite number" in error_of(reply)
