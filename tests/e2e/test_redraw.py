@@ -153,6 +153,93 @@ def test_a_resize_mid_answer_leaves_no_stale_or_duplicate_lines(
         assert sum(line.startswith(f"Paragraph {n} says") for line in lines) == 1, n
 
 
+class Tmux:
+    """`cortan ask` in a tmux of its own: tmux re-wraps lines when it is narrowed, as
+    VTE, kitty, iTerm2, Windows Terminal and foot do, keeping the bottom row where it is."""
+
+    def __init__(self, env: dict[str, str], tmp_path: Path, cols: int = COLS) -> None:
+        self.tmux = ["tmux", "-L", f"cortan-test-{os.getpid()}", "-f", "/dev/null"]
+        self.done = tmp_path / "done"
+        command = " ".join(shlex.quote(part) for part in [*cortan_command(), "ask", "explain"])
+        script = f"{command}; touch {shlex.quote(str(self.done))}; sleep 60"
+        subprocess.run(
+            [*self.tmux, "new-session", "-d", "-x", str(cols), "-y", str(ROWS), script],
+            env=env,
+            check=True,
+        )
+
+    def capture(self, *options: str) -> str:
+        return subprocess.run(
+            [*self.tmux, "capture-pane", "-p", *options],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    def wait_for(self, text: str, timeout: float = 30) -> None:
+        """Until `text` is on the screen: a checkpoint, not a sleep."""
+        deadline = time.monotonic() + timeout
+        while text not in self.capture():
+            assert time.monotonic() < deadline, f"{text!r} never showed"
+            time.sleep(0.02)
+
+    def resize(self, cols: int) -> None:
+        subprocess.run([*self.tmux, "resize-window", "-x", str(cols)], check=True)
+
+    def finish(self, timeout: float = 40) -> str:
+        """Wait for cortan to end; the scrollback and the screen, re-wrapped lines joined."""
+        deadline = time.monotonic() + timeout
+        while not self.done.exists():
+            assert time.monotonic() < deadline, "cortan did not end"
+            time.sleep(0.1)
+        return self.capture("-J", "-S", "-")
+
+    def close(self) -> None:
+        subprocess.run([*self.tmux, "kill-server"], check=False)
+
+
+def assert_every_line_once(shown: str) -> None:
+    for n in range(1, ANSWER.count("Paragraph ") + 1):
+        for i in range(12):
+            assert shown.count(f"# line {n}.{i} ") == 1, (n, i, shown)
+        assert shown.count(f"item {n}a is short") == 1, (n, shown)
+        assert shown.count(f"Paragraph {n} says") == 1, (n, shown)
+        assert shown.count(f"def f{n}(total)") == 1, (n, shown)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux, a terminal that re-wraps")
+@pytest.mark.parametrize(
+    ("checkpoint", "widths"),
+    [
+        ("# line 2.9", [45]),  # mid code block: each padded line becomes three rows
+        ("word3x25", [40]),  # mid paragraph
+        ("# line 2.4", [70, 50]),  # twice in one block
+        ("# line 2.4", [60, 100]),  # narrowed, then widened back in the same block
+        ("# line 2.4", [100 + 30, 60]),  # widened, then narrowed below where it started
+    ],
+)
+def test_narrowing_in_tmux_leaves_every_line_once(
+    pty_env: dict[str, str],
+    ollama_env: FakeOllama,
+    tmp_path: Path,
+    checkpoint: str,
+    widths: list[int],
+) -> None:
+    """tmux narrowed mid-block: the rows it re-wraps above the top of its screen are out
+    of any cursor's reach, so the block must go on below them, not be drawn again."""
+    ollama_env.queue(Reply(pieces=PIECES, delay=SLOW))
+    tmux = Tmux(pty_env, tmp_path)
+    try:
+        tmux.wait_for(checkpoint)
+        for width in widths:
+            tmux.resize(width)
+            time.sleep(0.3)  # a few redraws at this width before the next
+        shown = tmux.finish()
+    finally:
+        tmux.close()
+    assert_every_line_once(shown)
+
+
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux, a terminal that re-wraps")
 def test_resizes_in_tmux_leave_every_line_once(
     pty_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
