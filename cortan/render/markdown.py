@@ -16,6 +16,15 @@ that was live whole is committed where it stands: nothing on the screen is drawn
 A console that is not an interactive terminal gets no live view, only the finished
 blocks.
 
+Made narrower mid-answer (issue 21), a terminal re-wraps or cuts the lines of the open
+block, and one that re-wraps pushes its top rows into the scrollback, beyond reach. The
+block as drawn is then kept where it stands, and the rest of it goes on below: rendered
+at the width it started at and cut into rows of the terminal's width, as the terminal
+cut the rows above, so that no line of the answer is drawn twice (`_Kept`). The next
+blocks are rendered at the new width. A block taller than the screen, of which only the
+tail is live, cannot be kept (its top was never drawn): it is redrawn at the new width,
+and the rows a re-wrapping terminal pushed up stay in its scrollback (region.py).
+
 Known differences from one rendering of the whole answer: a link reference definition
 applies only inside its own block, and an HTML block holding a blank line is cut there.
 """
@@ -28,12 +37,13 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, NamedTuple
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markdown import Markdown, UnknownElement
 from rich.segment import Segment
 from rich.text import Text
 
-from cortan.render.region import LiveRegion
+from cortan.render.region import LiveRegion, cell_len_of
 from cortan.render.sanitize import sanitize
 
 if TYPE_CHECKING:
@@ -176,6 +186,57 @@ class _Blocks:
         return block
 
 
+class _Kept(NamedTuple):
+    """What a narrowing left of the open block on the terminal, drawn for good.
+
+    The block is rendered at `width` until it ends, and `lines`, rendered at that width,
+    are on the terminal (with what the terminal did to them).
+    """
+
+    width: int
+    lines: list[list[Segment]]
+
+
+def _text(line: list[Segment]) -> str:
+    return "".join(text for text, _, control in line if not control)
+
+
+def _rows_after(lines: list[list[Segment]], kept: _Kept, width: int) -> list[list[Segment]]:
+    """What `lines` hold past what `kept` shows, cut into rows of `width` cells."""
+    index, start = _divergence(lines, kept.lines)
+    rows: list[list[Segment]] = []
+    for line in lines[index:]:
+        length = cell_len_of(line)
+        if start:  # the line that was still arriving goes on from where it was cut
+            if length <= start:
+                start = 0
+                continue
+            line = list(Segment.divide(line, [start, length]))[-1]
+            length, start = length - start, 0
+        pieces = list(Segment.divide(line, [*range(width, length, width), length])) or [[]]
+        while len(pieces) > 1 and not _text(pieces[-1]).strip():
+            pieces.pop()  # only the padding of a code block's line: no row of its own
+        rows += pieces
+    return rows
+
+
+def _divergence(lines: list[list[Segment]], kept: list[list[Segment]]) -> tuple[int, int]:
+    """The line and the cell of it where the text of `lines` stops being that of `kept`.
+
+    Colours aside: a highlighter may colour a line again once it is longer.
+    """
+    index = 0
+    while index < min(len(lines), len(kept)) and _text(lines[index]) == _text(kept[index]):
+        index += 1
+    if index == min(len(lines), len(kept)):
+        return index, 0
+    new, old = _text(lines[index]), _text(kept[index])
+    same = 0
+    while same < min(len(new), len(old)) and new[same] == old[same]:
+        same += 1
+    return index, cell_len(new[:same])
+
+
 class _Markdown(Markdown):
     """rich's `Markdown`, parsed by one parser shared by every block and redraw.
 
@@ -257,6 +318,8 @@ class MarkdownStream:
         elif shown:  # not live after all: the first block, printed, goes over it
             console.file.write("\r")
         self._live_whole = True  # the region shows the open block from its first line
+        self._kept: _Kept | None = None  # what a narrowing left of the open block, for good
+        self._drawn: list[list[Segment]] | None = None  # the open block as drawn, when whole
         self._held_cr = False  # a "\r" that may be the first half of "\r\n"
         self._gap = False  # the next block is preceded by an empty line
         self._next_draw = -float("inf")
@@ -292,6 +355,7 @@ class MarkdownStream:
         if self._held_cr:
             self._blocks.push(sanitize("\r"))
         self._print_block(self._blocks.open_text())
+        self._kept = None
         if self._live is not None:
             self._live.clear()  # a blank open block may have drawn nothing to keep
             self._live = None
@@ -328,17 +392,40 @@ class MarkdownStream:
         """Turn the live region into `block` as printed, and leave it there for good."""
         assert self._live is not None
         width = self._console.width  # read once: the terminal may be resized meanwhile
-        options = self._console.options.update(width=width)
-        lines = self._console.render_lines(block, options, pad=False)
+        self._keep_if_rewrapped(width)
+        if self._kept is None:
+            lines = self._render(block, width)
+        else:
+            lines = _rows_after(self._render(block, self._kept.width), self._kept, width)
+            self._kept = None
         if not self._live_whole:  # it showed a tail: its rows do not line up with these
             self._live.clear()
         self._live.draw(lines, width)
         self._live.release()
         self._live_whole = True
 
+    def _keep_if_rewrapped(self, width: int) -> None:
+        """Made narrower than a line of the region: keep the region where it stands.
+
+        The terminal has re-wrapped or cut its lines, and may have pushed the top ones
+        out of reach; drawn again, they would show twice. The rest of the block goes on
+        from the cell the region ends at, on the row below it.
+        """
+        assert self._live is not None
+        live = self._live
+        if width >= live.width or live.fits(width) or not self._live_whole or not self._drawn:
+            return  # nothing re-wrapped, or a tail or the first words: redrawn in place
+        self._kept = _Kept(self._kept.width if self._kept else live.width, self._drawn)
+        live.release(width)
+
+    def _render(self, block: Markdown, width: int) -> list[list[Segment]]:
+        options = self._console.options.update(width=width, height=None)
+        return self._console.render_lines(block, options, pad=False)
+
     def _draw(self) -> None:
         assert self._live is not None
         width = self._console.width  # read once: the terminal may be resized meanwhile
+        self._keep_if_rewrapped(width)
         lines, self._live_whole = self._render_tail(width)
         self._live.draw(lines, width)
         self._next_draw = self._clock() + self._interval
@@ -352,13 +439,33 @@ class MarkdownStream:
         commit finds every line where it will stay.
         """
         height = max(self._console.height - 1, 1)
+        if self._kept is not None:
+            return self._render_rest(width, height)
         source = self._blocks.tail(height, height * width)
         if not source.strip():
+            self._drawn = None
             return [], True
+        lines = self._render(self._open_block(source), width)
+        whole = source == self._blocks.open_text() and len(lines) <= height
+        self._drawn = lines if whole else None
+        return lines[-height:], whole
+
+    def _render_rest(self, width: int, height: int) -> tuple[list[list[Segment]], bool]:
+        """What follows the part of the open block a narrowing kept, cut to `width`.
+
+        The whole block is rendered (at the width it started at) for as long as it is
+        open: one block's worth of extra work, after a resize only.
+        """
+        assert self._kept is not None
+        lines = self._render(self._open_block(self._blocks.open_text()), self._kept.width)
+        rows = _rows_after(lines, self._kept, width)
+        whole = len(rows) <= height
+        self._drawn = lines if whole else None
+        return rows[-height:], whole
+
+    def _open_block(self, source: str) -> Markdown:
+        """The open block's markdown, after the gap its commit will open above it."""
         block = self._markdown(source)
         if self._gap and block.parsed:
             _open_gap(block)
-        options = self._console.options.update(width=width, height=None)
-        lines = self._console.render_lines(block, options, pad=False)
-        whole = source == self._blocks.open_text() and len(lines) <= height
-        return lines[-height:], whole
+        return block

@@ -9,6 +9,7 @@ scrollback included.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -198,13 +199,17 @@ class Tmux:
         subprocess.run([*self.tmux, "kill-server"], check=False)
 
 
-def assert_every_line_once(shown: str) -> None:
-    for n in range(1, ANSWER.count("Paragraph ") + 1):
-        for i in range(12):
-            assert shown.count(f"# line {n}.{i} ") == 1, (n, i, shown)
-        assert shown.count(f"item {n}a is short") == 1, (n, shown)
-        assert shown.count(f"Paragraph {n} says") == 1, (n, shown)
-        assert shown.count(f"def f{n}(total)") == 1, (n, shown)
+TOKENS = re.compile(r"#line\d+\.\d+|Paragraph\d+says|item\d+[ab]is|deff\d+\(|word\d+x\d+")
+
+
+def assert_answer_once(shown: str) -> None:
+    """Every word and code line of the answer shown once, in order.
+
+    Spaces and line ends are left out of the comparison: a narrowing may leave the line
+    that was arriving cut where it stood, and the block goes on from there on the next
+    row (render/markdown.py); the text must still read once, whole.
+    """
+    assert TOKENS.findall(re.sub(r"\s", "", shown)) == TOKENS.findall(re.sub(r"\s", "", ANSWER))
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux, a terminal that re-wraps")
@@ -237,7 +242,7 @@ def test_narrowing_in_tmux_leaves_every_line_once(
         shown = tmux.finish()
     finally:
         tmux.close()
-    assert_every_line_once(shown)
+    assert_answer_once(shown)
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux, a terminal that re-wraps")
