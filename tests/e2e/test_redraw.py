@@ -245,6 +245,31 @@ def test_narrowing_in_tmux_leaves_every_line_once(
     assert_answer_once(shown)
 
 
+TALL = "Before.\n\n```python\n" + "".join(f"x = {i}  # tall {i:02}\n" for i in range(60)) + "```\n"
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux, a terminal that re-wraps")
+@pytest.mark.xfail(
+    strict=True,
+    reason="a block taller than the screen is live only by its tail, its top never drawn: "
+    "it cannot be kept where it stands, and the rows of the tail that tmux pushes into "
+    "its scrollback when narrowed stay there, above the block printed whole (issue 21)",
+)
+def test_narrowing_in_tmux_mid_block_taller_than_the_screen(
+    pty_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    ollama_env.queue(Reply(pieces=[TALL[i : i + 24] for i in range(0, len(TALL), 24)], delay=SLOW))
+    tmux = Tmux(pty_env, tmp_path)
+    try:
+        tmux.wait_for("# tall 45")
+        tmux.resize(45)
+        shown = tmux.finish()
+    finally:
+        tmux.close()
+    for i in range(60):
+        assert shown.count(f"# tall {i:02}") == 1, (i, shown)
+
+
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux, a terminal that re-wraps")
 def test_resizes_in_tmux_leave_every_line_once(
     pty_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
