@@ -102,6 +102,12 @@ class _Blocks:
             self._check_partial(finished)
         return finished
 
+    @property
+    def in_code(self) -> bool:
+        """Whether the open block ends in a top-level code fence still open, whose lines
+        do not change once they are complete."""
+        return self._fence is not None and not self._fence.prefix
+
     def open_text(self) -> str:
         """Return the open block, including the line still arriving."""
         return "\n".join([*self._lines, self._partial_line()])
@@ -320,6 +326,7 @@ class MarkdownStream:
         self._live_whole = True  # the region shows the open block from its first line
         self._kept: _Kept | None = None  # what a narrowing left of the open block, for good
         self._drawn: list[list[Segment]] | None = None  # the open block as drawn, when whole
+        self._rows: list[list[Segment]] = []  # the rows the live region shows
         self._held_cr = False  # a "\r" that may be the first half of "\r\n"
         self._gap = False  # the next block is preceded by an empty line
         self._next_draw = -float("inf")
@@ -403,6 +410,7 @@ class MarkdownStream:
         self._live.draw(lines, width)
         self._live.release()
         self._live_whole = True
+        self._rows = []
 
     def _keep_if_rewrapped(self, width: int) -> None:
         """Made narrower than a line of the region: keep the region where it stands.
@@ -417,6 +425,7 @@ class MarkdownStream:
             return  # nothing re-wrapped, or a tail or the first words: redrawn in place
         self._kept = _Kept(self._kept.width if self._kept else live.width, self._drawn)
         live.release(width)
+        self._rows = []
 
     def _render(self, block: Markdown, width: int) -> list[list[Segment]]:
         options = self._console.options.update(width=width, height=None)
@@ -428,6 +437,7 @@ class MarkdownStream:
         self._keep_if_rewrapped(width)
         lines, self._live_whole = self._render_tail(width)
         self._live.draw(lines, width)
+        self._rows = lines
         self._next_draw = self._clock() + self._interval
         self._stale = False
         self.redraws += 1
@@ -439,7 +449,7 @@ class MarkdownStream:
         commit finds every line where it will stay.
         """
         height = max(self._console.height - 1, 1)
-        if self._kept is not None:
+        if self._kept is not None or self._blocks.in_code:
             return self._render_rest(width, height)
         source = self._blocks.tail(height, height * width)
         if not source.strip():
@@ -451,17 +461,41 @@ class MarkdownStream:
         return lines[-height:], whole
 
     def _render_rest(self, width: int, height: int) -> tuple[list[list[Segment]], bool]:
-        """What follows the part of the open block a narrowing kept, cut to `width`.
+        """What follows the part of the open block kept for good, cut to `width`.
 
         The whole block is rendered (at the width it started at) for as long as it is
-        open: one block's worth of extra work, after a resize only.
+        open: the price of a block kept after a narrowing, or of a code block taller
+        than the screen.
         """
-        assert self._kept is not None
-        lines = self._render(self._open_block(self._blocks.open_text()), self._kept.width)
-        rows = _rows_after(lines, self._kept, width)
-        whole = len(rows) <= height
+        kept = self._kept or _Kept(width, [])
+        lines = self._render(self._open_block(self._blocks.open_text()), kept.width)
+        rows = _rows_after(lines, kept, width)
+        if len(rows) > height and (scrolled := self._scroll(kept, lines, rows, height)) is not None:
+            rows, whole = scrolled, True
+        else:
+            rows, whole = rows[-height:], len(rows) <= height
         self._drawn = lines if whole else None
-        return rows[-height:], whole
+        return rows, whole
+
+    def _scroll(
+        self, kept: _Kept, lines: list[list[Segment]], rows: list[list[Segment]], height: int
+    ) -> list[list[Segment]] | None:
+        """A code block grown taller than the screen: keep the rows on its top for good.
+
+        They are complete lines, drawn already and drawn the same again, that the
+        terminal scrolls out of reach as the block grows: kept, they are never drawn
+        twice, and the live region keeps the rows below (None: it cannot, show a tail).
+        """
+        assert self._live is not None
+        index, start = _divergence(lines, kept.lines)
+        if not self._blocks.in_code or start or len(lines) - index != len(rows):
+            return None  # cut to another width: rows are not lines
+        count = min(len(rows) - height, len(self._rows))
+        if any(_text(a) != _text(b) for a, b in zip(rows[:count], self._rows, strict=False)):
+            return None
+        self._live.keep_top(count)
+        self._kept = _Kept(kept.width, lines[: index + count])
+        return rows[count:]
 
     def _open_block(self, source: str) -> Markdown:
         """The open block's markdown, after the gap its commit will open above it."""

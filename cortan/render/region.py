@@ -156,6 +156,16 @@ class LiveRegion:
         """Whether every line shown fits in `width` columns: no terminal re-wraps or cuts it."""
         return all(cell_len_of(line) <= width for line in self._shown)
 
+    def keep_top(self, count: int) -> None:
+        """Keep the first `count` lines as they are, for good: the region starts below.
+
+        For lines that will not change, which the terminal may scroll out of reach.
+        """
+        if self._row < count:
+            self._write(self._go(count, 0))
+        self._shown = self._shown[count:]
+        self._row -= count
+
     def clear(self) -> None:
         """Erase the region; the cursor goes back to where it started."""
         self._now = self._console.width

@@ -479,7 +479,9 @@ class Terminal:
         """Scrollback and screen, spaces and line ends left out."""
         self.pump()
         columns = self.screen.columns
-        history = ["".join(line[x].data for x in range(columns)) for line in self.screen.history.top]
+        history = [
+            "".join(line[x].data for x in range(columns)) for line in self.screen.history.top
+        ]
         return "".join("".join([*history, *self.screen.display]).split())
 
 
