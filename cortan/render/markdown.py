@@ -108,6 +108,15 @@ class _Blocks:
         do not change once they are complete."""
         return self._fence is not None and not self._fence.prefix
 
+    def code(self, skip: int) -> tuple[str, int, int]:
+        """The open code block's fence line and its code lines from `skip` on; the
+        fence's line in the block, and how many code lines are complete."""
+        assert self._anchor is not None
+        fence = self._anchor[0]
+        code = self._lines[fence + 1 :]
+        text = "\n".join([self._lines[fence], *code[skip:], self._partial_line()])
+        return text, fence, len(code)
+
     def open_text(self) -> str:
         """Return the open block, including the line still arriving."""
         return "\n".join([*self._lines, self._partial_line()])
@@ -193,14 +202,19 @@ class _Blocks:
 
 
 class _Kept(NamedTuple):
-    """What a narrowing left of the open block on the terminal, drawn for good.
+    """What of the open block is on the terminal for good: left by a narrowing, or the
+    top of a code block taller than the screen, scrolled out of reach.
 
-    The block is rendered at `width` until it ends, and `lines`, rendered at that width,
-    are on the terminal (with what the terminal did to them).
+    The block is rendered at `width` until it ends, and of that rendering `lines` are on
+    the terminal (with what the terminal did to them). From `source` on, a code block
+    is rendered from its fence (line `fence` of the block) and its code lines from
+    `source` on, less the padding row on top: the lines before are on the terminal.
     """
 
     width: int
     lines: list[list[Segment]]
+    source: int = 0
+    fence: int = 0
 
 
 def _text(line: list[Segment]) -> str:
@@ -403,7 +417,12 @@ class MarkdownStream:
         if self._kept is None:
             lines = self._render(block, width)
         else:
-            lines = _rows_after(self._render(block, self._kept.width), self._kept, width)
+            if self._kept.source:
+                text = block.markup.split("\n")
+                fence, source = self._kept.fence, self._kept.source
+                block = self._markdown("\n".join([text[fence], *text[fence + 1 + source :]]))
+            lines = self._render(block, self._kept.width)[1 if self._kept.source else 0 :]
+            lines = _rows_after(lines, self._kept, width)
             self._kept = None
         if not self._live_whole:  # it showed a tail: its rows do not line up with these
             self._live.clear()
@@ -423,7 +442,8 @@ class MarkdownStream:
         live = self._live
         if width >= live.width or live.fits(width) or not self._live_whole or not self._drawn:
             return  # nothing re-wrapped, or a tail or the first words: redrawn in place
-        self._kept = _Kept(self._kept.width if self._kept else live.width, self._drawn)
+        kept = self._kept or _Kept(live.width, [])
+        self._kept = kept._replace(lines=self._drawn)
         live.release(width)
         self._rows = []
 
@@ -461,41 +481,58 @@ class MarkdownStream:
         return lines[-height:], whole
 
     def _render_rest(self, width: int, height: int) -> tuple[list[list[Segment]], bool]:
-        """What follows the part of the open block kept for good, cut to `width`.
-
-        The whole block is rendered (at the width it started at) for as long as it is
-        open: the price of a block kept after a narrowing, or of a code block taller
-        than the screen.
-        """
+        """What follows the part of the open block kept for good, cut to `width`."""
         kept = self._kept or _Kept(width, [])
-        lines = self._render(self._open_block(self._blocks.open_text()), kept.width)
+        lines = self._render_open(kept)
         rows = _rows_after(lines, kept, width)
-        if len(rows) > height and (scrolled := self._scroll(kept, lines, rows, height)) is not None:
+        if len(rows) > height and (scrolled := self._scroll(kept, lines, rows, width)) is not None:
             rows, whole = scrolled, True
         else:
             rows, whole = rows[-height:], len(rows) <= height
         self._drawn = lines if whole else None
         return rows, whole
 
+    def _render_open(self, kept: _Kept) -> list[list[Segment]]:
+        """The open block at the width it started at; from `kept.source` if it has one.
+
+        The whole block is rendered after a narrowing (one block's worth of extra work,
+        after a resize only); a tall code block, from the code lines not kept on.
+        """
+        if not kept.source:
+            return self._render(self._open_block(self._blocks.open_text()), kept.width)
+        text, _, _ = self._blocks.code(kept.source)
+        return self._render(self._markdown(text), kept.width)[1:]
+
     def _scroll(
-        self, kept: _Kept, lines: list[list[Segment]], rows: list[list[Segment]], height: int
+        self, kept: _Kept, lines: list[list[Segment]], rows: list[list[Segment]], width: int
     ) -> list[list[Segment]] | None:
         """A code block grown taller than the screen: keep the rows on its top for good.
 
-        They are complete lines, drawn already and drawn the same again, that the
+        They are whole code lines, drawn already, that do not change and that the
         terminal scrolls out of reach as the block grows: kept, they are never drawn
-        twice, and the live region keeps the rows below (None: it cannot, show a tail).
+        again, and the block is rendered from the lines after them. None: the region
+        shows a tail instead (rows cut to another width, or not the ones drawn).
         """
         assert self._live is not None
         index, start = _divergence(lines, kept.lines)
-        if not self._blocks.in_code or start or len(lines) - index != len(rows):
-            return None  # cut to another width: rows are not lines
-        count = min(len(rows) - height, len(self._rows))
-        if any(_text(a) != _text(b) for a, b in zip(rows[:count], self._rows, strict=False)):
+        if not self._blocks.in_code or kept.width != width or start:
             return None
+        height = max(self._console.height - 1, 1)
+        _, fence, complete = self._blocks.code(0)
+        source = max(complete - height // 2, kept.source)
+        text, _, _ = self._blocks.code(source)
+        after = self._render(self._markdown(text), width)[1:]  # the rows from `source` on
+        count = len(lines) - len(after) - index  # rows of `rows` before those
+        shown = self._rows[:count]
+        if count <= 0 or [_text(row) for row in lines[len(lines) - len(after) :]] != [
+            _text(row) for row in after
+        ]:
+            return None
+        if len(shown) < count or [_text(row) for row in rows[:count]] != list(map(_text, shown)):
+            return rows  # not all on the terminal yet: drawn whole, kept at the next redraw
         self._live.keep_top(count)
-        self._kept = _Kept(kept.width, lines[: index + count])
-        return rows[count:]
+        self._kept = _Kept(width, [], source, fence)
+        return after
 
     def _open_block(self, source: str) -> Markdown:
         """The open block's markdown, after the gap its commit will open above it."""

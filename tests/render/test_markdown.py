@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import re
 import time
 from collections.abc import Callable
 
@@ -524,3 +525,33 @@ def test_a_block_started_after_a_narrowing_is_rendered_at_the_new_width(
     term.pump()
     rows = [row.rstrip() for row in term.screen.display if row.strip()]
     assert rows[-2:] == ["The next paragraph, which is", "longer than thirty columns."]
+
+
+def test_a_tall_code_block_scrolls_instead_of_redrawing_its_last_screenful(
+    terminal_console: Console,
+) -> None:
+    """Its complete lines are kept for good as they leave the screen: each is written
+    about once, not once per line that follows it (issue 21)."""
+    pieces = [TALL_CODE[i : i + 4] for i in range(0, len(TALL_CODE), 4)]
+    stream(terminal_console, pieces, clock=FakeClock(0.01))
+    once = len(rendered_at_once(TALL_CODE))
+    assert len(output(terminal_console)) < 2 * once
+
+
+@pytest.mark.parametrize("narrow_at", [30, 150])
+def test_narrowing_mid_tall_code_block_erases_nothing_and_draws_nothing_twice(
+    monkeypatch: pytest.MonkeyPatch, narrow_at: int
+) -> None:
+    term = Terminal(60, monkeypatch)
+    md = MarkdownStream(term.console, clock=FakeClock(1.0))
+    md.feed("Before the code.\n\n```python\n")
+    for i in range(200):
+        if i == narrow_at:
+            term.resize(30)
+        md.feed(f"total += {i}  # marker {i:03}\n")
+    md.feed("```\n\nAfter the code.\n")
+    md.finish()
+    shown = term.text()
+    assert shown.count("Beforethecode.") == 1
+    assert [int(n) for n in re.findall(r"#marker(\d{3})", shown)] == list(range(200))
+    assert shown.count("Afterthecode.") == 1
