@@ -11,19 +11,23 @@ so the scrollback ends up as rich renders the whole answer at once. Only the ope
 live, in a `LiveRegion` (render/region.py) redrawn from `feed` (no thread) at most
 `max_fps` times a second and cut to the tail that fits on the screen: a redraw costs the
 same however long the block, and a live view taller than the screen duplicates lines
-(rich issue 3263). The region writes only the cells that changed, and a finished block
-that was live whole is committed where it stands: nothing on the screen is drawn twice.
-A console that is not an interactive terminal gets no live view, only the finished
-blocks.
+(rich issue 3263). A code block is the exception: its lines do not change once complete,
+so as it grows past the screen its top rows are kept for good, scrolled out like printed
+output, and it is rendered from the code lines after them (`_Kept`, `_scroll`). The
+region writes only the cells that changed, and a finished block that was live whole is
+committed where it stands: nothing on the screen is drawn twice. A console that is not
+an interactive terminal gets no live view, only the finished blocks.
 
-Made narrower mid-answer (issue 21), a terminal re-wraps or cuts the lines of the open
-block, and one that re-wraps pushes its top rows into the scrollback, beyond reach. The
-block as drawn is then kept where it stands, and the rest of it goes on below: rendered
-at the width it started at and cut into rows of the terminal's width, as the terminal
-cut the rows above, so that no line of the answer is drawn twice (`_Kept`). The next
-blocks are rendered at the new width. A block taller than the screen, of which only the
-tail is live, cannot be kept (its top was never drawn): it is redrawn at the new width,
-and the rows a re-wrapping terminal pushed up stay in its scrollback (region.py).
+Made narrower than a line of the open block mid-answer (issue 21), a terminal re-wraps
+or cuts its lines, and one that re-wraps pushes its top rows into the scrollback, beyond
+reach. The block as drawn is then kept where it stands, and the rest of it goes on
+below: rendered at the width it started at, from the first character that differs from
+what was drawn (a line still arriving goes on, on the next row, from where it was cut),
+and cut into rows of the terminal's width, as the terminal cut the rows above. No line
+of the answer is drawn twice and nothing above is erased. The next blocks are rendered
+at the new width. A block other than code taller than the screen, of which only the tail
+is live, cannot be kept (its top was never drawn): it is redrawn at the new width, and
+the rows a re-wrapping terminal pushed up stay in its scrollback (region.py).
 
 Known differences from one rendering of the whole answer: a link reference definition
 applies only inside its own block, and an HTML block holding a blank line is cut there.
@@ -341,6 +345,7 @@ class MarkdownStream:
         self._kept: _Kept | None = None  # what a narrowing left of the open block, for good
         self._drawn: list[list[Segment]] | None = None  # the open block as drawn, when whole
         self._rows: list[list[Segment]] = []  # the rows the live region shows
+        self._scrolls = True  # the open block, if code, may keep its top rows (_scroll)
         self._held_cr = False  # a "\r" that may be the first half of "\r\n"
         self._gap = False  # the next block is preceded by an empty line
         self._next_draw = -float("inf")
@@ -430,6 +435,7 @@ class MarkdownStream:
         self._live.release()
         self._live_whole = True
         self._rows = []
+        self._scrolls = True
 
     def _keep_if_rewrapped(self, width: int) -> None:
         """Made narrower than a line of the region: keep the region where it stands.
@@ -469,28 +475,37 @@ class MarkdownStream:
         commit finds every line where it will stay.
         """
         height = max(self._console.height - 1, 1)
-        if self._kept is not None or self._blocks.in_code:
-            return self._render_rest(width, height)
+        if self._scrolls and (self._kept is not None or self._blocks.in_code):
+            if (rest := self._render_rest(width, height)) is not None:
+                return rest
+            self._scrolls = False  # too tall to go on below what is kept: a tail till it ends
         source = self._blocks.tail(height, height * width)
         if not source.strip():
             self._drawn = None
             return [], True
         lines = self._render(self._open_block(source), width)
-        whole = source == self._blocks.open_text() and len(lines) <= height
+        whole = self._kept is None and source == self._blocks.open_text() and len(lines) <= height
         self._drawn = lines if whole else None
         return lines[-height:], whole
 
-    def _render_rest(self, width: int, height: int) -> tuple[list[list[Segment]], bool]:
-        """What follows the part of the open block kept for good, cut to `width`."""
+    def _render_rest(self, width: int, height: int) -> tuple[list[list[Segment]], bool] | None:
+        """What follows the part of the open block kept for good, cut to `width`.
+
+        None when that is taller than the screen and cannot scroll (not code, or code
+        lines too long to tell apart): the live view is then the block's tail, whose
+        rendering costs the same however long the block (the rows after the kept part
+        are rendered once, when the block ends).
+        """
         kept = self._kept or _Kept(width, [])
         lines = self._render_open(kept)
         rows = _rows_after(lines, kept, width)
-        if len(rows) > height and (scrolled := self._scroll(kept, lines, rows, width)) is not None:
-            rows, whole = scrolled, True
-        else:
-            rows, whole = rows[-height:], len(rows) <= height
-        self._drawn = lines if whole else None
-        return rows, whole
+        if len(rows) > height:
+            scrolled = self._scroll(kept, lines, rows, width)
+            if scrolled is None:
+                return None
+            lines = rows = scrolled  # from the first line not kept; or all, to keep next
+        self._drawn = lines
+        return rows, True
 
     def _render_open(self, kept: _Kept) -> list[list[Segment]]:
         """The open block at the width it started at; from `kept.source` if it has one.
@@ -519,7 +534,9 @@ class MarkdownStream:
             return None
         height = max(self._console.height - 1, 1)
         _, fence, complete = self._blocks.code(0)
-        source = max(complete - height // 2, kept.source)
+        source = complete - height // 2  # keep all but the last half screen of lines
+        if source <= kept.source:
+            return None
         text, _, _ = self._blocks.code(source)
         after = self._render(self._markdown(text), width)[1:]  # the rows from `source` on
         count = len(lines) - len(after) - index  # rows of `rows` before those
@@ -529,7 +546,7 @@ class MarkdownStream:
         ]:
             return None
         if len(shown) < count or [_text(row) for row in rows[:count]] != list(map(_text, shown)):
-            return rows  # not all on the terminal yet: drawn whole, kept at the next redraw
+            return None if kept.lines else lines  # not all drawn yet: all now, kept next time
         self._live.keep_top(count)
         self._kept = _Kept(width, [], source, fence)
         return after
