@@ -237,7 +237,10 @@ def _rows_after(lines: list[list[Segment]], kept: _Kept, width: int) -> list[lis
                 continue
             line = list(Segment.divide(line, [start, length]))[-1]
             length, start = length - start, 0
-        pieces = list(Segment.divide(line, [*range(width, length, width), length])) or [[]]
+        if length <= width:
+            rows.append(line)
+            continue
+        pieces = list(Segment.divide(line, [*range(width, length, width), length]))
         while len(pieces) > 1 and not _text(pieces[-1]).strip():
             pieces.pop()  # only the padding of a code block's line: no row of its own
         rows += pieces
