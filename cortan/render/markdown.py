@@ -345,7 +345,7 @@ class MarkdownStream:
         elif shown:  # not live after all: the first block, printed, goes over it
             console.file.write("\r")
         self._live_whole = True  # the region shows the open block from its first line
-        self._kept: _Kept | None = None  # what a narrowing left of the open block, for good
+        self._kept: _Kept | None = None  # what of the open block is on the terminal for good
         self._drawn: list[list[Segment]] | None = None  # the open block as drawn, when whole
         self._rows: list[list[Segment]] = []  # the rows the live region shows
         self._scrolls = True  # the open block, if code, may keep its top rows (_scroll)
@@ -445,7 +445,7 @@ class MarkdownStream:
 
         The terminal has re-wrapped or cut its lines, and may have pushed the top ones
         out of reach; drawn again, they would show twice. The rest of the block goes on
-        from the cell the region ends at, on the row below it.
+        below, from the first character that differs from what was drawn (`_rows_after`).
         """
         assert self._live is not None
         live = self._live
