@@ -11,10 +11,23 @@ so the scrollback ends up as rich renders the whole answer at once. Only the ope
 live, in a `LiveRegion` (render/region.py) redrawn from `feed` (no thread) at most
 `max_fps` times a second and cut to the tail that fits on the screen: a redraw costs the
 same however long the block, and a live view taller than the screen duplicates lines
-(rich issue 3263). The region writes only the cells that changed, and a finished block
-that was live whole is committed where it stands: nothing on the screen is drawn twice.
-A console that is not an interactive terminal gets no live view, only the finished
-blocks.
+(rich issue 3263). A code block is the exception: its lines do not change once complete,
+so as it grows past the screen its top rows are kept for good, scrolled out like printed
+output, and it is rendered from the code lines after them (`_Kept`, `_scroll`). The
+region writes only the cells that changed, and a finished block that was live whole is
+committed where it stands: nothing on the screen is drawn twice. A console that is not
+an interactive terminal gets no live view, only the finished blocks.
+
+Made narrower than a line of the open block mid-answer (issue 21), a terminal re-wraps
+or cuts its lines, and one that re-wraps pushes its top rows into the scrollback, beyond
+reach. The block as drawn is then kept where it stands, and the rest of it goes on
+below: rendered at the width it started at, from the first character that differs from
+what was drawn (a line still arriving goes on, on the next row, from where it was cut),
+and cut into rows of the terminal's width, as the terminal cut the rows above. No line
+of the answer is drawn twice and nothing above is erased. The next blocks are rendered
+at the new width. A block other than code taller than the screen, of which only the tail
+is live, cannot be kept (its top was never drawn): it is redrawn at the new width, and
+the rows a re-wrapping terminal pushed up stay in its scrollback (region.py).
 
 Known differences from one rendering of the whole answer: a link reference definition
 applies only inside its own block, and an HTML block holding a blank line is cut there.
@@ -28,12 +41,13 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, NamedTuple
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markdown import Markdown, UnknownElement
 from rich.segment import Segment
 from rich.text import Text
 
-from cortan.render.region import LiveRegion
+from cortan.render.region import LiveRegion, cell_len_of
 from cortan.render.sanitize import sanitize
 
 if TYPE_CHECKING:
@@ -91,6 +105,21 @@ class _Blocks:
         if self._after_blank and self._has_text:
             self._check_partial(finished)
         return finished
+
+    @property
+    def in_code(self) -> bool:
+        """Whether the open block ends in a top-level code fence still open, whose lines
+        do not change once they are complete."""
+        return self._fence is not None and not self._fence.prefix
+
+    def code(self, skip: int) -> tuple[str, int, int]:
+        """The open code block's fence line and its code lines from `skip` on; the
+        fence's line in the block, and how many code lines are complete."""
+        assert self._anchor is not None
+        fence = self._anchor[0]
+        code = self._lines[fence + 1 :]
+        text = "\n".join([self._lines[fence], *code[skip:], self._partial_line()])
+        return text, fence, len(code)
 
     def open_text(self) -> str:
         """Return the open block, including the line still arriving."""
@@ -176,6 +205,65 @@ class _Blocks:
         return block
 
 
+class _Kept(NamedTuple):
+    """What of the open block is on the terminal for good: left by a narrowing, or the
+    top of a code block taller than the screen, scrolled out of reach.
+
+    The block is rendered at `width` until it ends, and of that rendering `lines` are on
+    the terminal (with what the terminal did to them). From `source` on, a code block
+    is rendered from its fence (line `fence` of the block) and its code lines from
+    `source` on, less the padding row on top: the lines before are on the terminal.
+    """
+
+    width: int
+    lines: list[list[Segment]]
+    source: int = 0
+    fence: int = 0
+
+
+def _text(line: list[Segment]) -> str:
+    return "".join(text for text, _, control in line if not control)
+
+
+def _rows_after(lines: list[list[Segment]], kept: _Kept, width: int) -> list[list[Segment]]:
+    """What `lines` hold past what `kept` shows, cut into rows of `width` cells."""
+    index, start = _divergence(lines, kept.lines)
+    rows: list[list[Segment]] = []
+    for line in lines[index:]:
+        length = cell_len_of(line)
+        if start:  # the line that was still arriving goes on from where it was cut
+            if length <= start:
+                start = 0
+                continue
+            line = list(Segment.divide(line, [start, length]))[-1]
+            length, start = length - start, 0
+        if length <= width:
+            rows.append(line)
+            continue
+        pieces = list(Segment.divide(line, [*range(width, length, width), length]))
+        while len(pieces) > 1 and not _text(pieces[-1]).strip():
+            pieces.pop()  # only the padding of a code block's line: no row of its own
+        rows += pieces
+    return rows
+
+
+def _divergence(lines: list[list[Segment]], kept: list[list[Segment]]) -> tuple[int, int]:
+    """The line and the cell of it where the text of `lines` stops being that of `kept`.
+
+    Colours aside: a highlighter may colour a line again once it is longer.
+    """
+    index = 0
+    while index < min(len(lines), len(kept)) and _text(lines[index]) == _text(kept[index]):
+        index += 1
+    if index == min(len(lines), len(kept)):
+        return index, 0
+    new, old = _text(lines[index]), _text(kept[index])
+    same = 0
+    while same < min(len(new), len(old)) and new[same] == old[same]:
+        same += 1
+    return index, cell_len(new[:same])
+
+
 class _Markdown(Markdown):
     """rich's `Markdown`, parsed by one parser shared by every block and redraw.
 
@@ -257,6 +345,10 @@ class MarkdownStream:
         elif shown:  # not live after all: the first block, printed, goes over it
             console.file.write("\r")
         self._live_whole = True  # the region shows the open block from its first line
+        self._kept: _Kept | None = None  # what of the open block is on the terminal for good
+        self._drawn: list[list[Segment]] | None = None  # the open block as drawn, when whole
+        self._rows: list[list[Segment]] = []  # the rows the live region shows
+        self._scrolls = True  # the open block, if code, may keep its top rows (_scroll)
         self._held_cr = False  # a "\r" that may be the first half of "\r\n"
         self._gap = False  # the next block is preceded by an empty line
         self._next_draw = -float("inf")
@@ -292,6 +384,7 @@ class MarkdownStream:
         if self._held_cr:
             self._blocks.push(sanitize("\r"))
         self._print_block(self._blocks.open_text())
+        self._kept = None
         if self._live is not None:
             self._live.clear()  # a blank open block may have drawn nothing to keep
             self._live = None
@@ -328,19 +421,52 @@ class MarkdownStream:
         """Turn the live region into `block` as printed, and leave it there for good."""
         assert self._live is not None
         width = self._console.width  # read once: the terminal may be resized meanwhile
-        options = self._console.options.update(width=width)
-        lines = self._console.render_lines(block, options, pad=False)
+        self._keep_if_rewrapped(width)
+        if self._kept is None:
+            lines = self._render(block, width)
+        else:
+            if self._kept.source:
+                text = block.markup.split("\n")
+                fence, source = self._kept.fence, self._kept.source
+                block = self._markdown("\n".join([text[fence], *text[fence + 1 + source :]]))
+            lines = self._render(block, self._kept.width)[1 if self._kept.source else 0 :]
+            lines = _rows_after(lines, self._kept, width)
+            self._kept = None
         if not self._live_whole:  # it showed a tail: its rows do not line up with these
             self._live.clear()
         self._live.draw(lines, width)
         self._live.release()
         self._live_whole = True
+        self._rows = []
+        self._scrolls = True
+
+    def _keep_if_rewrapped(self, width: int) -> None:
+        """Made narrower than a line of the region: keep the region where it stands.
+
+        The terminal has re-wrapped or cut its lines, and may have pushed the top ones
+        out of reach; drawn again, they would show twice. The rest of the block goes on
+        below, from the first character that differs from what was drawn (`_rows_after`).
+        """
+        assert self._live is not None
+        live = self._live
+        if width >= live.width or live.fits(width) or not self._live_whole or not self._drawn:
+            return  # nothing re-wrapped, or a tail or the first words: redrawn in place
+        kept = self._kept or _Kept(live.width, [])
+        self._kept = kept._replace(lines=self._drawn)
+        live.release(width)
+        self._rows = []
+
+    def _render(self, block: Markdown, width: int) -> list[list[Segment]]:
+        options = self._console.options.update(width=width, height=None)
+        return self._console.render_lines(block, options, pad=False)
 
     def _draw(self) -> None:
         assert self._live is not None
         width = self._console.width  # read once: the terminal may be resized meanwhile
+        self._keep_if_rewrapped(width)
         lines, self._live_whole = self._render_tail(width)
         self._live.draw(lines, width)
+        self._rows = lines
         self._next_draw = self._clock() + self._interval
         self._stale = False
         self.redraws += 1
@@ -352,13 +478,85 @@ class MarkdownStream:
         commit finds every line where it will stay.
         """
         height = max(self._console.height - 1, 1)
+        if self._scrolls and (self._kept is not None or self._blocks.in_code):
+            if (rest := self._render_rest(width, height)) is not None:
+                return rest
+            self._scrolls = False  # too tall to go on below what is kept: a tail till it ends
         source = self._blocks.tail(height, height * width)
         if not source.strip():
+            self._drawn = None
             return [], True
+        lines = self._render(self._open_block(source), width)
+        whole = self._kept is None and source == self._blocks.open_text() and len(lines) <= height
+        self._drawn = lines if whole else None
+        return lines[-height:], whole
+
+    def _render_rest(self, width: int, height: int) -> tuple[list[list[Segment]], bool] | None:
+        """What follows the part of the open block kept for good, cut to `width`.
+
+        None when that is taller than the screen and cannot scroll (not code, or code
+        lines too long to tell apart): the live view is then the block's tail, whose
+        rendering costs the same however long the block (the rows after the kept part
+        are rendered once, when the block ends).
+        """
+        kept = self._kept or _Kept(width, [])
+        lines = self._render_open(kept)
+        rows = _rows_after(lines, kept, width)
+        if len(rows) > height:
+            scrolled = self._scroll(kept, lines, rows, width)
+            if scrolled is None:
+                return None
+            lines = rows = scrolled  # from the first line not kept; or all, to keep next
+        self._drawn = lines
+        return rows, True
+
+    def _render_open(self, kept: _Kept) -> list[list[Segment]]:
+        """The open block at the width it started at; from `kept.source` if it has one.
+
+        The whole block is rendered after a narrowing (one block's worth of extra work,
+        after a resize only); a tall code block, from the code lines not kept on.
+        """
+        if not kept.source:
+            return self._render(self._open_block(self._blocks.open_text()), kept.width)
+        text, _, _ = self._blocks.code(kept.source)
+        return self._render(self._markdown(text), kept.width)[1:]
+
+    def _scroll(
+        self, kept: _Kept, lines: list[list[Segment]], rows: list[list[Segment]], width: int
+    ) -> list[list[Segment]] | None:
+        """A code block grown taller than the screen: keep the rows on its top for good.
+
+        They are whole code lines, drawn already, that do not change and that the
+        terminal scrolls out of reach as the block grows: kept, they are never drawn
+        again, and the block is rendered from the lines after them. None: the region
+        shows a tail instead (rows cut to another width, or not the ones drawn).
+        """
+        assert self._live is not None
+        index, start = _divergence(lines, kept.lines)
+        if not self._blocks.in_code or kept.width != width or start:
+            return None
+        height = max(self._console.height - 1, 1)
+        _, fence, complete = self._blocks.code(0)
+        source = complete - height // 2  # keep all but the last half screen of lines
+        if source <= kept.source:
+            return None
+        text, _, _ = self._blocks.code(source)
+        after = self._render(self._markdown(text), width)[1:]  # the rows from `source` on
+        count = len(lines) - len(after) - index  # rows of `rows` before those
+        shown = self._rows[:count]
+        if count <= 0 or [_text(row) for row in lines[len(lines) - len(after) :]] != [
+            _text(row) for row in after
+        ]:
+            return None
+        if len(shown) < count or [_text(row) for row in rows[:count]] != list(map(_text, shown)):
+            return None if kept.lines else lines  # not all drawn yet: all now, kept next time
+        self._live.keep_top(count)
+        self._kept = _Kept(width, [], source, fence)
+        return after
+
+    def _open_block(self, source: str) -> Markdown:
+        """The open block's markdown, after the gap its commit will open above it."""
         block = self._markdown(source)
         if self._gap and block.parsed:
             _open_gap(block)
-        options = self._console.options.update(width=width, height=None)
-        lines = self._console.render_lines(block, options, pad=False)
-        whole = source == self._blocks.open_text() and len(lines) <= height
-        return lines[-height:], whole
+        return block

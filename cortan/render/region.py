@@ -14,15 +14,20 @@ line written there before it was made (``shown``). `release` leaves its lines
 where they are, as final output, and starts an empty region on the next row; `clear`
 erases them and puts the cursor back where the region started.
 
-Resizing: the lines were drawn for the old width. After a resize the rows are counted
-again at the new width as if narrowed lines had re-wrapped, the cursor climbs to the
-region's first row, and the region is erased and drawn afresh (`MarkdownStream` renders
-for the width it passes to `draw`). Made wider, every terminal keeps the rows as drawn.
-Made narrower, one that cuts lines (xterm) keeps its rows: the climb overshoots and
-erases that many lines of earlier output from the screen rather than leave a stale
-copy. One that re-wraps (tmux) keeps the cursor's row and pushes the rows above it
-into the scrollback, where no cursor reaches: the part of the region pushed up stays
-there (issue 21 names this; asking the terminal where the cursor is would be the fix).
+Resizing (issue 21): the lines were drawn for the old width, and a terminal made
+narrower either cuts them (xterm) or re-wraps them (tmux, VTE, kitty, iTerm2, Windows
+Terminal, foot), keeping its bottom row where it was and pushing the rows on top into
+its scrollback, where no cursor reaches and nothing can be erased. So a region whose
+lines all still fit is redrawn in place (no line moved), and one with a line wider than
+the terminal is best left as it stands: `release` with the new width goes down past the
+rows its lines were re-wrapped into and starts the next region below (`MarkdownStream`
+goes on with the rest of the block there). `draw` at a new width otherwise climbs to the
+region's first row, counting the rows again as if narrowed lines had re-wrapped, erases
+and draws afresh: exact when the region was made wider or when nothing re-wrapped; made
+narrower over lines that did not fit, the climb overshoots on a terminal that cuts lines
+(erasing a few earlier lines from its screen) and stops short at the top of the screen
+on one that re-wraps a region taller than the screen (the rows pushed up stay in the
+scrollback, a partial copy above the redrawn region).
 """
 
 from __future__ import annotations
@@ -142,6 +147,25 @@ class LiveRegion:
         if out:
             self._write(out)
 
+    @property
+    def width(self) -> int:
+        """The terminal's width the lines shown were drawn for."""
+        return self._width
+
+    def fits(self, width: int) -> bool:
+        """Whether every line shown fits in `width` columns: no terminal re-wraps or cuts it."""
+        return all(cell_len_of(line) <= width for line in self._shown)
+
+    def keep_top(self, count: int) -> None:
+        """Keep the first `count` lines as they are, for good: the region starts below.
+
+        For lines that will not change, which the terminal may scroll out of reach.
+        """
+        if self._row < count:
+            self._write(self._go(count, 0))
+        self._shown = self._shown[count:]
+        self._row -= count
+
     def clear(self) -> None:
         """Erase the region; the cursor goes back to where it started."""
         self._now = self._console.width
@@ -149,10 +173,22 @@ class LiveRegion:
             self._write([*self._to_top(), _raw(ERASE_BELOW)])
         self._shown = []
 
-    def release(self) -> None:
-        """Keep the lines as they are, as final output; the next region starts below."""
+    def release(self, width: int | None = None) -> None:
+        """Keep the lines as they are, as final output; the next region starts below.
+
+        ``width``: the terminal's width now, when it may be narrower than the lines were
+        drawn for. The cursor then goes down past the rows the lines after it take once
+        re-wrapped to that width (one more than they take on a terminal that cuts them:
+        an empty row or two, never a line written over).
+        """
         if self._shown:
-            self._write([*self._go(len(self._shown) - 1, None), Segment.line()])
+            self._now = self._width if width is None else width
+            if self._now < self._width:
+                down = self._rows_below(self._now)
+                moves = [_raw(f"\x1b[{down}B")] if down else []
+            else:
+                moves = self._go(len(self._shown) - 1, None)
+            self._write([*moves, Segment.line()])
         self._shown = []
         self._row, self._col = 0, 0
 
@@ -200,16 +236,31 @@ class LiveRegion:
             self._col = column
         return [_raw(code)] if code else []
 
+    def _rows(self, width: int) -> list[int]:
+        """The rows each line takes re-wrapped to `width` columns."""
+        return [max(1, -(-cell_len_of(line) // width)) for line in self._shown]
+
+    def _cursor_row(self, rows: list[int], width: int) -> int:
+        """The row of its line the cursor is on once that line is re-wrapped to `width`."""
+        column = self._width if self._col is None else self._col  # None: the line is full
+        return min(column // width, rows[self._row] - 1)
+
+    def _rows_below(self, width: int) -> int:
+        """Rows from the cursor down to the region's last, its lines re-wrapped to `width`."""
+        rows = self._rows(max(width, 1))
+        return (
+            rows[self._row] - 1 - self._cursor_row(rows, max(width, 1)) + sum(rows[self._row + 1 :])
+        )
+
     def _to_top(self) -> list[Segment]:
         """Back to column 0 of the region's first row, counting rows at today's width."""
         width = max(self._now, 1)
         up = self._row
         if width < self._width:  # narrower: each line may have wrapped into more rows
-            rows = [max(1, -(-cell_len_of(line) // width)) for line in self._shown]
+            rows = self._rows(width)
             up = sum(rows[: self._row])
             if self._row < len(rows):  # and the cursor went down its own line's rows
-                column = self._width if self._col is None else self._col  # None: line full
-                up += min(column // width, rows[self._row] - 1)
+                up += self._cursor_row(rows, width)
         self._width = self._now
         self._row, self._col = 0, 0
         return [_raw("\x1b[G" + (f"\x1b[{up}A" if up else ""))]

@@ -16,7 +16,9 @@ feeds the 2k answer with a fake clock at 50 tokens a second, the rate of a model
 person is watching, where every piece can fall due for a redraw; it reports the CPU
 that costs per second of streaming, and the bytes written to the terminal against
 printing the finished answer once on the same console (issue 21: at most 3x; rich's
-`Live`, which redrew the whole open block each time, wrote about 35x).
+`Live`, which redrew the whole open block each time, wrote about 35x). A third run feeds
+a 200-line code block the same way, five screens tall: its bytes against printing it
+once, and its CPU per redraw (issue 21: a code block taller than the screen scrolls).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ TARGETS = {
     "tokens_per_cpu_s": 5_000,
     "bytes_per_token": 1_024,
     "paced_bytes_vs_whole": 3.0,
+    "paced_tall_code_bytes_vs_whole": 3.0,
 }
 
 VOCABULARY = """
@@ -256,8 +259,21 @@ def least(a: Figures, b: Figures) -> Figures:
     )
 
 
+def make_tall_code(lines: int = 200, seed: int = 7) -> str:
+    """One python block of `lines` lines, five screens of the benchmark's console."""
+    rng = random.Random(seed)
+    code = [
+        rng.choice(CODE["python"]).format(n=rng.choice(WORDS) + "_fn", w=rng.choice(WORDS))
+        for _ in range(lines)
+    ]
+    return "Some code:\n\n```python\n" + "\n".join(code) + "\n```\n"
+
+
 def measure_paced(tokens: int) -> dict[str, float]:
-    answer = make_answer(tokens)
+    return measure_paced_answer(make_answer(tokens))
+
+
+def measure_paced_answer(answer: str) -> dict[str, float]:
     pieces = pieces_of(answer)
     run = stream(pieces, clock=PacedClock(PACED_RATE))
     seconds = len(pieces) / PACED_RATE
@@ -281,10 +297,13 @@ def measure_paced(tokens: int) -> dict[str, float]:
     }
 
 
-def summarise(rows: list[Figures], paced: dict[str, float]) -> dict[str, float]:
+def summarise(
+    rows: list[Figures], paced: dict[str, float], tall: dict[str, float]
+) -> dict[str, float]:
     small, large = rows[0], rows[-1]
     return {
         "paced_bytes_vs_whole": paced["bytes_vs_whole"],
+        "paced_tall_code_bytes_vs_whole": tall["bytes_vs_whole"],
         "ratio_32k_2k": large.us_per_token / small.us_per_token,
         "stream_vs_whole": max(r.stream_cpu_s / r.whole_cpu_s for r in rows),
         "tokens_per_cpu_s": min(r.tokens / r.stream_cpu_s for r in rows),
@@ -292,7 +311,12 @@ def summarise(rows: list[Figures], paced: dict[str, float]) -> dict[str, float]:
     }
 
 
-def print_report(rows: list[Figures], summary: dict[str, float], paced: dict[str, float]) -> None:
+def print_report(
+    rows: list[Figures],
+    summary: dict[str, float],
+    paced: dict[str, float],
+    tall: dict[str, float],
+) -> None:
     head = (
         f"{'tokens':>7} {'code':>5} {'stream s':>9} {'us/tok':>7} {'tok/cpu-s':>10} "
         f"{'whole s':>8} {'x whole':>8} {'raw s':>7} {'x raw':>7} {'B/tok':>6} "
@@ -326,6 +350,11 @@ def print_report(rows: list[Figures], summary: dict[str, float], paced: dict[str
         f"answer ({paced['bytes_vs_answer']:.1f}x), {paced['bytes_vs_whole']:.2f}x printing it "
         f"once ({paced['whole_render_bytes']:,.0f} B)"
     )
+    print(
+        f"paced tall code block ({tall['answer_bytes']:,.0f} B): {tall['redraws']:.0f} redraws, "
+        f"{tall['cpu_ms_per_redraw']:.2f} ms CPU each, {tall['bytes_written']:,.0f} B written, "
+        f"{tall['bytes_vs_whole']:.2f}x printing it once ({tall['whole_render_bytes']:,.0f} B)"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -336,14 +365,16 @@ def main(argv: list[str] | None = None) -> None:
     stream(pieces_of(make_answer(2_000, seed=1)))  # load lexers, themes and caches first
     rows = measure()
     paced = measure_paced(SIZES[0])
-    summary = summarise(rows, paced)
-    print_report(rows, summary, paced)
+    tall = measure_paced_answer(make_tall_code())
+    summary = summarise(rows, paced, tall)
+    print_report(rows, summary, paced, tall)
     if args.json:
         report = {
             "sizes": [{**asdict(r), "us_per_token": r.us_per_token} for r in rows],
             "summary": summary,
             "targets": TARGETS,
             "paced": paced,
+            "paced_tall_code": tall,
         }
         args.json.write_text(json.dumps(report, indent=2) + "\n")
 

@@ -9,6 +9,7 @@ scrollback included.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -151,6 +152,136 @@ def test_a_resize_mid_answer_leaves_no_stale_or_duplicate_lines(
         assert sum(f"# line {n}.11" in line for line in lines) == 1, n
         assert sum(f"item {n}a is short" in line for line in lines) == 1, n
         assert sum(line.startswith(f"Paragraph {n} says") for line in lines) == 1, n
+
+
+class Tmux:
+    """`cortan ask` in a tmux of its own: tmux re-wraps lines when it is narrowed, as
+    VTE, kitty, iTerm2, Windows Terminal and foot do, keeping the bottom row where it is."""
+
+    def __init__(self, env: dict[str, str], tmp_path: Path, cols: int = COLS) -> None:
+        self.tmux = ["tmux", "-L", f"cortan-test-{os.getpid()}", "-f", "/dev/null"]
+        self.done = tmp_path / "done"
+        command = " ".join(shlex.quote(part) for part in [*cortan_command(), "ask", "explain"])
+        script = f"{command}; touch {shlex.quote(str(self.done))}; sleep 60"
+        subprocess.run(
+            [*self.tmux, "new-session", "-d", "-x", str(cols), "-y", str(ROWS), script],
+            env=env,
+            check=True,
+        )
+
+    def capture(self, *options: str) -> str:
+        return subprocess.run(
+            [*self.tmux, "capture-pane", "-p", *options],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    def wait_for(self, text: str, timeout: float = 30) -> None:
+        """Until `text` is on the screen: a checkpoint, not a sleep."""
+        deadline = time.monotonic() + timeout
+        while text not in self.capture():
+            assert time.monotonic() < deadline, f"{text!r} never showed"
+            time.sleep(0.02)
+
+    def resize(self, cols: int) -> None:
+        subprocess.run([*self.tmux, "resize-window", "-x", str(cols)], check=True)
+
+    def finish(self, timeout: float = 40) -> str:
+        """Wait for cortan to end; the scrollback and the screen, re-wrapped lines joined."""
+        deadline = time.monotonic() + timeout
+        while not self.done.exists():
+            assert time.monotonic() < deadline, "cortan did not end"
+            time.sleep(0.1)
+        return self.capture("-J", "-S", "-")
+
+    def close(self) -> None:
+        subprocess.run([*self.tmux, "kill-server"], check=False)
+
+
+TOKENS = re.compile(r"#line\d+\.\d+|Paragraph\d+says|item\d+[ab]is|deff\d+\(|word\d+x\d+")
+
+
+def assert_answer_once(shown: str) -> None:
+    """Every word and code line of the answer shown once, in order.
+
+    Spaces and line ends are left out of the comparison: a narrowing may leave the line
+    that was arriving cut where it stood, and the block goes on from there on the next
+    row (render/markdown.py); the text must still read once, whole.
+    """
+    assert TOKENS.findall(re.sub(r"\s", "", shown)) == TOKENS.findall(re.sub(r"\s", "", ANSWER))
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux, a terminal that re-wraps")
+@pytest.mark.parametrize(
+    ("checkpoint", "widths"),
+    [
+        ("# line 2.9", [45]),  # mid code block: each padded line becomes three rows
+        ("word3x25", [40]),  # mid paragraph
+        ("# line 2.4", [70, 50]),  # twice in one block
+        ("# line 2.4", [60, 100]),  # narrowed, then widened back in the same block
+        ("# line 2.4", [100 + 30, 60]),  # widened, then narrowed below where it started
+    ],
+)
+def test_narrowing_in_tmux_leaves_every_line_once(
+    pty_env: dict[str, str],
+    ollama_env: FakeOllama,
+    tmp_path: Path,
+    checkpoint: str,
+    widths: list[int],
+) -> None:
+    """tmux narrowed mid-block: the rows it re-wraps above the top of its screen are out
+    of any cursor's reach, so the block must go on below them, not be drawn again."""
+    ollama_env.queue(Reply(pieces=PIECES, delay=SLOW))
+    tmux = Tmux(pty_env, tmp_path)
+    try:
+        tmux.wait_for(checkpoint)
+        for width in widths:
+            tmux.resize(width)
+            time.sleep(0.3)  # a few redraws at this width before the next
+        shown = tmux.finish()
+    finally:
+        tmux.close()
+    assert_answer_once(shown)
+
+
+TALL_CODE = "Before.\n\n```python\n" + "".join(f"x = {i}  # tall {i:02}\n" for i in range(60))
+TALL_LIST = "Before.\n\n" + "".join(f"- item # tall {i:02} is here\n" for i in range(60))
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux, a terminal that re-wraps")
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(TALL_CODE + "```\n", id="code"),
+        pytest.param(
+            TALL_LIST,
+            id="list",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="a block taller than the screen other than code is live only by its "
+                "tail, its top never drawn: it cannot be kept where it stands, and the rows "
+                "of the tail that tmux pushes into its scrollback when narrowed stay there, "
+                "above the block printed whole (issue 21)",
+            ),
+        ),
+    ],
+)
+def test_narrowing_in_tmux_mid_block_taller_than_the_screen(
+    pty_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path, answer: str
+) -> None:
+    """A code block taller than the screen lets its top rows go for good as they scroll
+    out (their lines do not change once complete): narrowed, it goes on below them."""
+    pieces = [answer[i : i + 24] for i in range(0, len(answer), 24)]
+    ollama_env.queue(Reply(pieces=pieces, delay=SLOW))
+    tmux = Tmux(pty_env, tmp_path)
+    try:
+        tmux.wait_for("# tall 45")
+        tmux.resize(45)
+        shown = tmux.finish()
+    finally:
+        tmux.close()
+    assert re.findall(r"#tall(\d\d)", re.sub(r"\s", "", shown)) == [f"{i:02}" for i in range(60)]
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux, a terminal that re-wraps")

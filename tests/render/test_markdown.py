@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import re
 import time
 from collections.abc import Callable
 
@@ -445,3 +446,112 @@ def test_a_fence_language_still_arriving_is_not_looked_up(
     assert set(asked) <= {"python", "text"}
     assert "python" in asked
     assert any("x = 1" in line for line in scrollback(output(terminal_console)))
+
+
+class Terminal:
+    """A console on a pyte screen with a scrollback, fed as the console writes.
+
+    pyte cuts lines when it is made narrower, as xterm does; tmux and the other
+    terminals that re-wrap them are driven in tests/e2e/test_redraw.py.
+    """
+
+    def __init__(self, width: int, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("TERM", "xterm-256color")
+        monkeypatch.delenv("TTY_INTERACTIVE", raising=False)
+        self.console = Console(
+            file=io.StringIO(), width=width, height=HEIGHT, color_system=None, force_terminal=True
+        )
+        self.screen = pyte.HistoryScreen(width, HEIGHT, history=10_000)
+        self.screen.set_mode(pyte.modes.LNM)
+        self.stream = pyte.Stream(self.screen)
+        self.read = 0
+
+    def pump(self) -> None:
+        text = output(self.console)[self.read :]
+        self.read += len(text)
+        self.stream.feed(text)
+
+    def resize(self, width: int) -> None:
+        self.pump()
+        self.console.width = width  # what rich reads after SIGWINCH
+        self.screen.resize(HEIGHT, width)
+
+    def text(self) -> str:
+        """Scrollback and screen, spaces and line ends left out."""
+        self.pump()
+        columns = self.screen.columns
+        history = [
+            "".join(line[x].data for x in range(columns)) for line in self.screen.history.top
+        ]
+        return "".join("".join([*history, *self.screen.display]).split())
+
+
+CODE_LINES = [f"total += {i}  # marker {i:02}" for i in range(12)]
+
+
+@pytest.mark.parametrize("narrow_at", [3, 7])
+def test_narrowing_mid_code_block_erases_nothing_and_draws_nothing_twice(
+    monkeypatch: pytest.MonkeyPatch, narrow_at: int
+) -> None:
+    """Made narrower than the open block's lines, a terminal has re-wrapped or cut them:
+    the block stays as it stands and goes on below, and nothing above it is erased."""
+    term = Terminal(60, monkeypatch)
+    md = MarkdownStream(term.console, clock=FakeClock(1.0))
+    md.feed("Before the code.\n\n```python\n")
+    for i, code in enumerate(CODE_LINES):
+        if i == narrow_at:
+            term.resize(30)
+        md.feed(code[:15])
+        md.feed(code[15:] + "\n")
+    md.feed("```\n\nAfter the code.\n")
+    md.finish()
+    shown = term.text()
+    assert shown.count("Beforethecode.") == 1
+    assert shown.count("Afterthecode.") == 1
+    for i in range(12):
+        assert shown.count(f"#marker{i:02}") == 1, (i, shown)
+    assert shown.index("marker11") < shown.index("Afterthecode.")
+
+
+def test_a_block_started_after_a_narrowing_is_rendered_at_the_new_width(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    term = Terminal(60, monkeypatch)
+    md = MarkdownStream(term.console, clock=FakeClock(1.0))
+    md.feed("A first paragraph of a few words that fill most of the line.")
+    term.resize(30)
+    md.feed("\n\nThe next paragraph, which is longer than thirty columns.\n")
+    md.finish()
+    term.pump()
+    rows = [row.rstrip() for row in term.screen.display if row.strip()]
+    assert rows[-2:] == ["The next paragraph, which is", "longer than thirty columns."]
+
+
+def test_a_tall_code_block_scrolls_instead_of_redrawing_its_last_screenful(
+    terminal_console: Console,
+) -> None:
+    """Its complete lines are kept for good as they leave the screen: each is written
+    about once, not once per line that follows it (issue 21)."""
+    pieces = [TALL_CODE[i : i + 4] for i in range(0, len(TALL_CODE), 4)]
+    stream(terminal_console, pieces, clock=FakeClock(0.01))
+    once = len(rendered_at_once(TALL_CODE))
+    assert len(output(terminal_console)) < 2 * once
+
+
+@pytest.mark.parametrize("narrow_at", [30, 150])
+def test_narrowing_mid_tall_code_block_erases_nothing_and_draws_nothing_twice(
+    monkeypatch: pytest.MonkeyPatch, narrow_at: int
+) -> None:
+    term = Terminal(60, monkeypatch)
+    md = MarkdownStream(term.console, clock=FakeClock(1.0))
+    md.feed("Before the code.\n\n```python\n")
+    for i in range(200):
+        if i == narrow_at:
+            term.resize(30)
+        md.feed(f"total += {i}  # marker {i:03}\n")
+    md.feed("```\n\nAfter the code.\n")
+    md.finish()
+    shown = term.text()
+    assert shown.count("Beforethecode.") == 1
+    assert [int(n) for n in re.findall(r"#marker(\d{3})", shown)] == list(range(200))
+    assert shown.count("Afterthecode.") == 1

@@ -190,3 +190,28 @@ def test_a_region_started_on_a_written_line_shows_exactly_what_it_draws(
     region.clear()
     term.pump()
     assert term.rows() == expected([])
+
+
+def test_release_at_a_narrower_width_goes_down_past_the_rewrapped_rows() -> None:
+    """Never up, never an erase: the rows above the cursor may have left the screen."""
+    term = Screen()
+    region = LiveRegion(term.console)
+    region.draw([line(("a" * 40, None)), line(("b" * 25, None)), line(("c" * 10, None))])
+    region.draw([line(("a" * 39 + "x", None)), line(("b" * 25, None)), line(("c" * 10, None))])
+    term.pump()  # the cursor waits after the first line's last cell, wrapped into 3 rows at 15
+    assert not region.fits(15) and region.fits(40)
+    region.release(15)
+    # down the 2 rows of "b" and the 1 of "c" below the cursor's row, then a new line
+    assert term.pump() == f"{SYNC_ON}\x1b[3B\n{SYNC_OFF}"
+    region.draw([line(("next", None))])
+    assert term.pump() == f"{SYNC_ON}next{SYNC_OFF}"
+
+
+def test_release_at_a_wider_width_counts_lines() -> None:
+    term = Screen()
+    region = LiveRegion(term.console)
+    region.draw([line(("a" * 40, None)), line(("b" * 5, None))])
+    region.draw([line(("a" * 39 + "x", None)), line(("b" * 5, None))])
+    term.pump()
+    region.release(60)
+    assert term.pump() == f"{SYNC_ON}\x1b[1B\n{SYNC_OFF}"
