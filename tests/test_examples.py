@@ -120,9 +120,12 @@ def test_classify_reviews(tmp_path: Path, ollama_env: FakeOllama) -> None:
     assert done.returncode == 0, done.stderr
     assert f"every review classified: {labels}" in done.stderr
     lines = [json.loads(line) for line in labels.read_text().splitlines()]
+    # The two are asked at once: the fake's replies go in the order the requests came.
+    prompts = [str(r.json["messages"][-1]["content"]) for r in ollama_env.chat_requests]
+    first = "positive" if "Great value" in prompts[0] else "negative"
     assert [(line["id"], line["content"]) for line in lines] == [
-        ("r1", "positive"),
-        ("r2", "negative"),
+        ("r1", first),
+        ("r2", "negative" if first == "positive" else "positive"),
     ]
     asked = [r.json for r in ollama_env.chat_requests]
     assert all(body["options"]["temperature"] == 0 for body in asked)
