@@ -90,11 +90,14 @@ def batch(
         typer.Option(
             "--model",
             "-m",
+            metavar="MODEL",
             help="provider:model, an alias, or a bare model name.",
             autocompletion=complete_model,
         ),
     ] = None,
-    system: Annotated[str | None, typer.Option("--system", "-s", help="System prompt.")] = None,
+    system: Annotated[
+        str | None, typer.Option("--system", "-s", metavar="TEXT", help="System prompt.")
+    ] = None,
     role: RoleOption = None,
     option: Annotated[
         list[str] | None,

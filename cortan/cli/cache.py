@@ -53,7 +53,12 @@ def clear(
     ctx: typer.Context,
     model: Annotated[
         str | None,
-        typer.Option("--model", "-m", help="Only this model's answers (provider:model or name)."),
+        typer.Option(
+            "--model",
+            "-m",
+            metavar="MODEL",
+            help="Only this model's answers (provider:model or name).",
+        ),
     ] = None,
 ) -> None:
     """Forget cached answers: all of them, or one model's."""

@@ -11,6 +11,10 @@ Layer: cli. Two things Click does its own way, made cortan's (issue 21):
   argument. A command with an option of the same name keeps it.
 * **Usage errors.** Click prints its usage line, a "Try" line and ``Error: …``;
   cortan's errors are one ``cortan: error:`` sentence naming what to do (exit 2).
+* **Help in words.** Typer labels each argument with its Python type (``NAME <str>``,
+  ``PROMPT... <list[str]>``) and a required one as ``{NAME}`` in the usage line; an
+  option without a metavar gets ``<str>`` too. Help shows what the value is instead,
+  as Click and the peers' help do: ``NAME``, ``[NAME]``, ``--host ADDRESS``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 if TYPE_CHECKING:
     from typer._click import Context  # Typer's own copy of click (no click installed)
@@ -31,6 +35,10 @@ GLOBAL_FLAGS = ("--debug", "--no-color")
 
 class CortanGroup(TyperGroup):
     """The root group: global flags typed after the command count as typed before it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        say_values_in_words(self)
 
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_flags(self, ctx, args))
@@ -53,6 +61,38 @@ class CortanGroup(TyperGroup):
             say_error("aborted")
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+class _WordedArgument(TyperArgument):
+    """An argument as Click shows one: ``NAME``, ``[NAME]``, ``NAME...``, with no type."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw
+        if self.nargs != 1 and not name.endswith("..."):
+            name += "..."
+        return name if self.required else f"[{name}]"
+
+
+def say_values_in_words(command: Any) -> None:
+    """Make the help of ``command`` and every command under it name values in words.
+
+    Typer builds its parameter objects itself, so each argument becomes the subclass
+    above in place (it adds no state), and a parameter left without a metavar is named
+    after itself (``model`` is ``MODEL``, ``--host`` takes ``HOST``) rather than its type.
+    """
+    for param in getattr(command, "params", ()):
+        if type(param) is TyperArgument:
+            param.__class__ = _WordedArgument
+            if param.metavar is None and param.name:  # Click's default: the name in capitals
+                param.metavar = param.name.upper() + ("..." if param.nargs != 1 else "")
+        elif isinstance(param, TyperOption) and param.metavar is None and not param.is_flag:
+            longest = max(param.opts, key=len).lstrip("-")
+            param.metavar = longest.replace("-", "_").upper()
+    for sub in getattr(command, "commands", {}).values():
+        say_values_in_words(sub)
 
 
 def usage_error(exc: typer.TyperException) -> NoReturn:

@@ -30,10 +30,14 @@ WHERE = {
 def serve(
     ctx: typer.Context,
     host: Annotated[
-        str | None, typer.Option("--host", help="Address to listen on (default 127.0.0.1).")
+        str | None,
+        typer.Option("--host", metavar="ADDRESS", help="Address to listen on (default 127.0.0.1)."),
     ] = None,
     port: Annotated[
-        int | None, typer.Option("--port", "-p", help="Port (default 11435; 0 picks a free one).")
+        int | None,
+        typer.Option(
+            "--port", "-p", metavar="PORT", help="Port (default 11435; 0 picks a free one)."
+        ),
     ] = None,
     print_token: Annotated[
         bool, typer.Option("--print-token", help="Print the token clients send, and exit.")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
+import re
+
 import pytest
 
-from cortan.cli.main import with_default_command
+from cortan.cli.main import COMMANDS, with_default_command
 from tests.conftest import CortanRunner
 from tests.servers import FakeOllama
 
@@ -92,21 +95,29 @@ def test_models_of_a_provider_with_no_alias_there_prints_no_alias_table(
     assert not result.stdout.endswith("\n\n")
 
 
-HELP_COMMANDS = [
-    ("ask",), ("chat",), ("models",), ("logs",), ("keys", "set"),
-    ("sessions", "list"), ("sessions", "rename"), ("sessions", "export"),
-]  # fmt: skip
+def every_command() -> list[tuple[str, ...]]:
+    """Each command and each command of a group, as typed: ("ask",), ("sessions", "list")."""
+    found: list[tuple[str, ...]] = [()]
+    for name, (module, attribute, is_group) in COMMANDS.items():
+        found.append((name,))
+        if is_group:
+            group = getattr(importlib.import_module(module), attribute)
+            for info in group.registered_commands:
+                assert info.name or info.callback is not None
+                found.append((name, info.name or info.callback.__name__.replace("_", "-")))
+    return found
 
 
-@pytest.mark.parametrize("command", HELP_COMMANDS, ids=" ".join)
-def test_options_in_help_name_what_they_take(
-    cortan: type[CortanRunner], command: tuple[str, ...]
-) -> None:
-    """`-m, --model MODEL`, not Typer's `<str>` or `<int range>` (issue 21)."""
+@pytest.mark.parametrize("command", every_command(), ids=lambda c: " ".join(c) or "cortan")
+def test_help_names_values_in_words(cortan: type[CortanRunner], command: tuple[str, ...]) -> None:
+    """`-m, --model MODEL` and `NAME`, not Typer's `<str>`, `<list[str]>`, `<int range>` or
+    `{NAME}` (issue 21), in every command's usage line, arguments and options."""
     result = cortan.run(*command, "--help")
     assert result.code == 0, result.stderr
-    options = result.stdout.split("Options:", 1)[1]
-    assert "<" not in options, options
+    assert result.stdout.startswith("Usage: cortan"), result.stdout
+    assert not re.search(r"<[a-z]", result.stdout), result.stdout
+    usage = result.stdout.split("\n\n", 1)[0]
+    assert not re.search(r"\{[A-Za-z_]+\}", usage), usage
 
 
 def test_no_command_without_a_terminal_is_ask(
