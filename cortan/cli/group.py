@@ -56,11 +56,25 @@ class CortanGroup(TyperGroup):
         try:
             code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         except typer.TyperException as exc:  # Click's usage errors: a flag, a value, a name
-            usage_error(exc)
+            usage_error(exc, self.typed_command(sys.argv[1:] if args is None else list(args)))
         except typer.Abort:  # end of input at one of Click's own prompts
             say_error("aborted")
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+    def typed_command(self, args: list[str]) -> str:
+        """The command the words name, as typed (``cortan sessions rename``), for an error
+        that does not say which command it came from."""
+        path = ["cortan"]
+        command: Any = self
+        for arg in args:
+            if arg.startswith("-"):
+                continue
+            command = getattr(command, "commands", {}).get(arg)
+            if command is None:
+                break
+            path.append(arg)
+        return " ".join(path)
 
 
 class _WordedArgument(TyperArgument):
@@ -95,16 +109,46 @@ def say_values_in_words(command: Any) -> None:
         say_values_in_words(sub)
 
 
-def usage_error(exc: typer.TyperException) -> NoReturn:
-    """Click's error as cortan's one sentence, with where the help is."""
+def usage_error(exc: typer.TyperException, typed: str = "cortan") -> NoReturn:
+    """Click's error as cortan's one sentence, with where the help is (the command of the
+    error's context, else the one typed: Typer's parser leaves some errors without one)."""
     ctx = getattr(exc, "ctx", None)
+    if (worded := value_in_words(exc.__cause__)) is not None and hasattr(exc, "message"):
+        exc.message = worded
     if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
         sys.stderr.write(ctx.get_help() + "\n")  # `cortan sessions`: its help is the answer
         sys.exit(exc.exit_code)
     message = " ".join(exc.format_message().split()).rstrip(".")
-    command = getattr(ctx, "command_path", "") or "cortan"
+    command = getattr(ctx, "command_path", "") or typed
     say_error(f"{message[:1].lower()}{message[1:]} (`{command} --help` says what it takes)")
     sys.exit(exc.exit_code)
+
+
+# What a value given on the command line is not, by pydantic's error type (Typer
+# validates parameters with pydantic, whose "Input should be ..." is not cortan's voice).
+_NOT_A = {
+    "int_parsing": "{input!r} is not a whole number",
+    "int_from_float": "{input!r} is not a whole number",
+    "float_parsing": "{input!r} is not a number",
+    "bool_parsing": "{input!r} is neither yes nor no",
+    "greater_than_equal": "{input} is less than {ge}",
+    "greater_than": "{input} is not more than {gt}",
+    "less_than_equal": "{input} is more than {le}",
+    "less_than": "{input} is not less than {lt}",
+}
+
+
+def value_in_words(cause: BaseException | None) -> str | None:
+    """The first of a pydantic validation error's complaints, as a phrase; None if not one."""
+    errors = getattr(cause, "errors", None)
+    if type(cause).__name__ != "ValidationError" or not callable(errors):
+        return None
+    first = errors()[0]
+    phrase = _NOT_A.get(first["type"])
+    if phrase is None:
+        message = str(first["msg"])
+        return message[:1].lower() + message[1:]
+    return phrase.format(input=first.get("input"), **first.get("ctx", {}))
 
 
 def say_error(message: str) -> None:

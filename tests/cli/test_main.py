@@ -178,3 +178,22 @@ def test_a_misspelt_command_is_never_sent_to_a_model(
 )
 def test_the_default_command(argv: list[str], expected: list[str]) -> None:
     assert with_default_command(argv) == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "help_line"),
+    [
+        (("ask", "--max-tokens"), "`cortan ask --help`"),
+        (("--debug", "chat", "--session"), "`cortan chat --help`"),
+        (("sessions", "rename", "--to"), "`cortan sessions rename --help`"),
+    ],
+)
+def test_a_usage_error_names_the_help_of_the_command_typed(
+    cortan: type[CortanRunner], args: tuple[str, ...], help_line: str
+) -> None:
+    """Typer's parser raises some errors without their command (an option missing its
+    value): the sentence named `cortan --help`, not the command's own help."""
+    result = cortan.run(*args)
+    assert result.code == 2
+    assert result.stderr.startswith("cortan: error: ") and help_line in result.stderr
+    assert result.stderr.count("\n") == 1
