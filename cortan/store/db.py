@@ -31,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from cortan.core.errors import StoreError
+from cortan.core.errors import StoreError, UsageError
 from cortan.core.files import NotPrivateFile, open_private, refusal, tighten
 from cortan.store.records import StoreInfo
 from cortan.store.schema import APPLICATION_ID, LATEST_VERSION, MIGRATIONS, TABLES
@@ -201,13 +201,23 @@ def savepoint(conn: sqlite3.Connection, path: Path) -> Iterator[sqlite3.Connecti
         conn.execute("RELEASE w")
 
 
+#: SQLite's largest integer: no row id or count is beyond it.
+LARGEST = 2**63 - 1
+
+
 @contextmanager
 def translate_errors(path: Path) -> Iterator[None]:
-    """Turn sqlite3's exceptions into one StoreError sentence naming the file."""
+    """Turn sqlite3's exceptions into one StoreError sentence naming the file, and a
+    number past SQLite's 64 bits (``logs -n 10**30``, ``--session '#10**30'``) into a
+    usage error: no id or count that large can mean anything stored."""
     try:
         yield
     except sqlite3.Error as exc:
         raise describe_error(exc, path) from exc
+    except OverflowError as exc:  # a number typed by the user, bound to a query
+        raise UsageError(
+            f"a number given is larger than the session store can hold ({LARGEST:,} at most)"
+        ) from exc
 
 
 def describe_error(exc: sqlite3.Error, path: Path) -> StoreError:

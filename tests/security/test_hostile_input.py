@@ -98,6 +98,32 @@ def test_flag_of_the_wrong_type_is_a_usage_error(
     assert_one_sentence(result.stderr)
 
 
+HUGE = str(10**30)  # past SQLite's 64-bit integers
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["logs", "-n", HUGE],
+        ["logs", "rm", HUGE],
+        ["sessions", "list", "-n", HUGE],
+        ["sessions", "show", "#" + HUGE],
+        ["ask", "--no-stdin", "--session", HUGE, "hi"],
+        ["grants", "revoke", HUGE],
+    ],
+    ids=" ".join,
+)
+def test_a_number_too_large_for_the_store(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, args: list[str]
+) -> None:
+    """sqlite3 raised OverflowError, reported as an internal error with exit 1."""
+    assert cortan.run("ask", "--no-stdin", "hi").code == 0  # a store with something in it
+    asked = len(ollama_env.chat_requests)
+    result = cortan.run(*args)
+    assert_fails(result.code, result.stderr, 2, "larger than the session store can hold")
+    assert len(ollama_env.chat_requests) == asked
+
+
 def test_unknown_log_level_warns_and_goes_on(
     cortan: type[CortanRunner], ollama_env: FakeOllama
 ) -> None:
