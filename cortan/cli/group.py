@@ -144,6 +144,8 @@ def value_in_words(cause: BaseException | None) -> str | None:
     if type(cause).__name__ != "ValidationError" or not callable(errors):
         return None
     first = errors()[0]
+    if first["type"] == "value_error" and "error" in first.get("ctx", {}):
+        return str(first["ctx"]["error"])  # a check of cortan's own: its sentence as it is
     phrase = _NOT_A.get(first["type"])
     if phrase is None:
         message = str(first["msg"])

@@ -85,6 +85,7 @@ def test_prompt_argument_that_is_not_utf8(
         (["logs", "-n", "0"], "invalid value for '-n': 0 is less than 1"),
         (["batch", "-j", "5000", "x"], "'-j': 5000 is more than 4096"),
         (["ask", "--max-tokens", "1.5", "hi"], "'--max-tokens': '1.5' is not a whole number"),
+        (["sessions", "export", "-f", "yaml", "x"], "'-f': 'yaml' is not one of 'md', 'json'"),
     ],
 )
 def test_flag_of_the_wrong_type_is_a_usage_error(
