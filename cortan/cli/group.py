@@ -124,33 +124,14 @@ def usage_error(exc: typer.TyperException, typed: str = "cortan") -> NoReturn:
     sys.exit(exc.exit_code)
 
 
-# What a value given on the command line is not, by pydantic's error type (Typer
-# validates parameters with pydantic, whose "Input should be ..." is not cortan's voice).
-_NOT_A = {
-    "int_parsing": "{input!r} is not a whole number",
-    "int_from_float": "{input!r} is not a whole number",
-    "float_parsing": "{input!r} is not a number",
-    "bool_parsing": "{input!r} is neither yes nor no",
-    "greater_than_equal": "{input} is less than {ge}",
-    "greater_than": "{input} is not more than {gt}",
-    "less_than_equal": "{input} is more than {le}",
-    "less_than": "{input} is not less than {lt}",
-}
-
-
 def value_in_words(cause: BaseException | None) -> str | None:
-    """The first of a pydantic validation error's complaints, as a phrase; None if not one."""
+    """The first complaint of a pydantic validation error, as a phrase; None if not one."""
     errors = getattr(cause, "errors", None)
     if type(cause).__name__ != "ValidationError" or not callable(errors):
         return None
-    first = errors()[0]
-    if first["type"] == "value_error" and "error" in first.get("ctx", {}):
-        return str(first["ctx"]["error"])  # a check of cortan's own: its sentence as it is
-    phrase = _NOT_A.get(first["type"])
-    if phrase is None:
-        message = str(first["msg"])
-        return message[:1].lower() + message[1:]
-    return phrase.format(input=first.get("input"), **first.get("ctx", {}))
+    from cortan.config.wording import say_what_is_wrong
+
+    return say_what_is_wrong(errors()[0])
 
 
 def say_error(message: str) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cortan.config.paths import get_config_file
+from cortan.config.wording import say_what_is_wrong
 from cortan.core.errors import ConfigError
 
 MAX_CONFIG_BYTES = 1 << 20
@@ -118,7 +119,7 @@ def describe_validation_error(
     error = exc.errors()[0]
     loc = [str(part) for part in error["loc"] if part not in ("function-after",)]
     key = ".".join(loc) or "(top level)"
-    message = _explain(error)
+    message = say_what_is_wrong(error)
     if loc and loc[0] in flags and flags[loc[0]] is not None:
         return f"option --{loc[0].replace('_', '-')}: {message}"
     env_name = "CORTAN_" + "__".join(loc).upper()
@@ -138,12 +139,6 @@ def describe_settings_error(exc: Exception) -> str:
     match = re.search(r'field "([^"]+)"', str(exc))
     name = f"CORTAN_{match[1].upper()}" if match else "a CORTAN_* variable"
     return f"environment variable {name} is not valid JSON (lists and tables are given as JSON)"
-
-
-def _explain(error: Any) -> str:
-    if error["type"] == "extra_forbidden":
-        return "unknown setting (see docs/configuration.md for the list)"
-    return str(error["msg"]).removeprefix("Value error, ").rstrip(".")
 
 
 def _table_from_variables(loc: list[str], data: dict[str, Any]) -> str | None:
