@@ -7,6 +7,11 @@
 # A question that fails is reported and skipped; the loop goes on.
 set -uo pipefail
 
+if (( $# < 1 )); then
+  echo "usage: ask-each-line.sh FILE" >&2
+  exit 2
+fi
+
 while IFS= read -r question; do
   [[ -z "$question" ]] && continue
   printf '## %s\n\n' "$question"
@@ -17,4 +22,4 @@ while IFS= read -r question; do
     printf '(no answer: cortan exited with %s)\n' "$status"
   fi
   printf '\n'
-done < "${1:?usage: ask-each-line.sh FILE}"
+done < "$1"

@@ -9,8 +9,12 @@
 # --cache can answer a review seen before (in another file too) without the model.
 set -uo pipefail
 
-reviews=${1:?usage: classify-reviews.sh REVIEWS.csv OUT.jsonl}
-labels=${2:?usage: classify-reviews.sh REVIEWS.csv OUT.jsonl}
+if (( $# < 2 )); then
+  echo "usage: classify-reviews.sh REVIEWS.csv OUT.jsonl" >&2
+  exit 2
+fi
+reviews=$1
+labels=$2
 
 cortan batch "$reviews" --output "$labels" --option temperature=0 --cache \
   --template $'Classify the sentiment of this product review as positive, negative or mixed.\nAnswer with that one word only.\n\nReview: {text}'

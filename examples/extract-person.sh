@@ -8,7 +8,11 @@
 # 2 a usage error. jq (or anything else) can read stdout without checking it.
 set -euo pipefail
 
-text=${1:?usage: extract-person.sh FILE [MODEL]}
+if (( $# < 1 )); then
+  echo "usage: extract-person.sh FILE [MODEL]" >&2
+  exit 2
+fi
+text=$1
 model=${2:-}
 [[ -r "$text" ]] || { echo "extract-person.sh: cannot read $text" >&2; exit 2; }
 

@@ -7,7 +7,11 @@
 # Exit codes are cortan's: 0 ok, 1 the model could not answer, 2 a usage error.
 set -euo pipefail
 
-log=${1:?usage: summarise-log.sh LOGFILE [LINES] [MODEL]}
+if (( $# < 1 )); then
+  echo "usage: summarise-log.sh LOGFILE [LINES] [MODEL]" >&2
+  exit 2
+fi
+log=$1
 lines=${2:-200}
 model=${3:-}
 

@@ -177,3 +177,15 @@ def test_look_around(tmp_path: Path, ollama_env: FakeOllama) -> None:
     assert offered == ["read_file", "list_dir", "search_text"]
     results = [m.get("content", "") for m in ollama_env.chat_requests[2].json["messages"]]
     assert any("name = demo" in text for text in results)
+
+
+def test_a_missing_argument_is_a_usage_error() -> None:
+    """Exit 2 and the usage line, as the scripts' headers (and cortan's table) say: not
+    the 1 of bash's `${1:?}`, which cortan's own codes read as a runtime failure."""
+    for script in ("summarise-log.sh", "extract-person.sh", "ask-each-line.sh"):
+        done = run(script)
+        assert (done.returncode, done.stdout) == (2, ""), (script, done.stderr)
+        assert done.stderr.startswith(f"usage: {script} "), done.stderr
+    done = run("classify-reviews.sh", "reviews.csv")  # the output file is needed too
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == "usage: classify-reviews.sh REVIEWS.csv OUT.jsonl\n"

@@ -18,7 +18,12 @@ def main() -> None:
     if sys.argv[1:] in (["--version"], ["-V"]):
         from cortan import __version__
 
-        sys.stdout.write(f"cortan {__version__}\n")
+        try:
+            sys.stdout.write(f"cortan {__version__}\n")
+            sys.stdout.flush()
+        except BrokenPipeError:  # `cortan -V | true`
+            _silence_stdout()
+            raise SystemExit(_reader_gone_code()) from None
         return
     from cortan.core.startup import pause_collector
 
@@ -33,8 +38,46 @@ def main() -> None:
         run()
     except SystemExit as exc:
         if isinstance(exc.code, int | None):
-            exit_now(exc.code or 0)
+            code = exc.code or 0
+            if code == 1 and isinstance(exc.__context__, BrokenPipeError):
+                code = _reader_gone_code()  # Click's (help) and Rich's (tables) exit 1 for it
+            if not _flush_stdout():  # `cortan roles | true`: what was left in the buffer
+                code = code or _reader_gone_code()
+            exit_now(code)
+            raise SystemExit(code) from None
         raise
+
+
+def _flush_stdout() -> bool:
+    """Flush stdout; False when its reader went away (``| head``, ``| true``).
+
+    The answer or listing was written to the buffer whole and only the last flush
+    meets the closed pipe: without this, the interpreter's own flush at exit says
+    "Exception ignored … BrokenPipeError" and exits 120. stdout then points at
+    /dev/null, so that no later flush fails again.
+    """
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        return False
+    except (OSError, ValueError):
+        pass  # another failure (a full disk, a closed stream): exit_now leaves it to Python
+    return True
+
+
+def _silence_stdout() -> None:
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _reader_gone_code() -> int:
+    from cortan.core.errors import OutputClosedError
+
+    return OutputClosedError.exit_code  # 141, as docs/scripting.md's table says
 
 
 def _closed_streams() -> None:

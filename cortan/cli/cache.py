@@ -78,7 +78,8 @@ def clear(
         with cache:
             gone = cache.clear(provider=provider, model=name)
         which = f" of {provider}:{name}" if model else ""
-        context.diagnostics.notice(f"forgot {gone} cached answers{which}")
+        answers = "answer" if gone == 1 else "answers"
+        context.diagnostics.notice(f"forgot {gone} cached {answers}{which}")
 
 
 def _open(settings: Settings) -> CacheStore | None:

@@ -123,9 +123,11 @@ def describe_validation_error(
     if loc and loc[0] in flags and flags[loc[0]] is not None:
         return f"option --{loc[0].replace('_', '-')}: {message}"
     env_name = "CORTAN_" + "__".join(loc).upper()
+    if env_name in {name.upper() for name in os.environ}:
+        # A variable wins over the file: the bad value is the variable's, even when
+        # the file sets the same key (CORTAN_DEFAULT_MODEL= over a good default_model).
+        return f"environment variable {env_name}: {message}"
     if not _has_key(data, loc):
-        if env_name in {name.upper() for name in os.environ}:
-            return f"environment variable {env_name}: {message}"
         table = _table_from_variables(loc, data)
         if table is not None and error["type"] == "missing":
             return f"environment variables {table}__*: key `{key}` is required (set {env_name})"

@@ -32,7 +32,12 @@ def format_size(n: int) -> str:
 
 
 def decode_text(data: bytes, label: str) -> str:
-    """Decode ``data`` as text (UTF-8, or UTF-16/32 when a BOM says so) or refuse it."""
+    """Decode ``data`` as text (UTF-8, or UTF-16/32 when a BOM says so) or refuse it.
+
+    ``label`` is the frame's (``File notes.txt``, ``Input from stdin``); the refusal is
+    a sentence of its own, so it starts in lower case, as every other one does.
+    """
+    label = label[:1].lower() + label[1:]
     encoding = next((enc for bom, enc in BOMS if data.startswith(bom)), "utf-8")
     if encoding == "utf-8" and b"\x00" in data:
         raise InputError(f"{label} looks like binary data (it contains NUL bytes); send text only")

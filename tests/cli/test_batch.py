@@ -278,6 +278,9 @@ def test_ask_cache_hit_is_a_dim_notice_and_a_json_field(
     plain = json.loads(cortan.run("ask", "--json", "hi").stdout)
     assert plain["cached"] is False
     assert len(ollama_env.chat_requests) == 2
+    cleared = cortan.run("cache", "clear", "-m", "llama3.2:latest")
+    assert cleared.code == 0, cleared.stderr
+    assert "forgot 1 cached answer of ollama:llama3.2:latest\n" in cleared.stderr
 
 
 def test_cache_commands_with_no_store(cortan: type[CortanRunner]) -> None:

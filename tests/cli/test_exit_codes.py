@@ -7,6 +7,7 @@ file expects are exactly the codes the documented table lists (the last test).
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -110,6 +111,44 @@ def test_reader_gone_is_141(ollama_env: FakeOllama, tmp_path: Path) -> None:
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30)
     assert done.stdout.splitlines()[-1] == "141"
     assert done.stderr == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--version",),
+        ("--help",),
+        ("ask", "--help"),
+        ("config", "path"),
+        ("config", "show"),
+        ("roles",),
+        ("models", "-p", "ollama"),
+        ("completion", "bash"),
+    ],
+    ids=" ".join,
+)
+def test_reader_gone_before_the_first_byte_is_141(
+    ollama_env: FakeOllama, args: tuple[str, ...]
+) -> None:
+    """`cortan roles | true`: the whole listing sat in stdout's buffer and met the closed
+    pipe only at exit, where Python said "Exception ignored … BrokenPipeError" and exited
+    120; help (Click) and tables (Rich) exited 1. The reader left: 141, nothing said."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader left before cortan wrote anything
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # a user's default
+    try:
+        done = subprocess.run(
+            [*cortan_command(), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            env=env,
+            timeout=30,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141, done.stderr
+    assert done.stderr == b""
 
 
 def test_unknown_provider_is_2_for_every_command(

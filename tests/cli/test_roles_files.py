@@ -152,8 +152,8 @@ def test_a_file_alone_is_the_prompt(
     [
         (lambda p: None, "cannot attach {}: there is no such file"),
         (lambda p: p.mkdir(), "cannot attach {}: it is a folder"),
-        (lambda p: p.write_bytes(b"\x7fELF\x00\x01\x02"), "File {} looks like binary data"),
-        (lambda p: p.write_bytes(b"caf\xe9"), "File {} is not valid UTF-8 text"),
+        (lambda p: p.write_bytes(b"\x7fELF\x00\x01\x02"), "file {} looks like binary data"),
+        (lambda p: p.write_bytes(b"caf\xe9"), "file {} is not valid UTF-8 text"),
         (lambda p: p.write_bytes(b"a" * 5000), "cannot attach {}: it is 4.88 KiB, over the 4.88"),
     ],
     ids=["missing", "folder", "binary", "latin-1", "too-large"],

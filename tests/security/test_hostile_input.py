@@ -55,6 +55,25 @@ def test_bad_variable(cortan: type[CortanRunner], env: dict[str, str], fragment:
 
 
 @pytest.mark.parametrize(
+    ("line", "env"),
+    [
+        ('default_model = "ollama:llama3.2"', {"CORTAN_DEFAULT_MODEL": ""}),
+        ("[timeouts]\nconnect = 5", {"CORTAN_TIMEOUTS__CONNECT": "-1"}),
+    ],
+    ids=["default_model", "timeouts.connect"],
+)
+def test_bad_variable_over_a_good_file_is_blamed_on_the_variable(
+    cortan: type[CortanRunner], config_file: Path, line: str, env: dict[str, str]
+) -> None:
+    # The variable wins over the file, so the bad value is the variable's: naming the
+    # file (whose value is fine) would send the user to fix the wrong place.
+    config_file.write_text(line + "\n")
+    result = cortan.run("ask", "--no-stdin", "hi", env=env)
+    assert_fails(result.code, result.stderr, 2, f"environment variable {next(iter(env))}:")
+    assert "config file" not in result.stderr
+
+
+@pytest.mark.parametrize(
     ("args", "fragment"),
     [
         (["-m", ""], "option --model is empty"),
