@@ -19,7 +19,14 @@ if TYPE_CHECKING:
     from cortan.config.settings import Settings
     from cortan.store.cache import CacheStats, CacheStore
 
-app = typer.Typer(help="Show or clear the response cache.", no_args_is_help=True)
+app = typer.Typer(help="The response cache: its stats with no command; clear.")
+
+
+@app.callback(invoke_without_command=True)
+def default(ctx: typer.Context) -> None:
+    """With no subcommand: show what is cached."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(stats, ctx=ctx)
 
 
 @app.command("stats")

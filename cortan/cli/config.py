@@ -11,7 +11,15 @@ import typer
 from cortan.cli.runner import get_context, guard
 from cortan.core.text import make_visible
 
-app = typer.Typer(help="Show the configuration.", no_args_is_help=True)
+app = typer.Typer(help="The configuration: shown with no command; path.")
+
+
+@app.callback(invoke_without_command=True)
+def default(ctx: typer.Context) -> None:
+    """With no subcommand: print the effective configuration."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(show, ctx=ctx)
+
 
 SECRET_NAMES = ("api_key", "key", "token", "secret", "password")
 SECRET_SUFFIXES = ("_key", "_secret", "_password", "_api_token", "_access_token")

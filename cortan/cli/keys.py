@@ -20,7 +20,15 @@ from cortan.cli.runner import Context, check_provider, fail, get_context, guard
 if TYPE_CHECKING:
     from cortan.config.settings import ProviderConfig, Settings
 
-app = typer.Typer(help="Store, list and remove API keys (kept in the OS keyring).")
+app = typer.Typer(help="API keys in the OS keyring: listed with no command; set, rm.")
+
+
+@app.callback(invoke_without_command=True)
+def default(ctx: typer.Context) -> None:
+    """With no subcommand: list which providers have a key."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(list_keys, ctx=ctx)
+
 
 MAX_KEY_BYTES = 64 * 1024
 ProviderArg = Annotated[

@@ -26,9 +26,15 @@ if TYPE_CHECKING:
     from cortan.cli.runner import Context
     from cortan.store import Conversation, SessionStore, StoredMessage
 
-app = typer.Typer(
-    help="List, show, rename, delete and export stored conversations.", no_args_is_help=True
-)
+app = typer.Typer(help="Stored conversations: listed with no command; show, rename, rm, export.")
+
+
+@app.callback(invoke_without_command=True)
+def default(ctx: typer.Context) -> None:
+    """With no subcommand: list them, as `cortan logs` lists messages."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(list_sessions, ctx=ctx)
+
 
 NameArg = Annotated[
     str,

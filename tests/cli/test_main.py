@@ -197,3 +197,21 @@ def test_a_usage_error_names_the_help_of_the_command_typed(
     assert result.code == 2
     assert result.stderr.startswith("cortan: error: ") and help_line in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("group", "command"),
+    [("sessions", "list"), ("keys", "list"), ("cache", "stats"), ("config", "show"),
+     ("logs", None), ("grants", "list")],
+)  # fmt: skip
+def test_a_group_alone_lists_what_it_holds(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, group: str, command: str | None
+) -> None:
+    """`cortan sessions` lists, as `cortan logs` does and `llm logs` and `llm keys` do: it
+    printed its help and exited 2 (found by a newcomer's walk through the docs)."""
+    assert cortan.run("ask", "--no-stdin", "hi").code == 0  # something stored to list
+    alone = cortan.run(group)
+    assert alone.code == 0, alone.stderr
+    assert "Usage:" not in alone.stdout
+    if command is not None:
+        assert alone.stdout == cortan.run(group, command).stdout
