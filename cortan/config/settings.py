@@ -299,6 +299,7 @@ class ServeSettings(BaseModel):
     drain_timeout: float = Field(default=10.0, ge=0, le=3600)  # seconds, on Ctrl-C or SIGTERM
     body_timeout: float = Field(default=30.0, gt=0, le=3600)  # seconds to send a request body
     keep_alive: float = Field(default=120.0, gt=0, le=3600)  # seconds an idle connection stays
+    write_timeout: float = Field(default=30.0, gt=0, le=3600)  # seconds a client may read nothing
 
     @field_validator("cors_origins")
     @classmethod

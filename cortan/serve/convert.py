@@ -148,7 +148,7 @@ def get_options(source: Mapping[str, Any], names: Mapping[str, str]) -> dict[str
     return options
 
 
-def get_client(scope: Scope, api: str) -> str:
+def get_client(scope: Mapping[str, Any], api: str) -> str:
     """Who asked: ``X-Cortan-Client`` or the User-Agent, after the API used; printable."""
     headers = dict(scope["headers"])
     raw = headers.get(b"x-cortan-client") or headers.get(b"user-agent") or b"unknown"

@@ -7,7 +7,9 @@ its pieces arrive through a :class:`cortan.serve.relay.Relay` registered for its
 request id. Beside it a watcher reads the client's side of the connection: when
 the client goes away, the task is cancelled at once, which closes the upstream
 stream; the engine ends the request cancelled and the recorder keeps the part
-that arrived.
+that arrived. A client that stops reading takes the same path: after
+``serve.write_timeout`` without taking anything, the protocol tells the app it is
+gone (protocol.py, stall.py) and :meth:`Gateway.stalled` counts and logs it.
 
 A streamed response sends its status only with the first piece of the answer (or
 the ending): a request that fails before it starts gets a real HTTP status and
@@ -25,11 +27,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cortan.core.errors import BusyError, CortanError
 from cortan.core.events import ChatCancelled, ChatEnded, ChatFailed, ChatFinished
+from cortan.serve import convert
 from cortan.serve.limits import Lanes
 from cortan.serve.metrics import Metrics
 from cortan.serve.relay import Item, Relay
@@ -40,6 +43,7 @@ from cortan.serve.replies import (
     Send,
     error_body,
     get_status,
+    is_ollama,
     send_bytes,
     send_error,
 )
@@ -257,6 +261,28 @@ class Gateway:
             else form.failure(self.describe(ended)[2])
         )  # fmt: skip
         await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+    # -- clients that stop reading -------------------------------------------------------
+
+    def stalled(self, scope: Mapping[str, Any]) -> None:
+        """One connection given up on for reading nothing (protocol.py): counted, one line.
+
+        Its chats end on the disconnect path, each with its own line and outcome
+        (cancelled, the partial stored as interrupted); this line says why.
+        """
+        self.metrics.cut_off("write_timeout")
+        if not access.isEnabledFor(logging.INFO):
+            return
+        if scope["type"] == "websocket":
+            api = "websocket"
+        else:
+            api = "ollama" if is_ollama(scope) else "openai"
+        trace = scope.get("state", {}).get("trace")
+        access.info(
+            "%s", f"{api} write_timeout request_id={trace.request_id if trace else '-'} "
+            f"client={convert.get_client(scope, api)!r}: read nothing for "
+            f"{self.limits.write_timeout:g} s (serve.write_timeout); its connection is closed",
+        )  # fmt: skip
 
     # -- stopping ------------------------------------------------------------------------
 

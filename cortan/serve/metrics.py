@@ -1,8 +1,9 @@
 """Prometheus metrics with the official client, on a registry of the gateway's own.
 
 Layer: serve. Counted as requests end (no work per piece of an answer beyond one
-counter at the end): requests by API and outcome, errors by kind, time to first
-token and duration as histograms, tokens by provider. Read when scraped, from
+counter at the end): requests by API and outcome, errors by kind (and a connection
+cut off for not reading, ``write_timeout``, beside its chats' own outcomes), time
+to first token and duration as histograms, tokens by provider. Read when scraped, from
 the engine and the lanes themselves: queue depth and answers in progress per
 provider, open connections, and every host's breaker state (0 closed, 1
 half-open, 2 open). A private ``CollectorRegistry`` keeps two gateways in one
@@ -66,6 +67,10 @@ class Metrics:
 
     def rejected(self, kind: str) -> None:
         """A request refused before the engine saw it (auth, host, limits, bad input)."""
+        self.errors.labels(kind).inc()
+
+    def cut_off(self, kind: str) -> None:
+        """A connection the gateway gave up on (``write_timeout``: its client stopped reading)."""
         self.errors.labels(kind).inc()
 
     def ended(self, api: str, ended: ChatEnded, seconds: float) -> None:

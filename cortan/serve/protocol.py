@@ -21,15 +21,23 @@ over httptools:
   only the path, so the target's host replaces the ``Host`` header here and the
   door's Host check sees the name the request really names.
 
+* **a client that stops reading**: ``serve.write_timeout`` without progress while
+  the transport is paused and the gateway gives up on it (stall.py): the app is told
+  the client is gone, as uvicorn tells it when the connection is lost, so the chat is
+  cancelled on the disconnect path; the connection is closed behind what it holds,
+  and reset if the client takes nothing of that either.
+
 Every refusal is one sentence in the OpenAI error shape (the path, and so the
 API, is not known yet when the head is refused).
 
-:class:`BoundedWSProtocol` does the same for wsproto's pongs (see its docstring).
+:class:`BoundedWSProtocol` does the same for wsproto's pongs and for a socket that
+stops reading (see its docstring).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +45,9 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.protocols.websockets.wsproto_impl import WSProtocol
 from wsproto import events
+from wsproto.utilities import LocalProtocolError
+
+from cortan.serve.stall import StallRule, StallWatch
 
 if TYPE_CHECKING:
     from uvicorn.config import Config
@@ -46,18 +57,69 @@ if TYPE_CHECKING:
 #: the clients of the gateway send under 2 KiB, and a long ``traceparent``/``baggage``
 #: or cookie should not be what fails a request.
 MAX_HEAD_BYTES = 64 << 10
+#: The close code of a WebSocket given up on for not reading: 1008, a policy violation
+#: (RFC 6455 7.4.1), since the client broke the gateway's rule; 1011 would say the
+#: gateway itself had failed.
+STALL_CLOSE_CODE = 1008
 
 
-def make_protocol(*, max_head_bytes: int, head_timeout: float) -> type[HttpToolsProtocol]:
+def _ignore_stall(scope: object) -> None:
+    """The report of a protocol not told whom to tell (a benchmark's, with no gateway)."""
+
+
+#: ``serve.write_timeout``'s default, telling no one.
+DEFAULT_STALL = StallRule(30.0, _ignore_stall)
+
+
+def make_protocol(
+    *, max_head_bytes: int, head_timeout: float, stall: StallRule = DEFAULT_STALL
+) -> type[HttpToolsProtocol]:
     """The protocol class uvicorn is handed (``Config(http=...)``), with these bounds."""
     return type(
         "BoundedHttpToolsProtocol",
         (BoundedHttpToolsProtocol,),
-        {"max_head_bytes": max_head_bytes, "head_timeout": head_timeout},
+        {"max_head_bytes": max_head_bytes, "head_timeout": head_timeout, "stall": stall},
     )
 
 
-class BoundedHttpToolsProtocol(HttpToolsProtocol):
+def make_ws_protocol(*, stall: StallRule) -> type[WSProtocol]:
+    """The WebSocket protocol class uvicorn is handed (``Config(ws=...)``)."""
+    return type("BoundedWSProtocol", (BoundedWSProtocol,), {"stall": stall})
+
+
+class _Watched(asyncio.Protocol):
+    """Either protocol's writes, watched for a client that stops reading (stall.py).
+
+    The watch is made at the first pause, so a connection whose writes never pause
+    (nearly all, and every idle WebSocket) holds nothing more.
+    """
+
+    stall = DEFAULT_STALL
+    transport: asyncio.Transport
+    _watch: StallWatch | None = None
+
+    def _give_up(self) -> None:
+        """The client took nothing for ``serve.write_timeout``: tell the app it is gone."""
+        raise NotImplementedError
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._watch is None:
+            self._watch = StallWatch(self.transport, self.stall.seconds, self._give_up)
+        self._watch.paused()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._watch is not None:
+            self._watch.resumed()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._watch is not None:
+            self._watch.stop()
+        super().connection_lost(exc)
+
+
+class BoundedHttpToolsProtocol(_Watched, HttpToolsProtocol):
     """httptools under uvicorn, with a request head bounded in size and time."""
 
     max_head_bytes = MAX_HEAD_BYTES
@@ -85,6 +147,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
         super().connection_lost(exc)
+
+    def _give_up(self) -> None:
+        cycle: RequestResponseCycle | None = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True  # as connection_lost has it: receive() is a disconnect,
+            cycle.message_event.set()  # and send() writes nothing more
+        self.flow.resume_writing()  # a send waiting for room returns
+        self.transport.close()  # what it holds still goes, if the client reads on
+        if cycle is not None:
+            self.stall.report(cycle.scope)
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -149,13 +221,18 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-class BoundedWSProtocol(WSProtocol):
+class BoundedWSProtocol(_Watched, WSProtocol):
     """uvicorn's wsproto protocol, answering pings no faster than the client reads.
 
     uvicorn writes a pong for every ping at once, whatever the transport holds: a
     client that sent pings and read nothing grew the gateway by 350 MB in 20 s. While
     the transport is over its high-water mark, only the latest ping is remembered and
     answered once it drains, as RFC 6455 (5.5.3) allows.
+
+    A socket that takes nothing for ``serve.write_timeout`` is given up on: the app
+    receives a disconnect (code 1008), which cancels its chats as a socket that went
+    away does, and a close frame with that code follows what the socket holds, for a
+    client that reads on (uvicorn's own close would wait for room that never comes).
     """
 
     def __init__(
@@ -179,3 +256,17 @@ class BoundedWSProtocol(WSProtocol):
         owed, self._owed = self._owed, None
         if owed is not None and not self.transport.is_closing():
             super().handle_ping(owed)
+
+    def _give_up(self) -> None:
+        reason = f"the client read nothing for {self.stall.seconds:g} s (serve.write_timeout)"
+        if self.handshake_complete and not self.close_sent and not self.response_started:
+            with contextlib.suppress(LocalProtocolError):  # the client had begun to close
+                close = events.CloseConnection(code=STALL_CLOSE_CODE, reason=reason)
+                self.transport.write(self.conn.send(close))
+        self.close_sent = self.disconnected = True  # the app's sends fail, as on a lost socket
+        self.writable.set()  # and those waiting for room return
+        self.queue.put_nowait(
+            {"type": "websocket.disconnect", "code": STALL_CLOSE_CODE, "reason": reason}
+        )
+        self.transport.close()
+        self.stall.report(self.scope)

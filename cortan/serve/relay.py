@@ -8,7 +8,8 @@ write), and the ending arrives last, with :meth:`Relay.end`.
 
 Back-pressure: past ``limit`` pieces waiting, ``on_delta`` returns an awaitable and
 the engine waits on it before it reads on from upstream, so a client that reads
-slowly slows its own answer instead of growing the gateway's memory.
+slowly slows its own answer instead of growing the gateway's memory. One that stops
+reading holds it only ``serve.write_timeout`` (stall.py), then is taken for gone.
 
 Items are ``(kind, value)``: ``("text", str)``, ``("thinking", str)`` (a thinking
 model's reasoning, issue 16), ``("started", ChatStarted)``, ``("notice", str)``.

@@ -76,7 +76,7 @@ def get_status(ended: ChatEnded) -> int:
     return 503  # cancelled before the first piece: the gateway is stopping
 
 
-def is_ollama(scope: Scope) -> bool:
+def is_ollama(scope: Mapping[str, Any]) -> bool:
     return str(scope.get("path", "")).startswith("/api/")
 
 

@@ -41,7 +41,8 @@ from typing import TYPE_CHECKING, NamedTuple
 import uvicorn
 
 from cortan.core.errors import CortanError
-from cortan.serve.protocol import MAX_HEAD_BYTES, BoundedWSProtocol, make_protocol
+from cortan.serve.protocol import MAX_HEAD_BYTES, make_protocol, make_ws_protocol
+from cortan.serve.stall import StallRule
 
 if TYPE_CHECKING:
     from cortan.serve.gateway import Gateway
@@ -140,11 +141,14 @@ async def serve(
 ) -> int:
     """Serve ``gateway`` on ``sock`` until ``stopper`` says; drain; the exit code."""
     limits = gateway.limits
+    stall = StallRule(limits.write_timeout, gateway.stalled)  # a client that stops reading
     config = uvicorn.Config(
         gateway.asgi,
         # httptools, bounded: a request head's size and time (protocol.py says why)
-        http=make_protocol(max_head_bytes=MAX_HEAD_BYTES, head_timeout=limits.body_timeout),
-        ws=BoundedWSProtocol,  # wsproto, pongs bounded (protocol.py)
+        http=make_protocol(
+            max_head_bytes=MAX_HEAD_BYTES, head_timeout=limits.body_timeout, stall=stall
+        ),
+        ws=make_ws_protocol(stall=stall),  # wsproto, pongs bounded (protocol.py)
         lifespan="off",
         access_log=False,  # the gateway logs each request itself, with its id
         proxy_headers=False,  # no proxy is trusted: the client's address is the peer's

@@ -21,7 +21,8 @@ and receives, for each chat in order (``id`` is the client's own)::
 A message the gateway cannot take gets ``{"type": "error", "id", "kind",
 "message"}`` (and ``retry_after`` when the provider's queue is full). Up to
 ``serve.chats_per_socket`` chats run at once on one socket; a socket that goes
-away cancels its chats, as a cancel would.
+away cancels its chats, as a cancel would, and so does one that reads nothing for
+``serve.write_timeout`` (closed with 1008: protocol.py).
 """
 
 from __future__ import annotations
