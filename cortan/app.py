@@ -4,7 +4,7 @@ Layer: app, under the cli and over every front end. :meth:`App.build` makes the
 bus and the engine from settings (guard, context stage, model manager, and the
 pipeline ``Chat`` that runs them) and registers ``Chat.run`` as the one handler of
 ``ChatRequest``. Observers are subscribed here and nowhere else, each at the
-priority that keeps DESIGN.md's promises:
+priority that keeps the promises of docs/architecture.md ("The rules"):
 
 * the recorder before the view, on ``ChatPrepared`` (the question is on disk
   before it is sent) and on every ending (an answer on screen is an answer on disk);

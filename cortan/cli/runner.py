@@ -138,7 +138,7 @@ def run_async(
     With ``hangups``, SIGTERM and SIGHUP stop the work as Ctrl-C does: the running
     task is cancelled, so the answer ends interrupted with its partial kept and
     stored, and then the command exits 128 + the signal (143, 129), as a process
-    killed by it would report (issue 15; DESIGN.md's exit codes). ``loop_factory``:
+    killed by it would report (issue 15; the exit codes of docs/scripting.md). ``loop_factory``:
     another event loop (the gateway's uvloop).
     """
     import asyncio

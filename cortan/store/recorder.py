@@ -2,7 +2,7 @@
 
 Layer: store (imports the event types of core, nothing of the engine). The engine
 never calls the store; the composition root subscribes a recorder as an essential
-observer, and the recorder keeps the promise of DESIGN.md:
+observer, and the recorder keeps the promise of docs/architecture.md ("The rules"):
 
 * the user's turn is committed on ``ChatPrepared``, which ``Chat.run`` publishes
   before it routes and streams, so it is on disk before the request leaves (the

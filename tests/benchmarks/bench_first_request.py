@@ -8,7 +8,7 @@ difference is the child's time to first byte. Target: ≤ 1.2× the minimal scri
 
 Two more programs are shown beside, for context: the same request through the
 library's async client (as cortan sends it), and the stack's floor, the least a
-program on DESIGN.md's stack does before its request (Typer parses the command
+program on cortan's stack (docs/architecture.md) does before its request (Typer parses the command
 line, pydantic-settings reads one setting, the async client sends the request in
 an event loop). cortan against the floor is what cortan's own code costs; the floor
 against the minimal script is what the stack costs.
@@ -101,7 +101,7 @@ async def main():
 
 RUN_MAIN = "asyncio.run(main())\n"
 
-# The least a program on DESIGN.md's stack does before its request: Typer parses the
+# The least a program on cortan's stack does before its request: Typer parses the
 # command line, pydantic-settings reads one setting, and the async client sends the
 # request in an event loop. Context only: it shows how much of cortan's time is the stack.
 STACK_FLOOR = """

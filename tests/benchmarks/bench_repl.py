@@ -56,7 +56,7 @@ KEY = b"z"  # a key whose echo no escape sequence contains
 STATUS_LINE = b" tok/s"  # the shell's line under a finished answer ("… · 52.1 tok/s · 1.2 s")
 ROWS, COLS = 40, 100
 MODEL = "llama3.2:latest"
-# The least any shell on this stack loads before its prompt (DESIGN.md, the team's brief).
+# The least any shell on this stack loads before its prompt (docs/architecture.md lists the stack).
 STACK_FLOOR = ["pydantic_settings", "prompt_toolkit", "prompt_toolkit.shortcuts", "typer"]
 HEAVY = ("openai", "ollama", "keyring")
 
