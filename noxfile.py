@@ -22,7 +22,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff lint and format check; import-linter holds the code to its layers (docs/architecture.md)."""
+    """ruff lint and format check; import-linter holds the code to docs/architecture.md's layers."""
     session.install("ruff>=0.12", "import-linter>=2.1")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
