@@ -7,6 +7,10 @@
 set -euo pipefail
 
 model=${1:-}
+if ! git rev-parse --git-dir >/dev/null 2>&1; then
+  echo "not in a git repository: run this where you commit" >&2
+  exit 2
+fi
 diff=$(git diff --staged)
 if [[ -z "$diff" ]]; then
   echo "nothing is staged" >&2
@@ -25,5 +29,5 @@ if [[ "$finish" != "stop" ]]; then
   exit 1
 fi
 
-python3 -c 'import json,sys; print(json.load(sys.stdin)["content"].strip())' <<<"$report" > .git/COMMIT_SUGGESTION
-git commit --edit --file .git/COMMIT_SUGGESTION
+python3 -c 'import json,sys; print(json.load(sys.stdin)["content"].strip())' <<<"$report" > "$(git rev-parse --git-dir)/COMMIT_SUGGESTION"
+git commit --edit --file "$(git rev-parse --git-dir)/COMMIT_SUGGESTION"

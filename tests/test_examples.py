@@ -74,6 +74,14 @@ def test_commit_message(tmp_path: Path, ollama_env: FakeOllama) -> None:
     assert "+hello" in ollama_env.chat_requests[0].json["messages"][-1]["content"]
 
 
+def test_commit_message_outside_a_repository(tmp_path: Path, ollama_env: FakeOllama) -> None:
+    """It dumped `git diff`'s whole usage and exited 129."""
+    done = run("commit-message.sh", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr == "not in a git repository: run this where you commit\n"
+    assert ollama_env.chat_requests == []
+
+
 def test_extract_person(tmp_path: Path, ollama_env: FakeOllama) -> None:
     letter = tmp_path / "letter.txt"
     letter.write_text("Dear Ada (36, ada@example.com), thank you.\n")
