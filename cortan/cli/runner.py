@@ -60,13 +60,19 @@ class Context:
         return self._diagnostics
 
     def load_settings(self, **flags: Any) -> Settings:
-        from cortan.config.load import get_exposure_warning, load_settings
+        from cortan.config.load import (
+            get_exposure_warning,
+            get_misspelt_variables,
+            load_settings,
+        )
         from cortan.config.paths import get_config_file
 
         settings = load_settings(**flags)
         if not self._warned_exposure:
             self._warned_exposure = True
             if warning := get_exposure_warning(get_config_file()):
+                self.diagnostics.warning(warning)
+            for warning in get_misspelt_variables():
                 self.diagnostics.warning(warning)
         return settings
 

@@ -11,6 +11,7 @@ import os
 import re
 import stat
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +91,36 @@ def get_exposure_warning(path: Path) -> str | None:
         f"config file {path} names API key sources and other users can read it; "
         f"run `chmod 600 {path}`"
     )
+
+
+#: The CORTAN_* variables cortan reads that are not settings.
+OTHER_VARIABLES = (
+    "CORTAN_CONFIG", "CORTAN_DATA_DIR", "CORTAN_LOG_LEVEL", "CORTAN_LOG_FORMAT",
+    "CORTAN_SERVE_TOKEN",
+)  # fmt: skip
+
+
+def get_misspelt_variables(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """A warning for each CORTAN_* variable that reads like one cortan knows, but is not.
+
+    pydantic-settings ignores a variable that names no setting, so a typo in one
+    (``CORTAN_DEFUALT_MODEL``) changed nothing, silently. Only near misses are named:
+    a script may keep its own CORTAN_* variables (docs/serve.md's ``CORTAN_TOKEN``).
+    """
+    from cortan.config.settings import Settings
+
+    known = {f"CORTAN_{name.upper()}" for name in Settings.model_fields} | set(OTHER_VARIABLES)
+    warnings = []
+    for name in environ:
+        top, nested, rest = name.upper().partition("__")
+        if not top.startswith("CORTAN_") or top in known:
+            continue
+        import difflib
+
+        if close := difflib.get_close_matches(top, sorted(known), n=1, cutoff=0.85):
+            meant = close[0] + nested + rest
+            warnings.append(f"environment variable {name} names no setting: did you mean {meant}?")
+    return warnings
 
 
 def load_settings(path: Path | None = None, **flags: Any) -> Settings:

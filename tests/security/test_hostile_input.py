@@ -144,6 +144,30 @@ def test_a_number_too_large_for_the_store(
     assert len(ollama_env.chat_requests) == asked
 
 
+@pytest.mark.parametrize(
+    ("env", "meant"),
+    [
+        ({"CORTAN_DEFUALT_MODEL": "x"}, "CORTAN_DEFAULT_MODEL"),
+        ({"CORTAN_PROVIDER__OLLAMA__HOSTS": "[]"}, "CORTAN_PROVIDERS__OLLAMA__HOSTS"),
+        ({"CORTAN_TOKEN": "t", "CORTAN_MY_SCRIPT": "1"}, None),  # a script's own: not a typo
+    ],
+)
+def test_a_misspelt_variable_is_named(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, env: dict[str, str], meant: str | None
+) -> None:
+    """pydantic-settings ignores a variable that names no setting: a typo changed nothing."""
+    result = cortan.run("ask", "--no-stdin", "hi", env=env)
+    assert result.code == 0 and result.stdout == "Hello, world!\n"
+    if meant is None:
+        assert result.stderr == ""
+    else:
+        given = next(iter(env))
+        assert result.stderr == (
+            f"cortan: warning: environment variable {given} names no setting: "
+            f"did you mean {meant}?\n"
+        )
+
+
 def test_unknown_log_level_warns_and_goes_on(
     cortan: type[CortanRunner], ollama_env: FakeOllama
 ) -> None:
