@@ -261,10 +261,19 @@ class _Stdout:
         return sys.stdout.fileno()
 
 
+def _same_file(output: Path, source: Path) -> bool:
+    """Whether ``output`` is ``source`` by any name: a link, or a hard link, which opening
+    it for writing would empty before a line of it was read."""
+    try:
+        return output.samefile(source)
+    except OSError:  # one of them is not there (yet): not the same file
+        return False
+
+
 def _open_output(output: Path | None, source: str) -> TextIO:
     if output is None:
         return cast("TextIO", _Stdout())
-    if source != "-" and output.exists() and output.resolve() == Path(source).resolve():
+    if source != "-" and _same_file(output, Path(source)):
         raise UsageError(f"-o {output} is the input itself: write the output elsewhere")
     try:
         return output.open("w", encoding="utf-8", newline="\n")
