@@ -13,7 +13,9 @@ as they come. How far ahead of the oldest unfinished item the job may run is the
 runner's window: what the writer keeps is bounded by it. ``--unordered`` writes
 each line the moment its item ends.
 
-A reader that went away (``| head``) ends the job quietly, as it ends ``cortan ask``.
+A reader that went away (``| head``) ends the job quietly, as it ends ``cortan ask``;
+an output that cannot be written (a full disk) ends it with one sentence, what was
+written before kept, and the job resumable.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TextIO
 
+from cortan.core.errors import ObserverError
 from cortan.core.events import ChatEnded
 from cortan.render.plain import reader_gone
 from cortan.render.report import dump_json, make_report
@@ -92,4 +95,12 @@ class OutputWriter:
             self._file.flush()
         except BrokenPipeError:
             raise reader_gone(self._file) from None
+        except OSError as exc:  # a full disk, /dev/full, a quota: the job cannot go on
+            name = getattr(self._file, "name", None)
+            where = name if isinstance(name, str) else "stdout"
+            reason = exc.strerror or str(exc)
+            raise ObserverError(
+                f"cannot write the output to {where}: {reason} (the lines before are kept)",
+                kind="output",
+            ) from None
         self.count += len(lines)

@@ -181,7 +181,7 @@ def batch(
         sink = _open_output(output, source)
         where = "stdin" if source == "-" else os.path.realpath(source)  # the job's input
         if output is not None:
-            ctx.call_on_close(sink.close)
+            ctx.call_on_close(lambda: _close_quietly(sink))
         outcome = run_async(
             lambda: _run(
                 context, settings, input_spec, spec, sink, source=where,
@@ -259,6 +259,13 @@ class _Stdout:
 
     def fileno(self) -> int:
         return sys.stdout.fileno()
+
+
+def _close_quietly(sink: TextIO) -> None:
+    """Close ``-o``'s file. Every line is flushed as it is written, so a close that
+    fails only retries a write whose failure the job has already reported."""
+    with contextlib.suppress(OSError):
+        sink.close()
 
 
 def _same_file(output: Path, source: Path) -> bool:

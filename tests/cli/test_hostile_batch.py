@@ -3,10 +3,14 @@ code, the input never harmed, the partial output kept (red team, docs/batch.md).
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from pathlib import Path
 
-from tests.conftest import CortanRunner, assert_one_sentence
+import pytest
+
+from tests.conftest import CortanRunner, assert_one_sentence, cortan_command
 from tests.servers import FakeOllama
 
 
@@ -23,3 +27,38 @@ def test_output_hard_linked_to_the_input_is_refused_and_the_input_kept(
     assert "is the input itself" in result.stderr
     assert source.read_text() == '{"prompt": "a"}\n{"prompt": "b"}\n'
     assert ollama_env.chat_requests == []
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("where", ["-o", "stdout"])
+def test_output_that_cannot_be_written_fails_in_one_sentence(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path, where: str
+) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"prompt": "a"}\n{"prompt": "b"}\n')
+    if where == "-o":
+        result = cortan.run("batch", str(source), "-o", "/dev/full")
+        code, stderr = result.code, result.stderr
+    else:
+        with open("/dev/full", "wb") as full:
+            done = subprocess.run(
+                [*cortan_command(), "batch", str(source)],
+                stdin=subprocess.DEVNULL,
+                stdout=full,
+                stderr=subprocess.PIPE,
+                timeout=60,
+                check=False,
+            )
+        code, stderr = done.returncode, done.stderr.decode()
+    assert code == 1, stderr
+    assert_one_sentence(stderr)
+    assert "internal error" not in stderr
+    assert "No space left on device" in stderr
+    # Resumable: what was answered is committed, so a run to a real file writes it all.
+    out = tmp_path / "out.jsonl"
+    again = cortan.run("batch", str(source), "-o", str(out))
+    assert again.code == 0, again.stderr
+    assert [json.loads(line)["finish_reason"] for line in out.read_text().splitlines()] == [
+        "stop",
+        "stop",
+    ]
