@@ -314,9 +314,9 @@ def _read_files(spec: InputSpec, max_bytes: int) -> Iterator[Record]:
     """Every file under the folder, sorted by path; hidden files and folders left out."""
     root = Path(spec.path)
     for position, found in enumerate(_walk(root, spec.glob)):
-        path, problem = found
+        path, kind, problem = found
         name = path.relative_to(root).as_posix()
-        where = f"{'folder' if problem else 'file'} {name}"
+        where = f"{kind} {name}"
         try:
             if problem is not None:
                 raise _BadInput(f"{where} cannot be read ({problem})")
@@ -328,10 +328,11 @@ def _read_files(spec: InputSpec, max_bytes: int) -> Iterator[Record]:
         yield Record(position, name, where, fields, size=len(content))
 
 
-def _walk(root: Path, glob: str | None) -> Iterator[tuple[Path, str | None]]:
-    """(path, None) for each file in path order (``a.md``, ``b/c.md``, ``big.md``), or
-    (folder, why) for a folder that cannot be listed. Links to folders are not followed
-    (no loops); links to files are."""
+def _walk(root: Path, glob: str | None) -> Iterator[tuple[Path, str, str | None]]:
+    """(path, "file", None) for each file in path order (``a.md``, ``b/c.md``,
+    ``big.md``), or (path, "folder" or "file", why) for a folder that cannot be listed
+    or a link that cannot be followed (a loop). Links to folders are not followed (no
+    loops); links to files are."""
     stack = [iter(_list(root))]
     while stack:
         entry = next(stack[-1], None)
@@ -345,13 +346,18 @@ def _walk(root: Path, glob: str | None) -> Iterator[tuple[Path, str | None]]:
             try:
                 stack.append(iter(_list(path)))
             except OSError as exc:
-                yield path, exc.strerror or str(exc)
+                yield path, "folder", exc.strerror or str(exc)
             continue
         relative = path.relative_to(root).as_posix()
-        if entry.is_file() and (
-            not glob or fnmatch.fnmatch(entry.name, glob) or fnmatch.fnmatch(relative, glob)
-        ):
-            yield path, None
+        if glob and not (fnmatch.fnmatch(entry.name, glob) or fnmatch.fnmatch(relative, glob)):
+            continue
+        try:
+            is_file = entry.is_file()
+        except OSError as exc:  # a link loop (ELOOP): the item fails, the job goes on
+            yield path, "file", exc.strerror or str(exc)
+            continue
+        if is_file:
+            yield path, "file", None
 
 
 def _list(folder: Path) -> list[os.DirEntry[str]]:

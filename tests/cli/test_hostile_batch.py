@@ -62,3 +62,26 @@ def test_output_that_cannot_be_written_fails_in_one_sentence(
         "stop",
         "stop",
     ]
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
+def test_a_link_loop_in_a_folder_costs_its_item_not_the_job(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "a.md").write_text("first\n")
+    (folder / "loop1").symlink_to("loop2")
+    (folder / "loop2").symlink_to("loop1")
+    (folder / "z.md").write_text("last\n")
+    result = cortan.run("batch", str(folder), "-p", "summarise")
+    assert result.code == 4, result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(o["id"], o["finish_reason"]) for o in out] == [
+        ("a.md", "stop"),
+        ("loop1", "error"),
+        ("loop2", "error"),
+        ("z.md", "stop"),
+    ]
+    assert "file loop1 cannot be read" in result.stderr
