@@ -35,7 +35,8 @@ SESSIONS_SHOWN = 20
 async def do_sessions(repl: Shell, arg: str) -> None:
     """The newest conversations in aligned columns; says so when there are more."""
     store, recorder = _store(repl)
-    if arg and not (arg.isdigit() and int(arg) > 0):
+    # ASCII digits only: "²".isdigit() is true, yet int("²") raises (the shell died).
+    if arg and not (arg.isascii() and arg.isdigit() and int(arg) > 0):
         raise UsageError("usage: /sessions [N] (the newest N; 20 unless told)")
     limit = int(arg) if arg else SESSIONS_SHOWN
     conversations = store.list_conversations(limit=limit)
