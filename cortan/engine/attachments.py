@@ -13,6 +13,7 @@ huge file or an endless device costs nothing; pipes (``-f <(git diff)``) work.
 from __future__ import annotations
 
 import os
+import select
 import stat
 from pathlib import Path
 
@@ -31,13 +32,17 @@ def read_attachment(
     used: int = 0,
     label: str | None = None,
     max_image_bytes: int | None = None,
+    wait: float | None = None,
 ) -> Attachment:
     """Read ``path`` as a text attachment, or raise InputError with one sentence.
 
     ``used`` is how many bytes of ``max_bytes`` the prompt and earlier attachments
     already take; ``label`` defaults to ``File PATH`` with the path as given. With
     ``max_image_bytes`` (``ask -a``, ``/attach``) an image is taken too, known by
-    its bytes and held to its own limit instead of the text's.
+    its bytes and held to its own limit instead of the text's. With ``wait`` (the
+    shell's), a pipe or device that sends nothing for that many seconds is refused:
+    a named pipe nobody writes to would otherwise hold the shell for good, deaf to
+    Ctrl-C.
     """
     label = label or f"File {path}"
     room = max(max_bytes - used, 0)
@@ -45,7 +50,7 @@ def read_attachment(
     reach = max(room, max_image_bytes or 0)
     if size is not None and size > reach:
         raise _too_large(path, size, max_bytes, used)
-    data = _read_at_most(path, reach + 1)
+    data = _read_at_most(path, reach + 1, wait)
     if max_image_bytes is not None and sniff_image(data):
         if len(data) > max_image_bytes:
             limit = f"the {format_size(max_image_bytes)} limit (setting max_image_bytes)"
@@ -68,7 +73,9 @@ def _stat_size(path: Path) -> int | None:
     return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
-def _read_at_most(path: Path, limit: int) -> bytes:
+def _read_at_most(path: Path, limit: int, wait: float | None = None) -> bytes:
+    if wait is not None and hasattr(select, "poll"):
+        return _read_waiting_at_most(path, limit, wait)
     chunks: list[bytes] = []
     size = 0
     try:
@@ -78,6 +85,43 @@ def _read_at_most(path: Path, limit: int) -> bytes:
                 size += len(chunk)
     except OSError as exc:
         raise _unreadable(path, exc) from None
+    return b"".join(chunks)
+
+
+def _read_waiting_at_most(path: Path, limit: int, wait: float) -> bytes:
+    """As :func:`_read_at_most`, but a pipe or device silent for ``wait`` seconds is
+    refused. Opened without blocking: opening a named pipe waits for a writer."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        fd = os.open(path.expanduser(), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    try:
+        poller = None
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.set_blocking(fd, True)
+        else:
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+        while size < limit:
+            if poller is not None and not poller.poll(wait * 1000):
+                raise InputError(
+                    f"cannot attach {path}: nothing came from it in {wait:g} s "
+                    "(a named pipe nobody writes to?)"
+                )
+            try:
+                chunk = os.read(fd, min(CHUNK, limit - size))
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    finally:
+        os.close(fd)
     return b"".join(chunks)
 
 

@@ -228,7 +228,8 @@ async def do_file(repl: Shell, arg: str) -> None:
 
     used = sum(len(a.data) for a in repl.conversation.pending)  # one limit for them all
     limit = repl.services.settings.max_input_bytes
-    attachment = read_attachment(Path(arg), max_bytes=limit, used=used)
+    wait = repl.services.settings.stdin_timeout
+    attachment = read_attachment(Path(arg), max_bytes=limit, used=used, wait=wait)
     repl.conversation.pending.append(attachment)
     repl.dim(f"attached {attachment.label} ({len(attachment.data)} bytes) to the next message")
 
@@ -246,6 +247,7 @@ async def do_attach(repl: Shell, arg: str) -> None:
         max_bytes=settings.max_input_bytes,
         used=sum(len(a.data) for a in texts),
         max_image_bytes=settings.max_image_bytes,
+        wait=settings.stdin_timeout,  # a named pipe nobody writes to: refused, not a hang
     )
     repl.conversation.pending.append(attachment)
     repl.dim(f"attached {attachment.label} ({len(attachment.data)} bytes) to the next message")
