@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -128,6 +129,11 @@ def _item_settings(
             isinstance(v, str | int | float | bool) for v in given.values()
         ):
             raise InputError(f"{where}: options must be an object of numbers, text and booleans")
+        for key, value in given.items():
+            # NaN, Infinity and 1e999 parse in Python's json but are not JSON upstream:
+            # the request failed as a reply "cortan cannot parse", blaming the server.
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InputError(f"{where}: option {key!r} must be a finite number")
         options.update(given)
     schema = fields.get("schema")
     if schema is not None and not isinstance(schema, dict):

@@ -8,6 +8,7 @@ docs/batch.md says what every flag does.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -230,6 +231,8 @@ def _parse_options(given: list[str]) -> tuple[tuple[str, object], ...]:
             parsed = value
         if not isinstance(parsed, str | int | float | bool):
             raise UsageError(f"--option {pair!r}: the value must be a number, text or a boolean")
+        if isinstance(parsed, float) and not math.isfinite(parsed):  # NaN, Infinity, 1e999
+            raise UsageError(f"--option {pair!r}: the value must be a finite number")
         options[key.strip()] = parsed
     return tuple(options.items())
 

@@ -85,3 +85,41 @@ def test_a_link_loop_in_a_folder_costs_its_item_not_the_job(
         ("z.md", "stop"),
     ]
     assert "file loop1 cannot be read" in result.stderr
+
+
+def test_non_finite_numbers_in_options_fail_the_item_as_input(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    # They reached the wire as `Infinity`/`NaN` (not JSON), and the server's refusal was
+    # reported as a reply cortan cannot parse (bad_response), blaming the server.
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        '{"prompt": "a", "options": {"temperature": 1e999}}\n'
+        '{"prompt": "b", "options": {"top_p": NaN}}\n'
+        '{"prompt": "c", "options": {"temperature": -Infinity}}\n'
+        '{"prompt": "d"}\n'
+    )
+    result = cortan.run("batch", str(source))
+    assert result.code == 4, result.stderr
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["error"]["kind"] if o.get("error") else "ok" for o in out] == [
+        "input",
+        "input",
+        "input",
+        "ok",
+    ]
+    assert "line 1: option 'temperature' must be a finite number" in result.stderr
+    assert len(ollama_env.chat_requests) == 1
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "1e999"])
+def test_a_non_finite_option_on_the_command_line_is_a_usage_error(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path, value: str
+) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"prompt": "a"}\n')
+    result = cortan.run("batch", str(source), "--option", f"temperature={value}")
+    assert result.code == 2, result.stderr
+    assert_one_sentence(result.stderr)
+    assert "must be a finite number" in result.stderr
+    assert ollama_env.chat_requests == []
