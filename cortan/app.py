@@ -149,6 +149,7 @@ class App:
         self.bus.subscribe(ChatStarted, view.on_started, essential=work)
         self.bus.subscribe(TokenDelta, view.on_delta, essential=work)
         self.bus.subscribe(ThinkingDelta, view.on_thinking)  # shown apart; never the answer
+        self.bus.subscribe(ToolCalled, view.on_tool)  # before the call's line and question
         for ending in ENDINGS:
             self.bus.subscribe(ending, view.on_ended, essential=work)
 
