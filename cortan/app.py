@@ -262,7 +262,12 @@ class App:
         from cortan.render.toollines import describe_call, describe_result
 
         self.bus.subscribe(ToolCalled, lambda event: show(describe_call(event)))
-        self.bus.subscribe(ToolResult, lambda event: show(describe_result(event)))
+
+        def outcome(event: ToolResult) -> None:
+            if (line := describe_result(event)) is not None:
+                show(line)
+
+        self.bus.subscribe(ToolResult, outcome)
         if keep is not None:
             self.bus.subscribe(ToolResult, keep.append)
 
