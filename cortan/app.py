@@ -149,6 +149,7 @@ class App:
         self.bus.subscribe(ChatStarted, view.on_started, essential=work)
         self.bus.subscribe(TokenDelta, view.on_delta, essential=work)
         self.bus.subscribe(ThinkingDelta, view.on_thinking)  # shown apart; never the answer
+        self.bus.subscribe(ToolCalled, view.on_tool)  # before the call's line and question
         for ending in ENDINGS:
             self.bus.subscribe(ending, view.on_ended, essential=work)
 
@@ -261,7 +262,12 @@ class App:
         from cortan.render.toollines import describe_call, describe_result
 
         self.bus.subscribe(ToolCalled, lambda event: show(describe_call(event)))
-        self.bus.subscribe(ToolResult, lambda event: show(describe_result(event)))
+
+        def outcome(event: ToolResult) -> None:
+            if (line := describe_result(event)) is not None:
+                show(line)
+
+        self.bus.subscribe(ToolResult, outcome)
         if keep is not None:
             self.bus.subscribe(ToolResult, keep.append)
 

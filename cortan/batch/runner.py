@@ -158,7 +158,8 @@ class BatchRunner:
 
     def _outcome(self) -> Outcome:
         if self._hidden_notices:
-            self._progress.log(f"({self._hidden_notices} more notices not shown)")
+            n = self._hidden_notices
+            self._progress.log(f"({n} more notice{'s' if n != 1 else ''} not shown)")
         if (stop := self._stop) is not None:
             return Outcome(self.tally, stop.reason, stop.exit_code, stop.quiet)
         code = EXIT_SOME_FAILED if self.tally.failed else EXIT_OK

@@ -107,8 +107,9 @@ def log(
         for d in decisions:
             verdict = "ran" if d.allowed else "refused"
             status = "" if d.status is None else f" exit {d.status}"
-            sys.stdout.write(
-                f"{_iso(d.at)}\t{d.kind}\t{verdict} ({d.by}){status}\t{make_visible(d.text)}\n"
+            sys.stdout.write(  # the name: which tool (or shell) it was, as `grants list` has it
+                f"{_iso(d.at)}\t{d.kind}\t{make_visible(d.name)}\t{verdict} ({d.by}){status}"
+                f"\t{make_visible(d.text)}\n"
             )
 
 

@@ -173,11 +173,13 @@ def _announce(
             "serving without a token: every program on this machine can use your models and keys"
         )
         where = "none (--no-token)"
+        key = "any (none is checked)"
     else:
         where = WHERE[get_serve_token(settings.serve.token_cmd, create=False).source]
+        key = "the token"
     say(f"cortan serve: listening on {url}")
-    say(f"  OpenAI API   base URL {url}/v1, API key: the token")
-    say(f"  Ollama API   OLLAMA_HOST={url}, OLLAMA_API_KEY: the token")
+    say(f"  OpenAI API   base URL {url}/v1, API key: {key}")
+    say(f"  Ollama API   OLLAMA_HOST={url}, OLLAMA_API_KEY: {key}")
     say(f"  WebSocket    ws{url.removeprefix('http')}/ws")
     say(f"  token        {where}")
     say("Ctrl-C stops (answers in progress are given time to finish)")

@@ -26,7 +26,11 @@ def describe_call(event: ToolCalled) -> str:
     return f"tool: {_cut(call.name, 80)} {_cut(call.arguments, ARGUMENTS_SHOWN)}"
 
 
-def describe_result(event: ToolResult) -> str:
+def describe_result(event: ToolResult) -> str | None:
+    """The outcome's line; None for a refused call, whose line the gate's notice was
+    (``NAME was not run: why``): its result holds only that, worded for the model."""
+    if event.status == "refused":
+        return None
     name = _cut(event.call.name, 80)
     output = event.output.strip()
     first = output.splitlines()[0] if output else ""

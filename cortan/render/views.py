@@ -35,6 +35,7 @@ from cortan.core.events import (
     ChatStarted,
     ThinkingDelta,
     TokenDelta,
+    ToolCalled,
 )
 from cortan.render.plain import PlainWriter, reader_gone
 from cortan.render.report import dump_json, write_report
@@ -59,6 +60,8 @@ class AnswerView(Protocol):
     def on_delta(self, event: TokenDelta) -> None: ...
 
     def on_thinking(self, event: ThinkingDelta) -> None: ...
+
+    def on_tool(self, event: ToolCalled) -> None: ...
 
     def on_ended(self, event: ChatEnded) -> None: ...
 
@@ -93,6 +96,10 @@ class SkipQuiet:
         if event.request_id not in self._quiet:
             self._view.on_thinking(event)
 
+    def on_tool(self, event: ToolCalled) -> None:
+        if event.request_id not in self._quiet:
+            self._view.on_tool(event)
+
     def on_ended(self, event: ChatEnded) -> None:
         if event.request_id in self._quiet:
             self._quiet.discard(event.request_id)
@@ -113,6 +120,9 @@ class QuietView:
         pass
 
     def on_thinking(self, event: ThinkingDelta) -> None:
+        pass
+
+    def on_tool(self, event: ToolCalled) -> None:
         pass
 
     def on_ended(self, event: ChatEnded) -> None:
@@ -465,6 +475,14 @@ class MarkdownView(QuietView):
         self._lead = None
         self._stream = MarkdownStream(console, code_theme=self._code_theme, shown=shown)
         self._stream.feed(shown + text)
+
+    def on_tool(self, event: ToolCalled) -> None:
+        """A tool call: the spinner stops and plain words end their line, so that the
+        call's line and the approval question are drawn on a clean screen (the next
+        round's ``ChatStarted`` brings the spinner back)."""
+        self._stop_status()
+        if self._lead is not None:
+            self._begin_stream()
 
     def on_ended(self, event: ChatEnded) -> None:
         self._close_thought()

@@ -279,14 +279,16 @@ class SessionStore(StoreFile):
         return [_conversation(row) for row in self._read(sql, (-1 if limit is None else limit,))]
 
     def list_models_used(self, limit: int, *, within: int = 5000) -> list[tuple[str, str]]:
-        """(provider, model) of stored answers, the most recently used first.
+        """(provider, model) of stored answers, the most recently used first; a failed
+        one is left out (a misspelt model's answer fails, and is no name to offer).
 
         Only the newest ``within`` messages are looked at: a Tab completes from this
         (cortan/cli/names.py), and it must not scan a store of years.
         """
         sql = (
-            "SELECT provider, model FROM (SELECT id, provider, model FROM messages"
+            "SELECT provider, model FROM (SELECT id, provider, model, status FROM messages"
             " ORDER BY id DESC LIMIT ?) WHERE provider IS NOT NULL AND model IS NOT NULL"
+            " AND status IS NOT 'failed'"
             " GROUP BY provider, model ORDER BY max(id) DESC LIMIT ?"
         )
         return [(str(p), str(m)) for p, m in self._read(sql, (within, limit))]

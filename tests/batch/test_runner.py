@@ -307,3 +307,10 @@ async def test_notices_are_shown_now_and_then_with_the_item(
     assert len(shown) == 1
     assert re.match(r"line \d: ollama:nosuch failed \(model 'nosuch' is not on Ollama", shown[0])
     assert "(3 more notices not shown)" in job.err.getvalue()
+
+
+async def test_one_hidden_notice_is_one(make: Callable[..., Job], ollama: FakeOllama) -> None:
+    settings = {**on(ollama), "default_model": "ollama:nosuch"}
+    job = make(prompts(2), **settings, fallback=["ollama:llama3.2"])
+    await job.run()
+    assert "(1 more notice not shown)" in job.err.getvalue()

@@ -163,6 +163,15 @@ def test_bash_completes_models_and_sessions(named: dict[str, str]) -> None:
     assert not any("$" in word for word in bash_line(named, "cortan ask -m "))
 
 
+def test_a_model_that_never_answered_is_not_offered(named: dict[str, str]) -> None:
+    done = subprocess.run(
+        [*cortan_command(), "ask", "-m", "openai:gpt-4o-typo", "hi"],
+        env=named, capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1  # the fake has no such model: a failed answer, stored
+    assert bash_line(named, "cortan ask -m openai:gpt-4o-") == ["gpt-4o-mini"]
+
+
 def test_fish_completes_models_and_sessions(named: dict[str, str]) -> None:
     assert fish_complete(named, "cortan ask -m openai:gpt-4o-") == ["openai:gpt-4o-mini"]
     assert sorted(fish_complete(named, "cortan chat --session ")) == ["db", "notes"]

@@ -58,3 +58,12 @@ def test_bad_revokes_are_one_sentence(cortan: type[CortanRunner], isolated_env: 
         assert result.code == 2, args
         assert_one_sentence(result.stderr)
     assert cortan.run("grants", "revoke", "x").code == 2
+
+
+def test_the_log_names_the_tool(cortan: type[CortanRunner], isolated_env: Path) -> None:
+    with ApprovalStore.open(isolated_env / "data") as store:
+        gate = ApprovalGate(ApprovalSettings(), store)
+        action = Action("tool", "read_file", '{"path": "notes.txt"}')
+        asyncio.run(gate.decide(action, yes_always))
+    (line,) = cortan.run("grants", "log").stdout.splitlines()
+    assert line.split("\t")[1:] == ["tool", "read_file", "ran (user)", '{"path": "notes.txt"}']

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -126,3 +127,34 @@ def test_the_repl_asks_and_a_session_yes_holds(
     finally:
         term.child.close(force=True)
     assert target.read_text() == "one\none\n"
+
+
+@pytest.mark.parametrize("args", [["ask", "--tools", "look"], []], ids=["ask", "repl"])
+def test_the_question_stays_on_screen_while_it_waits(
+    args: list[str], terminal_env: dict[str, str], ollama_env: FakeOllama
+) -> None:
+    # A call with no text before it: the spinner was still turning when the question
+    # was asked, and drew over it, with stdout on the terminal too.
+    ollama_env.queue(
+        Reply(
+            pieces=[], tool_calls=[FakeCall("list_dir", {"path": "."})], finish_reason="tool_calls"
+        ),
+        Reply(pieces=["Listed."]),
+    )
+    term = Terminal(args, terminal_env)
+    try:
+        if not args:
+            term.wait(prompt_ready)
+            term.type("/tools on\r")
+            term.wait(lambda s: "tools: on" in s)
+            term.type("list it\r")
+        term.wait(lambda s: "Allow?" in s)
+        time.sleep(1.0)  # several spinner frames, were it turning
+        term.pump()
+        last = term.text().rstrip().splitlines()[-1]
+        assert last.startswith("Allow? [y] yes, once"), term.text()
+        term.type("y\r")
+        term.wait(lambda s: "Listed." in s)
+        assert "gave" in term.text()
+    finally:
+        term.child.close(force=True)

@@ -160,3 +160,27 @@ async def test_the_model_calls_an_mcp_tool_through_the_gate(ollama_env: FakeOlla
     assert results[0].output == "echo: ping"
     sent = [m for m in ollama_env.chat_requests[1].json["messages"] if m["role"] == "tool"]
     assert "echo: ping" in sent[0]["content"]
+
+
+async def test_a_tool_that_does_not_exist_is_told_every_tool_offered(
+    ollama_env: FakeOllama,
+) -> None:
+    settings = load_settings(
+        retry={"attempts": 1},
+        tools={"builtin": ["list_dir"]},
+        mcp={"servers": {"t": stdio().model_dump()}},
+    )
+    app = App.build(settings)
+    app.use_tools(ApprovalGate(settings.approval))
+    ollama_env.queue(
+        Reply(pieces=[], tool_calls=[FakeCall("echo", {"text": "ping"})]),
+        Reply(pieces=["sorry"]),
+    )
+    try:
+        ended = await app.ask(ChatRequest(1, "ping the server", tools=True))
+    finally:
+        await app.aclose()
+    assert isinstance(ended, ChatFinished), ended
+    (sent,) = [m for m in ollama_env.chat_requests[1].json["messages"] if m["role"] == "tool"]
+    assert "there is no tool named 'echo'" in sent["content"]
+    assert "list_dir, mcp__t__echo, mcp__t__add" in sent["content"]

@@ -99,6 +99,17 @@ def test_beyond_loopback_it_says_so_loudly(
     assert "cortan: warning: listening on 0.0.0.0, beyond this machine" in before
 
 
+def test_without_a_token_the_banner_asks_for_none(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    proc, _, _ = start(cortan, "--no-token")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert "the token" not in err.decode()
+    assert "API key: any (none is checked)" in err.decode()
+
+
 def test_sigterm_mid_stream_drains_records_the_partial_and_exits_0(
     cortan: type[CortanRunner], ollama_env: FakeOllama, isolated_env: Path
 ) -> None:

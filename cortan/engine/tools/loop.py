@@ -241,7 +241,7 @@ class ToolLoop:
             return await self._settle(request, call, "error", text, None, begun)
         tool = self.toolbox.find(call.name)
         if tool is None:
-            names = ", ".join(t.name for t in self.toolbox.builtins) or "none"
+            names = ", ".join(self.toolbox.names()) or "none"
             await self._say(request, f"the model called a tool that does not exist: {shown!r}")
             text = f"there is no tool named {shown!r}; the tools are: {names}"
             return await self._settle(request, call, "error", text, None, begun)

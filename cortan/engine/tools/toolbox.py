@@ -63,6 +63,10 @@ class Toolbox:
         """The tool the model called by ``name`` (as listed by the last :meth:`list_tools`)."""
         return (self._found or {}).get(name)
 
+    def names(self) -> list[str]:
+        """The names of the tools offered (by the last :meth:`list_tools`), MCP's too."""
+        return list(self._found) if self._found is not None else [t.name for t in self.builtins]
+
     async def aclose(self) -> None:
         if self.mcp is not None:
             await self.mcp.aclose()
