@@ -9,10 +9,20 @@ typo never silently does nothing.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 from cortan.core.errors import UsageError
+
+
+def _number(value: str) -> float:
+    """A float that JSON can carry: NaN, Infinity and 1e999 went out as invalid JSON
+    and came back as the server's "reply cortan cannot parse"."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(value)
+    return number
 
 
 def _stops(value: str) -> list[str]:
@@ -21,17 +31,17 @@ def _stops(value: str) -> list[str]:
 
 #: Every option, with how its text from the command line becomes a value.
 OPTIONS: dict[str, Callable[[str], Any]] = {
-    "temperature": float,
-    "top_p": float,
+    "temperature": _number,
+    "top_p": _number,
     "top_k": int,
-    "min_p": float,
+    "min_p": _number,
     "seed": int,
     "stop": _stops,
     "max_tokens": int,
     "num_ctx": int,
-    "presence_penalty": float,
-    "frequency_penalty": float,
-    "repeat_penalty": float,
+    "presence_penalty": _number,
+    "frequency_penalty": _number,
+    "repeat_penalty": _number,
 }
 
 
@@ -51,5 +61,5 @@ def parse_option(text: str) -> tuple[str, Any]:
     try:
         return key, convert(raw.strip())
     except ValueError:
-        kind = getattr(convert, "__name__", "value").lstrip("_")
+        kind = {"_number": "finite number", "int": "whole number"}.get(convert.__name__, "value")
         raise UsageError(f"option {key} needs a {kind}, not {raw.strip()!r}") from None

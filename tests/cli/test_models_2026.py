@@ -179,7 +179,10 @@ def test_options_reach_openai_with_extras_in_the_body(
     ("option", "sentence"),
     [
         ("temprature=1", "unknown option 'temprature' (did you mean temperature?)"),
-        ("temperature=hot", "option temperature needs a float, not 'hot'"),
+        ("temperature=hot", "option temperature needs a finite number, not 'hot'"),
+        ("temperature=NaN", "option temperature needs a finite number, not 'NaN'"),  # bad JSON
+        ("temperature=1e999", "option temperature needs a finite number, not '1e999'"),
+        ("top_k=2.5", "option top_k needs a whole number, not '2.5'"),
         ("temperature", "is not key=value"),
     ],
 )
