@@ -185,7 +185,8 @@ async def do_edit(repl: Shell, arg: str) -> None:
         raise UsageError("set $VISUAL or $EDITOR to the editor /edit should open")
     last = repl.conversation.last_request
     initial = last.prompt if arg.strip() == "last" and last is not None else ""
-    text = await asyncio.to_thread(edit_text, editor, initial)
+    limit = repl.services.settings.max_input_bytes
+    text = await asyncio.to_thread(edit_text, editor, initial, limit)
     if not text.strip():
         repl.dim("nothing saved; nothing sent")
         return
@@ -207,8 +208,13 @@ def show_sent(repl: Shell, text: str) -> None:
         repl.dim(f"… and {len(lines) - SHOWN_LINES} more lines")
 
 
-def edit_text(editor: str, initial: str) -> str:
-    """Open ``editor`` on a temporary file holding ``initial``; return what was saved."""
+def edit_text(editor: str, initial: str, limit: int) -> str:
+    """Open ``editor`` on a temporary file holding ``initial``; return what was saved.
+
+    What was saved is read as any input is: at most ``limit`` bytes (an editor that
+    wrote gigabytes cost as much memory), and text only (NUL bytes or invalid UTF-8
+    were replaced and sent on).
+    """
     with tempfile.TemporaryDirectory(prefix="cortan-") as folder:
         path = Path(folder) / "prompt.md"
         path.write_text(initial, encoding="utf-8")
@@ -218,7 +224,15 @@ def edit_text(editor: str, initial: str) -> str:
             raise UsageError(f"cannot run the editor {editor!r}: {exc.strerror}") from None
         if done.returncode != 0:
             raise UsageError(f"the editor exited with status {done.returncode}; nothing sent")
-        return path.read_text(encoding="utf-8", errors="replace")
+        with path.open("rb") as file:
+            data = file.read(limit + 1)
+        if len(data) > limit:
+            raise UsageError(
+                f"the edited prompt is over max_input_bytes ({limit} bytes); nothing sent"
+            )
+        from cortan.core.text import decode_text
+
+        return decode_text(data, "The edited prompt")
 
 
 async def do_file(repl: Shell, arg: str) -> None:

@@ -340,6 +340,32 @@ async def test_edit_sends_what_the_editor_saved(
     await shell.exit()
 
 
+@pytest.mark.parametrize(
+    ("written", "sentence"),
+    [
+        ("b'text\\x00more'", "the edited prompt looks like binary data"),
+        ("b'caf\\xe9'", "the edited prompt is not valid UTF-8 text"),
+        ("b'x' * 2_000_000", "the edited prompt is over max_input_bytes"),
+    ],
+)
+async def test_edit_refuses_what_no_prompt_may_be(
+    shell: Shell,
+    ollama_env: FakeOllama,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    written: str,
+    sentence: str,
+) -> None:
+    """Binary was sent with U+FFFD in it, and any size was read whole."""
+    editor = tmp_path / "editor.py"
+    editor.write_text(f"import sys\nopen(sys.argv[1], 'wb').write({written})\n")
+    monkeypatch.setenv("EDITOR", f"{sys.executable} {editor}")
+    await shell.command("/edit")
+    assert sentence in shell.screen
+    assert ollama_env.chat_requests == []
+    await shell.exit()
+
+
 async def test_set_vi_keys(shell: Shell) -> None:
     from prompt_toolkit.enums import EditingMode
 
