@@ -87,7 +87,28 @@ def make_key_bindings() -> KeyBindings:
             event.app.exit(exception=KeyboardInterrupt())
 
     add_search_keys(bindings)
+    add_mouse_guard(bindings)
     return bindings
+
+
+def add_mouse_guard(bindings: KeyBindings) -> None:
+    """Drop what reads as a mouse report but is not one.
+
+    prompt_toolkit takes ``ESC [ digits m`` for a mouse report, so a colour code typed
+    or pasted without bracketed paste (``ESC[31m``) stopped the prompt on its own
+    traceback and "Press ENTER to continue". Real reports go to its handler as before.
+    """
+    from prompt_toolkit.key_binding.bindings.mouse import load_mouse_bindings
+    from prompt_toolkit.keys import Keys
+
+    (default,) = load_mouse_bindings().get_bindings_for_keys((Keys.Vt100MouseEvent,))
+
+    @bindings.add(Keys.Vt100MouseEvent)
+    def _(event: KeyPressEvent) -> object:
+        try:
+            return default.handler(event)
+        except (ValueError, KeyError, IndexError):
+            return None
 
 
 def submit(buffer: Buffer) -> None:

@@ -128,6 +128,17 @@ def sent_messages(server: FakeOllama, index: int = -1) -> list[dict[str, str]]:
     return messages
 
 
+async def test_a_colour_code_typed_at_the_prompt_is_dropped(
+    shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """prompt_toolkit read ESC[31m, pasted without bracketed paste, as a mouse report and
+    stopped on its own traceback with "Press ENTER to continue" (red team)."""
+    await shell.ask("\x1b[31mhi\x1b[0m there")
+    assert sent_messages(ollama_env)[-1]["content"] == "hi there"
+    assert "Traceback" not in shell.screen
+    await shell.exit()
+
+
 async def test_two_turns_carry_the_conversation(shell: Shell, ollama_env: FakeOllama) -> None:
     ollama_env.queue(Reply(pieces=["Paris."]), Reply(pieces=["About 2 million."]))
     assert isinstance(await shell.ask("Capital of France?"), ChatFinished)
