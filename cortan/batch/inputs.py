@@ -231,19 +231,41 @@ class _CsvLines:
     An iterator class, not a generator: raising for one bad line must not end it,
     and Python's CSV reader starts each record afresh after an error (its state is
     reset on every call), so the next record reads as if nothing happened.
+
+    The lines of the record being read are kept until it ends (at most a record's
+    worth): a quote still open at the end of the file costs its first line only, and
+    the lines after it are read again as records of their own (:meth:`replay`).
+    Without that, the rows after it were one cell of its row, silently.
     """
 
     def __init__(self, stream: BinaryIO, max_bytes: int) -> None:
         self._lines = _lines(stream, max_bytes)
         self._max = max_bytes
+        self._record: list[tuple[int, bytes | None]] = []  # the record's lines so far
+        self._again: list[tuple[int, bytes | None]] = []  # to read again, last first
         self.number = 0  # the line last read
         self.record_bytes = 0  # read since the last record ended
 
     def __iter__(self) -> _CsvLines:
         return self
 
+    @property
+    def next_number(self) -> int:
+        """The number of the line the next record starts on."""
+        return self._again[-1][0] if self._again else self.number + 1
+
+    def end_record(self) -> None:
+        self._record.clear()
+        self.record_bytes = 0
+
+    def replay(self) -> None:
+        """The record read so far was broken: read its lines after the first again."""
+        self._again.extend(reversed(self._record[1:]))
+        self.end_record()
+
     def __next__(self) -> str:
-        self.number, data = next(self._lines)
+        self.number, data = self._again.pop() if self._again else next(self._lines)
+        self._record.append((self.number, data))
         where = f"line {self.number}"
         if data is None:
             raise _BadInput(_too_long(where, self._max))
@@ -259,25 +281,30 @@ class _CsvLines:
 def _read_csv(stream: BinaryIO, spec: InputSpec, max_bytes: int) -> Iterator[Record]:
     csv.field_size_limit(max(max_bytes, csv.field_size_limit()))
     lines = _CsvLines(stream, max_bytes)
-    reader = csv.reader(lines, delimiter="\t" if spec.format == "tsv" else ",")
+    # strict: a quote open at the end of the file is an error, not a cell to its end
+    reader = csv.reader(lines, delimiter="\t" if spec.format == "tsv" else ",", strict=True)
     header: list[str] | None = None
     position = 0
     while True:
-        first = lines.number + 1
+        first = lines.next_number
         try:
             row = next(reader)
         except StopIteration:
             return
         except (_BadInput, csv.Error) as exc:
             where = f"line {first}" if isinstance(exc, csv.Error) else ""
-            message = f"{where} is not valid CSV ({exc})" if where else str(exc)
-            lines.record_bytes = 0
+            reason = str(exc).replace("unexpected end of data", "a quote there never closes")
+            message = f"{where} is not valid CSV ({reason})" if where else str(exc)
+            if "unexpected end of data" in str(exc):
+                lines.replay()  # a quote open to the end: the lines after it are rows
+            else:  # broken or too long: the record is skipped whole, as one item
+                lines.end_record()
             if header is None:
                 raise UsageError(f"{spec.path}: the header row cannot be read: {message}") from None
             yield Record(position, position + 1, f"row {position + 1}", {}, message)
             position += 1
             continue
-        lines.record_bytes = 0
+        lines.end_record()
         if header is None:
             header = _check_header(row, spec)
             continue

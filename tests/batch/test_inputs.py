@@ -141,6 +141,24 @@ def test_a_csv_quote_that_never_closes_costs_one_record(tmp_path: Path) -> None:
     assert records[-1].fields == {"id": "399", "text": "fine"}
 
 
+def test_a_csv_quote_open_at_the_end_costs_its_line_only(tmp_path: Path) -> None:
+    """The rows after it were one cell of its row, silently, with exit 0 (red team)."""
+    path = write(tmp_path, "in.csv", 'id,text\n1,hello\n3,"never closed\n4,after\n5,last\n')
+    one, broken, four, five = read(path, "csv")
+    assert one.fields == {"id": "1", "text": "hello"}
+    assert broken.error == "line 3 is not valid CSV (a quote there never closes)"
+    assert (four.where, four.fields) == ("row 3 (line 4)", {"id": "4", "text": "after"})
+    assert (five.where, five.fields) == ("row 4 (line 5)", {"id": "5", "text": "last"})
+
+
+def test_a_csv_record_broken_in_the_middle_costs_that_record(tmp_path: Path) -> None:
+    """A quote closed by a later row's quote: one item fails, named; none is made up."""
+    path = write(tmp_path, "in.csv", 'id,text\n3,"open\n4,a "quoted" word\n5,fine\n')
+    broken, five = read(path, "csv")
+    assert broken.error is not None and broken.error.startswith("line 2 is not valid CSV")
+    assert five.fields == {"id": "5", "text": "fine"}
+
+
 def test_csv_that_is_not_utf8_fails_the_row_only(tmp_path: Path) -> None:
     path = write(tmp_path, "in.csv", b"text\ncaf\xe9\nok\n")
     bad, good = read(path, "csv")
