@@ -43,7 +43,7 @@ def _as_dict(role: Role) -> dict[str, object]:
 
 def _print_table(found: list[Role]) -> None:
     """Aligned columns, one role a line."""
-    from cortan.core.text import make_visible
+    from cortan.core.text import make_visible, shorten
     from cortan.render.sanitize import sanitize
 
     # On a terminal a line is cut at its width; a pipe gets the whole first line.
@@ -54,4 +54,4 @@ def _print_table(found: list[Role]) -> None:
     models = max(len(row[1]) for row in rows)
     for name, model, summary in rows:
         line = sanitize(f"{name:<{names}}  {model:<{models}}  {summary}")
-        sys.stdout.write((line if len(line) <= width else line[: width - 1] + "…") + "\n")
+        sys.stdout.write(shorten(line, width) + "\n")

@@ -56,7 +56,7 @@ async def _list(settings: Settings, failures: list[str]) -> list[tuple[str, str,
 
 
 def _print(listed: list[tuple[str, str, str]], settings: Settings, json_output: bool) -> None:
-    from cortan.core.text import make_visible
+    from cortan.core.text import make_visible, shorten
     from cortan.render.report import dump_json
 
     if json_output:
@@ -66,4 +66,4 @@ def _print(listed: list[tuple[str, str, str]], settings: Settings, json_output: 
         return
     for name, where, description in listed:
         first = make_visible(description.strip().splitlines()[0] if description.strip() else "")
-        sys.stdout.write(f"{make_visible(name)}\t{where}\t{first[:120]}\n")
+        sys.stdout.write(f"{make_visible(name)}\t{where}\t{shorten(first, 120)}\n")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from cortan.core.text import make_visible
+from cortan.core.text import make_visible, one_line
 
 if TYPE_CHECKING:
     from cortan.store import Conversation, StoredMessage
@@ -34,8 +34,7 @@ def iso_time(seconds: float) -> str:
 
 def preview(text: str, width: int = PREVIEW) -> str:
     """One line: whitespace collapsed, cut with an ellipsis."""
-    line = " ".join(text.split())
-    return line if len(line) <= width else line[: width - 1] + "…"
+    return one_line(text, width)
 
 
 def tokens(message: StoredMessage) -> str:

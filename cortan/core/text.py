@@ -121,3 +121,13 @@ def make_visible(text: str) -> str:
     if _INVISIBLE.search(text) is None:
         return text
     return _INVISIBLE.sub(_visible_form, text)
+
+
+def shorten(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, an ellipsis saying it was cut."""
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def one_line(text: str, width: int) -> str:
+    """``text`` on one line (each run of whitespace one space), shortened to ``width``."""
+    return shorten(" ".join(text.split()), width)

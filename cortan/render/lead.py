@@ -62,7 +62,7 @@ def terminal_width(file: TextIO, environ: Mapping[str, str] = os.environ) -> int
     except (OSError, ValueError):
         return 0
     columns = environ.get("COLUMNS", "")
-    return min(width, int(columns)) if columns.isdigit() else width
+    return min(width, int(columns)) if columns.isascii() and columns.isdigit() else width
 
 
 class Lead:

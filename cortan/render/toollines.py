@@ -10,15 +10,14 @@ the screen's.
 from __future__ import annotations
 
 from cortan.core.events import ToolCalled, ToolResult
-from cortan.core.text import format_size, make_visible
+from cortan.core.text import format_size, make_visible, shorten
 
 ARGUMENTS_SHOWN = 160  # characters of a call's arguments on its line
 OUTPUT_SHOWN = 100  # characters of a result's first line
 
 
 def _cut(text: str, limit: int) -> str:
-    text = make_visible(text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return shorten(make_visible(text), limit)
 
 
 def describe_call(event: ToolCalled) -> str:

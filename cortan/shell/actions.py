@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cortan.core.errors import UsageError
-from cortan.core.text import make_visible
+from cortan.core.text import make_visible, shorten
 from cortan.shell.commands import CommandTable, ExitShell, Shell, SlashCommand
 from cortan.shell.sessions import do_fork, do_load, do_save, do_sessions, start_new
 
@@ -359,7 +359,7 @@ async def do_tools(repl: Shell, arg: str) -> None:
         return
     width = max((len(name) for name, _ in tools), default=0)
     for name, description in tools:
-        repl.say(f"  {make_visible(name).ljust(width)}  {make_visible(description)[:120]}")
+        repl.say(f"  {make_visible(name).ljust(width)}  {shorten(make_visible(description), 120)}")
 
 
 async def do_exit(repl: Shell, arg: str) -> None:

@@ -242,11 +242,10 @@ class Repl:
 
 def describe_piped(text: str) -> str:
     """The transcript's line for piped text: how much, and how it begins."""
-    from cortan.core.text import format_size
+    from cortan.core.text import format_size, one_line
 
     lines = text.count("\n") + (0 if text.endswith("\n") else 1)
-    first = " ".join(text.strip().split("\n", 1)[0].split())
-    first = first if len(first) <= 60 else first[:59] + "…"
+    first = one_line(text.strip().split("\n", 1)[0], 60)
     count = "1 line" if lines == 1 else f"{lines} lines"
     return f"› piped text ({count}, {format_size(len(text.encode()))}): {first}"
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from cortan.core.errors import UsageError
-from cortan.core.text import make_visible
+from cortan.core.text import make_visible, one_line
 from cortan.shell.conversation import Turn
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ async def do_sessions(repl: Shell, arg: str) -> None:
     for c in conversations:
         mark = "*" if c.id == recorder.conversation_id else ""
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(c.updated))
-        name = _preview(make_visible(c.name or "(unnamed)"), 24)
+        name = one_line(make_visible(c.name or "(unnamed)"), 24)
         model = make_visible(c.model or "")
         rows.append((mark, f"#{c.id}", name, when, str(c.message_count), model, c.title))
     heading, *lines = align(rows, right={4}, width=repl.width)
@@ -72,14 +72,8 @@ def align(rows: Sequence[tuple[str, ...]], *, right: set[int], width: int) -> li
             cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
             for i, cell in enumerate(row[:last])
         ]
-        lines.append(" " + "  ".join([*cells, _preview(row[last], room)]).rstrip())
+        lines.append(" " + "  ".join([*cells, one_line(row[last], room)]).rstrip())
     return lines
-
-
-def _preview(text: str, width: int) -> str:
-    """One line: whitespace collapsed, cut with an ellipsis."""
-    line = " ".join(text.split())
-    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 async def do_save(repl: Shell, arg: str) -> None:
@@ -141,8 +135,8 @@ def load_session(
     repl.dim(f"loaded {name}: {len(turns)} turn{'' if len(turns) == 1 else 's'}")
     if turns:  # where it stood: the last question and the start of its answer
         last = turns[-1]
-        answer = _preview(last.answer, 60) if last.answer else "(no answer)"
-        repl.dim(f"last: › {_preview(last.user, 60)} → {answer}")
+        answer = one_line(last.answer, 60) if last.answer else "(no answer)"
+        repl.dim(f"last: › {one_line(last.user, 60)} → {answer}")
 
 
 def to_turns(messages: list[StoredMessage]) -> list[Turn]:

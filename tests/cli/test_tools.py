@@ -142,3 +142,12 @@ def test_bad_tool_config_is_one_sentence(
     result = cortan.run("tools")
     assert result.code == 2
     assert_one_sentence(result.stderr)
+
+
+def test_a_long_description_is_cut_with_an_ellipsis(cortan: type[CortanRunner]) -> None:
+    """It was cut at 120 characters mid-word with nothing to say so (`…text fo`)."""
+    result = cortan.run("tools")
+    descriptions = [line.split("\t")[2] for line in result.stdout.splitlines()]
+    assert all(len(d) <= 120 for d in descriptions)
+    cut = [d for d in descriptions if len(d) == 120]
+    assert cut and all(d.endswith("…") for d in cut)
