@@ -191,9 +191,22 @@ class Answerer:
                 delay = self._get_delay(answer, pool, tried, exc, attempt)
                 if isinstance(exc, RateLimitedError) and (limiter := pool.get_limiter(host)):
                     limiter.pause(exc.retry_after or delay or 0.0)  # the whole job slows down
+                if delay is None and isinstance(exc, RateLimitedError) and exc.retry_after:
+                    raise self._said_to_wait(exc) from exc
                 if delay is None or (not last and not pool.has_available()):
                     raise  # every circuit open: on to the next model, without a wait
                 await self._wait(answer, exc, attempt, delay)
+
+    def _said_to_wait(self, exc: RateLimitedError) -> RateLimitedError:
+        """A 429 given up on says how long the server asked to wait, and why it was not
+        waited for: "rate limiting" alone left the user guessing when to try again."""
+        wait = exc.retry_after or 0.0
+        why = (
+            f", past retry.deadline ({self._retry.deadline:g} s)"
+            if (wait > self._retry.deadline)
+            else ""
+        )
+        return RateLimitedError(f"{exc} (it asks to wait {wait:.0f} s{why})", wait)
 
     def _get_delay(
         self, answer: Progress, pool: HostPool, tried: list[str], exc: ProviderError, attempt: int

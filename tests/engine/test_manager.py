@@ -148,6 +148,7 @@ async def test_rate_limit_past_the_deadline_is_not_waited_for(
     ended = await h.ask()
     assert isinstance(ended, ChatFailed)
     assert ended.kind == "rate_limited"
+    assert ended.message.endswith("(it asks to wait 120 s, past retry.deadline (60 s))")
     assert h.time.sleeps == []
     assert len(keyed_openai.chat_requests) == 1
 
