@@ -206,7 +206,8 @@ def _parse_json(text: str, text_field: str, where: str) -> dict[str, object]:
     except RecursionError:
         raise _BadInput(f"{where} is JSON nested too deeply to read") from None
     except ValueError as exc:
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        # Past 4300 digits Python's own message advises sys.set_int_max_str_digits().
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "a number too long to read"
         raise _BadInput(f"{where} is not JSON ({reason})") from None
     if isinstance(value, str):
         return {text_field: value}

@@ -159,6 +159,13 @@ def test_a_csv_record_broken_in_the_middle_costs_that_record(tmp_path: Path) -> 
     assert five.fields == {"id": "5", "text": "fine"}
 
 
+def test_a_json_number_of_5000_digits_is_said_plainly(tmp_path: Path) -> None:
+    """Python's message advised sys.set_int_max_str_digits() to the user."""
+    path = write(tmp_path, "in.jsonl", '{"prompt": "x", "n": ' + "9" * 5000 + "}\n")
+    (record,) = read(path, "jsonl")
+    assert record.error == "line 1 is not JSON (a number too long to read)"
+
+
 def test_csv_that_is_not_utf8_fails_the_row_only(tmp_path: Path) -> None:
     path = write(tmp_path, "in.csv", b"text\ncaf\xe9\nok\n")
     bad, good = read(path, "csv")
