@@ -85,7 +85,7 @@ def test_json_lines_ids_strings_and_blank_lines(tmp_path: Path) -> None:
         (b'{"a": 1', "line 1 is not JSON (Expecting ',' delimiter)"),
         (b'{"a": "\xff"}', "line 1 is not UTF-8 text (byte 0xff at column 8)"),
         (b"[" * 100_000, "line 1 is JSON nested too deeply to read"),
-        (b'{"n": 1' + b"0" * 5000 + b"}", "line 1 is not JSON (Exceeds the limit"),
+        (b'{"n": 1' + b"0" * 5000 + b"}", "line 1 is not JSON (a number too long to read)"),
     ],
     ids=["text", "array", "cut", "latin1", "deep", "huge-int"],
 )
@@ -157,13 +157,6 @@ def test_a_csv_record_broken_in_the_middle_costs_that_record(tmp_path: Path) -> 
     broken, five = read(path, "csv")
     assert broken.error is not None and broken.error.startswith("line 2 is not valid CSV")
     assert five.fields == {"id": "5", "text": "fine"}
-
-
-def test_a_json_number_of_5000_digits_is_said_plainly(tmp_path: Path) -> None:
-    """Python's message advised sys.set_int_max_str_digits() to the user."""
-    path = write(tmp_path, "in.jsonl", '{"prompt": "x", "n": ' + "9" * 5000 + "}\n")
-    (record,) = read(path, "jsonl")
-    assert record.error == "line 1 is not JSON (a number too long to read)"
 
 
 def test_csv_that_is_not_utf8_fails_the_row_only(tmp_path: Path) -> None:
