@@ -103,11 +103,16 @@ def test_without_a_token_the_banner_asks_for_none(
     cortan: type[CortanRunner], ollama_env: FakeOllama
 ) -> None:
     proc, _, _ = start(cortan, "--no-token")
+    assert proc.stderr is not None
+    banner = []  # read before stopping it: a SIGTERM at once may come before the banner
+    while "Ctrl-C stops" not in (line := proc.stderr.readline().decode()):
+        assert line, "".join(banner)
+        banner.append(line)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=20)
+    proc.communicate(timeout=20)
     assert proc.returncode == 0
-    assert "the token" not in err.decode()
-    assert "API key: any (none is checked)" in err.decode()
+    assert "the token" not in "".join(banner)
+    assert "API key: any (none is checked)" in "".join(banner)
 
 
 def test_sigterm_mid_stream_drains_records_the_partial_and_exits_0(
