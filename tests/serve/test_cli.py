@@ -104,7 +104,7 @@ def test_without_a_token_the_banner_asks_for_none(
 ) -> None:
     proc, _, _ = start(cortan, "--no-token")
     assert proc.stderr is not None
-    banner = []  # read before stopping it: a SIGTERM at once may come before the banner
+    banner: list[str] = []  # read before stopping it: a SIGTERM at once may come before the banner
     while "Ctrl-C stops" not in (line := proc.stderr.readline().decode()):
         assert line, "".join(banner)
         banner.append(line)
