@@ -10,7 +10,9 @@ there is no asker, and the gate runs only what the config's allowlist names.
 
 The answer is read without blocking the event loop (the terminal's descriptor is
 watched), so Ctrl-C while the question waits stops the request as it does an answer.
-The default is no: Enter alone, end of input, or anything unexpected refuses.
+The default is no: Enter alone, end of input, or anything unexpected refuses. A call
+the judge found risky (it deletes files, runs as root, ...) is allowed only by a whole
+word, as command mode runs a risky command only on ``yes``: one key slips too easily.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from cortan.core.actions import DENY, Answer, Asker, Review
 #: Characters of a call's arguments shown; past that the prompt says how many more.
 SHOWN_LIMIT = 4000
 CHOICES = "[y] yes, once · [s] yes, this session · [a] yes, always · [N] no"
+RISKY_CHOICES = "it is risky: type yes (once), session or always; anything else is no"
+#: Single keys typed at a risky call before it is taken as a no.
+RISKY_RETRIES = 2
 _ANSWERS = {
     "y": "once",
     "yes": "once",
@@ -90,8 +95,11 @@ def _visible(text: str) -> str:
 
 
 def parse_answer(text: str, review: Review) -> Answer:
-    """A typed answer: y, s, a (or the words); anything else is no."""
-    scope = _ANSWERS.get(text.strip().lower())
+    """A typed answer: y, s, a (or the words; only the words for a risky call); else no."""
+    word = text.strip().lower()
+    if review.risks and len(word) == 1:
+        return DENY
+    scope = _ANSWERS.get(word)
     if scope is None:
         return DENY
     if scope == "once":
@@ -111,11 +119,17 @@ class TerminalAsker:
 
     async def ask(self, review: Review) -> Answer:
         async with self._lock:
-            self._write("\n" + format_review(review) + f"Allow? {CHOICES}: ")
-            line = await self._read_line()
-            if line is None:
-                self._write("\n")
-            return DENY if line is None else parse_answer(line, review)
+            choices = RISKY_CHOICES if review.risks else CHOICES
+            self._write("\n" + format_review(review) + f"Allow? {choices}: ")
+            for _ in range(RISKY_RETRIES + 1):
+                line = await self._read_line()
+                if line is None:
+                    self._write("\n")
+                    return DENY
+                if not (review.risks and line.strip().lower() in ("y", "s", "a")):
+                    break
+                self._write("a single key does not allow a risky call: type the word: ")
+            return parse_answer(line, review)
 
     def _write(self, text: str) -> None:
         with contextlib.suppress(OSError):

@@ -2,7 +2,7 @@
 
 The question is asked on the terminal (``/dev/tty``), never on stdout: with stdout
 redirected to a file the prompt is still on the screen and the file holds only the
-answer. Enter alone is no; ``y`` runs it once; ``s`` for the session is not asked
+answer. Enter alone is no; ``y`` runs it once (a risky call only on the word ``yes``); ``s`` for the session is not asked
 again; Ctrl-C at the question stops the request (exit 130), nothing run.
 """
 
@@ -83,6 +83,41 @@ def test_enter_alone_is_no(
     assert not target.exists()
     sent = [m for m in ollama_env.chat_requests[1].json["messages"] if m["role"] == "tool"]
     assert "you said no" in sent[0]["content"]
+
+
+def test_a_risky_call_needs_the_whole_word(
+    shell_ask: pexpect.spawn, ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """As command mode: one key slips too easily for a call that deletes files."""
+    doomed, target = tmp_path / "x", tmp_path / "made"
+    doomed.write_text("keep")
+    ollama_env.queue(command_call(f"rm -f {doomed}; touch {target}"), Reply(pieces=["ok"]))
+    shell_ask.expect(rb"risk  deletes files", timeout=20)
+    shell_ask.expect(rb"Allow\? it is risky: type yes \(once\), session or always", timeout=5)
+    shell_ask.send(b"y\r")
+    shell_ask.expect(rb"a single key does not allow a risky call: type the word", timeout=10)
+    assert doomed.exists()
+    shell_ask.send(b"yes\r")
+    shell_ask.expect(pexpect.EOF, timeout=20)
+    shell_ask.close()
+    assert shell_ask.exitstatus == 0
+    assert target.exists() and not doomed.exists()
+
+
+def test_single_keys_at_a_risky_call_end_in_no(
+    shell_ask: pexpect.spawn, ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    doomed = tmp_path / "x"
+    doomed.write_text("keep")
+    ollama_env.queue(command_call(f"rm -f {doomed}"), Reply(pieces=["ok"]))
+    shell_ask.expect(rb"Allow\?", timeout=20)
+    for key in (b"y", b"a", b"s"):
+        shell_ask.send(key + b"\r")
+    shell_ask.expect(rb"was not run: you said no", timeout=10)
+    shell_ask.expect(pexpect.EOF, timeout=20)
+    shell_ask.close()
+    assert shell_ask.exitstatus == 0
+    assert doomed.read_text() == "keep"
 
 
 def test_ctrl_c_at_the_question_stops_the_request(
