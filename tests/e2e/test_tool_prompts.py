@@ -2,8 +2,9 @@
 
 The question is asked on the terminal (``/dev/tty``), never on stdout: with stdout
 redirected to a file the prompt is still on the screen and the file holds only the
-answer. Enter alone is no; ``y`` runs it once (a risky call only on the word ``yes``); ``s`` for the session is not asked
-again; Ctrl-C at the question stops the request (exit 130), nothing run.
+answer. Enter alone is no; ``y`` runs it once (a risky call only the word ``yes``);
+``s`` for the session is not asked again; Ctrl-C at the question stops the request
+(exit 130), nothing run.
 """
 
 from __future__ import annotations
