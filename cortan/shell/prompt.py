@@ -165,6 +165,18 @@ def make_history(path: Path | None) -> History:
     return PrivateFileHistory(path)
 
 
+def keep_line(history: History) -> None:
+    """The line just handled goes to the history file (see :class:`PrivateFileHistory`)."""
+    if isinstance(history, PrivateFileHistory):
+        history.keep()
+
+
+def forget_line(history: History) -> None:
+    """The line just entered never reaches the history file."""
+    if isinstance(history, PrivateFileHistory):
+        history.forget()
+
+
 def history_refused(path: Path, reason: str) -> CortanError:
     return CortanError(
         f"the shell history {path} {reason}: cortan does not follow links or write anything "
@@ -177,13 +189,33 @@ class PrivateFileHistory(FileHistory):
 
     The file is checked when the shell starts, and again at every line: a link made
     while the shell runs gets nothing (the line stays in this shell's memory).
+
+    A line reaches the file only once the shell has handled it (:meth:`keep`): a line
+    the secret guard stopped and the person chose not to send is forgotten
+    (:meth:`forget`), so the key pasted by mistake is not left on disk in the history
+    either. It stays in this shell's memory, for Up to recall and edit.
     """
 
     def __init__(self, path: Path) -> None:
         super().__init__(str(path))
         self.path = path
+        self._held: str | None = None
 
     def store_string(self, string: str) -> None:
+        self.keep()
+        self._held = string
+
+    def keep(self) -> None:
+        """Write the line held back, if any."""
+        held, self._held = self._held, None
+        if held is not None:
+            self._write(held)
+
+    def forget(self) -> None:
+        """Drop the line held back: it never reaches the file."""
+        self._held = None
+
+    def _write(self, string: str) -> None:
         try:
             fd = open_private(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         except (NotPrivateFile, OSError):

@@ -28,7 +28,7 @@ from cortan.engine.guard import HINT
 from cortan.render.sanitize import sanitize
 from cortan.shell.commands import ExitShell, parse_line
 from cortan.shell.conversation import Conversation
-from cortan.shell.prompt import unwrap_block
+from cortan.shell.prompt import forget_line, keep_line, unwrap_block
 
 if TYPE_CHECKING:
     from prompt_toolkit import PromptSession
@@ -135,6 +135,8 @@ class Repl:
                     await self.handle(line)
                 except ExitShell:
                     return
+                finally:
+                    keep_line(self.session.history)
 
     def banner(self) -> str:
         from cortan import __version__
@@ -176,7 +178,8 @@ class Repl:
         if isinstance(ended, ChatFailed) and ended.kind == "secret":
             # The guard refused what looks like a secret: ask, and only a yes sends it.
             if not await self.confirm_secrets(ended.message.removesuffix(HINT)):
-                self.dim("not sent: nothing left this machine")
+                forget_line(self.session.history)
+                self.dim("not sent: nothing left this machine, and the line stays out of the history file")
                 return None
             request = request._replace(request_id=self.services.next_id(), allow_secrets=True)
             ended = await self.run_request(request)

@@ -511,6 +511,27 @@ async def test_secret_asks_before_sending(
     await shell.repl.services.aclose()
 
 
+async def test_a_secret_not_sent_stays_out_of_the_history_file(
+    pipe: PipeInput, remote_ollama: FakeOllama, isolated_env: Path
+) -> None:
+    """A key pasted by mistake and refused is not left on disk by the history either."""
+    history = isolated_env / "history"
+    shell = start_shell(pipe, history)
+    shell.pipe.send_text(f"my key is {AWS_KEY}\r")
+    await wait_for(lambda: "AWS" in shell.screen)
+    shell.pipe.send_text("n\r")
+    await wait_for(lambda: "not sent" in shell.screen)
+    assert "out of the history file" in shell.screen
+    remote_ollama.queue(Reply(pieces=["ok"]))
+    await shell.ask("a plain line")
+    await shell.exit()
+    await shell.repl.services.aclose()
+    written = history.read_text()
+    assert AWS_KEY not in written
+    assert "+a plain line" in written
+    assert remote_ollama.chat_requests[-1].json["messages"][-1]["content"] == "a plain line"
+
+
 async def test_each_prompt_is_guarded_once(
     pipe: PipeInput, remote_ollama: FakeOllama, isolated_env: Path
 ) -> None:
