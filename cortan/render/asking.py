@@ -121,15 +121,17 @@ class TerminalAsker:
         async with self._lock:
             choices = RISKY_CHOICES if review.risks else CHOICES
             self._write("\n" + format_review(review) + f"Allow? {choices}: ")
+            answer = ""
             for _ in range(RISKY_RETRIES + 1):
                 line = await self._read_line()
                 if line is None:
                     self._write("\n")
                     return DENY
+                answer = line
                 if not (review.risks and line.strip().lower() in ("y", "s", "a")):
                     break
                 self._write("a single key does not allow a risky call: type the word: ")
-            return parse_answer(line, review)
+            return parse_answer(answer, review)
 
     def _write(self, text: str) -> None:
         with contextlib.suppress(OSError):

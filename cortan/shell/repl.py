@@ -179,7 +179,7 @@ class Repl:
             # The guard refused what looks like a secret: ask, and only a yes sends it.
             if not await self.confirm_secrets(ended.message.removesuffix(HINT)):
                 forget_line(self.session.history)
-                self.dim("not sent: nothing left this machine, and the line stays out of the history file")
+                self.dim("not sent: nothing left this machine, nor went into the history file")
                 return None
             request = request._replace(request_id=self.services.next_id(), allow_secrets=True)
             ended = await self.run_request(request)

@@ -521,7 +521,7 @@ async def test_a_secret_not_sent_stays_out_of_the_history_file(
     await wait_for(lambda: "AWS" in shell.screen)
     shell.pipe.send_text("n\r")
     await wait_for(lambda: "not sent" in shell.screen)
-    assert "out of the history file" in shell.screen
+    assert "nor went into the history file" in shell.screen
     remote_ollama.queue(Reply(pieces=["ok"]))
     await shell.ask("a plain line")
     await shell.exit()
