@@ -24,6 +24,7 @@ import csv
 import fnmatch
 import json
 import os
+import stat
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -359,8 +360,10 @@ def _read_files(spec: InputSpec, max_bytes: int) -> Iterator[Record]:
 def _walk(root: Path, glob: str | None) -> Iterator[tuple[Path, str, str | None]]:
     """(path, "file", None) for each file in path order (``a.md``, ``b/c.md``,
     ``big.md``), or (path, "folder" or "file", why) for a folder that cannot be listed
-    or a link that cannot be followed (a loop). Links to folders are not followed (no
-    loops); links to files are."""
+    or an entry that is not a file to read (a loop, a link to nothing, a named pipe, a
+    socket or a device): it costs its own item with the reason, never silently dropped,
+    and a pipe is never opened (it would wait for a writer). Links to folders are not
+    followed (no loops); links to files are."""
     stack = [iter(_list(root))]
     while stack:
         entry = next(stack[-1], None)
@@ -384,8 +387,29 @@ def _walk(root: Path, glob: str | None) -> Iterator[tuple[Path, str, str | None]
         except OSError as exc:  # a link loop (ELOOP): the item fails, the job goes on
             yield path, "file", exc.strerror or str(exc)
             continue
-        if is_file:
-            yield path, "file", None
+        yield path, "file", None if is_file else _not_a_file(path)
+
+
+def _not_a_file(path: Path) -> str:
+    """Why an entry that is not a regular file, even through its link, is not read."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "a link to nothing"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    for test, kind in _KINDS:
+        if test(mode):
+            return f"{kind}, not a regular file"
+    return "not a regular file"
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+)
 
 
 def _list(folder: Path) -> list[os.DirEntry[str]]:

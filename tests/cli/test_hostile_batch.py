@@ -87,6 +87,36 @@ def test_a_link_loop_in_a_folder_costs_its_item_not_the_job(
     assert "file loop1 cannot be read" in result.stderr
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_pipe_a_socket_and_a_dangling_link_each_cost_their_item(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """They were skipped without a word: nine answers for ten files, and no one told."""
+    import socket
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "a.md").write_text("first\n")
+    os.mkfifo(folder / "b.fifo")  # never opened: it would wait for a writer
+    (folder / "c.md").symlink_to("gone.md")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(folder / "d.sock"))
+        result = cortan.run("batch", str(folder), "-p", "summarise", timeout=30)
+    assert result.code == 4, result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(o["id"], o["finish_reason"]) for o in out] == [
+        ("a.md", "stop"),
+        ("b.fifo", "error"),
+        ("c.md", "error"),
+        ("d.sock", "error"),
+    ]
+    assert "file b.fifo cannot be read (a named pipe, not a regular file)" in result.stderr
+    assert "file c.md cannot be read (a link to nothing)" in result.stderr
+    assert "file d.sock cannot be read (a socket, not a regular file)" in result.stderr
+    assert len(ollama_env.chat_requests) == 1
+
+
 def test_non_finite_numbers_in_options_fail_the_item_as_input(
     cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
 ) -> None:
