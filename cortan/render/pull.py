@@ -81,46 +81,67 @@ class PlainPullView:
 
 
 class BarPullView:
-    """rich's live progress: one bar per layer, each stage printed once above them."""
+    """rich's live progress: one bar per layer, each stage printed once, in order.
+
+    A stage after the layers ("verifying sha256 digest", "writing manifest") ends the
+    live bars first, so it prints below them: printed above a live display it read as if
+    the manifest were written before the layers came down.
+    """
 
     def __init__(self, stream: TextIO, *, color: bool) -> None:
         from rich.console import Console
+
+        self._console = Console(file=stream, no_color=not color, highlight=False)
+        self._progress: Progress | None = None
+        self._tasks: dict[str, TaskID] = {}
+        self._last: str | None = None
+
+    def _bars(self) -> Progress:
         from rich.progress import (
             BarColumn,
             DownloadColumn,
             Progress,
             TextColumn,
             TimeRemainingColumn,
-            TransferSpeedColumn,
         )
 
-        console = Console(file=stream, no_color=not color, highlight=False)
-        self._progress: Progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=False,
-        )
-        self._tasks: dict[str, TaskID] = {}
-        self._last: str | None = None
-        self._progress.start()
+        if self._progress is None:
+            # Sizes in binary units, as every other size cortan prints (the plain lines,
+            # `models show`): rich's defaults are decimal, so one pull said 4.0 MB in its
+            # bar and 3.81 MiB in its lines.
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(binary_units=True),
+                TextColumn("{task.fields[speed]}"),
+                TimeRemainingColumn(),
+                console=self._console,
+                transient=False,
+            )
+            self._tasks = {}
+            self._progress.start()
+        return self._progress
 
     def update(self, step: PullProgress) -> None:
         if step.digest and step.total:
+            bars = self._bars()
             layer = _layer(step)
             task = self._tasks.get(layer)
             if task is None:
-                task = self._progress.add_task(f"pulling {layer}", total=step.total)
+                task = bars.add_task(f"pulling {layer}", total=step.total, speed="")
                 self._tasks[layer] = task
-            self._progress.update(task, completed=step.completed or 0, total=step.total)
+            bars.update(task, completed=step.completed or 0, total=step.total)
+            speed = next(known.speed for known in bars.tasks if known.id == task)
+            bars.update(task, speed=f"{format_size(int(speed))}/s" if speed else "")
             return
         status = _status(step)
         if status != self._last and status != "success":
             self._last = status
-            self._progress.console.print(status, style="dim", markup=False)
+            if not step.digest:
+                self.close()
+            self._console.print(status, style="dim", markup=False)
 
     def close(self) -> None:
-        self._progress.stop()
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

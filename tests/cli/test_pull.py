@@ -48,7 +48,10 @@ def test_pull_on_a_terminal_draws_a_bar_and_ctrl_c_stops_it(ollama_env: FakeOlla
     )  # fmt: skip
     try:
         child.expect("pulling manifest")
-        child.expect(r"/4\.0 MB")  # the bar of the first layer, with its byte counts
+        # The bar of the first layer, its byte counts and speed in binary units, as the
+        # plain lines and every other size cortan prints (rich's default said 4.0 MB).
+        child.expect(r"/3\.8 MiB")
+        child.expect(r"[0-9.]+ (bytes|KiB|MiB)/s")
         child.sendintr()
         child.expect("pull stopped; the same command again resumes")
         child.expect(pexpect.EOF)
@@ -94,3 +97,24 @@ def test_pull_from_a_server_that_is_down(cortan: type[CortanRunner], isolated_en
     result = cortan.run("models", "pull", "tinyllama", env={"OLLAMA_HOST": "http://127.0.0.1:9"})
     assert result.code == 1
     assert_one_sentence(result.stderr)
+
+
+def test_pull_on_a_terminal_prints_the_stages_in_the_order_they_came(
+    ollama_env: FakeOllama,
+) -> None:
+    """The stages after the layers were printed above the live bars: the screen said the
+    manifest was written before the layers came down."""
+    from tests.e2e.test_terminal import Terminal
+
+    term = Terminal(["models", "pull", "tinyllama"], dict(os.environ))
+    try:
+        screen = term.wait(lambda s: "is ready" in s)
+    finally:
+        term.child.close(force=True)
+    lines = [line for line in screen.splitlines() if line.strip()]
+    order = [
+        next(i for i, line in enumerate(lines) if line.startswith(start))
+        for start in ("pulling manifest", "pulling de5d", "pulling 47a4", "verifying", "writing")
+    ]
+    assert order == sorted(order), screen
+    assert "MB" not in screen and "/3.8 MiB" in screen
