@@ -192,8 +192,9 @@ class Repl:
             self.dim(footer(ended))
         elif isinstance(ended, ChatFailed) and ended.kind != "output_closed":
             self.error(ended.message)
-            if ended.kind not in ("input", "secret"):
-                self.dim("the conversation is unchanged; /retry tries again")
+            hint = AFTER_FAILURE.get(ended.kind, RETRY_HINT)
+            if hint:
+                self.dim(hint)
 
     async def confirm_secrets(self, found: str) -> bool:
         """Ask before what looks like a secret goes to a remote provider."""
@@ -241,6 +242,16 @@ class Repl:
             yield
         finally:
             loop.remove_signal_handler(signal.SIGINT)
+
+
+RETRY_HINT = "the conversation is unchanged; /retry tries again"
+#: The dim line after a failure, where "/retry tries again" would not help: the same
+#: request to the same model fails the same way.
+AFTER_FAILURE = {
+    "input": "",
+    "secret": "",
+    "capability": "the conversation is unchanged; /model NAME picks one that can, then /retry",
+}
 
 
 def describe_piped(text: str) -> str:

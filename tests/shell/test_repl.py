@@ -917,3 +917,30 @@ async def test_chat_continue_loads_the_conversation_used_last(
         "earlier question", "earlier answer", "go on",
     ]  # fmt: skip
     await shell.exit()
+
+
+async def test_an_image_for_a_model_that_cannot_see_points_to_model_then_retry(
+    shell: Shell, ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """'/retry tries again' after this refusal sent the same image to the same model."""
+    import base64
+
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(17)
+    photo = tmp_path / "cat.png"
+    photo.write_bytes(png)
+    ollama_env.models.append("llava:latest")
+    for name in ("llava", "llava:latest"):
+        ollama_env.capabilities[name] = ["completion", "vision"]
+    await shell.command(f"/attach {photo}")
+    ended = await shell.ask("what is this?")
+    assert isinstance(ended, ChatFailed) and ended.kind == "capability"
+    assert "/model NAME picks one that can, then /retry" in shell.text
+    assert "/retry tries again" not in shell.text
+    await shell.command("/model ollama:llava")
+    ollama_env.queue(Reply(pieces=["A cat."]))
+    await shell.send("/retry\r")
+    assert isinstance(await asyncio.wait_for(shell.ended.get(), 10), ChatFinished)
+    sent = ollama_env.chat_requests[-1].json
+    assert sent["model"] == "llava"
+    assert sent["messages"][-1]["images"] == [base64.b64encode(png).decode()]
+    await shell.exit()
