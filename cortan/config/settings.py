@@ -24,6 +24,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from cortan.core.errors import ConfigError
 
 ProviderKind = Literal["ollama", "openai"]
+#: The providers that exist without any config: each is named for its kind.
+BUILTIN_KINDS = ("ollama", "openai")
 DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"
 DEFAULT_OPENAI_URL = "https://api.openai.com/v1"
 #: Requests one host of each kind is sent at once unless ``parallel`` says otherwise:
@@ -448,6 +450,22 @@ class Settings(BaseSettings):
     commands: CommandSettings = Field(default_factory=CommandSettings)
     tools: ToolSettings = Field(default_factory=ToolSettings)
     mcp: McpSettings = Field(default_factory=McpSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _builtin_kinds(cls, data: Any) -> Any:
+        # `[providers.ollama]` (or CORTAN_PROVIDERS__OLLAMA__HOSTS) changes the built-in
+        # provider: its kind is its name, so nobody has to say `kind = "ollama"` again.
+        providers = data.get("providers") if isinstance(data, dict) else None
+        if not isinstance(providers, dict):
+            return data
+        filled = {
+            name: {"kind": name, **entry}
+            if name in BUILTIN_KINDS and isinstance(entry, dict) and "kind" not in entry
+            else entry
+            for name, entry in providers.items()
+        }
+        return {**data, "providers": filled}
 
     @model_validator(mode="after")
     def _keep_builtin_providers(self) -> Settings:

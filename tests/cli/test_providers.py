@@ -183,3 +183,24 @@ def test_models_shows_aliases_and_where_they_lead(
         "fallback": ["ollama:qwen2.5-coder:7b"],
         "error": None,
     }
+
+
+@pytest.mark.parametrize("where", ["env", "file"])
+def test_the_built_in_providers_need_no_kind_to_be_changed(
+    cortan: type[CortanRunner],
+    ollama_env: FakeOllama,
+    dead_url: str,
+    config_file: Path,
+    where: str,
+) -> None:
+    """`[providers.ollama]` with hosts alone was refused: "key providers.ollama.kind is
+    required", for a provider that exists without any config and is named for its kind."""
+    env = {"OLLAMA_HOST": dead_url}  # the hosts set below must win over it
+    hosts = json.dumps([ollama_env.url])
+    if where == "env":
+        env["CORTAN_PROVIDERS__OLLAMA__HOSTS"] = hosts
+    else:
+        config_file.write_text(f"[providers.ollama]\nhosts = {hosts}\n")
+    result = cortan.run("ask", "--no-stdin", "hi", env=env)
+    assert result.code == 0, result.stderr
+    assert len(ollama_env.chat_requests) == 1
