@@ -9,7 +9,11 @@ so hands may know it already; in fish it replaces "edit in $EDITOR", which stays
 Alt-V. ``--key`` binds another key (in the shell's own notation).
 
 stdin is ``/dev/null`` for the call (cortan must never wait on the line editor's
-terminal); stderr stays on the terminal, so a refusal or a failure is read there.
+terminal). What cortan says on stderr (a refusal, a failure, a risk) is read on the
+terminal: bash's ``bind -x`` prints it above the prompt itself; zsh and fish would
+print it glued to the end of the line being edited, so there it is held in a file made
+by ``mktemp`` and printed after the call, below the line, before the prompt is drawn
+again.
 """
 
 from __future__ import annotations
@@ -31,15 +35,23 @@ bind -x '"{key}": __cortan_cmd'
 
 _ZSH = r"""# cortan: {key} turns the words on the command line into a command (docs/commands.md)
 __cortan_cmd() {{
-  local command
-  if [[ -n ${{BUFFER//[[:space:]]/}} ]]; then
-    command=$(command cortan cmd --print --shell {shell} -- "$BUFFER" </dev/null)
+  local command said
+  if [[ -n ${{BUFFER//[[:space:]]/}} ]] && said=$(mktemp); then
+    command=$(command cortan cmd --print --shell {shell} -- "$BUFFER" </dev/null 2>"$said")
     if [[ $? -eq 0 && -n $command ]]; then
       BUFFER=$command
       CURSOR=${{#BUFFER}}
     fi
+    if [[ -s $said ]]; then
+      zle -I  # the prompt is drawn again below what is printed (reset-prompt would wipe it)
+      command cat -- "$said" >&2
+    else
+      zle reset-prompt
+    fi
+    command rm -f -- "$said"
+  else
+    zle reset-prompt
   fi
-  zle reset-prompt
 }}
 zle -N __cortan_cmd
 bindkey '{key}' __cortan_cmd
@@ -48,11 +60,16 @@ bindkey '{key}' __cortan_cmd
 _FISH = r"""# cortan: {key} turns the words on the command line into a command (docs/commands.md)
 function __cortan_cmd
     set -l words (commandline)
-    if string length -q -- (string trim -- "$words")
+    if string length -q -- (string trim -- "$words"); and set -l said (mktemp)
         set -l command (command cortan cmd --print --shell {shell} -- "$words" \
-            </dev/null | string collect)
+            </dev/null 2>$said | string collect)
         and test -n "$command"
         and commandline -r -- $command
+        if test -s $said
+            echo >&2
+            command cat -- $said >&2
+        end
+        command rm -f -- $said
     end
     commandline -f repaint
 end

@@ -142,6 +142,33 @@ def test_the_key_leaves_the_command_in_the_line(
     assert marker.exists()  # Enter ran what the key left in the line
 
 
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_a_failure_is_said_below_the_line_which_stays(
+    shell: str, shell_env: dict[str, str], tmp_path: Path, tmuxes: list[Tmux]
+) -> None:
+    """zsh and fish printed cortan's error glued to the end of the words being edited."""
+    if shutil.which("tmux") is None or shutil.which(shell) is None:
+        pytest.skip(f"tmux or {shell} is not installed (CI may lack them)")
+    import socket
+
+    with socket.socket() as dead:  # bound, not listening: connecting is refused at once
+        dead.bind(("127.0.0.1", 0))
+        env = {**shell_env, "OLLAMA_HOST": f"127.0.0.1:{dead.getsockname()[1]}"}
+        tmux = Tmux(shell_command(shell, Path(env["HOME"])), env, tmp_path)
+        tmuxes.append(tmux)
+        tmux.wait("READY$")
+        tmux.keys("list the files", literal=True)
+        tmux.wait("list the files")
+        tmux.keys("M-e")
+        tmux.wait("cortan: error: cannot reach Ollama")
+        time.sleep(0.5)  # the prompt drawn again, if it is
+        lines = [line.rstrip() for line in tmux.screen().splitlines() if line.strip()]
+    said = next(i for i, line in enumerate(lines) if "cortan: error:" in line)
+    assert lines[said].startswith("cortan: error: cannot reach Ollama"), lines
+    assert lines[said - 1].endswith("READY$ list the files"), lines
+    assert lines[-1] == "READY$ list the files", lines  # the words kept, to edit
+
+
 def test_the_snippets(cortan: type[CortanRunner]) -> None:
     for shell, needle in (("bash", "bind -x"), ("zsh", "zle -N"), ("fish", "commandline -r")):
         result = cortan.run("shell-init", shell)
