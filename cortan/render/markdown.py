@@ -25,12 +25,16 @@ below: rendered at the width it started at, from the first character that differ
 what was drawn (a line still arriving goes on, on the next row, from where it was cut),
 and cut into rows of the terminal's width, as the terminal cut the rows above. No line
 of the answer is drawn twice and nothing above is erased. The next blocks are rendered
-at the new width. A block other than code taller than the screen, of which only the tail
-is live, cannot be kept (its top was never drawn): it is redrawn at the new width, and
-the rows a re-wrapping terminal pushed up stay in its scrollback (region.py).
+at the new width. A bullet list is cut into its items, each printed as the next begins
+(`_Blocks`), so a tall list has no tail to redraw. A block other than code or a bullet
+list taller than the screen (a table, a numbered list), of which only the tail is live,
+cannot be kept (its top was never drawn): it is redrawn at the new width, and the rows a
+re-wrapping terminal pushed up stay in its scrollback (region.py).
 
 Known differences from one rendering of the whole answer: a link reference definition
-applies only inside its own block, and an HTML block holding a blank line is cut there.
+applies only inside its own block, an HTML block holding a blank line is cut there, and
+an image inside a bullet list is drawn above its own item (rich draws every image of a
+list above the whole list).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from cortan.render.sanitize import sanitize
 
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
+    from rich.console import ConsoleOptions, RenderResult
 
 # A fence may follow list markers, quote markers and indentation ("1. ```py", "> ~~~");
 # only a fence with nothing before it is top-level and ends a block when it closes.
@@ -59,6 +64,10 @@ _FENCE_OPEN = re.compile(r"((?:[ \t>]|(?:[-+*]|\d{1,9}[.)])[ \t])*)(`{3,}(?=[^`]
 _FENCE_CLOSE = re.compile(r"([ \t>]*)(`{3,}|~{3,})[ \t]*$")
 _LIST_ITEM = re.compile(r" {0,3}(?:[-+*]|\d{1,9}[.)])(?:[ \t]|$)")
 _LIST_MARKER_SO_FAR = re.compile(r"[-+*]|\d{1,9}[.)]?")  # could still become a list item
+# A top-level bullet item: its indent and marker. A thematic break ("- - -", "* * *") is
+# not one, whatever it looks like.
+_BULLET = re.compile(r" {0,3}[-+*](?=[ \t])")
+_THEMATIC_BREAK = re.compile(r" {0,3}([-*_])[ \t]*(?:\1[ \t]*){2,}$")
 _TABLE_DELIMITER = re.compile(r" {0,3}\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$")
 
 
@@ -79,8 +88,24 @@ class _Fence(NamedTuple):
         )
 
 
+class _Finished(NamedTuple):
+    """A finished block, and whether it goes on the list of the block before it: the
+    items of a bullet list are cut apart as each ends (`_Blocks`), and printed with no
+    gap between them, as one list is."""
+
+    text: str
+    joined: bool = False
+
+
 class _Blocks:
-    """Cuts streamed text into finished markdown blocks and the open one."""
+    """Cuts streamed text into finished markdown blocks and the open one.
+
+    A top-level bullet list is cut before each of its items after the first: an item of
+    a bullet list renders the same whatever follows it (rich draws tight and loose lists
+    alike, and a bullet has no width to grow, unlike a number), so each is printed for
+    good as it ends, and a list taller than the screen never needs a tail redrawn (a
+    terminal narrowed mid-list would leave that tail's rows in its scrollback).
+    """
 
     def __init__(self) -> None:
         self._lines: list[str] = []  # complete lines of the open block
@@ -90,10 +115,12 @@ class _Blocks:
         self._after_blank = False
         self._has_text = False
         self._in_list = False
+        self._bullet: str | None = None  # the open block starts a bullet list: its marker
+        self.joined = False  # the open block goes on the list of the block before it
 
-    def push(self, text: str) -> list[str]:
+    def push(self, text: str) -> list[_Finished]:
         """Add streamed text; return the blocks it finished, oldest first."""
-        finished: list[str] = []
+        finished: list[_Finished] = []
         if "\n" in text:
             lines = text.split("\n")
             lines[0] = "".join([*self._partial, lines[0]])
@@ -104,6 +131,12 @@ class _Blocks:
             self._partial.append(text)
         if self._after_blank and self._has_text:
             self._check_partial(finished)
+        if self._item_ahead():
+            # The next item is certain before its line ends: the item before is printed
+            # now, and the next item's first words are never drawn as part of it (a
+            # terminal narrowed meanwhile would keep them there, above the next item).
+            finished.append(self._cut(keep_last=False))
+            self.joined = True
         return finished
 
     @property
@@ -125,6 +158,10 @@ class _Blocks:
         """Return the open block, including the line still arriving."""
         return "\n".join([*self._lines, self._partial_line()])
 
+    def shown_text(self) -> str:
+        """The open block as the live view draws it (see `_shown_partial_line`)."""
+        return "\n".join([*self._lines, self._shown_partial_line()])
+
     def tail(self, max_lines: int, max_chars: int) -> str:
         """Return the last `max_lines` and `max_chars` of the open block, plus the lines
         that make it render as code or as a table (an open fence, a table header)."""
@@ -145,6 +182,8 @@ class _Blocks:
         line = self._partial_line()
         if self._fence is None and (fence := _FENCE_OPEN.match(line)):
             return line[: fence.end()]
+        if self._item_ahead() is None:
+            return ""  # a marker that may start the next item: not drawn in this one
         return line
 
     def _partial_line(self) -> str:
@@ -152,7 +191,7 @@ class _Blocks:
         self._partial = [line]
         return line
 
-    def _add_line(self, line: str, finished: list[str]) -> None:
+    def _add_line(self, line: str, finished: list[_Finished]) -> None:
         self._lines.append(line)
         if self._fence is not None:
             if self._fence.closed_by(line):
@@ -165,11 +204,21 @@ class _Blocks:
         else:
             if self._starts_block(line):
                 finished.append(self._cut(keep_last=True))
+            elif self._next_item(line):
+                finished.append(self._cut(keep_last=True))
+                self.joined = True
+            elif self._bullet is not None and not line.startswith(self._continuation):
+                # Not inside the item: the list may have ended (a break, a heading,
+                # another marker starting another list); cut no more in this block.
+                self._bullet = None
+            if not self._has_text:
+                bullet = _BULLET.match(line)
+                self._bullet = bullet[0] if bullet and not _THEMATIC_BREAK.match(line) else None
             self._after_blank = False
             self._has_text = True
             self._classify(line)
 
-    def _check_partial(self, finished: list[str]) -> None:
+    def _check_partial(self, finished: list[_Finished]) -> None:
         """Cut as soon as the line still arriving after a blank line shows a new block."""
         line = self._partial_line()
         if not line or (self._in_list and _LIST_MARKER_SO_FAR.fullmatch(line)):
@@ -178,6 +227,35 @@ class _Blocks:
             finished.append(self._cut(keep_last=False))
         else:  # the full line will not start one either: no need to look again
             self._after_blank = False
+
+    def _item_ahead(self) -> bool | None:
+        """Whether the line still arriving starts the next item of the open bullet list:
+        None while it may (a marker and spaces so far, or "- -", which may yet be a
+        thematic break)."""
+        line, bullet = self._partial_line(), self._bullet
+        if bullet is None or not self._has_text or not line:
+            return False
+        if len(line) <= len(bullet):
+            return None if bullet.startswith(line) else False
+        if not self._next_item(line):
+            return False
+        return None if not line.strip(bullet[-1] + " \t") else True
+
+    @property
+    def _continuation(self) -> tuple[str, str]:
+        """How a line inside the open bullet item starts: indented past its marker."""
+        return (" " * (len(self._bullet or "") + 1), "\t")
+
+    def _next_item(self, line: str) -> bool:
+        """Whether `line` starts the next item of the bullet list the open block started,
+        with the same marker at the same indent (another marker starts another list)."""
+        bullet = self._bullet
+        return (
+            bullet is not None
+            and line.startswith(bullet)
+            and line[len(bullet) : len(bullet) + 1] in (" ", "\t")
+            and not _THEMATIC_BREAK.match(line)
+        )
 
     def _starts_block(self, line: str) -> bool:
         """Whether `line`, after a blank line, starts a new top-level block."""
@@ -195,13 +273,13 @@ class _Blocks:
         elif index and "|" in line and _TABLE_DELIMITER.match(line):
             self._anchor = (index - 1, index + 1)
 
-    def _cut(self, *, keep_last: bool) -> str:
+    def _cut(self, *, keep_last: bool) -> _Finished:
         """End the open block; with `keep_last`, the newest line starts the next one."""
         kept = self._lines[-1:] if keep_last else []
-        block = "\n".join(self._lines[: len(self._lines) - len(kept)])
+        block = _Finished("\n".join(self._lines[: len(self._lines) - len(kept)]), self.joined)
         self._lines = kept
-        self._anchor = None
-        self._after_blank = self._has_text = self._in_list = False
+        self._anchor = self._bullet = None
+        self._after_blank = self._has_text = self._in_list = self.joined = False
         return block
 
 
@@ -274,6 +352,7 @@ class _Markdown(Markdown):
     """
 
     _parser: MarkdownIt | None = None
+    joined = False  # the next items of a list printed before: no empty row on top
 
     def __init__(self, markup: str, *, code_theme: str, hyperlinks: bool) -> None:
         parser = _Markdown._parser
@@ -289,6 +368,16 @@ class _Markdown(Markdown):
         self.hyperlinks = hyperlinks
         self.inline_code_lexer = None
         self.inline_code_theme = code_theme
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        """rich's rendering; joined, less the empty row rich puts above a list (the rows
+        of the list's first items, printed before, are above it)."""
+        rendered = iter(super().__rich_console__(console, options))
+        if self.joined:
+            first = next(rendered, None)
+            if first is not None and first != Segment.line():
+                yield first
+        yield from rendered
 
 
 def _open_gap(block: Markdown) -> None:
@@ -367,7 +456,7 @@ class MarkdownStream:
         finished = self._blocks.push(sanitize(text))
         self._stale = True
         for block in finished:
-            self._print_block(block)
+            self._print_block(*block)
         if self._live is not None and (finished or self._clock() >= self._next_draw):
             self._draw()
 
@@ -383,7 +472,7 @@ class MarkdownStream:
         self._done = True
         if self._held_cr:
             self._blocks.push(sanitize("\r"))
-        self._print_block(self._blocks.open_text())
+        self._print_block(self._blocks.open_text(), self._blocks.joined)
         self._kept = None
         if self._live is not None:
             self._live.clear()  # a blank open block may have drawn nothing to keep
@@ -402,13 +491,14 @@ class MarkdownStream:
         self._held_cr = text.endswith("\r")
         return text[:-1] if self._held_cr else text
 
-    def _print_block(self, text: str) -> None:
+    def _print_block(self, text: str, joined: bool = False) -> None:
         block = self._markdown(text)
+        block.joined = joined
         if not block.parsed:  # blank, or only link reference definitions: rich prints nothing
             return
         last = block.parsed[-1].type.replace("_close", "_open")
         gap_after = Markdown.elements.get(last, UnknownElement).new_line  # as rich decides
-        if self._gap:
+        if self._gap and not joined:
             _open_gap(block)
         if self._live is None:
             self._console.print(block)
@@ -487,7 +577,7 @@ class MarkdownStream:
             self._drawn = None
             return [], True
         lines = self._render(self._open_block(source), width)
-        whole = self._kept is None and source == self._blocks.open_text() and len(lines) <= height
+        whole = self._kept is None and source == self._blocks.shown_text() and len(lines) <= height
         self._drawn = lines if whole else None
         return lines[-height:], whole
 
@@ -517,7 +607,7 @@ class MarkdownStream:
         after a resize only); a tall code block, from the code lines not kept on.
         """
         if not kept.source:
-            return self._render(self._open_block(self._blocks.open_text()), kept.width)
+            return self._render(self._open_block(self._blocks.shown_text()), kept.width)
         text, _, _ = self._blocks.code(kept.source)
         return self._render(self._markdown(text), kept.width)[1:]
 
@@ -557,6 +647,7 @@ class MarkdownStream:
     def _open_block(self, source: str) -> Markdown:
         """The open block's markdown, after the gap its commit will open above it."""
         block = self._markdown(source)
-        if self._gap and block.parsed:
+        block.joined = self._blocks.joined
+        if self._gap and block.parsed and not block.joined:
             _open_gap(block)
         return block

@@ -254,24 +254,15 @@ TALL_LIST = "Before.\n\n" + "".join(f"- item # tall {i:02} is here\n" for i in r
     "answer",
     [
         pytest.param(TALL_CODE + "```\n", id="code"),
-        pytest.param(
-            TALL_LIST,
-            id="list",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a block taller than the screen other than code is live only by its "
-                "tail, its top never drawn: it cannot be kept where it stands, and the rows "
-                "of the tail that tmux pushes into its scrollback when narrowed stay there, "
-                "above the block printed whole (issue 21)",
-            ),
-        ),
+        pytest.param(TALL_LIST, id="list"),
     ],
 )
 def test_narrowing_in_tmux_mid_block_taller_than_the_screen(
     pty_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path, answer: str
 ) -> None:
     """A code block taller than the screen lets its top rows go for good as they scroll
-    out (their lines do not change once complete): narrowed, it goes on below them."""
+    out (their lines do not change once complete), and a bullet list prints each item as
+    the next starts: narrowed, either goes on below what is printed."""
     pieces = [answer[i : i + 24] for i in range(0, len(answer), 24)]
     ollama_env.queue(Reply(pieces=pieces, delay=SLOW))
     tmux = Tmux(pty_env, tmp_path)
