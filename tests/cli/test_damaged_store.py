@@ -1,0 +1,131 @@
+"""A session store whose rows hold what cortan never writes (a hand edit with ``sqlite3``,
+a disk error, another cortan): every command resumes, reads on or says one sentence,
+never an internal error, and never hands a damaged value out as an answer (red team)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import CortanRunner
+from tests.servers import FakeOllama
+
+
+@pytest.fixture
+def data_dir(isolated_env: Path) -> Path:
+    return isolated_env / "data"
+
+
+def damage(data_dir: Path, *statements: str) -> None:
+    """Run ``statements`` on the store as a user's ``sqlite3`` shell could, checks off."""
+    conn = sqlite3.connect(data_dir / "cortan.db")
+    try:
+        conn.execute("PRAGMA ignore_check_constraints = ON")
+        for statement in statements:
+            conn.execute(statement)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def no_internal_error(stderr: str) -> None:
+    assert "Traceback" not in stderr, stderr
+    assert "internal error" not in stderr, stderr
+
+
+# -- cortan batch: resuming a job ---------------------------------------------------------
+
+
+@pytest.fixture
+def answered_job(cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path) -> Path:
+    """A batch of three items, every one answered and kept in the store."""
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        "".join(json.dumps({"id": f"q{i}", "prompt": f"p{i}"}) + "\n" for i in range(3))
+    )
+    first = cortan.run("batch", str(source))
+    assert first.code == 0, first.stderr
+    return source
+
+
+def rerun(cortan: type[CortanRunner], source: Path) -> tuple[list[dict[str, Any]], str]:
+    result = cortan.run("batch", str(source))
+    no_internal_error(result.stderr)
+    assert result.code == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()], result.stderr
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        "'not json'",
+        "X'FF00'",  # a blob: it was written as b'\xff\x00'
+        "CAST(X'7B22FF227D' AS TEXT)",  # not UTF-8: the whole job stopped on it
+        "(SELECT output FROM batch_items WHERE position = 0)",  # another item's line
+    ],
+)
+def test_a_damaged_kept_line_is_asked_again_never_written(
+    cortan: type[CortanRunner],
+    ollama_env: FakeOllama,
+    answered_job: Path,
+    data_dir: Path,
+    output: str,
+) -> None:
+    damage(data_dir, f"UPDATE batch_items SET output = {output} WHERE position = 1")
+    out, stderr = rerun(cortan, answered_job)
+    assert [(o["id"], o["finish_reason"]) for o in out] == [
+        ("q0", "stop"),
+        ("q1", "stop"),
+        ("q2", "stop"),
+    ]
+    assert "line 2: the answer kept by an earlier run is damaged" in stderr
+    assert len(ollama_env.chat_requests) == 4  # three the first time, q1 again
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "fingerprint = 'abc'",  # text: TypeError
+        "fingerprint = 99999999999999",  # a number: a buffer that large, MemoryError
+        "status = CAST(X'FF' AS TEXT)",  # not UTF-8: the job did not start
+        "status = 'weird'",
+    ],
+)
+def test_a_damaged_item_state_is_asked_again(
+    cortan: type[CortanRunner],
+    ollama_env: FakeOllama,
+    answered_job: Path,
+    data_dir: Path,
+    change: str,
+) -> None:
+    damage(data_dir, f"UPDATE batch_items SET {change} WHERE position = 1")
+    out, _ = rerun(cortan, answered_job)
+    assert [o["id"] for o in out] == ["q0", "q1", "q2"]
+    assert len(ollama_env.chat_requests) == 4
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "owner = 'abc', beat = 1e18",  # os.kill('abc'): TypeError
+        "owner = 99999999999999999, beat = 1e18",  # taken for a number typed by the user
+        "owner = 1, beat = 'soon'",  # compared with a float: TypeError
+        "owner = 1, beat = 1e18",  # a live pid beating far in the future: held for ever
+    ],
+)
+def test_a_damaged_job_row_does_not_hold_the_job(
+    cortan: type[CortanRunner],
+    ollama_env: FakeOllama,
+    answered_job: Path,
+    data_dir: Path,
+    change: str,
+) -> None:
+    damage(data_dir, f"UPDATE batch_jobs SET {change}")
+    out, stderr = rerun(cortan, answered_job)
+    assert [o["id"] for o in out] == ["q0", "q1", "q2"]
+    assert "resuming: 3 items answered" in stderr
+    assert len(ollama_env.chat_requests) == 3
