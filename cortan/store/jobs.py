@@ -25,7 +25,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, NamedTuple, Self
 
-from cortan.store.db import StoreFile, connect, get_store_path, transaction, translate_errors
+from cortan.store.db import (
+    StoreFile,
+    connect,
+    exact_text,
+    get_store_path,
+    transaction,
+    translate_errors,
+)
 
 ItemStatus = Literal["done", "failed"]
 
@@ -57,14 +64,6 @@ class ItemState(NamedTuple):
 
 #: The largest pid a process can have (``os.kill`` takes a C int).
 MAX_PID = 2**31 - 1
-
-
-def _utf8(data: bytes | None) -> str | None:
-    """``data`` as text, or None when it is not UTF-8 (a damaged row)."""
-    try:
-        return None if data is None else bytes(data).decode("utf-8")
-    except UnicodeDecodeError:
-        return None
 
 
 class JobCounts(NamedTuple):
@@ -175,7 +174,7 @@ class JobStore(StoreFile):
         if row is None:
             return None
         fingerprint, status, output = row
-        return ItemState(bytes(fingerprint or b""), status, _utf8(output))
+        return ItemState(bytes(fingerprint or b""), status, exact_text(output))
 
     def record(
         self, job_id: int, position: int, fingerprint: bytes, status: ItemStatus, output: str

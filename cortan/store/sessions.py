@@ -28,6 +28,7 @@ names cannot look like an id (``12``, ``#12``), so ``find`` never has to guess.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import sqlite3
@@ -440,7 +441,7 @@ class SessionStore(StoreFile):
                 tuple(chunk),
             )
             for row in rows:
-                found.setdefault(row[0], []).append(StoredToolCall(*row))
+                found.setdefault(row[0], []).append(_tool_call(row))
         return found
 
     def delete_messages(self, conversation_id: int, message_ids: Sequence[int]) -> int:
@@ -513,14 +514,14 @@ class SessionStore(StoreFile):
     def _images(self, conversation_id: int) -> dict[int, tuple[Image, ...]]:
         """The images of a conversation's messages, by message id, in their order."""
         rows = self._read(
-            "SELECT i.message_id, b.mime, b.data FROM message_images i"
+            "SELECT i.message_id, b.mime, CAST(b.data AS BLOB) FROM message_images i"
             " JOIN blobs b ON b.digest = i.digest JOIN messages m ON m.id = i.message_id"
             " WHERE m.conversation_id = ? ORDER BY i.message_id, i.position",
             (conversation_id,),
         )
         images: dict[int, list[Image]] = {}
         for message_id, mime, data in rows:
-            images.setdefault(message_id, []).append(Image(mime, bytes(data)))
+            images.setdefault(message_id, []).append(Image(_text(mime), bytes(data or b"")))
         return {key: tuple(value) for key, value in images.items()}
 
     def recent_messages(self, limit: int = 20) -> list[StoredMessage]:
@@ -592,9 +593,67 @@ class Forked(NamedTuple):
     mapping: dict[int, int]
 
 
+# Rows as cortan wrote them, or as a hand edit or a disk error left them: SQLite keeps
+# whatever a column is given ('yesterday' in a REAL column, a blob in a TEXT one), and
+# each front end would fail on it its own way. Read here, such a value becomes the
+# nearest one cortan could have written, so a damaged message is still shown, exported
+# and continued, and nothing downstream meets a type it was never promised.
+
+#: The latest Unix time a date can show (the last day of year 9999, with a day to spare).
+_LAST_TIME = 253_402_214_400.0
+
+
+def _text(value: object) -> str:
+    """Stored text; a blob's bytes read as UTF-8 with U+FFFD for the bad ones."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return "" if value is None else str(value)
+
+
+def _optional_text(value: object) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _time(value: object) -> float:
+    """A stored time, or the epoch when it is not one a date can show."""
+    if isinstance(value, int | float) and 0 <= value <= _LAST_TIME:
+        return float(value)
+    return 0.0
+
+
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and value >= 0 else None
+
+
+def _seconds(value: object) -> float | None:
+    if isinstance(value, int | float) and math.isfinite(value) and value >= 0:
+        return float(value)
+    return None
+
+
 def _conversation(row: tuple[Any, ...]) -> Conversation:
-    return Conversation(*row)
+    cid, name, created, updated, model, system, count, title, client, request_id = row
+    return Conversation(
+        cid, _optional_text(name), _time(created), _time(updated), _optional_text(model),
+        _optional_text(system), count, _text(title), _optional_text(client),
+        _optional_text(request_id),
+    )  # fmt: skip
 
 
 def _message(row: tuple[Any, ...]) -> StoredMessage:
-    return StoredMessage(*row)
+    mid, cid, role, content, created, status, model, provider, asked, answered, took = row[:11]
+    return StoredMessage(
+        mid, cid, _text(role), _text(content), _time(created), _text(status),  # type: ignore[arg-type]
+        _optional_text(model), _optional_text(provider), _count(asked), _count(answered),
+        _seconds(took), _text(row[11]), _optional_text(row[12]) if len(row) > 12 else None,
+    )  # fmt: skip
+
+
+def _tool_call(row: tuple[Any, ...]) -> StoredToolCall:
+    message_id, name, arguments, status, decided_by, output, duration = row
+    return StoredToolCall(
+        message_id, _text(name), _text(arguments), _text(status), _optional_text(decided_by),
+        _text(output), _seconds(duration),
+    )  # fmt: skip

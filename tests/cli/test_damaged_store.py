@@ -115,6 +115,7 @@ def test_a_damaged_item_state_is_asked_again(
         "owner = 99999999999999999, beat = 1e18",  # taken for a number typed by the user
         "owner = 1, beat = 'soon'",  # compared with a float: TypeError
         "owner = 1, beat = 1e18",  # a live pid beating far in the future: held for ever
+        "name = CAST(X'FF' AS TEXT)",  # not UTF-8: "Could not decode to UTF-8 column 'name'"
     ],
 )
 def test_a_damaged_job_row_does_not_hold_the_job(
@@ -129,3 +130,54 @@ def test_a_damaged_job_row_does_not_hold_the_job(
     assert [o["id"] for o in out] == ["q0", "q1", "q2"]
     assert "resuming: 3 items answered" in stderr
     assert len(ollama_env.chat_requests) == 3
+
+
+# -- sessions, logs, continuing: damaged message and conversation rows -------------------
+
+READERS = [
+    ("sessions", "list"),
+    ("sessions", "list", "--json"),
+    ("sessions", "show", "work"),
+    ("sessions", "export", "work"),
+    ("sessions", "export", "work", "--format", "json"),
+    ("logs",),
+    ("logs", "--json"),
+    ("logs", "-q", "hello"),
+    ("ask", "--session", "work", "more"),
+]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        # a blob where text belongs: "expected str instance, bytes found"
+        "UPDATE messages SET content = X'FF00', thinking = X'00' WHERE role = 'assistant'",
+        # not UTF-8: every command reading the message failed on "Could not decode"
+        "UPDATE messages SET content = CAST(X'68FF' AS TEXT)",
+        # not numbers where numbers belong: TypeError in every listing
+        "UPDATE messages SET created = 'yesterday', prompt_tokens = 'many', duration = 'x'",
+        "UPDATE messages SET created = 1e999, completion_tokens = -5, duration = -1e999",
+        "UPDATE conversations SET created = 'x', updated = 1e300, system = X'00'",
+        "UPDATE messages SET model = X'41', provider = 7 WHERE role = 'assistant'",
+    ],
+)
+def test_damaged_messages_are_still_shown_exported_and_continued(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, data_dir: Path, statement: str
+) -> None:
+    first = cortan.run("ask", "--session", "work", "hello there")
+    assert first.code == 0, first.stderr
+    damage(data_dir, statement)
+    for args in READERS:
+        result = cortan.run(*args)
+        no_internal_error(result.stderr)
+        assert result.code == 0, (args, result.stderr)
+
+
+def test_text_that_is_not_utf8_reads_with_replacement_characters(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, data_dir: Path
+) -> None:
+    assert cortan.run("ask", "--session", "work", "hello there").code == 0
+    damage(data_dir, "UPDATE messages SET content = CAST(X'6869FF21' AS TEXT) WHERE role = 'user'")
+    result = cortan.run("sessions", "export", "work", "--format", "json")
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["messages"][0]["content"] == "hi\ufffd!"
