@@ -181,3 +181,52 @@ def test_text_that_is_not_utf8_reads_with_replacement_characters(
     result = cortan.run("sessions", "export", "work", "--format", "json")
     assert result.code == 0, result.stderr
     assert json.loads(result.stdout)["messages"][0]["content"] == "hi\ufffd!"
+
+
+# -- the response cache -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "content = X'FF00'",  # a blob: it was handed out as the answer
+        "content = CAST(X'68FF' AS TEXT)",  # not UTF-8
+        "created = 'x'",  # compared with a float: TypeError
+        "provider = X'00', prompt_tokens = 'z'",
+    ],
+)
+def test_a_damaged_cached_answer_is_a_miss_said_once(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, data_dir: Path, change: str
+) -> None:
+    assert cortan.run("ask", "--cache", "hi").code == 0
+    damage(data_dir, f"UPDATE response_cache SET {change}")
+    result = cortan.run("ask", "--cache", "hi")
+    no_internal_error(result.stderr)
+    assert result.code == 0, result.stderr
+    assert result.stdout == "Hello, world!\n"
+    assert result.stderr.count("was damaged") == 1, result.stderr
+    assert len(ollama_env.chat_requests) == 2  # asked again, not answered from the cache
+    again = cortan.run("ask", "--cache", "hi")  # the damaged entry was replaced
+    assert "answer from the response cache" in again.stderr
+    assert len(ollama_env.chat_requests) == 2
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE response_cache SET created = 'x', hits = 'y'",
+        "UPDATE response_cache SET created = 1e300",
+        "UPDATE response_cache_size SET entries = 'x', bytes = X'00'",
+    ],
+)
+def test_cache_stats_and_writes_go_on_over_damaged_totals(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, data_dir: Path, statement: str
+) -> None:
+    assert cortan.run("ask", "--cache", "hi").code == 0
+    damage(data_dir, statement)
+    for args in (("cache", "stats"), ("cache", "stats", "--json"), ("ask", "--cache", "other")):
+        result = cortan.run(*args)
+        no_internal_error(result.stderr)
+        assert result.code == 0, (args, result.stderr)
+    stats = json.loads(cortan.run("cache", "stats", "--json").stdout)
+    assert stats["entries"] == 2
