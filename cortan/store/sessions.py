@@ -28,7 +28,6 @@ names cannot look like an id (``12``, ``#12``), so ``find`` never has to guess.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import re
 import sqlite3
@@ -59,6 +58,11 @@ from cortan.store.records import (
     StoredMessage,
     StoredToolCall,
     StoreInfo,
+    as_count,
+    as_optional_text,
+    as_seconds,
+    as_text,
+    as_time,
 )
 
 if TYPE_CHECKING:
@@ -521,7 +525,7 @@ class SessionStore(StoreFile):
         )
         images: dict[int, list[Image]] = {}
         for message_id, mime, data in rows:
-            images.setdefault(message_id, []).append(Image(_text(mime), bytes(data or b"")))
+            images.setdefault(message_id, []).append(Image(as_text(mime), bytes(data or b"")))
         return {key: tuple(value) for key, value in images.items()}
 
     def recent_messages(self, limit: int = 20) -> list[StoredMessage]:
@@ -593,67 +597,27 @@ class Forked(NamedTuple):
     mapping: dict[int, int]
 
 
-# Rows as cortan wrote them, or as a hand edit or a disk error left them: SQLite keeps
-# whatever a column is given ('yesterday' in a REAL column, a blob in a TEXT one), and
-# each front end would fail on it its own way. Read here, such a value becomes the
-# nearest one cortan could have written, so a damaged message is still shown, exported
-# and continued, and nothing downstream meets a type it was never promised.
-
-#: The latest Unix time a date can show (the last day of year 9999, with a day to spare).
-_LAST_TIME = 253_402_214_400.0
-
-
-def _text(value: object) -> str:
-    """Stored text; a blob's bytes read as UTF-8 with U+FFFD for the bad ones."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return "" if value is None else str(value)
-
-
-def _optional_text(value: object) -> str | None:
-    return None if value is None else _text(value)
-
-
-def _time(value: object) -> float:
-    """A stored time, or the epoch when it is not one a date can show."""
-    if isinstance(value, int | float) and 0 <= value <= _LAST_TIME:
-        return float(value)
-    return 0.0
-
-
-def _count(value: object) -> int | None:
-    return value if isinstance(value, int) and value >= 0 else None
-
-
-def _seconds(value: object) -> float | None:
-    if isinstance(value, int | float) and math.isfinite(value) and value >= 0:
-        return float(value)
-    return None
-
-
 def _conversation(row: tuple[Any, ...]) -> Conversation:
     cid, name, created, updated, model, system, count, title, client, request_id = row
     return Conversation(
-        cid, _optional_text(name), _time(created), _time(updated), _optional_text(model),
-        _optional_text(system), count, _text(title), _optional_text(client),
-        _optional_text(request_id),
+        cid, as_optional_text(name), as_time(created), as_time(updated),
+        as_optional_text(model), as_optional_text(system), count, as_text(title),
+        as_optional_text(client), as_optional_text(request_id),
     )  # fmt: skip
 
 
 def _message(row: tuple[Any, ...]) -> StoredMessage:
     mid, cid, role, content, created, status, model, provider, asked, answered, took = row[:11]
     return StoredMessage(
-        mid, cid, _text(role), _text(content), _time(created), _text(status),  # type: ignore[arg-type]
-        _optional_text(model), _optional_text(provider), _count(asked), _count(answered),
-        _seconds(took), _text(row[11]), _optional_text(row[12]) if len(row) > 12 else None,
+        mid, cid, as_text(role), as_text(content), as_time(created), as_text(status),  # type: ignore[arg-type]
+        as_optional_text(model), as_optional_text(provider), as_count(asked), as_count(answered),
+        as_seconds(took), as_text(row[11]), as_optional_text(row[12]) if len(row) > 12 else None,
     )  # fmt: skip
 
 
 def _tool_call(row: tuple[Any, ...]) -> StoredToolCall:
     message_id, name, arguments, status, decided_by, output, duration = row
     return StoredToolCall(
-        message_id, _text(name), _text(arguments), _text(status), _optional_text(decided_by),
-        _text(output), _seconds(duration),
+        message_id, as_text(name), as_text(arguments), as_text(status),
+        as_optional_text(decided_by), as_text(output), as_seconds(duration),
     )  # fmt: skip

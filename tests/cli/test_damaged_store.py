@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.cli.test_grants import keep_grant
 from tests.conftest import CortanRunner
 from tests.servers import FakeOllama
 
@@ -230,3 +231,27 @@ def test_cache_stats_and_writes_go_on_over_damaged_totals(
         assert result.code == 0, (args, result.stderr)
     stats = json.loads(cortan.run("cache", "stats", "--json").stdout)
     assert stats["entries"] == 2
+
+
+# -- cortan grants --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE grants SET created = 'x', pattern = X'FF'",  # TypeError
+        "UPDATE grants SET created = 1e300, name = CAST(X'FF' AS TEXT)",  # OverflowError
+        "UPDATE decisions SET at = 'x', allowed = 'maybe', status = 's', text = X'00'",
+    ],
+)
+def test_damaged_grants_and_decisions_are_still_listed(
+    cortan: type[CortanRunner], data_dir: Path, statement: str
+) -> None:
+    keep_grant(data_dir, "make test")
+    damage(data_dir, statement)
+    for args in (("grants",), ("grants", "list", "--json"), ("grants", "log", "--json")):
+        result = cortan.run(*args)
+        no_internal_error(result.stderr)
+        assert result.code == 0, (args, result.stderr)
+    decisions = json.loads(cortan.run("grants", "log", "--json").stdout)
+    assert [d["allowed"] for d in decisions] == ["maybe" not in statement]  # never read as yes
