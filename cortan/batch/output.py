@@ -20,8 +20,9 @@ written before kept, and the job resumable.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from typing import TextIO
+from typing import TextIO, TypeGuard
 
 from cortan.core.errors import ObserverError
 from cortan.core.events import ChatEnded
@@ -47,6 +48,21 @@ def make_error_line(item_id: str | int, kind: str, message: str) -> str:
         "cached": False,
     }
     return dump_json(report)
+
+
+def is_kept_line(line: str | None, item_id: str | int) -> TypeGuard[str]:
+    """Whether ``line``, kept in the store by an earlier run, is one this item's run wrote.
+
+    The store can be damaged or edited by hand: a line that is not one JSON object
+    naming this item would be written as if the item were answered.
+    """
+    if line is None or "\n" in line or "\r" in line:
+        return False
+    try:
+        report = json.loads(line)
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
+        return False
+    return isinstance(report, dict) and report.get("id") == item_id
 
 
 class OutputWriter:

@@ -43,7 +43,7 @@ from cortan.batch.feed import RecordFeed
 from cortan.batch.inputs import Record
 from cortan.batch.items import Prepared, RequestSpec, prepare
 from cortan.batch.job import BEAT_EVERY
-from cortan.batch.output import OutputWriter, make_error_line, make_line
+from cortan.batch.output import OutputWriter, is_kept_line, make_error_line, make_line
 from cortan.batch.progress import ProgressView, Tally
 from cortan.batch.services import BatchServices
 from cortan.core.errors import CortanError, InputError, OutputClosedError
@@ -125,6 +125,7 @@ class BatchRunner:
         self._where: dict[int, str] = {}  # request id -> the item it asks, while in flight
         self._last_notice = -NOTICE_GAP
         self._hidden_notices = 0
+        self._damaged = 0  # items whose kept line could not be trusted
         self._finished = asyncio.Event()
         self._stop: _Stop | None = None
         self._resuming = True  # whether any item may have a state to look up
@@ -160,6 +161,9 @@ class BatchRunner:
         if self._hidden_notices:
             n = self._hidden_notices
             self._progress.log(f"({n} more notice{'s' if n != 1 else ''} not shown)")
+        if self._damaged > 1:
+            n = self._damaged - 1
+            self._progress.log(f"({n} more damaged kept answer{'s' if n != 1 else ''} asked again)")
         if (stop := self._stop) is not None:
             return Outcome(self.tally, stop.reason, stop.exit_code, stop.quiet)
         code = EXIT_SOME_FAILED if self.tally.failed else EXIT_OK
@@ -210,11 +214,24 @@ class BatchRunner:
             return
         state = self._jobs.get_item(self._job.id, record.position) if self._resuming else None
         if state and state.status == "done" and state.fingerprint == prepared.fingerprint:
+            if not is_kept_line(state.output, record.id):
+                self._note_damaged(record)
+                await self._queue.put(_Entry(record, prepared))
+                return
             self.tally.kept += 1
             self._writer.add(record.position, state.output)
             self._progress.update()
             return
         await self._queue.put(_Entry(record, prepared))
+
+    def _note_damaged(self, record: Record) -> None:
+        """Say (for the first) that an item's kept line is damaged; it is asked again."""
+        self._damaged += 1
+        if self._damaged == 1:
+            self._progress.log(
+                f"{record.where}: the answer kept by an earlier run is damaged in the store: "
+                "asking it again"
+            )
 
     async def _count(self) -> None:
         assert self._count_total is not None

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 from cortan.core.errors import CortanError
 from cortan.core.events import ChatEnded, ChatFinished, ChatStarted, Notice, Timings, TokenDelta
 from cortan.core.messages import Message, Usage
-from cortan.store.cache import CachedAnswer
+from cortan.store.cache import CachedAnswer, DamagedEntry
 
 if TYPE_CHECKING:
     from cortan.config.settings import Settings
@@ -137,6 +137,9 @@ class AnswerCache:
         begun = self._clock()
         try:
             found = self._store.get(await self._key(route, messages, _shaping(request)))
+        except DamagedEntry as exc:
+            await self._say_once(request, "damaged", str(exc))
+            return None
         except CortanError as exc:
             await self._say_once(request, "store", f"the response cache cannot be read: {exc}")
             return None

@@ -12,10 +12,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple, Self
+from typing import Any, NamedTuple, Self
 
 from cortan.core.actions import Action, ActionKind, Grant, Verdict
 from cortan.store.db import StoreFile, connect, get_store_path, transaction, translate_errors
+from cortan.store.records import as_optional_text, as_text, as_time
 
 
 class Decision(NamedTuple):
@@ -108,8 +109,21 @@ class ApprovalStore(StoreFile):
                 " conversation, status FROM decisions ORDER BY at DESC, id DESC LIMIT ?",
                 (limit,),
             ).fetchall()
-        return [Decision._make(row)._replace(allowed=bool(row[5])) for row in reversed(rows)]
+        return [_decision(row) for row in reversed(rows)]
 
 
-def _grant(row: tuple[int, ActionKind, str, str, float]) -> Grant:
-    return Grant(row[0], row[1], row[2], row[3], "always", row[4])
+def _grant(row: tuple[Any, ...]) -> Grant:
+    """A grant as stored; a damaged value read as the nearest one cortan writes (a
+    ``kind`` not cortan's is kept as it is: the gate matches it to nothing)."""
+    gid, kind, name, pattern, created = row
+    return Grant(gid, as_text(kind), as_text(name), as_text(pattern), "always", as_time(created))  # type: ignore[arg-type]
+
+
+def _decision(row: tuple[Any, ...]) -> Decision:
+    """A logged decision; only a stored 1 reads as allowed, a damaged value as refused."""
+    did, at, kind, name, text, allowed, by, scope, reason, conversation, status = row
+    return Decision(
+        did, as_time(at), as_text(kind), as_text(name), as_text(text), allowed == 1,  # type: ignore[arg-type]
+        as_text(by), as_optional_text(scope), as_text(reason), as_optional_text(conversation),
+        status if isinstance(status, int) else None,
+    )  # fmt: skip

@@ -17,13 +17,22 @@ raises :class:`cortan.core.errors.StoreError` with one sentence.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from cortan.store.db import StoreFile, connect, get_store_path, transaction, translate_errors
+from cortan.core.errors import StoreError
+from cortan.store.db import (
+    StoreFile,
+    connect,
+    exact_text,
+    get_store_path,
+    transaction,
+    translate_errors,
+)
 
 #: Bytes counted per entry beyond its text: the key, the names, the numbers.
 ROW_OVERHEAD = 100
@@ -50,6 +59,58 @@ class CacheStats(NamedTuple):
     hits: int
     oldest: float | None
     newest: float | None
+
+
+class DamagedEntry(StoreError):
+    """A kept answer that is not one cortan wrote (a disk error, a hand edit): never
+    handed out; it is dropped, and the request asks the model."""
+
+
+def _read_answer(row: tuple[Any, ...]) -> CachedAnswer | None:
+    """The answer in ``row``, or None when a value in it is not what cortan keeps."""
+    provider, model, content, finish_reason, prompt, completion, created = row
+    text = exact_text(content)
+    names = (provider, model, finish_reason)
+    counts = (prompt, completion)
+    if (
+        text is None
+        or not all(isinstance(name, str) and name for name in names)
+        or not all(count is None or (isinstance(count, int) and count >= 0) for count in counts)
+        or not isinstance(created, int | float)
+        or not math.isfinite(created)
+    ):
+        return None
+    return CachedAnswer(provider, model, text, finish_reason, prompt, completion, float(created))
+
+
+#: ``created`` when it is a time a date can show (up to year 9999), else NULL: what a
+#: hand edit or a disk error left there is left out of the oldest and newest.
+_TIME = (
+    "CASE WHEN typeof(created) IN ('integer', 'real')"
+    " AND created BETWEEN 0 AND 253402214400 THEN created END"
+)
+
+
+def _read_totals(conn: sqlite3.Connection) -> tuple[int, int]:
+    """The cache's entries and bytes; counted again from the table (and kept) when the
+    totals row holds something its triggers never write."""
+    row = conn.execute(
+        "SELECT entries, bytes FROM response_cache_size"
+        " WHERE typeof(entries) = 'integer' AND typeof(bytes) = 'integer'"
+        " AND entries >= 0 AND bytes >= 0"
+    ).fetchone()
+    if row is not None:
+        return int(row[0]), int(row[1])
+    entries, size = conn.execute(
+        "SELECT count(*), CAST(total(size) AS INTEGER) FROM response_cache"
+    ).fetchone()
+    if not conn.in_transaction:  # a read (stats): count, and leave the fix to a write
+        return int(entries), int(size)
+    conn.execute("DELETE FROM response_cache_size")
+    conn.execute(
+        "INSERT INTO response_cache_size (id, entries, bytes) VALUES (1, ?, ?)", (entries, size)
+    )
+    return int(entries), int(size)
 
 
 def get_size(content: str) -> int:
@@ -93,19 +154,26 @@ class CacheStore(StoreFile):
         now = self._clock()
         with transaction(self._conn, self.path) as conn:
             row = conn.execute(
-                "SELECT provider, model, content, finish_reason, prompt_tokens,"
+                "SELECT provider, model, CAST(content AS BLOB), finish_reason, prompt_tokens,"
                 " completion_tokens, created FROM response_cache WHERE key = ?",
                 (key,),
             ).fetchone()
             if row is None:
                 return None
-            if row[6] < now - self.max_age:
+            answer = _read_answer(row)
+            if answer is None or answer.created < now - self.max_age:
                 conn.execute("DELETE FROM response_cache WHERE key = ?", (key,))
-                return None
-            conn.execute(
-                "UPDATE response_cache SET used = ?, hits = hits + 1 WHERE key = ?", (now, key)
+            else:
+                conn.execute(
+                    "UPDATE response_cache SET used = ?, hits = hits + 1 WHERE key = ?",
+                    (now, key),
+                )
+        if answer is None:
+            raise DamagedEntry(
+                f"an answer kept in the response cache of {self.path} was damaged: "
+                "it is dropped and the model asked"
             )
-        return CachedAnswer(*row)
+        return None if answer.created < now - self.max_age else answer
 
     def put(self, key: bytes, answer: CachedAnswer) -> bool:
         """Keep ``answer`` under ``key`` (replacing what was there); False when too large."""
@@ -115,6 +183,7 @@ class CacheStore(StoreFile):
         now = self._clock()
         with transaction(self._conn, self.path) as conn:
             conn.execute("DELETE FROM response_cache WHERE created < ?", (now - self.max_age,))
+            _read_totals(conn)  # made right first, if damaged: the triggers add to them
             # An upsert, not INSERT OR REPLACE: a replace deletes without firing the
             # delete trigger (unless recursive triggers are on), and the totals would drift.
             conn.execute(
@@ -133,8 +202,7 @@ class CacheStore(StoreFile):
 
     def _evict(self, conn: sqlite3.Connection) -> None:
         """Drop the least recently used answers until the cache is within its cap."""
-        excess = conn.execute("SELECT bytes FROM response_cache_size").fetchone()[0]
-        excess -= self.max_bytes
+        excess = _read_totals(conn)[1] - self.max_bytes
         if excess <= 0:
             return
         doomed: list[tuple[bytes]] = []
@@ -148,13 +216,11 @@ class CacheStore(StoreFile):
     def stats(self) -> CacheStats:
         """How many answers are kept, their size, how often they were used."""
         with translate_errors(self.path):
-            entries, size = self._conn.execute(
-                "SELECT entries, bytes FROM response_cache_size"
-            ).fetchone()
+            entries, size = _read_totals(self._conn)
             hits, oldest, newest = self._conn.execute(
-                "SELECT coalesce(sum(hits), 0), min(created), max(created) FROM response_cache"
+                f"SELECT total(hits), min({_TIME}), max({_TIME}) FROM response_cache"
             ).fetchone()
-        return CacheStats(self.path, int(entries), int(size), int(hits), oldest, newest)
+        return CacheStats(self.path, entries, size, int(hits), oldest, newest)
 
     def clear(self, *, provider: str | None = None, model: str | None = None) -> int:
         """Forget kept answers (all, or one provider's or model's); how many went."""

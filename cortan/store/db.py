@@ -22,6 +22,7 @@ store never reads configuration itself.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import time
@@ -55,6 +56,7 @@ def connect(path: Path) -> sqlite3.Connection:
         conn = sqlite3.connect(
             path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
         )
+        conn.text_factory = read_text
     try:
         with translate_errors(path):
             check_identity(conn, path)
@@ -263,6 +265,23 @@ def describe_store(path: Path) -> StoreInfo:
     return StoreInfo(path, True, version, size, counts[0], counts[1], str(journal))
 
 
+read_text = functools.partial(str, encoding="utf-8", errors="replace")
+"""How the store's text is read: text that is not UTF-8 (a disk error, a hand edit) would
+otherwise fail every query that meets it, so one damaged message made a whole
+conversation unreadable; its bad bytes read as U+FFFD instead. A C callable: no Python
+frame per value. What must be exact (a batch's kept line, a cached answer) is read as
+bytes and checked where it is used."""
+
+
+def exact_text(data: bytes | None) -> str | None:
+    """Stored text read as bytes (``CAST(column AS BLOB)``), or None when it is not UTF-8:
+    for values that must be exact or not used at all."""
+    try:
+        return None if data is None else bytes(data).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def _open_read_only(path: Path) -> sqlite3.Connection:
     """A connection that cannot write, even where nothing may be written (issue 15).
 
@@ -272,6 +291,7 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
     """
     uri = path.resolve().as_uri()
     conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+    conn.text_factory = read_text
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return conn
@@ -279,7 +299,9 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
         conn.close()
         if is_writable(path):
             raise
-    return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, timeout=BUSY_TIMEOUT_S)
+    conn = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, timeout=BUSY_TIMEOUT_S)
+    conn.text_factory = read_text
+    return conn
 
 
 def is_writable(path: Path) -> bool:

@@ -25,7 +25,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, NamedTuple, Self
 
-from cortan.store.db import StoreFile, connect, get_store_path, transaction, translate_errors
+from cortan.store.db import (
+    StoreFile,
+    connect,
+    exact_text,
+    get_store_path,
+    transaction,
+    translate_errors,
+)
 
 ItemStatus = Literal["done", "failed"]
 
@@ -42,11 +49,21 @@ class Job(NamedTuple):
 
 
 class ItemState(NamedTuple):
-    """How an item of a job ended, and the output line it was given."""
+    """How an item of a job ended, and the output line it was given.
+
+    A row cortan would never write (a hand edit, a disk error) reads back as what it
+    can be trusted for: a ``status`` not cortan's is None, and so is an ``output``
+    that is not UTF-8 text, so that the runner asks such an item again rather than
+    write a wrong line for it.
+    """
 
     fingerprint: bytes
-    status: ItemStatus
-    output: str
+    status: ItemStatus | None
+    output: str | None
+
+
+#: The largest pid a process can have (``os.kill`` takes a C int).
+MAX_PID = 2**31 - 1
 
 
 class JobCounts(NamedTuple):
@@ -94,10 +111,16 @@ class JobStore(StoreFile):
         (alive, and beating within ``silent_after`` seconds)."""
         now = self._clock()
         with transaction(self._conn, self.path) as conn:
+            # Only a pid a process can have, and a beat that is a time not far from now:
+            # anything else in the row (a hand edit, a disk error) holds the job for nobody.
             owner, beat = conn.execute(
-                "SELECT owner, beat FROM batch_jobs WHERE id = ?", (job_id,)
+                "SELECT CASE WHEN typeof(owner) = 'integer' AND owner BETWEEN 1 AND ?2"
+                " THEN owner END, CASE WHEN typeof(beat) IN ('integer', 'real') THEN beat END"
+                " FROM batch_jobs WHERE id = ?1",
+                (job_id, MAX_PID),
             ).fetchone()
-            if owner not in (None, pid) and (beat or 0) > now - silent_after and is_alive(owner):
+            beating = beat is not None and now - silent_after < beat < now + silent_after
+            if owner not in (None, pid) and beating and is_alive(owner):
                 return int(owner)
             conn.execute(
                 "UPDATE batch_jobs SET owner = ?, beat = ? WHERE id = ?", (pid, now, job_id)
@@ -129,7 +152,8 @@ class JobStore(StoreFile):
         with translate_errors(self.path):
             rows = dict(
                 self._conn.execute(
-                    "SELECT status, count(*) FROM batch_items WHERE job_id = ? GROUP BY status",
+                    "SELECT status, count(*) FROM batch_items"
+                    " WHERE job_id = ? AND status IN ('done', 'failed') GROUP BY status",
                     (job_id,),
                 ).fetchall()
             )
@@ -139,12 +163,18 @@ class JobStore(StoreFile):
 
     def get_item(self, job_id: int, position: int) -> ItemState | None:
         with translate_errors(self.path):
+            # As bytes, whatever the row holds: a number there must not become a buffer
+            # that large (bytes(10**14)), nor text that is not UTF-8 stop the whole job.
             row = self._conn.execute(
-                "SELECT fingerprint, status, output FROM batch_items"
-                " WHERE job_id = ? AND position = ?",
+                "SELECT CAST(fingerprint AS BLOB),"
+                " CASE WHEN status IN ('done', 'failed') THEN status END,"
+                " CAST(output AS BLOB) FROM batch_items WHERE job_id = ? AND position = ?",
                 (job_id, position),
             ).fetchone()
-        return ItemState(bytes(row[0]), row[1], row[2]) if row else None
+        if row is None:
+            return None
+        fingerprint, status, output = row
+        return ItemState(bytes(fingerprint or b""), status, exact_text(output))
 
     def record(
         self, job_id: int, position: int, fingerprint: bytes, status: ItemStatus, output: str

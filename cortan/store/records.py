@@ -14,6 +14,7 @@ layer, so front ends convert (``Message(m.role, m.content, m.images)``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -238,3 +239,43 @@ def select_history(messages: Sequence[StoredMessage]) -> list[StoredMessage]:
         elif message.status != "failed" and message.content and kept and kept[-1].role == "user":
             kept.append(message)  # the answer to the question just kept
     return kept
+
+
+# Rows as cortan wrote them, or as a hand edit or a disk error left them: SQLite keeps
+# whatever a column is given ('yesterday' in a REAL column, a blob in a TEXT one), and
+# each front end would fail on it its own way. Read through these, such a value becomes the
+# nearest one cortan could have written, so a damaged message is still shown, exported
+# and continued, and nothing downstream meets a type it was never promised.
+
+#: The latest Unix time a date can show (the last day of year 9999, with a day to spare).
+_LAST_TIME = 253_402_214_400.0
+
+
+def as_text(value: object) -> str:
+    """Stored text; a blob's bytes read as UTF-8 with U+FFFD for the bad ones."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return "" if value is None else str(value)
+
+
+def as_optional_text(value: object) -> str | None:
+    return None if value is None else as_text(value)
+
+
+def as_time(value: object) -> float:
+    """A stored time, or the epoch when it is not one a date can show."""
+    if isinstance(value, int | float) and 0 <= value <= _LAST_TIME:
+        return float(value)
+    return 0.0
+
+
+def as_count(value: object) -> int | None:
+    return value if isinstance(value, int) and value >= 0 else None
+
+
+def as_seconds(value: object) -> float | None:
+    if isinstance(value, int | float) and math.isfinite(value) and value >= 0:
+        return float(value)
+    return None

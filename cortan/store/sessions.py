@@ -58,6 +58,11 @@ from cortan.store.records import (
     StoredMessage,
     StoredToolCall,
     StoreInfo,
+    as_count,
+    as_optional_text,
+    as_seconds,
+    as_text,
+    as_time,
 )
 
 if TYPE_CHECKING:
@@ -440,7 +445,7 @@ class SessionStore(StoreFile):
                 tuple(chunk),
             )
             for row in rows:
-                found.setdefault(row[0], []).append(StoredToolCall(*row))
+                found.setdefault(row[0], []).append(_tool_call(row))
         return found
 
     def delete_messages(self, conversation_id: int, message_ids: Sequence[int]) -> int:
@@ -513,14 +518,14 @@ class SessionStore(StoreFile):
     def _images(self, conversation_id: int) -> dict[int, tuple[Image, ...]]:
         """The images of a conversation's messages, by message id, in their order."""
         rows = self._read(
-            "SELECT i.message_id, b.mime, b.data FROM message_images i"
+            "SELECT i.message_id, b.mime, CAST(b.data AS BLOB) FROM message_images i"
             " JOIN blobs b ON b.digest = i.digest JOIN messages m ON m.id = i.message_id"
             " WHERE m.conversation_id = ? ORDER BY i.message_id, i.position",
             (conversation_id,),
         )
         images: dict[int, list[Image]] = {}
         for message_id, mime, data in rows:
-            images.setdefault(message_id, []).append(Image(mime, bytes(data)))
+            images.setdefault(message_id, []).append(Image(as_text(mime), bytes(data or b"")))
         return {key: tuple(value) for key, value in images.items()}
 
     def recent_messages(self, limit: int = 20) -> list[StoredMessage]:
@@ -593,8 +598,26 @@ class Forked(NamedTuple):
 
 
 def _conversation(row: tuple[Any, ...]) -> Conversation:
-    return Conversation(*row)
+    cid, name, created, updated, model, system, count, title, client, request_id = row
+    return Conversation(
+        cid, as_optional_text(name), as_time(created), as_time(updated),
+        as_optional_text(model), as_optional_text(system), count, as_text(title),
+        as_optional_text(client), as_optional_text(request_id),
+    )  # fmt: skip
 
 
 def _message(row: tuple[Any, ...]) -> StoredMessage:
-    return StoredMessage(*row)
+    mid, cid, role, content, created, status, model, provider, asked, answered, took = row[:11]
+    return StoredMessage(
+        mid, cid, as_text(role), as_text(content), as_time(created), as_text(status),  # type: ignore[arg-type]
+        as_optional_text(model), as_optional_text(provider), as_count(asked), as_count(answered),
+        as_seconds(took), as_text(row[11]), as_optional_text(row[12]) if len(row) > 12 else None,
+    )  # fmt: skip
+
+
+def _tool_call(row: tuple[Any, ...]) -> StoredToolCall:
+    message_id, name, arguments, status, decided_by, output, duration = row
+    return StoredToolCall(
+        message_id, as_text(name), as_text(arguments), as_text(status),
+        as_optional_text(decided_by), as_text(output), as_seconds(duration),
+    )  # fmt: skip
