@@ -96,10 +96,9 @@ def _visible(text: str) -> str:
 
 def parse_answer(text: str, review: Review) -> Answer:
     """A typed answer: y, s, a (or the words; only the words for a risky call); else no."""
-    word = text.strip().lower()
-    if review.risks and len(word) == 1:
+    if _single_key_at_risk(text, review):
         return DENY
-    scope = _ANSWERS.get(word)
+    scope = _ANSWERS.get(text.strip().lower())
     if scope is None:
         return DENY
     if scope == "once":
@@ -108,6 +107,11 @@ def parse_answer(text: str, review: Review) -> Answer:
     # command line for a command: a later command is shown and asked about anew.
     pattern = None if review.action.command is not None else "*"
     return Answer(True, "session" if scope == "session" else "always", pattern)
+
+
+def _single_key_at_risk(text: str, review: Review) -> bool:
+    """A one-key yes (y, s, a) to a call with risks: not enough to allow it."""
+    return bool(review.risks) and text.strip().lower() in ("y", "s", "a")
 
 
 class TerminalAsker:
@@ -128,7 +132,7 @@ class TerminalAsker:
                     self._write("\n")
                     return DENY
                 answer = line
-                if not (review.risks and line.strip().lower() in ("y", "s", "a")):
+                if not _single_key_at_risk(line, review):
                     break
                 self._write("a single key does not allow a risky call: type the word: ")
             return parse_answer(answer, review)
