@@ -6,7 +6,8 @@ keeps the answers. It lives in the session store's file (schema version 3), so i
 survives like the conversations do and ``cortan cache stats|clear`` find it there.
 
 * An answer older than ``max_age`` seconds is never handed out (it is deleted
-  when met, and every write sweeps the expired ones by their index).
+  when met, and every write sweeps the expired ones by their index); nor is one dated
+  more than ``CLOCK_SKEW`` ahead of the clock, which would otherwise never expire.
 * Past ``max_bytes`` the least recently used answers go first. The totals live in
   ``response_cache_size``, kept by triggers, so the check costs one row read, not
   a count of the table. An answer larger than the whole cap is not kept.
@@ -36,6 +37,9 @@ from cortan.store.db import (
 
 #: Bytes counted per entry beyond its text: the key, the names, the numbers.
 ROW_OVERHEAD = 100
+#: How far ahead of the clock an answer may be dated and still be handed out: another
+#: machine's clock sharing the store, or this one's stepped back by a few seconds.
+CLOCK_SKEW = 300.0
 
 
 class CachedAnswer(NamedTuple):
@@ -161,7 +165,7 @@ class CacheStore(StoreFile):
             if row is None:
                 return None
             answer = _read_answer(row)
-            if answer is None or answer.created < now - self.max_age:
+            if answer is None or not self._fresh(answer, now):
                 conn.execute("DELETE FROM response_cache WHERE key = ?", (key,))
             else:
                 conn.execute(
@@ -173,7 +177,12 @@ class CacheStore(StoreFile):
                 f"an answer kept in the response cache of {self.path} was damaged: "
                 "it is dropped and the model asked"
             )
-        return None if answer.created < now - self.max_age else answer
+        return answer if self._fresh(answer, now) else None
+
+    def _fresh(self, answer: CachedAnswer, now: float) -> bool:
+        """Young enough to hand out. An answer dated ahead of the clock (a clock set back,
+        a hand edit) has no age to go by: kept as it is, it would never expire."""
+        return now - self.max_age <= answer.created <= now + CLOCK_SKEW
 
     def put(self, key: bytes, answer: CachedAnswer) -> bool:
         """Keep ``answer`` under ``key`` (replacing what was there); False when too large."""
@@ -182,7 +191,10 @@ class CacheStore(StoreFile):
             return False
         now = self._clock()
         with transaction(self._conn, self.path) as conn:
-            conn.execute("DELETE FROM response_cache WHERE created < ?", (now - self.max_age,))
+            conn.execute(
+                "DELETE FROM response_cache WHERE created < ? OR created > ?",
+                (now - self.max_age, now + CLOCK_SKEW),
+            )
             _read_totals(conn)  # made right first, if damaged: the triggers add to them
             # An upsert, not INSERT OR REPLACE: a replace deletes without firing the
             # delete trigger (unless recursive triggers are on), and the totals would drift.

@@ -14,6 +14,7 @@ layer, so front ends convert (``Message(m.role, m.content, m.images)``).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -228,16 +229,15 @@ def select_history(messages: Sequence[StoredMessage]) -> list[StoredMessage]:
     A question whose answer failed, or that never got one (the process was killed),
     is left out with its answer, as the REPL leaves out a failed turn: the user
     asks again. An interrupted answer stays (the user saw it); an empty one is
-    dropped, keeping its question.
+    dropped, keeping its question. A row in a role cortan never writes (a hand edit)
+    is not sent, nor is the question it stands after.
     """
     kept: list[StoredMessage] = []
-    for i, message in enumerate(messages):
-        if message.role == "user":
-            answer = messages[i + 1] if i + 1 < len(messages) else None
-            if answer is not None and answer.role == "assistant" and answer.status != "failed":
-                kept.append(message)
-        elif message.status != "failed" and message.content and kept and kept[-1].role == "user":
-            kept.append(message)  # the answer to the question just kept
+    for question, answer in itertools.pairwise(messages):
+        if question.role == "user" and answer.role == "assistant" and answer.status != "failed":
+            kept.append(question)
+            if answer.content:
+                kept.append(answer)
     return kept
 
 

@@ -174,6 +174,27 @@ def test_damaged_messages_are_still_shown_exported_and_continued(
         assert result.code == 0, (args, result.stderr)
 
 
+def test_a_turn_in_a_role_cortan_never_writes_is_not_sent_again(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, data_dir: Path
+) -> None:
+    """After a question whose answer was empty, the row went to the model in the role it
+    held ("wizard"), which an OpenAI server refuses with a 400 on every later turn."""
+    assert cortan.run("ask", "--session", "work", "first").code == 0
+    assert cortan.run("ask", "--session", "work", "second").code == 0
+    damage(
+        data_dir,
+        "UPDATE messages SET content = '' WHERE id = 2",
+        "UPDATE messages SET role = 'wizard' WHERE id = 3",
+    )
+    result = cortan.run("ask", "--session", "work", "third")
+    no_internal_error(result.stderr)
+    assert result.code == 0, result.stderr
+    sent = [(m["role"], m["content"]) for m in ollama_env.chat_requests[-1].json["messages"]]
+    assert sent == [("user", "first"), ("user", "third")]  # the empty answer is left out
+    shown = cortan.run("sessions", "show", "work")
+    assert shown.code == 0 and "second" in shown.stdout  # still shown as it is kept
+
+
 def test_text_that_is_not_utf8_reads_with_replacement_characters(
     cortan: type[CortanRunner], ollama_env: FakeOllama, data_dir: Path
 ) -> None:
@@ -213,15 +234,15 @@ def test_a_damaged_cached_answer_is_a_miss_said_once(
 
 
 @pytest.mark.parametrize(
-    "statement",
+    ("statement", "entries"),
     [
-        "UPDATE response_cache SET created = 'x', hits = 'y'",
-        "UPDATE response_cache SET created = 1e300",
-        "UPDATE response_cache_size SET entries = 'x', bytes = X'00'",
+        ("UPDATE response_cache SET created = 'x', hits = 'y'", 1),  # text sorts above a time
+        ("UPDATE response_cache SET created = 1e300", 1),  # never to expire: swept out
+        ("UPDATE response_cache_size SET entries = 'x', bytes = X'00'", 2),
     ],
 )
 def test_cache_stats_and_writes_go_on_over_damaged_totals(
-    cortan: type[CortanRunner], ollama_env: FakeOllama, data_dir: Path, statement: str
+    cortan: type[CortanRunner], ollama_env: FakeOllama, data_dir: Path, statement: str, entries: int
 ) -> None:
     assert cortan.run("ask", "--cache", "hi").code == 0
     damage(data_dir, statement)
@@ -230,7 +251,23 @@ def test_cache_stats_and_writes_go_on_over_damaged_totals(
         no_internal_error(result.stderr)
         assert result.code == 0, (args, result.stderr)
     stats = json.loads(cortan.run("cache", "stats", "--json").stdout)
-    assert stats["entries"] == 2
+    assert stats["entries"] == entries
+
+
+def test_an_answer_dated_ahead_of_the_clock_is_aged_out(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, data_dir: Path
+) -> None:
+    """A year ahead (a clock stepped back since, a hand edit), it was handed out until
+    that year had passed, whatever the age limit."""
+    assert cortan.run("ask", "--cache", "hi").code == 0
+    damage(data_dir, "UPDATE response_cache SET created = created + 365 * 86400")
+    result = cortan.run("ask", "--cache", "hi")
+    assert result.code == 0, result.stderr
+    assert "response cache" not in result.stderr  # a miss, as an expired answer is
+    assert len(ollama_env.chat_requests) == 2
+    again = cortan.run("ask", "--cache", "hi")  # kept again, dated now
+    assert "answer from the response cache" in again.stderr
+    assert len(ollama_env.chat_requests) == 2
 
 
 # -- cortan grants --------------------------------------------------------------------------
