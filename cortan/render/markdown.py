@@ -25,16 +25,19 @@ below: rendered at the width it started at, from the first character that differ
 what was drawn (a line still arriving goes on, on the next row, from where it was cut),
 and cut into rows of the terminal's width, as the terminal cut the rows above. No line
 of the answer is drawn twice and nothing above is erased. The next blocks are rendered
-at the new width. A bullet list is cut into its items, each printed as the next begins
-(`_Blocks`), so a tall list has no tail to redraw. A block other than code or a bullet
-list taller than the screen (a table, a numbered list), of which only the tail is live,
-cannot be kept (its top was never drawn): it is redrawn at the new width, and the rows a
-re-wrapping terminal pushed up stay in its scrollback (region.py).
+at the new width. A bullet list is cut into its items, each printed as the next begins,
+and so is a numbered list once it is taller than the screen (`_Blocks`), so a tall list
+has no tail to redraw. A block other than code or a list taller than the screen (a
+table, a paragraph), of which only the tail is live, cannot be kept (its top was never
+drawn): it is redrawn at the new width, and the rows a re-wrapping terminal pushed up
+stay in its scrollback (region.py).
 
 Known differences from one rendering of the whole answer: a link reference definition
-applies only inside its own block, an HTML block holding a blank line is cut there, and
-an image inside a bullet list is drawn above its own item (rich draws every image of a
-list above the whole list).
+applies only inside its own block, an HTML block holding a blank line is cut there, an
+image inside a bullet list is drawn above its own item (rich draws every image of a
+list above the whole list), and a numbered list taller than the screen before its ninth
+item (a screen of a few rows) keeps the narrower numbers of the items printed before
+the ninth widened them (rich widens them all).
 """
 
 from __future__ import annotations
@@ -43,11 +46,11 @@ import re
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 from rich.cells import cell_len
 from rich.console import Console
-from rich.markdown import Markdown, UnknownElement
+from rich.markdown import ListElement, Markdown, MarkdownElement, UnknownElement
 from rich.segment import Segment
 from rich.text import Text
 
@@ -56,6 +59,7 @@ from cortan.render.sanitize import sanitize
 
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
+    from markdown_it.token import Token
     from rich.console import ConsoleOptions, RenderResult
 
 # A fence may follow list markers, quote markers and indentation ("1. ```py", "> ~~~");
@@ -64,9 +68,10 @@ _FENCE_OPEN = re.compile(r"((?:[ \t>]|(?:[-+*]|\d{1,9}[.)])[ \t])*)(`{3,}(?=[^`]
 _FENCE_CLOSE = re.compile(r"([ \t>]*)(`{3,}|~{3,})[ \t]*$")
 _LIST_ITEM = re.compile(r" {0,3}(?:[-+*]|\d{1,9}[.)])(?:[ \t]|$)")
 _LIST_MARKER_SO_FAR = re.compile(r"[-+*]|\d{1,9}[.)]?")  # could still become a list item
-# A top-level bullet item: its indent and marker. A thematic break ("- - -", "* * *") is
-# not one, whatever it looks like.
-_BULLET = re.compile(r" {0,3}[-+*](?=[ \t])")
+# A top-level list item: its indent, number and marker. A thematic break ("- - -",
+# "* * *") is not one, whatever it looks like.
+_ITEM = re.compile(r"( {0,3})(\d{1,9})?([-+*.)])(?=[ \t])")
+_NUMBER_SO_FAR = re.compile(r"( {0,3})(\d{0,9})([.)]?)")  # could still become a numbered item
 _THEMATIC_BREAK = re.compile(r" {0,3}([-*_])[ \t]*(?:\1[ \t]*){2,}$")
 _TABLE_DELIMITER = re.compile(r" {0,3}\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$")
 
@@ -88,13 +93,51 @@ class _Fence(NamedTuple):
         )
 
 
+class _Marker(NamedTuple):
+    """How the open block's list marks its items: what starts the next one."""
+
+    indent: str
+    symbol: str  # "-", "+" or "*" for a bullet list; "." or ")" after a number
+    width: int  # of the open item's marker with its indent: its lines go on past it
+
+    @property
+    def numbered(self) -> bool:
+        return self.symbol in ".)"
+
+    @classmethod
+    def of(cls, line: str) -> _Marker | None:
+        item = _ITEM.match(line)
+        if item is None or bool(item[2]) != (item[3] in ".)") or _THEMATIC_BREAK.match(line):
+            return None
+        return cls(item[1], item[3], item.end())
+
+    def may_start(self, line: str) -> bool:
+        """Whether `line`, still arriving, may yet start the next item (so far a
+        marker, or spaces before one)."""
+        if not self.numbered:
+            bullet = self.indent + self.symbol
+            return len(line) <= len(bullet) and bullet.startswith(line)
+        so_far = _NUMBER_SO_FAR.fullmatch(line)
+        if so_far is None or (so_far[3] and so_far[3] != self.symbol):
+            return False
+        return so_far[1] == self.indent if so_far[2] else len(line) <= len(self.indent)
+
+
+class _Numbering(NamedTuple):
+    """Where the items of a numbered list printed apart go on from (`_Blocks`)."""
+
+    start: int  # the number of the block's first item
+    least_last: int  # the last number of the items printed before, as rich counts it
+
+
 class _Finished(NamedTuple):
     """A finished block, and whether it goes on the list of the block before it: the
-    items of a bullet list are cut apart as each ends (`_Blocks`), and printed with no
-    gap between them, as one list is."""
+    items of a list are cut apart as each ends (`_Blocks`), and printed with no gap
+    between them, as one list is."""
 
     text: str
     joined: bool = False
+    numbering: _Numbering | None = None
 
 
 class _Blocks:
@@ -102,9 +145,12 @@ class _Blocks:
 
     A top-level bullet list is cut before each of its items after the first: an item of
     a bullet list renders the same whatever follows it (rich draws tight and loose lists
-    alike, and a bullet has no width to grow, unlike a number), so each is printed for
-    good as it ends, and a list taller than the screen never needs a tail redrawn (a
-    terminal narrowed mid-list would leave that tail's rows in its scrollback).
+    alike), so each is printed for good as it ends, and a list taller than the screen
+    never needs a tail redrawn (a terminal narrowed mid-list would leave that tail's rows
+    in its scrollback). A numbered list is cut so only once `tall` is called: rich
+    makes every number as wide as the last one, which a list printed item by item cannot
+    know; each item is numbered on from the ones printed before (`_Numbering`), and no
+    narrower than they were.
     """
 
     def __init__(self) -> None:
@@ -115,7 +161,11 @@ class _Blocks:
         self._after_blank = False
         self._has_text = False
         self._in_list = False
-        self._bullet: str | None = None  # the open block starts a bullet list: its marker
+        self._marker: _Marker | None = None  # the open block starts a list: its marker
+        self._items = 0  # the items of that list in the open block
+        self._cutting = False  # a numbered list taller than the screen: cut item by item
+        self._number = 0  # the number of the open block's first item, if numbered
+        self._least_last = 0  # rich's last number of the items before, if joined
         self.joined = False  # the open block goes on the list of the block before it
 
     def push(self, text: str) -> list[_Finished]:
@@ -135,9 +185,20 @@ class _Blocks:
             # The next item is certain before its line ends: the item before is printed
             # now, and the next item's first words are never drawn as part of it (a
             # terminal narrowed meanwhile would keep them there, above the next item).
-            finished.append(self._cut(keep_last=False))
-            self.joined = True
+            finished.append(self._cut(keep_last=False, next_item=True))
         return finished
+
+    def tall(self) -> None:
+        """The open block is taller than the screen: a numbered list it starts is cut
+        before each of its next items, as a bullet list always is."""
+        if self._marker is not None and self._marker.numbered:
+            self._cutting = True
+
+    @property
+    def numbering(self) -> _Numbering | None:
+        """How the open block numbers its items, if it goes on a numbered list."""
+        numbered = self.joined and self._marker is not None and self._marker.numbered
+        return _Numbering(self._number, self._least_last) if numbered else None
 
     @property
     def in_code(self) -> bool:
@@ -204,19 +265,31 @@ class _Blocks:
         else:
             if self._starts_block(line):
                 finished.append(self._cut(keep_last=True))
-            elif self._next_item(line):
-                finished.append(self._cut(keep_last=True))
-                self.joined = True
-            elif self._bullet is not None and not line.startswith(self._continuation):
-                # Not inside the item: the list may have ended (a break, a heading,
-                # another marker starting another list); cut no more in this block.
-                self._bullet = None
-            if not self._has_text:
-                bullet = _BULLET.match(line)
-                self._bullet = bullet[0] if bullet and not _THEMATIC_BREAK.match(line) else None
+            else:
+                self._follow_list(line, finished)
             self._after_blank = False
             self._has_text = True
             self._classify(line)
+
+    def _follow_list(self, line: str, finished: list[_Finished]) -> None:
+        """Note where the list the open block starts goes: its first item, the next
+        (cut there if it `_cuts`), or, out of its item, an end to cutting it."""
+        if not self._has_text:
+            self._marker = _Marker.of(line)
+            self._items = 1
+            if self._marker is not None and self._marker.numbered and not self.joined:
+                self._number = int(line[len(self._marker.indent) : self._marker.width - 1])
+        elif self._next_item(line):
+            if self._cuts:
+                finished.append(self._cut(keep_last=True, next_item=True))
+                self._follow_list(line, finished)
+            else:
+                self._items += 1
+                self._marker = _Marker.of(line)
+        elif self._marker is not None and not line.startswith(self._continuation):
+            # Not inside the item: the list may have ended (a break, a heading, another
+            # marker starting another list); cut no more in this block.
+            self._marker = None
 
     def _check_partial(self, finished: list[_Finished]) -> None:
         """Cut as soon as the line still arriving after a blank line shows a new block."""
@@ -228,33 +301,38 @@ class _Blocks:
         else:  # the full line will not start one either: no need to look again
             self._after_blank = False
 
+    @property
+    def _cuts(self) -> bool:
+        """Whether the open block's list is cut before its next item."""
+        return self._marker is not None and (not self._marker.numbered or self._cutting)
+
     def _item_ahead(self) -> bool | None:
-        """Whether the line still arriving starts the next item of the open bullet list:
-        None while it may (a marker and spaces so far, or "- -", which may yet be a
-        thematic break)."""
-        line, bullet = self._partial_line(), self._bullet
-        if bullet is None or not self._has_text or not line:
+        """Whether the line still arriving starts the next item of the open list, to be
+        cut there: None while it may (a marker and spaces so far, or "- -", which may yet
+        be a thematic break)."""
+        line, marker = self._partial_line(), self._marker
+        if marker is None or not self._cuts or not self._has_text or not line:
             return False
-        if len(line) <= len(bullet):
-            return None if bullet.startswith(line) else False
+        if marker.may_start(line):
+            return None
         if not self._next_item(line):
             return False
-        return None if not line.strip(bullet[-1] + " \t") else True
+        return None if not line.strip(marker.symbol + " \t") else True
 
     @property
     def _continuation(self) -> tuple[str, str]:
-        """How a line inside the open bullet item starts: indented past its marker."""
-        return (" " * (len(self._bullet or "") + 1), "\t")
+        """How a line inside the open item starts: indented past its marker."""
+        return (" " * ((self._marker.width if self._marker else 0) + 1), "\t")
 
     def _next_item(self, line: str) -> bool:
-        """Whether `line` starts the next item of the bullet list the open block started,
-        with the same marker at the same indent (another marker starts another list)."""
-        bullet = self._bullet
+        """Whether `line` starts the next item of the list the open block started, with
+        the same marker at the same indent (another marker starts another list)."""
+        marker, other = self._marker, _Marker.of(line)
         return (
-            bullet is not None
-            and line.startswith(bullet)
-            and line[len(bullet) : len(bullet) + 1] in (" ", "\t")
-            and not _THEMATIC_BREAK.match(line)
+            marker is not None
+            and other is not None
+            and other.indent == marker.indent
+            and other.symbol == marker.symbol
         )
 
     def _starts_block(self, line: str) -> bool:
@@ -273,13 +351,22 @@ class _Blocks:
         elif index and "|" in line and _TABLE_DELIMITER.match(line):
             self._anchor = (index - 1, index + 1)
 
-    def _cut(self, *, keep_last: bool) -> _Finished:
-        """End the open block; with `keep_last`, the newest line starts the next one."""
+    def _cut(self, *, keep_last: bool, next_item: bool = False) -> _Finished:
+        """End the open block; with `keep_last`, the newest line starts the next one,
+        which with `next_item` is the next item of its list."""
         kept = self._lines[-1:] if keep_last else []
-        block = _Finished("\n".join(self._lines[: len(self._lines) - len(kept)]), self.joined)
+        text = "\n".join(self._lines[: len(self._lines) - len(kept)])
+        block = _Finished(text, self.joined, self.numbering)
+        if next_item:
+            self._least_last = max(self._least_last, self._number + self._items)
+            self._number += self._items
+        else:
+            self._least_last = 0
         self._lines = kept
-        self._anchor = self._bullet = None
-        self._after_blank = self._has_text = self._in_list = self.joined = False
+        self._anchor = self._marker = None
+        self._after_blank = self._has_text = self._in_list = False
+        self._cutting = next_item and self._cutting
+        self.joined = next_item
         return block
 
 
@@ -342,6 +429,33 @@ def _divergence(lines: list[list[Segment]], kept: list[list[Segment]]) -> tuple[
     return index, cell_len(new[:same])
 
 
+class _NumberedList(ListElement):
+    """rich's list; numbered, at least as wide as the items of it printed before.
+
+    rich makes every number as wide as the last one (`number + len(items)`, one past
+    it); the items of a tall list are printed apart (`_Blocks`), each knowing only the
+    numbers before it, so a later item may widen them, never narrow them.
+    """
+
+    least_last = 0
+
+    @classmethod
+    def create(cls, markdown: Markdown, token: Token) -> ListElement:
+        element = super().create(markdown, token)
+        if token.level == 0 and isinstance(markdown, _Markdown) and isinstance(element, cls):
+            element.least_last = markdown.least_last
+        return element
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if self.list_type == "bullet_list_open" or not self.least_last:
+            yield from super().__rich_console__(console, options)
+            return
+        number = 1 if self.list_start is None else self.list_start
+        last_number = max(number + len(self.items), self.least_last)
+        for index, item in enumerate(self.items):
+            yield from item.render_number(console, options, number + index, last_number)
+
+
 class _Markdown(Markdown):
     """rich's `Markdown`, parsed by one parser shared by every block and redraw.
 
@@ -351,8 +465,13 @@ class _Markdown(Markdown):
     that compare the stream with one rendering of the whole answer guard the copy.
     """
 
+    elements: ClassVar[dict[str, type[MarkdownElement]]] = {
+        **Markdown.elements,
+        "ordered_list_open": _NumberedList,
+    }
     _parser: MarkdownIt | None = None
     joined = False  # the next items of a list printed before: no empty row on top
+    least_last = 0  # see `_NumberedList`
 
     def __init__(self, markup: str, *, code_theme: str, hyperlinks: bool) -> None:
         parser = _Markdown._parser
@@ -378,6 +497,14 @@ class _Markdown(Markdown):
             if first is not None and first != Segment.line():
                 yield first
         yield from rendered
+
+    def go_on(self, joined: bool, numbering: _Numbering | None) -> None:
+        """Render as the next items of the list printed before, numbered on from it."""
+        self.joined = joined
+        if numbering is None or not self.parsed or self.parsed[0].type != "ordered_list_open":
+            return
+        self.parsed[0].attrs["start"] = numbering.start  # "1." each: numbered on all the same
+        self.least_last = numbering.least_last
 
 
 def _open_gap(block: Markdown) -> None:
@@ -472,7 +599,7 @@ class MarkdownStream:
         self._done = True
         if self._held_cr:
             self._blocks.push(sanitize("\r"))
-        self._print_block(self._blocks.open_text(), self._blocks.joined)
+        self._print_block(self._blocks.open_text(), self._blocks.joined, self._blocks.numbering)
         self._kept = None
         if self._live is not None:
             self._live.clear()  # a blank open block may have drawn nothing to keep
@@ -491,9 +618,11 @@ class MarkdownStream:
         self._held_cr = text.endswith("\r")
         return text[:-1] if self._held_cr else text
 
-    def _print_block(self, text: str, joined: bool = False) -> None:
+    def _print_block(
+        self, text: str, joined: bool = False, numbering: _Numbering | None = None
+    ) -> None:
         block = self._markdown(text)
-        block.joined = joined
+        block.go_on(joined, numbering)
         if not block.parsed:  # blank, or only link reference definitions: rich prints nothing
             return
         last = block.parsed[-1].type.replace("_close", "_open")
@@ -579,6 +708,8 @@ class MarkdownStream:
         lines = self._render(self._open_block(source), width)
         whole = self._kept is None and source == self._blocks.shown_text() and len(lines) <= height
         self._drawn = lines if whole else None
+        if not whole:
+            self._blocks.tall()
         return lines[-height:], whole
 
     def _render_rest(self, width: int, height: int) -> tuple[list[list[Segment]], bool] | None:
@@ -647,7 +778,7 @@ class MarkdownStream:
     def _open_block(self, source: str) -> Markdown:
         """The open block's markdown, after the gap its commit will open above it."""
         block = self._markdown(source)
-        block.joined = self._blocks.joined
+        block.go_on(self._blocks.joined, self._blocks.numbering)
         if self._gap and block.parsed and not block.joined:
             _open_gap(block)
         return block

@@ -269,6 +269,12 @@ def make_tall_code(lines: int = 200, seed: int = 7) -> str:
     return "Some code:\n\n```python\n" + "\n".join(code) + "\n```\n"
 
 
+def make_tall_numbered(items: int = 120, seed: int = 7) -> str:
+    """One numbered list of `items` items of a sentence each, a few screens tall."""
+    rng = random.Random(seed)
+    return "Steps:\n\n" + "".join(f"{i + 1}. {sentence(rng)}\n" for i in range(items))
+
+
 def measure_paced(tokens: int) -> dict[str, float]:
     return measure_paced_answer(make_answer(tokens))
 
@@ -366,8 +372,15 @@ def main(argv: list[str] | None = None) -> None:
     rows = measure()
     paced = measure_paced(SIZES[0])
     tall = measure_paced_answer(make_tall_code())
+    numbered = measure_paced_answer(make_tall_numbered())
     summary = summarise(rows, paced, tall)
     print_report(rows, summary, paced, tall)
+    print(
+        f"paced tall numbered list ({numbered['answer_bytes']:,.0f} B): "
+        f"{numbered['redraws']:.0f} redraws, {numbered['cpu_ms_per_redraw']:.2f} ms CPU each, "
+        f"{numbered['bytes_written']:,.0f} B written, {numbered['bytes_vs_whole']:.2f}x "
+        f"printing it once ({numbered['whole_render_bytes']:,.0f} B)"
+    )
     if args.json:
         report = {
             "sizes": [{**asdict(r), "us_per_token": r.us_per_token} for r in rows],
@@ -375,6 +388,7 @@ def main(argv: list[str] | None = None) -> None:
             "targets": TARGETS,
             "paced": paced,
             "paced_tall_code": tall,
+            "paced_tall_numbered": numbered,
         }
         args.json.write_text(json.dumps(report, indent=2) + "\n")
 

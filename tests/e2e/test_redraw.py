@@ -247,6 +247,7 @@ def test_narrowing_in_tmux_leaves_every_line_once(
 
 TALL_CODE = "Before.\n\n```python\n" + "".join(f"x = {i}  # tall {i:02}\n" for i in range(60))
 TALL_LIST = "Before.\n\n" + "".join(f"- item # tall {i:02} is here\n" for i in range(60))
+TALL_NUMBERED = "Before.\n\n" + "".join(f"{i + 1}. item # tall {i:02} is here\n" for i in range(60))
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux, a terminal that re-wraps")
@@ -255,14 +256,16 @@ TALL_LIST = "Before.\n\n" + "".join(f"- item # tall {i:02} is here\n" for i in r
     [
         pytest.param(TALL_CODE + "```\n", id="code"),
         pytest.param(TALL_LIST, id="list"),
+        pytest.param(TALL_NUMBERED, id="numbered"),
     ],
 )
 def test_narrowing_in_tmux_mid_block_taller_than_the_screen(
     pty_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path, answer: str
 ) -> None:
     """A code block taller than the screen lets its top rows go for good as they scroll
-    out (their lines do not change once complete), and a bullet list prints each item as
-    the next starts: narrowed, either goes on below what is printed."""
+    out (their lines do not change once complete), and a list prints each item as the
+    next starts (a numbered one once it is taller than the screen): narrowed, each goes
+    on below what is printed."""
     pieces = [answer[i : i + 24] for i in range(0, len(answer), 24)]
     ollama_env.queue(Reply(pieces=pieces, delay=SLOW))
     tmux = Tmux(pty_env, tmp_path)
