@@ -175,6 +175,10 @@ class Repl:
             self.conversation.pending.append(Attachment("Input", stdin_text.encode()))
         request = self.conversation.make_request(self.services.next_id(), prompt)
         ended = await self.run_request(request)
+        if isinstance(ended, ChatFailed) and ended.kind == "input" and self._over_limit(prompt):
+            # A paste refused for its size would be written whole to the history file,
+            # and read back at every start; Up still recalls it in this shell.
+            forget_line(self.session.history)
         if isinstance(ended, ChatFailed) and ended.kind == "secret":
             # The guard refused what looks like a secret: ask, and only a yes sends it.
             if not await self.confirm_secrets(ended.message.removesuffix(HINT)):
@@ -185,6 +189,9 @@ class Repl:
             ended = await self.run_request(request)
         self._report(ended)
         return ended
+
+    def _over_limit(self, prompt: str) -> bool:
+        return len(prompt.encode("utf-8", "surrogatepass")) > self.services.settings.max_input_bytes
 
     def _report(self, ended: ChatEnded) -> None:
         """One dim footer after an answer, or the sentence that says why there is none."""

@@ -532,6 +532,27 @@ async def test_a_secret_not_sent_stays_out_of_the_history_file(
     assert remote_ollama.chat_requests[-1].json["messages"][-1]["content"] == "a plain line"
 
 
+async def test_a_line_refused_for_its_size_stays_out_of_the_history_file(
+    pipe: PipeInput, ollama_env: FakeOllama, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A paste over max_input_bytes was written whole to the history file, to be read
+    back at every start, though it was never sent; Up still recalls it in this shell."""
+    monkeypatch.setenv("CORTAN_MAX_INPUT_BYTES", "2000")
+    history = isolated_env / "history"
+    shell = start_shell(pipe, history)
+    shell.pipe.send_text("big " + "x" * 3000 + "\r")
+    ended = await asyncio.wait_for(shell.ended.get(), 10)
+    assert getattr(ended, "kind", None) == "input"
+    assert "max_input_bytes" in shell.screen
+    await shell.ask("a plain line")
+    await shell.exit()
+    await shell.repl.services.aclose()
+    written = history.read_text()
+    assert "+a plain line" in written
+    assert "xxxx" not in written
+    assert ollama_env.chat_requests[-1].json["messages"][-1]["content"] == "a plain line"
+
+
 async def test_each_prompt_is_guarded_once(
     pipe: PipeInput, remote_ollama: FakeOllama, isolated_env: Path
 ) -> None:
