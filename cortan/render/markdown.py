@@ -35,9 +35,9 @@ stay in its scrollback (region.py).
 Known differences from one rendering of the whole answer: a link reference definition
 applies only inside its own block, an HTML block holding a blank line is cut there, an
 image inside a bullet list is drawn above its own item (rich draws every image of a
-list above the whole list), and a numbered list taller than the screen before its ninth
-item (a screen of a few rows) keeps the narrower numbers of the items printed before
-the ninth widened them (rich widens them all).
+list above the whole list), and a numbered list printed item by item (taller than the
+screen, or narrowed mid-list) before its ninth item keeps the narrower numbers of its
+first items when its tenth widens the rest (rich widens them all from the ninth).
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ class _Blocks:
     a bullet list renders the same whatever follows it (rich draws tight and loose lists
     alike), so each is printed for good as it ends, and a list taller than the screen
     never needs a tail redrawn (a terminal narrowed mid-list would leave that tail's rows
-    in its scrollback). A numbered list is cut so only once `tall` is called: rich
+    in its scrollback). A numbered list is cut so only once `cut_items` is called: rich
     makes every number as wide as the last one, which a list printed item by item cannot
     know; each item is numbered on from the ones printed before (`_Numbering`), and no
     narrower than they were.
@@ -188,9 +188,10 @@ class _Blocks:
             finished.append(self._cut(keep_last=False, next_item=True))
         return finished
 
-    def tall(self) -> None:
-        """The open block is taller than the screen: a numbered list it starts is cut
-        before each of its next items, as a bullet list always is."""
+    def cut_items(self) -> None:
+        """A numbered list the open block starts is cut before each of its next items
+        from now on, as a bullet list always is: it is taller than the screen, or drawn
+        for good by a narrowing (a tenth item would widen every number drawn)."""
         if self._marker is not None and self._marker.numbered:
             self._cutting = True
 
@@ -432,9 +433,10 @@ def _divergence(lines: list[list[Segment]], kept: list[list[Segment]]) -> tuple[
 class _NumberedList(ListElement):
     """rich's list; numbered, at least as wide as the items of it printed before.
 
-    rich makes every number as wide as the last one (`number + len(items)`, one past
-    it); the items of a tall list are printed apart (`_Blocks`), each knowing only the
-    numbers before it, so a later item may widen them, never narrow them.
+    rich makes every number as wide as the last one, counted one past it (`number +
+    len(items)`: the ninth item widens them all); the items of a tall list are printed
+    apart (`_Blocks`), each knowing only the numbers before it, so each goes on as wide
+    as those or as its own number, whichever is wider.
     """
 
     least_last = 0
@@ -451,7 +453,7 @@ class _NumberedList(ListElement):
             yield from super().__rich_console__(console, options)
             return
         number = 1 if self.list_start is None else self.list_start
-        last_number = max(number + len(self.items), self.least_last)
+        last_number = max(number + len(self.items) - 1, self.least_last)
         for index, item in enumerate(self.items):
             yield from item.render_number(console, options, number + index, last_number)
 
@@ -672,6 +674,7 @@ class MarkdownStream:
             return  # nothing re-wrapped, or a tail or the first words: redrawn in place
         kept = self._kept or _Kept(live.width, [])
         self._kept = kept._replace(lines=self._drawn)
+        self._blocks.cut_items()  # what is kept must not change, as a wider number would
         live.release(width)
         self._rows = []
 
@@ -709,7 +712,7 @@ class MarkdownStream:
         whole = self._kept is None and source == self._blocks.shown_text() and len(lines) <= height
         self._drawn = lines if whole else None
         if not whole:
-            self._blocks.tall()
+            self._blocks.cut_items()
         return lines[-height:], whole
 
     def _render_rest(self, width: int, height: int) -> tuple[list[list[Segment]], bool] | None:

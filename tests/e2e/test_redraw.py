@@ -279,6 +279,25 @@ def test_narrowing_in_tmux_mid_block_taller_than_the_screen(
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux, a terminal that re-wraps")
+def test_narrowing_in_tmux_mid_numbered_list_that_then_widens(
+    pty_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """Narrowed at its sixth item, a list of fourteen was printed twice: at the end the
+    whole list, its numbers widened by the tenth, no longer matched the rows kept."""
+    answer = "Before.\n\n" + "".join(f"{i + 1}. item # n {i:02} is here\n" for i in range(14))
+    pieces = [answer[i : i + 12] for i in range(0, len(answer), 12)]
+    ollama_env.queue(Reply(pieces=pieces, delay=SLOW))
+    tmux = Tmux(pty_env, tmp_path)
+    try:
+        tmux.wait_for("# n 05")
+        tmux.resize(45)
+        shown = tmux.finish()
+    finally:
+        tmux.close()
+    assert re.findall(r"#n(\d\d)", re.sub(r"\s", "", shown)) == [f"{i:02}" for i in range(14)]
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux, a terminal that re-wraps")
 def test_resizes_in_tmux_leave_every_line_once(
     pty_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
 ) -> None:
