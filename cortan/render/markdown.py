@@ -52,6 +52,7 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.markdown import ListElement, Markdown, MarkdownElement, UnknownElement
 from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 
 from cortan.render.region import LiveRegion, cell_len_of
@@ -387,6 +388,29 @@ class _Kept(NamedTuple):
     fence: int = 0
 
 
+def _trimmed(line: list[Segment]) -> list[Segment]:
+    """`line` less the spaces rich pads it with to the width, where they show nothing.
+
+    Padded, every row fills the screen: made narrower, a re-wrapping terminal turns each
+    into a row and a blank one, and a narrowing keeps rows that would have fit. Spaces
+    with a background or a line through them (a code block's) are kept.
+    """
+    while line and not line[-1].control and _shows_nothing(line[-1].style):
+        text = line[-1].text.rstrip(" ")
+        if text:
+            line[-1] = Segment(text, line[-1].style)
+            break
+        line.pop()
+    return line
+
+
+def _shows_nothing(style: Style | None) -> bool:
+    """Whether a space in `style` looks like no character at all."""
+    return style is None or not (
+        style.bgcolor or style.reverse or style.underline or style.strike or style.overline
+    )
+
+
 def _text(line: list[Segment]) -> str:
     return "".join(text for text, _, control in line if not control)
 
@@ -680,7 +704,7 @@ class MarkdownStream:
 
     def _render(self, block: Markdown, width: int) -> list[list[Segment]]:
         options = self._console.options.update(width=width, height=None)
-        return self._console.render_lines(block, options, pad=False)
+        return [_trimmed(line) for line in self._console.render_lines(block, options, pad=False)]
 
     def _draw(self) -> None:
         assert self._live is not None
