@@ -74,6 +74,7 @@ class McpConnection:
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _error: str | None = None
+    _fault: str | None = None  # why the transport ended the connection, when it knows
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -144,12 +145,9 @@ class McpConnection:
         if config.url is not None:
             target: Any = config.url
         else:
-            from mcp.client.stdio import StdioServerParameters, stdio_client
+            from cortan.engine.tools.stdio import bounded_stdio
 
-            params = StdioServerParameters(
-                command=config.command or "", args=list(config.args), env=dict(config.env) or None
-            )
-            target = stdio_client(params, errlog=errlog)
+            target = bounded_stdio(config, errlog, self._set_fault)
         async with Client(target, read_timeout_seconds=config.call_timeout) as client:
             listed = await client.list_tools()
             self.tools = [
@@ -177,11 +175,15 @@ class McpConnection:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            raise ToolError(f"{self.where} failed the call: {_describe(exc, None)}") from None
+            why = self._fault or _describe(exc, None)
+            raise ToolError(f"{self.where} failed the call: {why}") from None
         text = _content_text(result)
         if getattr(result, "is_error", False) or getattr(result, "isError", False):
             raise ToolError(f"the tool said: {text}")
         return text
+
+    def _set_fault(self, why: str) -> None:
+        self._fault = self._fault or make_visible(why)
 
     async def stop(self) -> None:
         """Stop the server (its process ends), waiting a little, then insisting."""
