@@ -7,6 +7,8 @@ child process, so it can do what the SDK's own server never would.
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -150,3 +152,79 @@ def test_lines_are_framed_within_the_bound_in_linear_time() -> None:
     lines.feed(b"y" * 101)
     lines.feed(b"y" * 800)
     assert lines.endless
+
+
+async def test_hostile_tool_names_are_left_out_and_said_once(pools: list[McpPool]) -> None:
+    # Before: a name with a Cyrillic letter (a lookalike of `echo`) or any letter beyond
+    # ASCII was offered, and an OpenAI-compatible server refuses a whole request over
+    # one such name; a name listed twice was offered twice; a 100 KB description and a
+    # schema of a thousand properties went out with every request.
+    pool = pool_of(pools, a=hostile("bad-tools", 100), a__b=hostile("bad-tools", 100))
+    notes: list[str] = []
+
+    async def note(text: str) -> None:
+        notes.append(text)
+
+    tools = await pool.list_tools(None, note)
+    names = [tool.name for tool in tools]
+    wire = re.compile(r"[A-Za-z0-9_-]{1,64}")
+    assert all(wire.fullmatch(name) for name in names), names
+    assert "mcp__a__echo" in names
+    assert not [n for n in names if n.endswith("__dup") or "huge_schema" in n]
+    # server a's `b__c` and server a__b's `c` would both be mcp__a__b__c: neither is
+    assert "mcp__a__b__c" not in names
+    assert any("'a' and 'a__b' both offer a tool named 'mcp__a__b__c'" in n for n in notes)
+    assert all(len(tool.description) <= 2000 for tool in tools)
+    said = "\n".join(notes)
+    for shown in ("'esc␛[2Jname'", "'rm<U+202E>elif'", "'zero<U+200B>width'", "'dup'"):
+        assert shown in said
+    assert "huge_schema" in said
+    assert all("\x1b" not in n and "\n" not in n for n in notes)
+    again: list[str] = []
+
+    async def note_again(text: str) -> None:
+        again.append(text)
+
+    assert [t.name for t in await pool.list_tools(None, note_again)] == names
+    assert again == []  # said once per process, not on every request
+
+
+async def test_ten_thousand_tools_are_cut_and_said(pools: list[McpPool]) -> None:
+    notes: list[str] = []
+
+    async def note(text: str) -> None:
+        notes.append(text)
+
+    begun = time.monotonic()
+    tools = await pool_of(pools, h=hostile("many-tools", 10_000)).list_tools(None, note)
+    assert len(tools) == 256
+    assert notes == [notes[0]]
+    assert "lists 10001 tools; the first 256 are offered" in notes[0]
+    assert time.monotonic() - begun < 10
+
+
+async def test_a_tool_list_that_breaks_mcp_names_where(pools: list[McpPool]) -> None:
+    with pytest.raises(ToolError) as caught:
+        await pool_of(pools, h=hostile("invalid-tool")).list_tools()
+    text = str(caught.value)
+    assert "MCP server 'h'" in text
+    assert "does not follow MCP (tools.1.inputSchema.type: Input should be 'object')" in text
+
+
+async def test_requests_and_notifications_nobody_asked_for_are_refused(
+    pools: list[McpPool], tmp_path: Path
+) -> None:
+    # Held: sampling, roots and elicitation requests are answered with an error, log
+    # messages and unknown notifications are dropped, and the call is answered.
+    log = tmp_path / "received.jsonl"
+    server = hostile("chatty")
+    server = server.model_copy(update={"args": [*server.args, "--log", str(log)]})
+    tools = await started(pool_of(pools, h=server))
+    assert await tools["echo"].call({"text": "x"}) == "echo: x"
+    answers = {}
+    for line in log.read_text().splitlines():
+        message = json.loads(line)
+        if message.get("id") in ("s1", "r1", "e1"):
+            answers[message["id"]] = message
+    assert set(answers) == {"s1", "r1", "e1"}
+    assert all("error" in answer and "result" not in answer for answer in answers.values())

@@ -19,7 +19,8 @@ broken or malicious server might. ``python -m tests.servers.hostile_mcp --mode M
 - ``bad-tools``: tools whose names, descriptions and schemas are hostile
   (escape sequences, bidi and zero-width marks, newlines, non-ASCII lookalikes,
   duplicates, a name colliding with another server's, a megabyte description,
-  a schema that is not a schema, a deeply nested schema);
+  a deeply nested schema, a huge one);
+- ``invalid-tool``: a tool list that breaks MCP (a schema whose type is 5);
 - ``chatty``: unrequested notifications and requests (sampling, roots,
   elicitation, log messages holding escape sequences) around every answer.
 
@@ -85,7 +86,7 @@ def bad_tools(size: int) -> list[dict[str, Any]]:
             "description": f"{ESC}]0;pwned{ESC}\\{ESC}[2J\u202eevil\nsecond line",
             "inputSchema": schema,
         },
-        {"name": "not_a_schema", "description": "", "inputSchema": {"type": 5}},
+        {"name": "loose_schema", "description": "", "inputSchema": {"type": "object", "x": {}}},
         {"name": "deep_schema", "description": "", "inputSchema": deep_schema},
         {
             "name": "huge_schema",
@@ -167,6 +168,8 @@ def answer(mode: str, size: int, request: dict[str, Any]) -> None:  # noqa: C901
             ] + [ECHO]
         elif mode == "bad-tools":
             tools = bad_tools(size)
+        elif mode == "invalid-tool":
+            tools = [ECHO, {"name": "bad", "inputSchema": {"type": 5}}]
         send({"jsonrpc": "2.0", "id": ident, "result": {"tools": tools}})
     elif method == "tools/call":
         call(mode, size, ident, request.get("params") or {})
