@@ -27,7 +27,10 @@ def tools(
     with guard(context):
         settings = context.load_settings()
         failures: list[str] = []
-        listed = run_async(lambda: _list(settings, failures))
+        notes: list[str] = []
+        listed = run_async(lambda: _list(settings, failures, notes))
+        for note in notes:
+            context.diagnostics.warning(note)
         for failure in failures:
             context.diagnostics.error(failure)
         _print(listed, settings, json_output)
@@ -35,8 +38,11 @@ def tools(
             raise typer.Exit(EXIT_FAILURE)
 
 
-async def _list(settings: Settings, failures: list[str]) -> list[tuple[str, str, str]]:
-    """(name, where from, description) of every tool; servers that fail go to ``failures``."""
+async def _list(
+    settings: Settings, failures: list[str], notes: list[str]
+) -> list[tuple[str, str, str]]:
+    """(name, where from, description) of every tool; servers that fail go to ``failures``,
+    what a server's listing left out (bad names, a cut list) to ``notes``."""
     from cortan.engine.tools.toolbox import Toolbox
 
     toolbox = Toolbox.from_settings(settings)
@@ -44,8 +50,11 @@ async def _list(settings: Settings, failures: list[str]) -> list[tuple[str, str,
     async def failed(text: str) -> None:
         failures.append(text)
 
+    async def noted(text: str) -> None:
+        notes.append(text)
+
     try:
-        found = await toolbox.list_tools(failed)
+        found = await toolbox.list_tools(failed, noted)
     finally:
         await toolbox.aclose()
     builtins = {tool.name for tool in toolbox.builtins}

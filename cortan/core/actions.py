@@ -74,6 +74,11 @@ class Answer(NamedTuple):
 
 DENY = Answer(allow=False)
 
+#: Characters of a tool call (its arguments, or the command it runs) the approval prompt
+#: shows. A call longer than that is risky in itself: what was not shown may be what it
+#: does, so only a typed word allows it (see ApprovalGate.review).
+SHOWN_LIMIT = 4000
+
 
 class Verdict(NamedTuple):
     """The gate's decision, as recorded: ``id`` is its row in the log (0: not stored)."""

@@ -29,7 +29,17 @@ from collections.abc import Callable
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
 
-from cortan.core.actions import Action, Answer, Asker, DecidedBy, Grant, Review, Scope, Verdict
+from cortan.core.actions import (
+    SHOWN_LIMIT,
+    Action,
+    Answer,
+    Asker,
+    DecidedBy,
+    Grant,
+    Review,
+    Scope,
+    Verdict,
+)
 from cortan.core.errors import StoreError
 from cortan.core.text import make_visible
 from cortan.engine.risk import is_plain, judge_command
@@ -91,6 +101,14 @@ class ApprovalGate:
             risks, denial = judged.risks, judged.denial
         if shown != action.text:
             risks = ("holds characters that are not visible (shown as <U+...>)", *risks)
+        longest = len(make_visible(action.command or action.text))
+        if action.kind == "tool" and longest > SHOWN_LIMIT:
+            # the prompt shows the first SHOWN_LIMIT characters; the rest may be the
+            # part that matters (`echo ok` + 4000 spaces + `; nc host < notes`)
+            risks = (
+                f"is too long to show whole ({longest - SHOWN_LIMIT} characters not shown)",
+                *risks,
+            )
         if denial is None:
             denial = self._denied_by_user(action)
         standing: DecidedBy | None = None

@@ -23,10 +23,8 @@ import os
 import sys
 from typing import TextIO
 
-from cortan.core.actions import DENY, Answer, Asker, Review
+from cortan.core.actions import DENY, SHOWN_LIMIT, Answer, Asker, Review
 
-#: Characters of a call's arguments shown; past that the prompt says how many more.
-SHOWN_LIMIT = 4000
 CHOICES = "[y] yes, once · [s] yes, this session · [a] yes, always · [N] no"
 RISKY_CHOICES = "it is risky: type yes (once), session or always; anything else is no"
 #: Single keys typed at a risky call before it is taken as a no.
@@ -66,16 +64,15 @@ def _isatty(stream: TextIO | None) -> bool:
 
 
 def format_review(review: Review) -> str:
-    """The question as the person reads it: what asks, with what, and its risks."""
+    """The question as the person reads it: what asks, with what, and its risks.
+
+    A line break in a command starts a line marked ``>`` under it, so the command's
+    text cannot print lines that pass for the prompt's own (``  risk  none``,
+    ``Allow? [y]``); text past :data:`SHOWN_LIMIT` is cut, saying how much, and the
+    gate has made such a call risky (only a typed word allows it).
+    """
     action = review.action
     what = "run a command" if action.command is not None else "call a tool"
-    shown = review.shown
-    more = ""
-    if len(shown) > SHOWN_LIMIT:
-        more = (
-            f"\n        ({len(shown) - SHOWN_LIMIT} characters more not shown: say no unless sure)"
-        )
-        shown = shown[:SHOWN_LIMIT]
     lines = [
         f"cortan: the model asks to {what}",
         f"  tool  {_visible(action.name)}",
@@ -83,7 +80,7 @@ def format_review(review: Review) -> str:
     if action.command is not None:
         lines.append(f"  runs  {_visible(action.command)}")
     else:
-        lines.append(f"  args  {shown}{more}")
+        lines.append(f"  args  {_visible(action.text)}")
     lines.extend(f"  risk  {risk}" for risk in review.risks)
     return "\n".join(lines) + "\n"
 
@@ -91,7 +88,14 @@ def format_review(review: Review) -> str:
 def _visible(text: str) -> str:
     from cortan.core.text import make_visible
 
-    return make_visible(text)[:SHOWN_LIMIT]
+    shown = make_visible(text)
+    more = ""
+    if len(shown) > SHOWN_LIMIT:
+        more = (
+            f"\n        ({len(shown) - SHOWN_LIMIT} characters more not shown: say no unless sure)"
+        )
+        shown = shown[:SHOWN_LIMIT]
+    return shown.replace("\n", "\n     >  ") + more
 
 
 def parse_answer(text: str, review: Review) -> Answer:

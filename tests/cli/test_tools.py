@@ -151,3 +151,30 @@ def test_a_long_description_is_cut_with_an_ellipsis(cortan: type[CortanRunner]) 
     assert all(len(d) <= 120 for d in descriptions)
     cut = [d for d in descriptions if len(d) == 120]
     assert cut and all(d.endswith("…") for d in cut)
+
+
+def test_cortan_tools_with_hostile_servers_warns_in_sentences(
+    cortan: type[CortanRunner], config_file: Path
+) -> None:
+    """Servers that print garbage on stdout, send requests nobody asked for, or list
+    tools with hostile names: warnings made visible, no traceback, the rest listed."""
+    pytest.importorskip("mcp")
+    config_file.write_text(
+        "".join(
+            f"[mcp.servers.{name}]\n"
+            f"command = {json.dumps(sys.executable)}\n"
+            f'args = ["-m", "tests.servers.hostile_mcp", "--mode", "{mode}"]\n'
+            f"env = {{ PYTHONPATH = {json.dumps(str(ROOT))} }}\n"
+            for name, mode in (("g", "garbage"), ("c", "chatty"), ("b", "bad-tools"))
+        )
+    )
+    result = cortan.run("tools", timeout=60)
+    assert result.code == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "\x1b" not in result.stdout + result.stderr
+    for name in ("mcp__g__echo", "mcp__c__echo", "mcp__b__echo"):
+        assert f"{name}\tmcp\tSay the text back." in result.stdout
+    assert "mcp__b__title\tmcp\t␛]0;pwned␛\\␛[2J<U+202E>evil\n" in result.stdout
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("cortan: warning:")]
+    assert len(warnings) == 2, result.stderr  # names it cannot have, a name listed twice
+    assert "'rm<U+202E>elif'" in result.stderr

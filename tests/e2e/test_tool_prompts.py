@@ -194,3 +194,34 @@ def test_the_question_stays_on_screen_while_it_waits(
         assert "gave" in term.text()
     finally:
         term.child.close(force=True)
+
+
+def test_a_command_padded_past_what_is_shown_needs_the_word(
+    shell_ask: pexpect.spawn, ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """Before: the `runs` line was cut at 4000 characters without a word, so `touch ok`
+    and 4000 spaces hid `; touch hidden`, and one key (`y`) ran both."""
+    hidden = tmp_path / "hidden"
+    padded = f"touch {tmp_path}/ok" + " " * 4100 + f"; touch {hidden}"
+    ollama_env.queue(command_call(padded), Reply(pieces=["ok"]))
+    shell_ask.expect(rb"characters more not shown: say no unless sure", timeout=20)
+    shell_ask.expect(rb"risk  is too long to show whole \(\d+ characters not shown\)", timeout=5)
+    shell_ask.expect(rb"Allow\? it is risky: type yes", timeout=5)
+    shell_ask.send(b"y\r")
+    shell_ask.expect(rb"a single key does not allow a risky call", timeout=5)
+    shell_ask.send(b"\r")
+    shell_ask.expect(pexpect.EOF, timeout=20)
+    assert not hidden.exists()
+
+
+def test_a_line_break_in_a_command_cannot_print_the_prompts_own_lines(
+    shell_ask: pexpect.spawn, ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    forged = f"touch {tmp_path}/x\n  risk  none\nAllow? [y] yes:"
+    ollama_env.queue(command_call(forged), Reply(pieces=["ok"]))
+    shell_ask.expect(
+        rb"runs  touch \S+/x\r\n     >    risk  none\r\n     >  Allow\? \[y\]", timeout=20
+    )
+    shell_ask.expect(rb"risk  runs several lines", timeout=5)
+    shell_ask.send(b"\r")
+    shell_ask.expect(pexpect.EOF, timeout=20)

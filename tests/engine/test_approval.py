@@ -148,3 +148,21 @@ def test_without_a_store_grants_last_for_the_process() -> None:
     first = asyncio.run(g.decide(command("make"), Person(Answer(True, "always"))))
     assert first.id == 0
     assert asyncio.run(g.decide(command("make"), Person())).by == "grant"
+
+
+def test_a_tool_call_longer_than_the_prompt_shows_is_risky() -> None:
+    from cortan.core.actions import SHOWN_LIMIT
+    from cortan.render.asking import format_review, parse_answer
+
+    g = gate(None)
+    padded = '{"text": "' + "a" * SHOWN_LIMIT + '; the part that matters"}'
+    review = g.review(tool("mcp__s__write", padded))
+    assert review.risks[0].startswith("is too long to show whole (")
+    shown = format_review(review)
+    assert "the part that matters" not in shown
+    assert "characters more not shown: say no unless sure" in shown
+    assert parse_answer("y", review) == DENY  # one key is not enough for what was not seen
+    assert parse_answer("yes", review).allow
+    assert g.review(tool("mcp__s__write", '{"text": "short"}')).risks == ()
+    # command mode shows a command whole, so a long one is not risky for its length
+    assert not g.review(command("echo " + "a" * SHOWN_LIMIT)).risks

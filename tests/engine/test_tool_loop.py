@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -328,3 +329,33 @@ async def test_ctrl_c_in_the_second_answer_keeps_every_round(
     assert isinstance(ended, ChatCancelled)
     assert ended.content == "Let me look.\n\nIt holds"
     assert server.wait_disconnect(5)
+
+
+async def test_hostile_calls_are_told_and_nothing_runs(app: App, server: FakeServer) -> None:
+    """Held: arguments that are not an object, a megabyte, nested 100,000 deep, a
+    lookalike name (Cyrillic е), and 40 calls in one answer: each is one result for
+    the model, at most 16 are looked at, and nothing runs without the gate."""
+    if not isinstance(server, FakeOpenAI):
+        pytest.skip("raw argument text is OpenAI's wire; Ollama sends objects")
+    made = [
+        FakeCall("read_file", "[1, 2]"),
+        FakeCall("read_file", json.dumps({"path": "x" * (1 << 20)})),
+        FakeCall("read_file", "[" * 100_000),
+        FakeCall("r\u0435ad_file", {"path": "notes.txt"}),
+        *[FakeCall("list_dir", {"path": "."}) for _ in range(36)],
+    ]
+    server.queue(calls(*made), Reply(pieces=["done"]))
+    seen = heard(app)
+    begun = time.monotonic()
+    ended = await app.ask(ask("go"))
+    assert time.monotonic() - begun < 20
+    assert isinstance(ended, ChatFinished), ended
+    results = tool_messages(server, 1)
+    assert len(results) == 40
+    assert "are not a JSON object" in results[0]["content"]
+    assert "not run: the arguments are not valid JSON" in results[2]["content"]
+    assert "there is no tool named 'r\u0435ad_file'" in results[3]["content"]
+    assert all("at most 16 tool calls" in r["content"] for r in results[16:])
+    outcomes = [e for e in seen if isinstance(e, ToolResult)]
+    assert [e.status for e in outcomes[:4]] == ["error"] * 4
+    assert not [e for e in outcomes if e.status == "ok" and e.decided_by is None]

@@ -150,7 +150,10 @@ class ToolLoop:
         async def tell(text: str) -> None:
             await self._bus.publish(Notice(request.request_id, f"{text}; its tools are left out"))
 
-        return await self.toolbox.specs(tell)
+        async def note(text: str) -> None:
+            await self._bus.publish(Notice(request.request_id, text))
+
+        return await self.toolbox.specs(tell, note)
 
     async def follow(
         self,

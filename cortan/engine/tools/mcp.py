@@ -20,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cortan.core.errors import ToolError
-from cortan.core.text import make_visible
+from cortan.core.text import format_size, make_visible, shorten
 
 if TYPE_CHECKING:
     from cortan.config.settings import McpServer
@@ -35,6 +36,10 @@ log = logging.getLogger(__name__)
 PREFIX = "mcp__"
 STOP_TIMEOUT = 5.0  # seconds a server has to stop before its task is cancelled
 MAX_TOOLS = 256  # a server listing more is cut here
+MAX_DESCRIPTION = 2000  # characters of a tool's description sent to the model
+MAX_SCHEMA_BYTES = 16 << 10  # a tool's schema, as JSON; a larger one is not offered
+# The names both wires accept (OpenAI's pattern and its 64 characters), whole.
+_WIRE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _ERROR_TAIL = 300  # characters of a failing server's stderr told in the sentence
 
 
@@ -73,7 +78,9 @@ class McpConnection:
     _client: Any = None
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    notes: list[str] = field(default_factory=list)  # what was left out, to be said once
     _error: str | None = None
+    _fault: str | None = None  # why the transport ended the connection, when it knows
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -144,22 +151,66 @@ class McpConnection:
         if config.url is not None:
             target: Any = config.url
         else:
-            from mcp.client.stdio import StdioServerParameters, stdio_client
+            from cortan.engine.tools.stdio import bounded_stdio
 
-            params = StdioServerParameters(
-                command=config.command or "", args=list(config.args), env=dict(config.env) or None
-            )
-            target = stdio_client(params, errlog=errlog)
+            target = bounded_stdio(config, errlog, self._set_fault)
         async with Client(target, read_timeout_seconds=config.call_timeout) as client:
             listed = await client.list_tools()
-            self.tools = [
-                McpTool(self, tool.name, tool.description or "", _schema(tool.input_schema))
-                for tool in listed.tools[:MAX_TOOLS]
-                if _usable_name(tool.name)
-            ]
+            self.tools, self.notes = self._offered(listed.tools)
             self._client = client
             self._ready.set()
             await self._stop.wait()
+
+    def _offered(self, listed: list[Any]) -> tuple[list[McpTool], list[str]]:
+        """The tools of ``listed`` that can be offered, and a sentence for each kind left out.
+
+        Left out: a name the wires refuse (beyond ASCII letters, digits, ``_`` and ``-``,
+        or too long): such a name can look like another (a Cyrillic ``е`` in ``echo``),
+        and one such name would make an OpenAI-compatible server refuse every request;
+        a name listed twice (which of the two would run?); a schema too large to send
+        with every request. A long description is cut.
+        """
+        notes: list[str] = []
+        if len(listed) > MAX_TOOLS:
+            notes.append(
+                f"{self.where} lists {len(listed)} tools; the first {MAX_TOOLS} are offered"
+            )
+            listed = listed[:MAX_TOOLS]
+        counts: dict[str, int] = {}
+        for tool in listed:
+            counts[tool.name] = counts.get(tool.name, 0) + 1
+        bad_names, twice, too_big = [], [], []
+        tools: list[McpTool] = []
+        for tool in listed:
+            name = tool.name
+            if not _WIRE_NAME.fullmatch(wire_name(self.name, name)):
+                bad_names.append(name)
+                continue
+            if counts[name] > 1:
+                if name not in twice:
+                    twice.append(name)
+                continue
+            schema = _schema(tool.input_schema)
+            size = _json_size(schema)
+            if size > MAX_SCHEMA_BYTES:
+                too_big.append(name)
+                continue
+            description = shorten(tool.description or "", MAX_DESCRIPTION)
+            tools.append(McpTool(self, name, description, schema))
+        for names, why in (
+            (
+                bad_names,
+                "names a tool cannot have (ASCII letters, digits, _ and - only, "
+                "64 characters with the mcp__ prefix)",
+            ),
+            (twice, "names listed more than once"),
+            (too_big, f"schemas larger than {format_size(MAX_SCHEMA_BYTES)}"),
+        ):
+            if names:
+                notes.append(
+                    f"{self.where} lists tools with {why}: {_some(names)}; they are left out"
+                )
+        return tools, notes
 
     async def call(self, tool: str, arguments: Mapping[str, Any]) -> str:
         """Call ``tool``; its text content. ToolError when the server fails or says so."""
@@ -177,11 +228,15 @@ class McpConnection:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            raise ToolError(f"{self.where} failed the call: {_describe(exc, None)}") from None
+            why = self._fault or _describe(exc, None)
+            raise ToolError(f"{self.where} failed the call: {why}") from None
         text = _content_text(result)
         if getattr(result, "is_error", False) or getattr(result, "isError", False):
             raise ToolError(f"the tool said: {text}")
         return text
+
+    def _set_fault(self, why: str) -> None:
+        self._fault = self._fault or make_visible(why)
 
     async def stop(self) -> None:
         """Stop the server (its process ends), waiting a little, then insisting."""
@@ -203,15 +258,24 @@ class McpPool:
 
     def __init__(self, servers: Mapping[str, McpServer]) -> None:
         self.connections = {name: McpConnection(name, config) for name, config in servers.items()}
+        self._told: set[str] = set()
 
-    async def list_tools(self, on_error: Any = None) -> list[McpTool]:
+    async def list_tools(self, on_error: Any = None, on_note: Any = None) -> list[McpTool]:
         """Every server's tools, the servers started at once; a server that fails is
-        left out, its sentence handed to ``on_error`` (or raised when there is none)."""
+        left out, its sentence handed to ``on_error`` (or raised when there is none).
+
+        What a server's listing left out (bad names, a cut list) and every name two
+        servers both offer go to ``on_note``, each once per process: a server named
+        ``a`` listing ``b__c`` would otherwise be offered as ``mcp__a__b__c``, the name
+        of server ``a__b``'s tool ``c``, and the gate would ask about one and run the
+        other. Such a name is offered by neither.
+        """
         results = await asyncio.gather(
             *(c.start() for c in self.connections.values()), return_exceptions=True
         )
         tools: list[McpTool] = []
-        for result in results:
+        notes: list[str] = []
+        for connection, result in zip(self.connections.values(), results, strict=True):
             if isinstance(result, ToolError):
                 if on_error is None:
                     raise result
@@ -220,14 +284,40 @@ class McpPool:
                 raise result
             else:
                 tools.extend(result)
-        return tools
+                notes.extend(connection.notes)
+        servers: dict[str, list[str]] = {}
+        for tool in tools:
+            servers.setdefault(tool.name, []).append(tool.server.name)
+        for name, owners in servers.items():
+            if len(owners) > 1:
+                listed = " and ".join(repr(owner) for owner in owners)
+                notes.append(
+                    f"MCP servers {listed} both offer a tool named {name!r}; neither is offered"
+                )
+        for note in notes:
+            if note not in self._told and on_note is not None:
+                self._told.add(note)
+                await on_note(note)
+        return [tool for tool in tools if len(servers[tool.name]) == 1]
 
     async def aclose(self) -> None:
         await asyncio.gather(*(c.stop() for c in self.connections.values()))
 
 
-def _usable_name(name: str) -> bool:
-    return bool(name) and len(name) <= 40 and all(c.isalnum() or c in "_-" for c in name)
+def _some(names: list[str]) -> str:
+    """A few names, made visible and cut, for a sentence."""
+    shown = ", ".join(repr(shorten(make_visible(name), 40)) for name in names[:3])
+    return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+def _json_size(value: Any) -> int:
+    """Bytes of ``value`` as JSON; past any bound when it cannot be written as JSON."""
+    import json
+
+    try:
+        return len(json.dumps(value, ensure_ascii=False).encode("utf-8", "replace"))
+    except (ValueError, TypeError, RecursionError):
+        return MAX_SCHEMA_BYTES + 1
 
 
 def _schema(schema: Any) -> Mapping[str, Any]:
@@ -261,6 +351,10 @@ def _describe(exc: BaseException, errlog: Any) -> str:
         text = "its command was not found"
     elif isinstance(exc, OSError):
         text = exc.strerror or type(exc).__name__
+    elif callable(errors := getattr(exc, "errors", None)):  # pydantic: the SDK's checks
+        first = (errors() or [{}])[0]
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        text = f"what it sent does not follow MCP ({where}: {first.get('msg', exc)})"
     else:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if errlog is not None:
