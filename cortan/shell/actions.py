@@ -352,8 +352,12 @@ async def do_tools(repl: Shell, arg: str) -> None:
         raise UsageError(f"/tools takes on or off, not {make_visible(arg.strip())!r}")
     state = "on" if repl.conversation.tools else "off (/tools on)"
     repl.say(f"tools: {state}")
+
+    async def failed(sentence: str) -> None:
+        repl.error(sentence)
+
     try:
-        tools = await repl.services.list_tools()
+        tools = await repl.services.list_tools(failed)
     except CortanError as exc:
         repl.error(str(exc))
         return

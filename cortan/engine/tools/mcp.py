@@ -74,6 +74,7 @@ class McpConnection:
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _error: str | None = None
+    _told: bool = False  # its failure was said once while offering tools to a model
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -204,18 +205,24 @@ class McpPool:
     def __init__(self, servers: Mapping[str, McpServer]) -> None:
         self.connections = {name: McpConnection(name, config) for name, config in servers.items()}
 
-    async def list_tools(self, on_error: Any = None) -> list[McpTool]:
+    async def list_tools(self, on_error: Any = None, *, again: bool = True) -> list[McpTool]:
         """Every server's tools, the servers started at once; a server that fails is
-        left out, its sentence handed to ``on_error`` (or raised when there is none)."""
-        results = await asyncio.gather(
-            *(c.start() for c in self.connections.values()), return_exceptions=True
-        )
+        left out, its sentence handed to ``on_error`` (or raised when there is none).
+
+        ``again=False`` (tools offered with each request) says a failure once per
+        process: a server that crashed at the first request stays down, and saying so
+        before every answer of a chat would bury the answers.
+        """
+        connections = list(self.connections.values())
+        results = await asyncio.gather(*(c.start() for c in connections), return_exceptions=True)
         tools: list[McpTool] = []
-        for result in results:
+        for connection, result in zip(connections, results, strict=True):
             if isinstance(result, ToolError):
                 if on_error is None:
                     raise result
-                await on_error(str(result))
+                if again or not connection._told:
+                    connection._told = True
+                    await on_error(str(result))
             elif isinstance(result, BaseException):
                 raise result
             else:

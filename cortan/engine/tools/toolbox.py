@@ -43,21 +43,22 @@ class Toolbox:
         return cls(builtins, pool)
 
     async def list_tools(
-        self, on_error: Callable[[str], Awaitable[None]] | None = None
+        self, on_error: Callable[[str], Awaitable[None]] | None = None, *, again: bool = True
     ) -> list[Tool]:
         """Every tool: the built-ins, then each MCP server's (started now if need be).
 
-        A server that cannot start is left out and told to ``on_error``; with no
-        ``on_error`` its ToolError is raised.
+        A server that cannot start is left out and told to ``on_error`` (with
+        ``again=False`` only the first time); with no ``on_error`` its ToolError is raised.
         """
         served: list[Any] = []
         if self.mcp is not None:  # each server starts once; then this is a look-up
-            served = await self.mcp.list_tools(on_error)
+            served = await self.mcp.list_tools(on_error, again=again)
         self._found = {tool.name: tool for tool in [*self.builtins, *served]}
         return list(self._found.values())
 
     async def specs(self, on_error: Callable[[str], Awaitable[None]]) -> tuple[dict[str, Any], ...]:
-        return tuple(make_spec(tool) for tool in await self.list_tools(on_error))
+        tools = await self.list_tools(on_error, again=False)
+        return tuple(make_spec(tool) for tool in tools)
 
     def find(self, name: str) -> Tool | None:
         """The tool the model called by ``name`` (as listed by the last :meth:`list_tools`)."""
