@@ -493,6 +493,12 @@ class MarkdownView(QuietView):
         if self._stream is not None:
             self._stream.abort(ending_note(event))
             self._stream = None
+        elif self._fold and isinstance(event, ChatCancelled):
+            # Ctrl-C while the model was silent or thinking: without a word the prompt
+            # would come back under the folded thought as if that were the answer.
+            from rich.text import Text
+
+            self._renderer.get().print(Text("[interrupted before the answer began]", style="dim"))
 
     def _stop_status(self) -> None:
         if self._spinner_timer is not None:

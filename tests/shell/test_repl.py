@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,14 @@ from rich.console import Console
 
 from cortan.app import App, make_repl
 from cortan.config.load import load_settings
-from cortan.core.events import ChatCancelled, ChatEnded, ChatFailed, ChatFinished, TokenDelta
+from cortan.core.events import (
+    ChatCancelled,
+    ChatEnded,
+    ChatFailed,
+    ChatFinished,
+    ThinkingDelta,
+    TokenDelta,
+)
 from cortan.shell.repl import Repl
 from cortan.store import SessionStore
 from tests.servers import FakeOllama, Reply
@@ -43,6 +50,7 @@ class Shell:
     ended: asyncio.Queue[ChatEnded]
     deltas: asyncio.Queue[str]
     task: asyncio.Task[None]
+    thoughts: asyncio.Queue[str] = field(default_factory=asyncio.Queue)  # ThinkingDelta texts
 
     @property
     def screen(self) -> str:
@@ -120,7 +128,9 @@ def start_shell(
         app, console, history_path=history, store=store, input=pipe, output=DummyOutput()
     )
     task = asyncio.ensure_future(repl.run(first_input))
-    return Shell(repl, pipe, console, ended, deltas, task)
+    shell = Shell(repl, pipe, console, ended, deltas, task)
+    app.bus.subscribe(ThinkingDelta, lambda e: shell.thoughts.put_nowait(e.text))
+    return shell
 
 
 def sent_messages(server: FakeOllama, index: int = -1) -> list[dict[str, str]]:
@@ -286,6 +296,24 @@ async def test_ctrl_c_mid_answer_keeps_partial_and_shell(
     assert "[interrupted]" in shell.screen
     assert isinstance(await shell.ask("still there?"), ChatFinished)
     assert sent_messages(ollama_env)[-2] == {"role": "assistant", "content": "partial"}
+    await shell.exit()
+
+
+async def test_ctrl_c_while_the_model_thinks_says_the_answer_never_began(
+    shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """Ctrl-C during a long thought left only `thought for 4.0 s … (/thinking shows it)`
+    above the prompt, as if the answer had been nothing."""
+    ollama_env.queue(
+        Reply(thinking=["Let me see."], pieces=["4"], fault="never_end", fault_after=0)
+    )
+    shell.pipe.send_text("2+2?\r")
+    assert await asyncio.wait_for(shell.thoughts.get(), 10) == "Let me see."
+    os.kill(os.getpid(), signal.SIGINT)
+    ended = await asyncio.wait_for(shell.ended.get(), 10)
+    assert isinstance(ended, ChatCancelled) and ended.content == ""
+    await wait_for(lambda: "[interrupted before the answer began]" in shell.screen)
+    assert "thought for" in shell.screen
     await shell.exit()
 
 
