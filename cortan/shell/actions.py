@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cortan.core.errors import UsageError
-from cortan.core.text import make_visible, shorten
+from cortan.core.text import format_size, make_visible, shorten
 from cortan.shell.commands import CommandTable, ExitShell, Shell, SlashCommand
 from cortan.shell.sessions import do_fork, do_load, do_save, do_sessions, start_new
 
 if TYPE_CHECKING:
+    from cortan.core.requests import Attachment
     from cortan.engine.hosts import HostState
     from cortan.engine.routes import Route
 
@@ -244,8 +245,15 @@ async def do_file(repl: Shell, arg: str) -> None:
     limit = repl.services.settings.max_input_bytes
     wait = repl.services.settings.stdin_timeout
     attachment = read_attachment(Path(arg), max_bytes=limit, used=used, wait=wait)
+    _attach(repl, attachment)
+
+
+def _attach(repl: Shell, attachment: Attachment) -> None:
+    """Hold ``attachment`` for the next message, saying so as a sentence: the label
+    (``Image photo.png``, ``File notes.txt``) heads a block sent to the model."""
     repl.conversation.pending.append(attachment)
-    repl.dim(f"attached {attachment.label} ({len(attachment.data)} bytes) to the next message")
+    what = attachment.label[:1].lower() + attachment.label[1:]
+    repl.dim(f"attached {what} ({format_size(len(attachment.data))}) to the next message")
 
 
 async def do_attach(repl: Shell, arg: str) -> None:
@@ -263,8 +271,7 @@ async def do_attach(repl: Shell, arg: str) -> None:
         max_image_bytes=settings.max_image_bytes,
         wait=settings.stdin_timeout,  # a named pipe nobody writes to: refused, not a hang
     )
-    repl.conversation.pending.append(attachment)
-    repl.dim(f"attached {attachment.label} ({len(attachment.data)} bytes) to the next message")
+    _attach(repl, attachment)
 
 
 async def do_think(repl: Shell, arg: str) -> None:

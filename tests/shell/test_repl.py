@@ -960,6 +960,7 @@ async def test_an_image_for_a_model_that_cannot_see_points_to_model_then_retry(
     for name in ("llava", "llava:latest"):
         ollama_env.capabilities[name] = ["completion", "vision"]
     await shell.command(f"/attach {photo}")
+    assert f"attached image {photo} ({len(png)} bytes) to the next message" in shell.text
     ended = await shell.ask("what is this?")
     assert isinstance(ended, ChatFailed) and ended.kind == "capability"
     assert "/model NAME picks one that can, then /retry" in shell.text
