@@ -434,35 +434,37 @@ def _make_view(
 
     if output.json:
         return views.JsonView(sys.stdout, extra, extract=output.extract)
-    if schema:
-        return views.DocumentView(sys.stdout, sys.stderr)  # one JSON document, once it fits
     terminal = sys.stdout.isatty()
-    if output.raw and terminal:
+    if output.raw and terminal and not schema:
         context.diagnostics.warning("--raw is ignored on a terminal: escape codes stay neutralised")
-    if output.extract:
-        raw = output.raw and not terminal
-        return views.ExtractView(sys.stdout, last=output.extract == "last", raw=raw)
     thinking = _thinking_console(settings, context) if output.show_thinking else None
-    if not terminal:
-        if output.no_stream:
-            return views.BufferedView(
-                None, sys.stdout, code_theme=settings.code_theme, raw=output.raw
-            )
-        return views.PlainView(sys.stdout, raw=output.raw, thinking=thinking)
-    if output.no_stream:
+    view: AnswerView
+    if schema:
+        view = views.DocumentView(sys.stdout, sys.stderr)  # one JSON document, once it fits
+    elif output.extract:
+        raw = output.raw and not terminal
+        view = views.ExtractView(sys.stdout, last=output.extract == "last", raw=raw)
+    elif not terminal and output.no_stream:
+        view = views.BufferedView(None, sys.stdout, code_theme=settings.code_theme, raw=output.raw)
+    elif not terminal:
+        view = views.PlainView(sys.stdout, raw=output.raw)
+    elif output.no_stream:
         console = make_console(settings, context)
-        return views.BufferedView(console, sys.stdout, code_theme=settings.code_theme)
-    # The consoles are made once the request is on its way: importing rich is not on
-    # the path to the request (issue 21, the first visible byte), and an answer's first
-    # plain words that come before rich is loaded are written as they are (render/lead.py).
-    from cortan.render.lead import writes_live
+        view = views.BufferedView(console, sys.stdout, code_theme=settings.code_theme)
+    else:
+        # The consoles are made once the request is on its way: importing rich is not on
+        # the path to the request (issue 21, the first visible byte), and an answer's
+        # first plain words that come before rich is loaded are written as they are
+        # (render/lead.py).
+        from cortan.render.lead import writes_live
 
-    return views.MarkdownView(
-        lambda: make_console(settings, context),
-        code_theme=settings.code_theme,
-        thinking=thinking,
-        lead=sys.stdout if writes_live(sys.stdout) else None,
-    )
+        return views.MarkdownView(
+            lambda: make_console(settings, context),
+            code_theme=settings.code_theme,
+            thinking=thinking,
+            lead=sys.stdout if writes_live(sys.stdout) else None,
+        )
+    return view if thinking is None else views.ThinkingAside(view, thinking)
 
 
 def _thinking_console(settings: Settings, context: Context) -> Callable[[], Console] | None:

@@ -139,21 +139,10 @@ def ending_note(event: ChatEnded) -> str | None:
 
 
 class PlainView(QuietView):
-    """The answer to a pipe or a file; reasoning, if shown at all, to a terminal's stderr."""
+    """The answer to a pipe or a file, plain, flushed piece by piece."""
 
-    def __init__(
-        self,
-        file: TextIO,
-        *,
-        raw: bool = False,
-        thinking: Console | Callable[[], Console] | None = None,
-    ) -> None:
+    def __init__(self, file: TextIO, *, raw: bool = False) -> None:
         self._writer = PlainWriter(file, raw=raw)
-        self._thinking = ThinkingStream(thinking) if thinking is not None else None
-
-    def on_thinking(self, event: ThinkingDelta) -> None:
-        if self._thinking is not None:
-            self._thinking.feed(event.text)
 
     @property
     def closed(self) -> bool:
@@ -161,14 +150,47 @@ class PlainView(QuietView):
         return self._writer.closed
 
     def on_delta(self, event: TokenDelta) -> None:
-        if self._thinking is not None and self._thinking.active:
-            self._thinking.close()
         self._writer.write(event.text)
 
     def on_ended(self, event: ChatEnded) -> None:
-        if self._thinking is not None:
-            self._thinking.close()
         self._writer.end()
+
+
+class ThinkingAside:
+    """``view``, with the model's reasoning streamed dim to ``thinking`` (a terminal's
+    stderr) and closed by its summary when the answer, a tool call or the end comes.
+
+    Every ``ask`` view that writes the answer somewhere other than a live markdown
+    region takes its reasoning this way: a plain pipe, ``-x``, ``--schema`` and
+    ``--no-stream`` would otherwise leave a thinking model's terminal blank for as
+    long as it thinks.
+    """
+
+    def __init__(self, view: AnswerView, thinking: Console | Callable[[], Console]) -> None:
+        self._view = view
+        self._thinking = ThinkingStream(thinking)
+
+    def on_waiting(self, event: ChatPrepared) -> None:
+        self._view.on_waiting(event)
+
+    def on_started(self, event: ChatStarted) -> None:
+        self._view.on_started(event)
+
+    def on_delta(self, event: TokenDelta) -> None:
+        if self._thinking.active:
+            self._thinking.close()
+        self._view.on_delta(event)
+
+    def on_thinking(self, event: ThinkingDelta) -> None:
+        self._thinking.feed(event.text)
+
+    def on_tool(self, event: ToolCalled) -> None:
+        self._thinking.close()
+        self._view.on_tool(event)
+
+    def on_ended(self, event: ChatEnded) -> None:
+        self._thinking.close()
+        self._view.on_ended(event)
 
 
 class BufferedView(QuietView):
