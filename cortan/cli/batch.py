@@ -323,9 +323,10 @@ async def _run(
             open_job(jobs, key, name=name, source=source, resume=resume, restart=restart)
         )
         if earlier is not None:
-            failed = f", {earlier.failed} failed (asked again)" if earlier.failed else ""
+            failed = f", {earlier.failed:,} failed (asked again)" if earlier.failed else ""
+            items = "item" if earlier.done == 1 else "items"
             context.diagnostics.notice(
-                f"batch: resuming: {earlier.done} items answered by an earlier run{failed}"
+                f"batch: resuming: {earlier.done:,} {items} answered by an earlier run{failed}"
             )
         app = App.build(settings)
         _attach_stores(stack, app, settings, spec, data_dir, log=log)

@@ -8,6 +8,7 @@ Ctrl-C and ``kill -9`` and resumes without asking any committed item twice.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -82,6 +83,26 @@ def test_json_lines_in_answers_out_in_order(
     assert sorted(asked(ollama_env)) == [f"p{i}" for i in range(5)]
     assert result.stderr.startswith("batch done: 5 answered in ")
     assert "Traceback" not in result.stderr
+
+
+def test_the_counts_read_as_the_docs_show_them(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """`batch: resuming: 1 items answered…` and `· 1200 tokens`: docs/batch.md shows
+    `9,000 items`, `1,204,512 tokens`."""
+    source = jsonl(tmp_path / "in.jsonl", 2)
+    ollama_env.queue(
+        Reply(prompt_tokens=1200, completion_tokens=1200), Reply(status=400, error="no")
+    )
+    first = cortan.run("batch", str(source))
+    assert first.code == 4, first.stderr
+    assert "\nbatch done: 1 answered, 1 failed in " in first.stderr
+    assert re.search(r" · 1,\d{3} tokens\n", first.stderr), first.stderr
+    again = cortan.run("batch", str(source))
+    assert again.code == 0, again.stderr
+    assert "batch: resuming: 1 item answered by an earlier run, 1 failed (asked again)\n" in (
+        again.stderr
+    )
 
 
 def test_lines_from_stdin_with_an_instruction(
