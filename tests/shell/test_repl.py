@@ -882,6 +882,27 @@ async def test_load_recaps_where_the_conversation_stood(
     await shell.exit()
 
 
+async def test_thinking_is_the_conversations_after_clear_and_load(
+    stored_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """After /clear, /copy said "nothing to copy yet" while /thinking still showed the
+    thought of the conversation just left; after /load, not the loaded one's."""
+    shell = stored_shell
+    ollama_env.queue(Reply(thinking=["Paris, surely."], pieces=["Paris."]))
+    await shell.ask("Capital of France?")
+    await shell.command("/save geo")
+    await shell.command("/clear")
+    before = len(shell.text)
+    await shell.command("/thinking")
+    assert "no reasoning yet" in shell.text[before:]
+    assert "Paris, surely." not in shell.text[before:]
+    await shell.command("/load geo")
+    before = len(shell.text)
+    await shell.command("/thinking")
+    assert "Paris, surely." in shell.text[before:]
+    await shell.exit()
+
+
 async def test_fork_goes_on_in_a_copy_and_leaves_the_original(
     stored_shell: Shell, ollama_env: FakeOllama
 ) -> None:
