@@ -204,7 +204,9 @@ def _read_template(text: str | None, path: Path | None) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read the template {path}: {exc}") from None
+        from cortan.core.errors import why_unreadable
+
+        raise UsageError(f"cannot read the template {path}: {why_unreadable(exc)}") from None
 
 
 def _check_shape(fmt: str, template: object, field: str | None, instruction: str | None) -> None:

@@ -177,7 +177,11 @@ def test_usage_errors_are_one_sentence_and_exit_2(
         (["batch", str(csv), "-t", "{body}"], "has no column 'body'"),
         (["batch", str(csv), "-t", "{text:>3}"], "has a format the batch does not apply"),
         (["batch", str(csv), "-o", str(csv), "--field", "text"], "is the input itself"),
-        (["batch", str(tmp_path / "nope.jsonl")], "cannot read"),
+        (["batch", str(tmp_path / "nope.jsonl")], "nope.jsonl: there is no such file\n"),
+        (
+            ["batch", str(csv), "--template-file", str(tmp_path / "t.txt")],
+            f"cannot read the template {tmp_path / 't.txt'}: there is no such file\n",
+        ),
         (["batch", str(csv), "--field", "text", "--resume"], "no earlier job"),
         (["batch", "-", "--option", "temperature"], "is not KEY=VALUE"),
     ]
