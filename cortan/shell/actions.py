@@ -369,8 +369,10 @@ async def do_tools(repl: Shell, arg: str) -> None:
         repl.error(str(exc))
         return
     width = max((len(name) for name, _ in tools), default=0)
+    room = max(repl.width - width - 5, 20)  # one line per tool: a wrapped one reads as two
     for name, description in tools:
-        repl.say(f"  {make_visible(name).ljust(width)}  {shorten(make_visible(description), 120)}")
+        first = description.strip().splitlines()[0] if description.strip() else ""
+        repl.say(f"  {make_visible(name).ljust(width)}  {shorten(make_visible(first), room)}")
 
 
 async def do_exit(repl: Shell, arg: str) -> None:

@@ -34,6 +34,13 @@ async def test_tools_lists_switches_and_refuses_a_bad_word(
         await shell.command("/tools")
         assert "tools: off (/tools on)" in shell.text
         assert "read_file" in shell.text and "run_command" in shell.text
+        screen = shell.screen.splitlines()
+        start = screen.index("tools: off (/tools on)") + 1
+        listing = screen[start : start + 5]  # one line per tool, none wrapped onto two
+        assert [line.split()[0] for line in listing[:4]] == [
+            "read_file", "list_dir", "search_text", "run_command",
+        ], listing  # fmt: skip
+        assert "unknown command /__done" in listing[4], listing  # what comes next
         await shell.command("/tools sideways")
         assert "/tools takes on or off" in shell.text
         await shell.command("/tools on")
