@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import TYPE_CHECKING, Annotated, NamedTuple
 
@@ -24,10 +25,10 @@ from cortan.cli.runner import (
     guard,
     run_async,
 )
-from cortan.core.errors import UsageError
+from cortan.core.errors import CortanError, UsageError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
     from rich.console import Console
 
@@ -168,36 +169,57 @@ def ask(
 
     context = get_context(ctx)
     with guard(context):
-        check_model_option(model)
-        from cortan.cli.generation import apply_generation, make_generation
+        with _refusals_as_json(json_output):
+            check_model_option(model)
+            from cortan.cli.generation import apply_generation, make_generation
 
-        generation = make_generation(think, no_think, schema, options or [], max_tokens)
-        settings = context.load_settings()
-        plan = plan_continuation(
-            settings, continue_last=continue_last, session=session, no_log=no_log, fork=fork
-        )
-        ctx.call_on_close(plan.close)
-        if plan.unstored is not None:
-            context.diagnostics.warning(plan.unstored)
-        # Before stdin: a bad path fails at once.
-        attached = _read_files(settings, files or []) + _read_files(settings, attach or [], True)
-        request = _make_request(
-            settings, prompt or [], model, system, no_stdin, context, has_files=bool(attached)
-        )
-        request = _with_role_and_files(settings, request, role, attached)
-        request = request._replace(
-            allow_fallback=not no_fallback,
-            allow_secrets=allow_secrets,
-            cache=cache,
-            tools=settings.tools.enabled if tools is None else tools,
-        )
-        request = apply_generation(plan.apply(request), generation)
-        show = settings.show_thinking if show_thinking is None else show_thinking
-        output = Output(no_stream, json_output, raw, show, _extract_mode(extract, extract_last))
-        if output.extract and schema is not None:
-            raise UsageError("--schema prints a JSON document: leave out --extract")
+            generation = make_generation(think, no_think, schema, options or [], max_tokens)
+            settings = context.load_settings()
+            plan = plan_continuation(
+                settings, continue_last=continue_last, session=session, no_log=no_log, fork=fork
+            )
+            ctx.call_on_close(plan.close)
+            if plan.unstored is not None:
+                context.diagnostics.warning(plan.unstored)
+            # Before stdin: a bad path fails at once.
+            attached = _read_files(settings, files or [])
+            attached += _read_files(settings, attach or [], True)
+            request = _make_request(
+                settings, prompt or [], model, system, no_stdin, context, has_files=bool(attached)
+            )
+            request = _with_role_and_files(settings, request, role, attached)
+            request = request._replace(
+                allow_fallback=not no_fallback,
+                allow_secrets=allow_secrets,
+                cache=cache,
+                tools=settings.tools.enabled if tools is None else tools,
+            )
+            request = apply_generation(plan.apply(request), generation)
+            show = settings.show_thinking if show_thinking is None else show_thinking
+            output = Output(no_stream, json_output, raw, show, _extract_mode(extract, extract_last))
+            if output.extract and schema is not None:
+                raise UsageError("--schema prints a JSON document: leave out --extract")
         ended = run_async(lambda: _run(settings, request, context, output, plan), hangups=True)
         raise typer.Exit(exit_code(ended, plan.log_required))
+
+
+@contextlib.contextmanager
+def _refusals_as_json(json_output: bool) -> Iterator[None]:
+    """With ``--json``, a request refused before it was sent (a missing file, a bad
+    option, no conversation to continue) still prints its one object on stdout, as a
+    failed answer does: a script reads ``error.kind`` either way. The sentence and the
+    exit code stay the guard's."""
+    try:
+        yield
+    except CortanError as exc:
+        if json_output:
+            from cortan.core.events import ChatFailed
+            from cortan.render.report import write_report
+
+            refused = ChatFailed(0, exc.kind, str(exc), exc.exit_code)
+            with contextlib.suppress(OSError):  # stdout gone: the sentence still says it
+                write_report(sys.stdout, refused, {"conversation_id": None})
+        raise
 
 
 def exit_code(ended: ChatEnded, log_required: bool = False) -> int:
