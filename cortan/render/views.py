@@ -317,6 +317,7 @@ class DocumentView(QuietView):
 #: Seconds with no answer before the spinner shows: on a fast server the first token
 #: would erase it in the frame that drew it (issue 21).
 SPINNER_DELAY = 0.15
+STATUS_LEAD = "⠋ thinking · "  # what comes before a thought's tail under the spinner
 
 
 class Renderer:
@@ -411,7 +412,10 @@ class MarkdownView(QuietView):
             self._stop_status()  # its line would fight the reasoning on the same terminal
             self._thinking.feed(event.text)
             return
-        tail = self._thought.tail() if self._fold else ""
+        tail = ""
+        if self._fold:  # the spinner and "thinking · " take the first row's first columns
+            width = max(self._renderer.get().width - len(STATUS_LEAD), 20)
+            tail = self._thought.tail(width=width)
         self._show_status("thinking" + (f" · {tail}" if tail else "…"))
 
     def _close_thought(self) -> None:
