@@ -239,6 +239,28 @@ def test_ctrl_c_stops_with_a_summary_and_the_rerun_finishes(
     assert len(lines(result.stdout)) == 40
 
 
+def test_ctrl_c_twice_still_says_how_to_go_on(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """A second Ctrl-C during the first one's clean stop (an impatient user presses it
+    twice) ended the batch with nothing on stderr: no summary, no word of resuming."""
+    ollama_env.default = Reply(pieces=["a", "b"], delay=0.05)
+    source = jsonl(tmp_path / "in.jsonl", 40)
+    with started(interruptible(cortan, "batch", str(source))) as proc:
+        wait_asked(ollama_env, 3, proc)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.002)  # within the clean stop the first one began
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    stderr = err.decode()
+    assert proc.returncode == 130, stderr
+    assert "batch stopped" in stderr and "run the same command again" in stderr, stderr
+    assert "Traceback" not in stderr
+    result = cortan.run("batch", str(source))
+    assert result.code == 0, result.stderr
+    assert [line["id"] for line in lines(result.stdout)] == [f"q{i}" for i in range(40)]
+
+
 def test_sigterm_stops_cleanly_with_its_own_code(
     cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
 ) -> None:
