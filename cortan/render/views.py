@@ -503,12 +503,19 @@ class MarkdownView(QuietView):
         self._stream.feed(shown + text)
 
     def on_tool(self, event: ToolCalled) -> None:
-        """A tool call: the spinner stops and plain words end their line, so that the
-        call's line and the approval question are drawn on a clean screen (the next
-        round's ``ChatStarted`` brings the spinner back)."""
+        """A tool call: the spinner stops and the words so far are printed whole, so that
+        the call's line and the approval question are drawn on a clean screen below them
+        (the next round's ``ChatStarted`` brings the spinner back, its words a new block).
+
+        A stream left open here still held words it had not drawn (it draws at most 20
+        times a second): the call's line cut into the sentence, its end drawn after it.
+        """
         self._stop_status()
         if self._lead is not None:
             self._begin_stream()
+        if self._stream is not None:
+            self._stream.finish()
+            self._stream = None
 
     def on_ended(self, event: ChatEnded) -> None:
         self._close_thought()
@@ -520,11 +527,12 @@ class MarkdownView(QuietView):
             self._stream.abort(ending_note(event))
             self._stream = None
         elif self._fold and isinstance(event, ChatCancelled):
-            # Ctrl-C while the model was silent or thinking: without a word the prompt
-            # would come back under the folded thought as if that were the answer.
+            # Ctrl-C while the model was silent, thinking, or waiting on a tool call's
+            # question: without a word the prompt would come back as if that were all.
             from rich.text import Text
 
-            self._renderer.get().print(Text("[interrupted before the answer began]", style="dim"))
+            note = "[interrupted]" if event.content else "[interrupted before the answer began]"
+            self._renderer.get().print(Text(note, style="dim"))
 
     def _stop_status(self) -> None:
         if self._spinner_timer is not None:

@@ -194,3 +194,35 @@ def test_the_question_stays_on_screen_while_it_waits(
         assert "gave" in term.text()
     finally:
         term.child.close(force=True)
+
+
+@pytest.mark.parametrize("args", [["ask", "--tools", "look"], []], ids=["ask", "repl"])
+def test_words_before_a_call_are_drawn_whole_above_its_line(
+    args: list[str], terminal_env: dict[str, str], ollama_env: FakeOllama
+) -> None:
+    """In the REPL, "Let me look at the files." streamed just before a call was cut by
+    the call's line: `Let`, the tool's lines, then `    me look at the files.`"""
+    ollama_env.queue(
+        Reply(
+            pieces=["Let ", "me look ", "at the files."],
+            tool_calls=[FakeCall("list_dir", {"path": "."})],
+            finish_reason="tool_calls",
+        ),
+        Reply(pieces=["Listed."]),
+    )
+    term = Terminal(args, terminal_env)
+    try:
+        if not args:
+            term.wait(prompt_ready)
+            term.type("/tools on\r")
+            term.wait(lambda s: "tools: on" in s)
+            term.type("list it\r")
+        term.wait(lambda s: "Allow?" in s)
+        term.type("y\r")
+        screen = term.wait(lambda s: "Listed." in s)
+        rows = [row.strip() for row in screen.splitlines() if row.strip()]
+        said = rows.index("Let me look at the files.")
+        assert "tool: list_dir" in rows[said + 1], screen
+        assert rows.index("Listed.") > said
+    finally:
+        term.child.close(force=True)
