@@ -32,6 +32,8 @@ class Thought:
         self._ended: float | None = None
 
     def add(self, text: str) -> None:
+        if self._ended is not None:  # thinking again after a tool call: a thought of its own
+            self._parts, self._recent, self._started, self._ended = [], "", None, None
         if self._started is None:
             self._started = self._clock()
         self._parts.append(text)

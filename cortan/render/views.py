@@ -510,6 +510,7 @@ class MarkdownView(QuietView):
         A stream left open here still held words it had not drawn (it draws at most 20
         times a second): the call's line cut into the sentence, its end drawn after it.
         """
+        self._close_thought()  # its summary before the call's line, not glued to it
         self._stop_status()
         if self._lead is not None:
             self._begin_stream()

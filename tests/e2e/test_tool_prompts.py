@@ -226,3 +226,39 @@ def test_words_before_a_call_are_drawn_whole_above_its_line(
         assert rows.index("Listed.") > said
     finally:
         term.child.close(force=True)
+
+
+@pytest.mark.parametrize("args", [["ask", "--tools", "look"], []], ids=["ask", "repl"])
+def test_a_thought_before_a_call_is_closed_before_its_line(
+    args: list[str], terminal_env: dict[str, str], ollama_env: FakeOllama
+) -> None:
+    """`ask --tools` on a terminal glued the call's line to the reasoning
+    (`I should list the folder.cortan: tool: list_dir …`) and summed the thought up
+    only after the call; thinking again after the call was never summed up at all."""
+    ollama_env.queue(
+        Reply(
+            thinking=["I should list ", "the folder."],
+            pieces=[],
+            tool_calls=[FakeCall("list_dir", {"path": "."})],
+            finish_reason="tool_calls",
+        ),
+        Reply(thinking=["Now I can answer."], pieces=["Listed."]),
+    )
+    term = Terminal(args, terminal_env)
+    try:
+        if not args:
+            term.wait(prompt_ready)
+            term.type("/tools on\r")
+            term.wait(lambda s: "tools: on" in s)
+            term.type("list it\r")
+        term.wait(lambda s: "Allow?" in s)
+        term.type("y\r")
+        screen = term.wait(lambda s: "Listed." in s)
+        rows = [row.strip() for row in screen.splitlines() if row.strip()]
+        first = next(i for i, row in enumerate(rows) if row.startswith("thought for"))
+        call = next(i for i, row in enumerate(rows) if "tool: list_dir {" in row)
+        assert first < call, screen
+        assert not any("folder.cortan" in row for row in rows), screen
+        assert sum(row.startswith("thought for") for row in rows[call:]) == 1, screen
+    finally:
+        term.child.close(force=True)
