@@ -243,16 +243,18 @@ class App:
             self._record_tools(self.recorder)
         return toolbox
 
-    async def list_tools(self) -> list[tuple[str, str]]:
+    async def list_tools(self, on_error: Callable[[str], Awaitable[None]]) -> list[tuple[str, str]]:
         """Every tool a model may be offered, as (name, description); MCP servers start.
 
-        ToolError when tools were not set up here or an MCP server cannot start.
+        A server that cannot start is told to ``on_error`` and the others are still
+        listed, as ``cortan tools`` lists them. ToolError when tools were not set up here.
         """
         from cortan.core.errors import ToolError
 
         if self.toolbox is None:
             raise ToolError("tools are not available here")
-        return [(tool.name, tool.description) for tool in await self.toolbox.list_tools()]
+        found = await self.toolbox.list_tools(on_error)
+        return [(tool.name, tool.description) for tool in found]
 
     def attach_tool_lines(
         self, show: Callable[[str], None], keep: list[ToolResult] | None = None

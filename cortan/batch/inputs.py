@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO, Literal, NamedTuple, get_args
 
-from cortan.core.errors import UsageError
+from cortan.core.errors import UsageError, why_unreadable
 from cortan.core.text import format_size
 
 Format = Literal["jsonl", "csv", "tsv", "lines", "files"]
@@ -95,7 +95,7 @@ def check_input(spec: InputSpec) -> None:
         with path.open("rb"):
             pass
     except OSError as exc:
-        raise UsageError(f"cannot read {spec.path}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot read {spec.path}: {why_unreadable(exc)}") from None
 
 
 def read_records(spec: InputSpec, *, max_bytes: int) -> Iterator[Record]:

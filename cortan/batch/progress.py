@@ -205,19 +205,19 @@ class RichProgress:
 
 def summarise(tally: Tally, now: float, *, stopped: bool, output: str | None) -> list[str]:
     """The lines that end a job: what it did, and which items failed."""
-    counts = [f"{tally.done} answered"]
+    counts = [f"{tally.done:,} answered"]
     if tally.cached:
-        counts[0] += f" ({tally.cached} from the cache)"
+        counts[0] += f" ({tally.cached:,} from the cache)"
     if tally.failed:
-        counts.append(f"{tally.failed} failed")
+        counts.append(f"{tally.failed:,} failed")
     if tally.kept:
-        counts.append(f"{tally.kept} kept from an earlier run")
+        counts.append(f"{tally.kept:,} kept from an earlier run")
     if tally.total is not None and tally.total > tally.ended:
-        counts.append(f"{tally.total - tally.ended} not run")
+        counts.append(f"{tally.total - tally.ended:,} not run")
     head = "batch stopped" if stopped else "batch done"
     line = f"{head}: {', '.join(counts)} in {format_duration(now - tally.started)}"
     if tally.tokens:
-        line += f" · {tally.tokens} tokens"
+        line += f" · {tally.tokens:,} tokens"
     if output:
         line += f" · output in {output}"
     lines = [line]

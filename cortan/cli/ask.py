@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import TYPE_CHECKING, Annotated, NamedTuple
 
@@ -24,10 +25,10 @@ from cortan.cli.runner import (
     guard,
     run_async,
 )
-from cortan.core.errors import UsageError
+from cortan.core.errors import CortanError, UsageError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
     from rich.console import Console
 
@@ -168,36 +169,57 @@ def ask(
 
     context = get_context(ctx)
     with guard(context):
-        check_model_option(model)
-        from cortan.cli.generation import apply_generation, make_generation
+        with _refusals_as_json(json_output):
+            check_model_option(model)
+            from cortan.cli.generation import apply_generation, make_generation
 
-        generation = make_generation(think, no_think, schema, options or [], max_tokens)
-        settings = context.load_settings()
-        plan = plan_continuation(
-            settings, continue_last=continue_last, session=session, no_log=no_log, fork=fork
-        )
-        ctx.call_on_close(plan.close)
-        if plan.unstored is not None:
-            context.diagnostics.warning(plan.unstored)
-        # Before stdin: a bad path fails at once.
-        attached = _read_files(settings, files or []) + _read_files(settings, attach or [], True)
-        request = _make_request(
-            settings, prompt or [], model, system, no_stdin, context, has_files=bool(attached)
-        )
-        request = _with_role_and_files(settings, request, role, attached)
-        request = request._replace(
-            allow_fallback=not no_fallback,
-            allow_secrets=allow_secrets,
-            cache=cache,
-            tools=settings.tools.enabled if tools is None else tools,
-        )
-        request = apply_generation(plan.apply(request), generation)
-        show = settings.show_thinking if show_thinking is None else show_thinking
-        output = Output(no_stream, json_output, raw, show, _extract_mode(extract, extract_last))
-        if output.extract and schema is not None:
-            raise UsageError("--schema prints a JSON document: leave out --extract")
+            generation = make_generation(think, no_think, schema, options or [], max_tokens)
+            settings = context.load_settings()
+            plan = plan_continuation(
+                settings, continue_last=continue_last, session=session, no_log=no_log, fork=fork
+            )
+            ctx.call_on_close(plan.close)
+            if plan.unstored is not None:
+                context.diagnostics.warning(plan.unstored)
+            # Before stdin: a bad path fails at once.
+            attached = _read_files(settings, files or [])
+            attached += _read_files(settings, attach or [], True)
+            request = _make_request(
+                settings, prompt or [], model, system, no_stdin, context, has_files=bool(attached)
+            )
+            request = _with_role_and_files(settings, request, role, attached)
+            request = request._replace(
+                allow_fallback=not no_fallback,
+                allow_secrets=allow_secrets,
+                cache=cache,
+                tools=settings.tools.enabled if tools is None else tools,
+            )
+            request = apply_generation(plan.apply(request), generation)
+            show = settings.show_thinking if show_thinking is None else show_thinking
+            output = Output(no_stream, json_output, raw, show, _extract_mode(extract, extract_last))
+            if output.extract and schema is not None:
+                raise UsageError("--schema prints a JSON document: leave out --extract")
         ended = run_async(lambda: _run(settings, request, context, output, plan), hangups=True)
         raise typer.Exit(exit_code(ended, plan.log_required))
+
+
+@contextlib.contextmanager
+def _refusals_as_json(json_output: bool) -> Iterator[None]:
+    """With ``--json``, a request refused before it was sent (a missing file, a bad
+    option, no conversation to continue) still prints its one object on stdout, as a
+    failed answer does: a script reads ``error.kind`` either way. The sentence and the
+    exit code stay the guard's."""
+    try:
+        yield
+    except CortanError as exc:
+        if json_output:
+            from cortan.core.events import ChatFailed
+            from cortan.render.report import write_report
+
+            refused = ChatFailed(0, exc.kind, str(exc), exc.exit_code)
+            with contextlib.suppress(OSError):  # stdout gone: the sentence still says it
+                write_report(sys.stdout, refused, {"conversation_id": None})
+        raise
 
 
 def exit_code(ended: ChatEnded, log_required: bool = False) -> int:
@@ -434,35 +456,37 @@ def _make_view(
 
     if output.json:
         return views.JsonView(sys.stdout, extra, extract=output.extract)
-    if schema:
-        return views.DocumentView(sys.stdout, sys.stderr)  # one JSON document, once it fits
     terminal = sys.stdout.isatty()
-    if output.raw and terminal:
+    if output.raw and terminal and not schema:
         context.diagnostics.warning("--raw is ignored on a terminal: escape codes stay neutralised")
-    if output.extract:
-        raw = output.raw and not terminal
-        return views.ExtractView(sys.stdout, last=output.extract == "last", raw=raw)
     thinking = _thinking_console(settings, context) if output.show_thinking else None
-    if not terminal:
-        if output.no_stream:
-            return views.BufferedView(
-                None, sys.stdout, code_theme=settings.code_theme, raw=output.raw
-            )
-        return views.PlainView(sys.stdout, raw=output.raw, thinking=thinking)
-    if output.no_stream:
+    view: AnswerView
+    if schema:
+        view = views.DocumentView(sys.stdout, sys.stderr)  # one JSON document, once it fits
+    elif output.extract:
+        raw = output.raw and not terminal
+        view = views.ExtractView(sys.stdout, last=output.extract == "last", raw=raw)
+    elif not terminal and output.no_stream:
+        view = views.BufferedView(None, sys.stdout, code_theme=settings.code_theme, raw=output.raw)
+    elif not terminal:
+        view = views.PlainView(sys.stdout, raw=output.raw)
+    elif output.no_stream:
         console = make_console(settings, context)
-        return views.BufferedView(console, sys.stdout, code_theme=settings.code_theme)
-    # The consoles are made once the request is on its way: importing rich is not on
-    # the path to the request (issue 21, the first visible byte), and an answer's first
-    # plain words that come before rich is loaded are written as they are (render/lead.py).
-    from cortan.render.lead import writes_live
+        view = views.BufferedView(console, sys.stdout, code_theme=settings.code_theme)
+    else:
+        # The consoles are made once the request is on its way: importing rich is not on
+        # the path to the request (issue 21, the first visible byte), and an answer's
+        # first plain words that come before rich is loaded are written as they are
+        # (render/lead.py).
+        from cortan.render.lead import writes_live
 
-    return views.MarkdownView(
-        lambda: make_console(settings, context),
-        code_theme=settings.code_theme,
-        thinking=thinking,
-        lead=sys.stdout if writes_live(sys.stdout) else None,
-    )
+        return views.MarkdownView(
+            lambda: make_console(settings, context),
+            code_theme=settings.code_theme,
+            thinking=thinking,
+            lead=sys.stdout if writes_live(sys.stdout) else None,
+        )
+    return view if thinking is None else views.ThinkingAside(view, thinking)
 
 
 def _thinking_console(settings: Settings, context: Context) -> Callable[[], Console] | None:

@@ -20,6 +20,7 @@ import typer
 from cortan.cli.names import complete_model
 from cortan.cli.options import AllowSecretsOption, NoFallbackOption, RoleOption
 from cortan.cli.runner import (
+    EXIT_INTERRUPTED,
     EXIT_USAGE,
     Context,
     check_model_option,
@@ -183,15 +184,24 @@ def batch(
         where = "stdin" if source == "-" else os.path.realpath(source)  # the job's input
         if output is not None:
             ctx.call_on_close(lambda: _close_quietly(sink))
-        outcome = run_async(
-            lambda: _run(
-                context, settings, input_spec, spec, sink, source=where,
-                name=job_name, resume=resume, restart=restart, log=log, limit=limit,
-                concurrency=concurrency, quiet=quiet, ordered=not unordered,
-                max_failures=settings.batch.max_failures if max_failures is None else max_failures,
-                output=str(output) if output else None,
+        failures = settings.batch.max_failures if max_failures is None else max_failures
+        try:
+            outcome = run_async(
+                lambda: _run(
+                    context, settings, input_spec, spec, sink, source=where,
+                    name=job_name, resume=resume, restart=restart, log=log, limit=limit,
+                    concurrency=concurrency, quiet=quiet, ordered=not unordered,
+                    max_failures=failures, output=str(output) if output else None,
+                )
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            # A second Ctrl-C while the first one's clean stop was under way: no
+            # summary then, but every item that ended is in the store.
+            context.diagnostics.notice(
+                "batch stopped at once (Ctrl-C again): every item that ended is kept; "
+                "run the same command again to resume"
             )
-        )  # fmt: skip
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         raise typer.Exit(outcome.exit_code)
 
 
@@ -204,7 +214,9 @@ def _read_template(text: str | None, path: Path | None) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read the template {path}: {exc}") from None
+        from cortan.core.errors import why_unreadable
+
+        raise UsageError(f"cannot read the template {path}: {why_unreadable(exc)}") from None
 
 
 def _check_shape(fmt: str, template: object, field: str | None, instruction: str | None) -> None:
@@ -323,9 +335,10 @@ async def _run(
             open_job(jobs, key, name=name, source=source, resume=resume, restart=restart)
         )
         if earlier is not None:
-            failed = f", {earlier.failed} failed (asked again)" if earlier.failed else ""
+            failed = f", {earlier.failed:,} failed (asked again)" if earlier.failed else ""
+            items = "item" if earlier.done == 1 else "items"
             context.diagnostics.notice(
-                f"batch: resuming: {earlier.done} items answered by an earlier run{failed}"
+                f"batch: resuming: {earlier.done:,} {items} answered by an earlier run{failed}"
             )
         app = App.build(settings)
         _attach_stores(stack, app, settings, spec, data_dir, log=log)

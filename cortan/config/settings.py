@@ -196,6 +196,19 @@ def default_providers() -> dict[str, ProviderConfig]:
     }
 
 
+def _with_builtin_defaults(name: str, entry: Any) -> Any:
+    """``[providers.ollama]`` or ``[providers.openai]`` as written, over the built-in's
+    kind, URL and key variable; where to send (``hosts`` or ``base_url``) comes whole
+    from one side, so a table naming its own hosts is not also sent to OLLAMA_HOST."""
+    if not isinstance(entry, dict) or entry.get("kind", name) != name:
+        return entry
+    builtin = default_providers()[name]
+    defaults: dict[str, Any] = {"kind": name, "api_key_env": builtin.api_key_env}
+    if "hosts" not in entry and "base_url" not in entry:
+        defaults |= {"hosts": builtin.hosts, "base_url": builtin.base_url}
+    return {**defaults, **entry}
+
+
 class Timeouts(BaseModel):
     """Seconds. A local model loading into memory can take minutes before its first token."""
 
@@ -455,14 +468,14 @@ class Settings(BaseSettings):
     @classmethod
     def _builtin_kinds(cls, data: Any) -> Any:
         # `[providers.ollama]` (or CORTAN_PROVIDERS__OLLAMA__HOSTS) changes the built-in
-        # provider: its kind is its name, so nobody has to say `kind = "ollama"` again.
+        # provider: its kind is its name, so nobody has to say `kind = "ollama"` again,
+        # and what it leaves unsaid keeps the built-in's value: a table that only sets
+        # `rate_limit` must not drop OLLAMA_HOST, OPENAI_BASE_URL or OPENAI_API_KEY.
         providers = data.get("providers") if isinstance(data, dict) else None
         if not isinstance(providers, dict):
             return data
         filled = {
-            name: {"kind": name, **entry}
-            if name in BUILTIN_KINDS and isinstance(entry, dict) and "kind" not in entry
-            else entry
+            name: _with_builtin_defaults(name, entry) if name in BUILTIN_KINDS else entry
             for name, entry in providers.items()
         }
         return {**data, "providers": filled}

@@ -192,3 +192,20 @@ class ContextOverflowError(BadRequestError):
         super().__init__(message)
         self.window = window
         self.prompt_tokens = prompt_tokens
+
+
+def why_unreadable(exc: OSError | UnicodeDecodeError) -> str:
+    """The few words that end ``cannot read X: …``: Python's own text repeats the path
+    and an errno (``[Errno 2] No such file or directory: 'x.json'``)."""
+    import os
+
+    if isinstance(exc, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    if isinstance(exc, FileNotFoundError):
+        return "there is no such file"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "it is a folder"
+    reason = exc.strerror or os.strerror(exc.errno or 0) or type(exc).__name__
+    return reason[:1].lower() + reason[1:]

@@ -24,6 +24,7 @@ is what runs.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from fnmatch import fnmatchcase
@@ -200,7 +201,7 @@ class ApprovalGate:
                 grant.kind == action.kind
                 and grant.name == action.name
                 and _fits(action, grant.pattern)
-            ):
+            ) or _same_command(grant, action):
                 return grant
         return None
 
@@ -235,6 +236,22 @@ class ApprovalGate:
         except StoreError as exc:
             logger.warning("could not record the decision: %s", exc)
             return verdict
+
+
+def _same_command(grant: Grant, action: Action) -> bool:
+    """A lasting yes to the ``run_command`` tool for one command line also holds for
+    that same command line in command mode (docs/commands.md): the grant is kept as the
+    tool's arguments, ``{"command": …}``, the command as typed. Exactly, never a glob."""
+    if action.kind != "command" or action.command is None:
+        return False
+    if (grant.kind, grant.name) != ("tool", "run_command"):
+        return False
+    try:
+        arguments = json.loads(grant.pattern)
+    except ValueError:
+        return False
+    granted = arguments.get("command") if isinstance(arguments, dict) else None
+    return isinstance(granted, str) and granted == action.command
 
 
 def _fits(action: Action, pattern: str) -> bool:

@@ -17,7 +17,7 @@ import select
 import stat
 from pathlib import Path
 
-from cortan.core.errors import InputError
+from cortan.core.errors import InputError, why_unreadable
 from cortan.core.images import sniff_image
 from cortan.core.requests import Attachment
 from cortan.core.text import decode_text, format_size
@@ -126,12 +126,7 @@ def _read_waiting_at_most(path: Path, limit: int, wait: float) -> bytes:
 
 
 def _unreadable(path: Path, exc: OSError) -> InputError:
-    if isinstance(exc, FileNotFoundError):
-        return InputError(f"cannot attach {path}: there is no such file")
-    if isinstance(exc, PermissionError):
-        return InputError(f"cannot attach {path}: permission denied")
-    reason = exc.strerror or os.strerror(exc.errno or 0) or type(exc).__name__
-    return InputError(f"cannot attach {path}: {reason}")
+    return InputError(f"cannot attach {path}: {why_unreadable(exc)}")
 
 
 def _too_large(path: Path, size: int | None, max_bytes: int, used: int) -> InputError:

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from cortan.core.errors import CortanError, UsageError
+from cortan.core.errors import CortanError, UsageError, why_unreadable
 
 
 class SchemaError(CortanError):
@@ -52,7 +52,8 @@ def load_schema(spec: str) -> dict[str, Any]:
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read the schema file {spec!r}: {exc}") from None
+            reason = why_unreadable(exc)
+            raise UsageError(f"cannot read the schema file {spec!r}: {reason}") from None
     if text.lstrip().startswith("{"):
         try:
             schema = json.loads(text)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 TAIL_LINES = 3  # lines of a thought shown live under the REPL's spinner
+TAIL_CHARS = 4096  # of the thought kept for its tail: a long one costs no more per piece
 
 
 class Thought:
@@ -26,22 +27,36 @@ class Thought:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._parts: list[str] = []
+        self._recent = ""  # the end of the thought, for its tail
         self._started: float | None = None
         self._ended: float | None = None
 
     def add(self, text: str) -> None:
+        if self._ended is not None:  # thinking again after a tool call: a thought of its own
+            self._parts, self._recent, self._started, self._ended = [], "", None, None
         if self._started is None:
             self._started = self._clock()
         self._parts.append(text)
+        self._recent = (self._recent + text)[-TAIL_CHARS:]
 
     @property
     def active(self) -> bool:
         """Reasoning arrived and the answer has not begun yet."""
         return self._started is not None and self._ended is None
 
-    def tail(self, lines: int = TAIL_LINES) -> str:
-        text = "".join(self._parts).rstrip()
-        return "\n".join(text.splitlines()[-lines:])
+    def tail(self, lines: int = TAIL_LINES, width: int | None = None) -> str:
+        """The thought's last ``lines`` rows, as ``width`` columns wrap them.
+
+        Reasoning often comes as one long paragraph: counted in text lines, its tail
+        was the whole paragraph, drawn from its start until it filled the screen.
+        """
+        rows = self._recent.rstrip().splitlines()[-lines:]
+        if width is not None:
+            import textwrap
+
+            wrapped = [piece for row in rows for piece in textwrap.wrap(row, width) or [""]]
+            rows = wrapped[-lines:]
+        return "\n".join(rows)
 
     def close(self) -> str | None:
         """End the thought (the answer begins); the summary line, once, if there was one."""

@@ -139,21 +139,10 @@ def ending_note(event: ChatEnded) -> str | None:
 
 
 class PlainView(QuietView):
-    """The answer to a pipe or a file; reasoning, if shown at all, to a terminal's stderr."""
+    """The answer to a pipe or a file, plain, flushed piece by piece."""
 
-    def __init__(
-        self,
-        file: TextIO,
-        *,
-        raw: bool = False,
-        thinking: Console | Callable[[], Console] | None = None,
-    ) -> None:
+    def __init__(self, file: TextIO, *, raw: bool = False) -> None:
         self._writer = PlainWriter(file, raw=raw)
-        self._thinking = ThinkingStream(thinking) if thinking is not None else None
-
-    def on_thinking(self, event: ThinkingDelta) -> None:
-        if self._thinking is not None:
-            self._thinking.feed(event.text)
 
     @property
     def closed(self) -> bool:
@@ -161,14 +150,47 @@ class PlainView(QuietView):
         return self._writer.closed
 
     def on_delta(self, event: TokenDelta) -> None:
-        if self._thinking is not None and self._thinking.active:
-            self._thinking.close()
         self._writer.write(event.text)
 
     def on_ended(self, event: ChatEnded) -> None:
-        if self._thinking is not None:
-            self._thinking.close()
         self._writer.end()
+
+
+class ThinkingAside:
+    """``view``, with the model's reasoning streamed dim to ``thinking`` (a terminal's
+    stderr) and closed by its summary when the answer, a tool call or the end comes.
+
+    Every ``ask`` view that writes the answer somewhere other than a live markdown
+    region takes its reasoning this way: a plain pipe, ``-x``, ``--schema`` and
+    ``--no-stream`` would otherwise leave a thinking model's terminal blank for as
+    long as it thinks.
+    """
+
+    def __init__(self, view: AnswerView, thinking: Console | Callable[[], Console]) -> None:
+        self._view = view
+        self._thinking = ThinkingStream(thinking)
+
+    def on_waiting(self, event: ChatPrepared) -> None:
+        self._view.on_waiting(event)
+
+    def on_started(self, event: ChatStarted) -> None:
+        self._view.on_started(event)
+
+    def on_delta(self, event: TokenDelta) -> None:
+        if self._thinking.active:
+            self._thinking.close()
+        self._view.on_delta(event)
+
+    def on_thinking(self, event: ThinkingDelta) -> None:
+        self._thinking.feed(event.text)
+
+    def on_tool(self, event: ToolCalled) -> None:
+        self._thinking.close()
+        self._view.on_tool(event)
+
+    def on_ended(self, event: ChatEnded) -> None:
+        self._thinking.close()
+        self._view.on_ended(event)
 
 
 class BufferedView(QuietView):
@@ -295,6 +317,7 @@ class DocumentView(QuietView):
 #: Seconds with no answer before the spinner shows: on a fast server the first token
 #: would erase it in the frame that drew it (issue 21).
 SPINNER_DELAY = 0.15
+STATUS_LEAD = "⠋ thinking · "  # what comes before a thought's tail under the spinner
 
 
 class Renderer:
@@ -389,7 +412,10 @@ class MarkdownView(QuietView):
             self._stop_status()  # its line would fight the reasoning on the same terminal
             self._thinking.feed(event.text)
             return
-        tail = self._thought.tail() if self._fold else ""
+        tail = ""
+        if self._fold:  # the spinner and "thinking · " take the first row's first columns
+            width = max(self._renderer.get().width - len(STATUS_LEAD), 20)
+            tail = self._thought.tail(width=width)
         self._show_status("thinking" + (f" · {tail}" if tail else "…"))
 
     def _close_thought(self) -> None:
@@ -477,12 +503,20 @@ class MarkdownView(QuietView):
         self._stream.feed(shown + text)
 
     def on_tool(self, event: ToolCalled) -> None:
-        """A tool call: the spinner stops and plain words end their line, so that the
-        call's line and the approval question are drawn on a clean screen (the next
-        round's ``ChatStarted`` brings the spinner back)."""
+        """A tool call: the spinner stops and the words so far are printed whole, so that
+        the call's line and the approval question are drawn on a clean screen below them
+        (the next round's ``ChatStarted`` brings the spinner back, its words a new block).
+
+        A stream left open here still held words it had not drawn (it draws at most 20
+        times a second): the call's line cut into the sentence, its end drawn after it.
+        """
+        self._close_thought()  # its summary before the call's line, not glued to it
         self._stop_status()
         if self._lead is not None:
             self._begin_stream()
+        if self._stream is not None:
+            self._stream.finish()
+            self._stream = None
 
     def on_ended(self, event: ChatEnded) -> None:
         self._close_thought()
@@ -493,6 +527,13 @@ class MarkdownView(QuietView):
         if self._stream is not None:
             self._stream.abort(ending_note(event))
             self._stream = None
+        elif self._fold and isinstance(event, ChatCancelled):
+            # Ctrl-C while the model was silent, thinking, or waiting on a tool call's
+            # question: without a word the prompt would come back as if that were all.
+            from rich.text import Text
+
+            note = "[interrupted]" if event.content else "[interrupted before the answer began]"
+            self._renderer.get().print(Text(note, style="dim"))
 
     def _stop_status(self) -> None:
         if self._spinner_timer is not None:

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cortan.core.errors import UsageError
-from cortan.core.text import make_visible, shorten
+from cortan.core.text import format_size, make_visible, shorten
 from cortan.shell.commands import CommandTable, ExitShell, Shell, SlashCommand
 from cortan.shell.sessions import do_fork, do_load, do_save, do_sessions, start_new
 
 if TYPE_CHECKING:
+    from cortan.core.requests import Attachment
     from cortan.engine.hosts import HostState
     from cortan.engine.routes import Route
 
@@ -244,8 +245,15 @@ async def do_file(repl: Shell, arg: str) -> None:
     limit = repl.services.settings.max_input_bytes
     wait = repl.services.settings.stdin_timeout
     attachment = read_attachment(Path(arg), max_bytes=limit, used=used, wait=wait)
+    _attach(repl, attachment)
+
+
+def _attach(repl: Shell, attachment: Attachment) -> None:
+    """Hold ``attachment`` for the next message, saying so as a sentence: the label
+    (``Image photo.png``, ``File notes.txt``) heads a block sent to the model."""
     repl.conversation.pending.append(attachment)
-    repl.dim(f"attached {attachment.label} ({len(attachment.data)} bytes) to the next message")
+    what = attachment.label[:1].lower() + attachment.label[1:]
+    repl.dim(f"attached {what} ({format_size(len(attachment.data))}) to the next message")
 
 
 async def do_attach(repl: Shell, arg: str) -> None:
@@ -263,8 +271,7 @@ async def do_attach(repl: Shell, arg: str) -> None:
         max_image_bytes=settings.max_image_bytes,
         wait=settings.stdin_timeout,  # a named pipe nobody writes to: refused, not a hang
     )
-    repl.conversation.pending.append(attachment)
-    repl.dim(f"attached {attachment.label} ({len(attachment.data)} bytes) to the next message")
+    _attach(repl, attachment)
 
 
 async def do_think(repl: Shell, arg: str) -> None:
@@ -352,14 +359,20 @@ async def do_tools(repl: Shell, arg: str) -> None:
         raise UsageError(f"/tools takes on or off, not {make_visible(arg.strip())!r}")
     state = "on" if repl.conversation.tools else "off (/tools on)"
     repl.say(f"tools: {state}")
+
+    async def failed(sentence: str) -> None:
+        repl.error(sentence)
+
     try:
-        tools = await repl.services.list_tools()
+        tools = await repl.services.list_tools(failed)
     except CortanError as exc:
         repl.error(str(exc))
         return
     width = max((len(name) for name, _ in tools), default=0)
+    room = max(repl.width - width - 5, 20)  # one line per tool: a wrapped one reads as two
     for name, description in tools:
-        repl.say(f"  {make_visible(name).ljust(width)}  {shorten(make_visible(description), 120)}")
+        first = description.strip().splitlines()[0] if description.strip() else ""
+        repl.say(f"  {make_visible(name).ljust(width)}  {shorten(make_visible(first), room)}")
 
 
 async def do_exit(repl: Shell, arg: str) -> None:

@@ -101,6 +101,7 @@ class Conversation:
         """Replace the turns with stored ones (``/load``, ``--session``)."""
         self.clear()
         self.turns.extend(turns)
+        self.last_thinking = next((t.thinking for t in reversed(turns) if t.thinking), "")
 
     def drop_last_turn(self) -> Turn | None:
         return self.turns.pop() if self.turns else None
@@ -115,3 +116,4 @@ class Conversation:
         self.pending.clear()
         self.last_request = None
         self.last_added_turn = False
+        self.last_thinking = ""  # /thinking is this conversation's, as /copy is

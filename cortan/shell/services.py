@@ -88,10 +88,11 @@ class ShellServices(Protocol):
         """How much of ``model``'s window a conversation takes."""
         ...
 
-    async def list_tools(self) -> list[tuple[str, str]]:
+    async def list_tools(self, on_error: Callable[[str], Awaitable[None]]) -> list[tuple[str, str]]:
         """The tools a model may be offered (name, description); MCP servers start now.
 
-        Raises ToolError when there are no tools here or a server cannot start.
+        A server that cannot start goes to ``on_error``, the rest are listed; raises
+        ToolError when there are no tools here.
         """
         ...
 

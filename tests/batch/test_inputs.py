@@ -53,7 +53,7 @@ def test_a_folder_is_files_and_a_bad_format_is_a_usage_error(tmp_path: Path) -> 
 
 
 def test_inputs_that_cannot_be_read_at_all_are_refused_up_front(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match=r"cannot read .*nope.jsonl: No such file"):
+    with pytest.raises(UsageError, match=r"cannot read .*nope.jsonl: there is no such file"):
         check_input(InputSpec(str(tmp_path / "nope.jsonl"), "jsonl"))
     with pytest.raises(UsageError, match="is a folder"):
         check_input(InputSpec(str(tmp_path), "jsonl"))

@@ -355,6 +355,38 @@ def test_json_reports_failure(cortan: type[CortanRunner], ollama_env: FakeOllama
     assert report["finish_reason"] == "error"
 
 
+@pytest.mark.parametrize(
+    ("args", "code", "kind", "fragment"),
+    [
+        (["-a", "missing.png"], 1, "input", "cannot attach missing.png: there is no such file"),
+        (["-f", "missing.txt"], 1, "input", "cannot attach missing.txt"),
+        (["--think", "extreme"], 2, "usage", "thinking is one of"),
+        (["--session", "99"], 2, "usage", "no stored conversation #99"),
+        (["-c"], 2, "usage", "no earlier conversation"),
+        (["--fork"], 2, "usage", "--fork copies a stored conversation"),
+        (["-o", "temprature=1"], 2, "usage", "did you mean temperature?"),
+    ],
+)
+def test_json_reports_a_request_refused_before_it_was_sent(
+    cortan: type[CortanRunner],
+    ollama_env: FakeOllama,
+    args: list[str],
+    code: int,
+    kind: str,
+    fragment: str,
+) -> None:
+    """docs/scripting.md: on failure --json still prints one object. A missing -a file,
+    a bad flag value or nothing to continue printed nothing, and `jq` read no input."""
+    result = cortan.run("ask", "--json", *args, "hi")
+    assert result.code == code, result.stderr
+    report = json.loads(result.stdout)
+    assert report["finish_reason"] == "error" and report["error"]["kind"] == kind
+    assert fragment in report["error"]["message"]
+    assert report["conversation_id"] is None and report["content"] == ""
+    assert_one_sentence(result.stderr)
+    assert ollama_env.chat_requests == []
+
+
 # -- rejected input -----------------------------------------------------------------------
 
 

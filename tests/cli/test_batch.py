@@ -8,6 +8,7 @@ Ctrl-C and ``kill -9`` and resumes without asking any committed item twice.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -84,6 +85,26 @@ def test_json_lines_in_answers_out_in_order(
     assert "Traceback" not in result.stderr
 
 
+def test_the_counts_read_as_the_docs_show_them(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """`batch: resuming: 1 items answered…` and `· 1200 tokens`: docs/batch.md shows
+    `9,000 items`, `1,204,512 tokens`."""
+    source = jsonl(tmp_path / "in.jsonl", 2)
+    ollama_env.queue(
+        Reply(prompt_tokens=1200, completion_tokens=1200), Reply(status=400, error="no")
+    )
+    first = cortan.run("batch", str(source))
+    assert first.code == 4, first.stderr
+    assert "\nbatch done: 1 answered, 1 failed in " in first.stderr
+    assert re.search(r" · 1,\d{3} tokens\n", first.stderr), first.stderr
+    again = cortan.run("batch", str(source))
+    assert again.code == 0, again.stderr
+    assert "batch: resuming: 1 item answered by an earlier run, 1 failed (asked again)\n" in (
+        again.stderr
+    )
+
+
 def test_lines_from_stdin_with_an_instruction(
     cortan: type[CortanRunner], ollama_env: FakeOllama
 ) -> None:
@@ -156,7 +177,11 @@ def test_usage_errors_are_one_sentence_and_exit_2(
         (["batch", str(csv), "-t", "{body}"], "has no column 'body'"),
         (["batch", str(csv), "-t", "{text:>3}"], "has a format the batch does not apply"),
         (["batch", str(csv), "-o", str(csv), "--field", "text"], "is the input itself"),
-        (["batch", str(tmp_path / "nope.jsonl")], "cannot read"),
+        (["batch", str(tmp_path / "nope.jsonl")], "nope.jsonl: there is no such file\n"),
+        (
+            ["batch", str(csv), "--template-file", str(tmp_path / "t.txt")],
+            f"cannot read the template {tmp_path / 't.txt'}: there is no such file\n",
+        ),
         (["batch", str(csv), "--field", "text", "--resume"], "no earlier job"),
         (["batch", "-", "--option", "temperature"], "is not KEY=VALUE"),
     ]
@@ -212,6 +237,28 @@ def test_ctrl_c_stops_with_a_summary_and_the_rerun_finishes(
     result = cortan.run("batch", str(source))
     assert result.code == 0, result.stderr
     assert len(lines(result.stdout)) == 40
+
+
+def test_ctrl_c_twice_still_says_how_to_go_on(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """A second Ctrl-C during the first one's clean stop (an impatient user presses it
+    twice) ended the batch with nothing on stderr: no summary, no word of resuming."""
+    ollama_env.default = Reply(pieces=["a", "b"], delay=0.05)
+    source = jsonl(tmp_path / "in.jsonl", 40)
+    with started(interruptible(cortan, "batch", str(source))) as proc:
+        wait_asked(ollama_env, 3, proc)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.002)  # within the clean stop the first one began
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    stderr = err.decode()
+    assert proc.returncode == 130, stderr
+    assert "batch stopped" in stderr and "run the same command again" in stderr, stderr
+    assert "Traceback" not in stderr
+    result = cortan.run("batch", str(source))
+    assert result.code == 0, result.stderr
+    assert [line["id"] for line in lines(result.stdout)] == [f"q{i}" for i in range(40)]
 
 
 def test_sigterm_stops_cleanly_with_its_own_code(

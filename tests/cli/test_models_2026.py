@@ -139,7 +139,7 @@ def test_an_answer_that_never_fits_exits_3_with_the_raw_text_on_stderr(
         ("name strr", "unknown type 'strr'"),
         ('{"type": 5}', "the schema is not a valid JSON Schema"),
         ("{nope", "the schema is not valid JSON"),
-        ("missing.json", "cannot read the schema file"),
+        ("missing.json", "cannot read the schema file 'missing.json': there is no such file\n"),
         ("", "--schema is empty"),
     ],
 )

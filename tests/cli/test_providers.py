@@ -204,3 +204,24 @@ def test_the_built_in_providers_need_no_kind_to_be_changed(
     result = cortan.run("ask", "--no-stdin", "hi", env=env)
     assert result.code == 0, result.stderr
     assert len(ollama_env.chat_requests) == 1
+
+
+@pytest.mark.parametrize("kind", ["ollama", "openai"])
+def test_a_built_in_table_that_sets_only_a_rate_limit_keeps_the_environment(
+    cortan: type[CortanRunner],
+    ollama_env: FakeOllama,
+    openai_env: FakeOpenAI,
+    config_file: Path,
+    kind: str,
+) -> None:
+    """docs/configuration.md's own `[providers.openai.rate_limit]` made OpenAI say
+    "needs an API key: set OPENAI_API_KEY" with it set, and `[providers.ollama.rate_limit]`
+    sent every request to 127.0.0.1:11434 instead of OLLAMA_HOST."""
+    config_file.write_text(f"[providers.{kind}.rate_limit]\nrequests_per_minute = 500\n")
+    server = ollama_env if kind == "ollama" else openai_env
+    model = "ollama:llama3.2" if kind == "ollama" else "openai:gpt-4o-mini"
+    result = cortan.run("ask", "--no-stdin", "-m", model, "hi")
+    assert (result.code, result.stdout) == (0, "Hello, world!\n"), result.stderr
+    assert len(server.chat_requests) == 1
+    if kind == "openai":
+        assert server.chat_requests[0].headers["authorization"] == "Bearer sk-test-key"

@@ -19,7 +19,7 @@ import pyte
 import pytest
 
 from tests.conftest import CortanRunner, cortan_command
-from tests.servers import FakeOllama, Reply
+from tests.servers import FakeCall, FakeOllama, Reply
 
 pytestmark = pytest.mark.e2e
 
@@ -286,3 +286,34 @@ def test_run_in_the_repl(spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_
     term.wait_for("fine")  # the next answer is drawn as ever
     term.type("\x04")
     assert term.status() == 0
+
+
+def test_an_always_yes_to_a_tool_call_lets_cmd_yes_run_that_command(
+    spawn: Callable[..., Pty],
+    ollama_env: FakeOllama,
+    tmp_path: Path,
+    cortan: type[CortanRunner],
+) -> None:
+    """docs/commands.md: a lasting grant given at a tool call applies to the same command
+    in command mode. It never did: the grant is kept as the tool's JSON arguments, under
+    kind `tool`, and `cortan cmd --yes` asked again."""
+    ollama_env.queue(
+        Reply(pieces=[], tool_calls=[FakeCall("run_command", {"command": "touch made"})]),
+        Reply(pieces=["Made it."]),
+    )
+    asked = spawn("ask", "--tools", "make a file")
+    asked.wait_for("Allow?")
+    asked.type("always\r")
+    assert asked.status() == 0
+    (tmp_path / "made").unlink()
+    ollama_env.queue(proposal("touch made", "makes a file"))
+    term = spawn("cmd", "--yes", "make a file")
+    assert term.status() == 0
+    assert MENU not in term.text() and "allowed by an earlier yes" in term.text()
+    assert (tmp_path / "made").exists()
+    assert last_decision(cortan)["by"] == "grant"
+    ollama_env.queue(proposal("touch made; rm -rf ~", "makes a file, and more"))
+    other = spawn("cmd", "--yes", "make a file")
+    other.wait_for(MENU)  # another command line: asked about, as ever
+    other.type("\r")
+    assert other.status() == 5

@@ -206,3 +206,26 @@ def test_model_option_without_a_command_opens_the_shell(
         terminal.child.close(force=True)
     assert ollama_env.chat_requests[-1].json["model"] == "llama3.2:latest"
     assert ollama_env.chat_requests[-1].json["messages"][-1]["content"] == "hi there"
+
+
+def test_a_long_thought_shows_only_its_last_rows_under_the_spinner(
+    term: Terminal, ollama_env: FakeOllama
+) -> None:
+    """Reasoning in one long paragraph was its own "last line": the spinner drew it from
+    its start, growing until it filled the screen and rich cut it with "...", the end
+    of the thought never in sight."""
+    words = [f"step {i}: weigh the factor {i * 7}." for i in range(120)]
+    thought = [word + " " for word in words] + ["DONE."]
+    ollama_env.queue(Reply(thinking=thought, pieces=["4"], fault="never_end", fault_after=0))
+    term.wait(prompt_ready)
+    term.type("think it through\r")
+    screen = term.wait(lambda s: "DONE." in s)
+    rows = [row for row in screen.splitlines() if row.strip()]
+    live = rows[next(i for i, row in enumerate(rows) if "thinking ·" in row) :]
+    assert len(live) <= 4, screen  # the spinner's row and the tail's three at most
+    assert live[-1].rstrip().endswith("DONE.") and "..." not in screen
+    assert "step 0:" not in screen
+    term.type("\x03")
+    term.wait(lambda s: "[interrupted before the answer began]" in s)
+    term.type("\x04")
+    term.child.expect(pexpect.EOF, timeout=10)

@@ -225,3 +225,71 @@ def test_a_line_break_in_a_command_cannot_print_the_prompts_own_lines(
     shell_ask.expect(rb"risk  runs several lines", timeout=5)
     shell_ask.send(b"\r")
     shell_ask.expect(pexpect.EOF, timeout=20)
+
+
+@pytest.mark.parametrize("args", [["ask", "--tools", "look"], []], ids=["ask", "repl"])
+def test_words_before_a_call_are_drawn_whole_above_its_line(
+    args: list[str], terminal_env: dict[str, str], ollama_env: FakeOllama
+) -> None:
+    """In the REPL, "Let me look at the files." streamed just before a call was cut by
+    the call's line: `Let`, the tool's lines, then `    me look at the files.`"""
+    ollama_env.queue(
+        Reply(
+            pieces=["Let ", "me look ", "at the files."],
+            tool_calls=[FakeCall("list_dir", {"path": "."})],
+            finish_reason="tool_calls",
+        ),
+        Reply(pieces=["Listed."]),
+    )
+    term = Terminal(args, terminal_env)
+    try:
+        if not args:
+            term.wait(prompt_ready)
+            term.type("/tools on\r")
+            term.wait(lambda s: "tools: on" in s)
+            term.type("list it\r")
+        term.wait(lambda s: "Allow?" in s)
+        term.type("y\r")
+        screen = term.wait(lambda s: "Listed." in s)
+        rows = [row.strip() for row in screen.splitlines() if row.strip()]
+        said = rows.index("Let me look at the files.")
+        assert "tool: list_dir" in rows[said + 1], screen
+        assert rows.index("Listed.") > said
+    finally:
+        term.child.close(force=True)
+
+
+@pytest.mark.parametrize("args", [["ask", "--tools", "look"], []], ids=["ask", "repl"])
+def test_a_thought_before_a_call_is_closed_before_its_line(
+    args: list[str], terminal_env: dict[str, str], ollama_env: FakeOllama
+) -> None:
+    """`ask --tools` on a terminal glued the call's line to the reasoning
+    (`I should list the folder.cortan: tool: list_dir …`) and summed the thought up
+    only after the call; thinking again after the call was never summed up at all."""
+    ollama_env.queue(
+        Reply(
+            thinking=["I should list ", "the folder."],
+            pieces=[],
+            tool_calls=[FakeCall("list_dir", {"path": "."})],
+            finish_reason="tool_calls",
+        ),
+        Reply(thinking=["Now I can answer."], pieces=["Listed."]),
+    )
+    term = Terminal(args, terminal_env)
+    try:
+        if not args:
+            term.wait(prompt_ready)
+            term.type("/tools on\r")
+            term.wait(lambda s: "tools: on" in s)
+            term.type("list it\r")
+        term.wait(lambda s: "Allow?" in s)
+        term.type("y\r")
+        screen = term.wait(lambda s: "Listed." in s)
+        rows = [row.strip() for row in screen.splitlines() if row.strip()]
+        first = next(i for i, row in enumerate(rows) if row.startswith("thought for"))
+        call = next(i for i, row in enumerate(rows) if "tool: list_dir {" in row)
+        assert first < call, screen
+        assert not any("folder.cortan" in row for row in rows), screen
+        assert sum(row.startswith("thought for") for row in rows[call:]) == 1, screen
+    finally:
+        term.child.close(force=True)

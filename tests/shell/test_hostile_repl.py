@@ -66,4 +66,4 @@ async def test_a_pipe_that_is_written_to_is_attached(
     writer.start()
     await stored_shell.command(f"/attach {fifo}")
     writer.join(10)
-    assert "attached File" in stored_shell.text and "(12 bytes)" in stored_shell.text
+    assert f"attached file {fifo} (12 bytes) to the next message" in stored_shell.text

@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,14 @@ from rich.console import Console
 
 from cortan.app import App, make_repl
 from cortan.config.load import load_settings
-from cortan.core.events import ChatCancelled, ChatEnded, ChatFailed, ChatFinished, TokenDelta
+from cortan.core.events import (
+    ChatCancelled,
+    ChatEnded,
+    ChatFailed,
+    ChatFinished,
+    ThinkingDelta,
+    TokenDelta,
+)
 from cortan.shell.repl import Repl
 from cortan.store import SessionStore
 from tests.servers import FakeOllama, Reply
@@ -43,6 +50,7 @@ class Shell:
     ended: asyncio.Queue[ChatEnded]
     deltas: asyncio.Queue[str]
     task: asyncio.Task[None]
+    thoughts: asyncio.Queue[str] = field(default_factory=asyncio.Queue)  # ThinkingDelta texts
 
     @property
     def screen(self) -> str:
@@ -120,7 +128,9 @@ def start_shell(
         app, console, history_path=history, store=store, input=pipe, output=DummyOutput()
     )
     task = asyncio.ensure_future(repl.run(first_input))
-    return Shell(repl, pipe, console, ended, deltas, task)
+    shell = Shell(repl, pipe, console, ended, deltas, task)
+    app.bus.subscribe(ThinkingDelta, lambda e: shell.thoughts.put_nowait(e.text))
+    return shell
 
 
 def sent_messages(server: FakeOllama, index: int = -1) -> list[dict[str, str]]:
@@ -286,6 +296,24 @@ async def test_ctrl_c_mid_answer_keeps_partial_and_shell(
     assert "[interrupted]" in shell.screen
     assert isinstance(await shell.ask("still there?"), ChatFinished)
     assert sent_messages(ollama_env)[-2] == {"role": "assistant", "content": "partial"}
+    await shell.exit()
+
+
+async def test_ctrl_c_while_the_model_thinks_says_the_answer_never_began(
+    shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """Ctrl-C during a long thought left only `thought for 4.0 s … (/thinking shows it)`
+    above the prompt, as if the answer had been nothing."""
+    ollama_env.queue(
+        Reply(thinking=["Let me see."], pieces=["4"], fault="never_end", fault_after=0)
+    )
+    shell.pipe.send_text("2+2?\r")
+    assert await asyncio.wait_for(shell.thoughts.get(), 10) == "Let me see."
+    os.kill(os.getpid(), signal.SIGINT)
+    ended = await asyncio.wait_for(shell.ended.get(), 10)
+    assert isinstance(ended, ChatCancelled) and ended.content == ""
+    await wait_for(lambda: "[interrupted before the answer began]" in shell.screen)
+    assert "thought for" in shell.screen
     await shell.exit()
 
 
@@ -875,6 +903,27 @@ async def test_load_recaps_where_the_conversation_stood(
     await shell.exit()
 
 
+async def test_thinking_is_the_conversations_after_clear_and_load(
+    stored_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """After /clear, /copy said "nothing to copy yet" while /thinking still showed the
+    thought of the conversation just left; after /load, not the loaded one's."""
+    shell = stored_shell
+    ollama_env.queue(Reply(thinking=["Paris, surely."], pieces=["Paris."]))
+    await shell.ask("Capital of France?")
+    await shell.command("/save geo")
+    await shell.command("/clear")
+    before = len(shell.text)
+    await shell.command("/thinking")
+    assert "no reasoning yet" in shell.text[before:]
+    assert "Paris, surely." not in shell.text[before:]
+    await shell.command("/load geo")
+    before = len(shell.text)
+    await shell.command("/thinking")
+    assert "Paris, surely." in shell.text[before:]
+    await shell.exit()
+
+
 async def test_fork_goes_on_in_a_copy_and_leaves_the_original(
     stored_shell: Shell, ollama_env: FakeOllama
 ) -> None:
@@ -953,6 +1002,7 @@ async def test_an_image_for_a_model_that_cannot_see_points_to_model_then_retry(
     for name in ("llava", "llava:latest"):
         ollama_env.capabilities[name] = ["completion", "vision"]
     await shell.command(f"/attach {photo}")
+    assert f"attached image {photo} ({len(png)} bytes) to the next message" in shell.text
     ended = await shell.ask("what is this?")
     assert isinstance(ended, ChatFailed) and ended.kind == "capability"
     assert "/model NAME picks one that can, then /retry" in shell.text

@@ -81,6 +81,7 @@ class McpConnection:
     notes: list[str] = field(default_factory=list)  # what was left out, to be said once
     _error: str | None = None
     _fault: str | None = None  # why the transport ended the connection, when it knows
+    _told: bool = False  # its failure was said once while offering tools to a model
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -260,9 +261,15 @@ class McpPool:
         self.connections = {name: McpConnection(name, config) for name, config in servers.items()}
         self._told: set[str] = set()
 
-    async def list_tools(self, on_error: Any = None, on_note: Any = None) -> list[McpTool]:
+    async def list_tools(
+        self, on_error: Any = None, on_note: Any = None, *, again: bool = True
+    ) -> list[McpTool]:
         """Every server's tools, the servers started at once; a server that fails is
         left out, its sentence handed to ``on_error`` (or raised when there is none).
+
+        ``again=False`` (tools offered with each request) says a failure once per
+        process: a server that crashed at the first request stays down, and saying so
+        before every answer of a chat would bury the answers.
 
         What a server's listing left out (bad names, a cut list) and every name two
         servers both offer go to ``on_note``, each once per process: a server named
@@ -270,38 +277,45 @@ class McpPool:
         of server ``a__b``'s tool ``c``, and the gate would ask about one and run the
         other. Such a name is offered by neither.
         """
-        results = await asyncio.gather(
-            *(c.start() for c in self.connections.values()), return_exceptions=True
-        )
+        connections = list(self.connections.values())
+        results = await asyncio.gather(*(c.start() for c in connections), return_exceptions=True)
         tools: list[McpTool] = []
         notes: list[str] = []
-        for connection, result in zip(self.connections.values(), results, strict=True):
+        for connection, result in zip(connections, results, strict=True):
             if isinstance(result, ToolError):
                 if on_error is None:
                     raise result
-                await on_error(str(result))
+                if again or not connection._told:
+                    connection._told = True
+                    await on_error(str(result))
             elif isinstance(result, BaseException):
                 raise result
             else:
                 tools.extend(result)
                 notes.extend(connection.notes)
-        servers: dict[str, list[str]] = {}
-        for tool in tools:
-            servers.setdefault(tool.name, []).append(tool.server.name)
-        for name, owners in servers.items():
-            if len(owners) > 1:
-                listed = " and ".join(repr(owner) for owner in owners)
-                notes.append(
-                    f"MCP servers {listed} both offer a tool named {name!r}; neither is offered"
-                )
+        offered = _unshared(tools, notes)
         for note in notes:
             if note not in self._told and on_note is not None:
                 self._told.add(note)
                 await on_note(note)
-        return [tool for tool in tools if len(servers[tool.name]) == 1]
+        return offered
 
     async def aclose(self) -> None:
         await asyncio.gather(*(c.stop() for c in self.connections.values()))
+
+
+def _unshared(tools: list[McpTool], notes: list[str]) -> list[McpTool]:
+    """The tools whose name no other server's tool has; each name shared, told to `notes`."""
+    servers: dict[str, list[str]] = {}
+    for tool in tools:
+        servers.setdefault(tool.name, []).append(tool.server.name)
+    for name, owners in servers.items():
+        if len(owners) > 1:
+            listed = " and ".join(repr(owner) for owner in owners)
+            notes.append(
+                f"MCP servers {listed} both offer a tool named {name!r}; neither is offered"
+            )
+    return [tool for tool in tools if len(servers[tool.name]) == 1]
 
 
 def _some(names: list[str]) -> str:

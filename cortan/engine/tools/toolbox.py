@@ -46,16 +46,18 @@ class Toolbox:
         self,
         on_error: Callable[[str], Awaitable[None]] | None = None,
         on_note: Callable[[str], Awaitable[None]] | None = None,
+        *,
+        again: bool = True,
     ) -> list[Tool]:
         """Every tool: the built-ins, then each MCP server's (started now if need be).
 
-        A server that cannot start is left out and told to ``on_error``; with no
-        ``on_error`` its ToolError is raised. What a server's listing left out is
-        told to ``on_note``, once.
+        A server that cannot start is left out and told to ``on_error`` (with
+        ``again=False`` only the first time); with no ``on_error`` its ToolError is
+        raised. What a server's listing left out is told to ``on_note``, once.
         """
         served: list[Any] = []
         if self.mcp is not None:  # each server starts once; then this is a look-up
-            served = await self.mcp.list_tools(on_error, on_note)
+            served = await self.mcp.list_tools(on_error, on_note, again=again)
         self._found = {tool.name: tool for tool in [*self.builtins, *served]}
         return list(self._found.values())
 
@@ -64,7 +66,8 @@ class Toolbox:
         on_error: Callable[[str], Awaitable[None]],
         on_note: Callable[[str], Awaitable[None]] | None = None,
     ) -> tuple[dict[str, Any], ...]:
-        return tuple(make_spec(tool) for tool in await self.list_tools(on_error, on_note))
+        tools = await self.list_tools(on_error, on_note, again=False)
+        return tuple(make_spec(tool) for tool in tools)
 
     def find(self, name: str) -> Tool | None:
         """The tool the model called by ``name`` (as listed by the last :meth:`list_tools`)."""
