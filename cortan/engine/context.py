@@ -198,7 +198,7 @@ class ContextManager:
         messages = [Message("system", system)] if system else []
         messages.extend(event.request.history)
         messages.append(Message("user", content, event.images))
-        return tuple(messages)
+        return alternate(messages)
 
     # -- windows -----------------------------------------------------------------------
 
@@ -396,3 +396,23 @@ def describe_cut(reported: int, expected: int, num_ctx: int) -> str:
         f"(num_ctx {num_ctx}): it cut the start of the conversation; "
         "cortan leaves more room from the next request on"
     )
+
+
+def alternate(messages: Sequence[Message]) -> tuple[Message, ...]:
+    """``messages`` with each run of user turns joined into one, blank line between.
+
+    A question left unanswered (interrupted before the answer began, an empty answer)
+    is kept, since the next often builds on it ("shorter, please"); sent as it stands
+    it makes two user turns in a row, which a chat template that insists on turns
+    alternating (llama.cpp serving Mistral's, among others) refuses, and on every later
+    turn: the conversation would be stuck.
+    """
+    joined: list[Message] = []
+    for message in messages:
+        last = joined[-1] if joined else None
+        if last is not None and last.role == message.role == "user":
+            content = f"{last.content}\n\n{message.content}" if last.content else message.content
+            joined[-1] = last._replace(content=content, images=last.images + message.images)
+        else:
+            joined.append(message)
+    return tuple(joined)

@@ -190,7 +190,7 @@ def test_a_turn_in_a_role_cortan_never_writes_is_not_sent_again(
     no_internal_error(result.stderr)
     assert result.code == 0, result.stderr
     sent = [(m["role"], m["content"]) for m in ollama_env.chat_requests[-1].json["messages"]]
-    assert sent == [("user", "first"), ("user", "third")]  # the empty answer is left out
+    assert sent == [("user", "first\n\nthird")]  # the empty answer is left out
     shown = cortan.run("sessions", "show", "work")
     assert shown.code == 0 and "second" in shown.stdout  # still shown as it is kept
 

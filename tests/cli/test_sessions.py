@@ -76,6 +76,23 @@ def test_continue_sends_history_with_the_conversation_model_and_system(
     ]
 
 
+def test_a_question_left_unanswered_goes_with_the_next_not_as_a_turn_of_its_own(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    """Two user turns in a row, which a template that insists on alternating turns
+    (llama.cpp serving Mistral's) refuses on every later turn: a stuck conversation."""
+    ollama_env.queue(Reply(pieces=[]), Reply(pieces=["Short."]))
+    ok(cortan, "ask", "-s", "Be terse.", "explain monads in depth")
+    ok(cortan, "ask", "-c", "shorter, please")
+    ok(cortan, "ask", "-c", "thanks")
+    assert sent(ollama_env, 1)["messages"] == [
+        {"role": "system", "content": "Be terse."},
+        {"role": "user", "content": "explain monads in depth\n\nshorter, please"},
+    ]
+    roles = [m["role"] for m in sent(ollama_env)["messages"]]
+    assert roles == ["system", "user", "assistant", "user"]
+
+
 def test_flags_override_a_continued_conversation(
     cortan: type[CortanRunner], ollama_env: FakeOllama
 ) -> None:
