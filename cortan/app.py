@@ -243,17 +243,23 @@ class App:
             self._record_tools(self.recorder)
         return toolbox
 
-    async def list_tools(self, on_error: Callable[[str], Awaitable[None]]) -> list[tuple[str, str]]:
+    async def list_tools(
+        self,
+        on_error: Callable[[str], Awaitable[None]],
+        on_note: Callable[[str], Awaitable[None]] | None = None,
+    ) -> list[tuple[str, str]]:
         """Every tool a model may be offered, as (name, description); MCP servers start.
 
         A server that cannot start is told to ``on_error`` and the others are still
-        listed, as ``cortan tools`` lists them. ToolError when tools were not set up here.
+        listed, as ``cortan tools`` lists them; what a server's listing left out (bad
+        names, names two servers share), to ``on_note``, once. ToolError when tools
+        were not set up here.
         """
         from cortan.core.errors import ToolError
 
         if self.toolbox is None:
             raise ToolError("tools are not available here")
-        found = await self.toolbox.list_tools(on_error)
+        found = await self.toolbox.list_tools(on_error, on_note)
         return [(tool.name, tool.description) for tool in found]
 
     def attach_tool_lines(

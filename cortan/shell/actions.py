@@ -363,8 +363,11 @@ async def do_tools(repl: Shell, arg: str) -> None:
     async def failed(sentence: str) -> None:
         repl.error(sentence)
 
+    async def noted(sentence: str) -> None:
+        repl.dim(sentence)
+
     try:
-        tools = await repl.services.list_tools(failed)
+        tools = await repl.services.list_tools(failed, noted)
     except CortanError as exc:
         repl.error(str(exc))
         return

@@ -88,11 +88,15 @@ class ShellServices(Protocol):
         """How much of ``model``'s window a conversation takes."""
         ...
 
-    async def list_tools(self, on_error: Callable[[str], Awaitable[None]]) -> list[tuple[str, str]]:
+    async def list_tools(
+        self,
+        on_error: Callable[[str], Awaitable[None]],
+        on_note: Callable[[str], Awaitable[None]] | None = None,
+    ) -> list[tuple[str, str]]:
         """The tools a model may be offered (name, description); MCP servers start now.
 
-        A server that cannot start goes to ``on_error``, the rest are listed; raises
-        ToolError when there are no tools here.
+        A server that cannot start goes to ``on_error``, what a listing left out to
+        ``on_note``, the rest are listed; raises ToolError when there are no tools here.
         """
         ...
 

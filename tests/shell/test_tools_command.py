@@ -100,3 +100,31 @@ async def test_tools_lists_the_servers_that_started_and_says_a_failure_once_per_
         await shell.exit()
     finally:
         await shell.repl.services.aclose()
+
+
+@pytest.fixture
+def bad_names_mcp(config_file: Path) -> Path:
+    """One MCP server that lists tools under names no model may call."""
+    pytest.importorskip("mcp")
+    root = Path(__file__).resolve().parents[2]
+    config_file.write_text(
+        f'[mcp.servers.b]\ncommand = "{sys.executable}"\n'
+        'args = ["-m", "tests.servers.hostile_mcp", "--mode", "bad-tools"]\n'
+        f'env = {{ PYTHONPATH = "{root}" }}\n'
+    )
+    return config_file
+
+
+async def test_tools_says_what_a_server_listing_left_out(
+    pipe: PipeInput, ollama_env: FakeOllama, bad_names_mcp: Path
+) -> None:
+    """`cortan tools` named the tools a server offered under bad names; `/tools` left
+    them out without a word."""
+    shell: Shell = start_shell(pipe, None)
+    try:
+        await shell.command("/tools")
+        assert "mcp__b__echo" in shell.text
+        assert "left out" in shell.text, shell.text
+        await shell.exit()
+    finally:
+        await shell.repl.services.aclose()
