@@ -27,16 +27,21 @@ from tests.render.test_markdown import (
 )
 
 
-@pytest.mark.parametrize("cut", [1, 2, 3, 10, 18, 24])
+@pytest.mark.parametrize("cut", [1, 2, 3, 4, 10, 18, 24])
+@pytest.mark.parametrize(
+    ("marker", "count", "narrowed_at"),
+    [("- ", 12, 7), ("{n}. ", 40, 30)],  # the numbered list is tall by then
+    ids=["bullet", "numbered"],
+)
 def test_narrowing_mid_item_draws_every_item_once(
-    monkeypatch: pytest.MonkeyPatch, cut: int
+    monkeypatch: pytest.MonkeyPatch, cut: int, marker: str, count: int, narrowed_at: int
 ) -> None:
     term = Terminal(100, monkeypatch)
     md = MarkdownStream(term.console, clock=FakeClock(1.0))
     md.feed("Before.\n\n")
-    for i in range(12):
-        line = f"- item # tall {i:02} is here\n"
-        if i == 7:
+    for i in range(count):
+        line = marker.format(n=i + 1) + f"item # tall {i:02} is here\n"
+        if i == narrowed_at:
             md.feed(line[:cut])
             term.pump()
             term.resize(45)
@@ -46,7 +51,7 @@ def test_narrowing_mid_item_draws_every_item_once(
             md.feed(line[10:])
     md.finish()
     shown = term.text()
-    for i in range(12):
+    for i in range(count):
         assert shown.count(f"#tall{i:02}") == 1, (i, shown)
 
 
@@ -107,26 +112,3 @@ def test_a_numbered_list_tall_before_its_ninth_item_widens_from_there(
     rows += [line.rstrip() for line in screen.display]
     items = [row for row in rows if "item" in row]
     assert items == [f" {i + 1} item {i}" for i in range(12)]  # rich: "  1" to "  9"
-
-
-@pytest.mark.parametrize("cut", [1, 2, 3, 4, 10, 18])
-def test_narrowing_mid_item_of_a_tall_numbered_list_draws_every_item_once(
-    monkeypatch: pytest.MonkeyPatch, cut: int
-) -> None:
-    term = Terminal(100, monkeypatch)
-    md = MarkdownStream(term.console, clock=FakeClock(1.0))
-    md.feed("Before.\n\n")
-    for i in range(40):
-        line = f"{i + 1}. item # tall {i:02} is here\n"
-        if i == 30:
-            md.feed(line[:cut])
-            term.pump()
-            term.resize(45)
-            md.feed(line[cut:])
-        else:
-            md.feed(line[:10])
-            md.feed(line[10:])
-    md.finish()
-    shown = term.text()
-    for i in range(40):
-        assert shown.count(f"#tall{i:02}") == 1, (i, shown)
