@@ -365,7 +365,9 @@ class _Blocks:
         else:
             self._least_last = 0
         self._lines = kept
-        self._anchor = self._marker = None
+        self._anchor = None
+        if not next_item:  # the next item's line, arriving, is numbered by the same list
+            self._marker = None
         self._after_blank = self._has_text = self._in_list = False
         self._cutting = next_item and self._cutting
         self.joined = next_item
@@ -473,7 +475,7 @@ class _NumberedList(ListElement):
         return element
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        if self.list_type == "bullet_list_open" or not self.least_last:
+        if not self.least_last:
             yield from super().__rich_console__(console, options)
             return
         number = 1 if self.list_start is None else self.list_start

@@ -175,8 +175,8 @@ class Repl:
             self.conversation.pending.append(Attachment("Input", stdin_text.encode()))
         request = self.conversation.make_request(self.services.next_id(), prompt)
         ended = await self.run_request(request)
-        if isinstance(ended, ChatFailed) and ended.kind == "input" and self._over_limit(prompt):
-            # A paste refused for its size would be written whole to the history file,
+        if self._over_limit(prompt):
+            # Refused for its size, a paste would be written whole to the history file
             # and read back at every start; Up still recalls it in this shell.
             forget_line(self.session.history)
         if isinstance(ended, ChatFailed) and ended.kind == "secret":

@@ -70,13 +70,15 @@ def terminal(monkeypatch: pytest.MonkeyPatch, height: int = HEIGHT) -> Console:
     )
 
 
+@pytest.mark.parametrize("end", ["\n", ""], ids=["line-end", "no-line-end"])
 @pytest.mark.parametrize("lazy", [False, True], ids=["numbered", "lazy"])
 def test_a_tall_numbered_list_is_printed_item_by_item_as_the_whole(
-    monkeypatch: pytest.MonkeyPatch, lazy: bool
+    monkeypatch: pytest.MonkeyPatch, lazy: bool, end: str
 ) -> None:
     """Taller than the screen, a numbered list is printed item by item from then on, as
-    wide and numbered as rich draws the whole list (it got tall past the ninth item)."""
-    answer = numbered(40, lazy=lazy)
+    wide and numbered as rich draws the whole list (it got tall past the ninth item).
+    An answer that ends on its last item's line printed that item as "1" (lazy)."""
+    answer = numbered(40, lazy=lazy).removesuffix("\n") + end
     pieces = [answer[i : i + 3] for i in range(0, len(answer), 3)]
     console = terminal(monkeypatch)
     md = stream(console, pieces, clock=FakeClock(0.02))
