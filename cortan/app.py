@@ -375,7 +375,7 @@ def make_repl(
     ``/load`` or ``--session`` says otherwise).
     """
     from cortan.config.roles import get_roles
-    from cortan.render.views import MarkdownView, SkipQuiet
+    from cortan.render.views import MarkdownView, SkipQuiet, WaitOnly
     from cortan.shell.actions import make_command_table
     from cortan.shell.completion import ShellCompleter
     from cortan.shell.models_cache import ModelCache
@@ -405,8 +405,14 @@ def make_repl(
         input=input,
         output=output,
     )
-    view = MarkdownView(console, code_theme=app.settings.code_theme, fold=True)
-    app.attach_view(SkipQuiet(view))  # /run's proposal is shown by its dialogue
+    view = MarkdownView(
+        console,
+        code_theme=app.settings.code_theme,
+        fold=True,
+        tail=app.settings.show_thinking,
+        hint=" (/thinking shows it)",
+    )
+    app.attach_view(SkipQuiet(view, WaitOnly(view)))  # /run's proposal: its dialogue's
     app.run_command = _make_run_command(app, color=not console.no_color)
     repl = Repl(app, console, session, commands, models)
     app.attach_notices(repl.dim)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from cortan.cli.continuation import Continuation
     from cortan.command.mode import Outcome, Unattended
     from cortan.config.settings import Settings
+    from cortan.render.views import AnswerView
 
 #: Nothing ran: aborted at the prompt, refused by a rule, or unattended and not allowed.
 EXIT_NOT_RUN = 5
@@ -157,6 +158,8 @@ async def _run(
     plan.attach(app)
     app.attach_notices(lambda note: context.diagnostics.notice(f"cortan: {note}"))
     app.gate = gate = make_gate(settings, get_data_dir())
+    if (shown_on := _wait_shown_on(tty, choices)) is not None:
+        app.attach_view(_wait_view(settings, context, shown_on))
     try:
         terminal = None
         if tty is not None:
@@ -170,6 +173,33 @@ async def _run(
         return _report_unattended(context, done, choices.print_only)
     finally:
         await app.aclose()
+
+
+def _wait_shown_on(tty: Tty | None, choices: Choices) -> TextIO | None:
+    """Where the wait is drawn: the dialogue's terminal, or stderr when it is one. Not
+    with ``--print``: shell key bindings call it, and bash's leaves stderr on the line
+    being edited."""
+    if tty is not None and tty.opened is not None:
+        return tty.opened
+    if choices.print_only or not sys.stderr.isatty():
+        return None
+    return sys.stderr
+
+
+def _wait_view(settings: Settings, context: Context, file: TextIO) -> AnswerView:
+    """The spinner and the model's reasoning, folded, on the terminal the dialogue uses:
+    without them a thinking model left "asking the model for a command…" alone on the
+    screen for as long as it thought. The answer itself is the dialogue's to show."""
+    from rich.console import Console
+
+    from cortan.render.views import MarkdownView, WaitOnly
+
+    color = settings.color and context.color_enabled
+    console = Console(file=file, no_color=not color, highlight=False)
+    view = MarkdownView(
+        console, code_theme=settings.code_theme, fold=True, tail=settings.show_thinking
+    )
+    return WaitOnly(view)
 
 
 def _exit_code(outcome: Outcome) -> int:

@@ -80,6 +80,7 @@ class CommandMode:
         try:
             proposal = await self._ask(self.model.propose(words))
         except Interrupted:
+            self.terminal.dim("interrupted: nothing ran")
             return Outcome("interrupted")
         return await self._dialogue(proposal)
 

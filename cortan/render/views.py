@@ -67,44 +67,44 @@ class AnswerView(Protocol):
 
 
 class SkipQuiet:
-    """``view`` for every request but those marked ``quiet``, which it never sees.
+    """``view`` for every request but those marked ``quiet``, which go to ``aside``.
 
     A front end that shares one view with requests it shows its own way (the REPL and
     its ``/run``) wraps the view in this. Only ``ChatPrepared`` carries the request, so
-    the quiet ones are known by id from then until their ending.
+    the quiet ones are known by id from then until their ending. ``aside`` sees them
+    instead (by default it shows nothing): command mode's proposal is drawn by its
+    dialogue, yet a thinking model's reasoning is still the only sign it is at work.
     """
 
-    def __init__(self, view: AnswerView) -> None:
+    def __init__(self, view: AnswerView, aside: AnswerView | None = None) -> None:
         self._view = view
+        self._aside: AnswerView = aside or QuietView()
         self._quiet: set[int] = set()
+
+    def _for(self, request_id: int) -> AnswerView:
+        return self._aside if request_id in self._quiet else self._view
 
     def on_waiting(self, event: ChatPrepared) -> None:
         if event.request.quiet:
             self._quiet.add(event.request.request_id)
-        else:
-            self._view.on_waiting(event)
+        self._for(event.request.request_id).on_waiting(event)
 
     def on_started(self, event: ChatStarted) -> None:
-        if event.request_id not in self._quiet:
-            self._view.on_started(event)
+        self._for(event.request_id).on_started(event)
 
     def on_delta(self, event: TokenDelta) -> None:
-        if event.request_id not in self._quiet:
-            self._view.on_delta(event)
+        self._for(event.request_id).on_delta(event)
 
     def on_thinking(self, event: ThinkingDelta) -> None:
-        if event.request_id not in self._quiet:
-            self._view.on_thinking(event)
+        self._for(event.request_id).on_thinking(event)
 
     def on_tool(self, event: ToolCalled) -> None:
-        if event.request_id not in self._quiet:
-            self._view.on_tool(event)
+        self._for(event.request_id).on_tool(event)
 
     def on_ended(self, event: ChatEnded) -> None:
-        if event.request_id in self._quiet:
-            self._quiet.discard(event.request_id)
-        else:
-            self._view.on_ended(event)
+        view = self._for(event.request_id)
+        self._quiet.discard(event.request_id)
+        view.on_ended(event)
 
 
 class QuietView:
@@ -369,8 +369,9 @@ class MarkdownView(QuietView):
     """Rendered markdown on a terminal, with a spinner while the model is silent.
 
     A model's reasoning goes to ``thinking`` (stderr, for ``ask``) streamed dim, or,
-    with ``fold`` (the REPL), shows its last lines under the spinner and leaves one
-    line in the scrollback; with neither, the spinner just says it is thinking.
+    with ``fold`` (the REPL, command mode), shows its last lines under the spinner
+    (unless ``tail`` is off: ``show_thinking = false``) and leaves one line in the
+    scrollback, followed by ``hint``; with neither, the spinner just says it is thinking.
 
     ``console`` may be a factory: ``ask`` makes its console only once the request is
     on its way (:class:`Renderer`). The spinner waits ``spinner_delay`` seconds.
@@ -388,6 +389,8 @@ class MarkdownView(QuietView):
         code_theme: str,
         thinking: Console | Callable[[], Console] | None = None,
         fold: bool = False,
+        tail: bool = True,
+        hint: str = "",
         spinner_delay: float = SPINNER_DELAY,
         lead: TextIO | None = None,
     ) -> None:
@@ -402,6 +405,8 @@ class MarkdownView(QuietView):
         self._stream: MarkdownStream | None = None
         self._thinking = ThinkingStream(thinking) if thinking is not None else None
         self._fold = fold
+        self._tail = fold and tail
+        self._hint = hint
         self._thought = Thought()
 
     def on_thinking(self, event: ThinkingDelta) -> None:
@@ -413,7 +418,7 @@ class MarkdownView(QuietView):
             self._thinking.feed(event.text)
             return
         tail = ""
-        if self._fold:  # the spinner and "thinking · " take the first row's first columns
+        if self._tail:  # the spinner and "thinking · " take the first row's first columns
             width = max(self._renderer.get().width - len(STATUS_LEAD), 20)
             tail = self._thought.tail(width=width)
         self._show_status("thinking" + (f" · {tail}" if tail else "…"))
@@ -424,10 +429,9 @@ class MarkdownView(QuietView):
             self._thinking.close()
         elif summary is not None:
             self._stop_status()
-            hint = " (/thinking shows it)" if self._fold else ""
             from rich.text import Text
 
-            self._renderer.get().print(Text(summary + hint, style="dim"))
+            self._renderer.get().print(Text(summary + self._hint, style="dim"))
 
     def on_waiting(self, event: ChatPrepared) -> None:
         self._renderer.start()  # the request goes out now: load the renderer meanwhile
@@ -535,6 +539,12 @@ class MarkdownView(QuietView):
             note = "[interrupted]" if event.content else "[interrupted before the answer began]"
             self._renderer.get().print(Text(note, style="dim"))
 
+    def settle(self) -> None:
+        """The wait is over with no answer to draw here: the spinner goes, the thought
+        folds into its line (:class:`WaitOnly`)."""
+        self._close_thought()
+        self._stop_status()
+
     def _stop_status(self) -> None:
         if self._spinner_timer is not None:
             self._spinner_timer.cancel()
@@ -542,3 +552,34 @@ class MarkdownView(QuietView):
         if self._status is not None:
             self._status.stop()
             self._status = None
+
+
+class WaitOnly(QuietView):
+    """What ``view`` shows while a request is on its way (the spinner, the reasoning
+    folded), never its answer.
+
+    Command mode's answer is a JSON proposal that its dialogue draws its own way; with
+    no view at all, a thinking model left only "asking the model for a command…" on
+    the screen for as long as it thought.
+    """
+
+    def __init__(self, view: MarkdownView) -> None:
+        self._view = view
+
+    def on_waiting(self, event: ChatPrepared) -> None:
+        self._view.on_waiting(event)
+
+    def on_started(self, event: ChatStarted) -> None:
+        self._view.on_started(event)
+
+    def on_thinking(self, event: ThinkingDelta) -> None:
+        self._view.on_thinking(event)
+
+    def on_delta(self, event: TokenDelta) -> None:
+        self._view.settle()
+
+    def on_tool(self, event: ToolCalled) -> None:
+        self._view.settle()
+
+    def on_ended(self, event: ChatEnded) -> None:
+        self._view.settle()

@@ -317,3 +317,62 @@ def test_an_always_yes_to_a_tool_call_lets_cmd_yes_run_that_command(
     other.wait_for(MENU)  # another command line: asked about, as ever
     other.type("\r")
     assert other.status() == 5
+
+
+def thinking_proposal(command: str) -> Reply:
+    """A proposal that a thinking model reasons about for about two seconds first."""
+    thought = [f"step {n} of weighing find against du. " for n in range(40)]
+    return Reply(
+        thinking=thought, pieces=[json.dumps({"command": command, "explanation": "x"})], delay=0.05
+    )
+
+
+@pytest.mark.parametrize("where", ["cmd", "run"])
+def test_a_thinking_models_reasoning_shows_while_it_thinks(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, where: str
+) -> None:
+    """Only "asking the model for a command…" stood on the screen for as long as the
+    model thought: the reasoning went to no view (cmd has none; the REPL's skipped it)."""
+    ollama_env.queue(thinking_proposal("ls -S | head"))
+    if where == "cmd":
+        term = spawn("cmd", "largest files")
+    else:
+        term = spawn()
+        term.wait_for("›")
+        term.type("/run largest files\r")
+    live = term.wait_for("weighing find against du")
+    assert "thinking ·" in live and MENU not in live
+    screen = term.wait_for(MENU)
+    assert "thought for" in screen and "$ ls -S | head" in screen
+    assert "weighing" not in screen  # folded into its line
+    hint = "(/thinking shows it)"
+    assert (hint in screen) == (where == "run")  # only the REPL has /thinking
+    term.type("\r")
+    term.wait_for("aborted: nothing ran")
+
+
+def test_ctrl_c_while_the_model_thinks_says_nothing_ran(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    ollama_env.queue(thinking_proposal("touch made"))
+    term = spawn("cmd", "make a file")
+    term.wait_for("weighing find against du")
+    term.child.sendintr()
+    screen = term.wait_for("interrupted: nothing ran")
+    assert "thought for" in screen
+    assert term.status() == 130
+    assert not (tmp_path / "made").exists()
+
+
+def test_show_thinking_false_keeps_the_reasoning_off_the_screen(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, config_file: Path
+) -> None:
+    """docs/models.md: ``show_thinking = false`` shows only the folded line, never the text."""
+    config_file.write_text("show_thinking = false\n")
+    ollama_env.queue(thinking_proposal("ls -S | head"))
+    term = spawn("cmd", "largest files")
+    screen = term.wait_for(MENU)
+    assert "thought for" in screen
+    assert "weighing" not in term.raw.decode("utf-8", "replace")
+    term.type("\r")
+    assert term.status() == 5
