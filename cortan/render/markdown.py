@@ -27,8 +27,9 @@ and cut into rows of the terminal's width, as the terminal cut the rows above. N
 of the answer is drawn twice and nothing above is erased. The next blocks are rendered
 at the new width. A bullet list is cut into its items, each printed as the next begins,
 and so is a numbered list once it is taller than the screen (`_Blocks`), so a tall list
-has no tail to redraw. A block other than code or a list taller than the screen (a
-table, a paragraph), of which only the tail is live, cannot be kept (its top was never
+has no tail to redraw; a table taller than the screen is printed row by row, each row
+as it ends, under the columns of the rows printed before (`_Table`). A paragraph taller
+than the screen, of which only the tail is live, cannot be kept (its top was never
 drawn): it is redrawn at the new width, and the rows a re-wrapping terminal pushed up
 stay in its scrollback (region.py).
 
@@ -37,7 +38,9 @@ applies only inside its own block, an HTML block holding a blank line is cut the
 image inside a bullet list is drawn above its own item (rich draws every image of a
 list above the whole list), and a numbered list printed item by item (taller than the
 screen, or narrowed mid-list) before its ninth item keeps the narrower numbers of its
-first items when its tenth widens the rest (rich widens them all from the ninth).
+first items when its tenth widens the rest (rich widens them all from the ninth), and
+a table printed row by row widens its columns from a wider row on (the rows above keep
+theirs), where rich widens them all.
 """
 
 from __future__ import annotations
@@ -45,14 +48,16 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 from rich.cells import cell_len
 from rich.console import Console
-from rich.markdown import ListElement, Markdown, MarkdownElement, UnknownElement
+from rich.markdown import ListElement, Markdown, MarkdownElement, TableElement, UnknownElement
 from rich.segment import Segment
 from rich.style import Style
+from rich.table import Table
 from rich.text import Text
 
 from cortan.render.region import LiveRegion, cell_len_of
@@ -131,14 +136,23 @@ class _Numbering(NamedTuple):
     least_last: int  # the last number of the items printed before, as rich counts it
 
 
+class _TablePart(NamedTuple):
+    """Which part of a table printed row by row a block is (`_Blocks`): every part holds
+    the table's head, drawn with the first part only; the last draws the bottom edge."""
+
+    head: bool
+    foot: bool
+
+
 class _Finished(NamedTuple):
     """A finished block, and whether it goes on the list of the block before it: the
     items of a list are cut apart as each ends (`_Blocks`), and printed with no gap
-    between them, as one list is."""
+    between them, as one list is; so are the rows of a tall table."""
 
     text: str
     joined: bool = False
     numbering: _Numbering | None = None
+    table: _TablePart | None = None
 
 
 class _Blocks:
@@ -151,7 +165,9 @@ class _Blocks:
     in its scrollback). A numbered list is cut so only once `cut_items` is called: rich
     makes every number as wide as the last one, which a list printed item by item cannot
     know; each item is numbered on from the ones printed before (`_Numbering`), and no
-    narrower than they were.
+    narrower than they were. A table the block starts with is cut so too, before each
+    row (`_TablePart`): rich sizes its columns from every row, so the rows printed apart
+    keep the columns of the first part (`_Table`).
     """
 
     def __init__(self) -> None:
@@ -167,6 +183,8 @@ class _Blocks:
         self._cutting = False  # a numbered list taller than the screen: cut item by item
         self._number = 0  # the number of the open block's first item, if numbered
         self._least_last = 0  # rich's last number of the items before, if joined
+        self._table_rows = False  # a table taller than the screen: cut row by row
+        self._table_goes_on = False  # the open block's table head was printed before
         self.joined = False  # the open block goes on the list of the block before it
 
     def push(self, text: str) -> list[_Finished]:
@@ -195,6 +213,21 @@ class _Blocks:
         for good by a narrowing (a tenth item would widen every number drawn)."""
         if self._marker is not None and self._marker.numbered:
             self._cutting = True
+        if self._anchor == (0, 2) and self._fence is None:  # the block starts a table
+            self._table_rows = True
+
+    def take_rows(self) -> _Finished | None:
+        """The complete rows of the table the open block starts, if it is cut row by row:
+        printed at once when it is found taller than the screen, not after its next row
+        (a terminal narrowed meanwhile would keep the rows of its tail twice)."""
+        if not self._table_rows or len(self._lines) <= 2:
+            return None
+        return self._cut_rows()
+
+    @property
+    def table_part(self) -> _TablePart | None:
+        """The open block's part of a table printed row by row, if it goes on one."""
+        return _TablePart(head=False, foot=True) if self._table_goes_on else None
 
     @property
     def numbering(self) -> _Numbering | None:
@@ -272,6 +305,11 @@ class _Blocks:
             self._after_blank = False
             self._has_text = True
             self._classify(line)
+            if self._table_rows and len(self._lines) > 2:  # a row, past head and delimiter
+                if "|" in line:
+                    finished.append(self._cut_rows())
+                else:  # maybe not a row: the rest of the table goes as one part
+                    self._table_rows = False
 
     def _follow_list(self, line: str, finished: list[_Finished]) -> None:
         """Note where the list the open block starts goes: its first item, the next
@@ -353,12 +391,22 @@ class _Blocks:
         elif index and "|" in line and _TABLE_DELIMITER.match(line):
             self._anchor = (index - 1, index + 1)
 
+    def _cut_rows(self) -> _Finished:
+        """Print the table's rows so far; the next rows go on under its head, which the
+        open block keeps so that they render as its rows (it is not drawn again)."""
+        head = not self._table_goes_on
+        block = _Finished("\n".join(self._lines), table=_TablePart(head=head, foot=False))
+        self._lines = self._lines[:2]
+        self._table_goes_on = True
+        return block
+
     def _cut(self, *, keep_last: bool, next_item: bool = False) -> _Finished:
         """End the open block; with `keep_last`, the newest line starts the next one,
         which with `next_item` is the next item of its list."""
         kept = self._lines[-1:] if keep_last else []
         text = "\n".join(self._lines[: len(self._lines) - len(kept)])
-        block = _Finished(text, self.joined, self.numbering)
+        block = _Finished(text, self.joined, self.numbering, self.table_part)
+        self._table_rows = self._table_goes_on = False
         if next_item:
             self._least_last = max(self._least_last, self._number + self._items)
             self._number += self._items
@@ -484,6 +532,100 @@ class _NumberedList(ListElement):
             yield from item.render_number(console, options, number + index, last_number)
 
 
+@dataclass
+class _Columns:
+    """The columns of a table printed row by row, taken from its first part when it is
+    drawn (None until then): each column's text width, and the rows above the first row
+    (top edge, head, rule), which the later parts leave out."""
+
+    widths: list[int] | None = None
+    head_rows: dict[int, int] = field(default_factory=dict)  # by the width drawn at
+
+
+class _TableCut(NamedTuple):
+    """How a part of a table printed row by row is drawn: with its head or not, with its
+    bottom edge or not, in the table's columns."""
+
+    head: bool
+    foot: bool
+    columns: _Columns
+
+
+class _Table(TableElement):
+    """rich's table; a part of one printed row by row (`_Blocks`) keeps the columns of
+    the first part, and draws the head and the bottom edge only where they belong.
+
+    rich sizes the columns from every row: rows printed apart, sized each from their
+    own text, would not line up. The widths come from rich's own layout of the first
+    part (its private `_calculate_column_widths` and `_collapse_widths`; the tests that
+    compare a tall table streamed with one rendering of it guard them). A later part
+    widens a column its text needs, as rich would have (the rows above stay as they
+    were), and columns too wide for the screen are narrowed as rich narrows them, the
+    widest first. A word longer than its column folds onto the cell's next row: rich's
+    default, an ellipsis, would drop the rest of it ("294" drawn "2…").
+    """
+
+    cut: _TableCut | None = None
+
+    @classmethod
+    def create(cls, markdown: Markdown, token: Token) -> MarkdownElement:
+        element = super().create(markdown, token)
+        if token.level == 0 and isinstance(markdown, _Markdown) and isinstance(element, cls):
+            element.cut, markdown.table = markdown.table, None  # the block's first table
+        return element
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        table = next(iter(super().__rich_console__(console, options)))
+        if self.cut is None or not isinstance(table, Table):
+            yield table
+            return
+        cut, columns = self.cut, self.cut.columns
+        room = options.max_width - table._extra_width
+        padding = [table._get_padding_width(i) for i in range(len(table.columns))]
+        if columns.widths is None:
+            widths = table._calculate_column_widths(console, options.update_width(room))
+            columns.widths = [width - pad for width, pad in zip(widths, padding, strict=True)]
+        else:  # never narrower than before; as wide as this part's text, where it fits
+            wanted = [
+                table._measure_column(console, options.update_width(room), column).maximum - pad
+                for column, pad in zip(table.columns, padding, strict=True)
+            ]
+            columns.widths = list(map(max, columns.widths, wanted))
+        for column, width in zip(table.columns, _fitted(table, columns.widths, room), strict=False):
+            column.width = width
+            column.overflow = "fold"
+        lines = console.render_lines(table, options, pad=False)
+        if options.max_width not in columns.head_rows:
+            columns.head_rows[options.max_width] = _head_rows(table, console, options)
+        skip = 0 if cut.head else columns.head_rows[options.max_width]
+        for line in lines[skip : len(lines) if cut.foot else -1]:
+            yield from line
+            yield Segment.line()
+
+
+def _fitted(table: Table, widths: list[int], room: int) -> list[int]:
+    """`widths` (text only), narrowed to `room` as rich narrows a table's columns: the
+    widest first. A terminal made narrower than the columns taken before would
+    otherwise have every column cut by the same share, a number column's digits too."""
+    padding = [table._get_padding_width(i) for i in range(len(widths))]
+    padded = [width + pad for width, pad in zip(widths, padding, strict=True)]
+    if sum(padded) > room:
+        padded = table._collapse_widths(padded, [True] * len(padded), room)
+    return [max(width - pad, 1) for width, pad in zip(padded, padding, strict=True)]
+
+
+def _head_rows(table: Table, console: Console, options: ConsoleOptions) -> int:
+    """How many rows `table` draws above its first row: its top edge, head, rule."""
+    from copy import copy
+
+    head = copy(table)
+    head.columns = [copy(column) for column in table.columns]
+    for column in head.columns:
+        column._cells = []
+    head.rows = []
+    return len(console.render_lines(head, options, pad=False)) - 1
+
+
 class _Markdown(Markdown):
     """rich's `Markdown`, parsed by one parser shared by every block and redraw.
 
@@ -496,10 +638,12 @@ class _Markdown(Markdown):
     elements: ClassVar[dict[str, type[MarkdownElement]]] = {
         **Markdown.elements,
         "ordered_list_open": _NumberedList,
+        "table_open": _Table,
     }
     _parser: MarkdownIt | None = None
     joined = False  # the next items of a list printed before: no empty row on top
     least_last = 0  # see `_NumberedList`
+    table: _TableCut | None = None  # see `_Table`
 
     def __init__(self, markup: str, *, code_theme: str, hyperlinks: bool) -> None:
         parser = _Markdown._parser
@@ -526,9 +670,13 @@ class _Markdown(Markdown):
                 yield first
         yield from rendered
 
-    def go_on(self, joined: bool, numbering: _Numbering | None) -> None:
-        """Render as the next items of the list printed before, numbered on from it."""
-        self.joined = joined
+    def go_on(
+        self, joined: bool, numbering: _Numbering | None, table: _TableCut | None = None
+    ) -> None:
+        """Render as the next items of the list printed before, numbered on from it, or
+        as a part of a table printed row by row (no empty row on top of its rows)."""
+        self.joined = joined or (table is not None and not table.head)
+        self.table = table
         if numbering is None or not self.parsed or self.parsed[0].type != "ordered_list_open":
             return
         self.parsed[0].attrs["start"] = numbering.start  # "1." each: numbered on all the same
@@ -595,6 +743,7 @@ class MarkdownStream:
         self._scrolls = True  # the open block, if code, may keep its top rows (_scroll)
         self._held_cr = False  # a "\r" that may be the first half of "\r\n"
         self._gap = False  # the next block is preceded by an empty line
+        self._columns = _Columns()  # of a table printed row by row
         self._next_draw = -float("inf")
         self._stale = False  # text arrived since the last redraw
         self._done = False
@@ -627,7 +776,8 @@ class MarkdownStream:
         self._done = True
         if self._held_cr:
             self._blocks.push(sanitize("\r"))
-        self._print_block(self._blocks.open_text(), self._blocks.joined, self._blocks.numbering)
+        blocks = self._blocks
+        self._print_block(blocks.open_text(), blocks.joined, blocks.numbering, blocks.table_part)
         self._kept = None
         if self._live is not None:
             self._live.clear()  # a blank open block may have drawn nothing to keep
@@ -647,22 +797,32 @@ class MarkdownStream:
         return text[:-1] if self._held_cr else text
 
     def _print_block(
-        self, text: str, joined: bool = False, numbering: _Numbering | None = None
+        self,
+        text: str,
+        joined: bool = False,
+        numbering: _Numbering | None = None,
+        table: _TablePart | None = None,
     ) -> None:
         block = self._markdown(text)
-        block.go_on(joined, numbering)
+        cut = self._table_cut(table)
+        block.go_on(joined, numbering, cut)
         if not block.parsed:  # blank, or only link reference definitions: rich prints nothing
             return
         last = block.parsed[-1].type.replace("_close", "_open")
         gap_after = Markdown.elements.get(last, UnknownElement).new_line  # as rich decides
-        if self._gap and not joined:
+        if self._gap and not joined and (table is None or table.head):
             _open_gap(block)
         if self._live is None:
             self._console.print(block)
         else:
             self._commit(block)
+        if cut is not None and cut.foot:  # a new table has columns of its own
+            self._columns = _Columns()
         self._gap = gap_after
         self.committed_blocks += 1
+
+    def _table_cut(self, part: _TablePart | None) -> _TableCut | None:
+        return None if part is None else _TableCut(part.head, part.foot, self._columns)
 
     def _commit(self, block: Markdown) -> None:
         """Turn the live region into `block` as printed, and leave it there for good."""
@@ -712,7 +872,11 @@ class MarkdownStream:
         assert self._live is not None
         width = self._console.width  # read once: the terminal may be resized meanwhile
         self._keep_if_rewrapped(width)
-        lines, self._live_whole = self._render_tail(width)
+        lines, whole = self._render_tail(width)
+        if not whole and (rows := self._blocks.take_rows()) is not None:
+            self._print_block(*rows)  # over the last frame, still on the screen
+            lines, whole = self._render_tail(width)
+        self._live_whole = whole
         self._live.draw(lines, width)
         self._rows = lines
         self._next_draw = self._clock() + self._interval
@@ -807,7 +971,8 @@ class MarkdownStream:
     def _open_block(self, source: str) -> Markdown:
         """The open block's markdown, after the gap its commit will open above it."""
         block = self._markdown(source)
-        block.go_on(self._blocks.joined, self._blocks.numbering)
-        if self._gap and block.parsed and not block.joined:
+        part = self._blocks.table_part
+        block.go_on(self._blocks.joined, self._blocks.numbering, self._table_cut(part))
+        if self._gap and block.parsed and not block.joined and part is None:
             _open_gap(block)
         return block

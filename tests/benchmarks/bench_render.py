@@ -275,6 +275,13 @@ def make_tall_numbered(items: int = 120, seed: int = 7) -> str:
     return "Steps:\n\n" + "".join(f"{i + 1}. {sentence(rng)}\n" for i in range(items))
 
 
+def make_tall_table(rows: int = 120, seed: int = 7) -> str:
+    """One table of `rows` rows of three cells, a few screens tall."""
+    rng = random.Random(seed)
+    body = "".join(f"| {rng.choice(WORDS)} | {i} | {sentence(rng)} |\n" for i in range(rows))
+    return "Compared:\n\n| name | n | what it does |\n|---|--:|---|\n" + body
+
+
 def measure_paced(tokens: int) -> dict[str, float]:
     return measure_paced_answer(make_answer(tokens))
 
@@ -373,14 +380,17 @@ def main(argv: list[str] | None = None) -> None:
     paced = measure_paced(SIZES[0])
     tall = measure_paced_answer(make_tall_code())
     numbered = measure_paced_answer(make_tall_numbered())
+    table = measure_paced_answer(make_tall_table())
     summary = summarise(rows, paced, tall)
     print_report(rows, summary, paced, tall)
-    print(
-        f"paced tall numbered list ({numbered['answer_bytes']:,.0f} B): "
-        f"{numbered['redraws']:.0f} redraws, {numbered['cpu_ms_per_redraw']:.2f} ms CPU each, "
-        f"{numbered['bytes_written']:,.0f} B written, {numbered['bytes_vs_whole']:.2f}x "
-        f"printing it once ({numbered['whole_render_bytes']:,.0f} B)"
-    )
+    for name, figures in (("numbered list", numbered), ("table", table)):
+        print(
+            f"paced tall {name} ({figures['answer_bytes']:,.0f} B): "
+            f"{figures['redraws']:.0f} redraws, {figures['cpu_ms_per_redraw']:.2f} ms CPU each, "
+            f"{figures['cpu_s']:.2f} s CPU, {figures['bytes_written']:,.0f} B written, "
+            f"{figures['bytes_vs_whole']:.2f}x printing it once "
+            f"({figures['whole_render_bytes']:,.0f} B)"
+        )
     if args.json:
         report = {
             "sizes": [{**asdict(r), "us_per_token": r.us_per_token} for r in rows],
@@ -389,6 +399,7 @@ def main(argv: list[str] | None = None) -> None:
             "paced": paced,
             "paced_tall_code": tall,
             "paced_tall_numbered": numbered,
+            "paced_tall_table": table,
         }
         args.json.write_text(json.dumps(report, indent=2) + "\n")
 

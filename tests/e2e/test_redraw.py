@@ -248,29 +248,36 @@ def test_narrowing_in_tmux_leaves_every_line_once(
 TALL_CODE = "Before.\n\n```python\n" + "".join(f"x = {i}  # tall {i:02}\n" for i in range(60))
 TALL_LIST = "Before.\n\n" + "".join(f"- item # tall {i:02} is here\n" for i in range(60))
 TALL_NUMBERED = "Before.\n\n" + "".join(f"{i + 1}. item # tall {i:02} is here\n" for i in range(60))
+TALL_TABLE = "Before.\n\n| row | what it holds |\n|---|---|\n" + "".join(
+    f"| {i} | # tall {i:02} is a cell wide enough for a narrower terminal to re-wrap |\n"
+    for i in range(60)
+)
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux, a terminal that re-wraps")
 @pytest.mark.parametrize(
-    "answer",
+    ("answer", "checkpoint"),
     [
-        pytest.param(TALL_CODE + "```\n", id="code"),
-        pytest.param(TALL_LIST, id="list"),
-        pytest.param(TALL_NUMBERED, id="numbered"),
+        pytest.param(TALL_CODE + "```\n", "# tall 45", id="code"),
+        pytest.param(TALL_LIST, "# tall 45", id="list"),
+        pytest.param(TALL_NUMBERED, "# tall 45", id="numbered"),
+        pytest.param(TALL_TABLE + "\nAfter.\n", "# tall 45", id="table"),
+        # just taller than the screen: its tail was live until the next row ended
+        pytest.param(TALL_TABLE + "\nAfter.\n", "# tall 24", id="table-just-tall"),
     ],
 )
 def test_narrowing_in_tmux_mid_block_taller_than_the_screen(
-    pty_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path, answer: str
+    pty_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path, answer: str, checkpoint: str
 ) -> None:
     """A code block taller than the screen lets its top rows go for good as they scroll
     out (their lines do not change once complete), and a list prints each item as the
-    next starts (a numbered one once it is taller than the screen): narrowed, each goes
-    on below what is printed."""
+    next starts (a numbered one once it is taller than the screen), and a table taller
+    than the screen each row as it ends: narrowed, each goes on below what is printed."""
     pieces = [answer[i : i + 24] for i in range(0, len(answer), 24)]
     ollama_env.queue(Reply(pieces=pieces, delay=SLOW))
     tmux = Tmux(pty_env, tmp_path)
     try:
-        tmux.wait_for("# tall 45")
+        tmux.wait_for(checkpoint)
         tmux.resize(45)
         shown = tmux.finish()
     finally:

@@ -415,14 +415,31 @@ def test_tall_code_block_is_printed_once_on_a_terminal(terminal_console: Console
 
 def test_live_view_shows_the_open_block_after_a_commit(terminal_console: Console) -> None:
     md = MarkdownStream(terminal_console, clock=FakeClock(0.0))
-    md.feed("First block.\n\n| a | b |\n|---|---|\n" + "| row | 1 |\n" * 40)
+    md.feed("First block.\n\nA tall paragraph " + "and *marked* again " * 150)
     screen = pyte.Screen(WIDTH, HEIGHT)
     screen.set_mode(pyte.modes.LNM)
     pyte.Stream(screen).feed(output(terminal_console))
     shown = [line.rstrip() for line in screen.display]
     assert shown[0] == "First block."
-    assert shown[-2].split() == ["row", "1"]  # cut to fit, still rendered as a table
-    assert "|" not in "".join(shown)
+    assert "marked again" in shown[-2]  # cut to fit, still rendered as markdown
+    assert "*" not in "".join(shown)
+    md.finish()
+
+
+def test_a_table_arriving_taller_than_the_screen_is_printed_at_once(
+    terminal_console: Console,
+) -> None:
+    """Its rows are printed for good as soon as it is found tall (tests/render/
+    test_tall_table.py), and it is still drawn as a table."""
+    md = MarkdownStream(terminal_console, clock=FakeClock(0.0))
+    md.feed("First block.\n\n| a | b |\n|---|---|\n" + "| row | 1 |\n" * 40)
+    assert md.committed_blocks == 2
+    screen = pyte.Screen(WIDTH, HEIGHT)
+    screen.set_mode(pyte.modes.LNM)
+    pyte.Stream(screen).feed(output(terminal_console))
+    shown = [line.split() for line in screen.display if line.strip()]
+    assert shown[-1] == ["row", "1"]
+    assert "|" not in str(shown)
     md.finish()
 
 
