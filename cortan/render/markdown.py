@@ -534,11 +534,12 @@ class _NumberedList(ListElement):
 
 @dataclass
 class _Columns:
-    """The columns of a table printed row by row, taken from its first part when it is
-    drawn (None until then): each column's text width, and the rows above the first row
-    (top edge, head, rule), which the later parts leave out."""
+    """The columns of a table printed row by row: the width each column's text wants in
+    the rows so far, padding included (rich's measure, before it narrows columns to
+    the screen), and the rows above the first row (top edge, head, rule), which the
+    later parts leave out."""
 
-    widths: list[int] | None = None
+    wanted: list[int] = field(default_factory=list)
     head_rows: dict[int, int] = field(default_factory=dict)  # by the width drawn at
 
 
@@ -580,19 +581,12 @@ class _Table(TableElement):
             yield table
             return
         cut, columns = self.cut, self.cut.columns
-        room = options.max_width - table._extra_width
-        padding = [table._get_padding_width(i) for i in range(len(table.columns))]
-        if columns.widths is None:
-            widths = table._calculate_column_widths(console, options.update_width(room))
-            columns.widths = [width - pad for width, pad in zip(widths, padding, strict=True)]
-        else:  # never narrower than before; as wide as this part's text, where it fits
-            wanted = [
-                table._measure_column(console, options.update_width(room), column).maximum - pad
-                for column, pad in zip(table.columns, padding, strict=True)
-            ]
-            columns.widths = list(map(max, columns.widths, wanted))
-        for column, width in zip(table.columns, _fitted(table, columns.widths, room), strict=False):
-            column.width = width
+        room = options.update_width(options.max_width - table._extra_width)
+        wanted = [table._measure_column(console, room, column).maximum for column in table.columns]
+        columns.wanted = list(map(max, columns.wanted or wanted, wanted))  # never narrower
+        widths = _fitted(table, columns.wanted, room.max_width)
+        for index, (column, width) in enumerate(zip(table.columns, widths, strict=True)):
+            column.width = max(width - table._get_padding_width(index), 1)
             column.overflow = "fold"
         lines = console.render_lines(table, options, pad=False)
         if options.max_width not in columns.head_rows:
@@ -603,15 +597,18 @@ class _Table(TableElement):
             yield Segment.line()
 
 
-def _fitted(table: Table, widths: list[int], room: int) -> list[int]:
-    """`widths` (text only), narrowed to `room` as rich narrows a table's columns: the
-    widest first. A terminal made narrower than the columns taken before would
-    otherwise have every column cut by the same share, a number column's digits too."""
-    padding = [table._get_padding_width(i) for i in range(len(widths))]
-    padded = [width + pad for width, pad in zip(widths, padding, strict=True)]
-    if sum(padded) > room:
-        padded = table._collapse_widths(padded, [True] * len(padded), room)
-    return [max(width - pad, 1) for width, pad in zip(padded, padding, strict=True)]
+def _fitted(table: Table, wanted: list[int], room: int) -> list[int]:
+    """The columns' widths for `wanted` in `room` cells, as rich lays out a table (its
+    `_calculate_column_widths`, from the widths wanted so far rather than this part's):
+    narrowed the widest first, then all by the same share if that is not enough."""
+    widths = list(wanted)
+    if sum(widths) > room:
+        widths = table._collapse_widths(widths, [True] * len(widths), room)
+        if sum(widths) > room:
+            from rich._ratio import ratio_reduce
+
+            widths = ratio_reduce(sum(widths) - room, [1] * len(widths), widths, widths)
+    return widths
 
 
 def _head_rows(table: Table, console: Console, options: ConsoleOptions) -> int:
