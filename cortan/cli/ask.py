@@ -11,10 +11,10 @@ import typer
 from cortan.cli.names import complete_session
 from cortan.cli.options import (
     AllowSecretsOption,
+    AskRoleOption,
     ModelOption,
     NoFallbackOption,
     NoLogOption,
-    RoleOption,
 )
 from cortan.cli.runner import (
     EXIT_INTERRUPTED,
@@ -57,7 +57,7 @@ def ask(
     system: Annotated[
         str | None, typer.Option("--system", "-s", metavar="TEXT", help="System prompt.")
     ] = None,
-    role: RoleOption = None,
+    role: AskRoleOption = None,
     files: Annotated[
         list[str] | None,
         typer.Option("--file", "-f", metavar="PATH", help="Attach a text file (repeatable)."),

@@ -89,7 +89,10 @@ def cmd(
         typer.Option(
             "--shell",
             metavar="NAME",
-            help="The shell to write for and run in (bash, zsh, fish, sh); default: $SHELL.",
+            help=(
+                "The shell to write for and run in (bash, zsh, fish, sh, dash, ksh);"
+                " default: $SHELL."
+            ),
         ),
     ] = None,
 ) -> None:

@@ -29,6 +29,13 @@ RoleOption = Annotated[
     str | None,
     typer.Option("--role", metavar="NAME", help="A named role (`cortan roles` lists them)."),
 ]
+# `ask` also takes `-r`, as `chat` spells it: `cortan -r shell` is routed by ask's options
+# (cli/main.py), so a short flag only chat knew was taken for a question and refused.
+# (`batch` keeps --role alone: there `-r` would read as --resume or --restart.)
+AskRoleOption = Annotated[
+    str | None,
+    typer.Option("--role", "-r", metavar="NAME", help="A named role (`cortan roles` lists them)."),
+]
 NoLogOption = Annotated[
     bool, typer.Option("--no-log", help="Keep this exchange out of the session store.")
 ]

@@ -275,13 +275,27 @@ class OllamaProvider:
         if status in (401, 403):
             return AuthError(f"{where} refused the request ({status}): {text}")
         if status == 429:
-            return RateLimitedError(f"{where} is rate limiting requests: {text}")
+            return RateLimitedError(f"{where} is rate limiting requests: {text}", _retry_after(exc))
         if status >= 500 or status == -1:
             return ServerError(f"{where} reported an error: {text}")
         return BadRequestError(f"{where} rejected the request ({status}): {text}")
 
     async def aclose(self) -> None:
         await self._client._client.aclose()
+
+
+def _retry_after(exc: ollama.ResponseError) -> float | None:
+    """The 429's ``retry-after``, in seconds. The SDK keeps only the body and the status
+    (``raise ResponseError(…) from None``), but the httpx error it replaced, with the
+    response and its headers, stays the exception's context."""
+    context = exc.__context__
+    if not isinstance(context, httpx.HTTPStatusError):
+        return None
+    value = context.response.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:  # an HTTP date, or nonsense: the backoff decides
+        return None
 
 
 def _message(message: Message) -> dict[str, Any]:

@@ -150,6 +150,21 @@ def test_a_question_without_a_command_is_asked(
     assert user_message(ollama_env) == args[-1]
 
 
+@pytest.mark.parametrize(
+    "args", [("-r", "shell", "list files"), ("ask", "-r", "shell", "list files")]
+)
+def test_a_role_by_its_short_flag_without_a_command_is_asked(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, args: tuple[str, ...]
+) -> None:
+    """docs/repl.md: chat's options work on `cortan` alone, and chat spells --role `-r`;
+    `cortan -r shell "…"` asked, so `ask` said there was no such option -r."""
+    result = cortan.run(*args)
+    assert result.code == 0, result.stderr
+    messages = ollama_env.chat_requests[-1].json["messages"]
+    assert messages[0]["role"] == "system" and "shell command" in messages[0]["content"]
+    assert messages[-1]["content"] == "list files"
+
+
 @pytest.mark.parametrize("word", ["sesions", "model", "ask-"])
 def test_a_misspelt_command_is_never_sent_to_a_model(
     cortan: type[CortanRunner], ollama_env: FakeOllama, word: str

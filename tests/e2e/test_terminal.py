@@ -208,6 +208,21 @@ def test_model_option_without_a_command_opens_the_shell(
     assert ollama_env.chat_requests[-1].json["messages"][-1]["content"] == "hi there"
 
 
+def test_a_role_without_a_command_opens_the_shell_with_it(
+    terminal_env: dict[str, str], ollama_env: FakeOllama
+) -> None:
+    """`cortan -r shell` is `cortan chat -r shell` (docs/repl.md: chat's options work on
+    `cortan` alone); it was taken for a question and refused with "no such option: -r"."""
+    terminal = Terminal(["-r", "shell"], terminal_env)
+    try:
+        screen = terminal.wait(prompt_ready)
+        assert "role shell" in screen, screen
+        terminal.type("\x04")
+        terminal.child.expect(pexpect.EOF, timeout=10)
+    finally:
+        terminal.child.close(force=True)
+
+
 def test_a_long_thought_shows_only_its_last_rows_under_the_spinner(
     term: Terminal, ollama_env: FakeOllama
 ) -> None:

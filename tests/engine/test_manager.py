@@ -153,6 +153,26 @@ async def test_rate_limit_past_the_deadline_is_not_waited_for(
     assert len(keyed_openai.chat_requests) == 1
 
 
+async def test_ollama_rate_limit_honours_retry_after_too(
+    make: Callable[..., Harness], ollama: FakeOllama
+) -> None:
+    """docs/providers.md: "a server's retry-after is waited for as given". The Ollama SDK
+    drops the response's headers, so a 429 from Ollama (or a proxy before it) was retried
+    after a short backoff, and a wait past the deadline was tried anyway."""
+    ollama.queue(Reply(status=429, error="slow down", headers={"retry-after": "2"}))
+    h = make(providers=providers([ollama.url]))
+    ended = await h.ask()
+    assert isinstance(ended, ChatFinished)
+    assert h.time.sleeps == [2.0]
+    assert "trying again in 2 s" in h.of(Notice)[0].text
+
+    ollama.default = Reply(status=429, error="slow down", headers={"retry-after": "120"})
+    ended = await h.ask()
+    assert isinstance(ended, ChatFailed)
+    assert ended.message.endswith("(it asks to wait 120 s, past retry.deadline (60 s))")
+    assert h.time.sleeps == [2.0]
+
+
 async def test_server_error_then_success_gives_one_whole_answer(
     make: Callable[..., Harness], ollama: FakeOllama
 ) -> None:
