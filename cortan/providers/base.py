@@ -96,6 +96,16 @@ def sane_window(value: object) -> int | None:
     return value if 0 < value <= MAX_CONTEXT_LENGTH else None
 
 
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """A 429's ``retry-after`` in seconds; None for an HTTP date or nonsense, which
+    leaves the wait to the backoff (engine/retry.py)."""
+    value = headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
 def tls_failure(exc: BaseException) -> str | None:
     """Why a TLS handshake failed, if that is what ``exc`` (or what it wraps) is.
 

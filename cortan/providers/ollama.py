@@ -39,6 +39,7 @@ from cortan.providers.base import (
     Thinking,
     ToolCall,
     redact,
+    retry_after,
     sane_window,
     shown_url,
     tls_failure,
@@ -285,17 +286,15 @@ class OllamaProvider:
 
 
 def _retry_after(exc: ollama.ResponseError) -> float | None:
-    """The 429's ``retry-after``, in seconds. The SDK keeps only the body and the status
+    """The 429's ``retry-after``. The SDK keeps only the body and the status
     (``raise ResponseError(…) from None``), but the httpx error it replaced, with the
     response and its headers, stays the exception's context."""
     context = exc.__context__
-    if not isinstance(context, httpx.HTTPStatusError):
-        return None
-    value = context.response.headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:  # an HTTP date, or nonsense: the backoff decides
-        return None
+    return (
+        retry_after(context.response.headers)
+        if isinstance(context, httpx.HTTPStatusError)
+        else None
+    )
 
 
 def _message(message: Message) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from cortan.providers.base import (
     Thinking,
     ToolCall,
     redact,
+    retry_after,
     shown_url,
     tls_failure,
     url_secrets,
@@ -220,7 +221,9 @@ class OpenAIProvider:
         if overflow := self._map_overflow(exc):  # 400 mostly; older llama.cpp says 500
             return overflow
         if status == 429:
-            return RateLimitedError(f"{where} is rate limiting: {text}", _retry_after(exc))
+            return RateLimitedError(
+                f"{where} is rate limiting: {text}", retry_after(exc.response.headers)
+            )
         if status >= 500:
             return ServerError(f"{where} failed with HTTP {status}: {text}")
         return BadRequestError(f"{where} rejected the request (HTTP {status}): {text}")
@@ -499,14 +502,6 @@ def _message(exc: openai.APIError) -> str:
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         return str(body["message"])
     return exc.message
-
-
-def _retry_after(exc: openai.APIStatusError) -> float | None:
-    value = exc.response.headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
 
 
 def make_provider(
