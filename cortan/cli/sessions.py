@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cortan.cli.names import complete_session
-from cortan.cli.runner import get_context, guard
+from cortan.cli.runner import fail, get_context, guard
 from cortan.core.errors import UsageError
 
 if TYPE_CHECKING:
@@ -107,9 +107,12 @@ def remove(
     """Delete a conversation and all its messages (asks first on a terminal)."""
     context = get_context(ctx)
     with guard(context):
-        store = _require_store(name)
+        nothing = f"nothing to remove: {_not_found(name)}"  # 1, as for rm and `logs rm`
+        if (store := _open_store(name)) is None:
+            fail(context, nothing)
         with store:
-            conversation = _find(store, name)
+            if (conversation := store.find(name)) is None:
+                fail(context, nothing)
             if not yes:
                 _confirm(context, conversation)
             store.delete(conversation.id)
@@ -181,14 +184,19 @@ def _list(limit: int) -> list[Conversation]:
 
 
 def _require_store(ref: str, *, reading: bool = False) -> SessionStore:
+    store = _open_store(ref, reading=reading)
+    if store is None:
+        raise _not_found(ref)
+    return store
+
+
+def _open_store(ref: str, *, reading: bool = False) -> SessionStore | None:
+    """The store, for `ref` (a name from the command line); None when there is none."""
     from cortan.cli.continuation import open_store
     from cortan.core.text import check_argument
 
     check_argument(ref, "the session name")
-    store = open_store(create=False, reading=reading)
-    if store is None:
-        raise _not_found(ref)
-    return store
+    return open_store(create=False, reading=reading)
 
 
 def _find(store: SessionStore, ref: str) -> Conversation:

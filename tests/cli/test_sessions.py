@@ -402,12 +402,12 @@ def test_sessions_rm_asks_on_a_terminal(two_sessions: tuple[int, int], store: Se
         assert (store.find("work") is not None) is kept
 
 
-@pytest.mark.parametrize("args", [("rm", "--yes", "nope"), ("export", "#99")])
+@pytest.mark.parametrize(("args", "code"), [(("rm", "--yes", "nope"), 1), (("export", "#99"), 2)])
 def test_unknown_session(
-    cortan: type[CortanRunner], two_sessions: tuple[int, int], args: tuple[str, ...]
+    cortan: type[CortanRunner], two_sessions: tuple[int, int], args: tuple[str, ...], code: int
 ) -> None:
     result = cortan.run("sessions", *args)
-    assert result.code == 2
+    assert result.code == code
     assert_one_sentence(result.stderr)
     assert "cortan sessions list" in result.stderr
 
@@ -747,3 +747,16 @@ def test_logs_rm_all_asks_on_a_terminal(two_sessions: tuple[int, int], store: Se
         child.close()
         assert child.exitstatus == (1 if kept else 0)
         assert (store.count_conversations() == 2) is kept
+
+
+def test_removing_a_session_that_is_not_there_exits_1_as_logs_rm_does(
+    cortan: type[CortanRunner], two_sessions: tuple[int, int]
+) -> None:
+    """`sessions rm nosuch` exited 2 while `logs rm --session nosuch` exited 1: deleting
+    what is not there is 1 for both (docs/scripting.md), as for rm."""
+    for args in (["sessions", "rm", "nosuch", "--yes"], ["logs", "rm", "--session", "nosuch"]):
+        result = cortan.run(*args)
+        assert result.code == 1, (args, result.stderr)
+        assert_one_sentence(result.stderr)
+        assert "nothing to remove" in result.stderr
+    assert cortan.run("sessions", "show", "nosuch").code == 2  # naming it to read: usage
