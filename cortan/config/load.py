@@ -56,6 +56,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per level of [[…]] or {…}
+        raise ConfigError(f"config file {path} nests arrays or tables too deeply") from None
+    except ValueError:  # int() refuses a number of more than 4,300 digits
+        raise ConfigError(f"config file {path} holds a number too long to read") from None
 
 
 def _named_by_variable(path: Path) -> bool:
@@ -65,15 +69,13 @@ def _named_by_variable(path: Path) -> bool:
 
 def _read_regular_file(path: Path) -> bytes:
     """The file's bytes; a FIFO or a device (``CORTAN_CONFIG=/dev/zero``) would never end."""
-    mode = path.stat().st_mode
-    if stat.S_ISDIR(mode):
-        raise IsADirectoryError(path)
-    if not stat.S_ISREG(mode):
-        raise ConfigError(f"config file {path} is not a regular file")
-    with path.open("rb") as file:
-        raw = file.read(MAX_CONFIG_BYTES + 1)
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"config file {path} is larger than 1 MiB: is it the right file?")
+    from cortan.core.files import FileRefused, read_small_file
+
+    try:
+        raw = read_small_file(path, MAX_CONFIG_BYTES)
+    except FileRefused as exc:
+        hint = ": is it the right file?" if "larger" in str(exc) else ""
+        raise ConfigError(f"config file {path} {exc}{hint}") from None
     return raw
 
 
@@ -139,6 +141,8 @@ def load_settings(path: Path | None = None, **flags: Any) -> Settings:
         raise ConfigError(describe_validation_error(exc, path, data, flags)) from None
     except SettingsError as exc:  # a CORTAN_* list or table that is not JSON
         raise ConfigError(describe_settings_error(exc)) from None
+    except RecursionError:  # json.loads of a CORTAN_* value nested thousands deep
+        raise ConfigError(f"{_deeply_nested_variable()} nests its JSON too deeply") from None
     finally:
         FILE_DATA.reset(token)
 
@@ -165,6 +169,21 @@ def describe_validation_error(
         if table is not None:
             return f"environment variables {table}__*: key `{key}`: {message}"
     return f"config file {path}: key `{key}`: {message}"
+
+
+def _deeply_nested_variable() -> str:
+    """Which CORTAN_* variable pydantic-settings could not decode for its depth."""
+    import json
+
+    for name, value in os.environ.items():
+        if name.upper().startswith("CORTAN_") and value.lstrip()[:1] in ("[", "{"):
+            try:
+                json.loads(value)
+            except RecursionError:
+                return f"environment variable {name}"
+            except ValueError:
+                continue
+    return "a CORTAN_* variable"
 
 
 def describe_settings_error(exc: Exception) -> str:

@@ -46,4 +46,35 @@ def say_what_is_wrong(error: Any) -> str:
         message = str(error["msg"]).removeprefix("Value error, ").rstrip(".")
         return message[:1].lower() + message[1:]
     bounds = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in ctx.items()}
-    return phrase.format(input=given, **bounds)
+    return phrase.format(input=_Quoted(given), **bounds)
+
+
+class _Quoted:
+    """A value as the phrase shows it, cut short: a config file may hold a list of
+    100,000 items where text belongs, and the sentence must stay one line."""
+
+    WIDTH = 80
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return self._cut(reprlib_repr(self.value))
+
+    def __format__(self, spec: str) -> str:
+        return self._cut(format(self.value, spec))
+
+    def _cut(self, text: str) -> str:
+        from cortan.core.text import one_line
+
+        return one_line(text, self.WIDTH)
+
+
+def reprlib_repr(value: object) -> str:
+    """``repr`` that stops early on big or deep containers (reprlib's limits, widened)."""
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxlevel, short.maxstring, short.maxother = 4, 80, 80
+    short.maxlist = short.maxtuple = short.maxdict = short.maxset = 8
+    return short.repr(value)

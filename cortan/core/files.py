@@ -9,6 +9,10 @@ clear sentence, then opened with ``O_NOFOLLOW`` (no race between the two) and
 non-blocking (a FIFO never blocks the open), and its mode is set on the open
 descriptor, whatever the umask and whatever mode the file had.
 
+Small files a user names (the config file, a ``--schema`` file) are read whole with
+:func:`read_small_file`, which never waits on a FIFO and never reads past its limit:
+``CORTAN_CONFIG=/dev/zero`` or a schema link to one ends at once.
+
 Layer: core (stdlib only). Callers turn ``NotPrivateFile`` into their own error.
 """
 
@@ -23,6 +27,10 @@ PRIVATE_MODE = 0o600
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+class FileRefused(Exception):
+    """A file a user named is no small regular file; ``str()`` says why in a few words."""
 
 
 class NotPrivateFile(Exception):
@@ -101,3 +109,28 @@ def tighten(path: Path) -> None:
     except FileNotFoundError:
         return
     os.close(fd)
+
+
+def read_small_file(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file ``path``, which must hold at most ``limit`` of them.
+
+    Opened without blocking, so a FIFO never holds the open; a folder raises
+    IsADirectoryError, a FIFO or device FileRefused (reading one might never end),
+    and so does a file past ``limit``, after reading just one byte more. Other
+    OSErrors (missing, permissions, a link loop) are raised as they are.
+    """
+    fd = os.open(path, os.O_RDONLY | _NONBLOCK | _CLOEXEC)
+    with os.fdopen(fd, "rb") as file:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(mode):
+            raise FileRefused("is not a regular file")
+        if _NONBLOCK:
+            os.set_blocking(fd, True)
+        raw = file.read(limit + 1)
+    if len(raw) > limit:
+        from cortan.core.text import format_size
+
+        raise FileRefused(f"is larger than {format_size(limit)}")
+    return raw

@@ -274,6 +274,39 @@ def test_enormous_config_file(cortan: type[CortanRunner], config_file: Path) -> 
     assert_fails(result.code, result.stderr, 2, "is larger than 1 MiB")
 
 
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("system = " + "[" * 2000 + "]" * 2000, "nests arrays or tables too deeply"),
+        ("system = " + "{a = " * 500 + "1" + "}" * 500, "nests arrays or tables too deeply"),
+        ("max_input_bytes = " + "9" * 5000, "holds a number too long to read"),
+    ],
+)
+def test_config_file_past_the_parser(
+    cortan: type[CortanRunner], config_file: Path, text: str, fragment: str
+) -> None:
+    # tomllib recursed out of the stack, int() refused the digits: an internal error, exit 1.
+    config_file.write_text(text + "\n")
+    result = cortan.run("config", "show")
+    assert_fails(result.code, result.stderr, 2, fragment)
+
+
+def test_variable_nested_past_the_parser(cortan: type[CortanRunner]) -> None:
+    env = {"CORTAN_FALLBACK": "[" * 5000 + "]" * 5000}
+    result = cortan.run("config", "show", env=env)
+    assert_fails(result.code, result.stderr, 2, "CORTAN_FALLBACK nests its JSON too deeply")
+
+
+def test_a_big_wrong_value_is_named_in_one_short_line(
+    cortan: type[CortanRunner], config_file: Path
+) -> None:
+    # The whole value went into the sentence: 600 KB of stderr for one list.
+    config_file.write_text("system = [" + "1, " * 200_000 + "]\n")
+    result = cortan.run("config", "show")
+    assert_fails(result.code, result.stderr, 2, "key `system`: [1, 1, 1")
+    assert len(result.stderr) < 300, len(result.stderr)
+
+
 # -- stdin ------------------------------------------------------------------------------------
 
 
