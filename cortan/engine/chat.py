@@ -211,7 +211,10 @@ class Chat:
         """The answer parsed; else one repair turn to the model that answered; else exit 3."""
         from cortan.engine.schema import SchemaError, parse_answer, repair_prompt
 
-        data, problem = parse_answer(ended.content, schema)
+        try:
+            data, problem = parse_answer(ended.content, schema)
+        except SchemaError as exc:  # the schema itself cannot be followed: no repair helps
+            return make_failure(ended.request_id, exc, progress.route, ended.content)
         if problem is None:
             return ended._replace(data=data)
         await self._bus.publish(Notice(ended.request_id, f"{problem}; asking the model once more"))
@@ -226,7 +229,10 @@ class Chat:
         )
         if not isinstance(again, ChatFinished):
             return again
-        data, second = parse_answer(again.content, schema)
+        try:
+            data, second = parse_answer(again.content, schema)
+        except SchemaError as exc:
+            return make_failure(ended.request_id, exc, progress.route, again.content)
         if second is None:
             return again._replace(data=data, thinking=ended.thinking + again.thinking)
         error = SchemaError(f"{second}, even after one repair")
@@ -252,11 +258,14 @@ def _trace_headers(request: ChatRequest) -> Mapping[str, str]:
 
 def _parsed(ended: ChatEnded, schema: Mapping[str, Any]) -> ChatEnded | None:
     """A cached answer for a schema request, parsed; None when it does not fit (ask anew)."""
-    from cortan.engine.schema import parse_answer
+    from cortan.engine.schema import SchemaError, parse_answer
 
     if not isinstance(ended, ChatFinished):
         return None
-    data, problem = parse_answer(ended.content, schema)
+    try:
+        data, problem = parse_answer(ended.content, schema)
+    except SchemaError:
+        return None  # asked anew, where the failure is told with the answer kept
     return ended._replace(data=data) if problem is None else None
 
 

@@ -8,6 +8,13 @@ into a JSON Schema and checks it is one. The provider sends it in the wire's for
 model once to repair an answer that does not fit, and otherwise ends the request
 with :class:`SchemaError` (exit code 3) and the raw answer kept.
 
+A schema is data from a file or a batch line, so it is held to bounds: a file of at
+most 1 MiB, nesting Python can follow, and no ``$ref`` that points outside it.
+jsonschema would fetch ``{"$ref": "http://…"}`` (or read ``file:///…``) with no
+timeout while checking an answer; here its validator gets an empty registry, so
+nothing is ever fetched, and a reference that cannot be followed ends the request
+with the answer kept instead of an internal error.
+
 jsonschema is imported only when a schema is used: it costs about 70 ms.
 """
 
@@ -15,10 +22,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from cortan.core.errors import CortanError, UsageError, why_unreadable
+from cortan.core.text import shorten
 
 
 class SchemaError(CortanError):
@@ -39,6 +48,7 @@ _TYPES = {
     "boolean": {"type": "boolean"},
 }
 _FIELD = re.compile(r"^\s*([A-Za-z_][\w-]*)\s*(?::\s*|\s+)?([\w\[\]]*)\s*$")
+MAX_SCHEMA_BYTES = 1 << 20
 _FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n?```\s*$", re.DOTALL)
 
 
@@ -49,11 +59,7 @@ def load_schema(spec: str) -> dict[str, Any]:
         raise UsageError("--schema is empty: give a file, JSON, or 'name str, age int'")
     path = Path(text)
     if not text.startswith(("{", "[")) and path.suffix == ".json":
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = why_unreadable(exc)
-            raise UsageError(f"cannot read the schema file {spec!r}: {reason}") from None
+        text = _read_schema_file(path, spec)
     if text.lstrip().startswith("{"):
         try:
             schema = json.loads(text)
@@ -61,10 +67,24 @@ def load_schema(spec: str) -> dict[str, Any]:
             raise UsageError(
                 f"the schema is not valid JSON: {exc.msg} at line {exc.lineno}"
             ) from None
+        except RecursionError:
+            raise UsageError("the schema nests objects or arrays too deeply") from None
     else:
         schema = parse_short_form(text)
     check_schema(schema)
     return schema  # type: ignore[no-any-return]
+
+
+def _read_schema_file(path: Path, spec: str) -> str:
+    from cortan.core.files import FileRefused, read_small_file
+
+    try:
+        return read_small_file(path, MAX_SCHEMA_BYTES).decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = why_unreadable(exc)
+    except FileRefused as exc:
+        reason = f"it {exc}"
+    raise UsageError(f"cannot read the schema file {spec!r}: {reason}")
 
 
 def parse_short_form(text: str) -> dict[str, Any]:
@@ -102,27 +122,77 @@ def check_schema(schema: object) -> None:
     import jsonschema
 
     try:
+        _check_references(schema)
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:
         raise UsageError(f"the schema is not a valid JSON Schema: {exc.message}") from None
+    except RecursionError:
+        raise UsageError("the schema nests objects or arrays too deeply") from None
+
+
+def _check_references(schema: dict[str, Any]) -> None:
+    """Refuse a ``$ref`` to a URL the schema does not hold itself (an ``$id`` in it)."""
+    from urllib.parse import urldefrag, urlsplit
+
+    nodes = list(_objects(schema))
+    ids = {urldefrag(node["$id"]).url for node in nodes if isinstance(node.get("$id"), str)}
+    for node in nodes:
+        ref = node.get("$ref")
+        if isinstance(ref, str) and urlsplit(ref).scheme and urldefrag(ref).url not in ids:
+            raise UsageError(
+                f"the schema's $ref {ref!r} points outside it, and cortan fetches no "
+                "schema from elsewhere: copy what it names under $defs"
+            )
+
+
+def _objects(schema: Any) -> Iterator[dict[str, Any]]:
+    """Every object in ``schema``, walked without recursion (its depth is the user's)."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            yield node
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 def parse_answer(text: str, schema: dict[str, Any] | Any) -> tuple[Any, str | None]:
-    """The answer as data, and None; or None and the sentence saying why it does not fit."""
-    import jsonschema
+    """The answer as data, and None; or None and the sentence saying why it does not fit.
 
+    Raises SchemaError when the answer cannot be checked at all: the schema's
+    references cannot be followed or loop, so no repair by the model would help.
+    """
     match = _FENCE.match(text)  # a model may fence its JSON despite being told not to
     try:
         data = json.loads(match[1] if match else text)
     except json.JSONDecodeError as exc:
         return None, f"the answer is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
-    error = jsonschema.exceptions.best_match(
-        jsonschema.validators.validator_for(schema)(schema).iter_errors(data)
-    )
+    except RecursionError:
+        return None, "the answer nests objects or arrays too deeply to be read"
+    error = _first_error(data, schema)
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "the top level"
         return None, f"the answer does not fit the schema at {where}: {error.message}"
     return data, None
+
+
+def _first_error(data: Any, schema: dict[str, Any] | Any) -> Any:
+    """jsonschema's best error for ``data``, or None; no reference is ever fetched."""
+    import jsonschema
+    from referencing import Registry
+    from referencing.exceptions import Unresolvable
+
+    validator = jsonschema.validators.validator_for(schema)(schema, registry=Registry())
+    try:
+        return jsonschema.exceptions.best_match(validator.iter_errors(data))
+    except Unresolvable as exc:
+        ref = shorten(str(exc.ref), 200)
+        raise SchemaError(f"the schema cannot be used: its $ref {ref!r} leads nowhere") from None
+    except RecursionError:
+        raise SchemaError(
+            "the schema cannot be used: its references loop, or the answer nests too deeply"
+        ) from None
 
 
 def repair_prompt(problem: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,71 @@ def test_bad_schemas_are_usage_errors(
     assert_one_sentence(result.stderr)
     assert sentence in result.stderr
     assert ollama_env.chat_requests == []
+
+
+@pytest.mark.parametrize(
+    ("content", "sentence"),
+    [
+        ('{"$ref": "URL/schema.json"}', "points outside it, and cortan fetches no schema"),
+        ('{"$ref": "file:///etc/hostname"}', "points outside it, and cortan fetches no schema"),
+        ('{"items": ' * 3000 + "{}" + "}" * 3000, "the schema nests objects or arrays too deeply"),
+        ('{"items": ' * 400 + "{}" + "}" * 400, "the schema nests objects or arrays too deeply"),
+        ('{"description": "' + "x" * (1 << 20) + '"}', "it is larger than 1 MiB"),
+        ("/dev/zero", "it is not a regular file"),
+        ("fifo", "it is not a regular file"),
+    ],
+)
+def test_hostile_schema_files_are_refused_before_asking(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path, content: str, sentence: str
+) -> None:
+    # Before: jsonschema fetched the URL (no timeout) or read the file while checking
+    # the answer, deep nesting was an internal error, /dev/zero was read forever.
+    path = tmp_path / "schema.json"
+    if content == "fifo":
+        os.mkfifo(path)
+    elif content.startswith("/dev/"):
+        path.symlink_to(content)
+    else:
+        path.write_text(content.replace("URL", ollama_env.url))
+    result = cortan.run("ask", "--schema", str(path), "hi", timeout=20)
+    assert result.code == 2, result.stderr
+    assert_one_sentence(result.stderr)
+    assert sentence in result.stderr
+    assert ollama_env.chat_requests == []
+    assert all("schema.json" not in request.path for request in ollama_env.requests)
+
+
+@pytest.mark.parametrize(
+    ("schema", "sentence"),
+    [
+        ('{"$ref": "#"}', "its references loop"),
+        ('{"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}',
+         "its references loop"),
+        ('{"$ref": "#/nowhere"}', "its $ref '/nowhere' leads nowhere"),
+    ],
+)  # fmt: skip
+def test_a_schema_that_cannot_be_followed_keeps_the_answer(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, schema: str, sentence: str
+) -> None:
+    # Before: an internal error (RecursionError, Unresolvable) and the answer lost.
+    ollama_env.queue(Reply(pieces=['{"a": 1}']))
+    result = cortan.run("ask", "--schema", schema, "hi")
+    assert result.code == 3, result.stderr
+    assert result.stdout == ""
+    assert '{"a": 1}' in result.stderr
+    assert_one_sentence(result.stderr)
+    assert sentence in result.stderr
+    assert len(ollama_env.chat_requests) == 1  # no repair: the model cannot mend the schema
+
+
+def test_an_answer_nested_past_the_parser_gets_its_repair(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    ollama_env.queue(Reply(pieces=["[" * 100_000 + "]" * 100_000]), Reply(pieces=['{"n": "x"}']))
+    result = cortan.run("ask", "--schema", "n str", "hi")
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout) == {"n": "x"}
+    assert "the answer nests objects or arrays too deeply" in result.stderr
 
 
 # -- options -----------------------------------------------------------------------------
