@@ -51,10 +51,9 @@ def _cannot_write() -> bool:
     """Whether the store failed for want of writing (a read-only folder, a full disk)."""
     from cortan.config.paths import get_data_dir
     from cortan.store import get_store_path
-    from cortan.store.db import is_full, is_writable
+    from cortan.store.db import cannot_write
 
-    path = get_store_path(get_data_dir())
-    return not is_writable(path) or is_full(path)
+    return cannot_write(get_store_path(get_data_dir()))
 
 
 def to_history(messages: list[StoredMessage]) -> tuple[Message, ...]:

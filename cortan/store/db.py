@@ -286,7 +286,7 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
     """A connection that cannot write, even where nothing may be written (issue 15).
 
     In WAL mode SQLite needs the ``-shm`` file even to read; in a folder nobody can
-    write (a read-only mount, a full disk's neighbour) it cannot make one. Nothing can
+    write (a read-only mount) or on a full disk it cannot make one. Nothing can
     change the file there either, so it is then read as immutable.
     """
     uri = path.resolve().as_uri()
@@ -297,7 +297,7 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
         return conn
     except sqlite3.OperationalError:
         conn.close()
-        if is_writable(path):
+        if not cannot_write(path):
             raise
     conn = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, timeout=BUSY_TIMEOUT_S)
     conn.text_factory = read_text
@@ -317,6 +317,12 @@ def is_full(path: Path) -> bool:
         return os.statvfs(path.parent).f_bavail == 0
     except OSError:
         return False
+
+
+def cannot_write(path: Path) -> bool:
+    """Whether the store cannot be written for want of room or rights, not for a fault
+    of its own: then reading commands read it as it is, and ``ask`` answers unstored."""
+    return not is_writable(path) or is_full(path)
 
 
 def connect_read_only(path: Path) -> sqlite3.Connection:

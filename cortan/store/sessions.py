@@ -42,11 +42,11 @@ from cortan.core.images import Image
 from cortan.core.text import check_argument
 from cortan.store.db import (
     StoreFile,
+    cannot_write,
     connect,
     connect_read_only,
     describe_store,
     get_store_path,
-    is_writable,
     savepoint,
     transaction,
     translate_errors,
@@ -139,10 +139,11 @@ class SessionStore(StoreFile):
         """Open the store in ``data_dir``, creating folder (0700) and file (0600) if needed.
 
         ``reading``: for commands that only read; a store that exists but cannot be
-        written (a read-only folder) is then opened read-only instead of refused.
+        written (a read-only folder, a full disk) is then opened read-only instead of
+        refused.
         """
         path = get_store_path(data_dir)
-        if reading and os.path.lexists(path) and not is_writable(path):
+        if reading and os.path.lexists(path) and cannot_write(path):
             return cls(connect_read_only(path), path, clock=clock)
         return cls(connect(path), path, clock=clock)
 

@@ -106,14 +106,49 @@ def test_writing_commands_still_say_why_they_cannot(
 
 
 @contextmanager
-def tiny_disk(folder: Path) -> Iterator[None]:
+def tiny_disk(folder: Path, size: str = "256k") -> Iterator[None]:
     folder.mkdir(parents=True, exist_ok=True)
-    if not _mount("-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(folder)):
+    if not _mount("-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder)):
         pytest.skip("cannot mount a tmpfs here (needs root)")
     try:
         yield
     finally:
         _unmount(folder)
+
+
+def fill(folder: Path) -> None:
+    """Fill the disk holding ``folder`` to the last byte."""
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 512)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["sessions", "list"], ["sessions", "show", "kept"], ["sessions", "export", "kept"], ["logs"]],
+    ids=" ".join,
+)
+def test_reading_commands_work_on_a_full_disk(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, isolated_env: Path, args: list[str]
+) -> None:
+    # Before: "the disk holding the session store … is full" (exit 1) for a listing,
+    # which needs no room: the store was opened for writing to be read, and SQLite
+    # could not make its -shm file. The store was closed cleanly (no -wal, no -shm)
+    # while there was room, as after any ask.
+    data = isolated_env / "data"
+    with tiny_disk(data, "2m"):
+        assert cortan.run("ask", "--no-stdin", "--session", "kept", "first question").code == 0
+        assert not (data / "cortan.db-shm").exists()
+        fill(data)
+        result = cortan.run(*args)
+    assert result.code == 0, result.stderr
+    assert "first question" in result.stdout
+    assert result.stderr == ""
 
 
 def test_a_full_disk_before_the_question_does_not_refuse_the_answer(
@@ -122,14 +157,7 @@ def test_a_full_disk_before_the_question_does_not_refuse_the_answer(
     data = isolated_env / "data"
     with tiny_disk(data):
         assert cortan.run("ask", "--no-stdin", "fits").code == 0
-        fd = os.open(data / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
-        try:  # fill the disk to the last byte
-            while True:
-                os.write(fd, b"\0" * 512)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+        fill(data)
         result = cortan.run("ask", "--no-stdin", "a long question " * 2000)
         listing = cortan.run("sessions", "list")
     assert (result.code, result.stdout) == (0, "Hello, world!\n"), result.stderr
