@@ -16,14 +16,7 @@ def main() -> None:
     if sys.stdout is None or sys.stderr is None:
         _closed_streams()  # `cortan ask hi >&-`: one sentence, not a traceback (issue 15)
     if sys.argv[1:] in (["--version"], ["-V"]):
-        from cortan import __version__
-
-        try:
-            sys.stdout.write(f"cortan {__version__}\n")
-            sys.stdout.flush()
-        except BrokenPipeError:  # `cortan -V | true`
-            _silence_stdout()
-            raise SystemExit(_reader_gone_code()) from None
+        _print_version()
         return
     from cortan.core.startup import pause_collector
 
@@ -46,6 +39,33 @@ def main() -> None:
             exit_now(code)
             raise SystemExit(code) from None
         raise
+    except OSError as exc:  # Click writing --help or a usage message to a full disk
+        _output_failed(exc)
+
+
+def _print_version() -> None:
+    from cortan import __version__
+
+    try:
+        sys.stdout.write(f"cortan {__version__}\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `cortan -V | true`
+        _silence_stdout()
+        raise SystemExit(_reader_gone_code()) from None
+    except OSError as exc:
+        _output_failed(exc)
+
+
+def _output_failed(exc: OSError) -> None:
+    """stdout refused what was printed outside a command's guard: one sentence, exit 1."""
+    from cortan.core.errors import is_output_failure, why_unreadable
+
+    if not is_output_failure(exc):
+        raise exc
+    _silence_stdout()  # what is still buffered would fail again at exit
+    sys.stderr.write(f"cortan: error: cannot write the output: {why_unreadable(exc)}\n")
+    sys.stderr.flush()
+    raise SystemExit(1) from None
 
 
 def _flush_stdout() -> bool:

@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
-from cortan.core.errors import CortanError, OutputClosedError, UsageError
+from cortan.core.errors import (
+    CortanError,
+    OutputClosedError,
+    UsageError,
+    is_output_failure,
+    why_unreadable,
+)
 
 if TYPE_CHECKING:
     from asyncio import AbstractEventLoop
@@ -123,6 +129,8 @@ def guard(context: Context) -> Iterator[None]:
     except Exception as exc:
         if context.debug:
             raise
+        if is_output_failure(exc):
+            fail(context, f"cannot write the output: {why_unreadable(exc)}")
         fail(context, f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
 
 

@@ -29,6 +29,8 @@ the one sentence a user reads (``str(error)``) and the exit code the CLI returns
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 
 class CortanError(Exception):
     """Base of the tree: ``str(error)`` is the sentence shown to the user.
@@ -209,3 +211,16 @@ def why_unreadable(exc: OSError | UnicodeDecodeError) -> str:
         return "it is a folder"
     reason = exc.strerror or os.strerror(exc.errno or 0) or type(exc).__name__
     return reason[:1].lower() + reason[1:]
+
+
+def is_output_failure(exc: BaseException) -> TypeGuard[OSError]:
+    """Whether ``exc`` is stdout refusing what cortan prints (``cortan logs > /dev/full``).
+
+    A file cortan opens names itself in its error (``filename``) and is reported
+    where it is written; a write to stdout names nothing. A closed pipe is not one
+    of these: its reader went away, which is no failure (exit 141).
+    """
+    import errno
+
+    refusals = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
+    return isinstance(exc, OSError) and exc.filename is None and exc.errno in refusals

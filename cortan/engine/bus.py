@@ -192,4 +192,8 @@ def make_observer_error(work: str, exc: Exception) -> ObserverError:
         return exc
     if isinstance(exc, CortanError):
         return ObserverError(str(exc), kind=getattr(exc, "kind", "observer"))
+    if isinstance(exc, OSError):  # a full disk: its few words, not Python's errno text
+        from cortan.core.errors import why_unreadable
+
+        return ObserverError(f"could not {work}: {why_unreadable(exc)}")
     return ObserverError(f"could not {work}: {type(exc).__name__}: {exc}")

@@ -473,7 +473,7 @@ def test_an_answer_stdout_cannot_take_fails_loudly_and_is_kept(
         )  # fmt: skip
     assert done.returncode == 1
     assert_one_sentence(done.stderr)
-    assert "could not show the answer: OSError: [Errno 28] No space left" in done.stderr
+    assert "could not show the answer: no space left on device\n" in done.stderr
     with SessionStore.open(isolated_env / "data") as store:
         (conversation,) = store.list_conversations()
         answer = store.messages(conversation.id)[-1]

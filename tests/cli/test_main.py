@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib
 import re
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from cortan.cli.main import COMMANDS, with_default_command
-from tests.conftest import CortanRunner
+from tests.conftest import CortanRunner, assert_one_sentence, cortan_command
 from tests.servers import FakeOllama
 
 
@@ -230,3 +232,33 @@ def test_a_group_alone_lists_what_it_holds(
     assert "Usage:" not in alone.stdout
     if command is not None:
         assert alone.stdout == cortan.run(group, command).stdout
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("sessions", "list"),
+        ("sessions", "export", "1"),
+        ("logs",),
+        ("config", "show"),
+        ("roles",),
+        ("--help",),
+        ("sessions", "--help"),
+        ("--version",),
+    ],
+    ids=" ".join,
+)
+def test_output_stdout_cannot_take_is_one_sentence(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, args: tuple[str, ...]
+) -> None:
+    # Before: an internal error (a listing), or a traceback (--help, --version).
+    assert cortan.run("ask", "--no-stdin", "hi").code == 0
+    with open("/dev/full", "w") as full:  # every write: No space left on device
+        done = subprocess.run(
+            [*cortan_command(), *args],
+            stdin=subprocess.DEVNULL, stdout=full, stderr=subprocess.PIPE, timeout=30, text=True,
+        )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert_one_sentence(done.stderr)
+    assert done.stderr == "cortan: error: cannot write the output: no space left on device\n"
