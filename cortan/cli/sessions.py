@@ -20,7 +20,7 @@ import typer
 
 from cortan.cli.names import complete_session
 from cortan.cli.runner import fail, get_context, guard
-from cortan.core.errors import UsageError
+from cortan.core.errors import CortanError, UsageError, why_unreadable
 
 if TYPE_CHECKING:
     from cortan.cli.runner import Context
@@ -242,10 +242,14 @@ def _write_private(path: Path, text: str) -> None:
     """Write an export owner-only: a file that was 0644 is 0600 before the text lands.
 
     A symbolic link at ``path`` is refused rather than followed (it could lead to any
-    file of the user's, to be truncated); a FIFO or a device is written as it is.
+    file of the user's, to be truncated); a FIFO or a device is written as it is. A
+    path that cannot be opened is the command line's mistake (exit 2); a write that
+    fails (a full disk) is not, and the file it began is removed rather than left
+    looking like a whole export (exit 1; the conversation is still in the store).
     """
     from cortan.core.files import PRIVATE_MODE, describe_mode
 
+    created = not os.path.lexists(path)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE_MODE)
     except OSError as exc:
@@ -254,14 +258,20 @@ def _write_private(path: Path, text: str) -> None:
                 f"{path} is a symbolic link: cortan does not write exports through links; "
                 "name the file itself"
             ) from None
-        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+        if isinstance(exc, FileNotFoundError):  # O_CREAT: the folder is what is missing
+            raise UsageError(f"cannot write {path}: its folder does not exist") from None
+        raise UsageError(f"cannot write {path}: {why_unreadable(exc)}") from None
+    regular = False
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as file:
             info = os.fstat(fd)
-            if describe_mode(info.st_mode) is None:  # a regular file: private, then emptied
+            regular = describe_mode(info.st_mode) is None
+            if regular:  # private, then emptied
                 if stat.S_IMODE(info.st_mode) != PRIVATE_MODE and info.st_uid == os.getuid():
                     os.fchmod(fd, PRIVATE_MODE)
                 os.ftruncate(fd, 0)
             file.write(text)
     except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+        if created and regular:
+            path.unlink(missing_ok=True)
+        raise CortanError(f"cannot write {path}: {why_unreadable(exc)}") from None

@@ -478,6 +478,47 @@ def test_export_refuses_a_format_the_file_name_contradicts(
     assert not target.exists()
 
 
+@pytest.mark.parametrize(
+    ("where", "code", "sentence"),
+    [
+        ("folder", 2, "cannot write {path}: it is a folder"),
+        ("missing/work.md", 2, "cannot write {path}: its folder does not exist"),
+        ("/dev/full", 1, "cannot write {path}: no space left on device"),
+    ],
+)
+def test_export_to_a_place_that_cannot_take_it(
+    cortan: type[CortanRunner],
+    two_sessions: tuple[int, int],
+    tmp_path: Path,
+    where: str,
+    code: int,
+    sentence: str,
+) -> None:
+    # Before: Python's "No such file or directory" for a missing folder, and a full
+    # disk was exit 2, as if the command line were wrong.
+    (tmp_path / "folder").mkdir()
+    path = Path(where) if where.startswith("/") else tmp_path / where
+    result = cortan.run("sessions", "export", "work", "-o", str(path))
+    assert result.code == code, result.stderr
+    assert_one_sentence(result.stderr)
+    assert sentence.format(path=path) in result.stderr
+
+
+def test_export_that_fills_the_disk_leaves_no_half_file(
+    cortan: type[CortanRunner], two_sessions: tuple[int, int], tmp_path: Path
+) -> None:
+    from tests.security.test_readonly_store import fill, tiny_disk
+
+    disk = tmp_path / "disk"
+    with tiny_disk(disk):
+        fill(disk)
+        result = cortan.run("sessions", "export", "work", "-o", str(disk / "work.md"))
+        left = sorted(p.name for p in disk.iterdir())
+    assert result.code == 1, result.stderr
+    assert "no space left on device" in result.stderr
+    assert left == ["filler"]  # before: an empty work.md, looking like an export
+
+
 def test_sessions_list_json_has_the_first_prompt(
     cortan: type[CortanRunner], two_sessions: tuple[int, int]
 ) -> None:
