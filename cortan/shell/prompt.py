@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,9 @@ from prompt_toolkit.styles import Style
 
 from cortan.core.errors import CortanError
 from cortan.core.files import NotPrivateFile, open_private
+
+#: How much of the history file's end the shell reads: thousands of entries.
+MAX_HISTORY_BYTES = 1 << 20
 
 if TYPE_CHECKING:
     from prompt_toolkit.buffer import Buffer
@@ -201,6 +205,26 @@ class PrivateFileHistory(FileHistory):
         self.path = path
         self._held: str | None = None
 
+    def load_history_strings(self) -> Iterable[str]:
+        """The newest entries, from at most the last MAX_HISTORY_BYTES of the file.
+
+        prompt-toolkit reads the whole file, and holds a line with no line end whole:
+        a history that grew for years, or a 1 GB file of NULs, took 2 GB of memory and
+        half a minute before the shell could recall anything.
+        """
+        try:
+            fd = open_private(self.path, os.O_RDONLY)
+        except (NotPrivateFile, OSError):
+            return []
+        with os.fdopen(fd, "rb") as file:
+            start = max(os.fstat(fd).st_size - MAX_HISTORY_BYTES, 0)
+            file.seek(start)
+            data = file.read(MAX_HISTORY_BYTES)
+        if start:  # begin at an entry's first line, not in the middle of one
+            found = data.find(b"\n#")  # the line before each entry (store_string's)
+            data = data[found + 1 :] if found >= 0 else b""
+        return reversed(parse_history(data.decode("utf-8", errors="replace")))
+
     def store_string(self, string: str) -> None:
         self.keep()
         self._held = string
@@ -224,6 +248,21 @@ class PrivateFileHistory(FileHistory):
             file.write(f"\n# {datetime.datetime.now()}\n".encode())
             for line in string.split("\n"):
                 file.write(f"+{line}\n".encode("utf-8", errors="replace"))
+
+
+def parse_history(text: str) -> list[str]:
+    """Entries of a FileHistory file, oldest first: runs of ``+`` lines, as it writes them."""
+    entries: list[str] = []
+    lines: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("+"):
+            lines.append(line[1:])
+        elif lines:
+            entries.append("\n".join(lines))
+            lines = []
+    if lines:
+        entries.append("\n".join(lines))
+    return entries
 
 
 def make_prompt_session(

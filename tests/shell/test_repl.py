@@ -180,6 +180,32 @@ async def test_history_persists_across_runs(
     assert (isolated_env / "history").stat().st_mode & 0o777 == 0o600
 
 
+async def test_a_huge_history_file_loads_only_its_newest_entries(
+    pipe: PipeInput, ollama_env: FakeOllama, isolated_env: Path
+) -> None:
+    # Before: prompt-toolkit read the whole file, and a line with no end whole (a 1 GB
+    # file of NULs took 2 GB of memory and half a minute before Up recalled anything).
+    path = isolated_env / "history"
+    entry = "\n# 2026-01-01 00:00:00\n+{}\n"
+    with path.open("w") as file:
+        file.write(entry.format("the oldest"))
+        file.write("\0" * (3 << 20))  # one line of 3 MiB, no line end
+        for n in range(20_000):
+            file.write(entry.format(f"padding {n}"))
+        file.write("\n# 2026-01-02 00:00:00\n+first line\n+second line\n")
+    path.chmod(0o600)
+    shell = start_shell(pipe, path)
+    strings = shell.repl.session.history.get_strings
+    await wait_for(lambda: "first line\nsecond line" in list(strings()))
+    loaded = list(strings())
+    assert loaded[-1] == "first line\nsecond line"
+    assert "the oldest" not in loaded
+    assert all("\0" not in line for line in loaded)
+    assert 10_000 < len(loaded) < 20_002
+    await shell.exit()
+    await shell.repl.services.aclose()
+
+
 async def test_no_history_writes_nothing(
     pipe: PipeInput, ollama_env: FakeOllama, isolated_env: Path
 ) -> None:
