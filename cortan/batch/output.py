@@ -24,7 +24,7 @@ import json
 from collections.abc import Callable
 from typing import TextIO, TypeGuard
 
-from cortan.core.errors import ObserverError
+from cortan.core.errors import ObserverError, why_unwritable
 from cortan.core.events import ChatEnded
 from cortan.render.plain import reader_gone
 from cortan.render.report import dump_json, make_report
@@ -114,7 +114,7 @@ class OutputWriter:
         except OSError as exc:  # a full disk, /dev/full, a quota: the job cannot go on
             name = getattr(self._file, "name", None)
             where = name if isinstance(name, str) else "stdout"
-            reason = exc.strerror or str(exc)
+            reason = why_unwritable(exc)
             raise ObserverError(
                 f"cannot write the output to {where}: {reason} (the lines before are kept)",
                 kind="output",

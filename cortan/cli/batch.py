@@ -205,18 +205,25 @@ def batch(
         raise typer.Exit(outcome.exit_code)
 
 
+MAX_TEMPLATE_BYTES = 1 << 20
+
+
 def _read_template(text: str | None, path: Path | None) -> str:
     if text is not None and path is not None:
         raise UsageError("use either --template or --template-file, not both")
     if path is None:
         assert text is not None
         return text
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        from cortan.core.errors import why_unreadable
+    from cortan.core.errors import why_unreadable
+    from cortan.core.files import FileRefused, read_small_file
 
-        raise UsageError(f"cannot read the template {path}: {why_unreadable(exc)}") from None
+    try:  # bounded: `--template-file /dev/zero` read until memory ran out
+        return read_small_file(path, MAX_TEMPLATE_BYTES, pipes=True).decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = why_unreadable(exc)
+    except FileRefused as exc:
+        reason = f"it {exc}"
+    raise UsageError(f"cannot read the template {path}: {reason}")
 
 
 def _check_shape(fmt: str, template: object, field: str | None, instruction: str | None) -> None:
@@ -300,7 +307,9 @@ def _open_output(output: Path | None, source: str) -> TextIO:
     try:
         return output.open("w", encoding="utf-8", newline="\n")
     except OSError as exc:
-        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+        from cortan.core.errors import why_unwritable
+
+        raise UsageError(f"cannot write {output}: {why_unwritable(exc)}") from None
 
 
 async def _run(

@@ -20,7 +20,7 @@ import typer
 
 from cortan.cli.names import complete_session
 from cortan.cli.runner import fail, get_context, guard
-from cortan.core.errors import CortanError, UsageError, why_unreadable
+from cortan.core.errors import CortanError, UsageError, why_unwritable
 
 if TYPE_CHECKING:
     from cortan.cli.runner import Context
@@ -258,9 +258,7 @@ def _write_private(path: Path, text: str) -> None:
                 f"{path} is a symbolic link: cortan does not write exports through links; "
                 "name the file itself"
             ) from None
-        if isinstance(exc, FileNotFoundError):  # O_CREAT: the folder is what is missing
-            raise UsageError(f"cannot write {path}: its folder does not exist") from None
-        raise UsageError(f"cannot write {path}: {why_unreadable(exc)}") from None
+        raise UsageError(f"cannot write {path}: {why_unwritable(exc)}") from None
     regular = False
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as file:
@@ -274,4 +272,4 @@ def _write_private(path: Path, text: str) -> None:
     except OSError as exc:
         if created and regular:
             path.unlink(missing_ok=True)
-        raise CortanError(f"cannot write {path}: {why_unreadable(exc)}") from None
+        raise CortanError(f"cannot write {path}: {why_unwritable(exc)}") from None

@@ -213,6 +213,14 @@ def why_unreadable(exc: OSError | UnicodeDecodeError) -> str:
     return reason[:1].lower() + reason[1:]
 
 
+def why_unwritable(exc: OSError) -> str:
+    """The few words that end ``cannot write X: …``. A file being made that is "not
+    found" is one whose folder is missing; the rest read as :func:`why_unreadable`."""
+    if isinstance(exc, FileNotFoundError):
+        return "its folder does not exist"
+    return why_unreadable(exc)
+
+
 def is_output_failure(exc: BaseException) -> TypeGuard[OSError]:
     """Whether ``exc`` is stdout refusing what cortan prints (``cortan logs > /dev/full``).
 

@@ -22,6 +22,7 @@ import errno
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 PRIVATE_MODE = 0o600
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -111,26 +112,37 @@ def tighten(path: Path) -> None:
     os.close(fd)
 
 
-def read_small_file(path: Path, limit: int) -> bytes:
+def read_small_file(path: Path, limit: int, *, pipes: bool = False) -> bytes:
     """The bytes of the regular file ``path``, which must hold at most ``limit`` of them.
 
     Opened without blocking, so a FIFO never holds the open; a folder raises
     IsADirectoryError, a FIFO or device FileRefused (reading one might never end),
     and so does a file past ``limit``, after reading just one byte more. Other
-    OSErrors (missing, permissions, a link loop) are raised as they are.
+    OSErrors (missing, permissions, a link loop) are raised as they are. With
+    ``pipes`` (``--template-file <(…)``) a pipe or device is read too, waiting for
+    its writer as ``cat`` would, and held to the same limit: /dev/zero ends at once.
     """
-    fd = os.open(path, os.O_RDONLY | _NONBLOCK | _CLOEXEC)
+    fd = os.open(path, os.O_RDONLY | _CLOEXEC | (0 if pipes else _NONBLOCK))
     with os.fdopen(fd, "rb") as file:
         mode = os.fstat(fd).st_mode
         if stat.S_ISDIR(mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-        if not stat.S_ISREG(mode):
+        if not stat.S_ISREG(mode) and not pipes:
             raise FileRefused("is not a regular file")
-        if _NONBLOCK:
+        if _NONBLOCK and not pipes:
             os.set_blocking(fd, True)
-        raw = file.read(limit + 1)
+        raw = _read_up_to(file, limit + 1)
     if len(raw) > limit:
         from cortan.core.text import format_size
 
         raise FileRefused(f"is larger than {format_size(limit)}")
     return raw
+
+
+def _read_up_to(file: BinaryIO, size: int) -> bytes:
+    """At most ``size`` bytes: a pipe hands them over in pieces, a file in one."""
+    chunks: list[bytes] = []
+    while size > 0 and (chunk := file.read(size)):
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)

@@ -53,7 +53,7 @@ def test_output_that_cannot_be_written_fails_in_one_sentence(
     assert code == 1, stderr
     assert_one_sentence(stderr)
     assert "internal error" not in stderr
-    assert "No space left on device" in stderr
+    assert "no space left on device (the lines before are kept)" in stderr
     # Resumable: what was answered is committed, so a run to a real file writes it all.
     out = tmp_path / "out.jsonl"
     again = cortan.run("batch", str(source), "-o", str(out))
@@ -62,6 +62,62 @@ def test_output_that_cannot_be_written_fails_in_one_sentence(
         "stop",
         "stop",
     ]
+
+
+@pytest.mark.parametrize(
+    ("template", "sentence"),
+    [
+        ("/dev/zero", "cannot read the template /dev/zero: it is larger than 1 MiB"),
+        ("big", "cannot read the template {tmp}/big: it is larger than 1 MiB"),
+        ("folder", "cannot read the template {tmp}/folder: it is a folder"),
+    ],
+)
+def test_a_template_file_that_never_ends_is_refused(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path, template: str, sentence: str
+) -> None:
+    # Before: /dev/zero was read whole, memory growing until the machine stopped it.
+    source = tmp_path / "in.txt"
+    source.write_text("a\n")
+    (tmp_path / "folder").mkdir()
+    with (tmp_path / "big").open("wb") as big:
+        big.truncate(5 << 20)
+    path = template if template.startswith("/") else str(tmp_path / template)
+    result = cortan.run("batch", str(source), "--template-file", path, timeout=20)
+    assert result.code == 2, result.stderr
+    assert_one_sentence(result.stderr)
+    assert sentence.format(tmp=tmp_path) in result.stderr
+    assert ollama_env.chat_requests == []
+
+
+def test_a_template_from_a_pipe_is_read(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    # `--template-file <(…)`: a pipe is read to its end, as cat would.
+    source = tmp_path / "in.txt"
+    source.write_text("a\n")
+    fifo = tmp_path / "template"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(["sh", "-c", f"printf 'Q: {{line}}' > {fifo}"])
+    result = cortan.run("batch", str(source), "--template-file", str(fifo), timeout=20)
+    writer.wait(timeout=10)
+    assert result.code == 0, result.stderr
+    assert ollama_env.chat_requests[-1].json["messages"][-1]["content"] == "Q: a"
+
+
+@pytest.mark.parametrize(
+    ("where", "sentence"),
+    [("folder", "it is a folder"), ("missing/out.jsonl", "its folder does not exist")],
+)
+def test_an_output_path_that_cannot_be_made(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path, where: str, sentence: str
+) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("a\n")
+    (tmp_path / "folder").mkdir()
+    result = cortan.run("batch", str(source), "-o", str(tmp_path / where))
+    assert result.code == 2, result.stderr
+    assert_one_sentence(result.stderr)
+    assert f"cannot write {tmp_path / where}: {sentence}" in result.stderr
 
 
 @pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
