@@ -20,7 +20,7 @@ import shlex
 import subprocess
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from cortan.core.errors import AuthError, ConfigError, KeyringError, UsageError
+from cortan.core.errors import AuthError, ConfigError, KeyringError, UsageError, why_unreadable
 
 if TYPE_CHECKING:
     from cortan.config.settings import ProviderConfig
@@ -94,21 +94,68 @@ def locate_api_key(name: str, config: ProviderConfig) -> KeyLocation:
     return KeyLocation(None, "none")
 
 
+#: How long ``api_key_cmd`` may take (a password manager may wait for its unlock), and
+#: how much of its output is read: a key is one line, and ``yes`` never ends.
+KEY_COMMAND_SECONDS = 30
+MAX_KEY_OUTPUT = 1 << 16
+
+
 def run_key_command(name: str, command: str) -> str:
-    """Run ``api_key_cmd`` and take the first line it prints as the key."""
+    """Run ``api_key_cmd`` and take the first line it prints as the key.
+
+    Its stdout is read up to MAX_KEY_OUTPUT and its stderr is dropped, so a command
+    that prints without end (``yes``) costs 64 KiB, not all the memory there is; one
+    still running after KEY_COMMAND_SECONDS is killed.
+    """
     try:
-        done = subprocess.run(  # the user's own configured command
-            shlex.split(command), capture_output=True, text=True, timeout=30, check=False
+        proc = subprocess.Popen(  # the user's own configured command
+            shlex.split(command), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
         )
-    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+    except (OSError, ValueError) as exc:  # ValueError: shlex's unclosed quotation
+        if isinstance(exc, FileNotFoundError):
+            why = "there is no such command"
+        else:
+            why = why_unreadable(exc) if isinstance(exc, OSError) else str(exc).lower()
         raise ConfigError(f"api_key_cmd for provider {name!r} could not run: {why}") from None
-    key = done.stdout.strip().splitlines()[0].strip() if done.stdout.strip() else ""
-    if done.returncode != 0 or not key:
+    out, code, problem = _bounded_output(proc)
+    if problem is not None:
+        raise ConfigError(f"api_key_cmd for provider {name!r} {problem}")
+    text = out.decode("utf-8", errors="replace").strip()
+    key = text.splitlines()[0].strip() if text else ""
+    if code != 0 or not key:
         raise ConfigError(
-            f"api_key_cmd for provider {name!r} failed (exit {done.returncode}) or printed no key"
+            f"api_key_cmd for provider {name!r} failed (exit {code}) or printed no key"
         )
     return key
+
+
+def _bounded_output(proc: subprocess.Popen[bytes]) -> tuple[bytes, int, str | None]:
+    """What ``proc`` printed, its exit status, and why it was stopped (None: it ended)."""
+    import threading
+
+    late = threading.Event()
+
+    def stop() -> None:
+        late.set()
+        proc.kill()
+
+    timer = threading.Timer(KEY_COMMAND_SECONDS, stop)
+    timer.start()
+    try:
+        assert proc.stdout is not None
+        out = proc.stdout.read(MAX_KEY_OUTPUT + 1)
+        if len(out) > MAX_KEY_OUTPUT:
+            proc.kill()
+        code = proc.wait()
+    finally:
+        timer.cancel()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    if late.is_set():
+        return out, code, f"was still running after {KEY_COMMAND_SECONDS} s, and was stopped"
+    if len(out) > MAX_KEY_OUTPUT:
+        return out, code, "printed more than 64 KiB, and was stopped: a key is one line"
+    return out, code, None
 
 
 def check_key(name: str, key: str) -> str:

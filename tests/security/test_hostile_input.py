@@ -7,6 +7,7 @@ traceback. docs/security.md lists the cases and what cortan says.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -305,6 +306,37 @@ def test_a_big_wrong_value_is_named_in_one_short_line(
     result = cortan.run("config", "show")
     assert_fails(result.code, result.stderr, 2, "key `system`: [1, 1, 1")
     assert len(result.stderr) < 300, len(result.stderr)
+
+
+@pytest.mark.parametrize(
+    ("command", "sentence"),
+    [
+        ("head -c 200000000 /dev/zero", "printed more than 64 KiB, and was stopped"),
+        ("no-such-key-command", "could not run: there is no such command"),
+        ("'unclosed", "could not run: no closing quotation"),
+    ],
+)
+def test_a_key_command_that_misbehaves_is_one_sentence(
+    cortan: type[CortanRunner],
+    ollama_env: FakeOllama,
+    config_file: Path,
+    tmp_path: Path,
+    command: str,
+    sentence: str,
+) -> None:
+    # Before: the output was read whole: `yes` grew until the kernel killed cortan (137).
+    config_file.write_text(
+        f'[providers.x]\nkind = "openai"\nbase_url = "{ollama_env.url}/v1"\n'
+        f"api_key_cmd = {json.dumps(command)}\n"
+    )
+    config_file.chmod(0o600)
+    peak = tmp_path / "peak.json"
+    done = subprocess.run(
+        [*measured_command(peak), "ask", "--no-stdin", "-m", "x:m", "hi"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert_fails(done.returncode, done.stderr, 2, f"api_key_cmd for provider 'x' {sentence}")
+    assert int(peak.read_text()) < 150_000  # KiB: 200 MB of output is not held
 
 
 # -- stdin ------------------------------------------------------------------------------------
