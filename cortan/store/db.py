@@ -32,7 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from cortan.core.errors import StoreError, UsageError
+from cortan.core.errors import StoreError, UsageError, why_unreadable
 from cortan.core.files import NotPrivateFile, open_private, refusal, tighten
 from cortan.store.records import StoreInfo
 from cortan.store.schema import APPLICATION_ID, LATEST_VERSION, MIGRATIONS, TABLES
@@ -80,8 +80,14 @@ def _create_private(path: Path) -> None:
             tighten(checking)
     except NotPrivateFile as exc:
         raise refused(checking, str(exc)) from None
+    except (FileExistsError, NotADirectoryError):  # CORTAN_DATA_DIR=/dev/null
+        where = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
+        raise StoreError(
+            f"cannot open the session store {path}: {where} is not a folder "
+            "(CORTAN_DATA_DIR names the data folder)"
+        ) from None
     except OSError as exc:
-        raise StoreError(f"cannot open the session store {path}: {exc.strerror}") from None
+        raise StoreError(f"cannot open the session store {path}: {why_unreadable(exc)}") from None
 
 
 def companions(path: Path) -> tuple[Path, Path]:

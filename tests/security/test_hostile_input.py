@@ -339,6 +339,20 @@ def test_a_key_command_that_misbehaves_is_one_sentence(
     assert int(peak.read_text()) < 150_000  # KiB: 200 MB of output is not held
 
 
+@pytest.mark.parametrize("where", ["/dev/null", "file", "file/below"])
+def test_a_data_folder_that_is_a_file_is_named(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path, where: str
+) -> None:
+    # Before: "cannot open the session store /dev/null/cortan.db: File exists".
+    (tmp_path / "file").write_text("")
+    data = Path(where) if where.startswith("/") else tmp_path / where
+    blamed = Path(where) if where.startswith("/") else tmp_path / "file"
+    result = cortan.run("ask", "--no-stdin", "hi", env={"CORTAN_DATA_DIR": str(data)})
+    assert result.code in (0, 1), result.stderr  # answered unstored where nothing can be made
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert f"{blamed} is not a folder (CORTAN_DATA_DIR names the data folder)" in result.stderr
+
+
 # -- stdin ------------------------------------------------------------------------------------
 
 
