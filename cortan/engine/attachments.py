@@ -49,12 +49,13 @@ def read_attachment(
     size = _stat_size(path)
     reach = max(room, max_image_bytes or 0)
     if size is not None and size > reach:
+        if max_image_bytes is not None and sniff_image(_read_at_most(path, 16)):
+            raise _image_too_large(path, max_image_bytes)  # not max_input_bytes's to raise
         raise _too_large(path, size, max_bytes, used)
     data = _read_at_most(path, reach + 1, wait)
     if max_image_bytes is not None and sniff_image(data):
         if len(data) > max_image_bytes:
-            limit = f"the {format_size(max_image_bytes)} limit (setting max_image_bytes)"
-            raise InputError(f"cannot attach {path}: the image is over {limit}")
+            raise _image_too_large(path, max_image_bytes)
         return Attachment(f"Image {path}", data)
     if len(data) > room:
         raise _too_large(path, None, max_bytes, used)
@@ -127,6 +128,11 @@ def _read_waiting_at_most(path: Path, limit: int, wait: float) -> bytes:
 
 def _unreadable(path: Path, exc: OSError) -> InputError:
     return InputError(f"cannot attach {path}: {why_unreadable(exc)}")
+
+
+def _image_too_large(path: Path, max_image_bytes: int) -> InputError:
+    limit = f"the {format_size(max_image_bytes)} limit (setting max_image_bytes)"
+    return InputError(f"cannot attach {path}: the image is over {limit}")
 
 
 def _too_large(path: Path, size: int | None, max_bytes: int, used: int) -> InputError:

@@ -313,3 +313,18 @@ def test_an_image_over_its_limit_is_refused(
     assert result.code == 1
     assert_one_sentence(result.stderr)
     assert "the image is over the 1 KiB limit (setting max_image_bytes)" in result.stderr
+
+
+def test_an_image_past_both_limits_names_the_image_limit(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    # Before: "it is 25 MiB, over the 1 MiB limit (setting max_input_bytes)", the text
+    # limit, which raising would not have let the image through.
+    photo = tmp_path / "big.png"
+    with photo.open("wb") as file:
+        file.write(PNG)
+        file.truncate(25 << 20)
+    result = cortan.run("ask", "-a", str(photo), "hi")
+    assert result.code == 1
+    assert_one_sentence(result.stderr)
+    assert "the image is over the 20 MiB limit (setting max_image_bytes)" in result.stderr
