@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cortan.core.errors import StoreError, UsageError
+from cortan.core.errors import StoreError, StoreLockedError, UsageError
 
 if TYPE_CHECKING:
     from cortan.app import App
@@ -47,13 +47,14 @@ def open_store(*, create: bool, reading: bool = False) -> SessionStore | None:
     return SessionStore.open(data_dir, reading=reading)
 
 
-def _cannot_write() -> bool:
-    """Whether the store failed for want of writing (a read-only folder, a full disk)."""
+def _may_answer_unstored(exc: StoreError) -> bool:
+    """Whether the store failed for its surroundings, not for a fault of its own: a
+    read-only folder, a full disk, another process holding it locked."""
     from cortan.config.paths import get_data_dir
     from cortan.store import get_store_path
     from cortan.store.db import cannot_write
 
-    return cannot_write(get_store_path(get_data_dir()))
+    return isinstance(exc, StoreLockedError) or cannot_write(get_store_path(get_data_dir()))
 
 
 def to_history(messages: list[StoredMessage]) -> tuple[Message, ...]:
@@ -135,10 +136,11 @@ def plan_continuation(
     try:
         store = open_store(create=record)
     except StoreError as exc:
-        if continue_last or session is not None or not _cannot_write():
+        if continue_last or session is not None or not _may_answer_unstored(exc):
             raise  # the log was asked for, or the store is wrong: nothing is sent
-        # Logging is a bonus here: a read-only folder or a full disk does not refuse the
-        # answer (issue 15); the user hears why it is not kept, once.
+        # Logging is a bonus here: a read-only folder, a full disk or another process
+        # holding the store does not refuse the answer (issue 15); the user hears why
+        # it is not kept, once.
         return Continuation(unstored=f"{exc}; this exchange is not stored")
     plan = Continuation(store, new_name=name, record=record, fork=fork)
     try:

@@ -11,6 +11,7 @@ the one sentence a user reads (``str(error)``) and the exit code the CLI returns
         - SecretFoundError          a likely secret bound for a remote provider (engine/guard.py)
         - CapabilityError           the model cannot take what was sent (images, say)
       + StoreError                  the session store cannot be opened or written
+        - StoreLockedError          another process held it locked past the busy timeout
       + KeyringError                no usable OS keyring, or it refused
       + BusyError                   the gateway cannot take a request now; ``retry_after`` seconds
       + ToolError                   a tool or an MCP server failed; the tool loop ran out of time
@@ -73,6 +74,14 @@ class StoreError(CortanError):
     """The session store could not be opened, read or written."""
 
     kind = "store"
+
+
+class StoreLockedError(StoreError):
+    """Another process held the store locked for longer than cortan waits.
+
+    Nothing is wrong with the store: ``ask`` answers without storing, as on a full
+    disk, rather than refusing a question that needs no stored conversation.
+    """
 
 
 class KeyringError(CortanError):

@@ -32,7 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from cortan.core.errors import StoreError, UsageError, why_unreadable
+from cortan.core.errors import StoreError, StoreLockedError, UsageError, why_unreadable
 from cortan.core.files import NotPrivateFile, open_private, refusal, tighten
 from cortan.store.records import StoreInfo
 from cortan.store.schema import APPLICATION_ID, LATEST_VERSION, MIGRATIONS, TABLES
@@ -237,7 +237,7 @@ def describe_error(exc: sqlite3.Error, path: Path) -> StoreError:
     if "malformed" in text or "corrupt" in text:
         return StoreError(f"the session store {path} is damaged ({text}): {_MOVE_ASIDE}")
     if "locked" in text or "busy" in text:
-        return StoreError(
+        return StoreLockedError(
             f"the session store {path} stayed locked by another process for "
             f"{BUSY_TIMEOUT_S:g} s: try again"
         )

@@ -7,6 +7,7 @@ import os
 import sqlite3
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -801,3 +802,55 @@ def test_removing_a_session_that_is_not_there_exits_1_as_logs_rm_does(
         assert_one_sentence(result.stderr)
         assert "nothing to remove" in result.stderr
     assert cortan.run("sessions", "show", "nosuch").code == 2  # naming it to read: usage
+
+
+# -- a store another process holds ----------------------------------------------------------
+
+HOLD_EXCLUSIVE = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("PRAGMA locking_mode = EXCLUSIVE")
+conn.execute("BEGIN EXCLUSIVE")
+conn.execute("UPDATE conversations SET name = name")
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.fixture
+def held_store(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, data_dir: Path
+) -> Iterator[None]:
+    """The store, held with an exclusive lock by another process (a sqlite3 shell)."""
+    assert cortan.run("ask", "--no-stdin", "--session", "kept", "first").code == 0
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_EXCLUSIVE, str(get_store_path(data_dir))],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        yield
+    finally:
+        holder.kill()
+        holder.communicate()
+
+
+def test_ask_answers_while_another_process_holds_the_store(
+    cortan: type[CortanRunner], held_store: None
+) -> None:
+    # Before: exit 1 and nothing asked, though a new question needs no stored turn.
+    result = cortan.run("ask", "--no-stdin", "second")
+    assert (result.code, result.stdout) == (0, "Hello, world!\n"), result.stderr
+    assert result.stderr.count("cortan: warning:") == 1
+    assert "stayed locked by another process" in result.stderr
+    assert "this exchange is not stored" in result.stderr
+
+
+def test_continuing_while_another_process_holds_the_store_says_so(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, held_store: None
+) -> None:
+    result = cortan.run("ask", "--no-stdin", "--session", "kept", "more")
+    assert result.code == 1
+    assert_one_sentence(result.stderr)
+    assert "stayed locked by another process" in result.stderr
+    assert len(ollama_env.chat_requests) == 1  # the first question only
