@@ -158,10 +158,15 @@ def describe_validation_error(
     if loc and loc[0] in flags and flags[loc[0]] is not None:
         return f"option --{loc[0].replace('_', '-')}: {message}"
     env_name = "CORTAN_" + "__".join(loc).upper()
-    if env_name in {name.upper() for name in os.environ}:
-        # A variable wins over the file: the bad value is the variable's, even when
-        # the file sets the same key (CORTAN_DEFAULT_MODEL= over a good default_model).
-        return f"environment variable {env_name}: {message}"
+    given = {name.upper() for name in os.environ}
+    # A variable wins over the file: the bad value is the variable's, even when the
+    # file sets the same key (CORTAN_DEFAULT_MODEL= over a good default_model), and
+    # a table given whole as JSON (CORTAN_TIMEOUTS='{"connect": "x"}') holds its keys.
+    for depth in range(len(loc), 0, -1):
+        variable = "CORTAN_" + "__".join(loc[:depth]).upper()
+        if variable in given:
+            inside = "" if depth == len(loc) else f" (key `{key}`)"
+            return f"environment variable {variable}{inside}: {message}"
     if not _has_key(data, loc):
         table = _table_from_variables(loc, data)
         if table is not None and error["type"] == "missing":

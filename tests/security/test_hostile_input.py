@@ -46,9 +46,12 @@ def assert_fails(result_code: int, stderr: str, code: int, fragment: str) -> Non
         ({"OLLAMA_HOST": "http://x:99999"}, "OLLAMA_HOST: 'http://x:99999' is not a usable URL"),
         ({"OLLAMA_HOST": "http://[::1"}, "Invalid IPv6 URL"),
         ({"OPENAI_BASE_URL": "ftp://example.com/v1"}, "must start with http:// or https://"),
+        # A table given whole as JSON: before, blamed on the config file, which had none.
+        ({"CORTAN_TIMEOUTS": '{"connect": "x"}'},
+         "CORTAN_TIMEOUTS (key `timeouts.connect`): 'x' is not a number"),
     ],
     ids=lambda value: next(iter(value)) if isinstance(value, dict) else None,
-)
+)  # fmt: skip
 def test_bad_variable(cortan: type[CortanRunner], env: dict[str, str], fragment: str) -> None:
     result = cortan.run("ask", "--no-stdin", "hi", env=env)
     assert_fails(result.code, result.stderr, 2, fragment)
