@@ -25,7 +25,7 @@ from cortan.cli.runner import (
     guard,
     run_async,
 )
-from cortan.core.errors import CortanError, UsageError
+from cortan.core.errors import CortanError, StoreError, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -360,7 +360,7 @@ async def _run(
     app.attach_view(view)
     # Named, among other tools' lines on stderr: "cortan: 2 earlier turns left out …".
     app.attach_notices(lambda text: context.diagnostics.notice(f"cortan: {text}"))
-    cache = _open_cache(settings, request)
+    cache = _open_cache(settings, request, context)
     if cache is not None:
         app.use_cache(cache)
     if request.tools:
@@ -404,17 +404,26 @@ def _call_to_json(result: ToolResult) -> dict[str, object]:
     }
 
 
-def _open_cache(settings: Settings, request: ChatRequest) -> CacheStore | None:
-    """The response cache, when this request may use it (``--cache``, ``cache.models``)."""
+def _open_cache(settings: Settings, request: ChatRequest, context: Context) -> CacheStore | None:
+    """The response cache, when this request may use it (``--cache``, ``cache.models``).
+
+    The cache saves a request, it is never needed for one: a store that cannot be
+    opened (a full disk, a read-only folder, another process holding it) is told in
+    a dim line, as a cache that cannot be read or written is, and the model is asked.
+    """
     if request.cache is False or (request.cache is None and not settings.cache.models):
         return None
     from cortan.config.paths import get_data_dir
     from cortan.store.cache import CacheStore
 
     limits = settings.cache
-    return CacheStore.open(
-        get_data_dir(), max_bytes=limits.max_bytes, max_age=limits.max_age_days * 86400.0
-    )
+    try:
+        return CacheStore.open(
+            get_data_dir(), max_bytes=limits.max_bytes, max_age=limits.max_age_days * 86400.0
+        )
+    except StoreError as exc:
+        context.diagnostics.notice(f"cortan: the response cache cannot be opened: {exc}")
+        return None
 
 
 def report_ending(context: Context, ended: ChatEnded, log_required: bool = False) -> None:

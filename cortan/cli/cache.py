@@ -42,7 +42,7 @@ def stats(
     context = get_context(ctx)
     with guard(context):
         settings = context.load_settings()
-        cache = _open(settings)
+        cache = _open(settings, reading=True)
         if cache is None:
             figures = None
         else:
@@ -89,7 +89,7 @@ def clear(
         context.diagnostics.notice(f"forgot {gone} cached {answers}{which}")
 
 
-def _open(settings: Settings) -> CacheStore | None:
+def _open(settings: Settings, *, reading: bool = False) -> CacheStore | None:
     from cortan.config.paths import get_data_dir
     from cortan.store import get_store_path
     from cortan.store.cache import CacheStore
@@ -99,7 +99,10 @@ def _open(settings: Settings) -> CacheStore | None:
         return None
     limits = settings.cache
     return CacheStore.open(
-        data_dir, max_bytes=limits.max_bytes, max_age=limits.max_age_days * 86400.0
+        data_dir,
+        max_bytes=limits.max_bytes,
+        max_age=limits.max_age_days * 86400.0,
+        reading=reading,
     )
 
 

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 from cortan.core.errors import StoreError
 from cortan.store.db import (
     StoreFile,
-    connect,
+    connect_for,
     exact_text,
     get_store_path,
     transaction,
@@ -148,10 +148,13 @@ class CacheStore(StoreFile):
         max_bytes: int,
         max_age: float,
         clock: Callable[[], float] = time.time,
+        reading: bool = False,
     ) -> CacheStore:
-        """Open the store in ``data_dir`` (created, 0700/0600, when missing)."""
+        """Open the store in ``data_dir`` (created, 0700/0600, when missing);
+        ``reading`` (``cache stats``) as :meth:`SessionStore.open` takes it."""
         path = get_store_path(data_dir)
-        return cls(connect(path), path, max_bytes=max_bytes, max_age=max_age, clock=clock)
+        conn = connect_for(path, reading=reading)
+        return cls(conn, path, max_bytes=max_bytes, max_age=max_age, clock=clock)
 
     def get(self, key: bytes) -> CachedAnswer | None:
         """The answer kept under ``key``, if there is one young enough; counts the hit."""

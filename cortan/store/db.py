@@ -325,6 +325,15 @@ def is_full(path: Path) -> bool:
         return False
 
 
+def connect_for(path: Path, *, reading: bool = False) -> sqlite3.Connection:
+    """:func:`connect`; or, for a command that only reads (``reading``), a read-only
+    connection where the store exists but cannot be written (a read-only folder, a
+    full disk): reading needs no room, and no rights but to read."""
+    if reading and os.path.lexists(path) and cannot_write(path):
+        return connect_read_only(path)
+    return connect(path)
+
+
 def cannot_write(path: Path) -> bool:
     """Whether the store cannot be written for want of room or rights, not for a fault
     of its own: then reading commands read it as it is, and ``ask`` answers unstored."""

@@ -28,7 +28,6 @@ names cannot look like an id (``12``, ``#12``), so ``find`` never has to guess.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import sqlite3
 import time
@@ -42,9 +41,7 @@ from cortan.core.images import Image
 from cortan.core.text import check_argument
 from cortan.store.db import (
     StoreFile,
-    cannot_write,
-    connect,
-    connect_read_only,
+    connect_for,
     describe_store,
     get_store_path,
     savepoint,
@@ -143,9 +140,7 @@ class SessionStore(StoreFile):
         refused.
         """
         path = get_store_path(data_dir)
-        if reading and os.path.lexists(path) and cannot_write(path):
-            return cls(connect_read_only(path), path, clock=clock)
-        return cls(connect(path), path, clock=clock)
+        return cls(connect_for(path, reading=reading), path, clock=clock)
 
     # -- plumbing ----------------------------------------------------------------------
 

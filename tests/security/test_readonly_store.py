@@ -9,6 +9,7 @@ the right to mount; elsewhere these tests are skipped.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -164,3 +165,21 @@ def test_a_full_disk_before_the_question_does_not_refuse_the_answer(
     assert result.stderr.count("cortan: warning:") == 1
     assert "disk I/O error" not in result.stderr
     assert listing.code == 0
+
+
+def test_the_response_cache_on_a_full_disk_never_refuses_the_answer(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, isolated_env: Path
+) -> None:
+    # Before: `ask --cache` warned the exchange was not stored, then refused the
+    # question (exit 1): the cache could not be opened; `cache stats` failed as well.
+    data = isolated_env / "data"
+    with tiny_disk(data, "2m"):
+        assert cortan.run("ask", "--no-stdin", "--cache", "first question").code == 0
+        fill(data)
+        asked = cortan.run("ask", "--no-stdin", "--cache", "second question")
+        stats = cortan.run("cache", "stats", "--json")
+    assert (asked.code, asked.stdout) == (0, "Hello, world!\n"), asked.stderr
+    assert "the response cache cannot be opened" in asked.stderr
+    assert "cortan: error" not in asked.stderr
+    assert stats.code == 0, stats.stderr
+    assert json.loads(stats.stdout)["entries"] == 1
