@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from cortan.config.paths import get_config_file
 from cortan.config.wording import say_what_is_wrong
 from cortan.core.errors import ConfigError
+from cortan.core.files import expand_user
 
 MAX_CONFIG_BYTES = 1 << 20
 NAMES_KEYS = re.compile(r"\bapi_key_(?:env|cmd)\s*=")
@@ -64,7 +65,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 def _named_by_variable(path: Path) -> bool:
     named = os.environ.get("CORTAN_CONFIG")
-    return named is not None and named != "" and Path(named).expanduser() == path
+    return named is not None and named != "" and expand_user(Path(named)) == path
 
 
 def _read_regular_file(path: Path) -> bytes:

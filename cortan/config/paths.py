@@ -10,6 +10,9 @@ import os
 import stat
 from pathlib import Path
 
+from cortan.core.errors import ConfigError
+from cortan.core.files import expand_user
+
 APP_NAME = "cortan"
 
 
@@ -17,7 +20,7 @@ def get_config_file() -> Path:
     """The TOML file settings are read from (it need not exist)."""
     explicit = os.environ.get("CORTAN_CONFIG")
     if explicit:
-        return Path(explicit).expanduser()
+        return expand_user(Path(explicit))
     from platformdirs import user_config_path
 
     return user_config_path(APP_NAME) / "config.toml"
@@ -27,7 +30,12 @@ def get_data_dir() -> Path:
     """The folder for history and the session store (created on first write)."""
     explicit = os.environ.get("CORTAN_DATA_DIR")
     if explicit:
-        return Path(explicit).expanduser()
+        path = expand_user(Path(explicit))
+        if path.parts[:1] and path.parts[0].startswith("~"):  # the store in ./~nobody/
+            raise ConfigError(
+                f"CORTAN_DATA_DIR names {explicit}, and {path.parts[0]} is no user's home folder"
+            )
+        return path
     from platformdirs import user_data_path
 
     return user_data_path(APP_NAME)

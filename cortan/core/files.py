@@ -30,6 +30,19 @@ _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
+def expand_user(path: Path) -> Path:
+    """``path`` with a leading ``~`` or ``~user`` made the home folder it names.
+
+    ``~nobody-here/x`` names no home: Python raises RuntimeError for it, an internal
+    error to the user. It is kept as typed instead, so the open that follows says
+    there is no such file, as a shell would.
+    """
+    try:
+        return path.expanduser()
+    except RuntimeError:
+        return path
+
+
 class FileRefused(Exception):
     """A file a user named is no small regular file; ``str()`` says why in a few words."""
 

@@ -18,6 +18,7 @@ import stat
 from pathlib import Path
 
 from cortan.core.errors import InputError, why_unreadable
+from cortan.core.files import expand_user
 from cortan.core.images import sniff_image
 from cortan.core.requests import Attachment
 from cortan.core.text import decode_text, format_size
@@ -66,7 +67,7 @@ def read_attachment(
 def _stat_size(path: Path) -> int | None:
     """The size of a regular file; None for pipes and devices, whose size is unknown."""
     try:
-        info = path.expanduser().stat()
+        info = expand_user(path).stat()
     except OSError as exc:
         raise _unreadable(path, exc) from None
     if stat.S_ISDIR(info.st_mode):
@@ -80,7 +81,7 @@ def _read_at_most(path: Path, limit: int, wait: float | None = None) -> bytes:
     chunks: list[bytes] = []
     size = 0
     try:
-        with path.expanduser().open("rb", buffering=0) as file:
+        with expand_user(path).open("rb", buffering=0) as file:
             while size < limit and (chunk := file.read(min(CHUNK, limit - size))):
                 chunks.append(chunk)
                 size += len(chunk)
@@ -95,7 +96,7 @@ def _read_waiting_at_most(path: Path, limit: int, wait: float) -> bytes:
     chunks: list[bytes] = []
     size = 0
     try:
-        fd = os.open(path.expanduser(), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(expand_user(path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise _unreadable(path, exc) from None
     try:

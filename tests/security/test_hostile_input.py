@@ -356,6 +356,40 @@ def test_a_data_folder_that_is_a_file_is_named(
     assert f"{blamed} is not a folder (CORTAN_DATA_DIR names the data folder)" in result.stderr
 
 
+NO_SUCH_USER = "~no-such-user-here"
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "code", "fragment"),
+    [
+        (("-f", f"{NO_SUCH_USER}/notes.txt"), {}, 1,
+         f"cannot attach {NO_SUCH_USER}/notes.txt: there is no such file"),
+        (("-a", f"{NO_SUCH_USER}/cat.png"), {}, 1,
+         f"cannot attach {NO_SUCH_USER}/cat.png: there is no such file"),
+        ((), {"CORTAN_CONFIG": f"{NO_SUCH_USER}/c.toml"}, 2,
+         f"CORTAN_CONFIG names {NO_SUCH_USER}/c.toml, which does not exist"),
+        ((), {"CORTAN_DATA_DIR": f"{NO_SUCH_USER}/data"}, 2,
+         f"CORTAN_DATA_DIR names {NO_SUCH_USER}/data, and {NO_SUCH_USER} is no user's home"),
+    ],
+    ids=["-f", "-a", "CORTAN_CONFIG", "CORTAN_DATA_DIR"],
+)  # fmt: skip
+def test_a_home_folder_of_no_user_is_one_sentence(
+    cortan: type[CortanRunner],
+    ollama_env: FakeOllama,
+    tmp_path: Path,
+    args: tuple[str, ...],
+    env: dict[str, str],
+    code: int,
+    fragment: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Before: Path.expanduser's RuntimeError, an internal error (and it ended the REPL).
+    monkeypatch.chdir(tmp_path)
+    result = cortan.run("ask", "--no-stdin", *args, "hi", env=env)
+    assert_fails(result.code, result.stderr, code, fragment)
+    assert not (tmp_path / NO_SUCH_USER).exists()  # no store made in ./~no-such-user-here
+
+
 # -- stdin ------------------------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cortan.core.errors import ToolError
+from cortan.core.files import expand_user
 from cortan.core.text import format_size
 
 #: Names of the built-in tools, in the order they are offered.
@@ -33,7 +34,7 @@ def _path(arguments: Mapping[str, Any], key: str = "path", default: str | None =
     value = arguments.get(key, default)
     if not isinstance(value, str) or not value or "\0" in value:
         raise ToolError(f"{key} must be a non-empty path")
-    return Path(value).expanduser()
+    return expand_user(Path(value))
 
 
 def _describe(exc: OSError, path: Path) -> str:
