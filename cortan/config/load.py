@@ -38,7 +38,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
     """
     try:
         raw = _read_regular_file(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # HOME=/dev/null: no file can be there
         if _named_by_variable(path):
             raise ConfigError(
                 f"CORTAN_CONFIG names {path}, which does not exist: create it, "

@@ -82,9 +82,11 @@ def _create_private(path: Path) -> None:
         raise refused(checking, str(exc)) from None
     except (FileExistsError, NotADirectoryError):  # CORTAN_DATA_DIR=/dev/null
         where = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
+        chosen = (
+            " (CORTAN_DATA_DIR names the data folder)" if "CORTAN_DATA_DIR" in os.environ else ""
+        )
         raise StoreError(
-            f"cannot open the session store {path}: {where} is not a folder "
-            "(CORTAN_DATA_DIR names the data folder)"
+            f"cannot open the session store {path}: {where} is not a folder{chosen}"
         ) from None
     except OSError as exc:
         raise StoreError(f"cannot open the session store {path}: {why_unreadable(exc)}") from None

@@ -256,7 +256,7 @@ def test_config_path_that_cannot_be_opened(cortan: type[CortanRunner], tmp_path:
     loop.symlink_to(loop)
     plain = tmp_path / "plain"
     plain.write_text("")
-    for path, fragment in ((loop, "symbolic links"), (plain / "config.toml", "Not a directory")):
+    for path, fragment in ((loop, "symbolic links"), (plain / "config.toml", "does not exist")):
         result = cortan.run("config", "show", env={"CORTAN_CONFIG": str(path)})
         assert_fails(result.code, result.stderr, 2, fragment)
 
@@ -388,6 +388,21 @@ def test_a_home_folder_of_no_user_is_one_sentence(
     result = cortan.run("ask", "--no-stdin", *args, "hi", env=env)
     assert_fails(result.code, result.stderr, code, fragment)
     assert not (tmp_path / NO_SUCH_USER).exists()  # no store made in ./~no-such-user-here
+
+
+def test_a_home_that_is_no_folder_reads_no_config_and_still_answers(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A service account's HOME=/dev/null: before, "config file /dev/null/.config/cortan/
+    # config.toml cannot be read: Not a directory" (exit 2) for a file that cannot be.
+    for name in ("CORTAN_CONFIG", "CORTAN_DATA_DIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    result = cortan.run("ask", "--no-stdin", "hi", env={"HOME": "/dev/null"})
+    assert (result.code, result.stdout) == (0, "Hello, world!\n"), result.stderr
+    assert result.stderr == (
+        "cortan: warning: cannot open the session store /dev/null/.local/share/cortan/"
+        "cortan.db: /dev/null is not a folder; this exchange is not stored\n"
+    )
 
 
 # -- stdin ------------------------------------------------------------------------------------
