@@ -47,13 +47,19 @@ class Router:
 
     def resolve(self, name: str | None) -> Route:
         """The provider and model a user-facing name means (None: the default model)."""
-        return self._resolve(name or self._settings.default_model, depth=0)
+        name = name or self._settings.default_model
+        return self._resolve(name, depth=0, first=name)
 
-    def _resolve(self, name: str, depth: int) -> Route:
+    def _resolve(self, name: str, depth: int, first: str) -> Route:
         if depth > MAX_ALIAS_DEPTH:
-            raise UsageError(f"alias {name!r} refers to itself in a loop")
+            if self._loops(first):
+                raise UsageError(f"alias {name!r} refers to itself in a loop")
+            raise UsageError(
+                f"alias {first!r} leads through more than {MAX_ALIAS_DEPTH} aliases: "
+                "point it at a model"
+            )
         if name in self._settings.aliases:
-            return self._resolve(self._settings.aliases[name], depth + 1)
+            return self._resolve(self._settings.aliases[name], depth + 1, first)
         prefix, sep, rest = name.partition(":")
         if sep and prefix in self._settings.providers:
             if not rest:
@@ -82,6 +88,16 @@ class Router:
         alias = self._settings.aliases.get(self._settings.default_model, "")
         prefix, sep, _ = alias.partition(":")
         return prefix if sep and prefix in self._settings.providers else "ollama"
+
+    def _loops(self, name: str) -> bool:
+        """Whether following the aliases from ``name`` comes back to one already seen."""
+        seen = set()
+        while name in self._settings.aliases:
+            if name in seen:
+                return True
+            seen.add(name)
+            name = self._settings.aliases[name]
+        return False
 
     def get_fallbacks(self, name: str | None) -> list[str]:
         """The names to try after ``name``, as configured (not yet resolved)."""

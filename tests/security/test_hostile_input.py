@@ -405,6 +405,27 @@ def test_a_home_that_is_no_folder_reads_no_config_and_still_answers(
     )
 
 
+@pytest.mark.parametrize(
+    ("aliases", "fragment"),
+    [
+        ({"a": "b", "b": "a"}, "refers to itself in a loop"),
+        ({f"a{n}": f"a{n + 1}" for n in range(20)} | {"a20": "ollama:llama3.2"},
+         "alias 'a0' leads through more than 8 aliases: point it at a model"),
+    ],
+    ids=["loop", "long chain"],
+)  # fmt: skip
+def test_aliases_that_never_reach_a_model(
+    cortan: type[CortanRunner], config_file: Path, aliases: dict[str, str], fragment: str
+) -> None:
+    # Before: a long chain with no loop in it was called a loop.
+    config_file.write_text(
+        "[aliases]\n" + "".join(f'{name} = "{to}"\n' for name, to in aliases.items())
+    )
+    first = next(iter(aliases))
+    result = cortan.run("ask", "--no-stdin", "-m", first, "hi")
+    assert_fails(result.code, result.stderr, 2, fragment)
+
+
 # -- stdin ------------------------------------------------------------------------------------
 
 
