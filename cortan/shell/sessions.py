@@ -80,11 +80,14 @@ async def do_save(repl: Shell, arg: str) -> None:
     store, recorder = _store(repl)
     if not arg:
         raise UsageError("usage: /save NAME")
+    from cortan.store.sessions import check_name
+
+    name = check_name(arg)  # now: a name the store refused later lost every answer
     if recorder.conversation_id is None:
-        recorder.new_name = arg  # named when its first message is stored
+        recorder.new_name = name  # named when its first message is stored
     else:
-        store.rename(recorder.conversation_id, arg)
-    repl.dim(f"this conversation is saved as {arg!r}")
+        store.rename(recorder.conversation_id, name)
+    repl.dim(f"this conversation is saved as {name!r}")
 
 
 async def do_fork(repl: Shell, arg: str) -> None:

@@ -486,6 +486,26 @@ async def stored_shell(
     store.close()
 
 
+@pytest.mark.parametrize("name", ["#5", "123", "x" * 300])
+async def test_save_refuses_a_bad_name_before_anything_is_stored(
+    stored_shell: Shell, ollama_env: FakeOllama, name: str
+) -> None:
+    # Before: "/save #5" on a new conversation said "saved as '#5'", and then every
+    # exchange failed to be stored and was dropped from the conversation.
+    shell = stored_shell
+    await shell.command(f"/save {name}")
+    assert "saved as" not in shell.screen
+    assert "a session name" in shell.screen
+    ollama_env.queue(Reply(pieces=["Paris."]), Reply(pieces=["1789."]))
+    await shell.ask("Capital of France?")
+    await shell.ask("And the revolution?")
+    assert "not saved" not in shell.screen
+    assert [m["content"] for m in sent_messages(ollama_env)] == [
+        "Capital of France?", "Paris.", "And the revolution?",
+    ]  # fmt: skip
+    await shell.exit()
+
+
 async def test_save_sessions_and_load(stored_shell: Shell, ollama_env: FakeOllama) -> None:
     shell = stored_shell
     ollama_env.queue(Reply(pieces=["Paris."]), Reply(pieces=["ok"]), Reply(pieces=["1789."]))
