@@ -52,9 +52,13 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
     try:
-        return tomllib.loads(raw.decode("utf-8"))
+        # utf-8-sig: a byte-order mark (Windows Notepad writes one) is not TOML, but
+        # tomllib's "Invalid statement (at line 1, column 1)" showed nothing to fix.
+        return tomllib.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
-        raise ConfigError(f"config file {path} is not UTF-8 text") from None
+        utf16 = raw.startswith((b"\xff\xfe", b"\xfe\xff"))
+        hint = " (it is UTF-16: save it as UTF-8)" if utf16 else ""
+        raise ConfigError(f"config file {path} is not UTF-8 text{hint}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     except RecursionError:  # tomllib recurses once per level of [[…]] or {…}

@@ -295,6 +295,20 @@ def test_config_file_past_the_parser(
     assert_fails(result.code, result.stderr, 2, fragment)
 
 
+def test_a_config_file_with_a_byte_order_mark_is_read(
+    cortan: type[CortanRunner], config_file: Path
+) -> None:
+    # Before: "is not valid TOML: Invalid statement (at line 1, column 1)", on a line
+    # that looks right in every editor.
+    config_file.write_bytes(b'\xef\xbb\xbfsystem = "Answer briefly."\n')
+    result = cortan.run("config", "show", "--json")
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["system"] == "Answer briefly."
+    config_file.write_bytes('system = "x"\n'.encode("utf-16"))
+    result = cortan.run("config", "show")
+    assert_fails(result.code, result.stderr, 2, "(it is UTF-16: save it as UTF-8)")
+
+
 def test_variable_nested_past_the_parser(cortan: type[CortanRunner]) -> None:
     env = {"CORTAN_FALLBACK": "[" * 5000 + "]" * 5000}
     result = cortan.run("config", "show", env=env)
