@@ -218,7 +218,7 @@ def _read_template(text: str | None, path: Path | None) -> str:
     from cortan.core.files import FileRefused, read_small_file
 
     try:  # bounded: `--template-file /dev/zero` read until memory ran out
-        return read_small_file(path, MAX_TEMPLATE_BYTES, pipes=True).decode("utf-8")
+        return read_small_file(path, MAX_TEMPLATE_BYTES, pipes=True).decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         reason = why_unreadable(exc)
     except FileRefused as exc:

@@ -79,7 +79,7 @@ def _read_schema_file(path: Path, spec: str) -> str:
     from cortan.core.files import FileRefused, read_small_file
 
     try:
-        return read_small_file(path, MAX_SCHEMA_BYTES).decode("utf-8")
+        return read_small_file(path, MAX_SCHEMA_BYTES).decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         reason = why_unreadable(exc)
     except FileRefused as exc:

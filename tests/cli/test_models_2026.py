@@ -209,6 +209,18 @@ def test_a_schema_that_cannot_be_followed_keeps_the_answer(
     assert len(ollama_env.chat_requests) == 1  # no repair: the model cannot mend the schema
 
 
+def test_a_schema_file_with_a_byte_order_mark_is_read(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    # Before: the mark hid the "{", and the file was read as the short form.
+    path = tmp_path / "schema.json"
+    path.write_bytes(b'\xef\xbb\xbf{"type": "object"}')
+    ollama_env.queue(Reply(pieces=['{"a": 1}']))
+    result = cortan.run("ask", "--schema", str(path), "hi")
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout) == {"a": 1}
+
+
 def test_an_answer_nested_past_the_parser_gets_its_repair(
     cortan: type[CortanRunner], ollama_env: FakeOllama
 ) -> None:
