@@ -64,7 +64,8 @@ def logs(
 
     context = get_context(ctx)
     with guard(context):
-        entries = _read(count, query)
+        # The table shows a line of each message: read no more of it than that.
+        entries = _read(count, query, preview=None if json_output else transcript.PREVIEW * 4)
         if json_output:
             data = [transcript.log_to_json(entry) for entry in entries]
             sys.stdout.write(dump_json(data, indent=2) + "\n")
@@ -76,7 +77,7 @@ def logs(
             context.diagnostics.notice("no matching messages" if query else "nothing stored yet")
 
 
-def _read(count: int, query: str | None) -> list[StoredMessage]:
+def _read(count: int, query: str | None, preview: int | None = None) -> list[StoredMessage]:
     from cortan.core.text import check_argument
 
     if query is not None:
@@ -87,7 +88,9 @@ def _read(count: int, query: str | None) -> list[StoredMessage]:
     if store is None:
         return []
     with store:
-        return store.search(query, count) if query is not None else store.recent_exchanges(count)
+        if query is not None:
+            return store.search(query, count, preview=preview)
+        return store.recent_exchanges(count, preview=preview)
 
 
 @app.command("rm")

@@ -99,6 +99,20 @@ _LOG = f"""SELECT {_MESSAGE_COLUMNS}, c.name
     FROM messages m JOIN conversations c ON c.id = m.conversation_id"""
 
 
+def _columns(preview: int | None) -> str:
+    """The message columns, the texts cut to their first ``preview`` characters if given.
+
+    A listing shows a line of each message: reading and sorting whole ones (100 MB
+    put in by hand) took 800 MB for ``cortan logs``.
+    """
+    if preview is None:
+        return _MESSAGE_COLUMNS
+    cut = int(preview)
+    return _MESSAGE_COLUMNS.replace("m.content", f"substr(m.content, 1, {cut})").replace(
+        "m.thinking", f"substr(m.thinking, 1, {cut})"
+    )
+
+
 def is_id(ref: str) -> bool:
     """Whether ``ref`` names a conversation by its id (``7``, ``#7``) rather than a name."""
     return _ID_LIKE.fullmatch(ref.strip()) is not None
@@ -529,12 +543,15 @@ class SessionStore(StoreFile):
         rows = self._read(_LOG + " ORDER BY m.id DESC LIMIT ?", (limit,))
         return self._with_tools([_message(row) for row in rows])
 
-    def recent_exchanges(self, limit: int = 20) -> list[StoredMessage]:
+    def recent_exchanges(
+        self, limit: int = 20, *, preview: int | None = None
+    ) -> list[StoredMessage]:
         """The newest ``limit`` questions with their answers, across conversations, newest first.
 
         ``cortan logs -n 2`` means two exchanges, as ``llm logs -n 2`` does, not two
         messages (issue 21). An answer is the message that follows its question in
-        the same conversation, when it is the assistant's.
+        the same conversation, when it is the assistant's. ``preview``: texts cut to
+        that many characters (:func:`_columns`).
         """
         sql = f"""
             WITH asked AS (
@@ -546,22 +563,26 @@ class SessionStore(StoreFile):
                         ORDER BY a.id LIMIT 1) AS id
                 FROM asked
             )
-            {_LOG}
+            SELECT {_columns(preview)}, c.name
+            FROM messages m JOIN conversations c ON c.id = m.conversation_id
             WHERE m.id IN (SELECT id FROM asked)
                OR (m.role = 'assistant' AND m.id IN (SELECT id FROM answered))
             ORDER BY m.id DESC
         """
         return self._with_tools([_message(row) for row in self._read(sql, (limit,))])
 
-    def search(self, text: str, limit: int = 20) -> list[StoredMessage]:
-        """Messages containing every word of ``text`` (any text is safe), newest first."""
+    def search(
+        self, text: str, limit: int = 20, *, preview: int | None = None
+    ) -> list[StoredMessage]:
+        """Messages containing every word of ``text`` (any text is safe), newest first;
+        ``preview`` as :meth:`recent_exchanges` takes it."""
         from cortan.store.search import make_match_query  # only search needs it
 
         query = make_match_query(text)
         if query is None:
             return []
         sql = (
-            f"SELECT {_MESSAGE_COLUMNS}, c.name FROM messages_fts f"
+            f"SELECT {_columns(preview)}, c.name FROM messages_fts f"
             " JOIN messages m ON m.id = f.rowid JOIN conversations c ON c.id = m.conversation_id"
             " WHERE messages_fts MATCH ? ORDER BY f.rowid DESC LIMIT ?"
         )

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.cli.test_grants import keep_grant
-from tests.conftest import CortanRunner
+from tests.conftest import CortanRunner, measured_command
 from tests.servers import FakeOllama
 
 
@@ -292,3 +293,20 @@ def test_damaged_grants_and_decisions_are_still_listed(
         assert result.code == 0, (args, result.stderr)
     decisions = json.loads(cortan.run("grants", "log", "--json").stdout)
     assert [d["allowed"] for d in decisions] == ["maybe" not in statement]  # never read as yes
+
+
+def test_logs_reads_a_line_of_a_huge_message_not_all_of_it(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, data_dir: Path, tmp_path: Path
+) -> None:
+    # Before: 800 MB of memory to list a 100 MB answer put in by hand, of which one
+    # line shows. 60 MB here: the old peak passed 450 MB.
+    assert cortan.run("ask", "--no-stdin", "hi").code == 0
+    damage(data_dir, "UPDATE messages SET content = printf('%.*c', 60000000, 'x')")
+    peak = tmp_path / "peak"
+    done = subprocess.run(
+        [*measured_command(peak), "logs"], capture_output=True, text=True, timeout=60, check=False
+    )
+    no_internal_error(done.stderr)
+    assert done.returncode == 0, done.stderr
+    assert "xxxxxxxx" in done.stdout and len(done.stdout) < 2000
+    assert int(peak.read_text()) < 250_000  # KiB
