@@ -125,3 +125,9 @@ def _warn_about_level(level: int | None, stream: TextIO) -> None:
             f"cortan: warning: CORTAN_LOG_LEVEL={name[:20]!r} is not one of "
             f"{', '.join(LEVELS)}; using warning\n"
         )
+    form = os.environ.get("CORTAN_LOG_FORMAT", "").strip().lower()
+    if level is not None and form not in ("", "json", "text"):  # was taken as text, unsaid
+        stream.write(
+            f"cortan: warning: CORTAN_LOG_FORMAT={form[:20]!r} is neither json nor text; "
+            "using text\n"
+        )

@@ -180,6 +180,18 @@ def test_unknown_log_level_warns_and_goes_on(
     assert result.stderr.count("\n") == 1 and "CORTAN_LOG_LEVEL='loud'" in result.stderr
 
 
+def test_unknown_log_format_warns_and_goes_on(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    # Before: a misspelt format (jsno) gave text lines, and nothing said why.
+    env = {"CORTAN_LOG_LEVEL": "error", "CORTAN_LOG_FORMAT": "jsno"}
+    result = cortan.run("ask", "--no-stdin", "hi", env=env)
+    assert result.code == 0
+    assert result.stderr == (
+        "cortan: warning: CORTAN_LOG_FORMAT='jsno' is neither json nor text; using text\n"
+    )
+
+
 # -- the config file --------------------------------------------------------------------------
 
 
