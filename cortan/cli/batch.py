@@ -24,6 +24,7 @@ from cortan.cli.runner import (
     EXIT_USAGE,
     Context,
     check_model_option,
+    check_output_path,
     get_context,
     guard,
     run_async,
@@ -304,6 +305,7 @@ def _open_output(output: Path | None, source: str) -> TextIO:
         return cast("TextIO", _Stdout())
     if source != "-" and _same_file(output, Path(source)):
         raise UsageError(f"-o {output} is the input itself: write the output elsewhere")
+    check_output_path(output)
     try:
         return output.open("w", encoding="utf-8", newline="\n")
     except OSError as exc:

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
@@ -104,6 +105,20 @@ def check_provider(settings: Settings, name: str) -> None:
     close = difflib.get_close_matches(name, list(settings.providers), n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise UsageError(f"no provider named {name!r} is configured (known: {known}){hint}")
+
+
+def check_output_path(path: Path) -> None:
+    """Refuse ``-o`` naming one of cortan's own files: ``sessions export -o cortan.db``
+    emptied the session store, every conversation lost."""
+    from cortan.config.paths import get_data_dir
+    from cortan.store.db import own_file_at
+
+    own = own_file_at(path, get_data_dir())
+    if own is not None:
+        raise UsageError(
+            f"-o {path} is cortan's own {own.name}, which writing there would destroy: "
+            "write the output elsewhere"
+        )
 
 
 def fail(context: Context, message: str, code: int = EXIT_FAILURE) -> NoReturn:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cortan.cli.names import complete_session
-from cortan.cli.runner import fail, get_context, guard
+from cortan.cli.runner import check_output_path, fail, get_context, guard
 from cortan.core.errors import CortanError, UsageError, why_unwritable
 
 if TYPE_CHECKING:
@@ -249,6 +249,7 @@ def _write_private(path: Path, text: str) -> None:
     """
     from cortan.core.files import PRIVATE_MODE, describe_mode
 
+    check_output_path(path)
     created = not os.path.lexists(path)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE_MODE)

@@ -97,6 +97,19 @@ def companions(path: Path) -> tuple[Path, Path]:
     return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
 
 
+def own_file_at(path: Path, data_dir: Path) -> Path | None:
+    """The file of cortan's data folder that ``path`` is (the store, its -wal or -shm,
+    the shell history), or None: an output written there would destroy it."""
+    store = get_store_path(data_dir)
+    for own in (store, *companions(store), data_dir / "history"):
+        try:
+            if os.path.samefile(path, own):
+                return own
+        except OSError:  # one of them is not there: not the same file
+            continue
+    return None
+
+
 def refused(path: Path, reason: str) -> StoreError:
     """The sentence for a store path that is a link or not a regular file."""
     if path.name.endswith(("-wal", "-shm")):

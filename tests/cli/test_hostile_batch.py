@@ -29,6 +29,23 @@ def test_output_hard_linked_to_the_input_is_refused_and_the_input_kept(
     assert ollama_env.chat_requests == []
 
 
+def test_output_that_is_the_session_store_is_refused(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path, isolated_env: Path
+) -> None:
+    # Before: the store was truncated and written over: every conversation lost.
+    assert cortan.run("ask", "--no-stdin", "--session", "kept", "first").code == 0
+    source = tmp_path / "in.txt"
+    source.write_text("a\n")
+    link = tmp_path / "out.jsonl"
+    link.symlink_to(isolated_env / "data" / "cortan.db")
+    for output in (isolated_env / "data" / "cortan.db", link):
+        result = cortan.run("batch", str(source), "-o", str(output))
+        assert result.code == 2, result.stderr
+        assert_one_sentence(result.stderr)
+        assert "is cortan's own cortan.db" in result.stderr
+    assert "kept" in cortan.run("sessions", "list").stdout
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 @pytest.mark.parametrize("where", ["-o", "stdout"])
 def test_output_that_cannot_be_written_fails_in_one_sentence(

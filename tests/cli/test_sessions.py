@@ -854,3 +854,18 @@ def test_continuing_while_another_process_holds_the_store_says_so(
     assert_one_sentence(result.stderr)
     assert "stayed locked by another process" in result.stderr
     assert len(ollama_env.chat_requests) == 1  # the first question only
+
+
+@pytest.mark.parametrize("own", ["cortan.db", "history"])
+def test_export_never_writes_over_cortans_own_files(
+    cortan: type[CortanRunner], two_sessions: tuple[int, int], data_dir: Path, own: str
+) -> None:
+    # Before: `-o ~/.local/share/cortan/cortan.db` wrote the markdown over the store:
+    # every conversation lost.
+    (data_dir / "history").write_text("\n# 2026-01-01\n+kept\n")
+    result = cortan.run("sessions", "export", "work", "-o", str(data_dir / own))
+    assert result.code == 2, result.stderr
+    assert_one_sentence(result.stderr)
+    assert f"is cortan's own {own}, which writing there would destroy" in result.stderr
+    assert (data_dir / "history").read_text() == "\n# 2026-01-01\n+kept\n"
+    assert "work" in ok(cortan, "sessions", "list")
