@@ -43,7 +43,7 @@ def list_grants(ctx: typer.Context, json_output: Annotated[bool, JSON_OPTION] = 
 
     context = get_context(ctx)
     with guard(context):
-        store = _open()
+        store = _open(reading=True)
         grants = [] if store is None else _read(store, lambda s: s.list_grants())
         if json_output:
             rows = [{"id": g.id, "kind": g.kind, "name": g.name, "pattern": g.pattern,
@@ -98,7 +98,7 @@ def log(
 
     context = get_context(ctx)
     with guard(context):
-        store = _open()
+        store = _open(reading=True)
         decisions = [] if store is None else _read(store, lambda s: s.recent(count))
         if json_output:
             rows = [{**d._asdict(), "at": _iso(d.at)} for d in decisions]
@@ -113,7 +113,7 @@ def log(
             )
 
 
-def _open() -> ApprovalStore | None:
+def _open(*, reading: bool = False) -> ApprovalStore | None:
     from cortan.config.paths import get_data_dir
     from cortan.store import get_store_path
     from cortan.store.approvals import ApprovalStore
@@ -121,7 +121,7 @@ def _open() -> ApprovalStore | None:
     data_dir = get_data_dir()
     if not os.path.lexists(get_store_path(data_dir)):
         return None
-    return ApprovalStore.open(data_dir)
+    return ApprovalStore.open(data_dir, reading=reading)
 
 
 def _read(store: ApprovalStore, read: Callable[[ApprovalStore], T]) -> T:

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any, NamedTuple, Self
 
 from cortan.core.actions import Action, ActionKind, Grant, Verdict
-from cortan.store.db import StoreFile, connect, get_store_path, transaction, translate_errors
+from cortan.store.db import (
+    StoreFile,
+    connect_for,
+    get_store_path,
+    transaction,
+    translate_errors,
+)
 from cortan.store.records import as_optional_text, as_text, as_time
 
 
@@ -39,9 +45,13 @@ class ApprovalStore(StoreFile):
     """Grants and decisions in the SQLite file at ``path``."""
 
     @classmethod
-    def open(cls, data_dir: Path, *, clock: Callable[[], float] = time.time) -> Self:
+    def open(
+        cls, data_dir: Path, *, clock: Callable[[], float] = time.time, reading: bool = False
+    ) -> Self:
+        """Open the store's approval tables; ``reading`` (``grants list``, ``grants log``)
+        as :meth:`cortan.store.sessions.SessionStore.open` takes it."""
         path = get_store_path(data_dir)
-        return cls(connect(path), path, clock=clock)
+        return cls(connect_for(path, reading=reading), path, clock=clock)
 
     # -- grants -------------------------------------------------------------------------
 

@@ -183,3 +183,14 @@ def test_the_response_cache_on_a_full_disk_never_refuses_the_answer(
     assert "cortan: error" not in asked.stderr
     assert stats.code == 0, stats.stderr
     assert json.loads(stats.stdout)["entries"] == 1
+
+
+@pytest.mark.parametrize("args", [["grants", "list"], ["grants", "log"]], ids=" ".join)
+def test_grants_are_listed_from_a_store_that_cannot_be_written(
+    cortan: type[CortanRunner], stored: Path, args: list[str]
+) -> None:
+    # Before: "cannot write the session store" (exit 1) for a listing.
+    with read_only(stored):
+        result = cortan.run(*args)
+    assert result.code == 0, result.stderr
+    assert "cortan: error" not in result.stderr
