@@ -225,15 +225,31 @@ def edit_text(editor: str, initial: str, limit: int) -> str:
             raise UsageError(f"cannot run the editor {editor!r}: {exc.strerror}") from None
         if done.returncode != 0:
             raise UsageError(f"the editor exited with status {done.returncode}; nothing sent")
-        with path.open("rb") as file:
-            data = file.read(limit + 1)
-        if len(data) > limit:
-            raise UsageError(
-                f"the edited prompt is over max_input_bytes ({limit} bytes); nothing sent"
-            )
+        data = _read_edited(path, limit)
         from cortan.core.text import decode_text
 
         return decode_text(data, "The edited prompt")
+
+
+def _read_edited(path: Path, limit: int) -> bytes:
+    """The saved prompt; an editor may have removed it, or left a FIFO or a link to
+    /dev/zero there (an internal error that ended the shell, or a hang)."""
+    from cortan.core.files import FileRefused, read_small_file
+
+    try:
+        return read_small_file(path, limit)
+    except FileRefused as exc:
+        if "larger" in str(exc):
+            raise UsageError(
+                f"the edited prompt is over max_input_bytes ({limit} bytes); nothing sent"
+            ) from None
+        raise UsageError("the editor left no file to read; nothing sent") from None
+    except FileNotFoundError:
+        raise UsageError("the editor left no file to read; nothing sent") from None
+    except OSError as exc:
+        from cortan.core.errors import why_unreadable
+
+        raise UsageError(f"cannot read what the editor saved: {why_unreadable(exc)}") from None
 
 
 async def do_file(repl: Shell, arg: str) -> None:

@@ -431,6 +431,34 @@ async def test_edit_refuses_what_no_prompt_may_be(
     await shell.exit()
 
 
+@pytest.mark.parametrize(
+    "leaves",
+    [
+        "os.remove(path)",
+        "os.remove(path); os.mkfifo(path)",
+        "os.remove(path); os.symlink('/dev/zero', path)",
+    ],
+    ids=["removed", "a FIFO", "a link to /dev/zero"],
+)
+async def test_edit_when_the_editor_leaves_no_file(
+    shell: Shell,
+    ollama_env: FakeOllama,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    leaves: str,
+) -> None:
+    """Before: an internal error that ended the shell (removed), or a hang (a FIFO)."""
+    editor = tmp_path / "editor.py"
+    editor.write_text(f"import os, sys\npath = sys.argv[1]\n{leaves}\n")
+    monkeypatch.setenv("EDITOR", f"{sys.executable} {editor}")
+    await asyncio.wait_for(shell.command("/edit"), 10)
+    assert "the editor left no file to read; nothing sent" in shell.screen
+    assert ollama_env.chat_requests == []
+    await shell.ask("still here?")
+    assert len(ollama_env.chat_requests) == 1
+    await shell.exit()
+
+
 async def test_set_vi_keys(shell: Shell) -> None:
     from prompt_toolkit.enums import EditingMode
 
