@@ -137,12 +137,13 @@ def _check_references(schema: dict[str, Any]) -> None:
     nodes = list(_objects(schema))
     ids = {urldefrag(node["$id"]).url for node in nodes if isinstance(node.get("$id"), str)}
     for node in nodes:
-        ref = node.get("$ref")
-        if isinstance(ref, str) and urlsplit(ref).scheme and urldefrag(ref).url not in ids:
-            raise UsageError(
-                f"the schema's $ref {ref!r} points outside it, and cortan fetches no "
-                "schema from elsewhere: copy what it names under $defs"
-            )
+        for key in ("$ref", "$dynamicRef"):
+            ref = node.get(key)
+            if isinstance(ref, str) and urlsplit(ref).scheme and urldefrag(ref).url not in ids:
+                raise UsageError(
+                    f"the schema's {key} {ref!r} points outside it, and cortan fetches no "
+                    "schema from elsewhere: copy what it names under $defs"
+                )
 
 
 def _objects(schema: Any) -> Iterator[dict[str, Any]]:

@@ -159,6 +159,7 @@ def test_bad_schemas_are_usage_errors(
     [
         ('{"$ref": "URL/schema.json"}', "points outside it, and cortan fetches no schema"),
         ('{"$ref": "file:///etc/hostname"}', "points outside it, and cortan fetches no schema"),
+        ('{"$dynamicRef": "URL/d"}', "$dynamicRef 'http"),
         ('{"items": ' * 3000 + "{}" + "}" * 3000, "the schema nests objects or arrays too deeply"),
         ('{"items": ' * 400 + "{}" + "}" * 400, "the schema nests objects or arrays too deeply"),
         ('{"description": "' + "x" * (1 << 20) + '"}', "it is larger than 1 MiB"),
