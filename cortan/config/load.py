@@ -22,6 +22,12 @@ from cortan.core.files import expand_user
 
 MAX_CONFIG_BYTES = 1 << 20
 NAMES_KEYS = re.compile(r"\bapi_key_(?:env|cmd)\s*=")
+# The names pydantic gives the members of a union in an error's path: no key of the
+# user's (`providers.x.parallel.constrained-int` named a key nobody wrote).
+_TYPE_NAMES = frozenset({"bool", "int", "float", "str", "list", "dict", "tuple", "none"})
+_UNION_TAG = re.compile(
+    r"function-(?:after|before|wrap|plain)(?:\[.*\])?|constrained-\w+|\w+\[.*\]"
+)
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -156,8 +162,7 @@ def describe_validation_error(
     exc: ValidationError, path: Path, data: dict[str, Any], flags: dict[str, Any]
 ) -> str:
     """One sentence for the first problem: where the value came from, which key, what is wrong."""
-    error = exc.errors()[0]
-    loc = [str(part) for part in error["loc"] if part not in ("function-after",)]
+    error, loc = _first_problem(exc, data)
     key = ".".join(loc) or "(top level)"
     message = say_what_is_wrong(error)
     if loc and loc[0] in flags and flags[loc[0]] is not None:
@@ -194,6 +199,41 @@ def _deeply_nested_variable() -> str:
             except ValueError:
                 continue
     return "a CORTAN_* variable"
+
+
+def _first_problem(exc: ValidationError, data: dict[str, Any]) -> tuple[Any, list[str]]:
+    """The first error and its path of keys, as the user wrote them.
+
+    A value that fits none of a union's members (``parallel``: a number or a table)
+    gets one error per member: the one reaching deepest into the value says most
+    (``parallel.http://gpu:11434: 0 is less than 1``, not "is not a whole number").
+    """
+    errors = exc.errors()
+    paths = [_user_path(error["loc"], data) for error in errors]
+    first = paths[0]
+    best = max(
+        (i for i, path in enumerate(paths) if path[: len(first)] == first),
+        key=lambda i: (len(paths[i]), errors[i]["type"] == "literal_error"),  # names choices
+    )
+    return errors[best], paths[best]
+
+
+def _user_path(loc: tuple[int | str, ...], data: dict[str, Any]) -> list[str]:
+    """``loc`` without the names pydantic gives a union's members: a part that is no
+    key in the file where it stands (``think.llama.bool``), or a composite tag
+    (``constrained-int``) where the file does not say."""
+    path: list[str] = []
+    node: Any = data
+    for part in map(str, loc):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            path.append(part)
+            continue
+        if _UNION_TAG.fullmatch(part) or (node is not None and part in _TYPE_NAMES):
+            continue
+        node = None  # from here on the file does not say (a CORTAN_* variable's value)
+        path.append(part)
+    return path
 
 
 def describe_settings_error(exc: Exception) -> str:

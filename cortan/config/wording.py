@@ -17,6 +17,7 @@ _NOT_A = {
     "float_type": "{input!r} is not a number",
     "bool_type": "{input!r} is neither true nor false",
     "list_type": "{input!r} is not a list",
+    "tuple_type": "{input!r} is not a list",
     "dict_type": "{input!r} is not a table",
     "literal_error": "{input!r} is not one of {expected}",
     "missing": "it is required",

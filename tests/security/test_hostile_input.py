@@ -216,8 +216,16 @@ def test_unknown_log_format_warns_and_goes_on(
         (b'[providers.x]\nkind = "ollama"\nhosts = ["http://[::1"]\n', "not a usable URL"),
         (b'[providers.x]\nkind = "openai"\nbase_url = "localhost/v1"\n', "http:// or https://"),
         (b'[providers."a:b"]\nkind = "ollama"\n', "must be non-empty and have no ':'"),
+        # A value that fits no member of a union: before, `parallel.constrained-int`,
+        # `think.llama.bool`, "is not a whole number" for a table, "a valid tuple".
+        (b'[providers.x]\nkind = "ollama"\nparallel = 0\n',
+         "key `providers.x.parallel`: 0 is less than 1"),
+        (b'[providers.x]\nkind = "ollama"\nhosts = ["http://h:1"]\nparallel = {"http://h:1" = 0}\n',
+         "key `providers.x.parallel.http://h:1`: 0 is less than 1"),
+        (b'[think]\nllama = "loud"\n', "key `think.llama`: 'loud' is not one of"),
+        (b"[capabilities]\nllama = 5\n", "key `capabilities.llama`: 5 is not a list"),
     ],
-)
+)  # fmt: skip
 def test_bad_config_file(
     cortan: type[CortanRunner], config_file: Path, content: bytes, fragment: str
 ) -> None:
