@@ -8,11 +8,9 @@ ends, under the columns of the rows before (tmux: tests/e2e/test_redraw.py).
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from rich.console import Console
 
+from tests.render.test_list_narrowing import terminal
 from tests.render.test_markdown import (
     HEIGHT,
     WIDTH,
@@ -24,14 +22,6 @@ from tests.render.test_markdown import (
     stream,
     visible_lines,
 )
-
-
-def terminal(monkeypatch: pytest.MonkeyPatch) -> Console:
-    monkeypatch.setenv("TERM", "xterm-256color")
-    monkeypatch.delenv("TTY_INTERACTIVE", raising=False)
-    return Console(
-        file=io.StringIO(), width=WIDTH, height=HEIGHT, color_system=None, force_terminal=True
-    )
 
 
 def table(rows: int, *, head: str = "| name | xs | value |\n|:---|:--:|---:|\n") -> str:
