@@ -135,8 +135,22 @@ class Repl:
                     await self.handle(line)
                 except ExitShell:
                     return
+                except Exception as exc:  # a fault of cortan's: this line fails, not the shell
+                    self._internal_error(exc)
                 finally:
                     keep_line(self.session.history)
+
+    def _internal_error(self, exc: Exception) -> None:
+        """Say a fault that no sentence was written for, and go on: ending the shell lost
+        what it held (the model chosen, files attached, the conversation on screen)."""
+        import logging
+
+        logging.getLogger(__name__).debug("internal error in the shell", exc_info=exc)
+        reason = make_visible(str(exc))[:200]
+        self.error(
+            f"internal error: {type(exc).__name__}: {reason} "
+            "(the shell goes on; run with --debug for details)"
+        )
 
     def banner(self) -> str:
         from cortan import __version__

@@ -459,6 +459,28 @@ async def test_edit_when_the_editor_leaves_no_file(
     await shell.exit()
 
 
+async def test_a_fault_in_one_command_leaves_the_shell_running(
+    shell: Shell, ollama_env: FakeOllama, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault no sentence was written for (here the temporary folder /edit needs
+    cannot be made) ended the shell, and with it the model chosen and files attached."""
+    import tempfile
+
+    def refuse(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("no temporary folder \x1b[2J today")
+
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", refuse)
+    monkeypatch.setenv("EDITOR", "true")
+    await asyncio.wait_for(shell.command("/edit"), 10)
+    assert "internal error: RuntimeError: no temporary folder" in shell.screen
+    assert "the shell goes on" in shell.screen
+    assert "\x1b[2J" not in shell.screen
+    assert not shell.task.done()
+    await shell.ask("still here?")
+    assert len(ollama_env.chat_requests) == 1
+    await shell.exit()
+
+
 async def test_set_vi_keys(shell: Shell) -> None:
     from prompt_toolkit.enums import EditingMode
 
