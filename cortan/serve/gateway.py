@@ -11,10 +11,10 @@ that arrived. A client that stops reading takes the same path: after
 ``serve.write_timeout`` without taking anything, the protocol tells the app it is
 gone (protocol.py, stall.py) and :meth:`Gateway.stalled` counts and logs it.
 
-A streamed response sends its status only with the first piece of the answer (or
-the ending): a request that fails before it starts gets a real HTTP status and
-one sentence, not a 200 with an error inside. After that, a failure is the
-protocol's own mid-stream error.
+A streamed response sends its status only with the first piece of the answer, a
+thinking model's reasoning included (or the ending): a request that fails before
+it starts gets a real HTTP status and one sentence, not a 200 with an error
+inside. After that, a failure is the protocol's own mid-stream error.
 
 Stopping (:meth:`Gateway.drain`): new chats are refused with 503, chats in
 progress get ``serve.drain_timeout`` seconds to finish, the rest are cancelled
@@ -60,6 +60,10 @@ log = logging.getLogger("cortan.serve")
 access = logging.getLogger("cortan.serve.access")
 
 STOPPING = "cortan serve is stopping: the answer was cut short"
+#: The pieces that open a stream with its 200. Reasoning is the answer begun: the engine
+#: neither retries nor falls back once the first piece of either has arrived, and a
+#: model that thinks for minutes otherwise showed its client nothing until it answered.
+ANSWER_KINDS = frozenset({"text", "thinking"})
 
 
 class Format(Protocol):
@@ -242,7 +246,7 @@ class Gateway:
         while items := await relay.take():
             if not started:
                 held += items
-                if not any(kind == "text" for kind, _ in items):
+                if not any(kind in ANSWER_KINDS for kind, _ in items):
                     continue  # the status waits for the first piece of the answer
                 items, held, started = held, [], True
                 await _start_stream(send, form.content_type)
