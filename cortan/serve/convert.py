@@ -5,8 +5,9 @@ system messages the system prompt (none: none, cortan's configured ``system`` is
 for its own prompt, not for other programs' requests), its last message the
 prompt (it must be the user's), the turns before it the history. Options are
 mapped to cortan's names (``temperature``, ``top_p``, ``seed``, ``max_tokens``,
-``stop``). What the gateway cannot carry yet (images, tools, structured output,
-several choices) is refused with one sentence rather than silently dropped.
+``stop``), and how much a thinking model should think to cortan's ``think``. What
+the gateway cannot carry yet (images, tools, structured output, several choices)
+is refused with one sentence rather than silently dropped.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from cortan.serve.replies import Scope, refuse
 
 if TYPE_CHECKING:
     from cortan.core.messages import Role
-    from cortan.core.requests import Trace
+    from cortan.core.requests import Think, Trace
 
 ROLES: Mapping[str, Role] = {
     "system": "system", "developer": "system", "user": "user", "assistant": "assistant",
@@ -29,6 +30,12 @@ MAX_CLIENT_CHARS = 100
 #: The largest option value an upstream (Go's int64, llama.cpp's) reads as a number.
 MAX_NUMBER = 2**63 - 1
 TRUE = frozenset({b"1", b"true", b"yes"})
+#: How much to think, in the clients' words: Ollama's ``think`` (true, false or a level)
+#: and OpenAI's ``reasoning_effort`` (a level, ``none`` for off). Ignored, a client's
+#: ``think: false`` still had the model reason at length before each answer.
+THINK_WORDS: Mapping[str, Think] = {
+    "none": False, "minimal": "minimal", "low": "low", "medium": "medium", "high": "high",
+}  # fmt: skip
 
 
 def get_messages(body: Mapping[str, Any], limit: int) -> list[Message]:
@@ -108,6 +115,7 @@ def make_request(
     client: str,
     trace: Trace,
     allow_secrets: bool = False,
+    think: Think = None,
 ) -> ChatRequest:
     """The engine's request for this conversation (see the module docstring)."""
     system = "\n\n".join(m.content for m in messages if m.role == "system")
@@ -122,9 +130,20 @@ def make_request(
         history=tuple(turns[:-1]),
         options=tuple(options.items()),
         allow_secrets=allow_secrets,
+        think=think,
         client=client,
         trace=trace,
     )
+
+
+def get_think(body: Mapping[str, Any], field: str) -> Think:
+    """How much the model should think (``field``: the API's name); None: its default."""
+    value = body.get(field)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and (word := value.strip().lower()) in THINK_WORDS:
+        return THINK_WORDS[word]
+    raise refuse(f"`{field}` must be true, false, or one of {', '.join(THINK_WORDS)}")
 
 
 def get_options(source: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, object]:

@@ -102,6 +102,7 @@ class ChatEndpoint:
             client=convert.get_client(scope, "ollama"),
             trace=scope["state"]["trace"],
             allow_secrets=convert.allows_secrets(scope),
+            think=convert.get_think(body, "think"),
         )
 
 

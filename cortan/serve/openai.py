@@ -79,6 +79,7 @@ class ChatEndpoint:
             client=convert.get_client(scope, "openai"),
             trace=scope["state"]["trace"],
             allow_secrets=convert.allows_secrets(scope),
+            think=convert.get_think(body, "reasoning_effort"),
         )
         options = body.get("stream_options")
         usage = isinstance(options, dict) and options.get("include_usage") is True

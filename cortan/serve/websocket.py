@@ -6,6 +6,7 @@ sends::
     {"type": "chat", "id": "c1", "model": "ollama:llama3.2",
      "messages": [{"role": "user", "content": "hi"}]}        (or "prompt": "hi",
                                                              "system": "...", "options": {...},
+                                                             "think": false | "low" | ...,
                                                              "allow_secrets": false)
     {"type": "cancel", "id": "c1"}
 
@@ -168,6 +169,7 @@ class Session:
             client=self.client,
             trace=make_trace(f"{self.trace.request_id}.{self.count}", self.trace.traceparent),
             allow_secrets=message.get("allow_secrets") is True,
+            think=convert.get_think(message, "think"),
         )
 
     async def _pump(
