@@ -73,8 +73,13 @@ class RequestError(Exception):
 def get_status(ended: ChatEnded) -> int:
     """The HTTP status of a request that ended before anything was sent to its client."""
     if isinstance(ended, ChatFailed):
-        return STATUS_BY_KIND.get(ended.kind, 500)
+        return get_kind_status(ended.kind)
     return 503  # cancelled before the first piece: the gateway is stopping
+
+
+def get_kind_status(kind: str) -> int:
+    """The HTTP status of an engine error's ``kind``."""
+    return STATUS_BY_KIND.get(kind, 500)
 
 
 def is_ollama(scope: Mapping[str, Any]) -> bool:

@@ -72,6 +72,7 @@ def make_routes(gateway: Gateway) -> Router:
         ApiRoute("/api/chat", ollama.endpoint(gateway), methods=["POST"]),
         ApiRoute("/api/generate", ollama.generate_endpoint(gateway), methods=["POST"]),
         ApiRoute("/api/tags", ollama.tags_endpoint(gateway), methods=["GET"]),
+        ApiRoute("/api/show", ollama.show_endpoint(gateway), methods=["POST"]),
         ApiRoute("/api/version", ollama.version_endpoint, methods=["GET", "HEAD"]),
         ApiRoute("/", ollama.root_endpoint, methods=["GET", "HEAD"]),
         ApiRoute("/health", get_health(gateway), methods=["GET", "HEAD"]),

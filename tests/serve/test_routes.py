@@ -10,6 +10,7 @@ import openai
 import pytest
 
 from tests.serve.conftest import TOKEN, Running
+from tests.servers import FakeOllama
 
 
 def test_an_openai_endpoint_not_served_is_one_sentence_the_sdk_reads(gateway: Running) -> None:
@@ -38,3 +39,21 @@ def test_a_wrong_method_is_405_in_the_apis_shape(gateway: Running) -> None:
     reply = httpx.delete(gateway.url + "/api/tags", headers=gateway.headers)
     assert reply.status_code == 405
     assert reply.json() == {"error": "/api/tags takes GET, HEAD, not DELETE"}
+
+
+def test_an_ollama_client_is_shown_a_model_as_the_gateway_serves_it(
+    gateway: Running, ollama_env: FakeOllama
+) -> None:
+    """``/api/show`` was 404: ``ollama run`` then pulls, and Zed and Continue find no window."""
+    ollama_env.capabilities["llama3.2:latest"] = ["completion", "tools", "vision", "thinking"]
+    with closing(ollama.Client(host=gateway.url, headers=gateway.headers)) as client:
+        shown = client.show("ollama:llama3.2:latest")
+        assert shown.capabilities == ["completion", "thinking"]  # no tools or images: refused
+        assert shown.details is not None and shown.details.family == "llama"
+        assert shown.modelinfo == {
+            "general.architecture": "llama", "llama.context_length": 32768,
+        }  # fmt: skip
+        with pytest.raises(ollama.ResponseError) as raised:
+            client.show("ollama:nope")
+    assert raised.value.status_code == 404
+    assert "'nope' is not on Ollama" in raised.value.error
