@@ -31,8 +31,10 @@ STATUS_BY_KIND: Mapping[str, int] = {
     "input": 400,
     "secret": 400,
     "bad_request": 400,
-    "UsageError": 400,
-    "ConfigError": 400,
+    "usage": 400,  # a model name that does not resolve (``ollama:``)
+    "config": 400,
+    "capability": 400,
+    "context_overflow": 400,  # still too long once fitted: OpenAI's context_length_exceeded
     "model_not_found": 404,
     "rate_limited": 429,
     "queue_full": 429,

@@ -151,3 +151,11 @@ def test_an_oversized_body_is_refused_whether_or_not_it_says_its_length(
     for reply in (said, unsaid):
         assert reply.status_code == 413
         assert "4096 byte limit" in reply.json()["error"]["message"]
+
+
+def test_the_clients_mistakes_are_400_not_the_gateways_500(gateway: Running) -> None:
+    """Kinds were looked up by class name (``UsageError``): a bad name was a 500."""
+    with pytest.raises(openai.BadRequestError) as raised:
+        client(gateway).chat.completions.create(model="ollama:", messages=HI)
+    assert (raised.value.code, raised.value.type) == ("usage", "invalid_request_error")
+    assert raised.value.message.endswith("model name 'ollama:' has a provider but no model")
