@@ -147,6 +147,9 @@ class ChatFailed(NamedTuple):
     # A context overflow: the window and prompt size the server reported, if it did.
     window: int | None = None
     prompt_tokens: int | None = None
+    # Rate limited: the seconds the server asked to wait, if it said (the gateway's
+    # clients get them as Retry-After).
+    retry_after: float | None = None
 
 
 class ChatCancelled(NamedTuple):

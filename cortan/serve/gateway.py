@@ -42,6 +42,7 @@ from cortan.serve.replies import (
     Scope,
     Send,
     error_body,
+    get_retry_after,
     get_status,
     is_ollama,
     send_bytes,
@@ -228,7 +229,8 @@ class Gateway:
 
     async def _send_failure(self, scope: Scope, send: Send, ended: ChatEnded) -> None:
         status, kind, message = self.describe(ended)
-        await send_bytes(send, status, error_body(scope, status, kind, message))
+        await send_bytes(send, status, error_body(scope, status, kind, message),
+                         headers=get_retry_after(ended))  # fmt: skip
 
     def describe(self, ended: ChatEnded) -> tuple[int, str, str]:
         """Status, kind and sentence of a request that did not finish."""

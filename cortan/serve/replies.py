@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
@@ -77,6 +78,14 @@ def get_status(ended: ChatEnded) -> int:
     if isinstance(ended, ChatFailed):
         return get_kind_status(ended.kind)
     return 503  # cancelled before the first piece: the gateway is stopping
+
+
+def get_retry_after(ended: ChatEnded) -> dict[str, str]:
+    """``Retry-After`` for an upstream that asked to wait: the client's SDK waits as long
+    (without it, the OpenAI SDK retried after half a second into the same refusal)."""
+    if not isinstance(ended, ChatFailed) or ended.retry_after is None:
+        return {}
+    return {"retry-after": str(max(1, math.ceil(ended.retry_after)))}
 
 
 def get_kind_status(kind: str) -> int:

@@ -37,7 +37,15 @@ from cortan.core.events import ChatEnded, ChatFailed, ChatFinished, ChatStarted
 from cortan.core.messages import Message
 from cortan.serve import convert
 from cortan.serve.relay import Relay
-from cortan.serve.replies import Receive, RequestError, Scope, Send, parse_json, refuse
+from cortan.serve.replies import (
+    Receive,
+    RequestError,
+    Scope,
+    Send,
+    get_retry_after,
+    parse_json,
+    refuse,
+)
 from cortan.serve.security import make_trace
 
 if TYPE_CHECKING:
@@ -199,6 +207,8 @@ class Session:
                                 "total_s": ended.timings.total}  # fmt: skip
         elif isinstance(ended, ChatFailed):
             event["error"] = {"kind": ended.kind, "message": ended.message}
+            if retry := get_retry_after(ended):
+                event["error"]["retry_after"] = int(retry["retry-after"])
         elif self.gateway.draining:
             event["error"] = {"kind": "stopping", "message": "cortan serve is stopping"}
         return event
