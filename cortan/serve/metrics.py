@@ -90,6 +90,10 @@ class Metrics:
             self.errors.labels(ended.kind).inc()
         elif isinstance(ended, ChatCancelled):
             self.requests.labels(api, "cancelled").inc()
+            if ended.first_token is not None and ended.provider is not None:
+                # An editor cancels most of its requests once the first pieces came:
+                # counted on finished ones alone, the histogram missed most first tokens.
+                self.first_token.labels(ended.provider).observe(ended.first_token)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

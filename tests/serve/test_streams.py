@@ -264,3 +264,13 @@ def test_what_generate_cannot_carry_is_one_sentence(
     reply = httpx.post(gateway.url + "/api/generate", json=body, headers=gateway.headers)
     assert reply.status_code == 400
     assert said in reply.json()["error"]
+
+
+def test_time_to_first_token_counts_requests_the_client_cancelled(
+    gateway: Running, ollama_env: FakeOllama
+) -> None:
+    """An editor cancels most requests after their first pieces: none were measured."""
+    ollama_env.queue(SLOW)
+    Stream(gateway).close()
+    assert _wait_for(lambda: 'outcome="cancelled"} 1.0' in _metrics(gateway))
+    assert 'time_to_first_token_seconds_count{provider="ollama"} 1.0' in _metrics(gateway)
