@@ -10,9 +10,9 @@ failure after the first piece is an ``{"error": ...}`` line, as Ollama sends.
 
 ``/api/generate`` (a prompt, not a conversation: ``ollama run``, ``ollama.generate``,
 editors' one-shot commands) is the same request as a chat of one user message after
-the ``system`` one; its answer comes in ``response`` fields. An empty prompt is
-Ollama's way of loading a model before use: answered at once with ``done_reason``
-``load``, without asking the model. What a chat cannot carry (``suffix`` for
+the ``system`` one; its answer comes in ``response`` fields. An empty prompt (a chat's
+empty ``messages``) is Ollama's way of loading a model before use: answered at once
+with ``done_reason`` ``load``, without asking the model. What a chat cannot carry (``suffix`` for
 fill-in-the-middle, ``context`` token arrays, ``raw`` prompts, ``template``) is refused
 with a sentence, not silently dropped.
 
@@ -90,7 +90,7 @@ class ChatEndpoint:
             await send_error(send, scope, refused)
             return
         stream = body.get("stream", True) is not False
-        if request is None:  # generate's "load the model": nothing to ask
+        if request is None:  # "load the model": nothing to ask
             form = self._format(str(body.get("model") or ""))
             kind = form.content_type if stream else b"application/json"
             await send_bytes(send, 200, form.loaded(stream), kind)
@@ -100,6 +100,9 @@ class ChatEndpoint:
 
     def _parse(self, scope: Scope, body: dict[str, Any]) -> Any:
         convert.refuse_unsupported(body, UNSUPPORTED)
+        if body.get("messages") == []:  # Ollama's way to load a model before use
+            convert.get_model(body)  # checked all the same
+            return None
         return self._request(scope, body)
 
     def _request(self, scope: Scope, body: dict[str, Any]) -> Any:

@@ -274,3 +274,13 @@ def test_time_to_first_token_counts_requests_the_client_cancelled(
     Stream(gateway).close()
     assert _wait_for(lambda: 'outcome="cancelled"} 1.0' in _metrics(gateway))
     assert 'time_to_first_token_seconds_count{provider="ollama"} 1.0' in _metrics(gateway)
+
+
+def test_an_ollama_chat_without_messages_loads_the_model(
+    gateway: Running, ollama_env: FakeOllama
+) -> None:
+    """Ollama's preload (``messages: []``), as editors send it to warm a model, was 400."""
+    with closing(ollama.Client(host=gateway.url, headers=gateway.headers)) as client:
+        loaded = client.chat(model=MODEL, messages=[])
+    assert (loaded.done, loaded.done_reason, loaded.message.content) == (True, "load", "")
+    assert ollama_env.chat_requests == [] and gateway.conversations() == []
