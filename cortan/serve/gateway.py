@@ -25,13 +25,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cortan.core.errors import BusyError, CortanError
-from cortan.core.events import ChatCancelled, ChatEnded, ChatFailed, ChatFinished
+from cortan.core.events import (
+    ChatCancelled,
+    ChatEnded,
+    ChatFailed,
+    ChatFinished,
+    ChatStarted,
+)
 from cortan.serve import convert
 from cortan.serve.limits import Lanes
 from cortan.serve.metrics import Metrics
@@ -202,7 +209,8 @@ class Gateway:
     ) -> None:  # fmt: skip
         """Run ``request`` and answer it in ``form``, streamed or whole."""
         try:
-            relay = Relay() if stream else None
+            # An answer that must fill a schema is checked (and mended once) first.
+            relay = Relay() if stream and request.schema is None else None
             task = self.start(request, api, relay)
         except RequestError as refused:
             self.metrics.rejected(refused.kind)
@@ -210,10 +218,12 @@ class Gateway:
             return
         watcher = asyncio.create_task(_watch_disconnect(receive, task))
         try:
-            if relay is None:
-                await self._send_whole(scope, send, await task, form)
-            else:
+            if relay is not None:
                 await self._send_stream(scope, send, relay, task, form)
+            elif stream:
+                await self._send_checked(scope, send, await task, form)
+            else:
+                await self._send_whole(scope, send, await task, form)
         finally:
             watcher.cancel()
             if not task.done():
@@ -223,9 +233,28 @@ class Gateway:
 
     async def _send_whole(self, scope: Scope, send: Send, ended: ChatEnded, form: Format) -> None:
         if isinstance(ended, ChatFinished):
-            await send_bytes(send, 200, form.whole(ended))
+            await send_bytes(send, 200, form.whole(_as_document(ended)))
             return
         await self._send_failure(scope, send, ended)
+
+    async def _send_checked(self, scope: Scope, send: Send, ended: ChatEnded, form: Format) -> None:
+        """A streamed answer with a schema: the checked document in one piece, at its end.
+
+        Streamed as it came, a first answer that did not fit would reach the client
+        before the mended one, the two run together.
+        """
+        if not isinstance(ended, ChatFinished):
+            await self._send_failure(scope, send, ended)
+            return
+        items: list[Item] = [
+            ("started", ChatStarted(ended.request_id, ended.provider, ended.model))
+        ]
+        if ended.thinking:
+            items.append(("thinking", ended.thinking))
+        items.append(("text", _as_document(ended).content))
+        await _start_stream(send, form.content_type)
+        body = form.pieces(items) + form.closing(ended)
+        await send({"type": "http.response.body", "body": body, "more_body": False})
 
     async def _send_failure(self, scope: Scope, send: Send, ended: ChatEnded) -> None:
         status, kind, message = self.describe(ended)
@@ -304,6 +333,14 @@ class Gateway:
         for close in list(self.sockets):
             with contextlib.suppress(Exception):
                 await close()
+
+
+def _as_document(ended: ChatFinished) -> ChatFinished:
+    """An answer that filled a schema, as the JSON document alone: the engine accepts one
+    a model fenced in a code block, which a client parsing the content would not."""
+    if ended.data is None:
+        return ended
+    return ended._replace(content=json.dumps(ended.data, ensure_ascii=False))
 
 
 async def _start_stream(send: Send, content_type: bytes) -> None:

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
 #: The Ollama API the gateway speaks, for clients that check the server's version.
 OLLAMA_VERSION = "0.12.0"
-UNSUPPORTED = ("tools", "format")
+UNSUPPORTED = ("tools",)
 OPTIONS = {
     "temperature": "temperature", "top_p": "top_p", "seed": "seed", "num_predict": "max_tokens",
     "stop": "stop",
@@ -118,6 +118,7 @@ class ChatEndpoint:
             trace=scope["state"]["trace"],
             allow_secrets=convert.allows_secrets(scope),
             think=convert.get_think(body, "think"),
+            schema=convert.get_format(body),
         )
 
 

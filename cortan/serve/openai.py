@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from cortan.serve.gateway import Gateway
 
 #: Body fields that change what an answer is and that the gateway cannot honour yet.
-UNSUPPORTED = ("tools", "functions", "tool_choice", "response_format", "logprobs", "audio")
+UNSUPPORTED = ("tools", "functions", "tool_choice", "logprobs", "audio")
 OPTIONS = {
     "temperature": "temperature", "top_p": "top_p", "seed": "seed", "max_tokens": "max_tokens",
     "max_completion_tokens": "max_tokens", "stop": "stop",
@@ -80,6 +80,7 @@ class ChatEndpoint:
             trace=scope["state"]["trace"],
             allow_secrets=convert.allows_secrets(scope),
             think=convert.get_think(body, "reasoning_effort"),
+            schema=convert.get_response_format(body),
         )
         options = body.get("stream_options")
         usage = isinstance(options, dict) and options.get("include_usage") is True

@@ -43,6 +43,7 @@ STATUS_BY_KIND: Mapping[str, int] = {
     "unreachable": 502,
     "server_error": 502,
     "bad_response": 502,
+    "schema": 502,  # the model's answer did not fill the schema, even mended once
     "timeout": 504,
 }
 #: OpenAI's error ``type`` for a status.
