@@ -284,3 +284,18 @@ def test_an_ollama_chat_without_messages_loads_the_model(
         loaded = client.chat(model=MODEL, messages=[])
     assert (loaded.done, loaded.done_reason, loaded.message.content) == (True, "load", "")
     assert ollama_env.chat_requests == [] and gateway.conversations() == []
+
+
+def test_metrics_tell_the_streams_waiting_for_a_host_from_those_it_answers(
+    gateway: Running, ollama_env: FakeOllama
+) -> None:
+    """Ollama answers one at a time: two streams showed, and no queue, with one upstream."""
+    ollama_env.queue(SLOW, SLOW)
+    first = Stream(gateway)
+    waiting = threading.Thread(target=lambda: Stream(gateway).close())
+    waiting.start()
+    assert _wait_for(lambda: 'cortan_serve_streams{provider="ollama"} 2.0' in _metrics(gateway))
+    host = f'{{host="{ollama_env.url}",provider="ollama"}}'
+    assert f"cortan_serve_upstream_in_flight{host} 1.0" in _metrics(gateway)
+    first.close()
+    waiting.join(10)
