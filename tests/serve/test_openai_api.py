@@ -170,8 +170,8 @@ def test_an_upstreams_wait_reaches_the_client_as_retry_after(
     running: Running = gateway_factory()
     limited = Reply(status=429, error="slow down", headers={"retry-after": "120"})
     openai_env.queue(limited)
-    with pytest.raises(openai.RateLimitError) as raised:
-        client(running).chat.completions.create(model="openai:gpt-4o-mini", messages=HI)
+    with client(running) as oai, pytest.raises(openai.RateLimitError) as raised:
+        oai.chat.completions.create(model="openai:gpt-4o-mini", messages=HI)
     assert raised.value.response.headers["retry-after"] == "120"
     assert "asks to wait 120 s" in raised.value.message
     openai_env.queue(limited)
