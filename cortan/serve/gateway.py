@@ -42,6 +42,7 @@ from cortan.core.events import (
 from cortan.serve import convert
 from cortan.serve.limits import Lanes
 from cortan.serve.metrics import Metrics
+from cortan.serve.models import ModelList
 from cortan.serve.relay import Item, Relay
 from cortan.serve.replies import (
     Receive,
@@ -110,6 +111,7 @@ class Gateway:
         self.services = services
         self.limits = services.settings.serve
         self.lanes = Lanes(services.settings)
+        self.models = ModelList(services)  # /v1/models and /api/tags
         self.metrics = Metrics(self.lanes.states, services.host_states, self._open)
         self.chats: set[asyncio.Task[ChatEnded]] = set()
         self.sockets: set[Callable[[], Awaitable[None]]] = set()  # how to close each WebSocket
@@ -333,6 +335,7 @@ class Gateway:
         for close in list(self.sockets):
             with contextlib.suppress(Exception):
                 await close()
+        await self.models.aclose()
 
 
 def _as_document(ended: ChatFinished) -> ChatFinished:

@@ -33,7 +33,6 @@ from cortan import __version__
 from cortan.core.errors import CortanError
 from cortan.core.events import ChatFinished, ChatStarted
 from cortan.serve import convert
-from cortan.serve.models import ModelList
 from cortan.serve.relay import Item
 from cortan.serve.replies import (
     Receive,
@@ -256,13 +255,11 @@ class TagsEndpoint:
     """``GET /api/tags``: every model cortan routes to, as Ollama lists its own."""
 
     def __init__(self, gateway: Gateway) -> None:
-        self.models = ModelList(gateway.services)
+        self.models = gateway.models
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        infos = {f"{info.provider}:{info.name}": info for info in await self.models.get_infos()}
         models = []
-        for name, owner in await self.models.get_names():
-            info = infos.get(name)
+        for name, owner, info in await self.models.get_entries():
             models.append({
                 "name": name, "model": name, "modified_at": EPOCH,
                 "size": (info.size if info else None) or 0, "digest": "",

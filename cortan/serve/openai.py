@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from cortan.core.events import ChatFinished, ChatStarted
 from cortan.serve import convert
-from cortan.serve.models import ModelList
 from cortan.serve.relay import Item
 from cortan.serve.replies import (
     Receive,
@@ -167,7 +166,7 @@ class ModelsEndpoint:
     """``GET /v1/models``: every model of every provider as a cortan name, and the aliases."""
 
     def __init__(self, gateway: Gateway) -> None:
-        self.models = ModelList(gateway.services)
+        self.models = gateway.models
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         names = await self.models.get_names()
