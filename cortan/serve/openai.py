@@ -163,18 +163,25 @@ def _usage(ended: ChatFinished) -> dict[str, int]:
 
 
 class ModelsEndpoint:
-    """``GET /v1/models``: every model of every provider as a cortan name, and the aliases."""
+    """``GET /v1/models``: every model of every provider as a cortan name, and the aliases;
+    ``GET /v1/models/{model}``: one of them (the SDK's ``models.retrieve``), or 404."""
 
     def __init__(self, gateway: Gateway) -> None:
         self.models = gateway.models
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        names = await self.models.get_names()
         data = [
             {"id": name, "object": "model", "created": 0, "owned_by": owner}
-            for name, owner in names
+            for name, owner in await self.models.get_names()
         ]
-        await send_json(send, 200, {"object": "list", "data": data})
+        wanted = scope.get("path_params", {}).get("model")
+        if wanted is None:
+            await send_json(send, 200, {"object": "list", "data": data})
+        elif found := [model for model in data if model["id"] == wanted]:
+            await send_json(send, 200, found[0])
+        else:
+            message = f"model {wanted[:200]!r} is not among the gateway's models (GET /v1/models)"
+            await send_error(send, scope, RequestError(404, "model_not_found", message))
 
 
 def endpoint(gateway: Gateway) -> ChatEndpoint:

@@ -13,6 +13,7 @@ tell a missing endpoint from a missing model.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from starlette.routing import Route
@@ -47,7 +48,8 @@ class NotServed:
     """The answer for a path no route serves: 404 and the paths that are served."""
 
     def __init__(self, routes: Sequence[BaseRoute]) -> None:
-        paths = [route.path for route in routes if isinstance(route, Route)]
+        # Paths as a person reads them: ``/v1/models/{model}``, without the converter.
+        paths = [re.sub(r":\w+}", "}", route.path) for route in routes if isinstance(route, Route)]
         self.served = ", ".join(path for path in paths if path != "/")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -69,6 +71,7 @@ def make_routes(gateway: Gateway) -> Router:
     routes: list[BaseRoute] = [
         ApiRoute("/v1/chat/completions", openai.endpoint(gateway), methods=["POST"]),
         ApiRoute("/v1/models", openai.models_endpoint(gateway), methods=["GET"]),
+        ApiRoute("/v1/models/{model:path}", openai.models_endpoint(gateway), methods=["GET"]),
         ApiRoute("/api/chat", ollama.endpoint(gateway), methods=["POST"]),
         ApiRoute("/api/generate", ollama.generate_endpoint(gateway), methods=["POST"]),
         ApiRoute("/api/tags", ollama.tags_endpoint(gateway), methods=["GET"]),

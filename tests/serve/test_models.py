@@ -39,3 +39,13 @@ def test_a_provider_that_never_answers_does_not_hold_the_lists(
         listed = [model.model for model in tags.list().models]
     assert time.monotonic() - began < 10
     assert names == listed == ["ollama:llama3.2:latest", "ollama:qwen2.5-coder:7b"]
+
+
+def test_the_openai_sdk_retrieves_one_model(gateway: Running) -> None:
+    """``models.retrieve`` was 404 for every model, the listed ones too."""
+    with openai.OpenAI(base_url=gateway.url + "/v1", api_key=TOKEN, max_retries=0) as client:
+        model = client.models.retrieve("ollama:llama3.2:latest")
+        assert (model.id, model.owned_by) == ("ollama:llama3.2:latest", "ollama")
+        with pytest.raises(openai.NotFoundError) as raised:
+            client.models.retrieve("ollama:nope")
+    assert raised.value.code == "model_not_found"
