@@ -40,7 +40,7 @@ NameArg = Annotated[
     str,
     typer.Argument(
         metavar="NAME",
-        help="The conversation's name or id (7 or #7).",
+        help="The conversation's name, id (7 or #7), or `cortan serve` request id.",
         autocompletion=complete_session,
     ),
 ]

@@ -65,6 +65,10 @@ def conversation_header(conversation: Conversation) -> str:
     parts = [make_visible(conversation.label), make_visible(conversation.model or "default model")]
     parts.append(f"{conversation.message_count} messages")
     parts.append(local_time(conversation.updated))
+    if conversation.client:  # a gateway request: who sent it, and the id it was given
+        parts.append(make_visible(conversation.client))
+    if conversation.request_id:
+        parts.append(f"request {make_visible(conversation.request_id)}")
     return " · ".join(parts)
 
 
@@ -132,6 +136,8 @@ def to_json(conversation: Conversation, messages: list[StoredMessage]) -> dict[s
         "updated": iso_time(conversation.updated),
         "model": conversation.model,
         "system": conversation.system,
+        "client": conversation.client,
+        "request_id": conversation.request_id,
         "messages": [message_to_json(m) for m in messages],
     }
 

@@ -147,6 +147,9 @@ class ChatFailed(NamedTuple):
     # A context overflow: the window and prompt size the server reported, if it did.
     window: int | None = None
     prompt_tokens: int | None = None
+    # Rate limited: the seconds the server asked to wait, if it said (the gateway's
+    # clients get them as Retry-After).
+    retry_after: float | None = None
 
 
 class ChatCancelled(NamedTuple):
@@ -158,6 +161,9 @@ class ChatCancelled(NamedTuple):
     model: str | None = None
     sent: str | None = None  # the user's turn as it was sent; None: nothing was sent
     thinking: str = ""
+    # Seconds from the request to its first piece, when one came: most of an editor's
+    # requests are cancelled after it, and time to first token is measured on them too.
+    first_token: float | None = None
 
 
 ChatEnded = ChatFinished | ChatFailed | ChatCancelled

@@ -414,6 +414,7 @@ def make_failure(
         route.model if route else None,
         window=getattr(exc, "window", None),
         prompt_tokens=getattr(exc, "prompt_tokens", None),
+        retry_after=getattr(exc, "retry_after", None),
     )
 
 

@@ -281,8 +281,9 @@ def _cancelled(
     if rounds is not None:
         content, thinking = rounds.partial(content, thinking)
     return ChatCancelled(
-        request.request_id, content, route.provider, route.model, thinking=thinking
-    )
+        request.request_id, content, route.provider, route.model, thinking=thinking,
+        first_token=progress.first_token,
+    )  # fmt: skip
 
 
 def _overflowed(ended: ChatEnded) -> bool:

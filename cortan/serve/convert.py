@@ -5,8 +5,12 @@ system messages the system prompt (none: none, cortan's configured ``system`` is
 for its own prompt, not for other programs' requests), its last message the
 prompt (it must be the user's), the turns before it the history. Options are
 mapped to cortan's names (``temperature``, ``top_p``, ``seed``, ``max_tokens``,
-``stop``). What the gateway cannot carry yet (images, tools, structured output,
-several choices) is refused with one sentence rather than silently dropped.
+``stop``), and how much a thinking model should think to cortan's ``think``.
+Structured output (OpenAI's ``response_format``, Ollama's ``format``) becomes the
+request's JSON Schema, which the engine checks the answer against (and has the
+model mend once), as ``cortan ask --schema`` does. What the gateway cannot carry
+yet (images, tools, several choices) is refused with one sentence rather than
+silently dropped.
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from cortan.core.errors import UsageError
 from cortan.core.messages import Message
 from cortan.core.requests import ChatRequest
 from cortan.serve.replies import Scope, refuse
 
 if TYPE_CHECKING:
     from cortan.core.messages import Role
-    from cortan.core.requests import Trace
+    from cortan.core.requests import Think, Trace
 
 ROLES: Mapping[str, Role] = {
     "system": "system", "developer": "system", "user": "user", "assistant": "assistant",
@@ -29,6 +34,12 @@ MAX_CLIENT_CHARS = 100
 #: The largest option value an upstream (Go's int64, llama.cpp's) reads as a number.
 MAX_NUMBER = 2**63 - 1
 TRUE = frozenset({b"1", b"true", b"yes"})
+#: How much to think, in the clients' words: Ollama's ``think`` (true, false or a level)
+#: and OpenAI's ``reasoning_effort`` (a level, ``none`` for off). Ignored, a client's
+#: ``think: false`` still had the model reason at length before each answer.
+THINK_WORDS: Mapping[str, Think] = {
+    "none": False, "minimal": "minimal", "low": "low", "medium": "medium", "high": "high",
+}  # fmt: skip
 
 
 def get_messages(body: Mapping[str, Any], limit: int) -> list[Message]:
@@ -108,6 +119,8 @@ def make_request(
     client: str,
     trace: Trace,
     allow_secrets: bool = False,
+    think: Think = None,
+    schema: Mapping[str, Any] | None = None,
 ) -> ChatRequest:
     """The engine's request for this conversation (see the module docstring)."""
     system = "\n\n".join(m.content for m in messages if m.role == "system")
@@ -122,9 +135,64 @@ def make_request(
         history=tuple(turns[:-1]),
         options=tuple(options.items()),
         allow_secrets=allow_secrets,
+        think=think,
+        schema=schema,
         client=client,
         trace=trace,
     )
+
+
+#: The schema of "any JSON object": OpenAI's ``json_object``, Ollama's ``"json"``.
+ANY_OBJECT: Mapping[str, Any] = {"type": "object"}
+
+
+def get_response_format(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The schema OpenAI's ``response_format`` asks the answer to fill; None: plain text."""
+    value = body.get("response_format")
+    if value is None:
+        return None
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return ANY_OBJECT
+    if kind == "json_schema":
+        spec = value.get("json_schema")
+        return _checked(spec.get("schema") if isinstance(spec, dict) else None,
+                        "`response_format.json_schema.schema`")  # fmt: skip
+    raise refuse("`response_format` must be {type: text}, {type: json_object} or "
+                 "{type: json_schema, json_schema: {name, schema}}")  # fmt: skip
+
+
+def get_format(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The schema Ollama's ``format`` asks the answer to fill; None: plain text."""
+    value = body.get("format")
+    if value is None or value == "":
+        return None
+    if value == "json":
+        return ANY_OBJECT
+    return _checked(value, '`format` (`"json"` or a JSON Schema)')
+
+
+def _checked(schema: object, what: str) -> Mapping[str, Any]:
+    from cortan.engine.schema import check_schema
+
+    try:
+        check_schema(schema)
+    except UsageError as exc:
+        raise refuse(f"{what}: {exc}") from None
+    assert isinstance(schema, dict)  # check_schema refuses anything else
+    return schema
+
+
+def get_think(body: Mapping[str, Any], field: str) -> Think:
+    """How much the model should think (``field``: the API's name); None: its default."""
+    value = body.get(field)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and (word := value.strip().lower()) in THINK_WORDS:
+        return THINK_WORDS[word]
+    raise refuse(f"`{field}` must be true, false, or one of {', '.join(THINK_WORDS)}")
 
 
 def get_options(source: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, object]:

@@ -11,10 +11,10 @@ that arrived. A client that stops reading takes the same path: after
 ``serve.write_timeout`` without taking anything, the protocol tells the app it is
 gone (protocol.py, stall.py) and :meth:`Gateway.stalled` counts and logs it.
 
-A streamed response sends its status only with the first piece of the answer (or
-the ending): a request that fails before it starts gets a real HTTP status and
-one sentence, not a 200 with an error inside. After that, a failure is the
-protocol's own mid-stream error.
+A streamed response sends its status only with the first piece of the answer, a
+thinking model's reasoning included (or the ending): a request that fails before
+it starts gets a real HTTP status and one sentence, not a 200 with an error
+inside. After that, a failure is the protocol's own mid-stream error.
 
 Stopping (:meth:`Gateway.drain`): new chats are refused with 503, chats in
 progress get ``serve.drain_timeout`` seconds to finish, the rest are cancelled
@@ -25,16 +25,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cortan.core.errors import BusyError, CortanError
-from cortan.core.events import ChatCancelled, ChatEnded, ChatFailed, ChatFinished
+from cortan.core.events import (
+    ChatCancelled,
+    ChatEnded,
+    ChatFailed,
+    ChatFinished,
+    ChatStarted,
+)
 from cortan.serve import convert
 from cortan.serve.limits import Lanes
 from cortan.serve.metrics import Metrics
+from cortan.serve.models import ModelList
 from cortan.serve.relay import Item, Relay
 from cortan.serve.replies import (
     Receive,
@@ -42,6 +50,7 @@ from cortan.serve.replies import (
     Scope,
     Send,
     error_body,
+    get_retry_after,
     get_status,
     is_ollama,
     send_bytes,
@@ -60,6 +69,10 @@ log = logging.getLogger("cortan.serve")
 access = logging.getLogger("cortan.serve.access")
 
 STOPPING = "cortan serve is stopping: the answer was cut short"
+#: The pieces that open a stream with its 200. Reasoning is the answer begun: the engine
+#: neither retries nor falls back once the first piece of either has arrived, and a
+#: model that thinks for minutes otherwise showed its client nothing until it answered.
+ANSWER_KINDS = frozenset({"text", "thinking"})
 
 
 class Format(Protocol):
@@ -98,6 +111,7 @@ class Gateway:
         self.services = services
         self.limits = services.settings.serve
         self.lanes = Lanes(services.settings)
+        self.models = ModelList(services)  # /v1/models and /api/tags
         self.metrics = Metrics(self.lanes.states, services.host_states, self._open)
         self.chats: set[asyncio.Task[ChatEnded]] = set()
         self.sockets: set[Callable[[], Awaitable[None]]] = set()  # how to close each WebSocket
@@ -197,7 +211,8 @@ class Gateway:
     ) -> None:  # fmt: skip
         """Run ``request`` and answer it in ``form``, streamed or whole."""
         try:
-            relay = Relay() if stream else None
+            # An answer that must fill a schema is checked (and mended once) first.
+            relay = Relay() if stream and request.schema is None else None
             task = self.start(request, api, relay)
         except RequestError as refused:
             self.metrics.rejected(refused.kind)
@@ -205,10 +220,12 @@ class Gateway:
             return
         watcher = asyncio.create_task(_watch_disconnect(receive, task))
         try:
-            if relay is None:
-                await self._send_whole(scope, send, await task, form)
-            else:
+            if relay is not None:
                 await self._send_stream(scope, send, relay, task, form)
+            elif stream:
+                await self._send_checked(scope, send, await task, form)
+            else:
+                await self._send_whole(scope, send, await task, form)
         finally:
             watcher.cancel()
             if not task.done():
@@ -218,13 +235,33 @@ class Gateway:
 
     async def _send_whole(self, scope: Scope, send: Send, ended: ChatEnded, form: Format) -> None:
         if isinstance(ended, ChatFinished):
-            await send_bytes(send, 200, form.whole(ended))
+            await send_bytes(send, 200, form.whole(_as_document(ended)))
             return
         await self._send_failure(scope, send, ended)
 
+    async def _send_checked(self, scope: Scope, send: Send, ended: ChatEnded, form: Format) -> None:
+        """A streamed answer with a schema: the checked document in one piece, at its end.
+
+        Streamed as it came, a first answer that did not fit would reach the client
+        before the mended one, the two run together.
+        """
+        if not isinstance(ended, ChatFinished):
+            await self._send_failure(scope, send, ended)
+            return
+        items: list[Item] = [
+            ("started", ChatStarted(ended.request_id, ended.provider, ended.model))
+        ]
+        if ended.thinking:
+            items.append(("thinking", ended.thinking))
+        items.append(("text", _as_document(ended).content))
+        await _start_stream(send, form.content_type)
+        body = form.pieces(items) + form.closing(ended)
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
     async def _send_failure(self, scope: Scope, send: Send, ended: ChatEnded) -> None:
         status, kind, message = self.describe(ended)
-        await send_bytes(send, status, error_body(scope, status, kind, message))
+        await send_bytes(send, status, error_body(scope, status, kind, message),
+                         headers=get_retry_after(ended))  # fmt: skip
 
     def describe(self, ended: ChatEnded) -> tuple[int, str, str]:
         """Status, kind and sentence of a request that did not finish."""
@@ -242,7 +279,7 @@ class Gateway:
         while items := await relay.take():
             if not started:
                 held += items
-                if not any(kind == "text" for kind, _ in items):
+                if not any(kind in ANSWER_KINDS for kind, _ in items):
                     continue  # the status waits for the first piece of the answer
                 items, held, started = held, [], True
                 await _start_stream(send, form.content_type)
@@ -298,6 +335,15 @@ class Gateway:
         for close in list(self.sockets):
             with contextlib.suppress(Exception):
                 await close()
+        await self.models.aclose()
+
+
+def _as_document(ended: ChatFinished) -> ChatFinished:
+    """An answer that filled a schema, as the JSON document alone: the engine accepts one
+    a model fenced in a code block, which a client parsing the content would not."""
+    if ended.data is None:
+        return ended
+    return ended._replace(content=json.dumps(ended.data, ensure_ascii=False))
 
 
 async def _start_stream(send: Send, content_type: bytes) -> None:

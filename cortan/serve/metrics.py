@@ -6,8 +6,9 @@ cut off for not reading, ``write_timeout``, beside its chats' own outcomes), tim
 to first token and duration as histograms, tokens by provider. Read when scraped, from
 the engine and the lanes themselves: queue depth and answers in progress per
 provider, open connections, and every host's breaker state (0 closed, 1
-half-open, 2 open). A private ``CollectorRegistry`` keeps two gateways in one
-process (tests) apart and leaves the process's default registry alone.
+half-open, 2 open) and the requests it is answering. A private
+``CollectorRegistry`` keeps two gateways in one process (tests) apart and leaves
+the process's default registry alone.
 """
 
 from __future__ import annotations
@@ -90,6 +91,10 @@ class Metrics:
             self.errors.labels(ended.kind).inc()
         elif isinstance(ended, ChatCancelled):
             self.requests.labels(api, "cancelled").inc()
+            if ended.first_token is not None and ended.provider is not None:
+                # An editor cancels most of its requests once the first pieces came:
+                # counted on finished ones alone, the histogram missed most first tokens.
+                self.first_token.labels(ended.provider).observe(ended.first_token)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -121,9 +126,17 @@ class _Live(Collector):
             "cortan_serve_breaker_state", "Each host's circuit: 0 closed, 1 half-open, 2 open.",
             labels=["provider", "host"],
         )  # fmt: skip
+        # Requests each host is answering now: behind the lanes, the engine sends a host
+        # at most its provider's ``parallel``; the streams above that are waiting for it,
+        # which neither the streams nor the queue depth showed.
+        in_flight = GaugeMetricFamily(
+            "cortan_serve_upstream_in_flight", "Requests each upstream host is answering.",
+            labels=["provider", "host"],
+        )  # fmt: skip
         for host in self._hosts():
             breakers.add_metric([host.provider, host.url], BREAKER_VALUE.get(host.state, 2.0))
-        yield from (queued, active, breakers)
+            in_flight.add_metric([host.provider, host.url], host.in_flight)
+        yield from (queued, active, breakers, in_flight)
         yield GaugeMetricFamily(
             "cortan_serve_connections", "Requests and sockets open.", value=self._connections()
         )

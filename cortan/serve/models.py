@@ -2,12 +2,22 @@
 
 Layer: serve. ``/v1/models`` and ``/api/tags`` list every model of every
 configured provider as ``provider:model`` (the name that routes to it through
-the gateway), then the aliases. Editors ask often; the list is kept for
-``TTL`` seconds. A provider that cannot be reached is left out of the list.
+the gateway), then the aliases. Editors ask often; each provider is asked at
+most every ``TTL`` seconds. A provider that cannot be reached is left out of the
+list.
+
+Each provider is asked on its own, and a listing waits at most ``WAIT`` seconds
+for them: one that has not answered by then keeps the models it last listed (none
+the first time) while its answer is awaited in the background, for the next
+listing. Asked together, one host that took the connection and never answered (a
+stuck Ollama) held every listing for the whole listing timeout, 15 s, longer than
+editors wait for their model pickers.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
 from typing import TYPE_CHECKING
 
@@ -15,35 +25,67 @@ from cortan.core.errors import CortanError
 
 if TYPE_CHECKING:
     from cortan.core.messages import ModelInfo
+    from cortan.engine.catalog import Listing
     from cortan.serve.services import GatewayServices
 
 TTL = 5.0
+#: Seconds a listing waits for the providers still being asked.
+WAIT = 3.0
 
 
 class ModelList:
-    """Every model name and who serves it, refreshed at most every ``TTL`` seconds."""
+    """Every model name and who serves it, each provider asked at most every ``TTL`` s.
+
+    One per gateway, shared by its endpoints; :meth:`aclose` when the gateway stops.
+    """
 
     def __init__(self, services: GatewayServices) -> None:
         self._services = services
-        self._names: list[tuple[str, str]] = []
-        self._infos: list[ModelInfo] = []
-        self._when = -TTL
+        self._listings: dict[str, list[ModelInfo]] = {}  # provider: its last good listing
+        self._asked: dict[str, float] = {}  # provider: when it was last asked
+        self._pending: dict[str, asyncio.Task[dict[str, Listing]]] = {}
 
     async def _refresh(self) -> None:
-        if time.monotonic() - self._when < TTL:
-            return
-        listings = await self._services.list_models()
-        infos = [info for listing in listings.values() if not isinstance(listing, CortanError)
-                 for info in listing]  # fmt: skip
-        names = [(f"{info.provider}:{info.name}", info.provider) for info in infos]
-        names += [(alias, "alias") for alias in self._services.settings.aliases]
-        self._names, self._infos, self._when = names, infos, time.monotonic()
+        now = time.monotonic()
+        for name in self._services.settings.providers:
+            if name not in self._pending and now - self._asked.get(name, -TTL) >= TTL:
+                self._asked[name] = now
+                task = asyncio.ensure_future(self._services.list_models([name]))
+                task.add_done_callback(functools.partial(self._listed, name))
+                self._pending[name] = task
+        if self._pending:
+            await asyncio.wait(set(self._pending.values()), timeout=WAIT)
+
+    async def aclose(self) -> None:
+        """Stop asking: a listing still awaited is cancelled, its connection closed."""
+        pending = list(self._pending.values())
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+
+    def _listed(self, name: str, done: asyncio.Task[dict[str, Listing]]) -> None:
+        self._pending.pop(name, None)
+        if done.cancelled() or done.exception() is not None:
+            return  # the gateway is stopping
+        listing = done.result().get(name)
+        if isinstance(listing, CortanError) or listing is None:
+            self._listings.pop(name, None)  # cannot be reached: left out
+        else:
+            self._listings[name] = list(listing)
+
+    async def get_entries(self) -> list[tuple[str, str, ModelInfo | None]]:
+        """``(name, owner, info)``: each provider's models, in the order of the settings
+        (the owner the provider's name), then the aliases (owner ``alias``, no info)."""
+        await self._refresh()
+        settings = self._services.settings
+        entries: list[tuple[str, str, ModelInfo | None]] = [
+            (f"{info.provider}:{info.name}", info.provider, info)
+            for name in settings.providers
+            for info in self._listings.get(name, ())
+        ]
+        return entries + [(alias, "alias", None) for alias in settings.aliases]
 
     async def get_names(self) -> list[tuple[str, str]]:
         """``(name, owner)`` pairs: the provider's name, or ``alias``."""
-        await self._refresh()
-        return self._names
-
-    async def get_infos(self) -> list[ModelInfo]:
-        await self._refresh()
-        return self._infos
+        return [(name, owner) for name, owner, _ in await self.get_entries()]

@@ -1,5 +1,5 @@
 """The Ollama-compatible API: ``/api/chat`` and ``/api/generate`` (NDJSON and whole),
-``/api/tags``, ``/api/version``.
+``/api/tags``, ``/api/show``, ``/api/version``.
 
 Layer: serve. Point an Ollama client at the gateway (``OLLAMA_HOST=http://127.0.0.1:11435``,
 and ``OLLAMA_API_KEY`` set to the gateway's token, which the ``ollama`` library
@@ -10,11 +10,17 @@ failure after the first piece is an ``{"error": ...}`` line, as Ollama sends.
 
 ``/api/generate`` (a prompt, not a conversation: ``ollama run``, ``ollama.generate``,
 editors' one-shot commands) is the same request as a chat of one user message after
-the ``system`` one; its answer comes in ``response`` fields. An empty prompt is
-Ollama's way of loading a model before use: answered at once with ``done_reason``
-``load``, without asking the model. What a chat cannot carry (``suffix`` for
+the ``system`` one; its answer comes in ``response`` fields. An empty prompt (a chat's
+empty ``messages``) is Ollama's way of loading a model before use: answered at once
+with ``done_reason`` ``load``, without asking the model. What a chat cannot carry (``suffix`` for
 fill-in-the-middle, ``context`` token arrays, ``raw`` prompts, ``template``) is refused
 with a sentence, not silently dropped.
+
+``/api/show`` is what Ollama's clients ask of a model before they use it: ``ollama
+run`` (which pulls a model it is not shown), Zed and Continue (its window and what it
+can do). It answers with the window the gateway fits a conversation to and only the
+capabilities the gateway carries (not tools or images, which it refuses), so a
+client does not offer what would then be refused.
 """
 
 from __future__ import annotations
@@ -24,15 +30,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from cortan import __version__
+from cortan.core.errors import CortanError
 from cortan.core.events import ChatFinished, ChatStarted
 from cortan.serve import convert
-from cortan.serve.models import ModelList
 from cortan.serve.relay import Item
 from cortan.serve.replies import (
     Receive,
     RequestError,
     Scope,
     Send,
+    get_kind_status,
     get_object,
     read_json,
     refuse,
@@ -42,16 +49,20 @@ from cortan.serve.replies import (
 )
 
 if TYPE_CHECKING:
+    from cortan.core.messages import ModelInfo
     from cortan.serve.gateway import Gateway
 
 #: The Ollama API the gateway speaks, for clients that check the server's version.
 OLLAMA_VERSION = "0.12.0"
-UNSUPPORTED = ("tools", "format")
+UNSUPPORTED = ("tools",)
 OPTIONS = {
     "temperature": "temperature", "top_p": "top_p", "seed": "seed", "num_predict": "max_tokens",
     "stop": "stop",
 }  # fmt: skip
 NS = 1_000_000_000
+#: What a model can do that the gateway carries (it refuses tools and images).
+CARRIED = ("completion", "thinking")
+EPOCH = "1970-01-01T00:00:00Z"
 
 
 class ChatEndpoint:
@@ -78,7 +89,7 @@ class ChatEndpoint:
             await send_error(send, scope, refused)
             return
         stream = body.get("stream", True) is not False
-        if request is None:  # generate's "load the model": nothing to ask
+        if request is None:  # "load the model": nothing to ask
             form = self._format(str(body.get("model") or ""))
             kind = form.content_type if stream else b"application/json"
             await send_bytes(send, 200, form.loaded(stream), kind)
@@ -88,6 +99,9 @@ class ChatEndpoint:
 
     def _parse(self, scope: Scope, body: dict[str, Any]) -> Any:
         convert.refuse_unsupported(body, UNSUPPORTED)
+        if body.get("messages") == []:  # Ollama's way to load a model before use
+            convert.get_model(body)  # checked all the same
+            return None
         return self._request(scope, body)
 
     def _request(self, scope: Scope, body: dict[str, Any]) -> Any:
@@ -102,6 +116,8 @@ class ChatEndpoint:
             client=convert.get_client(scope, "ollama"),
             trace=scope["state"]["trace"],
             allow_secrets=convert.allows_secrets(scope),
+            think=convert.get_think(body, "think"),
+            schema=convert.get_format(body),
         )
 
 
@@ -239,23 +255,70 @@ class TagsEndpoint:
     """``GET /api/tags``: every model cortan routes to, as Ollama lists its own."""
 
     def __init__(self, gateway: Gateway) -> None:
-        self.models = ModelList(gateway.services)
+        self.models = gateway.models
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        infos = {f"{info.provider}:{info.name}": info for info in await self.models.get_infos()}
         models = []
-        for name, owner in await self.models.get_names():
-            info = infos.get(name)
-            details = {
-                "family": (info.family if info else None) or "",
-                "parameter_size": (info.parameter_size if info else None) or "",
-                "format": "", "families": [], "quantization_level": "", "parent_model": owner,
-            }  # fmt: skip
+        for name, owner, info in await self.models.get_entries():
             models.append({
-                "name": name, "model": name, "modified_at": "1970-01-01T00:00:00Z",
-                "size": (info.size if info else None) or 0, "digest": "", "details": details,
+                "name": name, "model": name, "modified_at": EPOCH,
+                "size": (info.size if info else None) or 0, "digest": "",
+                "details": _details(info, owner),
             })  # fmt: skip
         await send_json(send, 200, {"models": models})
+
+
+def _details(info: ModelInfo | None, owner: str) -> dict[str, Any]:
+    """Ollama's ``details`` of a model, from what its provider said of it."""
+    return {
+        "family": (info.family if info else None) or "",
+        "parameter_size": (info.parameter_size if info else None) or "",
+        "quantization_level": (info.quantization if info else None) or "",
+        "format": "", "families": [], "parent_model": owner,
+    }  # fmt: skip
+
+
+class ShowEndpoint:
+    """``POST /api/show``: a model's details, window and capabilities (module docstring)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limits, services = self.gateway.limits, self.gateway.services
+        try:
+            body = get_object(
+                await read_json(
+                    scope, receive, limit=limits.max_body_bytes, seconds=limits.body_timeout
+                ),
+                "a show request",
+            )
+            name = convert.get_model({"model": body.get("model") or body.get("name")})
+        except RequestError as refused:
+            await send_error(send, scope, refused)
+            return
+        try:
+            info = await services.show_model(name)
+            window = await services.context_window(name)
+        except CortanError as exc:
+            status = get_kind_status(exc.kind)
+            await send_error(send, scope, RequestError(status, exc.kind, str(exc)))
+            return
+        await send_json(send, 200, _shown(info, window))
+
+
+def _shown(info: ModelInfo, window: int) -> dict[str, Any]:
+    architecture = info.family or "unknown"
+    carried = [c for c in info.capabilities or ("completion",) if c in CARRIED]
+    return {
+        "license": "", "modelfile": "", "parameters": "", "template": "",
+        "details": _details(info, info.provider),
+        "model_info": {
+            "general.architecture": architecture, f"{architecture}.context_length": window,
+        },
+        "capabilities": carried or ["completion"],
+        "modified_at": EPOCH,
+    }  # fmt: skip
 
 
 class _Asgi:
@@ -291,3 +354,7 @@ def generate_endpoint(gateway: Gateway) -> GenerateEndpoint:
 
 def tags_endpoint(gateway: Gateway) -> TagsEndpoint:
     return TagsEndpoint(gateway)
+
+
+def show_endpoint(gateway: Gateway) -> ShowEndpoint:
+    return ShowEndpoint(gateway)

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from cortan.core.events import ChatFinished, ChatStarted
 from cortan.serve import convert
-from cortan.serve.models import ModelList
 from cortan.serve.relay import Item
 from cortan.serve.replies import (
     Receive,
@@ -35,7 +34,7 @@ if TYPE_CHECKING:
     from cortan.serve.gateway import Gateway
 
 #: Body fields that change what an answer is and that the gateway cannot honour yet.
-UNSUPPORTED = ("tools", "functions", "tool_choice", "response_format", "logprobs", "audio")
+UNSUPPORTED = ("tools", "functions", "tool_choice", "logprobs", "audio")
 OPTIONS = {
     "temperature": "temperature", "top_p": "top_p", "seed": "seed", "max_tokens": "max_tokens",
     "max_completion_tokens": "max_tokens", "stop": "stop",
@@ -79,6 +78,8 @@ class ChatEndpoint:
             client=convert.get_client(scope, "openai"),
             trace=scope["state"]["trace"],
             allow_secrets=convert.allows_secrets(scope),
+            think=convert.get_think(body, "reasoning_effort"),
+            schema=convert.get_response_format(body),
         )
         options = body.get("stream_options")
         usage = isinstance(options, dict) and options.get("include_usage") is True
@@ -162,18 +163,25 @@ def _usage(ended: ChatFinished) -> dict[str, int]:
 
 
 class ModelsEndpoint:
-    """``GET /v1/models``: every model of every provider as a cortan name, and the aliases."""
+    """``GET /v1/models``: every model of every provider as a cortan name, and the aliases;
+    ``GET /v1/models/{model}``: one of them (the SDK's ``models.retrieve``), or 404."""
 
     def __init__(self, gateway: Gateway) -> None:
-        self.models = ModelList(gateway.services)
+        self.models = gateway.models
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        names = await self.models.get_names()
         data = [
             {"id": name, "object": "model", "created": 0, "owned_by": owner}
-            for name, owner in names
+            for name, owner in await self.models.get_names()
         ]
-        await send_json(send, 200, {"object": "list", "data": data})
+        wanted = scope.get("path_params", {}).get("model")
+        if wanted is None:
+            await send_json(send, 200, {"object": "list", "data": data})
+        elif found := [model for model in data if model["id"] == wanted]:
+            await send_json(send, 200, found[0])
+        else:
+            message = f"model {wanted[:200]!r} is not among the gateway's models (GET /v1/models)"
+            await send_error(send, scope, RequestError(404, "model_not_found", message))
 
 
 def endpoint(gateway: Gateway) -> ChatEndpoint:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
@@ -31,8 +32,10 @@ STATUS_BY_KIND: Mapping[str, int] = {
     "input": 400,
     "secret": 400,
     "bad_request": 400,
-    "UsageError": 400,
-    "ConfigError": 400,
+    "usage": 400,  # a model name that does not resolve (``ollama:``)
+    "config": 400,
+    "capability": 400,
+    "context_overflow": 400,  # still too long once fitted: OpenAI's context_length_exceeded
     "model_not_found": 404,
     "rate_limited": 429,
     "queue_full": 429,
@@ -40,6 +43,7 @@ STATUS_BY_KIND: Mapping[str, int] = {
     "unreachable": 502,
     "server_error": 502,
     "bad_response": 502,
+    "schema": 502,  # the model's answer did not fill the schema, even mended once
     "timeout": 504,
 }
 #: OpenAI's error ``type`` for a status.
@@ -48,6 +52,7 @@ TYPE_BY_STATUS: Mapping[int, str] = {
     401: "authentication_error",
     403: "permission_error",
     404: "not_found_error",
+    405: "invalid_request_error",
     408: "timeout_error",
     413: "invalid_request_error",
     415: "invalid_request_error",
@@ -72,8 +77,21 @@ class RequestError(Exception):
 def get_status(ended: ChatEnded) -> int:
     """The HTTP status of a request that ended before anything was sent to its client."""
     if isinstance(ended, ChatFailed):
-        return STATUS_BY_KIND.get(ended.kind, 500)
+        return get_kind_status(ended.kind)
     return 503  # cancelled before the first piece: the gateway is stopping
+
+
+def get_retry_after(ended: ChatEnded) -> dict[str, str]:
+    """``Retry-After`` for an upstream that asked to wait: the client's SDK waits as long
+    (without it, the OpenAI SDK retried after half a second into the same refusal)."""
+    if not isinstance(ended, ChatFailed) or ended.retry_after is None:
+        return {}
+    return {"retry-after": str(max(1, math.ceil(ended.retry_after)))}
+
+
+def get_kind_status(kind: str) -> int:
+    """The HTTP status of an engine error's ``kind``."""
+    return STATUS_BY_KIND.get(kind, 500)
 
 
 def is_ollama(scope: Mapping[str, Any]) -> bool:

@@ -167,9 +167,15 @@ class Door:
         if scope.get("method") == "OPTIONS" or scope["path"] in OPEN_PATHS:
             return
         if self._token is not None and not self._authorized(headers, scope):
+            # A client that sent a key (the OpenAI SDK's "ollama" placeholder, an old
+            # token) was told to send one: say which mistake it made.
+            sent = b"authorization" in headers or bool(scope.get("subprotocols"))
+            message = (
+                "the bearer token sent is not this gateway's" if sent
+                else "a bearer token is required: send `Authorization: Bearer <token>`"
+            )  # fmt: skip
             raise RequestError(
-                401, "auth", "a bearer token is required: send `Authorization: Bearer <token>` "
-                "(`cortan serve --print-token` shows it)",
+                401, "auth", f"{message} (`cortan serve --print-token` shows it)",
                 {"www-authenticate": 'Bearer realm="cortan"'},
             )  # fmt: skip
         if self.open >= self._max_connections:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from cortan.config.settings import Settings
     from cortan.core.events import ChatEnded, ChatStarted, Notice, ThinkingDelta, TokenDelta
+    from cortan.core.messages import ModelInfo
     from cortan.core.requests import ChatRequest
     from cortan.engine.catalog import Listing
     from cortan.engine.hosts import HostState
@@ -66,6 +67,14 @@ class GatewayServices(Protocol):
 
     async def list_models(self, names: Sequence[str] | None = None) -> dict[str, Listing]:
         """Every provider's models, or why there are none."""
+        ...
+
+    async def show_model(self, name: str | None) -> ModelInfo:
+        """What the server says of the model ``name`` means (raises when it has none)."""
+        ...
+
+    async def context_window(self, model: str | None) -> int:
+        """The tokens of ``model``'s window that a conversation is fitted to."""
         ...
 
     async def aclose(self) -> None:

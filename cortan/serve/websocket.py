@@ -6,6 +6,7 @@ sends::
     {"type": "chat", "id": "c1", "model": "ollama:llama3.2",
      "messages": [{"role": "user", "content": "hi"}]}        (or "prompt": "hi",
                                                              "system": "...", "options": {...},
+                                                             "think": false | "low" | ...,
                                                              "allow_secrets": false)
     {"type": "cancel", "id": "c1"}
 
@@ -36,7 +37,15 @@ from cortan.core.events import ChatEnded, ChatFailed, ChatFinished, ChatStarted
 from cortan.core.messages import Message
 from cortan.serve import convert
 from cortan.serve.relay import Relay
-from cortan.serve.replies import Receive, RequestError, Scope, Send, parse_json, refuse
+from cortan.serve.replies import (
+    Receive,
+    RequestError,
+    Scope,
+    Send,
+    get_retry_after,
+    parse_json,
+    refuse,
+)
 from cortan.serve.security import make_trace
 
 if TYPE_CHECKING:
@@ -168,6 +177,7 @@ class Session:
             client=self.client,
             trace=make_trace(f"{self.trace.request_id}.{self.count}", self.trace.traceparent),
             allow_secrets=message.get("allow_secrets") is True,
+            think=convert.get_think(message, "think"),
         )
 
     async def _pump(
@@ -197,6 +207,8 @@ class Session:
                                 "total_s": ended.timings.total}  # fmt: skip
         elif isinstance(ended, ChatFailed):
             event["error"] = {"kind": ended.kind, "message": ended.message}
+            if retry := get_retry_after(ended):
+                event["error"]["retry_after"] = int(retry["retry-after"])
         elif self.gateway.draining:
             event["error"] = {"kind": "stopping", "message": "cortan serve is stopping"}
         return event

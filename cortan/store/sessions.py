@@ -268,10 +268,19 @@ class SessionStore(StoreFile):
         return _conversation(rows[0]) if rows else None
 
     def find(self, ref: str) -> Conversation | None:
-        """The conversation a user means by ``ref``: its name, or its id (``7`` or ``#7``)."""
+        """The conversation a user means by ``ref``: its name, its id (``7`` or ``#7``), or
+        the request id a client of the gateway had back in ``X-Request-ID`` (the newest
+        with it), which was stored and then found by nothing."""
         if _ID_LIKE.fullmatch(ref.strip()):
             return self.get(int(ref.strip().lstrip("#")))
-        return self.get_by_name(ref)
+        return self.get_by_name(ref) or self.get_by_request_id(ref)
+
+    def get_by_request_id(self, request_id: str) -> Conversation | None:
+        rows = self._read(
+            _CONVERSATION + " WHERE c.request_id = ? ORDER BY c.id DESC LIMIT 1",
+            (request_id.strip(),),
+        )
+        return _conversation(rows[0]) if rows else None
 
     def latest(self) -> Conversation | None:
         """The conversation last used: the one the newest message was added to.

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -139,3 +141,21 @@ def test_sigterm_mid_stream_drains_records_the_partial_and_exits_0(
         answer = store.messages(conversation.id)[-1]
     assert answer.status == "interrupted" and answer.content.startswith("piece")
     assert conversation.client == f"openai OpenAI/Python {openai.__version__}"
+
+
+def test_a_request_id_leads_to_its_conversation(
+    cortan: type[CortanRunner], gateway: Any, ollama_env: FakeOllama
+) -> None:
+    """The id a client had back in X-Request-ID was stored, and then found by no command."""
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=gateway.token, max_retries=0)
+    client.chat.completions.create(
+        model="ollama:llama3.2:latest", messages=[{"role": "user", "content": "hi"}],
+        extra_headers={"X-Request-ID": "edit-7", "X-Cortan-Client": "my-editor"},
+    )  # fmt: skip
+    gateway.commit()
+    shown = cortan.run("sessions", "show", "edit-7")
+    assert shown.code == 0, shown.stderr
+    assert "openai my-editor · request edit-7" in shown.stdout.splitlines()[0]
+    assert "Hello, world!" in shown.stdout
+    (listed,) = json.loads(cortan.run("sessions", "list", "--json").stdout)
+    assert (listed["client"], listed["request_id"]) == ("openai my-editor", "edit-7")

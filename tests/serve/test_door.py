@@ -29,8 +29,10 @@ def test_a_missing_or_wrong_token_is_401(gateway: Running, key: str) -> None:
 
 
 def test_the_sdks_report_a_wrong_token(gateway: Running) -> None:
-    with pytest.raises(openai.AuthenticationError):
+    """A wrong key was told a token is required, as if it had sent none."""
+    with pytest.raises(openai.AuthenticationError) as wrong:
         openai.OpenAI(base_url=gateway.url + "/v1", api_key="nope", max_retries=0).models.list()
+    assert "the bearer token sent is not this gateway's" in wrong.value.message
     with (
         closing(ollama.Client(host=gateway.url)) as bare,
         pytest.raises(ollama.ResponseError, match="bearer token is required") as caught,

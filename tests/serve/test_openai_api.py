@@ -151,3 +151,30 @@ def test_an_oversized_body_is_refused_whether_or_not_it_says_its_length(
     for reply in (said, unsaid):
         assert reply.status_code == 413
         assert "4096 byte limit" in reply.json()["error"]["message"]
+
+
+def test_the_clients_mistakes_are_400_not_the_gateways_500(gateway: Running) -> None:
+    """Kinds were looked up by class name (``UsageError``): a bad name was a 500."""
+    with pytest.raises(openai.BadRequestError) as raised:
+        client(gateway).chat.completions.create(model="ollama:", messages=HI)
+    assert (raised.value.code, raised.value.type) == ("usage", "invalid_request_error")
+    assert raised.value.message.endswith("model name 'ollama:' has a provider but no model")
+
+
+def test_an_upstreams_wait_reaches_the_client_as_retry_after(
+    gateway_factory: Any, ollama_env: FakeOllama, openai_env: FakeOpenAI
+) -> None:
+    """The upstream's 429 came back without Retry-After: the SDK retried at once."""
+    from tests.serve.test_streams import ws_chat
+
+    running: Running = gateway_factory()
+    limited = Reply(status=429, error="slow down", headers={"retry-after": "120"})
+    openai_env.queue(limited)
+    with client(running) as oai, pytest.raises(openai.RateLimitError) as raised:
+        oai.chat.completions.create(model="openai:gpt-4o-mini", messages=HI)
+    assert raised.value.response.headers["retry-after"] == "120"
+    assert "asks to wait 120 s" in raised.value.message
+    openai_env.queue(limited)
+    chat = {"type": "chat", "id": "c1", "model": "openai:gpt-4o-mini", "prompt": "hi"}
+    # Another gateway: this one holds the provider's requests back for those 120 s.
+    assert ws_chat(gateway_factory(), [chat])[-1]["error"]["retry_after"] == 120

@@ -264,3 +264,38 @@ def test_what_generate_cannot_carry_is_one_sentence(
     reply = httpx.post(gateway.url + "/api/generate", json=body, headers=gateway.headers)
     assert reply.status_code == 400
     assert said in reply.json()["error"]
+
+
+def test_time_to_first_token_counts_requests_the_client_cancelled(
+    gateway: Running, ollama_env: FakeOllama
+) -> None:
+    """An editor cancels most requests after their first pieces: none were measured."""
+    ollama_env.queue(SLOW)
+    Stream(gateway).close()
+    assert _wait_for(lambda: 'outcome="cancelled"} 1.0' in _metrics(gateway))
+    assert 'time_to_first_token_seconds_count{provider="ollama"} 1.0' in _metrics(gateway)
+
+
+def test_an_ollama_chat_without_messages_loads_the_model(
+    gateway: Running, ollama_env: FakeOllama
+) -> None:
+    """Ollama's preload (``messages: []``), as editors send it to warm a model, was 400."""
+    with closing(ollama.Client(host=gateway.url, headers=gateway.headers)) as client:
+        loaded = client.chat(model=MODEL, messages=[])
+    assert (loaded.done, loaded.done_reason, loaded.message.content) == (True, "load", "")
+    assert ollama_env.chat_requests == [] and gateway.conversations() == []
+
+
+def test_metrics_tell_the_streams_waiting_for_a_host_from_those_it_answers(
+    gateway: Running, ollama_env: FakeOllama
+) -> None:
+    """Ollama answers one at a time: two streams showed, and no queue, with one upstream."""
+    ollama_env.queue(SLOW, SLOW)
+    first = Stream(gateway)
+    waiting = threading.Thread(target=lambda: Stream(gateway).close())
+    waiting.start()
+    assert _wait_for(lambda: 'cortan_serve_streams{provider="ollama"} 2.0' in _metrics(gateway))
+    host = f'{{host="{ollama_env.url}",provider="ollama"}}'
+    assert f"cortan_serve_upstream_in_flight{host} 1.0" in _metrics(gateway)
+    first.close()
+    waiting.join(10)

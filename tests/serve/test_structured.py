@@ -1,0 +1,69 @@
+"""Structured output through the gateway: OpenAI's ``response_format`` and Ollama's
+``format`` become the request's schema, which the answer is checked against."""
+
+from __future__ import annotations
+
+import json
+from contextlib import closing
+from typing import Any
+
+import httpx
+import ollama
+import openai
+import pydantic
+import pytest
+
+from tests.serve.conftest import TOKEN, Running
+from tests.servers import FakeOllama, Reply
+
+MODEL = "ollama:llama3.2:latest"
+HI: Any = [{"role": "user", "content": "Who wrote the first program?"}]
+ADA = Reply(pieces=['{"name": ', '"Ada", "age": 36}'])
+
+
+class Person(pydantic.BaseModel):
+    name: str
+    age: int
+
+
+def test_the_openai_sdks_parse_gets_the_schema_and_a_document(
+    gateway: Running, ollama_env: FakeOllama
+) -> None:
+    """``response_format`` was refused: the SDK's ``parse`` could not be used at all."""
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=TOKEN, max_retries=0)
+    ollama_env.queue(Reply(pieces=["```json\n", '{"name": "Ada", "age": 36}', "\n```"]))
+    reply = client.chat.completions.parse(model=MODEL, messages=HI, response_format=Person)
+    assert reply.choices[0].message.parsed == Person(name="Ada", age=36)
+    sent = ollama_env.chat_requests[-1].json["format"]
+    assert sent["properties"]["age"] == {"title": "Age", "type": "integer"}
+
+
+def test_a_streamed_ollama_answer_is_the_mended_document_alone(
+    gateway: Running, ollama_env: FakeOllama
+) -> None:
+    """Streamed as it came, an answer that did not fit would run into the mended one."""
+    ollama_env.queue(Reply(pieces=["Ada, ", "36"]), ADA)
+    with closing(ollama.Client(host=gateway.url, headers=gateway.headers)) as client:
+        parts = list(client.chat(model=MODEL, messages=HI, format=Person.model_json_schema(),
+                                 stream=True))  # fmt: skip
+    assert json.loads("".join(p.message.content or "" for p in parts)) == {"name": "Ada", "age": 36}
+    assert parts[-1].done and parts[-1].model == MODEL
+    assert len(ollama_env.chat_requests) == 2  # the first answer, then the one mended
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "value"),
+    [
+        ("/v1/chat/completions", "response_format", {"type": "json_schema", "json_schema": {}}),
+        ("/v1/chat/completions", "response_format", {"type": "xml"}),
+        ("/api/chat", "format", {"type": "nonsense"}),
+        ("/api/chat", "format", "yaml"),
+    ],
+)
+def test_a_schema_it_cannot_use_is_400(
+    gateway: Running, path: str, field: str, value: object
+) -> None:
+    body = {"model": MODEL, "messages": HI, "stream": False, field: value}
+    reply = httpx.post(gateway.url + path, json=body, headers=gateway.headers)
+    assert reply.status_code == 400, reply.text
+    assert field in reply.text
