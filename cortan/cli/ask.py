@@ -480,7 +480,7 @@ def _make_view(
     elif not terminal:
         view = views.PlainView(sys.stdout, raw=output.raw)
     elif output.no_stream:
-        console = make_console(settings, context)
+        console = context.console(settings)
         view = views.BufferedView(console, sys.stdout, code_theme=settings.code_theme)
     else:
         # The consoles are made once the request is on its way: importing rich is not on
@@ -490,7 +490,7 @@ def _make_view(
         from cortan.render.lead import writes_live
 
         return views.MarkdownView(
-            lambda: make_console(settings, context),
+            lambda: context.console(settings),
             code_theme=settings.code_theme,
             thinking=thinking,
             lead=sys.stdout if writes_live(sys.stdout) else None,
@@ -503,18 +503,4 @@ def _thinking_console(settings: Settings, context: Context) -> Callable[[], Cons
     if not sys.stderr.isatty():
         return None
 
-    def make() -> Console:
-        from rich.console import Console
-
-        color = settings.color and context.color_enabled
-        return Console(file=sys.stderr, no_color=not color, highlight=False)
-
-    return make
-
-
-def make_console(settings: Settings, context: Context) -> Console:
-    """The stdout console for rendered answers; colour off by setting, flag or NO_COLOR."""
-    from rich.console import Console
-
-    color = settings.color and context.color_enabled
-    return Console(no_color=not color, highlight=False)
+    return lambda: context.console(settings, sys.stderr)

@@ -405,10 +405,7 @@ def _make_progress(
         return QuietProgress(sys.stderr)
     if not live:
         return PlainProgress(sys.stderr)
-    from rich.console import Console
-
-    color = settings.color and context.color_enabled
-    return RichProgress(Console(stderr=True, no_color=not color, highlight=False))
+    return RichProgress(context.console(settings, sys.stderr))
 
 
 @contextlib.contextmanager

@@ -138,7 +138,6 @@ async def _run(
     from prompt_toolkit.input import create_input
 
     from cortan.app import App, make_repl
-    from cortan.cli.ask import make_console
     from cortan.cli.continuation import open_store
     from cortan.config.paths import get_data_dir
 
@@ -151,7 +150,7 @@ async def _run(
         # A refused history (a link, a FIFO) fails here, the store and app still closed.
         repl = make_repl(
             app,
-            make_console(settings, context),
+            context.console(settings),
             history_path=history,
             store=store,
             vi_mode=options.vi,

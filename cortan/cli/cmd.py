@@ -193,12 +193,9 @@ def _wait_view(settings: Settings, context: Context, file: TextIO) -> AnswerView
     """The spinner and the model's reasoning, folded, on the terminal the dialogue uses:
     without them a thinking model left "asking the model for a command…" alone on the
     screen for as long as it thought. The answer itself is the dialogue's to show."""
-    from rich.console import Console
-
     from cortan.render.views import MarkdownView, WaitOnly
 
-    color = settings.color and context.color_enabled
-    console = Console(file=file, no_color=not color, highlight=False)
+    console = context.console(settings, file)
     view = MarkdownView(
         console, code_theme=settings.code_theme, fold=True, tail=settings.show_thinking
     )

@@ -29,6 +29,9 @@ from cortan.core.errors import (
 
 if TYPE_CHECKING:
     from asyncio import AbstractEventLoop
+    from typing import TextIO
+
+    from rich.console import Console
 
     from cortan.config.settings import Settings
     from cortan.render.diagnostics import Diagnostics
@@ -65,6 +68,14 @@ class Context:
             color = self.color_enabled and sys.stderr.isatty()
             self._diagnostics = Diagnostics(sys.stderr, color=color)
         return self._diagnostics
+
+    def console(self, settings: Settings, file: TextIO | None = None) -> Console:
+        """A rich console on ``file`` (stdout by default); colour off by setting, flag
+        or NO_COLOR. rich is imported here, when something is to be drawn."""
+        from rich.console import Console
+
+        color = settings.color and self.color_enabled
+        return Console(file=file, no_color=not color, highlight=False)
 
     def load_settings(self, **flags: Any) -> Settings:
         from cortan.config.load import (

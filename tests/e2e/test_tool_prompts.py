@@ -13,6 +13,7 @@ import os
 import shlex
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pexpect
@@ -165,6 +166,30 @@ def test_the_repl_asks_and_a_session_yes_holds(
     assert target.read_text() == "one\none\n"
 
 
+@contextmanager
+def at_the_question(args: list[str], env: dict[str, str]) -> Iterator[Terminal]:
+    """cortan at a tool call's question: `ask --tools` (``args``), or the REPL (no
+    ``args``) with /tools on, asked to list the folder."""
+    term = Terminal(args, env)
+    try:
+        if not args:
+            term.wait(prompt_ready)
+            term.type("/tools on\r")
+            term.wait(lambda s: "tools: on" in s)
+            term.type("list it\r")
+        term.wait(lambda s: "Allow?" in s)
+        yield term
+    finally:
+        term.child.close(force=True)
+
+
+def answered_yes(term: Terminal) -> tuple[str, list[str]]:
+    """Yes to the question; the screen once the answer came, and its rows that hold text."""
+    term.type("y\r")
+    screen = term.wait(lambda s: "Listed." in s)
+    return screen, [row.strip() for row in screen.splitlines() if row.strip()]
+
+
 @pytest.mark.parametrize("args", [["ask", "--tools", "look"], []], ids=["ask", "repl"])
 def test_the_question_stays_on_screen_while_it_waits(
     args: list[str], terminal_env: dict[str, str], ollama_env: FakeOllama
@@ -177,14 +202,7 @@ def test_the_question_stays_on_screen_while_it_waits(
         ),
         Reply(pieces=["Listed."]),
     )
-    term = Terminal(args, terminal_env)
-    try:
-        if not args:
-            term.wait(prompt_ready)
-            term.type("/tools on\r")
-            term.wait(lambda s: "tools: on" in s)
-            term.type("list it\r")
-        term.wait(lambda s: "Allow?" in s)
+    with at_the_question(args, terminal_env) as term:
         time.sleep(1.0)  # several spinner frames, were it turning
         term.pump()
         last = term.text().rstrip().splitlines()[-1]
@@ -192,8 +210,6 @@ def test_the_question_stays_on_screen_while_it_waits(
         term.type("y\r")
         term.wait(lambda s: "Listed." in s)
         assert "gave" in term.text()
-    finally:
-        term.child.close(force=True)
 
 
 def test_a_command_padded_past_what_is_shown_needs_the_word(
@@ -241,22 +257,11 @@ def test_words_before_a_call_are_drawn_whole_above_its_line(
         ),
         Reply(pieces=["Listed."]),
     )
-    term = Terminal(args, terminal_env)
-    try:
-        if not args:
-            term.wait(prompt_ready)
-            term.type("/tools on\r")
-            term.wait(lambda s: "tools: on" in s)
-            term.type("list it\r")
-        term.wait(lambda s: "Allow?" in s)
-        term.type("y\r")
-        screen = term.wait(lambda s: "Listed." in s)
-        rows = [row.strip() for row in screen.splitlines() if row.strip()]
-        said = rows.index("Let me look at the files.")
-        assert "tool: list_dir" in rows[said + 1], screen
-        assert rows.index("Listed.") > said
-    finally:
-        term.child.close(force=True)
+    with at_the_question(args, terminal_env) as term:
+        screen, rows = answered_yes(term)
+    said = rows.index("Let me look at the files.")
+    assert "tool: list_dir" in rows[said + 1], screen
+    assert rows.index("Listed.") > said
 
 
 @pytest.mark.parametrize("args", [["ask", "--tools", "look"], []], ids=["ask", "repl"])
@@ -275,21 +280,10 @@ def test_a_thought_before_a_call_is_closed_before_its_line(
         ),
         Reply(thinking=["Now I can answer."], pieces=["Listed."]),
     )
-    term = Terminal(args, terminal_env)
-    try:
-        if not args:
-            term.wait(prompt_ready)
-            term.type("/tools on\r")
-            term.wait(lambda s: "tools: on" in s)
-            term.type("list it\r")
-        term.wait(lambda s: "Allow?" in s)
-        term.type("y\r")
-        screen = term.wait(lambda s: "Listed." in s)
-        rows = [row.strip() for row in screen.splitlines() if row.strip()]
-        first = next(i for i, row in enumerate(rows) if row.startswith("thought for"))
-        call = next(i for i, row in enumerate(rows) if "tool: list_dir {" in row)
-        assert first < call, screen
-        assert not any("folder.cortan" in row for row in rows), screen
-        assert sum(row.startswith("thought for") for row in rows[call:]) == 1, screen
-    finally:
-        term.child.close(force=True)
+    with at_the_question(args, terminal_env) as term:
+        screen, rows = answered_yes(term)
+    first = next(i for i, row in enumerate(rows) if row.startswith("thought for"))
+    call = next(i for i, row in enumerate(rows) if "tool: list_dir {" in row)
+    assert first < call, screen
+    assert not any("folder.cortan" in row for row in rows), screen
+    assert sum(row.startswith("thought for") for row in rows[call:]) == 1, screen

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CortanRunner, assert_one_sentence
-from tests.security.test_readonly_store import tiny_disk
+from tests.security.test_readonly_store import fill, tiny_disk
 from tests.servers import FakeOllama, FakeOpenAI
 
 ONE_TRY = {"CORTAN_RETRY__ATTEMPTS": "1"}
@@ -166,14 +166,7 @@ def test_a_full_disk_is_called_full(
     data = isolated_env / "data"
     with tiny_disk(data):
         assert cortan.run("ask", "--no-stdin", "--session", "s", "fits").code == 0
-        fd = os.open(data / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            while True:
-                os.write(fd, b"\0" * 512)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+        fill(data)
         result = cortan.run("ask", "--no-stdin", "--session", "s", "a long question " * 2000)
     assert result.code == 1
     assert "disk I/O error" not in result.stderr
