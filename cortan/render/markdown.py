@@ -553,17 +553,17 @@ class _TableCut(NamedTuple):
 
 
 class _Table(TableElement):
-    """rich's table; a part of one printed row by row (`_Blocks`) keeps the columns of
-    the first part, and draws the head and the bottom edge only where they belong.
+    """rich's table; a part of one printed row by row (`_Blocks`) is laid out from the
+    widths the rows of every part so far want, and draws the head and the bottom edge
+    only where they belong.
 
     rich sizes the columns from every row: rows printed apart, sized each from their
-    own text, would not line up. The widths come from rich's own layout of the first
-    part (its private `_calculate_column_widths` and `_collapse_widths`; the tests that
-    compare a tall table streamed with one rendering of it guard them). A later part
-    widens a column its text needs, as rich would have (the rows above stay as they
-    were), and columns too wide for the screen are narrowed as rich narrows them, the
-    widest first. A word longer than its column folds onto the cell's next row: rich's
-    default, an ellipsis, would drop the rest of it ("294" drawn "2…").
+    own text, would not line up. The layout is rich's own (its private `_measure_column`
+    and `_collapse_widths`; the tests that compare a tall table streamed with one
+    rendering of it guard them): a later part widens a column its text needs, as rich
+    would have (the rows above stay as they were), and columns too wide for the screen
+    are narrowed the widest first. A word longer than its column folds onto the cell's
+    next row: rich's default, an ellipsis, would drop the rest of it ("294" drawn "2…").
     """
 
     cut: _TableCut | None = None
