@@ -375,6 +375,7 @@ def make_repl(
     ``/load`` or ``--session`` says otherwise).
     """
     from cortan.config.roles import get_roles
+    from cortan.core.options import OPTIONS
     from cortan.render.views import MarkdownView, SkipQuiet, WaitOnly
     from cortan.shell.actions import make_command_table
     from cortan.shell.completion import ShellCompleter
@@ -391,7 +392,7 @@ def make_repl(
         commands,
         {
             "model": models.names,
-            "setting": lambda: ["vi", "emacs"],
+            "setting": lambda: ["vi", "emacs", *OPTIONS],
             "think": lambda: [*THINK_VALUES, "default"],
             "role": lambda: list(get_roles(app.settings)),
             "session": lambda: session_names(app.store),

@@ -12,9 +12,13 @@ from cortan.cli.names import complete_session
 from cortan.cli.options import (
     AllowSecretsOption,
     AskRoleOption,
+    GenerationOption,
+    MaxTokensOption,
     ModelOption,
     NoFallbackOption,
     NoLogOption,
+    NoThinkOption,
+    ThinkOption,
 )
 from cortan.cli.runner import (
     EXIT_INTERRUPTED,
@@ -101,13 +105,8 @@ def ask(
             "--attach", "-a", metavar="PATH", help="Attach an image or a text file (repeatable)."
         ),
     ] = None,
-    think: Annotated[
-        str | None,
-        typer.Option("--think", metavar="LEVEL", help="Thinking: on, off, low, medium, high."),
-    ] = None,
-    no_think: Annotated[
-        bool, typer.Option("--no-think", help="Ask the model not to think.")
-    ] = False,
+    think: ThinkOption = None,
+    no_think: NoThinkOption = False,
     show_thinking: Annotated[
         bool | None,
         typer.Option(
@@ -124,15 +123,8 @@ def ask(
             help="Answer as JSON filling a schema: a .json file, JSON, or 'name str, age int'.",
         ),
     ] = None,
-    options: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--option", "-o", metavar="KEY=VALUE", help="A generation option (repeatable)."
-        ),
-    ] = None,
-    max_tokens: Annotated[
-        int | None, typer.Option("--max-tokens", metavar="N", help="Longest answer, in tokens.")
-    ] = None,
+    options: GenerationOption = None,
+    max_tokens: MaxTokensOption = None,
     extract: Annotated[
         bool,
         typer.Option(

@@ -11,12 +11,20 @@ from typing import TYPE_CHECKING, Annotated, NamedTuple, TextIO
 
 import typer
 
-from cortan.cli.names import complete_model, complete_session
+from cortan.cli.names import complete_session
+from cortan.cli.options import (
+    GenerationOption,
+    MaxTokensOption,
+    ModelOption,
+    NoThinkOption,
+    ThinkOption,
+)
 from cortan.cli.runner import Context, check_model_option, get_context, guard, run_async
 from cortan.core.errors import UsageError
 
 if TYPE_CHECKING:
     from cortan.config.settings import Settings
+    from cortan.core.requests import Think
     from cortan.shell.repl import Repl
 
 
@@ -30,20 +38,13 @@ class ShellOptions(NamedTuple):
     no_log: bool = False
     continue_last: bool = False
     tools: bool | None = None  # None: as [tools] enabled says
+    think: Think = None  # --think: None keeps the configured or the server's default
+    generation: dict[str, object] | None = None  # -o, --max-tokens: as /set sets them
 
 
 def chat(
     ctx: typer.Context,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            metavar="MODEL",
-            help="provider:model, alias or bare name.",
-            autocompletion=complete_model,
-        ),
-    ] = None,
+    model: ModelOption = None,
     system: Annotated[
         str | None, typer.Option("--system", "-s", metavar="TEXT", help="System prompt.")
     ] = None,
@@ -78,14 +79,22 @@ def chat(
             show_default=False,
         ),
     ] = None,
+    think: ThinkOption = None,
+    no_think: NoThinkOption = False,
+    option: GenerationOption = None,
+    max_tokens: MaxTokensOption = None,
 ) -> None:
     """Open the interactive chat shell. Piped text starts the conversation."""
-    if continue_last and session is not None:
-        with guard(get_context(ctx)):
+    from cortan.cli.generation import make_generation
+
+    with guard(get_context(ctx)):
+        if continue_last and session is not None:
             raise UsageError("use either -c/--continue or --session NAME, not both")
+        generation = make_generation(think, no_think, None, option or [], max_tokens)
     options = ShellOptions(
-        model, system, no_history, vi, session, role, no_log, continue_last, tools
-    )
+        model, system, no_history, vi, session, role, no_log, continue_last, tools,
+        generation.think, dict(generation.options),
+    )  # fmt: skip
     open_shell(get_context(ctx), options)
 
 
@@ -165,22 +174,12 @@ async def _run(
 
 
 async def _apply_options(repl: Repl, options: ShellOptions) -> None:
-    """--session or -c first (they bring a model and system prompt), then --role, -m, -s."""
+    """--session or -c first (they bring a model and system prompt), then --role, -m, -s,
+    then the generation flags (over a role's temperature, as ``/set`` is)."""
     from cortan.shell.actions import do_role
-    from cortan.shell.sessions import load_session
 
     if options.session is not None or options.continue_last:
-        store, recorder = repl.services.store, repl.services.recorder
-        flag = "-c" if options.continue_last else "--session"
-        if store is None or recorder is None:
-            raise UsageError(f"{flag} needs the session store, which is off (--no-log)")
-        if options.session is not None:
-            load_session(repl, store, recorder, options.session, create=True)
-        else:
-            last = store.latest()
-            if last is None:
-                raise UsageError("there is no earlier conversation to continue: chat without -c")
-            load_session(repl, store, recorder, f"#{last.id}", create=False)
+        _open_conversation(repl, options.session)
     if options.role is not None:
         await do_role(repl, options.role)
     if options.model is not None:
@@ -189,3 +188,24 @@ async def _apply_options(repl: Repl, options: ShellOptions) -> None:
         repl.conversation.system = options.system
     if options.tools is not None:
         repl.conversation.tools = options.tools
+    if options.think is not None:
+        repl.conversation.think = options.think
+    if options.generation:
+        repl.conversation.set_options.update(options.generation)
+
+
+def _open_conversation(repl: Repl, session: str | None) -> None:
+    """--session NAME (made if new) or, with ``None``, -c's conversation used last."""
+    from cortan.shell.sessions import load_session
+
+    store, recorder = repl.services.store, repl.services.recorder
+    if store is None or recorder is None:
+        flag = "-c" if session is None else "--session"
+        raise UsageError(f"{flag} needs the session store, which is off (--no-log)")
+    if session is not None:
+        load_session(repl, store, recorder, session, create=True)
+        return
+    last = store.latest()
+    if last is None:
+        raise UsageError("there is no earlier conversation to continue: chat without -c")
+    load_session(repl, store, recorder, f"#{last.id}", create=False)

@@ -1,4 +1,4 @@
-"""Options that several commands take, declared once (``ask``, ``batch``, ``cmd``).
+"""Options that several commands take, declared once (``ask``, ``chat``, ``batch``, ``cmd``).
 
 Layer: cli. The same flag with the same words in its help: a change to what
 ``--model`` accepts, or how ``--allow-secrets`` is explained, is made here once.
@@ -44,4 +44,16 @@ AllowSecretsOption = Annotated[
     typer.Option(
         "--allow-secrets", help="Send to a remote provider even what looks like a secret."
     ),
+]
+ThinkOption = Annotated[
+    str | None,
+    typer.Option("--think", metavar="LEVEL", help="Thinking: on, off, low, medium, high."),
+]
+NoThinkOption = Annotated[bool, typer.Option("--no-think", help="Ask the model not to think.")]
+GenerationOption = Annotated[
+    list[str] | None,
+    typer.Option("--option", "-o", metavar="KEY=VALUE", help="A generation option (repeatable)."),
+]
+MaxTokensOption = Annotated[
+    int | None, typer.Option("--max-tokens", metavar="N", help="Longest answer, in tokens.")
 ]

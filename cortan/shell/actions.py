@@ -149,7 +149,7 @@ async def do_role(repl: Shell, arg: str) -> None:
         raise UsageError(f"usage: /role NAME; roles: {names}")
     role = get_role(repl.services.settings, arg)
     repl.conversation.system = role.system
-    repl.conversation.options = role.options
+    repl.conversation.role_options = role.options
     if role.model:
         repl.conversation.model = role.model
     repl.dim(f"role {role.name}: {role.summary}")
@@ -330,14 +330,48 @@ async def do_usage(repl: Shell, arg: str) -> None:
 
 
 async def do_set(repl: Shell, arg: str) -> None:
+    """/set vi|emacs: the keys; /set KEY VALUE: a generation option from now on, as
+    ``-o KEY=VALUE`` sets it for ``ask`` (``ollama run``'s ``/set parameter``);
+    /set KEY - drops it again; /set alone says what is set."""
     from prompt_toolkit.enums import EditingMode
 
+    from cortan.core.options import parse_option
+
     modes = {"vi": EditingMode.VI, "emacs": EditingMode.EMACS}
-    if arg not in modes:
-        raise UsageError("usage: /set vi | /set emacs")
-    repl.session.app.editing_mode = modes[arg]
-    repl.session.editing_mode = modes[arg]
-    repl.dim(f"{arg} keys")
+    key, _, value = arg.strip().partition("=" if "=" in arg else " ")
+    key, value = key.strip(), value.strip()
+    if not key:
+        _say_settings(repl)
+    elif key in modes and not value:
+        repl.session.app.editing_mode = modes[key]
+        repl.session.editing_mode = modes[key]
+        repl.dim(f"{key} keys")
+    elif not value:
+        raise UsageError(f"usage: /set {key} VALUE (or /set {key} - to drop it)")
+    elif value == "-":
+        name, _ = parse_option(f"{key}=0")  # the name checked, with the known ones on a typo
+        dropped = repl.conversation.set_options.pop(name, None)
+        repl.dim(f"{name}: the default again" if dropped is not None else f"{name} was not set")
+    else:
+        name, parsed = parse_option(f"{key}={value}")
+        repl.conversation.set_options[name] = parsed
+        repl.dim(f"{name} = {_shown(parsed)} from now on (/set {name} - drops it)")
+
+
+def _say_settings(repl: Shell) -> None:
+    mode = "vi" if repl.session.editing_mode.value == "VI" else "emacs"
+    conversation = repl.conversation
+    given = [
+        *(f"{k} = {_shown(v)} (role)" for k, v in conversation.role_options
+          if k not in conversation.set_options),
+        *(f"{k} = {_shown(v)}" for k, v in conversation.set_options.items()),
+    ]  # fmt: skip
+    options = "; ".join(given) if given else "the model's defaults"
+    repl.say(f"keys: {mode} · options: {options} (/set KEY VALUE, /set KEY -)")
+
+
+def _shown(value: object) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 async def do_run(repl: Shell, arg: str) -> None:
@@ -478,7 +512,13 @@ def make_command_table() -> CommandTable:
             SlashCommand(
                 "run", "turn words into a shell command, run on a yes", "/run WORDS", "text", do_run
             ),
-            SlashCommand("set", "switch vi or emacs keys", "/set vi|emacs", "setting", do_set),
+            SlashCommand(
+                "set",
+                "vi or emacs keys, or a generation option",
+                "/set [vi|emacs|KEY VALUE]",
+                "setting",
+                do_set,
+            ),
             SlashCommand(
                 "copy", "copy the last answer or code block", "/copy [code]", "none", do_copy
             ),

@@ -33,7 +33,8 @@ class Conversation:
 
     model: str | None = None
     system: str | None = None
-    options: tuple[tuple[str, object], ...] = ()
+    role_options: tuple[tuple[str, object], ...] = ()  # the role's (its temperature)
+    set_options: dict[str, object] = field(default_factory=dict)  # /set, chat -o: win
     turns: list[Turn] = field(default_factory=list)
     pending: list[Attachment] = field(default_factory=list)
     last_request: ChatRequest | None = None
@@ -50,6 +51,11 @@ class Conversation:
             if turn.answer:
                 messages.append(Message("assistant", turn.answer))
         return tuple(messages)
+
+    @property
+    def options(self) -> tuple[tuple[str, object], ...]:
+        """What the next request is sent with: the role's options, then the user's own."""
+        return (*self.role_options, *self.set_options.items())
 
     def make_request(self, request_id: int, prompt: str) -> ChatRequest:
         """The next request: this prompt, the attachments waiting, the turns so far."""

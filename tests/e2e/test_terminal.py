@@ -223,6 +223,43 @@ def test_a_role_without_a_command_opens_the_shell_with_it(
         terminal.child.close(force=True)
 
 
+def test_generation_flags_without_a_command_reach_the_shells_requests(
+    terminal_env: dict[str, str], ollama_env: FakeOllama
+) -> None:
+    """`cortan -o temperature=0.3 --max-tokens 9 --think high` is the shell with them, as
+    `ask` takes them; chat refused them ("no such option: -o"), so the only way to a
+    temperature in the shell was a role. The flags win over the role's temperature."""
+    args = ["-o", "temperature=0.3", "--max-tokens", "9", "--think", "high"]
+    terminal = Terminal(args, terminal_env)
+    try:
+        terminal.wait(prompt_ready)
+        terminal.type("hi\r")
+        terminal.wait(lambda s: "Hello, world!" in s)
+        terminal.type("/set\r")
+        screen = terminal.wait(lambda s: "options:" in s)
+        assert "temperature = 0.3" in screen and "max_tokens = 9" in screen, screen
+        terminal.type("\x04")
+        terminal.child.expect(pexpect.EOF, timeout=10)
+    finally:
+        terminal.child.close(force=True)
+    body = ollama_env.chat_requests[-1].json
+    assert body["options"]["temperature"] == 0.3 and body["options"]["num_predict"] == 9
+    assert body["think"] == "high"
+
+
+def test_a_bad_generation_flag_stops_the_shell_before_it_opens(
+    terminal_env: dict[str, str], ollama_env: FakeOllama
+) -> None:
+    terminal = Terminal(["chat", "-o", "temprature=1"], terminal_env)
+    try:
+        terminal.child.expect(pexpect.EOF, timeout=10)
+        terminal.stream.feed(terminal.child.before or b"")
+    finally:
+        terminal.child.close(force=True)
+    assert "unknown option 'temprature' (did you mean temperature?)" in terminal.text()
+    assert terminal.child.exitstatus == 2 and not ollama_env.chat_requests
+
+
 def test_a_long_thought_shows_only_its_last_rows_under_the_spinner(
     term: Terminal, ollama_env: FakeOllama
 ) -> None:

@@ -489,6 +489,65 @@ async def test_set_vi_keys(shell: Shell) -> None:
     await shell.exit()
 
 
+@pytest.fixture
+def warm_role(config_file: Path) -> None:
+    config_file.write_text('[roles.warm]\nsystem = "Be warm."\ntemperature = 0.2\n')
+
+
+@pytest.fixture
+async def warm_shell(
+    pipe: PipeInput, ollama_env: FakeOllama, warm_role: None
+) -> AsyncIterator[Shell]:
+    """A shell whose config has a role with a temperature, ``warm``."""
+    shell = start_shell(pipe, None)
+    yield shell
+    if not shell.task.done():
+        shell.task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await shell.task
+    await shell.repl.services.aclose()
+
+
+async def test_set_a_generation_option_then_drop_it(
+    warm_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """/set KEY VALUE is `ask -o KEY=VALUE` for the turns to come (ollama run's
+    `/set parameter`); it wins over a role's temperature; /set KEY - drops it."""
+    shell = warm_shell
+    await shell.command("/role warm")
+    await shell.command("/set temperature 0.7")
+    await shell.command("/set stop=END,STOP")
+    await shell.ask("hi")
+    options = sent_body(ollama_env)["options"]
+    assert (options["temperature"], options["stop"]) == (0.7, ["END", "STOP"])
+    await shell.command("/set")
+    assert "temperature = 0.7; stop = END,STOP" in shell.text
+    await shell.command("/set temperature -")
+    await shell.ask("again")
+    options = sent_body(ollama_env)["options"]
+    assert (options["temperature"], options["stop"]) == (0.2, ["END", "STOP"])
+    await shell.command("/set stop -")
+    await shell.command("/set")
+    assert "options: temperature = 0.2 (role)" in shell.text
+    await shell.exit()
+
+
+async def test_set_refuses_what_no_request_can_carry(shell: Shell, ollama_env: FakeOllama) -> None:
+    for line, said in [
+        ("/set temprature 0.5", "unknown option 'temprature' (did you mean temperature?)"),
+        ("/set top_k lots", "option top_k needs a whole number, not 'lots'"),
+        ("/set temperature nan", "option temperature needs a finite number, not 'nan'"),
+        ("/set seed", "usage: /set seed VALUE (or /set seed - to drop it)"),
+        ("/set bogus -", "unknown option 'bogus'"),
+    ]:
+        await shell.command(line)
+        assert said in shell.text, line
+    await shell.ask("hi")
+    options = sent_body(ollama_env).get("options", {})
+    assert not {"temperature", "top_k", "seed"} & set(options), options
+    await shell.exit()
+
+
 async def test_control_characters_in_a_line_are_stripped(
     shell: Shell, ollama_env: FakeOllama
 ) -> None:
