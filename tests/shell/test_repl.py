@@ -518,13 +518,13 @@ async def test_set_a_generation_option_then_drop_it(
     await shell.command("/set temperature 0.7")
     await shell.command("/set stop=END,STOP")
     await shell.ask("hi")
-    options = sent_body(ollama_env)["options"]
+    options = sent_options(ollama_env)
     assert (options["temperature"], options["stop"]) == (0.7, ["END", "STOP"])
     await shell.command("/set")
     assert "temperature = 0.7; stop = END,STOP" in shell.text
     await shell.command("/set temperature -")
     await shell.ask("again")
-    options = sent_body(ollama_env)["options"]
+    options = sent_options(ollama_env)
     assert (options["temperature"], options["stop"]) == (0.2, ["END", "STOP"])
     await shell.command("/set stop -")
     await shell.command("/set")
@@ -543,7 +543,7 @@ async def test_set_refuses_what_no_request_can_carry(shell: Shell, ollama_env: F
         await shell.command(line)
         assert said in shell.text, line
     await shell.ask("hi")
-    options = sent_body(ollama_env).get("options", {})
+    options = sent_options(ollama_env)
     assert not {"temperature", "top_k", "seed"} & set(options), options
     await shell.exit()
 
@@ -794,6 +794,12 @@ async def test_thinking_folds_to_one_line_and_shows_whole_on_request(
     await shell.command("/think default")
     await shell.ask("once more")
     assert "think" not in sent_body(ollama_env)
+
+
+def sent_options(server: FakeOllama) -> dict[str, object]:
+    options = sent_body(server).get("options", {})
+    assert isinstance(options, dict)
+    return options
 
 
 def sent_body(server: FakeOllama) -> dict[str, object]:
