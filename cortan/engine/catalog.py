@@ -22,6 +22,7 @@ from cortan.core.messages import ModelInfo
 if TYPE_CHECKING:
     from cortan.engine.hosts import Host, HostPool
     from cortan.engine.manager import ModelManager
+    from cortan.providers.base import Provider
 
 #: One provider's models, or why there are none.
 Listing = list[ModelInfo] | CortanError
@@ -52,7 +53,16 @@ async def survey_hosts(
         except CortanError as exc:
             jobs.append(_refused(name, exc))
             continue
-        jobs += [_probe(manager, pool, host, limit, versions) for host in pool.hosts]
+        for host in pool.hosts:
+            # Every provider is made before any host is timed: made inside the probes, the
+            # openai SDK's import (0.3-0.6 s) blocked the loop while Ollama's clock ran, and
+            # `doctor` showed a loopback Ollama answering in 835 ms.
+            try:
+                provider = pool.get_provider(host)
+            except CortanError as exc:
+                jobs.append(_refused(name, exc, host.url))
+                continue
+            jobs.append(_probe(manager, pool, host, provider, limit, versions))
     return list(await asyncio.gather(*jobs))
 
 
@@ -110,17 +120,20 @@ async def describe(manager: ModelManager, listing: dict[str, Listing]) -> dict[s
     return described
 
 
-async def _refused(name: str, exc: CortanError) -> HostReport:
-    return HostReport(name, "", None, exc, 0.0)
+async def _refused(name: str, exc: CortanError, url: str = "") -> HostReport:
+    return HostReport(name, url, None, exc, 0.0)
 
 
 async def _probe(
-    manager: ModelManager, pool: HostPool, host: Host, limit: float, versions: bool
+    manager: ModelManager,
+    pool: HostPool,
+    host: Host,
+    provider: Provider,
+    limit: float,
+    versions: bool,
 ) -> HostReport:
     start = time.perf_counter()
     try:
-        provider = pool.get_provider(host)  # made first: importing an SDK is not the latency
-        start = time.perf_counter()
         async with asyncio.timeout(limit):
             models = await manager.list_host_models(pool, host)
     except CortanError as exc:

@@ -58,6 +58,23 @@ def test_keys_are_reported_by_where_they_come_from(
     assert "sk-test-key" not in result.stdout
 
 
+def test_a_hosts_latency_is_its_own_not_another_providers_sdk_import(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, openai_server: FakeOpenAI, config_file: Path
+) -> None:
+    """A loopback Ollama showed 835-1290 ms when an OpenAI host was configured beside it.
+
+    The openai SDK (0.3-0.6 s to import) was imported inside one probe while the other
+    probe's clock ran; every provider is now made before any host is timed. The bound is
+    loose: a loopback answer takes a few milliseconds.
+    """
+    config_file.write_text(
+        f'[providers.work]\nkind = "openai"\nbase_url = "{openai_server.url}/v1"\n'
+    )
+    result = cortan.run("doctor", "--json", env={"OPENAI_API_KEY": "sk-test"})
+    assert result.code == 0, result.stderr
+    assert rows(result.stdout)[f"provider ollama {ollama_env.url}"]["latency_ms"] < 250
+
+
 def test_model_not_pulled(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
     result = cortan.run("doctor", env={"CORTAN_DEFAULT_MODEL": "ollama:mistral"})
     assert result.code == 1
