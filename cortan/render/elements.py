@@ -1,0 +1,212 @@
+"""rich's markdown elements, made to render a streamed answer block by block.
+
+Layer: render (rich). `MarkdownStream` (render/markdown.py) prints each finished block
+apart; rich renders one document at a time, so what a block needs to know of the blocks
+printed before it (the numbers of a list's earlier items, the columns of a table's
+earlier rows, the gap rich leaves after some elements) is carried here, in subclasses
+of rich's own elements, and one markdown-it parser serves every block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
+
+from rich.console import Console
+from rich.markdown import ListElement, Markdown, MarkdownElement, TableElement
+from rich.segment import Segment
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.token import Token
+    from rich.console import ConsoleOptions, RenderResult
+
+    from cortan.render.blocks import Numbering
+
+
+class _NumberedList(ListElement):
+    """rich's list; numbered, at least as wide as the items of it printed before.
+
+    rich makes every number as wide as the last one, counted one past it (`number +
+    len(items)`: the ninth item widens them all); the items of a tall list are printed
+    apart (`Blocks`), each knowing only the numbers before it, so each goes on as wide
+    as those or as its own number, whichever is wider.
+    """
+
+    least_last = 0
+
+    @classmethod
+    def create(cls, markdown: Markdown, token: Token) -> ListElement:
+        element = super().create(markdown, token)
+        if token.level == 0 and isinstance(markdown, BlockMarkdown) and isinstance(element, cls):
+            element.least_last = markdown.least_last
+        return element
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if not self.least_last:
+            yield from super().__rich_console__(console, options)
+            return
+        number = 1 if self.list_start is None else self.list_start
+        last_number = max(number + len(self.items) - 1, self.least_last)
+        for index, item in enumerate(self.items):
+            yield from item.render_number(console, options, number + index, last_number)
+
+
+@dataclass
+class Columns:
+    """The columns of a table printed row by row: the width each column's text wants in
+    the rows so far, padding included (rich's measure, before it narrows columns to
+    the screen), and the rows above the first row (top edge, head, rule), which the
+    later parts leave out."""
+
+    wanted: list[int] = field(default_factory=list)
+    head_rows: dict[int, int] = field(default_factory=dict)  # by the width drawn at
+
+
+class TableCut(NamedTuple):
+    """How a part of a table printed row by row is drawn: with its head or not, with its
+    bottom edge or not, in the table's columns."""
+
+    head: bool
+    foot: bool
+    columns: Columns
+
+
+class _Table(TableElement):
+    """rich's table; a part of one printed row by row (`Blocks`) is laid out from the
+    widths the rows of every part so far want, and draws the head and the bottom edge
+    only where they belong.
+
+    rich sizes the columns from every row: rows printed apart, sized each from their
+    own text, would not line up. The layout is rich's own (its private `_measure_column`
+    and `_collapse_widths`; the tests that compare a tall table streamed with one
+    rendering of it guard them): a later part widens a column its text needs, as rich
+    would have (the rows above stay as they were), and columns too wide for the screen
+    are narrowed the widest first. A word longer than its column folds onto the cell's
+    next row: rich's default, an ellipsis, would drop the rest of it ("294" drawn "2…").
+    """
+
+    cut: TableCut | None = None
+
+    @classmethod
+    def create(cls, markdown: Markdown, token: Token) -> MarkdownElement:
+        element = super().create(markdown, token)
+        if token.level == 0 and isinstance(markdown, BlockMarkdown) and isinstance(element, cls):
+            element.cut, markdown.table = markdown.table, None  # the block's first table
+        return element
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        table = next(iter(super().__rich_console__(console, options)))
+        if self.cut is None or not isinstance(table, Table):
+            yield table
+            return
+        cut, columns = self.cut, self.cut.columns
+        room = options.update_width(options.max_width - table._extra_width)
+        wanted = [table._measure_column(console, room, column).maximum for column in table.columns]
+        columns.wanted = list(map(max, columns.wanted or wanted, wanted))  # never narrower
+        widths = _fitted(table, columns.wanted, room.max_width)
+        for index, (column, width) in enumerate(zip(table.columns, widths, strict=True)):
+            column.width = max(width - table._get_padding_width(index), 1)
+            column.overflow = "fold"
+        lines = console.render_lines(table, options, pad=False)
+        if options.max_width not in columns.head_rows:
+            columns.head_rows[options.max_width] = _head_rows(table, console, options)
+        skip = 0 if cut.head else columns.head_rows[options.max_width]
+        for line in lines[skip : len(lines) if cut.foot else -1]:
+            yield from line
+            yield Segment.line()
+
+
+def _fitted(table: Table, wanted: list[int], room: int) -> list[int]:
+    """The columns' widths for `wanted` in `room` cells, as rich lays out a table (its
+    `_calculate_column_widths`, from the widths wanted so far rather than this part's):
+    narrowed the widest first, then all by the same share if that is not enough."""
+    widths = list(wanted)
+    if sum(widths) > room:
+        widths = table._collapse_widths(widths, [True] * len(widths), room)
+        if sum(widths) > room:
+            from rich._ratio import ratio_reduce
+
+            widths = ratio_reduce(sum(widths) - room, [1] * len(widths), widths, widths)
+    return widths
+
+
+def _head_rows(table: Table, console: Console, options: ConsoleOptions) -> int:
+    """How many rows `table` draws above its first row: its top edge, head, rule."""
+    from copy import copy
+
+    head = copy(table)
+    head.columns = [copy(column) for column in table.columns]
+    for column in head.columns:
+        column._cells = []
+    head.rows = []
+    return len(console.render_lines(head, options, pad=False)) - 1
+
+
+class BlockMarkdown(Markdown):
+    """rich's `Markdown`, parsed by one parser shared by every block and redraw.
+
+    rich builds a new `MarkdownIt` for each instance, which cost about a fifth of the
+    stream's CPU at 2k tokens (two instances per finished block: its redraw and its
+    print). The attributes are rich's own, set as its `__init__` sets them; the tests
+    that compare the stream with one rendering of the whole answer guard the copy.
+    """
+
+    elements: ClassVar[dict[str, type[MarkdownElement]]] = {
+        **Markdown.elements,
+        "ordered_list_open": _NumberedList,
+        "table_open": _Table,
+    }
+    _parser: MarkdownIt | None = None
+    joined = False  # the next items of a list printed before: no empty row on top
+    least_last = 0  # see `_NumberedList`
+    table: TableCut | None = None  # see `_Table`
+
+    def __init__(self, markup: str, *, code_theme: str, hyperlinks: bool) -> None:
+        parser = BlockMarkdown._parser
+        if parser is None:
+            from markdown_it import MarkdownIt
+
+            parser = BlockMarkdown._parser = MarkdownIt().enable("strikethrough").enable("table")
+        self.markup = markup
+        self.parsed = parser.parse(markup)
+        self.code_theme = code_theme
+        self.justify = None
+        self.style = "none"
+        self.hyperlinks = hyperlinks
+        self.inline_code_lexer = None
+        self.inline_code_theme = code_theme
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        """rich's rendering; joined, less the empty row rich puts above a list (the rows
+        of the list's first items, printed before, are above it)."""
+        rendered = iter(super().__rich_console__(console, options))
+        if self.joined:
+            first = next(rendered, None)
+            if first is not None and first != Segment.line():
+                yield first
+        yield from rendered
+
+    def go_on(
+        self, joined: bool, numbering: Numbering | None, table: TableCut | None = None
+    ) -> None:
+        """Render as the next items of the list printed before, numbered on from it, or
+        as a part of a table printed row by row (no empty row on top of its rows)."""
+        self.joined = joined or (table is not None and not table.head)
+        self.table = table
+        if numbering is None or not self.parsed or self.parsed[0].type != "ordered_list_open":
+            return
+        self.parsed[0].attrs["start"] = numbering.start  # "1." each: numbered on all the same
+        self.least_last = numbering.least_last
+
+
+def open_gap(block: Markdown) -> None:
+    """Render `block` as if it followed an element that wants an empty line after it.
+
+    rich decides from the last element closed, nested ones included, so the gap cannot be
+    printed from outside; a token rich does not know renders nothing but asks for it.
+    """
+    first = block.parsed[0]
+    gap = first.copy(type="cortan_gap", tag="", nesting=0, level=0, children=None, content="")
+    block.parsed.insert(0, gap)
