@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import CortanRunner
+from tests.serve.test_cli import TOKEN, start
 from tests.servers import FakeOllama, Reply
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -197,3 +200,35 @@ def test_a_missing_argument_is_a_usage_error() -> None:
     done = run("classify-reviews.sh", "reviews.csv")  # the output file is needed too
     assert done.returncode == 2, done.stderr
     assert done.stderr == "usage: classify-reviews.sh REVIEWS.csv OUT.jsonl\n"
+
+
+def test_gateway_chat_talks_through_cortan_serve(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    """The gateway example, against a real `cortan serve`: two turns, one conversation."""
+    ollama_env.queue(Reply(pieces=["Rayleigh", " scattering."]))
+    ollama_env.queue(Reply(pieces=["Longer", " path."]))
+    proc, url, _ = start(cortan, "--quiet")
+    try:
+        env = {**os.environ, "CORTAN_URL": url + "/v1", "CORTAN_TOKEN": TOKEN}
+        script = [sys.executable, str(EXAMPLES / "gateway-chat.py")]
+        done = subprocess.run(
+            [*script, "Why is the sky blue?", "And at sunset?"],
+            capture_output=True, text=True, env=env, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "Rayleigh scattering.\nLonger path.\n"
+        assert done.stderr.count("request ") == 2
+        second = ollama_env.chat_requests[1].json["messages"]
+        assert [m["content"] for m in second] == [
+            "Why is the sky blue?", "Rayleigh scattering.", "And at sunset?"
+        ]  # fmt: skip
+        refused = subprocess.run(
+            [*script, "hi"], capture_output=True, text=True, timeout=60, check=False,
+            env={**env, "CORTAN_TOKEN": "wrong-token-0123456789"},
+        )  # fmt: skip
+        assert refused.returncode == 1
+        assert refused.stderr.count("\n") == 1 and "gateway-chat.py:" in refused.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
