@@ -16,6 +16,7 @@ provider sent and the other dropped.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
@@ -38,11 +39,24 @@ def _stops(value: str) -> list[str]:
     return [part for part in value.split(",") if part] or [value]
 
 
+#: A Go duration, as Ollama's ``keep_alive`` takes one: "5m", "1h30m", "-1s".
+DURATION = re.compile(r"-?(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+")
+
+
+def _duration(value: str) -> float | str:
+    """``keep_alive``: seconds (-1 keeps the model loaded, 0 unloads it), or "5m"."""
+    if DURATION.fullmatch(value):
+        return value
+    return _number(value)
+
+
 class Option(NamedTuple):
     """One option: how its text becomes a value, what a JSON value must be, Ollama's name."""
 
     parse: Callable[[str], Any]
-    kind: str  # "finite number", "whole number" or "stop" (a string or a list of them)
+    # "finite number", "whole number", "stop" (a string or a list of them), or
+    # "duration" (seconds, or text such as "5m")
+    kind: str
     ollama: str | None = None  # Ollama's name for it, where it is not cortan's
 
 
@@ -62,6 +76,16 @@ OPTIONS: dict[str, Option] = {
     "presence_penalty": _FLOAT,
     "frequency_penalty": _FLOAT,
     "repeat_penalty": _FLOAT,
+    "typical_p": _FLOAT,
+    "repeat_last_n": _INT,
+    # How long Ollama keeps the model loaded after the answer (its own top-level field).
+    "keep_alive": Option(_duration, "duration"),
+    # Ollama's runner: how the model is loaded, not how it answers.
+    "num_keep": _INT,
+    "num_batch": _INT,
+    "num_gpu": _INT,
+    "main_gpu": _INT,
+    "num_thread": _INT,
 }
 
 #: Other spellings, each of one option: Ollama's own names, and OpenAI's newer name for
@@ -112,6 +136,10 @@ def parse_options(texts: Iterable[str]) -> tuple[tuple[str, Any], ...]:
     return tuple(dict(parse_option(text) for text in texts).items())
 
 
+#: What a JSON value of each kind must be, in a sentence.
+WANTED = {"finite number": "number", "duration": "number of seconds or a duration such as 5m"}
+
+
 def check_option(key: str, value: object) -> tuple[str, object]:
     """A JSON value (a batch line's ``options``, a gateway body) as (cortan's name, value).
 
@@ -121,13 +149,17 @@ def check_option(key: str, value: object) -> tuple[str, object]:
     if name is None:
         raise _unknown(key)
     kind = OPTIONS[name].kind
+    if kind == "duration" and isinstance(value, str):
+        if not DURATION.fullmatch(value):
+            raise UsageError(f"option {key!r} must be a {WANTED[kind]}")
+        return name, value
     if kind == "stop":
         value = [value] if isinstance(value, str) else value
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise UsageError(f"option {key!r} must be a string or a list of strings")
         return name, value
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise UsageError(f"option {key!r} must be a {kind.removeprefix('finite ')}")
+        raise UsageError(f"option {key!r} must be a {WANTED.get(kind, kind)}")
     if not abs(value) <= MAX_NUMBER:  # False for NaN too
         # NaN, Infinity and 1e999 parse in Python's json but are not JSON upstream,
         # which then failed the request as the server's fault.

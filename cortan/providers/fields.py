@@ -31,7 +31,8 @@ from urllib.parse import urlsplit
 BODY_OPTIONS = frozenset(
     {"temperature", "top_p", "seed", "stop", "max_tokens", "presence_penalty", "frequency_penalty"}
 )
-EXTRA_OPTIONS = frozenset({"top_k", "min_p", "repeat_penalty"})  # llama.cpp, vLLM
+#: llama.cpp's server takes all of these, vLLM the first three.
+EXTRA_OPTIONS = frozenset({"top_k", "min_p", "repeat_penalty", "typical_p", "repeat_last_n"})
 #: The two names of the answer's length, each the other's second try.
 LENGTH_FIELDS = {"max_tokens": "max_completion_tokens", "max_completion_tokens": "max_tokens"}
 #: What a server may refuse and the answer go on without: the options, and how much to

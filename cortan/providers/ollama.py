@@ -179,6 +179,7 @@ class OllamaProvider:
                 think=cast("Any", request.think),
                 format=dict(request.schema) if request.schema is not None else None,
                 options=_options(request.options),
+                keep_alive=cast("Any", request.options.get("keep_alive")),
                 tools=[dict(tool) for tool in request.tools] or None,
             )
             # The client returns an async generator; stopping early must close its HTTP stream.
@@ -330,8 +331,9 @@ def _tool_call(call: Any, number: int) -> ToolCall:
 
 
 def _options(options: Mapping[str, object]) -> dict[str, object] | None:
-    """cortan's option names in Ollama's (the table in cortan.core.options says which)."""
-    return to_ollama(options) or None
+    """cortan's option names in Ollama's (the table in cortan.core.options says which);
+    ``keep_alive`` is a field of the request's own, beside them."""
+    return to_ollama({k: v for k, v in options.items() if k != "keep_alive"}) or None
 
 
 def make_provider(

@@ -195,3 +195,14 @@ def test_a_lines_unknown_option_fails_that_item(
     assert result.code == 4, result.stderr
     assert "line 1: unknown option 'tempreature' (did you mean temperature?)" in result.stderr
     assert len(sent(openai_env)) == 1
+
+
+def test_keep_alive_goes_beside_ollamas_options_and_is_told_on_openai(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, openai_env: FakeOpenAI
+) -> None:
+    assert cortan.run("ask", "-m", "ollama:llama3.2:latest", "-o", "keep_alive=0", "hi").code == 0
+    body = sent(ollama_env)[-1]
+    assert body["keep_alive"] == 0 and "keep_alive" not in body.get("options", {})
+    result = cortan.run("ask", "-o", "keep_alive=5m", "hi")  # the default: openai
+    assert result.code == 0, result.stderr
+    assert "has no option keep_alive: not sent" in result.stderr
