@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Mapping
 from typing import NamedTuple
 
 from cortan.batch.inputs import Format, Record
 from cortan.batch.template import Template, as_text
-from cortan.core.errors import InputError
+from cortan.core.errors import InputError, UsageError
+from cortan.core.options import check_option
 from cortan.core.requests import Attachment, ChatRequest
 
 #: JSON-line keys that set the item's request instead of (only) being data.
@@ -125,20 +125,22 @@ def _item_settings(
     options = dict(spec.options)
     given = fields.get("options")
     if given is not None:
-        if not isinstance(given, dict) or not all(
-            isinstance(v, str | int | float | bool) for v in given.values()
-        ):
-            raise InputError(f"{where}: options must be an object of numbers, text and booleans")
-        for key, value in given.items():
-            # NaN, Infinity and 1e999 parse in Python's json but are not JSON upstream:
-            # the request failed as a reply "cortan cannot parse", blaming the server.
-            if isinstance(value, float) and not math.isfinite(value):
-                raise InputError(f"{where}: option {key!r} must be a finite number")
-        options.update(given)
+        if not isinstance(given, dict):
+            raise InputError(f"{where}: options must be an object, as --option takes them")
+        options.update(_checked_options(given, where))
     schema = fields.get("schema")
     if schema is not None and not isinstance(schema, dict):
         raise InputError(f"{where}: schema must be a JSON object (a JSON schema)")
     return model, system if system is not None else spec.system, tuple(options.items()), schema
+
+
+def _checked_options(given: Mapping[str, object], where: str) -> dict[str, object]:
+    """A line's options as ``--option`` takes them (cortan.core.options): a name another
+    provider would have dropped in silence (``num_predict`` on OpenAI) is cortan's."""
+    try:
+        return dict(check_option(key, value) for key, value in given.items())
+    except UsageError as exc:
+        raise InputError(f"{where}: {exc}") from None
 
 
 def _get_string(fields: Mapping[str, object], key: str, where: str) -> str | None:

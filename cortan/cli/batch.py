@@ -8,7 +8,6 @@ docs/batch.md says what every flag does.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -105,7 +104,9 @@ def batch(
     option: Annotated[
         list[str] | None,
         typer.Option(
-            "--option", metavar="KEY=VALUE", help="A request option, e.g. temperature=0 (repeat)."
+            "--option",
+            metavar="KEY=VALUE",
+            help="A generation option, as ask's -o: temperature=0 (repeat).",
         ),
     ] = None,
     no_fallback: NoFallbackOption = False,
@@ -157,6 +158,7 @@ def batch(
     from cortan.batch.inputs import InputSpec, check_input, detect_format
     from cortan.batch.items import RequestSpec
     from cortan.batch.template import Template
+    from cortan.core.options import parse_options
 
     context = get_context(ctx)
     with guard(context):
@@ -175,7 +177,7 @@ def batch(
         input_spec = InputSpec(source, fmt, field or "prompt", id_field, glob, columns)
         check_input(input_spec)
         spec = RequestSpec(
-            fmt, parsed, field, instruction, model, system, _parse_options(option or []),
+            fmt, parsed, field, instruction, model, system, parse_options(option or []),
             allow_fallback=not no_fallback, allow_secrets=allow_secrets, cache=cache,
         )  # fmt: skip
         spec = _with_role(settings, spec, role)
@@ -234,27 +236,6 @@ def _check_shape(fmt: str, template: object, field: str | None, instruction: str
         raise UsageError("a CSV needs --template (e.g. 'Classify: {text}') or --field COLUMN")
     if fmt in ("lines", "files") and field is not None:
         raise UsageError(f"--field is for JSON lines and CSV, not {fmt}")
-
-
-def _parse_options(given: list[str]) -> tuple[tuple[str, object], ...]:
-    """``KEY=VALUE`` pairs; a value that reads as JSON (0.2, true) is taken as such."""
-    import json
-
-    options: dict[str, object] = {}
-    for pair in given:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--option {pair!r} is not KEY=VALUE (e.g. temperature=0)")
-        try:
-            parsed: object = json.loads(value)
-        except ValueError:
-            parsed = value
-        if not isinstance(parsed, str | int | float | bool):
-            raise UsageError(f"--option {pair!r}: the value must be a number, text or a boolean")
-        if isinstance(parsed, float) and not math.isfinite(parsed):  # NaN, Infinity, 1e999
-            raise UsageError(f"--option {pair!r}: the value must be a finite number")
-        options[key.strip()] = parsed
-    return tuple(options.items())
 
 
 def _with_role(settings: Settings, spec: RequestSpec, role: str | None) -> RequestSpec:

@@ -44,9 +44,9 @@ def make_generation(
     max_tokens: int | None,
 ) -> Generation:
     """Every flag checked; the first that makes no sense is the UsageError."""
-    from cortan.core.options import parse_option
+    from cortan.core.options import parse_options
 
-    parsed = dict(parse_option(text) for text in options)
+    parsed = dict(parse_options(options))
     if max_tokens is not None:
         if max_tokens < 1:
             raise UsageError("--max-tokens must be at least 1")

@@ -118,6 +118,10 @@ class ProviderConfig(BaseModel):
         | None
     ) = None
     rate_limit: RateLimit = Field(default_factory=RateLimit)
+    # The body field for the answer's length (openai kind): None lets cortan choose
+    # (max_completion_tokens for api.openai.com, max_tokens elsewhere) and learn from
+    # a 400 that refuses it; a name pins it (cortan.providers.openai).
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] | None = None
 
     @field_validator("hosts")
     @classmethod
@@ -135,6 +139,12 @@ class ProviderConfig(BaseModel):
             problem = get_base_url_problem(self.kind, url)
             if problem:
                 raise ValueError(f"{url!r} is not a usable URL: {problem}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_length_field(self) -> ProviderConfig:
+        if self.max_tokens_field is not None and self.kind != "openai":
+            raise ValueError("max_tokens_field is for OpenAI-compatible providers (kind openai)")
         return self
 
     @model_validator(mode="after")

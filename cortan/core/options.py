@@ -5,15 +5,25 @@ provider maps them to its wire (Ollama's ``options``, with ``max_tokens`` as
 ``num_predict``; the OpenAI-compatible body, where the extras that llama.cpp and
 vLLM take go in ``extra_body``). A name not listed is refused with the list, so a
 typo never silently does nothing.
+
+The table says once where Ollama's name differs (:attr:`Option.ollama`): the
+Ollama provider sends that name, and every parser (``ask``, ``chat``, ``/set``,
+``batch``, the gateway) takes it as another spelling of cortan's, so
+``num_predict=200`` is ``max_tokens=200`` everywhere instead of a key that one
+provider sent and the other dropped.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple
 
 from cortan.core.errors import UsageError
+
+#: The largest number an upstream (Go's int64, llama.cpp's) reads as one.
+MAX_NUMBER = 2**63 - 1
 
 
 def _number(value: str) -> float:
@@ -29,37 +39,133 @@ def _stops(value: str) -> list[str]:
     return [part for part in value.split(",") if part] or [value]
 
 
-#: Every option, with how its text from the command line becomes a value.
-OPTIONS: dict[str, Callable[[str], Any]] = {
-    "temperature": _number,
-    "top_p": _number,
-    "top_k": int,
-    "min_p": _number,
-    "seed": int,
-    "stop": _stops,
-    "max_tokens": int,
-    "num_ctx": int,
-    "presence_penalty": _number,
-    "frequency_penalty": _number,
-    "repeat_penalty": _number,
+#: A Go duration, as Ollama's ``keep_alive`` takes one: "5m", "1h30m", "-1s".
+DURATION = re.compile(r"-?(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+")
+
+
+def _duration(value: str) -> float | str:
+    """``keep_alive``: seconds (-1 keeps the model loaded, 0 unloads it), or "5m"."""
+    if DURATION.fullmatch(value):
+        return value
+    return _number(value)
+
+
+class Option(NamedTuple):
+    """One option: how its text becomes a value, what a JSON value must be, Ollama's name."""
+
+    parse: Callable[[str], Any]
+    # "finite number", "whole number", "stop" (a string or a list of them), or
+    # "duration" (seconds, or text such as "5m")
+    kind: str
+    ollama: str | None = None  # Ollama's name for it, where it is not cortan's
+
+
+_FLOAT = Option(_number, "finite number")
+_INT = Option(int, "whole number")
+
+#: Every option, by cortan's name.
+OPTIONS: dict[str, Option] = {
+    "temperature": _FLOAT,
+    "top_p": _FLOAT,
+    "top_k": _INT,
+    "min_p": _FLOAT,
+    "seed": _INT,
+    "stop": Option(_stops, "stop"),
+    "max_tokens": Option(int, "whole number", ollama="num_predict"),
+    "num_ctx": _INT,
+    "presence_penalty": _FLOAT,
+    "frequency_penalty": _FLOAT,
+    "repeat_penalty": _FLOAT,
+    "typical_p": _FLOAT,
+    "repeat_last_n": _INT,
+    # How long Ollama keeps the model loaded after the answer (its own top-level field).
+    "keep_alive": Option(_duration, "duration"),
+    # Ollama's runner: how the model is loaded, not how it answers.
+    "num_keep": _INT,
+    "num_batch": _INT,
+    "num_gpu": _INT,
+    "main_gpu": _INT,
+    "num_thread": _INT,
+}
+
+#: Other spellings, each of one option: Ollama's own names, and OpenAI's newer name for
+#: the answer's length (o-series and gpt-5 take only ``max_completion_tokens``).
+ALIASES: dict[str, str] = {
+    **{option.ollama: name for name, option in OPTIONS.items() if option.ollama},
+    "max_completion_tokens": "max_tokens",
 }
 
 
+def get_name(key: str) -> str | None:
+    """cortan's name for ``key`` (its own, or an alias), or None when it is no option."""
+    return key if key in OPTIONS else ALIASES.get(key)
+
+
+def to_ollama(options: Mapping[str, object]) -> dict[str, object]:
+    """cortan's options under Ollama's names (``max_tokens`` is ``num_predict`` there)."""
+    return {(OPTIONS[k].ollama if k in OPTIONS else None) or k: v for k, v in options.items()}
+
+
+def _unknown(key: str) -> UsageError:
+    import difflib
+
+    near = difflib.get_close_matches(key, [*OPTIONS, *ALIASES], n=1)
+    hint = f" (did you mean {near[0]}?)" if near else ""
+    return UsageError(f"unknown option {key!r}{hint}; known: {', '.join(OPTIONS)}")
+
+
 def parse_option(text: str) -> tuple[str, Any]:
-    """``key=value`` from the command line as a checked (name, value) pair."""
+    """``key=value`` from the command line as a checked (cortan's name, value) pair."""
     key, sep, raw = text.partition("=")
     key = key.strip().replace("-", "_")
     if not sep or not key:
         raise UsageError(f"option {text!r} is not key=value (for example -o temperature=0.2)")
-    convert = OPTIONS.get(key)
-    if convert is None:
-        import difflib
-
-        near = difflib.get_close_matches(key, OPTIONS, n=1)
-        hint = f" (did you mean {near[0]}?)" if near else ""
-        raise UsageError(f"unknown option {key!r}{hint}; known: {', '.join(OPTIONS)}")
+    name = get_name(key)
+    if name is None:
+        raise _unknown(key)
+    option = OPTIONS[name]
     try:
-        return key, convert(raw.strip())
+        return name, option.parse(raw.strip())
     except ValueError:
-        kind = {"_number": "finite number", "int": "whole number"}.get(convert.__name__, "value")
+        kind = "value" if option.kind == "stop" else option.kind
         raise UsageError(f"option {key} needs a {kind}, not {raw.strip()!r}") from None
+
+
+def parse_options(texts: Iterable[str]) -> tuple[tuple[str, Any], ...]:
+    """Every ``key=value`` checked; a later one of the same name wins."""
+    return tuple(dict(parse_option(text) for text in texts).items())
+
+
+#: What a JSON value of each kind must be, in a sentence.
+WANTED = {"finite number": "number", "duration": "number of seconds or a duration such as 5m"}
+
+
+def check_option(key: str, value: object) -> tuple[str, object]:
+    """A JSON value (a batch line's ``options``, a gateway body) as (cortan's name, value).
+
+    Raises UsageError with one sentence naming ``key`` as the sender spelled it.
+    """
+    name = get_name(key)
+    if name is None:
+        raise _unknown(key)
+    kind = OPTIONS[name].kind
+    if kind == "duration" and isinstance(value, str):
+        if not DURATION.fullmatch(value):
+            raise UsageError(f"option {key!r} must be a {WANTED[kind]}")
+        return name, value
+    if kind == "stop":
+        value = [value] if isinstance(value, str) else value
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise UsageError(f"option {key!r} must be a string or a list of strings")
+        return name, value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise UsageError(f"option {key!r} must be a {WANTED.get(kind, kind)}")
+    if not abs(value) <= MAX_NUMBER:  # False for NaN too
+        # NaN, Infinity and 1e999 parse in Python's json but are not JSON upstream,
+        # which then failed the request as the server's fault.
+        raise UsageError(f"option {key!r} must be a finite number within ±2**63")
+    if kind == "whole number":
+        if isinstance(value, float) and not value.is_integer():
+            raise UsageError(f"option {key!r} must be a whole number")
+        value = int(value)
+    return name, value

@@ -20,6 +20,9 @@ Contract for ``stream_chat``:
   by index and yields the calls, in order, before the ``Finish``);
 * send ``think``, ``schema`` and ``tools`` in the wire's own form, and nothing when
   None or empty;
+* yield an :class:`Adjusted` before the answer for each thing the request asked that
+  was not sent as asked (an option the server refused, one it has no name for): the
+  engine tells the user, so no option is dropped in silence;
 * raise a :class:`cortan.core.errors.ProviderError` subclass on failure, before or
   after pieces were yielded;
 * when the consumer stops early (``aclose()``, cancellation), close the HTTP
@@ -34,8 +37,10 @@ from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 from cortan.core.messages import EMPTY_MAPPING, Message, ModelInfo, PullProgress, ToolCall, Usage
 
 __all__ = [
+    "Adjusted",
     "Finish",
     "ModelRequest",
+    "Piece",
     "Provider",
     "Thinking",
     "ToolCall",
@@ -71,12 +76,26 @@ class Thinking(NamedTuple):
     text: str
 
 
+class Adjusted(NamedTuple):
+    """What the provider changed in the request to have it answered, for the user to read.
+
+    An option the server refused (``temperature`` on a reasoning model) resent without,
+    or one its API has no name for; the engine publishes it as a ``Notice``.
+    """
+
+    text: str
+
+
 class Finish(NamedTuple):
     """The end of a stream: why it stopped and what it cost."""
 
     finish_reason: str = "stop"
     usage: Usage = Usage()
     server_timings: Mapping[str, float] = EMPTY_MAPPING
+
+
+#: What ``stream_chat`` yields (see the module docstring).
+Piece = str | Thinking | ToolCall | Adjusted | Finish
 
 
 #: The largest context window cortan believes a server reports: 32 Mi tokens, far beyond
@@ -191,9 +210,7 @@ class Provider(Protocol):
         """Every model the server offers now."""
         ...
 
-    def stream_chat(
-        self, request: ModelRequest
-    ) -> AsyncIterator[str | Thinking | ToolCall | Finish]:
+    def stream_chat(self, request: ModelRequest) -> AsyncIterator[Piece]:
         """Stream one answer: text pieces, tool calls, then one Finish (see the module
         docstring)."""
         ...

@@ -33,9 +33,11 @@ from cortan.core.errors import (
     UnreachableError,
 )
 from cortan.core.messages import Message, ModelInfo, PullProgress, Usage
+from cortan.core.options import to_ollama
 from cortan.providers.base import (
     Finish,
     ModelRequest,
+    Piece,
     Thinking,
     ToolCall,
     redact,
@@ -163,9 +165,7 @@ class OllamaProvider:
             quantization=getattr(details, "quantization_level", None),
         )
 
-    async def stream_chat(
-        self, request: ModelRequest
-    ) -> AsyncIterator[str | Thinking | ToolCall | Finish]:
+    async def stream_chat(self, request: ModelRequest) -> AsyncIterator[Piece]:
         messages = [_message(m) for m in request.messages]
         calls = 0  # Ollama's calls have no id: cortan numbers them
         # The client sends the request on the first read of the stream, in this task:
@@ -179,6 +179,7 @@ class OllamaProvider:
                 think=cast("Any", request.think),
                 format=dict(request.schema) if request.schema is not None else None,
                 options=_options(request.options),
+                keep_alive=cast("Any", request.options.get("keep_alive")),
                 tools=[dict(tool) for tool in request.tools] or None,
             )
             # The client returns an async generator; stopping early must close its HTTP stream.
@@ -330,9 +331,9 @@ def _tool_call(call: Any, number: int) -> ToolCall:
 
 
 def _options(options: Mapping[str, object]) -> dict[str, object] | None:
-    """cortan's option names in Ollama's: ``max_tokens`` is ``num_predict`` there."""
-    mapped = {("num_predict" if k == "max_tokens" else k): v for k, v in options.items()}
-    return mapped or None
+    """cortan's option names in Ollama's (the table in cortan.core.options says which);
+    ``keep_alive`` is a field of the request's own, beside them."""
+    return to_ollama({k: v for k, v in options.items() if k != "keep_alive"}) or None
 
 
 def make_provider(

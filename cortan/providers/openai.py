@@ -33,8 +33,10 @@ from cortan.core.errors import (
 )
 from cortan.core.messages import Message, ModelInfo, Usage
 from cortan.providers.base import (
+    Adjusted,
     Finish,
     ModelRequest,
+    Piece,
     Thinking,
     ToolCall,
     redact,
@@ -43,6 +45,7 @@ from cortan.providers.base import (
     tls_failure,
     url_secrets,
 )
+from cortan.providers.fields import BODY_OPTIONS, EXTRA_OPTIONS, Fields
 from cortan.providers.responses import BodyLimits, BoundedBody, ResponseGuard, carried
 from cortan.providers.tls import get_verify, load_system
 
@@ -71,9 +74,11 @@ class OpenAIProvider:
         limits: BodyLimits | None = None,
         *,
         concurrent: bool = False,
+        length_field: str | None = None,
     ) -> None:
         self.name = name
         self.url = shown_url(url)  # what messages print; the client keeps the real one
+        self._fields = Fields(url, length_field)
         self._secrets = [*url_secrets(url), *([api_key] if api_key else [])]
         self.label = "OpenAI" if url == DEFAULT_OPENAI_URL else "the OpenAI-compatible server"
         variable = "OPENAI_API_KEY" if name == "openai" else f"the key for {name!r}"
@@ -116,9 +121,7 @@ class OpenAIProvider:
     async def show_model(self, model: str) -> ModelInfo:
         return ModelInfo(model, self.name)  # the API says nothing; config or defaults apply
 
-    async def stream_chat(
-        self, request: ModelRequest
-    ) -> AsyncIterator[str | Thinking | ToolCall | Finish]:
+    async def stream_chat(self, request: ModelRequest) -> AsyncIterator[Piece]:
         """Stream the answer of choice 0 only.
 
         cortan asks for one choice; a server that sends more (``n`` set by a proxy, or
@@ -130,21 +133,14 @@ class OpenAIProvider:
         usage = Usage()
         calls = _CallParts()
         self._require_key()
+        body, notes = self._fields.shape(request.model, self._options(request), request.options)
         try:
-            # Any: the SDK's overloads cannot see that **options never holds `stream`.
-            create: Any = self._client.chat.completions.create
-            stream = await create(
-                model=request.model,
-                messages=[_wire_message(m) for m in request.messages],
-                stream=True,
-                stream_options={"include_usage": True},
-                extra_headers=dict(request.headers) or None,
-                **self._options(request),
-            )
+            stream = await self._open(request, body, notes)
+            for note in notes:  # before the answer: the engine tells the user
+                yield Adjusted(f"{self.label} at {self.url} {note}")
             async with stream:
                 async for chunk in stream:
-                    if chunk.usage is not None:
-                        usage = _usage(chunk.usage)
+                    usage = usage if chunk.usage is None else _usage(chunk.usage)
                     for choice in _first_choice(chunk):
                         for item in _delta_items(choice.delta, calls):
                             yield item
@@ -163,9 +159,40 @@ class OpenAIProvider:
             yield call
         yield Finish(finish_reason=finish_reason, usage=usage)
 
+    async def _open(self, request: ModelRequest, body: dict[str, Any], notes: list[str]) -> Any:
+        """The answer's stream. A 400 that refuses a field the answer can go without has
+        ``body`` changed and sent again, and ``notes`` say what changed
+        (cortan.providers.fields); any other refusal is raised."""
+        tried: set[str] = set()  # the fields changed so far: each once
+        while True:
+            try:
+                return await self._create(request, body)
+            except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+                said = self._fields.refused(request.model, body, tried, exc.body, _message(exc))
+                if said is None:
+                    raise
+                if said:
+                    notes.append(said)
+
+    async def _create(self, request: ModelRequest, body: dict[str, Any]) -> Any:
+        # Any: the SDK's overloads cannot see that **body never holds `stream`.
+        create: Any = self._client.chat.completions.create
+        return await create(
+            model=request.model,
+            messages=[_wire_message(m) for m in request.messages],
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_headers=dict(request.headers) or None,
+            **body,
+        )
+
     @staticmethod
     def _options(request: ModelRequest) -> dict[str, Any]:
-        """cortan's options in the body's own names; the extras servers take in extra_body."""
+        """cortan's options in the body's own names; the extras servers take in extra_body.
+
+        An option this API has no name for (``num_ctx``) is left out, and
+        :meth:`Fields.shape` says so.
+        """
         body = {k: v for k, v in request.options.items() if k in BODY_OPTIONS}
         extra = {k: v for k, v in request.options.items() if k in EXTRA_OPTIONS}
         if isinstance(request.think, str):
@@ -261,13 +288,6 @@ class OpenAIProvider:
 
     async def aclose(self) -> None:
         await self._client.close()
-
-
-#: Options the OpenAI body names as cortan does; the others go in ``extra_body``.
-BODY_OPTIONS = frozenset(
-    {"temperature", "top_p", "seed", "stop", "max_tokens", "presence_penalty", "frequency_penalty"}
-)
-EXTRA_OPTIONS = frozenset({"top_k", "min_p", "repeat_penalty"})  # llama.cpp, vLLM
 
 
 def _delta_items(delta: Any, calls: _CallParts) -> list[str | Thinking]:
@@ -515,5 +535,11 @@ def make_provider(
 ) -> OpenAIProvider:
     """Factory registered in :data:`cortan.providers.KINDS`."""
     return OpenAIProvider(
-        name, url, get_api_key(name, config), timeouts, limits, concurrent=concurrent
+        name,
+        url,
+        get_api_key(name, config),
+        timeouts,
+        limits,
+        concurrent=concurrent,
+        length_field=config.max_tokens_field,
     )

@@ -4,8 +4,11 @@ Layer: serve. The conversation a client sends becomes the request's parts: its
 system messages the system prompt (none: none, cortan's configured ``system`` is
 for its own prompt, not for other programs' requests), its last message the
 prompt (it must be the user's), the turns before it the history. Options are
-mapped to cortan's names (``temperature``, ``top_p``, ``seed``, ``max_tokens``,
-``stop``), and how much a thinking model should think to cortan's ``think``.
+mapped to cortan's names by the one table (:mod:`cortan.core.options`: OpenAI's
+``max_completion_tokens`` and Ollama's ``num_predict`` are both ``max_tokens``), so
+each provider upstream gets them in its own; a field neither API's reader knows is
+dropped and named in a notice (:func:`tell_dropped`). How much a thinking model
+should think becomes cortan's ``think``.
 Structured output (OpenAI's ``response_format``, Ollama's ``format``) becomes the
 request's JSON Schema, which the engine checks the answer against (and has the
 model mend once), as ``cortan ask --schema`` does. What the gateway cannot carry
@@ -15,11 +18,13 @@ silently dropped.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cortan.core.errors import UsageError
 from cortan.core.messages import Message
+from cortan.core.options import check_option, get_name
 from cortan.core.requests import ChatRequest
 from cortan.serve.replies import Scope, refuse
 
@@ -30,9 +35,8 @@ if TYPE_CHECKING:
 ROLES: Mapping[str, Role] = {
     "system": "system", "developer": "system", "user": "user", "assistant": "assistant",
 }  # fmt: skip
+log = logging.getLogger("cortan.serve")
 MAX_CLIENT_CHARS = 100
-#: The largest option value an upstream (Go's int64, llama.cpp's) reads as a number.
-MAX_NUMBER = 2**63 - 1
 TRUE = frozenset({b"1", b"true", b"yes"})
 #: How much to think, in the clients' words: Ollama's ``think`` (true, false or a level)
 #: and OpenAI's ``reasoning_effort`` (a level, ``none`` for off). Ignored, a client's
@@ -94,7 +98,7 @@ def refuse_unsupported(body: Mapping[str, Any], fields: Sequence[str]) -> None:
     """Refuse fields that change what an answer is, which the gateway cannot honour yet."""
     for name in fields:
         value = body.get(name)
-        if value not in (None, False, [], {}, "", "none", "text") and not (
+        if value not in (None, False, [], {}, "", "none", "text", ["text"]) and not (
             isinstance(value, dict) and value.get("type") == "text"
         ):
             raise refuse(f"`{name}` is not supported by cortan serve yet", "unsupported")
@@ -195,25 +199,54 @@ def get_think(body: Mapping[str, Any], field: str) -> Think:
     raise refuse(f"`{field}` must be true, false, or one of {', '.join(THINK_WORDS)}")
 
 
-def get_options(source: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, object]:
-    """cortan's options from a body or an Ollama ``options`` object: ``names`` maps them."""
+def get_options(
+    source: Mapping[str, Any],
+    handled: Collection[str] = (),
+    names: Collection[str] | None = None,
+) -> tuple[dict[str, object], list[str]]:
+    """The generation options among ``source``'s fields, in cortan's names; and the
+    fields that are neither an option nor ``handled``, which the gateway drops.
+
+    Any spelling the table in :mod:`cortan.core.options` knows is taken (OpenAI's
+    ``max_completion_tokens``, Ollama's ``num_predict``) and checked there, so each
+    provider upstream gets it in its own name. ``names``: the options this object may
+    hold (Ollama's top level holds only ``keep_alive``); None: every one.
+    """
     options: dict[str, object] = {}
-    for theirs, ours in names.items():
-        value = source.get(theirs)
-        if value is None:
+    dropped: list[str] = []
+    for key, value in source.items():
+        if key in handled or value is None:
             continue
-        if ours == "stop":
-            value = [value] if isinstance(value, str) else value
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise refuse("`stop` must be a string or a list of strings")
-        elif isinstance(value, bool) or not isinstance(value, int | float):
-            raise refuse(f"`{theirs}` must be a number")
-        elif not abs(value) <= MAX_NUMBER:  # False for NaN too
-            # NaN, Infinity and 1e999 parse in Python's json but are not JSON upstream,
-            # which then failed the request as the server's fault (502).
-            raise refuse(f"`{theirs}` must be a finite number within ±2**63")
-        options[ours] = value
-    return options
+        name = get_name(key)
+        if name is None or (names is not None and name not in names):
+            dropped.append(key)
+            continue
+        try:
+            name, options[name] = check_option(key, value)
+        except UsageError as exc:
+            raise refuse(str(exc)) from None
+    return options, dropped
+
+
+#: The most dropped fields a notice names (the rest are counted).
+MAX_NAMED = 8
+
+
+def tell_dropped(scope: Scope, dropped: Sequence[str]) -> str | None:
+    """Say which fields the gateway did not pass on: in the ``X-Cortan-Notice`` header
+    of the answer (``scope``'s state carries it there) and in the log. None: none."""
+    if not dropped:
+        return None
+    shown = ["".join(c for c in name[:40] if c.isprintable() and c.isascii()) or "?"
+             for name in dropped[:MAX_NAMED]]  # fmt: skip
+    more = f" and {len(dropped) - MAX_NAMED} more" if len(dropped) > MAX_NAMED else ""
+    text = (
+        f"cortan serve did not pass on {', '.join(shown)}{more}: "
+        "no provider takes it through the gateway (docs/serve.md)"
+    )
+    scope.setdefault("state", {})["notice"] = text
+    log.info("%s", text)
+    return text
 
 
 def get_client(scope: Mapping[str, Any], api: str) -> str:

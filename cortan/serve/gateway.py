@@ -235,7 +235,7 @@ class Gateway:
 
     async def _send_whole(self, scope: Scope, send: Send, ended: ChatEnded, form: Format) -> None:
         if isinstance(ended, ChatFinished):
-            await send_bytes(send, 200, form.whole(_as_document(ended)))
+            await send_bytes(send, 200, form.whole(_as_document(ended)), headers=_notice(scope))
             return
         await self._send_failure(scope, send, ended)
 
@@ -254,7 +254,7 @@ class Gateway:
         if ended.thinking:
             items.append(("thinking", ended.thinking))
         items.append(("text", _as_document(ended).content))
-        await _start_stream(send, form.content_type)
+        await _start_stream(send, form.content_type, scope)
         body = form.pieces(items) + form.closing(ended)
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -282,7 +282,7 @@ class Gateway:
                 if not any(kind in ANSWER_KINDS for kind, _ in items):
                     continue  # the status waits for the first piece of the answer
                 items, held, started = held, [], True
-                await _start_stream(send, form.content_type)
+                await _start_stream(send, form.content_type, scope)
             if data := form.pieces(items):
                 await send({"type": "http.response.body", "body": data, "more_body": True})
         ended = await task
@@ -290,7 +290,7 @@ class Gateway:
             await self._send_failure(scope, send, ended)
             return
         if not started:
-            await _start_stream(send, form.content_type)
+            await _start_stream(send, form.content_type, scope)
             if data := form.pieces(held):
                 await send({"type": "http.response.body", "body": data, "more_body": True})
         tail = (
@@ -346,9 +346,17 @@ def _as_document(ended: ChatFinished) -> ChatFinished:
     return ended._replace(content=json.dumps(ended.data, ensure_ascii=False))
 
 
-async def _start_stream(send: Send, content_type: bytes) -> None:
+async def _start_stream(send: Send, content_type: bytes, scope: Scope) -> None:
     headers = [(b"content-type", content_type), (b"cache-control", b"no-cache")]
+    headers += [(k.encode(), v.encode("latin-1")) for k, v in _notice(scope).items()]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
+
+
+def _notice(scope: Scope) -> dict[str, str]:
+    """``X-Cortan-Notice``: the fields of the request the gateway did not pass on
+    (convert.tell_dropped, which keeps the text to ASCII)."""
+    notice = scope.get("state", {}).get("notice")
+    return {"x-cortan-notice": notice} if notice else {}
 
 
 async def _watch_disconnect(receive: Receive, task: asyncio.Task[ChatEnded]) -> None:

@@ -55,10 +55,14 @@ if TYPE_CHECKING:
 #: The Ollama API the gateway speaks, for clients that check the server's version.
 OLLAMA_VERSION = "0.12.0"
 UNSUPPORTED = ("tools",)
-OPTIONS = {
-    "temperature": "temperature", "top_p": "top_p", "seed": "seed", "num_predict": "max_tokens",
-    "stop": "stop",
-}  # fmt: skip
+#: Top-level fields read here (generate's among them). ``keep_alive`` is an option of
+#: its own at the top (cortan.core.options); ``options`` holds the others. Any other
+#: field is dropped with a notice (docs/serve.md has the table).
+HANDLED = frozenset(
+    {"model", "messages", "stream", "options", "think", "format", "prompt", "system",
+     "images", "suffix", "context", "raw", "template", *UNSUPPORTED}
+)  # fmt: skip
+TOP_OPTIONS = frozenset({"keep_alive"})
 NS = 1_000_000_000
 #: What a model can do that the gateway carries (it refuses tools and images).
 CARRIED = ("completion", "thinking")
@@ -105,14 +109,17 @@ class ChatEndpoint:
         return self._request(scope, body)
 
     def _request(self, scope: Scope, body: dict[str, Any]) -> Any:
-        options = body.get("options") or {}
-        if not isinstance(options, dict):
+        given = body.get("options") or {}
+        if not isinstance(given, dict):
             raise refuse("`options` must be an object")
+        options, dropped = convert.get_options(given)
+        top, dropped_top = convert.get_options(body, HANDLED, TOP_OPTIONS)
+        convert.tell_dropped(scope, [*(f"options.{k}" for k in dropped), *dropped_top])
         return convert.make_request(
             self.gateway.services.next_id(),
             convert.get_messages(body, self.gateway.limits.max_messages),
             model=convert.get_model(body),
-            options=convert.get_options(options, OPTIONS),
+            options={**options, **top},
             client=convert.get_client(scope, "ollama"),
             trace=scope["state"]["trace"],
             allow_secrets=convert.allows_secrets(scope),

@@ -33,12 +33,18 @@ if TYPE_CHECKING:
     from cortan.core.requests import Trace
     from cortan.serve.gateway import Gateway
 
-#: Body fields that change what an answer is and that the gateway cannot honour yet.
-UNSUPPORTED = ("tools", "functions", "tool_choice", "logprobs", "audio")
-OPTIONS = {
-    "temperature": "temperature", "top_p": "top_p", "seed": "seed", "max_tokens": "max_tokens",
-    "max_completion_tokens": "max_tokens", "stop": "stop",
-}  # fmt: skip
+#: Body fields that change what an answer is and that the gateway cannot honour yet:
+#: refused with a 400 naming them, unless empty or off.
+UNSUPPORTED = (
+    "tools", "functions", "tool_choice", "logprobs", "top_logprobs", "logit_bias", "audio",
+    "modalities", "prediction", "web_search_options",
+)  # fmt: skip
+#: Body fields read here; the generation options are found by convert.get_options, and
+#: any other field is dropped with a notice (docs/serve.md has the table).
+HANDLED = frozenset(
+    {"model", "messages", "stream", "stream_options", "n", "reasoning_effort",
+     "response_format", *UNSUPPORTED}
+)  # fmt: skip
 
 
 class ChatEndpoint:
@@ -70,19 +76,21 @@ class ChatEndpoint:
         if body.get("n") not in (None, 1):
             raise refuse("`n` must be 1: the gateway gives one answer", "unsupported")
         messages = convert.get_messages(body, self.gateway.limits.max_messages)
+        options, dropped = convert.get_options(body, HANDLED)
+        convert.tell_dropped(scope, dropped)
         request = convert.make_request(
             self.gateway.services.next_id(),
             messages,
             model=convert.get_model(body),
-            options=convert.get_options(body, OPTIONS),
+            options=options,
             client=convert.get_client(scope, "openai"),
             trace=scope["state"]["trace"],
             allow_secrets=convert.allows_secrets(scope),
             think=convert.get_think(body, "reasoning_effort"),
             schema=convert.get_response_format(body),
         )
-        options = body.get("stream_options")
-        usage = isinstance(options, dict) and options.get("include_usage") is True
+        asked = body.get("stream_options")
+        usage = isinstance(asked, dict) and asked.get("include_usage") is True
         return request, body.get("stream") is True, usage
 
 

@@ -33,7 +33,7 @@ import contextlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from cortan.core.events import ChatEnded, ChatFailed, ChatFinished, ChatStarted
+from cortan.core.events import ChatEnded, ChatFailed, ChatFinished, ChatStarted, Notice
 from cortan.core.messages import Message
 from cortan.serve import convert
 from cortan.serve.relay import Relay
@@ -53,8 +53,6 @@ if TYPE_CHECKING:
 
     from cortan.serve.gateway import Gateway
 
-OPTIONS = {"temperature": "temperature", "top_p": "top_p", "seed": "seed",
-           "max_tokens": "max_tokens", "stop": "stop"}  # fmt: skip
 SUBPROTOCOL = "cortan"
 MAX_ID_CHARS = 100
 
@@ -146,8 +144,10 @@ class Session:
             )
             return
         try:
-            request = self._make_request(chat_id, message)
+            request, notice = self._make_request(chat_id, message)
             relay = Relay()
+            if notice is not None:  # the first event of the chat
+                relay.on_notice(Notice(request.request_id, notice))
             task = self.gateway.start(request, "websocket", relay)
         except RequestError as refused:
             self.gateway.metrics.rejected(refused.kind)
@@ -156,7 +156,8 @@ class Session:
             return
         self.chats[chat_id] = asyncio.create_task(self._pump(chat_id, request.trace, relay, task))
 
-    def _make_request(self, chat_id: str, message: dict[str, Any]) -> Any:
+    def _make_request(self, chat_id: str, message: dict[str, Any]) -> tuple[Any, str | None]:
+        """The chat's request, and the notice of the options it could not carry."""
         self.count += 1
         if "messages" in message:
             messages = convert.get_messages(message, self.gateway.limits.max_messages)
@@ -166,19 +167,22 @@ class Session:
                 raise refuse("a chat needs `messages`, or a `prompt` string")
             messages = [Message("system", system)] if system else []
             messages.append(Message("user", prompt))
-        options = message.get("options") or {}
-        if not isinstance(options, dict):
+        given = message.get("options") or {}
+        if not isinstance(given, dict):
             raise refuse("`options` must be an object")
-        return convert.make_request(
+        options, dropped = convert.get_options(given)
+        notice = convert.tell_dropped({}, [f"options.{k}" for k in dropped])
+        request = convert.make_request(
             self.gateway.services.next_id(),
             messages,
             model=convert.get_model(message),
-            options=convert.get_options(options, OPTIONS),
+            options=options,
             client=self.client,
             trace=make_trace(f"{self.trace.request_id}.{self.count}", self.trace.traceparent),
             allow_secrets=message.get("allow_secrets") is True,
             think=convert.get_think(message, "think"),
         )
+        return request, notice
 
     async def _pump(
         self, chat_id: str, trace: Any, relay: Relay, task: asyncio.Task[ChatEnded]

@@ -77,7 +77,8 @@ def test_json_lines_use_their_prompt_field_and_their_own_settings() -> None:
         ({"prompt": "x", "model": ""}, "line 1: model must be a model name"),
         ({"prompt": "x", "system": 1}, "line 1: system must be text"),
         ({"prompt": "x", "options": [1]}, "line 1: options must be an object"),
-        ({"prompt": "x", "options": {"a": {}}}, "line 1: options must be an object"),
+        ({"prompt": "x", "options": {"a": 1}}, "line 1: unknown option 'a'"),
+        ({"prompt": "x", "options": {"seed": {}}}, "line 1: option 'seed' must be a whole number"),
         ({"prompt": "x", "schema": "no"}, "line 1: schema must be a JSON object"),
     ],
 )

@@ -183,7 +183,7 @@ def test_usage_errors_are_one_sentence_and_exit_2(
             f"cannot read the template {tmp_path / 't.txt'}: there is no such file\n",
         ),
         (["batch", str(csv), "--field", "text", "--resume"], "no earlier job"),
-        (["batch", "-", "--option", "temperature"], "is not KEY=VALUE"),
+        (["batch", "-", "--option", "temperature"], "is not key=value"),  # as ask says it
     ]
     for args, sentence in cases:
         result = cortan.run(*args)

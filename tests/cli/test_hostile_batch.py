@@ -224,5 +224,5 @@ def test_a_non_finite_option_on_the_command_line_is_a_usage_error(
     result = cortan.run("batch", str(source), "--option", f"temperature={value}")
     assert result.code == 2, result.stderr
     assert_one_sentence(result.stderr)
-    assert "must be a finite number" in result.stderr
+    assert "option temperature needs a finite number" in result.stderr  # as ask says it
     assert ollama_env.chat_requests == []

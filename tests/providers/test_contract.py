@@ -25,7 +25,7 @@ from cortan.core.errors import (
 )
 from cortan.core.messages import Message
 from cortan.providers import get_factory
-from cortan.providers.base import Finish, ModelRequest, Provider, Thinking, ToolCall
+from cortan.providers.base import Finish, ModelRequest, Piece, Provider, Thinking
 from tests.servers import FakeOllama, FakeOpenAI, Reply
 from tests.servers.http import FakeServer
 
@@ -72,9 +72,7 @@ async def backend(
             await made.provider.aclose()
 
 
-async def collect(
-    backend: Backend, model: str | None = None
-) -> list[str | Thinking | ToolCall | Finish]:
+async def collect(backend: Backend, model: str | None = None) -> list[Piece]:
     request = ModelRequest(model or backend.model, (Message("user", "hi"),))
     return [item async for item in backend.provider.stream_chat(request)]
 

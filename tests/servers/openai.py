@@ -183,6 +183,11 @@ class FakeOpenAI(FakeServer):
         # sentence and no counts: "input is too large to process").
         self.overflow_style = "status"
         self._refused = 0
+        # Body fields refused as OpenAI's reasoning models or a strict server refuse them,
+        # each with how: "unsupported_parameter" (max_tokens on o-series and gpt-5),
+        # "unsupported_value" (temperature there), or "extra_forbidden" (a server built
+        # on pydantic: no `param`, the field named only in the message).
+        self.refuse_fields: dict[str, str] = {}
 
     @property
     def refused(self) -> int:
@@ -222,6 +227,26 @@ class FakeOpenAI(FakeServer):
             return
         await ex.send_json(400, {"error": error})
 
+    async def _refuse_field(self, ex: Exchange, field: str, value: object) -> None:
+        style = self.refuse_fields[field]
+        if style == "extra_forbidden":
+            detail = [{"type": "extra_forbidden", "loc": ("body", field),
+                       "msg": "Extra inputs are not permitted", "input": value}]  # fmt: skip
+            body = {"object": "error", "message": str(detail), "type": "BadRequestError",
+                    "param": None, "code": 400}  # fmt: skip
+            await ex.send_json(400, body)
+            return
+        if style == "unsupported_value":
+            message = (
+                f"Unsupported value: '{field}' does not support {value} with this model. "
+                "Only the default (1) value is supported."
+            )
+        else:
+            message = f"Unsupported parameter: '{field}' is not supported with this model."
+            if field == "max_tokens":
+                message += " Use 'max_completion_tokens' instead."
+        await ex.send_json(400, _error(message, "invalid_request_error", style, field))
+
     def _model(self, name: str) -> dict[str, Any]:
         return {"id": name, "object": "model", "created": 1715367049, "owned_by": "system"}
 
@@ -258,6 +283,13 @@ class FakeOpenAI(FakeServer):
         elif not (model := body.get("model")) or not isinstance(model, str):
             required = "you must provide a model parameter"
             await ex.send_json(400, _error(required, "invalid_request_error", None), headers)
+        else:
+            await self._chat(ex, body, model, key)
+
+    async def _chat(self, ex: Exchange, body: dict[str, Any], model: str, key: str) -> None:
+        """A well-formed chat request: refused as configured, or answered."""
+        if refused := [f for f in self.refuse_fields if f in body]:
+            await self._refuse_field(ex, refused[0], body[refused[0]])
         elif self.context_size is not None and (
             (prompt := self.count_prompt(body)) >= self.context_size
         ):
