@@ -185,7 +185,8 @@ class Chat:
             return None
         found: ChatEnded | None = await self.cache.look_up(request, route, fit.messages)
         if found is not None and request.schema is not None:
-            found = _parsed(found, request.schema)  # None: not usable, ask the model
+            # None: not usable, ask the model; in a thread, as every schema check
+            found = await asyncio.to_thread(_parsed, found, request.schema)
         return found
 
     async def _check_sight(self, name: str | None, route: Route) -> None:
@@ -212,7 +213,7 @@ class Chat:
         from cortan.engine.schema import SchemaError, parse_answer, repair_prompt
 
         try:
-            data, problem = parse_answer(ended.content, schema)
+            data, problem = await asyncio.to_thread(parse_answer, ended.content, schema)
         except SchemaError as exc:  # the schema itself cannot be followed: no repair helps
             return make_failure(ended.request_id, exc, progress.route, ended.content)
         if problem is None:
@@ -230,7 +231,7 @@ class Chat:
         if not isinstance(again, ChatFinished):
             return again
         try:
-            data, second = parse_answer(again.content, schema)
+            data, second = await asyncio.to_thread(parse_answer, again.content, schema)
         except SchemaError as exc:
             return make_failure(ended.request_id, exc, progress.route, again.content)
         if second is None:

@@ -175,7 +175,7 @@ def get_format(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 def _checked(schema: object, what: str) -> Mapping[str, Any]:
-    from cortan.engine.schema import check_schema
+    from cortan.engine.validation import check_schema
 
     try:
         check_schema(schema)
