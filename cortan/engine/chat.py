@@ -39,7 +39,12 @@ import contextlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from cortan.core.errors import CapabilityError, CortanError, ObserverError
+from cortan.core.errors import (
+    CapabilityError,
+    ContextOverflowError,
+    CortanError,
+    ObserverError,
+)
 from cortan.core.events import (
     ChatCancelled,
     ChatEnded,
@@ -97,6 +102,8 @@ class Chat:
                 await self._check_sight(request.model, chain[0])
             fit = await self.context.fit(checked, chain[0])
             if fit.dropped:
+                if not request.trim:
+                    raise _untrimmed(fit.dropped)
                 await self._bus.publish(Notice(request.request_id, fit.dropped))
             await self._bus.publish(ChatPrepared(request, request.model, fit.messages))
             sent = fit.messages[-1].content
@@ -110,7 +117,7 @@ class Chat:
             if ended is None:
                 progress = self.manager.start(request.request_id, chain)
                 ended = await self.manager.answer(progress, sending)
-                if _overflowed(ended):  # the server's window is smaller than was thought
+                if _overflowed(ended) and request.trim:  # the window is smaller than thought
                     assert isinstance(ended, ChatFailed)
                     fit = await self._refit(checked, chain[0], fit, ended)
                     sending = self._sending(request, chain[0], fit)._replace(tools=sending.tools)
@@ -285,6 +292,14 @@ def _cancelled(
         request.request_id, content, route.provider, route.model, thinking=thinking,
         first_token=progress.first_token,
     )  # fmt: skip
+
+
+def _untrimmed(dropped: str) -> ContextOverflowError:
+    """The conversation does not fit and the request refuses to have turns left out."""
+    return ContextOverflowError(
+        f"the conversation does not fit the model's window ({dropped} if trimmed), "
+        "and the request asked not to trim it"
+    )
 
 
 def _overflowed(ended: ChatEnded) -> bool:
