@@ -15,7 +15,7 @@ silently dropped.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cortan.core.errors import UsageError
@@ -216,6 +216,20 @@ def get_options(source: Mapping[str, Any], names: Mapping[str, str]) -> dict[str
             raise refuse(f"`{theirs}` must be a finite number within ±2**63")
         options[ours] = value
     return options
+
+
+def get_dropped(
+    source: Mapping[str, Any], names: Mapping[str, str], wanted: Iterable[str]
+) -> list[str]:
+    """The notice for the options in ``source`` the gateway does not pass on (of those
+    ``wanted`` says to look for); none when every one is carried. Refusing them would
+    break editors that always send a few; dropping them unsaid changed answers silently."""
+    dropped = [str(name)[:40] for name in wanted if name in source and name not in names]
+    if not dropped:
+        return []
+    named = ", ".join(dropped[:10]) + (", ..." if len(dropped) > 10 else "")
+    carried = ", ".join(dict.fromkeys(names))
+    return [f"options not passed on by the gateway: {named} (it carries {carried})"]
 
 
 def get_client(scope: Mapping[str, Any], api: str) -> str:

@@ -28,7 +28,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cortan.core.errors import BusyError, CortanError
@@ -215,13 +215,16 @@ class Gateway:
 
     async def respond(
         self, scope: Scope, receive: Receive, send: Send, request: ChatRequest, api: str,
-        form: Format, *, stream: bool,
+        form: Format, *, stream: bool, said: Sequence[str] = (),
     ) -> None:  # fmt: skip
-        """Run ``request`` and answer it in ``form``, streamed or whole."""
+        """Run ``request`` and answer it in ``form``, streamed or whole; ``said``: the
+        gateway's own notices (options it drops), told as the engine's are."""
         try:
             # An answer that must fill a schema is checked (and mended once) first.
             relay = Relay() if stream and request.schema is None else None
             notices = relay.notices if relay is not None else Notices()
+            for text in said:
+                notices.add(text)
             task = self.start(request, api, relay, notices)
         except RequestError as refused:
             self.metrics.rejected(refused.kind)

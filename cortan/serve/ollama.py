@@ -96,7 +96,11 @@ class ChatEndpoint:
             await send_bytes(send, 200, form.loaded(stream), kind)
             return
         form = self._format(request.model or "")
-        await gateway.respond(scope, receive, send, request, "ollama", form, stream=stream)
+        options = body.get("options") or {}  # an object: checked by _parse
+        said = convert.get_dropped(options, OPTIONS, options)
+        await gateway.respond(
+            scope, receive, send, request, "ollama", form, stream=stream, said=said
+        )
 
     def _parse(self, scope: Scope, body: dict[str, Any]) -> Any:
         convert.refuse_unsupported(body, UNSUPPORTED)

@@ -40,6 +40,9 @@ OPTIONS = {
     "temperature": "temperature", "top_p": "top_p", "seed": "seed", "max_tokens": "max_tokens",
     "max_completion_tokens": "max_tokens", "stop": "stop",
 }  # fmt: skip
+#: Sampling fields the gateway does not carry: dropped, with a notice that says so.
+DROPPED = ("frequency_penalty", "presence_penalty", "logit_bias", "top_k", "min_p",
+           "repetition_penalty")  # fmt: skip
 
 
 class ChatEndpoint:
@@ -64,7 +67,10 @@ class ChatEndpoint:
             return
         trace: Trace = scope["state"]["trace"]
         form = OpenAIFormat(request.model or "", trace.request_id, include_usage=usage)
-        await gateway.respond(scope, receive, send, request, "openai", form, stream=stream)
+        said = convert.get_dropped(body, OPTIONS, DROPPED)
+        await gateway.respond(
+            scope, receive, send, request, "openai", form, stream=stream, said=said
+        )
 
     def _parse(self, scope: Scope, body: dict[str, Any]) -> tuple[Any, bool, bool]:
         convert.refuse_unsupported(body, UNSUPPORTED)

@@ -147,3 +147,19 @@ def test_notices_are_in_the_access_log(
     finished = [line for line in lines if line.startswith("openai finished")]
     assert TRIMMED in finished[0]
     assert "notices=[" in finished[0]
+
+
+def test_options_the_gateway_drops_are_told(gateway: Running, ollama_env: FakeOllama) -> None:
+    """They were dropped unsaid: a client asking for top_k got another sampling."""
+    raw = openai_client(gateway).chat.completions.with_raw_response.create(
+        model=MODEL, messages=HI, frequency_penalty=0.5, temperature=0.2
+    )
+    told = raw.headers["x-cortan-notice"]
+    assert told.startswith("options not passed on by the gateway: frequency_penalty (")
+    assert "temperature" not in told.split("(")[0]
+    assert ollama_env.chat_requests[-1].json["options"]["temperature"] == 0.2
+    body = {"model": MODEL, "messages": HI, "stream": False, "options": {"top_k": 5, "seed": 1}}
+    reply = httpx.post(gateway.url + "/api/chat", json=body, headers=gateway.headers)
+    assert reply.json()["cortan"]["notices"][0].startswith(
+        "options not passed on by the gateway: top_k ("
+    )
