@@ -26,6 +26,8 @@ HEAVY = (
     "pydantic_settings",
     "keyring",
     "rich.markdown",
+    "jsonschema",  # schemas are checked only when one is used (engine/validation.py)
+    "regex",
 )
 
 LOADED_AFTER = """

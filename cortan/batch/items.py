@@ -81,7 +81,7 @@ def prepare(record: Record, spec: RequestSpec) -> Prepared:
 def _check_schema(schema: Mapping[str, object], where: str) -> None:
     """An item's schema must be a JSON Schema: the answer is checked against it (issue 16)."""
     from cortan.core.errors import UsageError
-    from cortan.engine.schema import check_schema
+    from cortan.engine.validation import check_schema
 
     try:
         check_schema(dict(schema))

@@ -178,6 +178,11 @@ def _announce(
         where = WHERE[get_serve_token(settings.serve.token_cmd, create=False).source]
         key = "the token"
     say(f"cortan serve: listening on {url}")
+    if listener.everywhere:  # the URL above is loopback: say what other machines use
+        others = (
+            ", ".join(listener.elsewhere()) or f"this machine's addresses, port {listener.port}"
+        )
+        say(f"  elsewhere:   {others}")
     say(f"  OpenAI API   base URL {url}/v1, API key: {key}")
     say(f"  Ollama API   OLLAMA_HOST={url}, OLLAMA_API_KEY: {key}")
     say(f"  WebSocket    ws{url.removeprefix('http')}/ws")

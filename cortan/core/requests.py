@@ -96,3 +96,6 @@ class ChatRequest(NamedTuple):
     # True: no answer view draws it; the front end shows the outcome its own way (the
     # REPL's /run shows the proposed command in its dialogue, not the model's JSON).
     quiet: bool = False
+    # False: a conversation longer than the window fails (``context_overflow``) rather
+    # than have earlier turns left out (a gateway client's ``X-Cortan-Trim: refuse``).
+    trim: bool = True

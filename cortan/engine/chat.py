@@ -39,7 +39,12 @@ import contextlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from cortan.core.errors import CapabilityError, CortanError, ObserverError
+from cortan.core.errors import (
+    CapabilityError,
+    ContextOverflowError,
+    CortanError,
+    ObserverError,
+)
 from cortan.core.events import (
     ChatCancelled,
     ChatEnded,
@@ -97,6 +102,8 @@ class Chat:
                 await self._check_sight(request.model, chain[0])
             fit = await self.context.fit(checked, chain[0])
             if fit.dropped:
+                if not request.trim:
+                    raise _untrimmed(fit.dropped)
                 await self._bus.publish(Notice(request.request_id, fit.dropped))
             await self._bus.publish(ChatPrepared(request, request.model, fit.messages))
             sent = fit.messages[-1].content
@@ -110,7 +117,7 @@ class Chat:
             if ended is None:
                 progress = self.manager.start(request.request_id, chain)
                 ended = await self.manager.answer(progress, sending)
-                if _overflowed(ended):  # the server's window is smaller than was thought
+                if _overflowed(ended) and request.trim:  # the window is smaller than thought
                     assert isinstance(ended, ChatFailed)
                     fit = await self._refit(checked, chain[0], fit, ended)
                     sending = self._sending(request, chain[0], fit)._replace(tools=sending.tools)
@@ -185,7 +192,8 @@ class Chat:
             return None
         found: ChatEnded | None = await self.cache.look_up(request, route, fit.messages)
         if found is not None and request.schema is not None:
-            found = _parsed(found, request.schema)  # None: not usable, ask the model
+            # None: not usable, ask the model; in a thread, as every schema check
+            found = await asyncio.to_thread(_parsed, found, request.schema)
         return found
 
     async def _check_sight(self, name: str | None, route: Route) -> None:
@@ -212,7 +220,7 @@ class Chat:
         from cortan.engine.schema import SchemaError, parse_answer, repair_prompt
 
         try:
-            data, problem = parse_answer(ended.content, schema)
+            data, problem = await asyncio.to_thread(parse_answer, ended.content, schema)
         except SchemaError as exc:  # the schema itself cannot be followed: no repair helps
             return make_failure(ended.request_id, exc, progress.route, ended.content)
         if problem is None:
@@ -230,7 +238,7 @@ class Chat:
         if not isinstance(again, ChatFinished):
             return again
         try:
-            data, second = parse_answer(again.content, schema)
+            data, second = await asyncio.to_thread(parse_answer, again.content, schema)
         except SchemaError as exc:
             return make_failure(ended.request_id, exc, progress.route, again.content)
         if second is None:
@@ -284,6 +292,14 @@ def _cancelled(
         request.request_id, content, route.provider, route.model, thinking=thinking,
         first_token=progress.first_token,
     )  # fmt: skip
+
+
+def _untrimmed(dropped: str) -> ContextOverflowError:
+    """The conversation does not fit and the request refuses to have turns left out."""
+    return ContextOverflowError(
+        f"the conversation does not fit the model's window ({dropped} if trimmed), "
+        "and the request asked not to trim it"
+    )
 
 
 def _overflowed(ended: ChatEnded) -> bool:

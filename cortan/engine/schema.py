@@ -9,11 +9,10 @@ model once to repair an answer that does not fit, and otherwise ends the request
 with :class:`SchemaError` (exit code 3) and the raw answer kept.
 
 A schema is data from a file or a batch line, so it is held to bounds: a file of at
-most 1 MiB, nesting Python can follow, and no ``$ref`` that points outside it.
-jsonschema would fetch ``{"$ref": "http://…"}`` (or read ``file:///…``) with no
-timeout while checking an answer; here its validator gets an empty registry, so
-nothing is ever fetched, and a reference that cannot be followed ends the request
-with the answer kept instead of an internal error.
+most 1 MiB, nesting Python can follow, and the bounds every schema in cortan is held
+to (``engine/validation.py``: no ``$ref`` fetched, patterns and checks within a
+deadline). A check that cannot be done within them ends the request with
+:class:`SchemaError` and the answer kept instead of an internal error or a hang.
 
 jsonschema is imported only when a schema is used: it costs about 70 ms.
 """
@@ -22,12 +21,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from cortan.core.errors import CortanError, UsageError, why_unreadable
-from cortan.core.text import shorten
+from cortan.engine.validation import check_schema
 
 
 class SchemaError(CortanError):
@@ -69,6 +67,8 @@ def load_schema(spec: str) -> dict[str, Any]:
             ) from None
         except RecursionError:
             raise UsageError("the schema nests objects or arrays too deeply") from None
+        except ValueError:  # Python reads integers of at most 4300 digits
+            raise UsageError("the schema holds a number too long to read") from None
     else:
         schema = parse_short_form(text)
     check_schema(schema)
@@ -115,49 +115,6 @@ def _field_type(kind: str, part: str) -> dict[str, Any]:
     return dict(_TYPES[kind])
 
 
-def check_schema(schema: object) -> None:
-    """Refuse what is not a JSON Schema, with the validator's own reason."""
-    if not isinstance(schema, dict):
-        raise UsageError("the schema must be a JSON object")
-    import jsonschema
-
-    try:
-        _check_references(schema)
-        jsonschema.validators.validator_for(schema).check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        raise UsageError(f"the schema is not a valid JSON Schema: {exc.message}") from None
-    except RecursionError:
-        raise UsageError("the schema nests objects or arrays too deeply") from None
-
-
-def _check_references(schema: dict[str, Any]) -> None:
-    """Refuse a ``$ref`` to a URL the schema does not hold itself (an ``$id`` in it)."""
-    from urllib.parse import urldefrag, urlsplit
-
-    nodes = list(_objects(schema))
-    ids = {urldefrag(node["$id"]).url for node in nodes if isinstance(node.get("$id"), str)}
-    for node in nodes:
-        for key in ("$ref", "$dynamicRef"):
-            ref = node.get(key)
-            if isinstance(ref, str) and urlsplit(ref).scheme and urldefrag(ref).url not in ids:
-                raise UsageError(
-                    f"the schema's {key} {ref!r} points outside it, and cortan fetches no "
-                    "schema from elsewhere: copy what it names under $defs"
-                )
-
-
-def _objects(schema: Any) -> Iterator[dict[str, Any]]:
-    """Every object in ``schema``, walked without recursion (its depth is the user's)."""
-    stack = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            yield node
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-
-
 def parse_answer(text: str, schema: dict[str, Any] | Any) -> tuple[Any, str | None]:
     """The answer as data, and None; or None and the sentence saying why it does not fit.
 
@@ -171,6 +128,8 @@ def parse_answer(text: str, schema: dict[str, Any] | Any) -> tuple[Any, str | No
         return None, f"the answer is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
     except RecursionError:
         return None, "the answer nests objects or arrays too deeply to be read"
+    except ValueError:  # Python reads integers of at most 4300 digits
+        return None, "the answer holds a number too long to read"
     error = _first_error(data, schema)
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "the top level"
@@ -179,21 +138,13 @@ def parse_answer(text: str, schema: dict[str, Any] | Any) -> tuple[Any, str | No
 
 
 def _first_error(data: Any, schema: dict[str, Any] | Any) -> Any:
-    """jsonschema's best error for ``data``, or None; no reference is ever fetched."""
-    import jsonschema
-    from referencing import Registry
-    from referencing.exceptions import Unresolvable
+    """The validator's best error, or None; SchemaError when no check is possible."""
+    from cortan.engine.validation import UncheckableError, first_error
 
-    validator = jsonschema.validators.validator_for(schema)(schema, registry=Registry())
     try:
-        return jsonschema.exceptions.best_match(validator.iter_errors(data))
-    except Unresolvable as exc:
-        ref = shorten(str(exc.ref), 200)
-        raise SchemaError(f"the schema cannot be used: its $ref {ref!r} leads nowhere") from None
-    except RecursionError:
-        raise SchemaError(
-            "the schema cannot be used: its references loop, or the answer nests too deeply"
-        ) from None
+        return first_error(data, schema)
+    except UncheckableError as exc:
+        raise SchemaError(f"the schema cannot be used: {exc}") from None
 
 
 def repair_prompt(problem: str) -> str:

@@ -125,6 +125,7 @@ def make_request(
     allow_secrets: bool = False,
     think: Think = None,
     schema: Mapping[str, Any] | None = None,
+    trim: bool = True,
 ) -> ChatRequest:
     """The engine's request for this conversation (see the module docstring)."""
     system = "\n\n".join(m.content for m in messages if m.role == "system")
@@ -143,6 +144,7 @@ def make_request(
         schema=schema,
         client=client,
         trace=trace,
+        trim=trim,
     )
 
 
@@ -179,7 +181,7 @@ def get_format(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 def _checked(schema: object, what: str) -> Mapping[str, Any]:
-    from cortan.engine.schema import check_schema
+    from cortan.engine.validation import check_schema
 
     try:
         check_schema(schema)
@@ -255,6 +257,16 @@ def get_client(scope: Mapping[str, Any], api: str) -> str:
     raw = headers.get(b"x-cortan-client") or headers.get(b"user-agent") or b"unknown"
     name = "".join(c for c in raw.decode("latin-1") if c.isprintable())[:MAX_CLIENT_CHARS]
     return f"{api} {name.strip() or 'unknown'}"
+
+
+def allows_trim(scope: Scope) -> bool:
+    """``X-Cortan-Trim: refuse``: 400 ``context_overflow`` rather than earlier turns left
+    out (a client that keeps its own history, and would rather cut it itself)."""
+    value: bytes = dict(scope["headers"]).get(b"x-cortan-trim", b"allow").strip().lower()
+    if value not in (b"allow", b"refuse"):
+        shown = value[:40].decode("latin-1")
+        raise refuse(f"`X-Cortan-Trim` must be `allow` or `refuse`, not {shown!r}")
+    return value == b"allow"
 
 
 def allows_secrets(scope: Scope) -> bool:

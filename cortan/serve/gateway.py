@@ -43,6 +43,7 @@ from cortan.serve import convert
 from cortan.serve.limits import Lanes
 from cortan.serve.metrics import Metrics
 from cortan.serve.models import ModelList
+from cortan.serve.notices import Notices, get_headers
 from cortan.serve.relay import Item, Relay
 from cortan.serve.replies import (
     Receive,
@@ -84,16 +85,16 @@ class Format(Protocol):
         """The pieces that arrived, ready to write (b"" when none are the client's)."""
         ...
 
-    def closing(self, ended: ChatFinished) -> bytes:
-        """The end of a stream that finished."""
+    def closing(self, ended: ChatFinished, notices: list[str]) -> bytes:
+        """The end of a stream that finished, with the request's notices."""
         ...
 
     def failure(self, message: str) -> bytes:
         """A mid-stream error in the protocol's own shape."""
         ...
 
-    def whole(self, ended: ChatFinished) -> bytes:
-        """The body of a non-streamed answer."""
+    def whole(self, ended: ChatFinished, notices: list[str]) -> bytes:
+        """The body of a non-streamed answer, with the request's notices."""
         ...
 
 
@@ -156,11 +157,17 @@ class Gateway:
             raise RequestError(429, exc.kind, str(exc), retry) from None
 
     def start(
-        self, request: ChatRequest, api: str, relay: Relay | None = None
-    ) -> asyncio.Task[ChatEnded]:
-        """Admit ``request`` (or raise the refusal) and run it in a task of its own."""
+        self, request: ChatRequest, api: str, relay: Relay | None = None,
+        notices: Notices | None = None,
+    ) -> asyncio.Task[ChatEnded]:  # fmt: skip
+        """Admit ``request`` (or raise the refusal) and run it in a task of its own.
+
+        Its pieces go to ``relay`` (streamed); without one, only its notices are kept,
+        in ``notices``.
+        """
         lane, place = self.admit(request)
-        task = asyncio.create_task(self._run(request, api, relay, lane, place))
+        watcher = relay or notices or Notices()
+        task = asyncio.create_task(self._run(request, api, relay, watcher, lane, place))
         self.chats.add(task)
         task.add_done_callback(self.chats.discard)
         return task
@@ -170,12 +177,13 @@ class Gateway:
         request: ChatRequest,
         api: str,
         relay: Relay | None,
+        watcher: Relay | Notices,
         lane: Lane | None,
         place: asyncio.Future[None] | None,
     ) -> ChatEnded:
         began = time.monotonic()
         try:
-            ended = await self._ask(request, relay, place)
+            ended = await self._ask(request, watcher, place)
         finally:
             if lane is not None:
                 lane.leave(place, time.monotonic() - began)
@@ -183,11 +191,12 @@ class Gateway:
             relay.end(ended)
         seconds = time.monotonic() - began
         self.metrics.ended(api, ended, seconds)
-        _log_ending(request, api, ended, seconds)
+        notices = watcher.notices if isinstance(watcher, Relay) else watcher
+        _log_ending(request, api, ended, seconds, notices.texts)
         return ended
 
     async def _ask(
-        self, request: ChatRequest, relay: Relay | None, place: asyncio.Future[None] | None
+        self, request: ChatRequest, watcher: Relay | Notices, place: asyncio.Future[None] | None
     ) -> ChatEnded:
         if place is not None:
             try:
@@ -196,12 +205,11 @@ class Gateway:
                 if (task := asyncio.current_task()) is not None:
                     task.uncancel()
                 return ChatCancelled(request.request_id)
-        unwatch = self.services.watch(request.request_id, relay) if relay is not None else None
+        unwatch = self.services.watch(request.request_id, watcher)
         try:
             return await self.services.ask(request)
         finally:
-            if unwatch is not None:
-                unwatch()
+            unwatch()
 
     # -- responses -----------------------------------------------------------------------
 
@@ -209,11 +217,16 @@ class Gateway:
         self, scope: Scope, receive: Receive, send: Send, request: ChatRequest, api: str,
         form: Format, *, stream: bool,
     ) -> None:  # fmt: skip
-        """Run ``request`` and answer it in ``form``, streamed or whole."""
+        """Run ``request`` and answer it in ``form``, streamed or whole. The gateway's own
+        notice (the fields it dropped: convert.tell_dropped left it in ``scope``'s state)
+        is told as the engine's are."""
         try:
             # An answer that must fill a schema is checked (and mended once) first.
             relay = Relay() if stream and request.schema is None else None
-            task = self.start(request, api, relay)
+            notices = relay.notices if relay is not None else Notices()
+            if said := scope["state"].get("notice"):
+                notices.add(said)
+            task = self.start(request, api, relay, notices)
         except RequestError as refused:
             self.metrics.rejected(refused.kind)
             await send_error(send, scope, refused)
@@ -223,9 +236,9 @@ class Gateway:
             if relay is not None:
                 await self._send_stream(scope, send, relay, task, form)
             elif stream:
-                await self._send_checked(scope, send, await task, form)
+                await self._send_checked(scope, send, await task, form, notices.texts)
             else:
-                await self._send_whole(scope, send, await task, form)
+                await self._send_whole(scope, send, await task, form, notices.texts)
         finally:
             watcher.cancel()
             if not task.done():
@@ -233,20 +246,25 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _send_whole(self, scope: Scope, send: Send, ended: ChatEnded, form: Format) -> None:
+    async def _send_whole(
+        self, scope: Scope, send: Send, ended: ChatEnded, form: Format, notices: list[str]
+    ) -> None:
         if isinstance(ended, ChatFinished):
-            await send_bytes(send, 200, form.whole(_as_document(ended)), headers=_notice(scope))
+            body = form.whole(_as_document(ended), notices)
+            await send_bytes(send, 200, body, raw_headers=get_headers(notices))
             return
-        await self._send_failure(scope, send, ended)
+        await self._send_failure(scope, send, ended, notices)
 
-    async def _send_checked(self, scope: Scope, send: Send, ended: ChatEnded, form: Format) -> None:
+    async def _send_checked(
+        self, scope: Scope, send: Send, ended: ChatEnded, form: Format, notices: list[str]
+    ) -> None:
         """A streamed answer with a schema: the checked document in one piece, at its end.
 
         Streamed as it came, a first answer that did not fit would reach the client
         before the mended one, the two run together.
         """
         if not isinstance(ended, ChatFinished):
-            await self._send_failure(scope, send, ended)
+            await self._send_failure(scope, send, ended, notices)
             return
         items: list[Item] = [
             ("started", ChatStarted(ended.request_id, ended.provider, ended.model))
@@ -254,14 +272,17 @@ class Gateway:
         if ended.thinking:
             items.append(("thinking", ended.thinking))
         items.append(("text", _as_document(ended).content))
-        await _start_stream(send, form.content_type, scope)
-        body = form.pieces(items) + form.closing(ended)
+        await _start_stream(send, form.content_type, notices)
+        body = form.pieces(items) + form.closing(ended, notices)
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
-    async def _send_failure(self, scope: Scope, send: Send, ended: ChatEnded) -> None:
+    async def _send_failure(
+        self, scope: Scope, send: Send, ended: ChatEnded, notices: list[str]
+    ) -> None:
         status, kind, message = self.describe(ended)
-        await send_bytes(send, status, error_body(scope, status, kind, message),
-                         headers=get_retry_after(ended))  # fmt: skip
+        body = error_body(scope, status, kind, message)
+        await send_bytes(send, status, body, headers=get_retry_after(ended),
+                         raw_headers=get_headers(notices))  # fmt: skip
 
     def describe(self, ended: ChatEnded) -> tuple[int, str, str]:
         """Status, kind and sentence of a request that did not finish."""
@@ -282,19 +303,20 @@ class Gateway:
                 if not any(kind in ANSWER_KINDS for kind, _ in items):
                     continue  # the status waits for the first piece of the answer
                 items, held, started = held, [], True
-                await _start_stream(send, form.content_type, scope)
+                await _start_stream(send, form.content_type, relay.notices.texts)
             if data := form.pieces(items):
                 await send({"type": "http.response.body", "body": data, "more_body": True})
         ended = await task
+        notices = relay.notices.texts
         if not started and not isinstance(ended, ChatFinished):
-            await self._send_failure(scope, send, ended)
+            await self._send_failure(scope, send, ended, notices)
             return
         if not started:
-            await _start_stream(send, form.content_type, scope)
+            await _start_stream(send, form.content_type, notices)
             if data := form.pieces(held):
                 await send({"type": "http.response.body", "body": data, "more_body": True})
         tail = (
-            form.closing(ended) if isinstance(ended, ChatFinished)
+            form.closing(ended, notices) if isinstance(ended, ChatFinished)
             else form.failure(self.describe(ended)[2])
         )  # fmt: skip
         await send({"type": "http.response.body", "body": tail, "more_body": False})
@@ -346,17 +368,11 @@ def _as_document(ended: ChatFinished) -> ChatFinished:
     return ended._replace(content=json.dumps(ended.data, ensure_ascii=False))
 
 
-async def _start_stream(send: Send, content_type: bytes, scope: Scope) -> None:
+async def _start_stream(send: Send, content_type: bytes, notices: list[str]) -> None:
+    """The stream's status and headers: the notices so far (the final chunk has them all)."""
     headers = [(b"content-type", content_type), (b"cache-control", b"no-cache")]
-    headers += [(k.encode(), v.encode("latin-1")) for k, v in _notice(scope).items()]
+    headers += get_headers(notices)
     await send({"type": "http.response.start", "status": 200, "headers": headers})
-
-
-def _notice(scope: Scope) -> dict[str, str]:
-    """``X-Cortan-Notice``: the fields of the request the gateway did not pass on
-    (convert.tell_dropped, which keeps the text to ASCII)."""
-    notice = scope.get("state", {}).get("notice")
-    return {"x-cortan-notice": notice} if notice else {}
 
 
 async def _watch_disconnect(receive: Receive, task: asyncio.Task[ChatEnded]) -> None:
@@ -368,7 +384,9 @@ async def _watch_disconnect(receive: Receive, task: asyncio.Task[ChatEnded]) -> 
             return
 
 
-def _log_ending(request: ChatRequest, api: str, ended: ChatEnded, seconds: float) -> None:
+def _log_ending(
+    request: ChatRequest, api: str, ended: ChatEnded, seconds: float, notices: list[str]
+) -> None:
     if not access.isEnabledFor(logging.INFO):
         return
     trace = request.trace.request_id if request.trace is not None else "-"
@@ -382,4 +400,6 @@ def _log_ending(request: ChatRequest, api: str, ended: ChatEnded, seconds: float
         line += f" tokens={usage.prompt_tokens}/{usage.completion_tokens}"
     elif isinstance(ended, ChatFailed):
         line += f" error={ended.kind}: {ended.message}"
+    if notices:
+        line += f" notices={notices!r}"
     access.info("%s", line)

@@ -33,6 +33,7 @@ from cortan import __version__
 from cortan.core.errors import CortanError
 from cortan.core.events import ChatFinished, ChatStarted
 from cortan.serve import convert
+from cortan.serve.notices import add_notices
 from cortan.serve.relay import Item
 from cortan.serve.replies import (
     Receive,
@@ -123,6 +124,7 @@ class ChatEndpoint:
             client=convert.get_client(scope, "ollama"),
             trace=scope["state"]["trace"],
             allow_secrets=convert.allows_secrets(scope),
+            trim=convert.allows_trim(scope),
             think=convert.get_think(body, "think"),
             schema=convert.get_format(body),
         )
@@ -210,19 +212,20 @@ class OllamaFormat:
             "eval_duration": max(total - first, 0),
         }
 
-    def closing(self, ended: ChatFinished) -> bytes:
+    def closing(self, ended: ChatFinished, notices: list[str]) -> bytes:
         self.model = f"{ended.provider}:{ended.model}"
-        return (json.dumps({**self._message("", _now()), **self._done(ended)}) + "\n").encode()
+        done = add_notices({**self._message("", _now()), **self._done(ended)}, notices)
+        return (json.dumps(done) + "\n").encode()
 
     def failure(self, message: str) -> bytes:
         return (json.dumps({"error": message}) + "\n").encode()
 
-    def whole(self, ended: ChatFinished) -> bytes:
+    def whole(self, ended: ChatFinished, notices: list[str]) -> bytes:
         self.model = f"{ended.provider}:{ended.model}"
         whole = {**self._message(ended.content, _now()), **self._done(ended)}
         if ended.thinking:
             whole["message"]["thinking"] = ended.thinking
-        return json.dumps(whole).encode()
+        return json.dumps(add_notices(whole, notices)).encode()
 
     def loaded(self, stream: bool) -> bytes:
         """The answer to a request that only loads the model (nothing is asked)."""
@@ -250,12 +253,12 @@ class GenerateFormat(OllamaFormat):
                 self.model = f"{value.provider}:{value.model}"
         return "".join(out).encode()
 
-    def whole(self, ended: ChatFinished) -> bytes:
+    def whole(self, ended: ChatFinished, notices: list[str]) -> bytes:
         self.model = f"{ended.provider}:{ended.model}"
         whole = {**self._message(ended.content, _now()), **self._done(ended)}
         if ended.thinking:
             whole["thinking"] = ended.thinking
-        return json.dumps(whole).encode()
+        return json.dumps(add_notices(whole, notices)).encode()
 
 
 class TagsEndpoint:

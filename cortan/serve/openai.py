@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from cortan.core.events import ChatFinished, ChatStarted
 from cortan.serve import convert
+from cortan.serve.notices import add_notices
 from cortan.serve.relay import Item
 from cortan.serve.replies import (
     Receive,
@@ -86,6 +87,7 @@ class ChatEndpoint:
             client=convert.get_client(scope, "openai"),
             trace=scope["state"]["trace"],
             allow_secrets=convert.allows_secrets(scope),
+            trim=convert.allows_trim(scope),
             think=convert.get_think(body, "reasoning_effort"),
             schema=convert.get_response_format(body),
         )
@@ -115,9 +117,12 @@ class OpenAIFormat:
     def _head(self, kind: str) -> dict[str, Any]:
         return {"id": self.id, "object": kind, "created": self.created, "model": self.model}
 
-    def _chunk(self, delta: dict[str, Any], finish: str | None) -> str:
+    def _chunk(
+        self, delta: dict[str, Any], finish: str | None, notices: list[str] | None = None
+    ) -> str:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
-        return "data: " + json.dumps({**self._head("chat.completion.chunk"), "choices": [choice]})
+        chunk = {**self._head("chat.completion.chunk"), "choices": [choice]}
+        return "data: " + json.dumps(add_notices(chunk, notices or []))
 
     def pieces(self, items: list[Item]) -> bytes:
         out: list[str] = []
@@ -135,13 +140,13 @@ class OpenAIFormat:
             out.insert(0, self._chunk({"role": "assistant", "content": ""}, None) + "\n\n")
         return "".join(out).encode()
 
-    def closing(self, ended: ChatFinished) -> bytes:
+    def closing(self, ended: ChatFinished, notices: list[str]) -> bytes:
         if not self._opened:
             self._opened = True
             opening = self._chunk({"role": "assistant", "content": ""}, None) + "\n\n"
         else:
             opening = ""
-        events = [opening + self._chunk({}, ended.finish_reason)]
+        events = [opening + self._chunk({}, ended.finish_reason, notices)]
         if self.include_usage:
             usage = {**self._head("chat.completion.chunk"), "choices": [], "usage": _usage(ended)}
             events.append("data: " + json.dumps(usage))
@@ -151,14 +156,14 @@ class OpenAIFormat:
         error = {"error": {"message": message, "type": "server_error", "code": "upstream"}}
         return f"data: {json.dumps(error)}\n\n".encode()
 
-    def whole(self, ended: ChatFinished) -> bytes:
+    def whole(self, ended: ChatFinished, notices: list[str]) -> bytes:
         self._set_model(f"{ended.provider}:{ended.model}")
         message: dict[str, Any] = {"role": "assistant", "content": ended.content}
         if ended.thinking:
             message["reasoning_content"] = ended.thinking
         choice = {"index": 0, "message": message, "finish_reason": ended.finish_reason}
         body = {**self._head("chat.completion"), "choices": [choice], "usage": _usage(ended)}
-        return json.dumps(body).encode()
+        return json.dumps(add_notices(body, notices)).encode()
 
 
 def _usage(ended: ChatFinished) -> dict[str, int]:

@@ -21,6 +21,8 @@ import asyncio
 from collections import deque
 from typing import TYPE_CHECKING
 
+from cortan.serve.notices import Notices
+
 if TYPE_CHECKING:
     from cortan.core.events import ChatEnded, ChatStarted, Notice, ThinkingDelta, TokenDelta
 
@@ -32,7 +34,7 @@ LIMIT = 256
 class Relay:
     """A bounded queue of one request's outcomes, then its ending."""
 
-    __slots__ = ("_items", "_limit", "_room", "_waiter", "ended", "started")
+    __slots__ = ("_items", "_limit", "_room", "_waiter", "ended", "notices", "started")
 
     def __init__(self, limit: int = LIMIT) -> None:
         self._items: deque[Item] = deque()
@@ -41,6 +43,7 @@ class Relay:
         self._room: asyncio.Future[None] | None = None  # the engine, waiting for room
         self.started: ChatStarted | None = None
         self.ended: ChatEnded | None = None
+        self.notices = Notices()  # kept for the final chunk and the access log
 
     # -- the engine's side (a Watcher) ---------------------------------------------------
 
@@ -60,6 +63,7 @@ class Relay:
         self._push(("thinking", event.text))
 
     def on_notice(self, event: Notice) -> None:
+        self.notices.on_notice(event)
         self._push(("notice", event.text))
 
     def end(self, ended: ChatEnded) -> None:

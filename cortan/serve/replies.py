@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 from cortan.core.events import ChatEnded, ChatFailed
@@ -112,10 +112,12 @@ async def send_bytes(
     body: bytes,
     content_type: bytes = JSON_TYPE,
     headers: Mapping[str, str] | None = None,
+    raw_headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> None:
-    """One whole response."""
+    """One whole response; ``raw_headers`` may repeat a name (one notice each)."""
     raw = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    raw += raw_headers
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 

@@ -59,8 +59,26 @@ class Listener(NamedTuple):
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        """Where a client on this machine connects: loopback for a wildcard address,
+        which can be bound but not reached (addresses.py)."""
+        from cortan.serve.addresses import format_url
+
+        if self.everywhere:
+            return format_url("::1" if ":" in self.host else "127.0.0.1", self.port)
+        return format_url(self.host, self.port)
+
+    @property
+    def everywhere(self) -> bool:
+        """Bound to every address of the machine (``0.0.0.0``, ``::``)."""
+        from cortan.serve.addresses import WILDCARDS
+
+        return self.host in WILDCARDS
+
+    def elsewhere(self) -> list[str]:
+        """The URLs other machines may use: one per address of this one, for a wildcard."""
+        from cortan.serve.addresses import format_url, get_addresses
+
+        return [format_url(address, self.port) for address in get_addresses(self.host)]
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -359,3 +359,25 @@ async def test_hostile_calls_are_told_and_nothing_runs(app: App, server: FakeSer
     outcomes = [e for e in seen if isinstance(e, ToolResult)]
     assert [e.status for e in outcomes[:4]] == ["error"] * 4
     assert not [e for e in outcomes if e.status == "ok" and e.decided_by is None]
+
+
+def test_a_tool_schema_never_fetches_a_reference(server: FakeServer) -> None:
+    # Before: jsonschema's default registry fetched the URL while checking the
+    # arguments: an MCP server's inputSchema could make cortan contact any host.
+    from cortan.engine.tools.loop import parse_arguments
+
+    schema = {"type": "object", "properties": {"n": {"$ref": f"{server.url}/schema.json"}}}
+    assert parse_arguments('{"n": 1}', schema) == ({"n": 1}, None)  # the tool decides
+    assert not any("schema.json" in request.path for request in server.requests)
+
+
+@pytest.mark.timeout(20)
+def test_a_tool_schema_that_backtracks_is_given_up_within_its_deadline() -> None:
+    # Before: Python's re ran for hours on the argument (exponential in its length).
+    from cortan.engine.tools.loop import parse_arguments
+
+    schema = {"type": "object", "properties": {"s": {"pattern": "^(a|aa)+$"}}}
+    begun = time.monotonic()
+    arguments = json.dumps({"s": "a" * 60 + "!"})
+    assert parse_arguments(arguments, schema) == ({"s": "a" * 60 + "!"}, None)
+    assert time.monotonic() - begun < 3

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -99,6 +100,28 @@ def test_beyond_loopback_it_says_so_loudly(
     proc.communicate(timeout=20)
     assert proc.returncode == 0
     assert "cortan: warning: listening on 0.0.0.0, beyond this machine" in before
+
+
+def test_on_every_address_the_banner_names_ones_clients_can_use(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    # Before: "listening on http://0.0.0.0:PORT", an address to bind, not to connect to.
+    proc, url, _ = start(cortan, "--host", "0.0.0.0")
+    assert proc.stderr is not None
+    banner: list[str] = []
+    while "Ctrl-C stops" not in (line := proc.stderr.readline().decode()):
+        assert line, "".join(banner)
+        banner.append(line)
+    port = url.rsplit(":", 1)[1]
+    assert url == f"http://127.0.0.1:{port}"
+    assert httpx.get(url + "/health", timeout=10).json()["status"] == "ok"
+    elsewhere = [line for line in banner if line.startswith("  elsewhere:")]
+    assert len(elsewhere) == 1, banner
+    assert f":{port}" in elsewhere[0]
+    assert "0.0.0.0" not in "".join(banner)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=20)
+    assert proc.returncode == 0
 
 
 def test_without_a_token_the_banner_asks_for_none(

@@ -114,3 +114,17 @@ def test_the_websocket_says_what_it_dropped_first(both: Running, ollama_env: Fak
     assert events[0]["type"] == "notice" and "options.low_vram" in events[0]["text"]
     assert events[-1]["status"] == "finished"
     assert ollama_env.chat_requests[-1].json["options"]["num_predict"] == 3
+
+
+def test_an_option_the_upstream_refused_is_told_to_http_clients(
+    both: Running, openai_env: FakeOpenAI
+) -> None:
+    """The engine's notice (asked again without the option) reaches the HTTP APIs too."""
+    openai_env.refuse_fields = {"temperature": "unsupported_value"}
+    body = {"model": OPENAI, "messages": HI, "temperature": 0.2}
+    reply = chat(both, "/v1/chat/completions", body)
+    assert reply.status_code == 200, reply.text
+    (told,) = reply.json()["cortan"]["notices"]
+    assert "refused temperature (0.2)" in told
+    assert reply.headers["x-cortan-notice"] == told
+    assert "temperature" not in openai_env.chat_requests[-1].json

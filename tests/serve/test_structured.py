@@ -67,3 +67,48 @@ def test_a_schema_it_cannot_use_is_400(
     reply = httpx.post(gateway.url + path, json=body, headers=gateway.headers)
     assert reply.status_code == 400, reply.text
     assert field in reply.text
+
+
+def test_a_pattern_with_huge_repeats_is_400_before_asking(
+    gateway: Running, ollama_env: FakeOllama
+) -> None:
+    """The check of the answer ran for minutes; regex's compile of it took gigabytes."""
+    schema = {"type": "string", "pattern": "(a{1,60000}){1,60000}b"}
+    fmt = {"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}
+    body = {"model": MODEL, "messages": HI, "stream": False, "response_format": fmt}
+    reply = httpx.post(gateway.url + "/v1/chat/completions", json=body, headers=gateway.headers)
+    assert reply.status_code == 400, reply.text
+    assert "repeats up to 60000 times" in reply.json()["error"]["message"]
+    assert ollama_env.chat_requests == []
+
+
+def test_a_check_that_fans_out_holds_no_other_request(
+    gateway: Running, ollama_env: FakeOllama
+) -> None:
+    """The check ran on the event loop: 4.8 s in which the gateway answered nobody."""
+    import threading
+    import time
+
+    defs: dict[str, Any] = {"a0": {"type": "integer"}}
+    for level in range(1, 17):
+        ref = {"$ref": f"#/$defs/a{level - 1}"}
+        defs[f"a{level}"] = {"anyOf": [ref, ref]}
+    ollama_env.queue(Reply(pieces=['"x"']))
+    body = {"model": MODEL, "messages": HI, "stream": False,
+            "format": {"$defs": defs, "$ref": "#/$defs/a16"}}  # fmt: skip
+    replies: list[httpx.Response] = []
+    asking = threading.Thread(target=lambda: replies.append(
+        httpx.post(gateway.url + "/api/chat", json=body, headers=gateway.headers, timeout=30)
+    ))  # fmt: skip
+    asking.start()
+    while not ollama_env.chat_requests:  # the answer is in: its check begins
+        time.sleep(0.01)
+    waits = []
+    for _ in range(5):
+        begun = time.monotonic()
+        httpx.get(gateway.url + "/api/version", headers=gateway.headers, timeout=30)
+        waits.append(time.monotonic() - begun)
+    asking.join(30)
+    assert replies[0].status_code == 502, replies[0].text
+    assert "the schema cannot be used: checking took more than 1 s" in replies[0].text
+    assert max(waits) < 0.5, waits

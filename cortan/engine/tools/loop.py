@@ -248,7 +248,11 @@ class ToolLoop:
             await self._say(request, f"the model called a tool that does not exist: {shown!r}")
             text = f"there is no tool named {shown!r}; the tools are: {names}"
             return await self._settle(request, call, "error", text, None, begun)
-        arguments, problem = parse_arguments(call.arguments, tool.parameters)
+        # In a thread: the check is bounded (engine/validation.py), but a second of it
+        # should not hold a gateway's other requests.
+        arguments, problem = await asyncio.to_thread(
+            parse_arguments, call.arguments, tool.parameters
+        )
         if arguments is None:
             await self._say(request, f"the model's call of {shown} had unusable arguments")
             text = f"not run: the arguments {problem}; call it again with arguments that fit"
@@ -309,13 +313,12 @@ def parse_arguments(
             return None, "are not valid JSON"
     if not isinstance(arguments, dict):
         return None, "are not a JSON object"
-    from jsonschema import SchemaError, validators
+    from cortan.engine.validation import UncheckableError, first_error
 
     try:
-        validator = validators.validator_for(schema)(schema)
-        error = next(iter(validator.iter_errors(arguments)), None)
-    except (SchemaError, RecursionError, TypeError, ValueError):
-        return arguments, None  # a server's schema cortan cannot read: the tool decides
+        error = first_error(arguments, schema)
+    except UncheckableError:
+        return arguments, None  # a server's schema cortan cannot follow: the tool decides
     if error is not None:
         return None, f"do not fit the tool: {make_visible(error.message)[:200]}"
     return arguments, None
