@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
@@ -107,6 +107,10 @@ class Progress:
     answer_started: float | None = None  # when the first piece of the answer itself came
     waited: float = 0.0  # seconds spent waiting for a host's slot or a rate limit
     calls: list[ToolCall] = field(default_factory=list)  # tools the model asked for, in order
+    # Options cortan set for the first model's window (Ollama's num_ctx), not the user's:
+    # a fallback on another provider is sent without them (an OpenAI server would be
+    # told of an option it has no field for, which nobody asked for).
+    fitted: frozenset[str] = frozenset()
 
     def add(self, piece: str) -> None:
         pieces = self.pieces
@@ -155,9 +159,9 @@ class Answerer:
         self._jitter = jitter
         self._retry = RetryPolicy.from_settings(settings.retry)
 
-    def start(self, request_id: int, chain: list[Route]) -> Progress:
+    def start(self, request_id: int, chain: list[Route], fitted: Collection[str] = ()) -> Progress:
         """The progress of a new answer over ``chain``: held by the caller, filled here."""
-        return Progress(request_id, chain, self._clock(), chain[0])
+        return Progress(request_id, chain, self._clock(), chain[0], fitted=frozenset(fitted))
 
     async def answer(self, answer: Progress, request: ModelRequest) -> ChatFinished | ChatFailed:
         """Answer ``request`` with the first model of the chain that can start.
@@ -171,7 +175,8 @@ class Answerer:
             answer.route = route
             last = route is answer.chain[-1]
             try:
-                finish = await self._try_route(answer, request._replace(model=route.model), last)
+                sent = _for_route(answer, request, route)
+                finish = await self._try_route(answer, sent, last)
             except ObserverError:
                 raise
             except CortanError as exc:
@@ -461,3 +466,12 @@ def _as_generator(
     # The protocol promises an async iterator; every provider's is a generator, which
     # aclose() stops so the HTTP stream closes (providers/base.py's contract).
     return cast("AsyncGenerator[Piece, None]", stream)
+
+
+def _for_route(answer: Progress, request: ModelRequest, route: Route) -> ModelRequest:
+    """``request`` for ``route``: a fallback on another provider without the options
+    cortan fitted to the first model's window."""
+    if not answer.fitted or route.provider == answer.chain[0].provider:
+        return request._replace(model=route.model)
+    options = {k: v for k, v in request.options.items() if k not in answer.fitted}
+    return request._replace(model=route.model, options=options)

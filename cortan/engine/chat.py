@@ -115,13 +115,15 @@ class Chat:
                 sending = await self._offer_tools(request, sending)
             ended = None if rounds is not None else await self._recall(request, chain[0], fit)
             if ended is None:
-                progress = self.manager.start(request.request_id, chain)
+                fitted = fit.options.keys() - dict(request.options).keys()
+                progress = self.manager.start(request.request_id, chain, fitted)
                 ended = await self.manager.answer(progress, sending)
                 if _overflowed(ended) and request.trim:  # the window is smaller than thought
                     assert isinstance(ended, ChatFailed)
                     fit = await self._refit(checked, chain[0], fit, ended)
                     sending = self._sending(request, chain[0], fit)._replace(tools=sending.tools)
-                    progress = self.manager.start(request.request_id, chain)
+                    fitted = fit.options.keys() - dict(request.options).keys()
+                    progress = self.manager.start(request.request_id, chain, fitted)
                     ended = await self.manager.answer(progress, sending)
                 ended = await self._answer(request, fit, sending, progress, rounds, ended)
         except asyncio.CancelledError:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING
 
 from cortan.core.errors import ProviderError, UsageError
@@ -250,9 +250,10 @@ class ModelManager:
 
     # -- answering ---------------------------------------------------------------------
 
-    def start(self, request_id: int, chain: list[Route]) -> Progress:
-        """A new answer's progress over ``chain`` (see :meth:`answer`)."""
-        return self._answerer.start(request_id, chain)
+    def start(self, request_id: int, chain: list[Route], fitted: Collection[str] = ()) -> Progress:
+        """A new answer's progress over ``chain`` (see :meth:`answer`); ``fitted``: the
+        options cortan set for the first model's window, not for a fallback's."""
+        return self._answerer.start(request_id, chain, fitted)
 
     async def answer(self, progress: Progress, request: ModelRequest) -> ChatFinished | ChatFailed:
         """Stream ``request`` from the first model of the chain that can answer."""
