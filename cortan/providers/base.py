@@ -35,6 +35,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from cortan.core.messages import EMPTY_MAPPING, Message, ModelInfo, PullProgress, ToolCall, Usage
+from cortan.core.text import one_line
 
 __all__ = [
     "Adjusted",
@@ -113,6 +114,20 @@ def sane_window(value: object) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         return None
     return value if 0 < value <= MAX_CONTEXT_LENGTH else None
+
+
+#: Characters of a server's own words (an error's message) a sentence quotes.
+MAX_SAID = 300
+
+
+def said(text: str) -> str:
+    """What a server said, as a sentence may quote it: one line, cut short.
+
+    An error body is bounded at ``max_listing_bytes`` (8 MiB) and a streamed error
+    line at ``max_output_bytes``; either, quoted whole, made a "sentence" of megabytes
+    on stderr, in ``--json`` and in the store.
+    """
+    return one_line(text, MAX_SAID)
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:

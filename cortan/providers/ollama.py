@@ -42,6 +42,7 @@ from cortan.providers.base import (
     ToolCall,
     redact,
     retry_after,
+    said,
     sane_window,
     shown_url,
     tls_failure,
@@ -263,7 +264,7 @@ class OllamaProvider:
         return BadResponseError(f"{where} failed unexpectedly: {type(exc).__name__}")
 
     def _map_response_error(self, exc: ollama.ResponseError, model: str | None) -> ProviderError:
-        status, text = exc.status_code, str(exc.error).strip()
+        status, text = exc.status_code, said(str(exc.error))
         where = f"Ollama at {self.url}"
         if not text:  # a proxy in front, or a bare server error: no body at all (issue 21)
             text = "no reason given"

@@ -41,12 +41,14 @@ from cortan.providers.base import (
     ToolCall,
     redact,
     retry_after,
+    said,
     shown_url,
     tls_failure,
     url_secrets,
 )
 from cortan.providers.fields import BODY_OPTIONS, EXTRA_OPTIONS, Fields
 from cortan.providers.responses import BodyLimits, BoundedBody, ResponseGuard, carried
+from cortan.providers.sse import EventLines
 from cortan.providers.tls import get_verify, load_system
 
 if TYPE_CHECKING:
@@ -258,7 +260,7 @@ class OpenAIProvider:
     def _map_overflow(self, exc: openai.APIError) -> ContextOverflowError | None:
         """The server's "the prompt is longer than the window", in any of its known forms."""
         body = exc.body if isinstance(exc.body, dict) else {}
-        text = _message(exc)
+        text = _full_message(exc)  # the counts may come late in a long message
         codes = {str(body.get("type")), str(body.get("code"))}  # any JSON may come here
         if not codes & OVERFLOW_CODES and OVERFLOW_TEXT.search(text) is None:
             return None
@@ -406,8 +408,8 @@ def _make_http_client(
     """The SDK's own client, with three changes: plain http reads no CA bundle
     (cortan.providers.tls); a loopback server is reached directly, never through
     http_proxy, since cortan judges it local (no secret guard) and the prompt and the
-    key must not leave; ``guard`` bounds bodies and redirects (issue 15); and its event streams pass
-    through :class:`ErrorLines` (issue 21)."""
+    key must not leave; ``guard`` bounds bodies and redirects (issue 15); and its event streams are
+    cleaned before the SDK parses them (:mod:`cortan.providers.sse`, issue 21)."""
     direct = is_loopback_url(url)
     verify = get_verify(url, load_system)
     if concurrent:  # the gateway: aiohttp underneath (cortan.providers.transport)
@@ -423,60 +425,18 @@ def _make_http_client(
         trust_env=not direct,
         event_hooks={
             "request": [guard.on_request],
-            "response": [guard.on_response, _read_error_lines],  # bounded, then rewritten
+            "response": [guard.on_response, _clean_events],  # bounded, then cleaned
         },
     )
 
 
-async def _read_error_lines(response: httpx2.Response) -> None:
+async def _clean_events(response: httpx2.Response) -> None:
     if response.headers.get("content-type", "").startswith("text/event-stream"):
-        response.stream = ErrorLines(response.stream)
+        response.stream = _EventStream(response.stream)
 
 
-class ErrorLines(httpx2.AsyncByteStream):
-    """An event stream in which llama.cpp's ``error: {...}`` lines become ``data:`` events.
-
-    Builds of llama.cpp's server that find an error after the stream has begun (the
-    prompt exceeding the context size above all) write it as an ``error:`` field,
-    which server-sent events do not have: the SDK skips it, and the stream seemed to
-    end "without finishing" (issue 21). As ``data: {"error": ...}`` the SDK raises it
-    as the APIError it is. Every other byte passes unchanged; a line is passed on
-    once it is whole, as the SDK reads whole lines anyway.
-    """
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        held = b""
-        async for chunk in self._stream:
-            data = held + chunk
-            cut = data.rfind(b"\n") + 1
-            held = data[cut:]
-            if cut:
-                yield _rewrite_error_lines(data[:cut])
-        if held:
-            yield _rewrite_error_lines(held)
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
-
-
-def _rewrite_error_lines(block: bytes) -> bytes:
-    if b"error:" not in block:
-        return block
-    lines = block.split(b"\n")
-    for i, line in enumerate(lines):
-        if line.startswith(b"error:"):
-            payload = line[len(b"error:") :].strip()
-            try:
-                error = json.loads(payload)
-            except ValueError:
-                error = payload.decode("utf-8", "replace")
-            if not isinstance(error, dict):
-                error = {"message": str(error)}
-            lines[i] = b"data: " + json.dumps({"error": error}).encode()
-    return b"\n".join(lines)
+class _EventStream(EventLines, httpx2.AsyncByteStream):
+    """An event stream cleaned before the SDK parses it (cortan.providers.sse)."""
 
 
 def _cut_mid_stream(exc: BaseException) -> bool:
@@ -518,6 +478,11 @@ def _number(pattern: re.Pattern[str], text: str) -> int | None:
 
 
 def _message(exc: openai.APIError) -> str:
+    """The server's message, as a sentence quotes it."""
+    return said(_full_message(exc))
+
+
+def _full_message(exc: openai.APIError) -> str:
     body = exc.body
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         return str(body["message"])

@@ -1,0 +1,168 @@
+"""A hostile model server's wire tricks: floods of nothing, endless error lines, bad bytes.
+
+Each reaches cortan through the real SDK over a loopback socket (or, for the stream
+cleaner alone, as the bytes a socket would give): the answer must come within the
+user's timeouts, an error in one sentence of bounded length.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from cortan.config.settings import ProviderConfig, Timeouts
+from cortan.core.errors import CortanError
+from cortan.core.messages import Message
+from cortan.providers import get_factory
+from cortan.providers.base import Finish, ModelRequest
+from cortan.providers.openai import OpenAIProvider
+from cortan.providers.sse import EventLines
+from tests.conftest import CortanRunner
+from tests.servers import FakeOllama, FakeOpenAI, Reply
+
+ONE_TRY = {"CORTAN_RETRY__ATTEMPTS": "1"}
+EVENT = b'data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"m",'
+
+
+def chunk(content: str, finish: str | None = None) -> bytes:
+    choice = {"index": 0, "delta": {"content": content}, "finish_reason": finish}
+    return EVENT + json.dumps({"choices": [choice]}).encode()[1:] + b"\n\n"
+
+
+def answer_around(flood: bytes) -> bytes:
+    """An answer of two pieces with ``flood`` between them."""
+    return chunk("before ") + flood + chunk("after", "stop") + b"data: [DONE]\n\n"
+
+
+async def stream_of(server: FakeOpenAI, reply: Reply) -> list[object]:
+    """What the OpenAI provider makes of ``reply``."""
+    server.queue(reply)
+    provider = OpenAIProvider("openai", server.url + "/v1", server.api_key, Timeouts(connect=5))
+    try:
+        return [p async for p in provider.stream_chat(ModelRequest("m", (Message("user", "x"),)))]
+    finally:
+        await provider.aclose()
+
+
+# -- floods of nothing ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "flood",
+    [
+        pytest.param(b"\n" * (16 << 20), id="blank-lines"),
+        pytest.param(b": ping\n\n" * (2 << 20), id="comments"),
+        pytest.param(b"\r\n" * (8 << 20), id="crlf-blank-lines"),
+    ],
+)
+def test_a_flood_of_nothing_costs_little_time(
+    cortan: type[CortanRunner], openai_env: FakeOpenAI, flood: bytes
+) -> None:
+    """16 MiB of lines that carry nothing took 8-30 s (about 2 µs a line in the SDK's
+    parser); cleaned before the SDK reads them, the answer comes well within 5 s."""
+    openai_env.queue(Reply(body=answer_around(flood)))
+    env = {**ONE_TRY, "CORTAN_TIMEOUTS__TOTAL": "5"}
+    result = cortan.run("ask", "--no-stdin", "--json", "x", env=env)
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["content"] == "before after"
+
+
+class Chunks:
+    """A body arriving in these chunks, as the HTTP client hands them on."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for piece in self.chunks:
+            yield piece
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def cleaned(chunks: list[bytes]) -> bytes:
+    return b"".join([piece async for piece in EventLines(Chunks(chunks))])
+
+
+async def test_one_long_line_in_small_chunks_takes_linear_time() -> None:
+    """A 4 MiB line in 64-byte chunks was joined again with each chunk: 65,536 copies
+    of up to 4 MiB. Each byte is now copied a bounded number of times."""
+    line = b'error: {"message": "' + b"x" * (4 << 20) + b'"}\n\n'
+    pieces = [line[i : i + 64] for i in range(0, len(line), 64)]
+    begun = time.perf_counter()
+    out = await cleaned(pieces)
+    assert time.perf_counter() - begun < 2
+    event = json.loads(out.removeprefix(b"data: "))
+    assert len(event["error"]["message"]) <= 2000  # what is kept of an error is bounded
+
+
+@pytest.mark.parametrize(
+    ("chunks", "expected"),
+    [
+        pytest.param([b"data: 1\n\n\n\n\ndata: 2\n\n"], b"data: 1\n\ndata: 2\n\n", id="blank-run"),
+        pytest.param(
+            [b"data: 1\n\n", b"\n\n", b"\ndata: 2\n\n"],
+            b"data: 1\n\ndata: 2\n\n",
+            id="blank-run-across-chunks",
+        ),
+        pytest.param([b": hi\ndata: 1\n: x\ndata: 2\n\n"], b"data: 1\ndata: 2\n\n", id="comments"),
+        pytest.param([b"data: 1\r", b"\ndata: 2\r\n\r\n"], b"data: 1\ndata: 2\n\n", id="crlf-cut"),
+        pytest.param([b"data: 1\r\n", b"\r\n"], b"data: 1\n\n", id="crlf-blank-next-chunk"),
+        pytest.param([b"data: 1\n", b": ping\n", b"\n"], b"data: 1\n\n", id="comment-then-end"),
+        pytest.param([b"data: 1\r: a\r\r: b"], b"data: 1\n\n", id="cr-only"),
+        pytest.param([b": a\n: b\ndata: 1\n", b": c"], b"data: 1\n", id="comments-at-the-edges"),
+    ],
+)
+async def test_cleaning_keeps_every_event(chunks: list[bytes], expected: bytes) -> None:
+    assert await cleaned(chunks) == expected
+
+
+# -- what arrives whole but wrong -------------------------------------------------------------
+
+
+async def test_an_error_line_of_megabytes_is_one_short_sentence(
+    openai_server: FakeOpenAI,
+) -> None:
+    body = chunk("so far") + b'error: {"message": "' + b"boom " * 400_000 + b'"}\n\n'
+    with pytest.raises(CortanError) as caught:
+        await stream_of(openai_server, Reply(body=body))
+    message = str(caught.value)
+    assert "reported an error mid-answer: boom boom" in message
+    assert len(message) < 500 and "\n" not in message
+
+
+async def test_an_error_status_with_a_long_body_is_one_short_sentence(
+    openai_server: FakeOpenAI,
+) -> None:
+    with pytest.raises(CortanError) as caught:
+        await stream_of(openai_server, Reply(status=500, error="overloaded\n" * 100_000))
+    message = str(caught.value)
+    assert "failed with HTTP 500: overloaded overloaded" in message
+    assert len(message) < 500 and "\n" not in message
+
+
+async def test_an_ollama_error_with_a_long_body_is_one_short_sentence(ollama: FakeOllama) -> None:
+    ollama.queue(Reply(status=500, error="overloaded\n" * 100_000))
+    config = ProviderConfig(kind="ollama", hosts=[ollama.url])
+    provider = get_factory("ollama")("ollama", ollama.url, config, Timeouts(connect=5))
+    try:
+        with pytest.raises(CortanError) as caught:
+            async for _ in provider.stream_chat(ModelRequest("m", (Message("user", "x"),))):
+                pass
+    finally:
+        await provider.aclose()
+    message = str(caught.value)
+    assert "reported an error: overloaded overloaded" in message
+    assert len(message) < 500 and "\n" not in message
+
+
+async def test_bytes_that_are_not_utf8_are_replaced_not_fatal(openai_server: FakeOpenAI) -> None:
+    """Ollama's SDK replaces them in its lines; the OpenAI path said "cannot parse"."""
+    body = chunk("caf") + EVENT + b'"choices":[{"index":0,"delta":{"content":"\xe9!"}}]}\n\n'
+    pieces = await stream_of(openai_server, Reply(body=body + chunk("", "stop")))
+    assert "".join(p for p in pieces if isinstance(p, str)) == "caf\ufffd!"
+    assert isinstance(pieces[-1], Finish)
