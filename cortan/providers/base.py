@@ -31,6 +31,7 @@ Contract for ``stream_chat``:
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
@@ -130,14 +131,21 @@ def said(text: str) -> str:
     return one_line(text, MAX_SAID)
 
 
+#: The longest ``retry-after`` cortan believes: a day, the longest ``retry.deadline``.
+MAX_RETRY_AFTER = 86400.0
+
+
 def retry_after(headers: Mapping[str, str]) -> float | None:
-    """A 429's ``retry-after`` in seconds; None for an HTTP date or nonsense, which
-    leaves the wait to the backoff (engine/retry.py)."""
+    """A 429's ``retry-after`` in seconds, or None, which leaves the wait to the backoff
+    (engine/retry.py): for an HTTP date, and for what cannot be a wait a server means
+    (garbage, negative, ``nan``, ``inf``, more than a day), which would otherwise retry
+    at once or pause every request of the process for ever."""
     value = headers.get("retry-after")
     try:
-        return max(0.0, float(value)) if value is not None else None
+        seconds = float(value) if value is not None else math.nan
     except ValueError:
         return None
+    return seconds if 0 <= seconds <= MAX_RETRY_AFTER else None  # nan compares false
 
 
 def tls_failure(exc: BaseException) -> str | None:
