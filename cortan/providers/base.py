@@ -32,6 +32,7 @@ Contract for ``stream_chat``:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
@@ -47,6 +48,9 @@ __all__ = [
     "Thinking",
     "ToolCall",
     "redact",
+    "sane_count",
+    "sane_reason",
+    "sane_usage",
     "shown_url",
     "url_secrets",
 ]
@@ -115,6 +119,43 @@ def sane_window(value: object) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         return None
     return value if 0 < value <= MAX_CONTEXT_LENGTH else None
+
+
+#: The most tokens cortan believes one exchange counts: a trillion, past any model.
+MAX_TOKENS = 10**12
+#: The longest finish reason kept ("content_filter" is 14 characters).
+MAX_REASON = 32
+_NOT_IN_REASON = re.compile(r"[^A-Za-z0-9_.:-]+")
+
+
+def sane_count(value: object) -> int | None:
+    """A token count a server reported, or None when it cannot be one.
+
+    Counts go to the store, the screen, ``--json`` and the context stage's estimates:
+    a negative, fractional, text or boolean one, or one past :data:`MAX_TOKENS`,
+    counts as not reported.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 0 <= value <= MAX_TOKENS else None
+
+
+def sane_usage(prompt: object, completion: object, thinking: object = None) -> Usage:
+    """The counts a server reported, each as :func:`sane_count` takes it."""
+    return Usage(sane_count(prompt), sane_count(completion), sane_count(thinking))
+
+
+def sane_reason(value: object) -> str:
+    """Why a server says the answer stopped, as a short plain word.
+
+    Shown, stored and sent on by the gateway as it came, a reason of megabytes or
+    with terminal escapes went everywhere the answer's ending goes: what is not a
+    letter, digit, ``_``, ``.``, ``:`` or ``-`` becomes ``_``, cut at :data:`MAX_REASON`;
+    nothing left (or not text) is ``unknown``.
+    """
+    if not isinstance(value, str):
+        return "unknown"
+    return _NOT_IN_REASON.sub("_", value[: MAX_REASON * 4]).strip("_")[:MAX_REASON] or "unknown"
 
 
 #: Characters of a server's own words (an error's message) a sentence quotes.

@@ -32,7 +32,7 @@ from cortan.core.errors import (
     ServerError,
     UnreachableError,
 )
-from cortan.core.messages import Message, ModelInfo, PullProgress, Usage
+from cortan.core.messages import Message, ModelInfo, PullProgress
 from cortan.core.options import to_ollama
 from cortan.providers.base import (
     Finish,
@@ -43,11 +43,14 @@ from cortan.providers.base import (
     redact,
     retry_after,
     said,
+    sane_reason,
+    sane_usage,
     sane_window,
     shown_url,
     tls_failure,
     url_secrets,
 )
+from cortan.providers.lines import WholeLines
 from cortan.providers.responses import BodyLimits, BoundedBody, ResponseGuard, carried
 from cortan.providers.tls import get_verify
 
@@ -67,6 +70,55 @@ async def _add_headers(request: httpx.Request) -> None:
 
 class _BoundedStream(BoundedBody, httpx.AsyncByteStream):
     """A response body inflated and counted by cortan (cortan.providers.responses)."""
+
+
+#: The numbers of a chat's final line, which the SDK refuses whole unless each is an int.
+COUNTED = (
+    "prompt_eval_count",
+    "eval_count",
+    "total_duration",
+    "load_duration",
+    "prompt_eval_duration",
+    "eval_duration",
+)
+
+
+class _CountedLines(WholeLines, httpx.AsyncByteStream):
+    """A chat stream whose final line's counts the SDK can read (cortan.providers.lines).
+
+    The SDK checks each line against its model: a count of ``1.5``, ``"n/a"`` or
+    ``1e400`` made the whole answer a reply cortan "cannot parse". Such a count is
+    left out here, as if the server had not said; the answer is kept.
+    """
+
+    def clean(self, block: bytes) -> bytes:
+        if b'_count"' not in block and b'_duration"' not in block:
+            return block
+        return b"\n".join(_drop_wrong_counts(line) for line in block.split(b"\n"))
+
+
+def _drop_wrong_counts(line: bytes) -> bytes:
+    if b'_count"' not in line and b'_duration"' not in line:
+        return line
+    try:
+        part = json.loads(line)
+    except ValueError:
+        return line  # the SDK says it cannot parse it
+    if not isinstance(part, dict):
+        return line
+    wrong = [k for k in COUNTED if k in part and not _is_int(part[k])]
+    for key in wrong:
+        del part[key]
+    return json.dumps(part).encode() if wrong else line
+
+
+def _is_int(value: object) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool))
+
+
+async def _clean_counts(response: httpx.Response) -> None:
+    if response.request.url.path.rstrip("/").endswith("/api/chat"):
+        response.stream = _CountedLines(response.stream)
 
 
 #: Seconds to wait for the end of a stream after its final message (see ``_drain``).
@@ -106,7 +158,7 @@ class OllamaProvider:
             **_transport(verify, concurrent),
             event_hooks={
                 "request": [guard.on_request, _add_headers],
-                "response": [guard.on_response],
+                "response": [guard.on_response, _clean_counts],  # bounded, then cleaned
             },
             # A loopback server is reached directly, never through http_proxy: cortan
             # judges it local (no secret guard), so the prompt must not leave (issue 15).
@@ -210,8 +262,9 @@ class OllamaProvider:
             for name in ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
             if getattr(part, name, None) is not None
         }
-        usage = Usage(prompt_tokens=part.prompt_eval_count, completion_tokens=part.eval_count)
-        return Finish(finish_reason=part.done_reason or "stop", usage=usage, server_timings=timings)
+        usage = sane_usage(part.prompt_eval_count, part.eval_count)
+        reason = sane_reason(part.done_reason) if part.done_reason else "stop"
+        return Finish(finish_reason=reason, usage=usage, server_timings=timings)
 
     async def pull_model(self, model: str) -> AsyncIterator[PullProgress]:
         """Ollama's ``/api/pull``: the server downloads ``model``, saying how far it got.

@@ -42,13 +42,15 @@ from cortan.providers.base import (
     redact,
     retry_after,
     said,
+    sane_reason,
+    sane_usage,
     shown_url,
     tls_failure,
     url_secrets,
 )
 from cortan.providers.fields import BODY_OPTIONS, EXTRA_OPTIONS, Fields
+from cortan.providers.lines import EventLines
 from cortan.providers.responses import BodyLimits, BoundedBody, ResponseGuard, carried
-from cortan.providers.sse import EventLines
 from cortan.providers.tls import get_verify, load_system
 
 if TYPE_CHECKING:
@@ -147,7 +149,7 @@ class OpenAIProvider:
                         for item in _delta_items(choice.delta, calls):
                             yield item
                         if choice.finish_reason:
-                            finish_reason = choice.finish_reason
+                            finish_reason = sane_reason(choice.finish_reason)
         except ProviderError:
             raise
         except Exception as exc:
@@ -393,7 +395,8 @@ def _reasoning(delta: Any) -> str | None:
 def _usage(usage: Any) -> Usage:
     details = getattr(usage, "completion_tokens_details", None)
     thinking = getattr(details, "reasoning_tokens", None) if details is not None else None
-    return Usage(usage.prompt_tokens, usage.completion_tokens, thinking)
+    prompt = getattr(usage, "prompt_tokens", None)  # the SDK does not check: any JSON comes
+    return sane_usage(prompt, getattr(usage, "completion_tokens", None), thinking)
 
 
 def with_v1(url: str) -> str:
@@ -409,7 +412,7 @@ def _make_http_client(
     (cortan.providers.tls); a loopback server is reached directly, never through
     http_proxy, since cortan judges it local (no secret guard) and the prompt and the
     key must not leave; ``guard`` bounds bodies and redirects (issue 15); and its event streams are
-    cleaned before the SDK parses them (:mod:`cortan.providers.sse`, issue 21)."""
+    cleaned before the SDK parses them (:mod:`cortan.providers.lines`, issue 21)."""
     direct = is_loopback_url(url)
     verify = get_verify(url, load_system)
     if concurrent:  # the gateway: aiohttp underneath (cortan.providers.transport)
@@ -436,7 +439,7 @@ async def _clean_events(response: httpx2.Response) -> None:
 
 
 class _EventStream(EventLines, httpx2.AsyncByteStream):
-    """An event stream cleaned before the SDK parses it (cortan.providers.sse)."""
+    """An event stream cleaned before the SDK parses it (cortan.providers.lines)."""
 
 
 def _cut_mid_stream(exc: BaseException) -> bool:

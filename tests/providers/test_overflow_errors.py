@@ -13,8 +13,8 @@ from cortan.config.settings import Timeouts
 from cortan.core.errors import ContextOverflowError, CortanError
 from cortan.core.messages import Message
 from cortan.providers.base import ModelRequest
+from cortan.providers.lines import EventLines
 from cortan.providers.openai import OpenAIProvider
-from cortan.providers.sse import EventLines
 from tests.servers import FakeOpenAI, Reply
 
 LLAMA = {

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,8 +20,9 @@ from cortan.core.errors import CortanError
 from cortan.core.messages import Message
 from cortan.providers import get_factory
 from cortan.providers.base import Finish, ModelRequest
+from cortan.providers.lines import EventLines
 from cortan.providers.openai import OpenAIProvider
-from cortan.providers.sse import EventLines
+from cortan.store import SessionStore
 from tests.conftest import CortanRunner
 from tests.servers import FakeOllama, FakeOpenAI, Reply
 
@@ -166,3 +169,87 @@ async def test_bytes_that_are_not_utf8_are_replaced_not_fatal(openai_server: Fak
     pieces = await stream_of(openai_server, Reply(body=body + chunk("", "stop")))
     assert "".join(p for p in pieces if isinstance(p, str)) == "caf\ufffd!"
     assert isinstance(pieces[-1], Finish)
+
+
+# -- what a server says it cost, and why it stopped -------------------------------------------
+
+WRONG_COUNTS = [-5, 10**13, 1.5, "12", True, [1]]
+
+
+def ask_json(cortan: type[CortanRunner], server: str, env: dict[str, str]) -> dict[str, Any]:
+    if server == "openai":
+        env = {**env, "CORTAN_DEFAULT_MODEL": "openai:gpt-4o-mini"}
+    result = cortan.run("ask", "--no-stdin", "--json", "x", env={**ONE_TRY, **env})
+    assert result.code == 0, result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
+def stored_counts(data: Path) -> list[tuple[object, object]]:
+    with SessionStore.open(data) as store:
+        return [(m.prompt_tokens, m.completion_tokens) for m in store.recent_messages(10)]
+
+
+@pytest.mark.parametrize("server", ["ollama", "openai"])
+@pytest.mark.parametrize("count", WRONG_COUNTS, ids=repr)
+def test_token_counts_that_cannot_be_are_dropped(
+    cortan: type[CortanRunner],
+    ollama_env: FakeOllama,
+    openai_server: FakeOpenAI,
+    isolated_env: Path,
+    server: str,
+    count: object,
+) -> None:
+    """Negative, absurd, fractional, text or boolean counts reached --json and the store
+    as they came (and Ollama's SDK refused some, losing the answer). The OpenAI SDK reads
+    ``"12"`` and ``true`` as 12 and 1 before cortan sees them: numbers, not raw text."""
+    fake = openai_server if server == "openai" else ollama_env
+    fake.queue(Reply(prompt_tokens=count, completion_tokens=count))  # type: ignore[arg-type]
+    env = {"OPENAI_BASE_URL": openai_server.url + "/v1", "OPENAI_API_KEY": "sk-test-key"}
+    report = ask_json(cortan, server, env)
+    assert report["content"] == "Hello, world!"
+    usage = report["usage"]
+    read = int(count) if server == "openai" and isinstance(count, str | bool) else None
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (read, read)
+    assert stored_counts(isolated_env / "data") == [(read, read), (None, None)]
+
+
+async def test_an_ollama_count_past_any_float_is_dropped_and_the_answer_kept(
+    ollama: FakeOllama,
+) -> None:
+    """``1e400`` made the SDK refuse the final line: the answer was lost as "cannot parse"."""
+    head = b'{"model":"m","created_at":"2025-01-01T00:00:00Z","message":{"role":"assistant",'
+    ollama.queue(Reply(body=head + b'"content":"a"},"done":true,"eval_count":1e400}\n'))
+    config = ProviderConfig(kind="ollama", hosts=[ollama.url])
+    provider = get_factory("ollama")("ollama", ollama.url, config, Timeouts(connect=5))
+    try:
+        pieces = [p async for p in provider.stream_chat(ModelRequest("m", (Message("user", "x"),)))]
+    finally:
+        await provider.aclose()
+    assert pieces[0] == "a"
+    assert isinstance(pieces[-1], Finish) and pieces[-1].usage.completion_tokens is None
+
+
+@pytest.mark.parametrize("server", ["ollama", "openai"])
+@pytest.mark.parametrize(
+    ("reason", "shown"),
+    [
+        ("x" * 100_000, "x" * 32),
+        ("stop\x1b[2J\x07", "stop_2J"),
+        ("\u202econtent_filter", "content_filter"),
+        ("length", "length"),
+    ],
+    ids=["long", "escape", "bidi", "plain"],
+)
+def test_a_finish_reason_is_a_short_plain_word(
+    cortan: type[CortanRunner],
+    ollama_env: FakeOllama,
+    openai_server: FakeOpenAI,
+    server: str,
+    reason: str,
+    shown: str,
+) -> None:
+    fake = openai_server if server == "openai" else ollama_env
+    fake.queue(Reply(finish_reason=reason))
+    env = {"OPENAI_BASE_URL": openai_server.url + "/v1", "OPENAI_API_KEY": "sk-test-key"}
+    assert ask_json(cortan, server, env)["finish_reason"] == shown

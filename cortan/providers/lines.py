@@ -1,6 +1,13 @@
-"""An OpenAI-compatible server's event stream, cleaned before the SDK reads it.
+"""Streamed bodies handed to an SDK in whole lines, cleaned on the way.
 
-Layer: providers. The OpenAI SDK reads server-sent events a line at a time in
+Layer: providers. :class:`WholeLines` holds a line until it is whole (the SDKs read
+whole lines anyway) and hands each block of whole lines to ``clean``: every byte is
+copied a bounded number of times, and a long line is joined once, not again with
+each chunk that extends it (a 4 MiB line in small chunks was quadratic). Ollama's
+provider cleans its chat stream's counts with it; :class:`EventLines` cleans an
+OpenAI-compatible event stream.
+
+The OpenAI SDK reads server-sent events a line at a time in
 Python: a few microseconds a line, whatever the line holds. A server (or a proxy)
 that floods the stream with comments (``: ping``) or blank lines, which carry
 nothing, kept cortan busy for a minute within ``max_response_bytes``. Here whole
@@ -13,10 +20,6 @@ SDK sees them:
 * llama.cpp's ``error: {...}`` lines become ``data:`` events (below);
 * bytes that are not UTF-8 become U+FFFD, as the Ollama SDK does with its lines,
   instead of failing the whole answer as a reply that "cannot parse".
-
-Every byte is copied a bounded number of times: a line is held until it is whole
-(the SDK reads whole lines anyway), and a long line is joined once, not again with
-each chunk that extends it.
 """
 
 from __future__ import annotations
@@ -37,15 +40,14 @@ _COMMENT = re.compile(rb"\n:[^\n]*")
 _BLANKS = re.compile(rb"\n{3,}")  # a line's end and two blank lines or more
 
 
-class EventLines:
-    """The body of an event stream (``stream``, async bytes), cleaned line by line.
+class WholeLines:
+    """A body (``stream``, async bytes) handed on a block of whole lines at a time.
 
     A mixin: the provider makes it its library's ``AsyncByteStream`` as well.
     """
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
-        self._at_blank = True  # the stream so far ends with a blank line (or is empty)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         held = bytearray()
@@ -56,12 +58,27 @@ class EventLines:
                 continue
             block = bytes(held) + chunk[:cut] if held else chunk[:cut]
             held = bytearray(chunk[cut:])
-            if cleaned := self._clean(block):
+            if cleaned := self.clean(block):
                 yield cleaned
-        if held and (cleaned := self._clean(bytes(held))):
+        if held and (cleaned := self.clean(bytes(held))):
             yield cleaned
 
-    def _clean(self, block: bytes) -> bytes:
+    def clean(self, block: bytes) -> bytes:
+        """``block``, whole lines (the last may lack its end), as the SDK gets it."""
+        return block
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+class EventLines(WholeLines):
+    """An event stream without comments, extra blank lines or bad UTF-8 (above)."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._at_blank = True  # the stream so far ends with a blank line (or is empty)
+
+    def clean(self, block: bytes) -> bytes:
         """``block`` (whole lines) without comments, extra blank lines or bad UTF-8.
 
         Line ends become LF first (CR, LF and CRLF mean the same to the SDK), so that
@@ -81,9 +98,6 @@ class EventLines:
         if b"error:" in block:
             block = _rewrite_error_lines(block)
         return _valid_utf8(block)
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
 
 
 def _line_end(chunk: bytes) -> int:
