@@ -150,3 +150,59 @@ def _kept(error: object) -> dict[str, object]:
         elif value is None or isinstance(value, bool | int | float):
             kept[str(key)] = value
     return kept
+
+
+class WholeAnswer:
+    """A whole ``chat.completion`` from a server that ignored ``stream: true``, as events.
+
+    Some servers (and proxies) answer a streamed request with one JSON object. The SDK
+    found no event in it and the answer was lost as "ended without finishing". Here the
+    body (already bounded) is read whole and handed on as the one chunk it amounts to,
+    then ``[DONE]``; an ``{"error": ...}`` body goes on as the error event it is, and
+    what is not a JSON object passes unchanged.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        body = bytearray()
+        async for chunk in self._stream:
+            body += chunk
+        yield as_events(bytes(body))
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+def as_events(body: bytes) -> bytes:
+    """``body``, a ``chat.completion``, as the event stream of one chunk (see above)."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(answer, dict):
+        return body
+    if "error" in answer:
+        return b"data: " + json.dumps({"error": answer["error"]}).encode() + b"\n\n"
+    choices = answer.get("choices")
+    chunk = {
+        **{k: v for k, v in answer.items() if k not in ("choices", "object")},
+        "object": "chat.completion.chunk",
+        "choices": [_as_delta(c) for c in choices] if isinstance(choices, list) else choices,
+    }
+    return b"data: " + json.dumps(chunk).encode() + b"\n\ndata: [DONE]\n\n"
+
+
+def _as_delta(choice: object) -> object:
+    """One choice's whole ``message`` as the ``delta`` that brings all of it."""
+    if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
+        return choice
+    delta = dict(choice["message"])
+    calls = delta.get("tool_calls")
+    if isinstance(calls, list):  # a delta's calls say which call each piece is part of
+        delta["tool_calls"] = [
+            {**call, "index": i} if isinstance(call, dict) else call for i, call in enumerate(calls)
+        ]
+    rest = {k: v for k, v in choice.items() if k != "message"}
+    return {**rest, "delta": delta}

@@ -49,7 +49,7 @@ from cortan.providers.base import (
     url_secrets,
 )
 from cortan.providers.fields import BODY_OPTIONS, EXTRA_OPTIONS, Fields
-from cortan.providers.lines import EventLines
+from cortan.providers.lines import EventLines, WholeAnswer
 from cortan.providers.responses import BodyLimits, BoundedBody, ResponseGuard, carried
 from cortan.providers.tls import get_verify, load_system
 
@@ -434,12 +434,24 @@ def _make_http_client(
 
 
 async def _clean_events(response: httpx2.Response) -> None:
-    if response.headers.get("content-type", "").startswith("text/event-stream"):
+    kind = response.headers.get("content-type", "")
+    if kind.startswith("text/event-stream"):
         response.stream = _EventStream(response.stream)
+    elif response.status_code == 200 and kind.startswith("application/json") and _chat(response):
+        response.stream = _WholeAnswer(response.stream)  # stream: true ignored
+
+
+def _chat(response: httpx2.Response) -> bool:
+    """Whether ``response`` answers a chat, which cortan always asks to be streamed."""
+    return response.request.url.path.rstrip("/").endswith("/chat/completions")
 
 
 class _EventStream(EventLines, httpx2.AsyncByteStream):
     """An event stream cleaned before the SDK parses it (cortan.providers.lines)."""
+
+
+class _WholeAnswer(WholeAnswer, httpx2.AsyncByteStream):
+    """A whole answer handed to the SDK as events (cortan.providers.lines)."""
 
 
 def _cut_mid_stream(exc: BaseException) -> bool:

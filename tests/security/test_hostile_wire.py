@@ -253,3 +253,20 @@ def test_a_finish_reason_is_a_short_plain_word(
     fake.queue(Reply(finish_reason=reason))
     env = {"OPENAI_BASE_URL": openai_server.url + "/v1", "OPENAI_API_KEY": "sk-test-key"}
     assert ask_json(cortan, server, env)["finish_reason"] == shown
+
+
+# -- a server that does not stream -----------------------------------------------------------
+
+
+def test_a_server_that_ignores_stream_true_still_gives_the_answer(
+    cortan: type[CortanRunner], openai_env: FakeOpenAI
+) -> None:
+    """One JSON object instead of events: the SDK found no event in it, and the answer
+    was lost as "ended the answer without finishing it"."""
+    openai_env.ignore_stream = True
+    openai_env.queue(Reply(pieces=["whole ", "answer"], thinking=["mulling"]))
+    report = ask_json(cortan, "openai", {})
+    assert report["content"] == "whole answer"
+    assert report["thinking"] == "mulling"
+    assert report["finish_reason"] == "stop"
+    assert report["usage"]["prompt_tokens"] == 7
