@@ -36,6 +36,7 @@ import re
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
+from cortan.core.errors import UnreachableError
 from cortan.core.messages import EMPTY_MAPPING, Message, ModelInfo, PullProgress, ToolCall, Usage
 from cortan.core.text import one_line
 
@@ -52,6 +53,7 @@ __all__ = [
     "sane_reason",
     "sane_usage",
     "shown_url",
+    "tls_instead",
     "url_secrets",
 ]
 
@@ -210,6 +212,60 @@ def tls_failure(exc: BaseException) -> str | None:
             return f"the TLS handshake failed ({cause.reason or type(cause).__name__})"
         cause = cause.__cause__ or cause.__context__
     return None
+
+
+async def tls_instead(error: E, exc: BaseException, url: str, where: str) -> E | UnreachableError:
+    """``error``, or why it happened when ``url`` is http:// and the server speaks TLS.
+
+    A TLS server given plain HTTP closes the connection without an answer, which read
+    as a server that "closed the connection before the answer was complete". Only then
+    (a connection cut, no piece of answer yet) is the port asked for a TLS handshake:
+    nothing is sent on it, and nothing is verified, since only the protocol matters.
+    """
+    if not url.startswith("http://") or not _cut(exc) or not await _speaks_tls(url):
+        return error
+    return UnreachableError(
+        f"{where} speaks TLS, not plain HTTP: is the URL https://, not http://?"
+    )
+
+
+def _cut(exc: BaseException) -> bool:
+    """Whether ``exc`` is a connection closed or reset (by either httpx line)."""
+    cause: BaseException | None = exc
+    for _ in range(20):
+        if cause is None:
+            return False
+        names = {type(cause).__name__}
+        if names & {"RemoteProtocolError", "ReadError"} or isinstance(cause, ConnectionError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+#: Seconds the TLS handshake of :func:`tls_instead` may take.
+TLS_PROBE_S = 2.0
+
+
+async def _speaks_tls(url: str) -> bool:
+    import asyncio
+    import contextlib
+    import ssl
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the protocol is the question, not the peer
+    try:
+        async with asyncio.timeout(TLS_PROBE_S):
+            _, writer = await asyncio.open_connection(parts.hostname, parts.port or 80, ssl=context)
+    except (OSError, TimeoutError, ValueError):  # ssl.SSLError is an OSError
+        return False
+    writer.close()
+    with contextlib.suppress(OSError, TimeoutError):
+        async with asyncio.timeout(TLS_PROBE_S):
+            await writer.wait_closed()
+    return True
 
 
 def shown_url(url: str) -> str:

@@ -48,6 +48,7 @@ from cortan.providers.base import (
     sane_window,
     shown_url,
     tls_failure,
+    tls_instead,
     url_secrets,
 )
 from cortan.providers.lines import WholeLines
@@ -221,6 +222,7 @@ class OllamaProvider:
     async def stream_chat(self, request: ModelRequest) -> AsyncIterator[Piece]:
         messages = [_message(m) for m in request.messages]
         calls = 0  # Ollama's calls have no id: cortan numbers them
+        begun = False
         # The client sends the request on the first read of the stream, in this task:
         # the hook reads the headers from the task's context then.
         _HEADERS.set(request.headers or None)
@@ -238,6 +240,7 @@ class OllamaProvider:
             # The client returns an async generator; stopping early must close its HTTP stream.
             async with aclosing(cast("AsyncGenerator[Any, None]", stream)) as parts:
                 async for part in parts:
+                    begun = True
                     if part.message.thinking:
                         yield Thinking(part.message.thinking)
                     if part.message.content:
@@ -252,7 +255,7 @@ class OllamaProvider:
         except ProviderError:
             raise
         except Exception as exc:
-            raise self.map_error(exc, request.model) from exc
+            raise await self._failed(exc, request.model, begun=begun) from exc
         raise ServerError(f"Ollama at {self.url} ended the answer without its final message")
 
     @staticmethod
@@ -291,6 +294,13 @@ class OllamaProvider:
             raise self.map_error(exc, model) from exc
         except Exception as exc:
             raise self.map_error(exc, model) from exc
+
+    async def _failed(self, exc: BaseException, model: str, *, begun: bool) -> ProviderError:
+        """Why a chat failed; before its first piece, a cut connection may mean TLS."""
+        error = self.map_error(exc, model)
+        if begun:
+            return error
+        return await tls_instead(error, exc, self.url, f"Ollama at {self.url}")
 
     def map_error(self, exc: BaseException, model: str | None = None) -> ProviderError:
         """Turn a library exception into the sentence a user needs, secrets blotted out."""

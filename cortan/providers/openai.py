@@ -46,6 +46,7 @@ from cortan.providers.base import (
     sane_usage,
     shown_url,
     tls_failure,
+    tls_instead,
     url_secrets,
 )
 from cortan.providers.fields import BODY_OPTIONS, EXTRA_OPTIONS, Fields
@@ -136,6 +137,7 @@ class OpenAIProvider:
         finish_reason: str | None = None
         usage = Usage()
         calls = _CallParts()
+        begun = False
         self._require_key()
         body, notes = self._fields.shape(request.model, self._options(request), request.options)
         try:
@@ -144,6 +146,7 @@ class OpenAIProvider:
                 yield Adjusted(f"{self.label} at {self.url} {note}")
             async with stream:
                 async for chunk in stream:
+                    begun = True
                     usage = usage if chunk.usage is None else _usage(chunk.usage)
                     for choice in _first_choice(chunk):
                         for item in _delta_items(choice.delta, calls):
@@ -153,7 +156,7 @@ class OpenAIProvider:
         except ProviderError:
             raise
         except Exception as exc:
-            raise self.map_error(exc, request.model) from exc
+            raise await self._failed(exc, request.model, begun=begun) from exc
         if finish_reason is None:  # the stream ended cleanly, but mid-answer (or empty)
             raise ServerError(
                 f"{self.label} at {self.url} ended the answer without finishing it "
@@ -214,6 +217,13 @@ class OpenAIProvider:
         if extra:
             body["extra_body"] = extra
         return body
+
+    async def _failed(self, exc: BaseException, model: str, *, begun: bool) -> ProviderError:
+        """Why a chat failed; before its first piece, a cut connection may mean TLS."""
+        error = self.map_error(exc, model)
+        if begun:
+            return error
+        return await tls_instead(error, exc, self.url, f"{self.label} at {self.url}")
 
     def map_error(self, exc: BaseException, model: str | None = None) -> ProviderError:
         """Turn a library exception into the sentence a user needs, secrets blotted out."""
