@@ -31,14 +31,24 @@ Contract for ``stream_chat``:
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
 import re
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
-from cortan.core.errors import UnreachableError
-from cortan.core.messages import EMPTY_MAPPING, Message, ModelInfo, PullProgress, ToolCall, Usage
-from cortan.core.text import one_line
+from cortan.core.errors import BadResponseError, UnreachableError
+from cortan.core.messages import (
+    EMPTY_MAPPING,
+    MAX_MODELS,
+    Message,
+    ModelInfo,
+    PullProgress,
+    ToolCall,
+    Usage,
+)
+from cortan.core.text import format_size, one_line
 
 __all__ = [
     "Adjusted",
@@ -158,6 +168,73 @@ def sane_reason(value: object) -> str:
     if not isinstance(value, str):
         return "unknown"
     return _NOT_IN_REASON.sub("_", value[: MAX_REASON * 4]).strip("_")[:MAX_REASON] or "unknown"
+
+
+#: Bytes of a model listing cortan reads: a thousand entries fit in a few hundred KiB.
+LISTING_READ = 1 << 20
+
+
+async def read_listing(chunks: AsyncIterator[bytes]) -> tuple[bytes, bool]:
+    """At most :data:`LISTING_READ` bytes of a listing's body, and whether that is all.
+
+    A listing of 100,000 models parsed whole held 60 MiB of objects at once, past
+    the memory cortan promises (docs/performance.md); the rest is never read.
+    """
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > LISTING_READ:
+            return bytes(body[:LISTING_READ]), False
+    return bytes(body), True
+
+
+def listed(body: bytes, key: str, where: str, *, whole: bool) -> list[dict[str, Any]]:
+    """The first :data:`MAX_MODELS` entries of a model listing's ``key`` array.
+
+    Read from the JSON itself, not through the SDKs' models: they check (Ollama's
+    refused a whole listing for one size that was not an integer) and build an object
+    for every entry, where cortan keeps a thousand. What is not an object is skipped.
+    A body that was cut (not ``whole``) gives the entries that arrived whole.
+    """
+    if not whole:
+        if first := _first_entries(body, key):
+            return first
+        raise BadResponseError(
+            f"{where} sent a model list whose first {format_size(LISTING_READ)} "
+            "hold no whole entry; stopped there"
+        )
+    reply: object = json.loads(body)
+    entries: object = reply.get(key) if isinstance(reply, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError(f"the model list has no {key!r} array")
+    return list(itertools.islice((e for e in entries if isinstance(e, dict)), MAX_MODELS))
+
+
+_BETWEEN = re.compile(r"\s*,?\s*")
+
+
+def _first_entries(body: bytes, key: str) -> list[dict[str, Any]]:
+    """The whole entries at the start of the ``key`` array of a body cut short."""
+    start = re.search(rb'"' + re.escape(key.encode()) + rb'"\s*:\s*\[', body)
+    if start is None:
+        raise ValueError(f"the model list has no {key!r} array in its first bytes")
+    text = body[start.end() :].decode("utf-8", "replace")
+    decoder, at = json.JSONDecoder(), 0
+    entries: list[dict[str, Any]] = []
+    while len(entries) < MAX_MODELS:
+        at = _BETWEEN.match(text, at).end()  # type: ignore[union-attr]  # it matches anywhere
+        try:
+            entry, at = decoder.raw_decode(text, at)
+        except ValueError:  # the array's end, or where the body was cut
+            break
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries
+
+
+def text_or_none(value: object) -> str | None:
+    """A field of a listing that must be text, or None when it is not."""
+    return value if isinstance(value, str) and value else None
 
 
 #: Characters of a server's own words (an error's message) a sentence quotes.

@@ -40,6 +40,8 @@ from cortan.providers.base import (
     Piece,
     Thinking,
     ToolCall,
+    listed,
+    read_listing,
     redact,
     retry_after,
     said,
@@ -47,6 +49,7 @@ from cortan.providers.base import (
     sane_usage,
     sane_window,
     shown_url,
+    text_or_none,
     tls_failure,
     tls_instead,
     url_secrets,
@@ -168,20 +171,36 @@ class OllamaProvider:
 
     async def list_models(self) -> list[ModelInfo]:
         try:
-            listing = await self._client.list()
+            async with self._client._client.stream("GET", "/api/tags") as reply:  # as list()
+                if reply.is_error:
+                    await reply.aread()
+                reply.raise_for_status()
+                body, whole = await read_listing(reply.aiter_bytes())
+            entries = listed(body, "models", f"Ollama at {self.url}", whole=whole)
+        except httpx.HTTPStatusError as exc:  # what the SDK would raise, for map_error
+            error = ollama.ResponseError(exc.response.text, exc.response.status_code)
+            raise self.map_error(error) from exc
         except Exception as exc:
             raise self.map_error(exc) from exc
-        return [self._model_info(m) for m in listing.models]
+        return [info for entry in entries if (info := self._model_info(entry)) is not None]
 
-    def _model_info(self, model: Any) -> ModelInfo:
-        details = model.details
+    def _model_info(self, entry: dict[str, Any]) -> ModelInfo | None:
+        """One entry of ``/api/tags``; a field of the wrong type is left out, not fatal."""
+        name = text_or_none(entry.get("model")) or text_or_none(entry.get("name"))
+        if name is None:
+            return None
+        details = entry.get("details")
+        details = details if isinstance(details, dict) else {}
+        size = entry.get("size")
         return ModelInfo(
-            name=str(model.model),
+            name=name,
             provider=self.name,
-            family=getattr(details, "family", None),
-            size=model.size,
-            parameter_size=getattr(details, "parameter_size", None),
-            digest=getattr(model, "digest", None) or None,
+            family=text_or_none(details.get("family")),
+            size=size
+            if isinstance(size, int) and not isinstance(size, bool) and size >= 0
+            else None,
+            parameter_size=text_or_none(details.get("parameter_size")),
+            digest=text_or_none(entry.get("digest")),
         )
 
     async def get_version(self) -> str | None:

@@ -39,12 +39,15 @@ from cortan.providers.base import (
     Piece,
     Thinking,
     ToolCall,
+    listed,
+    read_listing,
     redact,
     retry_after,
     said,
     sane_reason,
     sane_usage,
     shown_url,
+    text_or_none,
     tls_failure,
     tls_instead,
     url_secrets,
@@ -115,10 +118,16 @@ class OpenAIProvider:
     async def list_models(self) -> list[ModelInfo]:
         self._require_key()
         try:
-            page = await self._client.models.list()
-            return [ModelInfo(name=m.id, provider=self.name) async for m in page]
+            reply = await self._client.get("/models", cast_to=httpx2.Response, stream=True)
+            try:
+                body, whole = await read_listing(reply.aiter_bytes())
+            finally:
+                await reply.aclose()
+            entries = listed(body, "data", f"{self.label} at {self.url}", whole=whole)
         except Exception as exc:
             raise self.map_error(exc) from exc
+        names = (text_or_none(entry.get("id")) for entry in entries)
+        return [ModelInfo(name=name, provider=self.name) for name in names if name]
 
     async def get_version(self) -> str | None:
         return None  # the API has no version call
