@@ -237,18 +237,10 @@ def text_or_none(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-#: Characters of a server's own words (an error's message) a sentence quotes.
-MAX_SAID = 300
-
-
-def said(text: str) -> str:
-    """What a server said, as a sentence may quote it: one line, cut short.
-
-    An error body is bounded at ``max_listing_bytes`` (8 MiB) and a streamed error
-    line at ``max_output_bytes``; either, quoted whole, made a "sentence" of megabytes
-    on stderr, in ``--json`` and in the store.
-    """
-    return one_line(text, MAX_SAID)
+#: Characters of a provider's error sentence: a server's words quoted in it (an error
+#: body, up to ``max_listing_bytes``; an error event, up to ``max_output_bytes``) made
+#: "sentences" of megabytes on stderr, in ``--json`` and in the store.
+MAX_SENTENCE = 500
 
 
 #: The longest ``retry-after`` cortan believes: a day, the longest ``retry.deadline``.
@@ -365,15 +357,18 @@ def url_secrets(url: str) -> list[str]:
 
 
 def redact(error: E, secrets: Iterable[str]) -> E:
-    """``error`` with every secret cortan holds (a key, a URL password) blotted out.
+    """``error`` with every secret cortan holds (a key, a URL password) blotted out, on
+    one line of at most :data:`MAX_SENTENCE` characters.
 
     A server may echo the request's key in its error body; the sentence built from it
-    must not carry it to stderr, ``--json`` or the store (issue 15).
+    must not carry it to stderr, ``--json`` or the store (issue 15). It is cut only
+    after the secrets are out, so no cut can leave the start of one behind.
     """
     text = str(error)
     for secret in secrets:
         if secret and secret in text:
             text = text.replace(secret, "[redacted]")
+    text = one_line(text, MAX_SENTENCE)
     if text != str(error):
         error.args = (text,)
     return error

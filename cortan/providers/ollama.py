@@ -44,7 +44,6 @@ from cortan.providers.base import (
     read_listing,
     redact,
     retry_after,
-    said,
     sane_reason,
     sane_usage,
     sane_window,
@@ -346,7 +345,7 @@ class OllamaProvider:
         return BadResponseError(f"{where} failed unexpectedly: {type(exc).__name__}")
 
     def _map_response_error(self, exc: ollama.ResponseError, model: str | None) -> ProviderError:
-        status, text = exc.status_code, said(str(exc.error))
+        status, text = exc.status_code, str(exc.error).strip()
         where = f"Ollama at {self.url}"
         if not text:  # a proxy in front, or a bare server error: no body at all (issue 21)
             text = "no reason given"

@@ -43,7 +43,6 @@ from cortan.providers.base import (
     read_listing,
     redact,
     retry_after,
-    said,
     sane_reason,
     sane_usage,
     shown_url,
@@ -281,7 +280,7 @@ class OpenAIProvider:
     def _map_overflow(self, exc: openai.APIError) -> ContextOverflowError | None:
         """The server's "the prompt is longer than the window", in any of its known forms."""
         body = exc.body if isinstance(exc.body, dict) else {}
-        text = _full_message(exc)  # the counts may come late in a long message
+        text = _message(exc)
         codes = {str(body.get("type")), str(body.get("code"))}  # any JSON may come here
         if not codes & OVERFLOW_CODES and OVERFLOW_TEXT.search(text) is None:
             return None
@@ -512,11 +511,6 @@ def _number(pattern: re.Pattern[str], text: str) -> int | None:
 
 
 def _message(exc: openai.APIError) -> str:
-    """The server's message, as a sentence quotes it."""
-    return said(_full_message(exc))
-
-
-def _full_message(exc: openai.APIError) -> str:
     body = exc.body
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         return str(body["message"])

@@ -137,7 +137,7 @@ async def test_an_error_line_of_megabytes_is_one_short_sentence(
         await stream_of(openai_server, Reply(body=body))
     message = str(caught.value)
     assert "reported an error mid-answer: boom boom" in message
-    assert len(message) < 500 and "\n" not in message
+    assert len(message) <= 500 and "\n" not in message
 
 
 async def test_an_error_status_with_a_long_body_is_one_short_sentence(
@@ -147,7 +147,21 @@ async def test_an_error_status_with_a_long_body_is_one_short_sentence(
         await stream_of(openai_server, Reply(status=500, error="overloaded\n" * 100_000))
     message = str(caught.value)
     assert "failed with HTTP 500: overloaded overloaded" in message
-    assert len(message) < 500 and "\n" not in message
+    assert len(message) <= 500 and "\n" not in message
+
+
+async def test_a_key_echoed_where_a_long_error_is_cut_is_still_blotted_out(
+    openai_server: FakeOpenAI,
+) -> None:
+    """The sentence is cut after the secrets are out: no cut leaves a key's start behind."""
+    assert openai_server.api_key is not None
+    head = f"the OpenAI-compatible server at {openai_server.url}/v1 failed with HTTP 500: "
+    error = "x" * (497 - len(head)) + openai_server.api_key + " more" * 1000
+    with pytest.raises(CortanError) as caught:
+        await stream_of(openai_server, Reply(status=500, error=error))
+    message = str(caught.value)
+    assert message.startswith(head) and len(message) <= 500
+    assert openai_server.api_key[:4] not in message
 
 
 async def test_an_ollama_error_with_a_long_body_is_one_short_sentence(ollama: FakeOllama) -> None:
@@ -162,7 +176,7 @@ async def test_an_ollama_error_with_a_long_body_is_one_short_sentence(ollama: Fa
         await provider.aclose()
     message = str(caught.value)
     assert "reported an error: overloaded overloaded" in message
-    assert len(message) < 500 and "\n" not in message
+    assert len(message) <= 500 and "\n" not in message
 
 
 async def test_bytes_that_are_not_utf8_are_replaced_not_fatal(openai_server: FakeOpenAI) -> None:
