@@ -19,6 +19,7 @@ import typer
 
 from cortan.cli.names import complete_model
 from cortan.cli.runner import check_provider, fail, get_context, guard, run_async
+from cortan.core.messages import MAX_MODELS
 
 if TYPE_CHECKING:
     from cortan.config.settings import Settings
@@ -70,6 +71,11 @@ def models(
         for name, result in results.items():
             if isinstance(result, list):
                 found.extend(result)
+                if len(result) >= MAX_MODELS:  # the providers read no more (core.messages)
+                    context.diagnostics.warning(
+                        f"{name}: the server lists {MAX_MODELS} models or more; "
+                        f"cortan reads the first {MAX_MODELS}"
+                    )
             else:
                 context.diagnostics.warning(f"{name}: {result}")
         if not any(isinstance(r, list) for r in results.values()):

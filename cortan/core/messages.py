@@ -67,6 +67,12 @@ class PullProgress(NamedTuple):
     completed: int | None = None
 
 
+#: The most models cortan reads of one host's listing. A server listing 100,000 took
+#: `cortan models` 51.7 s and 377 MiB, most of it drawing the table; front ends say
+#: when a listing reached this many.
+MAX_MODELS = 1000
+
+
 class ModelInfo(NamedTuple):
     """A model a provider offers; fields other than the name are best effort."""
 

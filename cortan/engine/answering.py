@@ -206,7 +206,7 @@ class Answerer:
             except ProviderError as exc:
                 delay = self._get_delay(answer, pool, tried, exc, attempt)
                 if isinstance(exc, RateLimitedError) and (limiter := pool.get_limiter(host)):
-                    limiter.pause(exc.retry_after or delay or 0.0)  # the whole job slows down
+                    limiter.pause(self._retry.get_pause(exc, delay))  # the whole job slows down
                 if delay is None and isinstance(exc, RateLimitedError) and exc.retry_after:
                     raise self._said_to_wait(exc) from exc
                 if delay is None or (not last and not pool.has_available()):

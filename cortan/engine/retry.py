@@ -10,7 +10,8 @@ attempts) and its error says it is ``retryable``: connection errors, timeouts,
 zero and the exponential cap), which spreads out clients that failed together. A
 ``retry-after`` from the server is honoured as given; if it would end past the
 deadline there is no retry at all, since waiting less would only earn another 429.
-No retry starts later than ``deadline`` seconds after the request began.
+No retry starts later than ``deadline`` seconds after the request began, and the
+pause a 429 puts on the host's other requests is at most ``deadline`` too.
 """
 
 from __future__ import annotations
@@ -61,3 +62,9 @@ class RetryPolicy(NamedTuple):
         if isinstance(error, RateLimitedError) and error.retry_after is not None:
             return error.retry_after if error.retry_after <= remaining else None
         return min(self.backoff(attempt, random), remaining)
+
+    def get_pause(self, error: RateLimitedError, delay: float | None) -> float:
+        """How long a 429 pauses every request to its host: the server's wait (else this
+        try's), at most ``deadline``. A server asking for hours held a batch, a REPL or
+        the gateway for hours; the deadline is the longest wait the user allowed."""
+        return min(error.retry_after or delay or 0.0, self.deadline)

@@ -31,10 +31,24 @@ Contract for ``stream_chat``:
 
 from __future__ import annotations
 
+import itertools
+import json
+import math
+import re
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
-from cortan.core.messages import EMPTY_MAPPING, Message, ModelInfo, PullProgress, ToolCall, Usage
+from cortan.core.errors import BadResponseError, UnreachableError
+from cortan.core.messages import (
+    EMPTY_MAPPING,
+    MAX_MODELS,
+    Message,
+    ModelInfo,
+    PullProgress,
+    ToolCall,
+    Usage,
+)
+from cortan.core.text import format_size, one_line
 
 __all__ = [
     "Adjusted",
@@ -45,7 +59,11 @@ __all__ = [
     "Thinking",
     "ToolCall",
     "redact",
+    "sane_count",
+    "sane_reason",
+    "sane_usage",
     "shown_url",
+    "tls_instead",
     "url_secrets",
 ]
 
@@ -115,14 +133,131 @@ def sane_window(value: object) -> int | None:
     return value if 0 < value <= MAX_CONTEXT_LENGTH else None
 
 
+#: The most tokens cortan believes one exchange counts: a trillion, past any model.
+MAX_TOKENS = 10**12
+#: The longest finish reason kept ("content_filter" is 14 characters).
+MAX_REASON = 32
+_NOT_IN_REASON = re.compile(r"[^A-Za-z0-9_.:-]+")
+
+
+def sane_count(value: object) -> int | None:
+    """A token count a server reported, or None when it cannot be one.
+
+    Counts go to the store, the screen, ``--json`` and the context stage's estimates:
+    a negative, fractional, text or boolean one, or one past :data:`MAX_TOKENS`,
+    counts as not reported.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 0 <= value <= MAX_TOKENS else None
+
+
+def sane_usage(prompt: object, completion: object, thinking: object = None) -> Usage:
+    """The counts a server reported, each as :func:`sane_count` takes it."""
+    return Usage(sane_count(prompt), sane_count(completion), sane_count(thinking))
+
+
+def sane_reason(value: object) -> str:
+    """Why a server says the answer stopped, as a short plain word.
+
+    Shown, stored and sent on by the gateway as it came, a reason of megabytes or
+    with terminal escapes went everywhere the answer's ending goes: what is not a
+    letter, digit, ``_``, ``.``, ``:`` or ``-`` becomes ``_``, cut at :data:`MAX_REASON`;
+    nothing left (or not text) is ``unknown``.
+    """
+    if not isinstance(value, str):
+        return "unknown"
+    return _NOT_IN_REASON.sub("_", value[: MAX_REASON * 4]).strip("_")[:MAX_REASON] or "unknown"
+
+
+#: Bytes of a model listing cortan reads: a thousand entries fit in a few hundred KiB.
+LISTING_READ = 1 << 20
+
+
+async def read_listing(chunks: AsyncIterator[bytes]) -> tuple[bytes, bool]:
+    """At most :data:`LISTING_READ` bytes of a listing's body, and whether that is all.
+
+    A listing of 100,000 models parsed whole held 60 MiB of objects at once, past
+    the memory cortan promises (docs/performance.md); the rest is never read.
+    """
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > LISTING_READ:
+            return bytes(body[:LISTING_READ]), False
+    return bytes(body), True
+
+
+def listed(body: bytes, key: str, where: str, *, whole: bool) -> list[dict[str, Any]]:
+    """The first :data:`MAX_MODELS` entries of a model listing's ``key`` array.
+
+    Read from the JSON itself, not through the SDKs' models: they check (Ollama's
+    refused a whole listing for one size that was not an integer) and build an object
+    for every entry, where cortan keeps a thousand. What is not an object is skipped.
+    A body that was cut (not ``whole``) gives the entries that arrived whole.
+    """
+    if not whole:
+        if first := _first_entries(body, key):
+            return first
+        raise BadResponseError(
+            f"{where} sent a model list whose first {format_size(LISTING_READ)} "
+            "hold no whole entry; stopped there"
+        )
+    reply: object = json.loads(body)
+    entries: object = reply.get(key) if isinstance(reply, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError(f"the model list has no {key!r} array")
+    return list(itertools.islice((e for e in entries if isinstance(e, dict)), MAX_MODELS))
+
+
+_BETWEEN = re.compile(r"\s*,?\s*")
+
+
+def _first_entries(body: bytes, key: str) -> list[dict[str, Any]]:
+    """The whole entries at the start of the ``key`` array of a body cut short."""
+    start = re.search(rb'"' + re.escape(key.encode()) + rb'"\s*:\s*\[', body)
+    if start is None:
+        raise ValueError(f"the model list has no {key!r} array in its first bytes")
+    text = body[start.end() :].decode("utf-8", "replace")
+    decoder, at = json.JSONDecoder(), 0
+    entries: list[dict[str, Any]] = []
+    while len(entries) < MAX_MODELS:
+        at = _BETWEEN.match(text, at).end()  # type: ignore[union-attr]  # it matches anywhere
+        try:
+            entry, at = decoder.raw_decode(text, at)
+        except ValueError:  # the array's end, or where the body was cut
+            break
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries
+
+
+def text_or_none(value: object) -> str | None:
+    """A field of a listing that must be text, or None when it is not."""
+    return value if isinstance(value, str) and value else None
+
+
+#: Characters of a provider's error sentence: a server's words quoted in it (an error
+#: body, up to ``max_listing_bytes``; an error event, up to ``max_output_bytes``) made
+#: "sentences" of megabytes on stderr, in ``--json`` and in the store.
+MAX_SENTENCE = 500
+
+
+#: The longest ``retry-after`` cortan believes: a day, the longest ``retry.deadline``.
+MAX_RETRY_AFTER = 86400.0
+
+
 def retry_after(headers: Mapping[str, str]) -> float | None:
-    """A 429's ``retry-after`` in seconds; None for an HTTP date or nonsense, which
-    leaves the wait to the backoff (engine/retry.py)."""
+    """A 429's ``retry-after`` in seconds, or None, which leaves the wait to the backoff
+    (engine/retry.py): for an HTTP date, and for what cannot be a wait a server means
+    (garbage, negative, ``nan``, ``inf``, more than a day), which would otherwise retry
+    at once or pause every request of the process for ever."""
     value = headers.get("retry-after")
     try:
-        return max(0.0, float(value)) if value is not None else None
+        seconds = float(value) if value is not None else math.nan
     except ValueError:
         return None
+    return seconds if 0 <= seconds <= MAX_RETRY_AFTER else None  # nan compares false
 
 
 def tls_failure(exc: BaseException) -> str | None:
@@ -148,6 +283,60 @@ def tls_failure(exc: BaseException) -> str | None:
     return None
 
 
+async def tls_instead(error: E, exc: BaseException, url: str, where: str) -> E | UnreachableError:
+    """``error``, or why it happened when ``url`` is http:// and the server speaks TLS.
+
+    A TLS server given plain HTTP closes the connection without an answer, which read
+    as a server that "closed the connection before the answer was complete". Only then
+    (a connection cut, no piece of answer yet) is the port asked for a TLS handshake:
+    nothing is sent on it, and nothing is verified, since only the protocol matters.
+    """
+    if not url.startswith("http://") or not _cut(exc) or not await _speaks_tls(url):
+        return error
+    return UnreachableError(
+        f"{where} speaks TLS, not plain HTTP: is the URL https://, not http://?"
+    )
+
+
+def _cut(exc: BaseException) -> bool:
+    """Whether ``exc`` is a connection closed or reset (by either httpx line)."""
+    cause: BaseException | None = exc
+    for _ in range(20):
+        if cause is None:
+            return False
+        names = {type(cause).__name__}
+        if names & {"RemoteProtocolError", "ReadError"} or isinstance(cause, ConnectionError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+#: Seconds the TLS handshake of :func:`tls_instead` may take.
+TLS_PROBE_S = 2.0
+
+
+async def _speaks_tls(url: str) -> bool:
+    import asyncio
+    import contextlib
+    import ssl
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the protocol is the question, not the peer
+    try:
+        async with asyncio.timeout(TLS_PROBE_S):
+            _, writer = await asyncio.open_connection(parts.hostname, parts.port or 80, ssl=context)
+    except (OSError, TimeoutError, ValueError):  # ssl.SSLError is an OSError
+        return False
+    writer.close()
+    with contextlib.suppress(OSError, TimeoutError):
+        async with asyncio.timeout(TLS_PROBE_S):
+            await writer.wait_closed()
+    return True
+
+
 def shown_url(url: str) -> str:
     """``url`` as cortan may print it: without ``user:password@`` (issue 15)."""
     from urllib.parse import urlsplit, urlunsplit
@@ -168,15 +357,18 @@ def url_secrets(url: str) -> list[str]:
 
 
 def redact(error: E, secrets: Iterable[str]) -> E:
-    """``error`` with every secret cortan holds (a key, a URL password) blotted out.
+    """``error`` with every secret cortan holds (a key, a URL password) blotted out, on
+    one line of at most :data:`MAX_SENTENCE` characters.
 
     A server may echo the request's key in its error body; the sentence built from it
-    must not carry it to stderr, ``--json`` or the store (issue 15).
+    must not carry it to stderr, ``--json`` or the store (issue 15). It is cut only
+    after the secrets are out, so no cut can leave the start of one behind.
     """
     text = str(error)
     for secret in secrets:
         if secret and secret in text:
             text = text.replace(secret, "[redacted]")
+    text = one_line(text, MAX_SENTENCE)
     if text != str(error):
         error.args = (text,)
     return error

@@ -32,7 +32,7 @@ from cortan.core.errors import (
     ServerError,
     UnreachableError,
 )
-from cortan.core.messages import Message, ModelInfo, PullProgress, Usage
+from cortan.core.messages import Message, ModelInfo, PullProgress
 from cortan.core.options import to_ollama
 from cortan.providers.base import (
     Finish,
@@ -40,13 +40,20 @@ from cortan.providers.base import (
     Piece,
     Thinking,
     ToolCall,
+    listed,
+    read_listing,
     redact,
     retry_after,
+    sane_reason,
+    sane_usage,
     sane_window,
     shown_url,
+    text_or_none,
     tls_failure,
+    tls_instead,
     url_secrets,
 )
+from cortan.providers.lines import WholeLines
 from cortan.providers.responses import BodyLimits, BoundedBody, ResponseGuard, carried
 from cortan.providers.tls import get_verify
 
@@ -66,6 +73,55 @@ async def _add_headers(request: httpx.Request) -> None:
 
 class _BoundedStream(BoundedBody, httpx.AsyncByteStream):
     """A response body inflated and counted by cortan (cortan.providers.responses)."""
+
+
+#: The numbers of a chat's final line, which the SDK refuses whole unless each is an int.
+COUNTED = (
+    "prompt_eval_count",
+    "eval_count",
+    "total_duration",
+    "load_duration",
+    "prompt_eval_duration",
+    "eval_duration",
+)
+
+
+class _CountedLines(WholeLines, httpx.AsyncByteStream):
+    """A chat stream whose final line's counts the SDK can read (cortan.providers.lines).
+
+    The SDK checks each line against its model: a count of ``1.5``, ``"n/a"`` or
+    ``1e400`` made the whole answer a reply cortan "cannot parse". Such a count is
+    left out here, as if the server had not said; the answer is kept.
+    """
+
+    def clean(self, block: bytes) -> bytes:
+        if b'_count"' not in block and b'_duration"' not in block:
+            return block
+        return b"\n".join(_drop_wrong_counts(line) for line in block.split(b"\n"))
+
+
+def _drop_wrong_counts(line: bytes) -> bytes:
+    if b'_count"' not in line and b'_duration"' not in line:
+        return line
+    try:
+        part = json.loads(line)
+    except ValueError:
+        return line  # the SDK says it cannot parse it
+    if not isinstance(part, dict):
+        return line
+    wrong = [k for k in COUNTED if k in part and not _is_int(part[k])]
+    for key in wrong:
+        del part[key]
+    return json.dumps(part).encode() if wrong else line
+
+
+def _is_int(value: object) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool))
+
+
+async def _clean_counts(response: httpx.Response) -> None:
+    if response.request.url.path.rstrip("/").endswith("/api/chat"):
+        response.stream = _CountedLines(response.stream)
 
 
 #: Seconds to wait for the end of a stream after its final message (see ``_drain``).
@@ -105,7 +161,7 @@ class OllamaProvider:
             **_transport(verify, concurrent),
             event_hooks={
                 "request": [guard.on_request, _add_headers],
-                "response": [guard.on_response],
+                "response": [guard.on_response, _clean_counts],  # bounded, then cleaned
             },
             # A loopback server is reached directly, never through http_proxy: cortan
             # judges it local (no secret guard), so the prompt must not leave (issue 15).
@@ -114,20 +170,36 @@ class OllamaProvider:
 
     async def list_models(self) -> list[ModelInfo]:
         try:
-            listing = await self._client.list()
+            async with self._client._client.stream("GET", "/api/tags") as reply:  # as list()
+                if reply.is_error:
+                    await reply.aread()
+                reply.raise_for_status()
+                body, whole = await read_listing(reply.aiter_bytes())
+            entries = listed(body, "models", f"Ollama at {self.url}", whole=whole)
+        except httpx.HTTPStatusError as exc:  # what the SDK would raise, for map_error
+            error = ollama.ResponseError(exc.response.text, exc.response.status_code)
+            raise self.map_error(error) from exc
         except Exception as exc:
             raise self.map_error(exc) from exc
-        return [self._model_info(m) for m in listing.models]
+        return [info for entry in entries if (info := self._model_info(entry)) is not None]
 
-    def _model_info(self, model: Any) -> ModelInfo:
-        details = model.details
+    def _model_info(self, entry: dict[str, Any]) -> ModelInfo | None:
+        """One entry of ``/api/tags``; a field of the wrong type is left out, not fatal."""
+        name = text_or_none(entry.get("model")) or text_or_none(entry.get("name"))
+        if name is None:
+            return None
+        details = entry.get("details")
+        details = details if isinstance(details, dict) else {}
+        size = entry.get("size")
         return ModelInfo(
-            name=str(model.model),
+            name=name,
             provider=self.name,
-            family=getattr(details, "family", None),
-            size=model.size,
-            parameter_size=getattr(details, "parameter_size", None),
-            digest=getattr(model, "digest", None) or None,
+            family=text_or_none(details.get("family")),
+            size=size
+            if isinstance(size, int) and not isinstance(size, bool) and size >= 0
+            else None,
+            parameter_size=text_or_none(details.get("parameter_size")),
+            digest=text_or_none(entry.get("digest")),
         )
 
     async def get_version(self) -> str | None:
@@ -168,6 +240,7 @@ class OllamaProvider:
     async def stream_chat(self, request: ModelRequest) -> AsyncIterator[Piece]:
         messages = [_message(m) for m in request.messages]
         calls = 0  # Ollama's calls have no id: cortan numbers them
+        begun = False
         # The client sends the request on the first read of the stream, in this task:
         # the hook reads the headers from the task's context then.
         _HEADERS.set(request.headers or None)
@@ -185,6 +258,7 @@ class OllamaProvider:
             # The client returns an async generator; stopping early must close its HTTP stream.
             async with aclosing(cast("AsyncGenerator[Any, None]", stream)) as parts:
                 async for part in parts:
+                    begun = True
                     if part.message.thinking:
                         yield Thinking(part.message.thinking)
                     if part.message.content:
@@ -199,7 +273,7 @@ class OllamaProvider:
         except ProviderError:
             raise
         except Exception as exc:
-            raise self.map_error(exc, request.model) from exc
+            raise await self._failed(exc, request.model, begun=begun) from exc
         raise ServerError(f"Ollama at {self.url} ended the answer without its final message")
 
     @staticmethod
@@ -209,8 +283,9 @@ class OllamaProvider:
             for name in ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
             if getattr(part, name, None) is not None
         }
-        usage = Usage(prompt_tokens=part.prompt_eval_count, completion_tokens=part.eval_count)
-        return Finish(finish_reason=part.done_reason or "stop", usage=usage, server_timings=timings)
+        usage = sane_usage(part.prompt_eval_count, part.eval_count)
+        reason = sane_reason(part.done_reason) if part.done_reason else "stop"
+        return Finish(finish_reason=reason, usage=usage, server_timings=timings)
 
     async def pull_model(self, model: str) -> AsyncIterator[PullProgress]:
         """Ollama's ``/api/pull``: the server downloads ``model``, saying how far it got.
@@ -237,6 +312,13 @@ class OllamaProvider:
             raise self.map_error(exc, model) from exc
         except Exception as exc:
             raise self.map_error(exc, model) from exc
+
+    async def _failed(self, exc: BaseException, model: str, *, begun: bool) -> ProviderError:
+        """Why a chat failed; before its first piece, a cut connection may mean TLS."""
+        error = self.map_error(exc, model)
+        if begun:
+            return error
+        return await tls_instead(error, exc, self.url, f"Ollama at {self.url}")
 
     def map_error(self, exc: BaseException, model: str | None = None) -> ProviderError:
         """Turn a library exception into the sentence a user needs, secrets blotted out."""

@@ -39,13 +39,20 @@ from cortan.providers.base import (
     Piece,
     Thinking,
     ToolCall,
+    listed,
+    read_listing,
     redact,
     retry_after,
+    sane_reason,
+    sane_usage,
     shown_url,
+    text_or_none,
     tls_failure,
+    tls_instead,
     url_secrets,
 )
 from cortan.providers.fields import BODY_OPTIONS, EXTRA_OPTIONS, Fields
+from cortan.providers.lines import EventLines, WholeAnswer
 from cortan.providers.responses import BodyLimits, BoundedBody, ResponseGuard, carried
 from cortan.providers.tls import get_verify, load_system
 
@@ -110,10 +117,16 @@ class OpenAIProvider:
     async def list_models(self) -> list[ModelInfo]:
         self._require_key()
         try:
-            page = await self._client.models.list()
-            return [ModelInfo(name=m.id, provider=self.name) async for m in page]
+            reply = await self._client.get("/models", cast_to=httpx2.Response, stream=True)
+            try:
+                body, whole = await read_listing(reply.aiter_bytes())
+            finally:
+                await reply.aclose()
+            entries = listed(body, "data", f"{self.label} at {self.url}", whole=whole)
         except Exception as exc:
             raise self.map_error(exc) from exc
+        names = (text_or_none(entry.get("id")) for entry in entries)
+        return [ModelInfo(name=name, provider=self.name) for name in names if name]
 
     async def get_version(self) -> str | None:
         return None  # the API has no version call
@@ -132,6 +145,7 @@ class OpenAIProvider:
         finish_reason: str | None = None
         usage = Usage()
         calls = _CallParts()
+        begun = False
         self._require_key()
         body, notes = self._fields.shape(request.model, self._options(request), request.options)
         try:
@@ -140,16 +154,17 @@ class OpenAIProvider:
                 yield Adjusted(f"{self.label} at {self.url} {note}")
             async with stream:
                 async for chunk in stream:
+                    begun = True
                     usage = usage if chunk.usage is None else _usage(chunk.usage)
                     for choice in _first_choice(chunk):
                         for item in _delta_items(choice.delta, calls):
                             yield item
                         if choice.finish_reason:
-                            finish_reason = choice.finish_reason
+                            finish_reason = sane_reason(choice.finish_reason)
         except ProviderError:
             raise
         except Exception as exc:
-            raise self.map_error(exc, request.model) from exc
+            raise await self._failed(exc, request.model, begun=begun) from exc
         if finish_reason is None:  # the stream ended cleanly, but mid-answer (or empty)
             raise ServerError(
                 f"{self.label} at {self.url} ended the answer without finishing it "
@@ -210,6 +225,13 @@ class OpenAIProvider:
         if extra:
             body["extra_body"] = extra
         return body
+
+    async def _failed(self, exc: BaseException, model: str, *, begun: bool) -> ProviderError:
+        """Why a chat failed; before its first piece, a cut connection may mean TLS."""
+        error = self.map_error(exc, model)
+        if begun:
+            return error
+        return await tls_instead(error, exc, self.url, f"{self.label} at {self.url}")
 
     def map_error(self, exc: BaseException, model: str | None = None) -> ProviderError:
         """Turn a library exception into the sentence a user needs, secrets blotted out."""
@@ -391,7 +413,8 @@ def _reasoning(delta: Any) -> str | None:
 def _usage(usage: Any) -> Usage:
     details = getattr(usage, "completion_tokens_details", None)
     thinking = getattr(details, "reasoning_tokens", None) if details is not None else None
-    return Usage(usage.prompt_tokens, usage.completion_tokens, thinking)
+    prompt = getattr(usage, "prompt_tokens", None)  # the SDK does not check: any JSON comes
+    return sane_usage(prompt, getattr(usage, "completion_tokens", None), thinking)
 
 
 def with_v1(url: str) -> str:
@@ -406,8 +429,8 @@ def _make_http_client(
     """The SDK's own client, with three changes: plain http reads no CA bundle
     (cortan.providers.tls); a loopback server is reached directly, never through
     http_proxy, since cortan judges it local (no secret guard) and the prompt and the
-    key must not leave; ``guard`` bounds bodies and redirects (issue 15); and its event streams pass
-    through :class:`ErrorLines` (issue 21)."""
+    key must not leave; ``guard`` bounds bodies and redirects (issue 15); and its event streams are
+    cleaned before the SDK parses them (:mod:`cortan.providers.lines`, issue 21)."""
     direct = is_loopback_url(url)
     verify = get_verify(url, load_system)
     if concurrent:  # the gateway: aiohttp underneath (cortan.providers.transport)
@@ -423,60 +446,30 @@ def _make_http_client(
         trust_env=not direct,
         event_hooks={
             "request": [guard.on_request],
-            "response": [guard.on_response, _read_error_lines],  # bounded, then rewritten
+            "response": [guard.on_response, _clean_events],  # bounded, then cleaned
         },
     )
 
 
-async def _read_error_lines(response: httpx2.Response) -> None:
-    if response.headers.get("content-type", "").startswith("text/event-stream"):
-        response.stream = ErrorLines(response.stream)
+async def _clean_events(response: httpx2.Response) -> None:
+    kind = response.headers.get("content-type", "")
+    if kind.startswith("text/event-stream"):
+        response.stream = _EventStream(response.stream)
+    elif response.status_code == 200 and kind.startswith("application/json") and _chat(response):
+        response.stream = _WholeAnswer(response.stream)  # stream: true ignored
 
 
-class ErrorLines(httpx2.AsyncByteStream):
-    """An event stream in which llama.cpp's ``error: {...}`` lines become ``data:`` events.
-
-    Builds of llama.cpp's server that find an error after the stream has begun (the
-    prompt exceeding the context size above all) write it as an ``error:`` field,
-    which server-sent events do not have: the SDK skips it, and the stream seemed to
-    end "without finishing" (issue 21). As ``data: {"error": ...}`` the SDK raises it
-    as the APIError it is. Every other byte passes unchanged; a line is passed on
-    once it is whole, as the SDK reads whole lines anyway.
-    """
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        held = b""
-        async for chunk in self._stream:
-            data = held + chunk
-            cut = data.rfind(b"\n") + 1
-            held = data[cut:]
-            if cut:
-                yield _rewrite_error_lines(data[:cut])
-        if held:
-            yield _rewrite_error_lines(held)
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
+def _chat(response: httpx2.Response) -> bool:
+    """Whether ``response`` answers a chat, which cortan always asks to be streamed."""
+    return response.request.url.path.rstrip("/").endswith("/chat/completions")
 
 
-def _rewrite_error_lines(block: bytes) -> bytes:
-    if b"error:" not in block:
-        return block
-    lines = block.split(b"\n")
-    for i, line in enumerate(lines):
-        if line.startswith(b"error:"):
-            payload = line[len(b"error:") :].strip()
-            try:
-                error = json.loads(payload)
-            except ValueError:
-                error = payload.decode("utf-8", "replace")
-            if not isinstance(error, dict):
-                error = {"message": str(error)}
-            lines[i] = b"data: " + json.dumps({"error": error}).encode()
-    return b"\n".join(lines)
+class _EventStream(EventLines, httpx2.AsyncByteStream):
+    """An event stream cleaned before the SDK parses it (cortan.providers.lines)."""
+
+
+class _WholeAnswer(WholeAnswer, httpx2.AsyncByteStream):
+    """A whole answer handed to the SDK as events (cortan.providers.lines)."""
 
 
 def _cut_mid_stream(exc: BaseException) -> bool:

@@ -159,3 +159,35 @@ async def test_a_429_retried_waits_once(
     h = make(providers=providers([], keyed_openai), default_model="openai:gpt-4o-mini")
     assert isinstance(await h.ask(), ChatFinished)
     assert h.time.sleeps == [3.0]  # the retry's wait, not the pause's again
+
+
+async def test_a_429_asking_for_an_hour_pauses_other_requests_no_longer_than_the_deadline(
+    make: Callable[..., Harness], keyed_openai: FakeOpenAI
+) -> None:
+    """The pause of every request to the host was the server's whole wait: a REPL, a
+    batch or the gateway would sit an hour on the next request."""
+    keyed_openai.queue(Reply(status=429, headers={"retry-after": "3600"}))
+    h = make(
+        providers=providers([], keyed_openai),
+        default_model="openai:gpt-4o-mini",
+        retry={"attempts": 1, "deadline": 20},
+    )
+    first = await h.ask()
+    assert isinstance(first, ChatFailed)
+    assert "it asks to wait 3600 s, past retry.deadline (20 s)" in first.message
+    assert isinstance(await h.ask(), ChatFinished)
+    assert h.time.sleeps == [20.0]
+
+
+@pytest.mark.parametrize("said", ["99999", "1e12", "inf", "1e400", "nan", "-5", "-inf", "soon"])
+async def test_a_retry_after_no_server_means_falls_back_to_the_backoff(
+    make: Callable[..., Harness], keyed_openai: FakeOpenAI, said: str
+) -> None:
+    """Huge or infinite waits gave up at once (and paused the host for ever); nan and
+    negative ones retried with no wait at all."""
+    keyed_openai.queue(Reply(status=429, headers={"retry-after": said}))
+    h = make(providers=providers([], keyed_openai), default_model="openai:gpt-4o-mini")
+    assert isinstance(await h.ask(), ChatFinished)
+    assert h.time.sleeps == [0.25]  # the first backoff: 0.5 s x jitter 0.5
+    assert isinstance(await h.ask(), ChatFinished)
+    assert h.time.sleeps == [0.25]  # no pause left behind for the next request

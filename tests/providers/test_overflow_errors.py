@@ -13,7 +13,8 @@ from cortan.config.settings import Timeouts
 from cortan.core.errors import ContextOverflowError, CortanError
 from cortan.core.messages import Message
 from cortan.providers.base import ModelRequest
-from cortan.providers.openai import ErrorLines, OpenAIProvider
+from cortan.providers.lines import EventLines
+from cortan.providers.openai import OpenAIProvider
 from tests.servers import FakeOpenAI, Reply
 
 LLAMA = {
@@ -102,7 +103,7 @@ async def test_other_refusals_are_not_overflows(
     assert not isinstance(await refusal(provider), ContextOverflowError)
 
 
-class Chunks(httpx2.AsyncByteStream):
+class Chunks(httpx2.AsyncByteStream):  # the library's stream, as the client hands it on
     """A response body arriving in these chunks."""
 
     def __init__(self, chunks: list[bytes]) -> None:
@@ -114,7 +115,7 @@ class Chunks(httpx2.AsyncByteStream):
 
 
 async def collect(chunks: list[bytes]) -> bytes:
-    stream = ErrorLines(Chunks(chunks))
+    stream = EventLines(Chunks(chunks))
     return b"".join([piece async for piece in stream])
 
 
@@ -129,6 +130,6 @@ async def test_error_lines_become_data_events_wherever_the_chunks_split() -> Non
 
 
 async def test_other_bytes_pass_unchanged() -> None:
-    data = b'data: {"x": "error: not a field"}\n\n: comment\n\ndata: [DONE]\n\n'
+    data = b'data: {"x": "error: not a field"}\n\ndata: [DONE]\n\n'
     assert await collect([data[:7], data[7:30], data[30:]]) == data
     assert await collect([b"error: not json"]) == b'data: {"error": {"message": "not json"}}'

@@ -116,11 +116,6 @@ async def failure_of(kind: str, url: str, model: str) -> str:
         pytest.param(b"null\n", "failed unexpectedly", id="null"),
         pytest.param(b"\n", "cannot parse", id="blank-line"),
         pytest.param(b"[" * 100_000 + b"]" * 100_000 + b"\n", "unexpectedly", id="deep-nesting"),
-        pytest.param(
-            CHUNK.encode() + b'"content":"a"},"done":true,"eval_count":1e400}\n',
-            "cannot parse",
-            id="huge-number",
-        ),
         pytest.param(b"", "without its final message", id="empty-200"),
     ],
 )
@@ -166,7 +161,8 @@ SSE_CHUNK = b'data: {"id":"x","object":"chat.completion.chunk","created":1,"mode
             id="no-finish",
         ),
         pytest.param(b"", "no finish_reason", id="empty-200"),
-        pytest.param(bytes(range(256)) * 4, "cannot parse", id="binary-garbage"),
+        # Not UTF-8 is replaced (U+FFFD), as on Ollama: what is left holds no event at all.
+        pytest.param(bytes(range(256)) * 4, "no finish_reason", id="binary-garbage"),
         pytest.param(b"data: {not json\n\n", "cannot parse", id="not-json"),
         pytest.param(b'data: {"choices": "x"}\n\n', "cannot parse", id="wrong-shape"),
         pytest.param(

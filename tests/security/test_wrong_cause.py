@@ -171,3 +171,19 @@ def test_a_full_disk_is_called_full(
     assert result.code == 1
     assert "disk I/O error" not in result.stderr
     assert "is full: free some space there" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["ollama", "openai"])
+def test_http_to_a_tls_server_says_https(
+    cortan: type[CortanRunner], self_signed: str, kind: str
+) -> None:
+    url = self_signed.replace("https://", "http://")
+    env = {"OLLAMA_HOST": url, **ONE_TRY}
+    if kind == "openai":
+        env = {"OPENAI_BASE_URL": url + "/v1", "OPENAI_API_KEY": "sk-x", **ONE_TRY}
+    model = "openai:gpt-4o-mini" if kind == "openai" else "ollama:llama3.2:latest"
+    result = cortan.run("ask", "--no-stdin", "-m", model, "x", env=env)
+    assert result.code == 1
+    assert_one_sentence(result.stderr)
+    assert "speaks TLS, not plain HTTP: is the URL https://, not http://?" in result.stderr
+    assert "ollama serve" not in result.stderr

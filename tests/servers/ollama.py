@@ -145,6 +145,8 @@ class FakeOllama(FakeServer):
         self.pull_steps = 4
         self.pull_delay = 0.0
         self.pulls_closed_early = 0  # pulls whose client left before "success"
+        # Fields laid over each model of /api/tags (a hostile or odd server's values).
+        self.tag_fields: dict[str, Any] = {}
 
     def knows(self, model: str) -> bool:
         # Like Ollama, a name without a tag means ":latest".
@@ -158,6 +160,7 @@ class FakeOllama(FakeServer):
             "size": 2019393189,
             "digest": hashlib.sha256(name.encode()).hexdigest(),
             "details": _DETAILS,
+            **self.tag_fields,
         }
 
     def _show(self, name: str) -> dict[str, Any]:

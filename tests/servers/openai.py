@@ -182,6 +182,8 @@ class FakeOpenAI(FakeServer):
         # and an `error: {...}` line, older builds), or "text" (400 with the older
         # sentence and no counts: "input is too large to process").
         self.overflow_style = "status"
+        # As some servers and proxies do: answer a streamed request with one JSON object.
+        self.ignore_stream = False
         self._refused = 0
         # Body fields refused as OpenAI's reasoning models or a strict server refuse them,
         # each with how: "unsupported_parameter" (max_tokens on o-series and gpt-5),
@@ -299,4 +301,5 @@ class FakeOpenAI(FakeServer):
             options = body.get("stream_options") or {}
             usage = isinstance(options, dict) and options.get("include_usage") is True
             wire = _OpenAIWire(model, usage, key)
-            await self.chat(ex, model, wire, stream=body.get("stream") is True)
+            stream = body.get("stream") is True and not self.ignore_stream
+            await self.chat(ex, model, wire, stream=stream)
