@@ -226,3 +226,19 @@ def test_a_non_finite_option_on_the_command_line_is_a_usage_error(
     assert_one_sentence(result.stderr)
     assert "must be a finite number" in result.stderr
     assert ollama_env.chat_requests == []
+
+
+def test_many_workers_ask_the_server_about_the_model_once(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    # Each worker sent its own /api/show while the first was under way: with -j 4096 the
+    # SDK's connection pool spun on thousands of them, no item answered in 20 s, and
+    # SIGTERM went unheard for a minute.
+    ollama_env.show_delay = 0.3
+    source = tmp_path / "in.txt"
+    source.write_text("".join(f"q{i}\n" for i in range(8)))
+    result = cortan.run("batch", str(source), "-j", "8")
+    assert result.code == 0, result.stderr
+    shows = [r for r in ollama_env.requests if r.path == "/api/show"]
+    assert len(shows) == 1
+    assert len(ollama_env.chat_requests) == 8
