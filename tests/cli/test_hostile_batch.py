@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CortanRunner, assert_one_sentence, cortan_command
-from tests.servers import FakeOllama
+from tests.servers import FakeOllama, Reply
 
 
 def test_output_hard_linked_to_the_input_is_refused_and_the_input_kept(
@@ -242,3 +242,20 @@ def test_many_workers_ask_the_server_about_the_model_once(
     shows = [r for r in ollama_env.requests if r.path == "/api/show"]
     assert len(shows) == 1
     assert len(ollama_env.chat_requests) == 8
+
+
+def test_a_429_asking_to_wait_a_day_fails_the_rest_at_once(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    # The first item failed at once (the wait is past retry.deadline), then every next
+    # item waited out the server's pause: the job hung for the day it asked.
+    ollama_env.queue(Reply(status=429, error="slow down", headers={"retry-after": "86400"}))
+    source = tmp_path / "in.txt"
+    source.write_text("a\nb\nc\n")
+    result = cortan.run("batch", str(source), timeout=30)
+    assert result.code == 4, result.stderr
+    assert "Traceback" not in result.stderr
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["error"]["kind"] for o in out] == ["rate_limited"] * 3
+    assert all("past retry.deadline (60 s)" in o["error"]["message"] for o in out)
+    assert len(ollama_env.chat_requests) == 1  # the others were not sent into the pause
