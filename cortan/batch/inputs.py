@@ -83,6 +83,8 @@ def check_input(spec: InputSpec) -> None:
     if spec.path == STDIN:
         if spec.format == "files":
             raise UsageError("a folder of files cannot come from stdin: give the folder's path")
+        if sys.stdin is None:  # `cortan batch <&-`: an internal error before
+            raise UsageError("stdin is closed: name the input file, or pipe the items in")
         return
     path = Path(spec.path)
     if spec.format == "files":

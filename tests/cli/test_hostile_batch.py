@@ -259,3 +259,15 @@ def test_a_429_asking_to_wait_a_day_fails_the_rest_at_once(
     assert [o["error"]["kind"] for o in out] == ["rate_limited"] * 3
     assert all("past retry.deadline (60 s)" in o["error"]["message"] for o in out)
     assert len(ollama_env.chat_requests) == 1  # the others were not sent into the pause
+
+
+def test_a_closed_stdin_is_a_usage_error(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    # `cortan batch <&-` ended in "internal error: AttributeError: 'NoneType' object …".
+    proc = cortan.popen("batch", stdin=None, preexec_fn=lambda: os.close(0))
+    _, err = proc.communicate(timeout=30)
+    stderr = err.decode()
+    assert proc.returncode == 2, stderr
+    assert_one_sentence(stderr)
+    assert "stdin is closed: name the input file, or pipe the items in" in stderr
