@@ -271,3 +271,21 @@ def test_a_closed_stdin_is_a_usage_error(
     assert proc.returncode == 2, stderr
     assert_one_sentence(stderr)
     assert "stdin is closed: name the input file, or pipe the items in" in stderr
+
+
+def test_a_reader_that_goes_away_is_141_and_the_job_resumes(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    # `cortan batch … | head -1` exited 1, which a script reads as a failure; `cortan ask`
+    # and docs/scripting.md say 141 (128 + SIGPIPE), nothing said.
+    source = tmp_path / "in.txt"
+    source.write_text("".join(f"q{i}\n" for i in range(600)))  # past a pipe's 64 KiB
+    command = " ".join(cortan_command())
+    script = f'{command} batch {source} | head -1 >/dev/null; echo "${{PIPESTATUS[0]}}"'
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.splitlines()[-1] == "141", done.stderr
+    assert "error" not in done.stderr and "Traceback" not in done.stderr
+    again = cortan.run("batch", str(source), timeout=60)
+    assert again.code == 0, again.stderr
+    assert len(again.stdout.splitlines()) == 600
+    assert "batch: resuming: " in again.stderr
