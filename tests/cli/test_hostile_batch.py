@@ -289,3 +289,25 @@ def test_a_reader_that_goes_away_is_141_and_the_job_resumes(
     assert again.code == 0, again.stderr
     assert len(again.stdout.splitlines()) == 600
     assert "batch: resuming: " in again.stderr
+
+
+def test_stdout_appended_to_the_input_is_refused(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    # `cortan batch in.txt >> in.txt` read its own answers as new items without end:
+    # 3,000 lines became 13,160 answers in 40 s, and counting.
+    source = tmp_path / "in.txt"
+    text = "".join(f"q{i}\n" for i in range(600))  # past what the reader takes at once
+    source.write_text(text)
+    with source.open("ab") as same:
+        done = subprocess.run(
+            [*cortan_command(), "batch", str(source)],
+            stdin=subprocess.DEVNULL, stdout=same, stderr=subprocess.PIPE, timeout=60,
+            check=False,
+        )  # fmt: skip
+    stderr = done.stderr.decode()
+    assert done.returncode == 2, stderr
+    assert_one_sentence(stderr)
+    assert f"stdout is the input {source} itself: write the output elsewhere" in stderr
+    assert source.read_text() == text
+    assert ollama_env.chat_requests == []
