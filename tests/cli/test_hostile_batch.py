@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CortanRunner, assert_one_sentence, cortan_command
+from tests.conftest import CortanRunner, assert_one_sentence, cortan_command, wait_until
 from tests.servers import FakeOllama, Reply
 
 
@@ -311,3 +311,25 @@ def test_stdout_appended_to_the_input_is_refused(
     assert f"stdout is the input {source} itself: write the output elsewhere" in stderr
     assert source.read_text() == text
     assert ollama_env.chat_requests == []
+
+
+def test_items_from_a_producer_still_running_are_asked_as_they_arrive(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    # `tail -f log | cortan batch`: the lines were handed on in chunks of 256, so two lines
+    # from a producer that had not ended were never asked (SIGTERM: "0 answered").
+    proc = cortan.popen("batch", stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    try:
+        for n, line in enumerate([b"first\n", b"second\n"], 1):
+            proc.stdin.write(line)
+            proc.stdin.flush()
+            asked = wait_until(lambda: len(ollama_env.chat_requests) == n, timeout=15)  # noqa: B023
+            assert asked, "the item was not asked"
+        out, err = proc.communicate(timeout=30)  # closes stdin: the producer ends
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert [json.loads(line)["id"] for line in out.decode().splitlines()] == [1, 2]
