@@ -333,3 +333,18 @@ def test_items_from_a_producer_still_running_are_asked_as_they_arrive(
             proc.communicate()
     assert proc.returncode == 0, err.decode()
     assert [json.loads(line)["id"] for line in out.decode().splitlines()] == [1, 2]
+
+
+def test_a_progress_interval_too_small_to_wait_is_a_config_error(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, config_file: Path, tmp_path: Path
+) -> None:
+    # 1e-300 was taken: the progress loop slept no time at all and spun a core (5.3x the
+    # CPU of the same 5 s job).
+    config_file.write_text("[batch]\nprogress_interval = 1e-300\n")
+    source = tmp_path / "in.txt"
+    source.write_text("a\n")
+    result = cortan.run("batch", str(source))
+    assert result.code == 2, result.stderr
+    assert_one_sentence(result.stderr)
+    assert "batch.progress_interval" in result.stderr
+    assert ollama_env.chat_requests == []
