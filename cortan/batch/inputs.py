@@ -83,6 +83,8 @@ def check_input(spec: InputSpec) -> None:
     if spec.path == STDIN:
         if spec.format == "files":
             raise UsageError("a folder of files cannot come from stdin: give the folder's path")
+        if sys.stdin is None:  # `cortan batch <&-`: an internal error before
+            raise UsageError("stdin is closed: name the input file, or pipe the items in")
         return
     path = Path(spec.path)
     if spec.format == "files":
@@ -317,8 +319,20 @@ def _read_csv(stream: BinaryIO, spec: InputSpec, max_bytes: int) -> Iterator[Rec
         fields.update((name, "") for name in header[len(row) :])  # a short row: empty cells
         size = sum(len(cell) for cell in row)
         item_id = _get_id(fields, spec.id_field, position + 1)
-        yield Record(position, item_id, where, fields, size=size)
+        if any(cell.strip() for cell in row[len(header) :]):
+            yield Record(position, item_id, where, {}, _too_many_cells(where, row, header))
+        else:
+            yield Record(position, item_id, where, fields, size=size)
         position += 1
+
+
+def _too_many_cells(where: str, row: list[str], header: list[str]) -> str:
+    """Why a row with cells past the header's fails: they were dropped without a word,
+    and a comma in a cell left unquoted cut the prompt short."""
+    return (
+        f"{where} has {len(row)} cells but the header names {len(header)} "
+        "(a delimiter in a cell that is not quoted?)"
+    )
 
 
 def _check_header(row: list[str], spec: InputSpec) -> list[str]:

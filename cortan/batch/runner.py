@@ -26,7 +26,8 @@ job store, the input's records and the output, and runs like this::
   item: better to stop and say so than to fail ten thousand).
 
 The outcome's exit code: 0 every item answered, 4 some failed (their lines say
-why), 1 the job stopped on failures or could not go on, 130 interrupted.
+why), 1 the job stopped on failures or could not go on, 130 interrupted, 141 the
+reader of the output went away (``| head``), said by nothing.
 """
 
 from __future__ import annotations
@@ -176,8 +177,8 @@ class BatchRunner:
         self._finished.set()
 
     def _fail_job(self, exc: BaseException) -> None:
-        if isinstance(exc, OutputClosedError):
-            self._halt(_Stop("the reader of the output went away", EXIT_FAILURE, quiet=True))
+        if isinstance(exc, OutputClosedError):  # 141, as for `cortan ask | head`
+            self._halt(_Stop("the reader of the output went away", exc.exit_code, quiet=True))
         elif isinstance(exc, CortanError):
             self._halt(_Stop(str(exc), exc.exit_code))
         else:

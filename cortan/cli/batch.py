@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -281,8 +282,22 @@ def _same_file(output: Path, source: Path) -> bool:
         return False
 
 
+def _stdout_is_input(source: str) -> bool:
+    """Whether stdout is the input file: ``>> in.txt`` made the job read its own answers
+    as items, growing without end; ``> in.txt`` emptied it before cortan began."""
+    if source == "-":
+        return False
+    try:
+        out, given = os.fstat(sys.stdout.fileno()), os.stat(source)
+    except (OSError, ValueError):  # no stdout to compare, or no such file (said later)
+        return False
+    return stat.S_ISREG(out.st_mode) and (out.st_dev, out.st_ino) == (given.st_dev, given.st_ino)
+
+
 def _open_output(output: Path | None, source: str) -> TextIO:
     if output is None:
+        if _stdout_is_input(source):
+            raise UsageError(f"stdout is the input {source} itself: write the output elsewhere")
         return cast("TextIO", _Stdout())
     if source != "-" and _same_file(output, Path(source)):
         raise UsageError(f"-o {output} is the input itself: write the output elsewhere")

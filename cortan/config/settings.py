@@ -280,7 +280,8 @@ class BatchSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    progress_interval: float = Field(default=10.0, gt=0, le=86400)  # seconds, plain lines
+    # Seconds between plain progress lines; below 0.1 the job's clock loop spun a core.
+    progress_interval: float = Field(default=10.0, ge=0.1, le=86400)
     max_failures: int = Field(default=10, ge=0, le=1 << 31)  # in a row stop the job; 0: never
 
 

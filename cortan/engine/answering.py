@@ -70,6 +70,7 @@ from cortan.providers.base import (
 
 if TYPE_CHECKING:
     from cortan.config.settings import Settings
+    from cortan.engine.limits import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -253,11 +254,22 @@ class Answerer:
             limiter = pool.get_limiter(host)
             if limiter is None:
                 return await self._consume(answer, pool.get_provider(host), request, host)
+            self._check_pause(host, limiter)
             estimate = estimate_messages(request.messages) if limiter.counts_tokens else 0
             await self._pace(answer, limiter.reserve(estimate))
             finish = await self._consume(answer, pool.get_provider(host), request, host)
             limiter.settle(estimate, finish.usage.prompt_tokens, finish.usage.completion_tokens)
             return finish
+
+    def _check_pause(self, host: Host, limiter: RateLimiter) -> None:
+        """Fail at once, unsent, while a 429 pause lasts longer than ``retry.deadline``.
+
+        A ``retry-after`` of a day failed its own request, then held every later one of
+        the process (a batch's next item, each gateway request) for that day.
+        """
+        paused = limiter.paused_for
+        if paused > self._retry.deadline:
+            raise RateLimitedError(f"{host.url} is rate limiting requests", paused)
 
     async def _pace(self, answer: Progress, delay: float) -> None:
         """Wait ``delay`` seconds for a rate limit, saying so when it is long."""

@@ -17,7 +17,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from cortan.core.errors import ProviderError, UsageError
 from cortan.core.events import ChatFailed, ChatFinished
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from cortan.config.settings import Settings
 
 __all__ = ["ModelManager", "Route", "body_limits"]
+
+T = TypeVar("T")
 
 #: Room around one piece of answer on the wire: its JSON or SSE framing.
 FRAMING_BYTES = 64 << 10
@@ -77,7 +79,7 @@ class ModelManager:
         self._answerer = Answerer(
             bus, settings, self.get_pool, clock=clock, sleep=sleep, jitter=jitter
         )
-        self._shown: dict[str, ModelInfo] = {}  # what each server said of a model, per route
+        self._shown: dict[str, asyncio.Future[ModelInfo]] = {}  # what servers said, per route
         self._digests: dict[str, asyncio.Future[list[ModelInfo]]] = {}  # listings, for digests
 
     # -- names, providers, hosts -------------------------------------------------------
@@ -198,18 +200,21 @@ class ModelManager:
         return (await self.show_model(name)).context_length
 
     async def show_model(self, name: str | None) -> ModelInfo:
-        """What the server says of the model ``name`` means: window, capabilities (cached)."""
+        """What the server says of the model ``name`` means: window, capabilities (cached).
+
+        Asked once however many requests want it at once: a batch's workers all start
+        by fitting their prompt, and 4,096 of them each sending ``/api/show`` kept the
+        SDK's connection pool busy for minutes, before any item and after Ctrl-C.
+        """
         route = self.resolve(name)
-        key = str(route)
-        if key not in self._shown:
-            provider = self.get_provider(route.provider)
-            shown = await provider.show_model(route.model)
-            for configured in (name, key, route.model):  # the config knows better
-                if configured is not None and configured in self._settings.capabilities:
-                    shown = shown._replace(capabilities=self._settings.capabilities[configured])
-                    break
-            self._shown[key] = shown
-        return self._shown[key]
+        return await asyncio.shield(_once(self._shown, str(route), lambda: self._show(name, route)))
+
+    async def _show(self, name: str | None, route: Route) -> ModelInfo:
+        shown = await self.get_provider(route.provider).show_model(route.model)
+        for configured in (name, str(route), route.model):  # the config knows better
+            if configured is not None and configured in self._settings.capabilities:
+                return shown._replace(capabilities=self._settings.capabilities[configured])
+        return shown
 
     async def get_digest(self, route: Route) -> str | None:
         """The digest of ``route``'s model where its server tells it (Ollama), else None.
@@ -217,15 +222,10 @@ class ModelManager:
         Each provider is listed once per process; a listing that fails tells nothing
         and is asked again next time.
         """
-        listing = self._digests.get(route.provider)
-        if listing is None:  # one listing, however many requests ask at once
-            listing = asyncio.ensure_future(self.list_models(route.provider))
-            listing.add_done_callback(lambda done: done.cancelled() or done.exception())
-            self._digests[route.provider] = listing
+        listing = _once(self._digests, route.provider, lambda: self.list_models(route.provider))
         try:
             models = await asyncio.shield(listing)
         except ProviderError:
-            self._digests.pop(route.provider, None)
             return None
         digests = {m.name: m.digest for m in models}
         return digests.get(route.model) or digests.get(f"{route.model}:latest")
@@ -262,6 +262,31 @@ class ModelManager:
     async def aclose(self) -> None:
         for listing in self._digests.values():
             listing.cancel()
+        for shown in self._shown.values():
+            shown.cancel()
         pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
             await pool.aclose()
+
+
+def _once(
+    asked: dict[str, asyncio.Future[T]], key: str, ask: Callable[[], Awaitable[T]]
+) -> asyncio.Future[T]:
+    """The one call of ``ask`` for ``key``, under way or done, however many wait on it.
+
+    One that failed or was cancelled is forgotten, so the next caller asks again (a
+    server that comes back is asked again); waiters shield it, so a caller's own
+    timeout does not cancel it for the others.
+    """
+    found = asked.get(key)
+    if found is not None:
+        return found
+    future = asyncio.ensure_future(ask())
+
+    def forget(done: asyncio.Future[T]) -> None:
+        if (done.cancelled() or done.exception() is not None) and asked.get(key) is done:
+            del asked[key]
+
+    future.add_done_callback(forget)
+    asked[key] = future
+    return future

@@ -10,8 +10,10 @@ attempts) and its error says it is ``retryable``: connection errors, timeouts,
 zero and the exponential cap), which spreads out clients that failed together. A
 ``retry-after`` from the server is honoured as given; if it would end past the
 deadline there is no retry at all, since waiting less would only earn another 429.
-No retry starts later than ``deadline`` seconds after the request began, and the
-pause a 429 puts on the host's other requests is at most ``deadline`` too.
+No retry starts later than ``deadline`` seconds after the request began. The pause
+a 429 puts on the host's other requests is the server's wait: while it is longer than
+``deadline``, those requests fail at once (answering.py ``_check_pause``) rather than
+wait it out; a wait no server means (past a day, not finite) was never taken.
 """
 
 from __future__ import annotations
@@ -65,6 +67,6 @@ class RetryPolicy(NamedTuple):
 
     def get_pause(self, error: RateLimitedError, delay: float | None) -> float:
         """How long a 429 pauses every request to its host: the server's wait (else this
-        try's), at most ``deadline``. A server asking for hours held a batch, a REPL or
-        the gateway for hours; the deadline is the longest wait the user allowed."""
-        return min(error.retry_after or delay or 0.0, self.deadline)
+        try's). Past ``deadline`` nobody waits it out: the requests it holds fail at once,
+        each saying how long is left, and are not sent into the pause."""
+        return error.retry_after or delay or 0.0

@@ -130,6 +130,20 @@ def test_csv_rows_with_quotes_newlines_ids_and_short_rows(tmp_path: Path) -> Non
     assert read(tsv, "tsv")[0].fields == {"text": "a,b", "n": "1"}
 
 
+def test_a_csv_row_with_more_cells_than_the_header_fails_that_row(tmp_path: Path) -> None:
+    """`2,hello, world` was the text "hello", " world" dropped without a word (red team);
+    empty cells past the header (a spreadsheet's trailing commas) are harmless."""
+    path = write(tmp_path, "in.csv", "id,text\n1,fine\n2,hello, world\n3,ok,,\n")
+    one, two, three = read(path, "csv")
+    assert one.fields == {"id": "1", "text": "fine"}
+    assert (two.id, two.error) == (
+        "2",
+        "row 2 (line 3) has 3 cells but the header names 2 (a delimiter in a cell that is "
+        "not quoted?)",
+    )
+    assert three.fields == {"id": "3", "text": "ok"}
+
+
 def test_a_csv_quote_that_never_closes_costs_one_record(tmp_path: Path) -> None:
     rows = "".join(f"{n},fine\n" for n in range(2, 400))
     path = write(tmp_path, "in.csv", 'id,text\n1,"never closed\n' + rows)

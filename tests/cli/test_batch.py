@@ -367,7 +367,7 @@ def test_the_plain_progress_lines_on_a_log(
     cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
 ) -> None:
     ollama_env.default = Reply(pieces=["a", "b"], delay=0.05)
-    env = {"CORTAN_BATCH__PROGRESS_INTERVAL": "0.05"}
+    env = {"CORTAN_BATCH__PROGRESS_INTERVAL": "0.1"}
     result = cortan.run("batch", str(jsonl(tmp_path / "in.jsonl", 5)), env=env)
     assert result.code == 0, result.stderr
     progress = [line for line in result.stderr.splitlines() if line.startswith("batch: ")]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CortanRunner, assert_one_sentence, cortan_command
-from tests.servers import FakeOllama
+from tests.conftest import CortanRunner, assert_one_sentence, cortan_command, wait_until
+from tests.servers import FakeOllama, Reply
 
 
 def test_output_hard_linked_to_the_input_is_refused_and_the_input_kept(
@@ -225,4 +225,126 @@ def test_a_non_finite_option_on_the_command_line_is_a_usage_error(
     assert result.code == 2, result.stderr
     assert_one_sentence(result.stderr)
     assert "option temperature needs a finite number" in result.stderr  # as ask says it
+    assert ollama_env.chat_requests == []
+
+
+def test_many_workers_ask_the_server_about_the_model_once(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    # Each worker sent its own /api/show while the first was under way: with -j 4096 the
+    # SDK's connection pool spun on thousands of them, no item answered in 20 s, and
+    # SIGTERM went unheard for a minute.
+    ollama_env.show_delay = 0.3
+    source = tmp_path / "in.txt"
+    source.write_text("".join(f"q{i}\n" for i in range(8)))
+    result = cortan.run("batch", str(source), "-j", "8")
+    assert result.code == 0, result.stderr
+    shows = [r for r in ollama_env.requests if r.path == "/api/show"]
+    assert len(shows) == 1
+    assert len(ollama_env.chat_requests) == 8
+
+
+def test_a_429_asking_to_wait_a_day_fails_the_rest_at_once(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    # The first item failed at once (the wait is past retry.deadline), then every next
+    # item waited out the server's pause: the job hung for the day it asked.
+    ollama_env.queue(Reply(status=429, error="slow down", headers={"retry-after": "86400"}))
+    source = tmp_path / "in.txt"
+    source.write_text("a\nb\nc\n")
+    result = cortan.run("batch", str(source), timeout=30)
+    assert result.code == 4, result.stderr
+    assert "Traceback" not in result.stderr
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["error"]["kind"] for o in out] == ["rate_limited"] * 3
+    assert all("past retry.deadline (60 s)" in o["error"]["message"] for o in out)
+    assert len(ollama_env.chat_requests) == 1  # the others were not sent into the pause
+
+
+def test_a_closed_stdin_is_a_usage_error(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    # `cortan batch <&-` ended in "internal error: AttributeError: 'NoneType' object …".
+    proc = cortan.popen("batch", stdin=None, preexec_fn=lambda: os.close(0))
+    _, err = proc.communicate(timeout=30)
+    stderr = err.decode()
+    assert proc.returncode == 2, stderr
+    assert_one_sentence(stderr)
+    assert "stdin is closed: name the input file, or pipe the items in" in stderr
+
+
+def test_a_reader_that_goes_away_is_141_and_the_job_resumes(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    # `cortan batch … | head -1` exited 1, which a script reads as a failure; `cortan ask`
+    # and docs/scripting.md say 141 (128 + SIGPIPE), nothing said.
+    source = tmp_path / "in.txt"
+    source.write_text("".join(f"q{i}\n" for i in range(600)))  # past a pipe's 64 KiB
+    command = " ".join(cortan_command())
+    script = f'{command} batch {source} | head -1 >/dev/null; echo "${{PIPESTATUS[0]}}"'
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.splitlines()[-1] == "141", done.stderr
+    assert "error" not in done.stderr and "Traceback" not in done.stderr
+    again = cortan.run("batch", str(source), timeout=60)
+    assert again.code == 0, again.stderr
+    assert len(again.stdout.splitlines()) == 600
+    assert "batch: resuming: " in again.stderr
+
+
+def test_stdout_appended_to_the_input_is_refused(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    # `cortan batch in.txt >> in.txt` read its own answers as new items without end:
+    # 3,000 lines became 13,160 answers in 40 s, and counting.
+    source = tmp_path / "in.txt"
+    text = "".join(f"q{i}\n" for i in range(600))  # past what the reader takes at once
+    source.write_text(text)
+    with source.open("ab") as same:
+        done = subprocess.run(
+            [*cortan_command(), "batch", str(source)],
+            stdin=subprocess.DEVNULL, stdout=same, stderr=subprocess.PIPE, timeout=60,
+            check=False,
+        )  # fmt: skip
+    stderr = done.stderr.decode()
+    assert done.returncode == 2, stderr
+    assert_one_sentence(stderr)
+    assert f"stdout is the input {source} itself: write the output elsewhere" in stderr
+    assert source.read_text() == text
+    assert ollama_env.chat_requests == []
+
+
+def test_items_from_a_producer_still_running_are_asked_as_they_arrive(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    # `tail -f log | cortan batch`: the lines were handed on in chunks of 256, so two lines
+    # from a producer that had not ended were never asked (SIGTERM: "0 answered").
+    proc = cortan.popen("batch", stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    try:
+        for n, line in enumerate([b"first\n", b"second\n"], 1):
+            proc.stdin.write(line)
+            proc.stdin.flush()
+            asked = wait_until(lambda: len(ollama_env.chat_requests) == n, timeout=15)  # noqa: B023
+            assert asked, "the item was not asked"
+        out, err = proc.communicate(timeout=30)  # closes stdin: the producer ends
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert [json.loads(line)["id"] for line in out.decode().splitlines()] == [1, 2]
+
+
+def test_a_progress_interval_too_small_to_wait_is_a_config_error(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, config_file: Path, tmp_path: Path
+) -> None:
+    # 1e-300 was taken: the progress loop slept no time at all and spun a core (5.3x the
+    # CPU of the same 5 s job).
+    config_file.write_text("[batch]\nprogress_interval = 1e-300\n")
+    source = tmp_path / "in.txt"
+    source.write_text("a\n")
+    result = cortan.run("batch", str(source))
+    assert result.code == 2, result.stderr
+    assert_one_sentence(result.stderr)
+    assert "batch.progress_interval" in result.stderr
     assert ollama_env.chat_requests == []

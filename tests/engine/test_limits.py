@@ -161,11 +161,12 @@ async def test_a_429_retried_waits_once(
     assert h.time.sleeps == [3.0]  # the retry's wait, not the pause's again
 
 
-async def test_a_429_asking_for_an_hour_pauses_other_requests_no_longer_than_the_deadline(
+async def test_a_429_asking_for_an_hour_fails_the_next_request_at_once_unsent(
     make: Callable[..., Harness], keyed_openai: FakeOpenAI
 ) -> None:
     """The pause of every request to the host was the server's whole wait: a REPL, a
-    batch or the gateway would sit an hour on the next request."""
+    batch or the gateway would sit an hour on the next request. Past the deadline, the
+    next one fails at once, unsent, and says so; nobody sleeps."""
     keyed_openai.queue(Reply(status=429, headers={"retry-after": "3600"}))
     h = make(
         providers=providers([], keyed_openai),
@@ -175,8 +176,10 @@ async def test_a_429_asking_for_an_hour_pauses_other_requests_no_longer_than_the
     first = await h.ask()
     assert isinstance(first, ChatFailed)
     assert "it asks to wait 3600 s, past retry.deadline (20 s)" in first.message
-    assert isinstance(await h.ask(), ChatFinished)
-    assert h.time.sleeps == [20.0]
+    second = await h.ask()
+    assert isinstance(second, ChatFailed) and second.kind == "rate_limited"
+    assert "past retry.deadline (20 s)" in second.message
+    assert h.time.sleeps == [] and len(keyed_openai.chat_requests) == 1
 
 
 @pytest.mark.parametrize("said", ["99999", "1e12", "inf", "1e400", "nan", "-5", "-inf", "soon"])

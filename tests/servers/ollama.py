@@ -144,6 +144,7 @@ class FakeOllama(FakeServer):
         self.registry: dict[str, list[int]] = {"tinyllama": [4_000_000, 1_000, 500]}
         self.pull_steps = 4
         self.pull_delay = 0.0
+        self.show_delay = 0.0  # seconds /api/show takes (a server still loading, say)
         self.pulls_closed_early = 0  # pulls whose client left before "success"
         # Fields laid over each model of /api/tags (a hostile or odd server's values).
         self.tag_fields: dict[str, Any] = {}
@@ -194,6 +195,7 @@ class FakeOllama(FakeServer):
             await ex.send_json(400, {"error": "missing request body"})
         elif path == "/api/show":
             name = str(body.get("model") or body.get("name") or "")
+            await ex.sleep(self.show_delay)
             if self.knows(name):
                 await ex.send_json(200, self._show(name))
             else:
