@@ -5,7 +5,8 @@ and stdin when they are one), never on stdout: stdout belongs to the command whe
 it runs. The person sees the command as the approval gate reviewed it (invisible
 characters made visible, so what is approved is what runs), the model's one line
 about it, and the risks, and answers one of: execute, edit, revise, describe,
-copy, abort. The answer when nothing is typed is abort. A risky command runs only
+copy, abort. What was typed before the question was shown is thrown away, unread.
+The answer when nothing is typed is abort. A risky command runs only
 when the whole word ``yes`` is typed, never on a single key or Enter; a command a
 hard rule refuses is offered edit, revise, copy and abort only.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 from cortan.core.text import make_visible
+from cortan.render.asking import TYPED_AHEAD, discard_typed_ahead
 from cortan.render.sanitize import sanitize
 
 if TYPE_CHECKING:
@@ -85,6 +87,15 @@ class Terminal:
         line = await session.prompt_async(message, default=default, handle_sigint=False)
         return line[:MAX_LINE]
 
+    def discard_typed_ahead(self) -> None:
+        """Throw away keys typed before the question (see :func:`discard_typed_ahead`)."""
+        try:
+            fd = self.input.fileno()
+        except (NotImplementedError, OSError, ValueError):
+            return
+        if discard_typed_ahead(fd):
+            self.warn(TYPED_AHEAD)
+
     def copy(self, text: str) -> None:
         """Put ``text`` on the clipboard through the terminal (OSC 52)."""
         from cortan.render.clipboard import make_osc52
@@ -133,7 +144,12 @@ def parse_choice(review: Review, typed: str) -> tuple[Choice | None, str]:
 
 
 async def choose(terminal: Terminal, review: Review) -> Choice:
-    """Ask until the answer means something here; Ctrl-C and Ctrl-D propagate."""
+    """Ask until the answer means something here; Ctrl-C and Ctrl-D propagate.
+
+    Keys typed before the question are thrown away first: a ``y`` pressed while the
+    model was answering answers nothing.
+    """
+    terminal.discard_typed_ahead()
     while True:
         choice, problem = parse_choice(review, await terminal.read(menu(review)))
         if choice is not None:

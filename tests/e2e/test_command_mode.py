@@ -376,3 +376,20 @@ def test_show_thinking_false_keeps_the_reasoning_off_the_screen(
     assert "weighing" not in term.raw.decode("utf-8", "replace")
     term.type("\r")
     assert term.status() == 5
+
+
+def test_a_yes_typed_while_the_model_answers_answers_nothing(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    body = json.dumps({"command": "touch made", "explanation": "makes a file"})
+    ollama_env.queue(Reply(pieces=[body[:5], body[5:]], delay=1.5))
+    term = spawn("cmd", "make a file")
+    term.wait_for("asking the model")
+    term.type("y\r")  # typed ahead, before any question was on the screen
+    screen = term.wait_for(MENU)
+    assert "typed before this question was ignored" in screen
+    time.sleep(0.5)  # had the y been taken, the command would run now
+    assert not (tmp_path / "made").exists()
+    term.type("\r")
+    assert term.status() == 5
+    assert not (tmp_path / "made").exists()
