@@ -393,3 +393,33 @@ def test_a_yes_typed_while_the_model_answers_answers_nothing(
     term.type("\r")
     assert term.status() == 5
     assert not (tmp_path / "made").exists()
+
+
+def test_a_nul_in_the_command_is_refused_in_one_sentence(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    ollama_env.queue(proposal("echo a\x00b > made"))
+    term = spawn("cmd", "make a file")
+    screen = term.wait_for(MENU)
+    assert "$ echo a\u2400b > made" in screen
+    assert "cortan will not run this: it holds a NUL character" in screen
+    term.type("\r")
+    assert term.status() == 5
+    assert b"internal error" not in term.raw
+    assert not (tmp_path / "made").exists()
+
+
+def test_blanks_that_push_the_start_off_the_screen_are_said(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    ollama_env.queue(proposal("ls" + " " * 4000 + "; touch made"))
+    term = spawn("cmd", "list files")
+    screen = term.wait_for(MENU)
+    assert "$ ls" not in screen  # the start is out of sight: the risk says why
+    assert "holds 4000 blanks in a row" in screen
+    assert "type yes to run it" in screen
+    term.type("y\r")
+    term.wait_for("type the whole word yes")
+    term.type("\r")
+    assert term.status() == 5
+    assert not (tmp_path / "made").exists()
