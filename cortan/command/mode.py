@@ -182,11 +182,13 @@ class CommandMode:
 
     def _keep_in_history(self, command: str) -> None:
         warn = self._terminal.warn if self._terminal is not None else _warn_stderr
-        from cortan.command.history import append_history
+        from cortan.command.history import HistoryRefused, append_history
         from cortan.core.files import NotPrivateFile
 
         try:
             append_history(self.env.shell, command)
+        except HistoryRefused as exc:
+            warn(f"not added to the shell history: {exc}")
         except NotPrivateFile as exc:
             warn(f"not added to the shell history: the history file {exc}")
         except OSError as exc:
