@@ -28,7 +28,9 @@ from typing import TextIO
 
 from cortan.core.actions import DENY, SHOWN_LIMIT, Answer, Asker, Review
 
-CHOICES = "[y] yes, once · [s] yes, this session · [a] yes, always · [N] no"
+#: What a lasting yes covers is said where it is given: for a tool, every call of it,
+#: whatever its arguments; for a command, that command line only.
+CHOICES = "[y] yes, once · [s] {what}, this session · [a] {what}, always · [N] no"
 RISKY_CHOICES = "it is risky: type yes (once), session or always; anything else is no"
 #: Single keys typed at a risky call before it is taken as a no.
 RISKY_RETRIES = 2
@@ -113,6 +115,14 @@ def format_review(review: Review) -> str:
     return "\n".join(lines) + "\n"
 
 
+def format_choices(review: Review) -> str:
+    """The answers to a call with no risk, each lasting one saying what it covers."""
+    action = review.action
+    if action.command is not None:
+        return CHOICES.format(what="this command")
+    return CHOICES.format(what=f"any {_visible(action.name)[:64]} call")
+
+
 def _visible(text: str) -> str:
     from cortan.core.text import make_visible
 
@@ -155,7 +165,7 @@ class TerminalAsker:
 
     async def ask(self, review: Review) -> Answer:
         async with self._lock:
-            choices = RISKY_CHOICES if review.risks else CHOICES
+            choices = RISKY_CHOICES if review.risks else format_choices(review)
             ignored = discard_typed_ahead(self._fd)
             self._write("\n" + format_review(review))
             if ignored:

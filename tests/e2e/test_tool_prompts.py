@@ -307,3 +307,13 @@ def test_a_yes_typed_before_the_question_answers_nothing(
     shell_ask.expect(pexpect.EOF, timeout=20)
     shell_ask.close()
     assert not target.exists()
+
+
+def test_a_lasting_yes_says_what_it_covers(
+    shell_ask: pexpect.spawn, ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    ollama_env.queue(command_call("true"), Reply(pieces=["Done."]))
+    shell_ask.expect(rb"runs  true", timeout=20)
+    shell_ask.expect(rb"\[s\] this command, this session .+ \[a\] this command, always", timeout=5)
+    shell_ask.send(b"\r")
+    shell_ask.expect(pexpect.EOF, timeout=20)
