@@ -10,6 +10,7 @@ starts, and its exit status after.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from cortan.command.dialogue import Choice, Terminal, choose, show
@@ -119,12 +120,9 @@ class CommandMode:
             show(self.terminal, review, explanation)
             if self.standing_runs and review.standing is not None and review.denial is None:
                 return await self._execute(review, Answer(True))
-            try:
-                choice = await choose(self.terminal, review)
-            except KeyboardInterrupt:
-                return self._abort(review, "interrupted")
-            except EOFError:
-                choice = "abort"
+            choice = await self._answer(review)
+            if isinstance(choice, Outcome):
+                return choice
             if choice == "execute":
                 return await self._execute(review, Answer(True))
             if choice == "abort":
@@ -142,6 +140,18 @@ class CommandMode:
                 continue  # back to the same command: Ctrl-C leaves only from the question
             except CortanError as exc:
                 self.terminal.error(str(exc))
+
+    async def _answer(self, review: Review) -> Choice | Outcome:
+        """The person's choice; the Outcome when they left the question with Ctrl-C."""
+        try:
+            return await choose(self.terminal, review)
+        except KeyboardInterrupt:
+            return self._abort(review, "interrupted")
+        except EOFError:
+            return "abort"
+        except asyncio.CancelledError:  # SIGTERM, SIGHUP: logged as a no, then stop
+            self._abort(review, "interrupted")
+            raise
 
     def _abort(self, review: Review, ending: Ending) -> Outcome:
         self.gate.settle(review, DENY)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -423,3 +424,26 @@ def test_blanks_that_push_the_start_off_the_screen_are_said(
     term.type("\r")
     assert term.status() == 5
     assert not (tmp_path / "made").exists()
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_signal_at_the_question_runs_nothing_and_gives_the_terminal_back(
+    signum: int,
+    code: int,
+    spawn: Callable[..., Pty],
+    ollama_env: FakeOllama,
+    tmp_path: Path,
+    cortan: type[CortanRunner],
+) -> None:
+    ollama_env.queue(proposal("touch made"))
+    term = spawn("cmd", "make a file")
+    term.wait_for(MENU)
+    term.type("ye")  # half an answer: a signal is never a yes
+    term.wait_for(MENU + " ye")
+    term.child.kill(signum)
+    assert term.status() == code
+    assert not (tmp_path / "made").exists()
+    assert b"aborted: nothing ran" in term.raw
+    assert term.raw.rfind(b"\x1b[?2004l") > term.raw.rfind(b"\x1b[?2004h")  # paste mode off
+    decision = last_decision(cortan)
+    assert (decision["allowed"], decision["by"]) == (False, "refused")
