@@ -52,6 +52,10 @@ _WORDS: dict[str, Choice] = {
 }
 #: Longest edited command or change request taken from the prompt.
 MAX_LINE = 8192
+#: The model's one line about the command, as much of it as is shown.
+EXPLANATION_SHOWN = 300
+_PREFIX = 4  # "  $ " before each line of the command
+_AROUND = 6  # rows the question needs besides the command: explanation, risks, menu
 _DIM, _BOLD, _RED, _YELLOW, _RESET = "\x1b[2m", "\x1b[1m", "\x1b[31m", "\x1b[33m", "\x1b[0m"
 
 
@@ -62,6 +66,14 @@ class Terminal:
         self.input = input
         self.output = output
         self.color = color
+
+    def size(self) -> tuple[int, int]:
+        """Rows and columns of the screen (80 by 24 when it cannot say)."""
+        try:
+            size = self.output.get_size()
+        except (OSError, ValueError):
+            return 24, 80
+        return max(size.rows, 1), max(size.columns, 1)
 
     def write(self, text: str, style: str = "") -> None:
         """``text`` (already made safe by the caller) on its own line(s)."""
@@ -104,13 +116,39 @@ class Terminal:
         self.output.flush()
 
 
+def fit_screen(terminal: Terminal, review: Review) -> Review:
+    """``review``, marked risky when the command is taller than the screen: its start
+    would be out of sight when the question is asked, so only ``yes`` runs it."""
+    rows, columns = terminal.size()
+    lines = review.shown.split("\n")
+    tall = sum(-(-(_PREFIX + _width(line)) // columns) or 1 for line in lines)
+    if tall + _AROUND <= rows:
+        return review
+    risk = f"is {tall} rows tall on a screen of {rows}: scroll up to read it whole"
+    return review._replace(risks=(*review.risks, risk))
+
+
+def _width(text: str) -> int:
+    from prompt_toolkit.utils import get_cwidth
+
+    return get_cwidth(text)
+
+
 def show(terminal: Terminal, review: Review, explanation: str) -> None:
-    """The command as reviewed, what the model says it does, and what is risky about it."""
+    """The command as reviewed, what the model says it does, and what is risky about it.
+
+    The explanation is cut at :data:`EXPLANATION_SHOWN` characters: a model's long
+    one would push the command itself off the screen (``d`` asks for a longer one).
+    """
     terminal.write("")
     for number, line in enumerate(review.shown.split("\n")):
         terminal.write(("  $ " if number == 0 else "  > ") + line, _BOLD)
     if explanation:
-        terminal.write("  # " + make_visible(explanation), _DIM)
+        said = make_visible(explanation)
+        if len(said) > EXPLANATION_SHOWN:
+            more = len(said) - EXPLANATION_SHOWN
+            said = f"{said[:EXPLANATION_SHOWN]}… ({more} characters more not shown)"
+        terminal.write("  # " + said, _DIM)
     if review.denial is not None:
         terminal.write(f"  cortan will not run this: {review.denial}", _RED)
         return

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
-from cortan.command.dialogue import Choice, Terminal, choose, show
+from cortan.command.dialogue import Choice, Terminal, choose, fit_screen, show
 from cortan.command.execute import run_in_shell
 from cortan.command.proposal import Interrupted, Proposal
 from cortan.core.actions import DENY, Action, Answer, Review, Verdict
@@ -116,7 +116,7 @@ class CommandMode:
     async def _dialogue(self, proposal: Proposal) -> Outcome:
         command, explanation = proposal
         while True:
-            review = self.review(command)
+            review = fit_screen(self.terminal, self.review(command))
             show(self.terminal, review, explanation)
             if self.standing_runs and review.standing is not None and review.denial is None:
                 return await self._execute(review, Answer(True))

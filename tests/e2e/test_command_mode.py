@@ -447,3 +447,31 @@ def test_a_signal_at_the_question_runs_nothing_and_gives_the_terminal_back(
     assert term.raw.rfind(b"\x1b[?2004l") > term.raw.rfind(b"\x1b[?2004h")  # paste mode off
     decision = last_decision(cortan)
     assert (decision["allowed"], decision["by"]) == (False, "refused")
+
+
+def test_a_long_explanation_cannot_push_the_command_off_the_screen(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    ollama_env.queue(proposal("touch made", "harmless. " * 1000))
+    term = spawn("cmd", "make a file")
+    screen = term.wait_for(MENU)
+    assert "$ touch made" in screen
+    assert screen.count("harmless.") < 40
+    assert b"characters more not shown" in term.raw
+    term.type("\r")
+    assert term.status() == 5
+
+
+def test_a_command_taller_than_the_screen_needs_the_word_yes(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    ollama_env.queue(proposal("echo " + "a" * (ROWS * COLS) + "; touch made"))
+    term = spawn("cmd", "make a file")
+    screen = term.wait_for(MENU)
+    assert "$ echo" not in screen  # its start is out of sight: the risk says so
+    assert f"rows tall on a screen of {ROWS}: scroll up to read it whole" in screen
+    term.type("y\r")
+    term.wait_for("type the whole word yes")
+    term.type("\r")
+    assert term.status() == 5
+    assert not (tmp_path / "made").exists()
