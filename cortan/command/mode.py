@@ -128,7 +128,8 @@ class CommandMode:
             if choice == "abort":
                 return self._abort(review, "refused" if review.denial else "aborted")
             if choice == "copy":
-                self.terminal.copy(command)
+                # what was shown, as --print prints it: a pasted command hides nothing
+                self.terminal.copy(review.shown)
                 self.terminal.dim(
                     "copied to the clipboard through the terminal (OSC 52); "
                     "a terminal without it ignores this: the command is shown above"

@@ -8,6 +8,7 @@ decision log by ``cortan grants log --json``.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -475,3 +476,16 @@ def test_a_command_taller_than_the_screen_needs_the_word_yes(
     term.type("\r")
     assert term.status() == 5
     assert not (tmp_path / "made").exists()
+
+
+def test_copy_puts_on_the_clipboard_what_was_shown(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    ollama_env.queue(proposal("ls \u202etouch made"))
+    term = spawn("cmd", "list files")
+    term.wait_for(MENU)
+    term.type("c\r")
+    term.wait_for("copied to the clipboard")
+    assert term.status() == 0
+    shown = base64.b64encode(b"ls <U+202E>touch made").decode()
+    assert f"\x1b]52;c;{shown}\x07".encode() in term.raw  # no hidden mark to paste
