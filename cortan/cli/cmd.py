@@ -116,10 +116,13 @@ def cmd(
         ctx.call_on_close(plan.close)
         tty = None if print_only else _open_tty()
         try:
+            # SIGTERM or SIGHUP (the terminal closed) at the question: nothing runs, the
+            # terminal is given back as it was, the refusal is logged; exit 143 or 129.
             code = run_async(
                 lambda: _run(
                     settings, context, plan, tty, text, Choices(model, yes, print_only, shell)
-                )
+                ),
+                hangups=True,
             )
         finally:
             if tty is not None and tty.opened is not None:

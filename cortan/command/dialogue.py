@@ -5,7 +5,8 @@ and stdin when they are one), never on stdout: stdout belongs to the command whe
 it runs. The person sees the command as the approval gate reviewed it (invisible
 characters made visible, so what is approved is what runs), the model's one line
 about it, and the risks, and answers one of: execute, edit, revise, describe,
-copy, abort. The answer when nothing is typed is abort. A risky command runs only
+copy, abort. What was typed before the question was shown is thrown away, unread.
+The answer when nothing is typed is abort. A risky command runs only
 when the whole word ``yes`` is typed, never on a single key or Enter; a command a
 hard rule refuses is offered edit, revise, copy and abort only.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 from cortan.core.text import make_visible
+from cortan.render.asking import TYPED_AHEAD, discard_typed_ahead
 from cortan.render.sanitize import sanitize
 
 if TYPE_CHECKING:
@@ -50,6 +52,10 @@ _WORDS: dict[str, Choice] = {
 }
 #: Longest edited command or change request taken from the prompt.
 MAX_LINE = 8192
+#: The model's one line about the command, as much of it as is shown.
+EXPLANATION_SHOWN = 300
+_PREFIX = 4  # "  $ " before each line of the command
+_AROUND = 6  # rows the question needs besides the command: explanation, risks, menu
 _DIM, _BOLD, _RED, _YELLOW, _RESET = "\x1b[2m", "\x1b[1m", "\x1b[31m", "\x1b[33m", "\x1b[0m"
 
 
@@ -60,6 +66,14 @@ class Terminal:
         self.input = input
         self.output = output
         self.color = color
+
+    def size(self) -> tuple[int, int]:
+        """Rows and columns of the screen (80 by 24 when it cannot say)."""
+        try:
+            size = self.output.get_size()
+        except (OSError, ValueError):
+            return 24, 80
+        return max(size.rows, 1), max(size.columns, 1)
 
     def write(self, text: str, style: str = "") -> None:
         """``text`` (already made safe by the caller) on its own line(s)."""
@@ -85,6 +99,15 @@ class Terminal:
         line = await session.prompt_async(message, default=default, handle_sigint=False)
         return line[:MAX_LINE]
 
+    def discard_typed_ahead(self) -> None:
+        """Throw away keys typed before the question (see :func:`discard_typed_ahead`)."""
+        try:
+            fd = self.input.fileno()
+        except (NotImplementedError, OSError, ValueError):
+            return
+        if discard_typed_ahead(fd):
+            self.warn(TYPED_AHEAD)
+
     def copy(self, text: str) -> None:
         """Put ``text`` on the clipboard through the terminal (OSC 52)."""
         from cortan.render.clipboard import make_osc52
@@ -93,13 +116,39 @@ class Terminal:
         self.output.flush()
 
 
+def fit_screen(terminal: Terminal, review: Review) -> Review:
+    """``review``, marked risky when the command is taller than the screen: its start
+    would be out of sight when the question is asked, so only ``yes`` runs it."""
+    rows, columns = terminal.size()
+    lines = review.shown.split("\n")
+    tall = sum(-(-(_PREFIX + _width(line)) // columns) or 1 for line in lines)
+    if tall + _AROUND <= rows:
+        return review
+    risk = f"is {tall} rows tall on a screen of {rows}: scroll up to read it whole"
+    return review._replace(risks=(*review.risks, risk))
+
+
+def _width(text: str) -> int:
+    from prompt_toolkit.utils import get_cwidth
+
+    return get_cwidth(text)
+
+
 def show(terminal: Terminal, review: Review, explanation: str) -> None:
-    """The command as reviewed, what the model says it does, and what is risky about it."""
+    """The command as reviewed, what the model says it does, and what is risky about it.
+
+    The explanation is cut at :data:`EXPLANATION_SHOWN` characters: a model's long
+    one would push the command itself off the screen (``d`` asks for a longer one).
+    """
     terminal.write("")
     for number, line in enumerate(review.shown.split("\n")):
         terminal.write(("  $ " if number == 0 else "  > ") + line, _BOLD)
     if explanation:
-        terminal.write("  # " + make_visible(explanation), _DIM)
+        said = make_visible(explanation)
+        if len(said) > EXPLANATION_SHOWN:
+            more = len(said) - EXPLANATION_SHOWN
+            said = f"{said[:EXPLANATION_SHOWN]}… ({more} characters more not shown)"
+        terminal.write("  # " + said, _DIM)
     if review.denial is not None:
         terminal.write(f"  cortan will not run this: {review.denial}", _RED)
         return
@@ -133,7 +182,12 @@ def parse_choice(review: Review, typed: str) -> tuple[Choice | None, str]:
 
 
 async def choose(terminal: Terminal, review: Review) -> Choice:
-    """Ask until the answer means something here; Ctrl-C and Ctrl-D propagate."""
+    """Ask until the answer means something here; Ctrl-C and Ctrl-D propagate.
+
+    Keys typed before the question are thrown away first: a ``y`` pressed while the
+    model was answering answers nothing.
+    """
+    terminal.discard_typed_ahead()
     while True:
         choice, problem = parse_choice(review, await terminal.read(menu(review)))
         if choice is not None:

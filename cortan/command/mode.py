@@ -10,9 +10,10 @@ starts, and its exit status after.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
-from cortan.command.dialogue import Choice, Terminal, choose, show
+from cortan.command.dialogue import Choice, Terminal, choose, fit_screen, show
 from cortan.command.execute import run_in_shell
 from cortan.command.proposal import Interrupted, Proposal
 from cortan.core.actions import DENY, Action, Answer, Review, Verdict
@@ -115,22 +116,20 @@ class CommandMode:
     async def _dialogue(self, proposal: Proposal) -> Outcome:
         command, explanation = proposal
         while True:
-            review = self.review(command)
+            review = fit_screen(self.terminal, self.review(command))
             show(self.terminal, review, explanation)
             if self.standing_runs and review.standing is not None and review.denial is None:
                 return await self._execute(review, Answer(True))
-            try:
-                choice = await choose(self.terminal, review)
-            except KeyboardInterrupt:
-                return self._abort(review, "interrupted")
-            except EOFError:
-                choice = "abort"
+            choice = await self._answer(review)
+            if isinstance(choice, Outcome):
+                return choice
             if choice == "execute":
                 return await self._execute(review, Answer(True))
             if choice == "abort":
                 return self._abort(review, "refused" if review.denial else "aborted")
             if choice == "copy":
-                self.terminal.copy(command)
+                # what was shown, as --print prints it: a pasted command hides nothing
+                self.terminal.copy(review.shown)
                 self.terminal.dim(
                     "copied to the clipboard through the terminal (OSC 52); "
                     "a terminal without it ignores this: the command is shown above"
@@ -142,6 +141,18 @@ class CommandMode:
                 continue  # back to the same command: Ctrl-C leaves only from the question
             except CortanError as exc:
                 self.terminal.error(str(exc))
+
+    async def _answer(self, review: Review) -> Choice | Outcome:
+        """The person's choice; the Outcome when they left the question with Ctrl-C."""
+        try:
+            return await choose(self.terminal, review)
+        except KeyboardInterrupt:
+            return self._abort(review, "interrupted")
+        except EOFError:
+            return "abort"
+        except asyncio.CancelledError:  # SIGTERM, SIGHUP: logged as a no, then stop
+            self._abort(review, "interrupted")
+            raise
 
     def _abort(self, review: Review, ending: Ending) -> Outcome:
         self.gate.settle(review, DENY)
@@ -182,11 +193,13 @@ class CommandMode:
 
     def _keep_in_history(self, command: str) -> None:
         warn = self._terminal.warn if self._terminal is not None else _warn_stderr
-        from cortan.command.history import append_history
+        from cortan.command.history import HistoryRefused, append_history
         from cortan.core.files import NotPrivateFile
 
         try:
             append_history(self.env.shell, command)
+        except HistoryRefused as exc:
+            warn(f"not added to the shell history: {exc}")
         except NotPrivateFile as exc:
             warn(f"not added to the shell history: the history file {exc}")
         except OSError as exc:

@@ -12,7 +12,10 @@ file the model read that says "approve all tools"):
    holding a shell operator.
 3. A standing **grant** (a yes given for this session or always) approves without
    asking, when there is a terminal to have asked on: unattended runs (pipes, cron)
-   are approved only by what the user wrote in the config.
+   are approved only by what the user wrote in the config. A grant for a tool covers
+   its calls whatever the arguments, but never a call with a risk (invisible
+   characters, text too long to show, a risky command): that one the person has not
+   seen, so it is asked about anew. Only a grant for exactly that text covers it.
 4. Otherwise the front end's **asker** puts the reviewed action to the person, on the
    terminal; with no asker (no terminal), nothing runs.
 
@@ -116,7 +119,7 @@ class ApprovalGate:
         if denial is None:
             if self._allowlisted(action):
                 standing = "allowlist"
-            elif attended and self._granted(action) is not None:
+            elif attended and self._granted(action, exactly=bool(risks)) is not None:
                 standing = "grant"
         return Review(action, shown, risks, denial, standing)
 
@@ -195,12 +198,13 @@ class ApprovalGate:
         )
         self._next_session_id -= 1
 
-    def _granted(self, action: Action) -> Grant | None:
+    def _granted(self, action: Action, *, exactly: bool = False) -> Grant | None:
+        """The grant that covers ``action``; ``exactly``: only one given for its very text."""
         for grant in self.grants():
             if (
                 grant.kind == action.kind
                 and grant.name == action.name
-                and _fits(action, grant.pattern)
+                and (grant.pattern == action.text if exactly else _fits(action, grant.pattern))
             ) or _same_command(grant, action):
                 return grant
         return None

@@ -11,15 +11,25 @@ The rules read the command's text. They are a second pair of eyes, not a parser 
 every shell: a command the rules miss is still shown whole and still asked about, with
 "no" as the default answer. They err towards marking: a false mark costs one typed
 letter, a missed one may cost a home folder.
+
+A denial list is a speed bump, not the gate: a hostile model can always spell a
+command so no pattern knows it (``$(printf '\\x72m')``). What the rules promise is
+narrower: the common spellings that only hide a word (quotes inside it, a backslash,
+``$IFS``) are judged as the word they spell, and such spelling is a risk in itself;
+a shell reached by its path (``| /bin/sh``) or sourced (``. <(curl …)``) is one; and
+what a person cannot read as it runs (a NUL, which no shell takes; a long run of
+blanks; a space that is not one to the shell; a letter from another script that looks
+like a Latin one) is said. The typed ``yes`` is the gate.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import NamedTuple
 
 _ROOTS = (
-    r"(?:/|/\*|~|~/|~/\*|\$HOME/?|\$\{HOME\}/?|\"\$HOME\"/?"
+    r"(?:/|/\*|~|~/|~/\*|\$HOME/?\*?|\$\{HOME\}/?\*?|\"\$HOME\"/?"
     r"|/(?:home|etc|usr|var|bin|boot|lib|opt|root|srv)/?)"
 )
 _RM_FORCE_RECURSIVE = (
@@ -29,7 +39,7 @@ _RM_FORCE_RECURSIVE = (
 #: Refused whatever anyone answers: each is a reason, said as it is refused.
 _HARD = (
     (
-        re.compile(rf"{_RM_FORCE_RECURSIVE}\s{_ROOTS}(?=\s|$|;|&|\|)"),
+        re.compile(rf"{_RM_FORCE_RECURSIVE}\s{_ROOTS}(?=\s|$|;|&|\||\)|`)"),
         "it deletes the root, a system folder or the home folder recursively",
     ),
     (re.compile(r"--no-preserve-root\b"), "it deletes the root folder (--no-preserve-root)"),
@@ -59,13 +69,18 @@ _RISKS = (
     (
         re.compile(
             r"\b(?:rm|rmdir|unlink|shred|srm|trash)\b|\bfind\b[^;&|\n]*\s-(?:delete|exec\s+rm)\b"
+            r"|\b(?:rmtree|os\.remove|rmSync)\b"
         ),
         "deletes files",
     ),
     (re.compile(r"\b(?:sudo|doas|pkexec)\b|(?:^|[;&|]\s*)su(?:\s|$)"), "runs as root"),
     (
         re.compile(
-            r"\|\s*(?:sudo\s+)?(?:env\s+)?(?:ba|z|da|k|fi|c|tc)?sh\b|\|\s*(?:python\d?|perl|ruby|node)\b|\b(?:ba|z)?sh\s+<\(|\beval\b"
+            r"\|\s*(?:sudo\s+)?(?:env\s+)?(?:/[\w./-]*/)?(?:(?:ba|z|da|k|fi|c|tc)?sh|python[\d.]*|perl|ruby|node)\b"
+            r"|(?:\b(?:ba|z)?sh|\bsource|(?:^|[;&|(]\s*)\.)\s+<\("
+            r"|\b(?:ba|z|da|k)?sh\s+-c\s+\S*\$\(\s*(?:curl|wget)\b"
+            r"|\b(?:curl|wget)\b[^;&|\n]*(?:&&|;)\s*(?:ba|z|da|k)?sh\s+[\w./~-]"
+            r"|\beval\b"
         ),
         "runs text it downloads or builds as code",
     ),
@@ -103,6 +118,13 @@ _RISKS = (
     (re.compile(r"\bcrontab\s+-\w*r"), "deletes the crontab"),
     (
         re.compile(
+            r"\bhistory\s+-\w*[cd]|\bunset\s+(?:-v\s+)?HIST|\bHIST(?:FILE|SIZE|FILESIZE)=|\bset\s+\+o\s+history\b"
+            r"|\.(?:bash|zsh|sh)_history\b|\bfish_history\b"
+        ),
+        "erases or hides the shell history",
+    ),
+    (
+        re.compile(
             r"\b(?:curl|wget)\b[^|;&\n]*\s(?:-d|--data\S*|-F|--form|-T|--upload-file|-X\s*(?:POST|PUT|DELETE))\b"
         ),
         "sends data over the network",
@@ -121,14 +143,68 @@ class CommandRisk(NamedTuple):
     risks: tuple[str, ...]
 
 
+#: Spellings that hide a word from a reader and from the rules: quotes glued inside a
+#: word (``r''m``, ``c"u"rl``), a backslash in a bare word (``r\\m``; not ``'\\n'``
+#: in quotes), ``$IFS`` as a space,
+#: ANSI-C escapes (``$'\\x72m'``).
+_HIDING = re.compile(
+    r"\w(?:''|\"\")|(?:''|\"\")\w|\w'\w+'\w|\w\"\w+\"\w|(?:^|[\s;&|(`])\w*\\[a-zA-Z]\w*(?=[\s;&|)`]|$)"
+    r"|\$\{?IFS\b|\$'[^']*\\[xu0-7]"
+)
+_UNSPELL = re.compile(r"\$\{?IFS\}?|['\"\\]")
+#: Blanks in a row past which a part of the command may be pushed out of sight.
+BLANK_RUN = 40
+_BLANKS = re.compile(rf"[ \t]{{{BLANK_RUN},}}")
+#: What looks like a space but is a letter to a shell: NBSP, the typographic spaces.
+_FAKE_SPACE = re.compile("[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
+_LOOKALIKE_SCRIPTS = ("CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE", "FULLWIDTH", "MATHEMATICAL")
+
+
 def judge_command(command: str) -> CommandRisk:
-    """The hard denial and the risks of ``command``, read from its text."""
+    """The hard denial and the risks of ``command``, read from its text.
+
+    The rules read it twice: as written, and with quotes, backslashes and ``$IFS``
+    taken out (``r''m -rf '/'`` is judged as ``rm -rf /``).
+    """
     text = " ".join(command.split())  # tabs and runs of spaces do not hide a pattern
-    denial = next((reason for pattern, reason in _HARD if pattern.search(text)), None)
-    risks = tuple(phrase for pattern, phrase in _RISKS if pattern.search(text))
+    texts = (text, " ".join(_UNSPELL.sub(lambda m: " " if "IFS" in m[0] else "", text).split()))
+    if "\x00" in command:
+        return CommandRisk("it holds a NUL character, which no shell can run", ())
+    denial = next(
+        (reason for pattern, reason in _HARD if any(pattern.search(t) for t in texts)), None
+    )
+    risks = tuple(phrase for pattern, phrase in _RISKS if any(pattern.search(t) for t in texts))
+    return CommandRisk(denial, risks + _unreadable(command))
+
+
+def _unreadable(command: str) -> tuple[str, ...]:
+    """What about ``command`` a person reading it on the screen could take for another."""
+    risks: list[str] = []
     if "\n" in command.strip():
-        risks += ("runs several lines",)
-    return CommandRisk(denial, risks)
+        risks.append("runs several lines")
+    if _HIDING.search(command):
+        risks.append("is spelt to hide what it runs (quotes inside a word, \\, $IFS, escapes)")
+    if blanks := max((len(m[0]) for m in _BLANKS.finditer(command)), default=0):
+        risks.append(f"holds {blanks} blanks in a row, which can push a part out of sight")
+    if fake := _FAKE_SPACE.search(command):
+        risks.append(
+            f"holds U+{ord(fake[0]):04X}, which looks like a space but is not one to a shell"
+        )
+    if lookalike := _lookalike(command):
+        risks.append(f"mixes in a letter that looks like a Latin one: {lookalike}")
+    return tuple(risks)
+
+
+def _lookalike(command: str) -> str | None:
+    """The first letter from a script of Latin lookalikes in a word with Latin letters."""
+    for word in re.findall(r"\w+", command):
+        if word.isascii() or not any("a" <= c.lower() <= "z" for c in word):
+            continue
+        for char in word:
+            name = unicodedata.name(char, "")
+            if name.startswith(_LOOKALIKE_SCRIPTS):
+                return f"U+{ord(char):04X} {name} in {word!r}"
+    return None
 
 
 def is_plain(command: str) -> bool:

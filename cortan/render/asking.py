@@ -10,6 +10,9 @@ there is no asker, and the gate runs only what the config's allowlist names.
 
 The answer is read without blocking the event loop (the terminal's descriptor is
 watched), so Ctrl-C while the question waits stops the request as it does an answer.
+Keys typed before the question was on the screen (a ``y`` and Enter pressed while
+the model was still answering) are thrown away unread when it is asked, and the
+person is told: an answer is only one given to a question they have seen.
 The default is no: Enter alone, end of input, or anything unexpected refuses. A call
 the judge found risky (it deletes files, runs as root, ...) is allowed only by a whole
 word, as command mode runs a risky command only on ``yes``: one key slips too easily.
@@ -25,7 +28,9 @@ from typing import TextIO
 
 from cortan.core.actions import DENY, SHOWN_LIMIT, Answer, Asker, Review
 
-CHOICES = "[y] yes, once · [s] yes, this session · [a] yes, always · [N] no"
+#: What a lasting yes covers is said where it is given: for a tool, every call of it,
+#: whatever its arguments; for a command, that command line only.
+CHOICES = "[y] yes, once · [s] {what}, this session · [a] {what}, always · [N] no"
 RISKY_CHOICES = "it is risky: type yes (once), session or always; anything else is no"
 #: Single keys typed at a risky call before it is taken as a no.
 RISKY_RETRIES = 2
@@ -63,6 +68,31 @@ def _isatty(stream: TextIO | None) -> bool:
         return False
 
 
+def discard_typed_ahead(fd: int) -> int:
+    """Throw away what was typed on the terminal at ``fd`` and not read yet; how many bytes.
+
+    Called as a question is put: a ``y`` typed while the model was still answering
+    (meant for the shell, or a guess) would otherwise answer a question nobody saw.
+    Not a terminal (a pipe in tests, a file): nothing is thrown away.
+    """
+    try:
+        import fcntl
+        import struct
+        import termios
+    except ImportError:  # not POSIX: no terminal queue to flush
+        return 0
+    try:
+        waiting = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
+        termios.tcflush(fd, termios.TCIFLUSH)
+    except (OSError, termios.error):
+        return 0
+    return int(struct.unpack("i", waiting)[0])
+
+
+#: Said when keys typed before a question were thrown away.
+TYPED_AHEAD = "what was typed before this question was ignored: answer it now"
+
+
 def format_review(review: Review) -> str:
     """The question as the person reads it: what asks, with what, and its risks.
 
@@ -83,6 +113,14 @@ def format_review(review: Review) -> str:
         lines.append(f"  args  {_visible(action.text)}")
     lines.extend(f"  risk  {risk}" for risk in review.risks)
     return "\n".join(lines) + "\n"
+
+
+def format_choices(review: Review) -> str:
+    """The answers to a call with no risk, each lasting one saying what it covers."""
+    action = review.action
+    if action.command is not None:
+        return CHOICES.format(what="this command")
+    return CHOICES.format(what=f"any {_visible(action.name)[:64]} call")
 
 
 def _visible(text: str) -> str:
@@ -127,8 +165,12 @@ class TerminalAsker:
 
     async def ask(self, review: Review) -> Answer:
         async with self._lock:
-            choices = RISKY_CHOICES if review.risks else CHOICES
-            self._write("\n" + format_review(review) + f"Allow? {choices}: ")
+            choices = RISKY_CHOICES if review.risks else format_choices(review)
+            ignored = discard_typed_ahead(self._fd)
+            self._write("\n" + format_review(review))
+            if ignored:
+                self._write(f"({TYPED_AHEAD})\n")
+            self._write(f"Allow? {choices}: ")
             answer = ""
             for _ in range(RISKY_RETRIES + 1):
                 line = await self._read_line()

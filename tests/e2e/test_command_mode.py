@@ -8,8 +8,10 @@ decision log by ``cortan grants log --json``.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -376,3 +378,114 @@ def test_show_thinking_false_keeps_the_reasoning_off_the_screen(
     assert "weighing" not in term.raw.decode("utf-8", "replace")
     term.type("\r")
     assert term.status() == 5
+
+
+def test_a_yes_typed_while_the_model_answers_answers_nothing(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    body = json.dumps({"command": "touch made", "explanation": "makes a file"})
+    ollama_env.queue(Reply(pieces=[body[:5], body[5:]], delay=1.5))
+    term = spawn("cmd", "make a file")
+    term.wait_for("asking the model")
+    term.type("y\r")  # typed ahead, before any question was on the screen
+    screen = term.wait_for(MENU)
+    assert "typed before this question was ignored" in screen
+    time.sleep(0.5)  # had the y been taken, the command would run now
+    assert not (tmp_path / "made").exists()
+    term.type("\r")
+    assert term.status() == 5
+    assert not (tmp_path / "made").exists()
+
+
+def test_a_nul_in_the_command_is_refused_in_one_sentence(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    ollama_env.queue(proposal("echo a\x00b > made"))
+    term = spawn("cmd", "make a file")
+    screen = term.wait_for(MENU)
+    assert "$ echo a\u2400b > made" in screen
+    assert "cortan will not run this: it holds a NUL character" in screen
+    term.type("\r")
+    assert term.status() == 5
+    assert b"internal error" not in term.raw
+    assert not (tmp_path / "made").exists()
+
+
+def test_blanks_that_push_the_start_off_the_screen_are_said(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    ollama_env.queue(proposal("ls" + " " * 4000 + "; touch made"))
+    term = spawn("cmd", "list files")
+    screen = term.wait_for(MENU)
+    assert "$ ls" not in screen  # the start is out of sight: the risk says why
+    assert "holds 4000 blanks in a row" in screen
+    assert "type yes to run it" in screen
+    term.type("y\r")
+    term.wait_for("type the whole word yes")
+    term.type("\r")
+    assert term.status() == 5
+    assert not (tmp_path / "made").exists()
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_signal_at_the_question_runs_nothing_and_gives_the_terminal_back(
+    signum: int,
+    code: int,
+    spawn: Callable[..., Pty],
+    ollama_env: FakeOllama,
+    tmp_path: Path,
+    cortan: type[CortanRunner],
+) -> None:
+    ollama_env.queue(proposal("touch made"))
+    term = spawn("cmd", "make a file")
+    term.wait_for(MENU)
+    term.type("ye")  # half an answer: a signal is never a yes
+    term.wait_for(MENU + " ye")
+    term.child.kill(signum)
+    assert term.status() == code
+    assert not (tmp_path / "made").exists()
+    assert b"aborted: nothing ran" in term.raw
+    assert term.raw.rfind(b"\x1b[?2004l") > term.raw.rfind(b"\x1b[?2004h")  # paste mode off
+    decision = last_decision(cortan)
+    assert (decision["allowed"], decision["by"]) == (False, "refused")
+
+
+def test_a_long_explanation_cannot_push_the_command_off_the_screen(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    ollama_env.queue(proposal("touch made", "harmless. " * 1000))
+    term = spawn("cmd", "make a file")
+    screen = term.wait_for(MENU)
+    assert "$ touch made" in screen
+    assert screen.count("harmless.") < 40
+    assert b"characters more not shown" in term.raw
+    term.type("\r")
+    assert term.status() == 5
+
+
+def test_a_command_taller_than_the_screen_needs_the_word_yes(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    ollama_env.queue(proposal("echo " + "a" * (ROWS * COLS) + "; touch made"))
+    term = spawn("cmd", "make a file")
+    screen = term.wait_for(MENU)
+    assert "$ echo" not in screen  # its start is out of sight: the risk says so
+    assert f"rows tall on a screen of {ROWS}: scroll up to read it whole" in screen
+    term.type("y\r")
+    term.wait_for("type the whole word yes")
+    term.type("\r")
+    assert term.status() == 5
+    assert not (tmp_path / "made").exists()
+
+
+def test_copy_puts_on_the_clipboard_what_was_shown(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    ollama_env.queue(proposal("ls \u202etouch made"))
+    term = spawn("cmd", "list files")
+    term.wait_for(MENU)
+    term.type("c\r")
+    term.wait_for("copied to the clipboard")
+    assert term.status() == 0
+    shown = base64.b64encode(b"ls <U+202E>touch made").decode()
+    assert f"\x1b]52;c;{shown}\x07".encode() in term.raw  # no hidden mark to paste

@@ -287,3 +287,33 @@ def test_a_thought_before_a_call_is_closed_before_its_line(
     assert first < call, screen
     assert not any("folder.cortan" in row for row in rows), screen
     assert sum(row.startswith("thought for") for row in rows[call:]) == 1, screen
+
+
+def test_a_yes_typed_before_the_question_answers_nothing(
+    shell_ask: pexpect.spawn, ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    target = tmp_path / "made"
+    slow = command_call(f"touch {target}")
+    slow.delay = 1.5
+    slow.pieces = ["Running", " it."]
+    ollama_env.queue(slow, Reply(pieces=["Not made."]))
+    time.sleep(0.5)  # the request is on its way; the question is not asked yet
+    shell_ask.send(b"y\r")
+    shell_ask.expect(rb"typed before this question was ignored", timeout=20)
+    shell_ask.expect(rb"Allow\? \[y\] yes, once", timeout=5)
+    time.sleep(0.5)
+    assert not target.exists()
+    shell_ask.send(b"\r")
+    shell_ask.expect(pexpect.EOF, timeout=20)
+    shell_ask.close()
+    assert not target.exists()
+
+
+def test_a_lasting_yes_says_what_it_covers(
+    shell_ask: pexpect.spawn, ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    ollama_env.queue(command_call("true"), Reply(pieces=["Done."]))
+    shell_ask.expect(rb"runs  true", timeout=20)
+    shell_ask.expect(rb"\[s\] this command, this session .+ \[a\] this command, always", timeout=5)
+    shell_ask.send(b"\r")
+    shell_ask.expect(pexpect.EOF, timeout=20)

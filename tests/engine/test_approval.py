@@ -166,3 +166,20 @@ def test_a_tool_call_longer_than_the_prompt_shows_is_risky() -> None:
     assert g.review(tool("mcp__s__write", '{"text": "short"}')).risks == ()
     # command mode shows a command whole, so a long one is not risky for its length
     assert not g.review(command("echo " + "a" * SHOWN_LIMIT)).risks
+
+
+def test_a_grant_for_a_tool_never_covers_a_call_with_a_risk(store: ApprovalStore) -> None:
+    """A session yes to `write_file {"path": "a"}` was a yes to what was seen: a later
+    call holding what nobody could see, or too long to show, is asked about anew."""
+    g = gate(store)
+    asyncio.run(g.decide(tool("write_file", '{"path": "a"}'), Person(Answer(True, "session", "*"))))
+    assert asyncio.run(g.decide(tool("write_file", '{"path": "b"}'), Person())).by == "grant"
+    hidden = tool("write_file", '{"path": "b\u202e"}')
+    asked = Person(DENY)
+    assert asyncio.run(g.decide(hidden, asked)).by == "refused"
+    assert len(asked.shown) == 1  # put to the person, not run on the grant
+    huge = tool("write_file", '{"text": "' + "x" * 5000 + '"}')
+    assert asyncio.run(g.decide(huge, Person(DENY))).by == "refused"
+    # a grant for exactly that text still holds: it was seen, risk and all
+    asyncio.run(g.decide(hidden, Person(Answer(True, "session", hidden.text))))
+    assert asyncio.run(g.decide(hidden, Person())).by == "grant"
