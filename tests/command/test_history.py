@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -78,6 +79,43 @@ def test_bash_reads_back_exactly_what_was_appended(tmp_path: Path) -> None:
         "    3  1700000002 echo two",
         "",
     ]
+
+
+#: An em dash and accents; "\u00c3" and "\u0103" hold the byte 0x83, zsh's Meta, which it
+#: reads back as a marker for the next byte unless written metafied.
+HOSTILE_BUT_FINE = [
+    "echo one", "echo \u2014 \u00c3 \u0103 \u00fcn\u00ef", "for i in 1 2; do\n  echo $i\ndone"
+]  # fmt: skip
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
+def test_zsh_reads_back_exactly_what_was_appended(tmp_path: Path) -> None:
+    """zsh keeps its token bytes metafied: an em dash written raw came back as another
+    character, and a newline unescaped split the entry in two."""
+    history = tmp_path / "zsh_history"
+    for command in HOSTILE_BUT_FINE:
+        append_history("zsh", command, {"HISTFILE": str(history)}, 1700000001)
+    script = 'fc -R "$1"; print -rN -- "${history[1]}" "${history[2]}" "${history[3]}"'
+    read = subprocess.run(
+        ["zsh", "-f", "-c", f"HISTSIZE=100; {script}", "zsh", str(history)],
+        capture_output=True, check=True, stdin=subprocess.DEVNULL,
+    ).stdout  # fmt: skip
+    assert read.decode().split("\0")[:-1] == HOSTILE_BUT_FINE
+
+
+@pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
+def test_fish_reads_back_exactly_what_was_appended(tmp_path: Path) -> None:
+    env = {"XDG_DATA_HOME": str(tmp_path), "HOME": str(tmp_path)}  # --no-config keeps none
+    for command in [*HOSTILE_BUT_FINE[:2], "for i in 1 2\n  echo $i\nend", 'echo "a\\b"']:
+        append_history("fish", command, env, 1700000001)
+    read = subprocess.run(
+        ["fish", "-c", "history --null --reverse | cat"],
+        capture_output=True, check=True, stdin=subprocess.DEVNULL,
+        env={**os.environ, **env},
+    ).stdout  # fmt: skip
+    assert read.decode().split("\0")[:-1] == [
+        *HOSTILE_BUT_FINE[:2], "for i in 1 2\n  echo $i\nend", 'echo "a\\b"'
+    ]  # fmt: skip
 
 
 def test_a_plain_bash_file_keeps_no_command_of_several_lines(
