@@ -216,7 +216,8 @@ def _exit_code(outcome: Outcome) -> int:
 
 
 def _report_unattended(context: Context, done: Unattended, quiet: bool) -> int:
-    """stdout: the command, when it is only printed; stderr: what cortan says of it.
+    """stdout: the command, when it is only printed; stderr: what cortan says of it
+    (``quiet``, for ``--print``: its risks, not its explanation).
 
     What is printed is the command as reviewed: a character nobody could see is
     printed as its visible stand-in (``<U+200B>``), so a pasted command hides nothing.
@@ -229,11 +230,12 @@ def _report_unattended(context: Context, done: Unattended, quiet: bool) -> int:
         return EXIT_NOT_RUN
     if done.status is not None:
         return done.status
-    if not quiet:
-        if done.proposal.explanation:
-            context.diagnostics.notice(f"# {make_visible(done.proposal.explanation)}")
-        for risk in review.risks:
-            context.diagnostics.warning(f"risky: {risk}")
+    if not quiet and done.proposal.explanation:
+        context.diagnostics.notice(f"# {make_visible(done.proposal.explanation)}")
+    # Said with --print too: the key bindings put the command in the line editor, where
+    # Enter is the only yes left, and a lookalike letter or a long blank run does not show.
+    for risk in review.risks:
+        context.diagnostics.warning(f"risky: {risk}")
     sys.stdout.write(review.shown + "\n")
     sys.stdout.flush()
     return EXIT_OK

@@ -38,11 +38,21 @@ def test_no_terminal_prints_the_command_and_runs_nothing(
 def test_print_prints_only_the_command(
     cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
 ) -> None:
-    ollama_env.queue(proposal("rm -r build", "removes build"))
-    result = cortan.run("cmd", "--print", "clean")
+    ollama_env.queue(proposal("ls -la build", "lists build"))
+    result = cortan.run("cmd", "--print", "list")
     assert result.code == 0
-    assert result.stdout == "rm -r build\n"
+    assert result.stdout == "ls -la build\n"
     assert result.stderr == ""
+
+
+def test_print_still_says_the_risks(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
+    """The key bindings put the command in the line editor: a lookalike letter there went
+    unwarned, where the dialogue would have said it."""
+    ollama_env.queue(proposal("git clone https://g\u0456thub.com/x", "clones x"))
+    result = cortan.run("cmd", "--print", "clone x")
+    assert result.code == 0
+    assert result.stdout == "git clone https://g\u0456thub.com/x\n"
+    assert "risky:" in result.stderr and "clones x" not in result.stderr
 
 
 def test_risks_are_said_on_stderr(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
