@@ -8,7 +8,9 @@ doctor``). The data folder is always passed in: the store does not read config.
 
     db.py        open, check, configure (WAL, busy timeout), migrate; errors
     schema.py    the forward migrations, one per schema version
-    sessions.py  SessionStore
+    commits.py   how writes are committed: a transaction each, or grouped (the gateway)
+    messages.py  MessageStore: messages, their images and tool calls; log and search
+    sessions.py  SessionStore: opening the store, conversations (on MessageStore)
     search.py    user text -> a safe FTS5 query
     records.py   the named tuples handed out
     recorder.py  Recorder (subscribed by cortan.app.App.attach_store)

@@ -6,7 +6,7 @@ observer, and the recorder keeps the promise of docs/architecture.md ("The rules
 
 * the user's turn is committed on ``ChatPrepared``, which ``Chat.run`` publishes
   before it routes and streams, so it is on disk before the request leaves (the
-  gateway's store groups its commits, a few ms later: cortan.store.sessions);
+  gateway's store groups its commits, a few ms later: cortan.store.commits);
 * the answer is committed on ``ChatFinished`` (complete, with usage and duration),
   ``ChatFailed`` (failed) or ``ChatCancelled`` (interrupted), with whatever text
   arrived, even none;

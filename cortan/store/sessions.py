@@ -5,21 +5,10 @@ Layer: store (stdlib ``sqlite3`` only). The REPL, ``cortan ask`` and the
 model layer never calls it (answers reach it through
 :class:`cortan.store.recorder.Recorder`, a bus subscriber).
 
-Every write is its own short ``BEGIN IMMEDIATE`` transaction, committed before the
-method returns (or, inside ``with store.batch():``, when the block ends), so what a
-method stored survives the process being killed the next instant, and a second
-cortan process waits its turn (up to the busy timeout) instead of failing. Every
-sqlite3 error leaves as a one-sentence StoreError.
-
-Grouped commits (:meth:`SessionStore.group_commits`, the gateway's): writes then
-join one transaction that is committed ``seconds`` after its first write, or when
-the store closes. A commit per request cost the gateway a third of a millisecond of
-CPU and most of a millisecond of the event loop's time on this machine; grouped,
-each write is a savepoint in the open transaction (a write that fails leaves
-nothing half-written) and the commit is shared. What a process killed with
-``kill -9`` can lose is the last ``seconds`` of writes; SIGTERM and Ctrl-C close the
-store, which commits. Other cortan processes wait for the lock as they wait for any
-writer, at most ``seconds`` at a time.
+``SessionStore`` is built in three layers, a module each: how writes are
+committed (``commits.py``: a transaction each, or grouped for the gateway), the
+messages (``messages.py``), and here the conversations that hold them, with
+opening the store.
 
 Names: a conversation may have a unique name (``cortan ask --session work``);
 names cannot look like an id (``12``, ``#12``), so ``find`` never has to guess.
@@ -27,58 +16,24 @@ names cannot look like an id (``12``, ``#12``), so ``find`` never has to guess.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
+from typing import Any, NamedTuple, Self
 
-from cortan.core.errors import StoreError, UsageError
-from cortan.core.images import Image
+from cortan.core.errors import UsageError
 from cortan.core.text import check_argument
-from cortan.store.db import (
-    StoreFile,
-    connect_for,
-    describe_store,
-    get_store_path,
-    savepoint,
-    transaction,
-    translate_errors,
-)
+from cortan.store.db import connect_for, describe_store, get_store_path
+from cortan.store.messages import MessageStore, drop_orphan_blobs
 from cortan.store.records import (
     Conversation,
-    Role,
-    Status,
-    StoredMessage,
-    StoredToolCall,
     StoreInfo,
-    as_count,
     as_optional_text,
-    as_seconds,
     as_text,
     as_time,
 )
-
-if TYPE_CHECKING:
-    from cortan.core.events import ToolResult
-
-
-class Handoff(Protocol):
-    """A thread the store's writes are handed to (:class:`cortan.store.writer.Writer`).
-
-    Named here, not imported, so that the store needs nothing of the module that
-    drives it.
-    """
-
-    def submit(self, job: Callable[[], object]) -> None: ...
-
-    def flush(self, timeout: float = 30) -> bool: ...
-
-    def close(self) -> None: ...
-
 
 MAX_NAME = 100
 _ID_LIKE = re.compile(r"#?\d+")
@@ -93,24 +48,6 @@ _CONVERSATION = f"""
         c.client, c.request_id
     FROM conversations c
 """
-_MESSAGE_COLUMNS = """m.id, m.conversation_id, m.role, m.content, m.created, m.status,
-    m.model, m.provider, m.prompt_tokens, m.completion_tokens, m.duration, m.thinking"""
-_LOG = f"""SELECT {_MESSAGE_COLUMNS}, c.name
-    FROM messages m JOIN conversations c ON c.id = m.conversation_id"""
-
-
-def _columns(preview: int | None) -> str:
-    """The message columns, the texts cut to their first ``preview`` characters if given.
-
-    A listing shows a line of each message: reading and sorting whole ones (100 MB
-    put in by hand) took 800 MB for ``cortan logs``.
-    """
-    if preview is None:
-        return _MESSAGE_COLUMNS
-    cut = int(preview)
-    return _MESSAGE_COLUMNS.replace("m.content", f"substr(m.content, 1, {cut})").replace(
-        "m.thinking", f"substr(m.thinking, 1, {cut})"
-    )
 
 
 def is_id(ref: str) -> bool:
@@ -128,20 +65,13 @@ def check_name(name: str) -> str:
     return name
 
 
-class SessionStore(StoreFile):
+class SessionStore(MessageStore):
     """Conversations and messages in the SQLite file at ``path``.
 
     Open it with :meth:`open` (from the data folder) and close it with
     :meth:`close` or a ``with`` block. ``clock`` gives Unix seconds (tests pass
     their own).
     """
-
-    _schedule: Callable[[float, Callable[[], None]], object] | None = None
-    _group_seconds = 0.0
-    on_lost: Callable[[StoreError], None] | None = None
-    """Told when a grouped commit fails (its writes are lost); None raises from the timer."""
-    writer: Handoff | None = None
-    """Set by :class:`cortan.store.writer.Writer`: writes are handed to its thread."""
 
     @classmethod
     def open(
@@ -155,81 +85,6 @@ class SessionStore(StoreFile):
         """
         path = get_store_path(data_dir)
         return cls(connect_for(path, reading=reading), path, clock=clock)
-
-    # -- plumbing ----------------------------------------------------------------------
-
-    @contextmanager
-    def batch(self) -> Iterator[None]:
-        """Make the writes inside the block one transaction, committed as the block ends.
-
-        For writes that belong together (a new conversation and its first message):
-        one commit instead of several, and nothing half-written if one fails.
-        """
-        with self._write():
-            yield
-
-    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
-        """One committed transaction; the write lock is taken at the start, not mid-way.
-
-        With grouped commits: a savepoint in the group's transaction, begun (and its
-        commit scheduled) by the first write.
-        """
-        if self._schedule is None:
-            return transaction(self._conn, self.path)
-        if not self._conn.in_transaction:
-            with translate_errors(self.path):
-                self._conn.execute("BEGIN IMMEDIATE")
-            self._schedule(self._group_seconds, self._commit_group)
-        return savepoint(self._conn, self.path)
-
-    def group_commits(
-        self, schedule: Callable[[float, Callable[[], None]], object], seconds: float
-    ) -> None:
-        """Commit writes together, ``seconds`` after the first of each group.
-
-        ``schedule(seconds, commit)`` arranges the call (an event loop's
-        ``call_later``); a commit that fails goes to ``on_lost``.
-        """
-        self._schedule, self._group_seconds = schedule, seconds
-
-    def _commit_group(self) -> None:
-        try:
-            self.commit()
-        except StoreError as exc:
-            if self.on_lost is None:
-                raise
-            self.on_lost(exc)
-
-    def commit(self) -> None:
-        """Commit the writes grouped so far (nothing to do when none are waiting).
-
-        A commit that fails is rolled back and raised: those writes are lost.
-        """
-        if not self._conn.in_transaction:
-            return
-        try:
-            with translate_errors(self.path):
-                self._conn.execute("COMMIT")
-        except StoreError:
-            if self._conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    self._conn.execute("ROLLBACK")
-            raise
-
-    def close(self) -> None:
-        """Commit what is grouped, then close (the writes of a SIGTERM'd gateway are kept)."""
-        if self.writer is not None:
-            self.writer.close()  # runs and commits what was handed to it
-        try:
-            if self._schedule is not None:
-                with contextlib.suppress(sqlite3.ProgrammingError):  # closed already
-                    self.commit()
-        finally:
-            super().close()
-
-    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with translate_errors(self.path):
-            return self._conn.execute(sql, params).fetchall()
 
     # -- conversations -----------------------------------------------------------------
 
@@ -340,7 +195,7 @@ class SessionStore(StoreFile):
         """Delete a conversation and all its messages; False when there was none."""
         with self._write() as conn:
             cursor = conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
-            _drop_orphan_blobs(conn)
+            drop_orphan_blobs(conn)
         return cursor.rowcount > 0
 
     def fork(self, conversation_id: int, name: str | None = None) -> Forked:
@@ -388,215 +243,6 @@ class SessionStore(StoreFile):
         assert found is not None  # just committed
         return Forked(found, mapping)
 
-    # -- messages ----------------------------------------------------------------------
-
-    def add_message(
-        self,
-        conversation_id: int,
-        role: Role,
-        content: str,
-        *,
-        status: Status = "complete",
-        model: str | None = None,
-        provider: str | None = None,
-        prompt_tokens: int | None = None,
-        completion_tokens: int | None = None,
-        duration: float | None = None,
-        thinking: str = "",
-        images: Sequence[Image] = (),
-    ) -> int:
-        """Append a message and commit it; returns its id.
-
-        The conversation's ``updated`` time moves to now; an assistant message that
-        names its provider and model also becomes the conversation's model, so that
-        continuing it asks the model that last answered.
-        """
-        now = self._clock()
-        answered_by = f"{provider}:{model}" if role == "assistant" and provider and model else None
-        with self._write() as conn:
-            cursor = conn.execute(
-                "INSERT INTO messages (conversation_id, role, content, created, status, model,"
-                " provider, prompt_tokens, completion_tokens, duration, thinking)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (conversation_id, role, content, now, status, model, provider,
-                 prompt_tokens, completion_tokens, duration, thinking),
-            )  # fmt: skip
-            message_id = int(cursor.lastrowid or 0)
-            for position, image in enumerate(images):
-                conn.execute(
-                    "INSERT OR IGNORE INTO blobs (digest, mime, data) VALUES (?, ?, ?)",
-                    (image.digest, image.mime, image.data),
-                )
-                conn.execute(
-                    "INSERT INTO message_images (message_id, position, digest) VALUES (?, ?, ?)",
-                    (message_id, position, image.digest),
-                )
-            conn.execute(
-                "UPDATE conversations SET updated = ?, model = coalesce(?, model) WHERE id = ?",
-                (now, answered_by, conversation_id),
-            )
-        return message_id
-
-    def add_tool_calls(self, message_id: int, results: Sequence[ToolResult]) -> None:
-        """Keep the tool calls of the answer ``message_id``, in the order they were made."""
-        if not results:
-            return
-        with self._write() as conn:
-            conn.executemany(
-                "INSERT INTO tool_calls (message_id, position, call_id, name, arguments,"
-                " status, decided_by, output, duration) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (message_id, position, r.call.id, r.call.name, r.call.arguments,
-                     r.status, r.decided_by, r.output, r.duration)
-                    for position, r in enumerate(results)
-                ],
-            )  # fmt: skip
-
-    def tool_calls(self, message_ids: Sequence[int]) -> dict[int, list[StoredToolCall]]:
-        """The tool calls of these answers, by message id, in order."""
-        found: dict[int, list[StoredToolCall]] = {}
-        for start in range(0, len(message_ids), 500):
-            chunk = list(message_ids[start : start + 500])
-            marks = ", ".join("?" * len(chunk))
-            rows = self._read(
-                "SELECT message_id, name, arguments, status, decided_by, output, duration"
-                f" FROM tool_calls WHERE message_id IN ({marks}) ORDER BY message_id, position",
-                tuple(chunk),
-            )
-            for row in rows:
-                found.setdefault(row[0], []).append(_tool_call(row))
-        return found
-
-    def delete_messages(self, conversation_id: int, message_ids: Sequence[int]) -> int:
-        """Delete these messages of one conversation (what ``/retry`` replaced); the count gone.
-
-        Ids of another conversation are left alone: a caller holding stale ids cannot
-        reach into a conversation it does not name.
-        """
-        if not message_ids:
-            return 0
-        marks = ", ".join("?" * len(message_ids))
-        with self._write() as conn:
-            cursor = conn.execute(
-                f"DELETE FROM messages WHERE conversation_id = ? AND id IN ({marks})",
-                (conversation_id, *message_ids),
-            )
-        return cursor.rowcount
-
-    def remove_messages(self, message_ids: Sequence[int]) -> list[int]:
-        """Delete these messages, in whatever conversations (``cortan logs rm``).
-
-        Returns the ids that existed and are gone; an id that names no message is
-        left out, so the caller can say which were not found. A conversation left
-        with no message is deleted with them, as it would only list as empty.
-        """
-        if not message_ids:
-            return []
-        marks = ", ".join("?" * len(message_ids))
-        with self._write() as conn:
-            found = conn.execute(
-                f"SELECT id, conversation_id FROM messages WHERE id IN ({marks}) ORDER BY id",
-                tuple(message_ids),
-            ).fetchall()
-            conn.execute(f"DELETE FROM messages WHERE id IN ({marks})", tuple(message_ids))
-            touched = sorted({row[1] for row in found})
-            for conversation_id in touched:
-                conn.execute(
-                    "DELETE FROM conversations WHERE id = ? AND NOT EXISTS"
-                    " (SELECT 1 FROM messages WHERE conversation_id = ?)",
-                    (conversation_id, conversation_id),
-                )
-            _drop_orphan_blobs(conn)
-        return [int(row[0]) for row in found]
-
-    def delete_all(self) -> int:
-        """Delete every conversation and message (``cortan logs rm --all``); how many
-        conversations went. Batch jobs and the response cache are not touched."""
-        with self._write() as conn:
-            cursor = conn.execute("DELETE FROM conversations")  # messages cascade
-            _drop_orphan_blobs(conn)
-        return cursor.rowcount
-
-    def messages(self, conversation_id: int) -> list[StoredMessage]:
-        """A conversation's messages, oldest first."""
-        sql = f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE m.conversation_id = ? ORDER BY m.id"
-        found = [_message(row) for row in self._read(sql, (conversation_id,))]
-        images = self._images(conversation_id)
-        for message in found:
-            message.images = images.get(message.id, ())
-        return self._with_tools(found)
-
-    def _with_tools(self, found: list[StoredMessage]) -> list[StoredMessage]:
-        """``found`` with each answer's tool calls filled in."""
-        answers = [m.id for m in found if m.role == "assistant"]
-        calls = self.tool_calls(answers) if answers else {}
-        for message in found:
-            message.tool_calls = tuple(calls.get(message.id, ()))
-        return found
-
-    def _images(self, conversation_id: int) -> dict[int, tuple[Image, ...]]:
-        """The images of a conversation's messages, by message id, in their order."""
-        rows = self._read(
-            "SELECT i.message_id, b.mime, CAST(b.data AS BLOB) FROM message_images i"
-            " JOIN blobs b ON b.digest = i.digest JOIN messages m ON m.id = i.message_id"
-            " WHERE m.conversation_id = ? ORDER BY i.message_id, i.position",
-            (conversation_id,),
-        )
-        images: dict[int, list[Image]] = {}
-        for message_id, mime, data in rows:
-            images.setdefault(message_id, []).append(Image(as_text(mime), bytes(data or b"")))
-        return {key: tuple(value) for key, value in images.items()}
-
-    def recent_messages(self, limit: int = 20) -> list[StoredMessage]:
-        """The newest messages across all conversations, newest first."""
-        rows = self._read(_LOG + " ORDER BY m.id DESC LIMIT ?", (limit,))
-        return self._with_tools([_message(row) for row in rows])
-
-    def recent_exchanges(
-        self, limit: int = 20, *, preview: int | None = None
-    ) -> list[StoredMessage]:
-        """The newest ``limit`` questions with their answers, across conversations, newest first.
-
-        ``cortan logs -n 2`` means two exchanges, as ``llm logs -n 2`` does, not two
-        messages (issue 21). An answer is the message that follows its question in
-        the same conversation, when it is the assistant's. ``preview``: texts cut to
-        that many characters (:func:`_columns`).
-        """
-        sql = f"""
-            WITH asked AS (
-                SELECT id, conversation_id FROM messages WHERE role = 'user'
-                ORDER BY id DESC LIMIT ?
-            ), answered AS (
-                SELECT (SELECT a.id FROM messages a
-                        WHERE a.conversation_id = asked.conversation_id AND a.id > asked.id
-                        ORDER BY a.id LIMIT 1) AS id
-                FROM asked
-            )
-            SELECT {_columns(preview)}, c.name
-            FROM messages m JOIN conversations c ON c.id = m.conversation_id
-            WHERE m.id IN (SELECT id FROM asked)
-               OR (m.role = 'assistant' AND m.id IN (SELECT id FROM answered))
-            ORDER BY m.id DESC
-        """
-        return self._with_tools([_message(row) for row in self._read(sql, (limit,))])
-
-    def search(
-        self, text: str, limit: int = 20, *, preview: int | None = None
-    ) -> list[StoredMessage]:
-        """Messages containing every word of ``text`` (any text is safe), newest first;
-        ``preview`` as :meth:`recent_exchanges` takes it."""
-        from cortan.store.search import make_match_query  # only search needs it
-
-        query = make_match_query(text)
-        if query is None:
-            return []
-        sql = (
-            f"SELECT {_columns(preview)}, c.name FROM messages_fts f"
-            " JOIN messages m ON m.id = f.rowid JOIN conversations c ON c.id = m.conversation_id"
-            " WHERE messages_fts MATCH ? ORDER BY f.rowid DESC LIMIT ?"
-        )
-        return self._with_tools([_message(row) for row in self._read(sql, (query, limit))])
-
     def stats(self) -> StoreInfo:
         """Path, schema version, size and counts of this store."""
         return describe_store(self.path)
@@ -609,11 +255,6 @@ def _check_free(conn: sqlite3.Connection, name: str | None, owner: int | None = 
     row = conn.execute("SELECT id FROM conversations WHERE name = ?", (name,)).fetchone()
     if row is not None and row[0] != owner:
         raise UsageError(f"a session named {name!r} already exists: choose another name")
-
-
-def _drop_orphan_blobs(conn: sqlite3.Connection) -> None:
-    """Images no message shows any more go (each is stored once for all messages)."""
-    conn.execute("DELETE FROM blobs WHERE digest NOT IN (SELECT digest FROM message_images)")
 
 
 class Forked(NamedTuple):
@@ -629,21 +270,4 @@ def _conversation(row: tuple[Any, ...]) -> Conversation:
         cid, as_optional_text(name), as_time(created), as_time(updated),
         as_optional_text(model), as_optional_text(system), count, as_text(title),
         as_optional_text(client), as_optional_text(request_id),
-    )  # fmt: skip
-
-
-def _message(row: tuple[Any, ...]) -> StoredMessage:
-    mid, cid, role, content, created, status, model, provider, asked, answered, took = row[:11]
-    return StoredMessage(
-        mid, cid, as_text(role), as_text(content), as_time(created), as_text(status),  # type: ignore[arg-type]
-        as_optional_text(model), as_optional_text(provider), as_count(asked), as_count(answered),
-        as_seconds(took), as_text(row[11]), as_optional_text(row[12]) if len(row) > 12 else None,
-    )  # fmt: skip
-
-
-def _tool_call(row: tuple[Any, ...]) -> StoredToolCall:
-    message_id, name, arguments, status, decided_by, output, duration = row
-    return StoredToolCall(
-        message_id, as_text(name), as_text(arguments), as_text(status),
-        as_optional_text(decided_by), as_text(output), as_seconds(duration),
     )  # fmt: skip

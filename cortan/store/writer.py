@@ -8,7 +8,7 @@ SQLite runs a statement, so on a thread of its own that work runs beside the
 event loop, on the machine's other core; the loop only hands each write over.
 
 Writes run in the order they are handed over, one at a time, in the store's
-grouped mode (:meth:`cortan.store.sessions.SessionStore.group_commits`): the first
+grouped mode (:meth:`cortan.store.commits.CommittingStore.group_commits`): the first
 write of a group begins a transaction, each write is a savepoint of it, and the
 group is committed ``seconds`` after its first write, or when the writer closes, so
 an ordinary stop (Ctrl-C, SIGTERM) keeps everything. What fails goes to
