@@ -376,7 +376,8 @@ def make_repl(
     """
     from cortan.config.roles import get_roles
     from cortan.core.options import OPTIONS
-    from cortan.render.views import MarkdownView, SkipQuiet, WaitOnly
+    from cortan.render.terminal import MarkdownView, WaitOnly
+    from cortan.render.views import SkipQuiet
     from cortan.shell.actions import make_command_table
     from cortan.shell.completion import ShellCompleter
     from cortan.shell.models_cache import ModelCache

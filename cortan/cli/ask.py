@@ -480,8 +480,9 @@ def _make_view(
         # first plain words that come before rich is loaded are written as they are
         # (render/lead.py).
         from cortan.render.lead import writes_live
+        from cortan.render.terminal import MarkdownView
 
-        return views.MarkdownView(
+        return MarkdownView(
             lambda: context.console(settings),
             code_theme=settings.code_theme,
             thinking=thinking,

@@ -196,7 +196,7 @@ def _wait_view(settings: Settings, context: Context, file: TextIO) -> AnswerView
     """The spinner and the model's reasoning, folded, on the terminal the dialogue uses:
     without them a thinking model left "asking the model for a command…" alone on the
     screen for as long as it thought. The answer itself is the dialogue's to show."""
-    from cortan.render.views import MarkdownView, WaitOnly
+    from cortan.render.terminal import MarkdownView, WaitOnly
 
     console = context.console(settings, file)
     view = MarkdownView(

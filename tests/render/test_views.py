@@ -1,4 +1,4 @@
-"""Tests for the terminal view of cortan.render.views: no spinner on a fast server, the
+"""Tests for the terminal view of cortan.render.terminal: no spinner on a fast server, the
 renderer loaded while the request is in flight, and an answer's first plain words shown
 before it is (issue 21, the first visible byte)."""
 
@@ -14,7 +14,7 @@ from rich.console import Console
 
 from cortan.core.events import ChatFinished, ChatPrepared, ChatStarted, TokenDelta
 from cortan.core.requests import ChatRequest
-from cortan.render.views import MarkdownView, Renderer
+from cortan.render.terminal import MarkdownView, Renderer
 from tests.render.tty import Tty
 
 SPINNER = "⠋"  # the first frame of rich's "dots"
