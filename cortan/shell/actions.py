@@ -1,5 +1,9 @@
 """What each slash command does, and the table that lists them.
 
+The commands of a theme have a module of their own beside this one: on models
+(:mod:`cortan.shell.models`), on what the next message brings in
+(:mod:`cortan.shell.inputs`) and on stored conversations (:mod:`cortan.shell.sessions`).
+
 Each handler takes the running shell (:class:`cortan.shell.commands.Shell`) and
 the text after the command name. Handlers print through the shell (sanitised, to
 its console) and raise :class:`cortan.core.errors.CortanError` for a one-line
@@ -8,24 +12,14 @@ error; the Repl shows it and returns to the prompt.
 
 from __future__ import annotations
 
-import asyncio
-import difflib
 import os
-import shlex
-import subprocess
-import tempfile
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from cortan.core.errors import UsageError
-from cortan.core.text import format_size, make_visible, shorten
+from cortan.core.text import make_visible, shorten
 from cortan.shell.commands import CommandTable, ExitShell, Shell, SlashCommand
+from cortan.shell.inputs import do_attach, do_edit, do_file
+from cortan.shell.models import do_model, do_models
 from cortan.shell.sessions import do_fork, do_load, do_save, do_sessions, start_new
-
-if TYPE_CHECKING:
-    from cortan.core.requests import Attachment
-    from cortan.engine.hosts import HostState
-    from cortan.engine.routes import Route
 
 KEYS_HELP = (
     'Keys: Enter sends · Alt-Enter (Esc Enter) new line · a line of """ opens a block '
@@ -40,85 +34,6 @@ async def do_help(repl: Shell, arg: str) -> None:
     for command in repl.commands:
         repl.say(f"  {command.usage.ljust(width)}  {command.summary}")
     repl.dim(KEYS_HELP)
-
-
-#: Seconds /model waits for a model list before it takes a name unchecked.
-LIST_WAIT = 3.0
-
-
-async def do_model(repl: Shell, arg: str) -> None:
-    if arg:
-        route = repl.services.resolve(arg)  # raises on a bad name, a misspelt provider
-        await check_listed(repl, route)
-        repl.conversation.model = arg
-        repl.dim(f"model: {route}")
-        return
-    repl.say(f"model: {repl.services.resolve(repl.conversation.model)}")
-
-
-async def check_listed(repl: Shell, route: Route) -> None:
-    """Refuse a model an Ollama server does not have, naming the nearest one it has.
-
-    Only Ollama's list is the truth: an OpenAI-compatible server may answer to names
-    it does not list (llama.cpp answers to any). The list is asked again before a
-    refusal (the model may have been pulled since), and a list that is not there
-    within LIST_WAIT seconds (the server is down, slow) leaves the name unchecked.
-    """
-    config = repl.services.settings.providers.get(route.provider)
-    if config is None or config.kind != "ollama":
-        return
-    names = await get_listing(repl, route.provider)
-    if names is not None and not has_model(names, route.model):
-        repl.models.start()  # pulled since the list was fetched?
-        names = await get_listing(repl, route.provider)
-    if names is None or has_model(names, route.model):
-        return
-    nearest = difflib.get_close_matches(route.model, names, n=1, cutoff=0.5)
-    hint = f"did you mean {route.provider + ':' + nearest[0]!r}? " if nearest else ""
-    raise UsageError(
-        f"{route.provider} has no model {route.model!r}; {hint}"
-        f"(`ollama pull {route.model}` gets it; /models lists them)"
-    )
-
-
-async def get_listing(repl: Shell, provider: str) -> list[str] | None:
-    """``provider``'s model names once the list is in (None: not within LIST_WAIT, or failed)."""
-    await asyncio.to_thread(repl.models.loaded.wait, LIST_WAIT)
-    return repl.models.listing(provider)
-
-
-def has_model(names: list[str], model: str) -> bool:
-    """Whether Ollama serves ``model``: a name without a tag means ``:latest``."""
-    return model in names or (":" not in model and f"{model}:latest" in names)
-
-
-async def do_models(repl: Shell, arg: str) -> None:
-    if not repl.models.loaded.is_set():
-        repl.dim("fetching the model list…")
-        await asyncio.to_thread(repl.models.loaded.wait, 30)
-    for model in repl.models.models:
-        details = " · ".join(x for x in (model.family, model.parameter_size) if x)
-        name = make_visible(f"{model.provider}:{model.name}")  # a name picked by what it shows
-        repl.say(f"  {name}" + (f"  ({make_visible(details)})" if details else ""))
-    for alias, target in repl.services.settings.aliases.items():
-        repl.say(f"  {alias} → {target}")
-    for provider, error in repl.models.errors.items():
-        repl.dim(f"  {provider}: {error}")
-    for host in repl.services.host_states():
-        repl.dim("  " + describe_host(host))
-    repl.models.start()  # refresh for next time
-
-
-def describe_host(host: HostState) -> str:
-    """One host's circuit as this shell saw it: state, failures, latency."""
-    parts = [f"{host.provider} {host.url}", f"circuit {host.state.value}"]
-    if host.failures:
-        parts.append(f"{host.failures} failures")
-    if host.reopens_in:
-        parts.append(f"retried in {host.reopens_in:.0f} s")
-    if host.latency is not None:
-        parts.append(f"first token {host.latency:.2f} s")
-    return " · ".join(parts)
 
 
 async def do_system(repl: Shell, arg: str) -> None:
@@ -178,116 +93,6 @@ async def do_retry(repl: Shell, arg: str) -> None:
         return
     if recorder is not None and replaced is not None:
         recorder.discard(replaced)
-
-
-async def do_edit(repl: Shell, arg: str) -> None:
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
-    if not editor:
-        raise UsageError("set $VISUAL or $EDITOR to the editor /edit should open")
-    last = repl.conversation.last_request
-    initial = last.prompt if arg.strip() == "last" and last is not None else ""
-    limit = repl.services.settings.max_input_bytes
-    text = await asyncio.to_thread(edit_text, editor, initial, limit)
-    if not text.strip():
-        repl.dim("nothing saved; nothing sent")
-        return
-    text = text.rstrip("\n")
-    show_sent(repl, text)  # the prompt line shows "/edit"; the transcript shows what went
-    await repl.send(text)
-
-
-#: Lines of an edited prompt shown in the transcript before the rest is counted.
-SHOWN_LINES = 12
-
-
-def show_sent(repl: Shell, text: str) -> None:
-    """Write ``text`` as if typed at the prompt: ``›`` first, ``…`` on later lines."""
-    lines = text.split("\n")
-    for number, line in enumerate(lines[:SHOWN_LINES]):
-        repl.say(("› " if number == 0 else "… ") + line)
-    if len(lines) > SHOWN_LINES:
-        repl.dim(f"… and {len(lines) - SHOWN_LINES} more lines")
-
-
-def edit_text(editor: str, initial: str, limit: int) -> str:
-    """Open ``editor`` on a temporary file holding ``initial``; return what was saved.
-
-    What was saved is read as any input is: at most ``limit`` bytes (an editor that
-    wrote gigabytes cost as much memory), and text only (NUL bytes or invalid UTF-8
-    were replaced and sent on).
-    """
-    with tempfile.TemporaryDirectory(prefix="cortan-") as folder:
-        path = Path(folder) / "prompt.md"
-        path.write_text(initial, encoding="utf-8")
-        try:
-            done = subprocess.run([*shlex.split(editor), str(path)], check=False)
-        except OSError as exc:
-            raise UsageError(f"cannot run the editor {editor!r}: {exc.strerror}") from None
-        if done.returncode != 0:
-            raise UsageError(f"the editor exited with status {done.returncode}; nothing sent")
-        data = _read_edited(path, limit)
-        from cortan.core.text import decode_text
-
-        return decode_text(data, "The edited prompt")
-
-
-def _read_edited(path: Path, limit: int) -> bytes:
-    """The saved prompt; an editor may have removed it, or left a FIFO or a link to
-    /dev/zero there (an internal error that ended the shell, or a hang)."""
-    from cortan.core.files import FileRefused, read_small_file
-
-    try:
-        return read_small_file(path, limit)
-    except FileRefused as exc:
-        if "larger" in str(exc):
-            raise UsageError(
-                f"the edited prompt is over max_input_bytes ({limit} bytes); nothing sent"
-            ) from None
-        raise UsageError("the editor left no file to read; nothing sent") from None
-    except FileNotFoundError:
-        raise UsageError("the editor left no file to read; nothing sent") from None
-    except OSError as exc:
-        from cortan.core.errors import why_unreadable
-
-        raise UsageError(f"cannot read what the editor saved: {why_unreadable(exc)}") from None
-
-
-async def do_file(repl: Shell, arg: str) -> None:
-    if not arg:
-        raise UsageError("usage: /file PATH")
-    from cortan.engine.attachments import read_attachment
-
-    used = sum(len(a.data) for a in repl.conversation.pending)  # one limit for them all
-    limit = repl.services.settings.max_input_bytes
-    wait = repl.services.settings.stdin_timeout
-    attachment = read_attachment(Path(arg), max_bytes=limit, used=used, wait=wait)
-    _attach(repl, attachment)
-
-
-def _attach(repl: Shell, attachment: Attachment) -> None:
-    """Hold ``attachment`` for the next message, saying so as a sentence: the label
-    (``Image photo.png``, ``File notes.txt``) heads a block sent to the model."""
-    repl.conversation.pending.append(attachment)
-    what = attachment.label[:1].lower() + attachment.label[1:]
-    repl.dim(f"attached {what} ({format_size(len(attachment.data))}) to the next message")
-
-
-async def do_attach(repl: Shell, arg: str) -> None:
-    """/attach PATH: an image (known by its bytes) or a text file, for the next message."""
-    if not arg:
-        raise UsageError("usage: /attach PATH (an image or a text file)")
-    from cortan.engine.attachments import read_attachment
-
-    settings = repl.services.settings
-    texts = [a for a in repl.conversation.pending if not a.label.startswith("Image ")]
-    attachment = read_attachment(
-        Path(arg),
-        max_bytes=settings.max_input_bytes,
-        used=sum(len(a.data) for a in texts),
-        max_image_bytes=settings.max_image_bytes,
-        wait=settings.stdin_timeout,  # a named pipe nobody writes to: refused, not a hang
-    )
-    _attach(repl, attachment)
 
 
 async def do_think(repl: Shell, arg: str) -> None:
@@ -395,7 +200,6 @@ async def do_tools(repl: Shell, arg: str) -> None:
     """/tools [on|off]: let the model call tools from now on, or not; with no word, list
     them. Every call is still asked about (docs/tools.md)."""
     from cortan.core.errors import CortanError
-    from cortan.core.text import make_visible
 
     word = arg.strip().lower()
     if word in ("on", "off"):

@@ -2,10 +2,11 @@
 
 One :class:`SlashCommand` per command: its name, one line of help, what its
 argument is (so completion knows to offer model names, paths or sessions) and
-the handler. Handlers live in :mod:`cortan.shell.actions` and
-:mod:`cortan.shell.sessions`; each is given a :class:`Shell`, the few things a
-command may touch (the conversation, the services, the output, sending a prompt),
-never the REPL's own class, so the handlers and the loop do not import each other.
+the handler. Handlers live in :mod:`cortan.shell.actions`, :mod:`cortan.shell.models`,
+:mod:`cortan.shell.inputs` and :mod:`cortan.shell.sessions`; each is given a
+:class:`Shell`, the few things a command may touch (the conversation, the services,
+the output, sending a prompt), never the REPL's own class, so the handlers and the
+loop do not import each other.
 """
 
 from __future__ import annotations
