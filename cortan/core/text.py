@@ -128,6 +128,12 @@ def shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
+#: ASCII whitespace only: ``str.split()`` also takes U+2028, U+2029, U+0085 and the
+#: no-break spaces for whitespace, and a separator hidden in a model's name then showed
+#: as a plain space instead of its ``<U+2028>`` stand-in (tests/security/test_invisible.py).
+_BLANKS = re.compile(r"[ \t\n\r\f\v]+")
+
+
 def one_line(text: str, width: int) -> str:
-    """``text`` on one line (each run of whitespace one space), shortened to ``width``."""
-    return shorten(" ".join(text.split()), width)
+    """``text`` on one line (each run of blanks one space), shortened to ``width``."""
+    return shorten(_BLANKS.sub(" ", text).strip(" "), width)
