@@ -45,6 +45,7 @@ from cortan.providers.base import (
     redact,
     retry_after,
     sane_reason,
+    sane_timings,
     sane_usage,
     sane_window,
     shown_url,
@@ -60,7 +61,6 @@ from cortan.providers.tls import get_verify
 if TYPE_CHECKING:
     from cortan.config.settings import ProviderConfig, Timeouts
 
-NS = 1e-9
 #: Headers for the chat request this task is sending (the SDK's ``chat`` takes none).
 _HEADERS: ContextVar[Mapping[str, str] | None] = ContextVar("cortan_ollama_headers", default=None)
 
@@ -75,15 +75,10 @@ class _BoundedStream(BoundedBody, httpx.AsyncByteStream):
     """A response body inflated and counted by cortan (cortan.providers.responses)."""
 
 
+#: The timings of a chat's final line, in nanoseconds.
+DURATIONS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
 #: The numbers of a chat's final line, which the SDK refuses whole unless each is an int.
-COUNTED = (
-    "prompt_eval_count",
-    "eval_count",
-    "total_duration",
-    "load_duration",
-    "prompt_eval_duration",
-    "eval_duration",
-)
+COUNTED = ("prompt_eval_count", "eval_count", *DURATIONS)
 
 
 class _CountedLines(WholeLines, httpx.AsyncByteStream):
@@ -278,11 +273,7 @@ class OllamaProvider:
 
     @staticmethod
     def _finish(part: Any) -> Finish:
-        timings = {
-            name: getattr(part, name) * NS
-            for name in ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
-            if getattr(part, name, None) is not None
-        }
+        timings = sane_timings({name: getattr(part, name, None) for name in DURATIONS})
         usage = sane_usage(part.prompt_eval_count, part.eval_count)
         reason = sane_reason(part.done_reason) if part.done_reason else "stop"
         return Finish(finish_reason=reason, usage=usage, server_timings=timings)
