@@ -173,9 +173,7 @@ def sane_timings(durations: Mapping[str, object]) -> dict[str, float]:
     return {
         name: value * NS
         for name, value in durations.items()
-        if isinstance(value, int)
-        and not isinstance(value, bool)
-        and 0 <= value <= MAX_DURATION_NS
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_DURATION_NS
     }
 
 
