@@ -201,7 +201,9 @@ class OllamaProvider:
             error = ollama.ResponseError(exc.response.text, exc.response.status_code)
             raise self.map_error(error) from exc
         except Exception as exc:
-            raise self.map_error(exc) from exc
+            # `cortan models` and `cortan doctor` ask here first: the same hint as a chat
+            where = f"Ollama at {self.url}"
+            raise await tls_instead(self.map_error(exc), exc, self.url, where) from exc
         return [info for entry in entries if (info := self._model_info(entry)) is not None]
 
     def _model_info(self, entry: dict[str, Any]) -> ModelInfo | None:
