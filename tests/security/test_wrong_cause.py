@@ -190,7 +190,7 @@ def test_http_to_a_tls_server_says_https(
 
 
 @pytest.mark.parametrize("command", [("models",), ("doctor",)], ids=["models", "doctor"])
-@pytest.mark.parametrize("kind", ["ollama"])
+@pytest.mark.parametrize("kind", ["ollama", "openai"])
 def test_http_to_a_tls_server_says_https_in_models_and_doctor(
     cortan: type[CortanRunner], self_signed: str, kind: str, command: tuple[str, ...]
 ) -> None:
