@@ -19,7 +19,7 @@ import typer
 
 from cortan.cli.names import complete_model
 from cortan.cli.runner import check_provider, fail, get_context, guard, run_async
-from cortan.core.messages import MAX_MODELS
+from cortan.core.messages import get_cut_listings
 
 if TYPE_CHECKING:
     from cortan.config.settings import Settings
@@ -71,11 +71,8 @@ def models(
         for name, result in results.items():
             if isinstance(result, list):
                 found.extend(result)
-                if len(result) >= MAX_MODELS:  # the providers read no more (core.messages)
-                    context.diagnostics.warning(
-                        f"{name}: the server lists {MAX_MODELS} models or more; "
-                        f"cortan reads the first {MAX_MODELS}"
-                    )
+                for cut in get_cut_listings(result):
+                    context.diagnostics.warning(cut)
             else:
                 context.diagnostics.warning(f"{name}: {result}")
         if not any(isinstance(r, list) for r in results.values()):

@@ -201,8 +201,10 @@ async def _with_hangups(main: Callable[[], Any], received: list[int]) -> Any:
     signals = (signal.SIGTERM, signal.SIGHUP)
 
     def stop(signum: int) -> None:
+        from cortan.core.stops import cancel_message
+
         received.append(signum)
-        task.cancel()
+        task.cancel(cancel_message(signum))  # a command running is handed the same signal
 
     for signum in signals:
         loop.add_signal_handler(signum, stop, signum)

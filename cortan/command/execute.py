@@ -2,42 +2,191 @@
 
 Layer: command. The command runs as ``$SHELL -c COMMAND`` (/bin/sh when $SHELL is
 unset or not runnable) in the current folder, with cortan's stdin, stdout and stderr,
-so pagers, editors and password prompts work. While it runs, Ctrl-C belongs to it:
-cortan ignores SIGINT, as a shell does for its foreground job, and reports the status
-the shell would (128 + the signal for a command a signal stopped).
+so pagers, editors and password prompts work. It reports the status the shell would
+(128 + the signal for a command a signal stopped).
+
+The command is a process group of its own, handed the terminal (made its foreground
+group) while it runs, as a shell does for its foreground job. That is what lets cortan
+stop it whole, pipelines and what it started in the background included:
+
+* SIGTERM and SIGHUP that stop cortan (they arrive as the task's cancellation, naming
+  the signal: :mod:`cortan.core.stops`) are passed on to the group; what still runs
+  after :data:`_GRACE` seconds is killed. cortan exits only then, 143 or 129.
+* Ctrl-C reaches the command alone, once: the terminal sends it to the foreground
+  group, which cortan is not in while the command runs. A SIGINT sent to cortan itself
+  (``kill -INT``, or Ctrl-C with no terminal to hand over) is passed on to the group.
+* Ctrl-Z stops the command: cortan takes the terminal back and stops its own job, so
+  the shell says it stopped, and ``fg`` continues both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import subprocess
+import threading
 from collections.abc import Iterator
+
+_GRACE = 2.0  # seconds a command has to exit once handed SIGTERM or SIGHUP
+_UNKNOWN = 255 << 8  # a wait status for a command reaped elsewhere: exit status 255
 
 
 async def run_in_shell(shell_path: str, command: str, *, own_sigint: bool = True) -> int:
     """The exit status of ``command`` run by ``shell_path``.
 
-    ``own_sigint``: hold Ctrl-C while the command runs (``cortan cmd``); the REPL has
-    its own handler, which has no answer to cancel then.
+    ``own_sigint``: pass a SIGINT sent to cortan on to the command (``cortan cmd``);
+    the REPL has its own handler, which has no answer to cancel then.
     """
-    with _sigint_ignored() if own_sigint else contextlib.nullcontext():
+    jobs: list[_Job] = []  # held from before the start: a Ctrl-C then must not stop cortan
+    with _sigint_passed_on(jobs) if own_sigint else contextlib.nullcontext():
+        jobs.append(job := _Job.start(shell_path, command))
         try:
-            process = await asyncio.create_subprocess_exec(shell_path, "-c", command)
+            status = await job.wait()
+        except asyncio.CancelledError as exc:
+            from cortan.core.stops import stopping_signal
+
+            await job.stop(stopping_signal(exc) or signal.SIGTERM)
+            raise
+        finally:
+            job.release()
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+class _Job:
+    """The command's process group, its wait statuses read on a thread of its own."""
+
+    def __init__(self, process: subprocess.Popen[bytes], terminal: int | None) -> None:
+        self.process = process
+        self.pid = process.pid  # also the group's id
+        self.terminal = terminal  # the controlling terminal handed over, or None
+        self._changes: asyncio.Queue[int] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        threading.Thread(target=self._watch, args=(loop,), daemon=True).start()
+
+    @classmethod
+    def start(cls, shell_path: str, command: str) -> _Job:
+        try:
+            process = subprocess.Popen([shell_path, "-c", command], process_group=0)
         except OSError as exc:
             from cortan.core.errors import CortanError
 
             raise CortanError(f"cannot run {shell_path}: {exc.strerror}") from None
-        status = await process.wait()
-    return 128 - status if status < 0 else status
+        return cls(process, _hand_terminal(process.pid))
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Every stop and the exit (waitpid with WUNTRACED: asyncio's own watcher sees
+        only the exit, and a Ctrl-Z'd command would leave cortan waiting on a job that
+        holds the terminal and never ends)."""
+        while True:
+            try:
+                _, status = os.waitpid(self.pid, os.WUNTRACED)
+            except ChildProcessError:
+                status = _UNKNOWN
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(self._changes.put_nowait, status)
+            if not os.WIFSTOPPED(status):
+                return
+
+    async def wait(self) -> int:
+        """The command's wait status once it has exited; stops are dealt with on the way."""
+        while True:
+            status = await self._changes.get()
+            if not os.WIFSTOPPED(status):
+                self.process.returncode = os.waitstatus_to_exitcode(status)
+                return status
+            self._stopped(os.WSTOPSIG(status))
+
+    def _stopped(self, signum: int) -> None:
+        if self.terminal is None:
+            return  # nobody to give a terminal back to: it stays stopped, as any process
+        if signum in (signal.SIGTTIN, signal.SIGTTOU) and self._has_terminal(self.pid):
+            self.signal(signal.SIGCONT)  # it read before it was handed the terminal
+            return
+        # Ctrl-Z: stop cortan's job as the terminal would have stopped it. In an
+        # orphaned group (no job control above: nobody could continue it) the kernel
+        # drops the SIGTSTP, and the command goes on at once.
+        _set_foreground(self.terminal, os.getpgrp())
+        os.killpg(os.getpgrp(), signal.SIGTSTP)
+        if self._has_terminal(os.getpgrp()):  # continued in the foreground (fg)
+            _set_foreground(self.terminal, self.pid)
+        self.signal(signal.SIGCONT)
+
+    def _has_terminal(self, pgid: int) -> bool:
+        assert self.terminal is not None
+        try:
+            return os.tcgetpgrp(self.terminal) == pgid
+        except OSError:
+            return False
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the whole group, while it is still cortan's to signal."""
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signum)
+
+    async def stop(self, signum: int) -> None:
+        """Pass ``signum`` on, give the command :data:`_GRACE` seconds, then kill what is
+        left of the group (at once on a second signal)."""
+        self.signal(signum)
+        self.signal(signal.SIGCONT)  # a stopped command must run to act on it
+        try:
+            await asyncio.wait_for(self.wait(), _GRACE)
+        except TimeoutError:
+            pass
+        finally:
+            self.signal(signal.SIGKILL)
+
+    def release(self) -> None:
+        """Take the terminal back (the command's group may be gone or may have kept it)."""
+        if self.terminal is None:
+            return
+        with contextlib.suppress(OSError):
+            _set_foreground(self.terminal, os.getpgrp())
+        os.close(self.terminal)
+        self.terminal = None
+
+
+def _hand_terminal(pgid: int) -> int | None:
+    """Make ``pgid`` the foreground group of cortan's terminal, when cortan's group is:
+    the terminal's descriptor, to take it back with; None without a terminal to hand."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return None  # no controlling terminal (cron, CI, setsid)
+    try:
+        if os.tcgetpgrp(fd) == os.getpgrp():
+            _set_foreground(fd, pgid)
+            os.killpg(pgid, signal.SIGCONT)  # if it read the terminal first and stopped
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def _set_foreground(fd: int, pgid: int) -> None:
+    # From the background, tcsetpgrp stops the caller with SIGTTOU unless it is blocked.
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTTOU})
+    try:
+        os.tcsetpgrp(fd, pgid)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 @contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
+def _sigint_passed_on(jobs: list[_Job]) -> Iterator[None]:
     loop = asyncio.get_running_loop()
+
+    def pass_on() -> None:
+        for job in jobs:
+            job.signal(signal.SIGINT)
+
     try:
         # A handler, not SIG_IGN: a handled signal is reset to the default in the child.
-        loop.add_signal_handler(signal.SIGINT, lambda: None)
+        loop.add_signal_handler(signal.SIGINT, pass_on)
     except (NotImplementedError, RuntimeError, ValueError):
         yield
         return

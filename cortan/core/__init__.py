@@ -12,4 +12,5 @@ without importing one another.
     text.py       decoding and cleaning outside text, sizes for humans
     errors.py     every error a user can see, as one tree
     startup.py    the cyclic collector paused while start-up builds the stack
+    stops.py      which signal stopped the work, carried on a task's cancellation
 """

@@ -6,7 +6,8 @@ defines them, issue 7), immutable, and compared by value.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
 
@@ -71,6 +72,19 @@ class PullProgress(NamedTuple):
 #: `cortan models` 51.7 s and 377 MiB, most of it drawing the table; front ends say
 #: when a listing reached this many.
 MAX_MODELS = 1000
+
+
+def get_cut_listings(models: Iterable[ModelInfo]) -> list[str]:
+    """What to say of each provider whose listing among ``models`` reached
+    :data:`MAX_MODELS` (the providers read no more, so more may exist): one sentence each,
+    for every front end alike."""
+    counts = Counter(model.provider for model in models)
+    return [
+        f"{provider}: the server lists {MAX_MODELS} models or more; "
+        f"cortan reads the first {MAX_MODELS}"
+        for provider, count in counts.items()
+        if count >= MAX_MODELS
+    ]
 
 
 class ModelInfo(NamedTuple):

@@ -50,18 +50,31 @@ def _duration(value: str) -> float | str:
     return _number(value)
 
 
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+def _boolean(value: str) -> bool:
+    """``use_mmap=false``: the spellings a config file or a shell user reaches for."""
+    word = value.lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise ValueError(value)
+
+
 class Option(NamedTuple):
     """One option: how its text becomes a value, what a JSON value must be, Ollama's name."""
 
     parse: Callable[[str], Any]
-    # "finite number", "whole number", "stop" (a string or a list of them), or
-    # "duration" (seconds, or text such as "5m")
+    # "finite number", "whole number", "stop" (a string or a list of them),
+    # "duration" (seconds, or text such as "5m"), or "true or false"
     kind: str
     ollama: str | None = None  # Ollama's name for it, where it is not cortan's
 
 
 _FLOAT = Option(_number, "finite number")
 _INT = Option(int, "whole number")
+_BOOL = Option(_boolean, "true or false")
 
 #: Every option, by cortan's name.
 OPTIONS: dict[str, Option] = {
@@ -86,6 +99,13 @@ OPTIONS: dict[str, Option] = {
     "num_gpu": _INT,
     "main_gpu": _INT,
     "num_thread": _INT,
+    "use_mmap": _BOOL,
+    "use_mlock": _BOOL,
+    "numa": _BOOL,
+    "low_vram": _BOOL,
+    "vocab_only": _BOOL,
+    "f16_kv": _BOOL,
+    "logits_all": _BOOL,
 }
 
 #: Other spellings, each of one option: Ollama's own names, and OpenAI's newer name for
@@ -127,8 +147,10 @@ def parse_option(text: str) -> tuple[str, Any]:
     try:
         return name, option.parse(raw.strip())
     except ValueError:
-        kind = "value" if option.kind == "stop" else option.kind
-        raise UsageError(f"option {key} needs a {kind}, not {raw.strip()!r}") from None
+        kind = {"stop": "a value", "true or false": "true or false"}.get(
+            option.kind, f"a {option.kind}"
+        )
+        raise UsageError(f"option {key} needs {kind}, not {raw.strip()!r}") from None
 
 
 def parse_options(texts: Iterable[str]) -> tuple[tuple[str, Any], ...]:
@@ -138,6 +160,27 @@ def parse_options(texts: Iterable[str]) -> tuple[tuple[str, Any], ...]:
 
 #: What a JSON value of each kind must be, in a sentence.
 WANTED = {"finite number": "number", "duration": "number of seconds or a duration such as 5m"}
+
+
+def _check_stop(key: str, value: object) -> list[str]:
+    value = [value] if isinstance(value, str) else value
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UsageError(f"option {key!r} must be a string or a list of strings")
+    return value
+
+
+def _check_boolean(key: str, value: object) -> bool:
+    # JSON's true and false only, as Ollama takes them: it refuses 1 and "yes" too.
+    if not isinstance(value, bool):
+        raise UsageError(f"option {key!r} must be true or false")
+    return value
+
+
+#: The kinds whose JSON value is not a number, each with its check.
+_SHAPED: dict[str, Callable[[str, object], object]] = {
+    "stop": _check_stop,
+    "true or false": _check_boolean,
+}
 
 
 def check_option(key: str, value: object) -> tuple[str, object]:
@@ -153,11 +196,8 @@ def check_option(key: str, value: object) -> tuple[str, object]:
         if not DURATION.fullmatch(value):
             raise UsageError(f"option {key!r} must be a {WANTED[kind]}")
         return name, value
-    if kind == "stop":
-        value = [value] if isinstance(value, str) else value
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise UsageError(f"option {key!r} must be a string or a list of strings")
-        return name, value
+    if (shaped := _SHAPED.get(kind)) is not None:
+        return name, shaped(key, value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise UsageError(f"option {key!r} must be a {WANTED.get(kind, kind)}")
     if not abs(value) <= MAX_NUMBER:  # False for NaN too

@@ -157,6 +157,26 @@ def sane_usage(prompt: object, completion: object, thinking: object = None) -> U
     return Usage(sane_count(prompt), sane_count(completion), sane_count(thinking))
 
 
+#: The longest duration cortan believes a server timed, in nanoseconds: about 11.6 days.
+MAX_DURATION_NS = 10**15
+NS = 1e-9  # seconds in a nanosecond
+
+
+def sane_timings(durations: Mapping[str, object]) -> dict[str, float]:
+    """Durations a server reported in nanoseconds (Ollama's ``total_duration``, …), as
+    seconds; each that cannot be one is left out, as if not reported.
+
+    A negative one, a fraction, text, a boolean or one past :data:`MAX_DURATION_NS` is
+    no time a server measured; a whole number past any float (400 digits) failed the
+    answer, already streamed, with an OverflowError.
+    """
+    return {
+        name: value * NS
+        for name, value in durations.items()
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_DURATION_NS
+    }
+
+
 def sane_reason(value: object) -> str:
     """Why a server says the answer stopped, as a short plain word.
 

@@ -15,7 +15,7 @@ import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import httpx
 import ollama
@@ -45,6 +45,7 @@ from cortan.providers.base import (
     redact,
     retry_after,
     sane_reason,
+    sane_timings,
     sane_usage,
     sane_window,
     shown_url,
@@ -60,7 +61,6 @@ from cortan.providers.tls import get_verify
 if TYPE_CHECKING:
     from cortan.config.settings import ProviderConfig, Timeouts
 
-NS = 1e-9
 #: Headers for the chat request this task is sending (the SDK's ``chat`` takes none).
 _HEADERS: ContextVar[Mapping[str, str] | None] = ContextVar("cortan_ollama_headers", default=None)
 
@@ -75,33 +75,52 @@ class _BoundedStream(BoundedBody, httpx.AsyncByteStream):
     """A response body inflated and counted by cortan (cortan.providers.responses)."""
 
 
-#: The numbers of a chat's final line, which the SDK refuses whole unless each is an int.
-COUNTED = (
-    "prompt_eval_count",
-    "eval_count",
-    "total_duration",
-    "load_duration",
-    "prompt_eval_duration",
-    "eval_duration",
-)
+#: The timings of a chat's final line, in nanoseconds.
+DURATIONS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
+
+
+class Counted(NamedTuple):
+    """The whole numbers of a streamed body's lines: the SDK refuses a line whole unless
+    each is an int; ``markers``, bytes that must be in a line holding one of them."""
+
+    fields: tuple[str, ...]
+    markers: tuple[bytes, ...]
+
+
+#: By path: a chat's final counts and timings; a pull's progress, where a ``completed``
+#: of 1.5 or a ``total`` of "big" failed ``cortan models pull`` midway.
+COUNTED = {
+    "/api/chat": Counted(
+        ("prompt_eval_count", "eval_count", *DURATIONS), (b'_count"', b'_duration"')
+    ),
+    "/api/pull": Counted(("completed", "total"), (b'"completed"', b'"total"')),
+}
 
 
 class _CountedLines(WholeLines, httpx.AsyncByteStream):
-    """A chat stream whose final line's counts the SDK can read (cortan.providers.lines).
+    """A stream whose lines' numbers the SDK can read (cortan.providers.lines).
 
     The SDK checks each line against its model: a count of ``1.5``, ``"n/a"`` or
-    ``1e400`` made the whole answer a reply cortan "cannot parse". Such a count is
-    left out here, as if the server had not said; the answer is kept.
+    ``1e400`` made the whole answer a reply cortan "cannot parse". Such a number is
+    left out here, as if the server had not said; the answer (or the pull) goes on.
     """
 
+    def __init__(self, stream: Any, counted: Counted) -> None:
+        super().__init__(stream)
+        self._counted = counted
+
     def clean(self, block: bytes) -> bytes:
-        if b'_count"' not in block and b'_duration"' not in block:
+        if not _marked(block, self._counted):
             return block
-        return b"\n".join(_drop_wrong_counts(line) for line in block.split(b"\n"))
+        return b"\n".join(_drop_wrong_counts(line, self._counted) for line in block.split(b"\n"))
 
 
-def _drop_wrong_counts(line: bytes) -> bytes:
-    if b'_count"' not in line and b'_duration"' not in line:
+def _marked(data: bytes, counted: Counted) -> bool:
+    return any(marker in data for marker in counted.markers)
+
+
+def _drop_wrong_counts(line: bytes, counted: Counted) -> bytes:
+    if not _marked(line, counted):
         return line
     try:
         part = json.loads(line)
@@ -109,7 +128,7 @@ def _drop_wrong_counts(line: bytes) -> bytes:
         return line  # the SDK says it cannot parse it
     if not isinstance(part, dict):
         return line
-    wrong = [k for k in COUNTED if k in part and not _is_int(part[k])]
+    wrong = [k for k in counted.fields if k in part and not _is_int(part[k])]
     for key in wrong:
         del part[key]
     return json.dumps(part).encode() if wrong else line
@@ -120,8 +139,10 @@ def _is_int(value: object) -> bool:
 
 
 async def _clean_counts(response: httpx.Response) -> None:
-    if response.request.url.path.rstrip("/").endswith("/api/chat"):
-        response.stream = _CountedLines(response.stream)
+    path = response.request.url.path.rstrip("/")
+    counted = next((c for end, c in COUNTED.items() if path.endswith(end)), None)
+    if counted is not None:
+        response.stream = _CountedLines(response.stream, counted)
 
 
 #: Seconds to wait for the end of a stream after its final message (see ``_drain``).
@@ -180,7 +201,9 @@ class OllamaProvider:
             error = ollama.ResponseError(exc.response.text, exc.response.status_code)
             raise self.map_error(error) from exc
         except Exception as exc:
-            raise self.map_error(exc) from exc
+            # `cortan models` and `cortan doctor` ask here first: the same hint as a chat
+            where = f"Ollama at {self.url}"
+            raise await tls_instead(self.map_error(exc), exc, self.url, where) from exc
         return [info for entry in entries if (info := self._model_info(entry)) is not None]
 
     def _model_info(self, entry: dict[str, Any]) -> ModelInfo | None:
@@ -278,11 +301,7 @@ class OllamaProvider:
 
     @staticmethod
     def _finish(part: Any) -> Finish:
-        timings = {
-            name: getattr(part, name) * NS
-            for name in ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
-            if getattr(part, name, None) is not None
-        }
+        timings = sane_timings({name: getattr(part, name, None) for name in DURATIONS})
         usage = sane_usage(part.prompt_eval_count, part.eval_count)
         reason = sane_reason(part.done_reason) if part.done_reason else "stop"
         return Finish(finish_reason=reason, usage=usage, server_timings=timings)

@@ -126,7 +126,8 @@ class OpenAIProvider:
                 await reply.aclose()
             entries = listed(body, "data", f"{self.label} at {self.url}", whole=whole)
         except Exception as exc:
-            raise self.map_error(exc) from exc
+            where = f"{self.label} at {self.url}"  # the https:// hint, as chats give it
+            raise await tls_instead(self.map_error(exc), exc, self.url, where) from exc
         names = (text_or_none(entry.get("id")) for entry in entries)
         return [ModelInfo(name=name, provider=self.name) for name in names if name]
 

@@ -123,14 +123,14 @@ class BarPullView:
         return self._progress
 
     def update(self, step: PullProgress) -> None:
-        if step.digest and step.total:
+        if step.digest:
             bars = self._bars()
             layer = _layer(step)
             task = self._tasks.get(layer)
-            if task is None:
+            if task is None:  # no total (a server's odd one is dropped): indeterminate
                 task = bars.add_task(f"pulling {layer}", total=step.total, speed="")
                 self._tasks[layer] = task
-            bars.update(task, completed=step.completed or 0, total=step.total)
+            bars.update(task, completed=step.completed, total=step.total)  # None: as it was
             speed = next(known.speed for known in bars.tasks if known.id == task)
             bars.update(task, speed=f"{format_size(int(speed))}/s" if speed else "")
             return

@@ -12,21 +12,29 @@ the first time) while its answer is awaited in the background, for the next
 listing. Asked together, one host that took the connection and never answered (a
 stuck Ollama) held every listing for the whole listing timeout, 15 s, longer than
 editors wait for their model pickers.
+
+A provider's listing that reached :data:`cortan.core.messages.MAX_MODELS` (the
+providers read no more) is said once in the log when it is first seen cut, and on
+every listing in an ``X-Cortan-Notice`` header, so a client knows the list is short.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from typing import TYPE_CHECKING
 
 from cortan.core.errors import CortanError
+from cortan.core.messages import get_cut_listings
 
 if TYPE_CHECKING:
     from cortan.core.messages import ModelInfo
     from cortan.engine.catalog import Listing
     from cortan.serve.services import GatewayServices
+
+log = logging.getLogger("cortan.serve")
 
 TTL = 5.0
 #: Seconds a listing waits for the providers still being asked.
@@ -44,6 +52,7 @@ class ModelList:
         self._listings: dict[str, list[ModelInfo]] = {}  # provider: its last good listing
         self._asked: dict[str, float] = {}  # provider: when it was last asked
         self._pending: dict[str, asyncio.Task[dict[str, Listing]]] = {}
+        self._cut: dict[str, str] = {}  # provider: what to say of its listing, cut short
 
     async def _refresh(self) -> None:
         now = time.monotonic()
@@ -71,8 +80,19 @@ class ModelList:
         listing = done.result().get(name)
         if isinstance(listing, CortanError) or listing is None:
             self._listings.pop(name, None)  # cannot be reached: left out
+            return
+        self._listings[name] = list(listing)
+        cut = get_cut_listings(listing)
+        if cut and name not in self._cut:
+            log.warning("%s", cut[0])  # once, not at every refresh
+        if cut:
+            self._cut[name] = cut[0]
         else:
-            self._listings[name] = list(listing)
+            self._cut.pop(name, None)
+
+    def get_notices(self) -> list[str]:
+        """What a listing's response says: each provider whose listing was cut short."""
+        return [self._cut[name] for name in self._listings if name in self._cut]
 
     async def get_entries(self) -> list[tuple[str, str, ModelInfo | None]]:
         """``(name, owner, info)``: each provider's models, in the order of the settings

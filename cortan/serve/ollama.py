@@ -33,7 +33,7 @@ from cortan import __version__
 from cortan.core.errors import CortanError
 from cortan.core.events import ChatFinished, ChatStarted
 from cortan.serve import convert
-from cortan.serve.notices import add_notices
+from cortan.serve.notices import add_notices, get_headers
 from cortan.serve.relay import Item
 from cortan.serve.replies import (
     Receive,
@@ -275,7 +275,8 @@ class TagsEndpoint:
                 "size": (info.size if info else None) or 0, "digest": "",
                 "details": _details(info, owner),
             })  # fmt: skip
-        await send_json(send, 200, {"models": models})
+        listing = json.dumps({"models": models}).encode()
+        await send_bytes(send, 200, listing, raw_headers=get_headers(self.models.get_notices()))
 
 
 def _details(info: ModelInfo | None, owner: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from cortan.core.events import ChatFinished, ChatStarted
 from cortan.serve import convert
-from cortan.serve.notices import add_notices
+from cortan.serve.notices import add_notices, get_headers
 from cortan.serve.relay import Item
 from cortan.serve.replies import (
     Receive,
@@ -26,6 +26,7 @@ from cortan.serve.replies import (
     get_object,
     read_json,
     refuse,
+    send_bytes,
     send_error,
     send_json,
 )
@@ -189,7 +190,9 @@ class ModelsEndpoint:
         ]
         wanted = scope.get("path_params", {}).get("model")
         if wanted is None:
-            await send_json(send, 200, {"object": "list", "data": data})
+            listing = json.dumps({"object": "list", "data": data}).encode()
+            told = get_headers(self.models.get_notices())
+            await send_bytes(send, 200, listing, raw_headers=told)
         elif found := [model for model in data if model["id"] == wanted]:
             await send_json(send, 200, found[0])
         else:

@@ -12,6 +12,7 @@ import difflib
 from typing import TYPE_CHECKING
 
 from cortan.core.errors import UsageError
+from cortan.core.messages import get_cut_listings
 from cortan.core.text import make_visible
 
 if TYPE_CHECKING:
@@ -73,7 +74,8 @@ async def do_models(repl: Shell, arg: str) -> None:
     if not repl.models.loaded.is_set():
         repl.dim("fetching the model list…")
         await asyncio.to_thread(repl.models.loaded.wait, 30)
-    for model in repl.models.models:
+    models = repl.models.models
+    for model in models:
         details = " · ".join(x for x in (model.family, model.parameter_size) if x)
         name = make_visible(f"{model.provider}:{model.name}")  # a name picked by what it shows
         repl.say(f"  {name}" + (f"  ({make_visible(details)})" if details else ""))
@@ -81,6 +83,8 @@ async def do_models(repl: Shell, arg: str) -> None:
         repl.say(f"  {alias} → {target}")
     for provider, error in repl.models.errors.items():
         repl.dim(f"  {provider}: {error}")
+    for cut in get_cut_listings(models):
+        repl.dim(f"  {cut}")
     for host in repl.services.host_states():
         repl.dim("  " + describe_host(host))
     repl.models.start()  # refresh for next time

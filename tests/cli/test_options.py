@@ -206,3 +206,39 @@ def test_keep_alive_goes_beside_ollamas_options_and_is_told_on_openai(
     result = cortan.run("ask", "-o", "keep_alive=5m", "hi")  # the default: openai
     assert result.code == 0, result.stderr
     assert "has no option keep_alive: not sent" in result.stderr
+
+
+# -- Ollama's switches: true or false -------------------------------------------------------
+
+
+def test_ollamas_switches_reach_ollama_as_json_booleans(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    result = cortan.run(
+        "ask", "-m", "ollama:llama3.2:latest",
+        "-o", "use_mmap=false", "-o", "numa=yes", "-o", "use_mlock=0", "-o", "low_vram=TRUE",
+        "hi",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    options = sent(ollama_env)[-1]["options"]
+    assert (options["use_mmap"], options["numa"], options["use_mlock"]) == (False, True, False)
+    assert options["low_vram"] is True
+
+
+def test_ollamas_switches_are_told_not_sent_on_openai(
+    cortan: type[CortanRunner], openai_env: FakeOpenAI
+) -> None:
+    result = cortan.run("ask", "-o", "use_mmap=false", "hi")
+    assert result.code == 0, result.stderr
+    assert "has no option use_mmap: not sent" in result.stderr
+    assert "use_mmap" not in sent(openai_env)[-1]
+
+
+def test_a_switch_that_is_neither_true_nor_false_is_refused(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    result = cortan.run("ask", "-o", "vocab_only=maybe", "hi")
+    assert result.code == 2, result.stderr
+    assert_one_sentence(result.stderr)
+    assert "option vocab_only needs true or false, not 'maybe'" in result.stderr
+    assert sent(ollama_env) == []

@@ -36,6 +36,22 @@ def test_pull_piped_writes_a_line_per_stage(
     assert isinstance(body, dict) and body["model"] == "tinyllama"
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [{"completed": 1.5}, {"total": "big"}, {"completed": "1e400", "total": 2.5}, {"total": True}],
+    ids=["fractional-completed", "text-total", "both", "boolean-total"],
+)
+def test_pull_goes_on_past_progress_numbers_that_are_not_whole(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, fields: dict[str, object]
+) -> None:
+    """The SDK refused such a line, and the pull failed midway."""
+    ollama_env.pull_fields = fields
+    result = cortan.run("models", "pull", "tinyllama")
+    assert result.code == 0, result.stderr
+    assert "ollama:tinyllama is ready" in result.stderr.splitlines()[-1]
+    assert "tinyllama:latest" in ollama_env.models
+
+
 def test_pull_on_a_terminal_draws_a_bar_and_ctrl_c_stops_it(ollama_env: FakeOllama) -> None:
     import pexpect
 
@@ -118,3 +134,19 @@ def test_pull_on_a_terminal_prints_the_stages_in_the_order_they_came(
     ]
     assert order == sorted(order), screen
     assert "MB" not in screen and "/3.8 MiB" in screen
+
+
+def test_pull_on_a_terminal_without_totals_draws_indeterminate_bars(
+    ollama_env: FakeOllama,
+) -> None:
+    """No total (a server's odd one dropped): each layer still gets its bar, with the
+    bytes so far and no end, and the pull finishes."""
+    from tests.e2e.test_terminal import Terminal
+
+    ollama_env.pull_fields = {"total": "big"}
+    term = Terminal(["models", "pull", "tinyllama"], dict(os.environ))
+    try:
+        screen = term.wait(lambda s: "is ready" in s)
+    finally:
+        term.child.close(force=True)
+    assert "pulling de5d" in screen and "3.8/? MiB" in screen  # so far, of an unknown total

@@ -489,3 +489,109 @@ def test_copy_puts_on_the_clipboard_what_was_shown(
     assert term.status() == 0
     shown = base64.b64encode(b"ls <U+202E>touch made").decode()
     assert f"\x1b]52;c;{shown}\x07".encode() in term.raw  # no hidden mark to paste
+
+
+def _appeared(path: Path, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.02)
+
+
+def test_sigterm_while_the_command_runs_is_passed_on_before_cortan_exits(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    # The handler sleeps: cortan must wait for it. Without passing SIGTERM on, cortan
+    # left at once and the command died of the SIGHUP its terminal's end sent.
+    ollama_env.queue(
+        proposal(
+            "trap 'sleep 0.3; echo TERM >> got; exit 7' TERM; trap 'echo HUP >> got' HUP;"
+            " touch started; sleep 60 & wait"
+        )
+    )
+    term = spawn("cmd", "wait a minute")
+    term.wait_for(MENU)
+    term.type("y\r")
+    _appeared(tmp_path / "started")
+    term.child.kill(signal.SIGTERM)
+    assert term.status() == 143
+    assert (tmp_path / "got").read_text() == "TERM\n"
+
+
+def test_ctrl_c_reaches_the_command_once(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    ollama_env.queue(
+        proposal(
+            "trap 'echo INT >> ints' INT; touch started;"
+            " while [ ! -e stop ]; do sleep 0.05; done; exit 4"
+        )
+    )
+    term = spawn("cmd", "count interrupts")
+    term.wait_for(MENU)
+    term.type("y\r")
+    _appeared(tmp_path / "started")
+    term.type("\x03")
+    _appeared(tmp_path / "ints")
+    time.sleep(0.5)  # a second delivery would land by now
+    (tmp_path / "stop").touch()
+    term.wait_for("exit status 4")
+    assert term.status() == 4
+    assert (tmp_path / "ints").read_text() == "INT\n"
+
+
+def test_ctrl_z_with_no_job_control_above_lets_the_command_go_on(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    # cortan leads its own session here: nobody could `fg` it, so the kernel drops the
+    # stop; the command, stopped by the terminal, must be continued, not waited on.
+    ollama_env.queue(
+        proposal("touch started; while [ ! -e stop ]; do sleep 0.05; done; touch finished")
+    )
+    term = spawn("cmd", "wait for stop")
+    term.wait_for(MENU)
+    term.type("y\r")
+    _appeared(tmp_path / "started")
+    term.type("\x1a")
+    time.sleep(0.3)
+    (tmp_path / "stop").touch()
+    term.wait_for("exit status 0")
+    assert term.status() == 0
+    assert (tmp_path / "finished").exists()
+
+
+def test_ctrl_z_stops_cortan_in_a_shell_and_fg_goes_on(
+    env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """Under an interactive bash: Ctrl-Z stops the command and cortan's job, the shell
+    says so and gets the terminal back, and ``fg`` continues both."""
+    ollama_env.queue(
+        proposal("touch started; while [ ! -e stop ]; do sleep 0.05; done; touch finished")
+    )
+    shell = pexpect.spawn(
+        "bash",
+        ["--norc", "--noprofile", "-i"],
+        env={**env, "PS1": "PROMPT$ "},
+        cwd=str(tmp_path),
+        dimensions=(ROWS, COLS),
+        encoding="utf-8",
+        timeout=15,
+    )
+    try:
+        shell.expect_exact("PROMPT$ ")
+        shell.sendline(" ".join(cortan_command()) + " cmd wait for stop")
+        shell.expect_exact(MENU)
+        shell.send("y\r")
+        _appeared(tmp_path / "started")
+        shell.send("\x1a")
+        shell.expect("Stopped")
+        shell.expect_exact("PROMPT$ ")
+        (tmp_path / "stop").touch()
+        time.sleep(0.3)
+        assert not (tmp_path / "finished").exists()  # stopped means stopped
+        shell.sendline("fg")
+        shell.expect_exact("exit status 0")
+        shell.expect_exact("PROMPT$ ")
+        assert (tmp_path / "finished").exists()
+    finally:
+        shell.close(force=True)

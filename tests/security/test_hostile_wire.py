@@ -246,6 +246,39 @@ async def test_an_ollama_count_past_any_float_is_dropped_and_the_answer_kept(
     assert isinstance(pieces[-1], Finish) and pieces[-1].usage.completion_tokens is None
 
 
+HEAD = b'{"model":"m","created_at":"2025-01-01T00:00:00Z","message":{"role":"assistant",'
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"-5", b"1000000000000001", b"9" * 400, b"1.5", b"1e30", b'"3s"', b"true"],
+    ids=["negative", "past-1e15", "400-digits", "fraction", "float", "text", "boolean"],
+)
+async def test_ollama_timings_that_cannot_be_are_left_out(ollama: FakeOllama, value: bytes) -> None:
+    """Negative or absurd durations went on as if measured; 400 digits failed the answer
+    (already streamed) with an OverflowError."""
+    tail = b'"total_duration":' + value + b',"eval_duration":2000000000}\n'
+    ollama.queue(Reply(body=HEAD + b'"content":"a"},"done":true,' + tail))
+    config = ProviderConfig(kind="ollama", hosts=[ollama.url])
+    provider = get_factory("ollama")("ollama", ollama.url, config, Timeouts(connect=5))
+    try:
+        pieces = [p async for p in provider.stream_chat(ModelRequest("m", (Message("user", "x"),)))]
+    finally:
+        await provider.aclose()
+    assert pieces[0] == "a"
+    assert isinstance(pieces[-1], Finish)
+    assert dict(pieces[-1].server_timings) == {"eval_duration": 2.0}
+
+
+def test_an_ollama_duration_past_any_float_keeps_the_answer(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    tail = b'"total_duration":' + b"9" * 400 + b"}\n"
+    ollama_env.queue(Reply(body=HEAD + b'"content":"kept"},"done":true,' + tail))
+    report = ask_json(cortan, "ollama", {})
+    assert report["content"] == "kept"
+
+
 @pytest.mark.parametrize("server", ["ollama", "openai"])
 @pytest.mark.parametrize(
     ("reason", "shown"),

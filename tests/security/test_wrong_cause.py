@@ -187,3 +187,24 @@ def test_http_to_a_tls_server_says_https(
     assert_one_sentence(result.stderr)
     assert "speaks TLS, not plain HTTP: is the URL https://, not http://?" in result.stderr
     assert "ollama serve" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [("models",), ("doctor",)], ids=["models", "doctor"])
+@pytest.mark.parametrize("kind", ["ollama", "openai"])
+def test_http_to_a_tls_server_says_https_in_models_and_doctor(
+    cortan: type[CortanRunner], self_signed: str, kind: str, command: tuple[str, ...]
+) -> None:
+    """The hint was for chats only: a listing said the server closed the connection."""
+    url = self_signed.replace("https://", "http://")
+    env = {"OLLAMA_HOST": url, **ONE_TRY}
+    if kind == "openai":
+        env = {"OPENAI_BASE_URL": url + "/v1", "OPENAI_API_KEY": "sk-x", **ONE_TRY}
+    result = (
+        cortan.run(*command, "--provider", kind, env=env)
+        if command == ("models",)
+        else (cortan.run(*command, env=env))
+    )
+    assert result.code == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    said = " ".join((result.stdout + result.stderr).split())  # a table may wrap it
+    assert "speaks TLS, not plain HTTP: is the URL https://, not http://?" in said

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import httpx
 import ollama
 import openai
 import pytest
@@ -49,3 +51,27 @@ def test_the_openai_sdk_retrieves_one_model(gateway: Running) -> None:
         with pytest.raises(openai.NotFoundError) as raised:
             client.models.retrieve("ollama:nope")
     assert raised.value.code == "model_not_found"
+
+
+CUT = "ollama: the server lists 1000 models or more; cortan reads the first 1000"
+
+
+def test_a_listing_cut_short_is_said_in_a_header_and_once_in_the_log(
+    gateway: Running, ollama_env: FakeOllama, caplog: pytest.LogCaptureFixture
+) -> None:
+    """/v1/models and /api/tags listed the first 1,000 as if they were all."""
+    ollama_env.models = [f"m{i}:latest" for i in range(1200)]
+    with caplog.at_level(logging.INFO, logger="cortan.serve"):
+        for _ in range(2):
+            listed = httpx.get(gateway.url + "/v1/models", headers=gateway.headers, timeout=20)
+            assert listed.headers.get_list("x-cortan-notice") == [CUT]
+            assert len(listed.json()["data"]) == 1000
+            tags = httpx.get(gateway.url + "/api/tags", headers=gateway.headers, timeout=20)
+            assert tags.headers.get_list("x-cortan-notice") == [CUT]
+    assert [r.getMessage() for r in caplog.records].count(CUT) == 1
+
+
+def test_a_whole_listing_carries_no_notice(gateway: Running) -> None:
+    listed = httpx.get(gateway.url + "/v1/models", headers=gateway.headers, timeout=20)
+    assert listed.status_code == 200
+    assert "x-cortan-notice" not in listed.headers

@@ -160,10 +160,10 @@ def test_fields_the_gateway_drops_are_told(gateway: Running, ollama_env: FakeOll
     extra = raw.parse().model_extra or {}
     assert extra["cortan"]["notices"] == [told]
     assert ollama_env.chat_requests[-1].json["options"]["temperature"] == 0.2
-    options = {"top_k": 5, "low_vram": 1}
+    options = {"top_k": 5, "not_an_option": 1}
     body = {"model": MODEL, "messages": HI, "stream": False, "options": options}
     reply = httpx.post(gateway.url + "/api/chat", json=body, headers=gateway.headers)
     assert reply.json()["cortan"]["notices"][0].startswith(
-        "cortan serve did not pass on options.low_vram:"
+        "cortan serve did not pass on options.not_an_option:"
     )
     assert ollama_env.chat_requests[-1].json["options"]["top_k"] == 5

@@ -76,10 +76,28 @@ def test_what_no_upstream_takes_is_dropped_with_a_notice(
     reply = chat(both, "/v1/chat/completions", body)
     assert reply.status_code == 200, reply.text
     assert "did not pass on user, metadata" in reply.headers["x-cortan-notice"]
-    body = {"model": OLLAMA, "messages": HI, "stream": False, "options": {"use_mmap": True}}
+    body = {"model": OLLAMA, "messages": HI, "stream": False, "options": {"use_mmapp": True}}
     reply = chat(both, "/api/chat", body)
-    assert "did not pass on options.use_mmap" in reply.headers["x-cortan-notice"]
-    assert "use_mmap" not in ollama_env.chat_requests[-1].json.get("options", {})
+    assert "did not pass on options.use_mmapp" in reply.headers["x-cortan-notice"]
+    assert "use_mmapp" not in ollama_env.chat_requests[-1].json.get("options", {})
+
+
+def test_ollamas_switches_reach_ollama(both: Running, ollama_env: FakeOllama) -> None:
+    options = {"use_mmap": False, "numa": True, "vocab_only": False}
+    body = {"model": OLLAMA, "messages": HI, "stream": False, "options": options}
+    reply = chat(both, "/api/chat", body)
+    assert reply.status_code == 200, reply.text
+    assert "x-cortan-notice" not in reply.headers
+    sent = ollama_env.chat_requests[-1].json["options"]
+    assert (sent["use_mmap"], sent["numa"], sent["vocab_only"]) == (False, True, False)
+
+
+def test_a_switch_must_be_a_json_boolean(both: Running, ollama_env: FakeOllama) -> None:
+    body = {"model": OLLAMA, "messages": HI, "options": {"use_mlock": "yes"}}
+    reply = chat(both, "/api/chat", body)
+    assert reply.status_code == 400
+    assert "option 'use_mlock' must be true or false" in reply.json()["error"]
+    assert ollama_env.chat_requests == []
 
 
 @pytest.mark.parametrize(
@@ -109,9 +127,9 @@ def test_the_websocket_says_what_it_dropped_first(both: Running, ollama_env: Fak
     events = ws_chat(
         both,
         [{"type": "chat", "id": "c", "model": OLLAMA, "prompt": "hi",
-          "options": {"num_predict": 3, "low_vram": True}}],
+          "options": {"num_predict": 3, "low_vrams": True}}],
     )  # fmt: skip
-    assert events[0]["type"] == "notice" and "options.low_vram" in events[0]["text"]
+    assert events[0]["type"] == "notice" and "options.low_vrams" in events[0]["text"]
     assert events[-1]["status"] == "finished"
     assert ollama_env.chat_requests[-1].json["options"]["num_predict"] == 3
 

@@ -146,6 +146,8 @@ class FakeOllama(FakeServer):
         self.pull_delay = 0.0
         self.show_delay = 0.0  # seconds /api/show takes (a server still loading, say)
         self.pulls_closed_early = 0  # pulls whose client left before "success"
+        # Fields laid over each progress line of /api/pull (an odd server's numbers).
+        self.pull_fields: dict[str, Any] = {}
         # Fields laid over each model of /api/tags (a hostile or odd server's values).
         self.tag_fields: dict[str, Any] = {}
 
@@ -237,7 +239,7 @@ class FakeOllama(FakeServer):
                 for step in range(self.pull_steps + 1):
                     done = size * step // self.pull_steps
                     line = {"status": f"pulling {digest[7:19]}", "digest": digest,
-                            "total": size, "completed": done}  # fmt: skip
+                            "total": size, "completed": done, **self.pull_fields}  # fmt: skip
                     await ex.send_chunk(_line(line))
                     await ex.sleep(self.pull_delay)  # ClientGone when the client left
             for status in ("verifying sha256 digest", "writing manifest", "success"):

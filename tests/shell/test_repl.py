@@ -262,6 +262,21 @@ async def test_models_lists_every_provider(shell: Shell) -> None:
     await shell.exit()
 
 
+async def test_models_says_once_when_a_listing_was_cut(
+    pipe: PipeInput, ollama_env: FakeOllama, isolated_env: Path
+) -> None:
+    ollama_env.models = [f"m{i}:latest" for i in range(1001)]
+    shell = start_shell(pipe, isolated_env / "history")
+    try:
+        await shell.command("/models")
+        cut = "ollama: the server lists 1000 models or more; cortan reads the first 1000"
+        assert shell.screen.count(cut) == 1
+        assert "ollama:m999:latest" in shell.screen and "ollama:m1000:latest" not in shell.screen
+        await shell.exit()
+    finally:
+        await shell.repl.services.aclose()
+
+
 async def test_system_prompt(shell: Shell, ollama_env: FakeOllama) -> None:
     await shell.command("/system")
     assert "no system prompt" in shell.screen
