@@ -17,6 +17,13 @@ stop it whole, pipelines and what it started in the background included:
   (``kill -INT``, or Ctrl-C with no terminal to hand over) is passed on to the group.
 * Ctrl-Z stops the command: cortan takes the terminal back and stops its own job, so
   the shell says it stopped, and ``fg`` continues both.
+
+Not when cortan is one part of a pipeline (``cortan cmd … | less``: its stdin or stdout
+is not the terminal): handed the terminal, the command would push the pipeline's other
+parts into the background, and a pager reading its keys would be stopped. The command
+then stays in cortan's group, as it did before, with the terminal the job's; a SIGTERM
+or SIGHUP is passed on to the shell that runs it (not to what that shell started), and
+Ctrl-C reaches the whole job from the terminal.
 """
 
 from __future__ import annotations
@@ -58,9 +65,12 @@ async def run_in_shell(shell_path: str, command: str, *, own_sigint: bool = True
 class _Job:
     """The command's process group, its wait statuses read on a thread of its own."""
 
-    def __init__(self, process: subprocess.Popen[bytes], terminal: int | None) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], terminal: int | None, *, grouped: bool
+    ) -> None:
         self.process = process
-        self.pid = process.pid  # also the group's id
+        self.pid = process.pid  # also the group's id, when ``grouped``
+        self.grouped = grouped
         self.terminal = terminal  # the controlling terminal handed over, or None
         self._changes: asyncio.Queue[int] = asyncio.Queue()
         loop = asyncio.get_running_loop()
@@ -68,13 +78,16 @@ class _Job:
 
     @classmethod
     def start(cls, shell_path: str, command: str) -> _Job:
+        grouped = _alone_in_job()
         try:
-            process = subprocess.Popen([shell_path, "-c", command], process_group=0)
+            group = 0 if grouped else None  # None: cortan's own group
+            process = subprocess.Popen([shell_path, "-c", command], process_group=group)
         except OSError as exc:
             from cortan.core.errors import CortanError
 
             raise CortanError(f"cannot run {shell_path}: {exc.strerror}") from None
-        return cls(process, _hand_terminal(process.pid))
+        terminal = _hand_terminal(process.pid) if grouped else None
+        return cls(process, terminal, grouped=grouped)
 
     def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
         """Every stop and the exit (waitpid with WUNTRACED: asyncio's own watcher sees
@@ -125,7 +138,10 @@ class _Job:
         """Send ``signum`` to the whole group, while it is still cortan's to signal."""
         if self.process.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signum)
+                if self.grouped:
+                    os.killpg(self.pid, signum)
+                else:
+                    os.kill(self.pid, signum)
 
     async def stop(self, signum: int) -> None:
         """Pass ``signum`` on, give the command :data:`_GRACE` seconds, then kill what is
@@ -147,6 +163,15 @@ class _Job:
             _set_foreground(self.terminal, os.getpgrp())
         os.close(self.terminal)
         self.terminal = None
+
+
+def _alone_in_job() -> bool:
+    """Whether cortan's stdin and stdout are the terminal: not a part of a pipeline,
+    whose other parts share its process group and its turn at the terminal."""
+    try:
+        return os.isatty(0) and os.isatty(1)
+    except OSError:
+        return False
 
 
 def _hand_terminal(pgid: int) -> int | None:
@@ -182,7 +207,8 @@ def _sigint_passed_on(jobs: list[_Job]) -> Iterator[None]:
 
     def pass_on() -> None:
         for job in jobs:
-            job.signal(signal.SIGINT)
+            if job.grouped:  # else it shares cortan's group: the terminal's Ctrl-C got it
+                job.signal(signal.SIGINT)
 
     try:
         # A handler, not SIG_IGN: a handled signal is reset to the default in the child.

@@ -595,3 +595,39 @@ def test_ctrl_z_stops_cortan_in_a_shell_and_fg_goes_on(
         assert (tmp_path / "finished").exists()
     finally:
         shell.close(force=True)
+
+
+def test_in_a_pipeline_the_other_parts_keep_the_terminal(
+    env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """``cortan cmd … | less``: handed the terminal, the command pushed the pipeline's
+    other parts into the background, and the one reading the keys was stopped."""
+    ollama_env.queue(proposal("touch started; while [ ! -e stop ]; do sleep 0.05; done; echo done"))
+    reader = (
+        "(while [ ! -e started ]; do sleep 0.05; done; "
+        'IFS= read -r k < /dev/tty; echo "read $k" > got; cat)'
+    )
+    shell = pexpect.spawn(
+        "bash",
+        ["--norc", "--noprofile", "-i"],
+        env={**env, "PS1": "PROMPT$ "},
+        cwd=str(tmp_path),
+        dimensions=(ROWS, COLS),
+        encoding="utf-8",
+        timeout=15,
+    )
+    try:
+        shell.expect_exact("PROMPT$ ")
+        shell.sendline(" ".join(cortan_command()) + " cmd wait for stop | " + reader)
+        shell.expect_exact(MENU)
+        shell.send("y\r")
+        _appeared(tmp_path / "started")
+        time.sleep(0.3)  # the reader is at its read
+        shell.send("hello\r")
+        _appeared(tmp_path / "got")
+        (tmp_path / "stop").touch()
+        shell.expect_exact("PROMPT$ ")
+        assert "Stopped" not in (shell.before or "")
+        assert (tmp_path / "got").read_text() == "read hello\n"
+    finally:
+        shell.close(force=True)
