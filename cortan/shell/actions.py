@@ -164,14 +164,15 @@ async def do_retry(repl: Shell, arg: str) -> None:
     ``/load`` and ``ask -c`` never send the discarded answer (issue 21).
     """
     conversation = repl.conversation
-    last = conversation.last_request
+    last = conversation.last_prompt()
     if last is None:
         raise UsageError("nothing to retry yet")
+    prompt, attachments = last
     recorder = repl.services.recorder
     dropped = conversation.drop_last_turn() if conversation.last_added_turn else None
     replaced = recorder.last_exchange if recorder is not None and dropped is not None else None
-    conversation.pending[:0] = list(last.attachments)
-    await repl.send(last.prompt)
+    conversation.pending[:0] = list(attachments)
+    await repl.send(prompt)
     if not conversation.last_added_turn:  # failed, refused or not sent: nothing replaced
         if dropped is not None:
             conversation.restore_turn(dropped)

@@ -11,14 +11,14 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from cortan.core.errors import UsageError
+from cortan.core.errors import CortanError, UsageError
 from cortan.core.text import make_visible, one_line
 from cortan.shell.conversation import Turn
 
 if TYPE_CHECKING:
     from cortan.shell.commands import Shell
     from cortan.store import SessionStore, StoredMessage
-    from cortan.store.recorder import Recorder
+    from cortan.store.recorder import Exchange, Recorder
 
 
 def _store(repl: Shell) -> tuple[SessionStore, Recorder]:
@@ -128,18 +128,49 @@ def load_session(
         recorder.start_new(ref)
         repl.dim(f"new conversation {ref!r}")
         return
-    kept = select_history(store.messages(found.id))
+    stored = store.messages(found.id)
+    kept = select_history(stored)
+    was = model_label(repl)
     repl.conversation.load_turns(to_turns(kept))
     repl.conversation.system = found.system
     repl.conversation.model = found.model or repl.conversation.model
     recorder.continue_conversation(found.id)
+    recorder.last_exchange = last_exchange(found.id, stored, kept)
     name = make_visible(found.name or f"#{found.id}")
     turns = repl.conversation.turns
-    repl.dim(f"loaded {name}: {len(turns)} turn{'' if len(turns) == 1 else 's'}")
+    now = model_label(repl)
+    switched = f"; model: {now} (was {was})" if now != was else ""
+    repl.dim(f"loaded {name}: {len(turns)} turn{'' if len(turns) == 1 else 's'}{switched}")
     if turns:  # where it stood: the last question and the start of its answer
         last = turns[-1]
         answer = one_line(last.answer, 60) if last.answer else "(no answer)"
         repl.dim(f"last: › {one_line(last.user, 60)} → {answer}")
+
+
+def model_label(repl: Shell) -> str:
+    """The model the next answer comes from, as /model names it: a conversation that
+    /load brings back answers with its own model, which the user must be told."""
+    try:
+        return make_visible(str(repl.services.resolve(repl.conversation.model)))
+    except CortanError:  # a stored model whose provider is gone: named as stored
+        return make_visible(repl.conversation.model or "")
+
+
+def last_exchange(
+    conversation_id: int, stored: list[StoredMessage], kept: list[StoredMessage]
+) -> Exchange | None:
+    """The stored question of the last kept turn and its answer: what ``/retry`` replaces.
+
+    Its answer is the message stored right after it (``select_history`` kept the pair),
+    even an empty one, which ``kept`` leaves out.
+    """
+    from cortan.store.recorder import Exchange
+
+    question = next((m for m in reversed(kept) if m.role == "user"), None)
+    if question is None:
+        return None
+    after = [m for m in stored if m.id > question.id][:1]
+    return Exchange(conversation_id, (question.id, *(m.id for m in after)))
 
 
 def to_turns(messages: list[StoredMessage]) -> list[Turn]:

@@ -1176,3 +1176,63 @@ async def test_an_image_for_a_model_that_cannot_see_points_to_model_then_retry(
     assert sent["model"] == "llava"
     assert sent["messages"][-1]["images"] == [base64.b64encode(png).decode()]
     await shell.exit()
+
+
+async def test_retry_after_load_replaces_the_loaded_answer(
+    stored_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """/retry right after /load regenerates the answer the recap shows, on disk too.
+
+    Before: "nothing to retry yet", though docs/repl.md promises /retry replaces the
+    last answer and /load has just shown it.
+    """
+    shell = stored_shell
+    ollama_env.queue(Reply(pieces=["Paris."]), Reply(pieces=["first"]), Reply(pieces=["second"]))
+    await shell.ask("Capital of France?")
+    await shell.ask("q")
+    await shell.command("/save old")
+    await shell.command("/clear")
+    await shell.command("/load old")
+    shell.pipe.send_text("/retry\r")
+    await asyncio.wait_for(shell.ended.get(), 10)
+    assert "nothing to retry" not in shell.screen
+    assert [m["content"] for m in sent_messages(ollama_env)] == [
+        "Capital of France?",
+        "Paris.",
+        "q",
+    ]
+    assert [t.answer for t in shell.repl.conversation.turns] == ["Paris.", "second"]
+    store = shell.repl.services.store
+    assert store is not None
+    found = store.find("old")
+    assert found is not None
+    assert [m.content for m in store.messages(found.id)] == [
+        "Capital of France?",
+        "Paris.",
+        "q",
+        "second",
+    ]
+    await shell.exit()
+
+
+async def test_load_says_when_it_switches_the_model(
+    stored_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """A loaded conversation answers with its own model: the "loaded" line says so.
+
+    Before: `/model X` then `/load old` went back to old's model in silence, and the
+    next answer came from a model the user had just switched away from.
+    """
+    shell = stored_shell
+    await shell.ask("hi")
+    await shell.command("/save old")
+    await shell.command("/clear")
+    await shell.command("/model ollama:qwen2.5-coder:7b")
+    await shell.command("/load old")
+    assert (
+        "loaded old: 1 turn; model: ollama:llama3.2:latest (was ollama:qwen2.5-coder:7b)"
+        in shell.text
+    )
+    await shell.command("/load old")  # the same model again: nothing to say
+    assert shell.text.count("(was ") == 1
+    await shell.exit()
