@@ -6,7 +6,7 @@ with ``-q``, matching messages. ``-q`` searches the full-text index (any text is
 safe: it is never read as FTS5 syntax). ``--json`` prints a list for scripts. On a
 terminal the text column is cut to the window, so that no line wraps.
 
-``cortan logs rm`` deletes: messages by id (the ``id`` of ``logs --json``), a
+``cortan logs rm`` deletes: messages by id (the first column of ``logs``), a
 whole conversation (``--session NAME`` or id), or everything (``--all``, which
 asks first on a terminal and needs ``--yes`` elsewhere). A conversation left with
 no message goes with its last one.
@@ -98,7 +98,7 @@ def remove(
     ctx: typer.Context,
     ids: Annotated[
         list[int] | None,
-        typer.Argument(metavar="ID", help="Message ids, as `logs --json` shows them."),
+        typer.Argument(metavar="ID", help="Message ids, as `logs` shows them."),
     ] = None,
     session: Annotated[
         str | None,

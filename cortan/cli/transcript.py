@@ -201,7 +201,7 @@ def log_rows(messages: list[StoredMessage], *, width: int | None = None) -> list
     With ``width`` (a terminal's), the text column is cut to what the others leave,
     so that no line wraps.
     """
-    rows = [("TIME", "SESSION", "ROLE", "MODEL", "TOKENS", "TEXT")]
+    rows = [("ID", "TIME", "SESSION", "ROLE", "MODEL", "TOKENS", "TEXT")]  # ID: for `logs rm`
     for m in messages:
         text = " ".join(m.content.split())
         if m.status != "complete":
@@ -211,11 +211,11 @@ def log_rows(messages: list[StoredMessage], *, width: int | None = None) -> list
             text = f"[tools: {make_visible(names)}] {text}"
         label = preview(make_visible(m.conversation_label), 24)
         model = make_visible(m.model or "")
-        rows.append((local_time(m.created), label, m.role, model, tokens(m), text))
+        rows.append((str(m.id), local_time(m.created), label, m.role, model, tokens(m), text))
     others = sum(max(len(row[i]) for row in rows) + 2 for i in range(len(rows[0]) - 1))
     room = PREVIEW if width is None else max(min(PREVIEW, width - others - 1), 10)
     rows = [(*row[:-1], preview(row[-1], room)) for row in rows]
-    return _align(rows, right=set())
+    return _align(rows, right={0})
 
 
 def log_to_json(message: StoredMessage) -> dict[str, Any]:

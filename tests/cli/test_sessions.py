@@ -541,13 +541,24 @@ def test_logs_newest_first_with_model_and_tokens(
     cortan: type[CortanRunner], two_sessions: tuple[int, int]
 ) -> None:
     lines = ok(cortan, "logs").splitlines()
-    assert lines[0].split() == ["TIME", "SESSION", "ROLE", "MODEL", "TOKENS", "TEXT"]
+    assert lines[0].split() == ["ID", "TIME", "SESSION", "ROLE", "MODEL", "TOKENS", "TEXT"]
     assert "[interrupted] cut" in lines[1]
     assert "work" in lines[3]
     assert "llama3.2:latest" in lines[3]
     assert "12+5 tok" in lines[3]
     two = ok(cortan, "logs", "-n", "1").splitlines()  # one exchange: a question, its answer
-    assert [line.split()[3] for line in two[1:]] == ["assistant", "user"]
+    assert [line.split()[4] for line in two[1:]] == ["assistant", "user"]
+
+
+def test_logs_shows_the_ids_logs_rm_takes(
+    cortan: type[CortanRunner], two_sessions: tuple[int, int], store: SessionStore
+) -> None:
+    """README: `cortan logs rm 812 813`, by id; the table showed none (only `--json` did)."""
+    work, _ = two_sessions
+    line = next(x for x in ok(cortan, "logs").splitlines() if "A write-ahead log." in x)
+    result = cortan.run("logs", "rm", line.split()[0])
+    assert result.code == 0, result.stderr
+    assert [m.content for m in store.messages(work)] == ["what is WAL?"]
 
 
 def test_logs_n_counts_exchanges(cortan: type[CortanRunner], store: SessionStore) -> None:
