@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from cortan.core.errors import CortanError, UsageError
-from cortan.core.text import make_visible, one_line
+from cortan.core.text import count_of, make_visible, one_line
 from cortan.shell.conversation import Turn
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def load_session(
     turns = repl.conversation.turns
     now = model_label(repl)
     switched = f"; model: {now} (was {was})" if now != was else ""
-    repl.dim(f"loaded {name}: {len(turns)} turn{'' if len(turns) == 1 else 's'}{switched}")
+    repl.dim(f"loaded {name}: {count_of(len(turns), 'turn')}{switched}")
     if turns:  # where it stood: the last question and the start of its answer
         last = turns[-1]
         answer = one_line(last.answer, 60) if last.answer else "(no answer)"
