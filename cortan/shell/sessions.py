@@ -83,11 +83,16 @@ async def do_save(repl: Shell, arg: str) -> None:
     from cortan.store.sessions import check_name
 
     name = check_name(arg)  # now: a name the store refused later lost every answer
-    if recorder.conversation_id is None:
-        recorder.new_name = name  # named when its first message is stored
-    else:
-        store.rename(recorder.conversation_id, name)
-    repl.dim(f"this conversation is saved as {name!r}")
+    if recorder.conversation_id is not None:
+        store.rename(recorder.conversation_id, name)  # refuses a name another one holds
+        repl.dim(f"this conversation is saved as {name!r}")
+        return
+    # The recorder joins a stored conversation of that name (`chat --session NAME`
+    # continues it): here that mixed this conversation into another one.
+    if store.get_by_name(name) is not None:
+        raise UsageError(f"a session named {name!r} already exists: choose another name")
+    recorder.new_name = name  # named when its first message is stored
+    repl.dim(f"this conversation will be stored as {name!r} from its first exchange")
 
 
 async def do_fork(repl: Shell, arg: str) -> None:

@@ -1236,3 +1236,35 @@ async def test_load_says_when_it_switches_the_model(
     await shell.command("/load old")  # the same model again: nothing to say
     assert shell.text.count("(was ") == 1
     await shell.exit()
+
+
+async def test_save_refuses_a_name_another_conversation_holds(
+    stored_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """`/save old` on a new conversation, with 'old' taken, said "saved as 'old'" and then
+    stored the new exchanges into the other conversation 'old', mixing the two."""
+    shell = stored_shell
+    ollama_env.queue(Reply(pieces=["a1"]), Reply(pieces=["a2"]))
+    await shell.ask("first")
+    await shell.command("/save old")
+    await shell.command("/clear")
+    await shell.command("/save old")
+    assert "a session named 'old' already exists" in shell.text
+    await shell.ask("second")
+    store = shell.repl.services.store
+    assert store is not None
+    found = store.find("old")
+    assert found is not None
+    assert [m.content for m in store.messages(found.id)] == ["first", "a1"]
+    await shell.exit()
+
+
+async def test_save_before_the_first_exchange_says_when_it_is_stored(
+    stored_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """Nothing is stored before the first answer: "saved as" claimed what /sessions denied."""
+    shell = stored_shell
+    await shell.command("/save later")
+    assert "saved as" not in shell.text
+    assert "'later' from its first exchange" in shell.text
+    await shell.exit()
