@@ -405,6 +405,24 @@ async def test_edit_sends_what_the_editor_saved(
     await shell.exit()
 
 
+async def test_edit_without_visual_or_editor_opens_vi_as_git_does(
+    shell: Shell, ollama_env: FakeOllama, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With neither variable set, /edit refused; git, crontab and less fall back to vi."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    vi = bin_dir / "vi"
+    vi.write_text(f"#!{sys.executable}\nimport sys\nopen(sys.argv[1], 'w').write('from vi\\n')\n")
+    vi.chmod(0o755)
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.delenv("EDITOR", raising=False)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    shell.pipe.send_text("/edit\r")
+    await asyncio.wait_for(shell.ended.get(), 10)
+    assert sent_messages(ollama_env)[-1]["content"] == "from vi"
+    await shell.exit()
+
+
 @pytest.mark.parametrize(
     ("written", "sentence"),
     [
