@@ -15,11 +15,13 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cortan.core.errors import UsageError
-from cortan.core.text import format_size, make_visible, shorten
+from cortan.core.messages import Message
+from cortan.core.text import count_of, format_size, make_visible, shorten
 from cortan.shell.commands import CommandTable, ExitShell, Shell, SlashCommand
 from cortan.shell.sessions import do_fork, do_load, do_save, do_sessions, start_new
 
@@ -329,19 +331,32 @@ async def do_thinking(repl: Shell, arg: str) -> None:
 
 
 async def do_usage(repl: Shell, arg: str) -> None:
-    turns = repl.conversation.turns
+    conversation = repl.conversation
+    turns = conversation.turns
     prompt = sum(t.prompt_tokens or 0 for t in turns)
     completion = sum(t.completion_tokens or 0 for t in turns)
-    count = "1 turn" if len(turns) == 1 else f"{len(turns)} turns"
-    repl.say(f"this conversation: {count}, {prompt} tokens in, {completion} out")
-    system = repl.conversation.system
-    usage = await repl.services.measure(
-        repl.conversation.model, repl.conversation.history(), system
+    repl.say(
+        f"this conversation: {count_of(len(turns), 'turn')}, {prompt} tokens in, {completion} out"
     )
+    history = conversation.history()
+    pending = conversation.pending
+    if pending:  # what /file and /attach hold goes with the next message: count it now
+        history = (*history, Message("user", waiting_text(pending)))
+    usage = await repl.services.measure(conversation.model, history, conversation.system)
     repl.say(
         f"context: about {usage.used} of {usage.limit} tokens used ({usage.model}), "
         f"{usage.left} left after {usage.reserve} kept for the answer"
     )
+    if pending:
+        repl.dim(f"(counting {count_of(len(pending), 'attachment')} waiting for the next message)")
+
+
+def waiting_text(pending: Sequence[Attachment]) -> str:
+    """The text of attachments not sent yet, for an estimate (images: not text, not counted)."""
+    from cortan.core.images import sniff_image
+
+    texts = (a.data.decode("utf-8", "replace") for a in pending if not sniff_image(a.data))
+    return "\n\n".join(texts)
 
 
 async def do_set(repl: Shell, arg: str) -> None:

@@ -392,6 +392,27 @@ async def test_usage(shell: Shell) -> None:
     await shell.exit()
 
 
+def used_tokens(screen: str) -> int:
+    """The last /usage's "context: about N of" figure."""
+    import re
+
+    return int(re.findall(r"context: about (\d+) of", screen)[-1])
+
+
+async def test_usage_counts_a_file_waiting_to_be_sent(shell: Shell, tmp_path: Path) -> None:
+    """`/file notes.md` then `/usage`: the file was left out of "context used", so a file
+    that could not fit looked as if it would."""
+    notes = tmp_path / "notes.md"
+    notes.write_text("word " * 4000)
+    await shell.command("/usage")
+    before = used_tokens(shell.screen)
+    await shell.command(f"/file {notes}")
+    await shell.command("/usage")
+    assert used_tokens(shell.screen) >= before + 2000
+    assert "counting 1 attachment waiting for the next message" in shell.text
+    await shell.exit()
+
+
 async def test_edit_sends_what_the_editor_saved(
     shell: Shell, ollama_env: FakeOllama, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
