@@ -50,7 +50,7 @@ async def do_sessions(repl: Shell, arg: str) -> None:
         name = one_line(make_visible(c.name or "(unnamed)"), 24)
         model = make_visible(c.model or "")
         rows.append((mark, f"#{c.id}", name, when, str(c.message_count), model, c.title))
-    heading, *lines = align(rows, right={4}, width=repl.width)
+    heading, *lines = fit_columns(rows, right={4}, width=repl.width)
     repl.dim(heading)
     for line in lines:
         repl.say(line)
@@ -58,6 +58,28 @@ async def do_sessions(repl: Shell, arg: str) -> None:
     if total > len(conversations):
         shown = len(conversations)
         repl.dim(f"the newest {shown} of {total} shown; /sessions {total} shows them all")
+
+
+#: The /sessions columns a narrow window goes without, first to last: model, last used,
+#: message count. Id, name and the first prompt say which conversation it is.
+NARROW_DROPS = (5, 3, 4)
+#: The fewest characters of the first prompt worth showing.
+MIN_PROMPT = 12
+
+
+def fit_columns(rows: Sequence[tuple[str, ...]], *, right: set[int], width: int) -> list[str]:
+    """``align``, leaving out columns (``NARROW_DROPS``) until a line fits ``width``
+    with ``MIN_PROMPT`` characters of its last column: a split tmux pane wrapped
+    every row over two lines."""
+    keep = list(range(len(rows[0])))
+    for drop in (None, *NARROW_DROPS):
+        if drop is not None:
+            keep.remove(drop)
+        fixed = sum(max(len(row[i]) for row in rows) + 2 for i in keep[:-1])
+        if width - 1 - fixed >= MIN_PROMPT:
+            break
+    chosen = [tuple(row[i] for i in keep) for row in rows]
+    return align(chosen, right={keep.index(i) for i in right if i in keep}, width=width)
 
 
 def align(rows: Sequence[tuple[str, ...]], *, right: set[int], width: int) -> list[str]:

@@ -1051,6 +1051,23 @@ async def test_sessions_lists_aligned_with_dates_and_first_prompts(
     await shell.exit()
 
 
+async def test_sessions_in_a_narrow_window_drops_columns_not_lines(
+    stored_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """At 50 columns (a split pane) every /sessions row wrapped over two lines."""
+    shell = stored_shell
+    await shell.ask("Capital of France?")
+    await shell.command("/save geo")
+    shell.console.width = 50
+    before = len(shell.screen)
+    await shell.command("/sessions")
+    listing = shell.screen[before:].split("unknown command")[0]
+    rows = [line for line in listing.splitlines() if "#1" in line]
+    assert len(rows) == 1 and "geo" in rows[0] and "Capital" in rows[0], listing
+    assert all(len(line) <= 50 for line in listing.splitlines()), listing
+    await shell.exit()
+
+
 async def test_sessions_says_when_it_shows_only_the_newest(
     stored_shell: Shell, ollama_env: FakeOllama
 ) -> None:
