@@ -8,11 +8,11 @@ and load stored turns into the shell's conversation.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from cortan.core.errors import CortanError, UsageError
 from cortan.core.text import count_of, make_visible, one_line
+from cortan.render.columns import fit_columns
 from cortan.shell.conversation import Turn
 
 if TYPE_CHECKING:
@@ -50,7 +50,9 @@ async def do_sessions(repl: Shell, arg: str) -> None:
         name = one_line(make_visible(c.name or "(unnamed)"), 24)
         model = make_visible(c.model or "")
         rows.append((mark, f"#{c.id}", name, when, str(c.message_count), model, c.title))
-    heading, *lines = fit_columns(rows, right={4}, width=repl.width)
+    # One space of margin before the columns; the rest of the window is theirs.
+    fitted = fit_columns(rows, right={4}, width=repl.width - 1, drops=NARROW_DROPS)
+    heading, *lines = (" " + line for line in fitted)
     repl.dim(heading)
     for line in lines:
         repl.say(line)
@@ -63,39 +65,6 @@ async def do_sessions(repl: Shell, arg: str) -> None:
 #: The /sessions columns a narrow window goes without, first to last: model, last used,
 #: message count. Id, name and the first prompt say which conversation it is.
 NARROW_DROPS = (5, 3, 4)
-#: The fewest characters of the first prompt worth showing.
-MIN_PROMPT = 12
-
-
-def fit_columns(rows: Sequence[tuple[str, ...]], *, right: set[int], width: int) -> list[str]:
-    """``align``, leaving out columns (``NARROW_DROPS``) until a line fits ``width``
-    with ``MIN_PROMPT`` characters of its last column: a split tmux pane wrapped
-    every row over two lines."""
-    keep = list(range(len(rows[0])))
-    for drop in (None, *NARROW_DROPS):
-        if drop is not None:
-            keep.remove(drop)
-        fixed = sum(max(len(row[i]) for row in rows) + 2 for i in keep[:-1])
-        if width - 1 - fixed >= MIN_PROMPT:
-            break
-    chosen = [tuple(row[i] for i in keep) for row in rows]
-    return align(chosen, right={keep.index(i) for i in right if i in keep}, width=width)
-
-
-def align(rows: Sequence[tuple[str, ...]], *, right: set[int], width: int) -> list[str]:
-    """Rows as lines of columns two spaces apart, each within ``width``: the last
-    column (free text) is cut to what is left, so that no line wraps."""
-    last = len(rows[0]) - 1
-    widths = [max(len(row[i]) for row in rows) for i in range(last)]
-    room = max(width - 1 - sum(w + 2 for w in widths), 12)
-    lines = []
-    for row in rows:
-        cells = [
-            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
-            for i, cell in enumerate(row[:last])
-        ]
-        lines.append(" " + "  ".join([*cells, one_line(row[last], room)]).rstrip())
-    return lines
 
 
 async def do_save(repl: Shell, arg: str) -> None:
