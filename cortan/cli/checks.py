@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from cortan.core.errors import CortanError
+from cortan.core.text import count_of
 
 if TYPE_CHECKING:
     from cortan.config.settings import Settings
@@ -75,7 +76,8 @@ def host_rows(host_states: list[HostState], probes: list[HostReport]) -> list[Ch
             rows.append(Check("provider", name, "warn", f"{probe.error} ({circuit})", data))
             continue
         version = f"version {probe.version}, " if probe.version else ""
-        detail = f"{version}{len(probe.models)} models, {probe.latency * 1000:.0f} ms, {circuit}"
+        models = count_of(len(probe.models), "model")
+        detail = f"{version}{models}, {probe.latency * 1000:.0f} ms, {circuit}"
         rows.append(Check("provider", name, "ok", detail, data))
     return rows
 

@@ -104,6 +104,9 @@ def log(
             rows = [{**d._asdict(), "at": _iso(d.at)} for d in decisions]
             sys.stdout.write(dump_json(rows, indent=2) + "\n")
             return
+        if not decisions:  # said on stderr, as `grants` says it: stdout stays the log's
+            context.diagnostics.notice("no decisions logged yet: the gate logs each one it makes")
+            return
         for d in decisions:
             verdict = "ran" if d.allowed else "refused"
             status = "" if d.status is None else f" exit {d.status}"

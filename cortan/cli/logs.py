@@ -6,7 +6,7 @@ with ``-q``, matching messages. ``-q`` searches the full-text index (any text is
 safe: it is never read as FTS5 syntax). ``--json`` prints a list for scripts. On a
 terminal the text column is cut to the window, so that no line wraps.
 
-``cortan logs rm`` deletes: messages by id (the ``id`` of ``logs --json``), a
+``cortan logs rm`` deletes: messages by id (the first column of ``logs``), a
 whole conversation (``--session NAME`` or id), or everything (``--all``, which
 asks first on a terminal and needs ``--yes`` elsewhere). A conversation left with
 no message goes with its last one.
@@ -23,6 +23,7 @@ import typer
 from cortan.cli.names import complete_session
 from cortan.cli.runner import fail, get_context, guard
 from cortan.core.errors import UsageError
+from cortan.core.text import count_of
 
 if TYPE_CHECKING:
     from cortan.cli.runner import Context
@@ -98,7 +99,7 @@ def remove(
     ctx: typer.Context,
     ids: Annotated[
         list[int] | None,
-        typer.Argument(metavar="ID", help="Message ids, as `logs --json` shows them."),
+        typer.Argument(metavar="ID", help="Message ids, as `logs` shows them."),
     ] = None,
     session: Annotated[
         str | None,
@@ -144,7 +145,7 @@ def _remove_ids(context: Context, store: SessionStore, ids: list[int]) -> None:
     wanted = list(dict.fromkeys(ids))
     removed = store.remove_messages(wanted)
     if removed:
-        context.diagnostics.notice(_count(len(removed), "message") + " removed")
+        context.diagnostics.notice(count_of(len(removed), "message") + " removed")
     missing = [i for i in wanted if i not in removed]
     if missing:
         listed = ", ".join(str(i) for i in missing)
@@ -157,7 +158,7 @@ def _remove_session(context: Context, store: SessionStore, ref: str) -> None:
         fail(context, f"nothing to remove: no stored conversation {ref!r}")
     store.delete(found.id)
     context.diagnostics.notice(
-        f"{found.label} removed with its {_count(found.message_count, 'message')}"
+        f"{found.label} removed with its {count_of(found.message_count, 'message')}"
     )
 
 
@@ -171,12 +172,8 @@ def _remove_all(context: Context, store: SessionStore, *, yes: bool) -> None:
                 "not removing every conversation without confirmation: stdin is not a "
                 "terminal, so add --yes"
             )
-        question = f"Delete all {_count(total, 'conversation')} and their messages?"
+        question = f"Delete all {count_of(total, 'conversation')} and their messages?"
         if not typer.confirm(question, default=False, err=True):
             fail(context, "nothing removed")
     gone = store.delete_all()
-    context.diagnostics.notice(f"{_count(gone, 'conversation')} removed")
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+    context.diagnostics.notice(f"{count_of(gone, 'conversation')} removed")

@@ -49,7 +49,14 @@ HELP_FLAGS = ("-h", "--help")
 app = typer.Typer(
     cls=CortanGroup,  # --debug and --no-color after the command too
     name="cortan",
-    help="A terminal AI shell for Ollama and OpenAI-compatible models.",
+    help=(
+        "A terminal AI shell for Ollama and OpenAI-compatible models.\n\n"
+        # \b: Click keeps these lines as written (one use each, like `git --help`).
+        "\b\n"
+        "  cortan                      open the chat shell (no terminal: ask what is piped)\n"
+        '  cortan "QUESTION"           ask it, as cortan ask "QUESTION" does\n'
+        "  cortan -m MODEL [QUESTION]  ask it, or chat, with that model"
+    ),
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
     no_args_is_help=False,

@@ -11,6 +11,7 @@ import enum
 import errno
 import json
 import os
+import shutil
 import stat
 import sys
 from pathlib import Path
@@ -70,7 +71,9 @@ def list_sessions(
             data = [transcript.summary_to_json(c) for c in conversations]
             _write(dump_json(data, indent=2) + "\n")
         elif conversations:
-            _write("\n".join(transcript.conversation_rows(conversations)) + "\n", sanitized=True)
+            width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+            rows = transcript.conversation_rows(conversations, width=width)
+            _write("\n".join(rows) + "\n", sanitized=True)
         else:
             context.diagnostics.notice("no stored conversations yet")
 

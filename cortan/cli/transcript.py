@@ -9,11 +9,11 @@ reading, ISO 8601 UTC in exports meant for programs.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from cortan.core.text import make_visible, one_line
+from cortan.render.columns import fit_columns
 
 if TYPE_CHECKING:
     from cortan.store import Conversation, StoredMessage
@@ -185,23 +185,24 @@ def message_to_json(message: StoredMessage) -> dict[str, Any]:
 # -- listings -----------------------------------------------------------------------
 
 
-def conversation_rows(conversations: list[Conversation]) -> list[str]:
-    """Aligned lines for ``cortan sessions list``, with a heading."""
+def conversation_rows(conversations: list[Conversation], *, width: int | None = None) -> list[str]:
+    """Aligned lines for ``cortan sessions list``, with a heading; within ``width`` (a
+    terminal's), leaving out model, date and count before a row would wrap."""
     rows = [("ID", "NAME", "MSGS", "UPDATED", "MODEL", "FIRST PROMPT")]
     for c in conversations:
         cells = (str(c.id), preview(make_visible(c.name or ""), 24), str(c.message_count))
         model = make_visible(c.model or "")
-        rows.append((*cells, local_time(c.updated), model, preview(c.title, 40)))
-    return _align(rows, right={0, 2})
+        rows.append((*cells, local_time(c.updated), model, c.title))
+    return fit_columns(rows, right={0, 2}, width=_inside(width), drops=(4, 3, 2), cap=40)
 
 
 def log_rows(messages: list[StoredMessage], *, width: int | None = None) -> list[str]:
     """Aligned lines for ``cortan logs``: one message each, newest first.
 
     With ``width`` (a terminal's), the text column is cut to what the others leave,
-    so that no line wraps.
+    and a narrow window goes without tokens, model and time, so that no line wraps.
     """
-    rows = [("TIME", "SESSION", "ROLE", "MODEL", "TOKENS", "TEXT")]
+    rows = [("ID", "TIME", "SESSION", "ROLE", "MODEL", "TOKENS", "TEXT")]  # ID: for `logs rm`
     for m in messages:
         text = " ".join(m.content.split())
         if m.status != "complete":
@@ -211,11 +212,15 @@ def log_rows(messages: list[StoredMessage], *, width: int | None = None) -> list
             text = f"[tools: {make_visible(names)}] {text}"
         label = preview(make_visible(m.conversation_label), 24)
         model = make_visible(m.model or "")
-        rows.append((local_time(m.created), label, m.role, model, tokens(m), text))
-    others = sum(max(len(row[i]) for row in rows) + 2 for i in range(len(rows[0]) - 1))
-    room = PREVIEW if width is None else max(min(PREVIEW, width - others - 1), 10)
-    rows = [(*row[:-1], preview(row[-1], room)) for row in rows]
-    return _align(rows, right=set())
+        rows.append((str(m.id), local_time(m.created), label, m.role, model, tokens(m), text))
+    return fit_columns(
+        rows, right={0}, width=_inside(width), drops=(5, 4, 1), least=10, cap=PREVIEW
+    )
+
+
+def _inside(width: int | None) -> int | None:
+    """A terminal's width less one column: a line that fills the last column wraps in some."""
+    return None if width is None else width - 1
 
 
 def log_to_json(message: StoredMessage) -> dict[str, Any]:
@@ -224,15 +229,3 @@ def log_to_json(message: StoredMessage) -> dict[str, Any]:
         "conversation": message.conversation_name,
         **message_to_json(message),
     }
-
-
-def _align(rows: Sequence[tuple[str, ...]], *, right: set[int]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for row in rows:
-        cells = [
-            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
-            for i, cell in enumerate(row)
-        ]
-        lines.append("  ".join(cells).rstrip())
-    return lines

@@ -31,6 +31,11 @@ def format_size(n: int) -> str:
     return f"{n} bytes"
 
 
+def count_of(n: int, noun: str) -> str:
+    """``1 model``, ``2 models``: a count as a sentence says it (nouns with a plain -s)."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def decode_text(data: bytes, label: str) -> str:
     """Decode ``data`` as text (UTF-8, or UTF-16/32 when a BOM says so) or refuse it.
 

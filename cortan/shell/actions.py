@@ -13,13 +13,19 @@ error; the Repl shows it and returns to the prompt.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from cortan.core.errors import UsageError
-from cortan.core.text import make_visible, shorten
+from cortan.core.messages import Message
+from cortan.core.text import count_of, make_visible, shorten
 from cortan.shell.commands import CommandTable, ExitShell, Shell, SlashCommand
 from cortan.shell.inputs import do_attach, do_edit, do_file
 from cortan.shell.models import do_model, do_models
 from cortan.shell.sessions import do_fork, do_load, do_save, do_sessions, start_new
+
+if TYPE_CHECKING:
+    from cortan.core.requests import Attachment
 
 KEYS_HELP = (
     'Keys: Enter sends · Alt-Enter (Esc Enter) new line · a line of """ opens a block '
@@ -79,14 +85,15 @@ async def do_retry(repl: Shell, arg: str) -> None:
     ``/load`` and ``ask -c`` never send the discarded answer (issue 21).
     """
     conversation = repl.conversation
-    last = conversation.last_request
+    last = conversation.last_prompt()
     if last is None:
         raise UsageError("nothing to retry yet")
+    prompt, attachments = last
     recorder = repl.services.recorder
     dropped = conversation.drop_last_turn() if conversation.last_added_turn else None
     replaced = recorder.last_exchange if recorder is not None and dropped is not None else None
-    conversation.pending[:0] = list(last.attachments)
-    await repl.send(last.prompt)
+    conversation.pending[:0] = list(attachments)
+    await repl.send(prompt)
     if not conversation.last_added_turn:  # failed, refused or not sent: nothing replaced
         if dropped is not None:
             conversation.restore_turn(dropped)
@@ -119,19 +126,32 @@ async def do_thinking(repl: Shell, arg: str) -> None:
 
 
 async def do_usage(repl: Shell, arg: str) -> None:
-    turns = repl.conversation.turns
+    conversation = repl.conversation
+    turns = conversation.turns
     prompt = sum(t.prompt_tokens or 0 for t in turns)
     completion = sum(t.completion_tokens or 0 for t in turns)
-    count = "1 turn" if len(turns) == 1 else f"{len(turns)} turns"
-    repl.say(f"this conversation: {count}, {prompt} tokens in, {completion} out")
-    system = repl.conversation.system
-    usage = await repl.services.measure(
-        repl.conversation.model, repl.conversation.history(), system
+    repl.say(
+        f"this conversation: {count_of(len(turns), 'turn')}, {prompt} tokens in, {completion} out"
     )
+    history = conversation.history()
+    pending = conversation.pending
+    if pending:  # what /file and /attach hold goes with the next message: count it now
+        history = (*history, Message("user", waiting_text(pending)))
+    usage = await repl.services.measure(conversation.model, history, conversation.system)
     repl.say(
         f"context: about {usage.used} of {usage.limit} tokens used ({usage.model}), "
         f"{usage.left} left after {usage.reserve} kept for the answer"
     )
+    if pending:
+        repl.dim(f"(counting {count_of(len(pending), 'attachment')} waiting for the next message)")
+
+
+def waiting_text(pending: Sequence[Attachment]) -> str:
+    """The text of attachments not sent yet, for an estimate (images: not text, not counted)."""
+    from cortan.core.images import sniff_image
+
+    texts = (a.data.decode("utf-8", "replace") for a in pending if not sniff_image(a.data))
+    return "\n\n".join(texts)
 
 
 async def do_set(repl: Shell, arg: str) -> None:

@@ -104,10 +104,27 @@ class Conversation:
         return tuple(Image(mime, a.data) for a in attachments if (mime := sniff_image(a.data)))
 
     def load_turns(self, turns: list[Turn]) -> None:
-        """Replace the turns with stored ones (``/load``, ``--session``)."""
+        """Replace the turns with stored ones (``/load``, ``--session``).
+
+        The last one counts as just added, so that ``/retry`` replaces the answer
+        the recap shows, as it would have in the shell that asked it.
+        """
         self.clear()
         self.turns.extend(turns)
+        self.last_added_turn = bool(turns)
         self.last_thinking = next((t.thinking for t in reversed(turns) if t.thinking), "")
+
+    def last_prompt(self) -> tuple[str, tuple[Attachment, ...]] | None:
+        """What ``/retry`` sends again: the last request, or a loaded conversation's last
+        question (stored as the model saw it, files framed in, images apart)."""
+        if self.last_request is not None:
+            return self.last_request.prompt, self.last_request.attachments
+        if not self.turns:
+            return None
+        last = self.turns[-1]
+        return last.user, tuple(
+            Attachment(f"image {n}", i.data) for n, i in enumerate(last.images, 1)
+        )
 
     def drop_last_turn(self) -> Turn | None:
         return self.turns.pop() if self.turns else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -24,10 +25,23 @@ if TYPE_CHECKING:
     from cortan.shell.commands import Shell
 
 
+#: Tried in order when neither $VISUAL nor $EDITOR is set, as Debian's sensible-editor
+#: does (git and crontab open vi): /edit works on a fresh machine, not only a set-up one.
+FALLBACK_EDITORS = ("editor", "nano", "vi")
+
+
+def find_editor() -> str | None:
+    """The editor /edit opens: $VISUAL, $EDITOR, else the first fallback on PATH."""
+    chosen = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    if chosen:
+        return chosen
+    return next((name for name in FALLBACK_EDITORS if shutil.which(name)), None)
+
+
 async def do_edit(repl: Shell, arg: str) -> None:
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    editor = find_editor()
     if not editor:
-        raise UsageError("set $VISUAL or $EDITOR to the editor /edit should open")
+        raise UsageError("no editor found: set $VISUAL or $EDITOR to the one /edit should open")
     last = repl.conversation.last_request
     initial = last.prompt if arg.strip() == "last" and last is not None else ""
     limit = repl.services.settings.max_input_bytes

@@ -253,6 +253,8 @@ class Repl:
 
     @contextlib.contextmanager
     def _sigint_cancels_answer(self) -> Iterator[None]:
+        from cortan.render.echo import quiet_control_keys
+
         loop = asyncio.get_running_loop()
         try:
             loop.add_signal_handler(signal.SIGINT, self.cancel_answer)
@@ -260,7 +262,8 @@ class Repl:
             yield  # not the main thread, or no signals here: Ctrl-C stays a key only
             return
         try:
-            yield
+            with quiet_control_keys():  # no "^C" drawn into the answer it stops
+                yield
         finally:
             loop.remove_signal_handler(signal.SIGINT)
 

@@ -8,17 +8,17 @@ and load stored turns into the shell's conversation.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from cortan.core.errors import UsageError
-from cortan.core.text import make_visible, one_line
+from cortan.core.errors import CortanError, UsageError
+from cortan.core.text import count_of, make_visible, one_line
+from cortan.render.columns import fit_columns
 from cortan.shell.conversation import Turn
 
 if TYPE_CHECKING:
     from cortan.shell.commands import Shell
     from cortan.store import SessionStore, StoredMessage
-    from cortan.store.recorder import Recorder
+    from cortan.store.recorder import Exchange, Recorder
 
 
 def _store(repl: Shell) -> tuple[SessionStore, Recorder]:
@@ -50,7 +50,9 @@ async def do_sessions(repl: Shell, arg: str) -> None:
         name = one_line(make_visible(c.name or "(unnamed)"), 24)
         model = make_visible(c.model or "")
         rows.append((mark, f"#{c.id}", name, when, str(c.message_count), model, c.title))
-    heading, *lines = align(rows, right={4}, width=repl.width)
+    # One space of margin before the columns; the rest of the window is theirs.
+    fitted = fit_columns(rows, right={4}, width=repl.width - 1, drops=NARROW_DROPS)
+    heading, *lines = (" " + line for line in fitted)
     repl.dim(heading)
     for line in lines:
         repl.say(line)
@@ -60,20 +62,9 @@ async def do_sessions(repl: Shell, arg: str) -> None:
         repl.dim(f"the newest {shown} of {total} shown; /sessions {total} shows them all")
 
 
-def align(rows: Sequence[tuple[str, ...]], *, right: set[int], width: int) -> list[str]:
-    """Rows as lines of columns two spaces apart, each within ``width``: the last
-    column (free text) is cut to what is left, so that no line wraps."""
-    last = len(rows[0]) - 1
-    widths = [max(len(row[i]) for row in rows) for i in range(last)]
-    room = max(width - 1 - sum(w + 2 for w in widths), 12)
-    lines = []
-    for row in rows:
-        cells = [
-            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
-            for i, cell in enumerate(row[:last])
-        ]
-        lines.append(" " + "  ".join([*cells, one_line(row[last], room)]).rstrip())
-    return lines
+#: The /sessions columns a narrow window goes without, first to last: model, last used,
+#: message count. Id, name and the first prompt say which conversation it is.
+NARROW_DROPS = (5, 3, 4)
 
 
 async def do_save(repl: Shell, arg: str) -> None:
@@ -83,11 +74,16 @@ async def do_save(repl: Shell, arg: str) -> None:
     from cortan.store.sessions import check_name
 
     name = check_name(arg)  # now: a name the store refused later lost every answer
-    if recorder.conversation_id is None:
-        recorder.new_name = name  # named when its first message is stored
-    else:
-        store.rename(recorder.conversation_id, name)
-    repl.dim(f"this conversation is saved as {name!r}")
+    if recorder.conversation_id is not None:
+        store.rename(recorder.conversation_id, name)  # refuses a name another one holds
+        repl.dim(f"this conversation is saved as {name!r}")
+        return
+    # The recorder joins a stored conversation of that name (`chat --session NAME`
+    # continues it): here that mixed this conversation into another one.
+    if store.get_by_name(name) is not None:
+        raise UsageError(f"a session named {name!r} already exists: choose another name")
+    recorder.new_name = name  # named when its first message is stored
+    repl.dim(f"this conversation will be stored as {name!r} from its first exchange")
 
 
 async def do_fork(repl: Shell, arg: str) -> None:
@@ -128,18 +124,49 @@ def load_session(
         recorder.start_new(ref)
         repl.dim(f"new conversation {ref!r}")
         return
-    kept = select_history(store.messages(found.id))
+    stored = store.messages(found.id)
+    kept = select_history(stored)
+    was = model_label(repl)
     repl.conversation.load_turns(to_turns(kept))
     repl.conversation.system = found.system
     repl.conversation.model = found.model or repl.conversation.model
     recorder.continue_conversation(found.id)
+    recorder.last_exchange = last_exchange(found.id, stored, kept)
     name = make_visible(found.name or f"#{found.id}")
     turns = repl.conversation.turns
-    repl.dim(f"loaded {name}: {len(turns)} turn{'' if len(turns) == 1 else 's'}")
+    now = model_label(repl)
+    switched = f"; model: {now} (was {was})" if now != was else ""
+    repl.dim(f"loaded {name}: {count_of(len(turns), 'turn')}{switched}")
     if turns:  # where it stood: the last question and the start of its answer
         last = turns[-1]
         answer = one_line(last.answer, 60) if last.answer else "(no answer)"
         repl.dim(f"last: › {one_line(last.user, 60)} → {answer}")
+
+
+def model_label(repl: Shell) -> str:
+    """The model the next answer comes from, as /model names it: a conversation that
+    /load brings back answers with its own model, which the user must be told."""
+    try:
+        return make_visible(str(repl.services.resolve(repl.conversation.model)))
+    except CortanError:  # a stored model whose provider is gone: named as stored
+        return make_visible(repl.conversation.model or "")
+
+
+def last_exchange(
+    conversation_id: int, stored: list[StoredMessage], kept: list[StoredMessage]
+) -> Exchange | None:
+    """The stored question of the last kept turn and its answer: what ``/retry`` replaces.
+
+    Its answer is the message stored right after it (``select_history`` kept the pair),
+    even an empty one, which ``kept`` leaves out.
+    """
+    from cortan.store.recorder import Exchange
+
+    question = next((m for m in reversed(kept) if m.role == "user"), None)
+    if question is None:
+        return None
+    after = [m for m in stored if m.id > question.id][:1]
+    return Exchange(conversation_id, (question.id, *(m.id for m in after)))
 
 
 def to_turns(messages: list[StoredMessage]) -> list[Turn]:

@@ -75,6 +75,14 @@ def test_a_hosts_latency_is_its_own_not_another_providers_sdk_import(
     assert rows(result.stdout)[f"provider ollama {ollama_env.url}"]["latency_ms"] < 250
 
 
+def test_one_model_is_one_model(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
+    """A server with one model said "1 models"."""
+    ollama_env.models.remove("qwen2.5-coder:7b")
+    result = cortan.run("doctor")
+    assert result.code == 0, result.stderr
+    assert "version 0.12.0, 1 model, " in result.stdout
+
+
 def test_model_not_pulled(cortan: type[CortanRunner], ollama_env: FakeOllama) -> None:
     result = cortan.run("doctor", env={"CORTAN_DEFAULT_MODEL": "ollama:mistral"})
     assert result.code == 1

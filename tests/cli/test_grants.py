@@ -28,6 +28,9 @@ def test_no_store_means_no_grants(cortan: type[CortanRunner]) -> None:
     assert result.code == 0 and result.stdout == ""
     assert "no standing grants" in result.stderr
     assert json.loads(cortan.run("grants", "log", "--json").stdout) == []
+    empty = cortan.run("grants", "log")  # it printed nothing at all, as if broken
+    assert (empty.code, empty.stdout) == (0, "")
+    assert "no decisions logged yet" in empty.stderr
 
 
 def test_list_log_and_revoke(cortan: type[CortanRunner], isolated_env: Path) -> None:

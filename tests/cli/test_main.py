@@ -122,6 +122,17 @@ def test_help_names_values_in_words(cortan: type[CortanRunner], command: tuple[s
     assert not re.search(r"\{[A-Za-z_]+\}", usage), usage
 
 
+def test_top_level_help_says_a_question_needs_no_command(cortan: type[CortanRunner]) -> None:
+    """`cortan "question"`, `cortan -m MODEL` and bare `cortan` work (docs/scripting.md), but
+    `cortan --help` listed only commands: a newcomer typed `cortan ask` for every question."""
+    result = cortan.run("--help")
+    assert result.code == 0, result.stderr
+    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
+    assert 'cortan "QUESTION" ask it, as cortan ask "QUESTION" does' in lines
+    assert "cortan -m MODEL [QUESTION] ask it, or chat, with that model" in lines
+    assert "cortan open the chat shell (no terminal: ask what is piped)" in lines
+
+
 def test_no_command_without_a_terminal_is_ask(
     cortan: type[CortanRunner], ollama_env: FakeOllama
 ) -> None:

@@ -541,13 +541,24 @@ def test_logs_newest_first_with_model_and_tokens(
     cortan: type[CortanRunner], two_sessions: tuple[int, int]
 ) -> None:
     lines = ok(cortan, "logs").splitlines()
-    assert lines[0].split() == ["TIME", "SESSION", "ROLE", "MODEL", "TOKENS", "TEXT"]
+    assert lines[0].split() == ["ID", "TIME", "SESSION", "ROLE", "MODEL", "TOKENS", "TEXT"]
     assert "[interrupted] cut" in lines[1]
     assert "work" in lines[3]
     assert "llama3.2:latest" in lines[3]
     assert "12+5 tok" in lines[3]
     two = ok(cortan, "logs", "-n", "1").splitlines()  # one exchange: a question, its answer
-    assert [line.split()[3] for line in two[1:]] == ["assistant", "user"]
+    assert [line.split()[4] for line in two[1:]] == ["assistant", "user"]
+
+
+def test_logs_shows_the_ids_logs_rm_takes(
+    cortan: type[CortanRunner], two_sessions: tuple[int, int], store: SessionStore
+) -> None:
+    """README: `cortan logs rm 812 813`, by id; the table showed none (only `--json` did)."""
+    work, _ = two_sessions
+    line = next(x for x in ok(cortan, "logs").splitlines() if "A write-ahead log." in x)
+    result = cortan.run("logs", "rm", line.split()[0])
+    assert result.code == 0, result.stderr
+    assert [m.content for m in store.messages(work)] == ["what is WAL?"]
 
 
 def test_logs_n_counts_exchanges(cortan: type[CortanRunner], store: SessionStore) -> None:
@@ -869,3 +880,23 @@ def test_export_never_writes_over_cortans_own_files(
     assert f"is cortan's own {own}, which writing there would destroy" in result.stderr
     assert (data_dir / "history").read_text() == "\n# 2026-01-01\n+kept\n"
     assert "work" in ok(cortan, "sessions", "list")
+
+
+def test_listings_on_a_narrow_terminal_drop_columns_not_lines() -> None:
+    """At 50 columns (a split pane) `cortan logs` and `sessions list` wrapped every row;
+    a pipe (no width) keeps every column for scripts."""
+    from cortan.cli.transcript import conversation_rows, log_rows
+    from cortan.store import Conversation, StoredMessage
+
+    message = StoredMessage(
+        812, 7, "user", "why is the sky blue " * 5, 0.0, conversation_name="a name"
+    )
+    conversation = Conversation(
+        7, "a name", 0.0, 0.0, "ollama:llama3.2:latest", None, 12, "why is the sky blue"
+    )
+    for lines in (log_rows([message], width=50), conversation_rows([conversation], width=50)):
+        assert all(len(line) < 50 for line in lines), lines
+        assert len(lines) == 2 and lines[1].split()[0] in ("812", "7"), lines
+        assert "why is the" in lines[1], lines
+    assert log_rows([message])[0].split()[:3] == ["ID", "TIME", "SESSION"]
+    assert "MODEL" in conversation_rows([conversation])[0]

@@ -98,6 +98,20 @@ def test_ask_render_interrupt_and_leave(term: Terminal, ollama_env: FakeOllama) 
     assert term.child.exitstatus == 0
 
 
+def test_ctrl_c_mid_answer_leaves_no_caret_c_in_it(term: Terminal, ollama_env: FakeOllama) -> None:
+    """The terminal echoed "^C" into the answer where Ctrl-C stopped it ("and a^C lon")."""
+    ollama_env.queue(Reply(pieces=["first part ", "and more"], fault="never_end", fault_after=1))
+    term.wait(prompt_ready)
+    term.type("Tell me a long story\r")
+    term.wait(lambda s: "first part" in s)
+    term.type("\x03")
+    screen = term.wait(lambda s: "[interrupted]" in s)
+    assert "^C" not in screen, screen
+    term.wait(prompt_ready)
+    term.type("\x04")
+    term.child.expect(pexpect.EOF, timeout=10)
+
+
 def test_piped_text_then_keyboard(
     terminal_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
 ) -> None:

@@ -407,6 +407,27 @@ async def test_usage(shell: Shell) -> None:
     await shell.exit()
 
 
+def used_tokens(screen: str) -> int:
+    """The last /usage's "context: about N of" figure."""
+    import re
+
+    return int(re.findall(r"context: about (\d+) of", screen)[-1])
+
+
+async def test_usage_counts_a_file_waiting_to_be_sent(shell: Shell, tmp_path: Path) -> None:
+    """`/file notes.md` then `/usage`: the file was left out of "context used", so a file
+    that could not fit looked as if it would."""
+    notes = tmp_path / "notes.md"
+    notes.write_text("word " * 4000)
+    await shell.command("/usage")
+    before = used_tokens(shell.screen)
+    await shell.command(f"/file {notes}")
+    await shell.command("/usage")
+    assert used_tokens(shell.screen) >= before + 2000
+    assert "counting 1 attachment waiting for the next message" in shell.text
+    await shell.exit()
+
+
 async def test_edit_sends_what_the_editor_saved(
     shell: Shell, ollama_env: FakeOllama, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -417,6 +438,24 @@ async def test_edit_sends_what_the_editor_saved(
     await asyncio.wait_for(shell.ended.get(), 10)
     assert sent_messages(ollama_env)[-1]["content"] == "from the editor"
     assert "› from the editor" in shell.screen  # what was sent shows in the transcript
+    await shell.exit()
+
+
+async def test_edit_without_visual_or_editor_opens_vi_as_git_does(
+    shell: Shell, ollama_env: FakeOllama, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With neither variable set, /edit refused; git, crontab and less fall back to vi."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    vi = bin_dir / "vi"
+    vi.write_text(f"#!{sys.executable}\nimport sys\nopen(sys.argv[1], 'w').write('from vi\\n')\n")
+    vi.chmod(0o755)
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.delenv("EDITOR", raising=False)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    shell.pipe.send_text("/edit\r")
+    await asyncio.wait_for(shell.ended.get(), 10)
+    assert sent_messages(ollama_env)[-1]["content"] == "from vi"
     await shell.exit()
 
 
@@ -1027,6 +1066,23 @@ async def test_sessions_lists_aligned_with_dates_and_first_prompts(
     await shell.exit()
 
 
+async def test_sessions_in_a_narrow_window_drops_columns_not_lines(
+    stored_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """At 50 columns (a split pane) every /sessions row wrapped over two lines."""
+    shell = stored_shell
+    await shell.ask("Capital of France?")
+    await shell.command("/save geo")
+    shell.console.width = 50
+    before = len(shell.screen)
+    await shell.command("/sessions")
+    listing = shell.screen[before:].split("unknown command")[0]
+    rows = [line for line in listing.splitlines() if "#1" in line]
+    assert len(rows) == 1 and "geo" in rows[0] and "Capital" in rows[0], listing
+    assert all(len(line) <= 50 for line in listing.splitlines()), listing
+    await shell.exit()
+
+
 async def test_sessions_says_when_it_shows_only_the_newest(
     stored_shell: Shell, ollama_env: FakeOllama
 ) -> None:
@@ -1190,4 +1246,96 @@ async def test_an_image_for_a_model_that_cannot_see_points_to_model_then_retry(
     sent = ollama_env.chat_requests[-1].json
     assert sent["model"] == "llava"
     assert sent["messages"][-1]["images"] == [base64.b64encode(png).decode()]
+    await shell.exit()
+
+
+async def test_retry_after_load_replaces_the_loaded_answer(
+    stored_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """/retry right after /load regenerates the answer the recap shows, on disk too.
+
+    Before: "nothing to retry yet", though docs/repl.md promises /retry replaces the
+    last answer and /load has just shown it.
+    """
+    shell = stored_shell
+    ollama_env.queue(Reply(pieces=["Paris."]), Reply(pieces=["first"]), Reply(pieces=["second"]))
+    await shell.ask("Capital of France?")
+    await shell.ask("q")
+    await shell.command("/save old")
+    await shell.command("/clear")
+    await shell.command("/load old")
+    shell.pipe.send_text("/retry\r")
+    await asyncio.wait_for(shell.ended.get(), 10)
+    assert "nothing to retry" not in shell.screen
+    assert [m["content"] for m in sent_messages(ollama_env)] == [
+        "Capital of France?",
+        "Paris.",
+        "q",
+    ]
+    assert [t.answer for t in shell.repl.conversation.turns] == ["Paris.", "second"]
+    store = shell.repl.services.store
+    assert store is not None
+    found = store.find("old")
+    assert found is not None
+    assert [m.content for m in store.messages(found.id)] == [
+        "Capital of France?",
+        "Paris.",
+        "q",
+        "second",
+    ]
+    await shell.exit()
+
+
+async def test_load_says_when_it_switches_the_model(
+    stored_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """A loaded conversation answers with its own model: the "loaded" line says so.
+
+    Before: `/model X` then `/load old` went back to old's model in silence, and the
+    next answer came from a model the user had just switched away from.
+    """
+    shell = stored_shell
+    await shell.ask("hi")
+    await shell.command("/save old")
+    await shell.command("/clear")
+    await shell.command("/model ollama:qwen2.5-coder:7b")
+    await shell.command("/load old")
+    assert (
+        "loaded old: 1 turn; model: ollama:llama3.2:latest (was ollama:qwen2.5-coder:7b)"
+        in shell.text
+    )
+    await shell.command("/load old")  # the same model again: nothing to say
+    assert shell.text.count("(was ") == 1
+    await shell.exit()
+
+
+async def test_save_refuses_a_name_another_conversation_holds(
+    stored_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """`/save old` on a new conversation, with 'old' taken, said "saved as 'old'" and then
+    stored the new exchanges into the other conversation 'old', mixing the two."""
+    shell = stored_shell
+    ollama_env.queue(Reply(pieces=["a1"]), Reply(pieces=["a2"]))
+    await shell.ask("first")
+    await shell.command("/save old")
+    await shell.command("/clear")
+    await shell.command("/save old")
+    assert "a session named 'old' already exists" in shell.text
+    await shell.ask("second")
+    store = shell.repl.services.store
+    assert store is not None
+    found = store.find("old")
+    assert found is not None
+    assert [m.content for m in store.messages(found.id)] == ["first", "a1"]
+    await shell.exit()
+
+
+async def test_save_before_the_first_exchange_says_when_it_is_stored(
+    stored_shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """Nothing is stored before the first answer: "saved as" claimed what /sessions denied."""
+    shell = stored_shell
+    await shell.command("/save later")
+    assert "saved as" not in shell.text
+    assert "'later' from its first exchange" in shell.text
     await shell.exit()
