@@ -560,6 +560,20 @@ def test_ctrl_z_with_no_job_control_above_lets_the_command_go_on(
     assert (tmp_path / "finished").exists()
 
 
+def interactive_bash(env: dict[str, str], cwd: Path) -> pexpect.spawn[str]:
+    """An interactive bash with job control, as a person's terminal runs one: its
+    prompt is ``PROMPT$ ``."""
+    return pexpect.spawn(
+        "bash",
+        ["--norc", "--noprofile", "-i"],
+        env={**env, "PS1": "PROMPT$ "},
+        cwd=str(cwd),
+        dimensions=(ROWS, COLS),
+        encoding="utf-8",
+        timeout=15,
+    )
+
+
 def test_ctrl_z_stops_cortan_in_a_shell_and_fg_goes_on(
     env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
 ) -> None:
@@ -568,15 +582,7 @@ def test_ctrl_z_stops_cortan_in_a_shell_and_fg_goes_on(
     ollama_env.queue(
         proposal("touch started; while [ ! -e stop ]; do sleep 0.05; done; touch finished")
     )
-    shell = pexpect.spawn(
-        "bash",
-        ["--norc", "--noprofile", "-i"],
-        env={**env, "PS1": "PROMPT$ "},
-        cwd=str(tmp_path),
-        dimensions=(ROWS, COLS),
-        encoding="utf-8",
-        timeout=15,
-    )
+    shell = interactive_bash(env, tmp_path)
     try:
         shell.expect_exact("PROMPT$ ")
         shell.sendline(" ".join(cortan_command()) + " cmd wait for stop")
@@ -607,15 +613,7 @@ def test_in_a_pipeline_the_other_parts_keep_the_terminal(
         "(while [ ! -e started ]; do sleep 0.05; done; "
         'IFS= read -r k < /dev/tty; echo "read $k" > got; cat)'
     )
-    shell = pexpect.spawn(
-        "bash",
-        ["--norc", "--noprofile", "-i"],
-        env={**env, "PS1": "PROMPT$ "},
-        cwd=str(tmp_path),
-        dimensions=(ROWS, COLS),
-        encoding="utf-8",
-        timeout=15,
-    )
+    shell = interactive_bash(env, tmp_path)
     try:
         shell.expect_exact("PROMPT$ ")
         shell.sendline(" ".join(cortan_command()) + " cmd wait for stop | " + reader)
