@@ -18,12 +18,12 @@ stop it whole, pipelines and what it started in the background included:
 * Ctrl-Z stops the command: cortan takes the terminal back and stops its own job, so
   the shell says it stopped, and ``fg`` continues both.
 
-Not when cortan is one part of a pipeline (``cortan cmd … | less``: its stdin or stdout
-is not the terminal): handed the terminal, the command would push the pipeline's other
-parts into the background, and a pager reading its keys would be stopped. The command
-then stays in cortan's group, as it did before, with the terminal the job's; a SIGTERM
-or SIGHUP is passed on to the shell that runs it (not to what that shell started), and
-Ctrl-C reaches the whole job from the terminal.
+Not when cortan is one part of a pipeline on a terminal (``cortan cmd … | less``: its
+stdin or stdout is not the terminal): handed the terminal, the command would push the
+pipeline's other parts into the background, and a pager reading its keys would be
+stopped. The command then stays in cortan's group, as it did before, with the terminal
+the job's; a SIGTERM or SIGHUP is passed on to the shell that runs it (not to what that
+shell started), and Ctrl-C reaches the whole job from the terminal.
 """
 
 from __future__ import annotations
@@ -78,15 +78,24 @@ class _Job:
 
     @classmethod
     def start(cls, shell_path: str, command: str) -> _Job:
-        grouped = _alone_in_job()
+        terminal = _foreground_terminal()
+        # A group of its own, except in a pipeline on a terminal (see the module's doc);
+        # without a terminal (cron, CI) nothing else contends for one: a group still.
+        grouped = terminal is None or _alone_in_job()
+        if not grouped and terminal is not None:
+            os.close(terminal)
+            terminal = None
         try:
             group = 0 if grouped else None  # None: cortan's own group
             process = subprocess.Popen([shell_path, "-c", command], process_group=group)
         except OSError as exc:
+            if terminal is not None:
+                os.close(terminal)
             from cortan.core.errors import CortanError
 
             raise CortanError(f"cannot run {shell_path}: {exc.strerror}") from None
-        terminal = _hand_terminal(process.pid) if grouped else None
+        if terminal is not None:
+            _hand_terminal(terminal, process.pid)
         return cls(process, terminal, grouped=grouped)
 
     def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -174,22 +183,28 @@ def _alone_in_job() -> bool:
         return False
 
 
-def _hand_terminal(pgid: int) -> int | None:
-    """Make ``pgid`` the foreground group of cortan's terminal, when cortan's group is:
-    the terminal's descriptor, to take it back with; None without a terminal to hand."""
+def _foreground_terminal() -> int | None:
+    """cortan's terminal, opened, when cortan's group is its foreground: to hand to the
+    command and take back with. None without a terminal (cron, CI, setsid) or when
+    cortan runs in the background."""
     try:
         fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError:
-        return None  # no controlling terminal (cron, CI, setsid)
+        return None
     try:
         if os.tcgetpgrp(fd) == os.getpgrp():
-            _set_foreground(fd, pgid)
-            os.killpg(pgid, signal.SIGCONT)  # if it read the terminal first and stopped
             return fd
     except OSError:
         pass
     os.close(fd)
     return None
+
+
+def _hand_terminal(fd: int, pgid: int) -> None:
+    """Make ``pgid`` the terminal's foreground group, as a shell does for its job."""
+    with contextlib.suppress(OSError):
+        _set_foreground(fd, pgid)
+        os.killpg(pgid, signal.SIGCONT)  # if it read the terminal first and stopped
 
 
 def _set_foreground(fd: int, pgid: int) -> None:
