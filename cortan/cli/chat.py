@@ -110,7 +110,7 @@ def open_shell(context: Context, options: ShellOptions | None = None) -> None:
         piped = _read_piped(settings)
         terminal = _open_terminal()
         try:
-            run_async(lambda: _run(settings, context, terminal, piped, options))
+            run_async(lambda: _run(settings, context, terminal, piped, options), hangups=True)
         finally:
             if terminal is not sys.stdin:
                 terminal.close()

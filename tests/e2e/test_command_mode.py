@@ -629,3 +629,46 @@ def test_in_a_pipeline_the_other_parts_keep_the_terminal(
         assert (tmp_path / "got").read_text() == "read hello\n"
     finally:
         shell.close(force=True)
+
+
+def test_sigterm_to_the_repl_during_run_is_passed_on_to_the_command(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """The REPL had no handler: killed during /run, it left the command running."""
+    script = tmp_path / "job.sh"
+    script.write_text(
+        f"trap 'echo TERM > {tmp_path}/got; exit 7' TERM\n"
+        f"echo $$ > {tmp_path}/shell\nwhile :; do sleep 0.05; done\n"
+    )
+    ollama_env.queue(proposal(f"bash {script}", "runs the job"))
+    term = spawn()
+    term.wait_for("›")
+    term.type("/run the job\r")
+    term.wait_for(MENU)
+    term.type("y\r")
+    _appeared(tmp_path / "shell")
+    term.child.kill(signal.SIGTERM)
+    code = term.status()
+    assert (tmp_path / "got").read_text() == "TERM\n"
+    assert code == 143
+
+
+def test_sigterm_to_the_repl_keeps_the_partial_answer_and_exits_143(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path, cortan: type[CortanRunner]
+) -> None:
+    """Killed mid-answer, the REPL stores what arrived, as `ask` does; at the prompt it
+    leaves with the terminal as it found it."""
+    ollama_env.queue(Reply(pieces=["partial "] * 200, delay=0.05))
+    term = spawn()
+    term.wait_for("›")
+    term.type("tell me\r")
+    term.wait_for("partial partial")
+    term.child.kill(signal.SIGTERM)
+    assert term.status() == 143
+    logged = cortan.run("logs", "--json", "-n", "1").stdout
+    assert '"status": "interrupted"' in logged and "partial partial" in logged
+    idle = spawn()
+    idle.wait_for("›")
+    idle.child.kill(signal.SIGTERM)
+    assert idle.status() == 143
+    assert b"\x1b[?2004l" in idle.raw  # bracketed paste turned off again: the terminal is back
