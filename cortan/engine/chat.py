@@ -115,15 +115,13 @@ class Chat:
                 sending = await self._offer_tools(request, sending)
             ended = None if rounds is not None else await self._recall(request, chain[0], fit)
             if ended is None:
-                fitted = fit.options.keys() - dict(request.options).keys()
-                progress = self.manager.start(request.request_id, chain, fitted)
+                progress = self._start(request, chain, fit)
                 ended = await self.manager.answer(progress, sending)
                 if _overflowed(ended) and request.trim:  # the window is smaller than thought
                     assert isinstance(ended, ChatFailed)
                     fit = await self._refit(checked, chain[0], fit, ended)
                     sending = self._sending(request, chain[0], fit)._replace(tools=sending.tools)
-                    fitted = fit.options.keys() - dict(request.options).keys()
-                    progress = self.manager.start(request.request_id, chain, fitted)
+                    progress = self._start(request, chain, fit)
                     ended = await self.manager.answer(progress, sending)
                 ended = await self._answer(request, fit, sending, progress, rounds, ended)
         except asyncio.CancelledError:
@@ -149,6 +147,12 @@ class Chat:
             )
         )
         return again
+
+    def _start(self, request: ChatRequest, chain: list[Route], fit: Fit) -> Progress:
+        """A new answer over ``chain``; the options fitted to the first model's window
+        that the user did not set are not sent to a fallback on another provider."""
+        fitted = fit.options.keys() - dict(request.options).keys()
+        return self.manager.start(request.request_id, chain, fitted)
 
     def _sending(self, request: ChatRequest, route: Route, fit: Fit) -> ModelRequest:
         """What goes to the first model: the fitted messages, options, thinking, schema."""

@@ -234,9 +234,9 @@ def get_options(
 MAX_NAMED = 8
 
 
-def tell_dropped(scope: Scope, dropped: Sequence[str]) -> str | None:
-    """Say which fields the gateway did not pass on: in the ``X-Cortan-Notice`` header
-    of the answer (``scope``'s state carries it there) and in the log. None: none."""
+def tell_dropped(dropped: Sequence[str]) -> str | None:
+    """The notice naming the fields the gateway did not pass on, written to the log too
+    (the endpoints hand it to the client as the engine's notices are). None: none."""
     if not dropped:
         return None
     shown = ["".join(c for c in name[:40] if c.isprintable() and c.isascii()) or "?"
@@ -246,7 +246,6 @@ def tell_dropped(scope: Scope, dropped: Sequence[str]) -> str | None:
         f"cortan serve did not pass on {', '.join(shown)}{more}: "
         "no provider takes it through the gateway (docs/serve.md)"
     )
-    scope.setdefault("state", {})["notice"] = text
     log.info("%s", text)
     return text
 

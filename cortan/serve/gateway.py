@@ -218,7 +218,7 @@ class Gateway:
         form: Format, *, stream: bool,
     ) -> None:  # fmt: skip
         """Run ``request`` and answer it in ``form``, streamed or whole. The gateway's own
-        notice (the fields it dropped: convert.tell_dropped left it in ``scope``'s state)
+        notice (the fields it dropped: convert.tell_dropped, left in ``scope``'s state)
         is told as the engine's are."""
         try:
             # An answer that must fill a schema is checked (and mended once) first.

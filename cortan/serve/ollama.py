@@ -115,7 +115,8 @@ class ChatEndpoint:
             raise refuse("`options` must be an object")
         options, dropped = convert.get_options(given)
         top, dropped_top = convert.get_options(body, HANDLED, TOP_OPTIONS)
-        convert.tell_dropped(scope, [*(f"options.{k}" for k in dropped), *dropped_top])
+        notice = convert.tell_dropped([*(f"options.{k}" for k in dropped), *dropped_top])
+        scope["state"]["notice"] = notice
         return convert.make_request(
             self.gateway.services.next_id(),
             convert.get_messages(body, self.gateway.limits.max_messages),

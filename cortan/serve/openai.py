@@ -79,7 +79,7 @@ class ChatEndpoint:
             raise refuse("`n` must be 1: the gateway gives one answer", "unsupported")
         messages = convert.get_messages(body, self.gateway.limits.max_messages)
         options, dropped = convert.get_options(body, HANDLED)
-        convert.tell_dropped(scope, dropped)
+        scope["state"]["notice"] = convert.tell_dropped(dropped)
         request = convert.make_request(
             self.gateway.services.next_id(),
             messages,

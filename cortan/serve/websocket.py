@@ -171,7 +171,7 @@ class Session:
         if not isinstance(given, dict):
             raise refuse("`options` must be an object")
         options, dropped = convert.get_options(given)
-        notice = convert.tell_dropped({}, [f"options.{k}" for k in dropped])
+        notice = convert.tell_dropped([f"options.{k}" for k in dropped])
         request = convert.make_request(
             self.gateway.services.next_id(),
             messages,

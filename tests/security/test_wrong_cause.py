@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CortanRunner, assert_one_sentence
+from tests.conftest import CortanRunner, Result, assert_one_sentence
 from tests.security.test_readonly_store import fill, tiny_disk
 from tests.servers import FakeOllama, FakeOpenAI
 
@@ -62,16 +62,21 @@ def test_malformed_key_from_a_command(
     assert "provider 'work' from api_key_cmd is malformed" in result.stderr
 
 
+def ask_at(cortan: type[CortanRunner], kind: str, url: str) -> Result:
+    """``ask`` with the default host of provider ``kind`` at ``url``, tried once."""
+    env = {"OLLAMA_HOST": url, **ONE_TRY}
+    if kind == "openai":
+        env = {"OPENAI_BASE_URL": url + "/v1", "OPENAI_API_KEY": "sk-x", **ONE_TRY}
+    model = "openai:gpt-4o-mini" if kind == "openai" else "ollama:llama3.2:latest"
+    return cortan.run("ask", "--no-stdin", "-m", model, "x", env=env)
+
+
 @pytest.mark.parametrize("kind", ["ollama", "openai"])
 def test_https_to_a_plain_http_server_says_tls(
     cortan: type[CortanRunner], ollama: FakeOllama, kind: str
 ) -> None:
     url = ollama.url.replace("http://", "https://")
-    env = {"OLLAMA_HOST": url, **ONE_TRY}
-    if kind == "openai":
-        env = {"OPENAI_BASE_URL": url + "/v1", "OPENAI_API_KEY": "sk-x", **ONE_TRY}
-    model = "openai:gpt-4o-mini" if kind == "openai" else "ollama:llama3.2:latest"
-    result = cortan.run("ask", "--no-stdin", "-m", model, "x", env=env)
+    result = ask_at(cortan, kind, url)
     assert result.code == 1
     assert_one_sentence(result.stderr)
     assert "failed: it does not speak TLS there: is the URL http://, not https://?" in (
@@ -178,11 +183,7 @@ def test_http_to_a_tls_server_says_https(
     cortan: type[CortanRunner], self_signed: str, kind: str
 ) -> None:
     url = self_signed.replace("https://", "http://")
-    env = {"OLLAMA_HOST": url, **ONE_TRY}
-    if kind == "openai":
-        env = {"OPENAI_BASE_URL": url + "/v1", "OPENAI_API_KEY": "sk-x", **ONE_TRY}
-    model = "openai:gpt-4o-mini" if kind == "openai" else "ollama:llama3.2:latest"
-    result = cortan.run("ask", "--no-stdin", "-m", model, "x", env=env)
+    result = ask_at(cortan, kind, url)
     assert result.code == 1
     assert_one_sentence(result.stderr)
     assert "speaks TLS, not plain HTTP: is the URL https://, not http://?" in result.stderr
