@@ -154,15 +154,28 @@ class _Job:
 
     async def stop(self, signum: int) -> None:
         """Pass ``signum`` on, give the command :data:`_GRACE` seconds, then kill what is
-        left of the group (at once on a second signal)."""
+        left of the group (at once on a second signal).
+
+        The shell exiting is not the end: what it started in the background and that
+        ignores the signal is still in the group, holding cortan's stdout for whoever
+        reads it. The group is waited for and killed, not just its leader; its id cannot
+        go to another process while any of it lives."""
+        deadline = asyncio.get_running_loop().time() + _GRACE
         self.signal(signum)
         self.signal(signal.SIGCONT)  # a stopped command must run to act on it
         try:
             await asyncio.wait_for(self.wait(), _GRACE)
+            while self.grouped and _group_alive(self.pid):
+                if asyncio.get_running_loop().time() >= deadline:
+                    break
+                await asyncio.sleep(0.02)
         except TimeoutError:
             pass
         finally:
             self.signal(signal.SIGKILL)
+            if self.grouped:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.pid, signal.SIGKILL)
 
     def release(self) -> None:
         """Take the terminal back (the command's group may be gone or may have kept it)."""
@@ -172,6 +185,32 @@ class _Job:
             _set_foreground(self.terminal, os.getpgrp())
         os.close(self.terminal)
         self.terminal = None
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs. A zombie does not: its parent
+    gone, it waits for init to reap it, which a container's first process may never do."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return True  # no /proc (macOS): a zombie counts, the grace bounds the wait
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] != b"Z":
+            return True
+    return False
 
 
 def _alone_in_job() -> bool:

@@ -8,10 +8,13 @@ it. The command is a script that says which signal it got and writes its process
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,15 +32,16 @@ def proposal(command: str) -> Reply:
 def gone(pid: int, timeout: float = 5) -> bool:
     """The process has exited (a zombie waiting for its parent counts as exited)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             return True
         if stat.rsplit(")", 1)[1].split()[0] == "Z":
             return True
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(0.05)
-    return False
 
 
 def wait_for(path: Path, timeout: float = 15) -> None:
@@ -47,18 +51,49 @@ def wait_for(path: Path, timeout: float = 15) -> None:
         time.sleep(0.02)
 
 
+@pytest.fixture
+def started() -> Iterator[list[tuple[subprocess.Popen[bytes], Path]]]:
+    """What each test started, killed afterwards whatever the test's end: a cortan or a
+    command left running holds pipes whose warnings would fail the next test instead."""
+    runs: list[tuple[subprocess.Popen[bytes], Path]] = []
+    yield runs
+    for proc, folder in runs:
+        for name in ("shell", "sleeper"):
+            with contextlib.suppress(OSError, ValueError):
+                os.kill(int((folder / name).read_text()), signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
 def start(
     cortan: type[CortanRunner],
     ollama_env: FakeOllama,
     config_file: Path,
-    tmp_path: Path,
+    started: list[tuple[subprocess.Popen[bytes], Path]],
     script: str,
 ) -> tuple[subprocess.Popen[bytes], Path]:
+    folder = config_file.parent
     config_file.write_text('[approval]\nallow_commands = ["bash *"]\n')
-    job = tmp_path / "job.sh"
-    job.write_text(script.replace("DIR", str(tmp_path)))
+    job = folder / "job.sh"
+    job.write_text(script.replace("DIR", str(folder)))
     ollama_env.queue(proposal(f"bash {job}"))
-    return cortan.popen("cmd", "--yes", "run the job", cwd=tmp_path), tmp_path
+    started.append((cortan.popen("cmd", "--yes", "run the job", cwd=folder), folder))
+    return started[-1]
+
+
+def ended(proc: subprocess.Popen[bytes], folder: Path, timeout: float = 10) -> None:
+    """Wait for cortan to exit and every reader of its output to close; on a timeout,
+    say which of the command's processes still ran."""
+    try:
+        proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        alive = [
+            f"{name} {pid} {'exited' if gone(pid, 0) else 'running'}"
+            for name in ("shell", "sleeper")
+            if (folder / name).exists() and (pid := int((folder / name).read_text() or 0))
+        ]
+        pytest.fail(f"cortan {'exited' if proc.poll() is not None else 'ran on'}: {alive}")
 
 
 TRAPS = """\
@@ -81,12 +116,12 @@ def test_the_signal_is_passed_on_to_the_whole_command(
     cortan: type[CortanRunner],
     ollama_env: FakeOllama,
     config_file: Path,
-    tmp_path: Path,
+    started: list[tuple[subprocess.Popen[bytes], Path]],
 ) -> None:
-    proc, folder = start(cortan, ollama_env, config_file, tmp_path, TRAPS)
+    proc, folder = start(cortan, ollama_env, config_file, started, TRAPS)
     wait_for(folder / "shell")
     proc.send_signal(signum)
-    proc.communicate(timeout=10)
+    ended(proc, folder)
     assert proc.returncode == code
     assert (folder / "got").read_text() == f"{name}\n"  # the shell had it before cortan left
     assert gone(int((folder / "shell").read_text()))
@@ -94,16 +129,57 @@ def test_the_signal_is_passed_on_to_the_whole_command(
 
 
 def test_a_command_that_ignores_the_signal_is_killed_after_the_grace(
-    cortan: type[CortanRunner], ollama_env: FakeOllama, config_file: Path, tmp_path: Path
+    cortan: type[CortanRunner],
+    ollama_env: FakeOllama,
+    config_file: Path,
+    started: list[tuple[subprocess.Popen[bytes], Path]],
 ) -> None:
-    script = "trap '' TERM HUP\necho $$ > DIR/shell\nsleep 60 &\necho $! > DIR/sleeper\nwait\n"
-    proc, folder = start(cortan, ollama_env, config_file, tmp_path, script)
+    script = "trap '' TERM HUP\nsleep 60 &\necho $! > DIR/sleeper\necho $$ > DIR/shell\nwait\n"
+    proc, folder = start(cortan, ollama_env, config_file, started, script)
     wait_for(folder / "shell")
     began = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=10)
+    ended(proc, folder)
     took = time.monotonic() - began
     assert proc.returncode == 143
     assert GRACE - 0.5 < took < GRACE + 3
     assert gone(int((folder / "shell").read_text()))
     assert gone(int((folder / "sleeper").read_text()))
+
+
+def test_what_the_shell_left_behind_is_killed_after_the_grace(
+    cortan: type[CortanRunner],
+    ollama_env: FakeOllama,
+    config_file: Path,
+    started: list[tuple[subprocess.Popen[bytes], Path]],
+) -> None:
+    """The shell obeys and exits; a background job ignoring the signal would outlive
+    cortan, holding its stdout open for whoever reads it."""
+    script = (
+        "(trap '' TERM HUP; exec sleep 60) &\necho $! > DIR/sleeper\n"
+        "trap 'exit 7' TERM\necho $$ > DIR/shell\nwait\n"
+    )
+    proc, folder = start(cortan, ollama_env, config_file, started, script)
+    wait_for(folder / "shell")
+    began = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    ended(proc, folder)
+    took = time.monotonic() - began
+    assert proc.returncode == 143
+    assert GRACE - 0.5 < took < GRACE + 3
+    assert gone(int((folder / "sleeper").read_text()))
+
+
+def test_a_command_that_obeys_at_once_is_not_waited_for(
+    cortan: type[CortanRunner],
+    ollama_env: FakeOllama,
+    config_file: Path,
+    started: list[tuple[subprocess.Popen[bytes], Path]],
+) -> None:
+    proc, folder = start(cortan, ollama_env, config_file, started, TRAPS)
+    wait_for(folder / "shell")
+    began = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    ended(proc, folder)
+    assert proc.returncode == 143
+    assert time.monotonic() - began < GRACE - 0.5  # the group emptied: no grace spent
