@@ -34,17 +34,25 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 _GRACE = 2.0  # seconds a command has to exit once handed SIGTERM or SIGHUP
 _UNKNOWN = 255 << 8  # a wait status for a command reaped elsewhere: exit status 255
 
 
-async def run_in_shell(shell_path: str, command: str, *, own_sigint: bool = True) -> int:
+async def run_in_shell(
+    shell_path: str,
+    command: str,
+    *,
+    own_sigint: bool = True,
+    ended: Callable[[int], None] | None = None,
+) -> int:
     """The exit status of ``command`` run by ``shell_path``.
 
     ``own_sigint``: pass a SIGINT sent to cortan on to the command (``cortan cmd``);
-    the REPL has its own handler, which has no answer to cancel then.
+    the REPL has its own handler, which has no answer to cancel then. ``ended`` is told
+    the status however the command ended, stopped with cortan by SIGTERM or SIGHUP
+    included (the decision log then says how it ended instead of nothing).
     """
     jobs: list[_Job] = []  # held from before the start: a Ctrl-C then must not stop cortan
     with _sigint_passed_on(jobs) if own_sigint else contextlib.nullcontext():
@@ -54,11 +62,20 @@ async def run_in_shell(shell_path: str, command: str, *, own_sigint: bool = True
         except asyncio.CancelledError as exc:
             from cortan.core.stops import stopping_signal
 
-            await job.stop(stopping_signal(exc) or signal.SIGTERM)
+            stopped = await job.stop(stopping_signal(exc) or signal.SIGTERM)
+            if ended is not None and stopped is not None:
+                ended(_exit_status(stopped))
             raise
         finally:
             job.release()
-    code = os.waitstatus_to_exitcode(status)
+    if ended is not None:
+        ended(_exit_status(status))
+    return _exit_status(status)
+
+
+def _exit_status(wait_status: int) -> int:
+    """The status a shell reports: 128 + the signal for a command a signal ended."""
+    code = os.waitstatus_to_exitcode(wait_status)
     return 128 - code if code < 0 else code
 
 
@@ -152,19 +169,21 @@ class _Job:
                 else:
                     os.kill(self.pid, signum)
 
-    async def stop(self, signum: int) -> None:
+    async def stop(self, signum: int) -> int | None:
         """Pass ``signum`` on, give the command :data:`_GRACE` seconds, then kill what is
         left of the group (at once on a second signal).
 
         The shell exiting is not the end: what it started in the background and that
         ignores the signal is still in the group, holding cortan's stdout for whoever
         reads it. The group is waited for and killed, not just its leader; its id cannot
-        go to another process while any of it lives."""
+        go to another process while any of it lives. The command's wait status, once known
+        (None when a second signal cut the wait short)."""
         deadline = asyncio.get_running_loop().time() + _GRACE
+        status: int | None = None
         self.signal(signum)
         self.signal(signal.SIGCONT)  # a stopped command must run to act on it
         try:
-            await asyncio.wait_for(self.wait(), _GRACE)
+            status = await asyncio.wait_for(self.wait(), _GRACE)
             while self.grouped and _group_alive(self.pid):
                 if asyncio.get_running_loop().time() >= deadline:
                     break
@@ -176,6 +195,10 @@ class _Job:
             if self.grouped:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(self.pid, signal.SIGKILL)
+        if status is None:  # killed: its status comes from the watching thread at once
+            with contextlib.suppress(TimeoutError):
+                status = await asyncio.wait_for(self.wait(), 1.0)
+        return status
 
     def release(self) -> None:
         """Take the terminal back (the command's group may be gone or may have kept it)."""

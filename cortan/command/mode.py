@@ -11,6 +11,7 @@ starts, and its exit status after.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from cortan.command.dialogue import Choice, Terminal, choose, fit_screen, show
@@ -107,8 +108,9 @@ class CommandMode:
         verdict = await self.gate.decide(review.action, None)
         if not verdict.allowed:
             return Unattended(proposal, review, verdict)
-        status = await run_in_shell(self.env.shell_path, proposal.command)
-        self.gate.set_status(verdict, status)
+        status = await run_in_shell(
+            self.env.shell_path, proposal.command, ended=partial(self.gate.set_status, verdict)
+        )
         if self.keep_history:
             self._keep_in_history(proposal.command)
         return Unattended(proposal, review, verdict, status)
@@ -181,8 +183,12 @@ class CommandMode:
         if not verdict.allowed:
             self.terminal.error(verdict.reason)
             return Outcome("refused", command=command)
-        status = await run_in_shell(self.env.shell_path, command, own_sigint=self.own_sigint)
-        self.gate.set_status(verdict, status)
+        status = await run_in_shell(
+            self.env.shell_path,
+            command,
+            own_sigint=self.own_sigint,
+            ended=partial(self.gate.set_status, verdict),
+        )
         if status == 0:
             self.terminal.dim("exit status 0")
         else:

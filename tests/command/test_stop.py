@@ -82,6 +82,11 @@ def start(
     return started[-1]
 
 
+def logged_status(cortan: type[CortanRunner]) -> int | None:
+    status: int | None = json.loads(cortan.run("grants", "log", "--json").stdout)[-1]["status"]
+    return status
+
+
 def ended(proc: subprocess.Popen[bytes], folder: Path, timeout: float = 10) -> None:
     """Wait for cortan to exit and every reader of its output to close; on a timeout,
     say which of the command's processes still ran."""
@@ -124,6 +129,7 @@ def test_the_signal_is_passed_on_to_the_whole_command(
     ended(proc, folder)
     assert proc.returncode == code
     assert (folder / "got").read_text() == f"{name}\n"  # the shell had it before cortan left
+    assert logged_status(cortan) == 7  # how it ended is in the decision log
     assert gone(int((folder / "shell").read_text()))
     assert gone(int((folder / "sleeper").read_text()))  # its background job too
 
@@ -145,6 +151,7 @@ def test_a_command_that_ignores_the_signal_is_killed_after_the_grace(
     assert GRACE - 0.5 < took < GRACE + 3
     assert gone(int((folder / "shell").read_text()))
     assert gone(int((folder / "sleeper").read_text()))
+    assert logged_status(cortan) == 128 + signal.SIGKILL
 
 
 def test_what_the_shell_left_behind_is_killed_after_the_grace(
