@@ -107,7 +107,9 @@ class Chat:
                 await self._bus.publish(Notice(request.request_id, fit.dropped))
             await self._bus.publish(ChatPrepared(request, request.model, fit.messages))
             sent = fit.messages[-1].content
-            sending = self._sending(request, chain[0], fit)
+            sending = await self._check_thinking(
+                request, chain[0], self._sending(request, chain[0], fit)
+            )
             if request.tools:
                 from cortan.engine.tools.loop import Rounds
 
@@ -120,7 +122,9 @@ class Chat:
                 if _overflowed(ended) and request.trim:  # the window is smaller than thought
                     assert isinstance(ended, ChatFailed)
                     fit = await self._refit(checked, chain[0], fit, ended)
-                    sending = self._sending(request, chain[0], fit)._replace(tools=sending.tools)
+                    sending = self._sending(request, chain[0], fit)._replace(
+                        tools=sending.tools, think=sending.think
+                    )
                     progress = self._start(request, chain, fit)
                     ended = await self.manager.answer(progress, sending)
                 ended = await self._answer(request, fit, sending, progress, rounds, ended)
@@ -202,12 +206,37 @@ class Chat:
             found = await asyncio.to_thread(_parsed, found, request.schema)
         return found
 
-    async def _check_sight(self, name: str | None, route: Route) -> None:
-        """Refuse images for a model its server (or the config) says cannot see them."""
-        capabilities = None
+    async def _capabilities(self, name: str | None) -> tuple[str, ...] | None:
+        """What the model's server (or the config) says it can do; None when unknown."""
         with contextlib.suppress(CortanError, TimeoutError):  # down: the request will say
             async with asyncio.timeout(self.context.lookup_timeout):
-                capabilities = (await self.manager.show_model(name)).capabilities
+                return (await self.manager.show_model(name)).capabilities
+        return None
+
+    async def _check_thinking(
+        self, request: ChatRequest, route: Route, sending: ModelRequest
+    ) -> ModelRequest:
+        """Thinking asked of a model its server says cannot think: asked without, and
+        said. Ollama refuses such a request outright (400), which would fail every turn
+        of a conversation after ``/think`` over one setting the model cannot use."""
+        if sending.think in (None, False):
+            return sending
+        capabilities = await self._capabilities(request.model)
+        if capabilities is None or "thinking" in capabilities:
+            return sending
+        listed = ", ".join(capabilities) or "nothing"
+        await self._bus.publish(
+            Notice(
+                request.request_id,
+                f"model {route} does not think (its server lists: {listed}): "
+                "asking without thinking",
+            )
+        )
+        return sending._replace(think=None)
+
+    async def _check_sight(self, name: str | None, route: Route) -> None:
+        """Refuse images for a model its server (or the config) says cannot see them."""
+        capabilities = await self._capabilities(name)
         if capabilities is not None and "vision" not in capabilities:
             listed = ", ".join(capabilities) or "nothing"
             raise CapabilityError(

@@ -313,7 +313,7 @@ def test_a_model_that_cannot_see_is_refused_before_sending(
     result = cortan.run("ask", "-a", str(photo), "what is this?")
     assert result.code == 1
     assert_one_sentence(result.stderr)
-    assert "cannot see images (its server lists: completion, tools)" in result.stderr
+    assert "cannot see images (its server lists: completion, tools, thinking)" in result.stderr
     assert ollama_env.chat_requests == []
 
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from cortan.app import App
 from cortan.config.load import load_settings
-from cortan.core.events import ChatFinished, ThinkingDelta, TokenDelta
+from cortan.core.events import ChatFinished, Notice, ThinkingDelta, TokenDelta
 from cortan.core.requests import ChatRequest
 from cortan.engine.thinking import ThinkSplitter
 from tests.fuzz.profiles import examples
@@ -98,6 +98,34 @@ async def test_ollama_thinking_field(app: App, ollama_env: FakeOllama) -> None:
     assert "".join(thoughts) == ended.thinking and "".join(answer) == ended.content
     assert ended.timings.thinking is not None
     assert ollama_env.chat_requests[-1].json["think"] == "high"
+
+
+@pytest.mark.parametrize("think", [True, "high"])
+async def test_thinking_asked_of_a_model_that_cannot_think_is_asked_without(
+    app: App, ollama_env: FakeOllama, think: bool | str
+) -> None:
+    """Ollama refuses the request outright (400): a conversation after `/think` on such a
+    model failed every turn. It is answered without, and said."""
+    ollama_env.capabilities["llama3.2:latest"] = ["completion", "tools"]
+    notices: list[str] = []
+    app.bus.subscribe(Notice, lambda n: notices.append(n.text))
+    ollama_env.queue(Reply(pieces=["Hi"]))
+    ended, thoughts, _ = await run(app, model=OLLAMA, think=think)
+    assert ended.content == "Hi" and thoughts == []
+    assert "think" not in ollama_env.chat_requests[-1].json
+    assert notices == [
+        "model ollama:llama3.2 does not think (its server lists: completion, tools): "
+        "asking without thinking"
+    ]
+
+
+async def test_think_off_is_sent_to_a_model_that_cannot_think(
+    app: App, ollama_env: FakeOllama
+) -> None:
+    ollama_env.capabilities["llama3.2:latest"] = ["completion"]
+    ollama_env.queue(Reply(pieces=["Hi"]))
+    await run(app, model=OLLAMA, think=False)
+    assert ollama_env.chat_requests[-1].json["think"] is False
 
 
 async def test_ollama_think_off_is_sent(app: App, ollama_env: FakeOllama) -> None:

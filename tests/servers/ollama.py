@@ -137,7 +137,8 @@ class FakeOllama(FakeServer):
         super().__init__(port=port, host=host)
         self.version = "0.12.0"
         self.context_length = 131072
-        # What /api/show says each model can do; the rest say completion and tools.
+        # What /api/show says each model can do; the rest say completion, tools, thinking.
+        # Thinking asked of a model without it is refused (400), as Ollama does.
         self.capabilities: dict[str, list[str]] = {}
         # /api/pull: the models the "registry" has, each as layer sizes in bytes; the
         # progress steps per layer; seconds between progress lines (to interrupt one).
@@ -166,6 +167,12 @@ class FakeOllama(FakeServer):
             **self.tag_fields,
         }
 
+    def capabilities_of(self, name: str) -> list[str]:
+        for key in (name, f"{name}:latest", name.removesuffix(":latest")):
+            if key in self.capabilities:
+                return self.capabilities[key]
+        return ["completion", "tools", "thinking"]
+
     def _show(self, name: str) -> dict[str, Any]:
         return {
             "license": "LLAMA 3.2 COMMUNITY LICENSE AGREEMENT",
@@ -180,7 +187,7 @@ class FakeOllama(FakeServer):
                 "llama.context_length": self.context_length,
                 "llama.embedding_length": 3072,
             },
-            "capabilities": self.capabilities.get(name, ["completion", "tools"]),
+            "capabilities": self.capabilities_of(name),
             "modified_at": _MODIFIED_AT,
         }
 
@@ -204,6 +211,10 @@ class FakeOllama(FakeServer):
                 await ex.send_json(404, {"error": f"model '{name}' not found"})
         elif not (model := body.get("model")) or not isinstance(model, str):
             await ex.send_json(400, {"error": "model is required"})
+        elif body.get("think") not in (None, False) and "thinking" not in self.capabilities_of(
+            model
+        ):  # as Ollama refuses it
+            await ex.send_json(400, {"error": f'"{model}" does not support thinking'})
         else:
             stream = body.get("stream", True) is not False
             await self.chat(ex, model, _OllamaWire(model, body.get("think")), stream=stream)
