@@ -43,6 +43,13 @@ class Attachment(NamedTuple):
     data: bytes
 
 
+def source_name(label: str) -> str:
+    """How a sentence names an attachment: ``stdin``, ``file notes.txt``."""
+    if label.startswith("File "):
+        return "file " + label.removeprefix("File ")
+    return label.removeprefix("Input from ")
+
+
 class TextAttachment(NamedTuple):
     """An attachment after the guard: decoded and cleaned."""
 

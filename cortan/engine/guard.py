@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from cortan.core.errors import CortanError, InputError
 from cortan.core.images import Image, sniff_image
-from cortan.core.requests import Attachment, ChatRequest, TextAttachment
+from cortan.core.requests import Attachment, ChatRequest, TextAttachment, source_name
 from cortan.core.text import check_unicode, clean_text, decode_text, format_size
 
 if TYPE_CHECKING:
@@ -122,7 +122,7 @@ class Guard:
         if validated.request.system:
             findings += scan(validated.request.system, "the system prompt")
         for attachment in validated.attachments:
-            findings += scan(attachment.text, get_source_name(attachment.label))
+            findings += scan(attachment.text, source_name(attachment.label))
         # Earlier turns go out again: they may have gone to a local model unscanned, or
         # come from an outside program that never went through this guard.
         for number, message in enumerate(validated.request.history, 1):
@@ -142,7 +142,7 @@ class Guard:
         """An image attachment, within its own size limit (images dwarf text)."""
         if len(attachment.data) > self.max_image_bytes:
             raise InputError(
-                f"{get_source_name(attachment.label)} is an image of "
+                f"{source_name(attachment.label)} is an image of "
                 f"{format_size(len(attachment.data))}, over the "
                 f"{format_size(self.max_image_bytes)} limit (setting max_image_bytes)"
             )
@@ -161,13 +161,6 @@ class Guard:
     def _decode(attachment: Attachment) -> TextAttachment:
         text = clean_text(decode_text(attachment.data, attachment.label))
         return TextAttachment(attachment.label, text)
-
-
-def get_source_name(label: str) -> str:
-    """How a finding names an attachment: ``stdin``, ``file notes.txt``."""
-    if label.startswith("File "):
-        return "file " + label.removeprefix("File ")
-    return label.removeprefix("Input from ")
 
 
 def find_remote_provider(

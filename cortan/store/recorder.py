@@ -55,8 +55,10 @@ from typing import NamedTuple
 
 from cortan.core.errors import CortanError, StoreError, UsageError
 from cortan.core.events import ChatEnded, ChatFailed, ChatFinished, ChatPrepared, ToolResult
+from cortan.core.requests import ChatRequest, source_name
+from cortan.core.text import one_line
 from cortan.store.records import Conversation, Status
-from cortan.store.sessions import SessionStore
+from cortan.store.sessions import TITLE_CHARS, SessionStore
 
 
 class _Open(NamedTuple):
@@ -150,6 +152,8 @@ class Recorder:
                     conversation_id = self._create_for(event, system)
                 else:
                     conversation_id = self._conversation_for(event.model, system)
+                if title := _title(event.request):
+                    self.store.entitle(conversation_id, title)
                 question_id = self.store.add_message(conversation_id, "user", user, images=images)
         except CortanError as exc:
             error = StoreError(f"this exchange was not saved: {exc} (--no-log asks without saving)")
@@ -250,3 +254,13 @@ class Recorder:
             model=event.model, provider=event.provider, duration=duration,
             thinking=event.thinking,
         )  # fmt: skip
+
+
+def _title(request: ChatRequest) -> str:
+    """The prompt as typed, with what came with it named: ``summarise [stdin, file a.txt]``;
+    "" when nothing was typed (the listing then shows the message as sent)."""
+    if not request.prompt.strip():
+        return ""
+    sources = [source_name(a.label) for a in request.attachments]
+    named = f" [{', '.join(sources)}]" if sources else ""
+    return one_line(request.prompt, max(TITLE_CHARS - len(named), 40)) + named

@@ -261,6 +261,12 @@ _V8 = (
     """,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+# What listings show of a conversation: the first prompt as the user typed it, with what
+# came with it named ("summarise [stdin]"), not the first message as sent, whose start
+# is the framed stdin or file ("Input from stdin: ```…"). NULL for conversations stored
+# before it, and for requests with no typed prompt: listings fall back to the message.
+_V9 = ("ALTER TABLE conversations ADD COLUMN title TEXT",)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
 LATEST_VERSION = len(MIGRATIONS)
 TABLES = ("conversations", "messages")

@@ -38,12 +38,12 @@ from cortan.store.records import (
 MAX_NAME = 100
 _ID_LIKE = re.compile(r"#?\d+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_TITLE_CHARS = 200
+TITLE_CHARS = 200
 
 _CONVERSATION = f"""
     SELECT c.id, c.name, c.created, c.updated, c.model, c.system,
         (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id),
-        coalesce((SELECT substr(m.content, 1, {_TITLE_CHARS}) FROM messages m
+        coalesce(c.title, (SELECT substr(m.content, 1, {TITLE_CHARS}) FROM messages m
                   WHERE m.conversation_id = c.id AND m.role = 'user' ORDER BY m.id LIMIT 1), ''),
         c.client, c.request_id
     FROM conversations c
@@ -198,6 +198,16 @@ class SessionStore(MessageStore):
             drop_orphan_blobs(conn)
         return cursor.rowcount > 0
 
+    def entitle(self, conversation_id: int, title: str) -> None:
+        """Give a conversation with no question yet the title listings show for it: the
+        first prompt as typed (the message stored is as sent, framed input first)."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE conversations SET title = ? WHERE id = ? AND title IS NULL AND NOT EXISTS"
+                " (SELECT 1 FROM messages WHERE conversation_id = ? AND role = 'user')",
+                (title[:TITLE_CHARS], conversation_id, conversation_id),
+            )
+
     def fork(self, conversation_id: int, name: str | None = None) -> Forked:
         """A new conversation holding a copy of this one's messages so far (``/fork``).
 
@@ -211,14 +221,14 @@ class SessionStore(MessageStore):
         with self._write() as conn:
             _check_free(conn, name)
             row = conn.execute(
-                "SELECT model, system FROM conversations WHERE id = ?", (conversation_id,)
+                "SELECT model, system, title FROM conversations WHERE id = ?", (conversation_id,)
             ).fetchone()
             if row is None:
                 raise UsageError(f"no stored conversation #{conversation_id} to fork")
             cursor = conn.execute(
-                "INSERT INTO conversations (name, created, updated, model, system)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (name, now, now, row[0], row[1]),
+                "INSERT INTO conversations (name, created, updated, model, system, title)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (name, now, now, row[0], row[1], row[2]),
             )
             forked = int(cursor.lastrowid or 0)
             mapping: dict[int, int] = {}

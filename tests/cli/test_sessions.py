@@ -136,6 +136,25 @@ def test_piped_data_is_stored_as_it_was_sent(
     assert first == "Input from stdin:\n```\nline one\n```\n\nsummarise"
 
 
+def test_listings_show_the_first_prompt_as_typed_not_as_framed(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """The stored message starts with the framed input ("Input from stdin: ```…"); a
+    listing shows what was typed, naming what came with it."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("meeting at noon\n")
+    ok(cortan, "ask", "summarise   this\nplease", "-f", str(notes), input="line one\n")
+    ok(cortan, "ask", "-c", "shorter")
+    ok(cortan, "ask", "hello", input="")
+    listed = json.loads(ok(cortan, "sessions", "list", "--json"))
+    assert [c["first_prompt"] for c in listed] == [
+        "hello",
+        f"summarise this please [stdin, file {notes}]",
+    ]
+    table = ok(cortan, "sessions", "list")
+    assert "Input from" not in table and "summarise this please" in table
+
+
 def test_continue_with_nothing_to_continue(
     cortan: type[CortanRunner], ollama_env: FakeOllama
 ) -> None:

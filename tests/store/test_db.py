@@ -193,7 +193,9 @@ def test_version_2_store_gains_jobs_and_the_cache_and_keeps_its_data(data_dir: P
 
     with SessionStore.open(data_dir) as store:
         assert [e.content for e in store.search("penguins")] == ["where are the penguins"]
-    assert describe_store(path).schema_version == LATEST_VERSION == 8
+        old = store.get(1)  # stored before titles: listed by its first message, as before
+        assert old is not None and old.title == "where are the penguins"
+    assert describe_store(path).schema_version == LATEST_VERSION == 9
     with JobStore.open(data_dir) as jobs:
         job = jobs.start("k", name=None, source="stdin")
         jobs.record(job.id, 0, b"f", "done", "{}")

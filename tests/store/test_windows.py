@@ -12,6 +12,7 @@ import pytest
 from cortan.core.errors import StoreError
 from cortan.store import get_store_path
 from cortan.store.db import describe_store
+from cortan.store.schema import LATEST_VERSION
 from cortan.store.windows import WindowStore
 from tests.store.test_db import build_at_version
 
@@ -80,7 +81,7 @@ def test_an_older_store_gains_the_table(tmp_path: Path) -> None:
         assert store.recall("k") == (512, None)
     finally:
         store.close()
-    assert describe_store(get_store_path(data)).schema_version == 8
+    assert describe_store(get_store_path(data)).schema_version == LATEST_VERSION
 
 
 def test_a_file_that_is_not_a_store_is_one_sentence(tmp_path: Path) -> None:
