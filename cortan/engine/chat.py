@@ -89,6 +89,7 @@ class Chat:
         self.manager = manager
         self.cache = cache  # None: no response cache (the composition root may add one)
         self.tools = tools  # None: no tools (requests asking for them get a Notice)
+        self._unthinking: set[Route] = set()  # models told not to think: said once each
 
     async def run(self, request: ChatRequest) -> ChatEnded:
         """Answer ``request``; the ending is also published for observers."""
@@ -224,14 +225,11 @@ class Chat:
         capabilities = await self._capabilities(request.model)
         if capabilities is None or "thinking" in capabilities:
             return sending
-        listed = ", ".join(capabilities) or "nothing"
-        await self._bus.publish(
-            Notice(
-                request.request_id,
-                f"model {route} does not think (its server lists: {listed}): "
-                "asking without thinking",
-            )
-        )
+        if route not in self._unthinking:  # once: every turn after /think would say it
+            self._unthinking.add(route)
+            listed = ", ".join(capabilities) or "nothing"
+            text = f"model {route} does not think (its server lists: {listed}): asking without"
+            await self._bus.publish(Notice(request.request_id, f"{text} thinking"))
         return sending._replace(think=None)
 
     async def _check_sight(self, name: str | None, route: Route) -> None:

@@ -117,6 +117,9 @@ async def test_thinking_asked_of_a_model_that_cannot_think_is_asked_without(
         "model ollama:llama3.2 does not think (its server lists: completion, tools): "
         "asking without thinking"
     ]
+    ollama_env.queue(Reply(pieces=["Hi"]))
+    await run(app, model=OLLAMA, think=think)  # the next turn: not said again
+    assert "think" not in ollama_env.chat_requests[-1].json and len(notices) == 1
 
 
 async def test_think_off_is_sent_to_a_model_that_cannot_think(

@@ -47,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
         default="status",
         help="openai: how a too-long prompt is refused (HTTP 400, an SSE error: line, 500)",
     )
+    parser.add_argument(
+        "--capabilities",
+        action="append",
+        metavar="MODEL=CAP,CAP",
+        help="ollama: what /api/show says MODEL can do (repeatable; thinking refused without)",
+    )
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
     args = parser.parse_args(argv)
 
@@ -57,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         server.api_key = args.api_key
         server.context_size = args.context_size
         server.overflow_style = args.overflow_style
+    if isinstance(server, FakeOllama):
+        for given in args.capabilities or []:
+            model, _, listed = given.partition("=")
+            server.capabilities[model] = [c for c in listed.split(",") if c]
     if args.model:
         server.models = list(args.model)
     server.max_parallel = args.max_parallel
