@@ -23,6 +23,20 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _make_server(args: argparse.Namespace) -> FakeServer:
+    if args.kind == "openai":
+        openai = FakeOpenAI(port=args.port)
+        openai.api_key = args.api_key
+        openai.context_size = args.context_size
+        openai.overflow_style = args.overflow_style
+        return openai
+    ollama = FakeOllama(port=args.port)
+    for given in args.capabilities or []:
+        model, _, listed = given.partition("=")
+        ollama.capabilities[model] = [c for c in listed.split(",") if c]
+    return ollama
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.servers", description=__doc__)
     parser.add_argument("kind", choices=["ollama", "openai"])
@@ -56,17 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
     args = parser.parse_args(argv)
 
-    server: FakeServer = (
-        FakeOllama(port=args.port) if args.kind == "ollama" else FakeOpenAI(port=args.port)
-    )
-    if isinstance(server, FakeOpenAI):
-        server.api_key = args.api_key
-        server.context_size = args.context_size
-        server.overflow_style = args.overflow_style
-    if isinstance(server, FakeOllama):
-        for given in args.capabilities or []:
-            model, _, listed = given.partition("=")
-            server.capabilities[model] = [c for c in listed.split(",") if c]
+    server = _make_server(args)
     if args.model:
         server.models = list(args.model)
     server.max_parallel = args.max_parallel
