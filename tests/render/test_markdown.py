@@ -613,3 +613,91 @@ def test_narrowing_mid_tall_code_block_erases_nothing_and_draws_nothing_twice(
     assert shown.count("Beforethecode.") == 1
     assert [int(n) for n in re.findall(r"#marker(\d{3})", shown)] == list(range(200))
     assert shown.count("Afterthecode.") == 1
+
+
+COMMAND = (
+    "curl -sS http://localhost:11434/api/tags | jq -r '.models[].name' | sort -u | "
+    "xargs -n1 -I{} sh -c 'echo pulling {}; ollama pull {} >/dev/null' && echo done"
+)
+WITH_COMMAND = f"Run this:\n\n```bash\n{COMMAND}\n```\n\nThen check.\n"
+SGR_OR_FRAME = re.compile(r"\x1b\[[0-9;]*m|\x1b\[\?2026[hl]")
+
+
+def colour_terminal(monkeypatch: pytest.MonkeyPatch) -> Console:
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.delenv("TTY_INTERACTIVE", raising=False)
+    return Console(
+        file=io.StringIO(), width=WIDTH, height=HEIGHT, color_system="truecolor",
+        force_terminal=True,
+    )  # fmt: skip
+
+
+def test_a_code_block_on_a_terminal_copies_as_the_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 21: copied off the screen, a command came back with a leading space,
+    spaces to the window's width and a newline in the middle. A long command is now
+    written in one run for the terminal to soft-wrap, with nothing around it."""
+    assert len(COMMAND) > 2 * WIDTH - 20
+    console = colour_terminal(monkeypatch)
+    pieces = [WITH_COMMAND[i : i + 24] for i in range(0, len(WITH_COMMAND), 24)]
+    stream(console, pieces, clock=FakeClock(0.1))
+    written = output(console)
+    assert "\x1b[48;" not in written  # no background painted
+    text = SGR_OR_FRAME.sub("", written)
+    # In one run from the first column, with no newline or cursor movement inside it
+    # (plain as it arrives, then highlighted whole), and no space written after it.
+    assert re.search(f"(\n|\x1b\\[1G){re.escape(COMMAND)}(\n|\x1b)", text)
+    screen = pyte.Screen(WIDTH, HEIGHT)
+    screen.set_mode(pyte.modes.LNM)
+    pyte.Stream(screen).feed(written)
+    rows = [row.rstrip() for row in screen.display]
+    first = rows.index(COMMAND[:WIDTH])
+    assert rows[first - 1 : first + 4] == [
+        "bash",
+        COMMAND[:WIDTH],
+        COMMAND[WIDTH:],
+        "",
+        "Then check.",
+    ]
+
+
+def test_a_code_block_printed_whole_keeps_its_lines_whole() -> None:
+    """Not live (`--no-stream`, a console that is no terminal): the same, printed once."""
+    lines = streamed([WITH_COMMAND]).split("\n")
+    assert lines[lines.index(COMMAND) - 1 : lines.index(COMMAND) + 2] == ["bash", COMMAND, ""]
+
+
+def test_a_code_block_is_highlighted_without_a_background(monkeypatch: pytest.MonkeyPatch) -> None:
+    console = colour_terminal(monkeypatch)
+    stream(console, ["```python\nimport os\n\n\tprint(os.sep)  # trailing   \n```\n"])
+    written = output(console)
+    assert "\x1b[48;" not in written
+    assert re.search(r"\x1b\[[0-9;]*38;2;[0-9;]+mimport", written)  # a keyword, coloured
+    assert " \n" not in SGR_OR_FRAME.sub("", written)  # nothing after a line's last character
+
+
+LONG_CODE = "Before.\n\n```python\n" + "".join(
+    f"marker_{i:02} = compute({'x' * (i % 3 * 50)}, {i})\n" for i in range(60)
+)
+
+
+@pytest.mark.parametrize("narrow_at", [None, 20, 50])
+def test_a_tall_code_block_of_long_lines_shows_each_line_once(
+    monkeypatch: pytest.MonkeyPatch, narrow_at: int | None
+) -> None:
+    """Lines of one, two and three rows: the kept rows and the live ones are counted in
+    rows, so nothing is drawn twice or left out as the block scrolls, or when narrowed."""
+    term = Terminal(WIDTH, monkeypatch)
+    md = MarkdownStream(term.console, clock=FakeClock(1.0))
+    answer = LONG_CODE + "```\n\nAfter.\n"
+    for start in range(0, len(answer), 7):
+        if narrow_at is not None and answer[:start].count("\n") == narrow_at + 3:
+            term.resize(50)
+        md.feed(answer[start : start + 7])
+    md.finish()
+    shown = term.text()
+    assert [int(n) for n in re.findall(r"marker_(\d\d)", shown)] == list(range(60))
+    written = SGR_OR_FRAME.sub("", output(term.console))
+    assert f"marker_05 = compute({'x' * 100}, 5)\n" in written  # three rows, in one run
+    assert shown.count("Before.") == shown.count("After.") == 1
+    if narrow_at is None:
+        assert shown == "".join("".join(visible_lines(rendered_at_once(answer))).split())
