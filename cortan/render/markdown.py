@@ -14,7 +14,10 @@ the screen: a redraw costs the same however long the block, and a live view tall
 screen duplicates lines (rich issue 3263). A code block is the exception: its lines do not
 change once complete, so as it grows past the screen its top rows are kept for good,
 scrolled out like printed output, and it is rendered from the code lines after them
-(`_Kept`, `_scroll`). The region writes only the cells that changed, and a finished block
+(`_Kept`, `_scroll`). Its lines are never broken: one wider than the terminal is written
+whole and soft-wrapped by the terminal, so that a mouse copies it as one line
+(render/elements.py, `_CodeBlock`), and every height here is counted in rows
+(`rows_of`), not lines. The region writes only the cells that changed, and a finished block
 that was live whole is committed where it stands: nothing on the screen is drawn twice. A
 console that is not an interactive terminal gets no live view, only the finished blocks.
 
@@ -23,7 +26,7 @@ or cuts its lines, and one that re-wraps pushes its top rows into the scrollback
 reach. The block as drawn is then kept where it stands, and the rest of it goes on
 below: rendered at the width it started at, from the first character that differs from
 what was drawn (a line still arriving goes on, on the next row, from where it was cut),
-and cut into rows of the terminal's width, as the terminal cut the rows above. No line
+its lines wider than the terminal left for it to wrap, as it wrapped the rows above. No line
 of the answer is drawn twice and nothing above is erased. The next blocks are rendered
 at the new width. A bullet list is cut into its items, each printed as the next begins,
 and so is a numbered list once it is taller than the screen (render/blocks.py), so a tall list

@@ -4,10 +4,19 @@ Layer: render (rich and the stdlib). rich's `Live` rewrites its whole region on 
 refresh: a slowly streamed 6 KB answer cost the terminal 1.46 MB (issue 21). Here a
 redraw compares the new lines with those on the screen, line by line, and writes only
 the run of cells that differs in each changed line: a piece of a paragraph costs its own
-characters and a few bytes of cursor movement, and the padding of a code block's line
-after the new characters stays as it is. Each redraw is framed in synchronized output
+characters and a few bytes of cursor movement, and a piece that goes on where the cursor
+stands costs no movement at all. Each redraw is framed in synchronized output
 (``CSI ? 2026 h`` ... ``CSI ? 2026 l``): a terminal that knows it shows whole frames
 (no flicker over SSH or on a slow terminal), one that does not ignores it.
+
+A line may be wider than the terminal (a code block's line is written whole, so that a
+copy gives it as one line: render/elements.py): the terminal soft-wraps it, and the
+region counts the rows it takes, ceil(cells / width) with a wide character that does
+not fit at a row's end moved to the next (`spot`), to move the cursor, to redraw, and to
+keep rows on a resize. A line whose rows change moves the lines below it: they are drawn
+again from there. A piece that would begin a row the line does not reach yet is written
+from the character before, so that the terminal wraps into it (a cursor moved down past
+the screen's last row would not scroll).
 
 The region starts at column 0 of the row where the cursor is, empty or holding the one
 line written there before it was made (``shown``). `release` leaves its lines
