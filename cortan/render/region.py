@@ -31,12 +31,14 @@ lines all still fit is redrawn in place (no line moved), and one with a line wid
 the terminal is best left as it stands: `release` with the new width goes down past the
 rows its lines were re-wrapped into and starts the next region below (`MarkdownStream`
 goes on with the rest of the block there). `draw` at a new width otherwise climbs to the
-region's first row, counting the rows again as if narrowed lines had re-wrapped, erases
-and draws afresh: exact when the region was made wider or when nothing re-wrapped; made
-narrower over lines that did not fit, the climb overshoots on a terminal that cuts lines
+region's first row, counting the rows again as the terminal re-wraps its lines at the
+new width (a soft-wrapped line joined again when it is made wider), erases and draws
+afresh: exact when nothing re-wrapped, or on a terminal that re-wraps; made narrower
+over lines that did not fit, the climb overshoots on a terminal that cuts lines
 (erasing a few earlier lines from its screen) and stops short at the top of the screen
 on one that re-wraps a region taller than the screen (the rows pushed up stay in the
-scrollback, a partial copy above the redrawn region).
+scrollback, a partial copy above the redrawn region); made wider over a soft-wrapped
+line, it stops short on a terminal that does not re-wrap (xterm: a row of it stays).
 """
 
 from __future__ import annotations
