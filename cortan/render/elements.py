@@ -10,12 +10,16 @@ of rich's own elements, and one markdown-it parser serves every block.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 from rich.console import Console
-from rich.markdown import ListElement, Markdown, MarkdownElement, TableElement
+from rich.markdown import CodeBlock, ListElement, Markdown, MarkdownElement, TableElement
 from rich.segment import Segment
+from rich.style import Style
+from rich.syntax import PygmentsSyntaxTheme, Syntax, TokenType
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
@@ -144,6 +148,89 @@ def _head_rows(table: Table, console: Console, options: ConsoleOptions) -> int:
     return len(console.render_lines(head, options, pad=False)) - 1
 
 
+class _CodeBlock(CodeBlock):
+    """rich's code block, drawn so that what a mouse copies off the screen is the code.
+
+    rich paints the theme's background under the code and a cell of padding around it,
+    every row filled with spaces to the block's width, and breaks a long line with a
+    newline: copied in tmux, iTerm or gnome-terminal, a command came back with a leading
+    space (which bash's ``HISTCONTROL=ignorespace`` keeps out of history), trailing
+    spaces, and cut in two, the first half run alone when pasted (issue 21). As bat,
+    aichat and glow do it, the code is highlighted in the theme's colours with no
+    background and no padding (a background takes spaces to paint, or an erase that
+    terminals re-wrap each their own way), plain text in the terminal's own colour (a
+    theme's is chosen for its background: monokai's near-white would vanish on a light
+    terminal). A top-level block writes each line whole, however long: the terminal
+    soft-wraps it, and copies it as one line. Where it starts shows by a dim row above
+    it holding the fence's language (empty when it has none), where it ends by the empty
+    row rich leaves after a block. A block inside a list or a quote is indented by its
+    container (which would copy too, and which cuts what passes its width): it folds.
+
+    The line still arriving in the open block's code (`arriving`) is drawn plain, and
+    highlighted once complete: each piece then only adds characters where the cursor
+    is, without going back to colour a token again ("ech" becoming "echo", a string
+    closing), so a long line is laid down in one run the terminal wraps.
+    """
+
+    top = True  # at the top level: not inside a list or a quote
+    arriving = False  # its last line is still arriving (`BlockMarkdown.arriving`)
+
+    @classmethod
+    def create(cls, markdown: Markdown, token: Token) -> CodeBlock:
+        block = super().create(markdown, token)
+        if isinstance(block, _CodeBlock):
+            block.top = token.level == 0
+            block.arriving = (
+                isinstance(markdown, BlockMarkdown)
+                and markdown.arriving
+                and token is markdown.parsed[-1]
+            )
+        return block
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        code = str(self.text).rstrip()
+        text = Syntax(code, self.lexer_name, theme=_colours(self.theme)).highlight(code)
+        text.remove_suffix("\n")  # pygments ends the code with one
+        if self.arriving:
+            start = text.plain.rfind("\n") + 1
+            text, last = text[:start], text.plain[start:]
+            text.append(last)
+        text.no_wrap = self.top
+        text.overflow = "ignore" if self.top else "fold"
+        label = "" if self.lexer_name == "text" else self.lexer_name
+        yield Text(label, style="dim", no_wrap=True, overflow="ellipsis")
+        yield text
+
+
+class _TokenColours(PygmentsSyntaxTheme):
+    """A pygments theme's colours for tokens, without its background, and no colour for
+    text in the theme's plain colour (or in none): the terminal's own shows instead."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self._plain = self._pygments_style_class.style_for_token(())["color"]  # `Token`
+        self._background_style = Style.null()
+
+    def get_style_for_token(self, token_type: TokenType) -> Style:
+        try:
+            return self._style_cache[token_type]
+        except KeyError:
+            token = self._pygments_style_class.style_for_token(token_type)
+            colour = token["color"]
+            style = self._style_cache[token_type] = Style(
+                color=f"#{colour}" if colour and colour != self._plain else None,
+                bold=token["bold"],
+                italic=token["italic"],
+                underline=token["underline"],
+            )
+            return style
+
+
+@lru_cache(maxsize=8)
+def _colours(name: str) -> _TokenColours:
+    return _TokenColours(name)
+
+
 class BlockMarkdown(Markdown):
     """rich's `Markdown`, parsed by one parser shared by every block and redraw.
 
@@ -155,6 +242,8 @@ class BlockMarkdown(Markdown):
 
     elements: ClassVar[dict[str, type[MarkdownElement]]] = {
         **Markdown.elements,
+        "fence": _CodeBlock,
+        "code_block": _CodeBlock,
         "ordered_list_open": _NumberedList,
         "table_open": _Table,
     }
@@ -162,6 +251,7 @@ class BlockMarkdown(Markdown):
     joined = False  # the next items of a list printed before: no empty row on top
     least_last = 0  # see `_NumberedList`
     table: TableCut | None = None  # see `_Table`
+    arriving = False  # the block ends in a top-level code line still arriving: see `_CodeBlock`
 
     def __init__(self, markup: str, *, code_theme: str, hyperlinks: bool) -> None:
         parser = BlockMarkdown._parser

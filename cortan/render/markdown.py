@@ -14,7 +14,10 @@ the screen: a redraw costs the same however long the block, and a live view tall
 screen duplicates lines (rich issue 3263). A code block is the exception: its lines do not
 change once complete, so as it grows past the screen its top rows are kept for good,
 scrolled out like printed output, and it is rendered from the code lines after them
-(`_Kept`, `_scroll`). The region writes only the cells that changed, and a finished block
+(`_Kept`, `_scroll`). Its lines are never broken: one wider than the terminal is written
+whole and soft-wrapped by the terminal, so that a mouse copies it as one line
+(render/elements.py, `_CodeBlock`), and every height here is counted in rows
+(`rows_of`), not lines. The region writes only the cells that changed, and a finished block
 that was live whole is committed where it stands: nothing on the screen is drawn twice. A
 console that is not an interactive terminal gets no live view, only the finished blocks.
 
@@ -23,7 +26,7 @@ or cuts its lines, and one that re-wraps pushes its top rows into the scrollback
 reach. The block as drawn is then kept where it stands, and the rest of it goes on
 below: rendered at the width it started at, from the first character that differs from
 what was drawn (a line still arriving goes on, on the next row, from where it was cut),
-and cut into rows of the terminal's width, as the terminal cut the rows above. No line
+its lines wider than the terminal left for it to wrap, as it wrapped the rows above. No line
 of the answer is drawn twice and nothing above is erased. The next blocks are rendered
 at the new width. A bullet list is cut into its items, each printed as the next begins,
 and so is a numbered list once it is taller than the screen (render/blocks.py), so a tall list
@@ -59,7 +62,7 @@ from rich.text import Text
 
 from cortan.render.blocks import Blocks, Numbering, TablePart
 from cortan.render.elements import BlockMarkdown, Columns, TableCut, open_gap
-from cortan.render.region import LiveRegion, cell_len_of
+from cortan.render.region import LiveRegion, cell_len_of, rows_of, text_of
 from cortan.render.sanitize import sanitize
 
 # A fence may follow list markers, quote markers and indentation ("1. ```py", "> ~~~");
@@ -73,7 +76,8 @@ class _Kept(NamedTuple):
     The block is rendered at `width` until it ends, and of that rendering `lines` are on
     the terminal (with what the terminal did to them). From `source` on, a code block
     is rendered from its fence (line `fence` of the block) and its code lines from
-    `source` on, less the padding row on top: the lines before are on the terminal.
+    `source` on, less the row naming its language on top (render/elements.py): the
+    lines before are on the terminal.
     """
 
     width: int
@@ -86,8 +90,8 @@ def _trimmed(line: list[Segment]) -> list[Segment]:
     """`line` less the spaces rich pads it with to the width, where they show nothing.
 
     Padded, every row fills the screen: made narrower, a re-wrapping terminal turns each
-    into a row and a blank one, and a narrowing keeps rows that would have fit. Spaces
-    with a background or a line through them (a code block's) are kept.
+    into a row and a blank one, and a narrowing keeps rows that would have fit; and a
+    mouse copies the spaces. Spaces with a background or a line through them are kept.
     """
     while line and not line[-1].control and _shows_nothing(line[-1].style):
         text = line[-1].text.rstrip(" ")
@@ -105,30 +109,49 @@ def _shows_nothing(style: Style | None) -> bool:
     )
 
 
-def _text(line: list[Segment]) -> str:
-    return "".join(text for text, _, control in line if not control)
+_text = text_of
 
 
-def _rows_after(lines: list[list[Segment]], kept: _Kept, width: int) -> list[list[Segment]]:
-    """What `lines` hold past what `kept` shows, cut into rows of `width` cells."""
+def _rows_after(lines: list[list[Segment]], kept: _Kept) -> list[list[Segment]]:
+    """What `lines` hold past what `kept` shows.
+
+    Lines wider than the terminal are left whole for it to wrap, as it wrapped those
+    kept (a code line must copy as one line).
+    """
     index, start = _divergence(lines, kept.lines)
-    rows: list[list[Segment]] = []
-    for line in lines[index:]:
-        length = cell_len_of(line)
-        if start:  # the line that was still arriving goes on from where it was cut
-            if length <= start:
-                start = 0
-                continue
-            line = list(Segment.divide(line, [start, length]))[-1]
-            length, start = length - start, 0
-        if length <= width:
-            rows.append(line)
-            continue
-        pieces = list(Segment.divide(line, [*range(width, length, width), length]))
-        while len(pieces) > 1 and not _text(pieces[-1]).strip():
-            pieces.pop()  # only the padding of a code block's line: no row of its own
-        rows += pieces
+    rows = lines[index:]
+    if start and rows:  # the line that was still arriving goes on from where it was cut
+        length = cell_len_of(rows[0])
+        rest = list(Segment.divide(rows[0], [start, length]))[-1] if length > start else []
+        rows = [rest, *rows[1:]] if rest else rows[1:]
     return rows
+
+
+def _count_rows(lines: list[list[Segment]], width: int) -> int:
+    """The rows of the terminal `lines` take, each wrapped at `width`."""
+    return sum(rows_of(line, width) for line in lines)
+
+
+def _fitting(lines: list[list[Segment]], height: int, width: int) -> int:
+    """How many of the last `lines` fit in `height` rows, each wrapped at `width`."""
+    rows, count = 0, 0
+    while count < len(lines) and rows + (more := rows_of(lines[-1 - count], width)) <= height:
+        rows, count = rows + more, count + 1
+    return count
+
+
+def _last_rows(lines: list[list[Segment]], height: int, width: int) -> list[list[Segment]]:
+    """The last lines that fit in `height` rows; a line taller than that, its last rows."""
+    if count := _fitting(lines, height, width):
+        return lines[-count:]
+    if not lines:
+        return []
+    line, cut = lines[-1], 0  # the last line alone is taller than the screen
+    while rows_of(line, width) > height:
+        length = cell_len_of(line)
+        cut = max((rows_of(line, width) - height) * width, 1)
+        line = list(Segment.divide(line, [cut, length]))[-1]
+    return [line]
 
 
 def _divergence(lines: list[list[Segment]], kept: list[list[Segment]]) -> tuple[int, int]:
@@ -267,7 +290,7 @@ class MarkdownStream:
         if self._gap and not joined and (table is None or table.head):
             open_gap(block)
         if self._live is None:
-            self._console.print(block)
+            self._console.print(block, crop=False)  # a long code line goes on whole
         else:
             self._commit(block)
         if cut is not None and cut.foot:  # a new table has columns of its own
@@ -291,7 +314,7 @@ class MarkdownStream:
                 fence, source = self._kept.fence, self._kept.source
                 block = self._markdown("\n".join([text[fence], *text[fence + 1 + source :]]))
             lines = self._render(block, self._kept.width)[1 if self._kept.source else 0 :]
-            lines = _rows_after(lines, self._kept, width)
+            lines = _rows_after(lines, self._kept)
             self._kept = None
         if not self._live_whole:  # it showed a tail: its rows do not line up with these
             self._live.clear()
@@ -319,8 +342,11 @@ class MarkdownStream:
         self._rows = []
 
     def _render(self, block: Markdown, width: int) -> list[list[Segment]]:
+        """`block`'s lines at `width`, not cut to it: a code line goes on, for the
+        terminal to soft-wrap (rich's `render_lines` would crop it)."""
         options = self._console.options.update(width=width, height=None)
-        return [_trimmed(line) for line in self._console.render_lines(block, options, pad=False)]
+        rendered = self._console.render(block, options)
+        return [_trimmed(line) for line in Segment.split_lines(rendered)]
 
     def _draw(self) -> None:
         assert self._live is not None
@@ -353,11 +379,15 @@ class MarkdownStream:
             self._drawn = None
             return [], True
         lines = self._render(self._open_block(source), width)
-        whole = self._kept is None and source == self._blocks.shown_text() and len(lines) <= height
+        whole = (
+            self._kept is None
+            and source == self._blocks.shown_text()
+            and _count_rows(lines, width) <= height
+        )
         self._drawn = lines if whole else None
         if not whole:
             self._blocks.cut_items()
-        return lines[-height:], whole
+        return (lines if whole else _last_rows(lines, height, width)), whole
 
     def _render_rest(self, width: int, height: int) -> tuple[list[list[Segment]], bool] | None:
         """What follows the part of the open block kept for good, cut to `width`.
@@ -369,8 +399,8 @@ class MarkdownStream:
         """
         kept = self._kept or _Kept(width, [])
         lines = self._render_open(kept)
-        rows = _rows_after(lines, kept, width)
-        if len(rows) > height:
+        rows = _rows_after(lines, kept)
+        if _count_rows(rows, width) > height:
             scrolled = self._scroll(kept, lines, rows, width)
             if scrolled is None:
                 return None
@@ -387,7 +417,7 @@ class MarkdownStream:
         if not kept.source:
             return self._render(self._open_block(self._blocks.shown_text()), kept.width)
         text, _, _ = self._blocks.code(kept.source)
-        return self._render(self._markdown(text), kept.width)[1:]
+        return self._render(self._live_markdown(text), kept.width)[1:]
 
     def _scroll(
         self, kept: _Kept, lines: list[list[Segment]], rows: list[list[Segment]], width: int
@@ -405,16 +435,19 @@ class MarkdownStream:
             return None
         height = max(self._console.height - 1, 1)
         _, fence, complete = self._blocks.code(0)
-        source = complete - height // 2  # keep all but the last half screen of lines
+        source = complete - _fitting(lines, height // 2, width)  # keep all but half a screen
         if source <= kept.source:
             return None
         text, _, _ = self._blocks.code(source)
-        after = self._render(self._markdown(text), width)[1:]  # the rows from `source` on
-        count = len(lines) - len(after) - index  # rows of `rows` before those
+        after = self._render(self._live_markdown(text), width)[1:]  # the lines from `source` on
+        count = len(lines) - len(after) - index  # lines of `rows` before those
         shown = self._rows[:count]
-        if count <= 0 or [_text(row) for row in lines[len(lines) - len(after) :]] != [
-            _text(row) for row in after
-        ]:
+        if (
+            count <= 0
+            or _count_rows(after, width) > height
+            or [_text(row) for row in lines[len(lines) - len(after) :]]
+            != [_text(row) for row in after]
+        ):
             return None
         if len(shown) < count or [_text(row) for row in rows[:count]] != list(map(_text, shown)):
             return None if kept.lines else lines  # not all drawn yet: all now, kept next time
@@ -424,9 +457,16 @@ class MarkdownStream:
 
     def _open_block(self, source: str) -> Markdown:
         """The open block's markdown, after the gap its commit will open above it."""
-        block = self._markdown(source)
+        block = self._live_markdown(source)
         part = self._blocks.table_part
         block.go_on(self._blocks.joined, self._blocks.numbering, self._table_cut(part))
         if self._gap and block.parsed and not block.joined and part is None:
             open_gap(block)
+        return block
+
+    def _live_markdown(self, text: str) -> BlockMarkdown:
+        """The open block's markdown, as the live view draws it: a code line still
+        arriving is plain until it is complete (render/elements.py, `_CodeBlock`)."""
+        block = self._markdown(text)
+        block.arriving = self._blocks.in_code and not text.endswith("\n")
         return block

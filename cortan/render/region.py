@@ -4,10 +4,19 @@ Layer: render (rich and the stdlib). rich's `Live` rewrites its whole region on 
 refresh: a slowly streamed 6 KB answer cost the terminal 1.46 MB (issue 21). Here a
 redraw compares the new lines with those on the screen, line by line, and writes only
 the run of cells that differs in each changed line: a piece of a paragraph costs its own
-characters and a few bytes of cursor movement, and the padding of a code block's line
-after the new characters stays as it is. Each redraw is framed in synchronized output
+characters and a few bytes of cursor movement, and a piece that goes on where the cursor
+stands costs no movement at all. Each redraw is framed in synchronized output
 (``CSI ? 2026 h`` ... ``CSI ? 2026 l``): a terminal that knows it shows whole frames
 (no flicker over SSH or on a slow terminal), one that does not ignores it.
+
+A line may be wider than the terminal (a code block's line is written whole, so that a
+copy gives it as one line: render/elements.py): the terminal soft-wraps it, and the
+region counts the rows it takes, ceil(cells / width) with a wide character that does
+not fit at a row's end moved to the next (`spot`), to move the cursor, to redraw, and to
+keep rows on a resize. A line whose rows change moves the lines below it: they are drawn
+again from there. A piece that would begin a row the line does not reach yet is written
+from the character before, so that the terminal wraps into it (a cursor moved down past
+the screen's last row would not scroll).
 
 The region starts at column 0 of the row where the cursor is, empty or holding the one
 line written there before it was made (``shown``). `release` leaves its lines
@@ -22,12 +31,14 @@ lines all still fit is redrawn in place (no line moved), and one with a line wid
 the terminal is best left as it stands: `release` with the new width goes down past the
 rows its lines were re-wrapped into and starts the next region below (`MarkdownStream`
 goes on with the rest of the block there). `draw` at a new width otherwise climbs to the
-region's first row, counting the rows again as if narrowed lines had re-wrapped, erases
-and draws afresh: exact when the region was made wider or when nothing re-wrapped; made
-narrower over lines that did not fit, the climb overshoots on a terminal that cuts lines
+region's first row, counting the rows again as the terminal re-wraps its lines at the
+new width (a soft-wrapped line joined again when it is made wider), erases and draws
+afresh: exact when nothing re-wrapped, or on a terminal that re-wraps; made narrower
+over lines that did not fit, the climb overshoots on a terminal that cuts lines
 (erasing a few earlier lines from its screen) and stops short at the top of the screen
 on one that re-wraps a region taller than the screen (the rows pushed up stay in the
-scrollback, a partial copy above the redrawn region).
+scrollback, a partial copy above the redrawn region); made wider over a soft-wrapped
+line, it stops short on a terminal that does not re-wrap (xterm: a row of it stays).
 """
 
 from __future__ import annotations
@@ -35,7 +46,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from rich.cells import cell_len
+from rich.cells import cell_len, split_graphemes
 from rich.control import Control
 from rich.segment import ControlType, Segment
 from rich.style import Style
@@ -69,6 +80,38 @@ def cell_len_of(line: Line) -> int:
     return sum(cell_len(segment.text) for segment in line if not segment.control)
 
 
+def text_of(line: Line) -> str:
+    """What a line shows, its control segments left out."""
+    return "".join(text for text, _, control in line if not control)
+
+
+def spot(text: str, width: int) -> tuple[int, int]:
+    """Where a terminal `width` columns wide leaves the cursor after writing `text` from
+    its first column: the row (0 for the first) and the column, `width` when the row is
+    full and the cursor waits for the next character to wrap it.
+
+    A line wider than the terminal is soft-wrapped by it, not broken by cortan (a code
+    line copies whole: render/elements.py), so it takes more than one row: a character
+    two cells wide that does not fit at the end of a row goes on the next, as rich
+    measures it (`split_graphemes`).
+    """
+    width = max(width, 1)
+    if text.isascii():  # every character one cell: no cell left empty at a row's end
+        row, column = divmod(len(text), width)
+        return (row - 1, width) if row and not column else (row, column)
+    row = column = 0
+    for _, _, size in split_graphemes(text)[0]:
+        if column and column + size > width:
+            row, column = row + 1, 0
+        column += size
+    return row, column
+
+
+def rows_of(line: Line, width: int) -> int:
+    """The rows of a terminal `width` columns wide that `line` takes."""
+    return spot(text_of(line), width)[0] + 1
+
+
 def _chars(line: Line) -> list[Cell]:
     return [
         (char, segment.style) for segment in line if not segment.control for char in segment.text
@@ -79,7 +122,7 @@ def _changed_run(old: list[Cell], new: list[Cell]) -> tuple[int, int]:
     """The characters of `new` to write over `old`: ``new[start:end]``.
 
     The run starts at the first character that differs and ends where the two lines
-    end alike, in the same columns (a code block's padding after the new characters).
+    end alike, in the same columns.
     """
     start = 0
     limit = min(len(old), len(new))
@@ -88,12 +131,12 @@ def _changed_run(old: list[Cell], new: list[Cell]) -> tuple[int, int]:
     same = 0
     while same < limit - start and old[-1 - same] == new[-1 - same]:
         same += 1
-    while same and _width(old[: len(old) - same]) != _width(new[: len(new) - same]):
+    while same and _cells(old[: len(old) - same]) != _cells(new[: len(new) - same]):
         same -= 1  # the common end sits in other columns: write it too
     return start, len(new) - same
 
 
-def _width(cells: list[Cell]) -> int:
+def _cells(cells: list[Cell]) -> int:
     return cell_len("".join(char for char, _ in cells))
 
 
@@ -109,18 +152,26 @@ def _segments(cells: list[Cell]) -> list[Segment]:
 
 
 class LiveRegion:
-    """Lines at the bottom of a terminal that change until they are released."""
+    """Lines at the bottom of a terminal that change until they are released.
+
+    A line may be wider than the terminal: the terminal soft-wraps it into rows, which
+    the region counts (`spot`) to move the cursor. The cursor is kept as a place in the
+    lines (a line, and how many of its characters are before it), turned into a row and
+    column at whatever width a move is made for.
+    """
 
     def __init__(self, console: Console, shown: Line | None = None) -> None:
         """``shown``: one line already written where the region starts, the cursor
         after it (the first words of an answer, render/lead.py); the first `draw`
         writes only what differs from it."""
         self._console = console
-        self._shown: list[Line] = [shown] if shown else []
         self._width = console.width  # the width the shown lines were drawn for
-        self._now = self._width  # the terminal's width as this redraw sees it
-        self._row = 0  # the cursor's line in the region
-        self._col: int | None = self._after(cell_len_of(shown)) if shown else 0
+        self._shown: list[Line] = []
+        self._heights: list[int] = []  # the rows each shown line takes at that width
+        self._at = (0, 0)  # the cursor: a line, and the characters of it before the cursor
+        if shown:
+            self._shown, self._heights = [shown], [rows_of(shown, self._width)]
+            self._at = (0, len(text_of(shown)))
 
     def draw(self, lines: Sequence[Line], width: int | None = None) -> None:
         """Show `lines` in place of what the region shows, writing only what changed.
@@ -129,21 +180,26 @@ class LiveRegion:
         resize between rendering and drawing is then caught at the next redraw).
         """
         new = list(lines)
+        now = self._console.width if width is None else width
         out: list[Segment] = []
-        self._now = self._console.width if width is None else width
-        if self._shown and self._now != self._width:
-            out += self._to_top()  # resized: start afresh at the new width
+        if self._shown and now != self._width:
+            out += self._to_top(now)  # resized: start afresh at the new width
             out.append(_raw(ERASE_BELOW))
-            self._shown = []
-        old = self._shown
-        for index in range(min(len(old), len(new))):
-            if old[index] != new[index]:
-                out += self._update(index, _chars(old[index]), _chars(new[index]))
-        if len(new) > len(old):
-            out += self._append(new, len(old))
-        elif len(new) < len(old):
-            out += self._cut(len(new))
-        self._shown = new
+            self._shown, self._heights = [], []
+        self._width = now
+        old = len(self._shown)
+        for index in range(min(old, len(new))):
+            if self._shown[index] == new[index]:
+                continue
+            if index < old - 1 and rows_of(new[index], now) != self._heights[index]:
+                out += self._redraw_from(index, new)  # the lines below it move
+                break
+            out += self._update(index, new[index])
+        else:
+            if len(new) > old:
+                out += self._append(new, old)
+            elif len(new) < old:
+                out += self._cut(len(new))
         if out:
             self._write(out)
 
@@ -161,111 +217,145 @@ class LiveRegion:
 
         For lines that will not change, which the terminal may scroll out of reach.
         """
-        if self._row < count:
+        if self._at[0] < count:
             self._write(self._go(count, 0))
-        self._shown = self._shown[count:]
-        self._row -= count
+        self._shown, self._heights = self._shown[count:], self._heights[count:]
+        self._at = (self._at[0] - count, self._at[1])
 
     def clear(self) -> None:
         """Erase the region; the cursor goes back to where it started."""
-        self._now = self._console.width
+        now = self._console.width
         if self._shown:
-            self._write([*self._to_top(), _raw(ERASE_BELOW)])
-        self._shown = []
+            self._write([*self._to_top(now), _raw(ERASE_BELOW)])
+        self._shown, self._heights = [], []
+        self._width = now
 
     def release(self, width: int | None = None) -> None:
         """Keep the lines as they are, as final output; the next region starts below.
 
-        ``width``: the terminal's width now, when it may be narrower than the lines were
-        drawn for. The cursor then goes down past the rows the lines after it take once
-        re-wrapped to that width (one more than they take on a terminal that cuts them:
-        an empty row or two, never a line written over).
+        ``width``: the terminal's width now, when it may differ from the one the lines
+        were drawn for. The cursor then goes down past the rows the lines after it take
+        re-wrapped to that width (on a terminal that cuts them instead, past an empty
+        row or two: never over a line).
         """
         if self._shown:
-            self._now = self._width if width is None else width
-            if self._now < self._width:
-                down = self._rows_below(self._now)
-                moves = [_raw(f"\x1b[{down}B")] if down else []
-            else:
-                moves = self._go(len(self._shown) - 1, None)
-            self._write([*moves, Segment.line()])
-        self._shown = []
-        self._row, self._col = 0, 0
+            now = self._width if width is None else width
+            row, _ = self._place(*self._at, now)
+            down = self._top(len(self._shown), now) - 1 - row
+            move = f"\x1b[{down}B" if down > 0 else f"\x1b[{-down}A" if down else ""
+            self._write([*([_raw(move)] if move else []), Segment.line()])
+            self._width = now
+        self._shown, self._heights = [], []
+        self._at = (0, 0)
 
-    def _update(self, index: int, old: list[Cell], new: list[Cell]) -> list[Segment]:
+    def _update(self, index: int, line: Line) -> list[Segment]:
+        """Write over line `index` the run of `line` that differs from it."""
+        old, new = _chars(self._shown[index]), _chars(line)
         start, end = _changed_run(old, new)
-        out = self._go(index, _width(new[:start]))
+        text = "".join(char for char, _ in new)
+        rows = self._heights[index]
+        out: list[Segment] = []
+        if self._at != (index, start):  # else the characters go on from the cursor, wrapping
+            while start and self._place_in(text, start)[0] >= rows:
+                start -= 1  # it would begin a row the line does not reach: rewrite one before
+            out += self._go(index, start)
         out += _segments(new[start:end])
-        self._col = self._after(_width(new[:end]))
-        if _width(new) < _width(old) and end == len(new):
-            out.append(_raw(ERASE_RIGHT))
+        self._shown[index] = line
+        self._heights[index] = rows_of(line, self._width)
+        self._at = (index, end)
+        if _cells(new) < _cells(old) and end == len(new):
+            out += self._erase_after(index, rows > self._heights[index])
         return out
+
+    def _erase_after(self, index: int, fewer_rows: bool) -> list[Segment]:
+        """Erase what line `index` showed past its new end, where the cursor is."""
+        _, column = self._place(*self._at, self._width)
+        last = index == len(self._shown) - 1  # else its rows did not change (`draw`)
+        if column < self._width:
+            return [_raw(ERASE_BELOW if last else ERASE_RIGHT)]
+        if not (last and fewer_rows):
+            return []  # a full row, and nothing of the line past it
+        self._at = (index + 1, 0)  # the row below the line: erased from its first column
+        return [_raw(f"\x1b[B\x1b[G{ERASE_BELOW}")]
+
+    def _redraw_from(self, index: int, new: list[Line]) -> list[Segment]:
+        """Erase the region from line `index` down and draw `new` from there."""
+        out = self._go(index, 0)
+        out.append(_raw(ERASE_BELOW))
+        del self._shown[index:], self._heights[index:]
+        return out + self._lines(new, index)
 
     def _append(self, new: list[Line], start: int) -> list[Segment]:
         out: list[Segment] = []
         if start:
-            out += self._go(start - 1, None)
+            out += self._go(start - 1, len(text_of(self._shown[start - 1])), column=False)
+            out.append(Segment.line())
+        return out + self._lines(new, start)
+
+    def _lines(self, new: list[Line], start: int) -> list[Segment]:
+        """Write `new` from line `start` on, the cursor where that line starts."""
+        out: list[Segment] = []
         for index in range(start, len(new)):
-            if index:
+            if index > start:
                 out.append(Segment.line())
             out += new[index]
-        self._row, self._col = len(new) - 1, self._after(cell_len_of(new[-1]))
+            self._shown.append(new[index])
+            self._heights.append(rows_of(new[index], self._width))
+        self._at = (len(new) - 1, len(text_of(new[-1])))
         return out
 
     def _cut(self, keep: int) -> list[Segment]:
         """Erase the lines from `keep` on."""
-        out = self._go(keep, 0) if keep else self._go(0, 0)
+        out = self._go(keep, 0)
         out.append(_raw(ERASE_BELOW))
+        del self._shown[keep:], self._heights[keep:]
         return out
 
-    def _after(self, column: int) -> int | None:
-        # A full line leaves the cursor waiting to wrap, where terminals differ.
-        return column if column < self._now else None
+    def _top(self, index: int, width: int) -> int:
+        """The row of the region line `index` starts on, its lines wrapped at `width`."""
+        if width == self._width:
+            return sum(self._heights[:index])
+        return sum(rows_of(line, width) for line in self._shown[:index])
 
-    def _go(self, row: int, column: int | None) -> list[Segment]:
-        """Move the cursor to `row` of the region, and to `column` unless it is None."""
+    def _place(self, index: int, chars: int, width: int) -> tuple[int, int]:
+        """The row in the region and the column of the character `chars` of line
+        `index`; past the line's end, where the cursor stands after it (the column may
+        then be `width`: the cursor waits to wrap)."""
+        text = text_of(self._shown[index]) if index < len(self._shown) else ""
+        row, column = self._place_in(text, chars, width)
+        return self._top(index, width) + row, column
+
+    def _place_in(self, text: str, chars: int, width: int | None = None) -> tuple[int, int]:
+        width = self._width if width is None else width
+        row, column = spot(text[:chars], width)
+        if chars < len(text) and column + cell_len(text[chars]) > width:
+            return row + 1, 0  # the character goes on the next row
+        return row, column
+
+    def _go(self, index: int, chars: int, *, column: bool = True) -> list[Segment]:
+        """Move the cursor to the character `chars` of line `index` (of its row only,
+        without `column`: a new line follows)."""
+        row, at = self._place(*self._at, self._width)
+        to_row, to_column = self._place(index, chars, self._width)
         code = ""
-        if row < self._row:
-            code += f"\x1b[{self._row - row}A"
-        elif row > self._row:
-            code += f"\x1b[{row - self._row}B"
-        if column is not None and column != self._col:
-            code += f"\x1b[{column + 1}G"  # not "\r": no bare control reaches the screen
-        self._row = row
-        if column is not None:
-            self._col = column
+        if to_row < row:
+            code += f"\x1b[{row - to_row}A"
+        elif to_row > row:
+            code += f"\x1b[{to_row - row}B"
+        if column and (to_column != at or at >= self._width):
+            code += (
+                f"\x1b[{min(to_column, self._width - 1) + 1}G"  # no bare "\r" reaches the screen
+            )
+        self._at = (index, chars)
         return [_raw(code)] if code else []
 
-    def _rows(self, width: int) -> list[int]:
-        """The rows each line takes re-wrapped to `width` columns."""
-        return [max(1, -(-cell_len_of(line) // width)) for line in self._shown]
-
-    def _cursor_row(self, rows: list[int], width: int) -> int:
-        """The row of its line the cursor is on once that line is re-wrapped to `width`."""
-        column = self._width if self._col is None else self._col  # None: the line is full
-        return min(column // width, rows[self._row] - 1)
-
-    def _rows_below(self, width: int) -> int:
-        """Rows from the cursor down to the region's last, its lines re-wrapped to `width`."""
-        rows = self._rows(max(width, 1))
-        return (
-            rows[self._row] - 1 - self._cursor_row(rows, max(width, 1)) + sum(rows[self._row + 1 :])
-        )
-
-    def _to_top(self) -> list[Segment]:
-        """Back to column 0 of the region's first row, counting rows at today's width."""
-        width = max(self._now, 1)
-        up = self._row
-        if width < self._width:  # narrower: each line may have wrapped into more rows
-            rows = self._rows(width)
-            up = sum(rows[: self._row])
-            if self._row < len(rows):  # and the cursor went down its own line's rows
-                up += self._cursor_row(rows, width)
-        self._width = self._now
-        self._row, self._col = 0, 0
+    def _to_top(self, width: int) -> list[Segment]:
+        """Back to column 0 of the region's first row, its lines wrapped at `width`:
+        the new width after a resize, as a terminal that re-wraps lines shows them."""
+        up, _ = self._place(*self._at, width)
+        self._at = (0, 0)
         return [_raw("\x1b[G" + (f"\x1b[{up}A" if up else ""))]
 
     def _write(self, segments: list[Segment]) -> None:
         frame = [_raw(SYNC_ON), *segments, _raw(SYNC_OFF)]
         self._console.control(*(_wrap(segment) for segment in frame))
-        self._width = self._now

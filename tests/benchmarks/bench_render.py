@@ -6,7 +6,8 @@ taken as 4 characters; prose, lists, tables and fenced code, about a third of it
 streams each in 4-character pieces into `MarkdownStream` on a 100x40 truecolor terminal
 console that writes to a byte-counting file, and compares the CPU time
 (`time.process_time`) with two baselines: rendering the finished answer once with
-`console.print(Markdown(answer))`, and writing the same pieces raw. Each size is
+`console.print(BlockMarkdown(answer))` (rich's `Markdown`, code blocks drawn to copy
+cleanly: render/elements.py), and writing the same pieces raw. Each size is
 sampled five times, in turn with the others, a sample streaming it as often as it takes
 to reach 32k tokens; the least CPU per pass counts.
 
@@ -34,8 +35,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from rich.console import Console
-from rich.markdown import Markdown
 
+from cortan.render.elements import BlockMarkdown
 from cortan.render.markdown import MarkdownStream
 
 SIZES = (2_000, 8_000, 32_000)
@@ -237,7 +238,7 @@ def sample(answer: str, times: int) -> Figures:
 
     def render_whole() -> None:
         for _ in runs:
-            console.print(Markdown(answer, hyperlinks=False))
+            console.print(whole_markdown(answer), crop=False)
 
     whole = cpu(render_whole)
     raw_cpu = cpu(lambda: [raw.write(piece) for _ in runs for piece in pieces])
@@ -247,6 +248,11 @@ def sample(answer: str, times: int) -> Figures:
         len(pieces), code / len(answer), sum(run.cpu_s for run in runs) / times,
         whole / times, raw_cpu / times, last.bytes_written, last.redraws, last.blocks,
     )  # fmt: skip
+
+
+def whole_markdown(answer: str) -> BlockMarkdown:
+    """The finished answer as one document, as the stream prints its blocks."""
+    return BlockMarkdown(answer, code_theme="monokai", hyperlinks=False)
 
 
 def least(a: Figures, b: Figures) -> Figures:
@@ -291,7 +297,7 @@ def measure_paced_answer(answer: str) -> dict[str, float]:
     run = stream(pieces, clock=PacedClock(PACED_RATE))
     seconds = len(pieces) / PACED_RATE
     whole = ByteCounter()
-    make_console(whole).print(Markdown(answer, hyperlinks=False))
+    make_console(whole).print(whole_markdown(answer), crop=False)
     return {
         "tokens": len(pieces),
         "tokens_per_s": PACED_RATE,

@@ -20,7 +20,7 @@ import pexpect
 import pyte
 import pytest
 
-from tests.conftest import cortan_command
+from tests.conftest import CortanRunner, cortan_command
 from tests.servers import FakeOllama, Reply
 
 pytestmark = pytest.mark.e2e
@@ -52,12 +52,12 @@ PIECES = [ANSWER[i : i + 24] for i in range(0, len(ANSWER), 24)]
 class Pty:
     """`cortan ask` on a pty, every byte it wrote kept, the screen modelled by pyte."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], cols: int = COLS) -> None:
         command = cortan_command()
         self.child = pexpect.spawn(
-            command[0], [*command[1:], *args], env=env, dimensions=(ROWS, COLS), encoding=None
+            command[0], [*command[1:], *args], env=env, dimensions=(ROWS, cols), encoding=None
         )
-        self.screen = pyte.HistoryScreen(COLS, ROWS, history=10_000)
+        self.screen = pyte.HistoryScreen(cols, ROWS, history=10_000)
         self.screen.set_mode(pyte.modes.LNM)
         self.stream = pyte.ByteStream(self.screen)
         self.written = bytearray()
@@ -103,8 +103,8 @@ def pty_env(ollama_env: FakeOllama) -> dict[str, str]:
     return env
 
 
-def run(env: dict[str, str], *args: str) -> Pty:
-    pty = Pty(["ask", *args, "explain"], env)
+def run(env: dict[str, str], *args: str, cols: int = COLS) -> Pty:
+    pty = Pty(["ask", *args, "explain"], env, cols)
     pty.finish()
     return pty
 
@@ -342,6 +342,66 @@ def test_resizes_in_tmux_leave_every_line_once(
         subprocess.run([*tmux, "kill-server"], check=False)
     for n in range(1, ANSWER.count("Paragraph ") + 1):
         for i in range(12):
-            assert shown.count(f"# line {n}.{i} ") == 1, (n, i, shown)
+            found = re.findall(rf"# line {n}\.{i}[ \t]*$", shown, re.MULTILINE)
+            assert len(found) == 1, (n, i, shown)
         assert shown.count(f"item {n}a is short") == 1, (n, shown)
         assert shown.count(f"Paragraph {n} says") == 1, (n, shown)
+
+
+COMMAND = (
+    "curl -sS http://localhost:11434/api/tags | jq -r '.models[].name' | sort -u | "
+    "xargs -n1 -I{} sh -c 'echo pulling {}; ollama pull {} >/dev/null' && echo done"
+)
+WITH_COMMAND = f"Run this:\n\n```bash\n{COMMAND}\n```\n\nThen check.\n"
+SGR_OR_FRAME = re.compile(rb"\x1b\[[0-9;]*m|\x1b\[\?2026[hl]")
+
+
+def test_a_long_command_in_a_code_block_is_written_whole_on_a_pty(
+    pty_env: dict[str, str], ollama_env: FakeOllama
+) -> None:
+    """Issue 21: a code block was drawn with a background, a cell of padding on each side,
+    each line filled with spaces and a long one broken with a newline: copied with the
+    mouse, a command came back with a leading space, trailing spaces, and in two lines.
+    Now the command is written in one run from the first column, for the terminal to
+    soft-wrap (pyte does not track soft wraps: the bytes tell), with nothing around it."""
+    assert len(COMMAND) > 150
+    pieces = [WITH_COMMAND[i : i + 24] for i in range(0, len(WITH_COMMAND), 24)]
+    ollama_env.queue(Reply(pieces=pieces, delay=SLOW))
+    pty = run(pty_env, cols=80)
+    written = SGR_OR_FRAME.sub(b"", bytes(pty.written))
+    assert re.search(rb"(\r?\n|\x1b\[1G)" + re.escape(COMMAND.encode()) + rb"(\r?\n|\x1b)", written)
+    assert b"\x1b[48;" not in pty.written  # no background painted
+    rows = [row.rstrip() for row in pty.screen.display]
+    first = rows.index(COMMAND[:80])
+    assert rows[first - 1 : first + 4] == ["bash", COMMAND[:80], COMMAND[80:], "", "Then check."]
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux, a terminal that re-wraps")
+def test_a_long_command_in_a_code_block_copies_as_one_line_in_tmux(
+    pty_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """tmux knows which rows it soft-wrapped (what its copy mode and a mouse copy join):
+    the command is one line, with no space before or after it, and stays one when the
+    window is narrowed and widened mid-answer."""
+    answer = WITH_COMMAND + "\n" + make_answer()[:1500]
+    pieces = [answer[i : i + 24] for i in range(0, len(answer), 24)]
+    ollama_env.queue(Reply(pieces=pieces, delay=SLOW))
+    tmux = Tmux(pty_env, tmp_path, cols=80)
+    try:
+        tmux.wait_for("Then check.")
+        tmux.resize(60)
+        time.sleep(0.3)
+        tmux.resize(90)
+        shown = tmux.finish()
+    finally:
+        tmux.close()
+    assert shown.split("\n").count(COMMAND) == 1, shown
+
+
+def test_a_code_block_piped_is_the_markdown_as_sent(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    ollama_env.queue(Reply(pieces=[WITH_COMMAND]))
+    result = cortan.run("ask", "explain")
+    assert result.code == 0, result.stderr
+    assert result.stdout == WITH_COMMAND

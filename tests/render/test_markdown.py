@@ -1,6 +1,7 @@
 """Tests for cortan.render.markdown: streamed answers end up as if rendered at once.
 
-Non-terminal consoles are compared byte for byte with `console.print(Markdown(answer))`.
+Non-terminal consoles are compared byte for byte with the whole answer printed at once
+(`BlockMarkdown`: rich's `Markdown`, with code blocks drawn to copy cleanly).
 Terminal consoles are replayed through pyte, a terminal emulator with a scrollback, at
 the console's own size, so that a live view that duplicated or lost lines (rich issue
 3263) would show in the final scrollback.
@@ -19,8 +20,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
-from rich.markdown import Markdown
 
+from cortan.render.elements import BlockMarkdown
 from cortan.render.markdown import MarkdownStream
 
 WIDTH, HEIGHT = 80, 24
@@ -156,7 +157,7 @@ def output(console: Console) -> str:
 
 def rendered_at_once(answer: str) -> str:
     console = plain_console()
-    console.print(Markdown(answer, hyperlinks=False))
+    console.print(BlockMarkdown(answer, code_theme="monokai", hyperlinks=False), crop=False)
     return output(console)
 
 
@@ -587,11 +588,12 @@ def test_a_tall_code_block_scrolls_instead_of_redrawing_its_last_screenful(
     terminal_console: Console,
 ) -> None:
     """Its complete lines are kept for good as they leave the screen: each is written
-    about once, not once per line that follows it (issue 21)."""
+    about twice (plain as it arrives, then highlighted once complete), not once per line
+    that follows it (issue 21)."""
     pieces = [TALL_CODE[i : i + 4] for i in range(0, len(TALL_CODE), 4)]
     stream(terminal_console, pieces, clock=FakeClock(0.01))
     once = len(rendered_at_once(TALL_CODE))
-    assert len(output(terminal_console)) < 2 * once
+    assert len(output(terminal_console)) < 2.5 * once
 
 
 @pytest.mark.parametrize("narrow_at", [30, 150])
@@ -611,3 +613,91 @@ def test_narrowing_mid_tall_code_block_erases_nothing_and_draws_nothing_twice(
     assert shown.count("Beforethecode.") == 1
     assert [int(n) for n in re.findall(r"#marker(\d{3})", shown)] == list(range(200))
     assert shown.count("Afterthecode.") == 1
+
+
+COMMAND = (
+    "curl -sS http://localhost:11434/api/tags | jq -r '.models[].name' | sort -u | "
+    "xargs -n1 -I{} sh -c 'echo pulling {}; ollama pull {} >/dev/null' && echo done"
+)
+WITH_COMMAND = f"Run this:\n\n```bash\n{COMMAND}\n```\n\nThen check.\n"
+SGR_OR_FRAME = re.compile(r"\x1b\[[0-9;]*m|\x1b\[\?2026[hl]")
+
+
+def colour_terminal(monkeypatch: pytest.MonkeyPatch) -> Console:
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.delenv("TTY_INTERACTIVE", raising=False)
+    return Console(
+        file=io.StringIO(), width=WIDTH, height=HEIGHT, color_system="truecolor",
+        force_terminal=True,
+    )  # fmt: skip
+
+
+def test_a_code_block_on_a_terminal_copies_as_the_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 21: copied off the screen, a command came back with a leading space,
+    spaces to the window's width and a newline in the middle. A long command is now
+    written in one run for the terminal to soft-wrap, with nothing around it."""
+    assert len(COMMAND) > 2 * WIDTH - 20
+    console = colour_terminal(monkeypatch)
+    pieces = [WITH_COMMAND[i : i + 24] for i in range(0, len(WITH_COMMAND), 24)]
+    stream(console, pieces, clock=FakeClock(0.1))
+    written = output(console)
+    assert "\x1b[48;" not in written  # no background painted
+    text = SGR_OR_FRAME.sub("", written)
+    # In one run from the first column, with no newline or cursor movement inside it
+    # (plain as it arrives, then highlighted whole), and no space written after it.
+    assert re.search(f"(\n|\x1b\\[1G){re.escape(COMMAND)}(\n|\x1b)", text)
+    screen = pyte.Screen(WIDTH, HEIGHT)
+    screen.set_mode(pyte.modes.LNM)
+    pyte.Stream(screen).feed(written)
+    rows = [row.rstrip() for row in screen.display]
+    first = rows.index(COMMAND[:WIDTH])
+    assert rows[first - 1 : first + 4] == [
+        "bash",
+        COMMAND[:WIDTH],
+        COMMAND[WIDTH:],
+        "",
+        "Then check.",
+    ]
+
+
+def test_a_code_block_printed_whole_keeps_its_lines_whole() -> None:
+    """Not live (`--no-stream`, a console that is no terminal): the same, printed once."""
+    lines = streamed([WITH_COMMAND]).split("\n")
+    assert lines[lines.index(COMMAND) - 1 : lines.index(COMMAND) + 2] == ["bash", COMMAND, ""]
+
+
+def test_a_code_block_is_highlighted_without_a_background(monkeypatch: pytest.MonkeyPatch) -> None:
+    console = colour_terminal(monkeypatch)
+    stream(console, ["```python\nimport os\n\n\tprint(os.sep)  # trailing   \n```\n"])
+    written = output(console)
+    assert "\x1b[48;" not in written
+    assert re.search(r"\x1b\[[0-9;]*38;2;[0-9;]+mimport", written)  # a keyword, coloured
+    assert " \n" not in SGR_OR_FRAME.sub("", written)  # nothing after a line's last character
+
+
+LONG_CODE = "Before.\n\n```python\n" + "".join(
+    f"marker_{i:02} = compute({'x' * (i % 3 * 50)}, {i})\n" for i in range(60)
+)
+
+
+@pytest.mark.parametrize("narrow_at", [None, 20, 50])
+def test_a_tall_code_block_of_long_lines_shows_each_line_once(
+    monkeypatch: pytest.MonkeyPatch, narrow_at: int | None
+) -> None:
+    """Lines of one, two and three rows: the kept rows and the live ones are counted in
+    rows, so nothing is drawn twice or left out as the block scrolls, or when narrowed."""
+    term = Terminal(WIDTH, monkeypatch)
+    md = MarkdownStream(term.console, clock=FakeClock(1.0))
+    answer = LONG_CODE + "```\n\nAfter.\n"
+    for start in range(0, len(answer), 7):
+        if narrow_at is not None and answer[:start].count("\n") == narrow_at + 3:
+            term.resize(50)
+        md.feed(answer[start : start + 7])
+    md.finish()
+    shown = term.text()
+    assert [int(n) for n in re.findall(r"marker_(\d\d)", shown)] == list(range(60))
+    written = SGR_OR_FRAME.sub("", output(term.console))
+    assert f"marker_05 = compute({'x' * 100}, 5)\n" in written  # three rows, in one run
+    assert shown.count("Before.") == shown.count("After.") == 1
+    if narrow_at is None:
+        assert shown == "".join("".join(visible_lines(rendered_at_once(answer))).split())

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
 
-from cortan.render.region import SYNC_OFF, SYNC_ON, Line, LiveRegion
+from cortan.render.region import SYNC_OFF, SYNC_ON, Line, LiveRegion, rows_of
 
 WIDTH, HEIGHT = 40, 12
 STYLES = [None, Style(color="red"), Style(bold=True), Style(bgcolor="blue")]
@@ -215,3 +215,64 @@ def test_release_at_a_wider_width_counts_lines() -> None:
     term.pump()
     region.release(60)
     assert term.pump() == f"{SYNC_ON}\x1b[1B\n{SYNC_OFF}"
+
+
+def wrapped(lines: list[Line], width: int = WIDTH) -> list[Line]:
+    """The rows a terminal `width` columns wide shows `lines` in, a long line soft-wrapped."""
+    rows: list[Line] = []
+    for one in lines:
+        length = sum(len(segment.text) for segment in one)
+        cuts = [*range(width, length, width), length] if length > width else [length]
+        rows += [list(piece) for piece in Segment.divide(one, cuts)] if length else [[]]
+    return rows
+
+
+long_segments = st.lists(
+    st.tuples(st.text(alphabet="ab c", min_size=1, max_size=40), st.sampled_from(STYLES)),
+    max_size=4,
+)
+long_lines = st.lists(long_segments.map(lambda parts: line(*parts)), max_size=6).filter(
+    lambda lines: len(wrapped(lines)) < HEIGHT
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(long_lines, min_size=1, max_size=6))
+def test_lines_wider_than_the_screen_are_soft_wrapped_and_counted_in_rows(
+    frames: list[list[Line]],
+) -> None:
+    """A code line is written whole for the terminal to wrap (a copy gives it as one
+    line): the region counts the rows it takes to move the cursor and redraw."""
+    term = Screen()
+    region = LiveRegion(term.console)
+    for frame in frames:
+        region.draw(frame)
+        term.pump()
+        assert term.rows() == expected(wrapped(frame))
+    region.clear()
+    term.pump()
+    assert term.rows() == expected([])
+    assert (term.screen.cursor.x, term.screen.cursor.y) == (0, 0)
+
+
+def test_a_line_growing_past_the_screens_width_is_written_in_one_run() -> None:
+    """Each piece goes on where the cursor is, past the end of a row too: no newline
+    and no cursor movement inside the line, so the terminal wraps it softly."""
+    term = Screen()
+    region = LiveRegion(term.console)
+    command = "x" * 10 + "y" * 30 + "z" * 45  # the second piece ends on the row's last cell
+    written = ""
+    for end in (10, 40, 60, 85):
+        region.draw([line(("$ ", None)), line((command[:end], None))])
+        written += term.pump()
+    frames = written.replace(SYNC_ON, "").replace(SYNC_OFF, "")
+    assert frames == "$ \n" + command
+    assert term.rows() == expected([line(("$ ", None)), *wrapped([line((command, None))])])
+
+
+def test_rows_are_counted_as_the_terminal_wraps_wide_characters() -> None:
+    """A character two cells wide that does not fit at the end of a row goes on the next."""
+    assert rows_of(line(("中中中", None)), 3) == 3  # 6 cells, and still 3 rows of 3
+    assert rows_of(line(("a" * 80, None)), 80) == 1
+    assert rows_of(line(("a" * 81, None)), 80) == 2
+    assert rows_of([], 80) == 1
