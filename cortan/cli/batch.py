@@ -347,7 +347,7 @@ async def _run(
             context.diagnostics.notice(
                 f"batch: resuming: {earlier.done:,} {items} answered by an earlier run{failed}"
             )
-        app = App.build(settings)
+        app = App.build(settings, concurrent=True)  # aiohttp: many requests at once
         _attach_stores(stack, app, settings, spec, data_dir, log=log)
         count = None if input_spec.path == "-" else (
             lambda: count_records(input_spec, max_bytes=max_bytes)
