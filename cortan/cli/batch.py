@@ -33,7 +33,7 @@ from cortan.core.errors import UsageError
 
 if TYPE_CHECKING:
     from cortan.app import App
-    from cortan.batch.inputs import InputSpec
+    from cortan.batch.inputs import FileId, InputSpec
     from cortan.batch.items import RequestSpec
     from cortan.batch.progress import ProgressView
     from cortan.batch.runner import Outcome
@@ -185,6 +185,7 @@ def batch(
         if source == "-" and sys.stdin.isatty():
             context.diagnostics.notice("batch: reading items from the terminal; Ctrl-D ends them")
         sink = _open_output(output, source)
+        leave_out = _output_in_folder(context, input_spec, sink, output)
         where = "stdin" if source == "-" else os.path.realpath(source)  # the job's input
         if output is not None:
             ctx.call_on_close(lambda: _close_quietly(sink))
@@ -196,6 +197,7 @@ def batch(
                     name=job_name, resume=resume, restart=restart, log=log, limit=limit,
                     concurrency=concurrency, quiet=quiet, ordered=not unordered,
                     max_failures=failures, output=str(output) if output else None,
+                    leave_out=leave_out,
                 )
             )  # fmt: skip
         except KeyboardInterrupt:
@@ -310,6 +312,41 @@ def _open_output(output: Path | None, source: str) -> TextIO:
         raise UsageError(f"cannot write {output}: {why_unwritable(exc)}") from None
 
 
+def _output_in_folder(
+    context: Context, spec: InputSpec, sink: TextIO, output: Path | None
+) -> FileId | None:
+    """The output's identity, for a folder's listing to leave out: written into the
+    folder (``-o notes/out.jsonl``, ``> notes/out.jsonl``), it was read as an item, half
+    written, and on a resume with the last run's answers. Said once, when it is there."""
+    if spec.format != "files":
+        return None
+    try:
+        found = os.fstat(sink.fileno())
+    except (OSError, ValueError):  # no stdout to compare
+        return None
+    if not stat.S_ISREG(found.st_mode):
+        return None
+    named = output if output is not None else _stdout_path()
+    if named is not None:
+        from cortan.batch.inputs import is_listed
+
+        root, where = Path(spec.path).resolve(), named.parent.resolve() / named.name
+        if is_listed(root, where, spec.glob):
+            name = where.relative_to(root).as_posix()
+            context.diagnostics.notice(
+                f"batch: the folder's file {name} is the output: it is not one of the items"
+            )
+    return found.st_dev, found.st_ino
+
+
+def _stdout_path() -> Path | None:
+    """The file stdout was sent to (``> notes/out.jsonl``), where the system says."""
+    try:
+        return Path(os.readlink("/proc/self/fd/1"))
+    except OSError:  # not Linux, or no stdout: the output is still left out, unsaid
+        return None
+
+
 async def _run(
     context: Context,
     settings: Settings,
@@ -325,6 +362,7 @@ async def _run(
     quiet: bool,
     output: str | None,
     concurrency: int | None,
+    leave_out: FileId | None,
     **options: Any,
 ) -> Outcome:
     from cortan.app import App, make_batch
@@ -350,11 +388,12 @@ async def _run(
         app = App.build(settings, concurrent=True)  # aiohttp: many requests at once
         _attach_stores(stack, app, settings, spec, data_dir, log=log)
         count = None if input_spec.path == "-" else (
-            lambda: count_records(input_spec, max_bytes=max_bytes)
+            lambda: count_records(input_spec, max_bytes=max_bytes, leave_out=leave_out)
         )  # fmt: skip
         live = not quiet and sys.stderr.isatty()
+        records = read_records(input_spec, max_bytes=max_bytes, leave_out=leave_out)
         runner = make_batch(
-            app, jobs, job, read_records(input_spec, max_bytes=max_bytes), spec, sink,
+            app, jobs, job, records, spec, sink,
             _make_progress(settings, context, quiet=quiet, live=live),
             tick=1.0 if live else settings.batch.progress_interval,
             count_total=count, workers=concurrency, **options,

@@ -348,3 +348,41 @@ def test_a_progress_interval_too_small_to_wait_is_a_config_error(
     assert_one_sentence(result.stderr)
     assert "batch.progress_interval" in result.stderr
     assert ollama_env.chat_requests == []
+
+
+def _batch_into(folder: Path, out: Path, where: str) -> tuple[int, str]:
+    """``cortan batch folder -p …`` writing to ``out`` with ``-o``, or with ``> out``."""
+    command = [*cortan_command(), "batch", str(folder), "-p", "Summarise"]
+    with out.open("wb") if where == "stdout" else open(os.devnull, "wb") as stdout:
+        done = subprocess.run(
+            [*command, "-o", str(out)] if where == "-o" else command,
+            stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE, timeout=60,
+            check=False,
+        )  # fmt: skip
+    return done.returncode, done.stderr.decode()
+
+
+@pytest.mark.parametrize("where", ["-o", "stdout"])
+def test_the_output_written_into_the_input_folder_is_not_an_item(
+    ollama_env: FakeOllama, tmp_path: Path, where: str
+) -> None:
+    """``cortan batch notes/ -o notes/out.jsonl`` read its own output as an item: half
+    written on the first run, the earlier run's answers on the next. The job is the
+    same wherever its output goes: one written elsewhere first resumes."""
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for name in ("a.md", "b.md", "z.md"):  # out.jsonl sorts between b.md and z.md
+        (folder / name).write_text(f"{name} text\n")
+    note = "batch: the folder's file out.jsonl is the output: it is not one of the items"
+    code, stderr = _batch_into(folder, tmp_path / "elsewhere.jsonl", where)
+    assert code == 0, stderr
+    assert note not in stderr
+    out = folder / "out.jsonl"
+    for _ in range(2):
+        code, stderr = _batch_into(folder, out, where)
+        assert code == 0, stderr
+        ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+        assert ids == ["a.md", "b.md", "z.md"]
+        assert stderr.count(note) == 1, stderr
+        assert "resuming: 3 items answered by an earlier run" in stderr
+    assert len(ollama_env.chat_requests) == 3
