@@ -17,6 +17,10 @@ record whose quote never closes, a file too large or unreadable, each becomes a
 record with an ``error`` sentence naming where it is. Only a failure to read the
 input at all (a vanished file, a disk error) stops the job.
 
+Two items of one job must not share an id (:func:`check_ids`): their output lines
+could not be told apart. Only JSON lines and CSV can repeat one (:data:`ID_FORMATS`);
+a line's id is its number, a file's its path.
+
 A folder that holds the job's own output (``cortan batch notes/ -o notes/out.jsonl``)
 lists it like any file: it would be sent as an item, half written, and on a resume
 with the answers of the run before. The reader is handed the output's identity
@@ -36,7 +40,7 @@ from pathlib import Path
 from typing import BinaryIO, Literal, NamedTuple, get_args
 
 from cortan.core.errors import UsageError, why_unreadable
-from cortan.core.text import format_size
+from cortan.core.text import format_size, shorten
 
 Format = Literal["jsonl", "csv", "tsv", "lines", "files"]
 FORMATS: tuple[str, ...] = get_args(Format)
@@ -48,6 +52,10 @@ _SUFFIXES: dict[str, Format] = {
     ".tsv": "tsv",
 }
 _SKIP_CHUNK = 1 << 16
+#: The formats whose items name their own ids (``--id-field``), which may repeat.
+ID_FORMATS: tuple[Format, ...] = ("jsonl", "csv", "tsv")
+#: Characters of an id shown in a sentence.
+SHOWN_ID = 60
 #: A file by identity, (device, inode): whatever name or link reaches it.
 FileId = tuple[int, int]
 
@@ -122,6 +130,31 @@ def read_records(
             yield from _read_csv(stream, spec, max_bytes)
         else:
             yield from _read_lines(stream, max_bytes)
+
+
+def check_ids(records: Iterator[Record]) -> Iterator[Record]:
+    """``records``, stopped by a UsageError (exit 2) at the first whose id an earlier
+    one has, naming both. A record that could not be read is not checked: its id is its
+    place, and its line says where it is. The ids are kept on disk (:mod:`cortan.store.seen`),
+    so a million-line input still costs a few hundred lines' memory."""
+    from cortan.store.seen import SeenNames
+
+    with SeenNames() as seen:
+        for record in records:
+            if record.error is None:
+                # 5 and "5" are two ids: they are written apart in the output
+                first = seen.add(f"{type(record.id).__name__}:{record.id}", record.where)
+                if first is not None:
+                    raise UsageError(_repeated_id(record, first))
+            yield record
+
+
+def _repeated_id(record: Record, first: str) -> str:
+    shown = shorten(json.dumps(record.id, ensure_ascii=False), SHOWN_ID)
+    return (
+        f"{record.where} has the id {shown}, as {first} does: each item needs an id of its "
+        "own, which names its output line (--id-field picks another field)"
+    )
 
 
 def count_records(

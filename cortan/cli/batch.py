@@ -184,6 +184,7 @@ def batch(
         spec = _with_role(settings, spec, role)
         if source == "-" and sys.stdin.isatty():
             context.diagnostics.notice("batch: reading items from the terminal; Ctrl-D ends them")
+        counted = _check_ids(input_spec, settings.max_input_bytes)  # before -o is emptied
         sink = _open_output(output, source)
         leave_out = _output_in_folder(context, input_spec, sink, output)
         where = "stdin" if source == "-" else os.path.realpath(source)  # the job's input
@@ -197,7 +198,7 @@ def batch(
                     name=job_name, resume=resume, restart=restart, log=log, limit=limit,
                     concurrency=concurrency, quiet=quiet, ordered=not unordered,
                     max_failures=failures, output=str(output) if output else None,
-                    leave_out=leave_out,
+                    leave_out=leave_out, counted=counted,
                 )
             )  # fmt: skip
         except KeyboardInterrupt:
@@ -312,6 +313,16 @@ def _open_output(output: Path | None, source: str) -> TextIO:
         raise UsageError(f"cannot write {output}: {why_unwritable(exc)}") from None
 
 
+def _check_ids(spec: InputSpec, max_bytes: int) -> int | None:
+    """A file's items, each id checked unique before anything is sent: how many there are
+    (the counting pass is then not needed). Stdin is checked as it is read."""
+    from cortan.batch.inputs import ID_FORMATS, STDIN, check_ids, read_records
+
+    if spec.path == STDIN or spec.format not in ID_FORMATS:
+        return None
+    return sum(1 for _ in check_ids(read_records(spec, max_bytes=max_bytes)))
+
+
 def _output_in_folder(
     context: Context, spec: InputSpec, sink: TextIO, output: Path | None
 ) -> FileId | None:
@@ -363,10 +374,11 @@ async def _run(
     output: str | None,
     concurrency: int | None,
     leave_out: FileId | None,
+    counted: int | None,
     **options: Any,
 ) -> Outcome:
     from cortan.app import App, make_batch
-    from cortan.batch.inputs import count_records, read_records
+    from cortan.batch.inputs import ID_FORMATS, check_ids, count_records, read_records
     from cortan.batch.job import make_job_key, open_job
     from cortan.config.paths import get_data_dir
     from cortan.store.jobs import JobStore
@@ -388,10 +400,13 @@ async def _run(
         app = App.build(settings, concurrent=True)  # aiohttp: many requests at once
         _attach_stores(stack, app, settings, spec, data_dir, log=log)
         count = None if input_spec.path == "-" else (
-            lambda: count_records(input_spec, max_bytes=max_bytes, leave_out=leave_out)
+            (lambda: counted) if counted is not None
+            else lambda: count_records(input_spec, max_bytes=max_bytes, leave_out=leave_out)
         )  # fmt: skip
         live = not quiet and sys.stderr.isatty()
         records = read_records(input_spec, max_bytes=max_bytes, leave_out=leave_out)
+        if input_spec.path == "-" and input_spec.format in ID_FORMATS:
+            records = check_ids(records)  # a file's were checked before the job opened
         runner = make_batch(
             app, jobs, job, records, spec, sink,
             _make_progress(settings, context, quiet=quiet, live=live),

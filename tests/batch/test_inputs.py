@@ -6,6 +6,7 @@ the job; nothing is held whole, however long a line or large a file.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from cortan.batch.inputs import (
     InputSpec,
     Record,
+    check_ids,
     check_input,
     count_records,
     detect_format,
@@ -229,6 +231,21 @@ def test_a_folder_leaves_out_the_output_by_any_name(tmp_path: Path) -> None:
     assert is_listed(root, out, None) and not is_listed(root, out, "*.md")
     assert not is_listed(root, tmp_path / "elsewhere.jsonl", None)
     assert not is_listed(root, root / ".cache" / "out.jsonl", None)
+
+
+def test_check_ids_refuses_a_repeat_and_names_both_places(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "in.jsonl",
+        '{"id": 5, "prompt": "a"}\n{"id": "5", "prompt": "b"}\nnot json\n{"prompt": "c"}\n'
+        '{"id": "' + "x" * 100 + '", "prompt": "d"}\n{"id": 4, "prompt": "e"}\n',
+    )  # fmt: skip
+    spec = InputSpec(str(path), "jsonl")
+    with pytest.raises(UsageError) as caught:
+        list(check_ids(read_records(spec, max_bytes=MAX)))
+    # line 3 is broken (its id, 3, is its place: not checked); line 4's id is its number
+    assert str(caught.value).startswith("line 6 has the id 4, as line 4 does: each item")
+    ids = [r.id for r in itertools.islice(check_ids(read_records(spec, max_bytes=MAX)), 5)]
+    assert ids == [5, "5", 3, 4, "x" * 100]
 
 
 def test_an_unreadable_file_is_one_record(tmp_path: Path) -> None:
