@@ -109,7 +109,7 @@ class App:
     @classmethod
     def build(cls, settings: Settings, *, concurrent: bool = False) -> App:
         """Wire the engine; ``concurrent`` for a front end that sends many requests at
-        once (the gateway): its providers' HTTP runs on aiohttp."""
+        once (the gateway, a batch): its providers' HTTP runs on aiohttp."""
         bus = EventBus()
         manager = ModelManager(bus, settings, concurrent=concurrent)
         guard = Guard(

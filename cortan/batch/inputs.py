@@ -16,6 +16,15 @@ not JSON, or runs past ``max_input_bytes`` (skipped without being held), a CSV
 record whose quote never closes, a file too large or unreadable, each becomes a
 record with an ``error`` sentence naming where it is. Only a failure to read the
 input at all (a vanished file, a disk error) stops the job.
+
+Two items of one job must not share an id (:func:`check_ids`): their output lines
+could not be told apart. Only JSON lines and CSV can repeat one (:data:`ID_FORMATS`);
+a line's id is its number, a file's its path.
+
+A folder that holds the job's own output (``cortan batch notes/ -o notes/out.jsonl``)
+lists it like any file: it would be sent as an item, half written, and on a resume
+with the answers of the run before. The reader is handed the output's identity
+(:data:`FileId`, device and inode: a link to it is the same file) and leaves it out.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from pathlib import Path
 from typing import BinaryIO, Literal, NamedTuple, get_args
 
 from cortan.core.errors import UsageError, why_unreadable
-from cortan.core.text import format_size
+from cortan.core.text import format_size, shorten
 
 Format = Literal["jsonl", "csv", "tsv", "lines", "files"]
 FORMATS: tuple[str, ...] = get_args(Format)
@@ -43,6 +52,12 @@ _SUFFIXES: dict[str, Format] = {
     ".tsv": "tsv",
 }
 _SKIP_CHUNK = 1 << 16
+#: The formats whose items name their own ids (``--id-field``), which may repeat.
+ID_FORMATS: tuple[Format, ...] = ("jsonl", "csv", "tsv")
+#: Characters of an id shown in a sentence.
+SHOWN_ID = 60
+#: A file by identity, (device, inode): whatever name or link reaches it.
+FileId = tuple[int, int]
 
 
 class Record(NamedTuple):
@@ -100,10 +115,13 @@ def check_input(spec: InputSpec) -> None:
         raise UsageError(f"cannot read {spec.path}: {why_unreadable(exc)}") from None
 
 
-def read_records(spec: InputSpec, *, max_bytes: int) -> Iterator[Record]:
-    """Every item of the input, in order, streamed."""
+def read_records(
+    spec: InputSpec, *, max_bytes: int, leave_out: FileId | None = None
+) -> Iterator[Record]:
+    """Every item of the input, in order, streamed; a folder's file ``leave_out`` (the
+    job's output) is not one."""
     if spec.format == "files":
-        yield from _read_files(spec, max_bytes)
+        yield from _read_files(spec, max_bytes, leave_out)
         return
     with _open(spec.path) as stream:
         if spec.format == "jsonl":
@@ -114,14 +132,41 @@ def read_records(spec: InputSpec, *, max_bytes: int) -> Iterator[Record]:
             yield from _read_lines(stream, max_bytes)
 
 
-def count_records(spec: InputSpec, *, max_bytes: int) -> int | None:
+def check_ids(records: Iterator[Record]) -> Iterator[Record]:
+    """``records``, stopped by a UsageError (exit 2) at the first whose id an earlier
+    one has, naming both. A record that could not be read is not checked: its id is its
+    place, and its line says where it is. The ids are kept on disk (:mod:`cortan.store.seen`),
+    so a million-line input still costs a few hundred lines' memory."""
+    from cortan.store.seen import SeenNames
+
+    with SeenNames() as seen:
+        for record in records:
+            if record.error is None:
+                # 5 and "5" are two ids: they are written apart in the output
+                first = seen.add(f"{type(record.id).__name__}:{record.id}", record.where)
+                if first is not None:
+                    raise UsageError(_repeated_id(record, first))
+            yield record
+
+
+def _repeated_id(record: Record, first: str) -> str:
+    shown = shorten(json.dumps(record.id, ensure_ascii=False), SHOWN_ID)
+    return (
+        f"{record.where} has the id {shown}, as {first} does: each item needs an id of its "
+        "own, which names its output line (--id-field picks another field)"
+    )
+
+
+def count_records(
+    spec: InputSpec, *, max_bytes: int, leave_out: FileId | None = None
+) -> int | None:
     """How many items the input holds (a second pass, streamed), or None for stdin."""
     if spec.path == STDIN:
         return None
     if spec.format in ("jsonl", "lines"):
         with _open(spec.path) as stream:
             return sum(1 for _, line in _lines(stream, max_bytes) if line is None or line.strip())
-    return sum(1 for _ in read_records(spec, max_bytes=max_bytes))
+    return sum(1 for _ in read_records(spec, max_bytes=max_bytes, leave_out=leave_out))
 
 
 def _open(path: str) -> BinaryIO:
@@ -353,10 +398,10 @@ def _check_header(row: list[str], spec: InputSpec) -> list[str]:
 # -- a folder of files ------------------------------------------------------------------
 
 
-def _read_files(spec: InputSpec, max_bytes: int) -> Iterator[Record]:
+def _read_files(spec: InputSpec, max_bytes: int, leave_out: FileId | None) -> Iterator[Record]:
     """Every file under the folder, sorted by path; hidden files and folders left out."""
     root = Path(spec.path)
-    for position, found in enumerate(_walk(root, spec.glob)):
+    for position, found in enumerate(_walk(root, spec.glob, leave_out)):
         path, kind, problem = found
         name = path.relative_to(root).as_posix()
         where = f"{kind} {name}"
@@ -371,13 +416,42 @@ def _read_files(spec: InputSpec, max_bytes: int) -> Iterator[Record]:
         yield Record(position, name, where, fields, size=len(content))
 
 
-def _walk(root: Path, glob: str | None) -> Iterator[tuple[Path, str, str | None]]:
+def is_listed(root: Path, path: Path, glob: str | None) -> bool:
+    """Whether a folder's listing takes ``path``: under ``root``, nothing hidden on the
+    way, and matching ``glob`` by name or by its path in the folder."""
+    if not path.is_relative_to(root):
+        return False
+    relative = path.relative_to(root)
+    if any(part.startswith(".") for part in relative.parts):
+        return False
+    return _matches(path.name, relative.as_posix(), glob)
+
+
+def _matches(name: str, relative: str, glob: str | None) -> bool:
+    return not glob or fnmatch.fnmatch(name, glob) or fnmatch.fnmatch(relative, glob)
+
+
+def _is_file(entry: os.DirEntry[str], wanted: FileId) -> bool:
+    """Whether ``entry`` is the file ``wanted``, or a link to it (a stat only for a link
+    or an inode that matches)."""
+    try:
+        if not entry.is_symlink() and entry.inode() != wanted[1]:
+            return False
+        found = entry.stat()
+    except OSError:  # a link to nothing, a loop: not the output, said as its own item
+        return False
+    return (found.st_dev, found.st_ino) == wanted
+
+
+def _walk(
+    root: Path, glob: str | None, leave_out: FileId | None = None
+) -> Iterator[tuple[Path, str, str | None]]:
     """(path, "file", None) for each file in path order (``a.md``, ``b/c.md``,
     ``big.md``), or (path, "folder" or "file", why) for a folder that cannot be listed
     or an entry that is not a file to read (a loop, a link to nothing, a named pipe, a
     socket or a device): it costs its own item with the reason, never silently dropped,
     and a pipe is never opened (it would wait for a writer). Links to folders are not
-    followed (no loops); links to files are."""
+    followed (no loops); links to files are. The file ``leave_out`` is not listed."""
     stack = [iter(_list(root))]
     while stack:
         entry = next(stack[-1], None)
@@ -393,8 +467,9 @@ def _walk(root: Path, glob: str | None) -> Iterator[tuple[Path, str, str | None]
             except OSError as exc:
                 yield path, "folder", exc.strerror or str(exc)
             continue
-        relative = path.relative_to(root).as_posix()
-        if glob and not (fnmatch.fnmatch(entry.name, glob) or fnmatch.fnmatch(relative, glob)):
+        if not _matches(entry.name, path.relative_to(root).as_posix(), glob):
+            continue
+        if leave_out is not None and _is_file(entry, leave_out):
             continue
         try:
             is_file = entry.is_file()

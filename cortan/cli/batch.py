@@ -33,7 +33,7 @@ from cortan.core.errors import UsageError
 
 if TYPE_CHECKING:
     from cortan.app import App
-    from cortan.batch.inputs import InputSpec
+    from cortan.batch.inputs import FileId, InputSpec
     from cortan.batch.items import RequestSpec
     from cortan.batch.progress import ProgressView
     from cortan.batch.runner import Outcome
@@ -184,7 +184,9 @@ def batch(
         spec = _with_role(settings, spec, role)
         if source == "-" and sys.stdin.isatty():
             context.diagnostics.notice("batch: reading items from the terminal; Ctrl-D ends them")
+        counted = _check_ids(input_spec, settings.max_input_bytes)  # before -o is emptied
         sink = _open_output(output, source)
+        leave_out = _output_in_folder(context, input_spec, sink, output)
         where = "stdin" if source == "-" else os.path.realpath(source)  # the job's input
         if output is not None:
             ctx.call_on_close(lambda: _close_quietly(sink))
@@ -196,6 +198,7 @@ def batch(
                     name=job_name, resume=resume, restart=restart, log=log, limit=limit,
                     concurrency=concurrency, quiet=quiet, ordered=not unordered,
                     max_failures=failures, output=str(output) if output else None,
+                    leave_out=leave_out, counted=counted,
                 )
             )  # fmt: skip
         except KeyboardInterrupt:
@@ -310,6 +313,51 @@ def _open_output(output: Path | None, source: str) -> TextIO:
         raise UsageError(f"cannot write {output}: {why_unwritable(exc)}") from None
 
 
+def _check_ids(spec: InputSpec, max_bytes: int) -> int | None:
+    """A file's items, each id checked unique before anything is sent: how many there are
+    (the counting pass is then not needed). Stdin is checked as it is read."""
+    from cortan.batch.inputs import ID_FORMATS, STDIN, check_ids, read_records
+
+    if spec.path == STDIN or spec.format not in ID_FORMATS:
+        return None
+    return sum(1 for _ in check_ids(read_records(spec, max_bytes=max_bytes)))
+
+
+def _output_in_folder(
+    context: Context, spec: InputSpec, sink: TextIO, output: Path | None
+) -> FileId | None:
+    """The output's identity, for a folder's listing to leave out: written into the
+    folder (``-o notes/out.jsonl``, ``> notes/out.jsonl``), it was read as an item, half
+    written, and on a resume with the last run's answers. Said once, when it is there."""
+    if spec.format != "files":
+        return None
+    try:
+        found = os.fstat(sink.fileno())
+    except (OSError, ValueError):  # no stdout to compare
+        return None
+    if not stat.S_ISREG(found.st_mode):
+        return None
+    named = output if output is not None else _stdout_path()
+    if named is not None:
+        from cortan.batch.inputs import is_listed
+
+        root, where = Path(spec.path).resolve(), named.parent.resolve() / named.name
+        if is_listed(root, where, spec.glob):
+            name = where.relative_to(root).as_posix()
+            context.diagnostics.notice(
+                f"batch: the folder's file {name} is the output: it is not one of the items"
+            )
+    return found.st_dev, found.st_ino
+
+
+def _stdout_path() -> Path | None:
+    """The file stdout was sent to (``> notes/out.jsonl``), where the system says."""
+    try:
+        return Path(os.readlink("/proc/self/fd/1"))
+    except OSError:  # not Linux, or no stdout: the output is still left out, unsaid
+        return None
+
+
 async def _run(
     context: Context,
     settings: Settings,
@@ -325,10 +373,12 @@ async def _run(
     quiet: bool,
     output: str | None,
     concurrency: int | None,
+    leave_out: FileId | None,
+    counted: int | None,
     **options: Any,
 ) -> Outcome:
     from cortan.app import App, make_batch
-    from cortan.batch.inputs import count_records, read_records
+    from cortan.batch.inputs import ID_FORMATS, check_ids, count_records, read_records
     from cortan.batch.job import make_job_key, open_job
     from cortan.config.paths import get_data_dir
     from cortan.store.jobs import JobStore
@@ -347,14 +397,18 @@ async def _run(
             context.diagnostics.notice(
                 f"batch: resuming: {earlier.done:,} {items} answered by an earlier run{failed}"
             )
-        app = App.build(settings)
+        app = App.build(settings, concurrent=True)  # aiohttp: many requests at once
         _attach_stores(stack, app, settings, spec, data_dir, log=log)
         count = None if input_spec.path == "-" else (
-            lambda: count_records(input_spec, max_bytes=max_bytes)
+            (lambda: counted) if counted is not None
+            else lambda: count_records(input_spec, max_bytes=max_bytes, leave_out=leave_out)
         )  # fmt: skip
         live = not quiet and sys.stderr.isatty()
+        records = read_records(input_spec, max_bytes=max_bytes, leave_out=leave_out)
+        if input_spec.path == "-" and input_spec.format in ID_FORMATS:
+            records = check_ids(records)  # a file's were checked before the job opened
         runner = make_batch(
-            app, jobs, job, read_records(input_spec, max_bytes=max_bytes), spec, sink,
+            app, jobs, job, records, spec, sink,
             _make_progress(settings, context, quiet=quiet, live=live),
             tick=1.0 if live else settings.batch.progress_interval,
             count_total=count, workers=concurrency, **options,

@@ -15,6 +15,10 @@ read as "did not answer in time". :func:`_mapped` gives each the httpx error the
 providers' ``map_error`` turns into the right sentence, and the adapter is written
 once for both httpx lines (``httpx`` under Ollama's SDK, ``httpx2`` under OpenAI's).
 
+``cortan batch`` runs on it too: httpx's own pool holds 100 connections and queues the
+rest, and each request that joins or leaves that queue scans it against every
+connection, so a batch with ``parallel = 1024`` never had more than 100 requests in
+flight, ran 7.6x slower, and took ~48 s to stop on SIGTERM (0.2 s on aiohttp).
 ``cortan ask`` keeps the default transport: one request does not repay importing
 aiohttp.
 """

@@ -6,6 +6,7 @@ the job; nothing is held whole, however long a line or large a file.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -14,9 +15,11 @@ import pytest
 from cortan.batch.inputs import (
     InputSpec,
     Record,
+    check_ids,
     check_input,
     count_records,
     detect_format,
+    is_listed,
     read_records,
 )
 from cortan.core.errors import UsageError
@@ -206,6 +209,43 @@ def test_a_folder_sorted_hidden_left_out_glob_and_limits(tmp_path: Path) -> None
     assert [r.id for r in read(root, "files", glob="*.md")] == ["a.md", "big.md", "z.md"]
     assert [r.id for r in read(root, "files", glob="b/*")] == ["b/c.txt"]
     assert count_records(InputSpec(str(root), "files"), max_bytes=MAX) == 4
+
+
+def test_a_folder_leaves_out_the_output_by_any_name(tmp_path: Path) -> None:
+    """The job's output in its input folder (or a link to it) is not an item; the
+    places of the items after it close up, and the counting pass agrees."""
+    root = tmp_path / "notes"
+    root.mkdir()
+    (root / "a.md").write_text("first")
+    out = root / "out.jsonl"
+    out.write_text('{"id": "a.md"}\n')
+    (root / "sub").mkdir()
+    (root / "sub" / "link.jsonl").symlink_to(out)
+    (root / "z.md").write_text("last")
+    found = out.stat()
+    spec = InputSpec(str(root), "files")
+    records = list(read_records(spec, max_bytes=MAX, leave_out=(found.st_dev, found.st_ino)))
+    assert [(r.position, r.id) for r in records] == [(0, "a.md"), (1, "z.md")]
+    assert count_records(spec, max_bytes=MAX, leave_out=(found.st_dev, found.st_ino)) == 2
+    assert [r.id for r in read(root, "files")] == ["a.md", "out.jsonl", "sub/link.jsonl", "z.md"]
+    assert is_listed(root, out, None) and not is_listed(root, out, "*.md")
+    assert not is_listed(root, tmp_path / "elsewhere.jsonl", None)
+    assert not is_listed(root, root / ".cache" / "out.jsonl", None)
+
+
+def test_check_ids_refuses_a_repeat_and_names_both_places(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "in.jsonl",
+        '{"id": 5, "prompt": "a"}\n{"id": "5", "prompt": "b"}\nnot json\n{"prompt": "c"}\n'
+        '{"id": "' + "x" * 100 + '", "prompt": "d"}\n{"id": 4, "prompt": "e"}\n',
+    )  # fmt: skip
+    spec = InputSpec(str(path), "jsonl")
+    with pytest.raises(UsageError) as caught:
+        list(check_ids(read_records(spec, max_bytes=MAX)))
+    # line 3 is broken (its id, 3, is its place: not checked); line 4's id is its number
+    assert str(caught.value).startswith("line 6 has the id 4, as line 4 does: each item")
+    ids = [r.id for r in itertools.islice(check_ids(read_records(spec, max_bytes=MAX)), 5)]
+    assert ids == [5, "5", 3, 4, "x" * 100]
 
 
 def test_an_unreadable_file_is_one_record(tmp_path: Path) -> None:

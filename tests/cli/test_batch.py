@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import resource
 import signal
 import sqlite3
 import subprocess
@@ -271,6 +272,47 @@ def test_sigterm_stops_cleanly_with_its_own_code(
         _, err = proc.communicate(timeout=20)
     assert proc.returncode == 128 + 15
     assert "batch stopped: " in err.decode()
+
+
+@pytest.fixture
+def many_files() -> Iterator[None]:
+    """Room for a thousand connections at each end (the fake server runs in this process)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= 4096:
+        yield
+        return
+    if hard != resource.RLIM_INFINITY and hard < 4096:
+        pytest.skip(f"needs 4096 open files (hard limit {hard})")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (4096, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.usefixtures("many_files")
+def test_a_thousand_requests_at_once_stop_at_once_on_sigterm(
+    cortan: type[CortanRunner], ollama: FakeOllama, config_file: Path, tmp_path: Path
+) -> None:
+    """``parallel = 1024``: httpx's pool held 100 connections and queued the rest, and
+    every cancelled request scanned that queue against every connection: SIGTERM took
+    ~48 s to stop, and no more than 100 requests were ever in flight."""
+    ollama.default = Reply(pieces=["a"], first_byte_delay=60)
+    config_file.write_text(
+        'default_model = "ollama:llama3.2"\n'
+        f'[providers.ollama]\nkind = "ollama"\nhosts = ["{ollama.url}"]\nparallel = 1024\n'
+    )
+    source = jsonl(tmp_path / "in.jsonl", 1100)
+    with started(cortan.popen("batch", str(source), "-j", "1024", "-q")) as proc:
+        wait_asked(ollama, 100, proc)
+        everything = ollama.wait_in_flight(1024, timeout=20)
+        start = time.monotonic()
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+        took = time.monotonic() - start
+    assert proc.returncode == 128 + 15, err.decode()
+    assert took < 5, f"took {took:.1f} s to stop"
+    assert everything, f"at most {ollama.peak_in_flight} requests in flight, not 1024"
 
 
 def test_several_hosts_each_get_their_parallel(

@@ -348,3 +348,81 @@ def test_a_progress_interval_too_small_to_wait_is_a_config_error(
     assert_one_sentence(result.stderr)
     assert "batch.progress_interval" in result.stderr
     assert ollama_env.chat_requests == []
+
+
+def _batch_into(folder: Path, out: Path, where: str) -> tuple[int, str]:
+    """``cortan batch folder -p …`` writing to ``out`` with ``-o``, or with ``> out``."""
+    command = [*cortan_command(), "batch", str(folder), "-p", "Summarise"]
+    with out.open("wb") if where == "stdout" else open(os.devnull, "wb") as stdout:
+        done = subprocess.run(
+            [*command, "-o", str(out)] if where == "-o" else command,
+            stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE, timeout=60,
+            check=False,
+        )  # fmt: skip
+    return done.returncode, done.stderr.decode()
+
+
+@pytest.mark.parametrize("where", ["-o", "stdout"])
+def test_the_output_written_into_the_input_folder_is_not_an_item(
+    ollama_env: FakeOllama, tmp_path: Path, where: str
+) -> None:
+    """``cortan batch notes/ -o notes/out.jsonl`` read its own output as an item: half
+    written on the first run, the earlier run's answers on the next. The job is the
+    same wherever its output goes: one written elsewhere first resumes."""
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for name in ("a.md", "b.md", "z.md"):  # out.jsonl sorts between b.md and z.md
+        (folder / name).write_text(f"{name} text\n")
+    note = "batch: the folder's file out.jsonl is the output: it is not one of the items"
+    code, stderr = _batch_into(folder, tmp_path / "elsewhere.jsonl", where)
+    assert code == 0, stderr
+    assert note not in stderr
+    out = folder / "out.jsonl"
+    for _ in range(2):
+        code, stderr = _batch_into(folder, out, where)
+        assert code == 0, stderr
+        ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+        assert ids == ["a.md", "b.md", "z.md"]
+        assert stderr.count(note) == 1, stderr
+        assert "resuming: 3 items answered by an earlier run" in stderr
+    assert len(ollama_env.chat_requests) == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "args", "sentence"),
+    [
+        ("in.jsonl", '{"id": "r1", "prompt": "a"}\n{"id": "r2", "prompt": "b"}\n\n'
+         '{"id": "r1", "prompt": "c"}\n', [], 'line 4 has the id "r1", as line 1 does'),
+        ("in.csv", "id,text\nr1,a\nr2,b\nr1,c\n", ["-t", "{text}"],
+         'row 3 (line 4) has the id "r1", as row 1 (line 2) does'),
+    ],
+)  # fmt: skip
+def test_two_items_with_one_id_are_refused_before_anything_is_sent(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path,
+    name: str, text: str, args: list[str], sentence: str,
+) -> None:  # fmt: skip
+    """Two output lines with one id could not be told apart; they ran and were written."""
+    source = tmp_path / name
+    source.write_text(text)
+    out = tmp_path / "out.jsonl"
+    out.write_text("kept\n")
+    result = cortan.run("batch", str(source), *args, "-o", str(out))
+    assert result.code == 2, result.stderr
+    assert_one_sentence(result.stderr)
+    assert sentence in result.stderr
+    assert "each item needs an id of its own" in result.stderr
+    assert ollama_env.chat_requests == []
+    assert out.read_text() == "kept\n"  # refused before -o was opened
+
+
+def test_a_repeated_id_from_stdin_stops_the_job_there(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    """Stdin is read as it comes, so it cannot be checked first: the job stops at the
+    repeat, before it is sent (5 and "5" are two ids)."""
+    text = '{"id": 7, "prompt": "a"}\n{"id": "7", "prompt": "b"}\n{"id": 7, "prompt": "c"}\n'
+    result = cortan.run("batch", "-F", "jsonl", input=text)
+    assert result.code == 2, result.stderr
+    assert "cortan: error: line 3 has the id 7, as line 1 does" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "c" not in {r.json["messages"][-1]["content"] for r in ollama_env.chat_requests}
