@@ -161,6 +161,24 @@ def test_a_subschema_naming_its_draft_is_held_to_the_same_bounds(
     assert "it names two drafts" in mixed.stderr
 
 
+def test_a_schema_whose_own_check_runs_past_the_deadline_is_refused(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    # Before: jsonschema's check of the schema had no deadline (about 10 s for these
+    # 40,000 properties); then, counted, it still ran below each metaschema's $schema
+    # with jsonschema's own class.
+    path = tmp_path / "big.json"
+    properties = {f"a{n}": {"minLength": 1} for n in range(40_000)}
+    path.write_text(json.dumps({"properties": properties}, separators=(",", ":")))  # 880 KB
+    begun = time.monotonic()
+    result = cortan.run("ask", "--schema", str(path), "hi", timeout=30)
+    assert result.code == 2, result.stderr
+    assert_one_sentence(result.stderr)
+    assert "the schema cannot be used: checking took more than 1 s" in result.stderr
+    assert time.monotonic() - begun < 5
+    assert ollama_env.chat_requests == []
+
+
 def doubling(levels: int, node: Callable[[str], dict[str, object]]) -> dict[str, object]:
     """A schema whose level n refers twice to level n - 1, as ``node`` writes it."""
     defs: dict[str, object] = {"x0": {}} | {
