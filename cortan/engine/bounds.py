@@ -11,7 +11,8 @@ whole, whichever keyword does the work:
   writes every repeat out when compiling, with no timeout (``((a|b){1000}){100}`` took
   0.2 s and 57 MB to compile, and a compiled pattern is kept for the next check), so
   :func:`compile_pattern` refuses a count over :data:`MAX_REPEAT` and a pattern over
-  :data:`MAX_PATTERN_SIZE` elements once its repeats are written out;
+  :data:`MAX_PATTERN_SIZE` elements once its repeats are written out (a character class
+  counts as its characters: 30,000 of them repeated 10,000 times took 1.3 GB);
 - patterns matched with ``regex``'s own timeout, the budget's time left (:func:`search`):
   Python's ``re`` has none, and ``^(a|aa)+$`` against 60 letters takes it days.
 
@@ -37,6 +38,7 @@ DEADLINE = 1.0  # seconds for one check: a document, or a schema itself
 MAX_STEPS = 100_000  # keyword evaluations for one document (fan-out of $ref, anyOf, ...)
 MAX_REPEAT = 1000  # the largest {n} a pattern may hold
 MAX_PATTERN_SIZE = 10_000  # elements of one pattern once its repeats are written out
+MAX_PATTERN_CHARS = 4 * MAX_PATTERN_SIZE  # each element is a character or more; some syntax
 
 
 class UncheckableError(CortanError):
@@ -110,9 +112,13 @@ def compile_pattern(pattern: str) -> regex.Pattern[str]:
 def _check_size(pattern: str) -> None:
     """Refuse a pattern ``regex`` would compile large: a huge ``{n}``, or too many
     elements once the repeats are written out (a group's size times its count)."""
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise UncheckableError(
+            f"is {len(pattern)} characters long; cortan matches at most {MAX_PATTERN_CHARS}"
+        )
     sizes = [0]  # the size so far of each group open here, outermost first
     last = total = 0  # the size of the element a count would repeat; of the whole
-    for token, numbers in _tokens(pattern):
+    for token, size, numbers in _tokens(pattern):
         if token == "(":
             sizes.append(0)
         elif token == ")" and len(sizes) > 1:
@@ -124,9 +130,9 @@ def _check_size(pattern: str) -> None:
             total += last * (count - 1)
             last *= count
         else:
-            last = 1
-            sizes[-1] += 1
-            total += 1
+            last = size
+            sizes[-1] += size
+            total += size
         if total > MAX_PATTERN_SIZE:
             raise UncheckableError(
                 f"is more than {MAX_PATTERN_SIZE} elements long once its repeats are "
@@ -144,28 +150,29 @@ def _get_count(numbers: list[str]) -> int:
     return max(int(number) for number in numbers)
 
 
-def _tokens(pattern: str) -> Iterator[tuple[str, list[str]]]:
+def _tokens(pattern: str) -> Iterator[tuple[str, int, list[str]]]:
     """``pattern`` as what its size depends on: ``(``, ``)``, ``{`` (a count, with its
-    numbers), and any other element (an escape and a character class are one)."""
+    numbers), and any other element with its size (an escape is one, a character class
+    as many as its characters)."""
     index, end = 0, len(pattern)
     while index < end:
         char = pattern[index]
         if char == "\\":
             index += 2
-            yield "atom", []
+            yield "atom", 1, []
             continue
         if char == "[":
-            index = _class_end(pattern, index)
-            yield "atom", []
+            start, index = index, _class_end(pattern, index)
+            yield "atom", index - start, []
             continue
         if char in "()":
-            yield char, []
+            yield char, 0, []
         elif char == "{" and (counts := _read_count(pattern, index)) is not None:
             index, numbers = counts
-            yield "{", numbers
+            yield "{", 0, numbers
             continue
         elif char not in "|*+?":
-            yield "atom", []
+            yield "atom", 1, []
         index += 1
 
 
@@ -183,9 +190,15 @@ def _class_end(pattern: str, index: int) -> int:
 
 def _read_count(pattern: str, index: int) -> tuple[int, list[str]] | None:
     """``{n}``, ``{n,}``, ``{,m}`` or ``{n,m}`` at ``index``: the index after it and its
-    numbers; None when the brace is a literal one."""
-    close = pattern.find("}", index)
-    parts = pattern[index + 1 : close].split(",") if close > 0 else []
-    if not (1 <= len(parts) <= 2 and any(parts) and all(p.isdigit() or not p for p in parts)):
+    numbers; None when the brace is a literal one. Read forward over digits and commas
+    only, so that a pattern of braces and no ``}`` is read once, not once per brace."""
+    end = index + 1
+    while end < len(pattern) and pattern[end] in _COUNT_CHARS:
+        end += 1
+    parts = pattern[index + 1 : end].split(",")
+    if end == len(pattern) or pattern[end] != "}" or len(parts) > 2 or not any(parts):
         return None
-    return close + 1, [p for p in parts if p]
+    return end + 1, [part for part in parts if part]
+
+
+_COUNT_CHARS = frozenset("0123456789,")  # ASCII only, as regex reads a count ("²" is not)

@@ -83,6 +83,35 @@ def test_a_pattern_with_huge_repeats_is_refused_before_asking(
     assert ollama_env.chat_requests == []
 
 
+@pytest.mark.parametrize(
+    ("pattern", "sentence"),
+    [
+        # regex compiled these 30,000 characters 9,000 times: 1.2 GB
+        (
+            "([" + "".join(map(chr, range(0x4E00, 0x4E00 + 30_000))) + "]{1000}){9}",
+            "more than 10000 elements long",
+        ),
+        # each brace looked for its "}" to the pattern's end: 1.3 s for these, minutes
+        # for the 8 MB a gateway body may hold
+        ("{" * 500_000, "is 500000 characters long; cortan matches at most 40000"),
+    ],
+    ids=["class", "braces"],
+)
+def test_a_pattern_regex_would_compile_large_is_refused_at_once(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path,
+    pattern: str, sentence: str,
+) -> None:  # fmt: skip
+    path = tmp_path / "schema.json"
+    path.write_text(json.dumps({"type": "string", "pattern": pattern}, ensure_ascii=False))
+    begun = time.monotonic()
+    result = cortan.run("ask", "--schema", str(path), "hi", timeout=20)
+    assert result.code == 2, result.stderr
+    assert_one_sentence(result.stderr)
+    assert sentence in result.stderr
+    assert time.monotonic() - begun < 5
+    assert ollama_env.chat_requests == []
+
+
 def test_a_schema_with_a_number_past_pythons_limit_is_a_usage_error(
     cortan: type[CortanRunner], ollama_env: FakeOllama
 ) -> None:
