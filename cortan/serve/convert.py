@@ -11,13 +11,15 @@ dropped and named in a notice (:func:`tell_dropped`). How much a thinking model
 should think becomes cortan's ``think``.
 Structured output (OpenAI's ``response_format``, Ollama's ``format``) becomes the
 request's JSON Schema, which the engine checks the answer against (and has the
-model mend once), as ``cortan ask --schema`` does. What the gateway cannot carry
+model mend once), as ``cortan ask --schema`` does; the schema itself is checked in a
+thread (:func:`get_response_format`, :func:`get_format`: awaited). What the gateway cannot carry
 yet (images, tools, several choices) is refused with one sentence rather than
 silently dropped.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -152,7 +154,7 @@ def make_request(
 ANY_OBJECT: Mapping[str, Any] = {"type": "object"}
 
 
-def get_response_format(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+async def get_response_format(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The schema OpenAI's ``response_format`` asks the answer to fill; None: plain text."""
     value = body.get("response_format")
     if value is None:
@@ -164,27 +166,29 @@ def get_response_format(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
         return ANY_OBJECT
     if kind == "json_schema":
         spec = value.get("json_schema")
-        return _checked(spec.get("schema") if isinstance(spec, dict) else None,
-                        "`response_format.json_schema.schema`")  # fmt: skip
+        return await _checked(spec.get("schema") if isinstance(spec, dict) else None,
+                              "`response_format.json_schema.schema`")  # fmt: skip
     raise refuse("`response_format` must be {type: text}, {type: json_object} or "
                  "{type: json_schema, json_schema: {name, schema}}")  # fmt: skip
 
 
-def get_format(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+async def get_format(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The schema Ollama's ``format`` asks the answer to fill; None: plain text."""
     value = body.get("format")
     if value is None or value == "":
         return None
     if value == "json":
         return ANY_OBJECT
-    return _checked(value, '`format` (`"json"` or a JSON Schema)')
+    return await _checked(value, '`format` (`"json"` or a JSON Schema)')
 
 
-def _checked(schema: object, what: str) -> Mapping[str, Any]:
+async def _checked(schema: object, what: str) -> Mapping[str, Any]:
+    """``schema``, once it is one cortan will use; checked in a thread, as a check may
+    take its whole deadline (1 s), and the event loop answers every other client."""
     from cortan.engine.validation import check_schema
 
     try:
-        check_schema(schema)
+        await asyncio.to_thread(check_schema, schema)
     except UsageError as exc:
         raise refuse(f"{what}: {exc}") from None
     assert isinstance(schema, dict)  # check_schema refuses anything else

@@ -88,7 +88,7 @@ class ChatEndpoint:
                 ),
                 "a chat request",
             )
-            request = self._parse(scope, body)
+            request = await self._parse(scope, body)
         except RequestError as refused:
             gateway.metrics.rejected(refused.kind)
             await send_error(send, scope, refused)
@@ -102,14 +102,14 @@ class ChatEndpoint:
         form = self._format(request.model or "")
         await gateway.respond(scope, receive, send, request, "ollama", form, stream=stream)
 
-    def _parse(self, scope: Scope, body: dict[str, Any]) -> Any:
+    async def _parse(self, scope: Scope, body: dict[str, Any]) -> Any:
         convert.refuse_unsupported(body, UNSUPPORTED)
         if body.get("messages") == []:  # Ollama's way to load a model before use
             convert.get_model(body)  # checked all the same
             return None
-        return self._request(scope, body)
+        return await self._request(scope, body)
 
-    def _request(self, scope: Scope, body: dict[str, Any]) -> Any:
+    async def _request(self, scope: Scope, body: dict[str, Any]) -> Any:
         given = body.get("options") or {}
         if not isinstance(given, dict):
             raise refuse("`options` must be an object")
@@ -127,7 +127,7 @@ class ChatEndpoint:
             allow_secrets=convert.allows_secrets(scope),
             trim=convert.allows_trim(scope),
             think=convert.get_think(body, "think"),
-            schema=convert.get_format(body),
+            schema=await convert.get_format(body),
         )
 
 
@@ -137,7 +137,7 @@ class GenerateEndpoint(ChatEndpoint):
     def _format(self, model: str) -> OllamaFormat:
         return GenerateFormat(model)
 
-    def _parse(self, scope: Scope, body: dict[str, Any]) -> Any:
+    async def _parse(self, scope: Scope, body: dict[str, Any]) -> Any:
         convert.refuse_unsupported(body, UNSUPPORTED)
         for field, why in GENERATE_UNSUPPORTED.items():
             if body.get(field):
@@ -150,7 +150,7 @@ class GenerateEndpoint(ChatEndpoint):
             return None
         turns: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
         turns.append({"role": "user", "content": prompt, "images": body.get("images")})
-        return self._request(scope, {**body, "messages": turns})
+        return await self._request(scope, {**body, "messages": turns})
 
 
 #: What /api/generate may carry that a chat cannot, and what to do instead.

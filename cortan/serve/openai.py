@@ -64,7 +64,7 @@ class ChatEndpoint:
                 ),
                 "a chat completion request",
             )
-            request, stream, usage = self._parse(scope, body)
+            request, stream, usage = await self._parse(scope, body)
         except RequestError as refused:
             gateway.metrics.rejected(refused.kind)
             await send_error(send, scope, refused)
@@ -73,7 +73,7 @@ class ChatEndpoint:
         form = OpenAIFormat(request.model or "", trace.request_id, include_usage=usage)
         await gateway.respond(scope, receive, send, request, "openai", form, stream=stream)
 
-    def _parse(self, scope: Scope, body: dict[str, Any]) -> tuple[Any, bool, bool]:
+    async def _parse(self, scope: Scope, body: dict[str, Any]) -> tuple[Any, bool, bool]:
         convert.refuse_unsupported(body, UNSUPPORTED)
         if body.get("n") not in (None, 1):
             raise refuse("`n` must be 1: the gateway gives one answer", "unsupported")
@@ -90,7 +90,7 @@ class ChatEndpoint:
             allow_secrets=convert.allows_secrets(scope),
             trim=convert.allows_trim(scope),
             think=convert.get_think(body, "reasoning_effort"),
-            schema=convert.get_response_format(body),
+            schema=await convert.get_response_format(body),
         )
         asked = body.get("stream_options")
         usage = isinstance(asked, dict) and asked.get("include_usage") is True

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,9 @@ def test_a_pattern_that_backtracks_is_given_up(
     ("pattern", "sentence"),
     [
         ("(a{1,60000}){1,60000}b", "repeats up to 60000 times; cortan matches at most 1000"),
-        ("(a{1000}){1000}", "repeats more than 100000 times in all"),
+        ("(a{1000}){1000}", "is more than 10000 elements long once its repeats are written out"),
+        # 4 KB that regex wrote out to 800,000 elements: 0.8 s and 562 MB for one compile.
+        ("(?:" + "(a|b)" * 800 + "){1000}", "more than 10000 elements long"),
         ("a{" + "9" * 5000 + "}", "repeats up to 9999999999999999999… times"),
     ],
 )
@@ -77,6 +80,35 @@ def test_a_pattern_with_huge_repeats_is_refused_before_asking(
     assert result.code == 2, result.stderr
     assert_one_sentence(result.stderr)
     assert sentence in result.stderr
+    assert ollama_env.chat_requests == []
+
+
+@pytest.mark.parametrize(
+    ("pattern", "sentence"),
+    [
+        # regex compiled these 30,000 characters 9,000 times: 1.2 GB
+        (
+            "([" + "".join(map(chr, range(0x4E00, 0x4E00 + 30_000))) + "]{1000}){9}",
+            "more than 10000 elements long",
+        ),
+        # each brace looked for its "}" to the pattern's end: 1.3 s for these, minutes
+        # for the 8 MB a gateway body may hold
+        ("{" * 500_000, "is 500000 characters long; cortan matches at most 40000"),
+    ],
+    ids=["class", "braces"],
+)
+def test_a_pattern_regex_would_compile_large_is_refused_at_once(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path,
+    pattern: str, sentence: str,
+) -> None:  # fmt: skip
+    path = tmp_path / "schema.json"
+    path.write_text(json.dumps({"type": "string", "pattern": pattern}, ensure_ascii=False))
+    begun = time.monotonic()
+    result = cortan.run("ask", "--schema", str(path), "hi", timeout=20)
+    assert result.code == 2, result.stderr
+    assert_one_sentence(result.stderr)
+    assert sentence in result.stderr
+    assert time.monotonic() - begun < 5
     assert ollama_env.chat_requests == []
 
 
@@ -99,3 +131,131 @@ def test_an_answer_with_a_number_past_pythons_limit_gets_its_repair(
     assert result.code == 0, result.stderr
     assert result.stdout.strip() == "7"
     assert "the answer holds a number too long to read" in result.stderr
+
+
+BACKTRACKS = "^(a|aa)+$"  # exponential in Python's re: days for 60 letters
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"unevaluatedProperties": False, "patternProperties": {BACKTRACKS: {}}},
+        {
+            "$schema": "https://json-schema.org/draft/2019-09/schema",
+            "unevaluatedProperties": False,
+            "patternProperties": {BACKTRACKS: {}},
+        },
+        {
+            "unevaluatedProperties": False,
+            "$ref": "#/$defs/p",
+            "$defs": {"p": {"patternProperties": {BACKTRACKS: {}}}},
+        },
+        {
+            "unevaluatedProperties": False,
+            "if": True,
+            "then": {"patternProperties": {BACKTRACKS: {}}},
+        },
+    ],
+    ids=["2020-12", "2019-09", "ref", "then"],
+)
+def test_unevaluated_properties_matches_its_patterns_within_the_deadline(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, schema: dict[str, object]
+) -> None:
+    # Before: jsonschema matched patternProperties for unevaluatedProperties itself, with
+    # Python's re and no timeout: the process ran for days.
+    ollama_env.queue(Reply(pieces=[json.dumps({"a" * 60 + "!": 1})]))
+    result = cortan.run("ask", "--schema", json.dumps(schema), "hi", timeout=20)
+    assert result.code == 3, result.stderr
+    assert_one_sentence(result.stderr)
+    assert f"matching the pattern {BACKTRACKS!r} took too long" in result.stderr
+    assert len(ollama_env.chat_requests) == 1
+
+
+def test_a_subschema_naming_its_draft_is_held_to_the_same_bounds(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    # Before: jsonschema checked a subschema holding a $schema with its own class for that
+    # draft, outside every bound: its pattern ran in Python's re for days.
+    ollama_env.queue(Reply(pieces=[json.dumps("a" * 60 + "!")]))
+    inner = {"$schema": "https://json-schema.org/draft/2020-12/schema", "pattern": BACKTRACKS}
+    schema = json.dumps({"$defs": {"x": inner}, "$ref": "#/$defs/x"})
+    result = cortan.run("ask", "--schema", schema, "hi", timeout=20)
+    assert result.code == 3, result.stderr
+    assert_one_sentence(result.stderr)
+    assert f"matching the pattern {BACKTRACKS!r} took too long" in result.stderr
+    other = {"$defs": {"x": {"$schema": "http://json-schema.org/draft-07/schema#"}}}
+    mixed = cortan.run("ask", "--schema", json.dumps(other), "hi")
+    assert mixed.code == 2, mixed.stderr
+    assert_one_sentence(mixed.stderr)
+    assert "it names two drafts" in mixed.stderr
+
+
+def test_a_schema_whose_own_check_runs_past_the_deadline_is_refused(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    # Before: jsonschema's check of the schema had no deadline (about 10 s for these
+    # 40,000 properties); then, counted, it still ran below each metaschema's $schema
+    # with jsonschema's own class.
+    path = tmp_path / "big.json"
+    properties = {f"a{n}": {"minLength": 1} for n in range(40_000)}
+    path.write_text(json.dumps({"properties": properties}, separators=(",", ":")))  # 880 KB
+    begun = time.monotonic()
+    result = cortan.run("ask", "--schema", str(path), "hi", timeout=30)
+    assert result.code == 2, result.stderr
+    assert_one_sentence(result.stderr)
+    assert "the schema cannot be used: checking took more than 1 s" in result.stderr
+    assert time.monotonic() - begun < 5
+    assert ollama_env.chat_requests == []
+
+
+def doubling(levels: int, node: Callable[[str], dict[str, object]]) -> dict[str, object]:
+    """A schema whose level n refers twice to level n - 1, as ``node`` writes it."""
+    defs: dict[str, object] = {"x0": {}} | {
+        f"x{n}": node(f"#/$defs/x{n - 1}") for n in range(1, levels + 1)
+    }
+    return {"$defs": defs, "$ref": f"#/$defs/x{levels}"}
+
+
+@pytest.mark.parametrize(
+    ("keyword", "node", "answer"),
+    [
+        ("unevaluatedItems", lambda ref: {"$ref": ref, "$dynamicRef": ref}, [1]),
+        (
+            "unevaluatedProperties",
+            lambda ref: {"dependentSchemas": {"a": {"$ref": ref}, "b": {"$ref": ref}}},
+            {"a": 1, "b": 2},
+        ),
+    ],
+    ids=["items", "properties"],
+)
+def test_unevaluated_keywords_that_fan_out_are_given_up_within_the_deadline(
+    cortan: type[CortanRunner], ollama_env: FakeOllama,
+    keyword: str, node: Callable[[str], dict[str, object]], answer: object,
+) -> None:  # fmt: skip
+    # Before: jsonschema walked the 2**24 paths itself, counting no step: hours, where
+    # 20 levels took 17.7 s under a deadline of 1 s.
+    ollama_env.queue(Reply(pieces=[json.dumps(answer)]))
+    schema = {keyword: False, **doubling(24, node)}
+    begun = time.monotonic()
+    result = cortan.run("ask", "--schema", json.dumps(schema), "hi", timeout=20)
+    assert result.code == 3, result.stderr
+    assert_one_sentence(result.stderr)
+    assert "the schema cannot be used: checking took more than" in result.stderr
+    assert time.monotonic() - begun < 8
+
+
+def test_unique_items_of_thousands_of_objects_are_compared_at_once(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    # Before: jsonschema compared each object with each: 23 s for 4,000, past the
+    # deadline of 1 s; for these 8,000, minutes.
+    items = [{"id": n, "tags": ["a", n % 7]} for n in range(8000)]
+    again = {"tags": ["a", float(7999 % 7)], "id": 7999}  # 5 is 5.0; key order does not count
+    ollama_env.queue(
+        Reply(pieces=[json.dumps([*items, again])]), Reply(pieces=[json.dumps([1, True, *items])])
+    )
+    schema = json.dumps({"type": "array", "uniqueItems": True})
+    result = cortan.run("ask", "--schema", schema, "hi", timeout=20)
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)[:3] == [1, True, items[0]]  # true is not 1
+    assert len(ollama_env.chat_requests) == 2  # the first had a duplicate, and was mended
