@@ -97,7 +97,7 @@ def search(pattern: str, text: str) -> bool:
 
 
 # Small: a pattern of MAX_PATTERN_SIZE elements compiles to about 2 MB.
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=32)  # at most ~64 MB held, by the 2 MB bound above
 def compile_pattern(pattern: str) -> regex.Pattern[str]:
     """``pattern`` for the ``regex`` package, once it is known to compile small."""
     import regex
