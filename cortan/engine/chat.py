@@ -54,6 +54,7 @@ from cortan.core.events import (
     Notice,
 )
 from cortan.core.messages import EMPTY_MAPPING, Message
+from cortan.core.text import make_visible, one_line
 from cortan.engine.answering import make_failure
 from cortan.providers.base import ModelRequest
 
@@ -227,7 +228,7 @@ class Chat:
             return sending
         if route not in self._unthinking:  # once: every turn after /think would say it
             self._unthinking.add(route)
-            listed = ", ".join(capabilities) or "nothing"
+            listed = _listed(capabilities)
             text = f"model {route} does not think (its server lists: {listed}): asking without"
             await self._bus.publish(Notice(request.request_id, f"{text} thinking"))
         return sending._replace(think=None)
@@ -236,9 +237,8 @@ class Chat:
         """Refuse images for a model its server (or the config) says cannot see them."""
         capabilities = await self._capabilities(name)
         if capabilities is not None and "vision" not in capabilities:
-            listed = ", ".join(capabilities) or "nothing"
             raise CapabilityError(
-                f"model {route} cannot see images (its server lists: {listed}); "
+                f"model {route} cannot see images (its server lists: {_listed(capabilities)}); "
                 "attach them to a vision model such as gemma3 or qwen2.5vl"
             )
 
@@ -325,6 +325,23 @@ def _cancelled(
         request.request_id, content, route.provider, route.model, thinking=thinking,
         first_token=progress.first_token,
     )  # fmt: skip
+
+
+_MAX_CAPABILITIES = 12  # named in a notice; past them, counted
+_MAX_CAPABILITY = 40  # characters of each (Ollama's longest today is "embedding")
+
+
+def _listed(capabilities: tuple[str, ...]) -> str:
+    """What a server says a model can do, as part of one short line: a hostile server's
+    10,000 entries, a megabyte-long one or one holding a newline or an escape would
+    otherwise make the notice a screenful, or several lines of the server's choosing."""
+    shown = [
+        one_line(make_visible(c[: _MAX_CAPABILITY + 1]), _MAX_CAPABILITY)
+        for c in capabilities[:_MAX_CAPABILITIES]
+    ]
+    if len(capabilities) > _MAX_CAPABILITIES:
+        shown.append(f"and {len(capabilities) - _MAX_CAPABILITIES} more")
+    return ", ".join(shown) or "nothing"
 
 
 def _untrimmed(dropped: str) -> ContextOverflowError:

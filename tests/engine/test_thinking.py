@@ -122,6 +122,36 @@ async def test_thinking_asked_of_a_model_that_cannot_think_is_asked_without(
     assert "think" not in ollama_env.chat_requests[-1].json and len(notices) == 1
 
 
+@pytest.mark.parametrize(
+    ("listed", "said"),
+    [
+        (
+            [f"c{n}" for n in range(10_000)],
+            "c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, and 9988 more",
+        ),
+        (["x" * 1_000_000], "x" * 39 + "…"),
+        (
+            ["\x1b]0;pwn\x07", "a\nb", "\u202eevil", "\x9b2J"],
+            "␛]0;pwn␇, a b, <U+202E>evil, <U+009B>2J",
+        ),
+    ],
+    ids=["10,000 entries", "a megabyte", "escapes and a newline"],
+)
+async def test_a_hostile_servers_capabilities_make_one_short_visible_line(
+    app: App, ollama_env: FakeOllama, listed: list[str], said: str
+) -> None:
+    """The notice quotes what the server listed: a hostile server's list made it a
+    megabyte, or lines and escapes of its choosing on the user's terminal."""
+    ollama_env.capabilities["llama3.2:latest"] = listed
+    notices: list[str] = []
+    app.bus.subscribe(Notice, lambda n: notices.append(n.text))
+    ollama_env.queue(Reply(pieces=["Hi"]))
+    await run(app, model=OLLAMA, think=True)
+    assert notices == [
+        f"model ollama:llama3.2 does not think (its server lists: {said}): asking without thinking"
+    ]
+
+
 async def test_think_off_is_sent_to_a_model_that_cannot_think(
     app: App, ollama_env: FakeOllama
 ) -> None:
