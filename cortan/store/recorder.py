@@ -261,6 +261,26 @@ def _title(request: ChatRequest) -> str:
     "" when nothing was typed (the listing then shows the message as sent)."""
     if not request.prompt.strip():
         return ""
-    sources = [source_name(a.label) for a in request.attachments]
-    named = f" [{', '.join(sources)}]" if sources else ""
-    return one_line(request.prompt, max(TITLE_CHARS - len(named), 40)) + named
+    named = _named([source_name(a.label) for a in request.attachments])
+    return one_line(request.prompt, TITLE_CHARS - len(named)) + named
+
+
+_PROMPT_CHARS = 40  # of a title, kept for the prompt however much came with it
+_COUNTED = len(", and 99999 more]")
+
+
+def _named(sources: list[str]) -> str:
+    """What came with the prompt, each on one line, named while they fit beside 40
+    characters of it, the rest counted: a file name holding a newline made a title of
+    two lines, and sixty files a title cut off in the middle of a name."""
+    room = widest = TITLE_CHARS - _PROMPT_CHARS - len(" [") - _COUNTED
+    names: list[str] = []
+    for source in sources:
+        name = one_line(source, widest)
+        if names and len(name) > room:
+            break
+        names.append(name)
+        room -= len(name) + len(", ")
+    if left := len(sources) - len(names):
+        names.append(f"and {left} more")
+    return f" [{', '.join(names)}]" if names else ""

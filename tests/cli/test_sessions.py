@@ -155,6 +155,22 @@ def test_listings_show_the_first_prompt_as_typed_not_as_framed(
     assert "Input from" not in table and "summarise this please" in table
 
 
+def test_a_title_naming_many_hostile_file_names_is_one_bounded_line(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """A file name may hold a newline or an escape, and a prompt may come with sixty
+    files: the title was two lines, or cut off in the middle of a name."""
+    names = [f"f{n:02}\x1b[2J\n.txt" for n in range(60)]
+    for name in names:
+        (tmp_path / name).write_text("x")
+    files = [arg for name in names for arg in ("-f", str(tmp_path / name))]
+    ok(cortan, "ask", "many files", *files)
+    (title,) = [c["first_prompt"] for c in json.loads(ok(cortan, "sessions", "list", "--json"))]
+    assert "\n" not in title and len(title) <= 200
+    assert title.startswith(f"many files [file {tmp_path}/f00\x1b[2J .txt, ")
+    assert title.endswith(" more]")
+
+
 def test_continue_with_nothing_to_continue(
     cortan: type[CortanRunner], ollama_env: FakeOllama
 ) -> None:
