@@ -226,7 +226,9 @@ class Chat:
         capabilities = await self._capabilities(request.model)
         if capabilities is None or "thinking" in capabilities:
             return sending
-        if route not in self._unthinking:  # once: every turn after /think would say it
+        # Once in a terminal (every turn after /think would say it); to each program the
+        # gateway serves, which may be another each time and would not know otherwise.
+        if request.client is not None or route not in self._unthinking:
             self._unthinking.add(route)
             listed = _listed(capabilities)
             text = f"model {route} does not think (its server lists: {listed}): asking without"

@@ -91,3 +91,20 @@ def test_a_websocket_chat_sets_thinking_and_a_bad_word_is_refused(
     )  # fmt: skip
     assert reply.status_code == 400
     assert reply.json()["error"].startswith("`think` must be true, false, or one of none")
+
+
+def test_each_client_is_told_its_model_cannot_think(
+    gateway: Running, ollama_env: FakeOllama
+) -> None:
+    """A terminal hears it once; the gateway's clients may be another program each time,
+    and one asking after another would get no thinking and no word why."""
+    ollama_env.capabilities["llama3.2:latest"] = ["completion"]
+    seen: list[httpx.Response] = []
+    with closing(ollama.Client(host=gateway.url, headers=gateway.headers,
+                               event_hooks={"response": [seen.append]})) as client:  # fmt: skip
+        for _ in range(2):
+            ollama_env.queue(Reply(pieces=["4"]))
+            reply = client.chat(model=MODEL, messages=HI, think=True, stream=False)
+            assert reply.message.content == "4"
+            assert "think" not in ollama_env.chat_requests[-1].json
+            assert "does not think" in seen[-1].json()["cortan"]["notices"][0]
