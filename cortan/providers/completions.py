@@ -72,23 +72,40 @@ def body_options(request: ModelRequest) -> dict[str, Any]:
     return body
 
 
-def first_choice(chunk: Any) -> list[Any]:
-    """The chunk's part of choice 0: another index is another candidate answer (``n`` > 1)."""
-    choices = chunk.choices
-    if not isinstance(choices, list):  # the SDK does not check: "choices": "x" iterates
+def first_choice(chunk: object) -> list[dict[str, Any]]:
+    """The chunk's part of choice 0: another index is another candidate answer (``n`` > 1).
+
+    Chunks arrive as the JSON the server sent (the SDK builds no model of them: that
+    was a seventh of the gateway's CPU per request), so every shape is checked here.
+    """
+    choices = _object(chunk, "a chunk").get("choices")
+    if not isinstance(choices, list):
         raise ValueError("choices is not a list")
-    return [choice for choice in choices if getattr(choice, "index", None) == 0]
+    return [choice for choice in choices if isinstance(choice, dict) and choice.get("index") == 0]
 
 
-def delta_items(delta: Any, calls: CallParts) -> list[str | Thinking]:
+def read_chunk(chunk: object, calls: CallParts) -> tuple[list[str | Thinking], object, object]:
+    """What one chunk brings from choice 0: its pieces (tool-call pieces go to
+    ``calls``), its ``finish_reason`` and its ``usage``, either None when absent."""
+    items: list[str | Thinking] = []
+    reason: object = None
+    for choice in first_choice(chunk):
+        items += delta_items(_object(choice.get("delta"), "a delta"), calls)
+        reason = choice.get("finish_reason") or reason
+    return items, reason, _object(chunk, "a chunk").get("usage")
+
+
+def delta_items(delta: dict[str, Any], calls: CallParts) -> list[str | Thinking]:
     """What one delta brings: reasoning, text; its tool-call pieces go to ``calls``."""
     items: list[str | Thinking] = []
     if reasoning := _reasoning(delta):
         items.append(Thinking(reasoning))
-    if delta.content:
-        items.append(delta.content)
-    if delta.tool_calls:
-        calls.add(delta.tool_calls)
+    if content := _text(delta.get("content"), "content"):
+        items.append(content)
+    if tool_calls := delta.get("tool_calls"):
+        if not isinstance(tool_calls, list):
+            raise ValueError("tool_calls is not a list")
+        calls.add(tool_calls)
     return items
 
 
@@ -103,9 +120,11 @@ class CallParts:
     def __init__(self) -> None:
         self._calls: dict[int, list[str]] = {}  # index -> [id, name, *argument pieces]
 
-    def add(self, deltas: Any) -> None:
-        for delta in deltas:
-            index = delta.index if isinstance(delta.index, int) else len(self._calls)
+    def add(self, deltas: list[Any]) -> None:
+        for given in deltas:
+            delta = _object(given, "a tool call")
+            index = delta.get("index")
+            index = index if isinstance(index, int) else len(self._calls)
             parts = self._calls.get(index)
             if parts is None:
                 if len(self._calls) >= MAX_CALLS:
@@ -113,14 +132,14 @@ class CallParts:
                         f"the server asked for more than {MAX_CALLS} tool calls in one turn"
                     )
                 parts = self._calls[index] = ["", ""]
-            if delta.id:
-                parts[0] = delta.id
-            function = delta.function
+            if call_id := _text(delta.get("id"), "a call's id"):
+                parts[0] = call_id
+            function = delta.get("function")
             if function is not None:
-                if function.name:
-                    parts[1] += function.name
-                if function.arguments:
-                    parts.append(function.arguments)
+                function = _object(function, "a call's function")
+                parts[1] += _text(function.get("name"), "a call's name")
+                if arguments := _text(function.get("arguments"), "a call's arguments"):
+                    parts.append(arguments)
 
     def complete(self) -> list[ToolCall]:
         return [
@@ -129,18 +148,30 @@ class CallParts:
         ]
 
 
-def _reasoning(delta: Any) -> str | None:
-    """Reasoning in a delta: ``reasoning_content`` (llama.cpp, vLLM, DeepSeek) or ``reasoning``.
-
-    Neither is in the SDK's model, so they arrive as extra fields.
-    """
-    extra = getattr(delta, "model_extra", None) or {}
-    text = extra.get("reasoning_content") or extra.get("reasoning")
+def _reasoning(delta: dict[str, Any]) -> str | None:
+    """Reasoning in a delta: ``reasoning_content`` (llama.cpp, vLLM, DeepSeek) or ``reasoning``."""
+    text = delta.get("reasoning_content") or delta.get("reasoning")
     return text if isinstance(text, str) and text else None
 
 
-def chunk_usage(usage: Any) -> Usage:
-    details = getattr(usage, "completion_tokens_details", None)
-    thinking = getattr(details, "reasoning_tokens", None) if details is not None else None
-    prompt = getattr(usage, "prompt_tokens", None)  # the SDK does not check: any JSON comes
-    return sane_usage(prompt, getattr(usage, "completion_tokens", None), thinking)
+def chunk_usage(usage: object) -> Usage:
+    """The counts of a chunk's ``usage``: what is not a count is no count (sane_usage)."""
+    fields = usage if isinstance(usage, dict) else {}
+    details = fields.get("completion_tokens_details")
+    thinking = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    return sane_usage(fields.get("prompt_tokens"), fields.get("completion_tokens"), thinking)
+
+
+def _object(value: object, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} is not an object")
+    return value
+
+
+def _text(value: object, what: str) -> str:
+    """A text field: absent or null is empty, anything but a string a reply gone wrong."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{what} is not a string")
+    return value

@@ -165,6 +165,19 @@ SSE_CHUNK = b'data: {"id":"x","object":"chat.completion.chunk","created":1,"mode
         pytest.param(bytes(range(256)) * 4, "no finish_reason", id="binary-garbage"),
         pytest.param(b"data: {not json\n\n", "cannot parse", id="not-json"),
         pytest.param(b'data: {"choices": "x"}\n\n', "cannot parse", id="wrong-shape"),
+        # Chunks are read as JSON, not as the SDK's models: each shape is checked.
+        pytest.param(b"data: 5\n\n", "cannot parse", id="chunk-not-an-object"),
+        pytest.param(b'data: {"choices": [{"index": 0}]}\n\n', "cannot parse", id="no-delta"),
+        pytest.param(
+            b'data: {"choices": [{"index": 0, "delta": {"content": 5}}]}\n\n',
+            "cannot parse",
+            id="content-not-text",
+        ),
+        pytest.param(
+            b'data: {"choices": [{"index": 0, "delta": {"tool_calls": "x"}}]}\n\n',
+            "cannot parse",
+            id="tool-calls-not-a-list",
+        ),
         pytest.param(
             b'event: error\ndata: {"error": {"message": "boom"}}\n\n', "boom", id="error-event"
         ),
