@@ -162,8 +162,8 @@ def _last_rows(lines: list[list[Segment]], height: int, width: int) -> list[list
 
 
 def _first_rows(lines: list[list[Segment]], height: int, width: int) -> list[list[Segment]] | None:
-    """`lines`, their last cut to its first rows so that they fit in `height` rows (the
-    rest of it is drawn at the next redraw); None if the lines above it do not fit."""
+    """`lines`, the last cut to its first rows so that they fit in `height` rows (the
+    rest of it is drawn once those are kept); None if the lines above it do not fit."""
     if _count_rows(lines, width) <= height:
         return lines
     room = height - _count_rows(lines[:-1], width)
@@ -531,9 +531,9 @@ class MarkdownStream:
         output, and the region goes on from the rest of the line, each piece costing its
         own characters however long the line. Half a screen stays live, and what does
         not fit yet is drawn once those rows are kept (`_first_rows`, `_short`): the
-        region never grows past the screen. The line is the one arriving, or the rest of one kept so
-        (`kept.cut`), plain either way. None: no such line, or not drawn as it is now:
-        the region shows a tail instead.
+        region never grows past the screen. The line is the one arriving, or the rest
+        of one kept so (`kept.cut`), plain either way. None: no such line, or not drawn
+        as it is now: the region shows a tail instead.
         """
         assert self._live is not None
         fence, complete = code
@@ -564,7 +564,11 @@ class MarkdownStream:
         self._kept = _Kept(width, [], number, fence, True, start + source_cut, moved)
         after = self._render_open(self._kept)
         fitted = _first_rows(after, height, width)
-        self._short = fitted is not None and fitted is not after  # drawn, its rows are kept next
+        self._short = (  # drawn, its rows are kept next: while that keeps or draws more
+            fitted is not None
+            and fitted is not after
+            and (self._kept != kept or _count_rows(fitted, width) > _count_rows(shown, width))
+        )
         return fitted
 
     def _open_block(self, source: str) -> Markdown:
