@@ -376,11 +376,16 @@ class MarkdownStream:
         The terminal has re-wrapped or cut its lines, and may have pushed the top ones
         out of reach; drawn again, they would show twice. The rest of the block goes on
         below, from the first character that differs from what was drawn (`_rows_after`).
+        So too at any new width while the region shows the rest of a code line whose top
+        rows are kept (`_scroll_line`): a terminal that re-wraps joins its rows to those,
+        and one that does not keeps them as they are; neither can be redrawn in place.
         """
         assert self._live is not None
         live = self._live
-        if width >= live.width or live.fits(width) or not self._live_whole or not self._drawn:
+        if width == live.width or not self._live_whole or not self._drawn:
             return  # nothing re-wrapped, or a tail or the first words: redrawn in place
+        if (width > live.width or live.fits(width)) and not (self._kept and self._kept.cut):
+            return
         kept = self._kept or _Kept(live.width, [])
         self._kept = kept._replace(lines=self._drawn)
         self._blocks.cut_items()  # what is kept must not change, as a wider number would

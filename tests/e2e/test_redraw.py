@@ -385,6 +385,30 @@ def test_a_code_line_taller_than_the_screen_costs_its_size_not_the_screens(
     assert streamed.lines() == once.lines()
 
 
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux, a terminal that re-wraps")
+@pytest.mark.parametrize("width", [45, 120])
+def test_resizing_in_tmux_mid_code_line_taller_than_the_screen(
+    pty_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path, width: int
+) -> None:
+    """The line's top rows are kept as they leave the screen: resized, tmux re-wraps
+    them with the rest still live, so the rest goes on below what stands, never drawn
+    twice; the line reads once, in order (a resize cuts it in two, as docs/repl.md says)."""
+    line = long_line(6_000)
+    answer = f"Here:\n\n```python\n{line}\nprint(data)\n```\n\nDone.\n"
+    pieces = [answer[i : i + 8] for i in range(0, len(answer), 8)]
+    ollama_env.queue(Reply(pieces=pieces, delay=0.004))
+    tmux = Tmux(pty_env, tmp_path, cols=80)
+    try:
+        tmux.wait_for("'k00250'")
+        tmux.resize(width)
+        shown = tmux.finish()
+    finally:
+        tmux.close()
+    keys = re.findall(r"'k(\d{5})'", re.sub(r"\s", "", shown))
+    assert keys == [f"{n:05}" for n in range(line.count("'k"))]
+    assert shown.count("print(data)") == shown.count("Done.") == 1
+
+
 COMMAND = (
     "curl -sS http://localhost:11434/api/tags | jq -r '.models[].name' | sort -u | "
     "xargs -n1 -I{} sh -c 'echo pulling {}; ollama pull {} >/dev/null' && echo done"
