@@ -170,10 +170,18 @@ class _CodeBlock(CodeBlock):
     highlighted once complete: each piece then only adds characters where the cursor
     is, without going back to colour a token again ("ech" becoming "echo", a string
     closing), so a long line is laid down in one run the terminal wraps.
+
+    A line taller than the screen keeps its top rows on the terminal for good as it
+    arrives (render/markdown.py, `_scroll_line`): the block is then drawn from the rest
+    of that line (`head`, in place of its first code line), plain, and never lexed:
+    its colours depend on the start of the line, which would take lexing the whole line
+    again at every redraw, and half a line coloured would look like a fault.
     """
 
     top = True  # at the top level: not inside a list or a quote
     arriving = False  # its last line is still arriving (`BlockMarkdown.arriving`)
+    head: str | None = None  # drawn plain in place of the first code line (`BlockMarkdown.head`)
+    head_column = 0  # the characters drawn of that line before `head`, for its tab stops
 
     @classmethod
     def create(cls, markdown: Markdown, token: Token) -> CodeBlock:
@@ -185,21 +193,50 @@ class _CodeBlock(CodeBlock):
                 and markdown.arriving
                 and token is markdown.parsed[-1]
             )
+            if isinstance(markdown, BlockMarkdown) and token.level == 0:
+                block.head, block.head_column = markdown.head, markdown.head_column
         return block
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         code = str(self.text).rstrip()
-        text = Syntax(code, self.lexer_name, theme=_colours(self.theme)).highlight(code)
-        text.remove_suffix("\n")  # pygments ends the code with one
-        if self.arriving:
-            start = text.plain.rfind("\n") + 1
-            text, last = text[:start], text.plain[start:]
-            text.append(last)
+        if self.head is None:
+            text = self._highlight(code)
+        else:  # the first code line is a placeholder for `head`
+            rest = code.partition("\n")[2]
+            text = self._plain_head(self.head if rest else self.head.rstrip())
+            if rest:
+                text.append("\n")
+                text.append_text(self._highlight(rest))
         text.no_wrap = self.top
         text.overflow = "ignore" if self.top else "fold"
         label = "" if self.lexer_name == "text" else self.lexer_name
         yield Text(label, style="dim", no_wrap=True, overflow="ellipsis")
         yield text
+
+    def _highlight(self, code: str) -> Text:
+        """`code` in the theme's colours; its last line plain while it is arriving, and
+        not lexed: a long line would cost its size at every redraw."""
+        if self.arriving:
+            complete, newline, last = code.rpartition("\n")
+            text = self._highlight_all(complete) if newline else Text()
+            text.append(newline + last.expandtabs(TAB_SIZE))  # as pygments expands them
+            return text
+        return self._highlight_all(code)
+
+    def _highlight_all(self, code: str) -> Text:
+        syntax = Syntax(code, self.lexer_name, theme=_colours(self.theme), tab_size=TAB_SIZE)
+        text = syntax.highlight(code)
+        text.remove_suffix("\n")  # pygments ends the code with one
+        return text
+
+    def _plain_head(self, head: str) -> Text:
+        """`head`, plain, its tabs stopping where pygments stops them in the whole line
+        (every fourth character: `str.expandtabs`)."""
+        pad = self.head_column % TAB_SIZE
+        return Text((" " * pad + head).expandtabs(TAB_SIZE)[pad:])
+
+
+TAB_SIZE = 4  # rich's `Syntax` default: pygments stops a code line's tabs every fourth character
 
 
 class _TokenColours(PygmentsSyntaxTheme):
@@ -252,6 +289,8 @@ class BlockMarkdown(Markdown):
     least_last = 0  # see `_NumberedList`
     table: TableCut | None = None  # see `_Table`
     arriving = False  # the block ends in a top-level code line still arriving: see `_CodeBlock`
+    head: str | None = None  # the rest of a code line whose start is kept: see `_CodeBlock`
+    head_column = 0  # see `_CodeBlock`
 
     def __init__(self, markup: str, *, code_theme: str, hyperlinks: bool) -> None:
         parser = BlockMarkdown._parser

@@ -14,7 +14,9 @@ the screen: a redraw costs the same however long the block, and a live view tall
 screen duplicates lines (rich issue 3263). A code block is the exception: its lines do not
 change once complete, so as it grows past the screen its top rows are kept for good,
 scrolled out like printed output, and it is rendered from the code lines after them
-(`_Kept`, `_scroll`). Its lines are never broken: one wider than the terminal is written
+(`_Kept`, `_scroll`); so are the full rows of one code line taller than the screen
+while it arrives (`_scroll_line`: each piece then costs its own characters, and the
+line stays plain). Its lines are never broken: one wider than the terminal is written
 whole and soft-wrapped by the terminal, so that a mouse copies it as one line
 (render/elements.py, `_CodeBlock`), and every height here is counted in rows
 (`rows_of`), not lines. The region writes only the cells that changed, and a finished block
@@ -61,8 +63,8 @@ from rich.style import Style
 from rich.text import Text
 
 from cortan.render.blocks import Blocks, Numbering, TablePart
-from cortan.render.elements import BlockMarkdown, Columns, TableCut, open_gap
-from cortan.render.region import LiveRegion, cell_len_of, rows_of, text_of
+from cortan.render.elements import TAB_SIZE, BlockMarkdown, Columns, TableCut, open_gap
+from cortan.render.region import LiveRegion, cell_len_of, chars_in_rows, rows_of, text_of
 from cortan.render.sanitize import sanitize
 
 # A fence may follow list markers, quote markers and indentation ("1. ```py", "> ~~~");
@@ -76,14 +78,19 @@ class _Kept(NamedTuple):
     The block is rendered at `width` until it ends, and of that rendering `lines` are on
     the terminal (with what the terminal did to them). From `source` on, a code block
     is rendered from its fence (line `fence` of the block) and its code lines from
-    `source` on, less the row naming its language on top (render/elements.py): the
-    lines before are on the terminal.
+    `source` on (`in_code`), less the row naming its language on top
+    (render/elements.py): the lines before are on the terminal, and so are the first
+    `cut` characters of line `source` (the full rows of a line taller than the screen,
+    `column` characters of it as drawn), the rest drawn plain (`_CodeBlock.head`).
     """
 
     width: int
     lines: list[list[Segment]]
     source: int = 0
     fence: int = 0
+    in_code: bool = False
+    cut: int = 0
+    column: int = 0
 
 
 def _trimmed(line: list[Segment]) -> list[Segment]:
@@ -154,6 +161,43 @@ def _last_rows(lines: list[list[Segment]], height: int, width: int) -> list[list
     return [line]
 
 
+def _first_rows(lines: list[list[Segment]], height: int, width: int) -> list[list[Segment]] | None:
+    """`lines`, the last cut to its first rows so that they fit in `height` rows (the
+    rest of it is drawn once those are kept); None if the lines above it do not fit."""
+    if _count_rows(lines, width) <= height:
+        return lines
+    room = height - _count_rows(lines[:-1], width)
+    if room < 1:
+        return None
+    text = _text(lines[-1])
+    cells = cell_len(text[: chars_in_rows(text, room, width)])
+    return [*lines[:-1], next(iter(Segment.divide(lines[-1], [cells, cell_len(text)])))]
+
+
+def _source_cut(
+    drawn: str, line: str, column: int, rows: int, width: int
+) -> tuple[int, int] | None:
+    """Where to cut a code line drawn plain as `drawn`, from its character `column` as
+    drawn, of the code `line`, keeping at most its first `rows` rows: the characters
+    kept of `drawn`, and of `line`; (0, 0) for none. A row ending inside a tab drawn as
+    spaces is not a cut: the one before it is. None: `drawn` is not `line` as pygments
+    draws it (tabs stopping at every fourth character).
+    """
+    ends = {chars_in_rows(drawn, row, width) for row in range(1, rows + 1)}
+    last = max(ends, default=0)
+    found, at = (0, 0), 0  # at: in `drawn`
+    for index, char in enumerate(line):
+        if at >= last:
+            break
+        size = TAB_SIZE - (column + at) % TAB_SIZE if char == "\t" else 1
+        if drawn[at : at + size] != (" " * size if char == "\t" else char):
+            return None
+        at += size
+        if at in ends:
+            found = (at, index + 1)
+    return found
+
+
 def _divergence(lines: list[list[Segment]], kept: list[list[Segment]]) -> tuple[int, int]:
     """The line and the cell of it where the text of `lines` stops being that of `kept`.
 
@@ -218,6 +262,7 @@ class MarkdownStream:
         self._drawn: list[list[Segment]] | None = None  # the open block as drawn, when whole
         self._rows: list[list[Segment]] = []  # the rows the live region shows
         self._scrolls = True  # the open block, if code, may keep its top rows (_scroll)
+        self._short = False  # a code line was drawn in part, to fit the screen (_scroll_line)
         self._held_cr = False  # a "\r" that may be the first half of "\r\n"
         self._gap = False  # the next block is preceded by an empty line
         self._columns = Columns()  # of a table printed row by row
@@ -309,11 +354,12 @@ class MarkdownStream:
         if self._kept is None:
             lines = self._render(block, width)
         else:
-            if self._kept.source:
+            if self._kept.in_code:
                 text = block.markup.split("\n")
                 fence, source = self._kept.fence, self._kept.source
-                block = self._markdown("\n".join([text[fence], *text[fence + 1 + source :]]))
-            lines = self._render(block, self._kept.width)[1 if self._kept.source else 0 :]
+                code = "\n".join([text[fence], *text[fence + 1 + source :]])
+                block = self._code_markdown(code, self._kept)
+            lines = self._render(block, self._kept.width)[1 if self._kept.in_code else 0 :]
             lines = _rows_after(lines, self._kept)
             self._kept = None
         if not self._live_whole:  # it showed a tail: its rows do not line up with these
@@ -330,11 +376,16 @@ class MarkdownStream:
         The terminal has re-wrapped or cut its lines, and may have pushed the top ones
         out of reach; drawn again, they would show twice. The rest of the block goes on
         below, from the first character that differs from what was drawn (`_rows_after`).
+        So too at any new width while the region shows the rest of a code line whose top
+        rows are kept (`_scroll_line`): a terminal that re-wraps joins its rows to those,
+        and one that does not keeps them as they are; neither can be redrawn in place.
         """
         assert self._live is not None
         live = self._live
-        if width >= live.width or live.fits(width) or not self._live_whole or not self._drawn:
+        if width == live.width or not self._live_whole or not self._drawn:
             return  # nothing re-wrapped, or a tail or the first words: redrawn in place
+        if (width > live.width or live.fits(width)) and not (self._kept and self._kept.cut):
+            return
         kept = self._kept or _Kept(live.width, [])
         self._kept = kept._replace(lines=self._drawn)
         self._blocks.cut_items()  # what is kept must not change, as a wider number would
@@ -359,6 +410,11 @@ class MarkdownStream:
         self._live_whole = whole
         self._live.draw(lines, width)
         self._rows = lines
+        while self._short:  # a long line drawn in part: keep its rows, draw on (`_scroll_line`)
+            self._short = False
+            lines, self._live_whole = self._render_tail(width)
+            self._live.draw(lines, width)
+            self._rows = lines
         self._next_draw = self._clock() + self._interval
         self._stale = False
         self.redraws += 1
@@ -414,10 +470,25 @@ class MarkdownStream:
         The whole block is rendered after a narrowing (one block's worth of extra work,
         after a resize only); a tall code block, from the code lines not kept on.
         """
-        if not kept.source:
+        if not kept.in_code:
             return self._render(self._open_block(self._blocks.shown_text()), kept.width)
         text, _, _ = self._blocks.code(kept.source)
-        return self._render(self._live_markdown(text), kept.width)[1:]
+        block = self._code_markdown(text, kept, arriving=not text.endswith("\n"))
+        return self._render(block, kept.width)[1:]
+
+    def _code_markdown(self, text: str, kept: _Kept, *, arriving: bool = False) -> BlockMarkdown:
+        """A code block's fence line and its code lines from `kept.source` on, the
+        first of which less the `kept.cut` characters on the terminal for good: drawn
+        plain, in place of a placeholder (a part of a line could read as a fence)."""
+        if not kept.cut:
+            block = self._markdown(text)
+        else:
+            fence, _, code = text.partition("\n")
+            first, newline, rest = code.partition("\n")
+            block = self._markdown(f"{fence}\n{newline}{rest}")
+            block.head, block.head_column = first[kept.cut :], kept.column
+        block.arriving = arriving
+        return block
 
     def _scroll(
         self, kept: _Kept, lines: list[list[Segment]], rows: list[list[Segment]], width: int
@@ -434,26 +505,76 @@ class MarkdownStream:
         if not self._blocks.in_code or kept.width != width or start:
             return None
         height = max(self._console.height - 1, 1)
-        _, fence, complete = self._blocks.code(0)
-        source = complete - _fitting(lines, height // 2, width)  # keep all but half a screen
+        code, fence, complete = self._blocks.code(0)
+        drawn = complete + bool(code.rpartition("\n")[2].strip())  # the line arriving is drawn
+        source = min(drawn - _fitting(lines, height // 2, width), complete)  # all but half a screen
         if source <= kept.source:
-            return None
+            return self._scroll_line(kept, lines, width, (fence, complete))
         text, _, _ = self._blocks.code(source)
         after = self._render(self._live_markdown(text), width)[1:]  # the lines from `source` on
         count = len(lines) - len(after) - index  # lines of `rows` before those
         shown = self._rows[:count]
-        if (
-            count <= 0
-            or _count_rows(after, width) > height
-            or [_text(row) for row in lines[len(lines) - len(after) :]]
-            != [_text(row) for row in after]
-        ):
+        if _count_rows(after, width) > height:
+            return self._scroll_line(kept, lines, width, (fence, complete))
+        if count <= 0 or [_text(row) for row in lines[len(lines) - len(after) :]] != [
+            _text(row) for row in after
+        ]:
             return None
         if len(shown) < count or [_text(row) for row in rows[:count]] != list(map(_text, shown)):
             return None if kept.lines else lines  # not all drawn yet: all now, kept next time
         self._live.keep_top(count)
-        self._kept = _Kept(width, [], source, fence)
+        self._kept = _Kept(width, [], source, fence, in_code=True)
         return after
+
+    def _scroll_line(
+        self, kept: _Kept, lines: list[list[Segment]], width: int, code: tuple[int, int]
+    ) -> list[list[Segment]] | None:
+        """A code line taller than the screen: keep its top rows for good, and all above.
+
+        Still arriving, it is drawn plain and only grows at its end (render/elements.py,
+        `_CodeBlock`), so its full rows do not change: kept, they scroll out like printed
+        output, and the region goes on from the rest of the line, each piece costing its
+        own characters however long the line. Half a screen stays live, and what does
+        not fit yet is drawn once those rows are kept (`_first_rows`, `_short`): the
+        region never grows past the screen. The line is the one arriving, or the rest
+        of one kept so (`kept.cut`), plain either way. None: no such line, or not drawn
+        as it is now: the region shows a tail instead.
+        """
+        assert self._live is not None
+        fence, complete = code
+        height = max(self._console.height - 1, 1)
+        index = len(lines) - 1 - _fitting(lines, height // 2, width)  # the line to cut
+        number = kept.source + index if kept.in_code else complete  # its code line
+        arriving = number == complete and index == len(lines) - 1
+        shown = self._rows
+        if kept.lines or not 0 <= index < len(shown) or not (arriving or (kept.cut and not index)):
+            return None
+        drawn = _text(shown[index])
+        if [_text(row) for row in shown[:index]] != [
+            _text(row) for row in lines[:index]
+        ] or not _text(lines[index]).startswith(drawn):
+            return None
+        start, column = (
+            (kept.cut, kept.column) if kept.in_code and number == kept.source else (0, 0)
+        )
+        text, _, _ = self._blocks.code(number)
+        line = text.partition("\n")[2].partition("\n")[0]  # the whole code line
+        rest = max(height // 2 - _count_rows(lines[index + 1 :], width), 1)
+        cut = _source_cut(drawn, line[start:], column, rows_of(shown[index], width) - rest, width)
+        if cut is None:
+            return None  # drawn otherwise than plain
+        drawn_cut, source_cut = cut
+        self._live.keep_top(index, drawn_cut)
+        moved = column + drawn_cut
+        self._kept = _Kept(width, [], number, fence, True, start + source_cut, moved)
+        after = self._render_open(self._kept)
+        fitted = _first_rows(after, height, width)
+        self._short = (  # drawn, its rows are kept next: while that keeps or draws more
+            fitted is not None
+            and fitted is not after
+            and (self._kept != kept or _count_rows(fitted, width) > _count_rows(shown, width))
+        )
+        return fitted
 
     def _open_block(self, source: str) -> Markdown:
         """The open block's markdown, after the gap its commit will open above it."""

@@ -107,14 +107,35 @@ def spot(text: str, width: int) -> tuple[int, int]:
     return row, column
 
 
+def chars_in_rows(text: str, rows: int, width: int) -> int:
+    """How many characters of `text`, written from a terminal's first column, its first
+    `rows` rows hold on a terminal `width` columns wide (as `spot` wraps them)."""
+    width = max(width, 1)
+    if text.isascii():
+        return min(rows * width, len(text))
+    row = column = 0
+    for start, _, size in split_graphemes(text)[0]:
+        if column and column + size > width:
+            row, column = row + 1, 0
+        if row >= rows:
+            return start
+        column += size
+    return len(text)
+
+
 def rows_of(line: Line, width: int) -> int:
     """The rows of a terminal `width` columns wide that `line` takes."""
     return spot(text_of(line), width)[0] + 1
 
 
 def _chars(line: Line) -> list[Cell]:
+    """The characters of `line` with their styles; an empty style is no style (both
+    write no colour: a cell is not written again for turning from one to the other)."""
     return [
-        (char, segment.style) for segment in line if not segment.control for char in segment.text
+        (char, segment.style or None)
+        for segment in line
+        if not segment.control
+        for char in segment.text
     ]
 
 
@@ -212,15 +233,26 @@ class LiveRegion:
         """Whether every line shown fits in `width` columns: no terminal re-wraps or cuts it."""
         return all(cell_len_of(line) <= width for line in self._shown)
 
-    def keep_top(self, count: int) -> None:
-        """Keep the first `count` lines as they are, for good: the region starts below.
+    def keep_top(self, count: int, chars: int = 0) -> None:
+        """Keep the first `count` lines as they are, for good, and the first `chars`
+        characters of the line after them, whole rows of it: the region starts below.
 
-        For lines that will not change, which the terminal may scroll out of reach.
+        For lines that will not change, which the terminal may scroll out of reach; a
+        line taller than the screen that only grows at its end keeps its full rows, and
+        the region goes on with the rest of it, from the first column of a row.
         """
-        if self._at[0] < count:
-            self._write(self._go(count, 0))
+        if self._at < (count, chars) and count < len(self._shown):
+            self._write(self._go(count, chars))
+        elif self._at < (count, chars):  # all of them: a new row, which the terminal may
+            end = len(text_of(self._shown[-1]))  # scroll in (a cursor moved down would not)
+            self._write([*self._go(count - 1, end, column=False), Segment.line()])
+            self._at = (count, 0)
+        if chars:
+            rest = self._shown[count] = _segments(_chars(self._shown[count])[chars:])
+            self._heights[count] = rows_of(rest, self._width)
         self._shown, self._heights = self._shown[count:], self._heights[count:]
-        self._at = (self._at[0] - count, self._at[1])
+        line, at = self._at
+        self._at = (line - count, at - chars if line == count else at)
 
     def clear(self) -> None:
         """Erase the region; the cursor goes back to where it started."""

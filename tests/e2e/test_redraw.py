@@ -52,12 +52,14 @@ PIECES = [ANSWER[i : i + 24] for i in range(0, len(ANSWER), 24)]
 class Pty:
     """`cortan ask` on a pty, every byte it wrote kept, the screen modelled by pyte."""
 
-    def __init__(self, args: list[str], env: dict[str, str], cols: int = COLS) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str], cols: int = COLS, rows: int = ROWS
+    ) -> None:
         command = cortan_command()
         self.child = pexpect.spawn(
-            command[0], [*command[1:], *args], env=env, dimensions=(ROWS, cols), encoding=None
+            command[0], [*command[1:], *args], env=env, dimensions=(rows, cols), encoding=None
         )
-        self.screen = pyte.HistoryScreen(cols, ROWS, history=10_000)
+        self.screen = pyte.HistoryScreen(cols, rows, history=10_000)
         self.screen.set_mode(pyte.modes.LNM)
         self.stream = pyte.ByteStream(self.screen)
         self.written = bytearray()
@@ -81,8 +83,8 @@ class Pty:
         assert self.child.exitstatus == 0
 
     def resize(self, cols: int) -> None:
-        self.screen.resize(ROWS, cols)
-        self.child.setwinsize(ROWS, cols)  # TIOCSWINSZ: the kernel sends SIGWINCH
+        self.screen.resize(self.screen.lines, cols)
+        self.child.setwinsize(self.screen.lines, cols)  # TIOCSWINSZ: the kernel sends SIGWINCH
 
     def lines(self) -> list[str]:
         """Scrollback and screen, as text, blank lines dropped."""
@@ -103,8 +105,8 @@ def pty_env(ollama_env: FakeOllama) -> dict[str, str]:
     return env
 
 
-def run(env: dict[str, str], *args: str, cols: int = COLS) -> Pty:
-    pty = Pty(["ask", *args, "explain"], env, cols)
+def run(env: dict[str, str], *args: str, cols: int = COLS, rows: int = ROWS) -> Pty:
+    pty = Pty(["ask", *args, "explain"], env, cols, rows)
     pty.finish()
     return pty
 
@@ -346,6 +348,65 @@ def test_resizes_in_tmux_leave_every_line_once(
             assert len(found) == 1, (n, i, shown)
         assert shown.count(f"item {n}a is short") == 1, (n, shown)
         assert shown.count(f"Paragraph {n} says") == 1, (n, shown)
+
+
+def long_line(size: int) -> str:
+    """A Python line of about `size` characters whose every item can be told apart."""
+    items = [f"'k{n:05}': {n % 97}, " for n in range(size // 14 + 1)]
+    return "data = {" + "".join(items) + "}"
+
+
+@pytest.mark.parametrize(
+    ("size", "cols", "rows", "delay"), [(8_000, 80, 24, 0.002), (2_400, 80, 30, 0.02)]
+)
+def test_a_code_line_taller_than_the_screen_costs_its_size_not_the_screens(
+    pty_env: dict[str, str],
+    ollama_env: FakeOllama,
+    size: int,
+    cols: int,
+    rows: int,
+    delay: float,
+) -> None:
+    """One code line streamed in pieces of 4 characters: its last screenful was redrawn
+    at every piece once it was taller than the screen. Its full rows are now kept as
+    they leave it (render/markdown.py): at most 3x printing the answer once, and the
+    line reads once, whole and in order, in the scrollback and on the screen."""
+    line = long_line(size)
+    answer = f"Here:\n\n```python\n{line}\nprint(data)\n```\n\nDone.\n"
+    ollama_env.queue(Reply(pieces=[answer]))
+    once = run(pty_env, "--no-stream", cols=cols, rows=rows)
+    pieces = [answer[i : i + 4] for i in range(0, len(answer), 4)]
+    ollama_env.queue(Reply(pieces=pieces, delay=delay))  # a redraw every few pieces
+    streamed = run(pty_env, cols=cols, rows=rows)
+    ratio = len(streamed.written) / len(once.written)
+    assert ratio <= 3, f"{len(streamed.written)} bytes streamed, {len(once.written)} at once"
+    shown = "".join(streamed.lines())
+    assert re.findall(r"'k(\d{5})'", shown) == [f"{n:05}" for n in range(line.count("'k"))]
+    assert streamed.lines() == once.lines()
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux, a terminal that re-wraps")
+@pytest.mark.parametrize("width", [45, 120])
+def test_resizing_in_tmux_mid_code_line_taller_than_the_screen(
+    pty_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path, width: int
+) -> None:
+    """The line's top rows are kept as they leave the screen: resized, tmux re-wraps
+    them with the rest still live, so the rest goes on below what stands, never drawn
+    twice; the line reads once, in order (a resize cuts it in two, as docs/repl.md says)."""
+    line = long_line(6_000)
+    answer = f"Here:\n\n```python\n{line}\nprint(data)\n```\n\nDone.\n"
+    pieces = [answer[i : i + 8] for i in range(0, len(answer), 8)]
+    ollama_env.queue(Reply(pieces=pieces, delay=0.004))
+    tmux = Tmux(pty_env, tmp_path, cols=80)
+    try:
+        tmux.wait_for("'k00250'")
+        tmux.resize(width)
+        shown = tmux.finish()
+    finally:
+        tmux.close()
+    keys = re.findall(r"'k(\d{5})'", re.sub(r"\s", "", shown))
+    assert keys == [f"{n:05}" for n in range(line.count("'k"))]
+    assert shown.count("print(data)") == shown.count("Done.") == 1
 
 
 COMMAND = (

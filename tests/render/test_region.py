@@ -276,3 +276,42 @@ def test_rows_are_counted_as_the_terminal_wraps_wide_characters() -> None:
     assert rows_of(line(("a" * 80, None)), 80) == 1
     assert rows_of(line(("a" * 81, None)), 80) == 2
     assert rows_of([], 80) == 1
+
+
+def test_keeping_the_full_rows_of_a_long_line_leaves_the_rest_live() -> None:
+    """A line three rows tall keeps its first two for good: the region goes on with the
+    rest of it, from the first column of its last row, and a piece costs its characters."""
+    term = Screen()
+    region = LiveRegion(term.console)
+    text = "".join(chr(97 + i % 26) for i in range(WIDTH * 2 + 7))
+    region.draw([line(("top", None)), line((text, None))])
+    region.keep_top(1, WIDTH * 2)
+    region.draw([line((text[WIDTH * 2 :] + "XYZ", None))])
+    assert term.pump().endswith(f"{SYNC_ON}XYZ{SYNC_OFF}")
+    region.draw([line((text[WIDTH * 2 :] + "XY", None)), line(("next", None))])
+    term.pump()
+    assert expected([line(("top", None)), line((text[:WIDTH], None))])[:2] == term.rows()[:2]
+    assert (
+        term.rows()[2:5]
+        == expected(
+            [
+                line((text[WIDTH : WIDTH * 2], None)),
+                line((text[WIDTH * 2 :] + "XY", None)),
+                line(("next", None)),
+            ]
+        )[:3]
+    )
+
+
+def test_keeping_every_line_at_the_foot_of_the_screen_scrolls_a_row_in() -> None:
+    """A cursor moved down from the screen's last row stays there: the next region's
+    first row is scrolled in with a newline, or it is written over the last line kept."""
+    term = Screen(WIDTH, 4)
+    region = LiveRegion(term.console)
+    region.draw([line((f"row {i}", None)) for i in range(4)])
+    region.keep_top(4)
+    region.draw([line(("after", None))])
+    term.pump()
+    assert [row for row in term.rows()] == expected(
+        [line((f"row {i}", None)) for i in range(1, 4)] + [line(("after", None))], 4
+    )
