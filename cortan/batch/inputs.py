@@ -29,6 +29,7 @@ with the answers of the run before. The reader is handed the output's identity
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fnmatch
 import json
@@ -139,7 +140,7 @@ def check_ids(records: Iterator[Record]) -> Iterator[Record]:
     so a million-line input still costs a few hundred lines' memory."""
     from cortan.store.seen import SeenNames
 
-    with SeenNames() as seen:
+    with contextlib.closing(SeenNames()) as seen:
         for record in records:
             if record.error is None:
                 # 5 and "5" are two ids: they are written apart in the output

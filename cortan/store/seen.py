@@ -13,8 +13,6 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Iterator
-from types import TracebackType
-from typing import Self
 
 from cortan.core.errors import StoreError
 
@@ -23,7 +21,7 @@ CACHE_KIB = 2048
 
 
 class SeenNames:
-    """Each name added, with the place it was first seen; close it (or use ``with``)."""
+    """Each name added, with the place it was first seen; close it when done."""
 
     def __init__(self) -> None:
         with _translated():
@@ -48,14 +46,6 @@ class SeenNames:
 
     def close(self) -> None:
         self._conn.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 @contextlib.contextmanager

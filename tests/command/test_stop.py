@@ -101,6 +101,16 @@ def ended(proc: subprocess.Popen[bytes], folder: Path, timeout: float = 10) -> N
         pytest.fail(f"cortan {'exited' if proc.poll() is not None else 'ran on'}: {alive}")
 
 
+def signalled(proc: subprocess.Popen[bytes], folder: Path, signum: int = signal.SIGTERM) -> float:
+    """Send ``signum`` once the command runs; the seconds until cortan and every reader of
+    its output were done."""
+    wait_for(folder / "shell")
+    began = time.monotonic()
+    proc.send_signal(signum)
+    ended(proc, folder)
+    return time.monotonic() - began
+
+
 TRAPS = """\
 trap 'echo TERM >> DIR/got; exit 7' TERM
 trap 'echo HUP >> DIR/got; exit 7' HUP
@@ -124,9 +134,7 @@ def test_the_signal_is_passed_on_to_the_whole_command(
     started: list[tuple[subprocess.Popen[bytes], Path]],
 ) -> None:
     proc, folder = start(cortan, ollama_env, config_file, started, TRAPS)
-    wait_for(folder / "shell")
-    proc.send_signal(signum)
-    ended(proc, folder)
+    signalled(proc, folder, signum)
     assert proc.returncode == code
     assert (folder / "got").read_text() == f"{name}\n"  # the shell had it before cortan left
     assert logged_status(cortan) == 7  # how it ended is in the decision log
@@ -142,11 +150,7 @@ def test_a_command_that_ignores_the_signal_is_killed_after_the_grace(
 ) -> None:
     script = "trap '' TERM HUP\nsleep 60 &\necho $! > DIR/sleeper\necho $$ > DIR/shell\nwait\n"
     proc, folder = start(cortan, ollama_env, config_file, started, script)
-    wait_for(folder / "shell")
-    began = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    ended(proc, folder)
-    took = time.monotonic() - began
+    took = signalled(proc, folder)
     assert proc.returncode == 143
     assert GRACE - 0.5 < took < GRACE + 3
     assert gone(int((folder / "shell").read_text()))
@@ -167,11 +171,7 @@ def test_what_the_shell_left_behind_is_killed_after_the_grace(
         "trap 'exit 7' TERM\necho $$ > DIR/shell\nwait\n"
     )
     proc, folder = start(cortan, ollama_env, config_file, started, script)
-    wait_for(folder / "shell")
-    began = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    ended(proc, folder)
-    took = time.monotonic() - began
+    took = signalled(proc, folder)
     assert proc.returncode == 143
     assert GRACE - 0.5 < took < GRACE + 3
     assert gone(int((folder / "sleeper").read_text()))
@@ -184,9 +184,6 @@ def test_a_command_that_obeys_at_once_is_not_waited_for(
     started: list[tuple[subprocess.Popen[bytes], Path]],
 ) -> None:
     proc, folder = start(cortan, ollama_env, config_file, started, TRAPS)
-    wait_for(folder / "shell")
-    began = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    ended(proc, folder)
+    took = signalled(proc, folder)
     assert proc.returncode == 143
-    assert time.monotonic() - began < GRACE - 0.5  # the group emptied: no grace spent
+    assert took < GRACE - 0.5  # the group emptied: no grace spent
