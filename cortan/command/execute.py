@@ -178,23 +178,23 @@ class _Job:
         reads it. The group is waited for and killed, not just its leader; its id cannot
         go to another process while any of it lives. The command's wait status, once known
         (None when a second signal cut the wait short)."""
-        deadline = asyncio.get_running_loop().time() + _GRACE
         status: int | None = None
         self.signal(signum)
         self.signal(signal.SIGCONT)  # a stopped command must run to act on it
         try:
-            status = await asyncio.wait_for(self.wait(), _GRACE)
-            while self.grouped and _group_alive(self.pid):
-                if asyncio.get_running_loop().time() >= deadline:
-                    break
-                await asyncio.sleep(0.02)
+            async with asyncio.timeout(_GRACE):
+                status = await self.wait()
+                # Polled: what is left was handed to init, whose ends nobody here hears.
+                while self.grouped and _group_alive(self.pid):  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
         except TimeoutError:
             pass
         finally:
-            self.signal(signal.SIGKILL)
-            if self.grouped:
+            if self.grouped:  # its leader reaped or not, the group's id is still its own
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(self.pid, signal.SIGKILL)
+            else:
+                self.signal(signal.SIGKILL)
         if status is None:  # killed: its status comes from the watching thread at once
             with contextlib.suppress(TimeoutError):
                 status = await asyncio.wait_for(self.wait(), 1.0)
