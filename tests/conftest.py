@@ -38,6 +38,7 @@ STRIPPED = (
     "NO_PROXY",
     "VISUAL",
     "EDITOR",
+    "SHELL",  # CI has none: cortan then runs commands with /bin/sh, here too
 )
 
 

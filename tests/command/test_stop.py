@@ -78,7 +78,10 @@ def start(
     job = folder / "job.sh"
     job.write_text(script.replace("DIR", str(folder)))
     ollama_env.queue(proposal(f"bash {job}"))
-    started.append((cortan.popen("cmd", "--yes", "run the job", cwd=folder), folder))
+    # bash runs it, not /bin/sh: dash would fork bash under it and report its own
+    # death by the signal instead of the status the script chose.
+    env = {**os.environ, "SHELL": "/bin/bash"}
+    started.append((cortan.popen("cmd", "--yes", "run the job", cwd=folder, env=env), folder))
     return started[-1]
 
 
