@@ -25,7 +25,8 @@ the key when requests carry them.
 A hit is told to observers as an answer is (started, its text as one piece) and
 ends ``ChatFinished(cached=True)``; the front end says so (a dim line, the
 ``cached`` field of ``--json``). The cache is never the user's data: a store that
-fails is said once in a notice, and the request goes on to the model.
+fails is said in a notice (once per process, to every gateway client: told.py),
+and the request goes on to the model.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from typing import TYPE_CHECKING
 from cortan.core.errors import CortanError
 from cortan.core.events import ChatEnded, ChatFinished, ChatStarted, Notice, Timings, TokenDelta
 from cortan.core.messages import Message, Usage
+from cortan.engine.told import Told
 from cortan.store.cache import CachedAnswer, DamagedEntry
 
 if TYPE_CHECKING:
@@ -111,7 +113,7 @@ class AnswerCache:
         self._get_digest = get_digest
         self._clock = clock
         self._configured = _resolve_all(router, settings.cache.models)
-        self._told: set[str] = set()  # notices said once per process
+        self._told = Told()  # notices said once per process, or to each client (told.py)
 
     def wants(self, request: ChatRequest, route: Route) -> bool:
         """Whether ``request`` to ``route`` may be answered from the cache at all."""
@@ -189,8 +191,7 @@ class AnswerCache:
 
     async def _say_once(self, request: ChatRequest, topic: str, text: str) -> None:
         log.debug("%s", text)
-        if topic not in self._told:
-            self._told.add(topic)
+        if self._told.should_tell(topic, request.client):
             await self._bus.publish(Notice(request.request_id, text))
 
 

@@ -56,6 +56,7 @@ from cortan.core.events import (
 from cortan.core.messages import EMPTY_MAPPING, Message
 from cortan.core.text import make_visible, one_line
 from cortan.engine.answering import make_failure
+from cortan.engine.told import Told
 from cortan.providers.base import ModelRequest
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ class Chat:
         self.manager = manager
         self.cache = cache  # None: no response cache (the composition root may add one)
         self.tools = tools  # None: no tools (requests asking for them get a Notice)
-        self._unthinking: set[Route] = set()  # models told not to think: said once each
+        self._told = Told()  # models that cannot think: said once each, or to each client
 
     async def run(self, request: ChatRequest) -> ChatEnded:
         """Answer ``request``; the ending is also published for observers."""
@@ -226,10 +227,8 @@ class Chat:
         capabilities = await self._capabilities(request.model)
         if capabilities is None or "thinking" in capabilities:
             return sending
-        # Once in a terminal (every turn after /think would say it); to each program the
-        # gateway serves, which may be another each time and would not know otherwise.
-        if request.client is not None or route not in self._unthinking:
-            self._unthinking.add(route)
+        # Once in a terminal (every turn after /think would say it): engine/told.py.
+        if self._told.should_tell(("unthinking", route), request.client):
             listed = _listed(capabilities)
             text = f"model {route} does not think (its server lists: {listed}): asking without"
             await self._bus.publish(Notice(request.request_id, f"{text} thinking"))

@@ -185,6 +185,23 @@ async def test_a_store_that_fails_is_said_once_and_the_model_answers(
     assert said[0].startswith("the response cache cannot be read: ")
 
 
+async def test_each_gateway_request_hears_that_the_store_fails(
+    make: Callable[..., Cached], ollama: FakeOllama, tmp_path: Path
+) -> None:
+    # Before: said once per process, so the gateway's second client (another program,
+    # perhaps) learnt nothing of why its answer was not cached.
+    c = make(providers=providers([ollama.url]))
+    conn = sqlite3.connect(get_store_path(tmp_path / "data"))
+    conn.execute("DROP TABLE response_cache")
+    conn.close()
+    for client in ("openai editor", "openai editor"):
+        await c.ask(cache=True, client=client)
+    said = [n.text for n in c.h.of(Notice) if "response cache" in n.text]
+    read = [text for text in said if text.startswith("the response cache cannot be read: ")]
+    written = [text for text in said if "cannot be written" in text]
+    assert (len(read), len(written)) == (2, 2)
+
+
 def test_the_key_covers_the_digest_and_ignores_option_order() -> None:
     messages = [Message("user", "hi")]
     key = make_key("ollama", "ollama", "llama3.2", "sha1", messages, [("a", 1), ("b", 2)])

@@ -189,6 +189,22 @@ async def test_hostile_tool_names_are_left_out_and_said_once(pools: list[McpPool
     assert again == []  # said once per process, not on every request
 
 
+async def test_each_gateway_request_hears_what_a_listing_left_out(
+    pools: list[McpPool],
+) -> None:
+    # Before: once per process, whoever asked: a second gateway client was not told.
+    pool = pool_of(pools, a=hostile("bad-tools", 100))
+    heard: list[list[str]] = [[], []]
+    for notes in heard:
+
+        async def note(text: str, notes: list[str] = notes) -> None:
+            notes.append(text)
+
+        await pool.list_tools(None, note, again=False, client="openai editor")
+    assert heard[0]
+    assert heard[1] == heard[0]
+
+
 async def test_ten_thousand_tools_are_cut_and_said(pools: list[McpPool]) -> None:
     notes: list[str] = []
 

@@ -153,7 +153,7 @@ class ToolLoop:
         async def note(text: str) -> None:
             await self._bus.publish(Notice(request.request_id, text))
 
-        return await self.toolbox.specs(tell, note)
+        return await self.toolbox.specs(tell, note, request.client)
 
     async def follow(
         self,

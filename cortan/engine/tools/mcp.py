@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from cortan.core.errors import ToolError
 from cortan.core.text import format_size, make_visible, shorten
+from cortan.engine.told import Told
 
 if TYPE_CHECKING:
     from cortan.config.settings import McpServer
@@ -81,7 +82,6 @@ class McpConnection:
     notes: list[str] = field(default_factory=list)  # what was left out, to be said once
     _error: str | None = None
     _fault: str | None = None  # why the transport ended the connection, when it knows
-    _told: bool = False  # its failure was said once while offering tools to a model
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -259,20 +259,27 @@ class McpPool:
 
     def __init__(self, servers: Mapping[str, McpServer]) -> None:
         self.connections = {name: McpConnection(name, config) for name, config in servers.items()}
-        self._told: set[str] = set()
+        self._told = Told()  # failures and notes said once, or to each client (told.py)
 
     async def list_tools(
-        self, on_error: Any = None, on_note: Any = None, *, again: bool = True
+        self,
+        on_error: Any = None,
+        on_note: Any = None,
+        *,
+        again: bool = True,
+        client: str | None = None,
     ) -> list[McpTool]:
         """Every server's tools, the servers started at once; a server that fails is
         left out, its sentence handed to ``on_error`` (or raised when there is none).
 
         ``again=False`` (tools offered with each request) says a failure once per
         process: a server that crashed at the first request stays down, and saying so
-        before every answer of a chat would bury the answers.
+        before every answer of a chat would bury the answers; but to every request of a
+        gateway ``client``, which learns it nowhere else (cortan.engine.told).
 
         What a server's listing left out (bad names, a cut list) and every name two
-        servers both offer go to ``on_note``, each once per process: a server named
+        servers both offer go to ``on_note``, each once per process (to every
+        ``client`` request, as above): a server named
         ``a`` listing ``b__c`` would otherwise be offered as ``mcp__a__b__c``, the name
         of server ``a__b``'s tool ``c``, and the gate would ask about one and run the
         other. Such a name is offered by neither.
@@ -285,8 +292,7 @@ class McpPool:
             if isinstance(result, ToolError):
                 if on_error is None:
                     raise result
-                if again or not connection._told:
-                    connection._told = True
+                if again or self._told.should_tell(("down", connection.name), client):
                     await on_error(str(result))
             elif isinstance(result, BaseException):
                 raise result
@@ -295,8 +301,7 @@ class McpPool:
                 notes.extend(connection.notes)
         offered = _unshared(tools, notes)
         for note in notes:
-            if note not in self._told and on_note is not None:
-                self._told.add(note)
+            if on_note is not None and self._told.should_tell(("note", note), client):
                 await on_note(note)
         return offered
 

@@ -48,16 +48,18 @@ class Toolbox:
         on_note: Callable[[str], Awaitable[None]] | None = None,
         *,
         again: bool = True,
+        client: str | None = None,
     ) -> list[Tool]:
         """Every tool: the built-ins, then each MCP server's (started now if need be).
 
         A server that cannot start is left out and told to ``on_error`` (with
-        ``again=False`` only the first time); with no ``on_error`` its ToolError is
-        raised. What a server's listing left out is told to ``on_note``, once.
+        ``again=False`` only the first time, or each time for a gateway ``client``);
+        with no ``on_error`` its ToolError is raised. What a server's listing left out
+        is told to ``on_note``, once (cortan.engine.told).
         """
         served: list[Any] = []
         if self.mcp is not None:  # each server starts once; then this is a look-up
-            served = await self.mcp.list_tools(on_error, on_note, again=again)
+            served = await self.mcp.list_tools(on_error, on_note, again=again, client=client)
         self._found = {tool.name: tool for tool in [*self.builtins, *served]}
         return list(self._found.values())
 
@@ -65,8 +67,9 @@ class Toolbox:
         self,
         on_error: Callable[[str], Awaitable[None]],
         on_note: Callable[[str], Awaitable[None]] | None = None,
+        client: str | None = None,
     ) -> tuple[dict[str, Any], ...]:
-        tools = await self.list_tools(on_error, on_note, again=False)
+        tools = await self.list_tools(on_error, on_note, again=False, client=client)
         return tuple(make_spec(tool) for tool in tools)
 
     def find(self, name: str) -> Tool | None:
