@@ -237,7 +237,9 @@ class App:
         from cortan.engine.tools.toolbox import Toolbox
 
         toolbox = Toolbox.from_settings(self.settings)
-        self.chat.tools = ToolLoop(self.bus, self.manager, gate, toolbox, self.settings.tools)
+        self.chat.tools = ToolLoop(
+            self.bus, self.manager, gate, toolbox, self.settings.tools, checks=self.chat.checks
+        )
         self.gate, self.toolbox = gate, toolbox
         if self.recorder is not None:
             self._record_tools(self.recorder)
@@ -330,6 +332,13 @@ class App:
         """How much of ``model``'s window a conversation takes (the REPL's ``/usage``)."""
         return await self.chat.context.measure(model, history, system)
 
+    async def check_schema(self, schema: object) -> None:
+        """Refuse a client's schema cortan will not use (UsageError), checked beside the
+        event loop; BusyError when long checks are already queued (engine/checks.py)."""
+        from cortan.engine.validation import check_schema
+
+        await self.chat.checks.check(check_schema, schema, refusable=True)
+
     async def context_window(self, model: str | None) -> int:
         """The tokens of ``model``'s window that cortan fills."""
         return (await self.chat.context.get_budget(model)).limit
@@ -343,6 +352,7 @@ class App:
                 self.gate.close()
                 self.gate = None
             self.chat.context.close()
+            self.chat.checks.close()
             await self.manager.aclose()
 
 

@@ -16,7 +16,10 @@ whole, whichever keyword does the work:
 - patterns matched with ``regex``'s own timeout, the budget's time left (:func:`search`):
   Python's ``re`` has none, and ``^(a|aa)+$`` against 60 letters takes it days.
 
-Past a bound: :class:`UncheckableError`, with the sentence the user reads.
+Past a bound: :class:`UncheckableError`, with the sentence the user reads. A check run
+as a first pass (:func:`first_pass`: :mod:`cortan.engine.checks` gives every check a
+short slice before the full deadline) that runs out of its slice raises
+:class:`SliceSpent` instead, and is run again, whole, where long checks wait.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from cortan.core.errors import CortanError
 from cortan.core.text import shorten
@@ -47,12 +50,21 @@ class UncheckableError(CortanError):
     kind = "schema"
 
 
+class SliceSpent(Exception):
+    """A first pass ran out of its slice: the check is to be run again, with its full
+    deadline. Not a CortanError, nor any exception the checks themselves catch."""
+
+
 class Budget:
-    """What one check may still spend: steps, and time until the deadline."""
+    """What one check may still spend: steps, and time until the deadline (or, in a
+    first pass, until the end of its slice, if that comes first)."""
 
     def __init__(self, seconds: float, steps: int) -> None:
+        now = time.monotonic()
         self.seconds = seconds
-        self.deadline = time.monotonic() + seconds
+        self.deadline = now + seconds
+        sliced = _slice.get()
+        self.cut = self.deadline if sliced is None else min(self.deadline, now + sliced)
         self.steps = steps
         self.limit = steps
 
@@ -60,14 +72,31 @@ class Budget:
         self.steps -= 1
         if self.steps < 0:
             raise UncheckableError(f"checking took more than {self.limit} steps")
-        if time.monotonic() > self.deadline:
-            raise UncheckableError(f"checking took more than {self.seconds:g} s")
+        if time.monotonic() > self.cut:
+            self.overrun()
+
+    def overrun(self) -> NoReturn:
+        """Out of time: of the slice (run it again whole), or of the deadline."""
+        if self.cut < self.deadline:
+            raise SliceSpent
+        raise UncheckableError(f"checking took more than {self.seconds:g} s")
 
     def left(self) -> float:
-        return max(self.deadline - time.monotonic(), 0.001)
+        return max(self.cut - time.monotonic(), 0.001)
 
 
 _budget: ContextVar[Budget] = ContextVar("cortan_schema_budget")
+_slice: ContextVar[float | None] = ContextVar("cortan_schema_slice", default=None)
+
+
+@contextmanager
+def first_pass(seconds: float) -> Iterator[None]:
+    """Checks begun inside the block stop after ``seconds`` with SliceSpent, unless done."""
+    token = _slice.set(seconds)
+    try:
+        yield
+    finally:
+        _slice.reset(token)
 
 
 @contextmanager
@@ -88,9 +117,12 @@ def spend() -> None:
 
 def search(pattern: str, text: str) -> bool:
     """Whether ``pattern`` matches somewhere in ``text``, within the check's time left."""
+    budget = _budget.get()
     try:
-        return compile_pattern(pattern).search(text, timeout=_budget.get().left()) is not None
+        return compile_pattern(pattern).search(text, timeout=budget.left()) is not None
     except TimeoutError:
+        if budget.cut < budget.deadline:
+            raise SliceSpent from None
         raise UncheckableError(
             f"matching the pattern {shorten(pattern, 80)!r} took too long"
         ) from None

@@ -56,6 +56,7 @@ from cortan.core.events import (
 from cortan.core.messages import EMPTY_MAPPING, Message
 from cortan.core.text import make_visible, one_line
 from cortan.engine.answering import make_failure
+from cortan.engine.checks import SchemaChecks
 from cortan.engine.told import Told
 from cortan.providers.base import ModelRequest
 
@@ -84,6 +85,7 @@ class Chat:
         manager: ModelManager,
         cache: AnswerCache | None = None,
         tools: ToolLoop | None = None,
+        checks: SchemaChecks | None = None,
     ) -> None:
         self._bus = bus
         self.guard = guard
@@ -91,6 +93,7 @@ class Chat:
         self.manager = manager
         self.cache = cache  # None: no response cache (the composition root may add one)
         self.tools = tools  # None: no tools (requests asking for them get a Notice)
+        self.checks = checks or SchemaChecks()  # where schema checks run (engine/checks.py)
         self._told = Told()  # models that cannot think: said once each, or to each client
 
     async def run(self, request: ChatRequest) -> ChatEnded:
@@ -205,8 +208,8 @@ class Chat:
             return None
         found: ChatEnded | None = await self.cache.look_up(request, route, fit.messages)
         if found is not None and request.schema is not None:
-            # None: not usable, ask the model; in a thread, as every schema check
-            found = await asyncio.to_thread(_parsed, found, request.schema)
+            # None: not usable, ask the model; beside the loop, as every schema check
+            found = await self.checks.check(_parsed, found, request.schema)
         return found
 
     async def _capabilities(self, name: str | None) -> tuple[str, ...] | None:
@@ -254,7 +257,7 @@ class Chat:
         from cortan.engine.schema import SchemaError, parse_answer, repair_prompt
 
         try:
-            data, problem = await asyncio.to_thread(parse_answer, ended.content, schema)
+            data, problem = await self.checks.check(parse_answer, ended.content, schema)
         except SchemaError as exc:  # the schema itself cannot be followed: no repair helps
             return make_failure(ended.request_id, exc, progress.route, ended.content)
         if problem is None:
@@ -272,7 +275,7 @@ class Chat:
         if not isinstance(again, ChatFinished):
             return again
         try:
-            data, second = await asyncio.to_thread(parse_answer, again.content, schema)
+            data, second = await self.checks.check(parse_answer, again.content, schema)
         except SchemaError as exc:
             return make_failure(ended.request_id, exc, progress.route, again.content)
         if second is None:

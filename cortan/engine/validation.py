@@ -25,9 +25,9 @@ rewritten to keep them):
 
 Both are plain synchronous code whose time is bounded by the deadline (a thread cannot
 be stopped from outside, so the bound is kept inside); async callers, the gateway's
-check of a client's schema among them, run them in ``asyncio.to_thread`` so that a
-second of checking never holds the event loop. jsonschema and regex are imported only
-when a schema is used.
+check of a client's schema among them, run them on :mod:`cortan.engine.checks`' own
+threads so that a second of checking never holds the event loop, nor other checks.
+jsonschema and regex are imported only when a schema is used.
 """
 
 from __future__ import annotations

@@ -11,24 +11,25 @@ dropped and named in a notice (:func:`tell_dropped`). How much a thinking model
 should think becomes cortan's ``think``.
 Structured output (OpenAI's ``response_format``, Ollama's ``format``) becomes the
 request's JSON Schema, which the engine checks the answer against (and has the
-model mend once), as ``cortan ask --schema`` does; the schema itself is checked in a
-thread (:func:`get_response_format`, :func:`get_format`: awaited). What the gateway cannot carry
+model mend once), as ``cortan ask --schema`` does; the schema itself is checked
+beside the event loop, on the engine's own threads for schema checks
+(:func:`get_response_format`, :func:`get_format`: awaited; 503 with ``Retry-After``
+when those are full). What the gateway cannot carry
 yet (images, tools, several choices) is refused with one sentence rather than
 silently dropped.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from cortan.core.errors import UsageError
+from cortan.core.errors import BusyError, UsageError
 from cortan.core.messages import Message
 from cortan.core.options import check_option, get_name
 from cortan.core.requests import ChatRequest
-from cortan.serve.replies import Scope, refuse
+from cortan.serve.replies import RequestError, Scope, refuse
 
 if TYPE_CHECKING:
     from cortan.core.messages import Role
@@ -154,7 +155,11 @@ def make_request(
 ANY_OBJECT: Mapping[str, Any] = {"type": "object"}
 
 
-async def get_response_format(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+#: How a schema is checked: the engine's (GatewayServices.check_schema).
+Check = Callable[[object], Awaitable[None]]
+
+
+async def get_response_format(body: Mapping[str, Any], check: Check) -> Mapping[str, Any] | None:
     """The schema OpenAI's ``response_format`` asks the answer to fill; None: plain text."""
     value = body.get("response_format")
     if value is None:
@@ -167,30 +172,30 @@ async def get_response_format(body: Mapping[str, Any]) -> Mapping[str, Any] | No
     if kind == "json_schema":
         spec = value.get("json_schema")
         return await _checked(spec.get("schema") if isinstance(spec, dict) else None,
-                              "`response_format.json_schema.schema`")  # fmt: skip
+                              "`response_format.json_schema.schema`", check)  # fmt: skip
     raise refuse("`response_format` must be {type: text}, {type: json_object} or "
                  "{type: json_schema, json_schema: {name, schema}}")  # fmt: skip
 
 
-async def get_format(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+async def get_format(body: Mapping[str, Any], check: Check) -> Mapping[str, Any] | None:
     """The schema Ollama's ``format`` asks the answer to fill; None: plain text."""
     value = body.get("format")
     if value is None or value == "":
         return None
     if value == "json":
         return ANY_OBJECT
-    return await _checked(value, '`format` (`"json"` or a JSON Schema)')
+    return await _checked(value, '`format` (`"json"` or a JSON Schema)', check)
 
 
-async def _checked(schema: object, what: str) -> Mapping[str, Any]:
-    """``schema``, once it is one cortan will use; checked in a thread, as a check may
-    take its whole deadline (1 s), and the event loop answers every other client."""
-    from cortan.engine.validation import check_schema
-
+async def _checked(schema: object, what: str, check: Check) -> Mapping[str, Any]:
+    """``schema``, once it is one cortan will use; checked beside the event loop, as a
+    check may take its whole deadline (1 s), and the loop answers every other client."""
     try:
-        await asyncio.to_thread(check_schema, schema)
+        await check(schema)
     except UsageError as exc:
         raise refuse(f"{what}: {exc}") from None
+    except BusyError as exc:
+        raise RequestError(503, exc.kind, str(exc), {"retry-after": str(exc.retry_after)}) from None
     assert isinstance(schema, dict)  # check_schema refuses anything else
     return schema
 

@@ -127,7 +127,7 @@ class ChatEndpoint:
             allow_secrets=convert.allows_secrets(scope),
             trim=convert.allows_trim(scope),
             think=convert.get_think(body, "think"),
-            schema=await convert.get_format(body),
+            schema=await convert.get_format(body, self.gateway.services.check_schema),
         )
 
 

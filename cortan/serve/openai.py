@@ -90,7 +90,7 @@ class ChatEndpoint:
             allow_secrets=convert.allows_secrets(scope),
             trim=convert.allows_trim(scope),
             think=convert.get_think(body, "reasoning_effort"),
-            schema=await convert.get_response_format(body),
+            schema=await convert.get_response_format(body, self.gateway.services.check_schema),
         )
         asked = body.get("stream_options")
         usage = isinstance(asked, dict) and asked.get("include_usage") is True

@@ -73,6 +73,11 @@ class GatewayServices(Protocol):
         """What the server says of the model ``name`` means (raises when it has none)."""
         ...
 
+    async def check_schema(self, schema: object) -> None:
+        """Refuse a schema cortan will not use (UsageError), or BusyError when the
+        threads schema checks run on are full: checked beside the event loop."""
+        ...
+
     async def context_window(self, model: str | None) -> int:
         """The tokens of ``model``'s window that a conversation is fitted to."""
         ...

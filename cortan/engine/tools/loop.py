@@ -54,6 +54,7 @@ from cortan.core.events import (
 )
 from cortan.core.messages import Message, ToolCall
 from cortan.core.text import format_size, make_visible
+from cortan.engine.checks import SchemaChecks
 
 if TYPE_CHECKING:
     from cortan.config.settings import ToolSettings
@@ -136,8 +137,10 @@ class ToolLoop:
         toolbox: Toolbox,
         settings: ToolSettings,
         clock: Callable[[], float] = time.monotonic,
+        checks: SchemaChecks | None = None,
     ) -> None:
         self._bus = bus
+        self._checks = checks or SchemaChecks()
         self._manager = manager
         self.gate = gate
         self.toolbox = toolbox
@@ -248,9 +251,9 @@ class ToolLoop:
             await self._say(request, f"the model called a tool that does not exist: {shown!r}")
             text = f"there is no tool named {shown!r}; the tools are: {names}"
             return await self._settle(request, call, "error", text, None, begun)
-        # In a thread: the check is bounded (engine/validation.py), but a second of it
-        # should not hold a gateway's other requests.
-        arguments, problem = await asyncio.to_thread(
+        # Beside the loop: the check is bounded (engine/validation.py), but a second of
+        # it should not hold a gateway's other requests (engine/checks.py).
+        arguments, problem = await self._checks.check(
             parse_arguments, call.arguments, tool.parameters
         )
         if arguments is None:
