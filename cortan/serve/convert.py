@@ -72,10 +72,12 @@ def _message(index: int, item: object) -> Message:
             "system, user and assistant messages (tool calls are not supported yet)",
             "unsupported",
         )  # fmt: skip
-    if item.get("images") or item.get("tool_calls"):
-        raise refuse(
-            f"message {index} carries images or tool calls: not supported yet", "unsupported"
-        )
+    for field, what in (("images", "images"), ("tool_calls", "tool calls")):
+        if item.get(field):
+            raise refuse(
+                f"message {index} carries `{field}`: {what} are not supported by cortan serve "
+                "yet", "unsupported",
+            )  # fmt: skip
     return Message(role, _content(index, item.get("content")))
 
 
@@ -85,16 +87,22 @@ def _content(index: int, content: object) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):  # OpenAI content parts: text only
-        texts = []
-        for part in content:
-            if not isinstance(part, dict) or part.get("type") != "text":
-                raise refuse(
-                    f"message {index} has a content part that is not text: images and "
-                    "audio are not supported yet", "unsupported",
-                )  # fmt: skip
-            texts.append(str(part.get("text", "")))
-        return "\n".join(texts)
+        return "\n".join(_text_part(index, number, part) for number, part in enumerate(content, 1))
     raise refuse(f"message {index}'s content must be a string or a list of text parts")
+
+
+def _text_part(index: int, number: int, part: object) -> str:
+    """A text part's text; any other part (an image, audio, a file) refused by its type,
+    and nothing it points at fetched: an ``image_url`` is never downloaded."""
+    if isinstance(part, dict) and part.get("type") == "text":
+        return str(part.get("text", ""))
+    kind = part.get("type") if isinstance(part, dict) else None
+    shown = "".join(c for c in str(kind)[:40] if c.isprintable())
+    raise refuse(
+        f"message {index}'s content part {number} is of type {shown!r}: cortan serve takes "
+        "text parts only (images, audio and files are not supported yet, and no URL is "
+        "fetched)", "unsupported",
+    )  # fmt: skip
 
 
 def refuse_unsupported(body: Mapping[str, Any], fields: Sequence[str]) -> None:

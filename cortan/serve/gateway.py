@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -50,6 +49,7 @@ from cortan.serve.replies import (
     RequestError,
     Scope,
     Send,
+    as_document,
     error_body,
     get_retry_after,
     get_status,
@@ -250,7 +250,7 @@ class Gateway:
         self, scope: Scope, send: Send, ended: ChatEnded, form: Format, notices: list[str]
     ) -> None:
         if isinstance(ended, ChatFinished):
-            body = form.whole(_as_document(ended), notices)
+            body = form.whole(as_document(ended), notices)
             await send_bytes(send, 200, body, raw_headers=get_headers(notices))
             return
         await self._send_failure(scope, send, ended, notices)
@@ -271,7 +271,7 @@ class Gateway:
         ]
         if ended.thinking:
             items.append(("thinking", ended.thinking))
-        items.append(("text", _as_document(ended).content))
+        items.append(("text", as_document(ended).content))
         await _start_stream(send, form.content_type, notices)
         body = form.pieces(items) + form.closing(ended, notices)
         await send({"type": "http.response.body", "body": body, "more_body": False})
@@ -358,14 +358,6 @@ class Gateway:
             with contextlib.suppress(Exception):
                 await close()
         await self.models.aclose()
-
-
-def _as_document(ended: ChatFinished) -> ChatFinished:
-    """An answer that filled a schema, as the JSON document alone: the engine accepts one
-    a model fenced in a code block, which a client parsing the content would not."""
-    if ended.data is None:
-        return ended
-    return ended._replace(content=json.dumps(ended.data, ensure_ascii=False))
 
 
 async def _start_stream(send: Send, content_type: bytes, notices: list[str]) -> None:

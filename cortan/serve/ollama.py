@@ -145,11 +145,13 @@ class GenerateEndpoint(ChatEndpoint):
         prompt, system = body.get("prompt", ""), body.get("system")
         if not isinstance(prompt, str) or not isinstance(system, str | None):
             raise refuse("`prompt` and `system` must be strings")
-        if not prompt and not body.get("images"):
+        if body.get("images"):
+            raise refuse("`images` is not supported by cortan serve yet", "unsupported")
+        if not prompt:
             convert.get_model(body)  # checked all the same
             return None
         turns: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
-        turns.append({"role": "user", "content": prompt, "images": body.get("images")})
+        turns.append({"role": "user", "content": prompt})
         return await self._request(scope, {**body, "messages": turns})
 
 

@@ -18,7 +18,7 @@ import math
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
-from cortan.core.events import ChatEnded, ChatFailed
+from cortan.core.events import ChatEnded, ChatFailed, ChatFinished
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -199,3 +199,11 @@ def get_object(body: Any, what: str) -> dict[str, Any]:
 def refuse(message: str, kind: str = "bad_request", status: int = 400) -> RequestError:
     """A 400 (by default) with one sentence."""
     return RequestError(status, kind, message)
+
+
+def as_document(ended: ChatFinished) -> ChatFinished:
+    """An answer that filled a schema, as the JSON document alone: the engine accepts one
+    a model fenced in a code block, which a client parsing the content would not."""
+    if ended.data is None:
+        return ended
+    return ended._replace(content=json.dumps(ended.data, ensure_ascii=False))

@@ -7,6 +7,7 @@ sends::
      "messages": [{"role": "user", "content": "hi"}]}        (or "prompt": "hi",
                                                              "system": "...", "options": {...},
                                                              "think": false | "low" | ...,
+                                                             "format": "json" | a schema,
                                                              "allow_secrets": false)
     {"type": "cancel", "id": "c1"}
 
@@ -42,6 +43,7 @@ from cortan.serve.replies import (
     RequestError,
     Scope,
     Send,
+    as_document,
     get_retry_after,
     parse_json,
     refuse,
@@ -51,10 +53,18 @@ from cortan.serve.security import make_trace
 if TYPE_CHECKING:
     from starlette.websockets import WebSocket
 
+    from cortan.core.requests import ChatRequest
     from cortan.serve.gateway import Gateway
 
 SUBPROTOCOL = "cortan"
 MAX_ID_CHARS = 100
+#: A chat's fields read here; ``tools`` is refused (400's sentence, as an ``error``
+#: event), and any other field is dropped with a notice, as on the HTTP APIs.
+UNSUPPORTED = ("tools",)
+HANDLED = frozenset(
+    {"type", "id", "model", "messages", "prompt", "system", "options", "think", "format",
+     "allow_secrets", *UNSUPPORTED}
+)  # fmt: skip
 
 
 class Endpoint:
@@ -144,7 +154,7 @@ class Session:
             )
             return
         try:
-            request, notice = self._make_request(chat_id, message)
+            request, notice = await self._make_request(chat_id, message)
             relay = Relay()
             if notice is not None:  # the first event of the chat
                 relay.on_notice(Notice(request.request_id, notice))
@@ -154,10 +164,12 @@ class Session:
             retry = refused.headers.get("retry-after")
             await self._error(chat_id, refused.kind, str(refused), retry_after=retry)
             return
-        self.chats[chat_id] = asyncio.create_task(self._pump(chat_id, request.trace, relay, task))
+        pump = self._pump(chat_id, request, relay, task)
+        self.chats[chat_id] = asyncio.create_task(pump)
 
-    def _make_request(self, chat_id: str, message: dict[str, Any]) -> tuple[Any, str | None]:
-        """The chat's request, and the notice of the options it could not carry."""
+    async def _make_request(self, chat_id: str, message: dict[str, Any]) -> tuple[Any, str | None]:
+        """The chat's request, and the notice of the fields it could not carry."""
+        convert.refuse_unsupported(message, UNSUPPORTED)
         self.count += 1
         if "messages" in message:
             messages = convert.get_messages(message, self.gateway.limits.max_messages)
@@ -171,7 +183,8 @@ class Session:
         if not isinstance(given, dict):
             raise refuse("`options` must be an object")
         options, dropped = convert.get_options(given)
-        notice = convert.tell_dropped([f"options.{k}" for k in dropped])
+        ignored = [key for key in message if key not in HANDLED]
+        notice = convert.tell_dropped([*(f"options.{k}" for k in dropped), *ignored])
         request = convert.make_request(
             self.gateway.services.next_id(),
             messages,
@@ -181,18 +194,26 @@ class Session:
             trace=make_trace(f"{self.trace.request_id}.{self.count}", self.trace.traceparent),
             allow_secrets=message.get("allow_secrets") is True,
             think=convert.get_think(message, "think"),
+            schema=await convert.get_format(message, self.gateway.services.check_schema),
         )
         return request, notice
 
     async def _pump(
-        self, chat_id: str, trace: Any, relay: Relay, task: asyncio.Task[ChatEnded]
+        self, chat_id: str, request: ChatRequest, relay: Relay, task: asyncio.Task[ChatEnded]
     ) -> None:
-        """Send one chat's events as they come; a cancel reaches the engine's task."""
+        """Send one chat's events as they come; a cancel reaches the engine's task. An
+        answer that must fill a schema comes as one delta once checked (and mended): as
+        the model wrote it, a first answer that did not fit would run into the mended one."""
+        request_id, held = request.trace.request_id if request.trace else "", request.schema
         try:
             while items := await relay.take():
                 for kind, value in items:
-                    await self.send(_event(chat_id, trace.request_id, kind, value))
+                    if kind != "text" or held is None:
+                        await self.send(_event(chat_id, request_id, kind, value))
             ended = await task
+            if held is not None and isinstance(ended, ChatFinished):
+                ended = as_document(ended)
+                await self.send(_event(chat_id, request_id, "text", ended.content))
         except asyncio.CancelledError:
             task.cancel()
             ended = await task

@@ -1,0 +1,80 @@
+"""What real clients send that the gateway cannot carry gets an answer naming it.
+
+The gateway in its test thread, the fake Ollama upstream; the openai and ollama
+SDKs and a WebSocket client as the programs people point at it.
+"""
+
+from __future__ import annotations
+
+import base64
+from contextlib import closing
+from typing import Any
+
+import ollama
+import openai
+import pytest
+
+from tests.serve.conftest import TOKEN, Running
+from tests.serve.test_streams import ws_chat
+from tests.servers import FakeOllama, Reply
+
+MODEL = "ollama:llama3.2:latest"
+PNG = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()
+
+
+@pytest.mark.parametrize("url", [PNG, "https://example.invalid/cat.png"])
+def test_an_image_part_is_refused_by_its_type_and_never_fetched(
+    gateway: Running, ollama_env: FakeOllama, url: str
+) -> None:
+    # Before: "message 1 has a content part that is not text", naming neither the part
+    # nor saying whether the URL had been fetched.
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=TOKEN, max_retries=0)
+    parts: Any = [{"type": "text", "text": "what is it?"},
+                  {"type": "image_url", "image_url": {"url": url}}]  # fmt: skip
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": parts}])
+    message = raised.value.message
+    assert "message 1's content part 2 is of type 'image_url'" in message
+    assert "no URL is fetched" in message
+    assert not ollama_env.chat_requests
+
+
+def test_ollama_generate_with_images_names_the_field(
+    gateway: Running, ollama_env: FakeOllama
+) -> None:
+    # Before: "message 1 carries images or tool calls", of a request that sent no messages.
+    with (
+        closing(ollama.Client(host=gateway.url, headers=gateway.headers)) as client,
+        pytest.raises(ollama.ResponseError) as raised,
+    ):
+        client.generate(MODEL, "what is it?", images=[b"\x89PNG\r\n\x1a\n"])
+    assert raised.value.status_code == 400
+    assert raised.value.error == "`images` is not supported by cortan serve yet"
+    assert not ollama_env.chat_requests
+
+
+def test_a_websocket_chat_fills_a_format_and_names_fields_it_drops(
+    gateway: Running, ollama_env: FakeOllama
+) -> None:
+    # Before: `format` and `user` were dropped silently: the answer came as the model
+    # wrote it, unchecked, and the client never knew.
+    ollama_env.queue(Reply(pieces=["```json\n", '{"a": ', '"x"}', "\n```"]))
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+    chat = {"type": "chat", "id": "c1", "model": MODEL, "prompt": "hi", "format": schema,
+            "user": "alice"}  # fmt: skip
+    events = ws_chat(gateway, [chat])
+    assert ollama_env.chat_requests[-1].json["format"] == schema
+    notices = [e["text"] for e in events if e["type"] == "notice"]
+    assert any("did not pass on user" in text for text in notices), notices
+    deltas = [e["text"] for e in events if e["type"] == "delta"]
+    assert deltas == ['{"a": "x"}']  # the checked document, in one piece
+    assert events[-1]["status"] == "finished"
+
+
+def test_a_websocket_chat_with_tools_is_refused(gateway: Running, ollama_env: FakeOllama) -> None:
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    chat = {"type": "chat", "id": "c1", "model": MODEL, "prompt": "hi", "tools": tools}
+    (event,) = ws_chat(gateway, [chat])
+    assert event["type"] == "error" and event["kind"] == "unsupported"
+    assert event["message"] == "`tools` is not supported by cortan serve yet"
+    assert not ollama_env.chat_requests
