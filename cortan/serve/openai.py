@@ -14,6 +14,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from cortan.core.errors import CortanError
 from cortan.core.events import ChatFinished, ChatStarted
 from cortan.serve import convert
 from cortan.serve.notices import add_notices, get_headers
@@ -182,6 +183,7 @@ class ModelsEndpoint:
 
     def __init__(self, gateway: Gateway) -> None:
         self.models = gateway.models
+        self.services = gateway.services
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         data = [
@@ -193,11 +195,22 @@ class ModelsEndpoint:
             listing = json.dumps({"object": "list", "data": data}).encode()
             told = get_headers(self.models.get_notices())
             await send_bytes(send, 200, listing, raw_headers=told)
-        elif found := [model for model in data if model["id"] == wanted]:
-            await send_json(send, 200, found[0])
+        elif found := [model for model in data if model["id"] in self._spellings(wanted)]:
+            await send_json(send, 200, {**found[0], "id": wanted})
         else:
             message = f"model {wanted[:200]!r} is not among the gateway's models (GET /v1/models)"
             await send_error(send, scope, RequestError(404, "model_not_found", message))
+
+    def _spellings(self, wanted: str) -> set[str]:
+        """The listed names ``wanted`` may mean: itself, and what a chat naming it reaches
+        (``ollama:llama3.2`` is listed as ``ollama:llama3.2:latest``; a bare name is the
+        default provider's), so a client that checks its model first finds the one a
+        chat would answer with."""
+        try:
+            route = self.services.resolve(wanted)
+        except CortanError:
+            return {wanted}
+        return {wanted, str(route), f"{route}:latest"}
 
 
 def endpoint(gateway: Gateway) -> ChatEndpoint:

@@ -53,6 +53,15 @@ def test_the_openai_sdk_retrieves_one_model(gateway: Running) -> None:
     assert raised.value.code == "model_not_found"
 
 
+@pytest.mark.parametrize("name", ["ollama:llama3.2", "llama3.2"])
+def test_a_model_is_found_by_the_name_a_chat_takes(gateway: Running, name: str) -> None:
+    # Before: 404 model_not_found for the docs' own `ollama:llama3.2`, which a chat
+    # answers: a client that checks its model before use refused to use it.
+    with openai.OpenAI(base_url=gateway.url + "/v1", api_key=TOKEN, max_retries=0) as client:
+        model = client.models.retrieve(name)
+    assert (model.id, model.owned_by) == (name, "ollama")
+
+
 CUT = "ollama: the server lists 1000 models or more; cortan reads the first 1000"
 
 
