@@ -62,6 +62,26 @@ def get_messages(body: Mapping[str, Any], limit: int) -> list[Message]:
     return [_message(index, item) for index, item in enumerate(raw, 1)]
 
 
+#: A message's fields read (or refused) by :func:`_message`; earlier reasoning
+#: (``thinking``, ``reasoning_content``) is left out as at the prompt, and the rest
+#: of what the SDKs send back with an answer is empty. Any other (OpenAI's ``name``)
+#: is named by :func:`get_dropped_in_messages`.
+MESSAGE_FIELDS = frozenset(
+    {"role", "content", "images", "tool_calls", "thinking", "reasoning_content"}
+)
+
+
+def get_dropped_in_messages(body: Mapping[str, Any]) -> list[str]:
+    """The fields of the messages that are not passed on (``messages[].name``), once each."""
+    found: dict[str, None] = {}
+    for item in body.get("messages") or ():
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if key not in MESSAGE_FIELDS and value not in (None, "", [], {}):
+                    found[f"messages[].{key}"] = None
+    return list(found)
+
+
 def _message(index: int, item: object) -> Message:
     if not isinstance(item, dict):
         raise refuse(f"message {index} is not a {{role, content}} object")

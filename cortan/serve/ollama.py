@@ -115,7 +115,10 @@ class ChatEndpoint:
             raise refuse("`options` must be an object")
         options, dropped = convert.get_options(given)
         top, dropped_top = convert.get_options(body, HANDLED, TOP_OPTIONS)
-        notice = convert.tell_dropped([*(f"options.{k}" for k in dropped), *dropped_top])
+        in_messages = convert.get_dropped_in_messages(body)
+        notice = convert.tell_dropped(
+            [*(f"options.{k}" for k in dropped), *dropped_top, *in_messages]
+        )
         scope["state"]["notice"] = notice
         return convert.make_request(
             self.gateway.services.next_id(),

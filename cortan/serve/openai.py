@@ -80,6 +80,7 @@ class ChatEndpoint:
             raise refuse("`n` must be 1: the gateway gives one answer", "unsupported")
         messages = convert.get_messages(body, self.gateway.limits.max_messages)
         options, dropped = convert.get_options(body, HANDLED)
+        dropped += convert.get_dropped_in_messages(body)
         scope["state"]["notice"] = convert.tell_dropped(dropped)
         request = convert.make_request(
             self.gateway.services.next_id(),

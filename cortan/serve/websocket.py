@@ -184,6 +184,7 @@ class Session:
             raise refuse("`options` must be an object")
         options, dropped = convert.get_options(given)
         ignored = [key for key in message if key not in HANDLED]
+        ignored += convert.get_dropped_in_messages(message)
         notice = convert.tell_dropped([*(f"options.{k}" for k in dropped), *ignored])
         request = convert.make_request(
             self.gateway.services.next_id(),

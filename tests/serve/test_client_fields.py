@@ -78,3 +78,29 @@ def test_a_websocket_chat_with_tools_is_refused(gateway: Running, ollama_env: Fa
     assert event["type"] == "error" and event["kind"] == "unsupported"
     assert event["message"] == "`tools` is not supported by cortan serve yet"
     assert not ollama_env.chat_requests
+
+
+def test_a_message_name_is_told_and_earlier_reasoning_is_not(
+    gateway: Running, ollama_env: FakeOllama
+) -> None:
+    # Before: a message's `name` was dropped in silence.
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=TOKEN, max_retries=0)
+    turns: Any = [
+        {"role": "user", "content": "hi", "name": "alice"},
+        {"role": "assistant", "content": "hello", "reasoning_content": "greet back"},
+        {"role": "user", "content": "and again", "name": "alice"},
+    ]
+    raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=turns)
+    assert raw.headers.get_list("x-cortan-notice") == [
+        "cortan serve did not pass on messages[].name: no provider takes it through the "
+        "gateway (docs/serve.md)"
+    ]
+    answers: list[Any] = []
+    hooks = {"response": [answers.append]}
+    back = [
+        {"role": "assistant", "content": "hi", "thinking": "why"},
+        {"role": "user", "content": "hi"},
+    ]
+    with closing(ollama.Client(host=gateway.url, headers=gateway.headers, event_hooks=hooks)) as o:
+        assert o.chat(MODEL, back).message.content == "Hello, world!"
+    assert "x-cortan-notice" not in answers[-1].headers
