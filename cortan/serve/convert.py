@@ -74,7 +74,8 @@ MESSAGE_FIELDS = frozenset(
 def get_dropped_in_messages(body: Mapping[str, Any]) -> list[str]:
     """The fields of the messages that are not passed on (``messages[].name``), once each."""
     found: dict[str, None] = {}
-    for item in body.get("messages") or ():
+    items = body.get("messages")
+    for item in items if isinstance(items, list) else ():
         if isinstance(item, dict):
             for key, value in item.items():
                 if key not in MESSAGE_FIELDS and value not in (None, "", [], {}):

@@ -10,6 +10,7 @@ import base64
 from contextlib import closing
 from typing import Any
 
+import httpx
 import ollama
 import openai
 import pytest
@@ -104,3 +105,16 @@ def test_a_message_name_is_told_and_earlier_reasoning_is_not(
     with closing(ollama.Client(host=gateway.url, headers=gateway.headers, event_hooks=hooks)) as o:
         assert o.chat(MODEL, back).message.content == "Hello, world!"
     assert "x-cortan-notice" not in answers[-1].headers
+
+
+@pytest.mark.parametrize("messages", [True, -1, 1.5, "hi"])
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/chat"])
+def test_messages_that_are_not_a_list_are_400(
+    gateway: Running, path: str, messages: object
+) -> None:
+    reply = httpx.post(
+        gateway.url + path, headers=gateway.headers,
+        json={"model": MODEL, "messages": messages, "stream": False},
+    )  # fmt: skip
+    assert reply.status_code == 400, reply.text
+    assert "`messages` must be a non-empty list" in reply.text
