@@ -29,6 +29,7 @@ from cortan.core.errors import (
 
 if TYPE_CHECKING:
     from asyncio import AbstractEventLoop
+    from types import FrameType
     from typing import TextIO
 
     from rich.console import Console
@@ -185,13 +186,54 @@ def run_async(
 
     received: list[int] = []
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        result = runner.run(_with_hangups(main, received) if hangups else main())
+        result = runner.run(_safe_second_ctrl_c(_with_hangups(main, received) if hangups else main))
     if received:
         raise typer.Exit(128 + received[0])
     return result
 
 
-async def _with_hangups(main: Callable[[], Any], received: list[int]) -> Any:
+async def _safe_second_ctrl_c(main: Callable[[], Any]) -> Any:
+    """``main()``, with a second Ctrl-C that cancels the work again instead of raising.
+
+    asyncio.Runner cancels the task on the first Ctrl-C and raises KeyboardInterrupt
+    from its signal handler on the second, in whatever Python code runs then. In a
+    ``__del__`` (aiohttp's sessions have one, and a clean stop frees many) Python
+    cannot raise it: it printed "Exception ignored" and a traceback, and the second
+    Ctrl-C was lost. Here the second cancels the task once more, at its next await
+    (the clean stop the first began is cut short), and the Runner, which counted the
+    first, turns that cancellation into the same KeyboardInterrupt.
+    """
+    import asyncio
+    import signal
+
+    runners = signal.getsignal(signal.SIGINT)  # the Runner's, when it installed one
+    task = asyncio.current_task()
+    if not callable(runners) or runners is signal.default_int_handler or task is None:
+        return await main()  # not the main thread, or Ctrl-C handled elsewhere
+    loop = asyncio.get_running_loop()
+    seen = 0
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        nonlocal seen
+        seen += 1
+        if seen == 1:
+            runners(signum, frame)  # counted and the task cancelled, as asyncio does
+        else:
+            loop.call_soon_threadsafe(task.cancel)
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        return await main()
+    finally:
+        if signal.getsignal(signal.SIGINT) is on_sigint:  # the REPL may have replaced it
+            signal.signal(signal.SIGINT, runners)
+
+
+def _with_hangups(main: Callable[[], Any], received: list[int]) -> Callable[[], Any]:
+    return lambda: _hanging_up(main, received)
+
+
+async def _hanging_up(main: Callable[[], Any], received: list[int]) -> Any:
     import asyncio
     import signal
 
