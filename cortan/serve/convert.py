@@ -229,6 +229,27 @@ async def _checked(schema: object, what: str, check: Check) -> Mapping[str, Any]
     return schema
 
 
+def get_flag(body: Mapping[str, Any], field: str, default: bool) -> bool:
+    """A true/false field (``stream``); missing or null: ``default``. Anything else is
+    refused, as the APIs refuse it, rather than read as one or the other."""
+    value = body.get(field)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise refuse(f"`{field}` must be true or false")
+    return value
+
+
+def get_include_usage(body: Mapping[str, Any]) -> bool:
+    """OpenAI's ``stream_options.include_usage``: a usage chunk at the end of a stream."""
+    asked = body.get("stream_options")
+    if asked is None:
+        return False
+    if not isinstance(asked, dict):
+        raise refuse('`stream_options` must be an object, such as {"include_usage": true}')
+    return get_flag(asked, "include_usage", False)
+
+
 def get_think(body: Mapping[str, Any], field: str) -> Think:
     """How much the model should think (``field``: the API's name); None: its default."""
     value = body.get(field)

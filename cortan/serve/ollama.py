@@ -88,12 +88,12 @@ class ChatEndpoint:
                 ),
                 "a chat request",
             )
+            stream = convert.get_flag(body, "stream", True)
             request = await self._parse(scope, body)
         except RequestError as refused:
             gateway.metrics.rejected(refused.kind)
             await send_error(send, scope, refused)
             return
-        stream = body.get("stream", True) is not False
         if request is None:  # "load the model": nothing to ask
             form = self._format(str(body.get("model") or ""))
             kind = form.content_type if stream else b"application/json"

@@ -94,9 +94,7 @@ class ChatEndpoint:
             think=convert.get_think(body, "reasoning_effort"),
             schema=await convert.get_response_format(body, self.gateway.services.check_schema),
         )
-        asked = body.get("stream_options")
-        usage = isinstance(asked, dict) and asked.get("include_usage") is True
-        return request, body.get("stream") is True, usage
+        return request, convert.get_flag(body, "stream", False), convert.get_include_usage(body)
 
 
 class OpenAIFormat:

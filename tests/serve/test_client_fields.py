@@ -118,3 +118,50 @@ def test_messages_that_are_not_a_list_are_400(
     )  # fmt: skip
     assert reply.status_code == 400, reply.text
     assert "`messages` must be a non-empty list" in reply.text
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/chat", "/api/generate"])
+@pytest.mark.parametrize("stream", ["yes", 0, [], {}])
+def test_a_stream_that_is_not_true_or_false_is_400(
+    gateway: Running, ollama_env: FakeOllama, path: str, stream: object
+) -> None:
+    # Before: read as "no" by the OpenAI door and "yes" by Ollama's, silently.
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "prompt": "hi"}
+    reply = httpx.post(gateway.url + path, headers=gateway.headers, json={**body, "stream": stream})
+    assert reply.status_code == 400, reply.text
+    assert "`stream` must be true or false" in reply.text
+    assert not ollama_env.chat_requests
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ("usage", "`stream_options` must be an object"),
+        ([True], "`stream_options` must be an object"),
+        ({"include_usage": "yes"}, "`include_usage` must be true or false"),
+    ],
+)
+def test_stream_options_of_the_wrong_type_are_400(
+    gateway: Running, ollama_env: FakeOllama, options: object, error: str
+) -> None:
+    # Before: ignored, so a client that asked for usage silently went without it.
+    reply = httpx.post(
+        gateway.url + "/v1/chat/completions", headers=gateway.headers,
+        json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True,
+              "stream_options": options},
+    )  # fmt: skip
+    assert reply.status_code == 400, reply.text
+    assert error in reply.text
+    assert not ollama_env.chat_requests
+
+
+def test_stream_options_with_include_usage_still_end_with_the_counts(
+    gateway: Running, ollama_env: FakeOllama
+) -> None:
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=TOKEN, max_retries=0)
+    stream = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True,
+        stream_options={"include_usage": True},
+    )  # fmt: skip
+    chunks = list(stream)
+    assert chunks[-1].usage is not None and not chunks[-1].choices
