@@ -70,6 +70,17 @@ class Context:
             self._diagnostics = Diagnostics(sys.stderr, color=color)
         return self._diagnostics
 
+    def replace_stderr(self, stream: TextIO) -> None:
+        """Write to ``stream`` instead of stderr from here on: sys.stderr, the logging
+        handlers that wrote to it, and the diagnostics (``cortan serve``'s hand-off)."""
+        import logging
+
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr:
+                handler.setStream(stream)
+        sys.stderr = stream
+        self._diagnostics = None  # made again, on the new stream
+
     def console(self, settings: Settings, file: TextIO | None = None) -> Console:
         """A rich console on ``file`` (stdout by default); colour off by setting, flag
         or NO_COLOR. rich is imported here, when something is to be drawn."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO, cast
 
 import typer
 
@@ -71,6 +71,7 @@ def serve(
                 "machine could use your models and keys"
             )
         token = None if no_token else _get_token(settings)
+        _hand_off_stderr(context)
         from cortan.serve.server import event_loop
 
         code = run_async(
@@ -78,6 +79,18 @@ def serve(
             loop_factory=event_loop(),
         )
         raise typer.Exit(code)
+
+
+def _hand_off_stderr(context: Context) -> None:
+    """Let a thread write stderr, so that a pipe nobody reads cannot stop the gateway
+    (cortan/serve/stderr.py says how it did)."""
+    try:
+        sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (an embedding program's)
+        return
+    from cortan.serve.stderr import StderrHandOff
+
+    context.replace_stderr(cast("TextIO", StderrHandOff(sys.stderr)))
 
 
 def _show_token(settings: Settings, new: bool) -> None:

@@ -182,3 +182,25 @@ def test_a_request_id_leads_to_its_conversation(
     assert "Hello, world!" in shown.stdout
     (listed,) = json.loads(cortan.run("sessions", "list", "--json").stdout)
     assert (listed["client"], listed["request_id"]) == ("openai my-editor", "edit-7")
+
+
+def test_a_stderr_nobody_reads_never_stops_the_gateway(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    """An editor that starts ``cortan serve`` with stderr on a pipe it never reads: the
+    pipe filled after about 430 access-log lines, the next write blocked the event loop,
+    and every request hung, SIGTERM too (it ignored it for 29 minutes once)."""
+    proc, url, _ = start(cortan)  # the banner read, then stderr is never read again
+    body = {"model": "ollama:llama3.2", "messages": [{"role": "user", "content": "hi"}]}
+    with httpx.Client(timeout=10, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        for _ in range(1200):  # some 150 KB of log lines: twice what a pipe holds
+            reply = client.post(url + "/api/chat", json={**body, "stream": False})
+            assert reply.status_code == 200
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=15)  # still not reading stderr
+    finally:
+        _, err = proc.communicate(timeout=15)
+    assert code == 0
+    # What the pipe held came out; the rest waited for a reader, and at exit for 2 s more.
+    assert err.decode().count("ollama finished") > 300
