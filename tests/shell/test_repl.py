@@ -936,6 +936,28 @@ async def test_ctrl_c_in_a_search_gives_the_line_back(shell: Shell) -> None:
     await shell.exit()
 
 
+@pytest.mark.parametrize("leave", ["\x03", "\x07"], ids=["ctrl-c", "ctrl-g"])
+async def test_leaving_a_search_after_ctrl_r_again_gives_the_line_back(
+    shell: Shell, leave: str
+) -> None:
+    """Ctrl-R again (the next older match) moved the line itself to that entry, so
+    Ctrl-C or Ctrl-G left the match on the line and lost what was typed."""
+    await shell.ask("alpha question")
+    await shell.ask("beta question")
+    await shell.send("typed" + CTRL_R + "question")
+    await wait_for(lambda: found(shell) == "beta question")
+    await shell.send(CTRL_R)
+    await wait_for(lambda: found(shell) == "alpha question")
+    buffer = shell.repl.session.default_buffer
+    await shell.send(leave)
+    await wait_for(lambda: not shell.repl.session.app.layout.is_searching)
+    assert buffer.text == "typed"
+    assert buffer.cursor_position == len("typed")
+    await shell.send("\x03")
+    await wait_for(lambda: buffer.text == "")
+    await shell.exit()
+
+
 async def test_retry_replaces_the_exchange_in_the_store(
     stored_shell: Shell, ollama_env: FakeOllama
 ) -> None:
