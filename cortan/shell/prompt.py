@@ -11,6 +11,7 @@ Keys beyond prompt-toolkit's Emacs (or vi) defaults:
   with the entry on the line to edit, Ctrl-C or Ctrl-G give back what was typed.
   (The shell's own Enter, Alt-Enter and Ctrl-C stand aside while a search is open:
   unfiltered, they acted on the search field and emptied it, issue 21.)
+* Ctrl-Z suspends the shell (``fg`` brings it back with the line as it was).
 * Pasted text (bracketed paste) keeps its newlines as text.
 """
 
@@ -337,6 +338,10 @@ def make_prompt_session(
         editing_mode=EditingMode.VI if vi_mode else EditingMode.EMACS,
         style=STYLE,
         enable_open_in_editor=False,
+        # Ctrl-Z suspends, as in bash, python or `ollama run` (without it the byte went
+        # into the line and on to the model). With no job control above, the kernel
+        # drops the stop and the key does nothing.
+        enable_suspend=True,
         input=input,
         output=output,
     )

@@ -223,7 +223,7 @@ class Repl:
 
         self.error(found)
         ask: PromptSession[str] = PromptSession(
-            input=self.session.input, output=self.session.output
+            input=self.session.input, output=self.session.output, enable_suspend=True
         )
         try:
             answer = await ask.prompt_async("Send it anyway? [y/N] ", handle_sigint=False)

@@ -158,6 +158,36 @@ def test_ctrl_r_enter_sends_what_it_found(term: Terminal, ollama_env: FakeOllama
     term.child.expect(pexpect.EOF, timeout=10)
 
 
+def test_ctrl_z_at_the_prompt_stops_the_shell_and_fg_goes_on(
+    terminal_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """Under an interactive bash, Ctrl-Z at the prompt suspends cortan as it does
+    python or ollama run; the line typed is still there after ``fg``. (It used to go
+    into the line as a ^Z byte and be sent to the model with what was typed next.)"""
+    from tests.e2e.test_command_mode import interactive_bash
+
+    shell = interactive_bash({**terminal_env, "COLUMNS": str(COLS)}, tmp_path)
+    try:
+        shell.expect_exact("PROMPT$ ")
+        shell.sendline(" ".join(cortan_command()) + " chat")
+        shell.expect_exact("Ctrl-D leaves")
+        shell.send("partial line")
+        shell.expect_exact("partial line")
+        shell.send("\x1a")
+        shell.expect("Stopped")
+        shell.expect_exact("PROMPT$ ")
+        shell.sendline("fg")
+        shell.expect_exact("partial line")
+        shell.send(" and more\r")
+        shell.expect_exact("tok/s")
+        sent = ollama_env.chat_requests[-1].json["messages"][-1]["content"]
+        assert sent == "partial line and more"
+        shell.send("\x04")
+        shell.expect_exact("PROMPT$ ")
+    finally:
+        shell.close(force=True)
+
+
 def test_ask_dash_on_a_terminal_says_how_to_end(
     terminal_env: dict[str, str], ollama_env: FakeOllama
 ) -> None:
