@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
+from cortan.cli.group import runs_by_default
 from cortan.cli.runner import get_context, guard
 
 if TYPE_CHECKING:
@@ -21,7 +22,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-app = typer.Typer(help="List or revoke standing approvals; show the decision log.")
+app = typer.Typer(
+    help="List or revoke standing approvals; show the decision log.",
+    cls=runs_by_default("list"),
+)
 
 JSON_OPTION = typer.Option("--json", help="Print JSON.")
 

@@ -245,6 +245,29 @@ def test_a_group_alone_lists_what_it_holds(
         assert alone.stdout == cortan.run(group, command).stdout
 
 
+@pytest.mark.parametrize(
+    ("group", "command", "options"),
+    [("sessions", "list", ("-n", "1")), ("sessions", "list", ("--json",)),
+     ("keys", "list", ("--json",)), ("cache", "stats", ("--json",)),
+     ("config", "show", ("--json",)), ("grants", "list", ("--json",))],
+)  # fmt: skip
+def test_a_group_alone_takes_the_options_of_what_it_runs(
+    cortan: type[CortanRunner],
+    ollama_env: FakeOllama,
+    group: str,
+    command: str,
+    options: tuple[str, ...],
+) -> None:
+    """`cortan sessions --json` is `cortan sessions list --json`, as `cortan logs -n 3`
+    and `cortan models --json` work: it was "no such option", exit 2, though the docs
+    say `cortan grants` (or `grants list`, `--json`)."""
+    assert cortan.run("ask", "--no-stdin", "hi").code == 0  # something stored to list
+    alone = cortan.run(group, *options)
+    assert alone.code == 0, alone.stderr
+    assert alone.stdout == cortan.run(group, command, *options).stdout
+    assert cortan.run(group, "--help").stdout.startswith(f"Usage: cortan {group} [OPTIONS]")
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 @pytest.mark.parametrize(
     "args",
