@@ -33,6 +33,7 @@ from cortan.core.events import (
     ThinkingDelta,
     TokenDelta,
 )
+from cortan.shell.prompt import parse_history
 from cortan.shell.repl import Repl
 from cortan.store import SessionStore
 from tests.servers import FakeOllama, Reply
@@ -439,6 +440,25 @@ async def test_edit_sends_what_the_editor_saved(
     assert sent_messages(ollama_env)[-1]["content"] == "from the editor"
     assert "› from the editor" in shell.screen  # what was sent shows in the transcript
     await shell.exit()
+
+
+async def test_what_edit_sent_is_in_the_history(
+    shell: Shell, isolated_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Up and Ctrl-R find the prompt written in the editor, as bash keeps what
+    Ctrl-X Ctrl-E ran: only `/edit` was kept, and the text was lost to them."""
+    editor = tmp_path / "editor.py"
+    editor.write_text("import sys\nopen(sys.argv[1], 'w').write('from the editor\\n')\n")
+    monkeypatch.setenv("EDITOR", f"{sys.executable} {editor}")
+    shell.pipe.send_text("/edit\r")
+    await asyncio.wait_for(shell.ended.get(), 10)
+    buffer = shell.repl.session.default_buffer
+    await shell.send("\x1b[A")  # Up
+    await wait_for(lambda: buffer.text == "from the editor")
+    await shell.send("\x03")
+    await wait_for(lambda: buffer.text == "")
+    await shell.exit()
+    assert parse_history((isolated_env / "history").read_text()) == ["/edit", "from the editor"]
 
 
 async def test_edit_without_visual_or_editor_opens_vi_as_git_does(
