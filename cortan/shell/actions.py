@@ -13,6 +13,7 @@ error; the Repl shows it and returns to the prompt.
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -38,8 +39,28 @@ KEYS_HELP = (
 async def do_help(repl: Shell, arg: str) -> None:
     width = max(len(c.usage) for c in repl.commands)
     for command in repl.commands:
-        repl.say(f"  {command.usage.ljust(width)}  {command.summary}")
+        repl.say(hanging(f"  {command.usage.ljust(width)}  ", command.summary, repl.width))
     repl.dim(KEYS_HELP)
+
+
+#: The fewest columns a summary is wrapped into beside its command; fewer, and it goes
+#: on the lines below, indented.
+NARROWEST = 20
+
+
+def hanging(head: str, text: str, width: int) -> str:
+    """``head`` then ``text`` wrapped to ``width``, its later lines under its first:
+    a narrow terminal wrapped each summary back to column 0, under the commands."""
+    if width - len(head) < NARROWEST:  # too narrow beside: below, indented
+        indent = "    "
+        below = textwrap.fill(
+            text,
+            max(width, len(indent) + NARROWEST),
+            initial_indent=indent,
+            subsequent_indent=indent,
+        )
+        return f"{head.rstrip()}\n{below}"
+    return textwrap.fill(text, width, initial_indent=head, subsequent_indent=" " * len(head))
 
 
 async def do_system(repl: Shell, arg: str) -> None:

@@ -382,6 +382,21 @@ async def test_help_lists_commands(shell: Shell) -> None:
     await shell.exit()
 
 
+async def test_help_on_a_narrow_terminal_wraps_within_its_column(shell: Shell) -> None:
+    """At 60 columns each summary wrapped back to column 0, under the command names."""
+    shell.console.width = 60
+    await wait_for(lambda: "Ctrl-D leaves" in shell.screen)  # the banner, drawn wider
+    before = len(shell.screen)
+    await shell.command("/help")
+    rows = shell.screen[before:].split("Keys:")[0].splitlines()
+    column = 2 + max(len(c.usage) for c in shell.repl.commands) + 2
+    assert len(rows) > len(list(shell.repl.commands))  # some summaries did wrap
+    for row in rows:
+        assert len(row) <= 60, row
+        assert row.startswith(("  /", " " * column)), row
+    await shell.exit()
+
+
 async def test_file_attaches_to_next_message(
     shell: Shell, ollama_env: FakeOllama, tmp_path: Path
 ) -> None:
