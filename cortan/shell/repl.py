@@ -275,6 +275,12 @@ AFTER_FAILURE = {
     "input": "",
     "secret": "",
     "capability": "the conversation is unchanged; /model NAME picks one that can, then /retry",
+    # The same model again would be missing again (a /load of a conversation whose model
+    # this server lacks, a model removed): pick one first, or pull it.
+    "model_not_found": (
+        "the conversation is unchanged; /model NAME picks one it has (/models lists them), "
+        "then /retry"
+    ),
 }
 
 

@@ -1278,6 +1278,19 @@ async def test_chat_continue_loads_the_conversation_used_last(
     await shell.exit()
 
 
+async def test_a_model_gone_from_the_server_points_to_model_then_retry(
+    shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """'/retry tries again' after "not on Ollama" (a /load of a conversation whose
+    model this server lacks, a model removed) asked for the same missing model again."""
+    ollama_env.models.clear()
+    ended = await shell.ask("hello")
+    assert isinstance(ended, ChatFailed) and ended.kind == "model_not_found"
+    assert "/model NAME picks one it has (/models lists them), then /retry" in shell.text
+    assert "/retry tries again" not in shell.text
+    await shell.exit()
+
+
 async def test_an_image_for_a_model_that_cannot_see_points_to_model_then_retry(
     shell: Shell, ollama_env: FakeOllama, tmp_path: Path
 ) -> None:
