@@ -189,6 +189,31 @@ def test_a_misspelt_command_is_never_sent_to_a_model(
 
 
 @pytest.mark.parametrize(
+    ("args", "same_as"),
+    [(("help",), ("--help",)), (("help", "ask"), ("ask", "--help")),
+     (("help", "sessions"), ("sessions", "--help")), (("version",), ("--version",))],
+)  # fmt: skip
+def test_help_and_version_as_words_are_the_flags(
+    cortan: type[CortanRunner],
+    ollama_env: FakeOllama,
+    args: tuple[str, ...],
+    same_as: tuple[str, ...],
+) -> None:
+    """`cortan help` (as git, go and ollama take it) was sent to the model as a question,
+    and `cortan version` refused as a misspelling of `sessions`."""
+    result = cortan.run(*args)
+    assert (result.code, result.stdout) == (0, cortan.run(*same_as).stdout)
+    assert ollama_env.chat_requests == []
+
+
+def test_help_with_more_words_is_still_a_question(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    assert cortan.run("help", "me", "name", "a", "cat").code == 0
+    assert user_message(ollama_env) == "help me name a cat"
+
+
+@pytest.mark.parametrize(
     ("argv", "expected"),
     [
         ([], []),
