@@ -233,9 +233,12 @@ class Repl:
 
     async def run_request(self, request: ChatRequest) -> ChatEnded:
         """Run ``request``; Ctrl-C cancels the answer (its ending says so), not the shell."""
+        from cortan.render.echo import quiet_typing
+
         answer = self._answer = asyncio.ensure_future(self.services.ask(request))
         try:
-            ended = await asyncio.shield(answer)
+            with quiet_typing():  # keys typed meanwhile wait for the prompt, not in the answer
+                ended = await asyncio.shield(answer)
         except asyncio.CancelledError:
             answer.cancel()  # the shell itself is being stopped: so is its answer
             raise

@@ -112,6 +112,48 @@ def test_ctrl_c_mid_answer_leaves_no_caret_c_in_it(term: Terminal, ollama_env: F
     term.child.expect(pexpect.EOF, timeout=10)
 
 
+def test_keys_typed_while_an_answer_streams_stay_out_of_it(
+    term: Terminal, ollama_env: FakeOllama
+) -> None:
+    """The terminal echoed them where the answer was being drawn ("molecules of thetyped
+    ahead air"): they are kept for the next prompt, and drawn there only."""
+    ollama_env.queue(Reply(pieces=["first part ", "second part"], delay=1.5))
+    term.wait(prompt_ready)
+    term.type("Tell me\r")
+    term.wait(lambda s: "first part" in s)
+    term.type("typed ahead")
+    screen = term.wait(lambda s: "tok/s" in s and s.rstrip().endswith("› typed ahead"))
+    assert screen.count("typed ahead") == 1, screen
+    assert "first part second part" in screen
+    term.type("\x03")
+    term.wait(prompt_ready)
+    term.type("\x04")
+    term.child.expect(pexpect.EOF, timeout=10)
+
+
+def test_keys_typed_while_ask_answers_go_to_the_shell_not_the_answer(
+    terminal_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """`cortan ask` on a terminal: what is typed meanwhile is for the shell after it,
+    which draws it at its prompt; echoed, it landed inside the answer."""
+    from tests.e2e.test_command_mode import interactive_bash
+
+    ollama_env.queue(Reply(pieces=["first part ", "second part"], delay=1.5))
+    shell = interactive_bash(terminal_env, tmp_path)
+    try:
+        shell.expect_exact("PROMPT$ ")
+        shell.sendline(" ".join(cortan_command()) + " ask x")
+        shell.expect_exact("first part")
+        shell.send('echo typed ahea""d')
+        shell.expect_exact("PROMPT$ ")
+        assert "second part" in (shell.before or "")
+        assert "typed ahea" not in (shell.before or "")  # not drawn into the answer
+        shell.send("\r")  # bash had the keys: it runs them
+        shell.expect_exact("typed ahead")
+    finally:
+        shell.close(force=True)
+
+
 def test_piped_text_then_keyboard(
     terminal_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
 ) -> None:
