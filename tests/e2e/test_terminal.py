@@ -154,6 +154,29 @@ def test_keys_typed_while_ask_answers_go_to_the_shell_not_the_answer(
         shell.close(force=True)
 
 
+@pytest.mark.parametrize("args", [["tools"], ["grants", "log"]], ids=" ".join)
+def test_tools_and_the_decision_log_are_tables_on_a_terminal(
+    terminal_env: dict[str, str], isolated_env: Path, args: list[str]
+) -> None:
+    """They printed tab-separated rows with no header, wrapping to column 0, where
+    `models`, `keys` and `sessions` print a table that fits the window."""
+    from tests.cli.test_grants import keep_grant
+
+    keep_grant(isolated_env / "data", "make test")  # a decision for the log to list
+    terminal = Terminal(args, terminal_env)
+    try:
+        terminal.child.expect(pexpect.EOF, timeout=20)
+        terminal.stream.feed(terminal.child.before or b"")
+    finally:
+        terminal.child.close(force=True)
+    rows = [row.rstrip() for row in terminal.screen.display if row.strip()]
+    header = rows[0].split()
+    assert header[:2] == (["name", "from"] if args == ["tools"] else ["when", "kind"])
+    last = rows[0].index("what")  # where the last column starts
+    for row in rows[1:]:  # a new row, or the last cell going on under itself
+        assert not row[0].isspace() or row[:last].isspace(), row
+
+
 def test_piped_text_then_keyboard(
     terminal_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
 ) -> None:
