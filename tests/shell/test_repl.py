@@ -1069,7 +1069,7 @@ async def test_model_refuses_what_ollama_does_not_have(
     await shell.command("/model ollama:llama3.3")
     assert "ollama has no model 'llama3.3'" in shell.text
     assert "did you mean 'ollama:llama3.2:latest'?" in shell.text
-    assert "ollama pull llama3.3" in shell.text
+    assert "`cortan models pull llama3.3` gets it" in shell.text
     assert shell.repl.conversation.model is None
     await shell.command("/model llama3.2")  # the tag defaults to latest, as in Ollama
     assert shell.repl.conversation.model == "llama3.2"
