@@ -377,7 +377,10 @@ class OllamaProvider:
             if model is None:
                 return ModelNotFoundError(f"the model is not on {where}")
             pull = pull_command(self.name, model)
-            return ModelNotFoundError(f"model {model!r} is not on {where}: run `{pull}`")
+            return ModelNotFoundError(
+                f"model {model!r} is not on {where}: run `{pull}` "
+                f"(or `ollama pull {model}` on that host)"
+            )
         if status in (401, 403):
             return AuthError(f"{where} refused the request ({status}): {text}")
         if status == 429:
