@@ -116,10 +116,11 @@ def log(
         lines: list[tuple[str, ...]] = []
         for d in decisions:
             verdict = "ran" if d.allowed else "refused"
+            by = "user" if d.by == "refused" else d.by  # the person said no: "refused (user)"
             status = "" if d.status is None else f" exit {d.status}"
             # the name: which tool (or shell) it was, as `grants list` has it
             lines.append((_iso(d.at), d.kind, make_visible(d.name),
-                         f"{verdict} ({d.by}){status}", make_visible(d.text)))  # fmt: skip
+                         f"{verdict} ({by}){status}", make_visible(d.text)))  # fmt: skip
         headers = ("when", "kind", "name", "decision", "what")
         print_rows(headers, lines, context.color_enabled)
 
