@@ -84,17 +84,38 @@ async def do_clear(repl: Shell, arg: str) -> None:
 
 
 async def do_role(repl: Shell, arg: str) -> None:
-    from cortan.config.roles import get_role, get_roles
+    from cortan.config.roles import get_role
 
     if not arg:
-        names = ", ".join(get_roles(repl.services.settings))
-        raise UsageError(f"usage: /role NAME; roles: {names}")
+        show_role(repl)
+        return
+    conversation = repl.conversation
+    if arg == "-":
+        conversation.system, conversation.role, conversation.role_options = None, None, ()
+        system = repl.services.settings.system
+        repl.dim(
+            "role dropped: " + ("the configured system prompt" if system else "no system prompt")
+        )
+        return
     role = get_role(repl.services.settings, arg)
-    repl.conversation.system = role.system
-    repl.conversation.role_options = role.options
+    conversation.system, conversation.role = role.system, role.name
+    conversation.role_options = role.options
     if role.model:
-        repl.conversation.model = role.model
+        conversation.model = role.model
     repl.dim(f"role {role.name}: {role.summary}")
+
+
+def show_role(repl: Shell) -> None:
+    """``/role`` alone: the role in use, as ``/model`` alone says the model. A role whose
+    system prompt ``/system`` or ``/load`` has since replaced is no longer in use."""
+    from cortan.config.roles import get_roles
+
+    roles = get_roles(repl.services.settings)
+    role = roles.get(repl.conversation.role or "")
+    if role is not None and repl.conversation.system == role.system:
+        repl.say(f"role: {role.name} ({role.summary}); /role - drops it")
+    else:
+        repl.say(f"no role (/role NAME uses one: {', '.join(roles)})")
 
 
 async def do_retry(repl: Shell, arg: str) -> None:
@@ -344,7 +365,7 @@ def make_command_table() -> CommandTable:
             ),
             SlashCommand("usage", "tokens used and context left", "/usage", "none", do_usage),
             SlashCommand(
-                "role", "use a role (system prompt, model)", "/role NAME", "role", do_role
+                "role", "use a role (system prompt, model)", "/role [NAME|-]", "role", do_role
             ),
             SlashCommand("sessions", "list stored conversations", "/sessions", "none", do_sessions),
             SlashCommand("save", "name this conversation", "/save NAME", "text", do_save),

@@ -740,6 +740,24 @@ async def test_role_sets_system_prompt(shell: Shell, ollama_env: FakeOllama) -> 
     await shell.exit()
 
 
+async def test_role_alone_says_the_role_in_use_and_dash_drops_it(
+    shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """`/role` alone was a red usage line, where `/model`, `/system` and `/think` alone
+    say what is in use; and a role could not be dropped."""
+    await shell.command("/role")
+    assert "no role (/role NAME uses one: code, explain, review, shell)" in shell.text
+    await shell.command("/role shell")
+    before = len(shell.screen)
+    await shell.command("/role")
+    assert "role: shell (Answer with exactly one shell command" in shell.screen[before:]
+    await shell.command("/role -")
+    assert "role dropped: no system prompt" in shell.text
+    await shell.ask("list files")
+    assert sent_messages(ollama_env)[0]["role"] == "user"  # no system prompt went
+    await shell.exit()
+
+
 def test_session_completion(tmp_path: Path) -> None:
     from cortan.shell.actions import make_command_table
     from cortan.shell.completion import ShellCompleter
