@@ -32,7 +32,7 @@ KEYS_HELP = (
     'Keys: Enter sends · Alt-Enter (Esc Enter) new line · a line of """ opens a block '
     'until the next """ · Ctrl-R searches history (Enter sends the entry found, Esc or → '
     "takes it to edit) · Ctrl-C stops an answer or clears "
-    "the line · Ctrl-D leaves · //text sends text starting with /"
+    "the line · Ctrl-Z suspends · Ctrl-D leaves · //text sends text starting with /"
 )
 
 
