@@ -38,6 +38,7 @@ class Tally:
     tokens: int = 0  # completion tokens of this run's answers
     started: float = field(default_factory=time.monotonic)
     failures: list[str] = field(default_factory=list)  # the first few, as "line 7 (timeout)"
+    input_failed: int = 0  # of ``failed``, items whose input could not be read
 
     @property
     def ended(self) -> int:
@@ -46,6 +47,8 @@ class Tally:
 
     def add_failure(self, where: str, kind: str) -> None:
         self.failed += 1
+        if kind == "input":
+            self.input_failed += 1
         if len(self.failures) < NAMED_FAILURES:
             self.failures.append(f"{where} ({kind})")
 
@@ -203,6 +206,19 @@ class RichProgress:
             self._progress = None
 
 
+def _how_to_go_on(tally: Tally) -> str:
+    """After failures: run again, but an item whose input could not be read fails the
+    same way until the input is fixed (a rerun reads it afresh and asks only those)."""
+    if tally.input_failed == tally.failed:
+        return "fix the input's failed items, then run the same command again"
+    if tally.input_failed:
+        return (
+            "run the same command again to ask the failed items again "
+            "(fix the input's failed items first)"
+        )
+    return "run the same command again to ask the failed items again"
+
+
 def summarise(tally: Tally, now: float, *, stopped: bool, output: str | None) -> list[str]:
     """The lines that end a job: what it did, and which items failed."""
     counts = [f"{tally.done:,} answered"]
@@ -226,5 +242,5 @@ def summarise(tally: Tally, now: float, *, stopped: bool, output: str | None) ->
         named = ", ".join(tally.failures) + (f" and {more} more" if more > 0 else "")
         lines.append(f"failed: {named}; their output lines say why")
         if not stopped:
-            lines.append("run the same command again to ask the failed items again")
+            lines.append(_how_to_go_on(tally))
     return lines

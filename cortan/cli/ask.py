@@ -357,11 +357,11 @@ async def _run(
         app.use_cache(cache)
     if request.tools:
         request = _use_tools(app, settings, context, request, calls)
-    from cortan.render.echo import quiet_control_keys
+    from cortan.render.echo import quiet_typing
 
     try:
-        with quiet_control_keys():  # Ctrl-C stops the answer without drawing "^C" in it
-            ended = await app.ask(request)
+        with quiet_typing():  # Ctrl-C stops the answer without drawing "^C" in it, and
+            ended = await app.ask(request)  # keys typed ahead are the shell's, not in it
     finally:
         await app.aclose()
         if cache is not None:

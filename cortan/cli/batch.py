@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO, cast
 
 import typer
 
-from cortan.cli.names import complete_model
+from cortan.cli.names import complete_batch_format, complete_model
 from cortan.cli.options import AllowSecretsOption, NoFallbackOption, RoleOption
 from cortan.cli.runner import (
     EXIT_INTERRUPTED,
@@ -54,7 +54,13 @@ def batch(
     ] = "-",
     input_format: Annotated[
         str | None,
-        typer.Option("--format", "-F", metavar="FORMAT", help="jsonl, csv, tsv, lines or files."),
+        typer.Option(
+            "--format",
+            "-F",
+            metavar="FORMAT",
+            help="jsonl, csv, tsv, lines or files.",
+            autocompletion=complete_batch_format,
+        ),
     ] = None,
     field: Annotated[
         str | None,

@@ -13,13 +13,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cortan.cli.group import runs_by_default
 from cortan.cli.runner import get_context, guard
 
 if TYPE_CHECKING:
     from cortan.config.settings import Settings
     from cortan.store.cache import CacheStats, CacheStore
 
-app = typer.Typer(help="The response cache: its stats with no command; clear.")
+app = typer.Typer(
+    help="The response cache: its stats with no command (--json too); clear.",
+    cls=runs_by_default("stats"),
+)
 
 
 @app.callback(invoke_without_command=True)

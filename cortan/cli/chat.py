@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, NamedTuple, TextIO
 
 import typer
 
-from cortan.cli.names import complete_session
+from cortan.cli.names import complete_role, complete_session
 from cortan.cli.options import (
     GenerationOption,
     MaxTokensOption,
@@ -66,7 +66,14 @@ def chat(
         typer.Option("--continue", "-c", help="Go on with the conversation used last."),
     ] = False,
     role: Annotated[
-        str | None, typer.Option("--role", "-r", metavar="NAME", help="Start with this role.")
+        str | None,
+        typer.Option(
+            "--role",
+            "-r",
+            metavar="NAME",
+            help="Start with this role.",
+            autocompletion=complete_role,
+        ),
     ] = None,
     no_log: Annotated[
         bool, typer.Option("--no-log", help="Store nothing from this shell.")

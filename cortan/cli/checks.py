@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from cortan.core.errors import CortanError
+from cortan.core.errors import CortanError, pull_command
 from cortan.core.text import count_of
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def has_model(models: list[ModelInfo], name: str) -> bool:
 
 def _missing_hint(settings: Settings, route: Route) -> str:
     if settings.providers[route.provider].kind == "ollama":
-        return f"run `ollama pull {route.model}`"
+        return f"run `{pull_command(route.provider, route.model)}`"
     return f"`cortan models -p {route.provider}` lists the ones it has"
 
 

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from cortan.cli.names import complete_shell
 from cortan.cli.runner import get_context, guard
 from cortan.core.errors import UsageError
 
@@ -95,7 +96,12 @@ def get_script(shell: str) -> str:
 
 def completion(
     ctx: typer.Context,
-    shell: Annotated[str, typer.Argument(metavar="SHELL", help="bash, zsh, fish or powershell.")],
+    shell: Annotated[
+        str,
+        typer.Argument(
+            metavar="SHELL", help="bash, zsh, fish or powershell.", autocompletion=complete_shell
+        ),
+    ],
 ) -> None:
     """Print the script that makes Tab complete cortan's commands and options in SHELL.
 

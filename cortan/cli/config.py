@@ -8,10 +8,14 @@ from typing import Annotated, Any
 
 import typer
 
+from cortan.cli.group import runs_by_default
 from cortan.cli.runner import get_context, guard
 from cortan.core.text import make_visible
 
-app = typer.Typer(help="The configuration: shown with no command; path.")
+app = typer.Typer(
+    help="The configuration: shown with no command (--json too); path.",
+    cls=runs_by_default("show"),
+)
 
 
 @app.callback(invoke_without_command=True)

@@ -14,14 +14,19 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
+from cortan.cli.group import runs_by_default
 from cortan.cli.runner import get_context, guard
+from cortan.cli.tables import print_rows
 
 if TYPE_CHECKING:
     from cortan.store.approvals import ApprovalStore
 
 T = TypeVar("T")
 
-app = typer.Typer(help="List or revoke standing approvals; show the decision log.")
+app = typer.Typer(
+    help="List or revoke standing approvals; show the decision log.",
+    cls=runs_by_default("list"),
+)
 
 JSON_OPTION = typer.Option("--json", help="Print JSON.")
 
@@ -53,11 +58,12 @@ def list_grants(ctx: typer.Context, json_output: Annotated[bool, JSON_OPTION] = 
         if not grants:
             context.diagnostics.notice("no standing grants: everything not in [approval] is asked")
             return
-        for g in grants:
-            what = make_visible(g.pattern) if g.pattern != "*" else "anything"
-            sys.stdout.write(
-                f"{g.id}\t{g.kind}\t{make_visible(g.name)}\t{what}\t{_iso(g.created)}\n"
-            )
+        lines = [
+            (str(g.id), g.kind, make_visible(g.name),
+             make_visible(g.pattern) if g.pattern != "*" else "anything", _iso(g.created))
+            for g in grants
+        ]  # fmt: skip
+        print_rows(("id", "kind", "name", "allows", "since"), lines, context.color_enabled)
 
 
 @app.command("revoke")
@@ -107,13 +113,16 @@ def log(
         if not decisions:  # said on stderr, as `grants` says it: stdout stays the log's
             context.diagnostics.notice("no decisions logged yet: the gate logs each one it makes")
             return
+        lines: list[tuple[str, ...]] = []
         for d in decisions:
             verdict = "ran" if d.allowed else "refused"
+            by = "user" if d.by == "refused" else d.by  # the person said no: "refused (user)"
             status = "" if d.status is None else f" exit {d.status}"
-            sys.stdout.write(  # the name: which tool (or shell) it was, as `grants list` has it
-                f"{_iso(d.at)}\t{d.kind}\t{make_visible(d.name)}\t{verdict} ({d.by}){status}"
-                f"\t{make_visible(d.text)}\n"
-            )
+            # the name: which tool (or shell) it was, as `grants list` has it
+            lines.append((_iso(d.at), d.kind, make_visible(d.name),
+                         f"{verdict} ({by}){status}", make_visible(d.text)))  # fmt: skip
+        headers = ("when", "kind", "name", "decision", "what")
+        print_rows(headers, lines, context.color_enabled)
 
 
 def _open(*, reading: bool = False) -> ApprovalStore | None:

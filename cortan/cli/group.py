@@ -77,6 +77,31 @@ class CortanGroup(TyperGroup):
         return " ".join(path)
 
 
+class DefaultCommandGroup(TyperGroup):
+    """A group that runs :attr:`default_command` when no command is named, with the
+    options typed after the group's name: ``cortan sessions -n 5`` is ``cortan sessions
+    list -n 5`` and ``cortan config --json`` is ``config show --json``, as ``cortan logs
+    -n 5`` and ``cortan models --json`` take theirs (issue 21's newcomer again). The
+    group's own ``--help`` stays its own.
+    """
+
+    default_command = ""
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        if args and args[0].startswith("-") and args[0] not in ctx.help_option_names:
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+def runs_by_default(command: str) -> type[DefaultCommandGroup]:
+    """The group class for a ``typer.Typer(cls=...)`` whose bare name runs ``command``."""
+
+    class Group(DefaultCommandGroup):
+        default_command = command
+
+    return Group
+
+
 class _WordedArgument(TyperArgument):
     """An argument as Click shows one: ``NAME``, ``[NAME]``, ``NAME...``, with no type."""
 

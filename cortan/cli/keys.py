@@ -15,12 +15,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cortan.cli.group import runs_by_default
 from cortan.cli.runner import Context, check_provider, fail, get_context, guard
 
 if TYPE_CHECKING:
     from cortan.config.settings import ProviderConfig, Settings
 
-app = typer.Typer(help="API keys in the OS keyring: listed with no command; set, rm.")
+app = typer.Typer(
+    help="API keys in the OS keyring: listed with no command (--json too); set, rm.",
+    cls=runs_by_default("list"),
+)
 
 
 @app.callback(invoke_without_command=True)

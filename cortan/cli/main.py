@@ -141,6 +141,8 @@ def with_default_command(argv: list[str]) -> list[str]:
     rest = argv[start:]
     if not rest or rest[0] in COMMANDS or rest[0] in (*HELP_FLAGS, "--version", "-V"):
         return argv
+    if flags := _words_for_flags(rest):
+        return [*argv[:start], *flags]
     if not rest[0].startswith("-"):
         if " " not in rest[0] and difflib.get_close_matches(rest[0], COMMANDS, 1, CLOSE):
             return argv  # Click refuses it and names the command meant
@@ -156,6 +158,17 @@ def with_default_command(argv: list[str]) -> list[str]:
             next(words, None)
     command = "ask" if asks or not sys.stdout.isatty() else "chat"
     return [*argv[:start], command, *rest]
+
+
+def _words_for_flags(words: list[str]) -> list[str] | None:
+    """``help [COMMAND]`` and ``version`` as the flags, as git, go and ollama take them:
+    ``cortan help`` went to the model as a question, ``cortan version`` was refused as a
+    misspelling of ``sessions``. With more words it is a question (``help me write…``)."""
+    if words == ["version"]:
+        return ["--version"]
+    if words[0] == "help" and (len(words) == 1 or (len(words) == 2 and words[1] in COMMANDS)):
+        return [*words[1:], "--help"]
+    return None
 
 
 def _command(name: str) -> Any:

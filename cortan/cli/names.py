@@ -1,4 +1,6 @@
-"""Tab completion of the names options take: models for ``-m``, conversations for ``--session``.
+"""Tab completion of the names options take: models for ``-m``, conversations for
+``--session``, roles for ``--role``, and the few words ``--think``, ``batch -F`` and the
+SHELL of ``completion`` and ``shell-init`` take (without them, Tab offered file names).
 
 Layer: cli. The shell runs cortan on every Tab (``cortan completion``), and Typer calls
 these functions there, so they must be quick and must never disturb the command line:
@@ -45,6 +47,32 @@ def complete_session(incomplete: str) -> Offered:
     return _quietly(lambda: _match(incomplete, _sessions(by_id=incomplete[:1].isdigit())))
 
 
+def complete_role(incomplete: str) -> Offered:
+    """The built-in roles and the config file's ``[roles.NAME]``."""
+    return _quietly(lambda: _match(incomplete, _roles()))
+
+
+def complete_think(incomplete: str) -> Offered:
+    """``on``, ``off`` and the levels of ``--think``."""
+    from cortan.core.requests import THINK_VALUES
+
+    return _match(incomplete, ((word, "thinking") for word in THINK_VALUES))
+
+
+def complete_batch_format(incomplete: str) -> Offered:
+    """The input formats of ``batch -F``."""
+    from cortan.batch.inputs import FORMATS
+
+    return _match(incomplete, ((name, "format") for name in FORMATS))
+
+
+def complete_shell(incomplete: str) -> Offered:
+    """The shells ``completion`` and ``shell-init`` both write for."""
+    from cortan.command.snippets import SHELLS
+
+    return _match(incomplete, ((shell, "shell") for shell in SHELLS))
+
+
 def _quietly(offer: Callable[[], Offered]) -> Offered:
     try:
         return offer()
@@ -80,6 +108,17 @@ def _models() -> Iterable[tuple[str, str]]:
         yield f"{provider}:", "provider"
     for provider, model in _used_models():
         yield f"{provider}:{model}", "used before"
+
+
+def _roles() -> Iterable[tuple[str, str]]:
+    from cortan.config.roles import builtin_role_names
+
+    for name in builtin_role_names():
+        yield name, "built-in role"
+    roles = _read_config().get("roles")
+    if isinstance(roles, dict):
+        for name in roles:
+            yield name, "role"
 
 
 def _read_config() -> dict[str, Any]:

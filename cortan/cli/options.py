@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cortan.cli.names import complete_model
+from cortan.cli.names import complete_model, complete_role, complete_think
 
 ModelOption = Annotated[
     str | None,
@@ -27,14 +27,25 @@ NoFallbackOption = Annotated[
 ]
 RoleOption = Annotated[
     str | None,
-    typer.Option("--role", metavar="NAME", help="A named role (`cortan roles` lists them)."),
+    typer.Option(
+        "--role",
+        metavar="NAME",
+        help="A named role (`cortan roles` lists them).",
+        autocompletion=complete_role,
+    ),
 ]
 # `ask` also takes `-r`, as `chat` spells it: `cortan -r shell` is routed by ask's options
 # (cli/main.py), so a short flag only chat knew was taken for a question and refused.
 # (`batch` keeps --role alone: there `-r` would read as --resume or --restart.)
 AskRoleOption = Annotated[
     str | None,
-    typer.Option("--role", "-r", metavar="NAME", help="A named role (`cortan roles` lists them)."),
+    typer.Option(
+        "--role",
+        "-r",
+        metavar="NAME",
+        help="A named role (`cortan roles` lists them).",
+        autocompletion=complete_role,
+    ),
 ]
 NoLogOption = Annotated[
     bool, typer.Option("--no-log", help="Keep this exchange out of the session store.")
@@ -47,7 +58,12 @@ AllowSecretsOption = Annotated[
 ]
 ThinkOption = Annotated[
     str | None,
-    typer.Option("--think", metavar="LEVEL", help="Thinking: on, off, low, medium, high."),
+    typer.Option(
+        "--think",
+        metavar="LEVEL",
+        help="Thinking: on, off, low, medium, high.",
+        autocompletion=complete_think,
+    ),
 ]
 NoThinkOption = Annotated[bool, typer.Option("--no-think", help="Ask the model not to think.")]
 GenerationOption = Annotated[

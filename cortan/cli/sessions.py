@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cortan.cli.group import runs_by_default
 from cortan.cli.names import complete_session
 from cortan.cli.runner import check_output_path, fail, get_context, guard
 from cortan.core.errors import CortanError, UsageError, why_unwritable
@@ -27,7 +28,10 @@ if TYPE_CHECKING:
     from cortan.cli.runner import Context
     from cortan.store import Conversation, SessionStore, StoredMessage
 
-app = typer.Typer(help="Stored conversations: listed with no command; show, rename, rm, export.")
+app = typer.Typer(
+    help="Stored conversations: listed with no command (-n, --json too); show, rename, rm, export.",
+    cls=runs_by_default("list"),
+)
 
 
 @app.callback(invoke_without_command=True)

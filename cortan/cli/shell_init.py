@@ -13,12 +13,16 @@ from typing import Annotated
 
 import typer
 
+from cortan.cli.names import complete_shell
 from cortan.cli.runner import get_context, guard
 
 
 def shell_init(
     ctx: typer.Context,
-    shell: Annotated[str, typer.Argument(metavar="SHELL", help="bash, zsh or fish.")],
+    shell: Annotated[
+        str,
+        typer.Argument(metavar="SHELL", help="bash, zsh or fish.", autocompletion=complete_shell),
+    ],
     key: Annotated[
         str | None,
         typer.Option(

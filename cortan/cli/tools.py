@@ -33,7 +33,7 @@ def tools(
             context.diagnostics.warning(note)
         for failure in failures:
             context.diagnostics.error(failure)
-        _print(listed, settings, json_output)
+        _print(listed, settings, json_output, context.color_enabled)
         if failures:
             raise typer.Exit(EXIT_FAILURE)
 
@@ -64,7 +64,9 @@ async def _list(
     ]
 
 
-def _print(listed: list[tuple[str, str, str]], settings: Settings, json_output: bool) -> None:
+def _print(
+    listed: list[tuple[str, str, str]], settings: Settings, json_output: bool, color: bool
+) -> None:
     from cortan.core.text import make_visible, shorten
     from cortan.render.report import dump_json
 
@@ -73,6 +75,10 @@ def _print(listed: list[tuple[str, str, str]], settings: Settings, json_output: 
         data = {"enabled": settings.tools.enabled, "tools": rows}
         sys.stdout.write(dump_json(data, indent=2) + "\n")
         return
+    from cortan.cli.tables import print_rows
+
+    lines: list[tuple[str, ...]] = []
     for name, where, description in listed:
         first = make_visible(description.strip().splitlines()[0] if description.strip() else "")
-        sys.stdout.write(f"{make_visible(name)}\t{where}\t{shorten(first, 120)}\n")
+        lines.append((make_visible(name), where, shorten(first, 120)))
+    print_rows(("name", "from", "what it does"), lines, color)

@@ -95,7 +95,11 @@ class Terminal:
         """One line typed by the person. Ctrl-C raises KeyboardInterrupt, Ctrl-D EOFError."""
         from prompt_toolkit import PromptSession
 
-        session: PromptSession[str] = PromptSession(input=self.input, output=self.output)
+        session: PromptSession[str] = PromptSession(
+            input=self.input,
+            output=self.output,
+            enable_suspend=True,  # Ctrl-Z, as the shell's
+        )
         line = await session.prompt_async(message, default=default, handle_sigint=False)
         return line[:MAX_LINE]
 

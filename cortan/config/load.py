@@ -165,6 +165,8 @@ def describe_validation_error(
     error, loc = _first_problem(exc, data)
     key = ".".join(loc) or "(top level)"
     message = say_what_is_wrong(error)
+    if error["type"] == "extra_forbidden" and (meant := _key_meant(loc)):
+        message = f"unknown setting; did you mean `{meant}`?"
     if loc and loc[0] in flags and flags[loc[0]] is not None:
         return f"option --{loc[0].replace('_', '-')}: {message}"
     env_name = "CORTAN_" + "__".join(loc).upper()
@@ -184,6 +186,28 @@ def describe_validation_error(
         if table is not None:
             return f"environment variables {table}__*: key `{key}`: {message}"
     return f"config file {path}: key `{key}`: {message}"
+
+
+def _key_meant(loc: list[str]) -> str | None:
+    """The known key of the same table nearest to the last of ``loc``, if one is near
+    (``default_modle``: ``default_model``), as ``-m opneai:…`` and ``/modle`` are answered.
+    Only tables with fixed keys are walked; a table of names (``[providers.NAME]``) is not."""
+    import difflib
+
+    from pydantic import BaseModel
+
+    from cortan.config.settings import Settings
+
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(part)
+        inner = field.annotation if field is not None else None
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return None
+        model = inner
+    known = [field.alias or name for name, field in model.model_fields.items()]
+    close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.75) if loc else []
+    return close[0] if close else None
 
 
 def _deeply_nested_variable() -> str:

@@ -54,6 +54,11 @@ def describe_system() -> str:
     return f"{shell} on {name}"
 
 
+def builtin_role_names() -> list[str]:
+    """The roles that ship with cortan, by name (for Tab, which reads no settings)."""
+    return sorted(_builtin_systems())
+
+
 def _builtin_systems() -> dict[str, str]:
     return {
         "shell": (

@@ -163,6 +163,15 @@ class ModelNotFoundError(ProviderError):
     kind = "model_not_found"
 
 
+def pull_command(provider: str, model: str) -> str:
+    """The command that gets ``model`` onto an Ollama provider's server.
+
+    ``cortan models pull`` asks the server the provider points at; ``ollama pull``, the
+    hint before, pulls onto this machine's own server (or fails without the ollama CLI),
+    which is not that one when Ollama runs on another host or the provider is named."""
+    return f"cortan models pull {model if provider == 'ollama' else f'{provider}:{model}'}"
+
+
 class RateLimitedError(ProviderError):
     kind = "rate_limited"
     retryable = True

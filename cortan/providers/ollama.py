@@ -31,6 +31,7 @@ from cortan.core.errors import (
     RateLimitedError,
     ServerError,
     UnreachableError,
+    pull_command,
 )
 from cortan.core.messages import Message, ModelInfo, PullProgress
 from cortan.core.options import to_ollama
@@ -373,8 +374,13 @@ class OllamaProvider:
                     f"{where} answered 404 with no reason given: is that URL an Ollama server?"
                 )
         if status == 404 and "not found" in text:
-            name = model or "the model"
-            return ModelNotFoundError(f"model {name!r} is not on {where}: run `ollama pull {name}`")
+            if model is None:
+                return ModelNotFoundError(f"the model is not on {where}")
+            pull = pull_command(self.name, model)
+            return ModelNotFoundError(
+                f"model {model!r} is not on {where}: run `{pull}` "
+                f"(or `ollama pull {model}` on that host)"
+            )
         if status in (401, 403):
             return AuthError(f"{where} refused the request ({status}): {text}")
         if status == 429:

@@ -1,11 +1,15 @@
-"""Keeping the terminal from echoing control keys into an answer as it streams.
+"""Keeping the terminal from echoing keys into an answer as it streams.
 
 Layer: render. While an answer streams, the terminal is in cooked mode (the line
-editor is not reading), so the kernel echoes Ctrl-C as ``^C`` wherever the cursor
-stands: in the middle of the answer ("and a^C lon"), which then goes on drawing
-after it. :func:`quiet_control_keys` turns that echo off for the answer's time
-and puts the terminal back as it was, however the answer ends. Typed letters
-still echo: only control keys (``ECHOCTL``) are made silent.
+editor is not reading), so the kernel echoes what is typed wherever the cursor
+stands: Ctrl-C as ``^C`` in the middle of the answer ("and a^C lon"), and letters
+typed ahead too ("molecules of thetyped ahead air"), which the answer then goes on
+drawing after, into the scrollback for good. :func:`quiet_typing` turns all echo
+off for the answer's time and puts the terminal back as it was, however the answer
+ends. The keys are not lost: the kernel keeps them for whatever reads next (the
+REPL's prompt, or the shell after ``cortan ask``), which draws them at its prompt.
+:func:`quiet_control_keys` silences only control keys (``ECHOCTL``), for the REPL as
+a whole, where a command ``/run`` starts must still see what it is typed.
 """
 
 from __future__ import annotations
@@ -29,6 +33,20 @@ def _terminal_fd() -> int | None:
 @contextlib.contextmanager
 def quiet_control_keys() -> Iterator[None]:
     """No ``^C`` echo on the terminal inside the block; nothing done without one."""
+    with _echo_off("ECHOCTL"):
+        yield
+
+
+@contextlib.contextmanager
+def quiet_typing() -> Iterator[None]:
+    """No echo at all inside the block (an answer streaming): keys typed are kept, not drawn."""
+    with _echo_off("ECHO", "ECHOCTL"):
+        yield
+
+
+@contextlib.contextmanager
+def _echo_off(*flags: str) -> Iterator[None]:
+    """The terminal's local ``flags`` cleared inside the block; nothing done without one."""
     fd = _terminal_fd()
     try:
         import termios
@@ -40,7 +58,8 @@ def quiet_control_keys() -> Iterator[None]:
     try:
         saved = termios.tcgetattr(fd)
         quiet = [*saved]
-        quiet[3] = saved[3] & ~termios.ECHOCTL
+        for flag in flags:
+            quiet[3] &= ~getattr(termios, flag)
         termios.tcsetattr(fd, termios.TCSANOW, quiet)
     except termios.error:  # a terminal that refuses: echoed as before
         yield

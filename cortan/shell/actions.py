@@ -13,6 +13,7 @@ error; the Repl shows it and returns to the prompt.
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -31,15 +32,35 @@ KEYS_HELP = (
     'Keys: Enter sends · Alt-Enter (Esc Enter) new line · a line of """ opens a block '
     'until the next """ · Ctrl-R searches history (Enter sends the entry found, Esc or → '
     "takes it to edit) · Ctrl-C stops an answer or clears "
-    "the line · Ctrl-D leaves · //text sends text starting with /"
+    "the line · Ctrl-Z suspends · Ctrl-D leaves · //text sends text starting with /"
 )
 
 
 async def do_help(repl: Shell, arg: str) -> None:
     width = max(len(c.usage) for c in repl.commands)
     for command in repl.commands:
-        repl.say(f"  {command.usage.ljust(width)}  {command.summary}")
+        repl.say(hanging(f"  {command.usage.ljust(width)}  ", command.summary, repl.width))
     repl.dim(KEYS_HELP)
+
+
+#: The fewest columns a summary is wrapped into beside its command; fewer, and it goes
+#: on the lines below, indented.
+NARROWEST = 20
+
+
+def hanging(head: str, text: str, width: int) -> str:
+    """``head`` then ``text`` wrapped to ``width``, its later lines under its first:
+    a narrow terminal wrapped each summary back to column 0, under the commands."""
+    if width - len(head) < NARROWEST:  # too narrow beside: below, indented
+        indent = "    "
+        below = textwrap.fill(
+            text,
+            max(width, len(indent) + NARROWEST),
+            initial_indent=indent,
+            subsequent_indent=indent,
+        )
+        return f"{head.rstrip()}\n{below}"
+    return textwrap.fill(text, width, initial_indent=head, subsequent_indent=" " * len(head))
 
 
 async def do_system(repl: Shell, arg: str) -> None:
@@ -63,17 +84,38 @@ async def do_clear(repl: Shell, arg: str) -> None:
 
 
 async def do_role(repl: Shell, arg: str) -> None:
-    from cortan.config.roles import get_role, get_roles
+    from cortan.config.roles import get_role
 
     if not arg:
-        names = ", ".join(get_roles(repl.services.settings))
-        raise UsageError(f"usage: /role NAME; roles: {names}")
+        show_role(repl)
+        return
+    conversation = repl.conversation
+    if arg == "-":
+        conversation.system, conversation.role, conversation.role_options = None, None, ()
+        system = repl.services.settings.system
+        repl.dim(
+            "role dropped: " + ("the configured system prompt" if system else "no system prompt")
+        )
+        return
     role = get_role(repl.services.settings, arg)
-    repl.conversation.system = role.system
-    repl.conversation.role_options = role.options
+    conversation.system, conversation.role = role.system, role.name
+    conversation.role_options = role.options
     if role.model:
-        repl.conversation.model = role.model
+        conversation.model = role.model
     repl.dim(f"role {role.name}: {role.summary}")
+
+
+def show_role(repl: Shell) -> None:
+    """``/role`` alone: the role in use, as ``/model`` alone says the model. A role whose
+    system prompt ``/system`` or ``/load`` has since replaced is no longer in use."""
+    from cortan.config.roles import get_roles
+
+    roles = get_roles(repl.services.settings)
+    role = roles.get(repl.conversation.role or "")
+    if role is not None and repl.conversation.system == role.system:
+        repl.say(f"role: {role.name} ({role.summary}); /role - drops it")
+    else:
+        repl.say(f"no role (/role NAME uses one: {', '.join(roles)})")
 
 
 async def do_retry(repl: Shell, arg: str) -> None:
@@ -323,7 +365,7 @@ def make_command_table() -> CommandTable:
             ),
             SlashCommand("usage", "tokens used and context left", "/usage", "none", do_usage),
             SlashCommand(
-                "role", "use a role (system prompt, model)", "/role NAME", "role", do_role
+                "role", "use a role (system prompt, model)", "/role [NAME|-]", "role", do_role
             ),
             SlashCommand("sessions", "list stored conversations", "/sessions", "none", do_sessions),
             SlashCommand("save", "name this conversation", "/save NAME", "text", do_save),

@@ -33,6 +33,7 @@ class Conversation:
 
     model: str | None = None
     system: str | None = None
+    role: str | None = None  # /role NAME: its name, for /role alone to say
     role_options: tuple[tuple[str, object], ...] = ()  # the role's (its temperature)
     set_options: dict[str, object] = field(default_factory=dict)  # /set, chat -o: win
     turns: list[Turn] = field(default_factory=list)

@@ -51,6 +51,9 @@ async def do_edit(repl: Shell, arg: str) -> None:
         return
     text = text.rstrip("\n")
     show_sent(repl, text)  # the prompt line shows "/edit"; the transcript shows what went
+    # ... and the history keeps it, for Up and Ctrl-R, as bash keeps what Ctrl-X Ctrl-E
+    # ran. Held back as a typed line is, so the secret guard's "no" forgets it too.
+    repl.session.history.append_string(text)
     await repl.send(text)
 
 

@@ -11,7 +11,7 @@ import asyncio
 import difflib
 from typing import TYPE_CHECKING
 
-from cortan.core.errors import UsageError
+from cortan.core.errors import UsageError, pull_command
 from cortan.core.messages import get_cut_listings
 from cortan.core.text import make_visible
 
@@ -55,7 +55,7 @@ async def check_listed(repl: Shell, route: Route) -> None:
     hint = f"did you mean {route.provider + ':' + nearest[0]!r}? " if nearest else ""
     raise UsageError(
         f"{route.provider} has no model {route.model!r}; {hint}"
-        f"(`ollama pull {route.model}` gets it; /models lists them)"
+        f"(`{pull_command(route.provider, route.model)}` gets it; /models lists them)"
     )
 
 

@@ -11,6 +11,7 @@ Keys beyond prompt-toolkit's Emacs (or vi) defaults:
   with the entry on the line to edit, Ctrl-C or Ctrl-G give back what was typed.
   (The shell's own Enter, Alt-Enter and Ctrl-C stand aside while a search is open:
   unfiltered, they acted on the search field and emptied it, issue 21.)
+* Ctrl-Z suspends the shell (``fg`` brings it back with the line as it was).
 * Pasted text (bracketed paste) keeps its newlines as text.
 """
 
@@ -28,6 +29,8 @@ from prompt_toolkit.enums import EditingMode
 from prompt_toolkit.filters import is_searching
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.keys import Keys
+from prompt_toolkit.search import SearchDirection
 from prompt_toolkit.styles import Style
 
 from cortan.core.errors import CortanError
@@ -37,6 +40,7 @@ from cortan.core.files import NotPrivateFile, open_private
 MAX_HISTORY_BYTES = 1 << 20
 
 if TYPE_CHECKING:
+    from prompt_toolkit.application import Application
     from prompt_toolkit.buffer import Buffer
     from prompt_toolkit.completion import Completer
     from prompt_toolkit.input import Input
@@ -62,7 +66,7 @@ def unwrap_block(text: str) -> str:
     return text
 
 
-def make_key_bindings() -> KeyBindings:
+def make_key_bindings(before_search: LineBeforeSearch) -> KeyBindings:
     bindings = KeyBindings()
     editing = ~is_searching
 
@@ -90,7 +94,7 @@ def make_key_bindings() -> KeyBindings:
         else:
             event.app.exit(exception=KeyboardInterrupt())
 
-    add_search_keys(bindings)
+    add_search_keys(bindings, before_search)
     add_mouse_guard(bindings)
     return bindings
 
@@ -123,8 +127,55 @@ def submit(buffer: Buffer) -> None:
         buffer.validate_and_handle()
 
 
-def add_search_keys(bindings: KeyBindings) -> None:
+class LineBeforeSearch:
+    """The line as it stood before Ctrl-R again moved it.
+
+    Inside a search, Ctrl-R again (the next older match) moves the line itself to that
+    entry (prompt-toolkit's ``apply_search``), so leaving with Ctrl-C or Ctrl-G left the
+    match there and lost what was typed. The first move of a search remembers the line,
+    leaving gives it back, and it is forgotten once no search is open, however the
+    search ended (the shell hooks :meth:`forget` to every redraw).
+    """
+
+    def __init__(self) -> None:
+        self._at: tuple[int, int] | None = None  # working index, cursor
+
+    def remember(self, buffer: Buffer) -> None:
+        if self._at is None:
+            self._at = (buffer.working_index, buffer.cursor_position)
+
+    def give_back(self, buffer: Buffer) -> None:
+        if self._at is not None:
+            buffer.working_index, buffer.cursor_position = self._at
+        self._at = None
+
+    def forget(self, app: Application[str]) -> None:
+        if not app.layout.is_searching:
+            self._at = None
+
+
+def add_search_keys(bindings: KeyBindings, before_search: LineBeforeSearch) -> None:
     """Keys inside a Ctrl-R search, as in readline: the entry found is taken, not lost."""
+
+    @bindings.add("c-r", filter=is_searching)
+    @bindings.add("up", filter=is_searching)
+    @bindings.add("c-s", filter=is_searching)
+    @bindings.add("down", filter=is_searching)
+    def _(event: KeyPressEvent) -> None:
+        """The next older (Ctrl-R, Up) or newer (Ctrl-S, Down) match, the line kept."""
+        target = event.app.layout.search_target_buffer_control
+        if target is not None:
+            before_search.remember(target.buffer)
+        older = event.key_sequence[0].key in (Keys.ControlR, Keys.Up)
+        direction = SearchDirection.BACKWARD if older else SearchDirection.FORWARD
+        search.do_incremental_search(direction, count=event.arg)
+
+    @bindings.add("c-c", filter=is_searching)
+    @bindings.add("c-g", filter=is_searching)
+    def _(event: KeyPressEvent) -> None:
+        """Leave the search and give back what was on the line before it."""
+        search.stop_search()
+        before_search.give_back(event.app.current_buffer)
 
     @bindings.add("enter", filter=is_searching)
     @bindings.add("escape", "enter", filter=is_searching)
@@ -274,11 +325,12 @@ def make_prompt_session(
     output: Output | None = None,
 ) -> PromptSession[str]:
     """The PromptSession the shell reads from (input/output injectable for tests)."""
-    return PromptSession(
+    before_search = LineBeforeSearch()
+    session: PromptSession[str] = PromptSession(
         message=[("class:prompt", "› ")],
         multiline=False,
         prompt_continuation=lambda width, n, wrap: [("class:continuation", "… ".rjust(width))],
-        key_bindings=make_key_bindings(),
+        key_bindings=make_key_bindings(before_search),
         history=history,
         auto_suggest=AutoSuggestFromHistory(),
         completer=completer,
@@ -286,6 +338,12 @@ def make_prompt_session(
         editing_mode=EditingMode.VI if vi_mode else EditingMode.EMACS,
         style=STYLE,
         enable_open_in_editor=False,
+        # Ctrl-Z suspends, as in bash, python or `ollama run` (without it the byte went
+        # into the line and on to the model). With no job control above, the kernel
+        # drops the stop and the key does nothing.
+        enable_suspend=True,
         input=input,
         output=output,
     )
+    session.app.after_render += before_search.forget
+    return session

@@ -223,7 +223,7 @@ class Repl:
 
         self.error(found)
         ask: PromptSession[str] = PromptSession(
-            input=self.session.input, output=self.session.output
+            input=self.session.input, output=self.session.output, enable_suspend=True
         )
         try:
             answer = await ask.prompt_async("Send it anyway? [y/N] ", handle_sigint=False)
@@ -233,9 +233,12 @@ class Repl:
 
     async def run_request(self, request: ChatRequest) -> ChatEnded:
         """Run ``request``; Ctrl-C cancels the answer (its ending says so), not the shell."""
+        from cortan.render.echo import quiet_typing
+
         answer = self._answer = asyncio.ensure_future(self.services.ask(request))
         try:
-            ended = await asyncio.shield(answer)
+            with quiet_typing():  # keys typed meanwhile wait for the prompt, not in the answer
+                ended = await asyncio.shield(answer)
         except asyncio.CancelledError:
             answer.cancel()  # the shell itself is being stopped: so is its answer
             raise
@@ -275,6 +278,12 @@ AFTER_FAILURE = {
     "input": "",
     "secret": "",
     "capability": "the conversation is unchanged; /model NAME picks one that can, then /retry",
+    # The same model again would be missing again (a /load of a conversation whose model
+    # this server lacks, a model removed): pick one first, or pull it.
+    "model_not_found": (
+        "the conversation is unchanged; /model NAME picks one it has (/models lists them), "
+        "then /retry"
+    ),
 }
 
 

@@ -145,8 +145,17 @@ class SessionStore(MessageStore):
         the clock steps back, where ordering by time would pick the one created
         last; it is one lookup on the primary key however large the store. With no
         message stored at all, the conversation created last.
+
+        A conversation that never had an answer is passed over: a question to a misspelt
+        or missing model is stored, failed, and ``-c`` went on with it, failing the same
+        way, rather than with the conversation the person was having. When every one is
+        like that, the newest is still the one.
         """
-        newest = self._read("SELECT conversation_id FROM messages ORDER BY id DESC LIMIT 1")
+        newest = self._read(
+            "SELECT m.conversation_id FROM messages m WHERE EXISTS (SELECT 1 FROM messages a"
+            " WHERE a.conversation_id = m.conversation_id AND a.role = 'assistant'"
+            " AND a.status IS NOT 'failed') ORDER BY m.id DESC LIMIT 1"
+        ) or self._read("SELECT conversation_id FROM messages ORDER BY id DESC LIMIT 1")
         if newest:
             return self.get(int(newest[0][0]))
         rows = self._read(_CONVERSATION + " ORDER BY c.updated DESC, c.id DESC LIMIT 1")

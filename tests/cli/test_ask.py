@@ -262,7 +262,18 @@ def test_unknown_ollama_model(cortan: type[CortanRunner], ollama_env: FakeOllama
     result = cortan.run("ask", "-m", "ollama:mistral", "hi")
     assert result.code == 1
     assert_one_sentence(result.stderr)
-    assert "run `ollama pull mistral`" in result.stderr
+    assert "run `cortan models pull mistral`" in result.stderr
+
+
+def test_an_unknown_model_of_a_named_ollama_provider_names_it_in_the_pull(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, config_file: Path
+) -> None:
+    """The hint was `ollama pull mistral`: on this machine, that pulls onto the local
+    server (or fails with no ollama CLI), not onto the host the provider points at."""
+    config_file.write_text(f'[providers.gpu]\nkind = "ollama"\nhosts = ["{ollama_env.url}"]\n')
+    result = cortan.run("ask", "-m", "gpu:mistral", "hi")
+    assert result.code == 1
+    assert "run `cortan models pull gpu:mistral`" in result.stderr
 
 
 def test_unknown_openai_model(cortan: type[CortanRunner], openai_env: FakeOpenAI) -> None:

@@ -146,6 +146,9 @@ def test_a_bad_line_fails_alone_with_one_sentence_and_exit_4(
     assert "line 2 is not JSON (Expecting value)\n" in result.stderr
     assert "failed: line 2 (input); their output lines say why" in result.stderr
     assert "Traceback" not in result.stderr
+    # Asked again as it is, the line fails the same way: the way on is to fix it.
+    assert "fix the input's failed items, then run the same command again" in result.stderr
+    assert "to ask the failed items again" not in result.stderr
 
 
 def test_hostile_input_costs_its_item_and_stays_bounded(

@@ -187,3 +187,22 @@ def test_a_broken_store_offers_nothing_quietly(path_env: dict[str, str]) -> None
         cortan_command(), capture_output=True, text=True, env=env, timeout=60, check=False
     )
     assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "", "")
+
+
+def test_bash_completes_the_words_an_option_takes(path_env: dict[str, str]) -> None:
+    """`--think <Tab>` offered the files of the folder, as `--role`, `batch -F` and the
+    shell of `completion` and `shell-init` did: each takes one of a few words."""
+    Path(path_env["CORTAN_CONFIG"]).write_text('[roles.terse]\nsystem = "Be terse."\n')
+    assert bash_line(path_env, "cortan ask --think ") == ["on", "off", "low", "medium", "high"]
+    assert bash_line(path_env, "cortan chat --think m") == ["medium"]
+    assert bash_line(path_env, "cortan ask --role ") == [
+        "code",
+        "explain",
+        "review",
+        "shell",
+        "terse",
+    ]
+    assert bash_line(path_env, "cortan chat -r t") == ["terse"]
+    assert bash_line(path_env, "cortan batch -F c") == ["csv"]
+    assert bash_line(path_env, "cortan completion f") == ["fish"]
+    assert bash_line(path_env, "cortan shell-init z") == ["zsh"]

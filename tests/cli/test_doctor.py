@@ -89,7 +89,7 @@ def test_model_not_pulled(cortan: type[CortanRunner], ollama_env: FakeOllama) ->
     assert_one_sentence(result.stderr)
     assert (
         "cortan: error: the default model ollama:mistral cannot be used: ollama has no model "
-        "'mistral' (run `ollama pull mistral`)"
+        "'mistral' (run `cortan models pull mistral`)"
     ) in result.stderr
 
 

@@ -70,3 +70,16 @@ def test_the_log_names_the_tool(cortan: type[CortanRunner], isolated_env: Path) 
         asyncio.run(gate.decide(action, yes_always))
     (line,) = cortan.run("grants", "log").stdout.splitlines()
     assert line.split("\t")[1:] == ["tool", "read_file", "ran (user)", '{"path": "notes.txt"}']
+
+
+async def no(review: Review) -> Answer:
+    return Answer(False)
+
+
+def test_the_log_says_who_said_no(cortan: type[CortanRunner], isolated_env: Path) -> None:
+    """A command the person declined was logged "refused (refused)"; a yes is "ran (user)"."""
+    with ApprovalStore.open(isolated_env / "data") as store:
+        gate = ApprovalGate(ApprovalSettings(), store)
+        asyncio.run(gate.decide(Action("command", "bash", "rm x", command="rm x"), no))
+    (line,) = cortan.run("grants", "log").stdout.splitlines()
+    assert line.split("\t")[3] == "refused (user)"

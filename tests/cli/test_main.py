@@ -189,6 +189,31 @@ def test_a_misspelt_command_is_never_sent_to_a_model(
 
 
 @pytest.mark.parametrize(
+    ("args", "same_as"),
+    [(("help",), ("--help",)), (("help", "ask"), ("ask", "--help")),
+     (("help", "sessions"), ("sessions", "--help")), (("version",), ("--version",))],
+)  # fmt: skip
+def test_help_and_version_as_words_are_the_flags(
+    cortan: type[CortanRunner],
+    ollama_env: FakeOllama,
+    args: tuple[str, ...],
+    same_as: tuple[str, ...],
+) -> None:
+    """`cortan help` (as git, go and ollama take it) was sent to the model as a question,
+    and `cortan version` refused as a misspelling of `sessions`."""
+    result = cortan.run(*args)
+    assert (result.code, result.stdout) == (0, cortan.run(*same_as).stdout)
+    assert ollama_env.chat_requests == []
+
+
+def test_help_with_more_words_is_still_a_question(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    assert cortan.run("help", "me", "name", "a", "cat").code == 0
+    assert user_message(ollama_env) == "help me name a cat"
+
+
+@pytest.mark.parametrize(
     ("argv", "expected"),
     [
         ([], []),
@@ -243,6 +268,29 @@ def test_a_group_alone_lists_what_it_holds(
     assert "Usage:" not in alone.stdout
     if command is not None:
         assert alone.stdout == cortan.run(group, command).stdout
+
+
+@pytest.mark.parametrize(
+    ("group", "command", "options"),
+    [("sessions", "list", ("-n", "1")), ("sessions", "list", ("--json",)),
+     ("keys", "list", ("--json",)), ("cache", "stats", ("--json",)),
+     ("config", "show", ("--json",)), ("grants", "list", ("--json",))],
+)  # fmt: skip
+def test_a_group_alone_takes_the_options_of_what_it_runs(
+    cortan: type[CortanRunner],
+    ollama_env: FakeOllama,
+    group: str,
+    command: str,
+    options: tuple[str, ...],
+) -> None:
+    """`cortan sessions --json` is `cortan sessions list --json`, as `cortan logs -n 3`
+    and `cortan models --json` work: it was "no such option", exit 2, though the docs
+    say `cortan grants` (or `grants list`, `--json`)."""
+    assert cortan.run("ask", "--no-stdin", "hi").code == 0  # something stored to list
+    alone = cortan.run(group, *options)
+    assert alone.code == 0, alone.stderr
+    assert alone.stdout == cortan.run(group, command, *options).stdout
+    assert cortan.run(group, "--help").stdout.startswith(f"Usage: cortan {group} [OPTIONS]")
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")

@@ -675,6 +675,21 @@ def test_continue_takes_the_conversation_last_used_not_the_last_created(
     assert [m["content"] for m in sent(ollama_env)["messages"]] == ["used last", "yes", "go on"]
 
 
+def test_continue_passes_over_a_conversation_that_never_had_an_answer(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    """A misspelt model's question is stored, failed; `-c` went on with it, and failed
+    the same way every time, instead of with the conversation the person was having."""
+    ok(cortan, "ask", "what is WAL?")
+    missing = cortan.run("ask", "-m", "ollama:nosuch", "typo question")
+    assert missing.code == 1 and "nosuch" in missing.stderr
+    ok(cortan, "ask", "-c", "and why?")
+    assert [m["content"] for m in sent(ollama_env)["messages"]] == [
+        "what is WAL?", "Hello, world!", "and why?",
+    ]  # fmt: skip
+    assert sent(ollama_env)["model"] == "llama3.2:latest"
+
+
 def test_ask_fork_goes_on_in_a_copy(
     cortan: type[CortanRunner], ollama_env: FakeOllama, data_dir: Path
 ) -> None:

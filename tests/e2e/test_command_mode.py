@@ -603,6 +603,29 @@ def test_ctrl_z_stops_cortan_in_a_shell_and_fg_goes_on(
         shell.close(force=True)
 
 
+def test_ctrl_z_at_the_question_stops_cortan_and_fg_asks_again(
+    env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """Ctrl-Z at the yes/no question suspends cortan as at any shell prompt (it used
+    to be typed into the answer as ^Z and refused)."""
+    ollama_env.queue(proposal("touch ran"))
+    shell = interactive_bash(env, tmp_path)
+    try:
+        shell.expect_exact("PROMPT$ ")
+        shell.sendline(" ".join(cortan_command()) + " cmd make a file")
+        shell.expect_exact(MENU)
+        shell.send("\x1a")
+        shell.expect("Stopped")
+        shell.expect_exact("PROMPT$ ")
+        shell.sendline("fg")
+        shell.send("y\r")
+        shell.expect_exact("exit status 0")
+        shell.expect_exact("PROMPT$ ")
+        assert (tmp_path / "ran").exists()
+    finally:
+        shell.close(force=True)
+
+
 def test_in_a_pipeline_the_other_parts_keep_the_terminal(
     env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
 ) -> None:

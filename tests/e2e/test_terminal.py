@@ -112,6 +112,71 @@ def test_ctrl_c_mid_answer_leaves_no_caret_c_in_it(term: Terminal, ollama_env: F
     term.child.expect(pexpect.EOF, timeout=10)
 
 
+def test_keys_typed_while_an_answer_streams_stay_out_of_it(
+    term: Terminal, ollama_env: FakeOllama
+) -> None:
+    """The terminal echoed them where the answer was being drawn ("molecules of thetyped
+    ahead air"): they are kept for the next prompt, and drawn there only."""
+    ollama_env.queue(Reply(pieces=["first part ", "second part"], delay=1.5))
+    term.wait(prompt_ready)
+    term.type("Tell me\r")
+    term.wait(lambda s: "first part" in s)
+    term.type("typed ahead")
+    screen = term.wait(lambda s: "tok/s" in s and s.rstrip().endswith("› typed ahead"))
+    assert screen.count("typed ahead") == 1, screen
+    assert "first part second part" in screen
+    term.type("\x03")
+    term.wait(prompt_ready)
+    term.type("\x04")
+    term.child.expect(pexpect.EOF, timeout=10)
+
+
+def test_keys_typed_while_ask_answers_go_to_the_shell_not_the_answer(
+    terminal_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """`cortan ask` on a terminal: what is typed meanwhile is for the shell after it,
+    which draws it at its prompt; echoed, it landed inside the answer."""
+    from tests.e2e.test_command_mode import interactive_bash
+
+    ollama_env.queue(Reply(pieces=["first part ", "second part"], delay=1.5))
+    shell = interactive_bash(terminal_env, tmp_path)
+    try:
+        shell.expect_exact("PROMPT$ ")
+        shell.sendline(" ".join(cortan_command()) + " ask x")
+        shell.expect_exact("first part")
+        shell.send('echo typed ahea""d')
+        shell.expect_exact("PROMPT$ ")
+        assert "second part" in (shell.before or "")
+        assert "typed ahea" not in (shell.before or "")  # not drawn into the answer
+        shell.send("\r")  # bash had the keys: it runs them
+        shell.expect_exact("typed ahead")
+    finally:
+        shell.close(force=True)
+
+
+@pytest.mark.parametrize("args", [["tools"], ["grants", "log"]], ids=" ".join)
+def test_tools_and_the_decision_log_are_tables_on_a_terminal(
+    terminal_env: dict[str, str], isolated_env: Path, args: list[str]
+) -> None:
+    """They printed tab-separated rows with no header, wrapping to column 0, where
+    `models`, `keys` and `sessions` print a table that fits the window."""
+    from tests.cli.test_grants import keep_grant
+
+    keep_grant(isolated_env / "data", "make test")  # a decision for the log to list
+    terminal = Terminal(args, terminal_env)
+    try:
+        terminal.child.expect(pexpect.EOF, timeout=20)
+        terminal.stream.feed(terminal.child.before or b"")
+    finally:
+        terminal.child.close(force=True)
+    rows = [row.rstrip() for row in terminal.screen.display if row.strip()]
+    header = rows[0].split()
+    assert header[:2] == (["name", "from"] if args == ["tools"] else ["when", "kind"])
+    last = rows[0].index("what")  # where the last column starts
+    for row in rows[1:]:  # a new row, or the last cell going on under itself
+        assert not row[0].isspace() or row[:last].isspace(), row
+
+
 def test_piped_text_then_keyboard(
     terminal_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
 ) -> None:
@@ -156,6 +221,36 @@ def test_ctrl_r_enter_sends_what_it_found(term: Terminal, ollama_env: FakeOllama
     term.wait(prompt_ready)
     term.type("\x04")
     term.child.expect(pexpect.EOF, timeout=10)
+
+
+def test_ctrl_z_at_the_prompt_stops_the_shell_and_fg_goes_on(
+    terminal_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """Under an interactive bash, Ctrl-Z at the prompt suspends cortan as it does
+    python or ollama run; the line typed is still there after ``fg``. (It used to go
+    into the line as a ^Z byte and be sent to the model with what was typed next.)"""
+    from tests.e2e.test_command_mode import interactive_bash
+
+    shell = interactive_bash({**terminal_env, "COLUMNS": str(COLS)}, tmp_path)
+    try:
+        shell.expect_exact("PROMPT$ ")
+        shell.sendline(" ".join(cortan_command()) + " chat")
+        shell.expect_exact("Ctrl-D leaves")
+        shell.send("partial line")
+        shell.expect_exact("partial line")
+        shell.send("\x1a")
+        shell.expect("Stopped")
+        shell.expect_exact("PROMPT$ ")
+        shell.sendline("fg")
+        shell.expect_exact("partial line")
+        shell.send(" and more\r")
+        shell.expect_exact("tok/s")
+        sent = ollama_env.chat_requests[-1].json["messages"][-1]["content"]
+        assert sent == "partial line and more"
+        shell.send("\x04")
+        shell.expect_exact("PROMPT$ ")
+    finally:
+        shell.close(force=True)
 
 
 def test_ask_dash_on_a_terminal_says_how_to_end(

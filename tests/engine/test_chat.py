@@ -132,7 +132,7 @@ async def test_a_model_the_server_lacks_ends_failed_with_its_sentence(app: App) 
     ended = await app.chat.run(ChatRequest(app.next_id(), "hi", model="ollama:mistral"))
     assert isinstance(ended, ChatFailed)
     assert (ended.kind, ended.exit_code) == ("model_not_found", 1)
-    assert "run `ollama pull mistral`" in ended.message
+    assert "run `cortan models pull mistral`" in ended.message
 
 
 # -- observers whose work is the user's data ----------------------------------------------

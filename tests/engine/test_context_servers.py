@@ -189,7 +189,7 @@ async def test_unknown_model_falls_back_to_the_default_window(
     app = make()
     ended = await ask(app, "hi", model="ollama:mistral")
     assert isinstance(ended, ChatFailed)
-    assert "run `ollama pull mistral`" in ended.message
+    assert "run `cortan models pull mistral`" in ended.message
     assert (await app.chat.context.get_budget("ollama:mistral")).source == "context.window"
 
 

@@ -235,6 +235,26 @@ def test_bad_config_file(
     assert f"config file {config_file}" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b'default_modle = "qwen3"\n',
+         "key `default_modle`: unknown setting; did you mean `default_model`?"),
+        (b"[timeouts]\nconect = 3\n",
+         "key `timeouts.conect`: unknown setting; did you mean `connect`?"),
+        (b"[serve]\nprot = 1\n", "key `serve.prot`: unknown setting; did you mean `port`?"),
+        (b"zzz = 1\n", "key `zzz`: unknown setting (see docs/configuration.md for the list)"),
+    ],
+)  # fmt: skip
+def test_a_misspelt_key_is_refused_with_the_key_meant(
+    cortan: type[CortanRunner], config_file: Path, content: bytes, said: str
+) -> None:
+    """As `-m opneai:…` and `/modle` are: the sentence said only "unknown setting"."""
+    config_file.write_bytes(content)
+    result = cortan.run("ask", "--no-stdin", "hi")
+    assert_fails(result.code, result.stderr, 2, said)
+
+
 @pytest.mark.parametrize("config", ["none", "unrelated"])
 def test_table_made_by_variables_is_blamed_on_them(
     cortan: type[CortanRunner], config_file: Path, config: str

@@ -33,6 +33,7 @@ from cortan.core.events import (
     ThinkingDelta,
     TokenDelta,
 )
+from cortan.shell.prompt import parse_history
 from cortan.shell.repl import Repl
 from cortan.store import SessionStore
 from tests.servers import FakeOllama, Reply
@@ -381,6 +382,21 @@ async def test_help_lists_commands(shell: Shell) -> None:
     await shell.exit()
 
 
+async def test_help_on_a_narrow_terminal_wraps_within_its_column(shell: Shell) -> None:
+    """At 60 columns each summary wrapped back to column 0, under the command names."""
+    shell.console.width = 60
+    await wait_for(lambda: "Ctrl-D leaves" in shell.screen)  # the banner, drawn wider
+    before = len(shell.screen)
+    await shell.command("/help")
+    rows = shell.screen[before:].split("Keys:")[0].splitlines()
+    column = 2 + max(len(c.usage) for c in shell.repl.commands) + 2
+    assert len(rows) > len(list(shell.repl.commands))  # some summaries did wrap
+    for row in rows:
+        assert len(row) <= 60, row
+        assert row.startswith(("  /", " " * column)), row
+    await shell.exit()
+
+
 async def test_file_attaches_to_next_message(
     shell: Shell, ollama_env: FakeOllama, tmp_path: Path
 ) -> None:
@@ -439,6 +455,25 @@ async def test_edit_sends_what_the_editor_saved(
     assert sent_messages(ollama_env)[-1]["content"] == "from the editor"
     assert "› from the editor" in shell.screen  # what was sent shows in the transcript
     await shell.exit()
+
+
+async def test_what_edit_sent_is_in_the_history(
+    shell: Shell, isolated_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Up and Ctrl-R find the prompt written in the editor, as bash keeps what
+    Ctrl-X Ctrl-E ran: only `/edit` was kept, and the text was lost to them."""
+    editor = tmp_path / "editor.py"
+    editor.write_text("import sys\nopen(sys.argv[1], 'w').write('from the editor\\n')\n")
+    monkeypatch.setenv("EDITOR", f"{sys.executable} {editor}")
+    shell.pipe.send_text("/edit\r")
+    await asyncio.wait_for(shell.ended.get(), 10)
+    buffer = shell.repl.session.default_buffer
+    await shell.send("\x1b[A")  # Up
+    await wait_for(lambda: buffer.text == "from the editor")
+    await shell.send("\x03")
+    await wait_for(lambda: buffer.text == "")
+    await shell.exit()
+    assert parse_history((isolated_env / "history").read_text()) == ["/edit", "from the editor"]
 
 
 async def test_edit_without_visual_or_editor_opens_vi_as_git_does(
@@ -705,6 +740,24 @@ async def test_role_sets_system_prompt(shell: Shell, ollama_env: FakeOllama) -> 
     await shell.exit()
 
 
+async def test_role_alone_says_the_role_in_use_and_dash_drops_it(
+    shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """`/role` alone was a red usage line, where `/model`, `/system` and `/think` alone
+    say what is in use; and a role could not be dropped."""
+    await shell.command("/role")
+    assert "no role (/role NAME uses one: code, explain, review, shell)" in shell.text
+    await shell.command("/role shell")
+    before = len(shell.screen)
+    await shell.command("/role")
+    assert "role: shell (Answer with exactly one shell command" in shell.screen[before:]
+    await shell.command("/role -")
+    assert "role dropped: no system prompt" in shell.text
+    await shell.ask("list files")
+    assert sent_messages(ollama_env)[0]["role"] == "user"  # no system prompt went
+    await shell.exit()
+
+
 def test_session_completion(tmp_path: Path) -> None:
     from cortan.shell.actions import make_command_table
     from cortan.shell.completion import ShellCompleter
@@ -936,6 +989,28 @@ async def test_ctrl_c_in_a_search_gives_the_line_back(shell: Shell) -> None:
     await shell.exit()
 
 
+@pytest.mark.parametrize("leave", ["\x03", "\x07"], ids=["ctrl-c", "ctrl-g"])
+async def test_leaving_a_search_after_ctrl_r_again_gives_the_line_back(
+    shell: Shell, leave: str
+) -> None:
+    """Ctrl-R again (the next older match) moved the line itself to that entry, so
+    Ctrl-C or Ctrl-G left the match on the line and lost what was typed."""
+    await shell.ask("alpha question")
+    await shell.ask("beta question")
+    await shell.send("typed" + CTRL_R + "question")
+    await wait_for(lambda: found(shell) == "beta question")
+    await shell.send(CTRL_R)
+    await wait_for(lambda: found(shell) == "alpha question")
+    buffer = shell.repl.session.default_buffer
+    await shell.send(leave)
+    await wait_for(lambda: not shell.repl.session.app.layout.is_searching)
+    assert buffer.text == "typed"
+    assert buffer.cursor_position == len("typed")
+    await shell.send("\x03")
+    await wait_for(lambda: buffer.text == "")
+    await shell.exit()
+
+
 async def test_retry_replaces_the_exchange_in_the_store(
     stored_shell: Shell, ollama_env: FakeOllama
 ) -> None:
@@ -1012,7 +1087,7 @@ async def test_model_refuses_what_ollama_does_not_have(
     await shell.command("/model ollama:llama3.3")
     assert "ollama has no model 'llama3.3'" in shell.text
     assert "did you mean 'ollama:llama3.2:latest'?" in shell.text
-    assert "ollama pull llama3.3" in shell.text
+    assert "`cortan models pull llama3.3` gets it" in shell.text
     assert shell.repl.conversation.model is None
     await shell.command("/model llama3.2")  # the tag defaults to latest, as in Ollama
     assert shell.repl.conversation.model == "llama3.2"
@@ -1218,6 +1293,19 @@ async def test_chat_continue_loads_the_conversation_used_last(
     assert [m["content"] for m in sent_messages(ollama_env)] == [
         "earlier question", "earlier answer", "go on",
     ]  # fmt: skip
+    await shell.exit()
+
+
+async def test_a_model_gone_from_the_server_points_to_model_then_retry(
+    shell: Shell, ollama_env: FakeOllama
+) -> None:
+    """'/retry tries again' after "not on Ollama" (a /load of a conversation whose
+    model this server lacks, a model removed) asked for the same missing model again."""
+    ollama_env.models.clear()
+    ended = await shell.ask("hello")
+    assert isinstance(ended, ChatFailed) and ended.kind == "model_not_found"
+    assert "/model NAME picks one it has (/models lists them), then /retry" in shell.text
+    assert "/retry tries again" not in shell.text
     await shell.exit()
 
 
