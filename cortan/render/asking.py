@@ -27,6 +27,7 @@ import sys
 from typing import TextIO
 
 from cortan.core.actions import DENY, SHOWN_LIMIT, Answer, Asker, Review
+from cortan.render.echo import typing_shown
 
 #: What a lasting yes covers is said where it is given: for a tool, every call of it,
 #: whatever its arguments; for a command, that command line only.
@@ -171,17 +172,22 @@ class TerminalAsker:
             if ignored:
                 self._write(f"({TYPED_AHEAD})\n")
             self._write(f"Allow? {choices}: ")
-            answer = ""
-            for _ in range(RISKY_RETRIES + 1):
-                line = await self._read_line()
-                if line is None:
-                    self._write("\n")
-                    return DENY
-                answer = line
-                if not _single_key_at_risk(line, review):
-                    break
-                self._write("a single key does not allow a risky call: type the word: ")
+            with typing_shown(self._fd):  # the answer streaming had echo off
+                answer = await self._read_answer(review)
             return parse_answer(answer, review)
+
+    async def _read_answer(self, review: Review) -> str:
+        answer = ""
+        for _ in range(RISKY_RETRIES + 1):
+            line = await self._read_line()
+            if line is None:
+                self._write("\n")
+                return ""  # end of input: no
+            answer = line
+            if not _single_key_at_risk(line, review):
+                break
+            self._write("a single key does not allow a risky call: type the word: ")
+        return answer
 
     def _write(self, text: str) -> None:
         with contextlib.suppress(OSError):

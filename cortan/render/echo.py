@@ -33,39 +33,53 @@ def _terminal_fd() -> int | None:
 @contextlib.contextmanager
 def quiet_control_keys() -> Iterator[None]:
     """No ``^C`` echo on the terminal inside the block; nothing done without one."""
-    with _echo_off("ECHOCTL"):
+    with _local_flags(_terminal_fd(), off=("ECHOCTL",)):
         yield
 
 
 @contextlib.contextmanager
 def quiet_typing() -> Iterator[None]:
     """No echo at all inside the block (an answer streaming): keys typed are kept, not drawn."""
-    with _echo_off("ECHO", "ECHOCTL"):
+    with _local_flags(_terminal_fd(), off=("ECHO", "ECHOCTL")):
         yield
 
 
 @contextlib.contextmanager
-def _echo_off(*flags: str) -> Iterator[None]:
-    """The terminal's local ``flags`` cleared inside the block; nothing done without one."""
-    fd = _terminal_fd()
+def typing_shown(fd: int) -> Iterator[None]:
+    """Echo on inside the block: a question asked while an answer streams (the approval
+    prompt) is answered on a terminal that :func:`quiet_typing` made silent."""
+    with _local_flags(fd, on=("ECHO",)):
+        yield
+
+
+@contextlib.contextmanager
+def _local_flags(
+    fd: int | None, *, off: tuple[str, ...] = (), on: tuple[str, ...] = ()
+) -> Iterator[None]:
+    """The terminal's local flags ``off`` cleared and ``on`` set inside the block, put
+    back as they were however it ends; nothing done without a terminal."""
     try:
         import termios
-    except ImportError:  # not POSIX: no line discipline to quiet
+    except ImportError:  # not POSIX: no line discipline to change
         fd = None
     if fd is None:
         yield
         return
     try:
         saved = termios.tcgetattr(fd)
-        quiet = [*saved]
-        for flag in flags:
-            quiet[3] &= ~getattr(termios, flag)
-        termios.tcsetattr(fd, termios.TCSANOW, quiet)
-    except termios.error:  # a terminal that refuses: echoed as before
+        changed = [*saved]
+        for flag in off:
+            changed[3] &= ~getattr(termios, flag)
+        for flag in on:
+            changed[3] |= getattr(termios, flag)
+        if changed != saved:
+            termios.tcsetattr(fd, termios.TCSANOW, changed)
+    except termios.error:  # not a terminal, or one that refuses: as it was
         yield
         return
     try:
         yield
     finally:
-        with contextlib.suppress(termios.error):
-            termios.tcsetattr(fd, termios.TCSANOW, saved)
+        if changed != saved:
+            with contextlib.suppress(termios.error):
+                termios.tcsetattr(fd, termios.TCSANOW, saved)

@@ -60,7 +60,9 @@ def test_yes_once_runs_it_and_stdout_holds_only_the_answer(
     shell_ask.expect(rb"runs  touch .*made", timeout=20)
     shell_ask.expect(rb"Allow\? \[y\] yes, once", timeout=5)
     assert not target.exists()
-    shell_ask.send(b"y\r")
+    shell_ask.send(b"yes\r")
+    # The answer is seen as it is typed (the streaming answer had turned echo off).
+    shell_ask.expect(rb"\[N\] no: yes\r\n", timeout=5)
     shell_ask.expect(pexpect.EOF, timeout=20)
     shell_ask.close()
     assert shell_ask.exitstatus == 0
