@@ -62,7 +62,7 @@ def _local_flags(
         import termios
     except ImportError:  # not POSIX: no line discipline to change
         fd = None
-    if fd is None:
+    if fd is None or not _in_foreground(fd):
         yield
         return
     try:
@@ -80,6 +80,18 @@ def _local_flags(
     try:
         yield
     finally:
-        if changed != saved:
-            with contextlib.suppress(termios.error):
+        if changed != saved and _in_foreground(fd):  # sent to the background (Ctrl-Z, bg)
+            with contextlib.suppress(termios.error):  # the shell owns the terminal's state
                 termios.tcsetattr(fd, termios.TCSANOW, saved)
+
+
+def _in_foreground(fd: int) -> bool:
+    """Whether the terminal is this process's to set: from the background
+    (``cortan ask … > out &``) a change stops the process (SIGTTOU, "Stopped (tty
+    output)"), where writing the answer to a file would not."""
+    import os
+
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:  # no controlling terminal: it cannot stop us, nor be set
+        return False

@@ -154,6 +154,26 @@ def test_keys_typed_while_ask_answers_go_to_the_shell_not_the_answer(
         shell.close(force=True)
 
 
+def test_ask_in_the_background_answers_instead_of_stopping(
+    terminal_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """`cortan ask x > out &` from an interactive shell: turning echo off from the
+    background stopped it at once ("Stopped (tty output)"), with nothing written."""
+    from tests.e2e.test_command_mode import interactive_bash
+
+    ollama_env.queue(Reply(pieces=["in the ", "background"]))
+    out = tmp_path / "out.txt"
+    shell = interactive_bash(terminal_env, tmp_path)
+    try:
+        shell.expect_exact("PROMPT$ ")
+        shell.sendline(" ".join(cortan_command()) + f" ask x > {out} & wait $!; echo rc=$?")
+        shell.expect(r"rc=(\d+)", timeout=15)
+        assert shell.match.group(1) == "0"
+        assert out.read_text() == "in the background\n"
+    finally:
+        shell.close(force=True)
+
+
 @pytest.mark.parametrize("args", [["tools"], ["grants", "log"]], ids=" ".join)
 def test_tools_and_the_decision_log_are_tables_on_a_terminal(
     terminal_env: dict[str, str], isolated_env: Path, args: list[str]
