@@ -17,6 +17,10 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 
 def _terminal_fd() -> int | None:
@@ -78,11 +82,39 @@ def _local_flags(
         yield
         return
     try:
-        yield
+        with _again_after_fg(fd, changed):
+            yield
     finally:
         if changed != saved and _in_foreground(fd):  # sent to the background (Ctrl-Z, bg)
             with contextlib.suppress(termios.error):  # the shell owns the terminal's state
                 termios.tcsetattr(fd, termios.TCSANOW, saved)
+
+
+@contextlib.contextmanager
+def _again_after_fg(fd: int, settings: list[Any]) -> Iterator[None]:
+    """``settings`` made again when ``fg`` continues a cortan that Ctrl-Z stopped: the
+    shell puts its own back at the stop (echo on) and does not restore the job's, so
+    keys typed after ``fg`` were drawn into the answer again."""
+    import signal
+    import termios
+
+    def on_continue(signum: int, frame: FrameType | None) -> None:
+        if _in_foreground(fd):  # not after `bg`: the terminal is the shell's then
+            with contextlib.suppress(termios.error):
+                termios.tcsetattr(fd, termios.TCSANOW, settings)
+        if callable(previous):
+            previous(signum, frame)
+
+    try:
+        previous = signal.signal(signal.SIGCONT, on_continue)
+    except ValueError:  # not the main thread: signals are not ours to take
+        yield
+        return
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGCONT) is on_continue:
+            signal.signal(signal.SIGCONT, signal.SIG_DFL if previous is None else previous)
 
 
 def _in_foreground(fd: int) -> bool:

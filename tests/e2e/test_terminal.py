@@ -154,6 +154,33 @@ def test_keys_typed_while_ask_answers_go_to_the_shell_not_the_answer(
         shell.close(force=True)
 
 
+def test_keys_typed_after_ctrl_z_and_fg_stay_out_of_the_answer(
+    terminal_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """bash puts its own settings back when Ctrl-Z stops cortan (echo on) and does not
+    give the job its own back at ``fg``: what was typed after it was drawn into the answer."""
+    from tests.e2e.test_command_mode import interactive_bash
+
+    ollama_env.queue(Reply(pieces=["first part ", "second ", "third part"], delay=1.5))
+    shell = interactive_bash(terminal_env, tmp_path)
+    try:
+        shell.expect_exact("PROMPT$ ")
+        shell.sendline(" ".join(cortan_command()) + " ask x")
+        shell.expect_exact("first part")
+        shell.send("\x1a")
+        shell.expect_exact("PROMPT$ ")
+        shell.sendline("fg")
+        shell.expect_exact("second")
+        shell.send('echo typed ahea""d')
+        shell.expect_exact("PROMPT$ ")
+        assert "third part" in (shell.before or "")
+        assert "typed ahea" not in (shell.before or "")  # not drawn into the answer
+        shell.send("\r")
+        shell.expect_exact("typed ahead")
+    finally:
+        shell.close(force=True)
+
+
 def test_ask_in_the_background_answers_instead_of_stopping(
     terminal_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
 ) -> None:
