@@ -17,15 +17,16 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from types import FrameType
 
 
-def _terminal_fd() -> int | None:
-    """The first of stdin, stdout, stderr that is a terminal (one device, one setting)."""
-    for stream in (sys.stdin, sys.stdout, sys.stderr):
+def _terminal_fd(*streams: TextIO | None) -> int | None:
+    """The first of ``streams`` (stdin, stdout, stderr) that is a terminal (one device,
+    one setting)."""
+    for stream in streams or (sys.stdin, sys.stdout, sys.stderr):
         try:
             if stream is not None and stream.isatty():
                 return stream.fileno()
@@ -43,8 +44,12 @@ def quiet_control_keys() -> Iterator[None]:
 
 @contextlib.contextmanager
 def quiet_typing() -> Iterator[None]:
-    """No echo at all inside the block (an answer streaming): keys typed are kept, not drawn."""
-    with _local_flags(_terminal_fd(), off=("ECHO", "ECHOCTL")):
+    """No echo at all inside the block (an answer streaming): keys typed are kept, not drawn.
+
+    Only when the answer is drawn on the terminal: piped (``cortan ask … | less``), it
+    is not, and the pager that shares the terminal sets it itself; what was put back
+    at the end was then the pager's setting, leaving the shell without echo after it."""
+    with _local_flags(_terminal_fd(sys.stdout), off=("ECHO", "ECHOCTL")):
         yield
 
 

@@ -154,6 +154,29 @@ def test_keys_typed_while_ask_answers_go_to_the_shell_not_the_answer(
         shell.close(force=True)
 
 
+def test_ask_piped_to_a_pager_leaves_the_terminal_to_it(
+    terminal_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """`cortan ask … | less`: less set the terminal (no echo, no lines) before cortan
+    turned echo off, and put it back when it quit; cortan, ending after it, put back
+    what it had found, less's setting: the shell was left with no echo."""
+    from tests.e2e.test_command_mode import interactive_bash
+
+    ollama_env.queue(Reply(pieces=["x" * 20_000] * 3, delay=1.5))  # past a pipe's buffer
+    tty = "stty -F /dev/tty"
+    pager = f"{{ {tty} -echo -icanon; head -c 5 > /dev/null; {tty} echo icanon; }}"
+    shell = interactive_bash(terminal_env, tmp_path)
+    try:
+        shell.expect_exact("PROMPT$ ")
+        shell.sendline(" ".join(cortan_command()) + f" ask x | {pager}; echo SETT''INGS; stty -a")
+        shell.expect_exact("SETTINGS")
+        shell.expect_exact("PROMPT$ ")
+        settings = (shell.before or "").split()
+        assert "echo" in settings and "icanon" in settings, shell.before
+    finally:
+        shell.close(force=True)
+
+
 def test_keys_typed_after_ctrl_z_and_fg_stay_out_of_the_answer(
     terminal_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
 ) -> None:
