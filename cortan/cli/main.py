@@ -144,7 +144,7 @@ def with_default_command(argv: list[str]) -> list[str]:
     if flags := _words_for_flags(rest):
         return [*argv[:start], *flags]
     if not rest[0].startswith("-"):
-        if " " not in rest[0] and difflib.get_close_matches(rest[0], COMMANDS, 1, CLOSE):
+        if _misspelt(rest[0]):
             return argv  # Click refuses it and names the command meant
         return [*argv[:start], "ask", *rest]
     takes_value, _ = options_of(_command("ask"))
@@ -163,12 +163,23 @@ def with_default_command(argv: list[str]) -> list[str]:
 def _words_for_flags(words: list[str]) -> list[str] | None:
     """``help [COMMAND]`` and ``version`` as the flags, as git, go and ollama take them:
     ``cortan help`` went to the model as a question, ``cortan version`` was refused as a
-    misspelling of ``sessions``. With more words it is a question (``help me write…``)."""
+    misspelling of ``sessions``. ``help sesions`` is Click's usage error naming the
+    command meant, and ``help models pull`` the subcommand's help: both went to the
+    model. With other words it is a question (``help me write…``)."""
     if words == ["version"]:
         return ["--version"]
-    if words[0] == "help" and (len(words) == 1 or (len(words) == 2 and words[1] in COMMANDS)):
+    if words[0] != "help":
+        return None
+    if len(words) == 1 or (len(words) == 2 and (words[1] in COMMANDS or _misspelt(words[1]))):
         return [*words[1:], "--help"]
+    if len(words) == 3 and words[1] in COMMANDS and COMMANDS[words[1]][2]:
+        return [*words[1:], "--help"]  # a group's subcommand, or Click names the one meant
     return None
+
+
+def _misspelt(word: str) -> bool:
+    """A word close enough to a command's name to be taken for a misspelling of it."""
+    return " " not in word and bool(difflib.get_close_matches(word, COMMANDS, 1, CLOSE))
 
 
 def _command(name: str) -> Any:

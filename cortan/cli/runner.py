@@ -223,6 +223,7 @@ async def _safe_second_ctrl_c(main: Callable[[], Any]) -> Any:
         return await main()  # not the main thread, or Ctrl-C handled elsewhere
     loop = asyncio.get_running_loop()
     seen = 0
+    again = 0  # the cancellations of the later Ctrl-Cs that took
 
     def on_sigint(signum: int, frame: FrameType | None) -> None:
         nonlocal seen
@@ -230,14 +231,36 @@ async def _safe_second_ctrl_c(main: Callable[[], Any]) -> Any:
         if seen == 1:
             runners(signum, frame)  # counted and the task cancelled, as asyncio does
         else:
-            loop.call_soon_threadsafe(task.cancel)
+            loop.call_soon_threadsafe(cancel_again)
+
+    def cancel_again() -> None:
+        nonlocal again
+        again += task.cancel()
 
     signal.signal(signal.SIGINT, on_sigint)
     try:
         return await main()
+    except asyncio.CancelledError:
+        # The Runner makes the cancellation KeyboardInterrupt only when no other is
+        # pending: the later Ctrl-Cs' own, left, escaped as CancelledError and a traceback.
+        for _ in range(again):
+            task.uncancel()
+        raise
     finally:
-        if signal.getsignal(signal.SIGINT) is on_sigint:  # the REPL may have replaced it
+        if seen:  # the work is stopping for good: later Ctrl-Cs wait for it, quietly
+            signal.signal(signal.SIGINT, _while_stopping)
+        elif signal.getsignal(signal.SIGINT) is on_sigint:  # the REPL may have replaced it
             signal.signal(signal.SIGINT, runners)
+
+
+def _while_stopping(signum: int, frame: FrameType | None) -> None:
+    """A Ctrl-C once the work has stopped on one: nothing is left to cut short.
+
+    Raised, it landed in whatever ran as the process ended, the Runner closing or
+    the interpreter joining threads and freeing objects, and printed "Exception
+    ignored" with a traceback. Ignoring it with SIG_IGN instead would pass the
+    ignoring on to any program started later.
+    """
 
 
 def _with_hangups(main: Callable[[], Any], received: list[int]) -> Callable[[], Any]:

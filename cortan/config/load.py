@@ -158,12 +158,18 @@ def load_settings(path: Path | None = None, **flags: Any) -> Settings:
         FILE_DATA.reset(token)
 
 
+#: The most of a key's name an error shows: a config file may hold a key of a megabyte.
+KEY_WIDTH = 100
+
+
 def describe_validation_error(
     exc: ValidationError, path: Path, data: dict[str, Any], flags: dict[str, Any]
 ) -> str:
     """One sentence for the first problem: where the value came from, which key, what is wrong."""
+    from cortan.core.text import one_line
+
     error, loc = _first_problem(exc, data)
-    key = ".".join(loc) or "(top level)"
+    key = one_line(".".join(loc), KEY_WIDTH) or "(top level)"  # a 1 MB name: one line
     message = say_what_is_wrong(error)
     if error["type"] == "extra_forbidden" and (meant := _key_meant(loc)):
         message = f"unknown setting; did you mean `{meant}`?"

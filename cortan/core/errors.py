@@ -168,8 +168,13 @@ def pull_command(provider: str, model: str) -> str:
 
     ``cortan models pull`` asks the server the provider points at; ``ollama pull``, the
     hint before, pulls onto this machine's own server (or fails without the ollama CLI),
-    which is not that one when Ollama runs on another host or the provider is named."""
-    return f"cortan models pull {model if provider == 'ollama' else f'{provider}:{model}'}"
+    which is not that one when Ollama runs on another host or the provider is named.
+    The name is quoted for a shell: it is a command to paste, and a name from a config
+    file or a loaded conversation (``foo;touch x``) ran what came after its ``;``."""
+    import shlex
+
+    name = model if provider == "ollama" else f"{provider}:{model}"
+    return f"cortan models pull {shlex.quote(name)}"
 
 
 class RateLimitedError(ProviderError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shlex
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
@@ -379,7 +380,7 @@ class OllamaProvider:
             pull = pull_command(self.name, model)
             return ModelNotFoundError(
                 f"model {model!r} is not on {where}: run `{pull}` "
-                f"(or `ollama pull {model}` on that host)"
+                f"(or `ollama pull {shlex.quote(model)}` on that host)"
             )
         if status in (401, 403):
             return AuthError(f"{where} refused the request ({status}): {text}")

@@ -17,11 +17,16 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 
-def _terminal_fd() -> int | None:
-    """The first of stdin, stdout, stderr that is a terminal (one device, one setting)."""
-    for stream in (sys.stdin, sys.stdout, sys.stderr):
+def _terminal_fd(*streams: TextIO | None) -> int | None:
+    """The first of ``streams`` (stdin, stdout, stderr) that is a terminal (one device,
+    one setting)."""
+    for stream in streams or (sys.stdin, sys.stdout, sys.stderr):
         try:
             if stream is not None and stream.isatty():
                 return stream.fileno()
@@ -39,8 +44,12 @@ def quiet_control_keys() -> Iterator[None]:
 
 @contextlib.contextmanager
 def quiet_typing() -> Iterator[None]:
-    """No echo at all inside the block (an answer streaming): keys typed are kept, not drawn."""
-    with _local_flags(_terminal_fd(), off=("ECHO", "ECHOCTL")):
+    """No echo at all inside the block (an answer streaming): keys typed are kept, not drawn.
+
+    Only when the answer is drawn on the terminal: piped (``cortan ask … | less``), it
+    is not, and the pager that shares the terminal sets it itself; what was put back
+    at the end was then the pager's setting, leaving the shell without echo after it."""
+    with _local_flags(_terminal_fd(sys.stdout), off=("ECHO", "ECHOCTL")):
         yield
 
 
@@ -62,7 +71,7 @@ def _local_flags(
         import termios
     except ImportError:  # not POSIX: no line discipline to change
         fd = None
-    if fd is None:
+    if fd is None or not _in_foreground(fd):
         yield
         return
     try:
@@ -78,8 +87,48 @@ def _local_flags(
         yield
         return
     try:
+        with _again_after_fg(fd, changed):
+            yield
+    finally:
+        if changed != saved and _in_foreground(fd):  # sent to the background (Ctrl-Z, bg)
+            with contextlib.suppress(termios.error):  # the shell owns the terminal's state
+                termios.tcsetattr(fd, termios.TCSANOW, saved)
+
+
+@contextlib.contextmanager
+def _again_after_fg(fd: int, settings: list[Any]) -> Iterator[None]:
+    """``settings`` made again when ``fg`` continues a cortan that Ctrl-Z stopped: the
+    shell puts its own back at the stop (echo on) and does not restore the job's, so
+    keys typed after ``fg`` were drawn into the answer again."""
+    import signal
+    import termios
+
+    def on_continue(signum: int, frame: FrameType | None) -> None:
+        if _in_foreground(fd):  # not after `bg`: the terminal is the shell's then
+            with contextlib.suppress(termios.error):
+                termios.tcsetattr(fd, termios.TCSANOW, settings)
+        if callable(previous):
+            previous(signum, frame)
+
+    try:
+        previous = signal.signal(signal.SIGCONT, on_continue)
+    except ValueError:  # not the main thread: signals are not ours to take
+        yield
+        return
+    try:
         yield
     finally:
-        if changed != saved:
-            with contextlib.suppress(termios.error):
-                termios.tcsetattr(fd, termios.TCSANOW, saved)
+        if signal.getsignal(signal.SIGCONT) is on_continue:
+            signal.signal(signal.SIGCONT, signal.SIG_DFL if previous is None else previous)
+
+
+def _in_foreground(fd: int) -> bool:
+    """Whether the terminal is this process's to set: from the background
+    (``cortan ask … > out &``) a change stops the process (SIGTTOU, "Stopped (tty
+    output)"), where writing the answer to a file would not."""
+    import os
+
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:  # no controlling terminal: it cannot stop us, nor be set
+        return False

@@ -7,8 +7,9 @@ loop's thread, for good: every request hung, and so did SIGTERM and Ctrl-C, whos
 handlers run on that thread. Here the loop only hands each write to a queue; a
 thread writes them to the file descriptor, and when the pipe is full it is that
 thread that waits. What the queue cannot hold (:data:`MAX_PENDING` characters) is
-dropped, counted, and said once the pipe moves again. A reader that has gone
-(EPIPE) ends the writing; serving goes on (the store keeps each request).
+dropped, counted, and said once the pipe moves again; so is a line the file
+refuses (a full disk), and the lines after it are still tried. A reader that has
+gone (EPIPE) ends the writing; serving goes on (the store keeps each request).
 
 The thread writes with ``os.write`` on the descriptor, not through ``sys.stderr``'s
 buffer: a daemon thread blocked while holding that buffer's lock would stop the
@@ -41,6 +42,7 @@ class StderrHandOff(io.TextIOBase):
         self._pending: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._size = 0  # characters queued and not yet written
         self._dropped = 0  # writes dropped since the last that got through
+        self._why = ""  # why the last of them was
         self._lock = threading.Lock()
         self._idle = threading.Event()
         self._idle.set()
@@ -66,7 +68,7 @@ class StderrHandOff(io.TextIOBase):
             if self._gone:
                 return len(text)
             if self._size + len(text) > MAX_PENDING:
-                self._dropped += 1
+                self._drop("stderr was not being read")
                 return len(text)
             self._size += len(text)
             self._idle.clear()
@@ -89,15 +91,18 @@ class StderrHandOff(io.TextIOBase):
             if dropped:
                 said = (
                     f"cortan serve: {dropped} log line{'s' if dropped != 1 else ''} dropped: "
-                    f"stderr was not being read\n{text}"
+                    f"{self._why}\n{text}"
                 )
-            self._write(said.encode(self._encoding, "backslashreplace"))
+            if not self._write(said.encode(self._encoding, "backslashreplace")):
+                with self._lock:  # said with the next line that gets through
+                    self._dropped += dropped
             with self._lock:
                 self._size -= len(text)
                 if self._size == 0:
                     self._idle.set()
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes) -> bool:
+        """Write ``data`` whole; False if it was dropped (the reader gone, a full disk)."""
         while data and not self._gone:
             try:
                 data = data[os.write(self._fd, data) :]
@@ -105,6 +110,16 @@ class StderrHandOff(io.TextIOBase):
                 continue
             except BlockingIOError:  # someone made the descriptor non-blocking: wait
                 time.sleep(0.05)
-            except OSError:  # EPIPE: nobody will read it any more
+            except BrokenPipeError:  # nobody will read it any more
                 with self._lock:
                     self._gone = True
+            except OSError as exc:  # a full disk: this line is lost, the next may fit
+                with self._lock:
+                    self._drop(f"stderr could not be written ({exc.strerror})")
+                return False
+        return not data
+
+    def _drop(self, why: str) -> None:
+        """Count a line lost (the lock held), to be said before the next that is written."""
+        self._dropped += 1
+        self._why = why

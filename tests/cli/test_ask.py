@@ -276,6 +276,17 @@ def test_an_unknown_model_of_a_named_ollama_provider_names_it_in_the_pull(
     assert "run `cortan models pull gpu:mistral`" in result.stderr
 
 
+def test_the_pull_hint_quotes_a_name_a_shell_would_run_part_of(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    """The hint is a command to paste: `cortan models pull foo;touch x` ran touch."""
+    result = cortan.run("ask", "-m", "ollama:foo;touch x", "hi")
+    assert result.code == 1
+    assert "run `cortan models pull 'foo;touch x'` (or `ollama pull 'foo;touch x'`" in (
+        result.stderr
+    )
+
+
 def test_unknown_openai_model(cortan: type[CortanRunner], openai_env: FakeOpenAI) -> None:
     result = cortan.run("ask", "-m", "openai:gpt-9", "hi")
     assert result.code == 1

@@ -191,7 +191,8 @@ def test_a_misspelt_command_is_never_sent_to_a_model(
 @pytest.mark.parametrize(
     ("args", "same_as"),
     [(("help",), ("--help",)), (("help", "ask"), ("ask", "--help")),
-     (("help", "sessions"), ("sessions", "--help")), (("version",), ("--version",))],
+     (("help", "sessions"), ("sessions", "--help")), (("version",), ("--version",)),
+     (("help", "models", "pull"), ("models", "pull", "--help"))],
 )  # fmt: skip
 def test_help_and_version_as_words_are_the_flags(
     cortan: type[CortanRunner],
@@ -203,6 +204,17 @@ def test_help_and_version_as_words_are_the_flags(
     and `cortan version` refused as a misspelling of `sessions`."""
     result = cortan.run(*args)
     assert (result.code, result.stdout) == (0, cortan.run(*same_as).stdout)
+    assert ollama_env.chat_requests == []
+
+
+@pytest.mark.parametrize("args", [("help", "sesions"), ("help", "sessions", "lst")])
+def test_help_on_a_misspelt_command_is_never_sent_to_a_model(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, args: tuple[str, ...]
+) -> None:
+    """`cortan help sesions` went to the model as the question "help sesions"."""
+    result = cortan.run(*args)
+    assert result.code == 2
+    assert "no such command" in result.stderr
     assert ollama_env.chat_requests == []
 
 

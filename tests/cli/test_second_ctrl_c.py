@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -40,6 +41,13 @@ async def stopping_cleanly() -> str:
     return "the second Ctrl-C was lost"
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c_restored() -> Iterator[None]:
+    """The stopped work leaves later Ctrl-Cs quiet until the process ends: not pytest's."""
+    yield
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def test_a_second_ctrl_c_during_a_clean_stop_is_raised_not_lost(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
@@ -47,7 +55,6 @@ def test_a_second_ctrl_c_during_a_clean_stop_is_raised_not_lost(
     with pytest.raises(KeyboardInterrupt):
         run_async(stopping_cleanly)
     assert "Exception ignored" not in capfd.readouterr().err
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_one_ctrl_c_still_ends_the_work_as_before() -> None:
@@ -59,3 +66,36 @@ def test_one_ctrl_c_still_ends_the_work_as_before() -> None:
     with pytest.raises(KeyboardInterrupt):
         run_async(waiting)
     assert time.monotonic() - start < 5
+
+
+async def stopping_then_cancelled() -> None:
+    try:
+        await asyncio.sleep(30)
+    except asyncio.CancelledError:  # the first Ctrl-C: a stop that takes a moment
+        os.kill(os.getpid(), signal.SIGINT)  # the second, while it awaits
+        await asyncio.sleep(1)
+        raise
+
+
+def test_a_second_ctrl_c_during_a_stop_that_awaits_is_still_keyboard_interrupt() -> None:
+    """The second cancellation was left pending, so asyncio's Runner did not make the
+    first KeyboardInterrupt: CancelledError escaped every command, with a traceback."""
+    threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_async(stopping_then_cancelled)
+    assert time.monotonic() - start < 5
+
+
+def test_ctrl_c_once_the_work_stopped_is_not_raised_in_the_exit() -> None:
+    """Ctrl-Cs after the work ended on one (ten pressed at once) raised in whatever ran
+    as cortan exited: "Exception ignored in: <module 'threading'>" and a traceback."""
+
+    async def waiting() -> None:
+        await asyncio.sleep(30)
+
+    threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        run_async(waiting)
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.05)  # where the Ctrl-C would have been raised

@@ -154,6 +154,76 @@ def test_keys_typed_while_ask_answers_go_to_the_shell_not_the_answer(
         shell.close(force=True)
 
 
+def test_ask_piped_to_a_pager_leaves_the_terminal_to_it(
+    terminal_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """`cortan ask … | less`: less set the terminal (no echo, no lines) before cortan
+    turned echo off, and put it back when it quit; cortan, ending after it, put back
+    what it had found, less's setting: the shell was left with no echo."""
+    from tests.e2e.test_command_mode import interactive_bash
+
+    ollama_env.queue(Reply(pieces=["x" * 20_000] * 3, delay=1.5))  # past a pipe's buffer
+    tty = "stty -F /dev/tty"
+    pager = f"{{ {tty} -echo -icanon; head -c 5 > /dev/null; {tty} echo icanon; }}"
+    shell = interactive_bash(terminal_env, tmp_path)
+    try:
+        shell.expect_exact("PROMPT$ ")
+        shell.sendline(" ".join(cortan_command()) + f" ask x | {pager}; echo SETT''INGS; stty -a")
+        shell.expect_exact("SETTINGS")
+        shell.expect_exact("PROMPT$ ")
+        settings = (shell.before or "").split()
+        assert "echo" in settings and "icanon" in settings, shell.before
+    finally:
+        shell.close(force=True)
+
+
+def test_keys_typed_after_ctrl_z_and_fg_stay_out_of_the_answer(
+    terminal_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """bash puts its own settings back when Ctrl-Z stops cortan (echo on) and does not
+    give the job its own back at ``fg``: what was typed after it was drawn into the answer."""
+    from tests.e2e.test_command_mode import interactive_bash
+
+    ollama_env.queue(Reply(pieces=["first part ", "second ", "third part"], delay=1.5))
+    shell = interactive_bash(terminal_env, tmp_path)
+    try:
+        shell.expect_exact("PROMPT$ ")
+        shell.sendline(" ".join(cortan_command()) + " ask x")
+        shell.expect_exact("first part")
+        shell.send("\x1a")
+        shell.expect_exact("PROMPT$ ")
+        shell.sendline("fg")
+        shell.expect_exact("second")
+        shell.send('echo typed ahea""d')
+        shell.expect_exact("PROMPT$ ")
+        assert "third part" in (shell.before or "")
+        assert "typed ahea" not in (shell.before or "")  # not drawn into the answer
+        shell.send("\r")
+        shell.expect_exact("typed ahead")
+    finally:
+        shell.close(force=True)
+
+
+def test_ask_in_the_background_answers_instead_of_stopping(
+    terminal_env: dict[str, str], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    """`cortan ask x > out &` from an interactive shell: turning echo off from the
+    background stopped it at once ("Stopped (tty output)"), with nothing written."""
+    from tests.e2e.test_command_mode import interactive_bash
+
+    ollama_env.queue(Reply(pieces=["in the ", "background"]))
+    out = tmp_path / "out.txt"
+    shell = interactive_bash(terminal_env, tmp_path)
+    try:
+        shell.expect_exact("PROMPT$ ")
+        shell.sendline(" ".join(cortan_command()) + f" ask x > {out} & wait $!; echo rc=$?")
+        shell.expect(r"rc=(\d+)", timeout=15)
+        assert shell.match.group(1) == "0"
+        assert out.read_text() == "in the background\n"
+    finally:
+        shell.close(force=True)
+
+
 @pytest.mark.parametrize("args", [["tools"], ["grants", "log"]], ids=" ".join)
 def test_tools_and_the_decision_log_are_tables_on_a_terminal(
     terminal_env: dict[str, str], isolated_env: Path, args: list[str]

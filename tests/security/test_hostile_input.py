@@ -255,6 +255,16 @@ def test_a_misspelt_key_is_refused_with_the_key_meant(
     assert_fails(result.code, result.stderr, 2, said)
 
 
+def test_a_key_of_a_megabyte_is_named_in_one_short_line(
+    cortan: type[CortanRunner], config_file: Path
+) -> None:
+    """The unknown key was written whole into the sentence: a megabyte of stderr."""
+    config_file.write_bytes(b"default_mode" + b"l" * 1_000_000 + b" = 1\n")
+    result = cortan.run("ask", "--no-stdin", "hi")
+    assert_fails(result.code, result.stderr, 2, "key `default_modelll")
+    assert len(result.stderr) < 500, len(result.stderr)
+
+
 @pytest.mark.parametrize("config", ["none", "unrelated"])
 def test_table_made_by_variables_is_blamed_on_them(
     cortan: type[CortanRunner], config_file: Path, config: str

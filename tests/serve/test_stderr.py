@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +73,32 @@ def test_a_reader_that_has_gone_ends_the_writing_not_the_writer(
     for _ in range(1000):
         assert stream.write("line\n") == 5
     assert stream.wait(5)  # EPIPE: dropped, and nothing waits any more
+
+
+FULL_DISK = """
+import os, resource, signal, sys
+from cortan.serve.stderr import StderrHandOff
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG, as a full disk's ENOSPC
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+path = sys.argv[1]
+stream = StderrHandOff(os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND), "w"))
+for _ in range(100):
+    stream.write("x" * 99 + "\\n")
+assert stream.wait(5)
+os.truncate(path, 0)  # room again
+stream.write("after\\n")
+assert stream.wait(5)
+"""
+
+
+def test_a_full_disk_drops_lines_and_the_log_goes_on_once_there_is_room(
+    tmp_path: Path,
+) -> None:
+    """The first line the file refused (ENOSPC, here EFBIG) ended the writing for good,
+    as EPIPE does, silently: the log stayed empty after the disk had room again."""
+    log = tmp_path / "stderr.log"
+    log.touch()
+    subprocess.run([sys.executable, "-c", FULL_DISK, str(log)], check=True, timeout=30)
+    text = log.read_text()
+    assert text.endswith("after\n")
+    assert "log lines dropped: stderr could not be written (File too large)" in text
