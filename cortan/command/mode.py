@@ -87,8 +87,11 @@ class CommandMode:
         return await self._dialogue(proposal)
 
     async def _ask(self, work: Awaitable[Proposal]) -> Proposal:
+        from cortan.render.echo import quiet_control_keys
+
         self.terminal.dim("asking the model for a command…")
-        return await work
+        with quiet_control_keys():  # a Ctrl-C while it thinks draws no ^C before "interrupted"
+            return await work
 
     def review(self, command: str, *, attended: bool = True) -> Review:
         action = Action(

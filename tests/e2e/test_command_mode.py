@@ -362,8 +362,24 @@ def test_ctrl_c_while_the_model_thinks_says_nothing_ran(
     term.child.sendintr()
     screen = term.wait_for("interrupted: nothing ran")
     assert "thought for" in screen
+    assert "^C" not in screen  # the terminal's echo of it, drawn into the thinking line
     assert term.status() == 130
     assert not (tmp_path / "made").exists()
+
+
+def test_ctrl_c_while_the_model_is_asked_draws_no_caret_c(
+    spawn: Callable[..., Pty], ollama_env: FakeOllama, tmp_path: Path
+) -> None:
+    slow = proposal("touch made")
+    slow.first_byte_delay = 30
+    ollama_env.queue(slow)
+    term = spawn("cmd", "make a file")
+    term.wait_for("asking the model for a command")
+    time.sleep(0.3)
+    term.child.sendintr()
+    screen = term.wait_for("interrupted: nothing ran")
+    assert "^C" not in screen  # the terminal's echo of it
+    assert term.status() == 130
 
 
 def test_show_thinking_false_keeps_the_reasoning_off_the_screen(
