@@ -9,6 +9,7 @@ decision log by ``cortan grants log --json``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -576,10 +577,11 @@ def test_ctrl_z_with_no_job_control_above_lets_the_command_go_on(
     assert (tmp_path / "finished").exists()
 
 
-def interactive_bash(env: dict[str, str], cwd: Path) -> pexpect.spawn[str]:
-    """An interactive bash with job control, as a person's terminal runs one: its
-    prompt is ``PROMPT$ ``."""
-    return pexpect.spawn(
+@contextlib.contextmanager
+def interactive_bash(env: dict[str, str], cwd: Path) -> Iterator[pexpect.spawn[str]]:
+    """An interactive bash with job control, as a person's terminal runs one, at its
+    first prompt (``PROMPT$ ``); closed, with what it runs, however the test ends."""
+    shell = pexpect.spawn(
         "bash",
         ["--norc", "--noprofile", "-i"],
         env={**env, "PS1": "PROMPT$ "},
@@ -588,6 +590,11 @@ def interactive_bash(env: dict[str, str], cwd: Path) -> pexpect.spawn[str]:
         encoding="utf-8",
         timeout=15,
     )
+    try:
+        shell.expect_exact("PROMPT$ ")
+        yield shell
+    finally:
+        shell.close(force=True)
 
 
 def test_ctrl_z_stops_cortan_in_a_shell_and_fg_goes_on(
@@ -598,9 +605,7 @@ def test_ctrl_z_stops_cortan_in_a_shell_and_fg_goes_on(
     ollama_env.queue(
         proposal("touch started; while [ ! -e stop ]; do sleep 0.05; done; touch finished")
     )
-    shell = interactive_bash(env, tmp_path)
-    try:
-        shell.expect_exact("PROMPT$ ")
+    with interactive_bash(env, tmp_path) as shell:
         shell.sendline(" ".join(cortan_command()) + " cmd wait for stop")
         shell.expect_exact(MENU)
         shell.send("y\r")
@@ -615,8 +620,6 @@ def test_ctrl_z_stops_cortan_in_a_shell_and_fg_goes_on(
         shell.expect_exact("exit status 0")
         shell.expect_exact("PROMPT$ ")
         assert (tmp_path / "finished").exists()
-    finally:
-        shell.close(force=True)
 
 
 def test_ctrl_z_at_the_question_stops_cortan_and_fg_asks_again(
@@ -625,9 +628,7 @@ def test_ctrl_z_at_the_question_stops_cortan_and_fg_asks_again(
     """Ctrl-Z at the yes/no question suspends cortan as at any shell prompt (it used
     to be typed into the answer as ^Z and refused)."""
     ollama_env.queue(proposal("touch ran"))
-    shell = interactive_bash(env, tmp_path)
-    try:
-        shell.expect_exact("PROMPT$ ")
+    with interactive_bash(env, tmp_path) as shell:
         shell.sendline(" ".join(cortan_command()) + " cmd make a file")
         shell.expect_exact(MENU)
         shell.send("\x1a")
@@ -638,8 +639,6 @@ def test_ctrl_z_at_the_question_stops_cortan_and_fg_asks_again(
         shell.expect_exact("exit status 0")
         shell.expect_exact("PROMPT$ ")
         assert (tmp_path / "ran").exists()
-    finally:
-        shell.close(force=True)
 
 
 def test_in_a_pipeline_the_other_parts_keep_the_terminal(
@@ -652,9 +651,7 @@ def test_in_a_pipeline_the_other_parts_keep_the_terminal(
         "(while [ ! -e started ]; do sleep 0.05; done; "
         'IFS= read -r k < /dev/tty; echo "read $k" > got; cat)'
     )
-    shell = interactive_bash(env, tmp_path)
-    try:
-        shell.expect_exact("PROMPT$ ")
+    with interactive_bash(env, tmp_path) as shell:
         shell.sendline(" ".join(cortan_command()) + " cmd wait for stop | " + reader)
         shell.expect_exact(MENU)
         shell.send("y\r")
@@ -666,8 +663,6 @@ def test_in_a_pipeline_the_other_parts_keep_the_terminal(
         shell.expect_exact("PROMPT$ ")
         assert "Stopped" not in (shell.before or "")
         assert (tmp_path / "got").read_text() == "read hello\n"
-    finally:
-        shell.close(force=True)
 
 
 def test_sigterm_to_the_repl_during_run_is_passed_on_to_the_command(

@@ -139,9 +139,7 @@ def test_keys_typed_while_ask_answers_go_to_the_shell_not_the_answer(
     from tests.e2e.test_command_mode import interactive_bash
 
     ollama_env.queue(Reply(pieces=["first part ", "second part"], delay=1.5))
-    shell = interactive_bash(terminal_env, tmp_path)
-    try:
-        shell.expect_exact("PROMPT$ ")
+    with interactive_bash(terminal_env, tmp_path) as shell:
         shell.sendline(" ".join(cortan_command()) + " ask x")
         shell.expect_exact("first part")
         shell.send('echo typed ahea""d')
@@ -150,8 +148,6 @@ def test_keys_typed_while_ask_answers_go_to_the_shell_not_the_answer(
         assert "typed ahea" not in (shell.before or "")  # not drawn into the answer
         shell.send("\r")  # bash had the keys: it runs them
         shell.expect_exact("typed ahead")
-    finally:
-        shell.close(force=True)
 
 
 def test_ask_piped_to_a_pager_leaves_the_terminal_to_it(
@@ -165,16 +161,12 @@ def test_ask_piped_to_a_pager_leaves_the_terminal_to_it(
     ollama_env.queue(Reply(pieces=["x" * 20_000] * 3, delay=1.5))  # past a pipe's buffer
     tty = "stty -F /dev/tty"
     pager = f"{{ {tty} -echo -icanon; head -c 5 > /dev/null; {tty} echo icanon; }}"
-    shell = interactive_bash(terminal_env, tmp_path)
-    try:
-        shell.expect_exact("PROMPT$ ")
+    with interactive_bash(terminal_env, tmp_path) as shell:
         shell.sendline(" ".join(cortan_command()) + f" ask x | {pager}; echo SETT''INGS; stty -a")
         shell.expect_exact("SETTINGS")
         shell.expect_exact("PROMPT$ ")
         settings = (shell.before or "").split()
         assert "echo" in settings and "icanon" in settings, shell.before
-    finally:
-        shell.close(force=True)
 
 
 def test_keys_typed_after_ctrl_z_and_fg_stay_out_of_the_answer(
@@ -185,9 +177,7 @@ def test_keys_typed_after_ctrl_z_and_fg_stay_out_of_the_answer(
     from tests.e2e.test_command_mode import interactive_bash
 
     ollama_env.queue(Reply(pieces=["first part ", "second ", "third part"], delay=1.5))
-    shell = interactive_bash(terminal_env, tmp_path)
-    try:
-        shell.expect_exact("PROMPT$ ")
+    with interactive_bash(terminal_env, tmp_path) as shell:
         shell.sendline(" ".join(cortan_command()) + " ask x")
         shell.expect_exact("first part")
         shell.send("\x1a")
@@ -200,8 +190,6 @@ def test_keys_typed_after_ctrl_z_and_fg_stay_out_of_the_answer(
         assert "typed ahea" not in (shell.before or "")  # not drawn into the answer
         shell.send("\r")
         shell.expect_exact("typed ahead")
-    finally:
-        shell.close(force=True)
 
 
 def test_ask_in_the_background_answers_instead_of_stopping(
@@ -213,15 +201,11 @@ def test_ask_in_the_background_answers_instead_of_stopping(
 
     ollama_env.queue(Reply(pieces=["in the ", "background"]))
     out = tmp_path / "out.txt"
-    shell = interactive_bash(terminal_env, tmp_path)
-    try:
-        shell.expect_exact("PROMPT$ ")
+    with interactive_bash(terminal_env, tmp_path) as shell:
         shell.sendline(" ".join(cortan_command()) + f" ask x > {out} & wait $!; echo rc=$?")
         shell.expect(r"rc=(\d+)", timeout=15)
         assert shell.match.group(1) == "0"
         assert out.read_text() == "in the background\n"
-    finally:
-        shell.close(force=True)
 
 
 @pytest.mark.parametrize("args", [["tools"], ["grants", "log"]], ids=" ".join)
@@ -301,9 +285,7 @@ def test_ctrl_z_at_the_prompt_stops_the_shell_and_fg_goes_on(
     into the line as a ^Z byte and be sent to the model with what was typed next.)"""
     from tests.e2e.test_command_mode import interactive_bash
 
-    shell = interactive_bash({**terminal_env, "COLUMNS": str(COLS)}, tmp_path)
-    try:
-        shell.expect_exact("PROMPT$ ")
+    with interactive_bash({**terminal_env, "COLUMNS": str(COLS)}, tmp_path) as shell:
         shell.sendline(" ".join(cortan_command()) + " chat")
         shell.expect_exact("Ctrl-D leaves")
         shell.send("partial line")
@@ -319,8 +301,6 @@ def test_ctrl_z_at_the_prompt_stops_the_shell_and_fg_goes_on(
         assert sent == "partial line and more"
         shell.send("\x04")
         shell.expect_exact("PROMPT$ ")
-    finally:
-        shell.close(force=True)
 
 
 def test_ask_dash_on_a_terminal_says_how_to_end(
