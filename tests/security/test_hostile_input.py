@@ -224,6 +224,13 @@ def test_unknown_log_format_warns_and_goes_on(
          "key `providers.x.parallel.http://h:1`: 0 is less than 1"),
         (b'[think]\nllama = "loud"\n', "key `think.llama`: 'loud' is not one of"),
         (b"[capabilities]\nllama = 5\n", "key `capabilities.llama`: 5 is not a list"),
+        # A misspelt key is named with the one meant, as `-m opneai:…` and `/modle` are.
+        (b'default_modle = "qwen3"\n',
+         "key `default_modle`: unknown setting; did you mean `default_model`?"),
+        (b"[timeouts]\nconect = 3\n",
+         "key `timeouts.conect`: unknown setting; did you mean `connect`?"),
+        (b"[serve]\nprot = 1\n", "key `serve.prot`: unknown setting; did you mean `port`?"),
+        (b"zzz = 1\n", "key `zzz`: unknown setting (see docs/configuration.md for the list)"),
     ],
 )  # fmt: skip
 def test_bad_config_file(
@@ -233,26 +240,6 @@ def test_bad_config_file(
     result = cortan.run("ask", "--no-stdin", "hi")
     assert_fails(result.code, result.stderr, 2, fragment)
     assert f"config file {config_file}" in result.stderr
-
-
-@pytest.mark.parametrize(
-    ("content", "said"),
-    [
-        (b'default_modle = "qwen3"\n',
-         "key `default_modle`: unknown setting; did you mean `default_model`?"),
-        (b"[timeouts]\nconect = 3\n",
-         "key `timeouts.conect`: unknown setting; did you mean `connect`?"),
-        (b"[serve]\nprot = 1\n", "key `serve.prot`: unknown setting; did you mean `port`?"),
-        (b"zzz = 1\n", "key `zzz`: unknown setting (see docs/configuration.md for the list)"),
-    ],
-)  # fmt: skip
-def test_a_misspelt_key_is_refused_with_the_key_meant(
-    cortan: type[CortanRunner], config_file: Path, content: bytes, said: str
-) -> None:
-    """As `-m opneai:…` and `/modle` are: the sentence said only "unknown setting"."""
-    config_file.write_bytes(content)
-    result = cortan.run("ask", "--no-stdin", "hi")
-    assert_fails(result.code, result.stderr, 2, said)
 
 
 def test_a_key_of_a_megabyte_is_named_in_one_short_line(
