@@ -131,6 +131,10 @@ class Session:
             task = self.chats.get(chat_id or "")
             if task is not None:
                 task.cancel()
+            else:  # a typo in the id would otherwise leave the client waiting on a chat
+                await self._error(
+                    chat_id, "bad_message", "no chat with this id is running: nothing to cancel"
+                )
         else:
             await self._error(chat_id, "bad_message", "`type` must be chat or cancel")
 

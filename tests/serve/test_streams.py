@@ -130,6 +130,16 @@ def ws_chat(running: Running, messages: list[Any], *, cancel_after: int | None =
     return asyncio.run(main())
 
 
+def test_a_cancel_of_no_running_chat_says_so(gateway: Running) -> None:
+    # Before: no reply, so a client with a typo in the id waited on a chat that went on.
+    chat = {"type": "chat", "id": "c1", "model": MODEL, "prompt": "hi"}
+    events = ws_chat(gateway, [{"type": "cancel", "id": "c2"}, chat])
+    (error,) = [e for e in events if e["type"] == "error"]
+    assert error["id"] == "c2" and error["kind"] == "bad_message"
+    assert "no chat with this id is running" in error["message"]
+    assert events[-1]["type"] == "end" and events[-1]["status"] == "finished"
+
+
 def test_a_websocket_chat_as_events(gateway: Running) -> None:
     events = ws_chat(gateway, [{"type": "chat", "id": "c1", "model": MODEL, "prompt": "hi"}])
     assert events[0]["type"] == "started" and events[0]["model"] == "llama3.2:latest"
