@@ -22,7 +22,7 @@ import typer
 
 from cortan import __version__
 from cortan.cli.group import GLOBAL_FLAGS, CortanGroup, options_of
-from cortan.cli.runner import Context
+from cortan.cli.runner import EXIT_USAGE, Context
 
 #: command name -> (module, attribute, whether it is a sub-app of several commands)
 COMMANDS: dict[str, tuple[str, str, bool]] = {
@@ -144,6 +144,11 @@ def with_default_command(argv: list[str]) -> list[str]:
     if flags := _words_for_flags(rest):
         return [*argv[:start], *flags]
     if not rest[0].startswith("-"):
+        if (habit := _ollama_habit(rest)) is not None:
+            from cortan.cli.group import say_error
+
+            say_error(habit)
+            raise SystemExit(EXIT_USAGE)
         if _misspelt(rest[0]):
             return argv  # Click refuses it and names the command meant
         return [*argv[:start], "ask", *rest]
@@ -175,6 +180,30 @@ def _words_for_flags(words: list[str]) -> list[str] | None:
     if len(words) == 3 and words[1] in COMMANDS and COMMANDS[words[1]][2]:
         return [*words[1:], "--help"]  # a group's subcommand, or Click names the one meant
     return None
+
+
+def _ollama_habit(words: list[str]) -> str | None:
+    """``cortan run llama3.2`` and ``cortan pull llama3.2``, as an ollama user types them
+    first: sent to the default model as the question "run llama3.2", they got an answer
+    about running something. What to type instead; None for anything else."""
+    if len(words) != 2 or words[0] not in ("run", "pull") or words[1].startswith("-"):
+        return None
+    name = words[1]
+    if not name or any(c.isspace() for c in name):
+        return None
+    import shlex
+
+    quoted = shlex.quote(name)
+    if words[0] == "pull":
+        instead = f"`cortan models pull {quoted}` downloads it"
+    else:
+        instead = (
+            f"`cortan chat -m {quoted}` chats with it, `cortan ask -m {quoted} QUESTION` asks it"
+        )
+    asked = shlex.quote(" ".join(words))
+    return (
+        f"cortan has no {words[0]} command: {instead} (to ask it as a question: cortan ask {asked})"
+    )
 
 
 def _misspelt(word: str) -> bool:

@@ -218,6 +218,33 @@ def test_help_on_a_misspelt_command_is_never_sent_to_a_model(
     assert ollama_env.chat_requests == []
 
 
+@pytest.mark.parametrize(
+    ("args", "instead"),
+    [
+        (("run", "llama3.2"), "`cortan chat -m llama3.2` chats with it"),
+        (("pull", "qwen3:8b"), "`cortan models pull qwen3:8b` downloads it"),
+        (("run", "x;rm"), "`cortan chat -m 'x;rm'`"),  # quoted for pasting
+    ],
+)
+def test_ollamas_run_and_pull_say_what_cortan_takes(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, args: tuple[str, ...], instead: str
+) -> None:
+    """An ollama user's first words: sent to the model as the question "run llama3.2",
+    they got an answer about running something."""
+    result = cortan.run(*args)
+    assert result.code == 2
+    assert_one_sentence(result.stderr)
+    assert instead in result.stderr and "cortan ask '" in result.stderr
+    assert ollama_env.chat_requests == []
+
+
+def test_run_and_pull_with_more_words_are_still_questions(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    assert cortan.run("run", "the", "tests").code == 0
+    assert user_message(ollama_env) == "run the tests"
+
+
 def test_help_with_more_words_is_still_a_question(
     cortan: type[CortanRunner], ollama_env: FakeOllama
 ) -> None:
