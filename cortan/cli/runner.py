@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,14 +197,16 @@ def run_async(
 
     received: list[int] = []
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        result = runner.run(_safe_second_ctrl_c(_with_hangups(main, received) if hangups else main))
+        result = runner.run(
+            _safe_second_ctrl_c(_with_hangups(main, received) if hangups else main())
+        )
     if received:
         raise typer.Exit(128 + received[0])
     return result
 
 
-async def _safe_second_ctrl_c(main: Callable[[], Any]) -> Any:
-    """``main()``, with a second Ctrl-C that cancels the work again instead of raising.
+async def _safe_second_ctrl_c(work: Awaitable[Any]) -> Any:
+    """``work``, with a second Ctrl-C that cancels the work again instead of raising.
 
     asyncio.Runner cancels the task on the first Ctrl-C and raises KeyboardInterrupt
     from its signal handler on the second, in whatever Python code runs then. In a
@@ -220,7 +222,7 @@ async def _safe_second_ctrl_c(main: Callable[[], Any]) -> Any:
     runners = signal.getsignal(signal.SIGINT)  # the Runner's, when it installed one
     task = asyncio.current_task()
     if not callable(runners) or runners is signal.default_int_handler or task is None:
-        return await main()  # not the main thread, or Ctrl-C handled elsewhere
+        return await work  # not the main thread, or Ctrl-C handled elsewhere
     loop = asyncio.get_running_loop()
     seen = 0
     again = 0  # the cancellations of the later Ctrl-Cs that took
@@ -239,7 +241,7 @@ async def _safe_second_ctrl_c(main: Callable[[], Any]) -> Any:
 
     signal.signal(signal.SIGINT, on_sigint)
     try:
-        return await main()
+        return await work
     except asyncio.CancelledError:
         # The Runner makes the cancellation KeyboardInterrupt only when no other is
         # pending: the later Ctrl-Cs' own, left, escaped as CancelledError and a traceback.
@@ -263,11 +265,7 @@ def _while_stopping(signum: int, frame: FrameType | None) -> None:
     """
 
 
-def _with_hangups(main: Callable[[], Any], received: list[int]) -> Callable[[], Any]:
-    return lambda: _hanging_up(main, received)
-
-
-async def _hanging_up(main: Callable[[], Any], received: list[int]) -> Any:
+async def _with_hangups(main: Callable[[], Any], received: list[int]) -> Any:
     import asyncio
     import signal
 

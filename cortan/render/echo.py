@@ -15,6 +15,7 @@ a whole, where a command ``/run`` starts must still see what it is typed.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TextIO
@@ -84,13 +85,15 @@ def _local_flags(
         if changed != saved:
             termios.tcsetattr(fd, termios.TCSANOW, changed)
     except termios.error:  # not a terminal, or one that refuses: as it was
+        changed = saved = []
+    if changed == saved:  # nothing to put back, nor to make again after `fg`
         yield
         return
     try:
         with _again_after_fg(fd, changed):
             yield
     finally:
-        if changed != saved and _in_foreground(fd):  # sent to the background (Ctrl-Z, bg)
+        if _in_foreground(fd):  # sent to the background (Ctrl-Z, bg)
             with contextlib.suppress(termios.error):  # the shell owns the terminal's state
                 termios.tcsetattr(fd, termios.TCSANOW, saved)
 
@@ -126,8 +129,6 @@ def _in_foreground(fd: int) -> bool:
     """Whether the terminal is this process's to set: from the background
     (``cortan ask … > out &``) a change stops the process (SIGTTOU, "Stopped (tty
     output)"), where writing the answer to a file would not."""
-    import os
-
     try:
         return os.tcgetpgrp(fd) == os.getpgrp()
     except OSError:  # no controlling terminal: it cannot stop us, nor be set

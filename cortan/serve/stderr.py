@@ -26,6 +26,8 @@ import threading
 import time
 from typing import TextIO
 
+from cortan.core.text import count_of
+
 MAX_PENDING = 1 << 20  # characters waiting for the pipe before lines are dropped
 EXIT_WAIT = 2.0  # seconds the last lines get at exit to reach a pipe that moves
 
@@ -35,7 +37,7 @@ class StderrHandOff(io.TextIOBase):
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__()
-        self._stream = stream
+        self._stream = stream  # held: freed, it would close the descriptor written to
         self._fd = stream.fileno()
         self._encoding = stream.encoding or "utf-8"
         self._tty = stream.isatty()
@@ -89,14 +91,11 @@ class StderrHandOff(io.TextIOBase):
                 dropped, self._dropped = self._dropped, 0
             said = text
             if dropped:
-                said = (
-                    f"cortan serve: {dropped} log line{'s' if dropped != 1 else ''} dropped: "
-                    f"{self._why}\n{text}"
-                )
-            if not self._write(said.encode(self._encoding, "backslashreplace")):
-                with self._lock:  # said with the next line that gets through
-                    self._dropped += dropped
+                said = f"cortan serve: {count_of(dropped, 'log line')} dropped: {self._why}\n{text}"
+            written = self._write(said.encode(self._encoding, "backslashreplace"))
             with self._lock:
+                if not written:  # said with the next line that gets through
+                    self._dropped += dropped
                 self._size -= len(text)
                 if self._size == 0:
                     self._idle.set()

@@ -57,6 +57,11 @@ class Terminal:
     def type(self, text: str) -> None:
         self.child.send(text.encode())
 
+    def leave(self) -> None:
+        """Ctrl-D at the prompt, and the shell gone."""
+        self.type("\x04")
+        self.child.expect(pexpect.EOF, timeout=10)
+
 
 @pytest.fixture
 def terminal_env(ollama_env: FakeOllama) -> dict[str, str]:
@@ -92,8 +97,7 @@ def test_ask_render_interrupt_and_leave(term: Terminal, ollama_env: FakeOllama) 
     screen = term.wait(lambda s: "[interrupted]" in s)
     assert ollama_env.wait_disconnect(5)
     term.wait(lambda s: s.rstrip().endswith("›"))
-    term.type("\x04")  # Ctrl-D leaves
-    term.child.expect(pexpect.EOF, timeout=10)
+    term.leave()
     term.child.close()
     assert term.child.exitstatus == 0
 
@@ -108,8 +112,7 @@ def test_ctrl_c_mid_answer_leaves_no_caret_c_in_it(term: Terminal, ollama_env: F
     screen = term.wait(lambda s: "[interrupted]" in s)
     assert "^C" not in screen, screen
     term.wait(prompt_ready)
-    term.type("\x04")
-    term.child.expect(pexpect.EOF, timeout=10)
+    term.leave()
 
 
 def test_keys_typed_while_an_answer_streams_stay_out_of_it(
@@ -127,8 +130,7 @@ def test_keys_typed_while_an_answer_streams_stay_out_of_it(
     assert "first part second part" in screen
     term.type("\x03")
     term.wait(prompt_ready)
-    term.type("\x04")
-    term.child.expect(pexpect.EOF, timeout=10)
+    term.leave()
 
 
 def test_keys_typed_while_ask_answers_go_to_the_shell_not_the_answer(
@@ -273,8 +275,7 @@ def test_ctrl_r_enter_sends_what_it_found(term: Terminal, ollama_env: FakeOllama
     term.wait(functools.partial(answers_shown, 3))
     assert ollama_env.chat_requests[-1].json["messages"][-1]["content"] == "alpha question"
     term.wait(prompt_ready)
-    term.type("\x04")
-    term.child.expect(pexpect.EOF, timeout=10)
+    term.leave()
 
 
 def test_ctrl_z_at_the_prompt_stops_the_shell_and_fg_goes_on(
@@ -438,5 +439,4 @@ def test_a_long_thought_shows_only_its_last_rows_under_the_spinner(
     assert "step 0:" not in screen
     term.type("\x03")
     term.wait(lambda s: "[interrupted before the answer began]" in s)
-    term.type("\x04")
-    term.child.expect(pexpect.EOF, timeout=10)
+    term.leave()

@@ -161,8 +161,7 @@ def test_the_repl_asks_and_a_session_yes_holds(
         term.type("again\r")
         term.wait(lambda s: "Twice." in s and prompt_ready(s))
         assert term.text().count("Allow?") == 1  # the session's yes was not asked again
-        term.type("\x04")
-        term.child.expect(pexpect.EOF, timeout=10)
+        term.leave()
     finally:
         term.child.close(force=True)
     assert target.read_text() == "one\none\n"
