@@ -171,8 +171,8 @@ def _words_for_flags(words: list[str]) -> list[str] | None:
     misspelling of ``sessions``. ``help sesions`` is Click's usage error naming the
     command meant, and ``help models pull`` the subcommand's help: both went to the
     model. With other words it is a question (``help me write…``)."""
-    if words == ["version"]:
-        return ["--version"]
+    if words[0] == "version":
+        return _version_words(words[1:])
     if words[0] != "help":
         return None
     if len(words) == 1 or (len(words) == 2 and (words[1] in COMMANDS or _misspelt(words[1]))):
@@ -180,6 +180,24 @@ def _words_for_flags(words: list[str]) -> list[str] | None:
     if len(words) == 3 and words[1] in COMMANDS and COMMANDS[words[1]][2]:
         return [*words[1:], "--help"]  # a group's subcommand, or Click names the one meant
     return None
+
+
+def _version_words(rest: list[str]) -> list[str]:
+    """``cortan version`` is ``--version``; ``version --json`` is for scripts that read
+    it (``ollama --version`` and ``docker version --format json`` users try both). Any
+    other word was refused as a misspelling of ``sessions``, naming the wrong command."""
+    if not rest:
+        return ["--version"]
+    if rest == ["--json"]:
+        import json
+        import platform
+
+        typer.echo(json.dumps({"version": __version__, "python": platform.python_version()}))
+        raise SystemExit(0)
+    from cortan.cli.group import say_error
+
+    say_error(f"`cortan version` takes only --json (got {' '.join(rest)!r})")
+    raise SystemExit(EXIT_USAGE)
 
 
 def _ollama_habit(words: list[str]) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -204,6 +205,23 @@ def test_help_and_version_as_words_are_the_flags(
     and `cortan version` refused as a misspelling of `sessions`."""
     result = cortan.run(*args)
     assert (result.code, result.stdout) == (0, cortan.run(*same_as).stdout)
+    assert ollama_env.chat_requests == []
+
+
+def test_version_json_for_scripts_and_other_words_refused_by_name(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    """`cortan version --json` was refused as "no such command 'version'. Did you mean
+    'sessions'?", naming a command the user had not typed."""
+    result = cortan.run("version", "--json")
+    assert result.code == 0
+    assert json.loads(result.stdout)["version"] == cortan.run("--version").stdout.split()[1]
+    refused = cortan.run("version", "--short")
+    assert (refused.code, refused.stdout) == (2, "")
+    assert (
+        refused.stderr.strip()
+        == "cortan: error: `cortan version` takes only --json (got '--short')"
+    )
     assert ollama_env.chat_requests == []
 
 
