@@ -316,10 +316,12 @@ class ContextManager:
         sentence a stuck conversation ends with instead).
         """
         model = fit.budget.model
-        if failed.window:
-            self._refused_windows[model] = failed.window
         if failed.prompt_tokens and fit.estimate:
             self.calibration.raise_to(model, failed.prompt_tokens / fit.estimate)
+        if failed.window:
+            self._refused_windows[model] = failed.window
+        else:  # the window is no larger than the prompt it refused, whatever was believed
+            self._believe_at_most(model, self.calibration.adjust(model, fit.estimate))
         try:
             return await self._fit_harder(
                 checked, route, fit, target=None if failed.prompt_tokens else fit.estimate // 3
@@ -327,6 +329,14 @@ class ContextManager:
         finally:
             if route is not None:
                 self._keep(route)
+
+    def _believe_at_most(self, model: str, window: int) -> None:
+        """Shrink the window believed for ``model`` to ``window`` (never grow it): a
+        server that named no window refused a prompt of about this size, so shrinking
+        from a default far above it (8192) would take more tries than a refit makes."""
+        believed = self._refused_windows.get(model)
+        if window > 0 and (believed is None or window < believed):
+            self._refused_windows[model] = window
 
     async def _fit_harder(
         self, checked: Checked, route: Route | None, fit: Fit, target: int | None

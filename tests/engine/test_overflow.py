@@ -157,3 +157,20 @@ async def test_a_store_that_cannot_keep_it_costs_no_answer(
         await app.aclose()
     assert openai_env.refused == 2  # learned afresh by each run
     assert path.read_bytes() == b"someone else's file " * 50
+
+
+async def test_an_overflow_without_counts_far_below_the_window_believed(
+    make: Make, openai_env: FakeOpenAI
+) -> None:
+    """A server with a small window and no counts, the window believed cortan's default
+    (8192): three turns too many were refused and the message failed, saying "every
+    earlier turn already left out" with three still in (issue 21, found by verify21). The
+    window believed starts from what was sent, not from 8192."""
+    openai_env.context_size, openai_env.overflow_style = 1200, "text"
+    app = make()
+    said = notices(app)
+    ended = await ask(app, "and now?", history=conversation(3))
+    assert isinstance(ended, ChatFinished), ended
+    assert openai_env.refused == 1
+    assert 1 <= len(user_turns(openai_env, 1)) < len(user_turns(openai_env, 0))
+    assert "refused the conversation as longer than its window" in said[-1]
