@@ -112,6 +112,9 @@ class Progress:
     # a fallback on another provider is sent without them (an OpenAI server would be
     # told of an option it has no field for, which nobody asked for).
     fitted: frozenset[str] = frozenset()
+    # Seconds of ``timeouts.first_token`` the lookups before the first attempt used: that
+    # attempt waits only the rest (a retry or a fallback waits the whole of it).
+    spent: float = 0.0
 
     def add(self, piece: str) -> None:
         pieces = self.pieces
@@ -160,9 +163,14 @@ class Answerer:
         self._jitter = jitter
         self._retry = RetryPolicy.from_settings(settings.retry)
 
-    def start(self, request_id: int, chain: list[Route], fitted: Collection[str] = ()) -> Progress:
-        """The progress of a new answer over ``chain``: held by the caller, filled here."""
-        return Progress(request_id, chain, self._clock(), chain[0], fitted=frozenset(fitted))
+    def start(
+        self, request_id: int, chain: list[Route], fitted: Collection[str] = (), spent: float = 0.0
+    ) -> Progress:
+        """The progress of a new answer over ``chain``: held by the caller, filled here.
+        ``spent``: seconds of the first token's wait the request used before (lookups)."""
+        return Progress(
+            request_id, chain, self._clock(), chain[0], fitted=frozenset(fitted), spent=spent
+        )
 
     async def answer(self, answer: Progress, request: ModelRequest) -> ChatFinished | ChatFailed:
         """Answer ``request`` with the first model of the chain that can start.
@@ -290,8 +298,9 @@ class Answerer:
         begun = self._clock()
         send = self._bus.send
         answer.restart()
+        first_token, answer.spent = timeouts.first_token - answer.spent, 0.0
         try:
-            async with asyncio.timeout(timeouts.first_token) as deadline:
+            async with asyncio.timeout(first_token) as deadline:
                 async with aclosing(_as_generator(provider.stream_chat(request))) as stream:
                     async for item in stream:
                         if isinstance(item, ASIDE):

@@ -104,9 +104,11 @@ class Chat:
         try:
             checked = self.guard.check(request)
             chain = self.manager.get_chain(request.model, fallback=request.allow_fallback)
+            begun = asyncio.get_running_loop().time()
+            due = self.context.first_token_due(begun)  # the lookups below wait inside it
             if checked.images:
-                await self._check_sight(request.model, chain[0])
-            fit = await self.context.fit(checked, chain[0])
+                await self._check_sight(request.model, chain[0], due)
+            fit = await self.context.fit(checked, chain[0], due)
             if fit.dropped:
                 if not request.trim:
                     raise _untrimmed(fit.dropped)
@@ -114,7 +116,7 @@ class Chat:
             await self._bus.publish(ChatPrepared(request, request.model, fit.messages))
             sent = fit.messages[-1].content
             sending = await self._check_thinking(
-                request, chain[0], self._sending(request, chain[0], fit)
+                request, chain[0], self._sending(request, chain[0], fit), due
             )
             if request.tools:
                 from cortan.engine.tools.loop import Rounds
@@ -123,7 +125,7 @@ class Chat:
                 sending = await self._offer_tools(request, sending)
             ended = None if rounds is not None else await self._recall(request, chain[0], fit)
             if ended is None:
-                progress = self._start(request, chain, fit)
+                progress = self._start(request, chain, fit, begun)
                 ended = await self.manager.answer(progress, sending)
                 if _overflowed(ended) and request.trim:  # the window is smaller than thought
                     assert isinstance(ended, ChatFailed)
@@ -158,11 +160,16 @@ class Chat:
         )
         return again
 
-    def _start(self, request: ChatRequest, chain: list[Route], fit: Fit) -> Progress:
+    def _start(
+        self, request: ChatRequest, chain: list[Route], fit: Fit, begun: float | None = None
+    ) -> Progress:
         """A new answer over ``chain``; the options fitted to the first model's window
-        that the user did not set are not sent to a fallback on another provider."""
+        that the user did not set are not sent to a fallback on another provider.
+        ``begun``: when the request began, so that its first attempt waits for the first
+        token only what the lookups before it left of ``timeouts.first_token``."""
         fitted = fit.options.keys() - dict(request.options).keys()
-        return self.manager.start(request.request_id, chain, fitted)
+        spent = asyncio.get_running_loop().time() - begun if begun is not None else 0.0
+        return self.manager.start(request.request_id, chain, fitted, spent)
 
     def _sending(self, request: ChatRequest, route: Route, fit: Fit) -> ModelRequest:
         """What goes to the first model: the fitted messages, options, thinking, schema."""
@@ -212,22 +219,22 @@ class Chat:
             found = await self.checks.check(_parsed, found, request.schema)
         return found
 
-    async def _capabilities(self, name: str | None) -> tuple[str, ...] | None:
+    async def _capabilities(self, name: str | None, due: float | None) -> tuple[str, ...] | None:
         """What the model's server (or the config) says it can do; None when unknown."""
         with contextlib.suppress(CortanError, TimeoutError):  # down: the request will say
-            async with asyncio.timeout(self.context.lookup_timeout):
+            async with asyncio.timeout_at(self.context.looked_up_by(due)):
                 return (await self.manager.show_model(name)).capabilities
         return None
 
     async def _check_thinking(
-        self, request: ChatRequest, route: Route, sending: ModelRequest
+        self, request: ChatRequest, route: Route, sending: ModelRequest, due: float | None
     ) -> ModelRequest:
         """Thinking asked of a model its server says cannot think: asked without, and
         said. Ollama refuses such a request outright (400), which would fail every turn
         of a conversation after ``/think`` over one setting the model cannot use."""
         if sending.think in (None, False):
             return sending
-        capabilities = await self._capabilities(request.model)
+        capabilities = await self._capabilities(request.model, due)
         if capabilities is None or "thinking" in capabilities:
             return sending
         # Once in a terminal (every turn after /think would say it): engine/told.py.
@@ -237,9 +244,9 @@ class Chat:
             await self._bus.publish(Notice(request.request_id, f"{text} thinking"))
         return sending._replace(think=None)
 
-    async def _check_sight(self, name: str | None, route: Route) -> None:
+    async def _check_sight(self, name: str | None, route: Route, due: float | None) -> None:
         """Refuse images for a model its server (or the config) says cannot see them."""
-        capabilities = await self._capabilities(name)
+        capabilities = await self._capabilities(name, due)
         if capabilities is not None and "vision" not in capabilities:
             raise CapabilityError(
                 f"model {route} cannot see images (its server lists: {_listed(capabilities)}); "

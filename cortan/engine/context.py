@@ -169,20 +169,23 @@ class ContextManager:
         self._providers: dict[str, ProviderConfig] = dict(settings.providers) if settings else {}
         self._models = models
         self.calibration = calibration or Calibration()
+        self._first_token: float | None = None
         if settings is not None:  # every wait sits inside the user's timeouts (issue 21)
-            self.lookup_timeout = min(WINDOW_LOOKUP_TIMEOUT, settings.timeouts.first_token)
+            self._first_token = settings.timeouts.first_token
+            self.lookup_timeout = min(WINDOW_LOOKUP_TIMEOUT, self._first_token)
         self._window_sizes: dict[str, int] = {}  # the largest window asked for, per model
         self._refused_windows: dict[str, int] = {}  # windows servers named in an overflow
         self._memory = memory
         self._recalled: set[str] = set()  # models whose kept window was looked up
 
-    async def fit(self, checked: Checked, route: Route | None) -> Fit:
-        """The conversation for ``checked``, fitted to the window of ``route``'s model.
+    async def fit(self, checked: Checked, route: Route | None, due: float | None = None) -> Fit:
+        """The conversation for ``checked``, fitted to the window of ``route``'s model;
+        ``due``: the loop time the request's first token is due (see :meth:`looked_up_by`).
 
         Raises InputError when the newest message alone does not fit.
         """
         messages = self.build(checked)
-        budget = await self.get_budget(checked.request.model, route)
+        budget = await self.get_budget(checked.request.model, route, due)
         fitted = budgets.fit(messages, budget, self._counter(budget.model))
         dropped = budgets.describe_dropped(fitted.dropped, budget) if fitted.dropped else None
         size = self._window_size(budget, fitted.tokens)
@@ -202,18 +205,22 @@ class ContextManager:
 
     # -- windows -----------------------------------------------------------------------
 
-    async def get_budget(self, name: str | None, route: Route | None = None) -> Budget:
+    async def get_budget(
+        self, name: str | None, route: Route | None = None, due: float | None = None
+    ) -> Budget:
         """The window ``name`` has and how cortan fills it (raises on a bad name)."""
         if route is None and self._models is not None:
             route = self._models.resolve(name)
         key = str(route) if route else name or "default"
         option = await self._models.get_window_option(route) if self._models and route else None
-        window, source = await self._get_window(name, route)
+        window, source = await self._get_window(name, route, due)
         limit = min(window, self.limits.ollama_num_ctx_max) if option else window
         reserve = min(self.limits.answer_reserve, limit // 2)
         return Budget(key, window, source, limit, reserve, option)
 
-    async def _get_window(self, name: str | None, route: Route | None) -> tuple[int, str]:
+    async def _get_window(
+        self, name: str | None, route: Route | None, due: float | None
+    ) -> tuple[int, str]:
         key = str(route) if route else name or "default"
         if route is not None:
             self._recall(route)
@@ -226,11 +233,26 @@ class ContextManager:
         if self._models is not None:
             # Down, slow, or no such model: the request itself will say so.
             with contextlib.suppress(CortanError, TimeoutError):
-                async with asyncio.timeout(self.lookup_timeout):
+                async with asyncio.timeout_at(self.looked_up_by(due)):
                     reported = await self._models.get_context_length(name)
         if reported:
             return reported, "server"
         return self.limits.window, "context.window"
+
+    def first_token_due(self, begun: float) -> float | None:
+        """The loop time a request begun at ``begun`` is due its first token."""
+        return None if self._first_token is None else begun + self._first_token
+
+    def looked_up_by(self, due: float | None) -> float:
+        """The loop time a lookup before the request (a window, capabilities) gives up.
+
+        ``due`` is when the request's first token is due (``timeouts.first_token`` from
+        its start): the lookups share that wait with the request itself, where each had
+        a ``first_token`` of its own and a server that never answered failed after two
+        or three of them (issue 21: every wait sits inside the user's timeouts).
+        """
+        until = asyncio.get_running_loop().time() + self.lookup_timeout
+        return until if due is None else min(until, due)
 
     # -- what earlier runs learned ---------------------------------------------------------
 

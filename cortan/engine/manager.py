@@ -250,10 +250,13 @@ class ModelManager:
 
     # -- answering ---------------------------------------------------------------------
 
-    def start(self, request_id: int, chain: list[Route], fitted: Collection[str] = ()) -> Progress:
+    def start(
+        self, request_id: int, chain: list[Route], fitted: Collection[str] = (), spent: float = 0.0
+    ) -> Progress:
         """A new answer's progress over ``chain`` (see :meth:`answer`); ``fitted``: the
-        options cortan set for the first model's window, not for a fallback's."""
-        return self._answerer.start(request_id, chain, fitted)
+        options cortan set for the first model's window, not for a fallback's; ``spent``:
+        what lookups used of the first token's wait (Answerer.start)."""
+        return self._answerer.start(request_id, chain, fitted, spent)
 
     async def answer(self, progress: Progress, request: ModelRequest) -> ChatFinished | ChatFailed:
         """Stream ``request`` from the first model of the chain that can answer."""

@@ -222,6 +222,28 @@ async def test_a_server_that_never_tells_its_window_does_not_hang(
     assert time.monotonic() - started < 10
 
 
+@pytest.mark.parametrize("think", [None, True])
+async def test_the_lookups_wait_inside_the_first_token_timeout(
+    make: Make, monkeypatch: pytest.MonkeyPatch, think: bool | None
+) -> None:
+    """With first_token=2 and a server that takes connections and never answers, the
+    failure came after 4.6 s: the window lookup waited 2 s, then the chat 2 s (and the
+    capabilities lookup 2 s more for a thinking request). Every wait sits inside the
+    user's timeout (issue 21)."""
+    first_token = 1.0
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        app = make(timeouts={"first_token": first_token})
+        started = time.monotonic()
+        ended = await ask(app, "hi", think=think)
+        took = time.monotonic() - started
+    assert isinstance(ended, ChatFailed)
+    assert ended.kind == "timeout"
+    assert first_token <= took < 1.5 * first_token  # was 2x, 3x with thinking
+
+
 async def test_ctrl_c_while_the_window_is_looked_up_ends_the_request_cancelled(
     make: Make, monkeypatch: pytest.MonkeyPatch
 ) -> None:
