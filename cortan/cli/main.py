@@ -143,6 +143,14 @@ def with_default_command(argv: list[str]) -> list[str]:
         return argv
     if flags := _words_for_flags(rest):
         return [*argv[:start], *flags]
+    if rest[0] in TYPER_COMPLETION_FLAGS:
+        from cortan.cli.group import say_error
+
+        say_error(
+            f"cortan has no {rest[0]}: `cortan completion bash|zsh|fish` prints the script "
+            "(`cortan completion --help` says where it goes)"
+        )
+        raise SystemExit(EXIT_USAGE)
     if not rest[0].startswith("-"):
         if (habit := _ollama_habit(rest)) is not None:
             from cortan.cli.group import say_error
@@ -163,6 +171,11 @@ def with_default_command(argv: list[str]) -> list[str]:
             next(words, None)
     command = "ask" if asks or not sys.stdout.isatty() else "chat"
     return [*argv[:start], command, *rest]
+
+
+#: Typer's own completion flags, which users of Typer-made tools try first: they were
+#: refused as an option of ``ask`` (the default command), with no word of ``completion``.
+TYPER_COMPLETION_FLAGS = ("--install-completion", "--show-completion")
 
 
 def _words_for_flags(words: list[str]) -> list[str] | None:

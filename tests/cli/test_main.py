@@ -208,6 +208,19 @@ def test_help_and_version_as_words_are_the_flags(
     assert ollama_env.chat_requests == []
 
 
+@pytest.mark.parametrize("flag", ["--install-completion", "--show-completion"])
+def test_typers_completion_flags_name_the_completion_command(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, flag: str
+) -> None:
+    """Typer users try `--install-completion` first: it was refused as an option of
+    `ask` with `cortan ask --help` to read, which says nothing of completion."""
+    result = cortan.run(flag)
+    assert (result.code, result.stdout) == (2, "")
+    assert_one_sentence(result.stderr)
+    assert "`cortan completion bash|zsh|fish`" in result.stderr
+    assert ollama_env.chat_requests == []
+
+
 def test_version_json_for_scripts_and_other_words_refused_by_name(
     cortan: type[CortanRunner], ollama_env: FakeOllama
 ) -> None:
