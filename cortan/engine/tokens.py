@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from cortan.core.messages import Message
+from cortan.core.recent import Recent
 
 # The pre-split of cl100k / Llama 3 style tokenizers, in Python's `re` dialect
 # ([^\W\d_] is a letter, [^\s\w]|_ a symbol): a contraction, a word with an
@@ -123,7 +124,7 @@ class Calibration:
     """
 
     weight: float = 0.5
-    factors: dict[str, float] = field(default_factory=dict)
+    factors: dict[str, float] = field(default_factory=Recent)  # bounded: recent.py
 
     def factor(self, model: str) -> float:
         return self.factors.get(model, 1.0)

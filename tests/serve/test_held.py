@@ -19,8 +19,10 @@ from collections.abc import Callable
 from contextlib import closing
 from typing import Any
 
+import httpx
 import websockets
 
+from cortan.core.recent import MODELS_KEPT
 from tests.serve.conftest import Running
 from tests.serve.test_connections import connect, exchange
 from tests.serve.test_hostile_ws import CHAT, url_of
@@ -83,3 +85,16 @@ def test_a_chat_cancelled_as_it_is_sent_ends_and_frees_its_place(gateway: Runnin
     ends, last = asyncio.run(main())
     assert sorted(ends) == sorted(f"c{n}" for n in range(10))
     assert last["id"] == "c0" and last["status"] == "finished"
+
+
+def test_made_up_model_names_do_not_grow_the_gateway(openai_env: Any, gateway: Running) -> None:
+    # Each name a client sent was remembered for the process's life: what its server
+    # said of it (an OpenAI-compatible server says nothing, and that was kept too), the
+    # window sized for it, how its tokens count. 10,000 made-up names, 10,000 entries a
+    # table; each table now keeps the last MODELS_KEPT (cortan/core/recent.py).
+    names = MODELS_KEPT + 500
+    with httpx.Client(base_url=gateway.url, headers=gateway.headers, timeout=30) as client:
+        for n in range(names):
+            body = {"model": f"openai:made-up-{n}", "messages": [{"role": "user", "content": "hi"}]}
+            assert client.post("/v1/chat/completions", json=body).status_code == 404
+    assert count_alive("ModelInfo") <= MODELS_KEPT + 50
