@@ -23,6 +23,7 @@ import httpx
 import websockets
 
 from cortan.core.recent import MODELS_KEPT
+from tests.conftest import CortanRunner
 from tests.serve.conftest import Running
 from tests.serve.test_connections import connect, exchange
 from tests.serve.test_hostile_ws import CHAT, url_of
@@ -98,3 +99,30 @@ def test_made_up_model_names_do_not_grow_the_gateway(openai_env: Any, gateway: R
             body = {"model": f"openai:made-up-{n}", "messages": [{"role": "user", "content": "hi"}]}
             assert client.post("/v1/chat/completions", json=body).status_code == 404
     assert count_alive("ModelInfo") <= MODELS_KEPT + 50
+
+
+def test_cortan_logs_beside_a_running_gateway_leaves_its_store_alone(
+    gateway: Running, cortan: type[CortanRunner]
+) -> None:
+    # The store was opened by plain os.open/os.close for its checks on each new
+    # connection: closing any descriptor of a file drops every POSIX lock the process
+    # holds on it, SQLite's included. The gateway's second connection left it holding
+    # none, so the next `cortan logs` took itself for the store's last user and deleted
+    # the gateway's live -wal and -shm: what the gateway wrote afterwards went to a
+    # deleted file no other process could read (and two WALs can corrupt the store).
+    assert gateway.data_dir is not None
+
+    def ask(question: str) -> dict[str, Any]:
+        return {"model": "", "messages": [{"role": "user", "content": question}]}
+
+    with httpx.Client(base_url=gateway.url, headers=gateway.headers, timeout=30) as client:
+        assert client.post("/v1/chat/completions", json=ask("first")).status_code == 200
+        gateway.commit()
+        wal = gateway.data_dir / "cortan.db-wal"
+        assert wal.exists()
+        assert cortan.run("logs", "-n", "5").code == 0
+        assert wal.exists(), "cortan logs deleted the running gateway's write-ahead log"
+        second = ask("second question")
+        assert client.post("/v1/chat/completions", json=second).status_code == 200
+        gateway.commit()
+    assert "second question" in cortan.run("logs", "-n", "5").stdout
