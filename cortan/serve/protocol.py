@@ -149,7 +149,7 @@ class BoundedHttpToolsProtocol(_Watched, HttpToolsProtocol):
         # uvicorn cancels its idle timer only when the connection ends cleanly: one reset
         # by its client (an editor cancelling, a pool dropping a connection) stayed in the
         # loop's timers for serve.keep_alive seconds, and with it the connection's protocol,
-        # request and answer: 2,000 cancelled streams held 2,000 of them for two minutes.
+        # request and answer: 2,000 connections reset once answered held 18 MB for 2 min.
         self._unset_keepalive_if_required()
         super().connection_lost(exc)
 

@@ -15,6 +15,7 @@ import json
 import socket
 import struct
 import time
+import tracemalloc
 from collections.abc import Callable
 from contextlib import closing
 from typing import Any
@@ -126,3 +127,25 @@ def test_cortan_logs_beside_a_running_gateway_leaves_its_store_alone(
         assert client.post("/v1/chat/completions", json=second).status_code == 200
         gateway.commit()
     assert "second question" in cortan.run("logs", "-n", "5").stdout
+
+
+def test_long_messages_are_not_held_once_answered(gateway: Running) -> None:
+    # Token counts were remembered with their text, the last 1,024 messages whole:
+    # 100 distinct 1 MB messages held 100 MB for the gateway's life.
+    def send(client: httpx.Client, n: int) -> None:
+        text = f"{n} " + "word " * 200_000  # 1 MB, each one different
+        body = {"model": "", "messages": [{"role": "user", "content": text}]}
+        assert client.post("/v1/chat/completions", json=body).status_code in (200, 400)
+
+    with httpx.Client(base_url=gateway.url, headers=gateway.headers, timeout=60) as client:
+        send(client, 0)  # warm: what the first request loads is not what is held
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for n in range(1, 25):
+                send(client, n)
+            gc.collect()
+            held = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+    assert held < 8 << 20, f"24 messages of 1 MB left {held >> 20} MB held"
