@@ -13,4 +13,5 @@ without importing one another.
     errors.py     every error a user can see, as one tree
     startup.py    the cyclic collector paused while start-up builds the stack
     stops.py      which signal stopped the work, carried on a task's cancellation
+    recent.py     Recent: a dict of the keys set last, for what is learned per model
 """

@@ -116,15 +116,6 @@ def _set_mode(fd: int, mode: int) -> None:
             raise
 
 
-def tighten(path: Path) -> None:
-    """Make an existing private file owner-only, refusing a link; absent is fine."""
-    try:
-        fd = open_private(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return
-    os.close(fd)
-
-
 def read_small_file(path: Path, limit: int, *, pipes: bool = False) -> bytes:
     """The bytes of the regular file ``path``, which must hold at most ``limit`` of them.
 

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
 from cortan.core.errors import CortanError, InputError
 from cortan.core.events import ChatEnded, ChatFailed, ChatFinished
 from cortan.core.messages import EMPTY_MAPPING, Message
+from cortan.core.recent import Recent
 from cortan.core.requests import TextAttachment
 from cortan.engine import budget as budgets
 from cortan.engine.budget import Budget, ContextUsage
@@ -173,10 +174,11 @@ class ContextManager:
         if settings is not None:  # every wait sits inside the user's timeouts (issue 21)
             self._first_token = settings.timeouts.first_token
             self.lookup_timeout = min(WINDOW_LOOKUP_TIMEOUT, self._first_token)
-        self._window_sizes: dict[str, int] = {}  # the largest window asked for, per model
-        self._refused_windows: dict[str, int] = {}  # windows servers named in an overflow
+        # Per model, and bounded: a gateway's clients name models as they like (recent.py).
+        self._window_sizes: Recent[str, int] = Recent()  # the largest window asked for
+        self._refused_windows: Recent[str, int] = Recent()  # windows servers named, refusing
         self._memory = memory
-        self._recalled: set[str] = set()  # models whose kept window was looked up
+        self._recalled: Recent[str, None] = Recent()  # models whose kept window was looked up
 
     async def fit(self, checked: Checked, route: Route | None, due: float | None = None) -> Fit:
         """The conversation for ``checked``, fitted to the window of ``route``'s model;
@@ -267,7 +269,7 @@ class ContextManager:
         model = str(route)
         if self._memory is None or model in self._recalled:
             return
-        self._recalled.add(model)
+        self._recalled[model] = None
         kept = self._use_memory(lambda memory: memory.recall(self._memory_key(route)))
         if not kept:
             return

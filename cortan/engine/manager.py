@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, TypeVar
 from cortan.core.errors import ProviderError, UsageError
 from cortan.core.events import ChatFailed, ChatFinished
 from cortan.core.messages import ModelInfo, PullProgress
+from cortan.core.recent import Recent
 from cortan.core.startup import resume_collector
 from cortan.engine.answering import Answerer, Progress
 from cortan.engine.breaker import CircuitBreaker
@@ -79,7 +80,8 @@ class ModelManager:
         self._answerer = Answerer(
             bus, settings, self.get_pool, clock=clock, sleep=sleep, jitter=jitter
         )
-        self._shown: dict[str, asyncio.Future[ModelInfo]] = {}  # what servers said, per route
+        # What servers said, per route; bounded, as clients of the gateway name any model.
+        self._shown: Recent[str, asyncio.Future[ModelInfo]] = Recent()
         self._digests: dict[str, asyncio.Future[list[ModelInfo]]] = {}  # listings, for digests
 
     # -- names, providers, hosts -------------------------------------------------------

@@ -23,11 +23,13 @@ estimate gets budgets that fit it.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from cortan.core.messages import Message
+from cortan.core.recent import Recent
 
 # The pre-split of cl100k / Llama 3 style tokenizers, in Python's `re` dialect
 # ([^\W\d_] is a letter, [^\s\w]|_ a symbol): a contraction, a word with an
@@ -91,9 +93,40 @@ def _piece_cost(piece: str) -> float:
     return cost if piece.isascii() else cost + sum(not c.isascii() for c in piece)
 
 
-@lru_cache(maxsize=1024)  # a conversation re-sends the same messages: count each once
+#: Texts up to this many characters are remembered as they are (1,024 of them, some
+#: 16 MB at most); longer ones by a digest, so a remembered count does not hold its text.
+#: Holding them whole, a gateway kept the last 1,024 messages its clients sent however
+#: long: 100 distinct 1 MB messages held 100 MB for good (8 GB at serve.max_body_bytes).
+CACHED_TEXT_CHARS = 4096
+_LONG_COUNTS: Recent[bytes, int] = Recent(256)
+_LONG_LOCK = threading.Lock()
+
+
 def estimate_tokens(text: str) -> int:
-    """About how many tokens ``text`` is for a modern BPE tokenizer."""
+    """About how many tokens ``text`` is for a modern BPE tokenizer.
+
+    A conversation re-sends the same messages, so each is counted once: long ones (an
+    attached file, a pasted log) are the ones worth it, hashing being far cheaper.
+    """
+    if len(text) <= CACHED_TEXT_CHARS:
+        return _estimate_short(text)
+    import hashlib  # only for long texts
+
+    key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    count = _LONG_COUNTS.get(key)
+    if count is None:
+        count = _count(text)
+        with _LONG_LOCK:  # Recent drops its oldest key in two steps
+            _LONG_COUNTS[key] = count
+    return count
+
+
+@lru_cache(maxsize=1024)
+def _estimate_short(text: str) -> int:
+    return _count(text)
+
+
+def _count(text: str) -> int:
     return round(sum(_piece_cost(p) for p in PIECE.findall(text)))
 
 
@@ -123,7 +156,7 @@ class Calibration:
     """
 
     weight: float = 0.5
-    factors: dict[str, float] = field(default_factory=dict)
+    factors: dict[str, float] = field(default_factory=Recent)  # bounded: recent.py
 
     def factor(self, model: str) -> float:
         return self.factors.get(model, 1.0)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
+from cortan.core.recent import Recent
+
 
 class Told:
     """The topics already said in this process (a cache failure, a server down)."""
@@ -20,11 +22,11 @@ class Told:
     __slots__ = ("_topics",)
 
     def __init__(self) -> None:
-        self._topics: set[Hashable] = set()
+        self._topics: Recent[Hashable, None] = Recent()  # a topic may name a model
 
     def should_tell(self, topic: Hashable, client: str | None) -> bool:
         """Whether to say ``topic`` now: the first time in this process, and every
         time to a program the gateway serves (``client``: the request's)."""
         first = topic not in self._topics
-        self._topics.add(topic)
+        self._topics[topic] = None
         return first or client is not None

@@ -27,6 +27,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from cortan.core.recent import Recent
+
 #: Options the OpenAI body names as cortan does; the others go in ``extra_body``.
 BODY_OPTIONS = frozenset(
     {"temperature", "top_p", "seed", "stop", "max_tokens", "presence_penalty", "frequency_penalty"}
@@ -62,8 +64,8 @@ class Fields:
     def __init__(self, url: str, pinned: str | None = None) -> None:
         self._pinned = pinned is not None
         self._default = pinned or default_length_field(url)
-        self._length: dict[str, str] = {}  # model -> the length field that worked
-        self._dropped: dict[str, set[str]] = {}  # model -> options it refused
+        self._length: Recent[str, str] = Recent()  # model -> the length field that worked
+        self._dropped: Recent[str, set[str]] = Recent()  # model -> options it refused
 
     def shape(
         self, model: str, body: dict[str, Any], options: Iterable[str]

@@ -170,6 +170,11 @@ class Session:
             return
         pump = self._pump(chat_id, request, relay, task)
         self.chats[chat_id] = asyncio.create_task(pump)
+        # Let the pump begin before the next message is read: a cancel that came in the
+        # same read would cancel a task that never ran, so none of its body would (no
+        # `end`, the id never freed, the upstream request left running), and eight such
+        # chats filled the socket for good.
+        await asyncio.sleep(0)
 
     async def _make_request(self, chat_id: str, message: dict[str, Any]) -> tuple[Any, str | None]:
         """The chat's request, and the notice of the fields it could not carry."""

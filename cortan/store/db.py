@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
@@ -33,7 +34,7 @@ from types import TracebackType
 from typing import Self
 
 from cortan.core.errors import StoreError, StoreLockedError, UsageError, why_unreadable
-from cortan.core.files import NotPrivateFile, open_private, refusal, tighten
+from cortan.core.files import PRIVATE_MODE, NotPrivateFile, describe_mode, open_private, refusal
 from cortan.store.records import StoreInfo
 from cortan.store.schema import APPLICATION_ID, LATEST_VERSION, MIGRATIONS, TABLES
 
@@ -75,9 +76,8 @@ def _create_private(path: Path) -> None:
     checking = path
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.close(open_private(path, os.O_RDONLY | os.O_CREAT))
-        for checking in companions(path):
-            tighten(checking)
+        for checking in (path, *companions(path)):
+            _make_private(checking, create=checking == path)
     except NotPrivateFile as exc:
         raise refused(checking, str(exc)) from None
     except (FileExistsError, NotADirectoryError):  # CORTAN_DATA_DIR=/dev/null
@@ -90,6 +90,28 @@ def _create_private(path: Path) -> None:
         ) from None
     except OSError as exc:
         raise StoreError(f"cannot open the session store {path}: {why_unreadable(exc)}") from None
+
+
+def _make_private(path: Path, *, create: bool) -> None:
+    """Refuse a link or non-file at ``path``; create it (``create``) or make it 0600.
+
+    A file that is already private is only looked at, never opened: closing any
+    descriptor of a file drops every POSIX lock this process holds on it, SQLite's
+    included. A gateway opening its second connection had left its first with no lock
+    on the store, and the next `cortan logs`, taking itself for the store's last user,
+    deleted the gateway's live -wal and -shm.
+    """
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        if create:
+            os.close(open_private(path, os.O_RDONLY | os.O_CREAT))
+        return
+    reason = describe_mode(info.st_mode)
+    if reason is not None:
+        raise NotPrivateFile(reason)
+    if stat.S_IMODE(info.st_mode) != PRIVATE_MODE and info.st_uid == os.getuid():
+        os.close(open_private(path, os.O_RDONLY))  # sets the mode; before any connection
 
 
 def companions(path: Path) -> tuple[Path, Path]:
