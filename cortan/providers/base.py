@@ -252,6 +252,22 @@ def _first_entries(body: bytes, key: str) -> list[dict[str, Any]]:
     return entries
 
 
+def json_object(value: object, what: str) -> dict[str, Any]:
+    """A field of a streamed reply that must be an object (``what`` names it)."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} is not an object")
+    return value
+
+
+def json_text(value: object, what: str) -> str:
+    """A text field: absent or null is empty, anything but a string a reply gone wrong."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{what} is not a string")
+    return value
+
+
 def text_or_none(value: object) -> str | None:
     """A field of a listing that must be text, or None when it is not."""
     return value if isinstance(value, str) and value else None

@@ -13,7 +13,14 @@ from typing import Any
 
 from cortan.core.errors import BadResponseError
 from cortan.core.messages import Message, Usage
-from cortan.providers.base import ModelRequest, Thinking, ToolCall, sane_usage
+from cortan.providers.base import (
+    ModelRequest,
+    Thinking,
+    ToolCall,
+    json_object,
+    json_text,
+    sane_usage,
+)
 from cortan.providers.fields import BODY_OPTIONS, EXTRA_OPTIONS
 
 #: The most tool calls one turn may ask for; more is a server gone wrong.
@@ -78,7 +85,7 @@ def first_choice(chunk: object) -> list[dict[str, Any]]:
     Chunks arrive as the JSON the server sent (the SDK builds no model of them: that
     was a seventh of the gateway's CPU per request), so every shape is checked here.
     """
-    choices = _object(chunk, "a chunk").get("choices")
+    choices = json_object(chunk, "a chunk").get("choices")
     if not isinstance(choices, list):
         raise ValueError("choices is not a list")
     return [choice for choice in choices if isinstance(choice, dict) and choice.get("index") == 0]
@@ -90,9 +97,9 @@ def read_chunk(chunk: object, calls: CallParts) -> tuple[list[str | Thinking], o
     items: list[str | Thinking] = []
     reason: object = None
     for choice in first_choice(chunk):
-        items += delta_items(_object(choice.get("delta"), "a delta"), calls)
+        items += delta_items(json_object(choice.get("delta"), "a delta"), calls)
         reason = choice.get("finish_reason") or reason
-    return items, reason, _object(chunk, "a chunk").get("usage")
+    return items, reason, json_object(chunk, "a chunk").get("usage")
 
 
 def delta_items(delta: dict[str, Any], calls: CallParts) -> list[str | Thinking]:
@@ -100,7 +107,7 @@ def delta_items(delta: dict[str, Any], calls: CallParts) -> list[str | Thinking]
     items: list[str | Thinking] = []
     if reasoning := _reasoning(delta):
         items.append(Thinking(reasoning))
-    if content := _text(delta.get("content"), "content"):
+    if content := json_text(delta.get("content"), "content"):
         items.append(content)
     if tool_calls := delta.get("tool_calls"):
         if not isinstance(tool_calls, list):
@@ -122,7 +129,7 @@ class CallParts:
 
     def add(self, deltas: list[Any]) -> None:
         for given in deltas:
-            delta = _object(given, "a tool call")
+            delta = json_object(given, "a tool call")
             index = delta.get("index")
             index = index if isinstance(index, int) else len(self._calls)
             parts = self._calls.get(index)
@@ -132,13 +139,13 @@ class CallParts:
                         f"the server asked for more than {MAX_CALLS} tool calls in one turn"
                     )
                 parts = self._calls[index] = ["", ""]
-            if call_id := _text(delta.get("id"), "a call's id"):
+            if call_id := json_text(delta.get("id"), "a call's id"):
                 parts[0] = call_id
             function = delta.get("function")
             if function is not None:
-                function = _object(function, "a call's function")
-                parts[1] += _text(function.get("name"), "a call's name")
-                if arguments := _text(function.get("arguments"), "a call's arguments"):
+                function = json_object(function, "a call's function")
+                parts[1] += json_text(function.get("name"), "a call's name")
+                if arguments := json_text(function.get("arguments"), "a call's arguments"):
                     parts.append(arguments)
 
     def complete(self) -> list[ToolCall]:
@@ -160,18 +167,3 @@ def chunk_usage(usage: object) -> Usage:
     details = fields.get("completion_tokens_details")
     thinking = details.get("reasoning_tokens") if isinstance(details, dict) else None
     return sane_usage(fields.get("prompt_tokens"), fields.get("completion_tokens"), thinking)
-
-
-def _object(value: object, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ValueError(f"{what} is not an object")
-    return value
-
-
-def _text(value: object, what: str) -> str:
-    """A text field: absent or null is empty, anything but a string a reply gone wrong."""
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise ValueError(f"{what} is not a string")
-    return value

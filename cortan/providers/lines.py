@@ -1,11 +1,11 @@
-"""Streamed bodies handed to an SDK in whole lines, cleaned on the way.
+"""Streamed bodies read in whole lines, cleaned on the way.
 
 Layer: providers. :class:`WholeLines` holds a line until it is whole (the SDKs read
 whole lines anyway) and hands each block of whole lines to ``clean``: every byte is
 copied a bounded number of times, and a long line is joined once, not again with
 each chunk that extends it (a 4 MiB line in small chunks was quadratic). Ollama's
-provider cleans its chat stream's counts with it; :class:`EventLines` cleans an
-OpenAI-compatible event stream.
+lines are read with it (:mod:`cortan.providers.ollama_wire`); :class:`EventLines`
+cleans an OpenAI-compatible event stream before the OpenAI SDK reads it.
 
 The OpenAI SDK reads server-sent events a line at a time in
 Python: a few microseconds a line, whatever the line holds. A server (or a proxy)
@@ -18,7 +18,7 @@ SDK sees them:
   blank line only repeats an event's end, or, once a server has sent an ``id:``,
   makes an empty event the SDK cannot parse);
 * llama.cpp's ``error: {...}`` lines become ``data:`` events (below);
-* bytes that are not UTF-8 become U+FFFD, as the Ollama SDK does with its lines,
+* bytes that are not UTF-8 become U+FFFD, as they do in Ollama's lines,
   instead of failing the whole answer as a reply that "cannot parse".
 """
 

@@ -1,9 +1,11 @@
-"""Ollama, through ``ollama.AsyncClient``, with its errors mapped to cortan's.
+"""Ollama, over its native API on an httpx client, with its errors mapped to cortan's.
 
-Ollama streams newline-delimited JSON. Its client raises ``ResponseError`` for
-HTTP errors and for an ``{"error": …}`` line mid-stream, the builtin
-``ConnectionError`` when nothing listens, httpx's exceptions for timeouts and
-cut connections, and ``json.JSONDecodeError`` for a line that is not JSON.
+Ollama streams newline-delimited JSON. cortan speaks it without the ``ollama`` SDK
+(``ollama_wire.py`` shapes the bodies and reads the lines; docs/performance.md says
+what the SDK cost). What can go wrong: :class:`~cortan.providers.ollama_wire.Refused`
+for an HTTP error or an ``{"error": …}`` line mid-stream, httpx's exceptions when
+nothing listens, for timeouts and cut connections, and ``ValueError`` for a line that
+is not the JSON it should be; :meth:`OllamaProvider.map_error` says each in a sentence.
 """
 
 from __future__ import annotations
@@ -11,17 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shlex
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import ollama
 
-from cortan.config.settings import is_loopback_url
+from cortan import __version__
+from cortan.config.settings import is_loopback_url, normalize_ollama_host
 from cortan.core.errors import (
     AuthError,
     BadRequestError,
@@ -34,117 +36,43 @@ from cortan.core.errors import (
     UnreachableError,
     pull_command,
 )
-from cortan.core.messages import Message, ModelInfo, PullProgress
-from cortan.core.options import to_ollama
+from cortan.core.messages import ModelInfo, PullProgress
 from cortan.providers.base import (
     Finish,
     ModelRequest,
     Piece,
-    Thinking,
     ToolCall,
     listed,
     read_listing,
     redact,
     retry_after,
-    sane_reason,
-    sane_timings,
-    sane_usage,
-    sane_window,
     shown_url,
     text_or_none,
     tls_failure,
     tls_instead,
     url_secrets,
 )
-from cortan.providers.lines import WholeLines
+from cortan.providers.ollama_wire import (
+    Refused,
+    chat_body,
+    chat_finish,
+    chat_pieces,
+    checked,
+    is_done,
+    pull_progress,
+    read_lines,
+    refused,
+    shown_model,
+)
 from cortan.providers.responses import BodyLimits, BoundedBody, ResponseGuard, carried
 from cortan.providers.tls import get_verify
 
 if TYPE_CHECKING:
     from cortan.config.settings import ProviderConfig, Timeouts
 
-#: Headers for the chat request this task is sending (the SDK's ``chat`` takes none).
-_HEADERS: ContextVar[Mapping[str, str] | None] = ContextVar("cortan_ollama_headers", default=None)
-
-
-async def _add_headers(request: httpx.Request) -> None:
-    """httpx's request hook: the task's trace headers go out with its chat request."""
-    if headers := _HEADERS.get():
-        request.headers.update(headers)
-
 
 class _BoundedStream(BoundedBody, httpx.AsyncByteStream):
     """A response body inflated and counted by cortan (cortan.providers.responses)."""
-
-
-#: The timings of a chat's final line, in nanoseconds.
-DURATIONS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
-
-
-class Counted(NamedTuple):
-    """The whole numbers of a streamed body's lines: the SDK refuses a line whole unless
-    each is an int; ``markers``, bytes that must be in a line holding one of them."""
-
-    fields: tuple[str, ...]
-    markers: tuple[bytes, ...]
-
-
-#: By path: a chat's final counts and timings; a pull's progress, where a ``completed``
-#: of 1.5 or a ``total`` of "big" failed ``cortan models pull`` midway.
-COUNTED = {
-    "/api/chat": Counted(
-        ("prompt_eval_count", "eval_count", *DURATIONS), (b'_count"', b'_duration"')
-    ),
-    "/api/pull": Counted(("completed", "total"), (b'"completed"', b'"total"')),
-}
-
-
-class _CountedLines(WholeLines, httpx.AsyncByteStream):
-    """A stream whose lines' numbers the SDK can read (cortan.providers.lines).
-
-    The SDK checks each line against its model: a count of ``1.5``, ``"n/a"`` or
-    ``1e400`` made the whole answer a reply cortan "cannot parse". Such a number is
-    left out here, as if the server had not said; the answer (or the pull) goes on.
-    """
-
-    def __init__(self, stream: Any, counted: Counted) -> None:
-        super().__init__(stream)
-        self._counted = counted
-
-    def clean(self, block: bytes) -> bytes:
-        if not _marked(block, self._counted):
-            return block
-        return b"\n".join(_drop_wrong_counts(line, self._counted) for line in block.split(b"\n"))
-
-
-def _marked(data: bytes, counted: Counted) -> bool:
-    return any(marker in data for marker in counted.markers)
-
-
-def _drop_wrong_counts(line: bytes, counted: Counted) -> bytes:
-    if not _marked(line, counted):
-        return line
-    try:
-        part = json.loads(line)
-    except ValueError:
-        return line  # the SDK says it cannot parse it
-    if not isinstance(part, dict):
-        return line
-    wrong = [k for k in counted.fields if k in part and not _is_int(part[k])]
-    for key in wrong:
-        del part[key]
-    return json.dumps(part).encode() if wrong else line
-
-
-def _is_int(value: object) -> bool:
-    return value is None or (isinstance(value, int) and not isinstance(value, bool))
-
-
-async def _clean_counts(response: httpx.Response) -> None:
-    path = response.request.url.path.rstrip("/")
-    counted = next((c for end, c in COUNTED.items() if path.endswith(end)), None)
-    if counted is not None:
-        response.stream = _CountedLines(response.stream, counted)
 
 
 #: Seconds to wait for the end of a stream after its final message (see ``_drain``).
@@ -177,15 +105,14 @@ class OllamaProvider:
         )
         # verify: no CA bundle read for a plain-http server (cortan.providers.tls)
         verify = get_verify(url)
-        self._client = ollama.AsyncClient(
-            host=url,
+        self._client = httpx.AsyncClient(
+            base_url=normalize_ollama_host(url),
             timeout=timeout,
             verify=verify,
+            headers=_headers(),
+            follow_redirects=True,  # as the SDK did: the guard keeps them to one origin
             **_transport(verify, concurrent),
-            event_hooks={
-                "request": [guard.on_request, _add_headers],
-                "response": [guard.on_response, _clean_counts],  # bounded, then cleaned
-            },
+            event_hooks={"request": [guard.on_request], "response": [guard.on_response]},
             # A loopback server is reached directly, never through http_proxy: cortan
             # judges it local (no secret guard), so the prompt must not leave (issue 15).
             trust_env=not is_loopback_url(url),
@@ -193,15 +120,10 @@ class OllamaProvider:
 
     async def list_models(self) -> list[ModelInfo]:
         try:
-            async with self._client._client.stream("GET", "/api/tags") as reply:  # as list()
-                if reply.is_error:
-                    await reply.aread()
-                reply.raise_for_status()
+            async with self._client.stream("GET", "/api/tags") as reply:
+                await _refuse_error(reply)
                 body, whole = await read_listing(reply.aiter_bytes())
             entries = listed(body, "models", f"Ollama at {self.url}", whole=whole)
-        except httpx.HTTPStatusError as exc:  # what the SDK would raise, for map_error
-            error = ollama.ResponseError(exc.response.text, exc.response.status_code)
-            raise self.map_error(error) from exc
         except Exception as exc:
             # `cortan models` and `cortan doctor` ask here first: the same hint as a chat
             where = f"Ollama at {self.url}"
@@ -229,102 +151,67 @@ class OllamaProvider:
 
     async def get_version(self) -> str | None:
         """The server's version (``/api/version``), or None when it does not say."""
-        # The SDK has no call for it; its own HTTP client asks, with the same timeouts.
         try:
-            reply = await self._client._client.get("/api/version")
+            reply = await self._client.get("/api/version")
             version = reply.json().get("version")
         except (httpx.HTTPError, ValueError, AttributeError, BadResponseError):
             return None
         return str(version) if version else None
 
     async def show_model(self, model: str) -> ModelInfo:
+        """``/api/show``: the window, the capabilities; a field of the wrong type is
+        left out (cortan.providers.ollama_wire)."""
         try:
-            shown = await self._client.show(model)
+            reply = await self._client.post("/api/show", json={"model": model})
+            await _refuse_error(reply)
+            return shown_model(reply.json(), model, self.name)
         except Exception as exc:
             raise self.map_error(exc, model) from exc
-        window = next(
-            (
-                value
-                for key, value in (shown.modelinfo or {}).items()
-                if key.endswith(".context_length") and sane_window(value) is not None
-            ),
-            None,
-        )
-        details = shown.details
-        capabilities = getattr(shown, "capabilities", None)
-        return ModelInfo(
-            name=model,
-            provider=self.name,
-            family=getattr(details, "family", None),
-            parameter_size=getattr(details, "parameter_size", None),
-            context_length=window,
-            capabilities=tuple(str(c) for c in capabilities) if capabilities else None,
-            quantization=getattr(details, "quantization_level", None),
-        )
 
     async def stream_chat(self, request: ModelRequest) -> AsyncIterator[Piece]:
-        messages = [_message(m) for m in request.messages]
         calls = 0  # Ollama's calls have no id: cortan numbers them
         begun = False
-        # The client sends the request on the first read of the stream, in this task:
-        # the hook reads the headers from the task's context then.
-        _HEADERS.set(request.headers or None)
+        finish: Finish | None = None
         try:
-            stream = await self._client.chat(
-                model=request.model,
-                messages=messages,
-                stream=True,
-                think=cast("Any", request.think),
-                format=dict(request.schema) if request.schema is not None else None,
-                options=_options(request.options),
-                keep_alive=cast("Any", request.options.get("keep_alive")),
-                tools=[dict(tool) for tool in request.tools] or None,
-            )
-            # The client returns an async generator; stopping early must close its HTTP stream.
-            async with aclosing(cast("AsyncGenerator[Any, None]", stream)) as parts:
-                async for part in parts:
-                    begun = True
-                    if part.message.thinking:
-                        yield Thinking(part.message.thinking)
-                    if part.message.content:
-                        yield part.message.content
-                    for call in part.message.tool_calls or ():
-                        calls += 1
-                        yield _tool_call(call, calls)
-                    if part.done:
-                        await _drain(parts)
-                        yield self._finish(part)
-                        return
+            async with self._client.stream(
+                "POST", "/api/chat", json=chat_body(request), headers=request.headers or None
+            ) as reply:
+                await _refuse_error(reply)
+                async with aclosing(read_lines(reply.aiter_raw())) as lines:
+                    async for line in lines:
+                        part = checked(line)
+                        pieces = chat_pieces(part, calls)
+                        begun = True
+                        for piece in pieces:
+                            calls += isinstance(piece, ToolCall)
+                            yield piece
+                        if is_done(part):
+                            finish = chat_finish(part)
+                            await _drain(lines)
+                            break
         except ProviderError:
             raise
         except Exception as exc:
             raise await self._failed(exc, request.model, begun=begun) from exc
-        raise ServerError(f"Ollama at {self.url} ended the answer without its final message")
-
-    @staticmethod
-    def _finish(part: Any) -> Finish:
-        timings = sane_timings({name: getattr(part, name, None) for name in DURATIONS})
-        usage = sane_usage(part.prompt_eval_count, part.eval_count)
-        reason = sane_reason(part.done_reason) if part.done_reason else "stop"
-        return Finish(finish_reason=reason, usage=usage, server_timings=timings)
+        if finish is None:
+            raise ServerError(f"Ollama at {self.url} ended the answer without its final message")
+        yield finish  # after the response is closed: its connection is free for the next
 
     async def pull_model(self, model: str) -> AsyncIterator[PullProgress]:
         """Ollama's ``/api/pull``: the server downloads ``model``, saying how far it got.
 
         A failure found after the stream began (no such model in the registry) comes as
-        an error line, which the SDK raises; it is mapped like any other. Ollama keeps
-        the layers it has, so pulling again resumes.
+        an error line; it is mapped like any other. Ollama keeps the layers it has, so
+        pulling again resumes.
         """
+        body = {"model": model, "insecure": False, "stream": True}
         try:
-            stream = await self._client.pull(model, stream=True)
-            async for part in stream:
-                yield PullProgress(
-                    str(part.status or ""),
-                    part.digest or None,
-                    part.total if isinstance(part.total, int) else None,
-                    part.completed if isinstance(part.completed, int) else None,
-                )
-        except ollama.ResponseError as exc:
+            async with self._client.stream("POST", "/api/pull", json=body) as reply:
+                await _refuse_error(reply)
+                async with aclosing(read_lines(reply.aiter_raw())) as lines:
+                    async for line in lines:
+                        yield pull_progress(checked(line))
+        except Refused as exc:
             if "file does not exist" in str(exc.error):  # Ollama's words for no such model
                 raise ModelNotFoundError(
                     f"Ollama at {self.url} found no model {model!r} to pull: "
@@ -349,7 +236,7 @@ class OllamaProvider:
         where = f"Ollama at {self.url}"
         if (refused := carried(exc)) is not None:  # a bound or a redirect (responses.py)
             return refused
-        if isinstance(exc, ollama.ResponseError):
+        if isinstance(exc, Refused):
             return self._map_response_error(exc, model)
         if isinstance(exc, httpx.TimeoutException):
             return ProviderTimeoutError(f"{where} did not answer in time")
@@ -365,7 +252,7 @@ class OllamaProvider:
             return UnreachableError(f"cannot talk to {where}: {type(exc).__name__}")
         return BadResponseError(f"{where} failed unexpectedly: {type(exc).__name__}")
 
-    def _map_response_error(self, exc: ollama.ResponseError, model: str | None) -> ProviderError:
+    def _map_response_error(self, exc: Refused, model: str | None) -> ProviderError:
         status, text = exc.status_code, str(exc.error).strip()
         where = f"Ollama at {self.url}"
         if not text:  # a proxy in front, or a bare server error: no body at all (issue 21)
@@ -385,63 +272,36 @@ class OllamaProvider:
         if status in (401, 403):
             return AuthError(f"{where} refused the request ({status}): {text}")
         if status == 429:
-            return RateLimitedError(f"{where} is rate limiting requests: {text}", _retry_after(exc))
+            return RateLimitedError(
+                f"{where} is rate limiting requests: {text}", retry_after(exc.headers)
+            )
         if status >= 500 or status == -1:
             return ServerError(f"{where} reported an error: {text}")
         return BadRequestError(f"{where} rejected the request ({status}): {text}")
 
     async def aclose(self) -> None:
-        await self._client._client.aclose()
+        await self._client.aclose()
 
 
-def _retry_after(exc: ollama.ResponseError) -> float | None:
-    """The 429's ``retry-after``. The SDK keeps only the body and the status
-    (``raise ResponseError(…) from None``), but the httpx error it replaced, with the
-    response and its headers, stays the exception's context."""
-    context = exc.__context__
-    return (
-        retry_after(context.response.headers)
-        if isinstance(context, httpx.HTTPStatusError)
-        else None
-    )
+async def _refuse_error(reply: httpx.Response) -> None:
+    """An error status as :class:`Refused`, with what the body says (read whole:
+    the guard bounds it)."""
+    if not reply.is_success:
+        await reply.aread()
+        raise refused(reply.status_code, reply.text, reply.headers)
 
 
-def _message(message: Message) -> dict[str, Any]:
-    """One message as Ollama takes it: images as base64 beside the text; an assistant's
-    tool calls with their arguments as objects; a tool's result naming its tool."""
-    wire: dict[str, Any] = {"role": message.role, "content": message.content}
-    if message.images:
-        wire["images"] = [image.b64() for image in message.images]
-    if message.tool_calls:
-        wire["tool_calls"] = [
-            {"function": {"name": call.name, "arguments": _arguments_object(call.arguments)}}
-            for call in message.tool_calls
-        ]
-    if message.tool_name is not None:
-        wire["tool_name"] = message.tool_name
-    return wire
-
-
-def _arguments_object(arguments: str) -> dict[str, Any]:
-    """A call's arguments as the object Ollama takes back; text that was not an object
-    (the model wrote bad JSON, and was told so) goes back as an empty one."""
-    try:
-        value = json.loads(arguments)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _tool_call(call: Any, number: int) -> ToolCall:
-    """One of Ollama's calls: its arguments arrive as an object, kept here as JSON text."""
-    function = call.function
-    return ToolCall(f"call_{number}", str(function.name), json.dumps(dict(function.arguments)))
-
-
-def _options(options: Mapping[str, object]) -> dict[str, object] | None:
-    """cortan's option names in Ollama's (the table in cortan.core.options says which);
-    ``keep_alive`` is a field of the request's own, beside them."""
-    return to_ollama({k: v for k, v in options.items() if k != "keep_alive"}) or None
+def _headers() -> dict[str, str]:
+    """The headers of every request. ``OLLAMA_API_KEY`` is the bearer token, as the
+    SDK sends it: a cortan gateway (``cortan serve``) in front of Ollama asks for it."""
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "User-Agent": f"cortan/{__version__}",
+    }
+    if key := os.environ.get("OLLAMA_API_KEY"):
+        headers["Authorization"] = f"Bearer {key}"
+    return headers
 
 
 def make_provider(

@@ -18,7 +18,7 @@ whichever SDK makes it:
   host); any other is refused, naming the target's origin.
 
 The bounded stream must subclass each library's own ``AsyncByteStream`` (httpx for
-Ollama's SDK, httpx2 for OpenAI's), so each provider makes its class from
+Ollama's provider, httpx2 under OpenAI's SDK), so each provider makes its class from
 :class:`BoundedBody` and the library's base; nothing here imports either library.
 """
 

@@ -1,4 +1,4 @@
-"""aiohttp under the SDKs' httpx clients, for a process that sends many requests at once.
+"""aiohttp under the providers' httpx clients, for a process that sends many requests at once.
 
 Layer: providers. ``cortan serve`` proxies hundreds of small requests a second; in its
 profile, the default transport of the SDKs' clients (httpcore, anyio and h11, all
@@ -13,7 +13,7 @@ httpx-aiohttp package) but maps aiohttp's errors coarsely: a refused connection 
 server that closes mid-answer both become ``ConnectTimeout``, which the user would
 read as "did not answer in time". :func:`_mapped` gives each the httpx error the
 providers' ``map_error`` turns into the right sentence, and the adapter is written
-once for both httpx lines (``httpx`` under Ollama's SDK, ``httpx2`` under OpenAI's).
+once for both httpx lines (``httpx``, Ollama's provider's; ``httpx2``, OpenAI's SDK's).
 
 ``cortan batch`` runs on it too: httpx's own pool holds 100 connections and queues the
 rest, and each request that joins or leaves that queue scans it against every
