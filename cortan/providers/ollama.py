@@ -246,7 +246,7 @@ class OllamaProvider:
             return UnreachableError(f"cannot reach {where}: is `ollama serve` running?")
         if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
             return ServerError(f"{where} closed the connection before the answer was complete")
-        if isinstance(exc, json.JSONDecodeError | ValueError):
+        if isinstance(exc, json.JSONDecodeError | ValueError | RecursionError):  # too deep
             return BadResponseError(f"{where} sent a reply cortan cannot parse")
         if isinstance(exc, httpx.HTTPError):
             return UnreachableError(f"cannot talk to {where}: {type(exc).__name__}")

@@ -144,8 +144,10 @@ async def read_lines(chunks: AsyncIterator[bytes]) -> AsyncGenerator[Any, None]:
 
 def checked(part: Any) -> dict[str, Any]:
     """A streamed line, unless it is the server's ``{"error": …}``, raised as
-    :class:`Refused`. Any other JSON than an object fails here as it did in the SDK
-    (``AttributeError``: the server "failed unexpectedly")."""
+    :class:`Refused`; JSON that is not an object is a reply cortan cannot parse (the
+    SDK failed "unexpectedly: AttributeError" on ``null``)."""
+    if not isinstance(part, dict):
+        raise ValueError("a streamed line is not a JSON object")
     if error := part.get("error"):
         raise Refused(error_of(error))
     result: dict[str, Any] = part
