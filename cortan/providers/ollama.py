@@ -101,7 +101,12 @@ class OllamaProvider:
         timeout = httpx.Timeout(timeouts.total, connect=timeouts.connect)
         # Bounded bodies, no redirect to another origin (cortan.providers.responses).
         guard = ResponseGuard(
-            f"Ollama at {self.url}", url, limits or BodyLimits(), ("/api/chat",), _BoundedStream
+            f"Ollama at {self.url}",
+            url,
+            limits or BodyLimits(),
+            ("/api/chat",),
+            _BoundedStream,
+            progress_paths=("/api/pull",),
         )
         # verify: no CA bundle read for a plain-http server (cortan.providers.tls)
         verify = get_verify(url)

@@ -229,8 +229,13 @@ def shown_model(shown: object, name: str, provider: str) -> ModelInfo:
     )
 
 
+#: The largest layer cortan believes a pull reports: a pebibyte, past any model's.
+MAX_PULL_BYTES = 1 << 50
+
+
 def pull_progress(part: dict[str, Any]) -> PullProgress:
-    """One line of ``/api/pull``; a size that is not a whole number is left out."""
+    """One line of ``/api/pull``; a size that is not a whole number of bytes between 0
+    and :data:`MAX_PULL_BYTES` is left out (it printed as "-5 bytes", "1.1e+12 GiB")."""
     return PullProgress(
         text_or_none(part.get("status")) or "",
         text_or_none(part.get("digest")),
@@ -240,4 +245,6 @@ def pull_progress(part: dict[str, Any]) -> PullProgress:
 
 
 def _whole(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 0 <= value <= MAX_PULL_BYTES else None
