@@ -58,6 +58,7 @@ from cortan.providers.ollama_wire import (
     chat_finish,
     chat_pieces,
     checked,
+    error_text,
     is_done,
     pull_progress,
     read_lines,
@@ -258,7 +259,7 @@ class OllamaProvider:
         return BadResponseError(f"{where} failed unexpectedly: {type(exc).__name__}")
 
     def _map_response_error(self, exc: Refused, model: str | None) -> ProviderError:
-        status, text = exc.status_code, str(exc.error).strip()
+        status, text = exc.status_code, error_text(exc.error).strip()
         where = f"Ollama at {self.url}"
         if not text:  # a proxy in front, or a bare server error: no body at all (issue 21)
             text = "no reason given"
