@@ -22,6 +22,7 @@ from typing import Any
 
 from cortan.core.messages import Message, ModelInfo, PullProgress
 from cortan.core.options import to_ollama
+from cortan.core.text import without_surrogates
 from cortan.providers.base import (
     Finish,
     ModelRequest,
@@ -197,7 +198,19 @@ def _tool_call(call: object, number: int) -> ToolCall:
     name, arguments = function.get("name"), function.get("arguments")
     if not isinstance(name, str) or not isinstance(arguments, dict):
         raise ValueError("a tool call has no name or no arguments object")
-    return ToolCall(f"call_{number}", name, json.dumps(arguments))
+    return ToolCall(f"call_{number}", without_surrogates(name), _arguments_text(arguments))
+
+
+def _arguments_text(arguments: dict[str, Any]) -> str:
+    """A call's arguments as JSON text, lone surrogates (``"\\ud800"``) as U+FFFD: kept,
+    they failed the store's record of the call and the next request, which sends the
+    call back (as a reply cortan "cannot parse", the server blamed)."""
+    text = json.dumps(arguments, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        arguments = json.loads(without_surrogates(text))
+    return json.dumps(arguments)
 
 
 #: What the SDK's model took for a ``done`` of true besides true itself.

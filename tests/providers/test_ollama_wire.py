@@ -17,7 +17,7 @@ from cortan.config.settings import ProviderConfig, Timeouts
 from cortan.core.errors import CortanError
 from cortan.core.messages import Message
 from cortan.providers import get_factory
-from cortan.providers.base import Finish, ModelRequest, Piece, Provider
+from cortan.providers.base import Finish, ModelRequest, Piece, Provider, ToolCall
 from tests.servers import FakeOllama, Reply
 
 MODEL = "llama3.2:latest"
@@ -185,3 +185,16 @@ async def test_a_show_naming_100000_capabilities_keeps_a_few() -> None:
         finally:
             await provider.aclose()
     assert shown.capabilities == tuple(f"c{i}" for i in range(32))
+
+
+async def test_a_lone_surrogate_in_a_tool_call_becomes_a_replacement_character(
+    ollama: FakeOllama,
+) -> None:
+    # Kept, it failed the store's record of the call and then the next request, which
+    # sends the call back: "sent a reply cortan cannot parse", the server blamed.
+    call = b'{"function": {"name": "f\\ud800", "arguments": {"\\udfff": ["\\ud83d\\ude00"]}}}'
+    line = b'{"message": {"role": "assistant", "tool_calls": [' + call + b"]}}\n"
+    ollama.queue(Reply(body=line + lines(DONE)))
+    pieces = await answer(ollama)
+    assert pieces[0] == ToolCall("call_1", "f\ufffd", '{"\\ufffd": ["\\ud83d\\ude00"]}')
+    assert json.loads(pieces[0].arguments) == {"\ufffd": ["\U0001f600"]}  # the pair kept
