@@ -88,6 +88,15 @@ def check_argument(text: str, label: str) -> str:
         raise UsageError(str(exc)) from None
 
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def without_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate (a ``"\\ud800"`` escape in a server's JSON) as
+    U+FFFD: it cannot be encoded, so it failed whatever stored or sent the text on."""
+    return _SURROGATES.sub("\ufffd", text)
+
+
 def clean_text(text: str) -> str:
     """Unify line endings and drop control characters other than newline and tab."""
     if "\r" in text:

@@ -58,6 +58,7 @@ from cortan.providers.ollama_wire import (
     chat_finish,
     chat_pieces,
     checked,
+    error_text,
     is_done,
     pull_progress,
     read_lines,
@@ -101,7 +102,12 @@ class OllamaProvider:
         timeout = httpx.Timeout(timeouts.total, connect=timeouts.connect)
         # Bounded bodies, no redirect to another origin (cortan.providers.responses).
         guard = ResponseGuard(
-            f"Ollama at {self.url}", url, limits or BodyLimits(), ("/api/chat",), _BoundedStream
+            f"Ollama at {self.url}",
+            url,
+            limits or BodyLimits(),
+            ("/api/chat",),
+            _BoundedStream,
+            progress_paths=("/api/pull",),
         )
         # verify: no CA bundle read for a plain-http server (cortan.providers.tls)
         verify = get_verify(url)
@@ -253,7 +259,7 @@ class OllamaProvider:
         return BadResponseError(f"{where} failed unexpectedly: {type(exc).__name__}")
 
     def _map_response_error(self, exc: Refused, model: str | None) -> ProviderError:
-        status, text = exc.status_code, str(exc.error).strip()
+        status, text = exc.status_code, error_text(exc.error).strip()
         where = f"Ollama at {self.url}"
         if not text:  # a proxy in front, or a bare server error: no body at all (issue 21)
             text = "no reason given"

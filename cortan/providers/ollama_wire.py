@@ -15,12 +15,14 @@ of every streamed line (about a seventh of the gateway's CPU per request).
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from typing import Any
 
 from cortan.core.messages import Message, ModelInfo, PullProgress
 from cortan.core.options import to_ollama
+from cortan.core.text import without_surrogates
 from cortan.providers.base import (
     Finish,
     ModelRequest,
@@ -69,6 +71,20 @@ def error_of(text: object) -> object:
     except (ValueError, RecursionError):
         return text
     return value.get("error", text) if isinstance(value, dict) else text
+
+
+def error_text(error: object) -> str:
+    """An error as a sentence may quote it: text as it is, an object's ``message``, any
+    other JSON as JSON; empty for none (Python's ``None`` and ``{'message': …}`` were
+    quoted as they print)."""
+    if error is None or isinstance(error, str):
+        return error or ""
+    if isinstance(error, dict) and isinstance(message := error.get("message"), str):
+        return message
+    try:
+        return json.dumps(error, ensure_ascii=False)
+    except (ValueError, RecursionError):  # nested past what can be written back
+        return ""
 
 
 def chat_body(request: ModelRequest) -> dict[str, Any]:
@@ -135,9 +151,14 @@ async def read_lines(chunks: AsyncIterator[bytes]) -> AsyncGenerator[Any, None]:
     Bytes that are not UTF-8 become U+FFFD, as the SDK read them; a blank line is no
     JSON, as it was not for the SDK. Only LF and CR end a line: the SDK also split at
     U+0085 and U+2028, which JSON text may hold unescaped, and failed the answer there.
+    A byte order mark before the first line (a proxy's, a Windows tool's) is no part of
+    it: JSON's parser refused it, and the whole answer with it.
     """
+    start = True
     async for block in _Lines(chunks):
         text = block.decode("utf-8", "replace")
+        if start:
+            text, start = text.removeprefix("\ufeff"), False
         for line in (text[:-1] if text.endswith("\n") else text).split("\n"):
             yield json.loads(line)
 
@@ -177,7 +198,19 @@ def _tool_call(call: object, number: int) -> ToolCall:
     name, arguments = function.get("name"), function.get("arguments")
     if not isinstance(name, str) or not isinstance(arguments, dict):
         raise ValueError("a tool call has no name or no arguments object")
-    return ToolCall(f"call_{number}", name, json.dumps(arguments))
+    return ToolCall(f"call_{number}", without_surrogates(name), _arguments_text(arguments))
+
+
+def _arguments_text(arguments: dict[str, Any]) -> str:
+    """A call's arguments as JSON text, lone surrogates (``"\\ud800"``) as U+FFFD: kept,
+    they failed the store's record of the call and the next request, which sends the
+    call back (as a reply cortan "cannot parse", the server blamed)."""
+    text = json.dumps(arguments, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        arguments = json.loads(without_surrogates(text))
+    return json.dumps(arguments)
 
 
 #: What the SDK's model took for a ``done`` of true besides true itself.
@@ -224,13 +257,31 @@ def shown_model(shown: object, name: str, provider: str) -> ModelInfo:
         family=text_or_none(details.get("family")),
         parameter_size=text_or_none(details.get("parameter_size")),
         context_length=window,
-        capabilities=tuple(c for c in listed if isinstance(c, str)) or None,
+        capabilities=_capabilities(listed),
         quantization=text_or_none(details.get("quantization_level")),
     )
 
 
+#: The largest layer cortan believes a pull reports: a pebibyte, past any model's.
+MAX_PULL_BYTES = 1 << 50
+
+
+#: Capabilities kept of ``/api/show``: Ollama names five or so; a server naming 100,000
+#: had them all printed by ``cortan models show`` and held for every model.
+MAX_CAPABILITIES = 32
+#: The longest capability name kept ("completion" is 10 characters).
+MAX_CAPABILITY = 64
+
+
+def _capabilities(listed: Iterable[object]) -> tuple[str, ...] | None:
+    """The first :data:`MAX_CAPABILITIES` names that are short text; None for none."""
+    names = (c for c in listed if isinstance(c, str) and 0 < len(c) <= MAX_CAPABILITY)
+    return tuple(itertools.islice(names, MAX_CAPABILITIES)) or None
+
+
 def pull_progress(part: dict[str, Any]) -> PullProgress:
-    """One line of ``/api/pull``; a size that is not a whole number is left out."""
+    """One line of ``/api/pull``; a size that is not a whole number of bytes between 0
+    and :data:`MAX_PULL_BYTES` is left out (it printed as "-5 bytes", "1.1e+12 GiB")."""
     return PullProgress(
         text_or_none(part.get("status")) or "",
         text_or_none(part.get("digest")),
@@ -240,4 +291,6 @@ def pull_progress(part: dict[str, Any]) -> PullProgress:
 
 
 def _whole(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 0 <= value <= MAX_PULL_BYTES else None

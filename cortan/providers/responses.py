@@ -9,8 +9,9 @@ whichever SDK makes it:
   libraries inflate a chunk in one call and join a body whole. The body is
   inflated here instead, 64 KiB at a time, and counted: a streamed answer may
   inflate to ``max_response_bytes``, one line of it (one piece) to
-  ``max_output_bytes``, any other body to ``max_listing_bytes``. Past a bound the
-  response fails with one sentence. Only ``gzip`` and ``deflate`` are asked for and
+  ``max_output_bytes``, a progress stream (Ollama's ``/api/pull``) any length in
+  lines of ``max_listing_bytes``, any other body ``max_listing_bytes``. Past a bound
+  the response fails with one sentence. Only ``gzip`` and ``deflate`` are asked for and
   read; another encoding is refused rather than passed on undecoded.
 * **Redirects to another origin.** The SDKs follow redirects, and a 307 or 308
   sends the body again: a prompt would go to whatever host the server names. A
@@ -168,11 +169,19 @@ def may_follow(base: str, target: str) -> bool:
     return here[0] == "http" and there[0] == "https" and here[1] == there[1]
 
 
+#: The bound of a progress stream's whole body: none a server can reach. Each line is
+#: read and let go, so memory stays one line's; the time is the user's (Ctrl-C).
+UNBOUNDED = 1 << 62
+
+
 class ResponseGuard:
     """The event hooks of one provider's HTTP client (see the module docstring).
 
     ``where`` names the server in sentences ("Ollama at http://…"); ``base`` is the
     URL the provider was given; ``answer_paths`` end the paths of streamed answers;
+    ``progress_paths`` those of progress streams, which last as long as the work
+    they report (Ollama sends a line of a pull's progress every 60 ms: 8 MiB in about
+    an hour, which failed the pull of any large model on a slow link);
     ``stream_type`` is the provider's :class:`BoundedBody` subclass of its library's
     stream class.
     """
@@ -184,9 +193,11 @@ class ResponseGuard:
         limits: BodyLimits,
         answer_paths: Sequence[str],
         stream_type: Callable[..., Any],
+        progress_paths: Sequence[str] = (),
     ) -> None:
         self._where, self._base, self._limits = where, base, limits
         self._answer_paths = tuple(answer_paths)
+        self._progress_paths = tuple(progress_paths)
         self._stream_type = stream_type
 
     async def on_request(self, request: Any) -> None:
@@ -213,10 +224,12 @@ class ResponseGuard:
                 f"{self._where} sent its reply in an encoding cortan does not read "
                 f"({make_visible(unknown[0][:40])!r}), though it asked for {ACCEPT_ENCODING} only"
             )
-        path = urlsplit(str(response.request.url)).path
-        answer = path.rstrip("/").endswith(self._answer_paths)
+        path = urlsplit(str(response.request.url)).path.rstrip("/")
+        answer = path.endswith(self._answer_paths)
         limit = self._limits.answer if answer else self._limits.listing
         line_limit = self._limits.piece if answer else limit
+        if path.endswith(self._progress_paths) and response.is_success:
+            limit = UNBOUNDED  # its lines stay bounded: the listing's bound each
         if "content-encoding" in response.headers:
             del response.headers["content-encoding"]
         response.stream = self._stream_type(
@@ -235,6 +248,8 @@ class ResponseGuard:
             )
         setting = "max_response_bytes" if answer else "max_listing_bytes"
         body = "an answer" if answer else "a reply"
+        if what == "line":  # of a progress stream, whose whole has no bound
+            body, limit = "a line", line_limit
         return BadResponseError(
             f"{self._where} sent {body} larger than {format_size(limit)} once decompressed; "
             f"stopped there (setting {setting})"

@@ -150,3 +150,41 @@ def test_pull_on_a_terminal_without_totals_draws_indeterminate_bars(
     finally:
         term.child.close(force=True)
     assert "pulling de5d" in screen and "3.8/? MiB" in screen  # so far, of an unknown total
+
+
+def test_a_long_pull_is_not_cut_at_max_listing_bytes(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    """Ollama sends a progress line every 60 ms: 8 MiB of them in about an hour, and the
+    pull of a large model on a slow link failed there as a reply "larger than 8 MiB"."""
+    ollama_env.pull_steps = 1000  # ~500 KiB of progress lines in all
+    result = cortan.run("models", "pull", "tinyllama", env={"CORTAN_MAX_LISTING_BYTES": "65536"})
+    assert result.code == 0, result.stderr
+    assert "ollama:tinyllama is ready" in result.stderr.splitlines()[-1]
+
+
+def test_one_progress_line_past_max_listing_bytes_is_refused(
+    cortan: type[CortanRunner], ollama_env: FakeOllama
+) -> None:
+    """Each line of a pull stays bounded, though the whole stream is not."""
+    ollama_env.pull_fields = {"status": "s" * 100_000}
+    result = cortan.run("models", "pull", "tinyllama", env={"CORTAN_MAX_LISTING_BYTES": "65536"})
+    assert result.code == 1
+    assert_one_sentence(result.stderr)
+    assert "larger than 64 KiB" in result.stderr and "max_listing_bytes" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"total": -5, "completed": -1}, {"total": 2**70, "completed": 2**69}],
+    ids=["negative", "past-any-disk"],
+)
+def test_pull_leaves_out_sizes_no_download_has(
+    cortan: type[CortanRunner], ollama_env: FakeOllama, fields: dict[str, object]
+) -> None:
+    """A negative size printed as "pulled …: -5 bytes", one of 2**70 as "1.1e+12 GiB"."""
+    ollama_env.pull_fields = fields
+    result = cortan.run("models", "pull", "tinyllama")
+    assert result.code == 0, result.stderr
+    assert "-5 bytes" not in result.stderr and "e+" not in result.stderr
+    assert "ollama:tinyllama is ready" in result.stderr.splitlines()[-1]

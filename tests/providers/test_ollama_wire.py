@@ -17,7 +17,7 @@ from cortan.config.settings import ProviderConfig, Timeouts
 from cortan.core.errors import CortanError
 from cortan.core.messages import Message
 from cortan.providers import get_factory
-from cortan.providers.base import Finish, ModelRequest, Piece, Provider
+from cortan.providers.base import Finish, ModelRequest, Piece, Provider, ToolCall
 from tests.servers import FakeOllama, Reply
 
 MODEL = "llama3.2:latest"
@@ -66,7 +66,7 @@ async def test_a_line_separator_in_the_answer_is_text(ollama: FakeOllama) -> Non
 @pytest.mark.parametrize(
     ("error", "said"),
     [
-        ({"message": "the GPU fell over"}, "reported an error: {'message': 'the GPU fell over'}"),
+        ({"message": "the GPU fell over"}, "reported an error: the GPU fell over"),
         ("[1]", "reported an error: [1]"),
     ],
     ids=["an object", "JSON that is no object"],
@@ -136,3 +136,65 @@ async def test_a_show_without_model_info_still_gives_what_it_says() -> None:
     assert shown.family is None
     assert shown.capabilities == ("completion", "tools", "thinking")
     assert shown.parameter_size == "3.2B"
+
+
+async def test_a_byte_order_mark_before_the_first_line_is_not_the_answer(
+    ollama: FakeOllama,
+) -> None:
+    # JSON's parser refuses a BOM: the whole answer failed as a reply cortan "cannot parse".
+    said = {"message": {"role": "assistant", "content": "hi"}, "done": False}
+    ollama.queue(Reply(body=b"\xef\xbb\xbf" + lines(said, DONE)))
+    pieces = await answer(ollama)
+    assert pieces[0] == "hi" and isinstance(pieces[-1], Finish)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "sentence"),
+    [
+        (500, b'{"error": {"message": "boom", "code": 5}}', "reported an error: boom"),
+        (500, b'{"error": null}', "reported an error: no reason given"),
+        (401, b'{"error": [1, "two"]}', 'refused the request (401): [1, "two"]'),
+        (200, b'{"error": {"message": "mid-stream"}}\n', "reported an error: mid-stream"),
+        (200, b'{"error": {"type": "x"}}\n', 'reported an error: {"type": "x"}'),
+    ],
+    ids=["object", "null", "list", "object-in-stream", "object-without-message"],
+)
+async def test_an_error_of_any_json_shape_is_quoted_as_json(
+    ollama: FakeOllama, status: int, body: bytes, sentence: str
+) -> None:
+    # Python's own spelling went to the user: "None", "{'message': 'boom', 'code': 5}".
+    ollama.queue(Reply(status=status, body=body))
+    assert (await failure(ollama)).endswith(sentence)
+
+
+class _Boastful(FakeOllama):
+    """A server whose ``/api/show`` names 100,000 capabilities, and odd ones."""
+
+    def _show(self, name: str) -> dict[str, Any]:
+        shown = super()._show(name)
+        shown["capabilities"] = ["", "x" * 1000, 5, *(f"c{i}" for i in range(100_000))]
+        return shown
+
+
+async def test_a_show_naming_100000_capabilities_keeps_a_few() -> None:
+    # All were kept and `cortan models show` printed each, a line of 700 KB.
+    with _Boastful() as server:
+        provider = make(server)
+        try:
+            shown = await provider.show_model(MODEL)
+        finally:
+            await provider.aclose()
+    assert shown.capabilities == tuple(f"c{i}" for i in range(32))
+
+
+async def test_a_lone_surrogate_in_a_tool_call_becomes_a_replacement_character(
+    ollama: FakeOllama,
+) -> None:
+    # Kept, it failed the store's record of the call and then the next request, which
+    # sends the call back: "sent a reply cortan cannot parse", the server blamed.
+    call = b'{"function": {"name": "f\\ud800", "arguments": {"\\udfff": ["\\ud83d\\ude00"]}}}'
+    line = b'{"message": {"role": "assistant", "tool_calls": [' + call + b"]}}\n"
+    ollama.queue(Reply(body=line + lines(DONE)))
+    pieces = await answer(ollama)
+    assert pieces[0] == ToolCall("call_1", "f\ufffd", '{"\\ufffd": ["\\ud83d\\ude00"]}')
+    assert json.loads(pieces[0].arguments) == {"\ufffd": ["\U0001f600"]}  # the pair kept

@@ -275,3 +275,18 @@ def test_answer_that_trickles_for_ever_times_out(
     assert code == 1
     assert 5 <= stdout.count(".") <= 40
     assert "(timeouts.total)" in stderr
+
+
+def test_a_lone_surrogate_in_a_tool_call_fails_nothing(
+    cortan: type[CortanRunner], stored: FakeOllama
+) -> None:
+    """A ``\\ud800`` escape in a call's name or arguments failed the store's record of the
+    call, then the next request, as a reply "cortan cannot parse"."""
+    call = b'{"function": {"name": "f\\ud800", "arguments": {"\\udfff": 1}}}'
+    line = CHUNK.encode() + b'"content": "", "tool_calls": [' + call + b']}, "done": false}\n'
+    done = CHUNK.encode() + b'"content": ""}, "done": true, "done_reason": "stop"}\n'
+    stored.queue(Reply(body=line + done))
+    stored.queue(Reply(pieces=["after ", "the call"]))
+    code, stdout, stderr = ask(cortan, "--tools")
+    assert (code, stdout) == (0, "after the call\n"), stderr
+    assert "no tool named 'f\ufffd'" in stderr
