@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -51,7 +50,7 @@ from cortan.core.events import (
     Timings,
     TokenDelta,
 )
-from cortan.core.text import format_size
+from cortan.core.text import format_size, without_surrogates
 from cortan.engine.bus import EventBus
 from cortan.engine.hosts import Host, HostPool
 from cortan.engine.retry import RetryPolicy
@@ -76,7 +75,6 @@ log = logging.getLogger(__name__)
 
 #: Waits at least this long are announced in a Notice; shorter ones stay quiet.
 NOTICE_WAIT = 1.0
-_SURROGATES = re.compile("[\ud800-\udfff]")
 CHUNK = 64  # pieces of an answer joined into one string
 #: What a stream yields that is no piece of the answer; a tuple, as isinstance checks
 #: it per piece 2-4x faster than the union type (50 vs 110-210 ns, measured).
@@ -364,7 +362,7 @@ class Answerer:
         try:
             size = len(text.encode("utf-8"))
         except UnicodeEncodeError:
-            text = _SURROGATES.sub("\ufffd", text)
+            text = without_surrogates(text)
             size = len(text.encode("utf-8"))
         answer.size += size
         if answer.size > self._settings.max_output_bytes:

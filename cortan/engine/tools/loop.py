@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -53,7 +52,7 @@ from cortan.core.events import (
     ToolResult,
 )
 from cortan.core.messages import Message, ToolCall
-from cortan.core.text import format_size, make_visible
+from cortan.core.text import format_size, make_visible, without_surrogates
 from cortan.engine.checks import SchemaChecks
 
 if TYPE_CHECKING:
@@ -69,7 +68,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_CALLS = 16  # calls of one answer that are run; the rest are told they were not
-_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -329,7 +327,7 @@ def parse_arguments(
 
 def bound(text: str, limit: int) -> str:
     """``text`` within ``limit`` UTF-8 bytes (said when cut), lone surrogates replaced."""
-    text = _SURROGATES.sub("\ufffd", text)
+    text = without_surrogates(text)
     data = text.encode("utf-8")
     if len(data) <= limit:
         return text
