@@ -11,20 +11,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from cortan.core.errors import BadResponseError
 from cortan.core.messages import Message, Usage
 from cortan.providers.base import (
     ModelRequest,
     Thinking,
     ToolCall,
+    count_calls,
     json_object,
     json_text,
     sane_usage,
 )
 from cortan.providers.fields import BODY_OPTIONS, EXTRA_OPTIONS
-
-#: The most tool calls one turn may ask for; more is a server gone wrong.
-MAX_CALLS = 64
 
 
 def wire_message(message: Message) -> dict[str, Any]:
@@ -121,7 +118,7 @@ class CallParts:
 
     The first delta of a call carries its id and name, the later ones pieces of its
     arguments' JSON text; several calls of one turn interleave by index. Bounded: a
-    server cannot make cortan hold more than ``MAX_CALLS`` calls of one turn.
+    server cannot make cortan hold more than ``MAX_TOOL_CALLS`` calls of one turn.
     """
 
     def __init__(self) -> None:
@@ -134,10 +131,7 @@ class CallParts:
             index = index if isinstance(index, int) else len(self._calls)
             parts = self._calls.get(index)
             if parts is None:
-                if len(self._calls) >= MAX_CALLS:
-                    raise BadResponseError(
-                        f"the server asked for more than {MAX_CALLS} tool calls in one turn"
-                    )
+                count_calls(len(self._calls) + 1)
                 parts = self._calls[index] = ["", ""]
             if call_id := json_text(delta.get("id"), "a call's id"):
                 parts[0] = call_id

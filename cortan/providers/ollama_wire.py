@@ -28,6 +28,7 @@ from cortan.providers.base import (
     ModelRequest,
     Thinking,
     ToolCall,
+    count_calls,
     json_object,
     json_text,
     sane_reason,
@@ -187,6 +188,7 @@ def chat_pieces(part: dict[str, Any], calls: int) -> list[str | Thinking | ToolC
     tool_calls = message.get("tool_calls") or ()
     if not isinstance(tool_calls, list | tuple):
         raise ValueError("tool_calls is not a list")
+    count_calls(calls + len(tool_calls))
     for number, call in enumerate(tool_calls, calls + 1):
         pieces.append(_tool_call(call, number))
     return pieces

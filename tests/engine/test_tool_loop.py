@@ -361,6 +361,20 @@ async def test_hostile_calls_are_told_and_nothing_runs(app: App, server: FakeSer
     assert not [e for e in outcomes if e.status == "ok" and e.decided_by is None]
 
 
+async def test_thousands_of_calls_in_one_answer_are_refused_on_every_wire(
+    app: App, server: FakeServer
+) -> None:
+    """10,000 calls in one Ollama line each got a result for the model, an event and a
+    record, every round: 290 MB and 7.6 s for one answer. OpenAI's stream was refused
+    past 64 calls; both wires now are, with the same sentence."""
+    server.queue(calls(*[FakeCall("nope", {}) for _ in range(10_000)]), Reply(pieces=["ok"]))
+    seen = heard(app)
+    ended = await app.ask(ask("go"))
+    assert isinstance(ended, ChatFailed), ended
+    assert ended.message == "the server asked for more than 64 tool calls in one turn"
+    assert not [e for e in seen if isinstance(e, ToolCalled)]
+
+
 def test_a_tool_schema_never_fetches_a_reference(server: FakeServer) -> None:
     # Before: jsonschema's default registry fetched the URL while checking the
     # arguments: an MCP server's inputSchema could make cortan contact any host.
