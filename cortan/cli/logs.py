@@ -7,9 +7,10 @@ safe: it is never read as FTS5 syntax). ``--json`` prints a list for scripts. On
 terminal the text column is cut to the window, so that no line wraps.
 
 ``cortan logs rm`` deletes: messages by id (the first column of ``logs``), a
-whole conversation (``--session NAME`` or id), or everything (``--all``, which
-asks first on a terminal and needs ``--yes`` elsewhere). A conversation left with
-no message goes with its last one.
+whole conversation (``--session NAME`` or id), every conversation last active
+more than an age ago (``--older-than 90d``, with ``--dry-run`` to see first), or
+everything (``--all``). ``--all`` and ``--older-than`` ask first on a terminal and
+need ``--yes`` elsewhere. A conversation left with no message goes with its last one.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from cortan.core.text import count_of
 if TYPE_CHECKING:
     from cortan.cli.runner import Context
     from cortan.store import SessionStore, StoredMessage
+    from cortan.store.retention import Pruned, Reclaimed
 
 app = typer.Typer(
     help="Show stored messages, newest first; `logs rm` deletes them.",
@@ -110,19 +112,43 @@ def remove(
             autocompletion=complete_session,
         ),
     ] = None,
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--older-than",
+            metavar="AGE",
+            help="Every conversation last active more than AGE ago: 90d, 12h, 30m, 2w.",
+        ),
+    ] = None,
     everything: Annotated[
         bool, typer.Option("--all", help="Every stored conversation and message.")
     ] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="--all without asking.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="With --older-than: say what would go, only.")
+    ] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="With --older-than: print what went as JSON.")
+    ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="--all or --older-than without asking.")
+    ] = False,
 ) -> None:
-    """Delete stored messages by id, a whole conversation, or everything (--all)."""
+    """Delete stored messages by id, a whole conversation, old ones, or everything."""
     context = get_context(ctx)
     with guard(context):
-        chosen = sum((bool(ids), session is not None, everything))
+        chosen = sum((bool(ids), session is not None, older_than is not None, everything))
         if chosen != 1:
             raise UsageError(
-                "say what to remove: message ids, --session NAME or --all (one of them)"
+                "say what to remove: message ids, --session NAME, --older-than AGE or --all"
+                " (one of them)"
             )
+        if older_than is not None:
+            from cortan.core.ages import parse_age
+
+            _prune(context, parse_age(older_than), yes=yes, dry_run=dry_run, as_json=json_output)
+            return
+        if dry_run or json_output:
+            raise UsageError("--dry-run and --json go with --older-than")
         store = _open_existing()
         if store is None:
             fail(context, "nothing to remove: nothing is stored yet")
@@ -166,14 +192,84 @@ def _remove_all(context: Context, store: SessionStore, *, yes: bool) -> None:
     total = store.count_conversations()
     if total == 0:
         fail(context, "nothing to remove: nothing is stored yet")
-    if not yes:
-        if not sys.stdin.isatty():
-            raise UsageError(
-                "not removing every conversation without confirmation: stdin is not a "
-                "terminal, so add --yes"
-            )
-        question = f"Delete all {count_of(total, 'conversation')} and their messages?"
-        if not typer.confirm(question, default=False, err=True):
-            fail(context, "nothing removed")
+    question = f"Delete all {count_of(total, 'conversation')} and their messages?"
+    _confirm(context, question, "every conversation", yes=yes)
     gone = store.delete_all()
     context.diagnostics.notice(f"{count_of(gone, 'conversation')} removed")
+
+
+def _confirm(context: Context, question: str, what: str, *, yes: bool) -> None:
+    """Ask ``question`` on a terminal; elsewhere only ``--yes`` lets ``what`` go."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"not removing {what} without confirmation: stdin is not a terminal, so add --yes"
+        )
+    if not typer.confirm(question, default=False, err=True):
+        fail(context, "nothing removed")
+
+
+def _prune(context: Context, age: float, *, yes: bool, dry_run: bool, as_json: bool) -> None:
+    """``--older-than``: remove (or count) the conversations idle for ``age`` seconds,
+    then give the space back. Nothing that old is a success: a daily job finds that."""
+    import time
+
+    from cortan.cli.transcript import local_time
+    from cortan.store.retention import Pruned, Reclaimed
+
+    before = time.time() - age
+    since = f"last active before {local_time(before)}"
+    store = _open_existing()
+    found, space = Pruned(0, 0), Reclaimed(0, 0)
+    if store is not None:
+        with store:
+            found = store.prune(before, dry_run=True)
+            if found.conversations and not dry_run:
+                what = f"{count_of(found.conversations, 'conversation')} {since}"
+                _confirm(context, f"Delete {what} ({_messages(found)})?", what, yes=yes)
+                found = store.prune(before)
+                space = store.reclaim_space()
+    _say_pruned(context, found, space, since=since, before=before, dry_run=dry_run, as_json=as_json)
+
+
+def _messages(pruned: Pruned) -> str:
+    return count_of(pruned.messages, "message")
+
+
+def _say_pruned(
+    context: Context,
+    pruned: Pruned,
+    space: Reclaimed,
+    *,
+    since: str,
+    before: float,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    from cortan.core.text import format_size
+
+    if as_json:
+        from cortan.cli.transcript import iso_time
+        from cortan.render.report import dump_json
+
+        data = {
+            "conversations": pruned.conversations,
+            "messages": pruned.messages,
+            "before": iso_time(before),
+            "dry_run": dry_run,
+            "bytes_before": space.before,
+            "bytes_after": space.after,
+        }
+        sys.stdout.write(dump_json(data, indent=2) + "\n")
+    gone = f"{count_of(pruned.conversations, 'conversation')} ({_messages(pruned)}) {since}"
+    if not pruned.conversations:
+        context.diagnostics.notice(f"nothing to remove: no conversation {since}")
+    elif dry_run:
+        context.diagnostics.notice(f"would remove {gone}; nothing removed (--dry-run)")
+    else:
+        shrank = ""
+        if space.after < space.before:
+            shrank = f"; the store went from {format_size(space.before)} to "
+            shrank += format_size(space.after)
+        context.diagnostics.notice(f"removed {gone}{shrank}")

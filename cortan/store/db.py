@@ -8,6 +8,9 @@ store never reads configuration itself.
 * WAL journal, ``synchronous=NORMAL``: a commit is one append to the log, and a
   process killed at any moment (``kill -9``) leaves every committed transaction
   in place. Only a power cut can drop the last commits, never corrupt the file.
+* Incremental auto-vacuum in a new file: the pages a prune frees can be given back
+  to the disk a few at a time (``cortan.store.retention``), never by one long
+  ``VACUUM`` that holds every writer back.
 * A 5 s busy timeout, and writes that take the lock up front (``BEGIN
   IMMEDIATE``), so two cortan processes writing at once both succeed.
 * A file that is not a cortan store (not SQLite, or SQLite with someone else's
@@ -62,6 +65,7 @@ def connect(path: Path) -> sqlite3.Connection:
         with translate_errors(path):
             check_identity(conn, path)
             conn.execute("PRAGMA foreign_keys = ON")
+            _vacuum_incrementally_if_new(conn)
             _use_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             migrate(conn, path)
@@ -150,6 +154,16 @@ def check_not_linked(path: Path) -> None:
         reason = refusal(candidate)
         if reason is not None:
             raise refused(candidate, reason)
+
+
+def _vacuum_incrementally_if_new(conn: sqlite3.Connection) -> None:
+    """Make a new, empty file free its pages a step at a time (``cortan.store.retention``).
+
+    Only an empty file, and before WAL: SQLite fixes the mode with the first table, and
+    asking it of a store in use writes its header, so waits for any writer's lock.
+    """
+    if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
 
 
 def _use_wal(conn: sqlite3.Connection) -> None:
@@ -304,8 +318,12 @@ def describe_store(path: Path) -> StoreInfo:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         counts = _count_rows(conn) if version else (0, 0)
         journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    size = sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists())
-    return StoreInfo(path, True, version, size, counts[0], counts[1], str(journal))
+    return StoreInfo(path, True, version, disk_size(path), counts[0], counts[1], str(journal))
+
+
+def disk_size(path: Path) -> int:
+    """The store's bytes on disk: the file and its write-ahead log."""
+    return sum(p.stat().st_size for p in (path, companions(path)[0]) if p.exists())
 
 
 read_text = functools.partial(str, encoding="utf-8", errors="replace")

@@ -21,7 +21,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple, Self
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 from cortan.core.errors import UsageError
 from cortan.core.text import check_argument
@@ -34,6 +34,9 @@ from cortan.store.records import (
     as_text,
     as_time,
 )
+
+if TYPE_CHECKING:
+    from cortan.store.retention import Pruned, Reclaimed
 
 MAX_NAME = 100
 _ID_LIKE = re.compile(r"#?\d+")
@@ -206,6 +209,21 @@ class SessionStore(MessageStore):
             cursor = conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
             drop_orphan_blobs(conn)
         return cursor.rowcount > 0
+
+    def prune(self, before: float, *, dry_run: bool = False) -> Pruned:
+        """Remove the conversations last active before ``before`` (Unix seconds) with all
+        that hangs off them, or only count them (``dry_run``): ``logs rm --older-than``."""
+        from cortan.store import retention  # only pruning needs it
+
+        if dry_run:
+            return retention.count_older(self._conn, self.path, before)
+        return retention.delete_older(self._conn, self.path, before)
+
+    def reclaim_space(self) -> Reclaimed:
+        """Give the pages deletes freed back to the disk, when they are worth it."""
+        from cortan.store import retention
+
+        return retention.reclaim(self._conn, self.path)
 
     def entitle(self, conversation_id: int, title: str) -> None:
         """Give a conversation with no question yet the title listings show for it: the
