@@ -221,8 +221,9 @@ def _prune(context: Context, age: float, *, yes: bool, dry_run: bool, as_json: b
     before = time.time() - age
     since = f"last active before {local_time(before)}"
     store = _open_existing()
-    found, space = Pruned(0, 0), Reclaimed(0, 0)
+    found, space, where = Pruned(0, 0), Reclaimed(0, 0), ""
     if store is not None:
+        where = str(store.path)
         with store:
             found = store.prune(before, dry_run=True)
             if found.conversations and not dry_run:
@@ -230,7 +231,8 @@ def _prune(context: Context, age: float, *, yes: bool, dry_run: bool, as_json: b
                 _confirm(context, f"Delete {what} ({_messages(found)})?", what, yes=yes)
                 found = store.prune(before)
                 space = store.reclaim_space()
-    _say_pruned(context, found, space, since=since, before=before, dry_run=dry_run, as_json=as_json)
+    _say_pruned(context, found, space, where, since=since, before=before, dry_run=dry_run,
+                as_json=as_json)  # fmt: skip
 
 
 def _messages(pruned: Pruned) -> str:
@@ -241,12 +243,15 @@ def _say_pruned(
     context: Context,
     pruned: Pruned,
     space: Reclaimed,
+    where: str,
     *,
     since: str,
     before: float,
     dry_run: bool,
     as_json: bool,
 ) -> None:
+    import shlex
+
     from cortan.core.text import format_size
 
     if as_json:
@@ -260,6 +265,7 @@ def _say_pruned(
             "dry_run": dry_run,
             "bytes_before": space.before,
             "bytes_after": space.after,
+            "bytes_left_free": space.left,
         }
         sys.stdout.write(dump_json(data, indent=2) + "\n")
     gone = f"{count_of(pruned.conversations, 'conversation')} ({_messages(pruned)}) {since}"
@@ -272,4 +278,8 @@ def _say_pruned(
         if space.after < space.before:
             shrank = f"; the store went from {format_size(space.before)} to "
             shrank += format_size(space.after)
+        if space.left:
+            shrank = f"; {format_size(space.left)} stays free inside the store, which "
+            shrank += "predates giving space back while others write: `sqlite3 "
+            shrank += f"{shlex.quote(where)} VACUUM` with no cortan running gives it back"
         context.diagnostics.notice(f"removed {gone}{shrank}")
