@@ -178,8 +178,8 @@ class ModelManager:
     async def get_window_option(self, route: Route) -> str | None:
         """The request option that sizes the server's window for ``route``, if it takes one.
 
-        The provider's module is loaded first in a worker thread: its libraries (the
-        openai SDK, httpx: tens of milliseconds to import) would hold up the event loop,
+        The provider's module is loaded first in a worker thread: its libraries (httpx,
+        httpx2: tens of milliseconds to import) would hold up the event loop,
         its timers and Ctrl-C, on the path to the first byte (issue 21).
         """
         config = self._settings.providers.get(route.provider)

@@ -1,25 +1,30 @@
-"""OpenAI and OpenAI-compatible servers (vLLM, LM Studio, llama.cpp) via ``openai.AsyncOpenAI``.
+"""OpenAI and OpenAI-compatible servers (vLLM, LM Studio, llama.cpp), on an httpx2 client.
 
-The SDK's own retries are off (``max_retries=0``): the model manager owns
-retries, so an answer is never stitched from two attempts. Usage comes from the
-final chunk that ``stream_options.include_usage`` asks for; servers that ignore
+cortan speaks the chat completions wire without the ``openai`` SDK (docs/performance.md
+says what the SDK cost): one request, never retried here, since the model manager
+owns retries and an answer is never stitched from two attempts. Usage comes from
+the final chunk that ``stream_options.include_usage`` asks for; servers that ignore
 the option simply report no usage.
 
-This module holds the provider: its SDK client and the calls it makes. Beside it,
-without the SDK, ``completions.py`` shapes the request body and reads the streamed
-chunks, and ``fields.py`` learns which body fields a server takes;
-``openai_errors.py`` maps the SDK's exceptions to cortan's errors; ``lines.py`` and
-``responses.py`` clean and bound what comes back before the SDK reads it.
+This module holds the provider: its HTTP client and the calls it makes. Beside it,
+``completions.py`` shapes the request body and reads the streamed chunks,
+``sse.py`` reads the event stream into chunks, ``fields.py`` learns which body
+fields a server takes, ``openai_errors.py`` says each failure in a sentence, and
+``lines.py`` and ``responses.py`` clean and bound what comes back before it is read.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import os
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import httpx2
-import openai
 
+from cortan import __version__
 from cortan.config.keys import get_api_key
 from cortan.config.settings import DEFAULT_OPENAI_URL, is_loopback_url
 from cortan.core.errors import AuthError, ProviderError, ServerError
@@ -47,15 +52,27 @@ from cortan.providers.completions import (
 )
 from cortan.providers.fields import Fields
 from cortan.providers.lines import EventLines, WholeAnswer
-from cortan.providers.openai_errors import OpenAIErrors, error_text
+from cortan.providers.openai_errors import (
+    TRANSPORT_ERRORS,
+    OpenAIErrors,
+    StatusError,
+    Unreached,
+    error_text,
+    status_error,
+)
 from cortan.providers.responses import BodyLimits, BoundedBody, ResponseGuard
+from cortan.providers.sse import read_chunks
 from cortan.providers.tls import get_verify, load_system
 
 if TYPE_CHECKING:
     from cortan.config.settings import ProviderConfig, Timeouts
 
-# Local servers accept any key but the SDK insists on one.
+# Local servers accept any key, and some proxies insist on one: the SDK sent this.
 NO_KEY = "cortan-no-key"
+#: Connections of one client, as the SDK had them (its DEFAULT_CONNECTION_LIMITS).
+LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
+#: Seconds to read a stream's end after ``[DONE]``, so its connection is reused (the SDK's).
+DRAIN_S = 0.1
 
 
 class _BoundedStream(BoundedBody, httpx2.AsyncByteStream):
@@ -102,12 +119,8 @@ class OpenAIProvider:
             ("/chat/completions",),
             _BoundedStream,
         )
-        self._client = openai.AsyncOpenAI(
-            api_key=api_key or NO_KEY,
-            base_url=url,
-            max_retries=0,
-            timeout=timeout,
-            http_client=_make_http_client(url, timeout, guard, concurrent=concurrent),
+        self._client = _make_http_client(
+            url, timeout, guard, _headers(api_key or NO_KEY), concurrent=concurrent
         )
 
     def _require_key(self) -> None:
@@ -118,7 +131,7 @@ class OpenAIProvider:
     async def list_models(self) -> list[ModelInfo]:
         self._require_key()
         try:
-            reply = await self._client.get("/models", cast_to=httpx2.Response, stream=True)
+            reply = await self._send(self._client.build_request("GET", "models"))
             try:
                 body, whole = await read_listing(reply.aiter_bytes())
             finally:
@@ -151,17 +164,19 @@ class OpenAIProvider:
         self._require_key()
         body, notes = self._fields.shape(request.model, body_options(request), request.options)
         try:
-            stream = await self._open(request, body, notes)
+            reply = await self._open(request, body, notes)
             for note in notes:  # before the answer: the engine tells the user
                 yield Adjusted(f"{self.label} at {self.url} {note}")
-            async with stream:
-                async for chunk in stream:
+            try:
+                async for chunk in _chunks(reply):
                     begun = True
                     items, reason, counts = read_chunk(chunk, calls)
                     for item in items:
                         yield item
                     finish_reason = sane_reason(reason) if reason else finish_reason
                     usage = usage if counts is None else chunk_usage(counts)
+            finally:
+                await reply.aclose()
         except ProviderError:
             raise
         except Exception as exc:
@@ -175,47 +190,59 @@ class OpenAIProvider:
             yield call
         yield Finish(finish_reason=finish_reason, usage=usage)
 
-    async def _open(self, request: ModelRequest, body: dict[str, Any], notes: list[str]) -> Any:
-        """The answer's stream. A 400 that refuses a field the answer can go without has
-        ``body`` changed and sent again, and ``notes`` say what changed
-        (cortan.providers.fields); any other refusal is raised."""
+    async def _open(
+        self, request: ModelRequest, body: dict[str, Any], notes: list[str]
+    ) -> httpx2.Response:
+        """The answer's response, its body not read yet. A 400 or 422 that refuses a
+        field the answer can go without has ``body`` changed and sent again, and
+        ``notes`` say what changed (cortan.providers.fields); any other refusal is raised."""
         tried: set[str] = set()  # the fields changed so far: each once
         while True:
             try:
-                return await self._create(request, body)
-            except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+                return await self._send(self._chat_request(request, body))
+            except StatusError as exc:
+                if exc.status_code not in (400, 422):
+                    raise
                 said = self._fields.refused(request.model, body, tried, exc.body, error_text(exc))
                 if said is None:
                     raise
                 if said:
                     notes.append(said)
 
-    async def _create(self, request: ModelRequest, body: dict[str, Any]) -> Any:
-        """The SDK's ``chat.completions.create`` without its request transform: that walks
-        every message against the SDK's typed dicts (a tenth of the gateway's CPU on
-        this path), and cortan's body is already the wire's JSON (completions.py)."""
-        options: dict[str, Any] = {"security": {"bearer_auth": True}}
-        if request.headers:
-            options["headers"] = dict(request.headers)
+    def _chat_request(self, request: ModelRequest, body: dict[str, Any]) -> httpx2.Request:
+        """The chat's POST: cortan's body is already the wire's JSON (completions.py);
+        ``extra_body``'s fields join it at the top, over any of the same name."""
         fields = dict(body)
-        if "extra_body" in fields:
-            options["extra_json"] = fields.pop("extra_body")
+        extra = fields.pop("extra_body", None)
         sent = {
             "model": request.model,
             "messages": [wire_message(m) for m in request.messages],
             "stream": True,
             "stream_options": {"include_usage": True},
             **fields,
+            **(extra if isinstance(extra, dict) else {}),
         }
-        post: Any = self._client.post  # Any: RequestOptions is the SDK's private type
-        return await post(
-            "/chat/completions",
-            cast_to=object,
-            body=sent,
-            options=options,
-            stream=True,
-            stream_cls=openai.AsyncStream[object],  # chunks as parsed JSON: see first_choice
+        return self._client.build_request(
+            "POST", "chat/completions", content=_dumps(sent), headers=request.headers or None
         )
+
+    async def _send(self, request: httpx2.Request) -> httpx2.Response:
+        """``request`` sent, its response's body not read: a status other than 2xx is
+        :class:`StatusError` with what the body says (read whole: the guard bounds it),
+        a transport failure :class:`Unreached` (a timeout as itself)."""
+        try:
+            reply = await self._client.send(request, stream=True)
+        except httpx2.TimeoutException:
+            raise
+        except TRANSPORT_ERRORS as exc:
+            raise Unreached(type(exc).__name__) from exc
+        if reply.is_success:
+            return reply
+        try:
+            await reply.aread()
+        finally:
+            await reply.aclose()
+        raise status_error(reply.status_code, reply.text, reply.headers)
 
     async def _failed(self, exc: BaseException, model: str, *, begun: bool) -> ProviderError:
         """Why a chat failed; before its first piece, a cut connection may mean TLS."""
@@ -229,17 +256,69 @@ class OpenAIProvider:
         return redact(self._errors.explain(exc, model), self._secrets)
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self._client.aclose()
+
+
+async def _chunks(reply: httpx2.Response) -> AsyncIterator[object]:
+    """The chunks of a chat's body; after ``[DONE]`` the rest is read (briefly), so an
+    HTTP/1.1 connection goes back to the pool. A transport failure is :class:`Unreached`."""
+    try:
+        async for chunk in read_chunks(reply.aiter_bytes()):
+            yield chunk
+    except httpx2.TimeoutException:
+        raise
+    except TRANSPORT_ERRORS as exc:
+        raise Unreached(type(exc).__name__) from exc
+    rest = reply.stream
+    if (
+        reply.http_version == "HTTP/1.1"
+        and not reply.is_closed
+        and isinstance(rest, httpx2.AsyncByteStream)
+    ):
+        with contextlib.suppress(Exception):  # the answer is whole: nothing here may fail it
+            async with asyncio.timeout(DRAIN_S):
+                async for _ in rest:
+                    await asyncio.sleep(0)
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
+    """``body`` as the SDK wrote it: compact UTF-8, no NaN (which is not JSON)."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _headers(api_key: str) -> dict[str, str]:
+    """The headers of every request: the key as a bearer token, and the organization
+    and project from ``OPENAI_ORG_ID`` and ``OPENAI_PROJECT_ID`` as the SDK sent them."""
+    headers = {
+        "Accept": "application/json",
+        "Content-Type": "application/json",
+        "User-Agent": f"cortan/{__version__}",
+        "Authorization": f"Bearer {api_key}",
+    }
+    for variable, header in (
+        ("OPENAI_ORG_ID", "OpenAI-Organization"),
+        ("OPENAI_PROJECT_ID", "OpenAI-Project"),
+    ):
+        if value := os.environ.get(variable):
+            if not all(" " <= c <= "~" for c in value):  # a header holds one line of ASCII
+                raise AuthError(f"{variable} is malformed: an id is one line of plain ASCII")
+            headers[header] = value
+    return headers
 
 
 def _make_http_client(
-    url: str, timeout: httpx2.Timeout, guard: ResponseGuard, *, concurrent: bool = False
+    url: str,
+    timeout: httpx2.Timeout,
+    guard: ResponseGuard,
+    headers: dict[str, str],
+    *,
+    concurrent: bool = False,
 ) -> httpx2.AsyncClient:
-    """The SDK's own client, with three changes: plain http reads no CA bundle
+    """The client the SDK made, with four changes: plain http reads no CA bundle
     (cortan.providers.tls); a loopback server is reached directly, never through
     http_proxy, since cortan judges it local (no secret guard) and the prompt and the
-    key must not leave; ``guard`` bounds bodies and redirects (issue 15); and its event streams are
-    cleaned before the SDK parses them (:mod:`cortan.providers.lines`, issue 21)."""
+    key must not leave; ``guard`` bounds bodies and redirects (issue 15); and its event
+    streams are cleaned before they are read (:mod:`cortan.providers.lines`, issue 21)."""
     direct = is_loopback_url(url)
     verify = get_verify(url, load_system)
     if concurrent:  # the gateway: aiohttp underneath (cortan.providers.transport)
@@ -248,10 +327,14 @@ def _make_http_client(
         extra: dict[str, Any] = {"transport": AiohttpTransport(httpx2, verify=verify)}
     else:
         extra = {}
-    return openai.DefaultAsyncHttpxClient(
+    return httpx2.AsyncClient(
+        base_url=url,
+        headers=headers,
         verify=verify,
         **extra,
         timeout=timeout,
+        limits=LIMITS,
+        follow_redirects=True,  # as the SDK did: the guard keeps them to one origin
         trust_env=not direct,
         event_hooks={
             "request": [guard.on_request],
@@ -274,11 +357,11 @@ def _chat(response: httpx2.Response) -> bool:
 
 
 class _EventStream(EventLines, httpx2.AsyncByteStream):
-    """An event stream cleaned before the SDK parses it (cortan.providers.lines)."""
+    """An event stream cleaned before it is parsed (cortan.providers.lines)."""
 
 
 class _WholeAnswer(WholeAnswer, httpx2.AsyncByteStream):
-    """A whole answer handed to the SDK as events (cortan.providers.lines)."""
+    """A whole answer handed on as events (cortan.providers.lines)."""
 
 
 def make_provider(

@@ -1,21 +1,30 @@
-"""How an OpenAI-compatible server's failures read: the SDK's exceptions as cortan's errors.
+"""How an OpenAI-compatible server's failures read: its statuses and errors as cortan's.
 
 Layer: providers (beside ``openai.py``, whose ``map_error`` asks this module: the one
-place where the ``openai`` SDK's and httpx2's exceptions become
+place where what went wrong on the wire, and httpx2's exceptions, become
 :mod:`cortan.core.errors`). Each becomes the sentence a user needs, naming the server
 and what to do: set or check a key, end the base URL in /v1, pick a listed model. A
 prompt longer than the window is recognised in each form the servers word it
 (llama.cpp, OpenAI, vLLM), with the window and the prompt's size when they are given.
+
+The provider speaks the wire without the ``openai`` SDK; these classes stand for the
+SDK's exceptions and are read as it read them, so the sentences stayed the same:
+:class:`StatusError` for a reply that is not 2xx, :class:`StreamError` for an
+``{"error": …}`` event after the stream began, :class:`Unreached` for a transport
+failure (httpx2's, or TLS's) while sending or reading, which the SDK's
+``APIConnectionError`` wrapped.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import ssl
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
-import openai
 
 from cortan.core.errors import (
     AuthError,
@@ -31,6 +40,66 @@ from cortan.core.errors import (
 )
 from cortan.providers.base import retry_after, tls_failure
 from cortan.providers.responses import carried
+
+#: What the SDK wrapped as a connection error when sending or reading raised it.
+TRANSPORT_ERRORS = (httpx2.RequestError, ssl.SSLError)
+
+
+class APIFailure(Exception):
+    """The server's own error: ``body`` is its JSON's ``error`` (or the whole reply),
+    ``message`` the SDK's wording of it, kept for an error without a message."""
+
+    def __init__(self, message: str, body: object) -> None:
+        super().__init__(message)
+        self.message, self.body = message, body
+
+
+class StatusError(APIFailure):
+    """A reply that is not 2xx (``status_code``; ``headers``: a 429's ``retry-after``)."""
+
+    def __init__(
+        self, message: str, body: object, status_code: int, headers: Mapping[str, str]
+    ) -> None:
+        super().__init__(message, body)
+        self.status_code, self.headers = status_code, headers
+
+
+class StreamError(APIFailure):
+    """An ``{"error": …}`` event in a stream that had begun."""
+
+
+class Unreached(Exception):
+    """The request or its stream failed in transport; the cause (``from``) says how."""
+
+
+def status_error(status: int, text: str, headers: Mapping[str, str]) -> StatusError:
+    """An error reply's body (``text``) as :class:`StatusError`: its JSON's ``error``
+    when it has one, else the JSON or the text, as the SDK read it."""
+    message = f"Error code: {status}"
+    text = text.strip()
+    body: Any = text
+    try:
+        body = json.loads(text)
+    except (ValueError, RecursionError):
+        pass
+    else:
+        error = body.get("error", body) if isinstance(body, dict) else None
+        said = error.get("message") if isinstance(error, dict) else None
+        if isinstance(said, str) and said:
+            message += f" - {said}"
+    data = body.get("error", body) if isinstance(body, dict) else body
+    return StatusError(message, data, status, headers)
+
+
+def stream_error(data: object) -> StreamError | None:
+    """An event's JSON as :class:`StreamError` when it carries an ``error``, else None."""
+    if not isinstance(data, dict) or not data.get("error"):
+        return None
+    error = data["error"]
+    message = error.get("message") if isinstance(error, dict) else None
+    if not message or not isinstance(message, str):
+        message = "An error occurred during streaming"
+    return StreamError(message, error)
 
 
 class OpenAIErrors:
@@ -51,17 +120,17 @@ class OpenAIErrors:
         where = f"{self._label} at {self._url}"
         if (refused := carried(exc)) is not None:  # a bound or a redirect (responses.py)
             return refused
-        if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
+        if isinstance(exc, httpx2.TimeoutException):
             return ProviderTimeoutError(f"{where} did not answer in time")
         if _cut_mid_stream(exc) or isinstance(exc, httpx2.RemoteProtocolError | httpx2.ReadError):
             return ServerError(f"{where} closed the connection before the answer was complete")
         if (tls := tls_failure(exc)) is not None:
             return UnreachableError(f"TLS with {where} failed: {tls}")
-        if isinstance(exc, openai.APIConnectionError | httpx2.ConnectError):
+        if isinstance(exc, Unreached | httpx2.ConnectError):
             return UnreachableError(f"cannot reach {where}: check the base URL and your network")
-        if isinstance(exc, openai.APIStatusError):
+        if isinstance(exc, StatusError):
             return self._map_status(exc, model)
-        if isinstance(exc, openai.APIError):
+        if isinstance(exc, APIFailure):
             if overflow := self._map_overflow(exc):
                 return overflow
             return ServerError(f"{where} reported an error mid-answer: {error_text(exc)}")
@@ -69,7 +138,7 @@ class OpenAIErrors:
             return BadResponseError(f"{where} sent a reply cortan cannot parse")
         return BadResponseError(f"{where} failed unexpectedly: {type(exc).__name__}")
 
-    def _map_status(self, exc: openai.APIStatusError, model: str | None) -> ProviderError:
+    def _map_status(self, exc: StatusError, model: str | None) -> ProviderError:
         where, status, text = f"{self._label} at {self._url}", exc.status_code, error_text(exc)
         if status == 401 or status == 403:
             if not self._has_key:
@@ -80,14 +149,12 @@ class OpenAIErrors:
         if overflow := self._map_overflow(exc):  # 400 mostly; older llama.cpp says 500
             return overflow
         if status == 429:
-            return RateLimitedError(
-                f"{where} is rate limiting: {text}", retry_after(exc.response.headers)
-            )
+            return RateLimitedError(f"{where} is rate limiting: {text}", retry_after(exc.headers))
         if status >= 500:
             return ServerError(f"{where} failed with HTTP {status}: {text}")
         return BadRequestError(f"{where} rejected the request (HTTP {status}): {text}")
 
-    def _map_overflow(self, exc: openai.APIError) -> ContextOverflowError | None:
+    def _map_overflow(self, exc: APIFailure) -> ContextOverflowError | None:
         """The server's "the prompt is longer than the window", in any of its known forms."""
         body = exc.body if isinstance(exc.body, dict) else {}
         text = error_text(exc)
@@ -104,7 +171,7 @@ class OpenAIErrors:
             prompt_tokens=prompt,
         )
 
-    def _map_not_found(self, exc: openai.APIStatusError, model: str | None) -> ProviderError:
+    def _map_not_found(self, exc: StatusError, model: str | None) -> ProviderError:
         body = exc.body if isinstance(exc.body, dict) else {}
         if body.get("code") == "model_not_found" or "model" in error_text(exc).lower():
             return ModelNotFoundError(
@@ -126,7 +193,7 @@ def with_v1(url: str) -> str:
 
 
 def _cut_mid_stream(exc: BaseException) -> bool:
-    """The SDK reports a stream cut short as a connection error; its cause says which."""
+    """A stream cut short is reported as a transport failure; its cause says which."""
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, httpx2.RemoteProtocolError | httpx2.ReadError):
@@ -163,8 +230,8 @@ def _number(pattern: re.Pattern[str], text: str) -> int | None:
     return int(digits) if digits and len(digits) < 10 else None
 
 
-def error_text(exc: openai.APIError) -> str:
-    """The server's own words: the body's ``message`` when it is text, else the SDK's."""
+def error_text(exc: APIFailure) -> str:
+    """The server's own words: the body's ``message`` when it is text, else the SDK's wording."""
     body = exc.body
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         return str(body["message"])
