@@ -276,8 +276,11 @@ MAX_CAPABILITY = 64
 
 
 def _capabilities(listed: Iterable[object]) -> tuple[str, ...] | None:
-    """The first :data:`MAX_CAPABILITIES` names that are short text; None for none."""
-    names = (c for c in listed if isinstance(c, str) and 0 < len(c) <= MAX_CAPABILITY)
+    """The first :data:`MAX_CAPABILITIES` names that are text, each cut to
+    :data:`MAX_CAPABILITY` characters; None for none. A long name is cut, not left out:
+    a list of only such names left out read as "not said", and thinking was asked of
+    a model its server had said could not (Ollama refuses that with a 400)."""
+    names = (c[:MAX_CAPABILITY] for c in listed if isinstance(c, str) and c)
     return tuple(itertools.islice(names, MAX_CAPABILITIES)) or None
 
 

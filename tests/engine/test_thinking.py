@@ -127,7 +127,7 @@ async def test_thinking_asked_of_a_model_that_cannot_think_is_asked_without(
     [
         (
             [f"c{n}" for n in range(10_000)],
-            "c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, and 9988 more",
+            "c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, and 20 more",  # 32 kept
         ),
         (["x" * 1_000_000], "x" * 39 + "…"),
         (

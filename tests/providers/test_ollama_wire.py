@@ -184,7 +184,7 @@ async def test_a_show_naming_100000_capabilities_keeps_a_few() -> None:
             shown = await provider.show_model(MODEL)
         finally:
             await provider.aclose()
-    assert shown.capabilities == tuple(f"c{i}" for i in range(32))
+    assert shown.capabilities == ("x" * 64, *(f"c{i}" for i in range(31)))  # long: cut
 
 
 async def test_a_lone_surrogate_in_a_tool_call_becomes_a_replacement_character(
