@@ -43,7 +43,10 @@ async def check_listed(repl: Shell, route: Route) -> None:
     within LIST_WAIT seconds (the server is down, slow) leaves the name unchecked.
     """
     config = repl.services.settings.providers.get(route.provider)
-    if config is None or config.kind != "ollama":
+    if config is None:
+        return
+    if config.kind != "ollama":
+        _warn_unlisted(repl, route)
         return
     names = await get_listing(repl, route.provider)
     if names is not None and not has_model(names, route.model):
@@ -57,6 +60,21 @@ async def check_listed(repl: Shell, route: Route) -> None:
         f"{route.provider} has no model {route.model!r}; {hint}"
         f"(`{pull_command(route.provider, route.model)}` gets it; /models lists them)"
     )
+
+
+def _warn_unlisted(repl: Shell, route: Route) -> None:
+    """A name an OpenAI-compatible server does not list but lists one close to: kept
+    (such a server may answer to it), with the near name said, where `gpt-4o-minx` was
+    taken without a word. Only a list already in is read: this never waits."""
+    names = repl.models.listing(route.provider) if repl.models.loaded.is_set() else None
+    if not names or route.model in names:
+        return
+    nearest = difflib.get_close_matches(route.model, names, n=1, cutoff=0.8)
+    if nearest:
+        repl.dim(
+            f"{route.provider} does not list {route.model!r}; did you mean "
+            f"{route.provider + ':' + nearest[0]!r}? (kept: such a server may answer to it)"
+        )
 
 
 async def get_listing(repl: Shell, provider: str) -> list[str] | None:

@@ -36,7 +36,7 @@ from cortan.core.events import (
 from cortan.shell.prompt import parse_history
 from cortan.shell.repl import Repl
 from cortan.store import SessionStore
-from tests.servers import FakeOllama, Reply
+from tests.servers import FakeOllama, FakeOpenAI, Reply
 
 ALT_ENTER = "\x1b\r"
 
@@ -1094,6 +1094,20 @@ async def test_model_refuses_what_ollama_does_not_have(
     ollama_env.models = [*ollama_env.models, "llama3.3:latest"]  # pulled meanwhile
     await shell.command("/model ollama:llama3.3")
     assert shell.repl.conversation.model == "ollama:llama3.3"  # the list was asked again
+    await shell.exit()
+
+
+async def test_model_says_the_near_name_an_openai_server_lists(
+    openai_env: FakeOpenAI, shell: Shell
+) -> None:
+    """`/model openai:gpt-4o-minx` was taken without a word: an OpenAI-compatible server
+    may answer to names it does not list, so it is kept, with the listed name near it."""
+    await asyncio.to_thread(shell.repl.models.loaded.wait, 10)
+    await shell.command("/model openai:gpt-4o-minx")
+    assert "openai does not list 'gpt-4o-minx'; did you mean 'openai:gpt-4o-mini'?" in shell.text
+    assert shell.repl.conversation.model == "openai:gpt-4o-minx"
+    await shell.command("/model openai:my-finetune")  # nothing near: nothing said
+    assert "does not list 'my-finetune'" not in shell.text
     await shell.exit()
 
 
