@@ -23,21 +23,31 @@ installed (``apt-get install wrk``), it is the load generator: written in C, it
 leaves the cores to the gateway and the upstream (the Python clients above spend more
 CPU per request than the gateway does), and it measures both paths alike. Without it,
 the Python clients measure, and the report says which did.
+
+Two yardsticks run in the same rounds with wrk. The floor (floor_proxy.py: uvicorn,
+Starlette and aiohttp relaying the bytes, nothing else) is the least any gateway on
+cortan's stack adds on this machine: where the floor misses a target, no gateway
+on this stack meets it here. The peer, LiteLLM's proxy (the one the issue names;
+installed apart, found by ``CORTAN_BENCH_LITELLM`` or on PATH, skipped without it),
+is measured beside cortan's OpenAI-compatible door.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
 import shutil
+import socket
 import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import httpx
@@ -209,58 +219,55 @@ def main(rounds: int = 3, quick: bool = False) -> dict[str, Any]:
 
 
 def main_wrk(rounds: int, seconds: float) -> dict[str, Any]:
-    """The figures with wrk as the load generator, rounds interleaved direct/gateway.
+    """The figures with wrk as the load generator, rounds interleaved direct/floor/gateway.
 
     Against the fake that answers at once, 8 and 64 requests in flight keep the
-    gateway busy all the time: it answers about a seventh as many requests a second
-    as the fake alone, so each request waits behind the others and the added
-    latency measures the gateway's capacity (Little's law), not what it adds to one
-    request. The second pass asks a fake that takes ``MODEL_S`` before answering, as a
-    model does, so that the same numbers in flight are a load the gateway can carry.
+    gateway busy all the time: it answers a fraction of the requests a second the fake
+    alone does, so each request waits behind the others and the added latency measures
+    the gateway's capacity (Little's law), not what it adds to one request. The floor
+    (floor_proxy.py: uvicorn, Starlette and aiohttp relaying bytes, nothing else) is
+    measured the same way in the same rounds: what any gateway on this stack adds on
+    this machine. The second pass asks a fake that takes ``MODEL_S`` before answering, as
+    a model does, so that the same numbers in flight are a load the gateway can carry.
+    Where LiteLLM's proxy is installed (``peer_command``), a third pass measures it,
+    the proxy the issue names, beside cortan's OpenAI-compatible door.
     """
     figures: list[Figure] = []
     extra: dict[str, Any] = {"load_generator": "wrk"}
-    upstream, upstream_url = start_upstream()
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    with isolated_env() as env:
-        gateway, gateway_url = start_gateway(upstream_url, env)
-        try:
-            runs = _latency(figures, extra, upstream_url, gateway_url, headers, gateway.pid,
-                            (1, 8, 64), rounds, seconds, "")  # fmt: skip
-        finally:
-            gateway.terminate()
-            gateway.wait(30)
-            upstream.terminate()
-            upstream.wait(10)
-        direct, proxied = runs[(False, 64)]
-        rate = statistics.median(r.rate for r in proxied)
-        figures.append(Figure(
-            "proxied whole completions per second (64 connections)", rate, "/s",
-            baseline=statistics.median(r.rate for r in direct), baseline_name="direct",
-        ))  # fmt: skip
+    with isolated_env() as env, contextlib.ExitStack() as stack:
+        upstream_url = stack.enter_context(running(*start_upstream()))
+        floor = stack.enter_context(running(*start_floor(upstream_url), pid=True))
+        gateway = stack.enter_context(running(*start_gateway(upstream_url, env), pid=True))
+        paths = (Path("direct", upstream_url + "/api/chat", DIRECT_BODY, {}, None),
+                 Path("floor", floor[0] + "/api/chat", DIRECT_BODY, {}, floor[1]),
+                 Path("gateway", gateway[0] + "/api/chat", BODY, headers, gateway[1]))  # fmt: skip
+        runs = _latency(figures, extra, paths, (1, 8, 64), rounds, seconds, "")
+        stack.close()
+        by_path = runs[(False, 64)]
+        rate = statistics.median(r.rate for r in by_path["gateway"])
+        for name in ("direct", "floor"):
+            figures.append(Figure(
+                "proxied whole completions per second (64 connections)", rate, "/s",
+                baseline=statistics.median(r.rate for r in by_path[name]), baseline_name=name,
+            ))  # fmt: skip
         figures.append(Figure(
             "proxied completions per second (target 1000)", rate, "/s", target=1000,
             higher_is_better=True,
         ))  # fmt: skip
-        per_thread = (("all threads", [r.cpu for r in proxied]),
-                      ("its event loop's thread", [r.loop_cpu for r in proxied]))  # fmt: skip
-        for name, values in per_thread:
-            known = [v for v in values if v is not None]
-            if known:
-                figures.append(Figure(
-                    f"gateway CPU per proxied request, {name}, ms",
-                    statistics.median(known) * 1000, "ms",
-                ))  # fmt: skip
-        upstream, upstream_url = start_upstream("--first-byte-delay", str(MODEL_S))
-        gateway, gateway_url = start_gateway(upstream_url, env)
-        try:
-            _latency(figures, extra, upstream_url, gateway_url, headers, None, (8, 64),
-                     rounds, seconds, f", upstream {MODEL_S * 1000:.0f} ms")  # fmt: skip
-        finally:
-            gateway.terminate()
-            gateway.wait(30)
-            upstream.terminate()
-            upstream.wait(10)
+        _cpu_figures(figures, by_path)
+        upstream_url = stack.enter_context(
+            running(*start_upstream("--first-byte-delay", str(MODEL_S)))
+        )
+        floor = stack.enter_context(running(*start_floor(upstream_url), pid=True))
+        gateway = stack.enter_context(running(*start_gateway(upstream_url, env), pid=True))
+        paths = (Path("direct", upstream_url + "/api/chat", DIRECT_BODY, {}, None),
+                 Path("floor", floor[0] + "/api/chat", DIRECT_BODY, {}, None),
+                 Path("gateway", gateway[0] + "/api/chat", BODY, headers, None))  # fmt: skip
+        _latency(figures, extra, paths, (8, 64), rounds, seconds,
+                 f", upstream {MODEL_S * 1000:.0f} ms")  # fmt: skip
+        stack.close()
+        _peer(figures, extra, env, rounds, seconds)
         cut = measure_disconnect(env, 20)
         figures.append(Figure(
             "disconnect to upstream cancel, median ms", statistics.median(cut) * 1000, "ms",
@@ -274,43 +281,179 @@ def main_wrk(rounds: int, seconds: float) -> dict[str, Any]:
 MODEL_S = 0.1
 
 
-def _latency(figures: list[Figure], extra: dict[str, Any], upstream_url: str,
-             gateway_url: str, headers: dict[str, str], pid: int | None,
-             in_flights: tuple[int, ...], rounds: int, seconds: float,
-             label: str) -> dict[tuple[bool, int], tuple[list[Run], list[Run]]]:  # fmt: skip
-    """Added p50 and p99 at each number in flight, streamed and not; the runs, by case.
+class Path(NamedTuple):
+    """One way to the fake upstream's chat: going direct, or through a proxy."""
 
-    Each percentile is the gateway's minus going direct's, medians over the rounds;
-    the line names both, since at p99 either path's stalls (the fake's own included)
-    can make the difference negative.
+    name: str
+    url: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+    pid: int | None  # the proxy's process, whose CPU per request is read
+
+
+@contextlib.contextmanager
+def running(proc: subprocess.Popen[str], url: str, *, pid: bool = False) -> Iterator[Any]:
+    """``url`` (with the process id when ``pid``) while ``proc`` serves it; then stopped."""
+    try:
+        yield (url, proc.pid) if pid else url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def start_floor(upstream: str) -> tuple[subprocess.Popen[str], str]:
+    """floor_proxy.py in a process of its own, relaying to ``upstream``."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.benchmarks.floor_proxy", upstream],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    while "listening on" not in (line := proc.stderr.readline()):
+        assert line, "the floor proxy did not start"
+    return proc, line.split("listening on ")[1].strip()
+
+
+def _latency(figures: list[Figure], extra: dict[str, Any], paths: tuple[Path, ...],
+             in_flights: tuple[int, ...], rounds: int, seconds: float,
+             label: str) -> dict[tuple[bool, int], dict[str, list[Run]]]:  # fmt: skip
+    """Added p50 and p99 of each proxy at each number in flight, streamed and not.
+
+    ``paths[0]`` is going direct, the baseline of the others; each percentile is a
+    proxy's minus direct's, medians over the rounds, and the line names both, since at
+    p99 either path's stalls (the fake's own included) can make the difference
+    negative. The targets are the gateway's; the other proxies' lines are context.
+    Returns the runs by case, then by path.
     """
-    runs: dict[tuple[bool, int], tuple[list[Run], list[Run]]] = {}
+    runs: dict[tuple[bool, int], dict[str, list[Run]]] = {}
+    direct_name = paths[0].name
     for stream in (False, True):
         kind = "streamed" if stream else "whole"
         for in_flight in in_flights:
-            direct: list[Run] = []
-            proxied: list[Run] = []
+            case: dict[str, list[Run]] = {path.name: [] for path in paths}
             for _ in range(rounds):
-                direct.append(wrk(upstream_url + "/api/chat", {**DIRECT_BODY, "stream": stream},
-                                  {}, in_flight, seconds))  # fmt: skip
-                proxied.append(wrk(gateway_url + "/api/chat", {**BODY, "stream": stream},
-                                   headers, in_flight, seconds, pid))  # fmt: skip
-            runs[(stream, in_flight)] = (direct, proxied)
+                for path in paths:
+                    body = {**path.body, "stream": stream}
+                    run = wrk(path.url, body, path.headers, in_flight, seconds, path.pid)
+                    case[path.name].append(run)
+            runs[(stream, in_flight)] = case
             for q, target in ((50, 2.0), (99, 10.0)):
-                d = statistics.median(getattr(r, f"p{q}") for r in direct)
-                g = statistics.median(getattr(r, f"p{q}") for r in proxied)
-                figures.append(Figure(
-                    f"added p{q} ms, {kind}, {in_flight} in flight{label}"
-                    f" ({g * 1000:.1f} vs {d * 1000:.1f} direct)", (g - d) * 1000, "ms",
-                    target=target,
-                ))  # fmt: skip
-                extra[f"p{q}_{kind}_{in_flight}{label}"] = {
-                    "direct_ms": d * 1000, "gateway_ms": g * 1000, "ratio": g / d,
-                }  # fmt: skip
-            cpu = [r.loop_cpu for r in proxied if r.loop_cpu is not None]
-            if cpu:
-                extra[f"loop_cpu_ms_{kind}_{in_flight}{label}"] = statistics.median(cpu) * 1000
+                d = statistics.median(getattr(r, f"p{q}") for r in case[direct_name])
+                for path in paths[1:]:
+                    g = statistics.median(getattr(r, f"p{q}") for r in case[path.name])
+                    who = "" if path.name == "gateway" else f"{path.name}: "
+                    figures.append(Figure(
+                        f"{who}added p{q} ms, {kind}, {in_flight} in flight{label}"
+                        f" ({g * 1000:.1f} vs {d * 1000:.1f} {direct_name})", (g - d) * 1000,
+                        "ms", target=target if path.name == "gateway" else None,
+                    ))  # fmt: skip
+                    extra[f"{who}p{q}_{kind}_{in_flight}{label}"] = {
+                        "direct_ms": d * 1000, "proxied_ms": g * 1000, "ratio": g / d,
+                    }  # fmt: skip
+            for path in paths[1:]:
+                cpu = [r.loop_cpu for r in case[path.name] if r.loop_cpu is not None]
+                if cpu:
+                    key = f"{path.name}_loop_cpu_ms_{kind}_{in_flight}{label}"
+                    extra[key] = statistics.median(cpu) * 1000
     return runs
+
+
+def _cpu_figures(figures: list[Figure], by_path: dict[str, list[Run]]) -> None:
+    """The gateway's CPU per proxied request (all its threads, then its event loop's),
+    against the floor's in the same rounds."""
+
+    def median(name: str, field: str) -> float | None:
+        known = [v for r in by_path[name] if (v := getattr(r, field)) is not None]
+        return statistics.median(known) * 1000 if known else None
+
+    for field, what in (("cpu", "all threads"), ("loop_cpu", "its event loop's thread")):
+        gateway, floor = median("gateway", field), median("floor", field)
+        if gateway is not None:
+            figures.append(Figure(
+                f"gateway CPU per proxied request, {what}, ms", gateway, "ms",
+                baseline=floor, baseline_name="floor",
+            ))  # fmt: skip
+
+
+#: The peer proxy the issue measures against (LiteLLM), where installed: a path to its
+#: ``litellm`` command in CORTAN_BENCH_LITELLM, or ``litellm`` on PATH. Never a
+#: dependency of cortan's: install it apart (``pipx install 'litellm[proxy]'``).
+PEER_KEY = "sk-bench-0123456789abcdef0123456789abcdef"
+
+
+def peer_command() -> str | None:
+    return os.environ.get("CORTAN_BENCH_LITELLM") or shutil.which("litellm")
+
+
+def start_peer(command: str, upstream: str, home: str) -> tuple[subprocess.Popen[str], str]:
+    """LiteLLM's proxy on ``upstream`` as one model, offline: its price list from its own
+    package (not fetched), no telemetry, one worker as one cortan serve has one loop."""
+    config = os.path.join(home, "litellm.yaml")
+    with open(config, "w") as file:
+        file.write("model_list:\n  - model_name: m\n    litellm_params:\n"
+                   f"      model: ollama_chat/m\n      api_base: {upstream}\n"
+                   "litellm_settings:\n  telemetry: false\n")  # fmt: skip
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_MASTER_KEY": PEER_KEY,
+           "HOME": home, "NO_PROXY": "*"}  # fmt: skip
+    proc = subprocess.Popen(
+        [command, "--config", config, "--host", "127.0.0.1", "--port", str(port),
+         "--num_workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, env=env,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "LiteLLM's proxy exited at start"
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url + "/health/liveliness", timeout=2).status_code == 200:
+                return proc, url
+        time.sleep(0.5)
+    proc.kill()
+    raise AssertionError("LiteLLM's proxy did not start in 120 s")
+
+
+def _peer(figures: list[Figure], extra: dict[str, Any], env: dict[str, str], rounds: int,
+          seconds: float) -> None:  # fmt: skip
+    """cortan's OpenAI-compatible door against LiteLLM's, same fake, same rounds."""
+    command = peer_command()
+    if command is None:
+        extra["peer"] = "LiteLLM not installed: set CORTAN_BENCH_LITELLM to measure it"
+        return
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    openai_body = {"model": "m", "messages": BODY["messages"]}
+    with tempfile.TemporaryDirectory() as home, contextlib.ExitStack() as stack:
+        upstream_url = stack.enter_context(running(*start_upstream()))
+        gateway = stack.enter_context(running(*start_gateway(upstream_url, env), pid=True))
+        peer = stack.enter_context(running(*start_peer(command, upstream_url, home)))
+        paths = (Path("direct", upstream_url + "/api/chat", DIRECT_BODY, {}, None),
+                 Path("gateway", gateway[0] + "/v1/chat/completions",
+                      {**openai_body, "model": "ollama:m"}, headers, gateway[1]),
+                 Path("LiteLLM", peer + "/v1/chat/completions", openai_body,
+                      {"Authorization": f"Bearer {PEER_KEY}"}, None))  # fmt: skip
+        peer_figures: list[Figure] = []
+        runs = _latency(peer_figures, extra, paths, (1, 8), rounds, seconds,
+                        ", OpenAI door")  # fmt: skip
+        for (stream, in_flight), case in runs.items():
+            kind = "streamed" if stream else "whole"
+            for q in (50, 99):
+                d, g, p = (statistics.median(getattr(r, f"p{q}") for r in case[name])
+                           for name in ("direct", "gateway", "LiteLLM"))  # fmt: skip
+                figures.append(Figure(
+                    f"added p{q} ms, {kind}, {in_flight} in flight, OpenAI door, vs LiteLLM",
+                    (g - d) * 1000, "ms", baseline=(p - d) * 1000, baseline_name="LiteLLM",
+                ))  # fmt: skip
+            figures.append(Figure(
+                f"completions per second, {kind}, {in_flight} in flight, OpenAI door",
+                statistics.median(r.rate for r in case["gateway"]), "/s",
+                baseline=statistics.median(r.rate for r in case["LiteLLM"]),
+                baseline_name="LiteLLM", higher_is_better=True,
+            ))  # fmt: skip
 
 
 def main_python(rounds: int = 3, quick: bool = False) -> dict[str, Any]:
