@@ -11,6 +11,7 @@ docs/configuration.md lists every setting; keep the two in step.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -74,8 +75,13 @@ def get_base_url_problem(kind: str, url: str) -> str | None:
         return str(exc)
 
 
+@functools.lru_cache(maxsize=256)
 def is_loopback_url(url: str) -> bool:
-    """True when ``url`` points at this machine (localhost or a loopback address)."""
+    """True when ``url`` points at this machine (localhost or a loopback address).
+
+    Cached: the secret guard asks it of every request's provider (``is_local``), and
+    the gateway parsed the same URL and address for each of its requests.
+    """
     host = urlsplit(url).hostname or ""
     if host == "localhost" or host.endswith(".localhost"):
         return True

@@ -123,6 +123,9 @@ class OllamaProvider:
             # judges it local (no secret guard), so the prompt must not leave (issue 15).
             trust_env=not is_loopback_url(url),
         )
+        # Joined once: httpx parses a path against base_url anew on every request.
+        base = self._client.base_url
+        self._chat_url = base.copy_with(raw_path=base.raw_path + b"api/chat")
 
     async def list_models(self) -> list[ModelInfo]:
         try:
@@ -180,7 +183,7 @@ class OllamaProvider:
         finish: Finish | None = None
         try:
             async with self._client.stream(
-                "POST", "/api/chat", json=chat_body(request), headers=request.headers or None
+                "POST", self._chat_url, json=chat_body(request), headers=request.headers or None
             ) as reply:
                 await _refuse_error(reply)
                 async with aclosing(read_lines(reply.aiter_raw())) as lines:

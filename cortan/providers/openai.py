@@ -122,6 +122,9 @@ class OpenAIProvider:
         self._client = _make_http_client(
             url, timeout, guard, _headers(api_key or NO_KEY), concurrent=concurrent
         )
+        # Joined once: httpx parses a path against base_url anew on every request.
+        base = self._client.base_url
+        self._chat_url = base.copy_with(raw_path=base.raw_path + b"chat/completions")
 
     def _require_key(self) -> None:
         # OpenAI itself always needs a key: say so without a round trip that can only fail.
@@ -223,7 +226,7 @@ class OpenAIProvider:
             **(extra if isinstance(extra, dict) else {}),
         }
         return self._client.build_request(
-            "POST", "chat/completions", content=_dumps(sent), headers=request.headers or None
+            "POST", self._chat_url, content=_dumps(sent), headers=request.headers or None
         )
 
     async def _send(self, request: httpx2.Request) -> httpx2.Response:
