@@ -123,6 +123,10 @@ class OllamaProvider:
             # judges it local (no secret guard), so the prompt must not leave (issue 15).
             trust_env=not is_loopback_url(url),
         )
+        if concurrent:  # one client sends for many: no cookie of one rides on the others'
+            from cortan.providers.transport import keep_no_cookies
+
+            keep_no_cookies(self._client, httpx)
         # Joined once: httpx parses a path against base_url anew on every request.
         base = self._client.base_url
         self._chat_url = base.copy_with(raw_path=base.raw_path + b"api/chat")

@@ -330,7 +330,7 @@ def _make_http_client(
         extra: dict[str, Any] = {"transport": AiohttpTransport(httpx2, verify=verify)}
     else:
         extra = {}
-    return httpx2.AsyncClient(
+    client = httpx2.AsyncClient(
         base_url=url,
         headers=headers,
         verify=verify,
@@ -344,6 +344,11 @@ def _make_http_client(
             "response": [guard.on_response, _clean_events],  # bounded, then cleaned
         },
     )
+    if concurrent:  # one client sends for many: no cookie of one rides on the others'
+        from cortan.providers.transport import keep_no_cookies
+
+        keep_no_cookies(client, httpx2)
+    return client
 
 
 async def _clean_events(response: httpx2.Response) -> None:

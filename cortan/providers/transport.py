@@ -137,6 +137,35 @@ class _Body:
             await asyncio.sleep(0)  # the socket closes in the loop's next turn: let it
 
 
+def keep_no_cookies(client: Any, http: ModuleType) -> None:
+    """Have ``client`` (of ``http``'s line) keep no cookie from any response.
+
+    The gateway and ``cortan batch`` send everyone's requests through one client: a
+    cookie an upstream set on one answer rode on every later request, whoever it was
+    for (and behind a sticky load balancer, pinned them all to one backend). aiohttp
+    underneath keeps none already (``DummyCookieJar``). httpx also wrapped every
+    response in urllib's cookie shims to look for one: in a cProfile of the gateway,
+    121 µs of its 1,930 per request (0.06x), for nothing. httpx offers no switch, so
+    its jar is replaced by one of the same type that takes nothing.
+    """
+    client._cookies = _no_cookies_type(http)()
+
+
+_NO_COOKIES_TYPES: dict[str, type[Any]] = {}
+
+
+def _no_cookies_type(http: ModuleType) -> type[Any]:
+    made = _NO_COOKIES_TYPES.get(http.__name__)
+    if made is None:
+
+        def extract_cookies(self: object, response: object) -> None:
+            return None
+
+        made = type("NoCookies", (http.Cookies,), {"extract_cookies": extract_cookies})
+        _NO_COOKIES_TYPES[http.__name__] = made
+    return made
+
+
 _BODY_TYPES: dict[str, type[_Body]] = {}
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from cortan.serve.security import HostCheck, make_trace
 from tests.serve.conftest import TOKEN, Running
-from tests.servers import FakeOllama
+from tests.servers import FakeOllama, Reply
 
 MODEL = "ollama:llama3.2:latest"
 HI: Any = [{"role": "user", "content": "hi"}]
@@ -162,3 +162,20 @@ def test_metrics_count_requests_errors_tokens_and_breakers(gateway: Running) -> 
         "cortan_serve_connections 1.0",
     ):
         assert line in text, line
+
+
+@pytest.mark.parametrize("wire", ["ollama", "openai"])
+def test_a_cookie_an_upstream_sets_rides_on_no_later_request(
+    wire: str, gateway_factory: Any, request: pytest.FixtureRequest
+) -> None:
+    """One upstream client sends for every gateway client: a cookie one answer set
+    would otherwise go out with everyone's next requests."""
+    upstream = request.getfixturevalue(f"{wire}_env")
+    upstream.default = Reply(headers={"set-cookie": "session=client-a; Path=/"})
+    gateway = gateway_factory()
+    body = {**BODY, "model": "ollama:llama3.2:latest" if wire == "ollama" else "openai:gpt-4o-mini"}
+    for _ in range(3):
+        reply = httpx.post(gateway.url + "/v1/chat/completions", json=body, headers=gateway.headers)
+        assert reply.status_code == 200, reply.text
+    sent = [r.headers.get("cookie") for r in upstream.chat_requests]
+    assert sent == [None, None, None]
