@@ -67,13 +67,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="MODEL=CAP,CAP",
         help="ollama: what /api/show says MODEL can do (repeatable; thinking refused without)",
     )
-    parser.add_argument("--quiet", action="store_true", help="do not log requests")
+    parser.add_argument("--quiet", action="store_true", help="neither log nor keep requests")
     args = parser.parse_args(argv)
 
     server = _make_server(args)
     if args.model:
         server.models = list(args.model)
     server.max_parallel = args.max_parallel
+    server.record = not args.quiet
     pieces = Reply().pieces
     if args.pieces_file is not None:
         text = args.pieces_file.read_text(encoding="utf-8")
