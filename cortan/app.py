@@ -25,6 +25,7 @@ response cache is the engine's (a stage of ``Chat.run``), turned on by
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -136,7 +137,18 @@ class App:
         return next(self._ids)
 
     async def ask(self, request: ChatRequest) -> ChatEnded:
-        """Dispatch one request on the bus; its ending comes back here."""
+        """Dispatch one request on the bus; its ending comes back here.
+
+        Where the store's writes run on a thread of their own (the gateway), a request
+        first waits while that thread is too far behind: cortan.store.writer.
+        """
+        if self.store is not None and self.store.writer is not None:
+            try:
+                await self.store.writer.room()
+            except asyncio.CancelledError:  # its client left while it waited: never sent
+                if (task := asyncio.current_task()) is not None:
+                    task.uncancel()
+                return ChatCancelled(request.request_id)
         ended: ChatEnded = await self.bus.dispatch(request)
         return ended
 

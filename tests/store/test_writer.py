@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from pathlib import Path
 
@@ -92,3 +94,57 @@ def test_the_caller_never_waits_for_a_slow_disk(tmp_path: Path) -> None:
         assert not disk.is_set()
         disk.set()
     assert len(seen_by_another_process(tmp_path / "data")) == 100
+
+
+def test_room_holds_a_request_while_the_backlog_is_full_and_lets_it_go_at_half(
+    tmp_path: Path,
+) -> None:
+    """Past ``max_backlog`` writes waiting, new requests wait for the thread (without
+    blocking their event loop) until it is down to half; the writes are all kept."""
+    with SessionStore.open(tmp_path / "data") as store:
+        writer = Writer(store, seconds=60, on_lost=lambda exc: None, max_backlog=8)
+        gate = threading.Event()
+        writer.submit(gate.wait)  # the thread is busy: what follows waits behind it
+        for n in range(8):
+
+            def write(n: int = n) -> None:
+                store.create(client=f"c{n}")
+
+            writer.submit(write)
+
+        async def main() -> tuple[bool, int, int]:
+            held = asyncio.create_task(writer.room())
+            ticks = 0
+            while ticks < 20:  # the loop goes on turning while the request waits
+                await asyncio.sleep(0.01)
+                ticks += 1
+            still_held = not held.done()
+            gate.set()
+            await asyncio.wait_for(held, 10)
+            return still_held, ticks, writer.backlog
+
+        still_held, ticks, backlog = asyncio.run(main())
+        assert still_held and ticks == 20
+        assert backlog <= 4
+        assert writer.flush()
+        assert len(seen_by_another_process(tmp_path / "data")) == 8
+        asyncio.run(writer.room())  # under the bound: at once
+
+
+def test_a_request_held_for_the_store_whose_client_leaves_is_let_go(tmp_path: Path) -> None:
+    with SessionStore.open(tmp_path / "data") as store:
+        writer = Writer(store, seconds=60, on_lost=lambda exc: None, max_backlog=2)
+        gate = threading.Event()
+        writer.submit(gate.wait)
+        writer.submit(lambda: None)
+
+        async def main() -> None:
+            held = asyncio.create_task(writer.room())
+            await asyncio.sleep(0.05)
+            held.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await held
+            gate.set()  # the writer wakes a future that is already cancelled: no error
+            assert writer.flush()
+
+        asyncio.run(main())
