@@ -148,24 +148,29 @@ class Recorder:
         images = event.messages[-1].images if event.messages else ()
         try:
             with self.store.batch():
+                title = _title(event.request)
                 if self.each_request_new:
-                    conversation_id = self._create_for(event, system)
+                    conversation_id = self._create_for(event, system, title)
                 else:
                     conversation_id = self._conversation_for(event.model, system)
-                if title := _title(event.request):
-                    self.store.entitle(conversation_id, title)
+                    if title:
+                        self.store.entitle(conversation_id, title)
                 question_id = self.store.add_message(conversation_id, "user", user, images=images)
         except CortanError as exc:
             error = StoreError(f"this exchange was not saved: {exc} (--no-log asks without saving)")
             return _Open(request_id, None, self._clock(), error=error)
         return _Open(request_id, conversation_id, self._clock(), question_id)
 
-    def _create_for(self, event: ChatPrepared, system: str | None) -> int:
+    def _create_for(self, event: ChatPrepared, system: str | None, title: str) -> int:
         """A conversation of its own for this request, naming the client that sent it."""
         request = event.request
         trace_id = request.trace.request_id if request.trace is not None else None
         created = self.store.create(
-            model=event.model, system=system, client=request.client, request_id=trace_id
+            model=event.model,
+            system=system,
+            client=request.client,
+            request_id=trace_id,
+            title=title or None,
         )
         return created.id
 

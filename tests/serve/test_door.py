@@ -115,6 +115,7 @@ def test_the_request_id_is_echoed_stored_and_followed_upstream(
     assert upstream.split("-")[2] != "b7ad6b7169203331"  # a span of cortan's own
     (conversation,) = gateway.conversations()
     assert conversation.request_id == "job-42.7"
+    assert conversation.title == "hi"  # given as it is created (cortan.store.recorder)
     assert conversation.client == f"openai python-httpx/{httpx.__version__}"
 
 
