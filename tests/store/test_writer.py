@@ -96,11 +96,11 @@ def test_the_caller_never_waits_for_a_slow_disk(tmp_path: Path) -> None:
     assert len(seen_by_another_process(tmp_path / "data")) == 100
 
 
-def test_room_holds_a_request_while_the_backlog_is_full_and_lets_it_go_at_half(
+def test_room_holds_a_request_while_the_backlog_is_full_and_lets_it_go_under_it(
     tmp_path: Path,
 ) -> None:
     """Past ``max_backlog`` writes waiting, new requests wait for the thread (without
-    blocking their event loop) until it is down to half; the writes are all kept."""
+    blocking their event loop) until it is under the bound again; the writes are all kept."""
     with SessionStore.open(tmp_path / "data") as store:
         writer = Writer(store, seconds=60, on_lost=lambda exc: None, max_backlog=8)
         gate = threading.Event()
@@ -125,7 +125,7 @@ def test_room_holds_a_request_while_the_backlog_is_full_and_lets_it_go_at_half(
 
         still_held, ticks, backlog = asyncio.run(main())
         assert still_held and ticks == 20
-        assert backlog <= 4
+        assert backlog < 8
         assert writer.flush()
         assert len(seen_by_another_process(tmp_path / "data")) == 8
         asyncio.run(writer.room())  # under the bound: at once
