@@ -386,6 +386,13 @@ async def _speaks_tls(url: str) -> bool:
     return True
 
 
+def endpoint(client: Any, path: str) -> Any:
+    """``path`` joined to an httpx ``client``'s base URL as httpx joins it, made once:
+    given the relative path, httpx parses it against the base anew on every request."""
+    base = client.base_url
+    return base.copy_with(raw_path=base.raw_path + path.encode())
+
+
 def shown_url(url: str) -> str:
     """``url`` as cortan may print it: without ``user:password@`` (issue 15)."""
     from urllib.parse import urlsplit, urlunsplit

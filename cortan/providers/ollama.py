@@ -42,6 +42,7 @@ from cortan.providers.base import (
     ModelRequest,
     Piece,
     ToolCall,
+    endpoint,
     listed,
     read_listing,
     redact,
@@ -127,9 +128,7 @@ class OllamaProvider:
             from cortan.providers.transport import keep_no_cookies
 
             keep_no_cookies(self._client, httpx)
-        # Joined once: httpx parses a path against base_url anew on every request.
-        base = self._client.base_url
-        self._chat_url = base.copy_with(raw_path=base.raw_path + b"api/chat")
+        self._chat_url = endpoint(self._client, "api/chat")
 
     async def list_models(self) -> list[ModelInfo]:
         try:

@@ -34,6 +34,7 @@ from cortan.providers.base import (
     Finish,
     ModelRequest,
     Piece,
+    endpoint,
     listed,
     read_listing,
     redact,
@@ -122,9 +123,7 @@ class OpenAIProvider:
         self._client = _make_http_client(
             url, timeout, guard, _headers(api_key or NO_KEY), concurrent=concurrent
         )
-        # Joined once: httpx parses a path against base_url anew on every request.
-        base = self._client.base_url
-        self._chat_url = base.copy_with(raw_path=base.raw_path + b"chat/completions")
+        self._chat_url = endpoint(self._client, "chat/completions")
 
     def _require_key(self) -> None:
         # OpenAI itself always needs a key: say so without a round trip that can only fail.

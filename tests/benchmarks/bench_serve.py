@@ -82,10 +82,15 @@ def start_gateway(upstream: str, env: dict[str, str]) -> tuple[subprocess.Popen[
         [*cortan_command(), "serve", "--port", "0", "--quiet"],
         stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
+    return proc, listening(proc, "cortan serve")
+
+
+def listening(proc: subprocess.Popen[str], what: str) -> str:
+    """The URL ``proc`` says on stderr it is listening on (``… listening on URL``)."""
     assert proc.stderr is not None
-    while "cortan serve: listening on" not in (line := proc.stderr.readline()):
-        assert line, "cortan serve did not start"
-    return proc, line.split("listening on ")[1].strip()
+    while "listening on" not in (line := proc.stderr.readline()):
+        assert line, f"{what} did not start"
+    return line.split("listening on ")[1].strip()
 
 
 async def timed(client: httpx.AsyncClient, url: str, body: dict[str, Any], stream: bool) -> float:
@@ -234,14 +239,8 @@ def main_wrk(rounds: int, seconds: float) -> dict[str, Any]:
     """
     figures: list[Figure] = []
     extra: dict[str, Any] = {"load_generator": "wrk"}
-    headers = {"Authorization": f"Bearer {TOKEN}"}
     with isolated_env() as env, contextlib.ExitStack() as stack:
-        upstream_url = stack.enter_context(running(*start_upstream()))
-        floor = stack.enter_context(running(*start_floor(upstream_url), pid=True))
-        gateway = stack.enter_context(running(*start_gateway(upstream_url, env), pid=True))
-        paths = (Path("direct", upstream_url + "/api/chat", DIRECT_BODY, {}, None),
-                 Path("floor", floor[0] + "/api/chat", DIRECT_BODY, {}, floor[1]),
-                 Path("gateway", gateway[0] + "/api/chat", BODY, headers, gateway[1]))  # fmt: skip
+        paths = _three_paths(stack, env, start_upstream(), cpu=True)
         runs = _latency(figures, extra, paths, (1, 8, 64), rounds, seconds, "")
         stack.close()
         by_path = runs[(False, 64)]
@@ -256,14 +255,8 @@ def main_wrk(rounds: int, seconds: float) -> dict[str, Any]:
             higher_is_better=True,
         ))  # fmt: skip
         _cpu_figures(figures, by_path)
-        upstream_url = stack.enter_context(
-            running(*start_upstream("--first-byte-delay", str(MODEL_S)))
-        )
-        floor = stack.enter_context(running(*start_floor(upstream_url), pid=True))
-        gateway = stack.enter_context(running(*start_gateway(upstream_url, env), pid=True))
-        paths = (Path("direct", upstream_url + "/api/chat", DIRECT_BODY, {}, None),
-                 Path("floor", floor[0] + "/api/chat", DIRECT_BODY, {}, None),
-                 Path("gateway", gateway[0] + "/api/chat", BODY, headers, None))  # fmt: skip
+        slow = start_upstream("--first-byte-delay", str(MODEL_S))
+        paths = _three_paths(stack, env, slow, cpu=False)
         _latency(figures, extra, paths, (8, 64), rounds, seconds,
                  f", upstream {MODEL_S * 1000:.0f} ms")  # fmt: skip
         stack.close()
@@ -291,6 +284,22 @@ class Path(NamedTuple):
     pid: int | None  # the proxy's process, whose CPU per request is read
 
 
+def _three_paths(
+    stack: contextlib.ExitStack, env: dict[str, str],
+    upstream: tuple[subprocess.Popen[str], str], *, cpu: bool,
+) -> tuple[Path, ...]:  # fmt: skip
+    """Going direct to ``upstream``, through the floor, through the gateway: each
+    process stopped when ``stack`` closes; ``cpu``: the proxies' CPU is read."""
+    upstream_url = stack.enter_context(running(*upstream))
+    floor = stack.enter_context(running(*start_floor(upstream_url), pid=True))
+    gateway = stack.enter_context(running(*start_gateway(upstream_url, env), pid=True))
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    return (Path("direct", upstream_url + "/api/chat", DIRECT_BODY, {}, None),
+            Path("floor", floor[0] + "/api/chat", DIRECT_BODY, {}, floor[1] if cpu else None),
+            Path("gateway", gateway[0] + "/api/chat", BODY, headers,
+                 gateway[1] if cpu else None))  # fmt: skip
+
+
 @contextlib.contextmanager
 def running(proc: subprocess.Popen[str], url: str, *, pid: bool = False) -> Iterator[Any]:
     """``url`` (with the process id when ``pid``) while ``proc`` serves it; then stopped."""
@@ -311,10 +320,7 @@ def start_floor(upstream: str) -> tuple[subprocess.Popen[str], str]:
         [sys.executable, "-m", "tests.benchmarks.floor_proxy", upstream],
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    assert proc.stderr is not None
-    while "listening on" not in (line := proc.stderr.readline()):
-        assert line, "the floor proxy did not start"
-    return proc, line.split("listening on ")[1].strip()
+    return proc, listening(proc, "the floor proxy")
 
 
 def _latency(figures: list[Figure], extra: dict[str, Any], paths: tuple[Path, ...],
