@@ -62,6 +62,7 @@ class CommittingStore(StoreFile):
     """Told when a grouped commit fails (its writes are lost); None raises from the timer."""
     writer: Handoff | None = None
     """Set by :class:`cortan.store.writer.Writer`: writes are handed to its thread."""
+    _in_savepoint = False
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -85,7 +86,27 @@ class CommittingStore(StoreFile):
             with translate_errors(self.path):
                 self._conn.execute("BEGIN IMMEDIATE")
             self._schedule(self._group_seconds, self._commit_group)
-        return savepoint(self._conn, self.path)
+        return self._savepoint()
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[sqlite3.Connection]:
+        """The outermost write's savepoint; the writes inside it (``batch()``'s) join it,
+        as :func:`cortan.store.db.transaction` joins an open transaction.
+
+        Each savepoint that begins makes SQLite's full-text index write out what it
+        holds: with one a call, a gateway request's writes (five savepoints) took the
+        store's thread 2.0-2.2x the CPU of the same rows written by bare SQL; with one
+        a write (two), 1.4-1.45x (bench_store).
+        """
+        if self._in_savepoint:
+            yield self._conn
+            return
+        self._in_savepoint = True
+        try:
+            with savepoint(self._conn, self.path) as conn:
+                yield conn
+        finally:
+            self._in_savepoint = False
 
     def group_commits(
         self, schedule: Callable[[float, Callable[[], None]], object], seconds: float

@@ -77,6 +77,22 @@ def test_a_write_that_fails_leaves_nothing_of_itself_and_keeps_the_others(
         assert [c.id for c in other.list_conversations()] == [kept.id]
 
 
+def test_a_write_of_several_is_one_savepoint(grouped: tuple[SessionStore, Timer]) -> None:
+    """The writes inside ``batch()`` join its savepoint: each savepoint that begins makes
+    the full-text index write what it holds, which cost the gateway's store thread."""
+    store, _ = grouped
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)
+    with store.batch():
+        conversation = store.create(client="c")
+        store.add_message(conversation.id, "user", "hi")
+    store.add_message(conversation.id, "assistant", "hello")
+    store._conn.set_trace_callback(None)
+    assert [s for s in statements if s.startswith(("SAVEPOINT", "RELEASE"))] == [
+        "SAVEPOINT w", "RELEASE w", "SAVEPOINT w", "RELEASE w",
+    ]  # fmt: skip
+
+
 def test_closing_commits_what_is_grouped(tmp_path: Path) -> None:
     store = SessionStore.open(tmp_path / "data")
     store.group_commits(Timer(), 0.005)  # a timer that never fires: only close commits
