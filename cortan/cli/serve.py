@@ -216,9 +216,17 @@ def _setup_access_log(quiet: bool) -> None:
 
 
 class AccessFormatter(logging.Formatter):
-    """``cortan serve: <line>``, sanitised: client names and errors quote outside text."""
+    """``cortan serve: <line>``, sanitised: client names and errors quote outside text.
+
+    One record is one line: a line break a client put in a model name would otherwise
+    start a line of its own, which a reader or a log parser takes for the gateway's.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         from cortan.render.sanitize import sanitize
 
-        return sanitize(f"cortan serve: {record.getMessage()}")
+        return sanitize(f"cortan serve: {record.getMessage()}".translate(ONE_LINE))
+
+
+#: Line breaks as their escapes (``sanitize`` keeps LF and turns the others to LF).
+ONE_LINE = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}

@@ -166,9 +166,12 @@ def describe_validation_error(
     exc: ValidationError, path: Path, data: dict[str, Any], flags: dict[str, Any]
 ) -> str:
     """One sentence for the first problem: where the value came from, which key, what is wrong."""
+    from cortan.config.settings import LONE_SURROGATE
     from cortan.core.text import one_line
 
     error, loc = _first_problem(exc, data)
+    if error["type"] == LONE_SURROGATE:  # where below the field, for the key and variable
+        loc = [*loc, *(part for part in error["ctx"]["inside"] if isinstance(part, str))]
     key = one_line(".".join(loc), KEY_WIDTH) or "(top level)"  # a 1 MB name: one line
     message = say_what_is_wrong(error)
     if error["type"] == "extra_forbidden" and (meant := _key_meant(loc)):

@@ -20,9 +20,11 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from cortan.core.errors import ConfigError
+from cortan.core.text import find_lone_surrogate
 
 ProviderKind = Literal["ollama", "openai"]
 #: The providers that exist without any config: each is named for its kind.
@@ -432,6 +434,11 @@ class McpSettings(BaseModel):
 ThinkLevel = Literal["low", "medium", "high"]
 
 
+#: The error type of a setting holding a lone surrogate; its ``inside`` says where below
+#: the field (config/load.py names the key, and the variable it came from).
+LONE_SURROGATE = "lone_surrogate"
+
+
 class Settings(BaseSettings):
     """All of cortan's configuration, validated once and passed down as plain data."""
 
@@ -480,6 +487,19 @@ class Settings(BaseSettings):
     commands: CommandSettings = Field(default_factory=CommandSettings)
     tools: ToolSettings = Field(default_factory=ToolSettings)
     mcp: McpSettings = Field(default_factory=McpSettings)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _valid_unicode(cls, value: Any) -> Any:
+        # A CORTAN_* variable's JSON may escape a lone surrogate ("\udc01"): as an alias
+        # it reached the store and failed each request on it as an "internal error".
+        if (found := find_lone_surrogate(value)) is not None:
+            parts, in_key = found
+            raise PydanticCustomError(
+                LONE_SURROGATE, "{what} is not valid Unicode text (a lone surrogate)",
+                {"what": "a name" if in_key else "the value", "inside": list(parts)},
+            )  # fmt: skip
+        return value
 
     @model_validator(mode="before")
     @classmethod

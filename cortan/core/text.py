@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Sequence
 
 from cortan.core.errors import InputError, UsageError
 
@@ -95,6 +96,39 @@ def without_surrogates(text: str) -> str:
     """``text`` with each lone surrogate (a ``"\\ud800"`` escape in a server's JSON) as
     U+FFFD: it cannot be encoded, so it failed whatever stored or sent the text on."""
     return _SURROGATES.sub("\ufffd", text)
+
+
+def find_lone_surrogate(value: object) -> tuple[tuple[str | int, ...], bool] | None:
+    """Where in ``value`` (JSON-like: dicts, lists, strings) a string or a key holds a
+    lone surrogate: the keys and indexes that lead there (``("messages", 0, "content")``;
+    none for ``value`` itself) and whether it is a key there; None if nowhere.
+
+    Such text cannot be encoded: from a request's JSON (a ``"\\ud800"`` escape alone) or
+    a CORTAN_* variable, it failed whatever stored it or sent it on, far from where it
+    came in. Iterative: the nesting is bounded only by json's own recursion.
+    """
+    stack: list[tuple[object, tuple[str | int, ...]]] = [(value, ())]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATES.search(item):
+                return path, False
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                if isinstance(key, str) and _SURROGATES.search(key):
+                    return path, True
+                stack.append((inner, (*path, str(key))))
+        elif isinstance(item, list | tuple):
+            stack.extend((inner, (*path, n)) for n, inner in enumerate(item))
+    return None
+
+
+def json_path(parts: Sequence[str | int]) -> str:
+    """Keys and indexes as a reader writes them: ``messages[0].content``."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else part
+    return text
 
 
 def clean_text(text: str) -> str:

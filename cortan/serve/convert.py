@@ -116,7 +116,10 @@ def _text_part(index: int, number: int, part: object) -> str:
     """A text part's text; any other part (an image, audio, a file) refused by its type,
     and nothing it points at fetched: an ``image_url`` is never downloaded."""
     if isinstance(part, dict) and part.get("type") == "text":
-        return str(part.get("text", ""))
+        text = part.get("text")
+        if not isinstance(text, str):  # str() made "None" of a null, and sent it
+            raise refuse(f"message {index}'s content part {number} has no `text` string")
+        return text
     kind = part.get("type") if isinstance(part, dict) else None
     shown = "".join(c for c in str(kind)[:40] if c.isprintable())
     raise refuse(
@@ -143,6 +146,8 @@ def get_model(body: Mapping[str, Any]) -> str | None:
         return None
     if not isinstance(model, str) or len(model) > 200:
         raise refuse("`model` must be a model name: provider:model, an alias or a bare name")
+    if not model.isprintable():  # a line break would also start a line in the access log
+        raise refuse("`model` must be a model name: it holds a control character or a line break")
     return model.strip() or None
 
 

@@ -38,6 +38,7 @@ from cortan.core.events import (
     ChatFinished,
     ChatStarted,
 )
+from cortan.core.text import shorten
 from cortan.serve import convert
 from cortan.serve.limits import Lanes
 from cortan.serve.metrics import Metrics
@@ -184,6 +185,8 @@ class Gateway:
         began = time.monotonic()
         try:
             ended = await self._ask(request, watcher, place)
+        except Exception as exc:  # a fault of cortan's own: still an ending, said once
+            ended = _faulted(request, exc)
         finally:
             if lane is not None:
                 lane.leave(place, time.monotonic() - began)
@@ -374,6 +377,27 @@ async def _watch_disconnect(receive: Receive, task: asyncio.Task[ChatEnded]) -> 
         if message["type"] == "http.disconnect":
             task.cancel()
             return
+
+
+#: What a client is told of a request that failed on a fault of cortan's own.
+FAULT = "cortan serve failed to answer this request (an internal error: its log says which)"
+
+
+def _faulted(request: ChatRequest, exc: Exception) -> ChatFailed:
+    """The ending of a request the engine raised on instead of ending: a 500 with one
+    sentence for its client, one line naming the fault on stderr.
+
+    Without it the request's task died with the exception: a whole answer was
+    Starlette's bare 500, and a streamed one, whose writer waits for the ending,
+    never answered at all (a lone surrogate in a model name did both).
+    """
+    trace = request.trace.request_id if request.trace is not None else "-"
+    log.error(
+        "cortan serve: request_id=%s failed on an internal error: %s %r",
+        trace, type(exc).__name__, shorten(str(exc), 300),
+    )  # fmt: skip
+    log.debug("the internal error of request_id=%s", trace, exc_info=exc)
+    return ChatFailed(request.request_id, "internal", FAULT)
 
 
 def _log_ending(

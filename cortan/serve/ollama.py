@@ -310,7 +310,10 @@ class ShowEndpoint:
                 ),
                 "a show request",
             )
-            name = convert.get_model({"model": body.get("model") or body.get("name")})
+            given = body.get("model") or body.get("name")
+            if not isinstance(given, str) or not given.strip():  # as Ollama: no default here
+                raise refuse("`model` must name the model to show")
+            name = convert.get_model({"model": given})
         except RequestError as refused:
             await send_error(send, scope, refused)
             return

@@ -79,6 +79,10 @@ class ChatEndpoint:
         if body.get("n") not in (None, 1):
             raise refuse("`n` must be 1: the gateway gives one answer", "unsupported")
         messages = convert.get_messages(body, self.gateway.limits.max_messages)
+        for key in ("max_tokens", "max_completion_tokens"):  # as OpenAI: Ollama's -1 is
+            value = body.get(key)  # "no limit", and 0 an empty answer
+            if isinstance(value, int | float) and not isinstance(value, bool) and value < 1:
+                raise refuse(f"`{key}` must be at least 1")
         options, dropped = convert.get_options(body, HANDLED)
         dropped += convert.get_dropped_in_messages(body)
         scope["state"]["notice"] = convert.tell_dropped(dropped)

@@ -11,8 +11,8 @@ the pure-Python parser the gateway moved off for speed, so this subclass adds,
 over httptools:
 
 * **size**: past ``max_head_bytes`` of request line and headers, 431 and the
-  connection closed (counted as the bytes arrive, so at most one read beyond it
-  is ever held);
+  connection closed (counted as the bytes arrive and before they are parsed, so a
+  head that comes whole in one read is refused as one that trickles in);
 * **time**: a head begun must be complete within ``head_timeout`` seconds
   (``serve.body_timeout``), else 408 and closed; a connection that has sent
   nothing yet gets ``serve.keep_alive`` seconds, as an idle one between requests;
@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 import httptools
@@ -57,6 +58,8 @@ if TYPE_CHECKING:
 #: the clients of the gateway send under 2 KiB, and a long ``traceparent``/``baggage``
 #: or cookie should not be what fails a request.
 MAX_HEAD_BYTES = 64 << 10
+#: The blank line that ends a head (a bare LF is a line end to the parser too).
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
 #: The close code of a WebSocket given up on for not reading: 1008, a policy violation
 #: (RFC 6455 7.4.1), since the client broke the gateway's rule; 1011 would say the
 #: gateway itself had failed.
@@ -134,7 +137,8 @@ class BoundedHttpToolsProtocol(_Watched, HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self._in_head = False
-        self._head_bytes = 0
+        self._head_bytes = 0  # of the head being read, counted before it is parsed
+        self._head_tail = b""  # the last bytes of a head not yet ended, for its blank line
         self._head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -164,21 +168,42 @@ class BoundedHttpToolsProtocol(_Watched, HttpToolsProtocol):
             self.stall.report(cycle.scope)
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if not self._in_head or self.transport.is_closing():
-            return
-        self._head_bytes += len(data)
-        if self._head_bytes > self.max_head_bytes:
+        if self._reading_head() and self._over_head_limit(data):
             self._refuse(
                 431, "headers_too_large", f"the request line and headers are over the "
                 f"gateway's {self.max_head_bytes} byte limit",
             )  # fmt: skip
-        elif self._head_timer is None:
+            return
+        super().data_received(data)
+        if self._in_head and self._head_timer is None and not self.transport.is_closing():
             self._head_timer = self.loop.call_later(self.head_timeout, self._head_too_slow)
+
+    def _reading_head(self) -> bool:
+        """Whether the next bytes are a request's head: not a body still being sent."""
+        cycle: RequestResponseCycle | None = self.cycle
+        return self._in_head or cycle is None or not cycle.more_body
+
+    def _over_head_limit(self, data: bytes) -> bool:
+        """Count the head's part of ``data`` (up to the blank line that ends it), before
+        it is parsed: counted after, a head that came whole in one read (up to 256 KiB)
+        was parsed, and let through, before it was ever counted."""
+        seen = self._head_tail + data[:8]  # a blank line split between two reads
+        if (end := _HEAD_END.search(seen)) is not None:
+            head = end.end() - len(self._head_tail)
+        elif (end := _HEAD_END.search(data)) is not None:
+            head = end.end()
+        else:
+            head = len(data)
+        self._head_bytes += max(head, 0)
+        self._head_tail = data[-3:] if end is None else b""
+        if end is not None:
+            over, self._head_bytes = self._head_bytes > self.max_head_bytes, 0
+            return over
+        return self._head_bytes > self.max_head_bytes
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._in_head, self._head_bytes = True, 0
+        self._in_head = True
 
     def on_headers_complete(self) -> None:
         self._in_head = False

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequen
 from typing import Any
 
 from cortan.core.events import ChatEnded, ChatFailed, ChatFinished
+from cortan.core.text import find_lone_surrogate, json_path, make_visible, shorten
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -58,6 +59,7 @@ TYPE_BY_STATUS: Mapping[int, str] = {
     415: "invalid_request_error",
     421: "invalid_request_error",
     429: "rate_limit_error",
+    501: "invalid_request_error",
     503: "server_overloaded",
 }
 
@@ -165,13 +167,36 @@ async def read_json(scope: Scope, receive: Receive, *, limit: int, seconds: floa
 
 
 def parse_json(text: str | bytes, what: str) -> Any:
-    """JSON, or a 400 with one sentence: for bodies and WebSocket messages alike."""
+    """JSON, or a 400 with one sentence: for bodies and WebSocket messages alike.
+
+    A string holding a lone surrogate (``"\\ud800"`` escaped alone) is refused here,
+    wherever it is: it cannot be encoded, so as a model name it failed the store, and
+    in ``stop`` or a schema it failed the request to the model and was blamed on the
+    model's server. Only a body that has such an escape at all is looked through.
+    """
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except (ValueError, UnicodeDecodeError):
         raise RequestError(400, "bad_json", f"{what} is not valid JSON") from None
     except RecursionError:  # json's C scanner recurses once per level of nesting
         raise RequestError(400, "bad_json", f"{what} is JSON nested too deeply") from None
+    if _may_hold_surrogate(text) and (found := find_lone_surrogate(value)) is not None:
+        parts, in_key = found
+        where = f"`{make_visible(shorten(json_path(parts), 100))}`" if parts else "its top level"
+        if in_key:
+            where = f"a key of {where}"
+        raise RequestError(
+            400, "bad_unicode", f"{what} holds a lone surrogate in {where}: JSON text "
+            "must be valid Unicode (a \\uD800-\\uDFFF escape only as half of a pair)",
+        )  # fmt: skip
+    return value
+
+
+def _may_hold_surrogate(text: str | bytes) -> bool:
+    """Whether the JSON text has an escape that may stand for a surrogate."""
+    if isinstance(text, bytes):
+        return b"\\ud" in text or b"\\uD" in text
+    return "\\ud" in text or "\\uD" in text
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:

@@ -70,6 +70,25 @@ def make_trace(request_id: str | None, traceparent: str | None) -> Trace:
     return Trace(request_id, f"00-{trace_id}-{span}-01")
 
 
+def _check_codings(scope: Scope) -> None:
+    """Refuse a body in a transfer coding other than chunked (RFC 9112 6.1: 501).
+
+    httptools takes ``gzip, chunked`` and reads the body as if it were only chunked:
+    a proxy in front that honours the codings would see another body than the gateway.
+    """
+    codings = [
+        coding.strip().lower()
+        for name, value in scope["headers"] if name == b"transfer-encoding"
+        for coding in value.split(b",")
+    ]  # fmt: skip
+    if codings != [b"chunked"]:
+        shown = b", ".join(codings).decode("latin-1")[:80]
+        raise RequestError(
+            501, "transfer_coding", f"the gateway reads request bodies plain or chunked, not "
+            f"in the transfer coding {shown!r}", {"connection": "close"},
+        )  # fmt: skip
+
+
 class HostCheck:
     """Which ``Host`` headers the gateway answers (see the module docstring)."""
 
@@ -152,6 +171,8 @@ class Door:
         if sum(name == b"host" for name, _ in scope["headers"]) > 1:
             # A proxy in front may check the first while the door would read the last.
             raise RequestError(400, "bad_request", "the request has more than one Host header")
+        if b"transfer-encoding" in headers:
+            _check_codings(scope)
         host = _text(headers.get(b"host")) or ""
         if not self._hosts.allows(host):
             raise RequestError(

@@ -49,6 +49,14 @@ def assert_fails(result_code: int, stderr: str, code: int, fragment: str) -> Non
         # A table given whole as JSON: before, blamed on the config file, which had none.
         ({"CORTAN_TIMEOUTS": '{"connect": "x"}'},
          "CORTAN_TIMEOUTS (key `timeouts.connect`): 'x' is not a number"),
+        # JSON's escape of a lone surrogate: as an alias it reached the store and failed
+        # each request on it as an "internal error" (cortan serve: a 500, or no answer).
+        ({"CORTAN_ALIASES": '{"bad": "ollama:x\\udc01"}'},
+         "CORTAN_ALIASES (key `aliases.bad`): the value is not valid Unicode text"),
+        ({"CORTAN_FALLBACK": '["ollama:\\ud800"]'},
+         "CORTAN_FALLBACK: the value is not valid Unicode text"),
+        ({"CORTAN_PROVIDERS__OLLAMA__HOSTS": '["http://x\\udc01:1"]'},
+         "CORTAN_PROVIDERS__OLLAMA__HOSTS: the value is not valid Unicode text"),
     ],
     ids=lambda value: next(iter(value)) if isinstance(value, dict) else None,
 )  # fmt: skip

@@ -66,8 +66,18 @@ class Running:
             return store.messages(conversation_id)
 
 
-def start_gateway(data_dir: Path | None, *, token: str | None = TOKEN, **serve: object) -> Running:
-    """Load settings as ``cortan serve`` would (the environment, the config file) and serve."""
+def start_gateway(
+    data_dir: Path | None,
+    *,
+    token: str | None = TOKEN,
+    unchecked: dict[str, Any] | None = None,
+    **serve: object,
+) -> Running:
+    """Load settings as ``cortan serve`` would (the environment, the config file) and serve.
+
+    ``unchecked`` replaces settings without validating them: what no validation lets
+    through today, for a test of how the gateway survives a fault of its own.
+    """
     from cortan.app import App, make_gateway
     from cortan.config.load import load_settings
     from cortan.serve.server import Stopper, bind, event_loop
@@ -76,6 +86,8 @@ def start_gateway(data_dir: Path | None, *, token: str | None = TOKEN, **serve: 
     settings = load_settings()
     if serve:
         settings = settings.model_copy(update={"serve": settings.serve.model_copy(update=serve)})
+    if unchecked:
+        settings = settings.model_copy(update=unchecked)
     running = Running(token=token, data_dir=data_dir)
 
     async def main() -> None:

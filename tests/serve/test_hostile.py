@@ -116,6 +116,25 @@ def test_a_request_head_over_the_limit_is_431_and_the_connection_closed(gateway:
         assert closed_within(sock, 3)
 
 
+def test_a_whole_head_over_the_limit_in_one_read_is_431(gateway: Running) -> None:
+    """Counted only after it was parsed, a head that came whole in one read was let
+    through: one of 120 KB was answered 200."""
+    header = b"X-Long: " + b"a" * (MAX_HEAD_BYTES + 1024) + b"\r\n"
+    request = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + header + b"\r\n"
+    with closing(connect(gateway)) as sock:
+        sock.sendall(request)
+        status, headers, _ = read_reply(sock)
+        assert status == 431 and headers["connection"] == "close"
+
+
+def test_a_body_past_the_head_limit_sent_with_its_head_is_no_head(gateway: Running) -> None:
+    """Only the head is counted: the body that follows it in the same read is not."""
+    content = "x" * (MAX_HEAD_BYTES * 2)
+    body = json.dumps({"model": "", "messages": [{"role": "user", "content": content}]})
+    status, _, reply = exchange(gateway, post(body.encode()))
+    assert status == 200, reply
+
+
 def test_a_header_without_end_is_cut_off(gateway: Running) -> None:
     """httptools alone buffered it all: 300 MB sent, 370 MB of the gateway's memory held."""
     cap = 256 << 20
@@ -279,3 +298,81 @@ def test_numbers_no_upstream_can_read_are_400(
     body = CHAT[:-1] + b", " + options + b"}"
     status, _, reply = exchange(gateway, post(body, path))
     assert status == 400 and "finite number" in error_of(reply)
+
+
+# -- what the red-team pass of 2026-12-07 found -------------------------------------------
+
+
+@pytest.mark.parametrize("codings", [b"gzip, chunked", b"x-made-up, chunked", b"deflate ,Chunked"])
+def test_a_transfer_coding_other_than_chunked_is_501(gateway: Running, codings: bytes) -> None:
+    """httptools read ``gzip, chunked`` as chunked alone: a proxy that honours the codings
+    would have seen another body than the gateway did (``chunked, chunked`` is the
+    parser's own 400)."""
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n" + AUTH
+    chunk = b"%x\r\n%s\r\n0\r\n\r\n" % (len(CHAT), CHAT)
+    status, headers, body = exchange(gateway, head + b"Transfer-Encoding: " + codings
+                                     + b"\r\n\r\n" + chunk)  # fmt: skip
+    assert status == 501 and headers["connection"] == "close"
+    assert "plain or chunked" in error_of(body)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "where"),
+    [
+        (b"/v1/chat/completions", b'{"model": "x\\udc01", "messages": []}', "`model`"),
+        (b"/api/chat", b'{"model": "x\\udc01", "messages": []}', "`model`"),
+        (b"/v1/chat/completions", CHAT[:-1] + b', "stop": ["a", "\\ud800"]}', "`stop[1]`"),
+        (b"/api/chat", CHAT[:-1] + b', "format": {"type": "object", "properties": '
+         b'{"\\uDFFF": {"type": "string"}}}}', "a key of `format.properties`"),
+        (b"/api/show", b'{"model": "\\ud800"}', "`model`"),
+    ],
+)  # fmt: skip
+def test_a_lone_surrogate_anywhere_is_400_naming_where(
+    gateway: Running, path: bytes, body: bytes, where: str
+) -> None:
+    """In a model name it failed the store: a 500, or a streamed answer that never came;
+    in ``stop`` or a schema, the request upstream failed and was blamed on the model's
+    server (502)."""
+    status, _, reply = exchange(gateway, post(body, path))
+    assert status == 400, reply
+    assert error_of(reply).startswith(f"the request body holds a lone surrogate in {where}:")
+
+
+def test_a_surrogate_pair_is_a_character(gateway: Running) -> None:
+    body = b'{"model": "", "messages": [{"role": "user", "content": "hi \\ud83d\\ude00"}]}'
+    assert exchange(gateway, post(body))[0] == 200
+
+
+@pytest.mark.parametrize("model", ["ollama:x\ncortan serve: forged", "m\u2028x", "m\x1b[31m"])
+def test_a_model_name_with_a_line_break_or_control_is_400(gateway: Running, model: str) -> None:
+    """A newline in the name started a forged line in the access log."""
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]})
+    status, _, reply = exchange(gateway, post(body.encode()))
+    assert status == 400 and "control character or a line break" in error_of(reply)
+
+
+@pytest.mark.parametrize("text", [None, 1, {"a": 1}, ["x"]])
+def test_a_text_part_whose_text_is_not_a_string_is_400(
+    gateway: Running, ollama_env: Any, text: object
+) -> None:
+    """``str()`` of it was sent: the model was asked ``None`` or ``{'a': 1}``."""
+    content = [{"type": "text", "text": text}, {"type": "text", "text": "b"}]
+    body = json.dumps({"model": "", "messages": [{"role": "user", "content": content}]})
+    status, _, reply = exchange(gateway, post(body.encode()))
+    assert status == 400 and "content part 1 has no `text` string" in error_of(reply)
+    assert not [r for r in ollama_env.requests if r.path == "/api/chat"]
+
+
+@pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
+@pytest.mark.parametrize("value", [0, -1])
+def test_openai_max_tokens_under_one_is_400(gateway: Running, field: str, value: int) -> None:
+    """It became Ollama's ``num_predict`` -1 (no limit) or 0 (an empty answer)."""
+    status, _, reply = exchange(gateway, post(CHAT[:-1] + b', "%s": %d}' % (field.encode(), value)))
+    assert status == 400 and error_of(reply) == f"`{field}` must be at least 1"
+
+
+@pytest.mark.parametrize("model", [b"null", b"[]", b"{}", b'""', b"1"])
+def test_api_show_without_a_model_name_is_400(gateway: Running, model: bytes) -> None:
+    """It showed the default model's details, as if that had been asked for."""
+    status, _, reply = exchange(gateway, post(b'{"model": ' + model + b"}", b"/api/show"))
+    assert status == 400 and error_of(reply) == "`model` must name the model to show"

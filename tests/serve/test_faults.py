@@ -1,0 +1,70 @@
+"""A request the engine raises on instead of ending: still answered, once, and said.
+
+No input reaches such a fault now that bodies and settings refuse lone surrogates, so
+the fault is set up here as it first came: settings replaced without validation (an
+alias whose target holds a lone surrogate), which the real store then fails to encode.
+Before, a whole answer was Starlette's bare 500, and a streamed one (HTTP or
+WebSocket) never came at all: its writer waited for an ending that the dead task
+would never give.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from cortan.serve.gateway import FAULT
+from tests.serve.conftest import Running
+
+BROKEN = {"aliases": {"broken": "ollama:x\udc01"}}
+BODY = {"model": "broken", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture
+def faulty(gateway_factory: Any, ollama_env: Any) -> Running:
+    running: Running = gateway_factory(unchecked=BROKEN)
+    return running
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/chat"])
+def test_a_fault_is_a_500_with_one_sentence_streamed_or_not(
+    faulty: Running, caplog: pytest.LogCaptureFixture, path: str, stream: bool
+) -> None:
+    with caplog.at_level(logging.ERROR, "cortan.serve"):
+        reply = httpx.post(faulty.url + path, json={**BODY, "stream": stream},
+                           headers=faulty.headers, timeout=10)  # fmt: skip
+    assert reply.status_code == 500
+    error = reply.json()["error"]
+    assert (error["message"] if isinstance(error, dict) else error) == FAULT
+    said = [r.getMessage() for r in caplog.records if r.name == "cortan.serve"]
+    assert len(said) == 1 and "failed on an internal error: UnicodeEncodeError" in said[0]
+    assert "\n" not in said[0]
+    # the gateway goes on: the next request is answered
+    fine = {**BODY, "model": "", "stream": False}
+    assert httpx.post(faulty.url + path, json=fine, headers=faulty.headers).status_code == 200
+
+
+def test_a_fault_ends_a_websocket_chat_and_the_socket_goes_on(faulty: Running) -> None:
+    async def main() -> list[list[dict[str, Any]]]:
+        url = "ws" + faulty.url.removeprefix("http") + "/ws"
+        chats = []
+        async with websockets.connect(url, additional_headers=faulty.headers) as ws:
+            for chat_id, model in (("bad", "broken"), ("good", "")):
+                await ws.send(json.dumps({"type": "chat", "id": chat_id, "model": model,
+                                          "prompt": "hi"}))  # fmt: skip
+                events: list[dict[str, Any]] = []
+                while not events or events[-1]["type"] not in ("end", "error"):
+                    events.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+                chats.append(events)
+        return chats
+
+    bad, good = asyncio.run(main())
+    assert FAULT in json.dumps(bad[-1])
+    assert good[-1]["type"] == "end"
