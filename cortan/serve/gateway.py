@@ -385,15 +385,15 @@ FAULT = "cortan serve failed to answer this request (an internal error: its log 
 
 def _faulted(request: ChatRequest, exc: Exception) -> ChatFailed:
     """The ending of a request the engine raised on instead of ending: a 500 with one
-    sentence for its client, one line naming the fault on stderr.
+    sentence for its client, a line of the access log naming the fault.
 
     Without it the request's task died with the exception: a whole answer was
     Starlette's bare 500, and a streamed one, whose writer waits for the ending,
     never answered at all (a lone surrogate in a model name did both).
     """
     trace = request.trace.request_id if request.trace is not None else "-"
-    log.error(
-        "cortan serve: request_id=%s failed on an internal error: %s %r",
+    access.error(  # beside the request's own line (unless --quiet); --debug adds the trace
+        "request_id=%s failed on an internal error: %s %r",
         trace, type(exc).__name__, shorten(str(exc), 300),
     )  # fmt: skip
     log.debug("the internal error of request_id=%s", trace, exc_info=exc)

@@ -37,15 +37,16 @@ def faulty(gateway_factory: Any, ollama_env: Any) -> Running:
 def test_a_fault_is_a_500_with_one_sentence_streamed_or_not(
     faulty: Running, caplog: pytest.LogCaptureFixture, path: str, stream: bool
 ) -> None:
-    with caplog.at_level(logging.ERROR, "cortan.serve"):
+    with caplog.at_level(logging.INFO, "cortan.serve.access"):
         reply = httpx.post(faulty.url + path, json={**BODY, "stream": stream},
                            headers=faulty.headers, timeout=10)  # fmt: skip
     assert reply.status_code == 500
     error = reply.json()["error"]
     assert (error["message"] if isinstance(error, dict) else error) == FAULT
-    said = [r.getMessage() for r in caplog.records if r.name == "cortan.serve"]
-    assert len(said) == 1 and "failed on an internal error: UnicodeEncodeError" in said[0]
-    assert "\n" not in said[0]
+    said = [r.getMessage() for r in caplog.records if r.name == "cortan.serve.access"]
+    assert len(said) == 2  # the fault, then the request's own line
+    assert "failed on an internal error: UnicodeEncodeError" in said[0]
+    assert " failed model=" in said[1] and "error=internal" in said[1]
     # the gateway goes on: the next request is answered
     fine = {**BODY, "model": "", "stream": False}
     assert httpx.post(faulty.url + path, json=fine, headers=faulty.headers).status_code == 200
