@@ -187,15 +187,11 @@ class BoundedHttpToolsProtocol(_Watched, HttpToolsProtocol):
         """Count the head's part of ``data`` (up to the blank line that ends it), before
         it is parsed: counted after, a head that came whole in one read (up to 256 KiB)
         was parsed, and let through, before it was ever counted."""
-        seen = self._head_tail + data[:8]  # a blank line split between two reads
-        if (end := _HEAD_END.search(seen)) is not None:
-            head = end.end() - len(self._head_tail)
-        elif (end := _HEAD_END.search(data)) is not None:
-            head = end.end()
-        else:
-            head = len(data)
-        self._head_bytes += max(head, 0)
-        self._head_tail = data[-3:] if end is None else b""
+        tail = self._head_tail  # a head's last bytes: its blank line may be split
+        seen = tail + data if tail else data
+        end = _HEAD_END.search(seen)
+        self._head_bytes += (end.end() if end is not None else len(seen)) - len(tail)
+        self._head_tail = seen[-3:] if end is None else b""
         if end is not None:
             over, self._head_bytes = self._head_bytes > self.max_head_bytes, 0
             return over

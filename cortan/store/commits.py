@@ -96,7 +96,7 @@ class CommittingStore(StoreFile):
         Each savepoint that begins makes SQLite's full-text index write out what it
         holds: with one a call, a gateway request's writes (five savepoints) took the
         store's thread 2.0-2.2x the CPU of the same rows written by bare SQL; with one
-        a write (two), 1.4-1.45x (bench_store).
+        a write (two), 1.4-1.5x (bench_store).
         """
         if self._in_savepoint:
             yield self._conn

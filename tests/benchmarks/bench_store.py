@@ -126,22 +126,21 @@ def store_import_ms() -> float:
 
 
 def write_exchange(data_dir: Path) -> None:
-    """What the recorder does for one ``ask``: a conversation and its question in one
-    transaction, then the answer."""
+    """What the recorder does for one ``ask``."""
     with SessionStore.open(data_dir) as store:
-        with store.batch():
-            conversation = store.create(model=MODEL)
-            store.add_message(conversation.id, "user", "hi")
-        store.add_message(
-            conversation.id,
-            "assistant",
-            "Hello, world!",
-            model="llama3.2:latest",
-            provider="ollama",
-            prompt_tokens=7,
-            completion_tokens=4,
-            duration=0.1,
-        )
+        _exchange(store)
+
+
+def _exchange(store: SessionStore, **created: str) -> None:
+    """The recorder's writes of one exchange: a conversation and its question in one
+    write, then the answer in another (``created``: what else the conversation names)."""
+    with store.batch():
+        conversation = store.create(model=MODEL, **created)
+        store.add_message(conversation.id, "user", "hi")
+    with store.batch():
+        store.add_message(conversation.id, "assistant", "Hello, world!",
+                          model="llama3.2:latest", provider="ollama", prompt_tokens=7,
+                          completion_tokens=4, duration=0.1)  # fmt: skip
 
 
 def search_cost(repeat: int) -> list[Figure]:
@@ -229,14 +228,7 @@ def _stored_requests(data_dir: Path) -> float:
         store.group_commits(lambda _seconds, commit: commits.append(commit), 0.005)
         start = time.thread_time()
         for n in range(GROUPED_REQUESTS):
-            with store.batch():
-                conversation = store.create(model=MODEL, client="bench", request_id=str(n),
-                                            title="hi")  # fmt: skip
-                store.add_message(conversation.id, "user", "hi")
-            with store.batch():
-                store.add_message(conversation.id, "assistant", "Hello, world!",
-                                  model="llama3.2:latest", provider="ollama", prompt_tokens=7,
-                                  completion_tokens=4, duration=0.1)  # fmt: skip
+            _exchange(store, client="bench", request_id=str(n), title="hi")
             if n % GROUP == GROUP - 1:
                 while commits:
                     commits.pop()()
