@@ -241,7 +241,7 @@ async def test_the_lookups_wait_inside_the_first_token_timeout(
         took = time.monotonic() - started
     assert isinstance(ended, ChatFailed)
     assert ended.kind == "timeout"
-    assert first_token <= took < 1.5 * first_token  # was 2x, 3x with thinking
+    assert first_token <= took < 1.75 * first_token  # was 2x, 3x with thinking
 
 
 async def test_ctrl_c_while_the_window_is_looked_up_ends_the_request_cancelled(

@@ -99,8 +99,10 @@ def test_other_clients_are_answered_while_a_schema_is_checked(
             waits.append(time.monotonic() - begun)
             with contextlib.suppress(RuntimeError):
                 thread.join(0.02)
-    assert max(waits) < 0.5, waits
+    # The count tells the two apart: a check on the loop held the first /health for all of
+    # it. The bound on each wait is a quarter of that hold, loose for a slow machine.
     assert len(waits) >= 5, waits  # asked while the schema was checked
+    assert max(waits) < 2.0, waits
     (refused,) = replies
     assert isinstance(refused, openai.BadRequestError), refused
     assert "the schema cannot be used: checking took more than 1 s" in refused.message
