@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from cortan.serve.protocol import MAX_HEAD_BYTES
+from cortan.serve.protocol import LINGER_QUIET, MAX_HEAD_BYTES
 from cortan.serve.security import HostCheck
 from tests.serve.conftest import TOKEN, Running
 
@@ -113,7 +113,7 @@ def test_a_request_head_over_the_limit_is_431_and_the_connection_closed(gateway:
         assert error_of(body) == (
             f"the request line and headers are over the gateway's {MAX_HEAD_BYTES} byte limit"
         )
-        assert closed_within(sock, 3)
+        assert closed_within(sock, 3 + LINGER_QUIET)
 
 
 def test_a_whole_head_over_the_limit_in_one_read_is_431(gateway: Running) -> None:
@@ -168,7 +168,7 @@ def test_a_head_that_trickles_is_408_after_serve_body_timeout(
         status, headers, body = reply
         assert status == 408 and headers["connection"] == "close"
         assert "did not arrive within 0.5 s" in error_of(body)
-        assert closed_within(sock, 3)
+        assert closed_within(sock, 3 + LINGER_QUIET)
 
 
 def test_a_connection_that_never_speaks_is_closed_after_serve_keep_alive(
@@ -244,7 +244,7 @@ def test_expect_100_continue_over_the_limit_is_413_at_once_and_closes(gateway: R
         status, headers, body = read_reply(sock, 2)  # no 100 Continue first: the body is not read
         assert status == 413 and headers["connection"] == "close"
         assert "serve.max_body_bytes" in error_of(body)
-        assert closed_within(sock, 3)
+        assert closed_within(sock, 3 + LINGER_QUIET)
 
 
 def test_a_chunked_body_over_the_limit_is_413_and_the_rest_is_not_read(
@@ -298,6 +298,68 @@ def test_numbers_no_upstream_can_read_are_400(
     body = CHAT[:-1] + b", " + options + b"}"
     status, _, reply = exchange(gateway, post(body, path))
     assert status == 400 and "finite number" in error_of(reply)
+
+
+# -- the lingering close after a refusal -------------------------------------------------
+
+
+def test_a_client_that_sends_its_whole_body_before_reading_gets_the_413(
+    gateway_factory: Any, ollama_env: object
+) -> None:
+    """Python's urllib (as requests) sends all of a body before it reads: closed at once
+    behind the 413, the gateway reset the connection, and 7 of 10 such clients saw
+    "Broken pipe" at 2 MB, 10 of 10 at 32 MB, never the status."""
+    import urllib.error
+    import urllib.request
+
+    running: Running = gateway_factory(max_body_bytes=1 << 20)
+    statuses = []
+    for _ in range(3):
+        request = urllib.request.Request(
+            running.url + "/v1/chat/completions", data=b" " * (32 << 20),
+            headers={**running.headers, "Content-Type": "application/json"},
+        )  # fmt: skip
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        statuses.append(refused.value.code)
+        assert "serve.max_body_bytes" in refused.value.read().decode()
+    assert statuses == [413, 413, 413]
+
+
+def test_a_head_still_arriving_when_refused_reads_431_then_a_clean_end(gateway: Running) -> None:
+    """The gateway ends its side, and reads on, so the client gets the 431 and a FIN:
+    closed at once with bytes unread, the socket was reset."""
+    import threading
+
+    got: list[bytes] = []
+    failed: list[OSError] = []
+    with closing(connect(gateway)) as sock:
+
+        def read_all() -> None:
+            try:
+                while more := sock.recv(65536):
+                    got.append(more)
+            except OSError as exc:
+                failed.append(exc)
+
+        reader = threading.Thread(target=read_all)
+        reader.start()
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Long: ")
+        for _ in range(128):  # 8 MiB of a header, far past the 64 KiB limit
+            sock.sendall(b"a" * 65536)
+        reader.join(10 + LINGER_QUIET)
+        assert not reader.is_alive(), "the gateway did not close after the client stopped"
+    assert failed == []
+    assert b"".join(got).startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+
+
+def test_a_request_http_cannot_parse_is_400_with_one_sentence(gateway: Running) -> None:
+    """uvicorn's was a plain-text 'Invalid HTTP request received.' and a close at once."""
+    status, headers, body = exchange(
+        gateway, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nno colon here\r\n\r\n"
+    )
+    assert status == 400 and headers["connection"] == "close"
+    assert error_of(body) == "the request is not valid HTTP/1.1"
 
 
 # -- what the red-team pass of 2026-12-07 found -------------------------------------------
