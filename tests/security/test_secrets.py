@@ -164,7 +164,9 @@ def test_hostile_megabyte_scans_quickly(unit: str) -> None:
     started = time.perf_counter()
     scan(text, "stdin")
     redact(text[:65536])
-    assert time.perf_counter() - started < 2.0  # about 0.5 s at worst on a slow machine
+    # Linear: about 1 s at worst (38,000 PEM headers) on a slow machine; a scan that went
+    # back over the text per finding took minutes. The bound leaves room for a busy one.
+    assert time.perf_counter() - started < 5.0
 
 
 # -- redaction, for logs ------------------------------------------------------------------
