@@ -261,7 +261,8 @@ class BoundedHttpToolsProtocol(_Watched, HttpToolsProtocol):
             self.cycle.transport = self._cycle_transport  # type: ignore[assignment]
 
     def send_400_response(self, msg: str) -> None:
-        """A head HTTP cannot parse: uvicorn's plain-text 400 and close, as a refusal."""
+        """A head or chunked body HTTP cannot parse: refused as the others are (uvicorn
+        wrote plain text and closed at once)."""
         self._refuse(400, "bad_request", "the request is not valid HTTP/1.1")
 
     def _take_host_from_target(self) -> None:
@@ -287,11 +288,17 @@ class BoundedHttpToolsProtocol(_Watched, HttpToolsProtocol):
             self._head_timer = None
 
     def _refuse(self, status: int, kind: str, message: str) -> None:
-        """One sentence and the connection closed; nothing when a response is under way."""
+        """One sentence and the connection closed; nothing when a response is under way
+        (the refused bytes are a pipelined request's, whose turn has not come)."""
         self._in_head = False
         self._stop_head_timer()
         cycle: RequestResponseCycle | None = self.cycle  # None before the first request
-        if cycle is None or cycle.response_complete:
+        in_body = False
+        if cycle is not None and cycle.more_body and not cycle.response_started:
+            in_body = True  # a body HTTP cannot parse (a bad chunk size): the refusal is
+            cycle.disconnected = True  # its request's answer; the app reads a disconnect,
+            cycle.message_event.set()  # and what it sends is dropped, as on a lost client
+        if cycle is None or cycle.response_complete or in_body:
             body = json.dumps(
                 {"error": {"message": message, "type": "invalid_request_error", "code": kind}}
             ).encode()

@@ -362,6 +362,24 @@ def test_a_request_http_cannot_parse_is_400_with_one_sentence(gateway: Running) 
     assert error_of(body) == "the request is not valid HTTP/1.1"
 
 
+@pytest.mark.parametrize("apart", [False, True], ids=["with-head", "after-head"])
+def test_a_chunked_body_http_cannot_parse_is_400_with_one_sentence(
+    gateway: Running, apart: bool
+) -> None:
+    """A bad chunk size, found while the request's body is read: the refusal is that
+    request's answer (a first take at the lingering close answered it with nothing)."""
+    head = post(b"", extra=b"Transfer-Encoding: chunked\r\n").replace(b"Content-Length: 0\r\n", b"")
+    with closing(connect(gateway)) as sock:
+        sock.sendall(head)
+        if apart:  # the request's cycle has begun reading its body
+            time.sleep(0.2)
+        sock.sendall(b"zz\r\nabc\r\n0\r\n\r\n")
+        status, headers, body = read_reply(sock)
+        assert status == 400 and headers["connection"] == "close"
+        assert error_of(body) == "the request is not valid HTTP/1.1"
+        assert closed_within(sock, 3 + LINGER_QUIET)
+
+
 # -- what the red-team pass of 2026-12-07 found -------------------------------------------
 
 
