@@ -33,10 +33,11 @@ over httptools:
   client's bytes are read and thrown away until it stops (for ``LINGER_QUIET``
   seconds, or its end), for at most ``LINGER_MOST`` seconds and ``LINGER_BYTES``;
   then the socket closes. Closed at once, the unread bytes made the kernel reset the
-  connection, and a client that finishes sending before it reads (Python's
-  ``urllib``, ``requests``) saw "Broken pipe" or "Connection reset" for 7 and 10
-  out of 10 oversized bodies instead of the 413. nginx does the same
-  (``lingering_close``).
+  connection, and a client that finishes sending before it reads and gives up on
+  a failed write (Python's ``urllib`` and ``http.client``) saw "Broken pipe" or
+  "Connection reset" for 7 and 10 out of 10 oversized bodies instead of the 413
+  (httpx and requests read the response after a failed write). nginx does the
+  same (``lingering_close``).
 
 Every refusal is one sentence in the OpenAI error shape (the path, and so the
 API, is not known yet when the head is refused).

@@ -306,9 +306,9 @@ def test_numbers_no_upstream_can_read_are_400(
 def test_a_client_that_sends_its_whole_body_before_reading_gets_the_413(
     gateway_factory: Any, ollama_env: object
 ) -> None:
-    """Python's urllib (as requests) sends all of a body before it reads: closed at once
-    behind the 413, the gateway reset the connection, and 7 of 10 such clients saw
-    "Broken pipe" at 2 MB, 10 of 10 at 32 MB, never the status."""
+    """Python's urllib sends all of a body before it reads, and gives up when a write
+    fails: closed at once behind the 413, the gateway reset the connection, and 7 of 10
+    such clients saw "Broken pipe" at 2 MB, 10 of 10 at 32 MB, never the status."""
     import urllib.error
     import urllib.request
 
