@@ -194,7 +194,6 @@ class BoundedHttpToolsProtocol(_Watched, HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
-        self._linger_until = 0.0
         # uvicorn cancels its idle timer only when the connection ends cleanly: one reset
         # by its client (an editor cancelling, a pool dropping a connection) stayed in the
         # loop's timers for serve.keep_alive seconds, and with it the connection's protocol,
@@ -294,23 +293,23 @@ class BoundedHttpToolsProtocol(_Watched, HttpToolsProtocol):
         self._in_head = False
         self._stop_head_timer()
         cycle: RequestResponseCycle | None = self.cycle  # None before the first request
-        in_body = False
         if cycle is not None and cycle.more_body and not cycle.response_started:
-            in_body = True  # a body HTTP cannot parse (a bad chunk size): the refusal is
-            cycle.disconnected = True  # its request's answer; the app reads a disconnect,
-            cycle.message_event.set()  # and what it sends is dropped, as on a lost client
-        if cycle is None or cycle.response_complete or in_body:
-            body = json.dumps(
-                {"error": {"message": message, "type": "invalid_request_error", "code": kind}}
-            ).encode()
-            phrase = http.HTTPStatus(status).phrase.encode()
-            self.transport.write(
-                b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-                b"connection: close\r\n\r\n%s" % (status, phrase, len(body), body)
-            )
-            self._linger()
-        else:
+            # A body HTTP cannot parse (a bad chunk size): the refusal is its request's
+            # answer; the app reads a disconnect, and what it sends is dropped.
+            cycle.disconnected = True
+            cycle.message_event.set()
+        elif cycle is not None and not cycle.response_complete:
             self.transport.close()
+            return
+        body = json.dumps(
+            {"error": {"message": message, "type": "invalid_request_error", "code": kind}}
+        ).encode()
+        phrase = http.HTTPStatus(status).phrase.encode()
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n%s" % (status, phrase, len(body), body)
+        )
+        self._linger()
 
     def _close_for_cycle(self) -> None:
         """A cycle's close: lingering after a response sent before its request's body was
