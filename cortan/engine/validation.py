@@ -13,7 +13,8 @@ So every caller goes through here, and the bounds are one set, not one per featu
 rewritten to keep them):
 
 - :func:`check_schema` refuses, before anything is asked, what is not a JSON Schema, a
-  ``$ref`` to a URL the schema does not hold itself, a pattern ``regex`` would compile
+  ``$ref`` to a URL the schema does not hold itself or to a place in it that is not
+  there, a pattern ``regex`` would compile
   large (a count over ``MAX_REPEAT``, more than ``MAX_PATTERN_SIZE`` elements once
   written out), and a schema whose own check takes more than :data:`DEADLINE` seconds,
   as a :class:`~cortan.core.errors.UsageError` (exit 2; the gateway's 400).
@@ -66,6 +67,8 @@ def check_schema(schema: object) -> None:
     20,000 properties; a gateway client's body may hold 8 MiB of them)."""
     if not isinstance(schema, dict):
         raise UsageError("the schema must be a JSON object")
+    if not isinstance(schema.get("$schema", ""), str):  # jsonschema's look-up failed on it
+        raise UsageError("the schema's $schema must be a string: the URI of a JSON Schema draft")
     import jsonschema
 
     try:
@@ -74,6 +77,7 @@ def check_schema(schema: object) -> None:
             _check_patterns(schema)
             _in_one_draft(schema)
             _check_against_metaschema(schema)
+            _check_resolvable(schema)
     except jsonschema.SchemaError as exc:
         raise UsageError(f"the schema is not a valid JSON Schema: {exc.message}") from None
     except RecursionError:
@@ -98,7 +102,8 @@ def first_error(data: Any, schema: Mapping[str, Any]) -> ValidationError | None:
             )
             return error
     except Unresolvable as exc:
-        ref = shorten(str(exc.ref), 200)
+        anchor = getattr(exc, "anchor", None)  # "#nope": its ref is the document's, ''
+        ref = shorten(f"#{anchor}" if anchor else str(exc.ref), 200)
         raise UncheckableError(f"its $ref {ref!r} leads nowhere") from None
     except RecursionError:
         raise UncheckableError("its references loop, or the document nests too deeply") from None
@@ -187,6 +192,64 @@ def _check_references(schema: dict[str, Any]) -> None:
                     f"the schema's {key} {shorten(ref, 200)!r} points outside it, and cortan "
                     "fetches no schema from elsewhere: copy what it names under $defs"
                 )
+
+
+def _check_resolvable(schema: dict[str, Any]) -> None:
+    """Refuse a ``$ref`` or ``$dynamicRef`` that leads nowhere in the schema, before
+    asking: :func:`first_error` found it only once the answer had come, and the model
+    was asked for an answer nothing could check. Looked up as jsonschema looks them up
+    (each against the ``$id`` of the subschema it is in); nothing is followed further,
+    so a reference that loops is still :func:`first_error`'s to find.
+    """
+    from referencing.exceptions import Unresolvable
+
+    for node, resolver in _scoped(schema):
+        for key in ("$ref", "$dynamicRef"):
+            ref = node.get(key)
+            if not isinstance(ref, str):
+                continue
+            try:
+                resolver.lookup(ref)
+            except Unresolvable:
+                raise UsageError(
+                    f"the schema's {key} {shorten(ref, 200)!r} leads nowhere in it: "
+                    "nothing it holds has that place, $id or anchor"
+                ) from None
+
+
+def _scoped(schema: dict[str, Any]) -> Iterator[tuple[dict[str, Any], Any]]:
+    """Each subschema of ``schema`` with the resolver its references are looked up in
+    (the one of the nearest ``$id`` around it), walked without recursion."""
+    from jsonschema import validators
+    from referencing.jsonschema import DRAFT202012, specification_with
+
+    draft = validators.validator_for(schema)
+    spec = specification_with(str(draft.META_SCHEMA.get("$schema", "")), default=DRAFT202012)
+    stack: list[tuple[Any, Any]] = [
+        (schema, _registry().resolver_with_root(spec.create_resource(schema)))
+    ]
+    while stack:
+        spend()
+        node, resolver = stack.pop()
+        if isinstance(node, list):
+            stack.extend((item, resolver) for item in node)
+        elif isinstance(node, dict):
+            if node is not schema and isinstance(node.get("$id", node.get("id")), str):
+                resolver = resolver.in_subresource(spec.create_resource(node))
+            yield node, resolver
+            stack.extend((child, resolver) for child in _children(node))
+
+
+def _children(node: dict[str, Any]) -> Iterator[Any]:
+    """What may hold subschemas in ``node``: not literal data, and under ``properties``
+    (and the like) the subschemas, not the object of names."""
+    for key, value in node.items():
+        if key in _LITERAL_KEYS:
+            continue
+        if key in _NAMING_KEYS and isinstance(value, dict):
+            yield from value.values()
+        else:
+            yield value
 
 
 def _check_patterns(schema: dict[str, Any]) -> None:

@@ -41,6 +41,7 @@ ROLES: Mapping[str, Role] = {
 log = logging.getLogger("cortan.serve")
 MAX_CLIENT_CHARS = 100
 TRUE = frozenset({b"1", b"true", b"yes"})
+FALSE = frozenset({b"", b"0", b"false", b"no"})
 #: How much to think, in the clients' words: Ollama's ``think`` (true, false or a level)
 #: and OpenAI's ``reasoning_effort`` (a level, ``none`` for off). Ignored, a client's
 #: ``think: false`` still had the model reason at length before each answer.
@@ -86,6 +87,8 @@ def get_dropped_in_messages(body: Mapping[str, Any]) -> list[str]:
 def _message(index: int, item: object) -> Message:
     if not isinstance(item, dict):
         raise refuse(f"message {index} is not a {{role, content}} object")
+    if item.get("role") is None:
+        raise refuse(f"message {index} has no `role`: system, user or assistant")
     role = ROLES.get(str(item.get("role")))
     if role is None:
         raise refuse(
@@ -120,8 +123,12 @@ def _text_part(index: int, number: int, part: object) -> str:
         if not isinstance(text, str):  # str() made "None" of a null, and sent it
             raise refuse(f"message {index}'s content part {number} has no `text` string")
         return text
-    kind = part.get("type") if isinstance(part, dict) else None
-    shown = "".join(c for c in str(kind)[:40] if c.isprintable())
+    if not isinstance(part, dict) or part.get("type") is None:
+        raise refuse(
+            f"message {index}'s content part {number} is not a {{type, text}} object "
+            "(a list of content parts holds objects, not strings)"
+        )
+    shown = "".join(c for c in str(part.get("type"))[:40] if c.isprintable())
     raise refuse(
         f"message {index}'s content part {number} is of type {shown!r}: cortan serve takes "
         "text parts only (images, audio and files are not supported yet, and no URL is "
@@ -169,6 +176,8 @@ def make_request(
     turns = [m for m in messages if m.role != "system"]
     if not turns or turns[-1].role != "user":
         raise refuse("the last message must be the user's: it is the prompt to answer")
+    if not turns[-1].content.strip():  # the guard's sentence would send it to stdin
+        raise refuse("the prompt is empty: the last message, the user's, has no text")
     return ChatRequest(
         request_id,
         turns[-1].content,
@@ -333,5 +342,12 @@ def allows_trim(scope: Scope) -> bool:
 
 
 def allows_secrets(scope: Scope) -> bool:
-    """``X-Cortan-Allow-Secrets: true``: the client's ``--allow-secrets``."""
-    return dict(scope["headers"]).get(b"x-cortan-allow-secrets", b"").lower() in TRUE
+    """``X-Cortan-Allow-Secrets: true``: the client's ``--allow-secrets``. Another value
+    is a 400, as ``X-Cortan-Trim``'s is: ``maybe`` or a typo kept the guard on in silence."""
+    value: bytes = dict(scope["headers"]).get(b"x-cortan-allow-secrets", b"").strip().lower()
+    if value in TRUE:
+        return True
+    if value not in FALSE:
+        shown = value[:40].decode("latin-1")
+        raise refuse(f"`X-Cortan-Allow-Secrets` must be true or false, not {shown!r}")
+    return False

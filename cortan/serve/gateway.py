@@ -38,7 +38,6 @@ from cortan.core.events import (
     ChatFinished,
     ChatStarted,
 )
-from cortan.core.text import shorten
 from cortan.serve import convert
 from cortan.serve.limits import Lanes
 from cortan.serve.metrics import Metrics
@@ -46,6 +45,7 @@ from cortan.serve.models import ModelList
 from cortan.serve.notices import Notices, get_headers
 from cortan.serve.relay import Item, Relay
 from cortan.serve.replies import (
+    FAULT,
     Receive,
     RequestError,
     Scope,
@@ -55,6 +55,7 @@ from cortan.serve.replies import (
     get_retry_after,
     get_status,
     is_ollama,
+    log_fault,
     send_bytes,
     send_error,
 )
@@ -350,7 +351,7 @@ class Gateway:
 
     async def drain(self, seconds: float) -> None:
         """Refuse new chats, give those in progress ``seconds``, cancel the rest, close sockets."""
-        self.draining = True
+        self.draining = self.door.draining = True
         if self.chats:
             await asyncio.wait(set(self.chats), timeout=seconds)
         for task in list(self.chats):
@@ -379,10 +380,6 @@ async def _watch_disconnect(receive: Receive, task: asyncio.Task[ChatEnded]) -> 
             return
 
 
-#: What a client is told of a request that failed on a fault of cortan's own.
-FAULT = "cortan serve failed to answer this request (an internal error: its log says which)"
-
-
 def _faulted(request: ChatRequest, exc: Exception) -> ChatFailed:
     """The ending of a request the engine raised on instead of ending: a 500 with one
     sentence for its client, a line of the access log naming the fault.
@@ -391,12 +388,7 @@ def _faulted(request: ChatRequest, exc: Exception) -> ChatFailed:
     Starlette's bare 500, and a streamed one, whose writer waits for the ending,
     never answered at all (a lone surrogate in a model name did both).
     """
-    trace = request.trace.request_id if request.trace is not None else "-"
-    access.error(  # beside the request's own line (unless --quiet); --debug adds the trace
-        "request_id=%s failed on an internal error: %s %r",
-        trace, type(exc).__name__, shorten(str(exc), 300),
-    )  # fmt: skip
-    log.debug("the internal error of request_id=%s", trace, exc_info=exc)
+    log_fault(request.trace.request_id if request.trace is not None else "-", exc)
     return ChatFailed(request.request_id, "internal", FAULT)
 
 

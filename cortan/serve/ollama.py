@@ -63,6 +63,9 @@ HANDLED = frozenset(
     {"model", "messages", "stream", "options", "think", "format", "prompt", "system",
      "images", "suffix", "context", "raw", "template", *UNSUPPORTED}
 )  # fmt: skip
+#: The same for a chat: generate's own fields sent to ``/api/chat`` (a top-level
+#: ``images``, ``prompt``) were dropped without a notice.
+CHAT_HANDLED = HANDLED - {"prompt", "system", "images", "suffix", "context", "raw", "template"}
 TOP_OPTIONS = frozenset({"keep_alive"})
 NS = 1_000_000_000
 #: What a model can do that the gateway carries (it refuses tools and images).
@@ -107,14 +110,16 @@ class ChatEndpoint:
         if body.get("messages") == []:  # Ollama's way to load a model before use
             convert.get_model(body)  # checked all the same
             return None
-        return await self._request(scope, body)
+        return await self._request(scope, body, CHAT_HANDLED)
 
-    async def _request(self, scope: Scope, body: dict[str, Any]) -> Any:
+    async def _request(
+        self, scope: Scope, body: dict[str, Any], handled: frozenset[str] = HANDLED
+    ) -> Any:
         given = body.get("options") or {}
         if not isinstance(given, dict):
             raise refuse("`options` must be an object")
         options, dropped = convert.get_options(given)
-        top, dropped_top = convert.get_options(body, HANDLED, TOP_OPTIONS)
+        top, dropped_top = convert.get_options(body, handled, TOP_OPTIONS)
         in_messages = convert.get_dropped_in_messages(body)
         notice = convert.tell_dropped(
             [*(f"options.{k}" for k in dropped), *dropped_top, *in_messages]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from typing import Any
@@ -27,6 +28,23 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 JSON_TYPE = b"application/json"
+
+#: What a client is told of a request that failed on a fault of cortan's own.
+FAULT = "cortan serve failed to answer this request (an internal error: its log says which)"
+
+
+def log_fault(request_id: str, exc: BaseException) -> None:
+    """Say a fault of cortan's own on the access log, beside the request's own line
+    (unless ``--quiet``), naming the request; ``--debug`` adds the traceback. The
+    client is told :data:`FAULT`, never the exception."""
+    logging.getLogger("cortan.serve.access").error(
+        "request_id=%s failed on an internal error: %s %r",
+        request_id, type(exc).__name__, shorten(str(exc), 300),
+    )  # fmt: skip
+    logging.getLogger("cortan.serve").debug(
+        "the internal error of request_id=%s", request_id, exc_info=exc
+    )
+
 
 #: How a failed request's kind reads as HTTP: the engine's kinds, then the gateway's own.
 STATUS_BY_KIND: Mapping[str, int] = {

@@ -81,5 +81,7 @@ def make_routes(gateway: Gateway) -> Router:
         ApiRoute("/health", get_health(gateway), methods=["GET", "HEAD"]),
         ApiRoute("/metrics", get_metrics(gateway), methods=["GET"]),
     ]
+    # No redirect from a path with a slash added or taken off: Starlette's 307 had an
+    # empty body and a Location built from the client's own Host header.
     return Router([*routes, WebSocketRoute("/ws", websocket.endpoint(gateway))],
-                  default=NotServed(routes))  # fmt: skip
+                  default=NotServed(routes), redirect_slashes=False)  # fmt: skip

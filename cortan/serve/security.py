@@ -14,7 +14,9 @@ list), in front of every route:
   libraries send as their API key), compared in constant time; a browser's
   WebSocket may offer it as the subprotocol ``bearer.<token>`` instead. Missing or
   wrong: 401. ``/health`` alone is open.
-* **Connections**: past ``serve.max_connections`` requests and sockets open, 503.
+* **Connections**: past ``serve.max_connections`` requests and sockets open, 503;
+  once the gateway is stopping, every new request but ``/health`` and ``/metrics``
+  and every new WebSocket, 503 (``stopping``).
 * **Request id**: ``X-Request-ID`` as sent (when it is a sane token) or a new one,
   returned on every response and handed on in the scope with a W3C
   ``traceparent`` for upstream (the client's trace continued when it sent one).
@@ -22,16 +24,26 @@ list), in front of every route:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import ipaddress
 import random
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cortan.core.requests import Trace
-from cortan.serve.replies import Message, Receive, RequestError, Scope, Send, send_error
+from cortan.serve.replies import (
+    FAULT,
+    Message,
+    Receive,
+    RequestError,
+    Scope,
+    Send,
+    log_fault,
+    send_error,
+)
 
 if TYPE_CHECKING:
     from cortan.serve.metrics import Metrics
@@ -142,6 +154,8 @@ class Door:
         self._max_connections = max_connections
         self._metrics = metrics
         self.open = 0
+        self.draining = False
+        """Set as the gateway stops: every new request is refused but a scrape of ``/metrics``."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -160,12 +174,33 @@ class Door:
             await self._preflight(send, origin)
             return
         trace = make_trace(_text(headers.get(b"x-request-id")), _text(headers.get(b"traceparent")))
-        scope.setdefault("state", {})["trace"] = trace
+        state = scope.setdefault("state", {})
+        state["trace"] = trace
+        stamped = self._stamp(send, trace.request_id, origin, state)
         self.open += 1
         try:
-            await self._app(scope, receive, self._stamp(send, trace.request_id, origin))
+            await self._app(scope, receive, stamped)
+        except Exception as exc:
+            await self._fault(scope, stamped, exc, trace.request_id)
         finally:
             self.open -= 1
+
+    async def _fault(self, scope: Scope, send: Send, exc: Exception, request_id: str) -> None:
+        """A fault of cortan's own that no endpoint caught: the client still gets one
+        sentence in its API's shape, and the log names the request and the exception.
+
+        Before, Starlette's plain-text ``Internal Server Error`` reached the client with
+        no request id, and the log had uvicorn's traceback or nothing (a schema whose
+        ``$schema`` was a number did it on every chat endpoint).
+        """
+        log_fault(request_id, exc)
+        self._metrics.rejected("internal")
+        if scope["type"] == "websocket":  # accepted or not: closed, "internal error"
+            with contextlib.suppress(Exception):
+                await send({"type": "websocket.close", "code": 1011, "reason": "internal error"})
+            return
+        if not scope["state"].get("started"):  # else the server cuts the answer short
+            await send_error(send, scope, RequestError(500, "internal", FAULT))
 
     def _check(self, scope: Scope, headers: dict[bytes, bytes], origin: bytes | None) -> None:
         if sum(name == b"host" for name, _ in scope["headers"]) > 1:
@@ -173,7 +208,9 @@ class Door:
             raise RequestError(400, "bad_request", "the request has more than one Host header")
         if b"transfer-encoding" in headers:
             _check_codings(scope)
-        host = _text(headers.get(b"host")) or ""
+        host = _text(headers.get(b"host"))
+        if host is None:  # an HTTP/1.0 client may leave it out; the Host check needs it
+            raise RequestError(400, "bad_request", "the request has no Host header")
         if not self._hosts.allows(host):
             raise RequestError(
                 421, "wrong_host",
@@ -198,6 +235,11 @@ class Door:
             raise RequestError(
                 401, "auth", f"{message} (`cortan serve --print-token` shows it)",
                 {"www-authenticate": 'Bearer realm="cortan"'},
+            )  # fmt: skip
+        if self.draining and scope["path"] != "/metrics":  # /health says so itself
+            raise RequestError(
+                503, "stopping", "cortan serve is stopping and takes no new requests",
+                {"retry-after": "5", "connection": "close"},
             )  # fmt: skip
         if self.open >= self._max_connections:
             raise RequestError(
@@ -244,20 +286,29 @@ class Door:
         await stamped({"type": "http.response.start", "status": 204, "headers": headers})
         await stamped({"type": "http.response.body", "body": b""})
 
-    def _stamp(self, send: Send, request_id: str | None, origin: bytes | None) -> Send:
-        """``send`` that adds the request id and, for an allowed origin, CORS headers."""
+    def _stamp(
+        self,
+        send: Send,
+        request_id: str | None,
+        origin: bytes | None,
+        state: dict[str, Any] | None = None,
+    ) -> Send:
+        """``send`` that adds the request id and, for an allowed origin, CORS headers;
+        with ``state``, it notes there that the response has ``started``."""
         extra: list[tuple[bytes, bytes]] = []
         if request_id is not None:
             extra.append((b"x-request-id", request_id.encode()))
         if origin is not None and origin in self._origins:
             extra += [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]
             extra.append((b"access-control-expose-headers", b"x-request-id, retry-after"))
-        if not extra:
+        if not extra and state is None:
             return send
 
         async def stamped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", ()), *extra]
+                if state is not None:
+                    state["started"] = True
             await send(message)
 
         return stamped

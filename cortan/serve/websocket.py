@@ -39,12 +39,14 @@ from cortan.core.messages import Message
 from cortan.serve import convert
 from cortan.serve.relay import Relay
 from cortan.serve.replies import (
+    FAULT,
     Receive,
     RequestError,
     Scope,
     Send,
     as_document,
     get_retry_after,
+    log_fault,
     parse_json,
     refuse,
 )
@@ -91,7 +93,7 @@ class Endpoint:
                 if text is None:
                     await session.refuse_binary()
                 else:
-                    await session.handle(text)
+                    await session.handle_safely(text)
         except (WebSocketDisconnect, RuntimeError):
             pass  # gone
         finally:
@@ -114,6 +116,17 @@ class Session:
     async def send(self, event: dict[str, Any]) -> None:
         with contextlib.suppress(Exception):  # the socket went away: the chat is cancelled
             await self.socket.send_text(json.dumps(event))
+
+    async def handle_safely(self, text: str) -> None:
+        """:meth:`handle`, where a fault of cortan's own is an ``error`` event and the
+        socket goes on: it ended the socket, and every chat on it (a schema whose
+        ``$schema`` was a number did it)."""
+        try:
+            await self.handle(text)
+        except Exception as exc:
+            log_fault(self.trace.request_id, exc)
+            self.gateway.metrics.rejected("internal")
+            await self._error(_get_id(_peek_id(text)), "internal", FAULT)
 
     async def handle(self, text: str) -> None:
         try:
@@ -202,7 +215,7 @@ class Session:
             options=options,
             client=self.client,
             trace=make_trace(f"{self.trace.request_id}.{self.count}", self.trace.traceparent),
-            allow_secrets=message.get("allow_secrets") is True,
+            allow_secrets=convert.get_flag(message, "allow_secrets", False),
             think=convert.get_think(message, "think"),
             schema=await convert.get_format(message, self.gateway.services.check_schema),
         )
@@ -279,10 +292,19 @@ def _event(chat_id: str, request_id: str, kind: str, value: object) -> dict[str,
 
 
 def _get_id(value: object) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**MAX_ID_CHARS:
+        value = str(value)  # (a bound first: str() of a huge int is slow, or refused)
     if isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS:
         return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
+    return None
+
+
+def _peek_id(text: str) -> object:
+    """The ``id`` of a message, for an error about it; None when it has none."""
+    with contextlib.suppress(ValueError, RecursionError):
+        message = json.loads(text)
+        if isinstance(message, dict):
+            return message.get("id")
     return None
 
 

@@ -160,6 +160,9 @@ def test_bad_schemas_are_usage_errors(
         ('{"$ref": "URL/schema.json"}', "points outside it, and cortan fetches no schema"),
         ('{"$ref": "file:///etc/hostname"}', "points outside it, and cortan fetches no schema"),
         ('{"$dynamicRef": "URL/d"}', "$dynamicRef 'http"),
+        # Found only once the answer came (exit 3): the model was asked for nothing.
+        ('{"$ref": "#/nowhere"}', "the schema's $ref '#/nowhere' leads nowhere in it"),
+        ('{"$schema": 5}', "the schema's $schema must be a string"),
         ('{"items": ' * 3000 + "{}" + "}" * 3000, "the schema nests objects or arrays too deeply"),
         ('{"items": ' * 400 + "{}" + "}" * 400, "the schema nests objects or arrays too deeply"),
         ('{"description": "' + "x" * (1 << 20) + '"}', "it is larger than 1 MiB"),
@@ -193,7 +196,6 @@ def test_hostile_schema_files_are_refused_before_asking(
         ('{"$ref": "#"}', "its references loop"),
         ('{"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}',
          "its references loop"),
-        ('{"$ref": "#/nowhere"}', "its $ref '/nowhere' leads nowhere"),
     ],
 )  # fmt: skip
 def test_a_schema_that_cannot_be_followed_keeps_the_answer(

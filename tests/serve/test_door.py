@@ -180,3 +180,61 @@ def test_a_cookie_an_upstream_sets_rides_on_no_later_request(
         assert reply.status_code == 200, reply.text
     sent = [r.headers.get("cookie") for r in upstream.chat_requests]
     assert sent == [None, None, None]
+
+
+@pytest.mark.parametrize("path", ["/api/chat/", "/v1/chat/completions/", "/api/tags/"])
+def test_a_path_with_a_slash_added_is_not_served_not_redirected(
+    gateway: Running, path: str
+) -> None:
+    # Before: Starlette's 307 with an empty body and a Location built from the Host
+    # header the client sent (http://evil.localhost:…/api/tags).
+    headers = {**gateway.headers, "Host": "evil.localhost"}
+    reply = httpx.post(gateway.url + path, json=BODY, headers=headers)
+    assert reply.status_code == 404
+    assert "location" not in reply.headers
+    assert "does not serve" in reply.text
+
+
+def test_a_request_without_a_host_header_is_400(gateway: Running) -> None:
+    import socket
+
+    port = int(gateway.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(
+            b"GET /v1/models HTTP/1.0\r\nAuthorization: Bearer " + TOKEN.encode() + b"\r\n\r\n"
+        )
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), head  # was 421 "host ''"
+    assert b"the request has no Host header" in body
+
+
+@pytest.mark.parametrize(
+    ("message", "sentence"),
+    [
+        ({"content": "hi"}, "message 1 has no `role`"),
+        ({"role": "user", "content": ["hi"]}, "content part 1 is not a {type, text} object"),
+        ({"role": "user", "content": [{"text": "hi"}]}, "content part 1 is not a {type, text}"),
+    ],
+)
+def test_a_malformed_message_is_named_for_what_it_lacks(
+    gateway: Running, message: dict[str, Any], sentence: str
+) -> None:
+    # Before: "has role 'None'", "is of type 'None'".
+    body = {"model": MODEL, "messages": [message]}
+    reply = httpx.post(gateway.url + "/v1/chat/completions", json=body, headers=gateway.headers)
+    assert reply.status_code == 400
+    assert sentence in reply.json()["error"]["message"]
+    assert "None" not in reply.json()["error"]["message"]
+
+
+def test_an_allow_secrets_header_that_says_neither_is_400(gateway: Running) -> None:
+    # Before: "maybe" (or a typo of "true") kept the guard on and said nothing.
+    headers = {**gateway.headers, "X-Cortan-Allow-Secrets": "maybe"}
+    reply = httpx.post(gateway.url + "/v1/chat/completions", json=BODY, headers=headers)
+    assert reply.status_code == 400
+    assert "`X-Cortan-Allow-Secrets` must be true or false, not 'maybe'" in reply.text
+    headers["X-Cortan-Allow-Secrets"] = "false"
+    assert httpx.post(gateway.url + "/v1/chat/completions", json=BODY, headers=headers).is_success

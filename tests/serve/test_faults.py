@@ -19,7 +19,7 @@ import httpx
 import pytest
 import websockets
 
-from cortan.serve.gateway import FAULT
+from cortan.serve.replies import FAULT
 from tests.serve.conftest import Running
 
 BROKEN = {"aliases": {"broken": "ollama:x\udc01"}}
@@ -69,3 +69,48 @@ def test_a_fault_ends_a_websocket_chat_and_the_socket_goes_on(faulty: Running) -
     bad, good = asyncio.run(main())
     assert FAULT in json.dumps(bad[-1])
     assert good[-1]["type"] == "end"
+
+
+@pytest.fixture
+def unparseable(gateway_factory: Any, ollama_env: Any) -> Running:
+    """A fault before the engine: a limit of the wrong type, which the endpoint's own
+    reading of the body trips over (``len(messages) > "many"``)."""
+    running: Running = gateway_factory(max_messages="many")
+    return running
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/chat", "/api/generate"])
+def test_a_fault_no_endpoint_caught_is_a_500_in_the_api_shape(
+    unparseable: Running, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    # Before: Starlette's plain-text "Internal Server Error", no request id, nothing said.
+    body = {**BODY, "model": "", "prompt": "hi"}
+    with caplog.at_level(logging.INFO, "cortan.serve.access"):
+        reply = httpx.post(unparseable.url + path, json=body, headers=unparseable.headers)
+    assert reply.status_code == 500
+    assert reply.headers["content-type"].startswith("application/json")
+    error = reply.json()["error"]
+    assert (error["message"] if isinstance(error, dict) else error) == FAULT
+    request_id = reply.headers["x-request-id"]
+    said = [r.getMessage() for r in caplog.records if r.name == "cortan.serve.access"]
+    assert f"request_id={request_id} failed on an internal error: TypeError" in said[0]
+    metrics = httpx.get(unparseable.url + "/metrics", headers=unparseable.headers).text
+    assert 'cortan_serve_errors_total{kind="internal"}' in metrics
+    assert httpx.get(unparseable.url + "/v1/models", headers=unparseable.headers).is_success
+
+
+def test_a_fault_in_a_websocket_message_is_an_error_event_and_the_socket_goes_on(
+    unparseable: Running,
+) -> None:
+    async def main() -> list[dict[str, Any]]:
+        url = "ws" + unparseable.url.removeprefix("http") + "/ws"
+        async with websockets.connect(url, additional_headers=unparseable.headers) as ws:
+            await ws.send(json.dumps({"type": "chat", "id": "c1", "messages": BODY["messages"]}))
+            await ws.send(json.dumps({"type": "cancel", "id": "none"}))  # the socket goes on
+            return [json.loads(await asyncio.wait_for(ws.recv(), 10)) for _ in range(2)]
+
+    fault, after = asyncio.run(main())
+    assert (fault["type"], fault["id"], fault["kind"], fault["message"]) == (
+        "error", "c1", "internal", FAULT,
+    )  # fmt: skip
+    assert after["type"] == "error" and "nothing to cancel" in after["message"]

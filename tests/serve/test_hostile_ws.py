@@ -155,3 +155,16 @@ def test_a_ping_flood_from_a_client_that_never_reads_is_not_buffered(gateway: Ru
         grown = rss_mib() - before
     assert sent > 8 << 20, "too few pings were sent to tell"
     assert grown < 16, f"the gateway grew {grown:.0f} MiB for {sent >> 20} MiB of pings"
+
+
+def test_a_chat_id_of_a_huge_number_is_refused_like_a_long_string(gateway: Running) -> None:
+    # Before: an integer id was taken whatever its length (400 digits past the 100 characters).
+    async def main() -> dict[str, Any]:
+        url = "ws" + gateway.url.removeprefix("http") + "/ws"
+        async with websockets.connect(url, additional_headers=gateway.headers) as ws:
+            await ws.send('{"type": "chat", "prompt": "hi", "id": ' + "9" * 400 + "}")
+            answer: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            return answer
+
+    event = asyncio.run(main())
+    assert event["type"] == "error" and "needs an `id`" in event["message"]

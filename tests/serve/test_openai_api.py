@@ -122,7 +122,8 @@ def test_a_dead_upstream_is_502_with_one_sentence(
         (b'{"messages": [{"role": "user", "content": 5}]}', 400, "must be a string"),
         (b'{"messages": [{"role": "user", "content": "x"}], "temperature": "hot"}', 400,
          "must be a number"),
-        (b'{"messages": [{"role": "user", "content": "  "}]}', 400, "the prompt is empty"),
+        (b'{"messages": [{"role": "user", "content": "  "}]}', 400,
+         "the prompt is empty: the last message, the user's, has no text"),
     ],
 )  # fmt: skip
 def test_bad_bodies_get_400_and_one_sentence(

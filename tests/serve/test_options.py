@@ -82,6 +82,17 @@ def test_what_no_upstream_takes_is_dropped_with_a_notice(
     assert "use_mmapp" not in ollama_env.chat_requests[-1].json.get("options", {})
 
 
+def test_generates_own_fields_sent_to_a_chat_are_dropped_with_a_notice(
+    both: Running, ollama_env: FakeOllama
+) -> None:
+    # Before: a top-level `images` (or `prompt`, `suffix`) on /api/chat went nowhere in silence.
+    body = {"model": OLLAMA, "messages": HI, "stream": False, "images": ["aGk="], "prompt": "x"}
+    reply = chat(both, "/api/chat", body)
+    assert reply.status_code == 200, reply.text
+    assert "did not pass on images, prompt" in reply.headers["x-cortan-notice"]
+    assert [m["content"] for m in ollama_env.chat_requests[-1].json["messages"]] == ["hi"]
+
+
 def test_ollamas_switches_reach_ollama(both: Running, ollama_env: FakeOllama) -> None:
     options = {"use_mmap": False, "numa": True, "vocab_only": False}
     body = {"model": OLLAMA, "messages": HI, "stream": False, "options": options}

@@ -199,6 +199,35 @@ def test_stopping_drains_then_cancels_and_keeps_the_partial(
     assert answer.status == "interrupted"
 
 
+def test_while_stopping_every_new_request_is_503_but_a_scrape(
+    gateway_factory: Any, ollama_env: FakeOllama
+) -> None:
+    # Before: /v1/models, /api/tags and a new WebSocket were still served while the
+    # gateway drained; only new chats were refused.
+    running: Running = gateway_factory(drain_timeout=5)
+    ollama_env.queue(SLOW)
+    stream = Stream(running)
+    assert running.loop is not None and running.stop is not None
+    running.loop.call_soon_threadsafe(running.stop.set)
+    assert _wait_for(lambda: httpx.get(running.url + "/health").status_code == 503)
+    for path in ("/v1/models", "/api/tags", "/api/version"):
+        reply = httpx.get(running.url + path, headers=running.headers)
+        assert reply.status_code == 503, path
+        assert "takes no new requests" in reply.text and reply.headers["retry-after"]
+    assert httpx.get(running.url + "/metrics", headers=running.headers).status_code == 200
+
+    async def handshake() -> None:
+        url = "ws" + running.url.removeprefix("http") + "/ws"
+        async with websockets.connect(url, additional_headers=running.headers):
+            pass
+
+    with pytest.raises(websockets.exceptions.InvalidStatus):
+        asyncio.run(handshake())
+    stream.close()
+    running.stop_now()
+    assert running.code == 0
+
+
 def _metrics(running: Running) -> str:
     return httpx.get(running.url + "/metrics", headers=running.headers).text
 

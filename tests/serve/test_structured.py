@@ -14,6 +14,7 @@ import pydantic
 import pytest
 
 from tests.serve.conftest import TOKEN, Running
+from tests.serve.test_streams import ws_chat
 from tests.servers import FakeOllama, Reply
 
 MODEL = "ollama:llama3.2:latest"
@@ -80,6 +81,52 @@ def test_a_pattern_with_huge_repeats_is_400_before_asking(
     assert reply.status_code == 400, reply.text
     assert "repeats up to 60000 times" in reply.json()["error"]["message"]
     assert ollama_env.chat_requests == []
+
+
+BAD_SCHEMAS = [
+    # jsonschema's draft look-up raised on these (AttributeError, TypeError): Starlette's
+    # plain-text 500 on every chat endpoint, and the end of a WebSocket and its chats.
+    ({"$schema": 5}, "$schema must be a string"),
+    ({"$schema": ["x"]}, "$schema must be a string"),
+    ({"$schema": {"a": 1}}, "$schema must be a string"),
+    # Found only once the answer came: the model was asked, then the client got a 502.
+    ({"$ref": "#/defs/nothere"}, "$ref '#/defs/nothere' leads nowhere in it"),
+    ({"$ref": "other.json"}, "$ref 'other.json' leads nowhere in it"),
+    ({"$ref": "#nope"}, "$ref '#nope' leads nowhere in it"),
+    ({"$dynamicRef": "#meta"}, "$dynamicRef '#meta' leads nowhere in it"),
+    ({"$defs": {"a": {"$ref": "#/$defs/b"}}, "properties": {"x": {"$ref": "#/$defs/a"}}},
+     "$ref '#/$defs/b' leads nowhere in it"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("schema", "sentence"), BAD_SCHEMAS)
+def test_a_schema_that_is_no_schema_is_400_before_asking_with_both_sdks(
+    gateway: Running, ollama_env: FakeOllama, schema: dict[str, Any], sentence: str
+) -> None:
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=TOKEN, max_retries=0)
+    fmt: Any = {"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=MODEL, messages=HI, response_format=fmt)
+    assert sentence in refused.value.message
+    assert refused.value.response.headers["x-request-id"]
+    with (
+        closing(ollama.Client(host=gateway.url, headers=gateway.headers)) as bare,
+        pytest.raises(ollama.ResponseError) as caught,
+    ):
+        bare.chat(model=MODEL, messages=HI, format=schema)
+    assert caught.value.status_code == 400 and sentence in caught.value.error
+    assert ollama_env.chat_requests == []
+
+
+def test_a_schema_that_is_no_schema_ends_one_websocket_chat_not_the_socket(
+    gateway: Running, ollama_env: FakeOllama
+) -> None:
+    bad = {"type": "chat", "id": "bad", "model": MODEL, "prompt": "hi", "format": {"$schema": 5}}
+    good = {"type": "chat", "id": "good", "model": MODEL, "prompt": "hi"}
+    events = ws_chat(gateway, [bad, good])
+    (error,) = [e for e in events if e["id"] == "bad"]
+    assert error["type"] == "error" and "$schema must be a string" in error["message"]
+    assert [e for e in events if e["id"] == "good"][-1]["type"] == "end"
 
 
 def test_a_check_that_fans_out_holds_no_other_request(
