@@ -91,8 +91,8 @@ class Format(Protocol):
         """The end of a stream that finished, with the request's notices."""
         ...
 
-    def failure(self, message: str) -> bytes:
-        """A mid-stream error in the protocol's own shape."""
+    def failure(self, status: int, kind: str, message: str) -> bytes:
+        """A mid-stream error in the protocol's own shape (``status`` as a whole answer's)."""
         ...
 
     def whole(self, ended: ChatFinished, notices: list[str]) -> bytes:
@@ -321,7 +321,7 @@ class Gateway:
                 await send({"type": "http.response.body", "body": data, "more_body": True})
         tail = (
             form.closing(ended, notices) if isinstance(ended, ChatFinished)
-            else form.failure(self.describe(ended)[2])
+            else form.failure(*self.describe(ended))
         )  # fmt: skip
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 

@@ -228,7 +228,7 @@ class OllamaFormat:
         done = add_notices({**self._message("", _now()), **self._done(ended)}, notices)
         return (json.dumps(done) + "\n").encode()
 
-    def failure(self, message: str) -> bytes:
+    def failure(self, status: int, kind: str, message: str) -> bytes:
         return (json.dumps({"error": message}) + "\n").encode()
 
     def whole(self, ended: ChatFinished, notices: list[str]) -> bytes:

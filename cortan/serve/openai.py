@@ -25,6 +25,7 @@ from cortan.serve.replies import (
     Scope,
     Send,
     get_object,
+    openai_error,
     read_json,
     refuse,
     send_bytes,
@@ -157,9 +158,9 @@ class OpenAIFormat:
             events.append("data: " + json.dumps(usage))
         return ("\n\n".join(events) + "\n\ndata: [DONE]\n\n").encode()
 
-    def failure(self, message: str) -> bytes:
-        error = {"error": {"message": message, "type": "server_error", "code": "upstream"}}
-        return f"data: {json.dumps(error)}\n\n".encode()
+    def failure(self, status: int, kind: str, message: str) -> bytes:
+        # the code a whole answer's error has (it was always "upstream", a 400 or a 503 too)
+        return b"data: " + openai_error(status, kind, message) + b"\n\n"
 
     def whole(self, ended: ChatFinished, notices: list[str]) -> bytes:
         self._set_model(f"{ended.provider}:{ended.model}")

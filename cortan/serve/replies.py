@@ -122,6 +122,11 @@ def error_body(scope: Scope, status: int, kind: str, message: str) -> bytes:
     """The error as the client's own library reads it."""
     if is_ollama(scope):
         return json.dumps({"error": message}).encode()
+    return openai_error(status, kind, message)
+
+
+def openai_error(status: int, kind: str, message: str) -> bytes:
+    """OpenAI's error object: the type its SDK reads from the status, the kind as ``code``."""
     kind_type = TYPE_BY_STATUS.get(status, "server_error" if status >= 500 else "api_error")
     return json.dumps({"error": {"message": message, "type": kind_type, "code": kind}}).encode()
 

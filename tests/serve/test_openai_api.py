@@ -92,6 +92,23 @@ def test_a_failure_mid_stream_is_an_error_event_the_sdk_raises(
     assert [m.status for m in gateway.messages(conversation.id)] == ["complete", "failed"]
 
 
+def test_a_failure_has_the_same_code_streamed_or_whole(
+    gateway: Running, ollama_env: FakeOllama
+) -> None:
+    # Before: a streamed error's code was always "upstream", whatever the whole answer's was.
+    codes = []
+    for stream in (False, True):
+        ollama_env.queue(Reply(pieces=["a", "b"], fault="malformed_line", fault_after=1))
+        with pytest.raises(openai.APIError) as failed:
+            answer = client(gateway).chat.completions.create(
+                model=MODEL, messages=HI, stream=stream
+            )
+            for _ in answer if stream else ():
+                pass
+        codes.append(failed.value.code)
+    assert codes[0] == codes[1] == "bad_response"
+
+
 def test_an_unknown_model_is_404_with_the_engines_sentence(gateway: Running) -> None:
     with pytest.raises(openai.NotFoundError, match="ollama pull"):
         client(gateway).chat.completions.create(model="ollama:nope", messages=HI, stream=True)
