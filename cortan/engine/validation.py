@@ -209,12 +209,32 @@ def _check_resolvable(schema: dict[str, Any]) -> None:
             if not isinstance(ref, str):
                 continue
             try:
-                resolver.lookup(ref)
+                _check_no_loop(node, resolver.lookup(ref))
             except Unresolvable:
                 raise UsageError(
                     f"the schema's {key} {shorten(ref, 200)!r} leads nowhere in it: "
                     "nothing it holds has that place, $id or anchor"
                 ) from None
+
+
+def _check_no_loop(node: dict[str, Any], resolved: Any) -> None:
+    """Refuse a ``$ref`` whose chain of ``$ref`` leads back to where it began (``{"$ref":
+    "#"}``, two ``$defs`` naming each other): checking any answer against it never ends.
+    A reference through ``properties`` or ``items`` (a tree's schema) goes down into the
+    answer, so it ends, and it is not followed here."""
+    from referencing.exceptions import Unresolvable
+
+    seen = {id(node)}
+    while isinstance(resolved.contents, dict) and isinstance(resolved.contents.get("$ref"), str):
+        spend()
+        if id(resolved.contents) in seen:
+            ref = shorten(str(node["$ref"] if "$ref" in node else node.get("$dynamicRef")), 200)
+            raise UsageError(f"the schema's $ref {ref!r} leads back to itself: it never ends")
+        seen.add(id(resolved.contents))
+        try:
+            resolved = resolved.resolver.lookup(resolved.contents["$ref"])
+        except Unresolvable:
+            return  # said of the $ref that leads nowhere itself, when its turn comes
 
 
 def _scoped(schema: dict[str, Any]) -> Iterator[tuple[dict[str, Any], Any]]:

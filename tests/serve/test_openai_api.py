@@ -100,13 +100,15 @@ def test_a_failure_has_the_same_code_streamed_or_whole(
     for stream in (False, True):
         ollama_env.queue(Reply(pieces=["a", "b"], fault="malformed_line", fault_after=1))
         with pytest.raises(openai.APIError) as failed:
-            answer = client(gateway).chat.completions.create(
-                model=MODEL, messages=HI, stream=stream
-            )
-            for _ in answer if stream else ():
-                pass
+            _read_all(client(gateway), stream=stream)
         codes.append(failed.value.code)
     assert codes[0] == codes[1] == "bad_response"
+
+
+def _read_all(sdk: openai.OpenAI, *, stream: bool) -> None:
+    answer = sdk.chat.completions.create(model=MODEL, messages=HI, stream=stream)
+    for _ in answer if stream else ():
+        pass
 
 
 def test_an_unknown_model_is_404_with_the_engines_sentence(gateway: Running) -> None:
