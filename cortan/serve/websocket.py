@@ -131,8 +131,8 @@ class Session:
     async def handle(self, text: str) -> None:
         try:
             message = parse_json(text, "the message")
-        except RequestError as refused:
-            await self._error(None, refused.kind, str(refused))
+        except RequestError as refused:  # named by its id when that can be read at all
+            await self._error(_get_id(_peek_id(text)), refused.kind, str(refused))
             return
         if not isinstance(message, dict):
             await self._error(None, "bad_message", "a message must be a JSON object with a type")

@@ -168,3 +168,18 @@ def test_a_chat_id_of_a_huge_number_is_refused_like_a_long_string(gateway: Runni
 
     event = asyncio.run(main())
     assert event["type"] == "error" and "needs an `id`" in event["message"]
+
+
+def test_a_message_refused_whole_is_answered_under_its_chats_id(gateway: Running) -> None:
+    # Before: the error of a chat refused for a lone surrogate in its prompt said id null,
+    # so a client waiting on that chat never learnt it had ended.
+    async def main() -> dict[str, Any]:
+        url = "ws" + gateway.url.removeprefix("http") + "/ws"
+        async with websockets.connect(url, additional_headers=gateway.headers) as ws:
+            await ws.send('{"type": "chat", "id": "c7", "prompt": "hi \\udc01"}')
+            answer: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            return answer
+
+    event = asyncio.run(main())
+    assert (event["type"], event["id"]) == ("error", "c7")
+    assert "lone surrogate" in event["message"]
