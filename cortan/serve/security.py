@@ -180,6 +180,8 @@ class Door:
         self.open += 1
         try:
             await self._app(scope, receive, stamped)
+        except OSError:
+            raise  # the client is gone (uvicorn's ClientDisconnected): the server's to close
         except Exception as exc:
             await self._fault(scope, stamped, exc, trace.request_id)
         finally:
