@@ -291,14 +291,14 @@ def _patterns(schema: dict[str, Any]) -> Iterator[str]:
 
 
 def _subschemas(schema: Any) -> Iterator[dict[str, Any]]:
-    """Every object in ``schema`` but literal data, walked without recursion (its depth is
-    the user's)."""
+    """Every subschema in ``schema`` (not literal data, nor the objects of names under
+    ``properties``), walked without recursion (its depth is the user's)."""
     stack = [schema]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
             yield node
-            stack.extend(v for k, v in node.items() if k not in _LITERAL_KEYS)
+            stack.extend(_children(node))
         elif isinstance(node, list):
             stack.extend(node)
 

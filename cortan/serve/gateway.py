@@ -118,7 +118,6 @@ class Gateway:
         self.metrics = Metrics(self.lanes.states, services.host_states, self._open)
         self.chats: set[asyncio.Task[ChatEnded]] = set()
         self.sockets: set[Callable[[], Awaitable[None]]] = set()  # how to close each WebSocket
-        self.draining = False
         self.door = Door(
             make_routes(self),
             token=token,
@@ -131,6 +130,11 @@ class Gateway:
 
     def _open(self) -> int:
         return self.door.open
+
+    @property
+    def draining(self) -> bool:
+        """Stopping: new requests are refused (at the door), those in progress drain."""
+        return self.door.draining
 
     # -- admission -----------------------------------------------------------------------
 
@@ -351,7 +355,7 @@ class Gateway:
 
     async def drain(self, seconds: float) -> None:
         """Refuse new chats, give those in progress ``seconds``, cancel the rest, close sockets."""
-        self.draining = self.door.draining = True
+        self.door.draining = True
         if self.chats:
             await asyncio.wait(set(self.chats), timeout=seconds)
         for task in list(self.chats):
