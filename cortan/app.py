@@ -210,17 +210,21 @@ class App:
     def _forget(self, request_id: int) -> None:
         self._watchers.pop(request_id, None)
 
-    def attach_store(self, store: SessionStore, *, each_request_new: bool = False) -> Recorder:
+    def attach_store(
+        self, store: SessionStore, *, each_request_new: bool = False, threads: bool = False
+    ) -> Recorder:
         """Record every exchange in ``store``; the front end tells the recorder where.
 
         Ahead of the view on the same events (priority -10): the question is
         committed before it is sent, and an answer on screen is an answer on disk.
-        ``each_request_new`` gives every request a conversation of its own (the
-        gateway and a batch, whose requests run side by side).
+        ``each_request_new`` gives every request a conversation of its own (a batch,
+        whose requests run side by side); ``threads`` one of its own unless its
+        history is a stored conversation, which it goes on with (the gateway, whose
+        clients send their history with every request).
         """
         from cortan.store.recorder import Recorder
 
-        recorder = Recorder(store, each_request_new=each_request_new)
+        recorder = Recorder(store, each_request_new=each_request_new, threads=threads)
         work = "save the exchange"
         self.bus.subscribe(ChatPrepared, recorder.on_prepared, priority=-10, essential=work)
         for ending in ENDINGS:
@@ -463,7 +467,7 @@ def make_gateway(
     store: SessionStore | None = None,
     beyond_loopback: bool = False,
 ) -> Gateway:
-    """Wire the gateway: every request recorded in ``store`` (a conversation each).
+    """Wire the gateway: every request recorded in ``store`` (in the conversation it goes on).
 
     ``token`` None serves without one (only ever on loopback: the CLI refuses it
     beyond); ``beyond_loopback`` lets IP-literal Host headers in. The store's
@@ -477,7 +481,7 @@ def make_gateway(
 
     if store is not None:
         Writer(store, seconds=GROUP_COMMIT_S, on_lost=_report_lost)
-        app.attach_store(store, each_request_new=True)
+        app.attach_store(store, threads=True)
     return Gateway(app, token=token, make_routes=make_routes, beyond_loopback=beyond_loopback)
 
 

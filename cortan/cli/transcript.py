@@ -54,6 +54,8 @@ def describe_message(message: StoredMessage, who: str) -> str:
         parts.append(tokens(message))
     if message.duration is not None and message.role == "assistant":
         parts.append(f"{message.duration:.1f} s")
+    if message.request_id and message.role == "user":  # a gateway request's, to follow it
+        parts.append(f"request {make_visible(message.request_id)}")
     return " · ".join(parts)
 
 
@@ -164,6 +166,7 @@ def message_to_json(message: StoredMessage) -> dict[str, Any]:
         "completion_tokens": message.completion_tokens,
         "duration_s": None if message.duration is None else round(message.duration, 4),
         "thinking": message.thinking,
+        "request_id": message.request_id,
         "images": [
             {"mime": image.mime, "sha256": image.digest, "bytes": len(image.data)}
             for image in message.images

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from cortan.core.events import ToolResult
 
 _MESSAGE_COLUMNS = """m.id, m.conversation_id, m.role, m.content, m.created, m.status,
-    m.model, m.provider, m.prompt_tokens, m.completion_tokens, m.duration, m.thinking"""
+    m.model, m.provider, m.prompt_tokens, m.completion_tokens, m.duration, m.thinking,
+    m.request_id"""
 _LOG = f"""SELECT {_MESSAGE_COLUMNS}, c.name
     FROM messages m JOIN conversations c ON c.id = m.conversation_id"""
 
@@ -68,22 +69,26 @@ class MessageStore(CommittingStore):
         duration: float | None = None,
         thinking: str = "",
         images: Sequence[Image] = (),
+        request_id: str | None = None,
     ) -> int:
         """Append a message and commit it; returns its id.
 
         The conversation's ``updated`` time moves to now; an assistant message that
         names its provider and model also becomes the conversation's model, so that
-        continuing it asks the model that last answered.
+        continuing it asks the model that last answered. Its thread key goes: a
+        client of the gateway that sends the conversation as it was cannot append to
+        it once it has moved on (cortan/store/threads.py). ``request_id``: the gateway
+        request's end-to-end id, by which ``sessions show`` finds the conversation.
         """
         now = self._clock()
         answered_by = f"{provider}:{model}" if role == "assistant" and provider and model else None
         with self._write() as conn:
             cursor = conn.execute(
                 "INSERT INTO messages (conversation_id, role, content, created, status, model,"
-                " provider, prompt_tokens, completion_tokens, duration, thinking)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " provider, prompt_tokens, completion_tokens, duration, thinking, request_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (conversation_id, role, content, now, status, model, provider,
-                 prompt_tokens, completion_tokens, duration, thinking),
+                 prompt_tokens, completion_tokens, duration, thinking, request_id),
             )  # fmt: skip
             message_id = int(cursor.lastrowid or 0)
             for position, image in enumerate(images):
@@ -96,7 +101,8 @@ class MessageStore(CommittingStore):
                     (message_id, position, image.digest),
                 )
             conn.execute(
-                "UPDATE conversations SET updated = ?, model = coalesce(?, model) WHERE id = ?",
+                "UPDATE conversations SET updated = ?, model = coalesce(?, model), thread = NULL"
+                " WHERE id = ?",
                 (now, answered_by, conversation_id),
             )
         return message_id
@@ -272,7 +278,8 @@ def _message(row: tuple[Any, ...]) -> StoredMessage:
     return StoredMessage(
         mid, cid, as_text(role), as_text(content), as_time(created), as_text(status),  # type: ignore[arg-type]
         as_optional_text(model), as_optional_text(provider), as_count(asked), as_count(answered),
-        as_seconds(took), as_text(row[11]), as_optional_text(row[12]) if len(row) > 12 else None,
+        as_seconds(took), as_text(row[11]), as_optional_text(row[13]) if len(row) > 13 else None,
+        request_id=as_optional_text(row[12]),
     )  # fmt: skip
 
 

@@ -39,6 +39,9 @@ requests side by side through one recorder. Nothing of the pipeline's result pas
 through it; the ending comes back to the front end from ``Chat.run``. With
 ``each_request_new`` every request starts a conversation of its own (the gateway,
 a batch), instead of following the front end's current one (``ask``, the REPL).
+With ``threads`` (the gateway), a request whose history is a stored conversation's
+turns, word for word, goes on with that conversation, and any other starts one holding
+the history it brought: cortan/store/threads.py.
 
 A store with a :class:`cortan.store.writer.Writer` (the gateway's) gets the same
 writes, in the same order, on the writer's thread: the question's write is handed
@@ -59,6 +62,7 @@ from cortan.core.requests import ChatRequest, source_name
 from cortan.core.text import one_line
 from cortan.store.records import Conversation, Status
 from cortan.store.sessions import TITLE_CHARS, SessionStore
+from cortan.store.threads import Thread
 
 
 class _Open(NamedTuple):
@@ -70,6 +74,8 @@ class _Open(NamedTuple):
     question_id: int | None = None  # the saved question, which /retry may take back
     error: StoreError | None = None  # why it was not saved, told when the answer has ended
     tools: list[ToolResult] | None = None  # the answer's tool calls, stored with it
+    thread: Thread | None = None  # a gateway conversation's keys, before and after
+    trace_id: str | None = None  # the gateway request's end-to-end id, on its messages
 
 
 class Exchange(NamedTuple):
@@ -87,6 +93,7 @@ class Recorder:
         store: SessionStore,
         *,
         each_request_new: bool = False,
+        threads: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
@@ -94,6 +101,7 @@ class Recorder:
         """Where the next request goes; None means a new conversation, made on sending."""
         self.new_name: str | None = None
         self.each_request_new = each_request_new
+        self.threads = threads
         self._clock = clock
         self._open: dict[int, _Open] = {}
         self._saved: dict[int, _Open] = {}  # the writer's thread's own: questions written
@@ -142,24 +150,49 @@ class Recorder:
         writer.submit(save)
 
     def _save_question(self, event: ChatPrepared) -> _Open:
-        request_id = event.request.request_id
+        request = event.request
         system = next((m.content for m in event.messages if m.role == "system"), None)
-        user = event.messages[-1].content if event.messages else event.request.prompt
+        user = event.messages[-1].content if event.messages else request.prompt
         images = event.messages[-1].images if event.messages else ()
+        trace_id = request.trace.request_id if request.trace is not None else None
+        thread = None
         try:
             with self.store.batch():
-                title = _title(event.request)
-                if self.each_request_new:
+                title = _title(request)
+                if self.threads:
+                    history = [(m.role, m.content) for m in request.history]
+                    thread = Thread(request.client, request.system, history, request.prompt)
+                    conversation_id = self._thread_for(event, system, title, thread)
+                elif self.each_request_new:
                     conversation_id = self._create_for(event, system, title)
                 else:
                     conversation_id = self._conversation_for(event.model, system)
                     if title:
                         self.store.entitle(conversation_id, title)
-                question_id = self.store.add_message(conversation_id, "user", user, images=images)
+                question_id = self.store.add_message(
+                    conversation_id, "user", user, images=images, request_id=trace_id
+                )
         except CortanError as exc:
             error = StoreError(f"this exchange was not saved: {exc} (--no-log asks without saving)")
-            return _Open(request_id, None, self._clock(), error=error)
-        return _Open(request_id, conversation_id, self._clock(), question_id)
+            return _Open(request.request_id, None, self._clock(), error=error)
+        return _Open(
+            request.request_id, conversation_id, self._clock(), question_id,
+            thread=thread, trace_id=trace_id,
+        )  # fmt: skip
+
+    def _thread_for(
+        self, event: ChatPrepared, system: str | None, title: str, thread: Thread
+    ) -> int:
+        """The stored conversation this request's history is, claimed; else a new one
+        holding that history, so that it reads as the model was asked."""
+        history = event.request.history
+        if history and (found := self.store.take_thread(thread.key())) is not None:
+            return found
+        conversation_id = self._create_for(event, system, "" if history else title)
+        for turn in history:
+            if turn.role == "user" or turn.role == "assistant":
+                self.store.add_message(conversation_id, turn.role, turn.content, images=turn.images)
+        return conversation_id
 
     def _create_for(self, event: ChatPrepared, system: str | None, title: str) -> int:
         """A conversation of its own for this request, naming the client that sent it."""
@@ -226,8 +259,10 @@ class Recorder:
             raise open_.error or StoreError("this exchange was not saved")
         try:
             with self.store.batch():
-                answer_id = self._store_answer(open_.conversation_id, event, duration)
+                answer_id = self._store_answer(open_, event, duration)
                 self.store.add_tool_calls(answer_id, open_.tools or ())
+                if open_.thread is not None:
+                    self._go_on(open_.conversation_id, open_.thread, event)
         except CortanError as exc:
             raise StoreError(f"the answer was not saved: {exc}") from exc
         if isinstance(event, ChatFailed) or open_.question_id is None:
@@ -244,7 +279,16 @@ class Recorder:
         if self.last_exchange == exchange:
             self.last_exchange = None
 
-    def _store_answer(self, conversation_id: int, event: ChatEnded, duration: float) -> int:
+    def _go_on(self, conversation_id: int, thread: Thread, event: ChatEnded) -> None:
+        """Key the conversation by what the client sends next: its history with this
+        answer in it (an interrupted answer as far as it came), or, after a failure,
+        the history it had, which a client that tries again sends once more."""
+        key = thread.key() if isinstance(event, ChatFailed) else thread.after(event.content)
+        self.store.set_thread(conversation_id, key)
+
+    def _store_answer(self, open_: _Open, event: ChatEnded, duration: float) -> int:
+        conversation_id, trace_id = open_.conversation_id, open_.trace_id
+        assert conversation_id is not None  # (checked by the caller)
         if isinstance(event, ChatFinished):
             return self.store.add_message(
                 conversation_id, "assistant", event.content,
@@ -252,12 +296,13 @@ class Recorder:
                 prompt_tokens=event.usage.prompt_tokens,
                 completion_tokens=event.usage.completion_tokens,
                 duration=event.timings.total or duration, thinking=event.thinking,
+                request_id=trace_id,
             )  # fmt: skip
         status: Status = "failed" if isinstance(event, ChatFailed) else "interrupted"
         return self.store.add_message(
             conversation_id, "assistant", event.content, status=status,
             model=event.model, provider=event.provider, duration=duration,
-            thinking=event.thinking,
+            thinking=event.thinking, request_id=trace_id,
         )  # fmt: skip
 
 

@@ -112,6 +112,7 @@ class StoredMessage(_Record):
         "conversation_name",
         "images",
         "tool_calls",
+        "request_id",
     )
 
     def __init__(
@@ -131,6 +132,7 @@ class StoredMessage(_Record):
         conversation_name: str | None = None,
         images: tuple[Image, ...] = (),
         tool_calls: tuple[StoredToolCall, ...] = (),
+        request_id: str | None = None,
     ) -> None:
         self.id = id
         self.conversation_id = conversation_id
@@ -147,6 +149,7 @@ class StoredMessage(_Record):
         self.conversation_name = conversation_name
         self.images = images
         self.tool_calls = tool_calls  # the tools the model called for this answer
+        self.request_id = request_id  # the gateway request it came in or went out with
 
     @property
     def conversation_label(self) -> str:

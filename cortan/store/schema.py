@@ -21,6 +21,8 @@ write into a new conversation that happens to get number 7.
     version 6  the approval gate's decisions and standing grants
     version 7  the tool calls of an answer: arguments, decision, result (issue 18)
     version 8  context windows servers named when refusing a prompt (issue 21)
+    version 9  a conversation's title: the first prompt as typed
+    version 10 a gateway conversation's thread key; each message's request id (issue 20)
 """
 
 from __future__ import annotations
@@ -267,6 +269,19 @@ _V8 = (
 # before it, and for requests with no typed prompt: listings fall back to the message.
 _V9 = ("ALTER TABLE conversations ADD COLUMN title TEXT",)
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
+# A client of the gateway sends its whole history with every request; ``thread`` is the
+# digest of what a client would send to go on with a conversation (cortan/store/threads.py),
+# NULL once anything else is added to it. Each message of a gateway request carries that
+# request's id, so ``sessions show ID`` finds the conversation a later request joined.
+_V10 = (
+    "ALTER TABLE conversations ADD COLUMN thread BLOB",
+    "CREATE INDEX conversations_by_thread ON conversations (thread) WHERE thread IS NOT NULL",
+    "ALTER TABLE messages ADD COLUMN request_id TEXT",
+    "CREATE INDEX messages_by_request_id ON messages (request_id) WHERE request_id IS NOT NULL",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    _V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10,
+)  # fmt: skip
 LATEST_VERSION = len(MIGRATIONS)
 TABLES = ("conversations", "messages")

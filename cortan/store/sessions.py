@@ -139,11 +139,39 @@ class SessionStore(MessageStore):
         return self.get_by_name(ref) or self.get_by_request_id(ref)
 
     def get_by_request_id(self, request_id: str) -> Conversation | None:
+        """The conversation a gateway request's messages are in: the newest, when a client
+        sent one id twice. A store before version 10 kept the id on conversations only."""
+        found = self._read(
+            "SELECT conversation_id FROM messages WHERE request_id = ? ORDER BY id DESC LIMIT 1",
+            (request_id.strip(),),
+        )
+        if found:
+            return self.get(int(found[0][0]))
         rows = self._read(
             _CONVERSATION + " WHERE c.request_id = ? ORDER BY c.id DESC LIMIT 1",
             (request_id.strip(),),
         )
         return _conversation(rows[0]) if rows else None
+
+    def take_thread(self, key: bytes) -> int | None:
+        """The conversation whose thread key is ``key``, claimed: its key is cleared, so a
+        second request carrying the same history starts a conversation of its own
+        rather than interleave with this one (cortan/store/threads.py). The newest when
+        two have it (two clients that had the same exchange, word for word)."""
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT id FROM conversations WHERE thread = ? ORDER BY updated DESC, id DESC"
+                " LIMIT 1",
+                (key,),
+            ).fetchone()
+            if row is not None:
+                conn.execute("UPDATE conversations SET thread = NULL WHERE id = ?", (row[0],))
+        return None if row is None else int(row[0])
+
+    def set_thread(self, conversation_id: int, key: bytes) -> None:
+        """Let the next request that carries this conversation's turns go on with it."""
+        with self._write() as conn:
+            conn.execute("UPDATE conversations SET thread = ? WHERE id = ?", (key, conversation_id))
 
     def latest(self) -> Conversation | None:
         """The conversation last used: the one the newest message was added to.

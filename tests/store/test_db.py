@@ -195,7 +195,7 @@ def test_version_2_store_gains_jobs_and_the_cache_and_keeps_its_data(data_dir: P
         assert [e.content for e in store.search("penguins")] == ["where are the penguins"]
         old = store.get(1)  # stored before titles: listed by its first message, as before
         assert old is not None and old.title == "where are the penguins"
-    assert describe_store(path).schema_version == LATEST_VERSION == 9
+    assert describe_store(path).schema_version == LATEST_VERSION == 10
     with JobStore.open(data_dir) as jobs:
         job = jobs.start("k", name=None, source="stdin")
         jobs.record(job.id, 0, b"f", "done", "{}")

@@ -1,0 +1,67 @@
+"""Thread keys: which stored conversation a gateway request goes on with (store layer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cortan.store.db import get_store_path
+from cortan.store.sessions import SessionStore
+from cortan.store.threads import Thread
+from tests.store.test_db import build_at_version, data_dir
+
+__all__ = ["data_dir"]  # the fixture, shared
+
+
+def test_the_key_after_an_answer_is_the_key_of_the_next_history() -> None:
+    first = Thread("openai editor", "Be brief.", [], "hi")
+    second = Thread("openai editor", "Be brief.", [("user", "hi"), ("assistant", "Hello!")], "more")
+    assert first.after("Hello!") == second.key()
+    assert first.after("Hello") != second.key() and first.key() != second.key()
+
+
+def test_no_two_different_conversations_share_a_key() -> None:
+    # Where one field ends is part of the key: text that spells the next turn moves nothing.
+    keys = {
+        Thread("c", "", [("user", "ab"), ("assistant", "c")], "q").key(),
+        Thread("c", "", [("user", "a"), ("assistant", "bc")], "q").key(),
+        Thread("c", "", [("user", "a\x00assistant\x00bc")], "q").key(),
+        Thread("c", "s", [("user", "ab"), ("assistant", "c")], "q").key(),
+        Thread("d", "", [("user", "ab"), ("assistant", "c")], "q").key(),
+        Thread("c", "", [], "q").key(),
+    }
+    assert len(keys) == 6
+    # A lone surrogate (valid JSON) hashes rather than raise.
+    assert Thread("c", "\ud800", [("user", "\udfff")], "q").after("\ud800") != b""
+
+
+def test_a_thread_is_taken_once_and_any_other_message_clears_it(data_dir: Path) -> None:
+    with SessionStore.open(data_dir) as store:
+        one, two = store.create(client="c").id, store.create(client="c").id
+        store.set_thread(one, b"k" * 32)
+        store.set_thread(two, b"k" * 32)
+        assert store.take_thread(b"k" * 32) == two  # the newest first
+        assert store.take_thread(b"k" * 32) == one
+        assert store.take_thread(b"k" * 32) is None  # each claimed once
+        store.set_thread(one, b"j" * 32)
+        store.add_message(one, "user", "from the terminal")
+        assert store.take_thread(b"j" * 32) is None
+
+
+def test_a_version_9_store_gains_thread_keys_and_request_ids(data_dir: Path) -> None:
+    conn = build_at_version(get_store_path(data_dir), 9)
+    conn.execute(
+        "INSERT INTO conversations (id, created, updated, client, request_id)"
+        " VALUES (1, 10, 20, 'openai x', 'job-1')"
+    )
+    conn.execute(
+        "INSERT INTO messages (conversation_id, role, content, created) VALUES (1, 'user', 'q', 11)"
+    )
+    conn.close()
+    with SessionStore.open(data_dir) as store:
+        found = store.find("job-1")  # a request id kept on the conversation only, as before
+        assert found is not None and found.id == 1
+        assert [m.request_id for m in store.messages(1)] == [None]
+        asked = store.add_message(1, "user", "again", request_id="job-2")
+        assert [m.id for m in store.messages(1) if m.request_id == "job-2"] == [asked]
+        again = store.find("job-2")
+        assert again is not None and again.id == 1
