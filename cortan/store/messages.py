@@ -70,15 +70,17 @@ class MessageStore(CommittingStore):
         thinking: str = "",
         images: Sequence[Image] = (),
         request_id: str | None = None,
+        thread: bytes | None = None,
     ) -> int:
         """Append a message and commit it; returns its id.
 
         The conversation's ``updated`` time moves to now; an assistant message that
         names its provider and model also becomes the conversation's model, so that
-        continuing it asks the model that last answered. Its thread key goes: a
-        client of the gateway that sends the conversation as it was cannot append to
-        it once it has moved on (cortan/store/threads.py). ``request_id``: the gateway
-        request's end-to-end id, by which ``sessions show`` finds the conversation.
+        continuing it asks the model that last answered. Its thread key becomes
+        ``thread``: the gateway's answer sets what its client sends next, and any other
+        message clears it, so a client that sends the conversation as it was cannot
+        append to it once it has moved on (cortan/store/threads.py). ``request_id``: the
+        gateway request's end-to-end id, by which ``sessions show`` finds it.
         """
         now = self._clock()
         answered_by = f"{provider}:{model}" if role == "assistant" and provider and model else None
@@ -101,9 +103,9 @@ class MessageStore(CommittingStore):
                     (message_id, position, image.digest),
                 )
             conn.execute(
-                "UPDATE conversations SET updated = ?, model = coalesce(?, model), thread = NULL"
+                "UPDATE conversations SET updated = ?, model = coalesce(?, model), thread = ?"
                 " WHERE id = ?",
-                (now, answered_by, conversation_id),
+                (now, answered_by, thread, conversation_id),
             )
         return message_id
 

@@ -261,8 +261,6 @@ class Recorder:
             with self.store.batch():
                 answer_id = self._store_answer(open_, event, duration)
                 self.store.add_tool_calls(answer_id, open_.tools or ())
-                if open_.thread is not None:
-                    self._go_on(open_.conversation_id, open_.thread, event)
         except CortanError as exc:
             raise StoreError(f"the answer was not saved: {exc}") from exc
         if isinstance(event, ChatFailed) or open_.question_id is None:
@@ -279,12 +277,18 @@ class Recorder:
         if self.last_exchange == exchange:
             self.last_exchange = None
 
-    def _go_on(self, conversation_id: int, thread: Thread, event: ChatEnded) -> None:
-        """Key the conversation by what the client sends next: its history with this
-        answer in it (an interrupted answer as far as it came), or, after a failure,
-        the history it had, which a client that tries again sends once more."""
-        key = thread.key() if isinstance(event, ChatFailed) else thread.after(event.content)
-        self.store.set_thread(conversation_id, key)
+    @staticmethod
+    def _next_key(open_: _Open, event: ChatEnded) -> bytes | None:
+        """What a gateway client sends to go on after this answer: its history with the
+        answer in it (an interrupted one as far as it came), or, after a failure, the
+        history it had, which a client that tries again sends once more."""
+        if open_.thread is None:
+            return None
+        return (
+            open_.thread.key()
+            if isinstance(event, ChatFailed)
+            else open_.thread.after(event.content)
+        )
 
     def _store_answer(self, open_: _Open, event: ChatEnded, duration: float) -> int:
         conversation_id, trace_id = open_.conversation_id, open_.trace_id
@@ -296,13 +300,13 @@ class Recorder:
                 prompt_tokens=event.usage.prompt_tokens,
                 completion_tokens=event.usage.completion_tokens,
                 duration=event.timings.total or duration, thinking=event.thinking,
-                request_id=trace_id,
+                request_id=trace_id, thread=self._next_key(open_, event),
             )  # fmt: skip
         status: Status = "failed" if isinstance(event, ChatFailed) else "interrupted"
         return self.store.add_message(
             conversation_id, "assistant", event.content, status=status,
             model=event.model, provider=event.provider, duration=duration,
-            thinking=event.thinking, request_id=trace_id,
+            thinking=event.thinking, request_id=trace_id, thread=self._next_key(open_, event),
         )  # fmt: skip
 
 

@@ -168,11 +168,6 @@ class SessionStore(MessageStore):
                 conn.execute("UPDATE conversations SET thread = NULL WHERE id = ?", (row[0],))
         return None if row is None else int(row[0])
 
-    def set_thread(self, conversation_id: int, key: bytes) -> None:
-        """Let the next request that carries this conversation's turns go on with it."""
-        with self._write() as conn:
-            conn.execute("UPDATE conversations SET thread = ? WHERE id = ?", (key, conversation_id))
-
     def latest(self) -> Conversation | None:
         """The conversation last used: the one the newest message was added to.
 

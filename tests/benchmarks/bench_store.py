@@ -27,7 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from cortan.cli.continuation import to_history
+from cortan.core.events import ChatFinished, ChatPrepared
+from cortan.core.messages import Message, Usage
+from cortan.core.requests import ChatRequest, Trace
 from cortan.store import SessionStore
+from cortan.store.recorder import Recorder
 from tests.benchmarks.measure import (
     Figure,
     Run,
@@ -222,19 +226,31 @@ def grouped_cost(repeat: int) -> list[Figure]:
 
 
 def _stored_requests(data_dir: Path) -> float:
-    """Seconds of CPU per request for the recorder's writes of GROUPED_REQUESTS requests."""
+    """Seconds of CPU per request for the gateway recorder's writes of GROUPED_REQUESTS
+    requests: the recorder itself, fed the events a request publishes, as the gateway's
+    store thread runs it (thread keys and request ids included)."""
     with SessionStore.open(data_dir) as store:
         commits: list[Callable[[], None]] = []
         store.group_commits(lambda _seconds, commit: commits.append(commit), 0.005)
+        recorder = Recorder(store, threads=True)
+        asked = (Message("user", "hi"),)
         start = time.thread_time()
         for n in range(GROUPED_REQUESTS):
-            _exchange(store, client="bench", request_id=str(n), title="hi")
+            request = ChatRequest(n, "hi", model=MODEL, client="bench", trace=Trace(str(n), ""))
+            recorder.on_prepared(ChatPrepared(request, MODEL, asked))
+            recorder.on_ended(
+                ChatFinished(n, "ollama", "llama3.2:latest", "Hello, world!", "stop", USAGE)
+            )
             if n % GROUP == GROUP - 1:
                 while commits:
                     commits.pop()()
         while commits:
             commits.pop()()
         return (time.thread_time() - start) / GROUPED_REQUESTS
+
+
+USAGE = Usage(7, 4)
+THREAD = bytes(32)  # a thread key's size (SHA-256)
 
 
 def _bare_requests(data_dir: Path) -> float:
@@ -251,13 +267,16 @@ def _bare_requests(data_dir: Path) -> float:
                 "INSERT INTO conversations (created, updated, model, client, request_id, title)"
                 " VALUES (?, ?, ?, 'bench', ?, 'hi')", (now, now, MODEL, str(n)),
             ).lastrowid  # fmt: skip
-            for role, content in (("user", "hi"), ("assistant", "Hello, world!")):
+            for role, content, thread in (
+                ("user", "hi", None),
+                ("assistant", "Hello, world!", THREAD),
+            ):
                 conn.execute(
-                    "INSERT INTO messages (conversation_id, role, content, created)"
-                    " VALUES (?, ?, ?, ?)", (conversation, role, content, now),
+                    "INSERT INTO messages (conversation_id, role, content, created, request_id)"
+                    " VALUES (?, ?, ?, ?, ?)", (conversation, role, content, now, str(n)),
                 )  # fmt: skip
-                conn.execute("UPDATE conversations SET updated = ? WHERE id = ?",
-                             (now, conversation))  # fmt: skip
+                conn.execute("UPDATE conversations SET updated = ?, thread = ? WHERE id = ?",
+                             (now, thread, conversation))  # fmt: skip
             if n % GROUP == GROUP - 1:
                 conn.execute("COMMIT")
         if conn.in_transaction:

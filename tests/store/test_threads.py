@@ -37,12 +37,12 @@ def test_no_two_different_conversations_share_a_key() -> None:
 def test_a_thread_is_taken_once_and_any_other_message_clears_it(data_dir: Path) -> None:
     with SessionStore.open(data_dir) as store:
         one, two = store.create(client="c").id, store.create(client="c").id
-        store.set_thread(one, b"k" * 32)
-        store.set_thread(two, b"k" * 32)
+        store.add_message(one, "assistant", "a", thread=b"k" * 32)
+        store.add_message(two, "assistant", "a", thread=b"k" * 32)
         assert store.take_thread(b"k" * 32) == two  # the newest first
         assert store.take_thread(b"k" * 32) == one
         assert store.take_thread(b"k" * 32) is None  # each claimed once
-        store.set_thread(one, b"j" * 32)
+        store.add_message(one, "assistant", "b", thread=b"j" * 32)
         store.add_message(one, "user", "from the terminal")
         assert store.take_thread(b"j" * 32) is None
 
