@@ -232,3 +232,9 @@ def test_gateway_chat_talks_through_cortan_serve(
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=20)
+    # The two turns are one stored conversation, which the second request's id finds.
+    second_id = done.stderr.split("request ")[2].split()[0]
+    shown = cortan.run("sessions", "show", second_id)
+    assert shown.code == 0, shown.stderr
+    assert shown.stdout.count("\n── ") == 4 and "And at sunset?" in shown.stdout
+    assert f"request {second_id}" in shown.stdout
