@@ -10,8 +10,8 @@ $CORTAN_MODEL (any cortan name or alias; empty for cortan's default), the gatewa
 $CORTAN_URL (default http://127.0.0.1:11435/v1). The request id the gateway answers with
 (`X-Request-ID`) goes to stderr: the gateway's access log knows the request by it, and
 `cortan sessions show ID` prints the whole conversation it is stored in (every turn of a
-run is one conversation, as the gateway stores a client's chat). Exit codes: 0 answered, 1 the gateway or the model could not answer,
-2 a usage error.
+run is one conversation, as the gateway stores a client's chat). Exit codes: 0 answered,
+1 the gateway or the model could not answer, 2 a usage error.
 """
 
 from __future__ import annotations

@@ -191,7 +191,9 @@ class Recorder:
         conversation_id = self._create_for(event, system, "" if history else title)
         for turn in history:
             if turn.role == "user" or turn.role == "assistant":
-                self.store.add_message(conversation_id, turn.role, turn.content, images=turn.images)
+                self.store.add_message(
+                    conversation_id, turn.role, turn.content, images=turn.images, from_history=True
+                )
         return conversation_id
 
     def _create_for(self, event: ChatPrepared, system: str | None, title: str) -> int:

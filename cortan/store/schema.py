@@ -273,11 +273,14 @@ _V9 = ("ALTER TABLE conversations ADD COLUMN title TEXT",)
 # digest of what a client would send to go on with a conversation (cortan/store/threads.py),
 # NULL once anything else is added to it. Each message of a gateway request carries that
 # request's id, so ``sessions show ID`` finds the conversation a later request joined.
+# ``from_history``: a turn a client sent as the history of the request that began the
+# conversation, stored so it reads as the model was asked; ``logs`` lists no exchange of it.
 _V10 = (
     "ALTER TABLE conversations ADD COLUMN thread BLOB",
     "CREATE INDEX conversations_by_thread ON conversations (thread) WHERE thread IS NOT NULL",
     "ALTER TABLE messages ADD COLUMN request_id TEXT",
     "CREATE INDEX messages_by_request_id ON messages (request_id) WHERE request_id IS NOT NULL",
+    "ALTER TABLE messages ADD COLUMN from_history INTEGER NOT NULL DEFAULT 0",
 )
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (

@@ -7,6 +7,7 @@ store is then read as ``cortan sessions`` reads it.
 
 from __future__ import annotations
 
+import json
 import threading
 from contextlib import closing
 from typing import Any
@@ -114,6 +115,28 @@ def test_a_first_request_with_history_stores_that_history(gateway: Running) -> N
     assert conversation.title == "earlier question"
     brought = gateway.messages(conversation.id)[:2]
     assert [m.request_id for m in brought] == [None, None] and brought[1].model is None
+    assert [m.from_history for m in gateway.messages(conversation.id)] == [True, True, False, False]
+
+
+def test_the_log_lists_no_exchange_a_client_sent_as_history(
+    gateway: Running, cortan: Any
+) -> None:
+    # A client whose system prompt changes each time (the open file, the time of day).
+    history: list[Any] = []
+    for turn in range(4):
+        history.append({"role": "user", "content": f"question {turn}"})
+        post(gateway, [{"role": "system", "content": f"at {turn}"}, *history])
+        history.append({"role": "assistant", "content": "Hello, world!"})
+    assert sorted(c.message_count for c in gateway.conversations()) == [2, 4, 6, 8]
+    gateway.commit()
+    logged = cortan.run("logs", "-n", "10", "--json")
+    assert logged.code == 0, logged.stderr
+    asked = [m["content"] for m in json.loads(logged.stdout) if m["role"] == "user"]
+    assert asked == ["question 3", "question 2", "question 1", "question 0"]
+    shown = cortan.run("sessions", "show", "4")
+    assert shown.stdout.count("from the client's history") == 6, shown.stdout
+    exported = json.loads(cortan.run("sessions", "export", "4", "--format", "json").stdout)
+    assert [m["from_history"] for m in exported["messages"]] == [True] * 6 + [False] * 2
 
 
 def post(gateway: Running, messages: list[Any], **headers: str) -> httpx.Response:
