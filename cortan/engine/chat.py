@@ -106,7 +106,7 @@ class Chat:
             chain = self.manager.get_chain(request.model, fallback=request.allow_fallback)
             begun = asyncio.get_running_loop().time()
             due = self.context.first_token_due(begun)  # the lookups below wait inside it
-            if checked.images:
+            if checked.images or any(m.images for m in request.history):  # (a client's)
                 await self._check_sight(request.model, chain[0], due)
             fit = await self.context.fit(checked, chain[0], due)
             if fit.dropped:

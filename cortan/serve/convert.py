@@ -14,9 +14,11 @@ request's JSON Schema, which the engine checks the answer against (and has the
 model mend once), as ``cortan ask --schema`` does; the schema itself is checked
 beside the event loop, on the engine's own threads for schema checks
 (:func:`get_response_format`, :func:`get_format`: awaited; 503 with ``Retry-After``
-when those are full). What the gateway cannot carry
-yet (images, tools, several choices) is refused with one sentence rather than
-silently dropped.
+when those are full). Images come inline (a ``data:`` URL, Ollama's base64),
+never fetched (:mod:`cortan.serve.images`); the prompt's travel as its attachments,
+which the guard holds to ``max_image_bytes`` as it holds ``ask -a``'s. What the
+gateway cannot carry yet (tools, several choices) is refused with one sentence
+rather than silently dropped.
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ from typing import TYPE_CHECKING, Any
 from cortan.core.errors import BusyError, UsageError
 from cortan.core.messages import Message
 from cortan.core.options import check_option, get_name
-from cortan.core.requests import ChatRequest
+from cortan.core.requests import Attachment, ChatRequest
+from cortan.serve import images
 from cortan.serve.replies import RequestError, Scope, refuse
 
 if TYPE_CHECKING:
+    from cortan.core.images import Image
     from cortan.core.messages import Role
     from cortan.core.requests import Think, Trace
 
@@ -96,28 +100,44 @@ def _message(index: int, item: object) -> Message:
             "system, user and assistant messages (tool calls are not supported yet)",
             "unsupported",
         )  # fmt: skip
-    for field, what in (("images", "images"), ("tool_calls", "tool calls")):
-        if item.get(field):
-            raise refuse(
-                f"message {index} carries `{field}`: {what} are not supported by cortan serve "
-                "yet", "unsupported",
-            )  # fmt: skip
-    return Message(role, _content(index, item.get("content")))
+    if item.get("tool_calls"):
+        raise refuse(
+            f"message {index} carries `tool_calls`: tool calls are not supported by cortan "
+            "serve yet", "unsupported",
+        )  # fmt: skip
+    text, shown = _content(index, item.get("content"))
+    given = item.get("images") or []
+    if not isinstance(given, list):
+        raise refuse(f"message {index}'s `images` must be a list of base64 strings")
+    shown += [
+        images.from_base64(data, f"message {index}'s image {n}") for n, data in enumerate(given, 1)
+    ]
+    if shown and role != "user":
+        raise refuse(f"message {index} is the {role}'s: only a user's message can carry images")
+    return Message(role, text, tuple(shown))
 
 
-def _content(index: int, content: object) -> str:
+def _content(index: int, content: object) -> tuple[str, list[Image]]:
+    """The text of a message's content, and the images among its parts."""
     if content is None:
-        return ""
+        return "", []
     if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # OpenAI content parts: text only
-        return "\n".join(_text_part(index, number, part) for number, part in enumerate(content, 1))
-    raise refuse(f"message {index}'s content must be a string or a list of text parts")
+        return content, []
+    if not isinstance(content, list):
+        raise refuse(f"message {index}'s content must be a string or a list of content parts")
+    texts: list[str] = []
+    shown: list[Image] = []
+    for number, part in enumerate(content, 1):
+        if isinstance(part, dict) and part.get("type") == "image_url":
+            where = f"message {index}'s content part {number}"
+            shown.append(images.from_url(part.get("image_url"), where))
+        else:
+            texts.append(_text_part(index, number, part))
+    return "\n".join(texts), shown
 
 
 def _text_part(index: int, number: int, part: object) -> str:
-    """A text part's text; any other part (an image, audio, a file) refused by its type,
-    and nothing it points at fetched: an ``image_url`` is never downloaded."""
+    """A text part's text; any other part but an image (audio, a file) refused by its type."""
     if isinstance(part, dict) and part.get("type") == "text":
         text = part.get("text")
         if not isinstance(text, str):  # str() made "None" of a null, and sent it
@@ -131,8 +151,7 @@ def _text_part(index: int, number: int, part: object) -> str:
     shown = "".join(c for c in str(part.get("type"))[:40] if c.isprintable())
     raise refuse(
         f"message {index}'s content part {number} is of type {shown!r}: cortan serve takes "
-        "text parts only (images, audio and files are not supported yet, and no URL is "
-        "fetched)", "unsupported",
+        "text and image_url parts (audio and files are not supported yet)", "unsupported",
     )  # fmt: skip
 
 
@@ -176,11 +195,14 @@ def make_request(
     turns = [m for m in messages if m.role != "system"]
     if not turns or turns[-1].role != "user":
         raise refuse("the last message must be the user's: it is the prompt to answer")
-    if not turns[-1].content.strip():  # the guard's sentence would send it to stdin
+    prompt = turns[-1]
+    if not prompt.content.strip() and not prompt.images:  # the guard's sentence: stdin
         raise refuse("the prompt is empty: the last message, the user's, has no text")
     return ChatRequest(
         request_id,
-        turns[-1].content,
+        prompt.content,
+        # The guard takes images among the attachments, within max_image_bytes.
+        attachments=tuple(Attachment(f"image {n}", i.data) for n, i in enumerate(prompt.images, 1)),
         model=model,
         system=system,
         history=tuple(turns[:-1]),

@@ -19,7 +19,7 @@ with a sentence, not silently dropped.
 ``/api/show`` is what Ollama's clients ask of a model before they use it: ``ollama
 run`` (which pulls a model it is not shown), Zed and Continue (its window and what it
 can do). It answers with the window the gateway fits a conversation to and only the
-capabilities the gateway carries (not tools or images, which it refuses), so a
+capabilities the gateway carries (not tools, which it refuses), so a
 client does not offer what would then be refused.
 """
 
@@ -68,8 +68,8 @@ HANDLED = frozenset(
 CHAT_HANDLED = HANDLED - {"prompt", "system", "images", "suffix", "context", "raw", "template"}
 TOP_OPTIONS = frozenset({"keep_alive"})
 NS = 1_000_000_000
-#: What a model can do that the gateway carries (it refuses tools and images).
-CARRIED = ("completion", "thinking")
+#: What a model can do that the gateway carries (it refuses tools).
+CARRIED = ("completion", "thinking", "vision")
 EPOCH = "1970-01-01T00:00:00Z"
 
 
@@ -153,13 +153,11 @@ class GenerateEndpoint(ChatEndpoint):
         prompt, system = body.get("prompt", ""), body.get("system")
         if not isinstance(prompt, str) or not isinstance(system, str | None):
             raise refuse("`prompt` and `system` must be strings")
-        if body.get("images"):
-            raise refuse("`images` is not supported by cortan serve yet", "unsupported")
-        if not prompt:
+        if not prompt and not body.get("images"):
             convert.get_model(body)  # checked all the same
             return None
         turns: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
-        turns.append({"role": "user", "content": prompt})
+        turns.append({"role": "user", "content": prompt, "images": body.get("images")})
         return await self._request(scope, {**body, "messages": turns})
 
 

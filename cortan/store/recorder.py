@@ -160,8 +160,10 @@ class Recorder:
             with self.store.batch():
                 title = _title(request)
                 if self.threads:
-                    history = [(m.role, m.content) for m in request.history]
-                    thread = Thread(request.client, request.system, history, request.prompt)
+                    attached = [a.data for a in request.attachments]
+                    thread = Thread(
+                        request.client, request.system, request.history, request.prompt, attached
+                    )
                     conversation_id = self._thread_for(event, system, title, thread)
                 elif self.each_request_new:
                     conversation_id = self._create_for(event, system, title)

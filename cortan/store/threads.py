@@ -1,6 +1,6 @@
 """Which stored conversation a gateway request goes on with: its thread key.
 
-Layer: store (stdlib ``hashlib`` only). A client of ``cortan serve`` keeps its own
+Layer: store (stdlib ``hashlib``; core's ``Message``). A client of ``cortan serve`` keeps its own
 history and sends all of it with every request, so a 20-turn chat in an editor
 arrives as 20 requests, and each used to be stored as a conversation of its own
 holding only its last question: ``cortan sessions`` showed 20 sessions and none
@@ -24,7 +24,11 @@ The digest frames every field with its length, so no two different conversations
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cortan.core.messages import Message
 
 _VERSION = b"cortan thread 1"
 
@@ -33,26 +37,29 @@ class Thread:
     """The digests of one request's conversation: before it, and after its answer.
 
     Built on the store's thread from the request's client, system prompt, history
-    and prompt; :meth:`key` is what the request continues, :meth:`after` what its
-    answer leaves for the next request to continue. The history is hashed once.
+    and prompt with what it attached (a gateway request's images); :meth:`key` is
+    what the request continues, :meth:`after` what its answer leaves for the next
+    request to continue. The history is hashed once. An image counts by its bytes,
+    so the prompt's, attached, and the same image in the next request's history,
+    carried by its message, give the same key.
     """
 
-    __slots__ = ("_hash", "_prompt")
+    __slots__ = ("_attached", "_hash", "_prompt")
 
     def __init__(
         self,
         client: str | None,
         system: str | None,
-        history: Iterable[tuple[str, str]],
+        history: Iterable[Message],
         prompt: str,
+        attached: Sequence[bytes] = (),
     ) -> None:
         self._hash = hashlib.sha256(_VERSION)
-        self._prompt = prompt
-        _add(self._hash, client or "")
-        _add(self._hash, system or "")
-        for role, content in history:
-            _add(self._hash, role)
-            _add(self._hash, content)
+        self._prompt, self._attached = prompt, attached
+        _add(self._hash, (client or "").encode("utf-8", "surrogatepass"))
+        _add(self._hash, (system or "").encode("utf-8", "surrogatepass"))
+        for turn in history:
+            _add_turn(self._hash, turn.role, turn.content, [image.data for image in turn.images])
 
     def key(self) -> bytes:
         """The key of the conversation as it stood before this request."""
@@ -61,13 +68,20 @@ class Thread:
     def after(self, answer: str) -> bytes:
         """The key once this request's prompt and ``answer`` are part of the conversation."""
         grown = self._hash.copy()
-        for field in ("user", self._prompt, "assistant", answer):
-            _add(grown, field)
+        _add_turn(grown, "user", self._prompt, self._attached)
+        _add_turn(grown, "assistant", answer, ())
         return grown.digest()
 
 
-def _add(digest: hashlib._Hash, text: str) -> None:
+def _add_turn(digest: hashlib._Hash, role: str, content: str, images: Sequence[bytes]) -> None:
     # A lone surrogate (valid JSON, not UTF-8) still hashes, to itself alone.
-    data = text.encode("utf-8", "surrogatepass")
+    _add(digest, role.encode())
+    _add(digest, content.encode("utf-8", "surrogatepass"))
+    digest.update(len(images).to_bytes(8, "big"))
+    for data in images:
+        _add(digest, data)
+
+
+def _add(digest: hashlib._Hash, data: bytes) -> None:
     digest.update(len(data).to_bytes(8, "big"))
     digest.update(data)

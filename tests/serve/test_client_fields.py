@@ -6,7 +6,6 @@ SDKs and a WebSocket client as the programs people point at it.
 
 from __future__ import annotations
 
-import base64
 from contextlib import closing
 from typing import Any
 
@@ -20,37 +19,19 @@ from tests.serve.test_streams import ws_chat
 from tests.servers import FakeOllama, Reply
 
 MODEL = "ollama:llama3.2:latest"
-PNG = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()
 
 
-@pytest.mark.parametrize("url", [PNG, "https://example.invalid/cat.png"])
-def test_an_image_part_is_refused_by_its_type_and_never_fetched(
-    gateway: Running, ollama_env: FakeOllama, url: str
-) -> None:
+def test_an_audio_part_is_refused_by_its_type(gateway: Running, ollama_env: FakeOllama) -> None:
     # Before: "message 1 has a content part that is not text", naming neither the part
-    # nor saying whether the URL had been fetched.
+    # nor what the gateway takes. (Images are carried: tests/serve/test_images.py.)
     client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=TOKEN, max_retries=0)
-    parts: Any = [{"type": "text", "text": "what is it?"},
-                  {"type": "image_url", "image_url": {"url": url}}]  # fmt: skip
+    audio = {"type": "input_audio", "input_audio": {"data": "aGk=", "format": "wav"}}
+    parts: Any = [{"type": "text", "text": "what is it?"}, audio]
     with pytest.raises(openai.BadRequestError) as raised:
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": parts}])
     message = raised.value.message
-    assert "message 1's content part 2 is of type 'image_url'" in message
-    assert "no URL is fetched" in message
-    assert not ollama_env.chat_requests
-
-
-def test_ollama_generate_with_images_names_the_field(
-    gateway: Running, ollama_env: FakeOllama
-) -> None:
-    # Before: "message 1 carries images or tool calls", of a request that sent no messages.
-    with (
-        closing(ollama.Client(host=gateway.url, headers=gateway.headers)) as client,
-        pytest.raises(ollama.ResponseError) as raised,
-    ):
-        client.generate(MODEL, "what is it?", images=[b"\x89PNG\r\n\x1a\n"])
-    assert raised.value.status_code == 400
-    assert raised.value.error == "`images` is not supported by cortan serve yet"
+    assert "message 1's content part 2 is of type 'input_audio'" in message
+    assert "text and image_url parts" in message
     assert not ollama_env.chat_requests
 
 

@@ -48,7 +48,7 @@ def test_an_ollama_client_is_shown_a_model_as_the_gateway_serves_it(
     ollama_env.capabilities["llama3.2:latest"] = ["completion", "tools", "vision", "thinking"]
     with closing(ollama.Client(host=gateway.url, headers=gateway.headers)) as client:
         shown = client.show("ollama:llama3.2:latest")
-        assert shown.capabilities == ["completion", "thinking"]  # no tools or images: refused
+        assert shown.capabilities == ["completion", "vision", "thinking"]  # no tools: refused
         assert shown.details is not None and shown.details.family == "llama"
         assert shown.modelinfo == {
             "general.architecture": "llama", "llama.context_length": 32768,

@@ -118,9 +118,7 @@ def test_a_first_request_with_history_stores_that_history(gateway: Running) -> N
     assert [m.from_history for m in gateway.messages(conversation.id)] == [True, True, False, False]
 
 
-def test_the_log_lists_no_exchange_a_client_sent_as_history(
-    gateway: Running, cortan: Any
-) -> None:
+def test_the_log_lists_no_exchange_a_client_sent_as_history(gateway: Running, cortan: Any) -> None:
     # A client whose system prompt changes each time (the open file, the time of day).
     history: list[Any] = []
     for turn in range(4):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cortan.core.images import Image
+from cortan.core.messages import Message, Role
 from cortan.store.db import get_store_path
 from cortan.store.sessions import SessionStore
 from cortan.store.threads import Thread
@@ -14,24 +16,38 @@ __all__ = ["data_dir"]  # the fixture, shared
 
 def test_the_key_after_an_answer_is_the_key_of_the_next_history() -> None:
     first = Thread("openai editor", "Be brief.", [], "hi")
-    second = Thread("openai editor", "Be brief.", [("user", "hi"), ("assistant", "Hello!")], "more")
+    turns = [Message("user", "hi"), Message("assistant", "Hello!")]
+    second = Thread("openai editor", "Be brief.", turns, "more")
     assert first.after("Hello!") == second.key()
     assert first.after("Hello") != second.key() and first.key() != second.key()
 
 
+def test_an_image_counts_by_its_bytes_attached_or_in_the_history() -> None:
+    png = Image("image/png", b"\x89PNG\r\n\x1a\n1")
+    first = Thread("c", "", [], "what is it?", [png.data])
+    seen = [Message("user", "what is it?", (png,)), Message("assistant", "a cat")]
+    assert first.after("a cat") == Thread("c", "", seen, "more").key()
+    other = [Message("user", "what is it?", (png._replace(data=png.data + b"2"),)), seen[1]]
+    assert first.after("a cat") != Thread("c", "", other, "more").key()
+    assert Thread("c", "", [], "what is it?").after("a cat") != first.after("a cat")
+
+
 def test_no_two_different_conversations_share_a_key() -> None:
     # Where one field ends is part of the key: text that spells the next turn moves nothing.
+    def key(client: str, system: str, *turns: tuple[Role, str]) -> bytes:
+        return Thread(client, system, [Message(*turn) for turn in turns], "q").key()
+
     keys = {
-        Thread("c", "", [("user", "ab"), ("assistant", "c")], "q").key(),
-        Thread("c", "", [("user", "a"), ("assistant", "bc")], "q").key(),
-        Thread("c", "", [("user", "a\x00assistant\x00bc")], "q").key(),
-        Thread("c", "s", [("user", "ab"), ("assistant", "c")], "q").key(),
-        Thread("d", "", [("user", "ab"), ("assistant", "c")], "q").key(),
-        Thread("c", "", [], "q").key(),
+        key("c", "", ("user", "ab"), ("assistant", "c")),
+        key("c", "", ("user", "a"), ("assistant", "bc")),
+        key("c", "", ("user", "a\x00assistant\x00bc")),
+        key("c", "s", ("user", "ab"), ("assistant", "c")),
+        key("d", "", ("user", "ab"), ("assistant", "c")),
+        key("c", ""),
     }
     assert len(keys) == 6
     # A lone surrogate (valid JSON) hashes rather than raise.
-    assert Thread("c", "\ud800", [("user", "\udfff")], "q").after("\ud800") != b""
+    assert Thread("c", "\ud800", [Message("user", "\udfff")], "q").after("\ud800") != b""
 
 
 def test_a_thread_is_taken_once_and_any_other_message_clears_it(data_dir: Path) -> None:
