@@ -56,8 +56,6 @@ def describe_message(message: StoredMessage, who: str) -> str:
         parts.append(f"{message.duration:.1f} s")
     if message.request_id and message.role == "user":  # a gateway request's, to follow it
         parts.append(f"request {make_visible(message.request_id)}")
-    if message.from_history:
-        parts.append("from the client's history")
     return " · ".join(parts)
 
 
@@ -169,7 +167,6 @@ def message_to_json(message: StoredMessage) -> dict[str, Any]:
         "duration_s": None if message.duration is None else round(message.duration, 4),
         "thinking": message.thinking,
         "request_id": message.request_id,
-        "from_history": message.from_history,
         "images": [
             {"mime": image.mime, "sha256": image.digest, "bytes": len(image.data)}
             for image in message.images

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 _MESSAGE_COLUMNS = """m.id, m.conversation_id, m.role, m.content, m.created, m.status,
     m.model, m.provider, m.prompt_tokens, m.completion_tokens, m.duration, m.thinking,
-    m.request_id, m.from_history"""
+    m.request_id"""
 _LOG = f"""SELECT {_MESSAGE_COLUMNS}, c.name
     FROM messages m JOIN conversations c ON c.id = m.conversation_id"""
 
@@ -71,7 +71,6 @@ class MessageStore(CommittingStore):
         images: Sequence[Image] = (),
         request_id: str | None = None,
         thread: bytes | None = None,
-        from_history: bool = False,
     ) -> int:
         """Append a message and commit it; returns its id.
 
@@ -82,18 +81,16 @@ class MessageStore(CommittingStore):
         message clears it, so a client that sends the conversation as it was cannot
         append to it once it has moved on (cortan/store/threads.py). ``request_id``: the
         gateway request's end-to-end id, by which ``sessions show`` finds it.
-        ``from_history``: a turn a gateway client sent as history, not asked here.
         """
         now = self._clock()
         answered_by = f"{provider}:{model}" if role == "assistant" and provider and model else None
         with self._write() as conn:
             cursor = conn.execute(
                 "INSERT INTO messages (conversation_id, role, content, created, status, model,"
-                " provider, prompt_tokens, completion_tokens, duration, thinking, request_id,"
-                " from_history) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " provider, prompt_tokens, completion_tokens, duration, thinking, request_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (conversation_id, role, content, now, status, model, provider,
-                 prompt_tokens, completion_tokens, duration, thinking, request_id,
-                 int(from_history)),
+                 prompt_tokens, completion_tokens, duration, thinking, request_id),
             )  # fmt: skip
             message_id = int(cursor.lastrowid or 0)
             for position, image in enumerate(images):
@@ -141,6 +138,13 @@ class MessageStore(CommittingStore):
             for row in rows:
                 found.setdefault(row[0], []).append(_tool_call(row))
         return found
+
+    def newest_message_id(self, conversation_id: int) -> int | None:
+        """The id of a conversation's last message (ids only grow), None when it has none."""
+        rows = self._read(
+            "SELECT max(id) FROM messages WHERE conversation_id = ?", (conversation_id,)
+        )
+        return None if rows[0][0] is None else int(rows[0][0])
 
     def delete_messages(self, conversation_id: int, message_ids: Sequence[int]) -> int:
         """Delete these messages of one conversation (what ``/retry`` replaced); the count gone.
@@ -235,13 +239,11 @@ class MessageStore(CommittingStore):
         ``cortan logs -n 2`` means two exchanges, as ``llm logs -n 2`` does, not two
         messages (issue 21). An answer is the message that follows its question in
         the same conversation, when it is the assistant's. ``preview``: texts cut to
-        that many characters (:func:`_columns`). A turn a gateway client sent as history
-        is no exchange asked or answered here, and a client that sends its whole history
-        with a new system prompt each time would fill the log with copies of it.
+        that many characters (:func:`_columns`).
         """
         sql = f"""
             WITH asked AS (
-                SELECT id, conversation_id FROM messages WHERE role = 'user' AND NOT from_history
+                SELECT id, conversation_id FROM messages WHERE role = 'user'
                 ORDER BY id DESC LIMIT ?
             ), answered AS (
                 SELECT (SELECT a.id FROM messages a
@@ -285,8 +287,8 @@ def _message(row: tuple[Any, ...]) -> StoredMessage:
     return StoredMessage(
         mid, cid, as_text(role), as_text(content), as_time(created), as_text(status),  # type: ignore[arg-type]
         as_optional_text(model), as_optional_text(provider), as_count(asked), as_count(answered),
-        as_seconds(took), as_text(row[11]), as_optional_text(row[14]) if len(row) > 14 else None,
-        request_id=as_optional_text(row[12]), from_history=bool(row[13]),
+        as_seconds(took), as_text(row[11]), as_optional_text(row[13]) if len(row) > 13 else None,
+        request_id=as_optional_text(row[12]),
     )  # fmt: skip
 
 

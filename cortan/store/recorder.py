@@ -40,8 +40,8 @@ through it; the ending comes back to the front end from ``Chat.run``. With
 ``each_request_new`` every request starts a conversation of its own (the gateway,
 a batch), instead of following the front end's current one (``ask``, the REPL).
 With ``threads`` (the gateway), a request whose history is a stored conversation's
-turns, word for word, goes on with that conversation, and any other starts one holding
-the history it brought: cortan/store/threads.py.
+turns, word for word, goes on with that conversation, and any other starts one:
+cortan/store/threads.py.
 
 A store with a :class:`cortan.store.writer.Writer` (the gateway's) gets the same
 writes, in the same order, on the writer's thread: the question's write is handed
@@ -161,9 +161,7 @@ class Recorder:
                 title = _title(request)
                 if self.threads:
                     attached = [a.data for a in request.attachments]
-                    thread = Thread(
-                        request.client, request.system, request.history, request.prompt, attached
-                    )
+                    thread = Thread(request.client, request.history, request.prompt, attached)
                     conversation_id = self._thread_for(event, system, title, thread)
                 elif self.each_request_new:
                     conversation_id = self._create_for(event, system, title)
@@ -185,18 +183,15 @@ class Recorder:
     def _thread_for(
         self, event: ChatPrepared, system: str | None, title: str, thread: Thread
     ) -> int:
-        """The stored conversation this request's history is, claimed; else a new one
-        holding that history, so that it reads as the model was asked."""
-        history = event.request.history
-        if history and (found := self.store.take_thread(thread.key())) is not None:
-            return found
-        conversation_id = self._create_for(event, system, "" if history else title)
-        for turn in history:
-            if turn.role == "user" or turn.role == "assistant":
-                self.store.add_message(
-                    conversation_id, turn.role, turn.content, images=turn.images, from_history=True
-                )
-        return conversation_id
+        """The stored conversation this request's history is, claimed (its system prompt
+        now the request's); else a new one. The history a new one's request brought is
+        not stored: the client keeps it, and a client whose history never matched (a
+        few-shot script, 1,000 turns of 7 KB) made the store hold every copy of it."""
+        if event.request.history:
+            found = self.store.take_thread(thread.key(), system)
+            if found is not None:
+                return found
+        return self._create_for(event, system, title)
 
     def _create_for(self, event: ChatPrepared, system: str | None, title: str) -> int:
         """A conversation of its own for this request, naming the client that sent it."""
@@ -281,12 +276,15 @@ class Recorder:
         if self.last_exchange == exchange:
             self.last_exchange = None
 
-    @staticmethod
-    def _next_key(open_: _Open, event: ChatEnded) -> bytes | None:
+    def _next_key(self, open_: _Open, event: ChatEnded) -> bytes | None:
         """What a gateway client sends to go on after this answer: its history with the
         answer in it (an interrupted one as far as it came), or, after a failure, the
-        history it had, which a client that tries again sends once more."""
-        if open_.thread is None:
+        history it had, which a client that tries again sends once more. None when the
+        conversation went on elsewhere while it was answered (``ask --session``): the
+        client's history is no longer the conversation."""
+        if open_.thread is None or open_.conversation_id is None or open_.question_id is None:
+            return None
+        if self.store.newest_message_id(open_.conversation_id) != open_.question_id:
             return None
         return (
             open_.thread.key()
@@ -297,6 +295,7 @@ class Recorder:
     def _store_answer(self, open_: _Open, event: ChatEnded, duration: float) -> int:
         conversation_id, trace_id = open_.conversation_id, open_.trace_id
         assert conversation_id is not None  # (checked by the caller)
+        thread = self._next_key(open_, event)
         if isinstance(event, ChatFinished):
             return self.store.add_message(
                 conversation_id, "assistant", event.content,
@@ -304,13 +303,13 @@ class Recorder:
                 prompt_tokens=event.usage.prompt_tokens,
                 completion_tokens=event.usage.completion_tokens,
                 duration=event.timings.total or duration, thinking=event.thinking,
-                request_id=trace_id, thread=self._next_key(open_, event),
+                request_id=trace_id, thread=thread,
             )  # fmt: skip
         status: Status = "failed" if isinstance(event, ChatFailed) else "interrupted"
         return self.store.add_message(
             conversation_id, "assistant", event.content, status=status,
             model=event.model, provider=event.provider, duration=duration,
-            thinking=event.thinking, request_id=trace_id, thread=self._next_key(open_, event),
+            thinking=event.thinking, request_id=trace_id, thread=thread,
         )  # fmt: skip
 
 

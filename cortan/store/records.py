@@ -113,7 +113,6 @@ class StoredMessage(_Record):
         "images",
         "tool_calls",
         "request_id",
-        "from_history",
     )
 
     def __init__(
@@ -134,7 +133,6 @@ class StoredMessage(_Record):
         images: tuple[Image, ...] = (),
         tool_calls: tuple[StoredToolCall, ...] = (),
         request_id: str | None = None,
-        from_history: bool = False,
     ) -> None:
         self.id = id
         self.conversation_id = conversation_id
@@ -152,7 +150,6 @@ class StoredMessage(_Record):
         self.images = images
         self.tool_calls = tool_calls  # the tools the model called for this answer
         self.request_id = request_id  # the gateway request it came in or went out with
-        self.from_history = from_history  # sent by a gateway client as history, not asked here
 
     @property
     def conversation_label(self) -> str:

@@ -271,16 +271,21 @@ _V9 = ("ALTER TABLE conversations ADD COLUMN title TEXT",)
 
 # A client of the gateway sends its whole history with every request; ``thread`` is the
 # digest of what a client would send to go on with a conversation (cortan/store/threads.py),
-# NULL once anything else is added to it. Each message of a gateway request carries that
-# request's id, so ``sessions show ID`` finds the conversation a later request joined.
-# ``from_history``: a turn a client sent as the history of the request that began the
-# conversation, stored so it reads as the model was asked; ``logs`` lists no exchange of it.
+# NULL once anything else is added to it or any of its messages is deleted (``logs rm``,
+# ``/retry``: the client's history would no longer be the conversation). Each message of
+# a gateway request carries that request's id, so ``sessions show ID`` finds the
+# conversation a later request joined.
 _V10 = (
     "ALTER TABLE conversations ADD COLUMN thread BLOB",
     "CREATE INDEX conversations_by_thread ON conversations (thread) WHERE thread IS NOT NULL",
     "ALTER TABLE messages ADD COLUMN request_id TEXT",
     "CREATE INDEX messages_by_request_id ON messages (request_id) WHERE request_id IS NOT NULL",
-    "ALTER TABLE messages ADD COLUMN from_history INTEGER NOT NULL DEFAULT 0",
+    """
+    CREATE TRIGGER messages_thread_delete AFTER DELETE ON messages BEGIN
+        UPDATE conversations SET thread = NULL
+        WHERE id = old.conversation_id AND thread IS NOT NULL;
+    END
+    """,
 )
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (

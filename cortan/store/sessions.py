@@ -153,11 +153,13 @@ class SessionStore(MessageStore):
         )
         return _conversation(rows[0]) if rows else None
 
-    def take_thread(self, key: bytes) -> int | None:
+    def take_thread(self, key: bytes, system: str | None) -> int | None:
         """The conversation whose thread key is ``key``, claimed: its key is cleared, so a
         second request carrying the same history starts a conversation of its own
-        rather than interleave with this one (cortan/store/threads.py). The newest when
-        two have it (two clients that had the same exchange, word for word)."""
+        rather than interleave with this one (cortan/store/threads.py), and its system
+        prompt becomes ``system`` (the request's, which some clients change each time).
+        The newest when two have it (two clients that had the same exchange, word for
+        word)."""
         with self._write() as conn:
             row = conn.execute(
                 "SELECT id FROM conversations WHERE thread = ? ORDER BY updated DESC, id DESC"
@@ -165,7 +167,10 @@ class SessionStore(MessageStore):
                 (key,),
             ).fetchone()
             if row is not None:
-                conn.execute("UPDATE conversations SET thread = NULL WHERE id = ?", (row[0],))
+                conn.execute(
+                    "UPDATE conversations SET thread = NULL, system = ? WHERE id = ?",
+                    (system, row[0]),
+                )
         return None if row is None else int(row[0])
 
     def latest(self) -> Conversation | None:

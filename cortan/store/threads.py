@@ -7,15 +7,17 @@ holding only its last question: ``cortan sessions`` showed 20 sessions and none
 of them the chat.
 
 The recorder now keys each conversation the gateway stores by what a client
-would send to go on with it: a digest of the client's name, the system prompt
-and every turn so far, the answer last stored included. A request whose
+would send to go on with it: a digest of the client's name and every turn so
+far (images by their bytes), the answer last stored included. A request whose
 history (the turns before its prompt) has that digest continues that
-conversation; any other starts one, with the history it brought stored first,
-so that each conversation reads as the model was asked. The key is taken
-(cleared) when a request claims it and set again when its answer is stored, and
-any message added another way (the REPL going on with the conversation) clears
-it, so two requests can never interleave in one conversation, and a client can
-never append to a conversation that has moved on without it.
+conversation; any other starts one. The system prompt is not in the key: some
+editors put the open file or the time in it, so it changes with every request
+of one chat; a conversation takes the system prompt of its latest request. The
+key is taken (cleared) when a request claims it and set again when its answer
+is stored, unless the conversation went on elsewhere meanwhile; any message
+added another way (the REPL going on with the conversation) or deleted clears
+it. So two requests never interleave in one conversation, and a client never
+appends to a conversation that has moved on without it.
 
 The digest frames every field with its length, so no two different conversations
 (a turn's text holding what looks like the next turn) share one.
@@ -36,8 +38,8 @@ _VERSION = b"cortan thread 1"
 class Thread:
     """The digests of one request's conversation: before it, and after its answer.
 
-    Built on the store's thread from the request's client, system prompt, history
-    and prompt with what it attached (a gateway request's images); :meth:`key` is
+    Built on the store's thread from the request's client, history and prompt with
+    what it attached (a gateway request's images); :meth:`key` is
     what the request continues, :meth:`after` what its answer leaves for the next
     request to continue. The history is hashed once. An image counts by its bytes,
     so the prompt's, attached, and the same image in the next request's history,
@@ -49,7 +51,6 @@ class Thread:
     def __init__(
         self,
         client: str | None,
-        system: str | None,
         history: Iterable[Message],
         prompt: str,
         attached: Sequence[bytes] = (),
@@ -57,7 +58,6 @@ class Thread:
         self._hash = hashlib.sha256(_VERSION)
         self._prompt, self._attached = prompt, attached
         _add(self._hash, (client or "").encode("utf-8", "surrogatepass"))
-        _add(self._hash, (system or "").encode("utf-8", "surrogatepass"))
         for turn in history:
             _add_turn(self._hash, turn.role, turn.content, [image.data for image in turn.images])
 

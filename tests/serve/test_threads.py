@@ -17,6 +17,7 @@ import ollama
 import openai
 
 from cortan.store.sessions import SessionStore
+from tests.conftest import wait_until
 from tests.serve.conftest import TOKEN, Running
 from tests.serve.test_streams import ws_chat
 from tests.servers import FakeOllama, Reply
@@ -95,46 +96,40 @@ def test_the_ollama_sdk_streaming_and_the_websocket_go_on_too(gateway: Running) 
     assert [m for m, _ in turns(gateway, ws_conversation.id)] == ["user", "assistant"] * 2
 
 
-def test_a_first_request_with_history_stores_that_history(gateway: Running) -> None:
-    messages = [
-        {"role": "user", "content": "earlier question"},
-        {"role": "assistant", "content": "earlier answer"},
-        {"role": "user", "content": "now"},
-    ]
-    httpx.post(
-        gateway.url + "/v1/chat/completions",
-        json={"model": MODEL, "messages": messages},
-        headers=gateway.headers,
-    ).raise_for_status()
-    (conversation,) = gateway.conversations()
-    assert turns(gateway, conversation.id) == [
-        ("user", "earlier question"), ("assistant", "earlier answer"),
-        ("user", "now"), ("assistant", "Hello, world!"),
-    ]  # fmt: skip
-    # Listed by the conversation's first question, not the one that brought it in.
-    assert conversation.title == "earlier question"
-    brought = gateway.messages(conversation.id)[:2]
-    assert [m.request_id for m in brought] == [None, None] and brought[1].model is None
-    assert [m.from_history for m in gateway.messages(conversation.id)] == [True, True, False, False]
-
-
-def test_the_log_lists_no_exchange_a_client_sent_as_history(gateway: Running, cortan: Any) -> None:
-    # A client whose system prompt changes each time (the open file, the time of day).
+def test_a_system_prompt_that_changes_each_time_is_still_one_conversation(
+    gateway: Running, cortan: Any
+) -> None:
+    # Some editors put the open file or the time in it, so it changes with every request.
     history: list[Any] = []
     for turn in range(4):
         history.append({"role": "user", "content": f"question {turn}"})
         post(gateway, [{"role": "system", "content": f"at {turn}"}, *history])
         history.append({"role": "assistant", "content": "Hello, world!"})
-    assert sorted(c.message_count for c in gateway.conversations()) == [2, 4, 6, 8]
+    (conversation,) = gateway.conversations()
+    assert conversation.message_count == 8 and conversation.system == "at 3"  # the latest
     gateway.commit()
     logged = cortan.run("logs", "-n", "10", "--json")
     assert logged.code == 0, logged.stderr
     asked = [m["content"] for m in json.loads(logged.stdout) if m["role"] == "user"]
     assert asked == ["question 3", "question 2", "question 1", "question 0"]
-    shown = cortan.run("sessions", "show", "4")
-    assert shown.stdout.count("from the client's history") == 6, shown.stdout
-    exported = json.loads(cortan.run("sessions", "export", "4", "--format", "json").stdout)
-    assert [m["from_history"] for m in exported["messages"]] == [True] * 6 + [False] * 2
+
+
+def test_a_first_request_with_history_stores_its_own_exchange(gateway: Running) -> None:
+    # The client keeps the history; storing every copy of it cost a client whose history
+    # never matched (a few-shot script) the store's size many times over.
+    messages = [
+        {"role": "user", "content": "earlier question"},
+        {"role": "assistant", "content": "earlier answer"},
+        {"role": "user", "content": "now"},
+    ]
+    post(gateway, messages)
+    post(gateway, [*messages, {"role": "assistant", "content": "Hello, world!"},
+                   {"role": "user", "content": "then"}])  # fmt: skip
+    (conversation,) = gateway.conversations()
+    assert turns(gateway, conversation.id) == [
+        ("user", "now"), ("assistant", "Hello, world!"),
+        ("user", "then"), ("assistant", "Hello, world!"),
+    ]  # fmt: skip
 
 
 def post(gateway: Running, messages: list[Any], **headers: str) -> httpx.Response:
@@ -154,16 +149,15 @@ GO_ON: list[Any] = [*FIRST, {"role": "assistant", "content": "Hello, world!"}]
 
 def test_what_differs_starts_a_conversation_of_its_own(gateway: Running) -> None:
     post(gateway, FIRST)
-    # Another client, another system prompt, an edited answer: none is this conversation.
+    # Another client, an edited answer: neither is this conversation.
     post(gateway, [*GO_ON, {"role": "user", "content": "a"}], **{"X-Cortan-Client": "other"})
-    post(gateway, [{"role": "system", "content": "x"}, *GO_ON, {"role": "user", "content": "b"}])
     edited = [*FIRST, {"role": "assistant", "content": "Hello, world"}]
     post(gateway, [*edited, {"role": "user", "content": "c"}])
-    assert len(gateway.conversations()) == 4
+    assert len(gateway.conversations()) == 3
     # The conversation itself still goes on with its own next turn.
     post(gateway, [*GO_ON, {"role": "user", "content": "d"}])
     counts = sorted(c.message_count for c in gateway.conversations())
-    assert counts == [4, 4, 4, 4]
+    assert counts == [2, 2, 4]
 
 
 def test_two_requests_with_one_history_at_once_do_not_interleave(
@@ -182,11 +176,11 @@ def test_two_requests_with_one_history_at_once_do_not_interleave(
         thread.join(10)
     conversations = gateway.conversations()
     assert len(conversations) == 2
-    stored = sorted(turns(gateway, c.id) for c in conversations)
-    # One went on with the conversation; the other has the same history, copied.
-    assert [t[:2] for t in stored] == [GO_ON_TURNS, GO_ON_TURNS]
-    assert sorted(t[2][1] for t in stored) == ["A", "B"]
-    assert all(len(t) == 4 and t[3][1].startswith("slow ") for t in stored)
+    stored = sorted((turns(gateway, c.id) for c in conversations), key=len)
+    # One went on with the conversation; the other is a conversation of its own.
+    assert stored[1][:2] == GO_ON_TURNS
+    assert sorted([stored[0][0][1], stored[1][2][1]]) == ["A", "B"]
+    assert [len(t) for t in stored] == [2, 4] and stored[0][1][1].startswith("slow ")
 
 
 GO_ON_TURNS = [("user", "first"), ("assistant", "Hello, world!")]
@@ -224,3 +218,36 @@ def test_a_conversation_gone_on_with_elsewhere_is_not_appended_to(gateway: Runni
     post(gateway, [*GO_ON, {"role": "user", "content": "from the editor"}])
     assert len(gateway.conversations()) == 2
     assert turns(gateway, conversation.id)[-1] == ("user", "from the terminal")
+
+
+def test_a_conversation_gone_on_with_while_answering_is_not_the_clients(
+    gateway: Running, ollama_env: FakeOllama, cortan: Any
+) -> None:
+    post(gateway, FIRST)
+    ollama_env.queue(Reply(pieces=["slow "] * 8 + ["answer"], delay=0.5))
+    question = [*GO_ON, {"role": "user", "content": "second"}]
+    asking = threading.Thread(target=post, args=(gateway, question))
+    asking.start()
+    assert wait_until(lambda: len(ollama_env.chat_requests) == 2)
+    gateway.commit()
+    done = cortan.run("ask", "--session", "1", "from the terminal")  # meanwhile
+    assert done.code == 0, done.stderr
+    asking.join(10)
+    slow = "slow " * 8 + "answer"
+    assert [t[1] for t in turns(gateway, 1)][2:] == [
+        "second", "from the terminal", "Hello, world!", slow
+    ]  # fmt: skip
+    post(gateway, [*question, {"role": "assistant", "content": slow},
+                   {"role": "user", "content": "third"}])  # fmt: skip
+    assert len(gateway.conversations()) == 2
+
+
+def test_a_message_deleted_from_the_log_ends_the_clients_thread(
+    gateway: Running, cortan: Any
+) -> None:
+    post(gateway, FIRST)
+    gateway.commit()
+    answer = gateway.messages(1)[-1].id
+    assert cortan.run("logs", "rm", str(answer), "--yes").code == 0
+    post(gateway, [*GO_ON, {"role": "user", "content": "second"}])
+    assert len(gateway.conversations()) == 2  # not a question after a question

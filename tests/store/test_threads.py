@@ -15,39 +15,39 @@ __all__ = ["data_dir"]  # the fixture, shared
 
 
 def test_the_key_after_an_answer_is_the_key_of_the_next_history() -> None:
-    first = Thread("openai editor", "Be brief.", [], "hi")
+    first = Thread("openai editor", [], "hi")
     turns = [Message("user", "hi"), Message("assistant", "Hello!")]
-    second = Thread("openai editor", "Be brief.", turns, "more")
+    second = Thread("openai editor", turns, "more")
     assert first.after("Hello!") == second.key()
     assert first.after("Hello") != second.key() and first.key() != second.key()
 
 
 def test_an_image_counts_by_its_bytes_attached_or_in_the_history() -> None:
     png = Image("image/png", b"\x89PNG\r\n\x1a\n1")
-    first = Thread("c", "", [], "what is it?", [png.data])
+    first = Thread("c", [], "what is it?", [png.data])
     seen = [Message("user", "what is it?", (png,)), Message("assistant", "a cat")]
-    assert first.after("a cat") == Thread("c", "", seen, "more").key()
+    assert first.after("a cat") == Thread("c", seen, "more").key()
     other = [Message("user", "what is it?", (png._replace(data=png.data + b"2"),)), seen[1]]
-    assert first.after("a cat") != Thread("c", "", other, "more").key()
-    assert Thread("c", "", [], "what is it?").after("a cat") != first.after("a cat")
+    assert first.after("a cat") != Thread("c", other, "more").key()
+    assert Thread("c", [], "what is it?").after("a cat") != first.after("a cat")
 
 
 def test_no_two_different_conversations_share_a_key() -> None:
     # Where one field ends is part of the key: text that spells the next turn moves nothing.
-    def key(client: str, system: str, *turns: tuple[Role, str]) -> bytes:
-        return Thread(client, system, [Message(*turn) for turn in turns], "q").key()
+    def key(client: str, *turns: tuple[Role, str]) -> bytes:
+        return Thread(client, [Message(*turn) for turn in turns], "q").key()
 
     keys = {
-        key("c", "", ("user", "ab"), ("assistant", "c")),
-        key("c", "", ("user", "a"), ("assistant", "bc")),
-        key("c", "", ("user", "a\x00assistant\x00bc")),
-        key("c", "s", ("user", "ab"), ("assistant", "c")),
-        key("d", "", ("user", "ab"), ("assistant", "c")),
-        key("c", ""),
+        key("c", ("user", "ab"), ("assistant", "c")),
+        key("c", ("user", "a"), ("assistant", "bc")),
+        key("c", ("user", "a\x00assistant\x00bc")),
+        key("c", ("assistant", "ab"), ("assistant", "c")),
+        key("d", ("user", "ab"), ("assistant", "c")),
+        key("c"),
     }
     assert len(keys) == 6
     # A lone surrogate (valid JSON) hashes rather than raise.
-    assert Thread("c", "\ud800", [Message("user", "\udfff")], "q").after("\ud800") != b""
+    assert Thread("\ud800", [Message("user", "\udfff")], "q").after("\ud800") != b""
 
 
 def test_a_thread_is_taken_once_and_any_other_message_clears_it(data_dir: Path) -> None:
@@ -55,12 +55,18 @@ def test_a_thread_is_taken_once_and_any_other_message_clears_it(data_dir: Path) 
         one, two = store.create(client="c").id, store.create(client="c").id
         store.add_message(one, "assistant", "a", thread=b"k" * 32)
         store.add_message(two, "assistant", "a", thread=b"k" * 32)
-        assert store.take_thread(b"k" * 32) == two  # the newest first
-        assert store.take_thread(b"k" * 32) == one
-        assert store.take_thread(b"k" * 32) is None  # each claimed once
+        assert store.take_thread(b"k" * 32, "now") == two  # the newest first
+        assert store.take_thread(b"k" * 32, None) == one
+        assert store.take_thread(b"k" * 32, None) is None  # each claimed once
+        taken = store.get(two)
+        assert taken is not None and taken.system == "now"  # the request's, which may change
         store.add_message(one, "assistant", "b", thread=b"j" * 32)
         store.add_message(one, "user", "from the terminal")
-        assert store.take_thread(b"j" * 32) is None
+        assert store.take_thread(b"j" * 32, None) is None
+        # Deleting a message (logs rm, /retry) takes the key away too.
+        answer = store.add_message(two, "assistant", "c", thread=b"i" * 32)
+        store.remove_messages([answer])
+        assert store.take_thread(b"i" * 32, None) is None
 
 
 def test_a_version_9_store_gains_thread_keys_and_request_ids(data_dir: Path) -> None:
