@@ -87,8 +87,8 @@ def show(ctx: typer.Context, name: NameArg) -> None:
     """Print one conversation, every message with its model, tokens and status."""
     from cortan.cli import transcript
 
-    with guard(get_context(ctx)):
-        conversation, messages = _load(name)
+    with guard(context := get_context(ctx)):
+        conversation, messages = _load(name, context)
         _write(transcript.to_text(conversation, messages), sanitized=True)
 
 
@@ -146,9 +146,9 @@ def export(
     """Export a conversation as markdown or JSON, to stdout or a file."""
     from cortan.cli import transcript
 
-    with guard(get_context(ctx)):
+    with guard(context := get_context(ctx)):
         format = _export_format(format, output)
-        conversation, messages = _load(name)
+        conversation, messages = _load(name, context)
         if format is ExportFormat.json:
             data = transcript.to_json(conversation, messages)
             text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
@@ -218,9 +218,16 @@ def _not_found(ref: str) -> UsageError:
     return UsageError(f"there is no {what}: `cortan sessions list` shows them")
 
 
-def _load(ref: str) -> tuple[Conversation, list[StoredMessage]]:
+def _load(ref: str, context: Context) -> tuple[Conversation, list[StoredMessage]]:
     with _require_store(ref, reading=True) as store:
         conversation = _find(store, ref)
+        others = [i for i in store.holding_request_id(ref) if i != conversation.id]
+        if others:  # a client sent one X-Request-ID twice: say so, rather than pick in silence
+            shown = ", ".join(f"#{i}" for i in others[:5]) + (", …" if len(others) > 5 else "")
+            context.diagnostics.notice(
+                f"request {ref.strip()} is also in {len(others)} other conversation"
+                f"{'s' if len(others) > 1 else ''} ({shown}): this is the newest"
+            )
         return conversation, store.messages(conversation.id)
 
 

@@ -153,6 +153,18 @@ class SessionStore(MessageStore):
         )
         return _conversation(rows[0]) if rows else None
 
+    def holding_request_id(self, ref: str) -> list[int]:
+        """The conversations with a message of this gateway request id, newest first (a
+        client may send one ``X-Request-ID`` twice); [] for a name or an id."""
+        if _ID_LIKE.fullmatch(ref.strip()) or self.get_by_name(ref) is not None:
+            return []
+        rows = self._read(
+            "SELECT conversation_id FROM messages WHERE request_id = ?"
+            " GROUP BY conversation_id ORDER BY max(id) DESC",
+            (ref.strip(),),
+        )
+        return [int(row[0]) for row in rows]
+
     def take_thread(self, key: bytes, system: str | None) -> int | None:
         """The conversation whose thread key is ``key``, claimed: its key is cleared, so a
         second request carrying the same history starts a conversation of its own

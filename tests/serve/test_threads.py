@@ -251,3 +251,14 @@ def test_a_message_deleted_from_the_log_ends_the_clients_thread(
     assert cortan.run("logs", "rm", str(answer), "--yes").code == 0
     post(gateway, [*GO_ON, {"role": "user", "content": "second"}])
     assert len(gateway.conversations()) == 2  # not a question after a question
+
+
+def test_a_request_id_sent_twice_is_said_to_be_in_both(gateway: Running, cortan: Any) -> None:
+    # Before: `sessions show` printed the newer and said nothing of the other.
+    post(gateway, FIRST, **{"X-Request-ID": "job-7"})
+    post(gateway, [{"role": "user", "content": "other"}], **{"X-Request-ID": "job-7"})
+    gateway.commit()
+    shown = cortan.run("sessions", "show", "job-7")
+    assert shown.code == 0 and "\nother\n" in shown.stdout
+    assert "request job-7 is also in 1 other conversation (#1): this is the newest" in shown.stderr
+    assert "is also in" not in cortan.run("sessions", "show", "2").stderr
