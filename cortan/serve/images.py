@@ -14,7 +14,7 @@ import base64
 import binascii
 
 from cortan.core.images import Image, sniff_image
-from cortan.serve.replies import RequestError, refuse
+from cortan.serve.replies import refuse
 
 KINDS = "a PNG, JPEG, WebP or GIF image"
 
@@ -23,11 +23,7 @@ def from_base64(text: object, where: str) -> Image:
     """An image sent as base64 (Ollama's ``images``), or the sentence saying why not."""
     if not isinstance(text, str):
         raise refuse(f"{where} must be a base64 string")
-    try:
-        data = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise _not_base64(where) from None
-    return _known(data, where)
+    return _decoded(text, where)
 
 
 def from_url(value: object, where: str) -> Image:
@@ -44,19 +40,16 @@ def from_url(value: object, where: str) -> Image:
         )  # fmt: skip
     if not comma or not head.lower().endswith(";base64"):
         raise refuse(f"{where} is a data: URL that is not base64 (data:image/png;base64,…)")
+    return _decoded(payload, where)
+
+
+def _decoded(text: str, where: str) -> Image:
+    """The image whose base64 is ``text``, known by its bytes, whatever it was said to be."""
     try:
-        data = base64.b64decode(payload, validate=True)
+        data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise _not_base64(where) from None
-    return _known(data, where)
-
-
-def _known(data: bytes, where: str) -> Image:
+        raise refuse(f"{where} is not valid base64") from None
     mime = sniff_image(data)
     if mime is None:
         raise refuse(f"{where} is not {KINDS} (known by its bytes)", "unsupported")
     return Image(mime, data)
-
-
-def _not_base64(where: str) -> RequestError:
-    return refuse(f"{where} is not valid base64")
