@@ -322,6 +322,7 @@ class ServeSettings(BaseModel):
     cors_origins: list[str] = Field(default_factory=list)  # exact origins; never "*"
     max_body_bytes: int = Field(default=8 << 20, ge=1024, le=1 << 30)
     max_messages: int = Field(default=1000, ge=1, le=1_000_000)
+    max_images: int = Field(default=100, ge=0, le=1_000_000)  # in one request, all turns
     max_connections: int = Field(default=16_384, ge=1, le=1_000_000)  # requests and sockets open
     max_streams: int = Field(default=512, ge=1, le=100_000)  # answers in progress, in all
     streams_per_host: int = Field(default=16, ge=1, le=10_000)  # answered at once by one host

@@ -108,6 +108,7 @@ class Chat:
             due = self.context.first_token_due(begun)  # the lookups below wait inside it
             if checked.images or any(m.images for m in request.history):  # (a client's)
                 await self._check_sight(request.model, chain[0], due)
+                chain = [chain[0], *await self._sighted(chain[1:], due)]
             fit = await self.context.fit(checked, chain[0], due)
             if fit.dropped:
                 if not request.trim:
@@ -243,6 +244,17 @@ class Chat:
             text = f"model {route} does not think (its server lists: {listed}): asking without"
             await self._bus.publish(Notice(request.request_id, f"{text} thinking"))
         return sending._replace(think=None)
+
+    async def _sighted(self, fallbacks: list[Route], due: float | None) -> list[Route]:
+        """The fallbacks an image may go to: one whose server says it cannot see is left
+        out (it was sent the image, and answered as if there were none); one unknown is
+        kept, as the first model is."""
+        kept = []
+        for route in fallbacks:
+            capabilities = await self._capabilities(str(route), due)
+            if capabilities is None or "vision" in capabilities:
+                kept.append(route)
+        return kept
 
     async def _check_sight(self, name: str | None, route: Route, due: float | None) -> None:
         """Refuse images for a model its server (or the config) says cannot see them."""

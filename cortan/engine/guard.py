@@ -91,6 +91,11 @@ class Guard:
         """Decode and clean the request, or raise InputError with the reason."""
         images = tuple(self._image(a) for a in event.attachments if sniff_image(a.data))
         texts = [a for a in event.attachments if not sniff_image(a.data)]
+        for number, message in enumerate(event.history, 1):  # a gateway client's earlier
+            for image in message.images:  # turns: held as the prompt's are
+                self._check_image(
+                    len(image.data), f"message {number} of the conversation holds an image"
+                )
         self._check_size(event.prompt, texts)
         attachments = tuple(self._decode(a) for a in texts)
         prompt = clean_text(check_unicode(event.prompt, "the prompt"))
@@ -140,13 +145,16 @@ class Guard:
 
     def _image(self, attachment: Attachment) -> Image:
         """An image attachment, within its own size limit (images dwarf text)."""
-        if len(attachment.data) > self.max_image_bytes:
-            raise InputError(
-                f"{source_name(attachment.label)} is an image of "
-                f"{format_size(len(attachment.data))}, over the "
-                f"{format_size(self.max_image_bytes)} limit (setting max_image_bytes)"
-            )
+        self._check_image(len(attachment.data), f"{source_name(attachment.label)} is an image")
         return Image(sniff_image(attachment.data) or "", attachment.data)
+
+    def _check_image(self, size: int, what: str) -> None:
+        if size <= self.max_image_bytes:
+            return
+        shown, limit = format_size(size), format_size(self.max_image_bytes)
+        if shown == limit:  # "1 KiB, over the 1 KiB limit" said nothing
+            shown, limit = f"{size:,} bytes", f"{self.max_image_bytes:,}-byte"
+        raise InputError(f"{what} of {shown}, over the {limit} limit (setting max_image_bytes)")
 
     def _check_size(self, prompt: str, attachments: list[Attachment]) -> None:
         total = len(prompt.encode("utf-8", "surrogatepass"))

@@ -44,9 +44,18 @@ def from_url(value: object, where: str) -> Image:
 
 
 def _decoded(text: str, where: str) -> Image:
-    """The image whose base64 is ``text``, known by its bytes, whatever it was said to be."""
+    """The image whose base64 is ``text``, known by its bytes, whatever it was said to be.
+
+    Read as Ollama and browsers read it: line breaks and spaces (``base64`` without
+    ``-w0``, MIME's 76-character lines) and missing padding are let be, and the URL-safe
+    alphabet is read too; anything else outside the alphabet is refused.
+    """
+    text = "".join(text.split())
+    text += "=" * (-len(text) % 4 if len(text) % 4 != 1 else 0)
     try:
-        data = base64.b64decode(text, validate=True)
+        data = base64.b64decode(
+            text, altchars=b"-_" if "-" in text or "_" in text else None, validate=True
+        )
     except (binascii.Error, ValueError):
         raise refuse(f"{where} is not valid base64") from None
     mime = sniff_image(data)

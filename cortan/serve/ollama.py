@@ -127,7 +127,7 @@ class ChatEndpoint:
         scope["state"]["notice"] = notice
         return convert.make_request(
             self.gateway.services.next_id(),
-            convert.get_messages(body, self.gateway.limits.max_messages),
+            convert.get_messages(body, self.gateway.limits),
             model=convert.get_model(body),
             options={**options, **top},
             client=convert.get_client(scope, "ollama"),

@@ -79,7 +79,7 @@ class ChatEndpoint:
         convert.refuse_unsupported(body, UNSUPPORTED)
         if body.get("n") not in (None, 1):
             raise refuse("`n` must be 1: the gateway gives one answer", "unsupported")
-        messages = convert.get_messages(body, self.gateway.limits.max_messages)
+        messages = convert.get_messages(body, self.gateway.limits)
         for key in ("max_tokens", "max_completion_tokens"):  # as OpenAI: Ollama's -1 is
             value = body.get(key)  # "no limit", and 0 an empty answer
             if isinstance(value, int | float) and not isinstance(value, bool) and value < 1:

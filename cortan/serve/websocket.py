@@ -194,7 +194,7 @@ class Session:
         convert.refuse_unsupported(message, UNSUPPORTED)
         self.count += 1
         if "messages" in message:
-            messages = convert.get_messages(message, self.gateway.limits.max_messages)
+            messages = convert.get_messages(message, self.gateway.limits)
         else:
             prompt, system = message.get("prompt"), message.get("system")
             if not isinstance(prompt, str) or not (system is None or isinstance(system, str)):

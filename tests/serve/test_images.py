@@ -169,3 +169,83 @@ def test_a_websocket_chat_carries_images_as_either_api_writes_them(
     assert events[-1]["status"] == "finished"
     sent = sighted.chat_requests[-1].json["messages"]
     assert [m.get("images") for m in sent] == [[B64], None, [B64]]
+
+
+def test_too_many_images_are_refused_before_any_is_decoded(
+    gateway_factory: Any, sighted: FakeOllama, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: a million "/9j/" (three bytes a JPEG sniff accepts) in 8 MB held the
+    # event loop, and every other client, for 10 s, then went upstream and into the store.
+    monkeypatch.setenv("CORTAN_SERVE__MAX_IMAGES", "3")
+    running: Running = gateway_factory()
+    messages = [{"role": "user", "content": "x", "images": ["/9j/"] * 2},
+                {"role": "user", "content": looked_at() + looked_at()}]  # fmt: skip
+    reply = httpx.post(
+        running.url + "/api/chat",
+        json={"model": MODEL, "messages": messages, "stream": False},
+        headers=running.headers,
+    )
+    assert reply.status_code == 413
+    assert reply.json()["error"] == (
+        "the conversation has 4 images, over the gateway's limit of 3 (setting serve.max_images)"
+    )
+    assert sighted.chat_requests == []
+
+
+def test_base64_as_ollama_and_browsers_read_it(gateway: Running, sighted: FakeOllama) -> None:
+    wrapped = base64.encodebytes(PNG * 4).decode()  # 76-character lines, as MIME writes it
+    unpadded = base64.b64encode(PNG + b"x").decode().rstrip("=")
+    urlsafe = base64.urlsafe_b64encode(PNG + b"\xfb\xff").decode()
+    assert ("\n" in wrapped and "-" in urlsafe) or "_" in urlsafe
+    for given, data in ((wrapped, PNG * 4), (unpadded, PNG + b"x"), (urlsafe, PNG + b"\xfb\xff")):
+        message = {"role": "user", "content": "what?", "images": [given]}
+        httpx.post(
+            gateway.url + "/api/chat",
+            json={"model": MODEL, "messages": [message], "stream": False},
+            headers=gateway.headers,
+        ).raise_for_status()
+        sent = sighted.chat_requests[-1].json["messages"][-1]["images"]
+        assert base64.b64decode(sent[0]) == data
+
+
+def test_an_earlier_turns_image_is_held_to_max_image_bytes_too(
+    gateway_factory: Any, sighted: FakeOllama, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CORTAN_MAX_IMAGE_BYTES", "1024")
+    running: Running = gateway_factory()
+    big = base64.b64encode(PNG + bytes(2000)).decode()
+    earlier = [
+        {"role": "user", "content": "this?", "images": [big]},
+        {"role": "assistant", "content": "a cat"},
+        {"role": "user", "content": "now?"},
+    ]
+    message = refused(running, earlier, "/api/chat")
+    assert message == (
+        "message 1 of the conversation holds an image of 1.99 KiB, over the 1 KiB limit "
+        "(setting max_image_bytes)"
+    )
+    just_over = base64.b64encode(PNG + bytes(1024 - len(PNG) + 1)).decode()
+    said = refused(running, [{"role": "user", "content": "x", "images": [just_over]}], "/api/chat")
+    assert "image 1 is an image of 1,025 bytes, over the 1,024-byte limit" in said
+    assert sighted.chat_requests == []
+
+
+def test_a_fallback_that_cannot_see_is_not_sent_the_image(
+    gateway_factory: Any, sighted: FakeOllama, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: the model asked for missing on its server (so what it can do unknown), the
+    # image went to a fallback whose server said it cannot see, and the client had its
+    # answer as if there were no image.
+    monkeypatch.setenv("CORTAN_FALLBACK", '["ollama:blind:latest", "ollama:sees:latest"]')
+    sighted.models += ["blind:latest", "sees:latest"]
+    sighted.capabilities["blind:latest"] = ["completion"]
+    sighted.capabilities["sees:latest"] = ["completion", "vision"]
+    running: Running = gateway_factory()
+    reply = httpx.post(
+        running.url + "/api/chat",
+        json={"model": "ollama:gone:latest", "stream": False,
+              "messages": [{"role": "user", "content": "q", "images": [B64]}]},
+        headers=running.headers, timeout=30,
+    )  # fmt: skip
+    assert reply.status_code == 200, reply.text
+    assert [r.json["model"] for r in sighted.chat_requests] == ["gone:latest", "sees:latest"]
