@@ -37,8 +37,8 @@ Between a question and its answer the recorder holds that exchange open, keyed b
 request id: its own correlation of two events, which lets a gateway or a batch run
 requests side by side through one recorder. Nothing of the pipeline's result passes
 through it; the ending comes back to the front end from ``Chat.run``. With
-``each_request_new`` every request starts a conversation of its own (the gateway,
-a batch), instead of following the front end's current one (``ask``, the REPL).
+``each_request_new`` every request starts a conversation of its own (a batch),
+instead of following the front end's current one (``ask``, the REPL).
 With ``threads`` (the gateway), a request whose history is a stored conversation's
 turns, word for word, goes on with that conversation, and any other starts one:
 cortan/store/threads.py.
