@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from cortan.core.errors import BusyError, UsageError
 from cortan.core.messages import Message
@@ -102,7 +102,12 @@ def _count_images(item: object) -> int:
     given, content = item.get("images"), item.get("content")
     parts = content if isinstance(content, list) else ()
     listed = len(given) if isinstance(given, list) else 0
-    return listed + sum(1 for p in parts if isinstance(p, dict) and p.get("type") == "image_url")
+    return listed + sum(1 for part in parts if _is_image(part))
+
+
+def _is_image(part: object) -> TypeGuard[dict[str, Any]]:
+    """Whether an OpenAI content part is an image (counted, then decoded, as one)."""
+    return isinstance(part, dict) and part.get("type") == "image_url"
 
 
 def _message(index: int, item: object) -> Message:
@@ -145,7 +150,7 @@ def _content(index: int, content: object) -> tuple[str, list[Image]]:
     texts: list[str] = []
     shown: list[Image] = []
     for number, part in enumerate(content, 1):
-        if isinstance(part, dict) and part.get("type") == "image_url":
+        if _is_image(part):
             where = f"message {index}'s content part {number}"
             shown.append(images.from_url(part.get("image_url"), where))
         else:
